@@ -1,0 +1,426 @@
+//! Signaling frames: JSON text over a WebSocket, one frame per message.
+//!
+//! Directions are named after iroh-relay's habit: [`ClientToServer`] and [`ServerToClient`].
+//! docs/protocol.md is the normative description; this module is its executable form.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DisplayName, PeerId, RoomName};
+
+/// What a peer asks the server to relay to another peer: the WebRTC negotiation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SignalPayload {
+    /// An SDP offer.
+    Offer {
+        /// The session description.
+        sdp: String,
+    },
+    /// An SDP answer.
+    Answer {
+        /// The session description.
+        sdp: String,
+    },
+    /// A trickled ICE candidate.
+    Candidate {
+        /// The candidate line (`candidate:...`).
+        candidate: String,
+        /// The media section id it belongs to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sdp_mid: Option<String>,
+        /// The media section index it belongs to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sdp_mline_index: Option<u16>,
+    },
+}
+
+/// A frame a peer sends to the signaling server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientToServer {
+    /// Enter a room. The first frame of every connection; exactly once.
+    Join {
+        /// Protocol version the client speaks ([`crate::PROTOCOL_VERSION`]).
+        version: u32,
+        /// The room to enter; created on first join.
+        room: RoomName,
+        /// The name shown to the others.
+        name: DisplayName,
+        /// The room's password, if it has one (the first joiner sets it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+        /// A peer id of the client's choosing; the server assigns one if absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<PeerId>,
+    },
+    /// Relay `payload` to the peer `to` in the same room.
+    Signal {
+        /// The addressed peer.
+        to: PeerId,
+        /// The sender's own id. Optional; if present it must be the sender's id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<PeerId>,
+        /// What to relay.
+        payload: SignalPayload,
+    },
+    /// Leave the room; the server then closes the connection.
+    Leave {},
+    /// Keep-alive; answered with `pong`.
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+}
+
+/// The frame types a client may send, as they appear in the `type` field.
+pub const CLIENT_FRAME_TYPES: &[&str] = &["join", "signal", "leave", "ping"];
+
+/// One peer of a room as the server describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerSummary {
+    /// Its id.
+    pub peer: PeerId,
+    /// Its display name.
+    pub name: DisplayName,
+}
+
+/// The limits the server enforces on this connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest frame accepted, in bytes.
+    pub max_frame_bytes: usize,
+    /// Frames per second accepted per connection (sustained; bursts of twice that pass).
+    pub max_frames_per_sec: u32,
+    /// Peers per room.
+    pub max_peers_per_room: usize,
+}
+
+/// A frame the signaling server sends to a peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerToClient {
+    /// The join was accepted.
+    Welcome {
+        /// Protocol version the server speaks.
+        version: u32,
+        /// The room joined.
+        room: RoomName,
+        /// The id of the receiving peer.
+        peer: PeerId,
+        /// Peers already in the room (a sample of at most `limits`-bounded size in a big room).
+        peers: Vec<PeerSummary>,
+        /// How many other peers the room holds in all.
+        peer_count: usize,
+        /// The limits in force.
+        limits: Limits,
+    },
+    /// A peer entered the room.
+    PeerJoined {
+        /// Its id.
+        peer: PeerId,
+        /// Its display name.
+        name: DisplayName,
+    },
+    /// A peer left the room (cleanly or because its connection ended).
+    PeerLeft {
+        /// Its id.
+        peer: PeerId,
+    },
+    /// A payload relayed from another peer of the room.
+    Signal {
+        /// The sender, as the server knows it (never as the sender claimed it).
+        from: PeerId,
+        /// What it sent.
+        payload: SignalPayload,
+    },
+    /// Answer to `ping`.
+    Pong {
+        /// The nonce of the ping.
+        nonce: u64,
+    },
+    /// Something the client sent was refused. If `fatal`, the server closes the connection.
+    Error {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: String,
+        /// Whether the connection is being closed.
+        fatal: bool,
+    },
+}
+
+/// Why the server refused a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Not JSON, or not an object with a string `type`, or fields of the wrong shape.
+    Malformed,
+    /// A `type` this server does not know.
+    UnknownType,
+    /// Larger than `max_frame_bytes`.
+    FrameTooLarge,
+    /// More frames than `max_frames_per_sec` allows.
+    RateLimited,
+    /// The client's protocol version is not supported.
+    UnsupportedVersion,
+    /// A frame other than `join` before joining.
+    NotJoined,
+    /// A second `join` on one connection.
+    AlreadyJoined,
+    /// The room password did not match.
+    BadPassword,
+    /// The room holds `max_peers_per_room` peers.
+    RoomFull,
+    /// The server holds its maximum number of rooms.
+    ServerFull,
+    /// The requested peer id is in use in the room.
+    PeerIdTaken,
+    /// The addressed peer is not in the sender's room.
+    UnknownPeer,
+    /// The `from` field names another peer.
+    SpoofedSender,
+    /// The server is shutting down or failed internally.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::UnknownType => "unknown_type",
+            Self::FrameTooLarge => "frame_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::NotJoined => "not_joined",
+            Self::AlreadyJoined => "already_joined",
+            Self::BadPassword => "bad_password",
+            Self::RoomFull => "room_full",
+            Self::ServerFull => "server_full",
+            Self::PeerIdTaken => "peer_id_taken",
+            Self::UnknownPeer => "unknown_peer",
+            Self::SpoofedSender => "spoofed_sender",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a client frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Not a JSON object with a string `type`.
+    #[error("not a JSON object with a string \"type\": {0}")]
+    NotAnObject(String),
+    /// The `type` is not one of [`CLIENT_FRAME_TYPES`].
+    #[error("unknown frame type {0:?}")]
+    UnknownType(String),
+    /// The `type` is known but the fields are wrong.
+    #[error("bad {kind} frame: {detail}")]
+    BadFields {
+        /// The frame type.
+        kind: String,
+        /// What serde said.
+        detail: String,
+    },
+}
+
+impl FrameError {
+    /// The error code the server answers with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::UnknownType(_) => ErrorCode::UnknownType,
+            Self::NotAnObject(_) | Self::BadFields { .. } => ErrorCode::Malformed,
+        }
+    }
+}
+
+impl ClientToServer {
+    /// Decodes one text frame, telling a malformed frame from an unknown type.
+    pub fn decode(text: &str) -> Result<Self, FrameError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| FrameError::NotAnObject(e.to_string()))?;
+        let kind = value
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| FrameError::NotAnObject("missing \"type\"".into()))?
+            .to_owned();
+        if !CLIENT_FRAME_TYPES.contains(&kind.as_str()) {
+            return Err(FrameError::UnknownType(kind));
+        }
+        serde_json::from_value(value).map_err(|e| FrameError::BadFields {
+            kind,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Encodes the frame as JSON text.
+    pub fn encode(&self) -> String {
+        // Serialising these plain data types cannot fail: no maps with non-string keys.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl ServerToClient {
+    /// Decodes one text frame from the server.
+    pub fn decode(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// Encodes the frame as JSON text.
+    pub fn encode(&self) -> String {
+        // As for ClientToServer::encode: plain data, cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// An error frame.
+    pub fn error(code: ErrorCode, message: impl Into<String>, fatal: bool) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+            fatal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn decode_tells_malformed_from_unknown() {
+        assert_eq!(
+            ClientToServer::decode("{\"type\":").unwrap_err().code(),
+            ErrorCode::Malformed
+        );
+        assert_eq!(
+            ClientToServer::decode("[1,2]").unwrap_err().code(),
+            ErrorCode::Malformed
+        );
+        assert_eq!(
+            ClientToServer::decode(r#"{"type":"dance"}"#)
+                .unwrap_err()
+                .code(),
+            ErrorCode::UnknownType
+        );
+        assert_eq!(
+            ClientToServer::decode(r#"{"type":"ping","nonce":"x"}"#)
+                .unwrap_err()
+                .code(),
+            ErrorCode::Malformed
+        );
+    }
+
+    #[test]
+    fn join_validates_names() {
+        let long_room = "r".repeat(65);
+        let text = format!(r#"{{"type":"join","version":1,"room":"{long_room}","name":"a"}}"#);
+        assert_eq!(
+            ClientToServer::decode(&text).unwrap_err().code(),
+            ErrorCode::Malformed
+        );
+        let ok = ClientToServer::decode(r#"{"type":"join","version":1,"room":"r","name":"a"}"#);
+        assert!(matches!(
+            ok,
+            Ok(ClientToServer::Join {
+                password: None,
+                peer: None,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn signal_frames_have_the_documented_shape() {
+        let frame = ServerToClient::Signal {
+            from: PeerId::new("abc").unwrap(),
+            payload: SignalPayload::Candidate {
+                candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+                sdp_mid: Some("0".into()),
+                sdp_mline_index: None,
+            },
+        };
+        let json: serde_json::Value = serde_json::from_str(&frame.encode()).unwrap();
+        assert_eq!(json["type"], "signal");
+        assert_eq!(json["from"], "abc");
+        assert_eq!(json["payload"]["kind"], "candidate");
+        assert_eq!(json["payload"]["sdp_mid"], "0");
+        assert!(json["payload"].get("sdp_mline_index").is_none());
+    }
+
+    fn arb_payload() -> impl Strategy<Value = SignalPayload> {
+        prop_oneof![
+            any::<String>().prop_map(|sdp| SignalPayload::Offer { sdp }),
+            any::<String>().prop_map(|sdp| SignalPayload::Answer { sdp }),
+            (
+                any::<String>(),
+                proptest::option::of(any::<String>()),
+                any::<Option<u16>>()
+            )
+                .prop_map(|(candidate, sdp_mid, sdp_mline_index)| {
+                    SignalPayload::Candidate {
+                        candidate,
+                        sdp_mid,
+                        sdp_mline_index,
+                    }
+                }),
+        ]
+    }
+
+    fn arb_peer() -> impl Strategy<Value = PeerId> {
+        "[a-zA-Z0-9_-]{1,64}".prop_map(|s| PeerId::new(s).unwrap())
+    }
+
+    fn arb_client_frame() -> impl Strategy<Value = ClientToServer> {
+        prop_oneof![
+            (
+                any::<u32>(),
+                "[^\\p{Cc}]{1,16}",
+                "[^\\p{Cc}]{1,16}",
+                proptest::option::of(any::<String>()),
+                proptest::option::of(arb_peer())
+            )
+                .prop_map(|(version, room, name, password, peer)| {
+                    ClientToServer::Join {
+                        version,
+                        room: RoomName::new(room).unwrap(),
+                        name: DisplayName::new(name).unwrap(),
+                        password,
+                        peer,
+                    }
+                }),
+            (arb_peer(), proptest::option::of(arb_peer()), arb_payload())
+                .prop_map(|(to, from, payload)| ClientToServer::Signal { to, from, payload }),
+            Just(ClientToServer::Leave {}),
+            any::<u64>().prop_map(|nonce| ClientToServer::Ping { nonce }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn client_frames_round_trip(frame in arb_client_frame()) {
+            prop_assert_eq!(ClientToServer::decode(&frame.encode()), Ok(frame));
+        }
+
+        #[test]
+        fn decode_never_panics_on_any_text(text in any::<String>()) {
+            let _ = ClientToServer::decode(&text);
+        }
+
+        #[test]
+        fn decode_never_panics_on_json_like_text(
+            text in r#"\{"type":"(join|signal|leave|ping|x)"(,"[a-z_]{1,8}":("[^"]{0,8}"|[0-9]{1,20}|null|\{\}|\[\]))*\}"#
+        ) {
+            if let Err(e) = ClientToServer::decode(&text) {
+                prop_assert!(matches!(e.code(), ErrorCode::Malformed | ErrorCode::UnknownType));
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The WebSocket server: a thin tokio shell that moves text frames between sockets and the
+//! [`Hub`]. Every rule lives in the registry.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::hub::{Hub, OUTBOUND_QUEUE, Outbound};
+use crate::registry::{RegistryConfig, RegistryStats};
+
+/// Settings of a [`Server`].
+#[derive(Debug, Clone, Copy)]
+pub struct ServerConfig {
+    /// The registry's limits.
+    pub registry: RegistryConfig,
+    /// Most simultaneous connections (default 100,000); more are closed on accept.
+    pub max_connections: usize,
+    /// Frames above this size end the connection instead of getting an error frame
+    /// (default 32 times `max_frame_bytes`): the bound on what one client makes us buffer.
+    pub hard_frame_limit: usize,
+    /// Interval of WebSocket pings to each client (default 10 s); a client silent for
+    /// three intervals is dropped.
+    pub keepalive: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let registry = RegistryConfig::default();
+        Self {
+            registry,
+            max_connections: 100_000,
+            hard_frame_limit: registry.max_frame_bytes * 32,
+            keepalive: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running signaling server. Dropping it stops accepting and closes every connection.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    hub: Hub,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port) and starts serving.
+    pub async fn bind(addr: SocketAddr, config: ServerConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let hub = Hub::start(config.registry);
+        let task = tokio::spawn(accept_loop(listener, hub.clone(), config));
+        tracing::info!(%local_addr, "signaling server listening");
+        Ok(Self {
+            local_addr,
+            hub,
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The `ws://` URL clients connect to.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.local_addr)
+    }
+
+    /// The registry's counters.
+    pub fn stats(&self) -> RegistryStats {
+        self.hub.stats()
+    }
+
+    /// A handle to the registry, for in-memory clients of the same server.
+    pub fn hub(&self) -> Hub {
+        self.hub.clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, hub: Hub, config: ServerConfig) {
+    let mut conns = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                if conns.len() >= config.max_connections {
+                    tracing::warn!(%peer, "connection limit reached; refusing");
+                    drop(stream);
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                conns.spawn(serve_connection(stream, hub.clone(), config));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The WebSocket settings of a signaling connection: small buffers, since most
+/// connections are idle and a frame is at most `hard_limit` bytes.
+pub(crate) fn ws_config(hard_limit: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(hard_limit * 2)
+        .max_message_size(Some(hard_limit))
+        .max_frame_size(Some(hard_limit))
+}
+
+async fn serve_connection(stream: TcpStream, hub: Hub, config: ServerConfig) {
+    let ws = match tokio_tungstenite::accept_async_with_config(
+        stream,
+        Some(ws_config(config.hard_frame_limit)),
+    )
+    .await
+    {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::debug!(error = %e, "websocket handshake failed");
+            return;
+        }
+    };
+    let (mut sink, mut source) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let Some(conn) = hub.open(out_tx).await else {
+        return;
+    };
+    let soft_limit = config.registry.max_frame_bytes;
+    let mut keepalive = tokio::time::interval(config.keepalive);
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            msg = source.next() => {
+                last_heard = Instant::now();
+                let alive = match msg {
+                    Some(Ok(Message::Text(text))) if text.len() > soft_limit => {
+                        hub.refused(conn, text.len(), false).await
+                    }
+                    Some(Ok(Message::Text(text))) => hub.frame(conn, text.as_str().to_owned()).await,
+                    Some(Ok(Message::Binary(bytes))) => hub.refused(conn, bytes.len(), true).await,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => true,
+                    Some(Ok(Message::Close(_))) | None => false,
+                    Some(Err(e)) => {
+                        tracing::debug!(conn, error = %e, "websocket read ended");
+                        false
+                    }
+                };
+                if !alive {
+                    break;
+                }
+            }
+            out = out_rx.recv() => match out {
+                Some(Outbound::Text(text)) => {
+                    if sink.send(Message::text(text)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Outbound::Close) | None => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
+            },
+            _ = keepalive.tick() => {
+                if last_heard.elapsed() > config.keepalive * 3 {
+                    tracing::info!(conn, "signaling client silent; dropping it");
+                    break;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    hub.closed(conn).await;
+}
