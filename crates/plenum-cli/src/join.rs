@@ -1,0 +1,359 @@
+//! `plenum join`: a headless peer. With `--json`, stdout is JSON lines (events) and stdin
+//! takes JSON-line commands; docs/cli.md describes both.
+
+use std::net::{IpAddr, SocketAddr};
+
+use plenum::{IceServer, Room, RoomConfig, RoomError, RoomEvent, Target};
+use plenum_proto::PeerId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct JoinArgs {
+    /// Signaling server URL (ws://host:port).
+    #[arg(long)]
+    server: String,
+    /// Room name.
+    #[arg(long)]
+    room: String,
+    /// Display name.
+    #[arg(long, default_value = "peer")]
+    name: String,
+    /// Room password.
+    #[arg(long)]
+    password: Option<String>,
+    /// JSON lines on stdout and stdin.
+    #[arg(long)]
+    json: bool,
+    /// Local IP to gather candidates on (repeatable; default 127.0.0.1 and all interfaces).
+    #[arg(long = "bind-ip")]
+    bind_ip: Vec<IpAddr>,
+    /// STUN server URL (repeatable).
+    #[arg(long)]
+    stun: Vec<String>,
+    /// TURN server URL (repeatable; with --turn-user and --turn-credential).
+    #[arg(long)]
+    turn: Vec<String>,
+    /// TURN user name.
+    #[arg(long, default_value = "")]
+    turn_user: String,
+    /// TURN credential.
+    #[arg(long, default_value = "")]
+    turn_credential: String,
+    /// Both sides of a new link send offers at once (exercises collision handling).
+    #[arg(long, hide = true)]
+    both_initiate: bool,
+}
+
+/// A JSON-line command on stdin.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+enum Command {
+    Send {
+        channel: String,
+        data: Value,
+        #[serde(default)]
+        to: Option<To>,
+    },
+    Ping {
+        peer: String,
+    },
+    Peers {},
+    Leave {},
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum To {
+    One(String),
+    Many(Vec<String>),
+}
+
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn event(&self, value: Value, human: impl FnOnce() -> String) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{}", human());
+        }
+    }
+
+    fn error(&self, code: &str, message: impl Into<String>) {
+        let message = message.into();
+        self.event(
+            json!({"event": "error", "code": code, "message": message}),
+            || format!("! {code}: {message}"),
+        );
+    }
+}
+
+fn ice_servers(args: &JoinArgs) -> Vec<IceServer> {
+    let mut servers = Vec::new();
+    if !args.stun.is_empty() {
+        servers.push(IceServer {
+            urls: args.stun.clone(),
+            username: String::new(),
+            credential: String::new(),
+        });
+    }
+    if !args.turn.is_empty() {
+        servers.push(IceServer {
+            urls: args.turn.clone(),
+            username: args.turn_user.clone(),
+            credential: args.turn_credential.clone(),
+        });
+    }
+    servers
+}
+
+/// Decodes a received payload for printing: JSON if it is JSON, else text, else its size.
+fn payload_value(data: &[u8]) -> Value {
+    serde_json::from_slice(data).unwrap_or_else(|_| match std::str::from_utf8(data) {
+        Ok(text) => Value::String(text.to_owned()),
+        Err(_) => json!({"binary_bytes": data.len()}),
+    })
+}
+
+fn error_code(error: &RoomError) -> &'static str {
+    match error {
+        RoomError::LinkFailed { .. } => "link_failed",
+        RoomError::Malformed { .. } => "malformed_message",
+        RoomError::QueueOverflow { .. } => "queue_overflow",
+        RoomError::Signaling { .. } => "signaling_refused",
+        RoomError::SignalingLost(_) => "signaling_lost",
+        _ => "room_error",
+    }
+}
+
+pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
+    let out = Out { json: args.json };
+    let mut builder = RoomConfig::builder(&args.room, &args.name)
+        .server(&args.server)
+        .password(args.password.clone())
+        .ice_servers(ice_servers(&args))
+        .mesh(|m| m.both_initiate(args.both_initiate));
+    if !args.bind_ip.is_empty() {
+        builder = builder.udp_bind(
+            args.bind_ip
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, 0))
+                .collect(),
+        );
+    }
+    let config = match builder.build() {
+        Ok(config) => config,
+        Err(e) => {
+            out.error("bad_config", e.to_string());
+            return Ok(2);
+        }
+    };
+    let (room, mut events) = match Room::join(config).await {
+        Ok(joined) => joined,
+        Err(plenum::JoinError::Refused { code, message }) => {
+            out.error(code.as_str(), message);
+            return Ok(2);
+        }
+        Err(e) => {
+            out.error("join_failed", e.to_string());
+            return Ok(2);
+        }
+    };
+    out.event(
+        json!({"event": "joined", "peer": room.id(), "room": room.name()}),
+        || format!("* joined {} as {} ({})", room.name(), args.name, room.id()),
+    );
+
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => print_event(&out, event),
+                None => return Ok(0),
+            },
+            line = stdin.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let leave = if args.json {
+                        handle_json_command(&out, &room, &line).await
+                    } else {
+                        handle_text_command(&out, &room, &line).await
+                    };
+                    if leave {
+                        room.leave().await;
+                        out.event(json!({"event": "left"}), || "* left".into());
+                        return Ok(0);
+                    }
+                }
+                // End of input does not leave: the peer stays in the room.
+                Ok(None) => stdin_open = false,
+                Err(e) => {
+                    out.error("bad_command", format!("stdin: {e}"));
+                    stdin_open = false;
+                }
+            },
+        }
+    }
+}
+
+fn print_event(out: &Out, event: RoomEvent) {
+    match event {
+        RoomEvent::PeerJoin { peer, name } => out.event(
+            json!({"event": "peer_join", "peer": peer, "name": name}),
+            || format!("* {name} joined ({peer})"),
+        ),
+        RoomEvent::PeerLeave { peer } => out
+            .event(json!({"event": "peer_leave", "peer": peer}), || {
+                format!("* {peer} left")
+            }),
+        RoomEvent::Message {
+            channel,
+            from,
+            data,
+        } => {
+            let value = payload_value(&data);
+            let text = value.get("text").and_then(Value::as_str).map(str::to_owned);
+            out.event(
+                json!({"event": "message", "channel": channel, "from": from, "data": value}),
+                || match text {
+                    Some(text) if channel.as_str() == "chat" => format!("<{from}> {text}"),
+                    _ => format!("[{channel}] {from}: {value}"),
+                },
+            )
+        }
+        RoomEvent::Error(error) => out.error(error_code(&error), error.to_string()),
+        RoomEvent::Closed => out.event(json!({"event": "closed"}), || "* room closed".into()),
+        other => tracing::debug!(?other, "unprinted event"),
+    }
+}
+
+fn parse_peer(out: &Out, id: &str) -> Option<PeerId> {
+    match PeerId::new(id) {
+        Ok(peer) => Some(peer),
+        Err(e) => {
+            out.error("bad_command", format!("bad peer id {id:?}: {e}"));
+            None
+        }
+    }
+}
+
+/// Runs one JSON command; returns true for `leave`.
+async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
+    let command: Command = match serde_json::from_str(line) {
+        Ok(command) => command,
+        Err(e) => {
+            out.error("bad_command", format!("{e}: {line}"));
+            return false;
+        }
+    };
+    match command {
+        Command::Send { channel, data, to } => {
+            let channel = match room.channel(&channel) {
+                Ok(channel) => channel,
+                Err(e) => {
+                    out.error("bad_channel", e.to_string());
+                    return false;
+                }
+            };
+            let target = match to {
+                None => Target::All,
+                Some(To::One(id)) => match parse_peer(out, &id) {
+                    Some(peer) => Target::One(peer),
+                    None => return false,
+                },
+                Some(To::Many(ids)) => {
+                    let peers: Option<Vec<PeerId>> =
+                        ids.iter().map(|id| parse_peer(out, id)).collect();
+                    match peers {
+                        Some(peers) => Target::Many(peers),
+                        None => return false,
+                    }
+                }
+            };
+            let bytes = serde_json::to_vec(&data).unwrap_or_default();
+            if let Err(e) = channel.send(bytes, target).await {
+                out.error("send_failed", e.to_string());
+            }
+        }
+        Command::Ping { peer } => {
+            let Some(peer) = parse_peer(out, &peer) else {
+                return false;
+            };
+            ping(out, room, peer);
+        }
+        Command::Peers {} => peers(out, room).await,
+        Command::Leave {} => return true,
+    }
+    false
+}
+
+fn ping(out: &Out, room: &Room, peer: PeerId) {
+    let room = room.clone();
+    let json = out.json;
+    tokio::spawn(async move {
+        let out = Out { json };
+        match room.ping(&peer).await {
+            Ok(rtt) => {
+                let rtt_ms = rtt.as_secs_f64() * 1000.0;
+                out.event(
+                    json!({"event": "pong", "peer": peer, "rtt_ms": rtt_ms}),
+                    || format!("* pong from {peer}: {rtt_ms:.3} ms"),
+                );
+            }
+            Err(e) => out.error("ping_failed", e.to_string()),
+        }
+    });
+}
+
+async fn peers(out: &Out, room: &Room) {
+    match room.peers().await {
+        Ok(list) => {
+            let peers: Vec<Value> = list
+                .iter()
+                .map(|p| json!({"peer": p.peer, "name": p.name, "state": p.state.as_str()}))
+                .collect();
+            out.event(json!({"event": "peers", "peers": peers}), || {
+                let lines: Vec<String> = list
+                    .iter()
+                    .map(|p| format!("  {} {} {}", p.peer, p.name, p.state.as_str()))
+                    .collect();
+                format!("* {} peers\n{}", list.len(), lines.join("\n"))
+            });
+        }
+        Err(e) => out.error("room_closed", e.to_string()),
+    }
+}
+
+/// Plain-text mode: a line is a chat message; `/peers`, `/ping ID`, `/leave` are commands.
+async fn handle_text_command(out: &Out, room: &Room, line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    match words.next() {
+        Some("/leave") => return true,
+        Some("/peers") => peers(out, room).await,
+        Some("/ping") => match words.next().and_then(|id| parse_peer(out, id)) {
+            Some(peer) => ping(out, room, peer),
+            None => out.error("bad_command", "usage: /ping PEER"),
+        },
+        _ => {
+            let chat = match room.channel("chat") {
+                Ok(chat) => chat,
+                Err(e) => {
+                    out.error("bad_channel", e.to_string());
+                    return false;
+                }
+            };
+            let data = serde_json::to_vec(&json!({"text": line})).unwrap_or_default();
+            if let Err(e) = chat.send(data, Target::All).await {
+                out.error("send_failed", e.to_string());
+            }
+        }
+    }
+    false
+}

@@ -1,0 +1,184 @@
+//! Room configuration.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use plenum_overlay::FullMeshConfig;
+use plenum_proto::{DisplayName, NameError, PeerId, RoomName};
+use plenum_signal::{SignalDriver, SignalError, WsDriver};
+
+/// A STUN or TURN server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:host:port`, `turn:host:port?transport=udp`, ...
+    pub urls: Vec<String>,
+    /// TURN user name (empty for STUN).
+    pub username: String,
+    /// TURN credential (empty for STUN).
+    pub credential: String,
+}
+
+/// Why a [`RoomConfig`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A room or display name is invalid.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// The signaling URL is unusable.
+    #[error(transparent)]
+    Signal(#[from] SignalError),
+    /// No signaling driver or URL was given.
+    #[error("no signaling server: set a URL or a driver")]
+    NoSignaling,
+    /// The topology settings are inconsistent.
+    #[error(transparent)]
+    Topology(#[from] plenum_overlay::ConfigError),
+    /// An ICE server URL is not a stun:, stuns:, turn: or turns: URL.
+    #[error("ICE server URL {0:?} is not a stun: or turn: URL")]
+    IceUrl(String),
+    /// No local address to gather candidates on.
+    #[error("no local UDP address to bind")]
+    NoBind,
+}
+
+/// Everything [`Room::join`](crate::Room::join) needs. Build with [`RoomConfig::builder`].
+#[derive(Debug, Clone)]
+pub struct RoomConfig {
+    pub(crate) signal: Arc<dyn SignalDriver>,
+    pub(crate) room: RoomName,
+    pub(crate) name: DisplayName,
+    pub(crate) password: Option<String>,
+    pub(crate) peer_id: Option<PeerId>,
+    pub(crate) ice_servers: Vec<IceServer>,
+    pub(crate) udp_bind: Vec<SocketAddr>,
+    pub(crate) mesh: FullMeshConfig,
+    pub(crate) join_timeout: Duration,
+    pub(crate) queue_per_peer: usize,
+}
+
+impl RoomConfig {
+    /// A builder for room `room`, shown to others as `name`.
+    pub fn builder(room: &str, name: &str) -> RoomConfigBuilder {
+        RoomConfigBuilder {
+            room: room.to_owned(),
+            name: name.to_owned(),
+            url: None,
+            driver: None,
+            password: None,
+            peer_id: None,
+            ice_servers: Vec::new(),
+            udp_bind: vec![
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                SocketAddr::from(([0, 0, 0, 0], 0)),
+            ],
+            mesh: FullMeshConfig::builder(),
+            join_timeout: Duration::from_secs(10),
+            queue_per_peer: 256,
+        }
+    }
+
+    /// The room's name.
+    pub fn room(&self) -> &RoomName {
+        &self.room
+    }
+}
+
+/// Builder of [`RoomConfig`]; [`build`](Self::build) validates everything once.
+#[derive(Debug)]
+pub struct RoomConfigBuilder {
+    room: String,
+    name: String,
+    url: Option<String>,
+    driver: Option<Arc<dyn SignalDriver>>,
+    password: Option<String>,
+    peer_id: Option<String>,
+    ice_servers: Vec<IceServer>,
+    udp_bind: Vec<SocketAddr>,
+    mesh: plenum_overlay::FullMeshConfigBuilder,
+    join_timeout: Duration,
+    queue_per_peer: usize,
+}
+
+impl RoomConfigBuilder {
+    /// Signal through `plenum serve` at `url` (`ws://host:port`).
+    pub fn server(mut self, url: &str) -> Self {
+        self.url = Some(url.to_owned());
+        self
+    }
+    /// Signal through any driver (the in-memory one in tests).
+    pub fn driver(mut self, driver: Arc<dyn SignalDriver>) -> Self {
+        self.driver = Some(driver);
+        self
+    }
+    /// The room's password (the first joiner sets it).
+    pub fn password(mut self, password: Option<String>) -> Self {
+        self.password = password;
+        self
+    }
+    /// Ask for this peer id instead of a server-assigned one.
+    pub fn peer_id(mut self, id: Option<String>) -> Self {
+        self.peer_id = id;
+        self
+    }
+    /// STUN/TURN servers.
+    pub fn ice_servers(mut self, servers: Vec<IceServer>) -> Self {
+        self.ice_servers = servers;
+        self
+    }
+    /// Local UDP addresses to gather candidates on (default `127.0.0.1:0` and
+    /// `0.0.0.0:0`: a wildcard alone skips loopback).
+    pub fn udp_bind(mut self, addrs: Vec<SocketAddr>) -> Self {
+        self.udp_bind = addrs;
+        self
+    }
+    /// Link timing: connect timeout, heartbeats, retries.
+    pub fn mesh(
+        mut self,
+        f: impl FnOnce(plenum_overlay::FullMeshConfigBuilder) -> plenum_overlay::FullMeshConfigBuilder,
+    ) -> Self {
+        self.mesh = f(self.mesh);
+        self
+    }
+    /// How long to wait for the server's welcome (default 10 s).
+    pub fn join_timeout(mut self, d: Duration) -> Self {
+        self.join_timeout = d;
+        self
+    }
+    /// Messages held per peer while its link is not open (default 256; oldest dropped).
+    pub fn queue_per_peer(mut self, n: usize) -> Self {
+        self.queue_per_peer = n.max(1);
+        self
+    }
+    /// Validates and builds.
+    pub fn build(self) -> Result<RoomConfig, ConfigError> {
+        let signal: Arc<dyn SignalDriver> = match (self.driver, self.url) {
+            (Some(d), _) => d,
+            (None, Some(url)) => Arc::new(WsDriver::new(url)?),
+            (None, None) => return Err(ConfigError::NoSignaling),
+        };
+        for url in self.ice_servers.iter().flat_map(|s| &s.urls) {
+            let ok = ["stun:", "stuns:", "turn:", "turns:"]
+                .iter()
+                .any(|p| url.starts_with(p));
+            if !ok {
+                return Err(ConfigError::IceUrl(url.clone()));
+            }
+        }
+        if self.udp_bind.is_empty() {
+            return Err(ConfigError::NoBind);
+        }
+        Ok(RoomConfig {
+            signal,
+            room: RoomName::new(self.room)?,
+            name: DisplayName::new(self.name)?,
+            password: self.password,
+            peer_id: self.peer_id.map(PeerId::new).transpose()?,
+            ice_servers: self.ice_servers,
+            udp_bind: self.udp_bind,
+            mesh: self.mesh.build()?,
+            join_timeout: self.join_timeout,
+            queue_per_peer: self.queue_per_peer,
+        })
+    }
+}

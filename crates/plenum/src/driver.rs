@@ -1,0 +1,600 @@
+//! The room driver: one task that owns all of a room's mutable state. [`Room`](crate::Room)
+//! handles talk to it over a bounded command channel; webrtc-rs callbacks and data-channel
+//! readers forward into it over bounded channels; the topology tells it whom to link.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use plenum_overlay::{Appearance, DropReason, FullMesh, Input, Output, Topology};
+use plenum_proto::signal::{ClientToServer, PeerSummary, ServerToClient, SignalPayload};
+use plenum_proto::{ChannelName, DisplayName, Envelope, EnvelopeKind, PeerId};
+use plenum_signal::{SignalConnection, SignalEvent};
+use tokio::sync::{mpsc, oneshot};
+use webrtc::peer_connection::{RTCIceCandidateInit, RTCPeerConnectionState};
+
+use crate::config::RoomConfig;
+use crate::link::{DATA_CHANNEL_LABEL, Link, LinkData, LinkEvent, LinkEventKind};
+use crate::room::{LinkState, PeerInfo, PingError, RoomError, RoomEvent, SendError, Target};
+
+const LINK_EVENT_QUEUE: usize = 1024;
+const LINK_DATA_QUEUE: usize = 1024;
+const PING_FORGET_AFTER: Duration = Duration::from_secs(10);
+
+/// What a [`Room`](crate::Room) handle asks of the driver.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Send {
+        channel: ChannelName,
+        data: Bytes,
+        to: Target,
+        reply: oneshot::Sender<Result<(), SendError>>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    Ping {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<Duration, PingError>>,
+    },
+    Leave {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+struct PendingPing {
+    sent: Instant,
+    reply: oneshot::Sender<Result<Duration, PingError>>,
+}
+
+pub(crate) struct Driver {
+    config: RoomConfig,
+    me: PeerId,
+    signal: SignalConnection,
+    signal_open: bool,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<RoomEvent>,
+    link_tx: mpsc::Sender<LinkEvent>,
+    link_rx: mpsc::Receiver<LinkEvent>,
+    data_tx: mpsc::Sender<LinkData>,
+    data_rx: mpsc::Receiver<LinkData>,
+    mesh: FullMesh,
+    deadline: Instant,
+    roster: BTreeMap<PeerId, DisplayName>,
+    links: HashMap<PeerId, Link>,
+    joined: BTreeSet<PeerId>,
+    pending: HashMap<PeerId, VecDeque<Bytes>>,
+    pings: HashMap<u64, PendingPing>,
+    next_id: u64,
+    next_generation: u64,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        config: RoomConfig,
+        me: PeerId,
+        signal: SignalConnection,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<RoomEvent>,
+        initial: Vec<PeerSummary>,
+    ) -> Self {
+        let now = Instant::now();
+        let seed = me.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        let mut mesh = FullMesh::with_seed(config.mesh.clone(), now, seed);
+        let mut roster = BTreeMap::new();
+        for PeerSummary { peer, name } in initial {
+            if peer != me {
+                mesh.handle_input(Input::PeerAppeared {
+                    peer: peer.clone(),
+                    origin: Appearance::Roster,
+                    now,
+                });
+                roster.insert(peer, name);
+            }
+        }
+        let (link_tx, link_rx) = mpsc::channel(LINK_EVENT_QUEUE);
+        let (data_tx, data_rx) = mpsc::channel(LINK_DATA_QUEUE);
+        Self {
+            config,
+            me,
+            signal,
+            signal_open: true,
+            commands,
+            events,
+            link_tx,
+            link_rx,
+            data_tx,
+            data_rx,
+            mesh,
+            deadline: now,
+            roster,
+            links: HashMap::new(),
+            joined: BTreeSet::new(),
+            pending: HashMap::new(),
+            pings: HashMap::new(),
+            next_id: 1,
+            next_generation: 1,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        self.drive_mesh().await;
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Leave { reply }) => {
+                        self.leave().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(command) => self.on_command(command).await,
+                    // Every handle is gone: end without goodbyes.
+                    None => break,
+                },
+                Some(event) = self.link_rx.recv() => self.on_link_event(event).await,
+                Some(data) = self.data_rx.recv() => self.on_data(data).await,
+                event = self.signal.rx.recv(), if self.signal_open => self.on_signal(event).await,
+                () = tokio::time::sleep_until(self.deadline.into()) => {
+                    let now = Instant::now();
+                    self.pings.retain(|_, p| now.duration_since(p.sent) < PING_FORGET_AFTER);
+                    self.mesh.handle_input(Input::Tick { now });
+                }
+            }
+            self.drive_mesh().await;
+        }
+        self.close_all();
+    }
+
+    async fn emit(&self, event: RoomEvent) {
+        // Nobody listening is not an error: the application dropped its event stream.
+        let _ = self.events.send(event).await;
+    }
+
+    async fn signal(&self, to: &PeerId, payload: SignalPayload) {
+        let frame = ClientToServer::Signal {
+            to: to.clone(),
+            from: None,
+            payload,
+        };
+        if self.signal.tx.send(frame).await.is_err() {
+            tracing::debug!("signaling gone; frame dropped");
+        }
+    }
+
+    async fn drive_mesh(&mut self) {
+        loop {
+            match self.mesh.poll_output() {
+                Output::Connect { peer, initiate } => {
+                    if initiate {
+                        self.offer_to(&peer).await;
+                    }
+                }
+                Output::Disconnect { peer, reason } => self.drop_link(&peer, reason).await,
+                Output::Heartbeat { peer } => {
+                    let bytes = Envelope::control(EnvelopeKind::Heartbeat, 0).encode();
+                    self.write(&peer, bytes.into()).await;
+                }
+                Output::Timeout(at) => {
+                    self.deadline = at;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn new_link(&mut self, peer: &PeerId) -> Option<&mut Link> {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        if let Some(old) = self.links.remove(peer) {
+            old.close();
+        }
+        match Link::new(&self.config, peer, generation, self.link_tx.clone()).await {
+            Ok(link) => {
+                self.links.insert(peer.clone(), link);
+                self.links.get_mut(peer)
+            }
+            Err(e) => {
+                self.link_failed(peer, format!("cannot create peer connection: {e}"))
+                    .await;
+                None
+            }
+        }
+    }
+
+    async fn link_failed(&mut self, peer: &PeerId, reason: String) {
+        tracing::warn!(peer = peer.short(), %reason, "link failed");
+        self.emit(RoomEvent::Error(RoomError::LinkFailed {
+            peer: peer.clone(),
+            reason,
+        }))
+        .await;
+        self.mesh.handle_input(Input::LinkDown {
+            peer: peer.clone(),
+            now: Instant::now(),
+        });
+    }
+
+    async fn offer_to(&mut self, peer: &PeerId) {
+        let (data, events) = (self.data_tx.clone(), self.link_tx.clone());
+        let Some(link) = self.new_link(peer).await else {
+            return;
+        };
+        match link.offer(peer, data, events).await {
+            Ok(sdp) => self.signal(peer, SignalPayload::Offer { sdp }).await,
+            Err(e) => {
+                self.link_failed(peer, format!("cannot create offer: {e}"))
+                    .await
+            }
+        }
+    }
+
+    async fn on_signal(&mut self, event: Option<SignalEvent>) {
+        let now = Instant::now();
+        match event {
+            Some(SignalEvent::Frame(ServerToClient::PeerJoined { peer, name })) => {
+                if peer != self.me {
+                    self.roster.insert(peer.clone(), name);
+                    self.mesh.handle_input(Input::PeerAppeared {
+                        peer,
+                        origin: Appearance::Joined,
+                        now,
+                    });
+                }
+            }
+            Some(SignalEvent::Frame(ServerToClient::PeerLeft { peer })) => {
+                self.roster.remove(&peer);
+                self.pending.remove(&peer);
+                self.mesh.handle_input(Input::PeerGone { peer, now });
+            }
+            Some(SignalEvent::Frame(ServerToClient::Signal { from, payload })) => {
+                if self.roster.contains_key(&from) {
+                    self.on_negotiation(from, payload).await;
+                } else {
+                    tracing::debug!(
+                        peer = from.short(),
+                        "negotiation from a peer not in the roster; ignored"
+                    );
+                }
+            }
+            Some(SignalEvent::Frame(ServerToClient::Error { code, message, .. })) => {
+                tracing::warn!(code = code.as_str(), %message, "signaling refused a frame");
+                self.emit(RoomEvent::Error(RoomError::Signaling { code, message }))
+                    .await;
+            }
+            Some(SignalEvent::Frame(_)) => {}
+            Some(SignalEvent::Closed { reason }) => self.signaling_lost(reason).await,
+            None => self.signaling_lost("driver stopped".into()).await,
+        }
+    }
+
+    async fn signaling_lost(&mut self, reason: String) {
+        self.signal_open = false;
+        tracing::warn!(%reason, "signaling connection lost; links go on");
+        self.emit(RoomEvent::Error(RoomError::SignalingLost(reason)))
+            .await;
+    }
+
+    /// Perfect negotiation. The peer with the larger id is polite: when both sides offer at
+    /// once, the polite one drops its own offer and answers; the impolite one ignores the
+    /// colliding offer and waits for the answer to its own. Either way one link remains.
+    async fn on_negotiation(&mut self, from: PeerId, payload: SignalPayload) {
+        match payload {
+            SignalPayload::Offer { sdp } => {
+                let polite = self.me > from;
+                if self.links.get(&from).is_some_and(|l| l.offering) && !polite {
+                    tracing::debug!(
+                        peer = from.short(),
+                        "offer collision; keeping ours (impolite)"
+                    );
+                    return;
+                }
+                let Some(link) = self.new_link(&from).await else {
+                    return;
+                };
+                match link.answer(sdp).await {
+                    Ok(sdp) => self.signal(&from, SignalPayload::Answer { sdp }).await,
+                    Err(e) => {
+                        self.link_failed(&from, format!("cannot answer offer: {e}"))
+                            .await
+                    }
+                }
+            }
+            SignalPayload::Answer { sdp } => {
+                let Some(link) = self.links.get_mut(&from).filter(|l| l.offering) else {
+                    tracing::debug!(peer = from.short(), "answer without an offer; ignored");
+                    return;
+                };
+                if let Err(e) = link.accept_answer(sdp).await {
+                    self.link_failed(&from, format!("bad answer: {e}")).await;
+                }
+            }
+            SignalPayload::Candidate {
+                candidate,
+                sdp_mid,
+                sdp_mline_index,
+            } => {
+                if let Some(link) = self.links.get_mut(&from) {
+                    let init = RTCIceCandidateInit {
+                        candidate,
+                        sdp_mid,
+                        sdp_mline_index,
+                        ..Default::default()
+                    };
+                    link.add_candidate(init).await;
+                }
+            }
+        }
+    }
+
+    async fn on_link_event(&mut self, event: LinkEvent) {
+        let LinkEvent {
+            peer,
+            generation,
+            kind,
+        } = event;
+        let Some(link) = self
+            .links
+            .get_mut(&peer)
+            .filter(|l| l.generation == generation)
+        else {
+            return;
+        };
+        let now = Instant::now();
+        match kind {
+            LinkEventKind::Candidate(init) => {
+                let payload = SignalPayload::Candidate {
+                    candidate: init.candidate,
+                    sdp_mid: init.sdp_mid,
+                    sdp_mline_index: init.sdp_mline_index,
+                };
+                self.signal(&peer, payload).await;
+            }
+            LinkEventKind::State(state) => {
+                link.state = state;
+                tracing::debug!(peer = peer.short(), %state, "connection state");
+                if matches!(
+                    state,
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+                ) {
+                    self.link_failed(&peer, format!("connection {state}")).await;
+                }
+            }
+            LinkEventKind::Channel(channel) => {
+                if channel.label().await.ok().as_deref() == Some(DATA_CHANNEL_LABEL) {
+                    link.attach(&peer, channel, self.data_tx.clone(), self.link_tx.clone());
+                } else {
+                    tracing::debug!(peer = peer.short(), "unexpected data channel; ignored");
+                }
+            }
+            LinkEventKind::Open => {
+                link.open = true;
+                self.mesh.handle_input(Input::LinkUp {
+                    peer: peer.clone(),
+                    now,
+                });
+                if self.joined.insert(peer.clone()) {
+                    let name = self.roster.get(&peer).cloned();
+                    if let Some(name) = name {
+                        tracing::info!(peer = peer.short(), "peer linked");
+                        self.emit(RoomEvent::PeerJoin {
+                            peer: peer.clone(),
+                            name,
+                        })
+                        .await;
+                    }
+                }
+                for bytes in self.pending.remove(&peer).unwrap_or_default() {
+                    self.write(&peer, bytes).await;
+                }
+            }
+            LinkEventKind::Closed => {
+                link.open = false;
+                self.mesh.handle_input(Input::LinkDown { peer, now });
+            }
+        }
+    }
+
+    async fn on_data(&mut self, data: LinkData) {
+        let LinkData {
+            peer,
+            generation,
+            bytes,
+        } = data;
+        if !self
+            .links
+            .get(&peer)
+            .is_some_and(|l| l.generation == generation)
+        {
+            return;
+        }
+        self.mesh.handle_input(Input::Heard {
+            peer: peer.clone(),
+            now: Instant::now(),
+        });
+        let envelope = match Envelope::decode(&bytes) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::warn!(peer = peer.short(), error = %e, "malformed envelope dropped");
+                let error = RoomError::Malformed {
+                    peer,
+                    reason: e.to_string(),
+                };
+                return self.emit(RoomEvent::Error(error)).await;
+            }
+        };
+        match envelope.kind {
+            EnvelopeKind::Data => {
+                if let Some(channel) = envelope.channel {
+                    let data = Bytes::from(envelope.payload);
+                    self.emit(RoomEvent::Message {
+                        channel,
+                        from: peer,
+                        data,
+                    })
+                    .await;
+                }
+            }
+            EnvelopeKind::Ping => {
+                let pong = Envelope::control(EnvelopeKind::Pong, envelope.id).encode();
+                self.write(&peer, pong.into()).await;
+            }
+            EnvelopeKind::Pong => {
+                if let Some(ping) = self.pings.remove(&envelope.id) {
+                    let _ = ping.reply.send(Ok(ping.sent.elapsed()));
+                }
+            }
+            EnvelopeKind::Heartbeat => {}
+            EnvelopeKind::Bye => {
+                self.roster.remove(&peer);
+                self.pending.remove(&peer);
+                self.mesh.handle_input(Input::PeerGone {
+                    peer,
+                    now: Instant::now(),
+                });
+            }
+        }
+    }
+
+    /// Writes to an open link; returns false when the link is not open.
+    async fn write(&mut self, peer: &PeerId, bytes: Bytes) -> bool {
+        let Some(writer) = self
+            .links
+            .get(peer)
+            .filter(|l| l.open)
+            .and_then(|l| l.writer.clone())
+        else {
+            return false;
+        };
+        // Waits only when the link's writer is a full queue behind: backpressure for bulk
+        // senders, never for ordinary traffic.
+        writer.send(bytes).await.is_ok()
+    }
+
+    async fn deliver(&mut self, peer: &PeerId, bytes: Bytes) {
+        if self.write(peer, bytes.clone()).await {
+            return;
+        }
+        let queue = self.pending.entry(peer.clone()).or_default();
+        queue.push_back(bytes);
+        if queue.len() > self.config.queue_per_peer {
+            queue.pop_front();
+            let error = RoomError::QueueOverflow {
+                peer: peer.clone(),
+                dropped: 1,
+            };
+            self.emit(RoomEvent::Error(error)).await;
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Send {
+                channel,
+                data,
+                to,
+                reply,
+            } => {
+                let targets: Vec<PeerId> = match to {
+                    Target::All => self.roster.keys().cloned().collect(),
+                    Target::One(peer) => vec![peer],
+                    Target::Many(peers) => peers
+                        .into_iter()
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect(),
+                };
+                if let Some(unknown) = targets.iter().find(|p| !self.roster.contains_key(*p)) {
+                    let _ = reply.send(Err(SendError::UnknownPeer(unknown.clone())));
+                    return;
+                }
+                let id = self.next_id;
+                self.next_id += 1;
+                let bytes = Bytes::from(Envelope::data(channel, id, data.to_vec()).encode());
+                for peer in &targets {
+                    self.deliver(peer, bytes.clone()).await;
+                }
+                let _ = reply.send(Ok(()));
+            }
+            Command::Peers { reply } => {
+                let peers = self
+                    .roster
+                    .iter()
+                    .map(|(peer, name)| {
+                        let state = match self.links.get(peer) {
+                            None => LinkState::Waiting,
+                            Some(l) if l.open => LinkState::Connected,
+                            Some(l) => match l.state {
+                                RTCPeerConnectionState::Failed => LinkState::Failed,
+                                RTCPeerConnectionState::Disconnected => LinkState::Disconnected,
+                                _ => LinkState::Connecting,
+                            },
+                        };
+                        PeerInfo {
+                            peer: peer.clone(),
+                            name: name.clone(),
+                            state,
+                        }
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::Ping { peer, reply } => {
+                let nonce = self.next_id;
+                self.next_id += 1;
+                let bytes = Envelope::control(EnvelopeKind::Ping, nonce).encode();
+                let sent = Instant::now();
+                if self.write(&peer, bytes.into()).await {
+                    self.pings.insert(nonce, PendingPing { sent, reply });
+                } else {
+                    let _ = reply.send(Err(PingError::NotConnected(peer)));
+                }
+            }
+            Command::Leave { .. } => {}
+        }
+    }
+
+    async fn drop_link(&mut self, peer: &PeerId, reason: DropReason) {
+        if let Some(link) = self.links.remove(peer) {
+            link.close();
+        }
+        if reason != DropReason::Left && reason != DropReason::Failed {
+            let reason = match reason {
+                DropReason::ConnectTimeout => "link did not open in time",
+                _ => "nothing heard from the peer",
+            };
+            self.emit(RoomEvent::Error(RoomError::LinkFailed {
+                peer: peer.clone(),
+                reason: reason.into(),
+            }))
+            .await;
+        }
+        if self.joined.remove(peer) {
+            tracing::info!(peer = peer.short(), ?reason, "peer gone");
+            self.emit(RoomEvent::PeerLeave { peer: peer.clone() }).await;
+        }
+    }
+
+    async fn leave(&mut self) {
+        let bye = Bytes::from(Envelope::control(EnvelopeKind::Bye, 0).encode());
+        let peers: Vec<PeerId> = self.links.keys().cloned().collect();
+        for peer in &peers {
+            self.write(peer, bye.clone()).await;
+        }
+        if self.signal_open {
+            let _ = self.signal.tx.send(ClientToServer::Leave {}).await;
+        }
+        // Let the goodbyes leave before the connections close.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.close_all();
+        self.emit(RoomEvent::Closed).await;
+        tracing::info!("left the room");
+    }
+
+    fn close_all(&mut self) {
+        for (_, link) in self.links.drain() {
+            link.close();
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! One WebRTC link to one peer: its peer connection, its data channel, and the writer task
+//! that feeds the channel. The only module that touches webrtc-rs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use plenum_proto::PeerId;
+use rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize;
+use tokio::sync::mpsc;
+use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription, SettingEngineBuilder,
+};
+
+use crate::config::RoomConfig;
+
+/// The data channel's label; one per link carries every named channel.
+pub(crate) const DATA_CHANNEL_LABEL: &str = "plenum";
+/// SCTP message size both ends announce. Envelopes of the largest payload fit.
+pub(crate) const SCTP_MAX_MESSAGE: u32 = 1024 * 1024;
+/// Bytes a data channel may hold unsent before its writer waits.
+const SEND_BUFFER_LIMIT: usize = 4 * 1024 * 1024;
+/// Envelopes queued per link writer before the room driver waits for it.
+const WRITER_QUEUE: usize = 1024;
+
+/// What a link reports to the room driver. `generation` tells a link from the one it
+/// replaced, so that late events of a closed connection are ignored.
+#[derive(Debug)]
+pub(crate) struct LinkEvent {
+    pub(crate) peer: PeerId,
+    pub(crate) generation: u64,
+    pub(crate) kind: LinkEventKind,
+}
+
+pub(crate) enum LinkEventKind {
+    Candidate(RTCIceCandidateInit),
+    State(RTCPeerConnectionState),
+    Channel(Arc<dyn DataChannel>),
+    Open,
+    Closed,
+}
+
+impl std::fmt::Debug for LinkEventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Candidate(c) => f.debug_tuple("Candidate").field(&c.candidate).finish(),
+            Self::State(s) => f.debug_tuple("State").field(s).finish(),
+            Self::Channel(_) => f.write_str("Channel"),
+            Self::Open => f.write_str("Open"),
+            Self::Closed => f.write_str("Closed"),
+        }
+    }
+}
+
+/// A message that arrived on a link's data channel.
+#[derive(Debug)]
+pub(crate) struct LinkData {
+    pub(crate) peer: PeerId,
+    pub(crate) generation: u64,
+    pub(crate) bytes: BytesMut,
+}
+
+/// Forwards webrtc-rs callbacks into the room driver's channel, and does nothing else.
+#[derive(Clone)]
+struct Forwarder {
+    peer: PeerId,
+    generation: u64,
+    events: mpsc::Sender<LinkEvent>,
+}
+
+impl Forwarder {
+    async fn forward(&self, kind: LinkEventKind) {
+        let event = LinkEvent {
+            peer: self.peer.clone(),
+            generation: self.generation,
+            kind,
+        };
+        // The driver is gone only when the room is closing; nothing to tell then.
+        let _ = self.events.send(event).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Forwarder {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => self.forward(LinkEventKind::Candidate(init)).await,
+            Err(e) => tracing::debug!(error = %e, "unserialisable local candidate"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.forward(LinkEventKind::State(state)).await;
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        self.forward(LinkEventKind::Channel(channel)).await;
+    }
+}
+
+/// A link's WebRTC side.
+pub(crate) struct Link {
+    pub(crate) generation: u64,
+    pub(crate) pc: Arc<dyn PeerConnection>,
+    /// Sends envelopes through the link's writer task once the channel exists.
+    pub(crate) writer: Option<mpsc::Sender<Bytes>>,
+    pub(crate) open: bool,
+    pub(crate) state: RTCPeerConnectionState,
+    /// We sent an offer and have no answer yet.
+    pub(crate) offering: bool,
+    /// The remote description is set; candidates can be added.
+    pub(crate) remote_set: bool,
+    pub(crate) early_candidates: Vec<RTCIceCandidateInit>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("generation", &self.generation)
+            .field("open", &self.open)
+            .field("state", &self.state)
+            .field("offering", &self.offering)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Link {
+    /// Creates the peer connection (not yet negotiating).
+    pub(crate) async fn new(
+        config: &RoomConfig,
+        peer: &PeerId,
+        generation: u64,
+        events: mpsc::Sender<LinkEvent>,
+    ) -> webrtc::error::Result<Self> {
+        let ice_servers = config
+            .ice_servers
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+            .collect();
+        let settings = SettingEngineBuilder::new()
+            .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(SCTP_MAX_MESSAGE))
+            .with_include_loopback_candidate(true)
+            .build();
+        let handler = Forwarder {
+            peer: peer.clone(),
+            generation,
+            events,
+        };
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(
+                RTCConfigurationBuilder::new()
+                    .with_ice_servers(ice_servers)
+                    .build(),
+            )
+            .with_setting_engine(settings)
+            .with_handler(Arc::new(handler))
+            .with_udp_addrs(config.udp_bind.clone())
+            .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
+            .build()
+            .await?;
+        Ok(Self {
+            generation,
+            pc: Arc::new(pc),
+            writer: None,
+            open: false,
+            state: RTCPeerConnectionState::New,
+            offering: false,
+            remote_set: false,
+            early_candidates: Vec::new(),
+        })
+    }
+
+    /// Creates our data channel and an offer; returns the offer's SDP.
+    pub(crate) async fn offer(
+        &mut self,
+        peer: &PeerId,
+        data: mpsc::Sender<LinkData>,
+        events: mpsc::Sender<LinkEvent>,
+    ) -> webrtc::error::Result<String> {
+        let init = RTCDataChannelInit {
+            ordered: true,
+            ..Default::default()
+        };
+        let channel = self
+            .pc
+            .create_data_channel(DATA_CHANNEL_LABEL, Some(init))
+            .await?;
+        self.attach(peer, channel, data, events);
+        let offer = self.pc.create_offer(None).await?;
+        let sdp = offer.sdp.clone();
+        self.pc.set_local_description(offer).await?;
+        self.offering = true;
+        Ok(sdp)
+    }
+
+    /// Applies a remote offer and returns our answer's SDP.
+    pub(crate) async fn answer(&mut self, sdp: String) -> webrtc::error::Result<String> {
+        self.pc
+            .set_remote_description(RTCSessionDescription::offer(sdp)?)
+            .await?;
+        self.remote_set = true;
+        self.flush_candidates().await;
+        let answer = self.pc.create_answer(None).await?;
+        let sdp = answer.sdp.clone();
+        self.pc.set_local_description(answer).await?;
+        Ok(sdp)
+    }
+
+    /// Applies the remote answer to our offer.
+    pub(crate) async fn accept_answer(&mut self, sdp: String) -> webrtc::error::Result<()> {
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(sdp)?)
+            .await?;
+        self.offering = false;
+        self.remote_set = true;
+        self.flush_candidates().await;
+        Ok(())
+    }
+
+    pub(crate) async fn add_candidate(&mut self, candidate: RTCIceCandidateInit) {
+        if !self.remote_set {
+            self.early_candidates.push(candidate);
+            return;
+        }
+        if let Err(e) = self.pc.add_ice_candidate(candidate).await {
+            tracing::debug!(error = %e, "remote candidate refused");
+        }
+    }
+
+    async fn flush_candidates(&mut self) {
+        for candidate in std::mem::take(&mut self.early_candidates) {
+            if let Err(e) = self.pc.add_ice_candidate(candidate).await {
+                tracing::debug!(error = %e, "remote candidate refused");
+            }
+        }
+    }
+
+    /// Starts the reader and writer tasks of a data channel.
+    pub(crate) fn attach(
+        &mut self,
+        peer: &PeerId,
+        channel: Arc<dyn DataChannel>,
+        data: mpsc::Sender<LinkData>,
+        events: mpsc::Sender<LinkEvent>,
+    ) {
+        let (writer, mut queue) = mpsc::channel::<Bytes>(WRITER_QUEUE);
+        self.writer = Some(writer);
+        let generation = self.generation;
+        let reader_channel = channel.clone();
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            while let Some(event) = reader_channel.poll().await {
+                let kind = match event {
+                    DataChannelEvent::OnMessage(message) => {
+                        let item = LinkData {
+                            peer: peer.clone(),
+                            generation,
+                            bytes: message.data,
+                        };
+                        if data.send(item).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    DataChannelEvent::OnOpen => LinkEventKind::Open,
+                    DataChannelEvent::OnClose => LinkEventKind::Closed,
+                    _ => continue,
+                };
+                let closed = matches!(kind, LinkEventKind::Closed);
+                if events
+                    .send(LinkEvent {
+                        peer: peer.clone(),
+                        generation,
+                        kind,
+                    })
+                    .await
+                    .is_err()
+                    || closed
+                {
+                    return;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(bytes) = queue.recv().await {
+                if let Err(e) = channel.send(BytesMut::from(bytes)).await {
+                    tracing::debug!(error = %e, "data channel send failed; writer ends");
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Closes the connection in the background (close waits for the DTLS close_notify).
+    pub(crate) fn close(self) {
+        let pc = self.pc;
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), pc.close()).await;
+        });
+    }
+}

@@ -1,0 +1,362 @@
+//! The public room API: a clonable [`Room`] handle and a [`RoomEvents`] stream.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use plenum_proto::signal::{ClientToServer, ErrorCode, ServerToClient};
+use plenum_proto::{ChannelName, DisplayName, NameError, PROTOCOL_VERSION, PeerId, RoomName};
+use plenum_signal::{SignalError, SignalEvent};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::RoomConfig;
+use crate::driver::{Command, Driver};
+
+/// Events queued for the application before the room waits for it to read.
+const EVENT_QUEUE: usize = 1024;
+const COMMAND_QUEUE: usize = 256;
+
+/// Largest payload [`Room::send`] accepts, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Who a message is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every peer in the room.
+    All,
+    /// One peer.
+    One(PeerId),
+    /// A list of peers.
+    Many(Vec<PeerId>),
+}
+
+/// The state of the link to a peer, as [`Room::peers`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkState {
+    /// Known from signaling; no link attempt yet or waiting to retry.
+    Waiting,
+    /// Negotiating or connecting.
+    Connecting,
+    /// The data channel is open.
+    Connected,
+    /// The transport lost the peer; it may come back.
+    Disconnected,
+    /// The link failed; a retry is scheduled.
+    Failed,
+}
+
+impl LinkState {
+    /// The state as text (`waiting`, `connecting`, `connected`, `disconnected`, `failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Disconnected => "disconnected",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One peer of the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its id.
+    pub peer: PeerId,
+    /// Its display name.
+    pub name: DisplayName,
+    /// The state of our link to it.
+    pub state: LinkState,
+}
+
+/// Something that happened in the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RoomEvent {
+    /// A link to a peer opened: it can be sent to.
+    PeerJoin {
+        /// The peer.
+        peer: PeerId,
+        /// Its display name.
+        name: DisplayName,
+    },
+    /// A peer left, or its link was lost.
+    PeerLeave {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A message on a named channel.
+    Message {
+        /// The channel.
+        channel: ChannelName,
+        /// The sender.
+        from: PeerId,
+        /// The payload.
+        data: Bytes,
+    },
+    /// Something went wrong that did not end the room.
+    Error(RoomError),
+    /// The room ended (left, or the engine stopped). Nothing follows.
+    Closed,
+}
+
+/// A failure reported as an event; the room goes on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoomError {
+    /// The link to a peer failed or timed out; it is retried while the peer is in the room.
+    #[error("link to {peer} failed: {reason}")]
+    LinkFailed {
+        /// The peer.
+        peer: PeerId,
+        /// What happened.
+        reason: String,
+    },
+    /// A peer sent bytes that are not an envelope; they were dropped.
+    #[error("malformed message from {peer}: {reason}")]
+    Malformed {
+        /// The peer.
+        peer: PeerId,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Messages queued for a peer whose link is not open overflowed; the oldest were dropped.
+    #[error("{dropped} queued messages for {peer} dropped")]
+    QueueOverflow {
+        /// The peer.
+        peer: PeerId,
+        /// How many.
+        dropped: usize,
+    },
+    /// The signaling server refused a frame.
+    #[error("signaling error {code}: {message}")]
+    Signaling {
+        /// Its code.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+    },
+    /// The signaling connection ended; existing links go on, new peers cannot join us.
+    #[error("signaling connection lost: {0}")]
+    SignalingLost(String),
+}
+
+/// Why joining failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The signaling server could not be reached.
+    #[error(transparent)]
+    Signal(#[from] SignalError),
+    /// The server refused the join (wrong password, room full, ...).
+    #[error("join refused ({code}): {message}")]
+    Refused {
+        /// Its code.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+    },
+    /// The server did not welcome us in time.
+    #[error("no welcome from the signaling server within {0:?}")]
+    Timeout(Duration),
+    /// The signaling connection ended before the welcome.
+    #[error("signaling connection closed before the welcome: {0}")]
+    Closed(String),
+}
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The payload is larger than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {0} bytes is larger than {MAX_MESSAGE_BYTES}")]
+    TooLarge(usize),
+    /// A target peer is not in the room.
+    #[error("peer {0} is not in the room")]
+    UnknownPeer(PeerId),
+    /// The room is closed.
+    #[error("the room is closed")]
+    Closed,
+}
+
+/// Why a ping failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PingError {
+    /// The peer is not in the room or its link is not open.
+    #[error("no open link to {0}")]
+    NotConnected(PeerId),
+    /// No pong within the timeout.
+    #[error("no pong within {0:?}")]
+    Timeout(Duration),
+    /// The room is closed.
+    #[error("the room is closed")]
+    Closed,
+}
+
+/// The room has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the room is closed")]
+pub struct RoomClosed;
+
+/// A handle to a joined room. Clones share the room. The room runs until [`leave`](Self::leave)
+/// is called or every handle and the [`RoomEvents`] are dropped; dropping leaves abruptly
+/// (peers notice through signaling), `leave` says goodbye first.
+#[derive(Debug, Clone)]
+pub struct Room {
+    me: PeerId,
+    room: RoomName,
+    commands: mpsc::Sender<Command>,
+}
+
+/// The room's event stream. Read it: when it is full, the room waits (backpressure).
+#[derive(Debug)]
+pub struct RoomEvents {
+    rx: mpsc::Receiver<RoomEvent>,
+}
+
+impl RoomEvents {
+    /// The next event; `None` after [`RoomEvent::Closed`].
+    pub async fn recv(&mut self) -> Option<RoomEvent> {
+        self.rx.recv().await
+    }
+}
+
+/// A named channel of a room.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    room: Room,
+    name: ChannelName,
+}
+
+impl Channel {
+    /// The channel's name.
+    pub fn name(&self) -> &ChannelName {
+        &self.name
+    }
+
+    /// Sends `data` to `to`. Peers whose link is not open yet get it when it opens.
+    pub async fn send(&self, data: impl Into<Bytes>, to: Target) -> Result<(), SendError> {
+        self.room.send(&self.name, data.into(), to).await
+    }
+}
+
+impl Room {
+    /// Joins the room: connects to signaling, waits for the welcome, starts linking peers.
+    pub async fn join(config: RoomConfig) -> Result<(Room, RoomEvents), JoinError> {
+        let mut signal = config.signal.connect().await?;
+        let join = ClientToServer::Join {
+            version: PROTOCOL_VERSION,
+            room: config.room.clone(),
+            name: config.name.clone(),
+            password: config.password.clone(),
+            peer: config.peer_id.clone(),
+        };
+        signal
+            .tx
+            .send(join)
+            .await
+            .map_err(|_| JoinError::Closed("driver stopped".into()))?;
+        let welcome = tokio::time::timeout(config.join_timeout, async {
+            loop {
+                match signal.rx.recv().await {
+                    Some(SignalEvent::Frame(ServerToClient::Welcome { peer, peers, .. })) => {
+                        return Ok((peer, peers));
+                    }
+                    Some(SignalEvent::Frame(ServerToClient::Error { code, message, .. })) => {
+                        return Err(JoinError::Refused { code, message });
+                    }
+                    Some(SignalEvent::Frame(_)) => continue,
+                    Some(SignalEvent::Closed { reason }) => return Err(JoinError::Closed(reason)),
+                    None => return Err(JoinError::Closed("driver stopped".into())),
+                }
+            }
+        })
+        .await
+        .map_err(|_| JoinError::Timeout(config.join_timeout))??;
+        let (me, roster) = welcome;
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let room = config.room.clone();
+        tracing::info!(room = %room, peer = me.short(), peers = roster.len(), "joined");
+        let driver = Driver::new(config, me.clone(), signal, commands_rx, events_tx, roster);
+        tokio::spawn(driver.run());
+        Ok((Room { me, room, commands }, RoomEvents { rx: events_rx }))
+    }
+
+    /// Our peer id.
+    pub fn id(&self) -> &PeerId {
+        &self.me
+    }
+
+    /// The room's name.
+    pub fn name(&self) -> &RoomName {
+        &self.room
+    }
+
+    /// A named channel: UTF-8, 1 to 12 bytes.
+    pub fn channel(&self, name: &str) -> Result<Channel, NameError> {
+        Ok(Channel {
+            room: self.clone(),
+            name: ChannelName::new(name)?,
+        })
+    }
+
+    /// Sends `data` on `channel` to `to`.
+    pub async fn send(
+        &self,
+        channel: &ChannelName,
+        data: Bytes,
+        to: Target,
+    ) -> Result<(), SendError> {
+        if data.len() > MAX_MESSAGE_BYTES {
+            return Err(SendError::TooLarge(data.len()));
+        }
+        let (reply, result) = oneshot::channel();
+        let command = Command::Send {
+            channel: channel.clone(),
+            data,
+            to,
+            reply,
+        };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| SendError::Closed)?;
+        result.await.map_err(|_| SendError::Closed)?
+    }
+
+    /// The peers of the room with the state of each link.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, RoomClosed> {
+        let (reply, result) = oneshot::channel();
+        self.commands
+            .send(Command::Peers { reply })
+            .await
+            .map_err(|_| RoomClosed)?;
+        result.await.map_err(|_| RoomClosed)
+    }
+
+    /// Measures the round trip to `peer` over its link (5 s timeout).
+    pub async fn ping(&self, peer: &PeerId) -> Result<Duration, PingError> {
+        let timeout = Duration::from_secs(5);
+        let (reply, result) = oneshot::channel();
+        let command = Command::Ping {
+            peer: peer.clone(),
+            reply,
+        };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| PingError::Closed)?;
+        match tokio::time::timeout(timeout, result).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(PingError::Closed),
+            Err(_) => Err(PingError::Timeout(timeout)),
+        }
+    }
+
+    /// Says goodbye to every peer and to the server, closes every link, and ends the room.
+    pub async fn leave(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.commands.send(Command::Leave { reply }).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+}
