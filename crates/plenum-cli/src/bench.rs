@@ -1,7 +1,314 @@
-pub(crate) async fn run(_c: BenchCommand) -> anyhow::Result<()> {
-    Ok(())
-}
+//! `plenum bench rooms`: join time, round trip, throughput and signaling memory, as JSON.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use plenum::{PeerId, Room, RoomConfig, RoomEvent, RoomEvents, Target};
+use plenum_signal::{Server, ServerConfig};
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+use tokio_tungstenite::tungstenite::Message;
+
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum BenchCommand {
-    Rooms,
+    /// Rooms over loopback: join time, message round trip, throughput, server memory.
+    Rooms(RoomsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RoomsArgs {
+    /// Print one JSON object (the only output mode; kept for symmetry with other commands).
+    #[arg(long)]
+    json: bool,
+    /// Joins to time.
+    #[arg(long, default_value_t = 20)]
+    joins: usize,
+    /// Round trips to time.
+    #[arg(long, default_value_t = 500)]
+    pings: usize,
+    /// Mebibytes to push through one link in 64 KiB messages.
+    #[arg(long, default_value_t = 64)]
+    megabytes: usize,
+    /// Idle signaling connections for the memory figure.
+    #[arg(long, default_value_t = 1000)]
+    idle_peers: usize,
+    /// webrtc-rs's data-channels-stress-bench binary, run for comparison (see scripts/bench.sh).
+    #[arg(long)]
+    baseline_bin: Option<std::path::PathBuf>,
+}
+
+pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Rooms(args) => {
+            let figures = rooms(&args).await?;
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+            Ok(())
+        }
+    }
+}
+
+fn loopback_peer(url: &str, room: &str, name: &str) -> anyhow::Result<RoomConfig> {
+    Ok(RoomConfig::builder(room, name)
+        .server(url)
+        .udp_bind(vec![SocketAddr::from(([127, 0, 0, 1], 0))])
+        .build()?)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn summary(mut samples: Vec<f64>) -> Value {
+    samples.sort_by(f64::total_cmp);
+    json!({
+        "n": samples.len(),
+        "p50": percentile(&samples, 50.0),
+        "p95": percentile(&samples, 95.0),
+        "min": samples.first(),
+        "max": samples.last(),
+    })
+}
+
+async fn wait_for<T>(events: &mut RoomEvents, what: &str, mut pick: impl FnMut(RoomEvent) -> Option<T>) -> anyhow::Result<T> {
+    let deadline = Duration::from_secs(20);
+    tokio::time::timeout(deadline, async {
+        while let Some(event) = events.recv().await {
+            if let Some(v) = pick(event) {
+                return Ok(v);
+            }
+        }
+        bail!("room closed while waiting for {what}")
+    })
+    .await
+    .with_context(|| format!("no {what} within {deadline:?}"))?
+}
+
+async fn rooms(args: &RoomsArgs) -> anyhow::Result<Value> {
+    let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), ServerConfig::default()).await?;
+    let url = server.url();
+
+    // Anchor: greets every newcomer on "bench" and echoes "echo".
+    let (anchor, mut anchor_events) = Room::join(loopback_peer(&url, "bench", "anchor")?).await?;
+    let greeter = anchor.clone();
+    let greet_task = tokio::spawn(async move {
+        while let Some(event) = anchor_events.recv().await {
+            match event {
+                RoomEvent::PeerJoin { peer, .. } => {
+                    let _ = greeter.send(&plenum::ChannelName::new("bench").expect("valid"), "hi".into(), Target::One(peer)).await;
+                }
+                RoomEvent::Message { channel, from, data } if channel.as_str() == "echo" => {
+                    let _ = greeter.send(&channel, data, Target::One(from)).await;
+                }
+                _ => {}
+            }
+        }
+    });
+
+    // 1. Join time: from join() to the first message delivered from the existing peer.
+    let mut join_ms = Vec::new();
+    let mut link_ms = Vec::new();
+    for i in 0..args.joins {
+        let started = Instant::now();
+        let (room, mut events) = Room::join(loopback_peer(&url, "bench", &format!("joiner{i}"))?).await?;
+        wait_for(&mut events, "peer_join", |e| matches!(e, RoomEvent::PeerJoin { .. }).then_some(())).await?;
+        link_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        wait_for(&mut events, "greeting", |e| matches!(e, RoomEvent::Message { .. }).then_some(())).await?;
+        join_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        room.leave().await;
+    }
+
+    // 2. Round trips: envelope ping/pong, and a 16-byte application echo.
+    let (client, mut client_events) = Room::join(loopback_peer(&url, "bench", "client")?).await?;
+    let anchor_id: PeerId = wait_for(&mut client_events, "anchor link", |e| match e {
+        RoomEvent::PeerJoin { peer, .. } => Some(peer),
+        _ => None,
+    })
+    .await?;
+    let mut ping_ms = Vec::new();
+    for _ in 0..args.pings {
+        ping_ms.push(client.ping(&anchor_id).await?.as_secs_f64() * 1000.0);
+    }
+    let echo = plenum::ChannelName::new("echo")?;
+    let mut echo_ms = Vec::new();
+    for _ in 0..args.pings {
+        let started = Instant::now();
+        client.send(&echo, vec![7u8; 16].into(), Target::One(anchor_id.clone())).await?;
+        wait_for(&mut client_events, "echo", |e| matches!(e, RoomEvent::Message { ref channel, .. } if channel.as_str() == "echo").then_some(())).await?;
+        echo_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    client.leave().await;
+    anchor.leave().await;
+    greet_task.abort();
+
+    // 3. Throughput: reliable, ordered, 64 KiB messages over one link.
+    let throughput = throughput(&url, args.megabytes).await?;
+
+    // 4. Signaling server memory per 1,000 idle peers, in a separate process.
+    let memory = idle_memory(args.idle_peers).await?;
+
+    let baseline = match &args.baseline_bin {
+        Some(bin) => baseline(bin, args.megabytes).await?,
+        None => Value::Null,
+    };
+    let ratio = baseline
+        .get("mbit_per_s")
+        .and_then(Value::as_f64)
+        .map(|b| throughput["mbit_per_s"].as_f64().unwrap_or(0.0) / b);
+
+    Ok(json!({
+        "bench": "rooms",
+        "join_to_first_message_ms": summary(join_ms),
+        "join_to_peer_join_ms": summary(link_ms),
+        "ping_rtt_ms": summary(ping_ms),
+        "echo_16b_rtt_ms": summary(echo_ms),
+        "throughput": throughput,
+        "baseline_stress_bench": baseline,
+        "throughput_ratio_to_baseline": ratio,
+        "signaling_memory": memory,
+    }))
+}
+
+async fn throughput(url: &str, megabytes: usize) -> anyhow::Result<Value> {
+    const CHUNK: usize = 64 * 1024;
+    let (rx_room, mut rx_events) = Room::join(loopback_peer(url, "bulk", "sink")?).await?;
+    let (tx_room, mut tx_events) = Room::join(loopback_peer(url, "bulk", "source")?).await?;
+    let sink: PeerId = wait_for(&mut tx_events, "sink link", |e| match e {
+        RoomEvent::PeerJoin { peer, .. } => Some(peer),
+        _ => None,
+    })
+    .await?;
+    wait_for(&mut rx_events, "source link", |e| matches!(e, RoomEvent::PeerJoin { .. }).then_some(())).await?;
+    let total = megabytes * 1024 * 1024;
+    let count = total / CHUNK;
+    let channel = plenum::ChannelName::new("bulk")?;
+    let payload = bytes_of(CHUNK);
+    let started = Instant::now();
+    let sender = tokio::spawn(async move {
+        for _ in 0..count {
+            tx_room.send(&channel, payload.clone(), Target::One(sink.clone())).await?;
+        }
+        Ok::<_, plenum::SendError>(tx_room)
+    });
+    let mut received = 0usize;
+    let mut messages = 0usize;
+    while messages < count {
+        let size = wait_for(&mut rx_events, "bulk data", |e| match e {
+            RoomEvent::Message { data, .. } => Some(data.len()),
+            _ => None,
+        })
+        .await?;
+        received += size;
+        messages += 1;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let tx_room = sender.await??;
+    tx_room.leave().await;
+    rx_room.leave().await;
+    Ok(json!({
+        "message_bytes": CHUNK,
+        "messages": messages,
+        "bytes": received,
+        "seconds": secs,
+        "mbit_per_s": received as f64 * 8.0 / secs / 1e6,
+        "ordered": true,
+        "reliable": true,
+    }))
+}
+
+fn bytes_of(n: usize) -> bytes::Bytes {
+    (0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into()
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS")
+}
+
+async fn idle_memory(peers: usize) -> anyhow::Result<Value> {
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["serve", "--bind", "127.0.0.1:0", "--json"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("server pid")?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await??.context("no listening line")?;
+    let url = serde_json::from_str::<Value>(&first)?["url"].as_str().context("no url")?.to_owned();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = rss_kib(pid)?;
+    let mut sockets = Vec::with_capacity(peers);
+    for i in 0..peers {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+        let room = format!("idle-{}", i / 100);
+        let join = json!({"type":"join","version":1,"room":room,"name":format!("idle{i}")});
+        ws.send(Message::text(join.to_string())).await?;
+        sockets.push(ws);
+    }
+    // Wait until every peer is welcomed, so the registry holds them all.
+    for ws in &mut sockets {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await? {
+                Some(Ok(Message::Text(t))) if t.as_str().contains("\"welcome\"") => break,
+                Some(Ok(_)) => continue,
+                other => bail!("idle peer not welcomed: {other:?}"),
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(pid)?;
+    drop(sockets);
+    child.kill().await?;
+    let per_1000 = (after.saturating_sub(before)) as f64 * 1000.0 / peers.max(1) as f64;
+    Ok(json!({
+        "idle_peers": peers,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "kib_per_1000_idle_peers": per_1000,
+    }))
+}
+
+/// Runs webrtc-rs's own stress bench with one pair and the same volume.
+async fn baseline(bin: &std::path::Path, megabytes: usize) -> anyhow::Result<Value> {
+    let output = tokio::process::Command::new(bin)
+        .env("STRESS_PAIRS", "1")
+        .env("STRESS_MB_PER_PAIR", megabytes.to_string())
+        .env("RUST_LOG", "error")
+        .output()
+        .await
+        .with_context(|| format!("running {}", bin.display()))?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    let line = text.lines().find(|l| l.starts_with("STRESS ")).context("no STRESS line from the baseline")?;
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    // The bench reports Mbps as bits / 2^20; convert to 10^6 like ours.
+    let mbps = field("agg_Mbps").context("no agg_Mbps")? * 1_048_576.0 / 1e6;
+    Ok(json!({
+        "binary": bin.display().to_string(),
+        "pairs": 1,
+        "megabytes": megabytes,
+        "message_bytes": 1024,
+        "ordered": false,
+        "reliable": false,
+        "mbit_per_s": mbps,
+        "raw": line,
+    }))
 }
