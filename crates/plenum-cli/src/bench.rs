@@ -76,7 +76,11 @@ fn summary(mut samples: Vec<f64>) -> Value {
     })
 }
 
-async fn wait_for<T>(events: &mut RoomEvents, what: &str, mut pick: impl FnMut(RoomEvent) -> Option<T>) -> anyhow::Result<T> {
+async fn wait_for<T>(
+    events: &mut RoomEvents,
+    what: &str,
+    mut pick: impl FnMut(RoomEvent) -> Option<T>,
+) -> anyhow::Result<T> {
     let deadline = Duration::from_secs(20);
     tokio::time::timeout(deadline, async {
         while let Some(event) = events.recv().await {
@@ -91,7 +95,11 @@ async fn wait_for<T>(events: &mut RoomEvents, what: &str, mut pick: impl FnMut(R
 }
 
 async fn rooms(args: &RoomsArgs) -> anyhow::Result<Value> {
-    let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), ServerConfig::default()).await?;
+    let server = Server::bind(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        ServerConfig::default(),
+    )
+    .await?;
     let url = server.url();
 
     // Anchor: greets every newcomer on "bench" and echoes "echo".
@@ -101,9 +109,19 @@ async fn rooms(args: &RoomsArgs) -> anyhow::Result<Value> {
         while let Some(event) = anchor_events.recv().await {
             match event {
                 RoomEvent::PeerJoin { peer, .. } => {
-                    let _ = greeter.send(&plenum::ChannelName::new("bench").expect("valid"), "hi".into(), Target::One(peer)).await;
+                    let _ = greeter
+                        .send(
+                            &plenum::ChannelName::new("bench").expect("valid"),
+                            "hi".into(),
+                            Target::One(peer),
+                        )
+                        .await;
                 }
-                RoomEvent::Message { channel, from, data } if channel.as_str() == "echo" => {
+                RoomEvent::Message {
+                    channel,
+                    from,
+                    data,
+                } if channel.as_str() == "echo" => {
                     let _ = greeter.send(&channel, data, Target::One(from)).await;
                 }
                 _ => {}
@@ -116,10 +134,17 @@ async fn rooms(args: &RoomsArgs) -> anyhow::Result<Value> {
     let mut link_ms = Vec::new();
     for i in 0..args.joins {
         let started = Instant::now();
-        let (room, mut events) = Room::join(loopback_peer(&url, "bench", &format!("joiner{i}"))?).await?;
-        wait_for(&mut events, "peer_join", |e| matches!(e, RoomEvent::PeerJoin { .. }).then_some(())).await?;
+        let (room, mut events) =
+            Room::join(loopback_peer(&url, "bench", &format!("joiner{i}"))?).await?;
+        wait_for(&mut events, "peer_join", |e| {
+            matches!(e, RoomEvent::PeerJoin { .. }).then_some(())
+        })
+        .await?;
         link_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        wait_for(&mut events, "greeting", |e| matches!(e, RoomEvent::Message { .. }).then_some(())).await?;
+        wait_for(&mut events, "greeting", |e| {
+            matches!(e, RoomEvent::Message { .. }).then_some(())
+        })
+        .await?;
         join_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         room.leave().await;
     }
@@ -139,8 +164,14 @@ async fn rooms(args: &RoomsArgs) -> anyhow::Result<Value> {
     let mut echo_ms = Vec::new();
     for _ in 0..args.pings {
         let started = Instant::now();
-        client.send(&echo, vec![7u8; 16].into(), Target::One(anchor_id.clone())).await?;
-        wait_for(&mut client_events, "echo", |e| matches!(e, RoomEvent::Message { ref channel, .. } if channel.as_str() == "echo").then_some(())).await?;
+        client
+            .send(&echo, vec![7u8; 16].into(), Target::One(anchor_id.clone()))
+            .await?;
+        wait_for(&mut client_events, "echo", |e| {
+            matches!(e, RoomEvent::Message { ref channel, .. } if channel.as_str() == "echo")
+                .then_some(())
+        })
+        .await?;
         echo_ms.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     client.leave().await;
@@ -184,7 +215,10 @@ async fn throughput(url: &str, megabytes: usize) -> anyhow::Result<Value> {
         _ => None,
     })
     .await?;
-    wait_for(&mut rx_events, "source link", |e| matches!(e, RoomEvent::PeerJoin { .. }).then_some(())).await?;
+    wait_for(&mut rx_events, "source link", |e| {
+        matches!(e, RoomEvent::PeerJoin { .. }).then_some(())
+    })
+    .await?;
     let total = megabytes * 1024 * 1024;
     let count = total / CHUNK;
     let channel = plenum::ChannelName::new("bulk")?;
@@ -192,7 +226,9 @@ async fn throughput(url: &str, megabytes: usize) -> anyhow::Result<Value> {
     let started = Instant::now();
     let sender = tokio::spawn(async move {
         for _ in 0..count {
-            tx_room.send(&channel, payload.clone(), Target::One(sink.clone())).await?;
+            tx_room
+                .send(&channel, payload.clone(), Target::One(sink.clone()))
+                .await?;
         }
         Ok::<_, plenum::SendError>(tx_room)
     });
@@ -248,8 +284,13 @@ async fn idle_memory(peers: usize) -> anyhow::Result<Value> {
     let pid = child.id().context("server pid")?;
     let stdout = child.stdout.take().context("server stdout")?;
     let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await??.context("no listening line")?;
-    let url = serde_json::from_str::<Value>(&first)?["url"].as_str().context("no url")?.to_owned();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await??
+        .context("no listening line")?;
+    let url = serde_json::from_str::<Value>(&first)?["url"]
+        .as_str()
+        .context("no url")?
+        .to_owned();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = rss_kib(pid)?;
     let mut sockets = Vec::with_capacity(peers);
@@ -293,7 +334,10 @@ async fn baseline(bin: &std::path::Path, megabytes: usize) -> anyhow::Result<Val
         .await
         .with_context(|| format!("running {}", bin.display()))?;
     let text = String::from_utf8_lossy(&output.stderr);
-    let line = text.lines().find(|l| l.starts_with("STRESS ")).context("no STRESS line from the baseline")?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("STRESS "))
+        .context("no STRESS line from the baseline")?;
     let field = |name: &str| {
         line.split_whitespace()
             .find_map(|kv| kv.strip_prefix(&format!("{name}=")))

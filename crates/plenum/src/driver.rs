@@ -369,24 +369,8 @@ impl Driver {
                 }
             }
             LinkEventKind::Open => {
-                link.open = true;
-                self.mesh.handle_input(Input::LinkUp {
-                    peer: peer.clone(),
-                    now,
-                });
-                if self.joined.insert(peer.clone()) {
-                    let name = self.roster.get(&peer).cloned();
-                    if let Some(name) = name {
-                        tracing::info!(peer = peer.short(), "peer linked");
-                        self.emit(RoomEvent::PeerJoin {
-                            peer: peer.clone(),
-                            name,
-                        })
-                        .await;
-                    }
-                }
-                for bytes in self.pending.remove(&peer).unwrap_or_default() {
-                    self.write(&peer, bytes).await;
+                if !link.open {
+                    self.link_opened(&peer).await;
                 }
             }
             LinkEventKind::Closed => {
@@ -396,18 +380,44 @@ impl Driver {
         }
     }
 
+    /// The data channel is open: the peer joins (once per link), queued messages leave.
+    async fn link_opened(&mut self, peer: &PeerId) {
+        let Some(link) = self.links.get_mut(peer) else {
+            return;
+        };
+        link.open = true;
+        self.mesh.handle_input(Input::LinkUp {
+            peer: peer.clone(),
+            now: Instant::now(),
+        });
+        if self.joined.insert(peer.clone()) {
+            if let Some(name) = self.roster.get(peer).cloned() {
+                tracing::info!(peer = peer.short(), "peer linked");
+                self.emit(RoomEvent::PeerJoin {
+                    peer: peer.clone(),
+                    name,
+                })
+                .await;
+            }
+        }
+        for bytes in self.pending.remove(peer).unwrap_or_default() {
+            self.write(peer, bytes).await;
+        }
+    }
+
     async fn on_data(&mut self, data: LinkData) {
         let LinkData {
             peer,
             generation,
             bytes,
         } = data;
-        if !self
-            .links
-            .get(&peer)
-            .is_some_and(|l| l.generation == generation)
-        {
+        let Some(link) = self.links.get(&peer).filter(|l| l.generation == generation) else {
             return;
+        };
+        // Data and the open event travel on different queues; data proves the channel
+        // open, and the application must see the peer join before its first message.
+        if !link.open {
+            self.link_opened(&peer).await;
         }
         self.mesh.handle_input(Input::Heard {
             peer: peer.clone(),
