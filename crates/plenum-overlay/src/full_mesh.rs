@@ -314,6 +314,8 @@ impl Topology for FullMesh {
 }
 
 #[cfg(test)]
+// Tests take one real instant as the origin of their virtual clock, then only add to it.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

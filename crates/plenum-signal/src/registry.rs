@@ -249,10 +249,10 @@ impl Registry {
             }
             Input::Closed { conn, now } => {
                 self.now = self.now.max(now);
-                if let Some(c) = self.conns.remove(&conn) {
-                    if let Some((room, peer)) = c.member {
-                        self.remove_member(&room, &peer);
-                    }
+                if let Some(c) = self.conns.remove(&conn)
+                    && let Some((room, peer)) = c.member
+                {
+                    self.remove_member(&room, &peer);
                 }
             }
             Input::Tick { now } => {
@@ -302,10 +302,10 @@ impl Registry {
         if fatal {
             self.outputs.push_back(Output::Close { conn });
             // The shell reports Closed when the socket is gone; membership ends now.
-            if let Some(c) = self.conns.get_mut(&conn) {
-                if let Some((room, peer)) = c.member.take() {
-                    self.remove_member(&room, &peer);
-                }
+            if let Some(c) = self.conns.get_mut(&conn)
+                && let Some((room, peer)) = c.member.take()
+            {
+                self.remove_member(&room, &peer);
             }
         }
     }

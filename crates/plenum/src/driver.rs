@@ -390,15 +390,15 @@ impl Driver {
             peer: peer.clone(),
             now: Instant::now(),
         });
-        if self.joined.insert(peer.clone()) {
-            if let Some(name) = self.roster.get(peer).cloned() {
-                tracing::info!(peer = peer.short(), "peer linked");
-                self.emit(RoomEvent::PeerJoin {
-                    peer: peer.clone(),
-                    name,
-                })
-                .await;
-            }
+        if self.joined.insert(peer.clone())
+            && let Some(name) = self.roster.get(peer).cloned()
+        {
+            tracing::info!(peer = peer.short(), "peer linked");
+            self.emit(RoomEvent::PeerJoin {
+                peer: peer.clone(),
+                name,
+            })
+            .await;
         }
         for bytes in self.pending.remove(peer).unwrap_or_default() {
             self.write(peer, bytes).await;
