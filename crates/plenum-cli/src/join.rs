@@ -12,11 +12,14 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 #[derive(Debug, clap::Args)]
 pub(crate) struct JoinArgs {
     /// Signaling server URL (ws://host:port).
-    #[arg(long)]
-    server: String,
+    #[arg(long, required_unless_present = "invite", conflicts_with = "invite")]
+    server: Option<String>,
     /// Room name.
+    #[arg(long, required_unless_present = "invite", conflicts_with = "invite")]
+    room: Option<String>,
+    /// An invite link (plenum://join?server=...&room=...) instead of --server and --room.
     #[arg(long)]
-    room: String,
+    invite: Option<String>,
     /// Display name.
     #[arg(long, default_value = "peer")]
     name: String,
@@ -132,8 +135,19 @@ fn error_code(error: &RoomError) -> &'static str {
 
 pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
     let out = Out { json: args.json };
-    let mut builder = RoomConfig::builder(&args.room, &args.name)
-        .server(&args.server)
+    let (server, room) = match &args.invite {
+        Some(link) => match plenum::Invite::parse(link) {
+            Ok(invite) => (invite.server, invite.room.as_str().to_owned()),
+            Err(e) => {
+                out.error("bad_invite", e.to_string());
+                return Ok(2);
+            }
+        },
+        // clap requires both when there is no invite.
+        None => (args.server.clone().unwrap_or_default(), args.room.clone().unwrap_or_default()),
+    };
+    let mut builder = RoomConfig::builder(&room, &args.name)
+        .server(&server)
         .password(args.password.clone())
         .ice_servers(ice_servers(&args))
         .mesh(|m| m.both_initiate(args.both_initiate));

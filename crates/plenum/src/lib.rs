@@ -31,9 +31,11 @@
 
 mod config;
 mod driver;
+mod invite;
 mod link;
 mod room;
 
+pub use invite::{Invite, InviteError};
 pub use config::{ConfigError, IceServer, RoomConfig, RoomConfigBuilder};
 pub use plenum_proto::{ChannelName, DisplayName, PeerId, RoomName};
 pub use room::{

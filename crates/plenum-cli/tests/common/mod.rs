@@ -9,7 +9,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_plenum");
+/// The `plenum` binary: Cargo's path for this package's tests; for other packages' tests
+/// (the app's), the one built next to them in the same target directory.
+pub fn bin() -> std::path::PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_plenum") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/plenum
+    let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("plenum");
+    assert!(bin.exists(), "{} is missing: build it first (cargo build -p plenum-cli)", bin.display());
+    bin
+}
 
 /// A child process, killed on drop.
 pub struct Proc {
@@ -40,8 +51,8 @@ fn reader(stdout: std::process::ChildStdout, tx: SyncSender<Value>) {
 }
 
 impl Proc {
-    fn spawn(args: &[&str]) -> Self {
-        let mut command = Command::new(BIN);
+    pub fn spawn(args: &[&str]) -> Self {
+        let mut command = Command::new(bin());
         if std::env::var_os("RUST_LOG").is_none() {
             command.env(
                 "RUST_LOG",

@@ -1,0 +1,103 @@
+//! Invite links: `plenum://join?server=ws%3A%2F%2F192.168.1.20%3A7878&room=standup`.
+//!
+//! An invite names a signaling server and a room, never a password. The app shows one when
+//! it hosts a room; the app's join screen and `plenum join --invite` accept it.
+
+use std::fmt;
+
+use plenum_proto::{NameError, RoomName};
+use url::Url;
+
+/// A signaling server and a room, as an invite link carries them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    /// The signaling server, `ws://` or `wss://`.
+    pub server: String,
+    /// The room.
+    pub room: RoomName,
+}
+
+/// Why a text is not an invite link.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InviteError {
+    /// Not a URL at all.
+    #[error("not a link: {0}")]
+    NotALink(String),
+    /// A URL, but not `plenum://join?...`.
+    #[error("not a plenum://join link")]
+    NotAnInvite,
+    /// The `server` parameter is missing or not a ws:// or wss:// URL.
+    #[error("the invite has no ws:// or wss:// server")]
+    BadServer,
+    /// The `room` parameter is missing or not a valid room name.
+    #[error("the invite's room is invalid: {0}")]
+    BadRoom(#[from] NameError),
+    /// The `room` parameter is missing.
+    #[error("the invite names no room")]
+    NoRoom,
+}
+
+impl Invite {
+    /// The scheme of invite links.
+    pub const SCHEME: &'static str = "plenum";
+
+    /// Parses an invite link (surrounding whitespace is ignored).
+    pub fn parse(text: &str) -> Result<Self, InviteError> {
+        let url = Url::parse(text.trim()).map_err(|e| InviteError::NotALink(e.to_string()))?;
+        if url.scheme() != Self::SCHEME || url.host_str() != Some("join") {
+            return Err(InviteError::NotAnInvite);
+        }
+        let (mut server, mut room) = (None, None);
+        for (key, value) in url.query_pairs() {
+            match &*key {
+                "server" => server = Some(value.into_owned()),
+                "room" => room = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        let server = server.ok_or(InviteError::BadServer)?;
+        let ws = Url::parse(&server).map_err(|_| InviteError::BadServer)?;
+        if !matches!(ws.scheme(), "ws" | "wss") || ws.host_str().is_none() {
+            return Err(InviteError::BadServer);
+        }
+        let room = RoomName::new(room.ok_or(InviteError::NoRoom)?)?;
+        Ok(Self { server, room })
+    }
+}
+
+impl fmt::Display for Invite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut url = Url::parse("plenum://join").map_err(|_| fmt::Error)?;
+        url.query_pairs_mut().append_pair("server", &self.server).append_pair("room", self.room.as_str());
+        f.write_str(url.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let invite =
+            Invite { server: "ws://192.168.1.20:7878".into(), room: RoomName::new("team sync").unwrap() };
+        let link = invite.to_string();
+        assert_eq!(link, "plenum://join?server=ws%3A%2F%2F192.168.1.20%3A7878&room=team+sync");
+        assert_eq!(Invite::parse(&format!("  {link}\n")).unwrap(), invite);
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_invite() {
+        assert!(matches!(Invite::parse("hello"), Err(InviteError::NotALink(_))));
+        assert_eq!(Invite::parse("https://join?server=ws://a&room=b"), Err(InviteError::NotAnInvite));
+        assert_eq!(Invite::parse("plenum://leave?server=ws://a&room=b"), Err(InviteError::NotAnInvite));
+        assert_eq!(Invite::parse("plenum://join?room=b"), Err(InviteError::BadServer));
+        assert_eq!(Invite::parse("plenum://join?server=http://a&room=b"), Err(InviteError::BadServer));
+        assert_eq!(Invite::parse("plenum://join?server=ws://a"), Err(InviteError::NoRoom));
+        let long = "r".repeat(65);
+        assert!(matches!(
+            Invite::parse(&format!("plenum://join?server=ws://a&room={long}")),
+            Err(InviteError::BadRoom(_))
+        ));
+    }
+}
