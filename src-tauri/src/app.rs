@@ -1,0 +1,159 @@
+//! The app's state and what each command does, free of Tauri so tests call it directly.
+
+use std::path::PathBuf;
+
+use plenum::Invite;
+use plenum_collab::{BoardChange, Point, Stroke};
+use tokio::sync::{mpsc, Mutex};
+use tracing::warn;
+
+use crate::args::Args;
+use crate::host::Hosted;
+use crate::prefs;
+use crate::session::Session;
+use crate::types::{
+    ChatLine, CommandError, ErrorKind, HostRequest, InviteView, JoinRequest, Joined, Prefs, StrokeStart,
+    StrokeStarted, UiEvent,
+};
+
+/// Everything the commands share: one call at a time, and the embedded server once started.
+#[derive(Debug)]
+pub struct App {
+    args: Args,
+    prefs_path: PathBuf,
+    ui: mpsc::Sender<UiEvent>,
+    session: Mutex<Option<Session>>,
+    hosted: Mutex<Option<Hosted>>,
+}
+
+impl App {
+    /// The app state; events for the view go to `ui`, prefs live in `config_dir`.
+    pub fn new(args: Args, config_dir: PathBuf, ui: mpsc::Sender<UiEvent>) -> Self {
+        Self {
+            args,
+            prefs_path: prefs::path_in(&config_dir),
+            ui,
+            session: Mutex::new(None),
+            hosted: Mutex::new(None),
+        }
+    }
+
+    /// What the app remembers.
+    pub fn prefs(&self) -> Prefs {
+        prefs::load(&self.prefs_path)
+    }
+
+    /// The room the command line asked for, if any.
+    pub fn launch_request(&self) -> Result<Option<JoinRequest>, CommandError> {
+        self.args.request()
+    }
+
+    /// Reads an invite link.
+    pub fn read_invite(&self, link: &str) -> Result<InviteView, CommandError> {
+        let invite = Invite::parse(link).map_err(CommandError::bad_input)?;
+        Ok(InviteView { server: invite.server, room: invite.room.as_str().to_owned() })
+    }
+
+    /// Joins a room.
+    pub async fn join(&self, req: JoinRequest) -> Result<Joined, CommandError> {
+        let joined = self.join_as(&req, None).await?;
+        let mut prefs = self.prefs();
+        prefs::remember(&mut prefs, &joined.me.name, req.server.trim(), &joined.room);
+        if let Err(e) = prefs::save(&self.prefs_path, &prefs) {
+            warn!(error = %e, "prefs not saved");
+        }
+        Ok(joined)
+    }
+
+    /// Starts the embedded signaling server (once; later calls reuse it) and joins a room
+    /// on it.
+    pub async fn host(&self, req: HostRequest) -> Result<Joined, CommandError> {
+        let (local, public) = {
+            let mut hosted = self.hosted.lock().await;
+            if hosted.is_none() {
+                *hosted = Some(Hosted::start(self.args.host_bind).await?);
+            }
+            // Just set above if it was empty.
+            let hosted = hosted.as_ref().ok_or_else(|| CommandError::new(ErrorKind::HostFailed, "no server"))?;
+            (hosted.local_url(), hosted.public_url().to_owned())
+        };
+        let join = JoinRequest { server: local, room: req.room, name: req.name, password: req.password };
+        let joined = self.join_as(&join, Some(&public)).await?;
+        let mut prefs = self.prefs();
+        prefs.name = joined.me.name.clone();
+        if let Err(e) = prefs::save(&self.prefs_path, &prefs) {
+            warn!(error = %e, "prefs not saved");
+        }
+        Ok(joined)
+    }
+
+    async fn join_as(&self, req: &JoinRequest, public: Option<&str>) -> Result<Joined, CommandError> {
+        if req.name.trim().is_empty() {
+            return Err(CommandError::bad_input("Enter your name."));
+        }
+        if req.room.trim().is_empty() {
+            return Err(CommandError::bad_input("Enter a room name."));
+        }
+        let mut session = self.session.lock().await;
+        if session.is_some() {
+            return Err(CommandError::new(ErrorKind::AlreadyInRoom, "already in a room; leave it first"));
+        }
+        let joined = Session::join(req, public, self.ui.clone()).await?;
+        let info = joined.joined().clone();
+        *session = Some(joined);
+        Ok(info)
+    }
+
+    /// Leaves the room, if in one.
+    pub async fn leave(&self) {
+        let session = self.session.lock().await.take();
+        if let Some(session) = session {
+            session.leave().await;
+        }
+    }
+
+    async fn with<T>(&self, f: impl AsyncFnOnce(&Session) -> Result<T, CommandError>) -> Result<T, CommandError> {
+        let session = self.session.lock().await;
+        f(session.as_ref().ok_or_else(CommandError::not_in_room)?).await
+    }
+
+    /// Sends a chat message.
+    pub async fn send_chat(&self, text: String) -> Result<ChatLine, CommandError> {
+        self.with(async |s| s.chat(text).await).await
+    }
+
+    /// Our pointer moved over the shared area (`None`: it left).
+    pub async fn send_cursor(&self, at: Option<(f32, f32)>) -> Result<(), CommandError> {
+        self.with(async |s| s.cursor(at).await).await
+    }
+
+    /// Starts a stroke.
+    pub async fn board_begin(&self, start: StrokeStart) -> Result<StrokeStarted, CommandError> {
+        self.with(async |s| s.board_begin(start).await).await
+    }
+
+    /// Extends our stroke.
+    pub async fn board_points(&self, seq: u32, points: Vec<Point>) -> Result<BoardChange, CommandError> {
+        self.with(async |s| s.board_points(seq, points).await).await
+    }
+
+    /// Ends our stroke.
+    pub async fn board_end(&self, seq: u32) -> Result<BoardChange, CommandError> {
+        self.with(async |s| s.board_end(seq).await).await
+    }
+
+    /// Undoes our latest stroke.
+    pub async fn board_undo(&self) -> Result<Option<BoardChange>, CommandError> {
+        self.with(async |s| s.board_undo().await).await
+    }
+
+    /// Clears the board for everyone.
+    pub async fn board_clear(&self) -> Result<BoardChange, CommandError> {
+        self.with(async |s| s.board_clear().await).await
+    }
+
+    /// The board in drawing order.
+    pub async fn board_snapshot(&self) -> Result<Vec<Stroke>, CommandError> {
+        self.with(async |s| s.board_snapshot().await).await
+    }
+}

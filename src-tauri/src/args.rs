@@ -1,0 +1,71 @@
+//! The app's command line: `plenum-app [--server URL --room NAME --name NAME] [INVITE]`.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use plenum::Invite;
+
+use crate::types::{CommandError, JoinRequest};
+
+/// Plenum: calls, chat and a shared whiteboard, peer to peer.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "plenum-app", version)]
+pub struct Args {
+    /// Signaling server to join through (ws://HOST:PORT).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Room to join.
+    #[arg(long)]
+    pub room: Option<String>,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Room password.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Where "Host on this computer" listens (default: every interface, port 7878).
+    #[arg(long, env = "PLENUM_HOST_BIND")]
+    pub host_bind: Option<SocketAddr>,
+    /// An invite link (plenum://join?server=...&room=...).
+    pub invite: Option<String>,
+}
+
+impl Args {
+    /// What the command line asks to join: server and room from `--server`/`--room` or an
+    /// invite link, name from `--name` (the join screen asks for what is missing).
+    pub fn request(&self) -> Result<Option<JoinRequest>, CommandError> {
+        let (server, room) = match &self.invite {
+            Some(link) => {
+                let invite = Invite::parse(link).map_err(CommandError::bad_input)?;
+                (Some(invite.server), Some(invite.room.as_str().to_owned()))
+            }
+            None => (self.server.clone(), self.room.clone()),
+        };
+        let (Some(server), Some(room)) = (server, room) else { return Ok(None) };
+        Ok(Some(JoinRequest {
+            server,
+            room,
+            name: self.name.clone().unwrap_or_default(),
+            password: self.password.clone(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("plenum-app").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn flags_or_an_invite_give_a_join_request() {
+        let req = parse(&["--server", "ws://h:1", "--room", "r", "--name", "Ada"]).request().unwrap().unwrap();
+        assert_eq!((req.server.as_str(), req.room.as_str(), req.name.as_str()), ("ws://h:1", "r", "Ada"));
+        let req = parse(&["plenum://join?server=ws%3A%2F%2Fh%3A2&room=s"]).request().unwrap().unwrap();
+        assert_eq!((req.server.as_str(), req.room.as_str(), req.name.as_str()), ("ws://h:2", "s", ""));
+        assert_eq!(parse(&["--name", "Ada"]).request().unwrap(), None);
+        assert!(parse(&["not-an-invite"]).request().is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! The commands the view invokes: each hands its arguments to [`App`].
+
+use plenum_collab::{BoardChange, Point, Stroke};
+use tauri::State;
+
+use crate::app::App;
+use crate::types::{
+    ChatLine, CommandError, HostRequest, InviteView, JoinRequest, Joined, Prefs, StrokeStart, StrokeStarted,
+};
+
+type Result<T> = std::result::Result<T, CommandError>;
+
+#[tauri::command]
+pub(crate) fn prefs(app: State<'_, App>) -> Prefs {
+    app.prefs()
+}
+
+#[tauri::command]
+pub(crate) fn launch_request(app: State<'_, App>) -> Result<Option<JoinRequest>> {
+    app.launch_request()
+}
+
+#[tauri::command]
+pub(crate) fn read_invite(app: State<'_, App>, link: String) -> Result<InviteView> {
+    app.read_invite(&link)
+}
+
+#[tauri::command]
+pub(crate) async fn host(app: State<'_, App>, req: HostRequest) -> Result<Joined> {
+    app.host(req).await
+}
+
+#[tauri::command]
+pub(crate) async fn join(app: State<'_, App>, req: JoinRequest) -> Result<Joined> {
+    app.join(req).await
+}
+
+#[tauri::command]
+pub(crate) async fn leave(app: State<'_, App>) -> Result<()> {
+    app.leave().await;
+    Ok(())
+}
+
+#[tauri::command]
+pub(crate) async fn send_chat(app: State<'_, App>, text: String) -> Result<ChatLine> {
+    app.send_chat(text).await
+}
+
+#[tauri::command]
+pub(crate) async fn send_cursor(app: State<'_, App>, at: Option<(f32, f32)>) -> Result<()> {
+    app.send_cursor(at).await
+}
+
+#[tauri::command]
+pub(crate) async fn board_begin(app: State<'_, App>, start: StrokeStart) -> Result<StrokeStarted> {
+    app.board_begin(start).await
+}
+
+#[tauri::command]
+pub(crate) async fn board_points(app: State<'_, App>, seq: u32, points: Vec<Point>) -> Result<BoardChange> {
+    app.board_points(seq, points).await
+}
+
+#[tauri::command]
+pub(crate) async fn board_end(app: State<'_, App>, seq: u32) -> Result<BoardChange> {
+    app.board_end(seq).await
+}
+
+#[tauri::command]
+pub(crate) async fn board_undo(app: State<'_, App>) -> Result<Option<BoardChange>> {
+    app.board_undo().await
+}
+
+#[tauri::command]
+pub(crate) async fn board_clear(app: State<'_, App>) -> Result<BoardChange> {
+    app.board_clear().await
+}
+
+#[tauri::command]
+pub(crate) async fn board_snapshot(app: State<'_, App>) -> Result<Vec<Stroke>> {
+    app.board_snapshot().await
+}

@@ -1,0 +1,492 @@
+//! One call: a task that owns the room, the whiteboard and the roster, fed by commands from
+//! the view and by the room's events, and pushing [`UiEvent`]s back. Nothing here knows
+//! about Tauri, so tests drive it directly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use plenum::{Channel, Invite, LinkState, PeerId, Room, RoomConfig, RoomError, RoomEvent, RoomEvents, Target};
+use plenum_collab::{
+    Board, BoardChange, BoardMsg, ChatMsg, Colour, CursorLimiter, CursorMsg, Point, Stroke, BOARD, CHAT, CURSOR,
+};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::types::{
+    ChatLine, CommandError, ErrorKind, JoinRequest, Joined, PeerState, PeerView, StrokeStart, StrokeStarted,
+    UiEvent,
+};
+
+/// How often the roster is refreshed and every connected peer pinged.
+const REFRESH: Duration = Duration::from_secs(1);
+/// Board `sync` messages stay under this size (the room's limit is 256 KiB).
+const SYNC_CHUNK_BYTES: usize = 192 * 1024;
+
+/// A handle to the call's task. Dropping it leaves the room.
+#[derive(Debug)]
+pub struct Session {
+    cmds: mpsc::Sender<Cmd>,
+    joined: Joined,
+}
+
+type Reply<T> = oneshot::Sender<T>;
+
+#[derive(Debug)]
+enum Cmd {
+    Chat(String, Reply<Result<ChatLine, CommandError>>),
+    Cursor(Option<(f32, f32)>),
+    Begin(StrokeStart, Reply<Result<StrokeStarted, CommandError>>),
+    Points(u32, Vec<Point>, Reply<Result<BoardChange, CommandError>>),
+    End(u32, Reply<Result<BoardChange, CommandError>>),
+    Undo(Reply<Option<BoardChange>>),
+    Clear(Reply<BoardChange>),
+    Snapshot(Reply<Vec<Stroke>>),
+    Leave(Reply<()>),
+}
+
+/// A stable colour for a peer, the same on every peer: a hue from a hash of its id.
+pub fn colour_of(peer: &str) -> String {
+    // FNV-1a: tiny, and the same everywhere.
+    let hash = peer.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    format!("hsl({}, 70%, 45%)", hash % 360)
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn send_failed(e: impl ToString) -> CommandError {
+    CommandError::new(ErrorKind::SendFailed, e)
+}
+
+impl Session {
+    /// Joins a room; `hosting` is true when the server runs inside this app (its invite then
+    /// names `public_server`, the address others reach it at).
+    pub async fn join(
+        req: &JoinRequest,
+        public_server: Option<&str>,
+        ui: mpsc::Sender<UiEvent>,
+    ) -> Result<Self, CommandError> {
+        let bad = CommandError::bad_input;
+        let config = RoomConfig::builder(req.room.trim(), req.name.trim())
+            .server(req.server.trim())
+            .password(req.password.clone().filter(|p| !p.is_empty()))
+            .build()
+            .map_err(bad)?;
+        let room_name = config.room().clone();
+        let (room, events) = Room::join(config).await.map_err(|e| match e {
+            plenum::JoinError::Refused { .. } => CommandError::new(ErrorKind::Refused, e),
+            _ => CommandError::new(ErrorKind::Unreachable, e),
+        })?;
+        let server = public_server.unwrap_or(req.server.trim()).to_owned();
+        let invite = Invite { server: server.clone(), room: room_name.clone() }.to_string();
+        let me = PeerView {
+            id: room.id().as_str().to_owned(),
+            name: req.name.trim().to_owned(),
+            state: PeerState::Me,
+            rtt_ms: None,
+            colour: colour_of(room.id().as_str()),
+        };
+        let joined = Joined {
+            me: me.clone(),
+            room: room_name.as_str().to_owned(),
+            server,
+            invite,
+            hosting: public_server.is_some(),
+        };
+        info!(room = %room_name.as_str(), peer = %me.id, "joined");
+        let (cmds, cmd_rx) = mpsc::channel(256);
+        let task = Task::new(room, me, ui)?;
+        tokio::spawn(task.run(events, cmd_rx));
+        Ok(Self { cmds, joined })
+    }
+
+    /// The room we are in.
+    pub fn joined(&self) -> &Joined {
+        &self.joined
+    }
+
+    async fn call<T>(&self, cmd: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds.send(cmd(tx)).await.map_err(|_| CommandError::not_in_room())?;
+        rx.await.map_err(|_| CommandError::not_in_room())
+    }
+
+    /// Sends a chat message to everyone.
+    pub async fn chat(&self, text: String) -> Result<ChatLine, CommandError> {
+        self.call(|r| Cmd::Chat(text, r)).await?
+    }
+
+    /// Our pointer is at (`x`, `y`) over the shared area, or (`None`) left it. Sent at a
+    /// bounded rate; the latest position always goes out.
+    pub async fn cursor(&self, at: Option<(f32, f32)>) -> Result<(), CommandError> {
+        // A full queue means the task is busy: this position is dropped, the next one goes.
+        match self.cmds.try_send(Cmd::Cursor(at)) {
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(CommandError::not_in_room()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts one of our strokes.
+    pub async fn board_begin(&self, start: StrokeStart) -> Result<StrokeStarted, CommandError> {
+        self.call(|r| Cmd::Begin(start, r)).await?
+    }
+
+    /// Adds points to our stroke `seq`.
+    pub async fn board_points(&self, seq: u32, points: Vec<Point>) -> Result<BoardChange, CommandError> {
+        self.call(|r| Cmd::Points(seq, points, r)).await?
+    }
+
+    /// Ends our stroke `seq`.
+    pub async fn board_end(&self, seq: u32) -> Result<BoardChange, CommandError> {
+        self.call(|r| Cmd::End(seq, r)).await?
+    }
+
+    /// Takes back our latest stroke on the board, if any.
+    pub async fn board_undo(&self) -> Result<Option<BoardChange>, CommandError> {
+        self.call(Cmd::Undo).await
+    }
+
+    /// Clears the board for everyone.
+    pub async fn board_clear(&self) -> Result<BoardChange, CommandError> {
+        self.call(Cmd::Clear).await
+    }
+
+    /// The board's strokes in drawing order.
+    pub async fn board_snapshot(&self) -> Result<Vec<Stroke>, CommandError> {
+        self.call(Cmd::Snapshot).await
+    }
+
+    /// Leaves the room: says goodbye to every peer and the server.
+    pub async fn leave(self) {
+        // Already gone is as good as left.
+        let _ = self.call(Cmd::Leave).await;
+    }
+}
+
+/// The call's state, owned by its task.
+struct Task {
+    room: Room,
+    chat: Channel,
+    cursor: Channel,
+    board_channel: Channel,
+    me: PeerView,
+    ui: mpsc::Sender<UiEvent>,
+    board: Board,
+    limiter: CursorLimiter,
+    peers: BTreeMap<PeerId, PeerView>,
+    /// Peers whose link has opened at least once: when it is down they are reconnecting.
+    linked: BTreeSet<PeerId>,
+    signaling: bool,
+    last_roster: Vec<PeerView>,
+    last_status: (bool, Vec<String>),
+}
+
+impl Task {
+    fn new(room: Room, me: PeerView, ui: mpsc::Sender<UiEvent>) -> Result<Self, CommandError> {
+        let channel = |name| room.channel(name).map_err(CommandError::bad_input);
+        Ok(Self {
+            chat: channel(CHAT)?,
+            cursor: channel(CURSOR)?,
+            board_channel: channel(BOARD)?,
+            board: Board::new(room.id().clone()),
+            room,
+            me,
+            ui,
+            limiter: CursorLimiter::new(CursorLimiter::DEFAULT_INTERVAL),
+            peers: BTreeMap::new(),
+            linked: BTreeSet::new(),
+            signaling: true,
+            last_roster: Vec::new(),
+            last_status: (true, Vec::new()),
+        })
+    }
+
+    async fn run(mut self, mut events: RoomEvents, mut cmds: mpsc::Receiver<Cmd>) {
+        let (rtt_tx, mut rtt_rx) = mpsc::channel::<(PeerId, Duration)>(64);
+        let mut refresh = tokio::time::interval(REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.emit_roster().await;
+        loop {
+            let flush_at = self.limiter.poll_timeout();
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(Cmd::Leave(reply)) => {
+                        self.room.leave().await;
+                        self.emit(UiEvent::Closed { reason: None }).await;
+                        // The caller may have given up waiting; the room is left either way.
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(cmd) => self.handle_cmd(cmd).await,
+                    None => {
+                        self.room.leave().await;
+                        return;
+                    }
+                },
+                event = events.recv() => match event {
+                    Some(RoomEvent::Closed) | None => {
+                        self.emit(UiEvent::Closed { reason: Some("the room ended".into()) }).await;
+                        return;
+                    }
+                    Some(event) => self.handle_event(event).await,
+                },
+                Some((peer, rtt)) = rtt_rx.recv() => {
+                    if let Some(view) = self.peers.get_mut(&peer) {
+                        view.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
+                    }
+                }
+                _ = refresh.tick() => {
+                    self.refresh().await;
+                    for peer in self.peers.iter().filter(|(_, v)| v.state == PeerState::Connected).map(|(p, _)| p.clone()) {
+                        let (room, tx) = (self.room.clone(), rtt_tx.clone());
+                        tokio::spawn(async move {
+                            if let Ok(rtt) = room.ping(&peer).await {
+                                // A full queue drops one sample; the next ping replaces it.
+                                let _ = tx.try_send((peer, rtt));
+                            }
+                        });
+                    }
+                }
+                () = sleep_until(flush_at), if flush_at.is_some() => {
+                    if let Some(msg) = self.limiter.poll(Instant::now()) {
+                        self.send_cursor(msg).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn emit(&self, event: UiEvent) {
+        if self.ui.send(event).await.is_err() {
+            debug!("view gone; event dropped");
+        }
+    }
+
+    async fn handle_cmd(&mut self, cmd: Cmd) {
+        // A dropped reply means the view stopped waiting; the command took effect anyway.
+        match cmd {
+            Cmd::Chat(text, reply) => {
+                let _ = reply.send(self.send_chat(&text).await);
+            }
+            Cmd::Cursor(at) => {
+                let msg = match at {
+                    Some((x, y)) => match CursorMsg::at(x, y) {
+                        Ok(msg) => msg,
+                        Err(e) => return debug!(error = %e, "cursor position refused"),
+                    },
+                    None => CursorMsg::Gone {},
+                };
+                if let Some(msg) = self.limiter.handle_move(msg, Instant::now()) {
+                    self.send_cursor(msg).await;
+                }
+            }
+            Cmd::Begin(start, reply) => {
+                let result = match Colour::new(&start.colour) {
+                    Ok(colour) => self.board.begin(start.tool, colour, start.width, start.points),
+                    Err(e) => Err(e),
+                };
+                let result = match result {
+                    Ok((msg, change)) => {
+                        let seq = match &msg {
+                            BoardMsg::Begin { seq, .. } => *seq,
+                            _ => 0,
+                        };
+                        self.send_board(msg, Target::All).await.map(|()| StrokeStarted { seq, change })
+                    }
+                    Err(e) => Err(CommandError::bad_input(e)),
+                };
+                let _ = reply.send(result);
+            }
+            Cmd::Points(seq, points, reply) => {
+                let result = self.board.extend(seq, points).map_err(CommandError::bad_input);
+                let _ = reply.send(self.send_local(result).await);
+            }
+            Cmd::End(seq, reply) => {
+                let result = self.board.end(seq).map_err(CommandError::bad_input);
+                let _ = reply.send(self.send_local(result).await);
+            }
+            Cmd::Undo(reply) => {
+                let change = match self.board.undo() {
+                    Some((msg, change)) => {
+                        self.log_send(self.send_board(msg, Target::All).await);
+                        Some(change)
+                    }
+                    None => None,
+                };
+                let _ = reply.send(change);
+            }
+            Cmd::Clear(reply) => {
+                let (msg, change) = self.board.clear();
+                self.log_send(self.send_board(msg, Target::All).await);
+                let _ = reply.send(change);
+            }
+            Cmd::Snapshot(reply) => {
+                let _ = reply.send(self.board.strokes().cloned().collect());
+            }
+            Cmd::Leave(_) => {}
+        }
+    }
+
+    fn log_send(&self, result: Result<(), CommandError>) {
+        if let Err(e) = result {
+            warn!(error = %e, "board message not sent");
+        }
+    }
+
+    async fn send_local(
+        &self,
+        result: Result<(BoardMsg, BoardChange), CommandError>,
+    ) -> Result<BoardChange, CommandError> {
+        let (msg, change) = result?;
+        self.send_board(msg, Target::All).await?;
+        Ok(change)
+    }
+
+    async fn send_board(&self, msg: BoardMsg, to: Target) -> Result<(), CommandError> {
+        self.board_channel.send(Bytes::from(msg.encode()), to).await.map_err(send_failed)
+    }
+
+    async fn send_chat(&self, text: &str) -> Result<ChatLine, CommandError> {
+        let msg = ChatMsg::new(text).map_err(CommandError::bad_input)?;
+        self.chat.send(Bytes::from(msg.encode()), Target::All).await.map_err(send_failed)?;
+        Ok(ChatLine { from: self.me.id.clone(), name: self.me.name.clone(), text: msg.text, at_ms: now_ms(), own: true })
+    }
+
+    async fn send_cursor(&self, msg: CursorMsg) {
+        if let Err(e) = self.cursor.send(Bytes::from(msg.encode()), Target::All).await {
+            debug!(error = %e, "cursor not sent");
+        }
+    }
+
+    async fn handle_event(&mut self, event: RoomEvent) {
+        match event {
+            RoomEvent::PeerJoin { peer, name } => {
+                info!(peer = %peer.short(), name = %name.as_str(), "peer joined");
+                self.linked.insert(peer.clone());
+                // Every peer answers a newcomer with its board; merging is idempotent.
+                for msg in self.board.sync_messages(SYNC_CHUNK_BYTES) {
+                    if let Err(e) = self.send_board(msg, Target::One(peer.clone())).await {
+                        warn!(peer = %peer.short(), error = %e, "board sync not sent");
+                    }
+                }
+                self.refresh().await;
+            }
+            RoomEvent::PeerLeave { peer } => {
+                info!(peer = %peer.short(), "peer left or link lost");
+                self.refresh().await;
+            }
+            RoomEvent::Message { channel, from, data } => self.handle_message(channel.as_str(), from, &data).await,
+            RoomEvent::Error(RoomError::SignalingLost(reason)) => {
+                warn!(%reason, "signaling connection lost");
+                self.signaling = false;
+                self.emit_status().await;
+            }
+            RoomEvent::Error(RoomError::Malformed { peer, reason }) => {
+                warn!(peer = %peer.short(), %reason, "malformed envelope ignored");
+                self.emit(UiEvent::Ignored { peer: peer.as_str().to_owned(), channel: String::new(), reason }).await;
+            }
+            RoomEvent::Error(e) => debug!(error = %e, "room error"),
+            _ => {}
+        }
+    }
+
+    async fn handle_message(&mut self, channel: &str, from: PeerId, data: &[u8]) {
+        let result = match channel {
+            CHAT => ChatMsg::decode(data).map(|msg| {
+                let name = self.peers.get(&from).map_or_else(|| from.short().to_owned(), |p| p.name.clone());
+                let line = ChatLine { from: from.as_str().to_owned(), name, text: msg.text, at_ms: now_ms(), own: false };
+                vec![UiEvent::Chat { line }]
+            }).map_err(|e| e.to_string()),
+            CURSOR => CursorMsg::decode(data).map(|msg| {
+                let peer = from.as_str().to_owned();
+                vec![match msg {
+                    CursorMsg::At { x, y } => UiEvent::Cursor { peer, x, y },
+                    CursorMsg::Gone {} => UiEvent::CursorGone { peer },
+                }]
+            }).map_err(|e| e.to_string()),
+            BOARD => BoardMsg::decode(data)
+                .and_then(|msg| self.board.handle(&from, msg))
+                .map(|changes| if changes.is_empty() { vec![] } else { vec![UiEvent::Board { changes }] })
+                .map_err(|e| e.to_string()),
+            other => {
+                debug!(channel = other, "message on a channel the app does not use");
+                Ok(vec![])
+            }
+        };
+        match result {
+            Ok(events) => {
+                for event in events {
+                    self.emit(event).await;
+                }
+            }
+            Err(reason) => {
+                warn!(peer = %from.short(), channel, %reason, "ignored a bad message");
+                let peer = from.as_str().to_owned();
+                self.emit(UiEvent::Ignored { peer, channel: channel.to_owned(), reason }).await;
+            }
+        }
+    }
+
+    /// Reads the room's roster and link states, and tells the view what changed.
+    async fn refresh(&mut self) {
+        let Ok(infos) = self.room.peers().await else { return };
+        let present: BTreeSet<PeerId> = infos.iter().map(|i| i.peer.clone()).collect();
+        let gone: Vec<PeerId> = self.peers.keys().filter(|p| !present.contains(*p)).cloned().collect();
+        for peer in gone {
+            self.peers.remove(&peer);
+            self.linked.remove(&peer);
+            self.emit(UiEvent::CursorGone { peer: peer.as_str().to_owned() }).await;
+        }
+        for info in infos {
+            let state = match info.state {
+                LinkState::Connected => {
+                    self.linked.insert(info.peer.clone());
+                    PeerState::Connected
+                }
+                _ if self.linked.contains(&info.peer) => PeerState::Reconnecting,
+                LinkState::Disconnected | LinkState::Failed => PeerState::Reconnecting,
+                _ => PeerState::Connecting,
+            };
+            let view = self.peers.entry(info.peer.clone()).or_insert_with(|| PeerView {
+                id: info.peer.as_str().to_owned(),
+                name: info.name.as_str().to_owned(),
+                state,
+                rtt_ms: None,
+                colour: colour_of(info.peer.as_str()),
+            });
+            view.state = state;
+            if state != PeerState::Connected {
+                view.rtt_ms = None;
+            }
+        }
+        self.emit_roster().await;
+        self.emit_status().await;
+    }
+
+    async fn emit_roster(&mut self) {
+        let roster: Vec<PeerView> = std::iter::once(self.me.clone()).chain(self.peers.values().cloned()).collect();
+        if roster != self.last_roster {
+            self.last_roster = roster.clone();
+            self.emit(UiEvent::Roster { peers: roster }).await;
+        }
+    }
+
+    async fn emit_status(&mut self) {
+        let reconnecting: Vec<String> =
+            self.peers.values().filter(|p| p.state == PeerState::Reconnecting).map(|p| p.name.clone()).collect();
+        let status = (self.signaling, reconnecting);
+        if status != self.last_status {
+            self.last_status = status.clone();
+            self.emit(UiEvent::Status { signaling: status.0, reconnecting: status.1 }).await;
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

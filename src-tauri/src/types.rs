@@ -1,0 +1,241 @@
+//! What crosses the IPC boundary. `ui/src/bindings.ts` is generated from these types (see
+//! `bindings.rs`); a test fails when the committed file differs.
+
+use plenum_collab::BoardChange;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// Join a room on a signaling server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct JoinRequest {
+    /// `ws://host:port` or `wss://...`.
+    pub server: String,
+    /// The room's name.
+    pub room: String,
+    /// Our display name.
+    pub name: String,
+    /// The room's password, if it has one.
+    pub password: Option<String>,
+}
+
+/// Host a room on the signaling server inside the app, and join it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct HostRequest {
+    /// The room's name.
+    pub room: String,
+    /// Our display name.
+    pub name: String,
+    /// A password others must give, if any.
+    pub password: Option<String>,
+}
+
+/// The room we are in.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct Joined {
+    /// Ourselves, as our tile shows us.
+    pub me: PeerView,
+    /// The room's name.
+    pub room: String,
+    /// The signaling server we joined through.
+    pub server: String,
+    /// A link others can paste to join: `plenum://join?server=...&room=...`.
+    pub invite: String,
+    /// Whether the signaling server runs inside this app.
+    pub hosting: bool,
+}
+
+/// A room joined before, for the join screen's list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RecentRoom {
+    /// The signaling server.
+    pub server: String,
+    /// The room.
+    pub room: String,
+}
+
+/// What the app remembers between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(default)]
+pub struct Prefs {
+    /// The last display name used.
+    pub name: String,
+    /// The last signaling server used.
+    pub server: String,
+    /// Rooms joined, most recent first.
+    pub recent: Vec<RecentRoom>,
+}
+
+/// A signaling server and room read from an invite link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct InviteView {
+    /// The signaling server.
+    pub server: String,
+    /// The room.
+    pub room: String,
+}
+
+/// The state of a participant, as its tile shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    /// Ourselves.
+    Me,
+    /// Known from the server; the link is being set up.
+    Connecting,
+    /// The link is open.
+    Connected,
+    /// The link was lost and is being re-established.
+    Reconnecting,
+}
+
+/// One participant.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct PeerView {
+    /// Its peer id.
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+    /// Its link.
+    pub state: PeerState,
+    /// Round-trip time of the last ping, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Its colour (cursor, avatar), the same on every peer: `hsl(H 70% 50%)`.
+    pub colour: String,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct ChatLine {
+    /// The sender's peer id.
+    pub from: String,
+    /// The sender's display name.
+    pub name: String,
+    /// The text; the view shows it as text, never as markup.
+    pub text: String,
+    /// When it was sent (ours) or arrived (others'), in milliseconds since the Unix epoch.
+    pub at_ms: f64,
+    /// Whether we sent it.
+    pub own: bool,
+}
+
+/// A stroke to start, as the view draws it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct StrokeStart {
+    /// Pen or eraser.
+    pub tool: plenum_collab::Tool,
+    /// `#rrggbb`.
+    pub colour: String,
+    /// Width in thousandths of the board's width.
+    pub width: f32,
+    /// The first points.
+    pub points: Vec<plenum_collab::Point>,
+}
+
+/// A stroke we started, and how the board changed.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct StrokeStarted {
+    /// Our number for it, for `board_points` and `board_end`.
+    pub seq: u32,
+    /// The change to show.
+    pub change: BoardChange,
+}
+
+/// Something that happened in the call, pushed to the view as the `plenum` event.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UiEvent {
+    /// Everyone in the room (ourselves first), whenever a state or a latency changes.
+    Roster {
+        /// The participants.
+        peers: Vec<PeerView>,
+    },
+    /// A chat message from a peer.
+    Chat {
+        /// The message.
+        line: ChatLine,
+    },
+    /// A peer's pointer is at (`x`, `y`), fractions of the shared area.
+    Cursor {
+        /// Whose.
+        peer: String,
+        /// From the left.
+        x: f32,
+        /// From the top.
+        y: f32,
+    },
+    /// A peer's pointer left the shared area, or the peer left.
+    CursorGone {
+        /// Whose.
+        peer: String,
+    },
+    /// The whiteboard changed.
+    Board {
+        /// The changes, in order.
+        changes: Vec<BoardChange>,
+    },
+    /// The connection to the signaling server, and the peers being reconnected.
+    Status {
+        /// Whether we are connected to the signaling server.
+        signaling: bool,
+        /// Names of peers whose link is being re-established.
+        reconnecting: Vec<String>,
+    },
+    /// A peer sent something we could not use (it was ignored).
+    Ignored {
+        /// From whom.
+        peer: String,
+        /// Which channel.
+        channel: String,
+        /// Why.
+        reason: String,
+    },
+    /// The room ended.
+    Closed {
+        /// Why, if not because we left.
+        reason: Option<String>,
+    },
+}
+
+/// The kind of a [`CommandError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A value given to the command is invalid (a name, a URL, a point).
+    BadInput,
+    /// Not in a room.
+    NotInRoom,
+    /// Already in a room.
+    AlreadyInRoom,
+    /// The signaling server could not be reached or did not answer.
+    Unreachable,
+    /// The server refused the join (wrong password, room full, ...).
+    Refused,
+    /// The embedded signaling server could not start.
+    HostFailed,
+    /// The engine could not send.
+    SendFailed,
+}
+
+/// Why a command failed; the view shows `message`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS, thiserror::Error)]
+#[error("{message}")]
+pub struct CommandError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// A sentence for the user.
+    pub message: String,
+}
+
+impl CommandError {
+    pub(crate) fn new(kind: ErrorKind, message: impl ToString) -> Self {
+        Self { kind, message: message.to_string() }
+    }
+
+    pub(crate) fn bad_input(message: impl ToString) -> Self {
+        Self::new(ErrorKind::BadInput, message)
+    }
+
+    pub(crate) fn not_in_room() -> Self {
+        Self::new(ErrorKind::NotInRoom, "not in a room")
+    }
+}

@@ -1,0 +1,165 @@
+//! The app under test: Xvfb, tauri-driver (with WebKitWebDriver) and the app binary driven
+//! through plain WebDriver HTTP calls, next to real `plenum serve` / `plenum join` processes.
+//! Every process is stopped by its process id when its guard drops, also when a test fails.
+#![allow(dead_code, unreachable_pub)]
+
+#[path = "../../../crates/plenum-cli/tests/common/mod.rs"]
+pub mod cli;
+pub mod webdriver;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process in its own process group, stopped (SIGTERM to the group, then SIGKILL)
+/// when dropped.
+pub struct Guard {
+    child: Child,
+    name: &'static str,
+}
+
+impl Guard {
+    pub fn spawn(name: &'static str, command: &mut Command) -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = command
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
+        Self { child, name }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let pgid = self.child.id() as i32;
+        // The group holds the process and whatever it started (tauri-driver -> WebKitWebDriver
+        // -> the app); SIGTERM lets tauri-driver stop its driver.
+        signal(-pgid, 15);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        signal(-pgid, 9);
+        let _ = self.child.wait();
+        eprintln!("stopped {} (pid {pgid})", self.name);
+    }
+}
+
+/// Sends `signal` to `pid` (negative: a process group) with the `kill` command.
+fn signal(pid: i32, signal: i32) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg("--")
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// Finds a required tool, or fails with what to install.
+pub fn tool(name: &str, hint: &str) -> PathBuf {
+    let home_cargo = std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin").join(name));
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .chain(home_cargo)
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| panic!("{name} is not installed: {hint} (scripts/test.sh installs it)"))
+}
+
+/// A virtual X display.
+pub struct Xvfb {
+    pub display: String,
+    _guard: Guard,
+}
+
+impl Xvfb {
+    pub fn start() -> Self {
+        let xvfb = tool("Xvfb", "apt-get install xvfb");
+        let mut command = Command::new(xvfb);
+        command
+            .args(["-displayfd", "1", "-screen", "0", "1360x860x24", "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut guard = Guard::spawn("Xvfb", &mut command);
+        let stdout = guard.child().stdout.take().expect("Xvfb stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("Xvfb display number");
+        let display = format!(":{}", line.trim());
+        assert!(line.trim().parse::<u32>().is_ok(), "Xvfb printed {line:?}");
+        Self { display, _guard: guard }
+    }
+}
+
+/// tauri-driver on a free port, talking to WebKitWebDriver on another.
+pub struct Driver {
+    pub port: u16,
+    _guard: Guard,
+}
+
+impl Driver {
+    pub fn start(display: &str, env: &[(&str, &str)]) -> Self {
+        let driver = tool("tauri-driver", "cargo install tauri-driver --version 2.1.0 --locked");
+        let native = tool("WebKitWebDriver", "apt-get install webkit2gtk-driver");
+        let (port, native_port) = (free_port(), free_port());
+        let mut command = Command::new(driver);
+        command
+            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .arg("--native-driver")
+            .arg(native)
+            .env("DISPLAY", display)
+            .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let guard = Guard::spawn("tauri-driver", &mut command);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tauri-driver did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { port, _guard: guard }
+    }
+}
+
+/// Where screenshots go: `$PLENUM_ARTIFACTS` or target/test-artifacts.
+pub fn artifacts_dir() -> PathBuf {
+    let dir = std::env::var_os("PLENUM_ARTIFACTS").map(PathBuf::from).unwrap_or_else(|| {
+        let exe = std::env::current_exe().expect("test executable");
+        exe.ancestors().nth(3).expect("target dir").join("test-artifacts")
+    });
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
