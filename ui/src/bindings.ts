@@ -1,0 +1,334 @@
+// Generated from src-tauri/src/types.rs and plenum-collab by src-tauri/src/bindings.rs.
+// Do not edit: run `PLENUM_WRITE_BINDINGS=1 cargo test -p plenum-app --test bindings-match-the-rust-types`.
+
+export type JoinRequest = { 
+/**
+ * `ws://host:port` or `wss://...`.
+ */
+server: string, 
+/**
+ * The room's name.
+ */
+room: string, 
+/**
+ * Our display name.
+ */
+name: string, 
+/**
+ * The room's password, if it has one.
+ */
+password: string | null, };
+
+export type HostRequest = { 
+/**
+ * The room's name.
+ */
+room: string, 
+/**
+ * Our display name.
+ */
+name: string, 
+/**
+ * A password others must give, if any.
+ */
+password: string | null, };
+
+export type Joined = { 
+/**
+ * Ourselves, as our tile shows us.
+ */
+me: PeerView, 
+/**
+ * The room's name.
+ */
+room: string, 
+/**
+ * The signaling server we joined through.
+ */
+server: string, 
+/**
+ * A link others can paste to join: `plenum://join?server=...&room=...`.
+ */
+invite: string, 
+/**
+ * Whether the signaling server runs inside this app.
+ */
+hosting: boolean, };
+
+export type RecentRoom = { 
+/**
+ * The signaling server.
+ */
+server: string, 
+/**
+ * The room.
+ */
+room: string, };
+
+export type Prefs = { 
+/**
+ * The last display name used.
+ */
+name: string, 
+/**
+ * The last signaling server used.
+ */
+server: string, 
+/**
+ * Rooms joined, most recent first.
+ */
+recent: Array<RecentRoom>, };
+
+export type InviteView = { 
+/**
+ * The signaling server.
+ */
+server: string, 
+/**
+ * The room.
+ */
+room: string, };
+
+export type PeerState = "me" | "connecting" | "connected" | "reconnecting";
+
+export type PeerView = { 
+/**
+ * Its peer id.
+ */
+id: string, 
+/**
+ * Its display name.
+ */
+name: string, 
+/**
+ * Its link.
+ */
+state: PeerState, 
+/**
+ * Round-trip time of the last ping, in milliseconds.
+ */
+rtt_ms: number | null, 
+/**
+ * Its colour (cursor, avatar), the same on every peer: `hsl(H 70% 50%)`.
+ */
+colour: string, };
+
+export type ChatLine = { 
+/**
+ * The sender's peer id.
+ */
+from: string, 
+/**
+ * The sender's display name.
+ */
+name: string, 
+/**
+ * The text; the view shows it as text, never as markup.
+ */
+text: string, 
+/**
+ * When it was sent (ours) or arrived (others'), in milliseconds since the Unix epoch.
+ */
+at_ms: number, 
+/**
+ * Whether we sent it.
+ */
+own: boolean, };
+
+export type StrokeStart = { 
+/**
+ * Pen or eraser.
+ */
+tool: Tool, 
+/**
+ * `#rrggbb`.
+ */
+colour: string, 
+/**
+ * Width in thousandths of the board's width.
+ */
+width: number, 
+/**
+ * The first points.
+ */
+points: Array<Point>, };
+
+export type StrokeStarted = { 
+/**
+ * Our number for it, for `board_points` and `board_end`.
+ */
+seq: number, 
+/**
+ * The change to show.
+ */
+change: BoardChange, };
+
+export type UiEvent = { "type": "roster", 
+/**
+ * The participants.
+ */
+peers: Array<PeerView>, } | { "type": "chat", 
+/**
+ * The message.
+ */
+line: ChatLine, } | { "type": "cursor", 
+/**
+ * Whose.
+ */
+peer: string, 
+/**
+ * From the left.
+ */
+x: number, 
+/**
+ * From the top.
+ */
+y: number, } | { "type": "cursor_gone", 
+/**
+ * Whose.
+ */
+peer: string, } | { "type": "board", 
+/**
+ * The changes, in order.
+ */
+changes: Array<BoardChange>, } | { "type": "status", 
+/**
+ * Whether we are connected to the signaling server.
+ */
+signaling: boolean, 
+/**
+ * Names of peers whose link is being re-established.
+ */
+reconnecting: Array<string>, } | { "type": "ignored", 
+/**
+ * From whom.
+ */
+peer: string, 
+/**
+ * Which channel.
+ */
+channel: string, 
+/**
+ * Why.
+ */
+reason: string, } | { "type": "closed", 
+/**
+ * Why, if not because we left.
+ */
+reason: string | null, };
+
+export type ErrorKind = "bad_input" | "not_in_room" | "already_in_room" | "unreachable" | "refused" | "host_failed" | "send_failed";
+
+export type CommandError = { 
+/**
+ * What kind of failure.
+ */
+kind: ErrorKind, 
+/**
+ * A sentence for the user.
+ */
+message: string, };
+
+export type Point = [number, number];
+
+export type Tool = "pen" | "eraser";
+
+export type StrokeId = { 
+/**
+ * The peer that drew it.
+ */
+author: string, 
+/**
+ * Its number among the author's strokes.
+ */
+seq: number, };
+
+export type ClearMark = { 
+/**
+ * The clearing peer's clock when it cleared.
+ */
+clock: number, 
+/**
+ * The peer that cleared.
+ */
+author: string, };
+
+export type Stroke = { 
+/**
+ * Its Lamport clock; strokes are drawn in `(clock, author, seq)` order.
+ */
+clock: number, 
+/**
+ * Pen or eraser.
+ */
+tool: Tool, 
+/**
+ * Ink colour (ignored by the eraser).
+ */
+colour: string, 
+/**
+ * Width in thousandths of the board's width.
+ */
+width: number, 
+/**
+ * The points so far.
+ */
+points: Array<Point>, 
+/**
+ * Whether the author lifted the pen.
+ */
+done: boolean, 
+/**
+ * The peer that drew it.
+ */
+author: string, 
+/**
+ * Its number among the author's strokes.
+ */
+seq: number, };
+
+export type BoardChange = { "kind": "stroke", 
+/**
+ * The whole stroke.
+ */
+stroke: Stroke, } | { "kind": "points", 
+/**
+ * Which stroke.
+ */
+id: StrokeId, 
+/**
+ * Index of the first new point.
+ */
+from: number, 
+/**
+ * The new points.
+ */
+points: Array<Point>, 
+/**
+ * Whether the stroke is now finished.
+ */
+done: boolean, } | { "kind": "removed", 
+/**
+ * Which.
+ */
+ids: Array<StrokeId>, };
+
+/** The commands the view may invoke. */
+export type Command =
+  | "prefs"
+  | "launch_request"
+  | "read_invite"
+  | "host"
+  | "join"
+  | "leave"
+  | "send_chat"
+  | "send_cursor"
+  | "board_begin"
+  | "board_points"
+  | "board_end"
+  | "board_undo"
+  | "board_clear"
+  | "board_snapshot";
+
+/** The event carrying `UiEvent`s. */
+export const EVENT = "plenum";

@@ -1,0 +1,134 @@
+import { emit } from "@tauri-apps/api/event";
+import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { Joined, PeerView, UiEvent } from "./bindings";
+import { EVENT } from "./bindings";
+import { CallView } from "./call";
+import { api, onEvent } from "./ipc";
+
+const me: PeerView = { id: "me1", name: "Carol", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)" };
+const ada: PeerView = { id: "ada1", name: "Ada", state: "connected", rtt_ms: 0.4, colour: "hsl(200, 70%, 45%)" };
+const joined: Joined = { me, room: "standup", server: "ws://127.0.0.1:1", invite: "plenum://join?server=ws%3A%2F%2F127.0.0.1%3A1&room=standup", hosting: false };
+
+let calls: Array<[string, unknown]>;
+
+beforeEach(() => {
+  calls = [];
+  mockIPC(
+    (cmd, args) => {
+      calls.push([cmd, args]);
+      switch (cmd) {
+        case "board_undo":
+          return { kind: "removed", ids: [{ author: "me1", seq: 0 }] };
+        case "board_clear":
+          return { kind: "removed", ids: [] };
+        default:
+          return null;
+      }
+    },
+    { shouldMockEvents: true },
+  );
+});
+
+afterEach(() => clearMocks());
+
+function view(onLeft = vi.fn()) {
+  const call = new CallView(api, joined, { openLink: vi.fn(), onLeft });
+  document.body.replaceChildren(call.element);
+  return { call, onLeft };
+}
+
+describe("CallView", () => {
+  it("follows the roster: tiles, count, cursors of peers that left", async () => {
+    const { call } = view();
+    const un = await onEvent((e) => call.handle(e));
+    await emit(EVENT, { type: "roster", peers: [me, ada] } satisfies UiEvent);
+    expect(document.querySelectorAll(".tile")).toHaveLength(2);
+    expect(document.querySelector("#participant-count")?.textContent).toBe("2 people");
+    await emit(EVENT, { type: "cursor", peer: "ada1", x: 0.5, y: 0.5 } satisfies UiEvent);
+    expect(document.querySelector(".cursor[data-peer='ada1'] .cursor-name")?.textContent).toBe("Ada");
+    await emit(EVENT, { type: "roster", peers: [me] } satisfies UiEvent);
+    expect(document.querySelector(".cursor[data-peer='ada1']")).toBeNull();
+    expect(document.querySelector("#participant-count")?.textContent).toBe("Just you");
+    un();
+    call.close();
+  });
+
+  it("shows the banner while reconnecting and hides it after", () => {
+    const { call } = view();
+    const banner = document.querySelector("#banner") as HTMLElement;
+    expect(banner.hidden).toBe(true);
+    call.handle({ type: "status", signaling: true, reconnecting: ["Ada"] });
+    expect(banner.hidden).toBe(false);
+    expect(banner.textContent).toContain("Reconnecting to Ada");
+    call.handle({ type: "status", signaling: false, reconnecting: [] });
+    expect(banner.textContent).toContain("server");
+    call.handle({ type: "status", signaling: true, reconnecting: [] });
+    expect(banner.hidden).toBe(true);
+    call.close();
+  });
+
+  it("applies board changes and counts ignored messages", () => {
+    const { call } = view();
+    call.handle({
+      type: "board",
+      changes: [{ kind: "stroke", stroke: { author: "ada1", seq: 0, clock: 1, tool: "pen", colour: "#000000", width: 3, points: [[0.1, 0.1]], done: true } }],
+    });
+    expect(call.model.size).toBe(1);
+    expect(document.querySelector("#board")?.getAttribute("data-strokes")).toBe("1");
+    call.handle({ type: "ignored", peer: "ada1", channel: "board", reason: "bad" });
+    expect(document.querySelector("#call")?.getAttribute("data-ignored")).toBe("1");
+    call.close();
+  });
+
+  it("asks before clearing the board", async () => {
+    const { call } = view();
+    (document.querySelector("#tool-clear") as HTMLElement).click();
+    expect(calls.map((c) => c[0])).not.toContain("board_clear");
+    (document.querySelector("#confirm-clear") as HTMLElement).click();
+    await vi.waitFor(() => expect(calls.map((c) => c[0])).toContain("board_clear"));
+    call.close();
+  });
+
+  it("answers keyboard shortcuts, but not while typing", async () => {
+    const { call } = view();
+    const key = (k: string, target: EventTarget = document.body, extra: KeyboardEventInit = {}) =>
+      target.dispatchEvent(new KeyboardEvent("keydown", { key: k, bubbles: true, ...extra }));
+    const help = document.querySelector("#help") as HTMLElement;
+    key("?");
+    expect(help.hidden).toBe(false);
+    key("Escape");
+    expect(help.hidden).toBe(true);
+    key("c");
+    expect(call.chat.visible).toBe(false);
+    key("c", call.chat.input);
+    expect(call.chat.visible).toBe(false);
+    key("e");
+    expect(call.board.tool).toBe("eraser");
+    key("3");
+    expect(call.board.colour).toBe("#f59e0b");
+    expect(call.board.tool).toBe("pen");
+    key("]");
+    expect(call.board.width).toBe(12);
+    key("b");
+    expect(document.querySelector(".stage")?.getAttribute("data-mode")).toBe("grid");
+    key("z", document.body, { ctrlKey: true });
+    await vi.waitFor(() => expect(calls.map((c) => c[0])).toContain("board_undo"));
+    expect(help.textContent).toContain("Undo your last stroke");
+    call.close();
+  });
+
+  it("leaves through the engine and hands back to the join screen", async () => {
+    const { call, onLeft } = view();
+    (document.querySelector("#leave-button") as HTMLElement).click();
+    await vi.waitFor(() => expect(onLeft).toHaveBeenCalledWith(null));
+    expect(calls.map((c) => c[0])).toContain("leave");
+    call.close();
+  });
+
+  it("returns to the join screen with the reason when the room ends", () => {
+    const { call, onLeft } = view();
+    call.handle({ type: "closed", reason: "the room ended" });
+    expect(onLeft).toHaveBeenCalledWith("the room ended");
+  });
+});

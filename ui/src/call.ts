@@ -1,0 +1,387 @@
+// The call view: top bar, participant tiles, whiteboard with shared cursors, chat, the
+// reconnection banner, the help overlay and keyboard shortcuts.
+import type { BoardChange, Joined, PeerView, UiEvent } from "./bindings";
+import { BoardModel, BoardView, COLOURS, WIDTHS } from "./board";
+import { ChatPanel } from "./chat";
+import { Cursors, throttle } from "./cursors";
+import { h, isTyping } from "./dom";
+import { type Api, errorText } from "./ipc";
+import { Tiles } from "./tiles";
+
+export const SHORTCUTS: Array<[string, string]> = [
+  ["B", "Switch between whiteboard and participants"],
+  ["C", "Show or hide chat"],
+  ["/", "Write a chat message"],
+  ["P", "Pen"],
+  ["E", "Eraser"],
+  ["1 – 6", "Pen colour"],
+  ["[  ]", "Thinner / thicker line"],
+  ["Ctrl+Z", "Undo your last stroke"],
+  ["I", "Show the invite link"],
+  ["?", "This help"],
+  ["Esc", "Close dialogs"],
+];
+
+export interface CallOptions {
+  openLink: (href: string) => void;
+  onLeft: (reason: string | null) => void;
+}
+
+export class CallView {
+  readonly element: HTMLElement;
+  readonly model = new BoardModel();
+  readonly board: BoardView;
+  readonly cursors = new Cursors();
+  readonly tiles = new Tiles();
+  readonly chat: ChatPanel;
+  private roster = new Map<string, PeerView>();
+  private mode: "grid" | "board";
+  private banner: HTMLElement;
+  private count: HTMLElement;
+  private chatBadge: HTMLElement;
+  private help: HTMLElement;
+  private invite: HTMLElement;
+  private confirm: HTMLElement;
+  private toolbar: HTMLElement;
+  private stage: HTMLElement;
+  private frame = 0;
+  private closed = false;
+  private ignored = 0;
+  private keys = (e: KeyboardEvent) => this.key(e);
+
+  constructor(
+    private readonly api: Api,
+    readonly joined: Joined,
+    private readonly options: CallOptions,
+  ) {
+    this.mode = "board";
+    const sendCursor = throttle<[number, number] | null>(50, (at) => void api.sendCursor(at).catch(() => {}));
+    this.board = new BoardView(this.model, {
+      begin: async (tool, colour, width, points) => {
+        const started = await api.boardBegin({ tool, colour, width, points });
+        this.applyBoard([started.change]);
+        return started.seq;
+      },
+      points: async (seq, points) => this.applyBoard([await api.boardPoints(seq, points)]),
+      end: async (seq) => this.applyBoard([await api.boardEnd(seq)]),
+      pointer: sendCursor,
+    });
+    this.board.surface.appendChild(this.cursors.layer);
+
+    this.chatBadge = h("span", { class: "badge", id: "chat-unread", hidden: true });
+    this.chat = new ChatPanel(
+      (text) => api.sendChat(text),
+      options.openLink,
+      (peer) => this.roster.get(peer)?.colour ?? "inherit",
+      (n) => {
+        this.chatBadge.hidden = n === 0;
+        this.chatBadge.textContent = String(n);
+      },
+    );
+
+    this.count = h("span", { class: "count", id: "participant-count" });
+    const leave = h("button", { class: "btn danger", id: "leave-button", title: "Leave the call" }, "Leave");
+    leave.addEventListener("click", () => void this.leave());
+    const modeButton = h("button", { class: "btn ghost", id: "mode-button", title: "Whiteboard / participants (B)" }, "Participants");
+    modeButton.addEventListener("click", () => this.setMode(this.mode === "board" ? "grid" : "board"));
+    const chatButton = h("button", { class: "btn ghost", id: "chat-button", title: "Chat (C)" }, "Chat", this.chatBadge);
+    chatButton.addEventListener("click", () => this.chat.show(!this.chat.visible));
+    const inviteButton = h("button", { class: "btn ghost", id: "invite-button", title: "Invite (I)" }, "Invite");
+    inviteButton.addEventListener("click", () => this.toggle(this.invite));
+    const helpButton = h("button", { class: "btn ghost icon", id: "help-button", title: "Keyboard shortcuts (?)" }, "?");
+    helpButton.addEventListener("click", () => this.toggle(this.help));
+
+    const top = h(
+      "header",
+      { class: "topbar" },
+      h("img", { src: "/icon.png", alt: "", class: "topbar-icon" }),
+      h("div", { class: "room-title" }, h("strong", { id: "room-name" }, joined.room), this.count),
+      joined.hosting && h("span", { class: "pill", title: "The signaling server runs in this app" }, "Hosting"),
+      h("div", { class: "spacer" }),
+      modeButton,
+      chatButton,
+      inviteButton,
+      helpButton,
+      leave,
+    );
+
+    this.banner = h("div", { class: "banner", id: "banner", role: "status", hidden: true });
+    this.toolbar = this.buildToolbar();
+    this.stage = h("section", { class: "stage", "data-mode": this.mode }, this.tiles.element, h("div", { class: "board-area" }, this.toolbar, this.board.element));
+    this.help = this.buildHelp();
+    this.invite = this.buildInvite();
+    this.confirm = h("div", { class: "overlay", hidden: true });
+
+    this.element = h(
+      "div",
+      { class: "call", id: "call" },
+      top,
+      this.banner,
+      h("div", { class: "call-body" }, this.stage, this.chat.element),
+      this.help,
+      this.invite,
+      this.confirm,
+    );
+    modeButton.textContent = "Participants";
+    this.tiles.update([joined.me]);
+    this.roster.set(joined.me.id, joined.me);
+    this.updateCount();
+    document.addEventListener("keydown", this.keys);
+    const tick = () => {
+      if (this.closed) return;
+      this.cursors.step();
+      this.board.render();
+      this.frame = requestAnimationFrame(tick);
+    };
+    this.frame = requestAnimationFrame(tick);
+    if (joined.hosting) this.invite.hidden = false;
+  }
+
+  private buildToolbar(): HTMLElement {
+    const bar = h("div", { class: "toolbar", id: "board-toolbar", role: "toolbar", "aria-label": "Whiteboard tools" });
+    const pen = h("button", { class: "tool active", id: "tool-pen", title: "Pen (P)" }, "Pen");
+    const eraser = h("button", { class: "tool", id: "tool-eraser", title: "Eraser (E)" }, "Eraser");
+    const setTool = (tool: "pen" | "eraser") => {
+      this.board.tool = tool;
+      pen.classList.toggle("active", tool === "pen");
+      eraser.classList.toggle("active", tool === "eraser");
+      this.board.surface.dataset.tool = tool;
+    };
+    pen.addEventListener("click", () => setTool("pen"));
+    eraser.addEventListener("click", () => setTool("eraser"));
+    const swatches = COLOURS.map((colour, i) => {
+      const b = h("button", { class: `swatch${i === 0 ? " active" : ""}`, title: `Colour ${i + 1}`, "data-colour": colour });
+      b.style.background = colour;
+      b.addEventListener("click", () => {
+        this.board.colour = colour;
+        swatches.forEach((s) => s.classList.toggle("active", s === b));
+        setTool("pen");
+      });
+      return b;
+    });
+    const widths = WIDTHS.map((w, i) => {
+      const dot = h("i");
+      dot.style.width = dot.style.height = `${4 + i * 5}px`;
+      const b = h("button", { class: `width${w === this.board.width ? " active" : ""}`, title: `Width ${w}`, "data-width": w }, dot);
+      b.addEventListener("click", () => {
+        this.board.width = w;
+        widths.forEach((x) => x.classList.toggle("active", x === b));
+      });
+      return b;
+    });
+    const undo = h("button", { class: "tool", id: "tool-undo", title: "Undo your last stroke (Ctrl+Z)" }, "Undo");
+    undo.addEventListener("click", () => void this.undo());
+    const clearBtn = h("button", { class: "tool", id: "tool-clear", title: "Clear the board for everyone" }, "Clear");
+    clearBtn.addEventListener("click", () => this.askClear());
+    bar.append(pen, eraser, h("span", { class: "sep" }), ...swatches, h("span", { class: "sep" }), ...widths, h("span", { class: "sep" }), undo, clearBtn);
+    (bar as HTMLElement & { setTool?: typeof setTool }).setTool = setTool;
+    return bar;
+  }
+
+  private buildHelp(): HTMLElement {
+    const rows = SHORTCUTS.map(([k, what]) => h("tr", {}, h("td", {}, h("kbd", {}, k)), h("td", {}, what)));
+    const close = h("button", { class: "btn", type: "button" }, "Close");
+    const el = h(
+      "div",
+      { class: "overlay", id: "help", hidden: true },
+      h("div", { class: "dialog", role: "dialog", "aria-label": "Keyboard shortcuts" }, h("h2", {}, "Keyboard shortcuts"), h("table", { class: "keys" }, ...rows), h("div", { class: "dialog-actions" }, close)),
+    );
+    close.addEventListener("click", () => (el.hidden = true));
+    el.addEventListener("click", (e) => e.target === el && (el.hidden = true));
+    return el;
+  }
+
+  private buildInvite(): HTMLElement {
+    const link = h("input", { class: "invite-link", id: "invite-link", readonly: true, value: this.joined.invite });
+    link.value = this.joined.invite;
+    const copy = h("button", { class: "btn primary", type: "button" }, "Copy");
+    copy.addEventListener("click", async () => {
+      link.select();
+      try {
+        await navigator.clipboard.writeText(link.value);
+        copy.textContent = "Copied";
+      } catch {
+        copy.textContent = "Select and copy";
+      }
+    });
+    const close = h("button", { class: "btn", type: "button" }, "Close");
+    const el = h(
+      "div",
+      { class: "overlay", id: "invite", hidden: true },
+      h(
+        "div",
+        { class: "dialog", role: "dialog", "aria-label": "Invite" },
+        h("h2", {}, "Invite people"),
+        h("p", {}, this.joined.hosting ? "This computer is hosting the room. Others on your network paste this link into Plenum's join screen:" : "Others paste this link into Plenum's join screen:"),
+        h("div", { class: "invite-row" }, link, copy),
+        h("div", { class: "dialog-actions" }, close),
+      ),
+    );
+    close.addEventListener("click", () => (el.hidden = true));
+    el.addEventListener("click", (e) => e.target === el && (el.hidden = true));
+    return el;
+  }
+
+  private toggle(el: HTMLElement): void {
+    el.hidden = !el.hidden;
+  }
+
+  askClear(): void {
+    const yes = h("button", { class: "btn danger", id: "confirm-clear", type: "button" }, "Clear for everyone");
+    const no = h("button", { class: "btn", type: "button" }, "Cancel");
+    this.confirm.replaceChildren(
+      h("div", { class: "dialog", role: "alertdialog" }, h("h2", {}, "Clear the whiteboard?"), h("p", {}, "Everyone's strokes disappear for everyone in the room."), h("div", { class: "dialog-actions" }, no, yes)),
+    );
+    this.confirm.hidden = false;
+    no.addEventListener("click", () => (this.confirm.hidden = true));
+    yes.addEventListener("click", async () => {
+      this.confirm.hidden = true;
+      this.applyBoard([await this.api.boardClear()]);
+    });
+    yes.focus();
+  }
+
+  async undo(): Promise<void> {
+    const change = await this.api.boardUndo();
+    if (change) this.applyBoard([change]);
+  }
+
+  setMode(mode: "grid" | "board"): void {
+    this.mode = mode;
+    this.stage.dataset.mode = mode;
+    const button = this.element.querySelector("#mode-button");
+    if (button) button.textContent = mode === "board" ? "Participants" : "Whiteboard";
+    this.board.invalidate();
+  }
+
+  applyBoard(changes: BoardChange[]): void {
+    for (const change of changes) this.model.apply(change);
+    this.board.surface.dataset.strokes = String(this.model.size);
+    this.board.invalidate();
+  }
+
+  private updateCount(): void {
+    const n = this.roster.size;
+    this.count.textContent = n === 1 ? "Just you" : `${n} people`;
+  }
+
+  handle(event: UiEvent): void {
+    switch (event.type) {
+      case "roster": {
+        const ids = new Set(event.peers.map((p) => p.id));
+        for (const id of this.roster.keys()) if (!ids.has(id)) this.cursors.remove(id);
+        this.roster = new Map(event.peers.map((p) => [p.id, p]));
+        for (const p of event.peers) this.cursors.rename(p.id, p.name);
+        this.tiles.update(event.peers);
+        this.updateCount();
+        break;
+      }
+      case "chat":
+        this.chat.add(event.line);
+        break;
+      case "cursor": {
+        const peer = this.roster.get(event.peer);
+        this.cursors.move(event.peer, peer?.name ?? "…", peer?.colour ?? "#64748b", event.x, event.y);
+        break;
+      }
+      case "cursor_gone":
+        this.cursors.remove(event.peer);
+        break;
+      case "board":
+        this.applyBoard(event.changes);
+        break;
+      case "status": {
+        const parts: string[] = [];
+        if (!event.signaling) parts.push("Lost the connection to the server — people already here stay connected, but nobody new can join.");
+        if (event.reconnecting.length > 0) parts.push(`Reconnecting to ${event.reconnecting.join(", ")}…`);
+        this.banner.textContent = parts.join(" ");
+        this.banner.hidden = parts.length === 0;
+        break;
+      }
+      case "ignored":
+        this.ignored += 1;
+        this.element.dataset.ignored = String(this.ignored);
+        console.warn(`ignored a message from ${event.peer} on ${event.channel || "the room"}: ${event.reason}`);
+        break;
+      case "closed":
+        this.close();
+        this.options.onLeft(event.reason);
+        break;
+    }
+  }
+
+  async leave(): Promise<void> {
+    try {
+      await this.api.leave();
+    } catch (e) {
+      console.warn(errorText(e));
+    }
+    if (!this.closed) {
+      this.close();
+      this.options.onLeft(null);
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    cancelAnimationFrame(this.frame);
+    document.removeEventListener("keydown", this.keys);
+  }
+
+  private key(e: KeyboardEvent): void {
+    if (e.key === "Escape") {
+      for (const el of [this.help, this.invite, this.confirm]) el.hidden = true;
+      if (isTyping(e)) (e.target as HTMLElement).blur();
+      return;
+    }
+    if (isTyping(e)) return;
+    const setTool = (this.toolbar as HTMLElement & { setTool?: (t: "pen" | "eraser") => void }).setTool;
+    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") {
+      e.preventDefault();
+      void this.undo();
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const swatch = Number.parseInt(e.key, 10);
+    if (swatch >= 1 && swatch <= COLOURS.length) {
+      this.toolbar.querySelectorAll<HTMLElement>(".swatch")[swatch - 1]?.click();
+      return;
+    }
+    switch (e.key) {
+      case "b":
+      case "B":
+        this.setMode(this.mode === "board" ? "grid" : "board");
+        break;
+      case "c":
+      case "C":
+        this.chat.show(!this.chat.visible);
+        break;
+      case "/":
+        e.preventDefault();
+        this.chat.show(true);
+        this.chat.input.focus();
+        break;
+      case "p":
+      case "P":
+        setTool?.("pen");
+        break;
+      case "e":
+      case "E":
+        setTool?.("eraser");
+        break;
+      case "[":
+      case "]": {
+        const i = WIDTHS.indexOf(this.board.width) + (e.key === "]" ? 1 : -1);
+        this.toolbar.querySelectorAll<HTMLElement>(".width")[Math.max(0, Math.min(WIDTHS.length - 1, i))]?.click();
+        break;
+      }
+      case "i":
+      case "I":
+        this.toggle(this.invite);
+        break;
+      case "?":
+        this.toggle(this.help);
+        break;
+    }
+  }
+}

@@ -1,0 +1,56 @@
+// Typed calls into the Rust side. Every command name is checked against `Command` from the
+// generated bindings, and every argument and result against the generated types.
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type {
+  BoardChange,
+  ChatLine,
+  Command,
+  CommandError,
+  HostRequest,
+  InviteView,
+  JoinRequest,
+  Joined,
+  Point,
+  Prefs,
+  Stroke,
+  StrokeStart,
+  StrokeStarted,
+  UiEvent,
+} from "./bindings";
+import { EVENT } from "./bindings";
+
+function call<T>(cmd: Command, args?: Record<string, unknown>): Promise<T> {
+  return invoke<T>(cmd, args);
+}
+
+export const api = {
+  prefs: () => call<Prefs>("prefs"),
+  launchRequest: () => call<JoinRequest | null>("launch_request"),
+  readInvite: (link: string) => call<InviteView>("read_invite", { link }),
+  host: (req: HostRequest) => call<Joined>("host", { req }),
+  join: (req: JoinRequest) => call<Joined>("join", { req }),
+  leave: () => call<null>("leave"),
+  sendChat: (text: string) => call<ChatLine>("send_chat", { text }),
+  sendCursor: (at: [number, number] | null) => call<null>("send_cursor", { at }),
+  boardBegin: (start: StrokeStart) => call<StrokeStarted>("board_begin", { start }),
+  boardPoints: (seq: number, points: Point[]) => call<BoardChange>("board_points", { seq, points }),
+  boardEnd: (seq: number) => call<BoardChange>("board_end", { seq }),
+  boardUndo: () => call<BoardChange | null>("board_undo"),
+  boardClear: () => call<BoardChange>("board_clear"),
+  boardSnapshot: () => call<Stroke[]>("board_snapshot"),
+};
+
+export type Api = typeof api;
+
+export function onEvent(handler: (event: UiEvent) => void): Promise<UnlistenFn> {
+  return listen<UiEvent>(EVENT, (e) => handler(e.payload));
+}
+
+/** The sentence to show for a failed command. */
+export function errorText(error: unknown): string {
+  if (error && typeof error === "object" && "message" in error) {
+    return String((error as CommandError).message);
+  }
+  return String(error);
+}

@@ -1,0 +1,80 @@
+import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Joined, Prefs } from "./bindings";
+import { api } from "./ipc";
+import { joinScreen } from "./join";
+
+const joined: Joined = {
+  me: { id: "me1", name: "Ada", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)" },
+  room: "r",
+  server: "ws://h:1",
+  invite: "plenum://join?server=ws%3A%2F%2Fh%3A1&room=r",
+  hosting: false,
+};
+const prefs: Prefs = { name: "Ada", server: "ws://h:1", recent: [{ server: "ws://old:2", room: "retro" }] };
+
+afterEach(() => clearMocks());
+
+function screen(handler: (cmd: string, args: unknown) => unknown) {
+  mockIPC((cmd, args) => handler(cmd, args));
+  const onJoined = vi.fn();
+  document.body.replaceChildren(joinScreen(api, prefs, {}, null, onJoined));
+  const $ = (id: string) => document.getElementById(id) as HTMLInputElement;
+  return { onJoined, $ };
+}
+
+describe("join screen", () => {
+  it("prefills the remembered name and server and lists recent rooms", () => {
+    const { $ } = screen(() => null);
+    expect($("join-name").value).toBe("Ada");
+    expect($("join-server").value).toBe("ws://h:1");
+    const recent = document.querySelector(".recent-room") as HTMLElement;
+    expect(recent.textContent).toContain("retro");
+    recent.click();
+    expect($("join-room").value).toBe("retro");
+    expect($("join-server").value).toBe("ws://old:2");
+  });
+
+  it("joins with what was typed", async () => {
+    const { $, onJoined } = screen((cmd) => (cmd === "join" ? joined : null));
+    const seen: unknown[] = [];
+    mockIPC((cmd, args) => {
+      seen.push([cmd, args]);
+      return cmd === "join" ? joined : null;
+    });
+    $("join-room").value = " r ";
+    $("join-password").value = "pw";
+    (document.getElementById("join-form") as HTMLFormElement).requestSubmit();
+    await vi.waitFor(() => expect(onJoined).toHaveBeenCalledWith(joined));
+    expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "r", name: "Ada", password: "pw" } }]);
+  });
+
+  it("shows the engine's error and stays usable", async () => {
+    const { $, onJoined } = screen(() => Promise.reject({ kind: "refused", message: "join refused (bad_password): wrong password" }));
+    $("join-room").value = "r";
+    (document.getElementById("join-form") as HTMLFormElement).requestSubmit();
+    await vi.waitFor(() => expect($("join-error").textContent).toContain("wrong password"));
+    expect(onJoined).not.toHaveBeenCalled();
+    expect((document.getElementById("join-button") as HTMLButtonElement).disabled).toBe(false);
+  });
+
+  it("fills server and room from a pasted invite link", async () => {
+    const { $ } = screen((cmd) => (cmd === "read_invite" ? { server: "ws://10.0.0.5:7878", room: "lan" } : null));
+    $("join-server").value = "plenum://join?server=ws%3A%2F%2F10.0.0.5%3A7878&room=lan";
+    $("join-server").dispatchEvent(new Event("input"));
+    await vi.waitFor(() => expect($("join-room").value).toBe("lan"));
+    expect($("join-server").value).toBe("ws://10.0.0.5:7878");
+  });
+
+  it("hosts on this computer", async () => {
+    const seen: string[] = [];
+    const { $, onJoined } = screen((cmd) => {
+      seen.push(cmd);
+      return cmd === "host" ? { ...joined, hosting: true } : null;
+    });
+    $("join-room").value = "party";
+    (document.getElementById("host-button") as HTMLElement).click();
+    await vi.waitFor(() => expect(onJoined).toHaveBeenCalled());
+    expect(seen).toContain("host");
+  });
+});

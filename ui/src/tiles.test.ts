@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import type { PeerView } from "./bindings";
+import { gridFor, Tiles } from "./tiles";
+
+const peer = (id: string, state: PeerView["state"] = "connected", rtt_ms: number | null = 3.4): PeerView => ({
+  id,
+  name: `Name ${id}`,
+  state,
+  rtt_ms,
+  colour: "hsl(10, 70%, 45%)",
+});
+
+describe("tiles", () => {
+  it("lays out as square a grid as the count allows", () => {
+    expect([1, 2, 3, 4, 5, 7, 9, 10].map((n) => gridFor(n))).toEqual([
+      { cols: 1, rows: 1 },
+      { cols: 2, rows: 1 },
+      { cols: 2, rows: 2 },
+      { cols: 2, rows: 2 },
+      { cols: 3, rows: 2 },
+      { cols: 3, rows: 3 },
+      { cols: 3, rows: 3 },
+      { cols: 4, rows: 3 },
+    ]);
+  });
+
+  it("keeps one tile per participant, in roster order, with state and latency", () => {
+    const t = new Tiles();
+    t.update([peer("me", "me", null), peer("a"), peer("b", "connecting", null)]);
+    const ids = () => [...t.element.querySelectorAll<HTMLElement>(".tile")].map((e) => e.dataset.peer);
+    expect(ids()).toEqual(["me", "a", "b"]);
+    expect(t.element.style.getPropertyValue("--cols")).toBe("2");
+    expect(t.element.querySelector(".tile[data-peer='me'] .tile-name")?.textContent).toBe("Name me (you)");
+    expect(t.element.querySelector(".tile[data-peer='a'] .tile-rtt")?.textContent).toBe("3 ms");
+    expect(t.element.querySelector(".tile[data-peer='b'] .tile-state")?.textContent).toBe("Connecting…");
+    expect(t.element.querySelector(".tile[data-peer='b'] .tile-rtt")).toBeNull();
+    t.update([peer("me", "me", null), peer("b", "reconnecting", null)]);
+    expect(ids()).toEqual(["me", "b"]);
+    expect(t.element.querySelector(".tile[data-peer='b'] .tile-state")?.textContent).toBe("Reconnecting…");
+    expect(t.element.dataset.count).toBe("2");
+  });
+});

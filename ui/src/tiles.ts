@@ -1,0 +1,69 @@
+// One tile per participant, ourselves first, in a grid that adapts to the count. Each tile
+// has a media area (the avatar today; video goes there), the name, the link state and the
+// latency from the engine's ping.
+import type { PeerView } from "./bindings";
+import { clear, h, initials } from "./dom";
+
+const STATE_TEXT: Record<PeerView["state"], string> = {
+  me: "You",
+  connecting: "Connecting…",
+  connected: "Connected",
+  reconnecting: "Reconnecting…",
+};
+
+/** Columns and rows for `n` tiles: as square as possible, wider than tall. */
+export function gridFor(n: number): { cols: number; rows: number } {
+  const count = Math.max(1, n);
+  const cols = Math.ceil(Math.sqrt(count));
+  return { cols, rows: Math.ceil(count / cols) };
+}
+
+export class Tiles {
+  readonly element: HTMLElement;
+  private tiles = new Map<string, HTMLElement>();
+
+  constructor() {
+    this.element = h("section", { class: "tiles", id: "tiles", "aria-label": "Participants" });
+  }
+
+  update(peers: PeerView[]): void {
+    const keep = new Set(peers.map((p) => p.id));
+    for (const [id, el] of this.tiles) {
+      if (!keep.has(id)) {
+        el.remove();
+        this.tiles.delete(id);
+      }
+    }
+    peers.forEach((peer, index) => {
+      let tile = this.tiles.get(peer.id);
+      if (!tile) {
+        tile = h("div", { class: "tile", "data-peer": peer.id });
+        this.tiles.set(peer.id, tile);
+      }
+      this.fill(tile, peer);
+      if (this.element.children[index] !== tile) this.element.insertBefore(tile, this.element.children[index] ?? null);
+    });
+    const { cols, rows } = gridFor(peers.length);
+    this.element.style.setProperty("--cols", String(cols));
+    this.element.style.setProperty("--rows", String(rows));
+    this.element.dataset.count = String(peers.length);
+  }
+
+  private fill(tile: HTMLElement, peer: PeerView): void {
+    tile.dataset.state = peer.state;
+    clear(tile);
+    const avatar = h("div", { class: "avatar" }, initials(peer.name));
+    avatar.style.background = peer.colour;
+    const rtt = peer.rtt_ms === null ? "" : `${peer.rtt_ms < 1 ? "<1" : Math.round(peer.rtt_ms)} ms`;
+    tile.append(
+      h("div", { class: "tile-media" }, avatar),
+      h(
+        "div",
+        { class: "tile-bar" },
+        h("span", { class: "tile-name" }, peer.state === "me" ? `${peer.name} (you)` : peer.name),
+        h("span", { class: `tile-state ${peer.state}` }, h("i", { class: "dot" }), STATE_TEXT[peer.state]),
+        rtt && h("span", { class: "tile-rtt", title: "Round-trip time" }, rtt),
+      ),
+    );
+  }
+}
