@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential pkg-config python3 curl
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libsoup-3.0-dev
-  xvfb xauth webkit2gtk-driver
+  xvfb xauth webkit2gtk-driver imagemagick
 )
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)

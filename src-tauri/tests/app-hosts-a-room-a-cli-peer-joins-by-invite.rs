@@ -33,7 +33,7 @@ fn app_hosts_a_room_a_cli_peer_joins_by_invite() {
     wait_for(LONG, "an error asking for a name", || Some(app.text(&error)).filter(|t| t.contains("name")));
     assert!(app.find("#call").is_none());
     app.type_text(&name, "Hana");
-    app.screenshot(&shots.join("join-screen.png"));
+    xvfb.screenshot(&shots.join("join-screen.png"));
 
     // Host: the call view opens with the invite link shown.
     app.click(&app.find("#host-button").unwrap());
@@ -41,7 +41,8 @@ fn app_hosts_a_room_a_cli_peer_joins_by_invite() {
     let invite = app.property(&link, "value").as_str().unwrap_or_default().to_owned();
     assert!(invite.starts_with("plenum://join?server=ws%3A%2F%2F127.0.0.1%3A"), "{invite}");
     assert!(invite.ends_with("&room=lan-party"), "{invite}");
-    app.screenshot(&shots.join("hosting-invite.png"));
+    xvfb.screenshot(&shots.join("hosting-invite.png"));
+    app.click(&app.find("#invite-close").unwrap());
 
     // A headless peer joins through the invite link alone.
     let mut dee = Proc::spawn(&["join", "--invite", &invite, "--name", "Dee", "--json", "--bind-ip", "127.0.0.1"]);

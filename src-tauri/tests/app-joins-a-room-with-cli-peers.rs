@@ -27,8 +27,10 @@ fn expect_msg(peer: &mut Peer, channel: &str, from: &str, what: &str, pred: impl
     v["data"].clone()
 }
 
+/// The text of the first element matching `css` (its DOM text, which the page shows).
 fn text_of(app: &Session, css: &str) -> Option<String> {
-    app.find(css).map(|e| app.text(&e))
+    let v = app.execute("const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", json!([css]));
+    v.as_str().map(str::to_owned)
 }
 
 /// The board's stroke count, as the view reports it.
@@ -77,8 +79,7 @@ fn app_joins_a_room_with_cli_peers() {
     for peer in [&ada, &bob] {
         let css = format!(".tile[data-peer='{}'] .tile-state", peer.id);
         wait_for(LONG, "a connected tile per peer", || text_of(&app, &css).filter(|t| t == "Connected"));
-        let tile = app.find(&format!(".tile[data-peer='{}'] .tile-name", peer.id)).unwrap();
-        assert_eq!(app.text(&tile), peer.name);
+        assert_eq!(text_of(&app, &format!(".tile[data-peer='{}'] .tile-name", peer.id)), Some(peer.name.clone()));
     }
     let app_id = ada.proc.expect(LONG, "the app joins", |v| event(v) == "peer_join" && v["name"] == "Carol")["peer"]
         .as_str()
@@ -165,7 +166,7 @@ fn app_joins_a_room_with_cli_peers() {
     wait_for(LONG, "three strokes", || (strokes(&app) == 3).then_some(()));
     send(&mut bob, "chat", json!({"text": "Nice zigzag! I'll add a caption later."}));
     wait_for(LONG, "Bob's message", || app.find(&format!(".chat-msg[data-from='{}']", bob.id)));
-    app.screenshot(&shots.join("call-three-participants.png"));
+    xvfb.screenshot(&shots.join("call-three-participants.png"));
 
     // A peer that joins late receives the board from the app.
     let mut cy = cli::join(&server.url, room, "Cy", &[]);

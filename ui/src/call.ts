@@ -204,7 +204,7 @@ export class CallView {
         copy.textContent = "Select and copy";
       }
     });
-    const close = h("button", { class: "btn", type: "button" }, "Close");
+    const close = h("button", { class: "btn", id: "invite-close", type: "button" }, "Close");
     const el = h(
       "div",
       { class: "overlay", id: "invite", hidden: true },

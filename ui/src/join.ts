@@ -72,6 +72,7 @@ export function joinScreen(
     error,
     h("div", { class: "actions" }, join, h("span", { class: "or" }, "or"), host),
   );
+  form.addEventListener("input", () => (error.textContent = ""));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     if (!server.value.trim()) {

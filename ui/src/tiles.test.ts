@@ -33,7 +33,11 @@ describe("tiles", () => {
     expect(t.element.querySelector(".tile[data-peer='me'] .tile-name")?.textContent).toBe("Name me (you)");
     expect(t.element.querySelector(".tile[data-peer='a'] .tile-rtt")?.textContent).toBe("3 ms");
     expect(t.element.querySelector(".tile[data-peer='b'] .tile-state")?.textContent).toBe("Connecting…");
-    expect(t.element.querySelector(".tile[data-peer='b'] .tile-rtt")).toBeNull();
+    expect((t.element.querySelector(".tile[data-peer='b'] .tile-rtt") as HTMLElement).hidden).toBe(true);
+    const name = t.element.querySelector(".tile[data-peer='a'] .tile-name");
+    t.update([peer("me", "me", null), peer("a", "connected", 12.6), peer("b", "connecting", null)]);
+    expect(t.element.querySelector(".tile[data-peer='a'] .tile-name")).toBe(name);
+    expect(t.element.querySelector(".tile[data-peer='a'] .tile-rtt")?.textContent).toBe("13 ms");
     t.update([peer("me", "me", null), peer("b", "reconnecting", null)]);
     expect(ids()).toEqual(["me", "b"]);
     expect(t.element.querySelector(".tile[data-peer='b'] .tile-state")?.textContent).toBe("Reconnecting…");

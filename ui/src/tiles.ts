@@ -2,7 +2,7 @@
 // has a media area (the avatar today; video goes there), the name, the link state and the
 // latency from the engine's ping.
 import type { PeerView } from "./bindings";
-import { clear, h, initials } from "./dom";
+import { h, initials } from "./dom";
 
 const STATE_TEXT: Record<PeerView["state"], string> = {
   me: "You",
@@ -49,21 +49,33 @@ export class Tiles {
     this.element.dataset.count = String(peers.length);
   }
 
+  /** Builds a tile once; later updates change its text in place (video goes in its media area). */
   private fill(tile: HTMLElement, peer: PeerView): void {
     tile.dataset.state = peer.state;
-    clear(tile);
-    const avatar = h("div", { class: "avatar" }, initials(peer.name));
-    avatar.style.background = peer.colour;
+    if (!tile.firstChild) {
+      tile.append(
+        h("div", { class: "tile-media" }, h("div", { class: "avatar" })),
+        h(
+          "div",
+          { class: "tile-bar" },
+          h("span", { class: "tile-name" }),
+          h("span", { class: "tile-state" }, h("i", { class: "dot" }), h("span", { class: "tile-state-text" })),
+          h("span", { class: "tile-rtt", title: "Round-trip time" }),
+        ),
+      );
+    }
+    const part = (css: string) => tile.querySelector(css) as HTMLElement;
+    const set = (css: string, text: string) => {
+      const el = part(css);
+      if (el.textContent !== text) el.textContent = text;
+    };
+    set(".avatar", initials(peer.name));
+    part(".avatar").style.background = peer.colour;
+    set(".tile-name", peer.state === "me" ? `${peer.name} (you)` : peer.name);
+    part(".tile-state").className = `tile-state ${peer.state}`;
+    set(".tile-state-text", STATE_TEXT[peer.state]);
     const rtt = peer.rtt_ms === null ? "" : `${peer.rtt_ms < 1 ? "<1" : Math.round(peer.rtt_ms)} ms`;
-    tile.append(
-      h("div", { class: "tile-media" }, avatar),
-      h(
-        "div",
-        { class: "tile-bar" },
-        h("span", { class: "tile-name" }, peer.state === "me" ? `${peer.name} (you)` : peer.name),
-        h("span", { class: `tile-state ${peer.state}` }, h("i", { class: "dot" }), STATE_TEXT[peer.state]),
-        rtt && h("span", { class: "tile-rtt", title: "Round-trip time" }, rtt),
-      ),
-    );
+    set(".tile-rtt", rtt);
+    part(".tile-rtt").hidden = rtt === "";
   }
 }

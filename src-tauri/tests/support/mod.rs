@@ -106,6 +106,20 @@ impl Xvfb {
         assert!(line.trim().parse::<u32>().is_ok(), "Xvfb printed {line:?}");
         Self { display, _guard: guard }
     }
+
+    /// Saves what the display shows (the app's window at the top left) as a PNG. This is
+    /// the X server's picture, not the web view's: WebKitWebDriver's own screenshot call
+    /// does not return once the call view is up.
+    pub fn screenshot(&self, path: &Path) {
+        let import = tool("import", "apt-get install imagemagick");
+        let status = Command::new(import)
+            .args(["-display", &self.display, "-window", "root", "-crop", "1280x800+0+0", "+repage"])
+            .arg(path)
+            .status()
+            .expect("run import");
+        assert!(status.success(), "screenshot failed: {status}");
+        eprintln!("screenshot: {}", path.display());
+    }
 }
 
 /// tauri-driver on a free port, talking to WebKitWebDriver on another.

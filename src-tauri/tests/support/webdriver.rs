@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine;
 use serde_json::{json, Value};
 
 /// W3C's key for element references.
@@ -100,13 +99,6 @@ impl Session {
         let body = json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": actions}]});
         let v = self.post("/actions", &body);
         assert!(v.is_null(), "actions failed: {v}");
-    }
-
-    pub fn screenshot(&self, path: &Path) {
-        let v = self.get("/screenshot");
-        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default()).expect("base64 PNG");
-        std::fs::write(path, png).expect("write screenshot");
-        eprintln!("screenshot: {}", path.display());
     }
 }
 
