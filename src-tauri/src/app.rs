@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use plenum::Invite;
 use plenum_collab::{BoardChange, Point, Stroke};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{Mutex, mpsc};
 use tracing::warn;
 
 use crate::args::Args;
@@ -12,8 +12,8 @@ use crate::host::Hosted;
 use crate::prefs;
 use crate::session::Session;
 use crate::types::{
-    ChatLine, CommandError, ErrorKind, HostRequest, InviteView, JoinRequest, Joined, Prefs, StrokeStart,
-    StrokeStarted, UiEvent,
+    ChatLine, CommandError, ErrorKind, HostRequest, InviteView, JoinRequest, Joined, Prefs,
+    StrokeStart, StrokeStarted, UiEvent,
 };
 
 /// Everything the commands share: one call at a time, and the embedded server once started.
@@ -51,7 +51,10 @@ impl App {
     /// Reads an invite link.
     pub fn read_invite(&self, link: &str) -> Result<InviteView, CommandError> {
         let invite = Invite::parse(link).map_err(CommandError::bad_input)?;
-        Ok(InviteView { server: invite.server, room: invite.room.as_str().to_owned() })
+        Ok(InviteView {
+            server: invite.server,
+            room: invite.room.as_str().to_owned(),
+        })
     }
 
     /// Joins a room.
@@ -74,10 +77,17 @@ impl App {
                 *hosted = Some(Hosted::start(self.args.host_bind).await?);
             }
             // Just set above if it was empty.
-            let hosted = hosted.as_ref().ok_or_else(|| CommandError::new(ErrorKind::HostFailed, "no server"))?;
+            let hosted = hosted
+                .as_ref()
+                .ok_or_else(|| CommandError::new(ErrorKind::HostFailed, "no server"))?;
             (hosted.local_url(), hosted.public_url().to_owned())
         };
-        let join = JoinRequest { server: local, room: req.room, name: req.name, password: req.password };
+        let join = JoinRequest {
+            server: local,
+            room: req.room,
+            name: req.name,
+            password: req.password,
+        };
         let joined = self.join_as(&join, Some(&public)).await?;
         let mut prefs = self.prefs();
         prefs.name = joined.me.name.clone();
@@ -87,7 +97,11 @@ impl App {
         Ok(joined)
     }
 
-    async fn join_as(&self, req: &JoinRequest, public: Option<&str>) -> Result<Joined, CommandError> {
+    async fn join_as(
+        &self,
+        req: &JoinRequest,
+        public: Option<&str>,
+    ) -> Result<Joined, CommandError> {
         if req.name.trim().is_empty() {
             return Err(CommandError::bad_input("Enter your name."));
         }
@@ -96,7 +110,10 @@ impl App {
         }
         let mut session = self.session.lock().await;
         if session.is_some() {
-            return Err(CommandError::new(ErrorKind::AlreadyInRoom, "already in a room; leave it first"));
+            return Err(CommandError::new(
+                ErrorKind::AlreadyInRoom,
+                "already in a room; leave it first",
+            ));
         }
         let joined = Session::join(req, public, self.ui.clone()).await?;
         let info = joined.joined().clone();
@@ -112,7 +129,10 @@ impl App {
         }
     }
 
-    async fn with<T>(&self, f: impl AsyncFnOnce(&Session) -> Result<T, CommandError>) -> Result<T, CommandError> {
+    async fn with<T>(
+        &self,
+        f: impl AsyncFnOnce(&Session) -> Result<T, CommandError>,
+    ) -> Result<T, CommandError> {
         let session = self.session.lock().await;
         f(session.as_ref().ok_or_else(CommandError::not_in_room)?).await
     }
@@ -133,7 +153,11 @@ impl App {
     }
 
     /// Extends our stroke.
-    pub async fn board_points(&self, seq: u32, points: Vec<Point>) -> Result<BoardChange, CommandError> {
+    pub async fn board_points(
+        &self,
+        seq: u32,
+        points: Vec<Point>,
+    ) -> Result<BoardChange, CommandError> {
         self.with(async |s| s.board_points(seq, points).await).await
     }
 

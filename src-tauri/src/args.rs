@@ -41,7 +41,9 @@ impl Args {
             }
             None => (self.server.clone(), self.room.clone()),
         };
-        let (Some(server), Some(room)) = (server, room) else { return Ok(None) };
+        let (Some(server), Some(room)) = (server, room) else {
+            return Ok(None);
+        };
         Ok(Some(JoinRequest {
             server,
             room,
@@ -61,10 +63,22 @@ mod tests {
 
     #[test]
     fn flags_or_an_invite_give_a_join_request() {
-        let req = parse(&["--server", "ws://h:1", "--room", "r", "--name", "Ada"]).request().unwrap().unwrap();
-        assert_eq!((req.server.as_str(), req.room.as_str(), req.name.as_str()), ("ws://h:1", "r", "Ada"));
-        let req = parse(&["plenum://join?server=ws%3A%2F%2Fh%3A2&room=s"]).request().unwrap().unwrap();
-        assert_eq!((req.server.as_str(), req.room.as_str(), req.name.as_str()), ("ws://h:2", "s", ""));
+        let req = parse(&["--server", "ws://h:1", "--room", "r", "--name", "Ada"])
+            .request()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (req.server.as_str(), req.room.as_str(), req.name.as_str()),
+            ("ws://h:1", "r", "Ada")
+        );
+        let req = parse(&["plenum://join?server=ws%3A%2F%2Fh%3A2&room=s"])
+            .request()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (req.server.as_str(), req.room.as_str(), req.name.as_str()),
+            ("ws://h:2", "s", "")
+        );
         assert_eq!(parse(&["--name", "Ada"]).request().unwrap(), None);
         assert!(parse(&["not-an-invite"]).request().is_err());
     }

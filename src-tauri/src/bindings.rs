@@ -47,8 +47,14 @@ pub fn generate() -> String {
     }
     out.push_str("/** The commands the view may invoke. */\nexport type Command =\n");
     for (i, name) in COMMANDS.iter().enumerate() {
-        out.push_str(&format!("  | \"{name}\"{}\n", if i + 1 == COMMANDS.len() { ";" } else { "" }));
+        out.push_str(&format!(
+            "  | \"{name}\"{}\n",
+            if i + 1 == COMMANDS.len() { ";" } else { "" }
+        ));
     }
-    out.push_str(&format!("\n/** The event carrying `UiEvent`s. */\nexport const EVENT = \"{}\";\n", crate::EVENT));
+    out.push_str(&format!(
+        "\n/** The event carrying `UiEvent`s. */\nexport const EVENT = \"{}\";\n",
+        crate::EVENT
+    ));
     out
 }

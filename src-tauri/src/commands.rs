@@ -5,7 +5,8 @@ use tauri::State;
 
 use crate::app::App;
 use crate::types::{
-    ChatLine, CommandError, HostRequest, InviteView, JoinRequest, Joined, Prefs, StrokeStart, StrokeStarted,
+    ChatLine, CommandError, HostRequest, InviteView, JoinRequest, Joined, Prefs, StrokeStart,
+    StrokeStarted,
 };
 
 type Result<T> = std::result::Result<T, CommandError>;
@@ -57,7 +58,11 @@ pub(crate) async fn board_begin(app: State<'_, App>, start: StrokeStart) -> Resu
 }
 
 #[tauri::command]
-pub(crate) async fn board_points(app: State<'_, App>, seq: u32, points: Vec<Point>) -> Result<BoardChange> {
+pub(crate) async fn board_points(
+    app: State<'_, App>,
+    seq: u32,
+    points: Vec<Point>,
+) -> Result<BoardChange> {
     app.board_points(seq, points).await
 }
 

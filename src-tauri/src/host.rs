@@ -21,19 +21,34 @@ impl Hosted {
     /// Starts a server on `bind`. With no address, listens on every interface on
     /// [`DEFAULT_PORT`], or any free port if that one is taken.
     pub async fn start(bind: Option<SocketAddr>) -> Result<Self, CommandError> {
-        let failed = |e: std::io::Error| CommandError::new(ErrorKind::HostFailed, format!("cannot start the server: {e}"));
+        let failed = |e: std::io::Error| {
+            CommandError::new(
+                ErrorKind::HostFailed,
+                format!("cannot start the server: {e}"),
+            )
+        };
         let server = match bind {
-            Some(addr) => Server::bind(addr, ServerConfig::default()).await.map_err(failed)?,
+            Some(addr) => Server::bind(addr, ServerConfig::default())
+                .await
+                .map_err(failed)?,
             None => {
                 let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-                match Server::bind(SocketAddr::new(any, DEFAULT_PORT), ServerConfig::default()).await {
+                match Server::bind(SocketAddr::new(any, DEFAULT_PORT), ServerConfig::default())
+                    .await
+                {
                     Ok(server) => server,
-                    Err(_) => Server::bind(SocketAddr::new(any, 0), ServerConfig::default()).await.map_err(failed)?,
+                    Err(_) => Server::bind(SocketAddr::new(any, 0), ServerConfig::default())
+                        .await
+                        .map_err(failed)?,
                 }
             }
         };
         let addr = server.local_addr();
-        let ip = if addr.ip().is_unspecified() { lan_address() } else { addr.ip() };
+        let ip = if addr.ip().is_unspecified() {
+            lan_address()
+        } else {
+            addr.ip()
+        };
         let public_url = format!("ws://{}", SocketAddr::new(ip, addr.port()));
         info!(%addr, %public_url, "hosting a signaling server");
         Ok(Self { server, public_url })
@@ -42,7 +57,11 @@ impl Hosted {
     /// The URL this app joins through (loopback when listening on every interface).
     pub fn local_url(&self) -> String {
         let addr = self.server.local_addr();
-        let ip = if addr.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { addr.ip() };
+        let ip = if addr.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            addr.ip()
+        };
         format!("ws://{}", SocketAddr::new(ip, addr.port()))
     }
 

@@ -33,7 +33,10 @@ pub fn load(path: &Path) -> Prefs {
 pub fn remember(prefs: &mut Prefs, name: &str, server: &str, room: &str) {
     prefs.name = name.to_owned();
     prefs.server = server.to_owned();
-    let entry = RecentRoom { server: server.to_owned(), room: room.to_owned() };
+    let entry = RecentRoom {
+        server: server.to_owned(),
+        room: room.to_owned(),
+    };
     prefs.recent.retain(|r| *r != entry);
     prefs.recent.insert(0, entry);
     prefs.recent.truncate(MAX_RECENT);
@@ -45,7 +48,10 @@ pub fn save(path: &Path, prefs: &Prefs) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(prefs).map_err(std::io::Error::other)?)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(prefs).map_err(std::io::Error::other)?,
+    )?;
     std::fs::rename(tmp, path)
 }
 

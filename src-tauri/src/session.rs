@@ -6,16 +6,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use plenum::{Channel, Invite, LinkState, PeerId, Room, RoomConfig, RoomError, RoomEvent, RoomEvents, Target};
+use plenum::{
+    Channel, Invite, LinkState, PeerId, Room, RoomConfig, RoomError, RoomEvent, RoomEvents, Target,
+};
 use plenum_collab::{
-    Board, BoardChange, BoardMsg, ChatMsg, Colour, CursorLimiter, CursorMsg, Point, Stroke, BOARD, CHAT, CURSOR,
+    BOARD, Board, BoardChange, BoardMsg, CHAT, CURSOR, ChatMsg, Colour, CursorLimiter, CursorMsg,
+    Point, Stroke,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::types::{
-    ChatLine, CommandError, ErrorKind, JoinRequest, Joined, PeerState, PeerView, StrokeStart, StrokeStarted,
-    UiEvent,
+    ChatLine, CommandError, ErrorKind, JoinRequest, Joined, PeerState, PeerView, StrokeStart,
+    StrokeStarted, UiEvent,
 };
 
 /// How often the roster is refreshed and every connected peer pinged.
@@ -48,12 +51,16 @@ enum Cmd {
 /// A stable colour for a peer, the same on every peer: a hue from a hash of its id.
 pub fn colour_of(peer: &str) -> String {
     // FNV-1a: tiny, and the same everywhere.
-    let hash = peer.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let hash = peer.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
     format!("hsl({}, 70%, 45%)", hash % 360)
 }
 
 fn now_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 fn send_failed(e: impl ToString) -> CommandError {
@@ -80,7 +87,11 @@ impl Session {
             _ => CommandError::new(ErrorKind::Unreachable, e),
         })?;
         let server = public_server.unwrap_or(req.server.trim()).to_owned();
-        let invite = Invite { server: server.clone(), room: room_name.clone() }.to_string();
+        let invite = Invite {
+            server: server.clone(),
+            room: room_name.clone(),
+        }
+        .to_string();
         let me = PeerView {
             id: room.id().as_str().to_owned(),
             name: req.name.trim().to_owned(),
@@ -109,7 +120,10 @@ impl Session {
 
     async fn call<T>(&self, cmd: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, CommandError> {
         let (tx, rx) = oneshot::channel();
-        self.cmds.send(cmd(tx)).await.map_err(|_| CommandError::not_in_room())?;
+        self.cmds
+            .send(cmd(tx))
+            .await
+            .map_err(|_| CommandError::not_in_room())?;
         rx.await.map_err(|_| CommandError::not_in_room())
     }
 
@@ -134,7 +148,11 @@ impl Session {
     }
 
     /// Adds points to our stroke `seq`.
-    pub async fn board_points(&self, seq: u32, points: Vec<Point>) -> Result<BoardChange, CommandError> {
+    pub async fn board_points(
+        &self,
+        seq: u32,
+        points: Vec<Point>,
+    ) -> Result<BoardChange, CommandError> {
         self.call(|r| Cmd::Points(seq, points, r)).await?
     }
 
@@ -284,7 +302,9 @@ impl Task {
             }
             Cmd::Begin(start, reply) => {
                 let result = match Colour::new(&start.colour) {
-                    Ok(colour) => self.board.begin(start.tool, colour, start.width, start.points),
+                    Ok(colour) => self
+                        .board
+                        .begin(start.tool, colour, start.width, start.points),
                     Err(e) => Err(e),
                 };
                 let result = match result {
@@ -293,14 +313,19 @@ impl Task {
                             BoardMsg::Begin { seq, .. } => *seq,
                             _ => 0,
                         };
-                        self.send_board(msg, Target::All).await.map(|()| StrokeStarted { seq, change })
+                        self.send_board(msg, Target::All)
+                            .await
+                            .map(|()| StrokeStarted { seq, change })
                     }
                     Err(e) => Err(CommandError::bad_input(e)),
                 };
                 let _ = reply.send(result);
             }
             Cmd::Points(seq, points, reply) => {
-                let result = self.board.extend(seq, points).map_err(CommandError::bad_input);
+                let result = self
+                    .board
+                    .extend(seq, points)
+                    .map_err(CommandError::bad_input);
                 let _ = reply.send(self.send_local(result).await);
             }
             Cmd::End(seq, reply) => {
@@ -345,17 +370,33 @@ impl Task {
     }
 
     async fn send_board(&self, msg: BoardMsg, to: Target) -> Result<(), CommandError> {
-        self.board_channel.send(Bytes::from(msg.encode()), to).await.map_err(send_failed)
+        self.board_channel
+            .send(Bytes::from(msg.encode()), to)
+            .await
+            .map_err(send_failed)
     }
 
     async fn send_chat(&self, text: &str) -> Result<ChatLine, CommandError> {
         let msg = ChatMsg::new(text).map_err(CommandError::bad_input)?;
-        self.chat.send(Bytes::from(msg.encode()), Target::All).await.map_err(send_failed)?;
-        Ok(ChatLine { from: self.me.id.clone(), name: self.me.name.clone(), text: msg.text, at_ms: now_ms(), own: true })
+        self.chat
+            .send(Bytes::from(msg.encode()), Target::All)
+            .await
+            .map_err(send_failed)?;
+        Ok(ChatLine {
+            from: self.me.id.clone(),
+            name: self.me.name.clone(),
+            text: msg.text,
+            at_ms: now_ms(),
+            own: true,
+        })
     }
 
     async fn send_cursor(&self, msg: CursorMsg) {
-        if let Err(e) = self.cursor.send(Bytes::from(msg.encode()), Target::All).await {
+        if let Err(e) = self
+            .cursor
+            .send(Bytes::from(msg.encode()), Target::All)
+            .await
+        {
             debug!(error = %e, "cursor not sent");
         }
     }
@@ -377,7 +418,11 @@ impl Task {
                 info!(peer = %peer.short(), "peer left or link lost");
                 self.refresh().await;
             }
-            RoomEvent::Message { channel, from, data } => self.handle_message(channel.as_str(), from, &data).await,
+            RoomEvent::Message {
+                channel,
+                from,
+                data,
+            } => self.handle_message(channel.as_str(), from, &data).await,
             RoomEvent::Error(RoomError::SignalingLost(reason)) => {
                 warn!(%reason, "signaling connection lost");
                 self.signaling = false;
@@ -385,7 +430,12 @@ impl Task {
             }
             RoomEvent::Error(RoomError::Malformed { peer, reason }) => {
                 warn!(peer = %peer.short(), %reason, "malformed envelope ignored");
-                self.emit(UiEvent::Ignored { peer: peer.as_str().to_owned(), channel: String::new(), reason }).await;
+                self.emit(UiEvent::Ignored {
+                    peer: peer.as_str().to_owned(),
+                    channel: String::new(),
+                    reason,
+                })
+                .await;
             }
             RoomEvent::Error(e) => debug!(error = %e, "room error"),
             _ => {}
@@ -394,21 +444,40 @@ impl Task {
 
     async fn handle_message(&mut self, channel: &str, from: PeerId, data: &[u8]) {
         let result = match channel {
-            CHAT => ChatMsg::decode(data).map(|msg| {
-                let name = self.peers.get(&from).map_or_else(|| from.short().to_owned(), |p| p.name.clone());
-                let line = ChatLine { from: from.as_str().to_owned(), name, text: msg.text, at_ms: now_ms(), own: false };
-                vec![UiEvent::Chat { line }]
-            }).map_err(|e| e.to_string()),
-            CURSOR => CursorMsg::decode(data).map(|msg| {
-                let peer = from.as_str().to_owned();
-                vec![match msg {
-                    CursorMsg::At { x, y } => UiEvent::Cursor { peer, x, y },
-                    CursorMsg::Gone {} => UiEvent::CursorGone { peer },
-                }]
-            }).map_err(|e| e.to_string()),
+            CHAT => ChatMsg::decode(data)
+                .map(|msg| {
+                    let name = self
+                        .peers
+                        .get(&from)
+                        .map_or_else(|| from.short().to_owned(), |p| p.name.clone());
+                    let line = ChatLine {
+                        from: from.as_str().to_owned(),
+                        name,
+                        text: msg.text,
+                        at_ms: now_ms(),
+                        own: false,
+                    };
+                    vec![UiEvent::Chat { line }]
+                })
+                .map_err(|e| e.to_string()),
+            CURSOR => CursorMsg::decode(data)
+                .map(|msg| {
+                    let peer = from.as_str().to_owned();
+                    vec![match msg {
+                        CursorMsg::At { x, y } => UiEvent::Cursor { peer, x, y },
+                        CursorMsg::Gone {} => UiEvent::CursorGone { peer },
+                    }]
+                })
+                .map_err(|e| e.to_string()),
             BOARD => BoardMsg::decode(data)
                 .and_then(|msg| self.board.handle(&from, msg))
-                .map(|changes| if changes.is_empty() { vec![] } else { vec![UiEvent::Board { changes }] })
+                .map(|changes| {
+                    if changes.is_empty() {
+                        vec![]
+                    } else {
+                        vec![UiEvent::Board { changes }]
+                    }
+                })
                 .map_err(|e| e.to_string()),
             other => {
                 debug!(channel = other, "message on a channel the app does not use");
@@ -424,20 +493,35 @@ impl Task {
             Err(reason) => {
                 warn!(peer = %from.short(), channel, %reason, "ignored a bad message");
                 let peer = from.as_str().to_owned();
-                self.emit(UiEvent::Ignored { peer, channel: channel.to_owned(), reason }).await;
+                self.emit(UiEvent::Ignored {
+                    peer,
+                    channel: channel.to_owned(),
+                    reason,
+                })
+                .await;
             }
         }
     }
 
     /// Reads the room's roster and link states, and tells the view what changed.
     async fn refresh(&mut self) {
-        let Ok(infos) = self.room.peers().await else { return };
+        let Ok(infos) = self.room.peers().await else {
+            return;
+        };
         let present: BTreeSet<PeerId> = infos.iter().map(|i| i.peer.clone()).collect();
-        let gone: Vec<PeerId> = self.peers.keys().filter(|p| !present.contains(*p)).cloned().collect();
+        let gone: Vec<PeerId> = self
+            .peers
+            .keys()
+            .filter(|p| !present.contains(*p))
+            .cloned()
+            .collect();
         for peer in gone {
             self.peers.remove(&peer);
             self.linked.remove(&peer);
-            self.emit(UiEvent::CursorGone { peer: peer.as_str().to_owned() }).await;
+            self.emit(UiEvent::CursorGone {
+                peer: peer.as_str().to_owned(),
+            })
+            .await;
         }
         for info in infos {
             let state = match info.state {
@@ -449,13 +533,16 @@ impl Task {
                 LinkState::Disconnected | LinkState::Failed => PeerState::Reconnecting,
                 _ => PeerState::Connecting,
             };
-            let view = self.peers.entry(info.peer.clone()).or_insert_with(|| PeerView {
-                id: info.peer.as_str().to_owned(),
-                name: info.name.as_str().to_owned(),
-                state,
-                rtt_ms: None,
-                colour: colour_of(info.peer.as_str()),
-            });
+            let view = self
+                .peers
+                .entry(info.peer.clone())
+                .or_insert_with(|| PeerView {
+                    id: info.peer.as_str().to_owned(),
+                    name: info.name.as_str().to_owned(),
+                    state,
+                    rtt_ms: None,
+                    colour: colour_of(info.peer.as_str()),
+                });
             view.state = state;
             if state != PeerState::Connected {
                 view.rtt_ms = None;
@@ -466,7 +553,9 @@ impl Task {
     }
 
     async fn emit_roster(&mut self) {
-        let roster: Vec<PeerView> = std::iter::once(self.me.clone()).chain(self.peers.values().cloned()).collect();
+        let roster: Vec<PeerView> = std::iter::once(self.me.clone())
+            .chain(self.peers.values().cloned())
+            .collect();
         if roster != self.last_roster {
             self.last_roster = roster.clone();
             self.emit(UiEvent::Roster { peers: roster }).await;
@@ -474,12 +563,20 @@ impl Task {
     }
 
     async fn emit_status(&mut self) {
-        let reconnecting: Vec<String> =
-            self.peers.values().filter(|p| p.state == PeerState::Reconnecting).map(|p| p.name.clone()).collect();
+        let reconnecting: Vec<String> = self
+            .peers
+            .values()
+            .filter(|p| p.state == PeerState::Reconnecting)
+            .map(|p| p.name.clone())
+            .collect();
         let status = (self.signaling, reconnecting);
         if status != self.last_status {
             self.last_status = status.clone();
-            self.emit(UiEvent::Status { signaling: status.0, reconnecting: status.1 }).await;
+            self.emit(UiEvent::Status {
+                signaling: status.0,
+                reconnecting: status.1,
+            })
+            .await;
         }
     }
 }

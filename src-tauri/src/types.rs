@@ -228,7 +228,10 @@ pub struct CommandError {
 
 impl CommandError {
     pub(crate) fn new(kind: ErrorKind, message: impl ToString) -> Self {
-        Self { kind, message: message.to_string() }
+        Self {
+            kind,
+            message: message.to_string(),
+        }
     }
 
     pub(crate) fn bad_input(message: impl ToString) -> Self {

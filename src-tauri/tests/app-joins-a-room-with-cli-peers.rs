@@ -7,20 +7,27 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use support::cli::{self, event, Peer};
+use serde_json::{Value, json};
+use support::cli::{self, Peer, event};
 use support::webdriver::Session;
-use support::{artifacts_dir, wait_for, Driver, Xvfb};
+use support::{Driver, Xvfb, artifacts_dir, wait_for};
 
 const LONG: Duration = Duration::from_secs(30);
 const APP: &str = env!("CARGO_BIN_EXE_plenum-app");
 
 fn send(peer: &mut Peer, channel: &str, data: Value) {
-    peer.proc.cmd(json!({"cmd": "send", "channel": channel, "data": data}));
+    peer.proc
+        .cmd(json!({"cmd": "send", "channel": channel, "data": data}));
 }
 
 /// The next message on `channel` from `from` matching `pred`.
-fn expect_msg(peer: &mut Peer, channel: &str, from: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+fn expect_msg(
+    peer: &mut Peer,
+    channel: &str,
+    from: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
     let v = peer.proc.expect(LONG, what, |v| {
         event(v) == "message" && v["channel"] == channel && v["from"] == from && pred(&v["data"])
     });
@@ -29,7 +36,10 @@ fn expect_msg(peer: &mut Peer, channel: &str, from: &str, what: &str, pred: impl
 
 /// The text of the first element matching `css` (its DOM text, which the page shows).
 fn text_of(app: &Session, css: &str) -> Option<String> {
-    let v = app.execute("const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", json!([css]));
+    let v = app.execute(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+        json!([css]),
+    );
     v.as_str().map(str::to_owned)
 }
 
@@ -54,7 +64,10 @@ fn circle(cx: f64, cy: f64, r: f64, n: usize) -> Vec<[f64; 2]> {
     (0..=n)
         .map(|i| {
             let a = i as f64 / n as f64 * std::f64::consts::TAU;
-            [((cx + r * a.cos() * 0.625) * 1e4).round() / 1e4, ((cy + r * a.sin()) * 1e4).round() / 1e4]
+            [
+                ((cx + r * a.cos() * 0.625) * 1e4).round() / 1e4,
+                ((cy + r * a.sin()) * 1e4).round() / 1e4,
+            ]
         })
         .collect()
 }
@@ -68,9 +81,14 @@ fn app_joins_a_room_with_cli_peers() {
 
     let xvfb = Xvfb::start();
     let config = std::env::temp_dir().join(format!("plenum-e2e-{}", std::process::id()));
-    let driver = Driver::start(&xvfb.display, &[("XDG_CONFIG_HOME", config.to_str().unwrap())]);
-    let args: Vec<String> =
-        ["--server", &server.url, "--room", room, "--name", "Carol"].iter().map(|s| s.to_string()).collect();
+    let driver = Driver::start(
+        &xvfb.display,
+        &[("XDG_CONFIG_HOME", config.to_str().unwrap())],
+    );
+    let args: Vec<String> = ["--server", &server.url, "--room", room, "--name", "Carol"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let app = Session::start(driver.port, APP.as_ref(), &args);
     let shots = artifacts_dir();
 
@@ -78,129 +96,261 @@ fn app_joins_a_room_with_cli_peers() {
     wait_for(LONG, "the call view", || app.find("#call"));
     for peer in [&ada, &bob] {
         let css = format!(".tile[data-peer='{}'] .tile-state", peer.id);
-        wait_for(LONG, "a connected tile per peer", || text_of(&app, &css).filter(|t| t == "Connected"));
-        assert_eq!(text_of(&app, &format!(".tile[data-peer='{}'] .tile-name", peer.id)), Some(peer.name.clone()));
+        wait_for(LONG, "a connected tile per peer", || {
+            text_of(&app, &css).filter(|t| t == "Connected")
+        });
+        assert_eq!(
+            text_of(&app, &format!(".tile[data-peer='{}'] .tile-name", peer.id)),
+            Some(peer.name.clone())
+        );
     }
-    let app_id = ada.proc.expect(LONG, "the app joins", |v| event(v) == "peer_join" && v["name"] == "Carol")["peer"]
+    let app_id = ada.proc.expect(LONG, "the app joins", |v| {
+        event(v) == "peer_join" && v["name"] == "Carol"
+    })["peer"]
         .as_str()
         .unwrap()
         .to_owned();
-    bob.proc.expect(LONG, "the app joins", |v| event(v) == "peer_join" && v["peer"] == app_id.as_str());
-    assert_eq!(text_of(&app, "#participant-count").as_deref(), Some("3 people"));
+    bob.proc.expect(LONG, "the app joins", |v| {
+        event(v) == "peer_join" && v["peer"] == app_id.as_str()
+    });
+    assert_eq!(
+        text_of(&app, "#participant-count").as_deref(),
+        Some("3 people")
+    );
     // The engine's ping reaches the tiles.
     let rtt = format!(".tile[data-peer='{}'] .tile-rtt", ada.id);
-    wait_for(LONG, "a latency on Ada's tile", || text_of(&app, &rtt).filter(|t| t.ends_with(" ms")));
+    wait_for(LONG, "a latency on Ada's tile", || {
+        text_of(&app, &rtt).filter(|t| t.ends_with(" ms"))
+    });
 
     // Chat, app -> peers.
     let input = app.find("#chat-input").unwrap();
     app.type_text(&input, "hello from the app");
     app.click(&app.find("#chat-send").unwrap());
     for peer in [&mut ada, &mut bob] {
-        expect_msg(peer, "chat", &app_id, "the app's chat message", |d| d["text"] == "hello from the app");
+        expect_msg(peer, "chat", &app_id, "the app's chat message", |d| {
+            d["text"] == "hello from the app"
+        });
     }
-    wait_for(LONG, "own message shown", || text_of(&app, ".chat-msg.own .chat-text").filter(|t| t == "hello from the app"));
+    wait_for(LONG, "own message shown", || {
+        text_of(&app, ".chat-msg.own .chat-text").filter(|t| t == "hello from the app")
+    });
 
     // Chat, peer -> app: shown with the name, the link clickable, markup shown as text.
-    send(&mut ada, "chat", json!({"text": "hi Carol, notes at https://example.com/notes <b>bold?</b>"}));
+    send(
+        &mut ada,
+        "chat",
+        json!({"text": "hi Carol, notes at https://example.com/notes <b>bold?</b>"}),
+    );
     let msg_css = format!(".chat-msg[data-from='{}']", ada.id);
-    wait_for(LONG, "Ada's chat message", || text_of(&app, &format!("{msg_css} .chat-text")).filter(|t| t.contains("notes at")));
-    assert_eq!(text_of(&app, &format!("{msg_css} .chat-name")).as_deref(), Some("Ada"));
+    wait_for(LONG, "Ada's chat message", || {
+        text_of(&app, &format!("{msg_css} .chat-text")).filter(|t| t.contains("notes at"))
+    });
+    assert_eq!(
+        text_of(&app, &format!("{msg_css} .chat-name")).as_deref(),
+        Some("Ada")
+    );
     let link = app.find(&format!("{msg_css} a")).expect("a link element");
-    assert_eq!(app.attribute(&link, "href").as_deref(), Some("https://example.com/notes"));
-    assert!(app.find(&format!("{msg_css} b")).is_none(), "markup must not be rendered");
-    assert!(text_of(&app, &format!("{msg_css} .chat-text")).unwrap().contains("<b>bold?</b>"));
+    assert_eq!(
+        app.attribute(&link, "href").as_deref(),
+        Some("https://example.com/notes")
+    );
+    assert!(
+        app.find(&format!("{msg_css} b")).is_none(),
+        "markup must not be rendered"
+    );
+    assert!(
+        text_of(&app, &format!("{msg_css} .chat-text"))
+            .unwrap()
+            .contains("<b>bold?</b>")
+    );
 
     // A peer's cursor moves a named cursor element.
     send(&mut ada, "cursor", json!({"t": "at", "x": 0.25, "y": 0.75}));
     let cursor = format!(".cursor[data-peer='{}']", ada.id);
     wait_for(LONG, "Ada's cursor", || app.find(&cursor));
-    assert_eq!(text_of(&app, &format!("{cursor} .cursor-name")).as_deref(), Some("Ada"));
+    assert_eq!(
+        text_of(&app, &format!("{cursor} .cursor-name")).as_deref(),
+        Some("Ada")
+    );
     let at = |app: &Session| {
         let el = app.find(&cursor)?;
         Some((app.attribute(&el, "data-x")?, app.attribute(&el, "data-y")?))
     };
-    wait_for(LONG, "cursor at 0.25,0.75", || at(&app).filter(|p| p == &("0.2500".into(), "0.7500".into())));
+    wait_for(LONG, "cursor at 0.25,0.75", || {
+        at(&app).filter(|p| p == &("0.2500".into(), "0.7500".into()))
+    });
     send(&mut ada, "cursor", json!({"t": "at", "x": 0.6, "y": 0.4}));
-    wait_for(LONG, "cursor moved", || at(&app).filter(|p| p == &("0.6000".into(), "0.4000".into())));
+    wait_for(LONG, "cursor moved", || {
+        at(&app).filter(|p| p == &("0.6000".into(), "0.4000".into()))
+    });
     send(&mut bob, "cursor", json!({"t": "at", "x": 0.8, "y": 0.2}));
-    wait_for(LONG, "Bob's cursor", || app.find(&format!(".cursor[data-peer='{}']", bob.id)));
+    wait_for(LONG, "Bob's cursor", || {
+        app.find(&format!(".cursor[data-peer='{}']", bob.id))
+    });
 
     // A peer's stroke appears on the board (in the model and as ink on the canvas).
     let ring = circle(0.3, 0.45, 0.18, 48);
-    send(&mut ada, "board", json!({"t": "begin", "seq": 0, "clock": 1, "tool": "pen", "colour": "#e11d48", "width": 6, "points": ring[..10]}));
-    send(&mut ada, "board", json!({"t": "points", "seq": 0, "from": 10, "points": ring[10..]}));
+    send(
+        &mut ada,
+        "board",
+        json!({"t": "begin", "seq": 0, "clock": 1, "tool": "pen", "colour": "#e11d48", "width": 6, "points": ring[..10]}),
+    );
+    send(
+        &mut ada,
+        "board",
+        json!({"t": "points", "seq": 0, "from": 10, "points": ring[10..]}),
+    );
     send(&mut ada, "board", json!({"t": "end", "seq": 0}));
-    wait_for(LONG, "Ada's stroke on the board", || (strokes(&app) == 1).then_some(()));
+    wait_for(LONG, "Ada's stroke on the board", || {
+        (strokes(&app) == 1).then_some(())
+    });
     let [x0, y0] = ring[0];
-    wait_for(LONG, "ink where Ada drew", || (ink_at(&app, x0, y0) > 0).then_some(()));
+    wait_for(LONG, "ink where Ada drew", || {
+        (ink_at(&app, x0, y0) > 0).then_some(())
+    });
     assert_eq!(ink_at(&app, 0.95, 0.95), 0, "no ink where nobody drew");
 
     // Bad input from a peer is ignored (and counted), and the board keeps working.
-    send(&mut ada, "board", json!({"t": "begin", "seq": 1, "clock": 2, "tool": "laser"}));
+    send(
+        &mut ada,
+        "board",
+        json!({"t": "begin", "seq": 1, "clock": 2, "tool": "laser"}),
+    );
     send(&mut ada, "board", json!("not a board message"));
-    send(&mut ada, "board", json!({"t": "begin", "seq": 1, "clock": 2, "tool": "pen", "colour": "#000000", "width": 3, "points": [[2.0, 0.5]]}));
+    send(
+        &mut ada,
+        "board",
+        json!({"t": "begin", "seq": 1, "clock": 2, "tool": "pen", "colour": "#000000", "width": 3, "points": [[2.0, 0.5]]}),
+    );
     send(&mut ada, "cursor", json!({"t": "at", "x": 5, "y": 0}));
     send(&mut ada, "chat", json!({"words": "no text"}));
-    let ignored = |app: &Session| app.find("#call").and_then(|c| app.attribute(&c, "data-ignored")).and_then(|n| n.parse::<u32>().ok());
-    wait_for(LONG, "five bad messages ignored", || ignored(&app).filter(|n| *n == 5));
-    let wave: Vec<[f64; 2]> = (0..=40).map(|i| [0.55 + i as f64 * 0.01, 0.3 + 0.08 * ((i as f64) / 4.0).sin()]).collect();
-    send(&mut bob, "board", json!({"t": "begin", "seq": 0, "clock": 2, "tool": "pen", "colour": "#2563eb", "width": 8, "points": wave}));
+    let ignored = |app: &Session| {
+        app.find("#call")
+            .and_then(|c| app.attribute(&c, "data-ignored"))
+            .and_then(|n| n.parse::<u32>().ok())
+    };
+    wait_for(LONG, "five bad messages ignored", || {
+        ignored(&app).filter(|n| *n == 5)
+    });
+    let wave: Vec<[f64; 2]> = (0..=40)
+        .map(|i| {
+            [
+                0.55 + i as f64 * 0.01,
+                0.3 + 0.08 * ((i as f64) / 4.0).sin(),
+            ]
+        })
+        .collect();
+    send(
+        &mut bob,
+        "board",
+        json!({"t": "begin", "seq": 0, "clock": 2, "tool": "pen", "colour": "#2563eb", "width": 8, "points": wave}),
+    );
     send(&mut bob, "board", json!({"t": "end", "seq": 0}));
-    wait_for(LONG, "Bob's stroke after the bad input", || (strokes(&app) == 2).then_some(()));
-    wait_for(LONG, "the cursor still where it was", || at(&app).filter(|p| p == &("0.6000".into(), "0.4000".into())));
+    wait_for(LONG, "Bob's stroke after the bad input", || {
+        (strokes(&app) == 2).then_some(())
+    });
+    wait_for(LONG, "the cursor still where it was", || {
+        at(&app).filter(|p| p == &("0.6000".into(), "0.4000".into()))
+    });
 
     // A stroke drawn in the app reaches both peers.
     let surface = app.execute(
         "const r = document.querySelector('#board').getBoundingClientRect(); return [r.left, r.top, r.width, r.height];",
         json!([]),
     );
-    let r: Vec<f64> = surface.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let r: Vec<f64> = surface
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     let px = |fx: f64, fy: f64| ((r[0] + fx * r[2]) as i64, (r[1] + fy * r[3]) as i64);
-    let path: Vec<(i64, i64)> = (0..=12).map(|i| px(0.2 + i as f64 * 0.05, 0.8 - (i % 2) as f64 * 0.06)).collect();
+    let path: Vec<(i64, i64)> = (0..=12)
+        .map(|i| px(0.2 + i as f64 * 0.05, 0.8 - (i % 2) as f64 * 0.06))
+        .collect();
     app.drag(&path);
     for peer in [&mut ada, &mut bob] {
-        let begin = expect_msg(peer, "board", &app_id, "the app's stroke begins", |d| d["t"] == "begin");
+        let begin = expect_msg(peer, "board", &app_id, "the app's stroke begins", |d| {
+            d["t"] == "begin"
+        });
         assert_eq!(begin["tool"], "pen");
-        expect_msg(peer, "board", &app_id, "the app's stroke ends", |d| d["t"] == "end" && d["seq"] == begin["seq"]);
+        expect_msg(peer, "board", &app_id, "the app's stroke ends", |d| {
+            d["t"] == "end" && d["seq"] == begin["seq"]
+        });
     }
     wait_for(LONG, "three strokes", || (strokes(&app) == 3).then_some(()));
-    send(&mut bob, "chat", json!({"text": "Nice zigzag! I'll add a caption later."}));
-    wait_for(LONG, "Bob's message", || app.find(&format!(".chat-msg[data-from='{}']", bob.id)));
+    send(
+        &mut bob,
+        "chat",
+        json!({"text": "Nice zigzag! I'll add a caption later."}),
+    );
+    wait_for(LONG, "Bob's message", || {
+        app.find(&format!(".chat-msg[data-from='{}']", bob.id))
+    });
     xvfb.screenshot(&shots.join("call-three-participants.png"));
 
     // A peer that joins late receives the board from the app.
     let mut cy = cli::join(&server.url, room, "Cy", &[]);
-    let sync = expect_msg(&mut cy, "board", &app_id, "the board sync", |d| d["t"] == "sync");
-    let authors: Vec<&str> = sync["strokes"].as_array().unwrap().iter().map(|s| s["author"].as_str().unwrap()).collect();
+    let sync = expect_msg(&mut cy, "board", &app_id, "the board sync", |d| {
+        d["t"] == "sync"
+    });
+    let authors: Vec<&str> = sync["strokes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["author"].as_str().unwrap())
+        .collect();
     assert_eq!(authors.len(), 3, "{sync}");
     for who in [ada.id.as_str(), bob.id.as_str(), app_id.as_str()] {
-        assert!(authors.contains(&who), "stroke of {who} missing from the sync: {sync}");
+        assert!(
+            authors.contains(&who),
+            "stroke of {who} missing from the sync: {sync}"
+        );
     }
-    assert_eq!(sync["strokes"][0]["points"].as_array().unwrap().len(), ring.len());
+    assert_eq!(
+        sync["strokes"][0]["points"].as_array().unwrap().len(),
+        ring.len()
+    );
 
     // Undo takes back the app's stroke for everyone; clear asks first, then clears for everyone.
     app.click(&app.find("#tool-undo").unwrap());
     expect_msg(&mut ada, "board", &app_id, "undo", |d| d["t"] == "undo");
-    wait_for(LONG, "two strokes after undo", || (strokes(&app) == 2).then_some(()));
+    wait_for(LONG, "two strokes after undo", || {
+        (strokes(&app) == 2).then_some(())
+    });
     app.click(&app.find("#tool-clear").unwrap());
-    let confirm = wait_for(LONG, "the clear confirmation", || app.find("#confirm-clear"));
+    let confirm = wait_for(LONG, "the clear confirmation", || {
+        app.find("#confirm-clear")
+    });
     assert_eq!(strokes(&app), 2, "nothing cleared before confirming");
     app.click(&confirm);
     expect_msg(&mut bob, "board", &app_id, "clear", |d| d["t"] == "clear");
-    wait_for(LONG, "an empty board", || (strokes(&app) == 0).then_some(()));
+    wait_for(LONG, "an empty board", || {
+        (strokes(&app) == 0).then_some(())
+    });
 
     // A peer leaving removes its tile and its cursor.
     bob.proc.cmd(json!({"cmd": "leave"}));
     let bob_tile = format!(".tile[data-peer='{}']", bob.id);
     let bob_cursor = format!(".cursor[data-peer='{}']", bob.id);
-    wait_for(LONG, "Bob's tile and cursor gone", || (app.find(&bob_tile).is_none() && app.find(&bob_cursor).is_none()).then_some(()));
-    assert!(app.find(&format!(".tile[data-peer='{}']", ada.id)).is_some());
+    wait_for(LONG, "Bob's tile and cursor gone", || {
+        (app.find(&bob_tile).is_none() && app.find(&bob_cursor).is_none()).then_some(())
+    });
+    assert!(
+        app.find(&format!(".tile[data-peer='{}']", ada.id))
+            .is_some()
+    );
 
     // Leaving returns to the join screen, which remembers the name and the room.
     app.click(&app.find("#leave-button").unwrap());
-    ada.proc.expect(LONG, "the app leaves", |v| event(v) == "peer_leave" && v["peer"] == app_id.as_str());
+    ada.proc.expect(LONG, "the app leaves", |v| {
+        event(v) == "peer_leave" && v["peer"] == app_id.as_str()
+    });
     let name = wait_for(LONG, "the join screen", || app.find("#join-name"));
     assert_eq!(app.property(&name, "value"), json!("Carol"));
-    wait_for(LONG, "the room among recent rooms", || text_of(&app, "#recent-rooms").filter(|t| t.contains(room)));
+    wait_for(LONG, "the room among recent rooms", || {
+        text_of(&app, "#recent-rooms").filter(|t| t.contains(room))
+    });
     let _ = std::fs::remove_dir_all(config);
 }

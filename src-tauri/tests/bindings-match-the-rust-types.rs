@@ -14,6 +14,9 @@ fn bindings_match_the_rust_types() {
         path.display()
     );
     for name in plenum_app::bindings::COMMANDS {
-        assert!(committed.contains(&format!("\"{name}\"")), "command {name} missing");
+        assert!(
+            committed.contains(&format!("\"{name}\"")),
+            "command {name} missing"
+        );
     }
 }

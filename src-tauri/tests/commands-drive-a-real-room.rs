@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use plenum::{Invite, Room, RoomConfig, Target};
+use plenum_app::App;
 use plenum_app::args::Args;
 use plenum_app::types::{ErrorKind, HostRequest, JoinRequest, PeerState, StrokeStart, UiEvent};
-use plenum_app::App;
 use plenum_collab::{BoardChange, Point, Tool};
 use plenum_signal::{Server, ServerConfig};
 use tokio::sync::mpsc;
@@ -30,7 +30,11 @@ impl Drop for Peer {
 fn peer(tag: &str, args: Args) -> Peer {
     let dir = std::env::temp_dir().join(format!("plenum-cmd-{}-{tag}", std::process::id()));
     let (tx, events) = mpsc::channel(1024);
-    Peer { app: App::new(args, dir.clone(), tx), events, dir }
+    Peer {
+        app: App::new(args, dir.clone(), tx),
+        events,
+        dir,
+    }
 }
 
 impl Peer {
@@ -45,7 +49,9 @@ impl Peer {
                 }
             }
         };
-        tokio::time::timeout(LONG, wait).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        tokio::time::timeout(LONG, wait)
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
     }
 
     async fn connected_to(&mut self, id: &str) {
@@ -57,15 +63,28 @@ impl Peer {
 }
 
 fn req(server: &str, room: &str, name: &str) -> JoinRequest {
-    JoinRequest { server: server.into(), room: room.into(), name: name.into(), password: None }
+    JoinRequest {
+        server: server.into(),
+        room: room.into(),
+        name: name.into(),
+        password: None,
+    }
 }
 
 fn pen(points: Vec<Point>) -> StrokeStart {
-    StrokeStart { tool: Tool::Pen, colour: "#2563EB".into(), width: 4.0, points }
+    StrokeStart {
+        tool: Tool::Pen,
+        colour: "#2563EB".into(),
+        width: 4.0,
+        points,
+    }
 }
 
 async fn server() -> Server {
-    Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default()).await.unwrap()
+    let addr = "127.0.0.1:0".parse().expect("an address");
+    Server::bind(addr, ServerConfig::default())
+        .await
+        .expect("a server on loopback")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,34 +103,61 @@ async fn chat_cursor_and_board_travel_between_apps_and_reach_a_late_joiner() {
     // Chat.
     let line = a.app.send_chat("  hello Bob  ".into()).await.unwrap();
     assert!(line.own && line.text == "hello Bob");
-    let got = b.expect("chat", |e| matches!(e, UiEvent::Chat { .. })).await;
-    let UiEvent::Chat { line } = got else { unreachable!() };
-    assert_eq!((line.name.as_str(), line.text.as_str(), line.own, line.from.as_str()), ("Ada", "hello Bob", false, ja.me.id.as_str()));
+    let got = b
+        .expect("chat", |e| matches!(e, UiEvent::Chat { .. }))
+        .await;
+    let UiEvent::Chat { line } = got else {
+        unreachable!()
+    };
+    assert_eq!(
+        (
+            line.name.as_str(),
+            line.text.as_str(),
+            line.own,
+            line.from.as_str()
+        ),
+        ("Ada", "hello Bob", false, ja.me.id.as_str())
+    );
 
     // Cursor.
     a.app.send_cursor(Some((0.25, 0.5))).await.unwrap();
     b.expect("cursor", |e| matches!(e, UiEvent::Cursor { peer, x, y } if *peer == ja.me.id && *x == 0.25 && *y == 0.5)).await;
     a.app.send_cursor(None).await.unwrap();
-    b.expect("cursor gone", |e| matches!(e, UiEvent::CursorGone { peer } if *peer == ja.me.id)).await;
+    b.expect(
+        "cursor gone",
+        |e| matches!(e, UiEvent::CursorGone { peer } if *peer == ja.me.id),
+    )
+    .await;
 
     // Board: begin, points, end; concurrent strokes; same order on both.
     let started = a.app.board_begin(pen(vec![Point(0.1, 0.1)])).await.unwrap();
-    assert!(matches!(&started.change, BoardChange::Stroke { stroke } if stroke.colour.as_str() == "#2563eb"));
-    let change = a.app.board_points(started.seq, vec![Point(0.2, 0.2), Point(0.3, 0.25)]).await.unwrap();
+    assert!(
+        matches!(&started.change, BoardChange::Stroke { stroke } if stroke.colour.as_str() == "#2563eb")
+    );
+    let change = a
+        .app
+        .board_points(started.seq, vec![Point(0.2, 0.2), Point(0.3, 0.25)])
+        .await
+        .unwrap();
     assert!(matches!(change, BoardChange::Points { from: 1, ref points, .. } if points.len() == 2));
     a.app.board_end(started.seq).await.unwrap();
     let sb = b.app.board_begin(pen(vec![Point(0.9, 0.9)])).await.unwrap();
     b.app.board_end(sb.seq).await.unwrap();
     let converged = async {
         loop {
-            let (sa, sb) = (a.app.board_snapshot().await.unwrap(), b.app.board_snapshot().await.unwrap());
+            let (sa, sb) = (
+                a.app.board_snapshot().await.unwrap(),
+                b.app.board_snapshot().await.unwrap(),
+            );
             if sa.len() == 2 && sa == sb && sa.iter().all(|s| s.done) {
                 return sa;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    let board = tokio::time::timeout(LONG, converged).await.expect("boards converge");
+    let board = tokio::time::timeout(LONG, converged)
+        .await
+        .expect("boards converge");
     assert_eq!(board.iter().map(|s| s.points.len()).sum::<usize>(), 4);
 
     // A late joiner gets the board.
@@ -125,7 +171,9 @@ async fn chat_cursor_and_board_travel_between_apps_and_reach_a_late_joiner() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    tokio::time::timeout(LONG, late).await.expect("the late joiner receives the board");
+    tokio::time::timeout(LONG, late)
+        .await
+        .expect("the late joiner receives the board");
 
     // Undo removes our stroke everywhere; clear empties every board.
     assert!(a.app.board_undo().await.unwrap().is_some());
@@ -136,20 +184,33 @@ async fn chat_cursor_and_board_travel_between_apps_and_reach_a_late_joiner() {
     })
     .await;
     assert_eq!(b.app.board_snapshot().await.unwrap().len(), 1);
-    assert!(a.app.board_undo().await.unwrap().is_none(), "only our own strokes");
+    assert!(
+        a.app.board_undo().await.unwrap().is_none(),
+        "only our own strokes"
+    );
     b.app.board_clear().await.unwrap();
     let cleared = async {
         while !a.app.board_snapshot().await.unwrap().is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    tokio::time::timeout(LONG, cleared).await.expect("the clear reaches Ada");
+    tokio::time::timeout(LONG, cleared)
+        .await
+        .expect("the clear reaches Ada");
 
     // Leaving: the others see the peer go.
     a.app.leave().await;
-    a.expect("closed", |e| matches!(e, UiEvent::Closed { reason: None })).await;
-    b.expect("Ada gone", |e| matches!(e, UiEvent::Roster { peers } if !peers.iter().any(|p| p.id == ja.me.id))).await;
-    assert_eq!(a.app.send_chat("x".into()).await.unwrap_err().kind, ErrorKind::NotInRoom);
+    a.expect("closed", |e| matches!(e, UiEvent::Closed { reason: None }))
+        .await;
+    b.expect(
+        "Ada gone",
+        |e| matches!(e, UiEvent::Roster { peers } if !peers.iter().any(|p| p.id == ja.me.id)),
+    )
+    .await;
+    assert_eq!(
+        a.app.send_chat("x".into()).await.unwrap_err().kind,
+        ErrorKind::NotInRoom
+    );
 
     // The join was remembered.
     let prefs = b.app.prefs();
@@ -158,20 +219,41 @@ async fn chat_cursor_and_board_travel_between_apps_and_reach_a_late_joiner() {
 }
 
 fn err<T: std::fmt::Debug>(result: Result<T, plenum_app::types::CommandError>) -> ErrorKind {
-    result.unwrap_err().kind
+    result.expect_err("an error").kind
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_refuse_bad_input_with_typed_errors() {
     let server = server().await;
     let a = peer("bad", Args::default());
-    assert_eq!(err(a.app.join(req(&server.url(), "r", "  ")).await), ErrorKind::BadInput);
-    assert_eq!(err(a.app.join(req(&server.url(), "", "Ada")).await), ErrorKind::BadInput);
-    assert_eq!(err(a.app.join(req("http://nope", "r", "Ada")).await), ErrorKind::BadInput);
-    assert_eq!(err(a.app.join(req("ws://127.0.0.1:1", "r", "Ada")).await), ErrorKind::Unreachable);
-    assert_eq!(err(a.app.send_chat("hi".into()).await), ErrorKind::NotInRoom);
-    assert_eq!(err(a.app.board_begin(pen(vec![])).await), ErrorKind::NotInRoom);
-    assert_eq!(err(a.app.read_invite("https://example.com")), ErrorKind::BadInput);
+    assert_eq!(
+        err(a.app.join(req(&server.url(), "r", "  ")).await),
+        ErrorKind::BadInput
+    );
+    assert_eq!(
+        err(a.app.join(req(&server.url(), "", "Ada")).await),
+        ErrorKind::BadInput
+    );
+    assert_eq!(
+        err(a.app.join(req("http://nope", "r", "Ada")).await),
+        ErrorKind::BadInput
+    );
+    assert_eq!(
+        err(a.app.join(req("ws://127.0.0.1:1", "r", "Ada")).await),
+        ErrorKind::Unreachable
+    );
+    assert_eq!(
+        err(a.app.send_chat("hi".into()).await),
+        ErrorKind::NotInRoom
+    );
+    assert_eq!(
+        err(a.app.board_begin(pen(vec![])).await),
+        ErrorKind::NotInRoom
+    );
+    assert_eq!(
+        err(a.app.read_invite("https://example.com")),
+        ErrorKind::BadInput
+    );
 
     let owner = peer("owner", Args::default());
     let mut locked = req(&server.url(), "locked", "Owner");
@@ -182,14 +264,26 @@ async fn commands_refuse_bad_input_with_typed_errors() {
     assert_eq!(err(a.app.join(wrong).await), ErrorKind::Refused);
 
     a.app.join(req(&server.url(), "r", "Ada")).await.unwrap();
-    assert_eq!(err(a.app.join(req(&server.url(), "r", "Ada")).await), ErrorKind::AlreadyInRoom);
+    assert_eq!(
+        err(a.app.join(req(&server.url(), "r", "Ada")).await),
+        ErrorKind::AlreadyInRoom
+    );
     assert_eq!(err(a.app.send_chat(" ".into()).await), ErrorKind::BadInput);
-    assert_eq!(err(a.app.send_chat("x".repeat(5000)).await), ErrorKind::BadInput);
+    assert_eq!(
+        err(a.app.send_chat("x".repeat(5000)).await),
+        ErrorKind::BadInput
+    );
     let mut bad = pen(vec![Point(0.1, 0.1)]);
     bad.colour = "red".into();
     assert_eq!(err(a.app.board_begin(bad).await), ErrorKind::BadInput);
-    assert_eq!(err(a.app.board_begin(pen(vec![Point(1.5, 0.1)])).await), ErrorKind::BadInput);
-    assert_eq!(err(a.app.board_points(99, vec![]).await), ErrorKind::BadInput);
+    assert_eq!(
+        err(a.app.board_begin(pen(vec![Point(1.5, 0.1)])).await),
+        ErrorKind::BadInput
+    );
+    assert_eq!(
+        err(a.app.board_points(99, vec![]).await),
+        ErrorKind::BadInput
+    );
     // Out-of-range cursor positions are dropped, not errors.
     a.app.send_cursor(Some((f32::NAN, 2.0))).await.unwrap();
     a.app.leave().await;
@@ -201,12 +295,23 @@ async fn bad_messages_from_a_peer_are_ignored_and_the_board_keeps_working() {
     let server = server().await;
     let mut a = peer("victim", Args::default());
     let ja = a.app.join(req(&server.url(), "r", "Ada")).await.unwrap();
-    let config = RoomConfig::builder("r", "Mallory").server(&server.url()).build().unwrap();
+    let config = RoomConfig::builder("r", "Mallory")
+        .server(&server.url())
+        .build()
+        .unwrap();
     let (mallory, _events) = Room::join(config).await.unwrap();
     a.connected_to(mallory.id().as_str()).await;
     let send = |channel: &'static str, data: &'static [u8]| {
         let room = mallory.clone();
-        async move { room.send(&plenum::ChannelName::new(channel).unwrap(), Bytes::from_static(data), Target::All).await.unwrap() }
+        async move {
+            room.send(
+                &plenum::ChannelName::new(channel).unwrap(),
+                Bytes::from_static(data),
+                Target::All,
+            )
+            .await
+            .unwrap()
+        }
     };
     for (channel, data) in [
         ("board", &b"\xff\xfe"[..]),
@@ -221,7 +326,10 @@ async fn bad_messages_from_a_peer_are_ignored_and_the_board_keeps_working() {
     }
     assert!(a.app.board_snapshot().await.unwrap().is_empty());
     send("board", br##"{"t":"begin","seq":0,"clock":1,"tool":"pen","colour":"#000000","width":3,"points":[[0.5,0.5]]}"##).await;
-    a.expect("a good stroke after bad ones", |e| matches!(e, UiEvent::Board { .. })).await;
+    a.expect("a good stroke after bad ones", |e| {
+        matches!(e, UiEvent::Board { .. })
+    })
+    .await;
     assert_eq!(a.app.board_snapshot().await.unwrap().len(), 1);
     a.app.send_chat("still here".into()).await.unwrap();
     assert_eq!(ja.room, "r");
@@ -231,19 +339,42 @@ async fn bad_messages_from_a_peer_are_ignored_and_the_board_keeps_working() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosting_starts_an_embedded_server_that_others_join_through_the_invite() {
-    let args = Args { host_bind: Some("127.0.0.1:0".parse().unwrap()), ..Args::default() };
+    let args = Args {
+        host_bind: Some("127.0.0.1:0".parse().unwrap()),
+        ..Args::default()
+    };
     let mut host = peer("host", args);
-    let jh = host.app.host(HostRequest { room: "lan".into(), name: "Hana".into(), password: None }).await.unwrap();
+    let jh = host
+        .app
+        .host(HostRequest {
+            room: "lan".into(),
+            name: "Hana".into(),
+            password: None,
+        })
+        .await
+        .unwrap();
     assert!(jh.hosting);
     let invite = Invite::parse(&jh.invite).unwrap();
     assert_eq!(invite.room.as_str(), "lan");
     let mut guest = peer("guest", Args::default());
-    let jg = guest.app.join(req(&invite.server, invite.room.as_str(), "Gus")).await.unwrap();
+    let jg = guest
+        .app
+        .join(req(&invite.server, invite.room.as_str(), "Gus"))
+        .await
+        .unwrap();
     host.connected_to(&jg.me.id).await;
     guest.connected_to(&jh.me.id).await;
     // Leaving and hosting again reuses the same server.
     host.app.leave().await;
-    let again = host.app.host(HostRequest { room: "lan2".into(), name: "Hana".into(), password: None }).await.unwrap();
+    let again = host
+        .app
+        .host(HostRequest {
+            room: "lan2".into(),
+            name: "Hana".into(),
+            password: None,
+        })
+        .await
+        .unwrap();
     assert_eq!(Invite::parse(&again.invite).unwrap().server, invite.server);
     assert_eq!(host.app.prefs().name, "Hana");
     guest.app.leave().await;

@@ -144,7 +144,10 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
             }
         },
         // clap requires both when there is no invite.
-        None => (args.server.clone().unwrap_or_default(), args.room.clone().unwrap_or_default()),
+        None => (
+            args.server.clone().unwrap_or_default(),
+            args.room.clone().unwrap_or_default(),
+        ),
     };
     let mut builder = RoomConfig::builder(&room, &args.name)
         .server(&server)

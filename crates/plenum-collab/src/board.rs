@@ -144,7 +144,10 @@ pub struct Stroke {
 
 impl Stroke {
     fn key(&self) -> Key {
-        Key { clock: self.clock, id: self.id.clone() }
+        Key {
+            clock: self.clock,
+            id: self.id.clone(),
+        }
     }
 }
 
@@ -296,7 +299,11 @@ fn check_points(points: Vec<Point>) -> Result<Vec<Point>, BoardError> {
 }
 
 fn check_width(width: f32) -> Result<f32, BoardError> {
-    if WIDTH_RANGE.contains(&width) { Ok(width) } else { Err(BoardError::BadWidth) }
+    if WIDTH_RANGE.contains(&width) {
+        Ok(width)
+    } else {
+        Err(BoardError::BadWidth)
+    }
 }
 
 impl Board {
@@ -361,7 +368,10 @@ impl Board {
         self.next_seq += 1;
         let clock = self.tick();
         let stroke = Stroke {
-            id: StrokeId { author: self.me.clone(), seq },
+            id: StrokeId {
+                author: self.me.clone(),
+                seq,
+            },
             clock,
             tool,
             colour: colour.clone(),
@@ -371,7 +381,14 @@ impl Board {
         };
         self.insert(stroke.clone());
         self.own.push(seq);
-        let msg = BoardMsg::Begin { seq, clock, tool, colour, width, points };
+        let msg = BoardMsg::Begin {
+            seq,
+            clock,
+            tool,
+            colour,
+            width,
+            points,
+        };
         Ok((msg, BoardChange::Stroke { stroke }))
     }
 
@@ -382,33 +399,68 @@ impl Board {
         points: Vec<Point>,
     ) -> Result<(BoardMsg, BoardChange), BoardError> {
         let points = check_points(points)?;
-        let id = StrokeId { author: self.me.clone(), seq };
-        let stroke = self.stroke_mut(&id).filter(|s| !s.done).ok_or(BoardError::NoSuchStroke(seq))?;
+        let id = StrokeId {
+            author: self.me.clone(),
+            seq,
+        };
+        let stroke = self
+            .stroke_mut(&id)
+            .filter(|s| !s.done)
+            .ok_or(BoardError::NoSuchStroke(seq))?;
         let from = stroke.points.len();
         let room = MAX_POINTS_PER_STROKE.saturating_sub(from);
         let points: Vec<Point> = points.into_iter().take(room).collect();
         stroke.points.extend_from_slice(&points);
         let from = u32::try_from(from).unwrap_or(u32::MAX);
-        let msg = BoardMsg::Points { seq, from, points: points.clone() };
-        Ok((msg, BoardChange::Points { id, from, points, done: false }))
+        let msg = BoardMsg::Points {
+            seq,
+            from,
+            points: points.clone(),
+        };
+        Ok((
+            msg,
+            BoardChange::Points {
+                id,
+                from,
+                points,
+                done: false,
+            },
+        ))
     }
 
     /// Ends our stroke `seq`.
     pub fn end(&mut self, seq: u32) -> Result<(BoardMsg, BoardChange), BoardError> {
-        let id = StrokeId { author: self.me.clone(), seq };
+        let id = StrokeId {
+            author: self.me.clone(),
+            seq,
+        };
         let stroke = self.stroke_mut(&id).ok_or(BoardError::NoSuchStroke(seq))?;
         stroke.done = true;
         let from = u32::try_from(stroke.points.len()).unwrap_or(u32::MAX);
-        Ok((BoardMsg::End { seq }, BoardChange::Points { id, from, points: Vec::new(), done: true }))
+        Ok((
+            BoardMsg::End { seq },
+            BoardChange::Points {
+                id,
+                from,
+                points: Vec::new(),
+                done: true,
+            },
+        ))
     }
 
     /// Takes back our latest stroke still on the board.
     pub fn undo(&mut self) -> Option<(BoardMsg, BoardChange)> {
         while let Some(seq) = self.own.pop() {
-            let id = StrokeId { author: self.me.clone(), seq };
+            let id = StrokeId {
+                author: self.me.clone(),
+                seq,
+            };
             if self.keys.contains_key(&id) {
                 self.remove(id.clone());
-                return Some((BoardMsg::Undo { seq }, BoardChange::Removed { ids: vec![id] }));
+                return Some((
+                    BoardMsg::Undo { seq },
+                    BoardChange::Removed { ids: vec![id] },
+                ));
             }
         }
         None
@@ -417,7 +469,10 @@ impl Board {
     /// Clears the board for everyone.
     pub fn clear(&mut self) -> (BoardMsg, BoardChange) {
         let clock = self.tick();
-        let ids = self.apply_clear(ClearMark { clock, author: self.me.clone() });
+        let ids = self.apply_clear(ClearMark {
+            clock,
+            author: self.me.clone(),
+        });
         (BoardMsg::Clear { clock }, BoardChange::Removed { ids })
     }
 
@@ -431,7 +486,11 @@ impl Board {
             // A stroke is about 20 bytes of JSON per point plus 150 of fields.
             let cost = 150 + 20 * stroke.points.len();
             if !batch.is_empty() && size + cost > max_bytes {
-                out.push(BoardMsg::Sync { strokes: std::mem::take(&mut batch), removed: vec![], cleared: None });
+                out.push(BoardMsg::Sync {
+                    strokes: std::mem::take(&mut batch),
+                    removed: vec![],
+                    cleared: None,
+                });
                 size = 0;
             }
             size += cost;
@@ -439,7 +498,11 @@ impl Board {
         }
         let removed: Vec<StrokeId> = self.removed.iter().cloned().collect();
         if !batch.is_empty() || !removed.is_empty() || self.cleared.is_some() || out.is_empty() {
-            out.push(BoardMsg::Sync { strokes: batch, removed, cleared: self.cleared.clone() });
+            out.push(BoardMsg::Sync {
+                strokes: batch,
+                removed,
+                cleared: self.cleared.clone(),
+            });
         }
         out
     }
@@ -448,9 +511,19 @@ impl Board {
     /// leaving the board as it was.
     pub fn handle(&mut self, from: &PeerId, msg: BoardMsg) -> Result<Vec<BoardChange>, BoardError> {
         match msg {
-            BoardMsg::Begin { seq, clock, tool, colour, width, points } => {
+            BoardMsg::Begin {
+                seq,
+                clock,
+                tool,
+                colour,
+                width,
+                points,
+            } => {
                 let stroke = Stroke {
-                    id: StrokeId { author: from.clone(), seq },
+                    id: StrokeId {
+                        author: from.clone(),
+                        seq,
+                    },
                     clock,
                     tool,
                     colour,
@@ -460,25 +533,55 @@ impl Board {
                 };
                 Ok(self.merge_stroke(stroke)?.into_iter().collect())
             }
-            BoardMsg::Points { seq, from: start, points } => {
+            BoardMsg::Points {
+                seq,
+                from: start,
+                points,
+            } => {
                 let points = check_points(points)?;
-                let id = StrokeId { author: from.clone(), seq };
-                Ok(self.add_points(id, start, points, false).into_iter().collect())
+                let id = StrokeId {
+                    author: from.clone(),
+                    seq,
+                };
+                Ok(self
+                    .add_points(id, start, points, false)
+                    .into_iter()
+                    .collect())
             }
             BoardMsg::End { seq } => {
-                let id = StrokeId { author: from.clone(), seq };
-                Ok(self.add_points(id, u32::MAX, Vec::new(), true).into_iter().collect())
+                let id = StrokeId {
+                    author: from.clone(),
+                    seq,
+                };
+                Ok(self
+                    .add_points(id, u32::MAX, Vec::new(), true)
+                    .into_iter()
+                    .collect())
             }
             BoardMsg::Undo { seq } => {
-                let id = StrokeId { author: from.clone(), seq };
+                let id = StrokeId {
+                    author: from.clone(),
+                    seq,
+                };
                 Ok(self.remove(id).into_iter().collect())
             }
             BoardMsg::Clear { clock } => {
                 self.clock = self.clock.max(clock);
-                let ids = self.apply_clear(ClearMark { clock, author: from.clone() });
-                Ok(if ids.is_empty() { vec![] } else { vec![BoardChange::Removed { ids }] })
+                let ids = self.apply_clear(ClearMark {
+                    clock,
+                    author: from.clone(),
+                });
+                Ok(if ids.is_empty() {
+                    vec![]
+                } else {
+                    vec![BoardChange::Removed { ids }]
+                })
             }
-            BoardMsg::Sync { strokes, removed, cleared } => {
+            BoardMsg::Sync {
+                strokes,
+                removed,
+                cleared,
+            } => {
                 // Validate everything before changing anything.
                 let strokes = strokes
                     .into_iter()
@@ -486,8 +589,16 @@ impl Board {
                         if s.points.len() > MAX_POINTS_PER_STROKE {
                             return Err(BoardError::TooManyPoints);
                         }
-                        let points = s.points.into_iter().map(Point::checked).collect::<Result<_, _>>()?;
-                        Ok(Stroke { width: check_width(s.width)?, points, ..s })
+                        let points = s
+                            .points
+                            .into_iter()
+                            .map(Point::checked)
+                            .collect::<Result<_, _>>()?;
+                        Ok(Stroke {
+                            width: check_width(s.width)?,
+                            points,
+                            ..s
+                        })
                     })
                     .collect::<Result<Vec<_>, BoardError>>()?;
                 let mut changes = Vec::new();
@@ -531,7 +642,10 @@ impl Board {
     fn merge_stroke(&mut self, stroke: Stroke) -> Result<Option<BoardChange>, BoardError> {
         self.clock = self.clock.max(stroke.clock);
         if self.removed.contains(&stroke.id)
-            || self.cleared.as_ref().is_some_and(|c| c.covers(stroke.clock, &stroke.id.author))
+            || self
+                .cleared
+                .as_ref()
+                .is_some_and(|c| c.covers(stroke.clock, &stroke.id.author))
         {
             return Ok(None);
         }
@@ -539,7 +653,10 @@ impl Board {
             if held.clock != stroke.clock {
                 // The same id with another clock is a lie; the first one wins everywhere it
                 // was seen first, so refuse it rather than fork the board.
-                return Err(BoardError::Malformed(format!("stroke {} changed its clock", stroke.id.seq)));
+                return Err(BoardError::Malformed(format!(
+                    "stroke {} changed its clock",
+                    stroke.id.seq
+                )));
             }
             let from = u32::try_from(held.points.len()).unwrap_or(u32::MAX);
             let longer = stroke.points.len() > held.points.len();
@@ -547,10 +664,19 @@ impl Board {
             if !longer && !finishes {
                 return Ok(None);
             }
-            let points = if longer { stroke.points[held.points.len()..].to_vec() } else { vec![] };
+            let points = if longer {
+                stroke.points[held.points.len()..].to_vec()
+            } else {
+                vec![]
+            };
             held.points.extend_from_slice(&points);
             held.done |= stroke.done;
-            return Ok(Some(BoardChange::Points { id: stroke.id, from, points, done: held.done }));
+            return Ok(Some(BoardChange::Points {
+                id: stroke.id,
+                from,
+                points,
+                done: held.done,
+            }));
         }
         if self.strokes.len() >= MAX_STROKES {
             return Err(BoardError::Full);
@@ -562,10 +688,20 @@ impl Board {
     /// Points `start..` of a peer's stroke. Points we hold already are skipped; a gap (points
     /// past the end of what we hold) is dropped: the author's own `sync`, which precedes its
     /// later points on the same ordered link, carries them.
-    fn add_points(&mut self, id: StrokeId, start: u32, points: Vec<Point>, done: bool) -> Option<BoardChange> {
+    fn add_points(
+        &mut self,
+        id: StrokeId,
+        start: u32,
+        points: Vec<Point>,
+        done: bool,
+    ) -> Option<BoardChange> {
         let stroke = self.stroke_mut(&id)?;
         let held = stroke.points.len();
-        let start = if done && points.is_empty() { held } else { usize::try_from(start).ok()? };
+        let start = if done && points.is_empty() {
+            held
+        } else {
+            usize::try_from(start).ok()?
+        };
         if start > held {
             return None;
         }
@@ -578,7 +714,12 @@ impl Board {
         stroke.points.extend_from_slice(&new);
         stroke.done |= done;
         let from = u32::try_from(held).unwrap_or(u32::MAX);
-        Some(BoardChange::Points { id, from, points: new, done: stroke.done })
+        Some(BoardChange::Points {
+            id,
+            from,
+            points: new,
+            done: stroke.done,
+        })
     }
 
     fn remove(&mut self, id: StrokeId) -> Option<BoardChange> {

@@ -16,7 +16,10 @@ fn pts(n: usize) -> Vec<Point> {
 
 /// What a board shows: its strokes in order, compared by id, clock and points.
 fn picture(board: &Board) -> Vec<(StrokeId, u64, usize, bool)> {
-    board.strokes().map(|s| (s.id.clone(), s.clock, s.points.len(), s.done)).collect()
+    board
+        .strokes()
+        .map(|s| (s.id.clone(), s.clock, s.points.len(), s.done))
+        .collect()
 }
 
 #[test]
@@ -44,7 +47,10 @@ fn concurrent_strokes_are_ordered_the_same_everywhere() {
     b.handle(&peer("a"), ma).unwrap();
     assert_eq!(picture(&a), picture(&b));
     // Same clock: the author breaks the tie.
-    let order: Vec<_> = a.strokes().map(|s| s.id.author.as_str().to_owned()).collect();
+    let order: Vec<_> = a
+        .strokes()
+        .map(|s| s.id.author.as_str().to_owned())
+        .collect();
     assert_eq!(order, ["a", "b"]);
     // A stroke begun after seeing both comes after both.
     let (mc, _) = a.begin(Tool::Pen, red(), 3.0, pts(1)).unwrap();
@@ -62,13 +68,26 @@ fn undo_takes_back_only_own_strokes() {
     let (mb, _) = b.begin(Tool::Pen, red(), 3.0, pts(1)).unwrap();
     a.handle(&peer("b"), mb).unwrap();
     let (undo, change) = a.undo().unwrap();
-    assert_eq!(change, BoardChange::Removed { ids: vec![StrokeId { author: peer("a"), seq: 0 }] });
+    assert_eq!(
+        change,
+        BoardChange::Removed {
+            ids: vec![StrokeId {
+                author: peer("a"),
+                seq: 0
+            }]
+        }
+    );
     b.handle(&peer("a"), undo).unwrap();
     assert_eq!(picture(&a), picture(&b));
     assert_eq!(a.len(), 1);
     assert_eq!(a.strokes().next().unwrap().id.author, peer("b"));
     // b's undo names b's stroke 0; sent by a it would name a's stroke 0, already gone.
-    assert!(a.handle(&peer("b"), BoardMsg::Undo { seq: 0 }).unwrap().len() == 1);
+    assert!(
+        a.handle(&peer("b"), BoardMsg::Undo { seq: 0 })
+            .unwrap()
+            .len()
+            == 1
+    );
     assert!(a.is_empty());
 }
 
@@ -90,7 +109,11 @@ fn clear_removes_what_came_before_and_keeps_concurrent_later_strokes() {
     b.handle(&peer("a"), late).unwrap();
     b.handle(&peer("a"), later).unwrap();
     assert_eq!(picture(&a), picture(&b));
-    assert_eq!(a.len(), 1, "the stroke with clock 5 survives the clear at 4");
+    assert_eq!(
+        a.len(),
+        1,
+        "the stroke with clock 5 survives the clear at 4"
+    );
 }
 
 #[test]
@@ -126,13 +149,22 @@ fn a_late_joiner_gets_the_board_from_a_sync() {
 #[test]
 fn an_empty_board_syncs_as_one_empty_message() {
     let a = Board::new(peer("a"));
-    assert_eq!(a.sync_messages(1000), vec![BoardMsg::Sync { strokes: vec![], removed: vec![], cleared: None }]);
+    assert_eq!(
+        a.sync_messages(1000),
+        vec![BoardMsg::Sync {
+            strokes: vec![],
+            removed: vec![],
+            cleared: None
+        }]
+    );
 }
 
 #[test]
 fn bad_messages_are_refused_and_change_nothing() {
     let mut b = Board::new(peer("b"));
-    let (good, _) = Board::new(peer("a")).begin(Tool::Pen, red(), 3.0, pts(1)).unwrap();
+    let (good, _) = Board::new(peer("a"))
+        .begin(Tool::Pen, red(), 3.0, pts(1))
+        .unwrap();
     b.handle(&peer("a"), good).unwrap();
     let before = picture(&b);
     let bad_json: &[&[u8]] = &[
@@ -148,7 +180,10 @@ fn bad_messages_are_refused_and_change_nothing() {
         br##"{"t":"begin","seq":1,"clock":1,"tool":"pen","colour":"#000000","width":2,"points":[[0.1,"x"]]}"##,
     ];
     for bytes in bad_json {
-        assert!(matches!(BoardMsg::decode(bytes), Err(BoardError::Malformed(_))), "{bytes:?}");
+        assert!(
+            matches!(BoardMsg::decode(bytes), Err(BoardError::Malformed(_))),
+            "{bytes:?}"
+        );
     }
     let begin = |width: f32, points: Vec<Point>| BoardMsg::Begin {
         seq: 7,
@@ -158,13 +193,28 @@ fn bad_messages_are_refused_and_change_nothing() {
         width,
         points,
     };
-    assert_eq!(b.handle(&peer("x"), begin(0.0, pts(1))), Err(BoardError::BadWidth));
-    assert_eq!(b.handle(&peer("x"), begin(3.0, vec![Point(1.5, 0.0)])), Err(BoardError::PointOutOfRange));
-    assert_eq!(b.handle(&peer("x"), begin(3.0, vec![Point(f32::NAN, 0.0)])), Err(BoardError::PointOutOfRange));
-    assert_eq!(b.handle(&peer("x"), begin(3.0, pts(MAX_POINTS_PER_MSG + 1))), Err(BoardError::TooManyPoints));
+    assert_eq!(
+        b.handle(&peer("x"), begin(0.0, pts(1))),
+        Err(BoardError::BadWidth)
+    );
+    assert_eq!(
+        b.handle(&peer("x"), begin(3.0, vec![Point(1.5, 0.0)])),
+        Err(BoardError::PointOutOfRange)
+    );
+    assert_eq!(
+        b.handle(&peer("x"), begin(3.0, vec![Point(f32::NAN, 0.0)])),
+        Err(BoardError::PointOutOfRange)
+    );
+    assert_eq!(
+        b.handle(&peer("x"), begin(3.0, pts(MAX_POINTS_PER_MSG + 1))),
+        Err(BoardError::TooManyPoints)
+    );
     let bad_sync = BoardMsg::Sync {
         strokes: vec![Stroke {
-            id: StrokeId { author: peer("z"), seq: 0 },
+            id: StrokeId {
+                author: peer("z"),
+                seq: 0,
+            },
             clock: 9,
             tool: Tool::Pen,
             colour: red(),
@@ -172,43 +222,99 @@ fn bad_messages_are_refused_and_change_nothing() {
             points: vec![Point(0.1, 0.1), Point(2.0, 0.0)],
             done: true,
         }],
-        removed: vec![StrokeId { author: peer("a"), seq: 0 }],
+        removed: vec![StrokeId {
+            author: peer("a"),
+            seq: 0,
+        }],
         cleared: None,
     };
-    assert_eq!(b.handle(&peer("x"), bad_sync), Err(BoardError::PointOutOfRange));
+    assert_eq!(
+        b.handle(&peer("x"), bad_sync),
+        Err(BoardError::PointOutOfRange)
+    );
     // A stroke id reused with another clock is refused.
-    let forged = BoardMsg::Begin { seq: 0, clock: 99, tool: Tool::Pen, colour: red(), width: 3.0, points: vec![] };
-    assert!(matches!(b.handle(&peer("a"), forged), Err(BoardError::Malformed(_))));
+    let forged = BoardMsg::Begin {
+        seq: 0,
+        clock: 99,
+        tool: Tool::Pen,
+        colour: red(),
+        width: 3.0,
+        points: vec![],
+    };
+    assert!(matches!(
+        b.handle(&peer("a"), forged),
+        Err(BoardError::Malformed(_))
+    ));
     assert_eq!(picture(&b), before);
     // Points for a stroke we never saw, and gaps, are dropped quietly.
-    assert_eq!(b.handle(&peer("q"), BoardMsg::Points { seq: 3, from: 0, points: pts(2) }), Ok(vec![]));
-    assert_eq!(b.handle(&peer("a"), BoardMsg::Points { seq: 0, from: 5, points: pts(2) }), Ok(vec![]));
+    assert_eq!(
+        b.handle(
+            &peer("q"),
+            BoardMsg::Points {
+                seq: 3,
+                from: 0,
+                points: pts(2)
+            }
+        ),
+        Ok(vec![])
+    );
+    assert_eq!(
+        b.handle(
+            &peer("a"),
+            BoardMsg::Points {
+                seq: 0,
+                from: 5,
+                points: pts(2)
+            }
+        ),
+        Ok(vec![])
+    );
     assert_eq!(picture(&b), before);
 }
 
 #[test]
 fn local_operations_validate_too() {
     let mut a = Board::new(peer("a"));
-    assert_eq!(a.begin(Tool::Pen, red(), 101.0, pts(1)).err(), Some(BoardError::BadWidth));
+    assert_eq!(
+        a.begin(Tool::Pen, red(), 101.0, pts(1)).err(),
+        Some(BoardError::BadWidth)
+    );
     assert_eq!(a.extend(0, pts(1)).err(), Some(BoardError::NoSuchStroke(0)));
-    assert!(Colour::new("#12345").is_err() && Colour::new("123456").is_err() && Colour::new("#12345g").is_err());
+    assert!(
+        Colour::new("#12345").is_err()
+            && Colour::new("123456").is_err()
+            && Colour::new("#12345g").is_err()
+    );
     a.begin(Tool::Pen, red(), 1.0, pts(1)).unwrap();
     for _ in 0..20 {
         a.extend(0, pts(MAX_POINTS_PER_MSG)).unwrap();
     }
-    assert_eq!(a.strokes().next().unwrap().points.len(), MAX_POINTS_PER_STROKE, "cut at the limit");
+    assert_eq!(
+        a.strokes().next().unwrap().points.len(),
+        MAX_POINTS_PER_STROKE,
+        "cut at the limit"
+    );
     a.end(0).unwrap();
-    assert_eq!(a.extend(0, pts(1)).err(), Some(BoardError::NoSuchStroke(0)), "ended");
+    assert_eq!(
+        a.extend(0, pts(1)).err(),
+        Some(BoardError::NoSuchStroke(0)),
+        "ended"
+    );
 }
 
 /// One operation of the convergence property: which peer acts, and how.
 #[derive(Debug, Clone)]
 enum Op {
-    Draw { points: usize },
+    Draw {
+        points: usize,
+    },
     Undo,
     Clear,
     /// Deliver the oldest message in flight from peer `from` to peer `to`.
-    Deliver { from: usize, to: usize },
+    Deliver {
+        from: usize,
+        to: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = (usize, Op)> {

@@ -36,7 +36,9 @@ impl ChatMsg {
         if text.len() > Self::MAX_BYTES {
             return Err(ChatError::TooLong(text.len()));
         }
-        Ok(Self { text: text.to_owned() })
+        Ok(Self {
+            text: text.to_owned(),
+        })
     }
 
     /// Decodes and validates a message from a peer.
@@ -66,11 +68,23 @@ mod tests {
 
     #[test]
     fn refuses_bad_input() {
-        assert!(matches!(ChatMsg::decode(b"hello"), Err(ChatError::Malformed(_))));
-        assert!(matches!(ChatMsg::decode(br#"{"text":5}"#), Err(ChatError::Malformed(_))));
-        assert!(matches!(ChatMsg::decode(&[0xff, 0xfe]), Err(ChatError::Malformed(_))));
+        assert!(matches!(
+            ChatMsg::decode(b"hello"),
+            Err(ChatError::Malformed(_))
+        ));
+        assert!(matches!(
+            ChatMsg::decode(br#"{"text":5}"#),
+            Err(ChatError::Malformed(_))
+        ));
+        assert!(matches!(
+            ChatMsg::decode(&[0xff, 0xfe]),
+            Err(ChatError::Malformed(_))
+        ));
         assert_eq!(ChatMsg::decode(br#"{"text":"   "}"#), Err(ChatError::Empty));
         let long = format!(r#"{{"text":"{}"}}"#, "x".repeat(ChatMsg::MAX_BYTES + 1));
-        assert_eq!(ChatMsg::decode(long.as_bytes()), Err(ChatError::TooLong(4001)));
+        assert_eq!(
+            ChatMsg::decode(long.as_bytes()),
+            Err(ChatError::TooLong(4001))
+        );
     }
 }

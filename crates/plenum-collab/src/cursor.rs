@@ -74,7 +74,11 @@ impl CursorLimiter {
 
     /// A limiter sending at most once per `interval`.
     pub fn new(interval: Duration) -> Self {
-        Self { interval, last_sent: None, pending: None }
+        Self {
+            interval,
+            last_sent: None,
+            pending: None,
+        }
     }
 
     /// Our pointer moved (or left). Returns the message to send now, if the rate allows.
@@ -85,7 +89,9 @@ impl CursorLimiter {
 
     /// The pending message, if its time has come.
     pub fn poll(&mut self, now: Instant) -> Option<CursorMsg> {
-        let due = self.last_sent.is_none_or(|t| now.saturating_duration_since(t) >= self.interval);
+        let due = self
+            .last_sent
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.interval);
         if due {
             let msg = self.pending.take()?;
             self.last_sent = Some(now);
@@ -110,7 +116,10 @@ mod tests {
         for msg in [CursorMsg::at(0.25, 1.0).unwrap(), CursorMsg::Gone {}] {
             assert_eq!(CursorMsg::decode(&msg.encode()).unwrap(), msg);
         }
-        assert_eq!(CursorMsg::at(0.5, 0.5).unwrap().encode(), br#"{"t":"at","x":0.5,"y":0.5}"#);
+        assert_eq!(
+            CursorMsg::at(0.5, 0.5).unwrap().encode(),
+            br#"{"t":"at","x":0.5,"y":0.5}"#
+        );
     }
 
     #[test]
@@ -130,11 +139,15 @@ mod tests {
             b"\xff",
             b"",
         ] {
-            assert!(matches!(CursorMsg::decode(bad), Err(CursorError::Malformed(_))), "{bad:?}");
+            assert!(
+                matches!(CursorMsg::decode(bad), Err(CursorError::Malformed(_))),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // a fixed origin for the virtual clock
     fn limiter_bounds_the_rate_and_keeps_the_last_position() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);

@@ -68,7 +68,9 @@ impl Invite {
 impl fmt::Display for Invite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut url = Url::parse("plenum://join").map_err(|_| fmt::Error)?;
-        url.query_pairs_mut().append_pair("server", &self.server).append_pair("room", self.room.as_str());
+        url.query_pairs_mut()
+            .append_pair("server", &self.server)
+            .append_pair("room", self.room.as_str());
         f.write_str(url.as_str())
     }
 }
@@ -79,21 +81,44 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let invite =
-            Invite { server: "ws://192.168.1.20:7878".into(), room: RoomName::new("team sync").unwrap() };
+        let invite = Invite {
+            server: "ws://192.168.1.20:7878".into(),
+            room: RoomName::new("team sync").unwrap(),
+        };
         let link = invite.to_string();
-        assert_eq!(link, "plenum://join?server=ws%3A%2F%2F192.168.1.20%3A7878&room=team+sync");
+        assert_eq!(
+            link,
+            "plenum://join?server=ws%3A%2F%2F192.168.1.20%3A7878&room=team+sync"
+        );
         assert_eq!(Invite::parse(&format!("  {link}\n")).unwrap(), invite);
     }
 
     #[test]
     fn refuses_what_is_not_an_invite() {
-        assert!(matches!(Invite::parse("hello"), Err(InviteError::NotALink(_))));
-        assert_eq!(Invite::parse("https://join?server=ws://a&room=b"), Err(InviteError::NotAnInvite));
-        assert_eq!(Invite::parse("plenum://leave?server=ws://a&room=b"), Err(InviteError::NotAnInvite));
-        assert_eq!(Invite::parse("plenum://join?room=b"), Err(InviteError::BadServer));
-        assert_eq!(Invite::parse("plenum://join?server=http://a&room=b"), Err(InviteError::BadServer));
-        assert_eq!(Invite::parse("plenum://join?server=ws://a"), Err(InviteError::NoRoom));
+        assert!(matches!(
+            Invite::parse("hello"),
+            Err(InviteError::NotALink(_))
+        ));
+        assert_eq!(
+            Invite::parse("https://join?server=ws://a&room=b"),
+            Err(InviteError::NotAnInvite)
+        );
+        assert_eq!(
+            Invite::parse("plenum://leave?server=ws://a&room=b"),
+            Err(InviteError::NotAnInvite)
+        );
+        assert_eq!(
+            Invite::parse("plenum://join?room=b"),
+            Err(InviteError::BadServer)
+        );
+        assert_eq!(
+            Invite::parse("plenum://join?server=http://a&room=b"),
+            Err(InviteError::BadServer)
+        );
+        assert_eq!(
+            Invite::parse("plenum://join?server=ws://a"),
+            Err(InviteError::NoRoom)
+        );
         let long = "r".repeat(65);
         assert!(matches!(
             Invite::parse(&format!("plenum://join?server=ws://a&room={long}")),

@@ -35,8 +35,8 @@ mod invite;
 mod link;
 mod room;
 
-pub use invite::{Invite, InviteError};
 pub use config::{ConfigError, IceServer, RoomConfig, RoomConfigBuilder};
+pub use invite::{Invite, InviteError};
 pub use plenum_proto::{ChannelName, DisplayName, PeerId, RoomName};
 pub use room::{
     Channel, JoinError, LinkState, MAX_MESSAGE_BYTES, PeerInfo, PingError, Room, RoomClosed,

@@ -69,7 +69,10 @@ fn signal(pid: i32, signal: i32) {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Finds a required tool, or fails with what to install.
@@ -95,16 +98,29 @@ impl Xvfb {
         let xvfb = tool("Xvfb", "apt-get install xvfb");
         let mut command = Command::new(xvfb);
         command
-            .args(["-displayfd", "1", "-screen", "0", "1360x860x24", "-nolisten", "tcp"])
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1360x860x24",
+                "-nolisten",
+                "tcp",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut guard = Guard::spawn("Xvfb", &mut command);
         let stdout = guard.child().stdout.take().expect("Xvfb stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("Xvfb display number");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("Xvfb display number");
         let display = format!(":{}", line.trim());
         assert!(line.trim().parse::<u32>().is_ok(), "Xvfb printed {line:?}");
-        Self { display, _guard: guard }
+        Self {
+            display,
+            _guard: guard,
+        }
     }
 
     /// Saves what the display shows (the app's window at the top left) as a PNG. This is
@@ -113,7 +129,15 @@ impl Xvfb {
     pub fn screenshot(&self, path: &Path) {
         let import = tool("import", "apt-get install imagemagick");
         let status = Command::new(import)
-            .args(["-display", &self.display, "-window", "root", "-crop", "1280x800+0+0", "+repage"])
+            .args([
+                "-display",
+                &self.display,
+                "-window",
+                "root",
+                "-crop",
+                "1280x800+0+0",
+                "+repage",
+            ])
             .arg(path)
             .status()
             .expect("run import");
@@ -130,12 +154,20 @@ pub struct Driver {
 
 impl Driver {
     pub fn start(display: &str, env: &[(&str, &str)]) -> Self {
-        let driver = tool("tauri-driver", "cargo install tauri-driver --version 2.1.0 --locked");
+        let driver = tool(
+            "tauri-driver",
+            "cargo install tauri-driver --version 2.1.0 --locked",
+        );
         let native = tool("WebKitWebDriver", "apt-get install webkit2gtk-driver");
         let (port, native_port) = (free_port(), free_port());
         let mut command = Command::new(driver);
         command
-            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native_port.to_string(),
+            ])
             .arg("--native-driver")
             .arg(native)
             .env("DISPLAY", display)
@@ -149,19 +181,30 @@ impl Driver {
         let guard = Guard::spawn("tauri-driver", &mut command);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tauri-driver did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "tauri-driver did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Self { port, _guard: guard }
+        Self {
+            port,
+            _guard: guard,
+        }
     }
 }
 
 /// Where screenshots go: `$PLENUM_ARTIFACTS` or target/test-artifacts.
 pub fn artifacts_dir() -> PathBuf {
-    let dir = std::env::var_os("PLENUM_ARTIFACTS").map(PathBuf::from).unwrap_or_else(|| {
-        let exe = std::env::current_exe().expect("test executable");
-        exe.ancestors().nth(3).expect("target dir").join("test-artifacts")
-    });
+    let dir = std::env::var_os("PLENUM_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("test executable");
+            exe.ancestors()
+                .nth(3)
+                .expect("target dir")
+                .join("test-artifacts")
+        });
     std::fs::create_dir_all(&dir).expect("artifacts dir");
     dir
 }
@@ -173,7 +216,10 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// W3C's key for element references.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -27,8 +27,14 @@ impl Session {
         }}});
         let root = format!("http://127.0.0.1:{port}");
         let value = post(&agent, &format!("{root}/session"), &caps);
-        let id = value["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {value}")).to_owned();
-        Self { base: format!("{root}/session/{id}"), agent }
+        let id = value["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {value}"))
+            .to_owned();
+        Self {
+            base: format!("{root}/session/{id}"),
+            agent,
+        }
     }
 
     fn post(&self, path: &str, body: &Value) -> Value {
@@ -36,7 +42,11 @@ impl Session {
     }
 
     fn get(&self, path: &str) -> Value {
-        let mut resp = self.agent.get(&format!("{}{path}", self.base)).call().expect("webdriver GET");
+        let mut resp = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .expect("webdriver GET");
         let body: Value = resp.body_mut().read_json().expect("webdriver JSON");
         body["value"].clone()
     }
@@ -50,7 +60,11 @@ impl Session {
     pub fn find_all(&self, css: &str) -> Vec<String> {
         let v = self.post("/elements", &json!({"using": "css selector", "value": css}));
         v.as_array()
-            .map(|a| a.iter().filter_map(|e| e.get(ELEMENT).and_then(Value::as_str).map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.get(ELEMENT).and_then(Value::as_str).map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -70,11 +84,16 @@ impl Session {
 
     /// The element's rendered text.
     pub fn text(&self, element: &str) -> String {
-        self.get(&format!("/element/{element}/text")).as_str().unwrap_or_default().to_owned()
+        self.get(&format!("/element/{element}/text"))
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     pub fn attribute(&self, element: &str, name: &str) -> Option<String> {
-        self.get(&format!("/element/{element}/attribute/{name}")).as_str().map(str::to_owned)
+        self.get(&format!("/element/{element}/attribute/{name}"))
+            .as_str()
+            .map(str::to_owned)
     }
 
     pub fn property(&self, element: &str, name: &str) -> Value {
@@ -83,7 +102,10 @@ impl Session {
 
     /// Runs a script in the page; `arguments` are available to it as `arguments[i]`.
     pub fn execute(&self, script: &str, arguments: Value) -> Value {
-        self.post("/execute/sync", &json!({"script": script, "args": arguments}))
+        self.post(
+            "/execute/sync",
+            &json!({"script": script, "args": arguments}),
+        )
     }
 
     /// A pointer drag through `points` (viewport pixels) with the left button held.
@@ -110,7 +132,10 @@ impl Drop for Session {
 }
 
 fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Value {
-    let mut resp = agent.post(url).send_json(body).unwrap_or_else(|e| panic!("webdriver POST {url}: {e}"));
+    let mut resp = agent
+        .post(url)
+        .send_json(body)
+        .unwrap_or_else(|e| panic!("webdriver POST {url}: {e}"));
     let body: Value = resp.body_mut().read_json().expect("webdriver JSON");
     body["value"].clone()
 }

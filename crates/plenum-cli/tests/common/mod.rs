@@ -17,8 +17,16 @@ pub fn bin() -> std::path::PathBuf {
     }
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/plenum
-    let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("plenum");
-    assert!(bin.exists(), "{} is missing: build it first (cargo build -p plenum-cli)", bin.display());
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("plenum");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p plenum-cli)",
+        bin.display()
+    );
     bin
 }
 
