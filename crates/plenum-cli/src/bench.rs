@@ -16,6 +16,8 @@ use tokio_tungstenite::tungstenite::Message;
 pub(crate) enum BenchCommand {
     /// Rooms over loopback: join time, message round trip, throughput, server memory.
     Rooms(RoomsArgs),
+    /// The whiteboard: stroke latency between peers, applying points, a late joiner's sync.
+    Board(crate::bench_board::BoardArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,10 +49,15 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&figures)?);
             Ok(())
         }
+        BenchCommand::Board(args) => {
+            let figures = crate::bench_board::board(&args).await?;
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+            Ok(())
+        }
     }
 }
 
-fn loopback_peer(url: &str, room: &str, name: &str) -> anyhow::Result<RoomConfig> {
+pub(crate) fn loopback_peer(url: &str, room: &str, name: &str) -> anyhow::Result<RoomConfig> {
     Ok(RoomConfig::builder(room, name)
         .server(url)
         .udp_bind(vec![SocketAddr::from(([127, 0, 0, 1], 0))])
@@ -65,7 +72,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-fn summary(mut samples: Vec<f64>) -> Value {
+pub(crate) fn summary(mut samples: Vec<f64>) -> Value {
     samples.sort_by(f64::total_cmp);
     json!({
         "n": samples.len(),
@@ -76,7 +83,7 @@ fn summary(mut samples: Vec<f64>) -> Value {
     })
 }
 
-async fn wait_for<T>(
+pub(crate) async fn wait_for<T>(
     events: &mut RoomEvents,
     what: &str,
     mut pick: impl FnMut(RoomEvent) -> Option<T>,

@@ -1,6 +1,7 @@
 //! `plenum`: the signaling server, a headless peer, and benchmarks.
 
 mod bench;
+mod bench_board;
 mod join;
 mod serve;
 
