@@ -190,6 +190,7 @@ export class BoardView {
 
   /** Fits the surface into the frame at the board's aspect ratio, and redraws if needed. */
   render(): void {
+    if (!this.dirty) return;
     const frame = this.element.getBoundingClientRect();
     let w = frame.width;
     let ht = w / ASPECT;
@@ -205,9 +206,7 @@ export class BoardView {
     if (this.canvas.width !== pw || this.canvas.height !== ph) {
       this.canvas.width = pw;
       this.canvas.height = ph;
-      this.dirty = true;
     }
-    if (!this.dirty) return;
     this.dirty = false;
     const ctx = this.canvas.getContext?.("2d");
     if (!ctx) return;

@@ -45,6 +45,7 @@ export class CallView {
   private toolbar: HTMLElement;
   private stage: HTMLElement;
   private frame = 0;
+  private resize: ResizeObserver | null = null;
   private closed = false;
   private ignored = 0;
   private keys = (e: KeyboardEvent) => this.key(e);
@@ -127,13 +128,15 @@ export class CallView {
     this.roster.set(joined.me.id, joined.me);
     this.updateCount();
     document.addEventListener("keydown", this.keys);
-    const tick = () => {
-      if (this.closed) return;
-      this.cursors.step();
-      this.board.render();
-      this.frame = requestAnimationFrame(tick);
-    };
-    this.frame = requestAnimationFrame(tick);
+    // Frames are drawn only while something changes: a cursor easing, a board change, a resize.
+    if (typeof ResizeObserver !== "undefined") {
+      this.resize = new ResizeObserver(() => {
+        this.board.invalidate();
+        this.wake();
+      });
+      this.resize.observe(this.board.element);
+    }
+    this.wake();
     if (joined.hosting) this.invite.hidden = false;
   }
 
@@ -252,12 +255,25 @@ export class CallView {
     const button = this.element.querySelector("#mode-button");
     if (button) button.textContent = mode === "board" ? "Participants" : "Whiteboard";
     this.board.invalidate();
+    this.wake();
   }
 
   applyBoard(changes: BoardChange[]): void {
     for (const change of changes) this.model.apply(change);
     this.board.surface.dataset.strokes = String(this.model.size);
     this.board.invalidate();
+    this.wake();
+  }
+
+  /** Schedules a frame unless one is due: ease cursors, redraw the board if it changed. */
+  wake(): void {
+    if (this.frame || this.closed) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      const moving = this.cursors.step();
+      this.board.render();
+      if (moving) this.wake();
+    });
   }
 
   private updateCount(): void {
@@ -282,6 +298,7 @@ export class CallView {
       case "cursor": {
         const peer = this.roster.get(event.peer);
         this.cursors.move(event.peer, peer?.name ?? "…", peer?.colour ?? "#64748b", event.x, event.y);
+        this.wake();
         break;
       }
       case "cursor_gone":
@@ -325,6 +342,7 @@ export class CallView {
   close(): void {
     this.closed = true;
     cancelAnimationFrame(this.frame);
+    this.resize?.disconnect();
     document.removeEventListener("keydown", this.keys);
   }
 

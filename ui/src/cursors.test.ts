@@ -14,7 +14,9 @@ describe("Cursors", () => {
     const first = Number.parseFloat(el.style.left);
     expect(first).toBeGreaterThan(0);
     expect(first).toBeLessThan(100);
+    expect(c.step()).toBe(true);
     for (let i = 0; i < 60; i++) c.step();
+    expect(c.step()).toBe(false);
     expect(Number.parseFloat(el.style.left)).toBe(100);
     expect(Number.parseFloat(el.style.top)).toBe(50);
     c.rename("p1", "Ada L");

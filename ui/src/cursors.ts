@@ -60,16 +60,22 @@ export class Cursors {
     return this.cursors.has(peer);
   }
 
-  /** One animation frame: ease every cursor a third of the way to its target. */
-  step(ease = 0.35): void {
+  /** One animation frame: ease every cursor a third of the way to its target. Returns
+   * whether any cursor is still moving. */
+  step(ease = 0.35): boolean {
+    let moving = false;
     for (const c of this.cursors.values()) {
+      const fromX = c.el.style.left;
+      const fromY = c.el.style.top;
       c.x += (c.tx - c.x) * ease;
       c.y += (c.ty - c.y) * ease;
       if (Math.abs(c.tx - c.x) < 1e-4) c.x = c.tx;
       if (Math.abs(c.ty - c.y) < 1e-4) c.y = c.ty;
       c.el.style.left = `${(c.x * 100).toFixed(3)}%`;
       c.el.style.top = `${(c.y * 100).toFixed(3)}%`;
+      moving ||= c.x !== c.tx || c.y !== c.ty || c.el.style.left !== fromX || c.el.style.top !== fromY;
     }
+    return moving;
   }
 }
 
