@@ -14,8 +14,15 @@ fn main() {
     .expect("tauri build step failed");
 }
 
-const UI_SOURCES: &[&str] =
-    &["src", "public", "index.html", "package.json", "package-lock.json", "vite.config.ts", "tsconfig.json"];
+const UI_SOURCES: &[&str] = &[
+    "src",
+    "public",
+    "index.html",
+    "package.json",
+    "package-lock.json",
+    "vite.config.ts",
+    "tsconfig.json",
+];
 
 /// Builds ui/dist (which the binary embeds) when the interface's sources are newer than it,
 /// so that building the app builds its interface. `PLENUM_SKIP_UI_BUILD=1` turns this off.
@@ -29,7 +36,10 @@ fn build_ui() {
         return;
     }
     let built = modified(&ui.join("dist/index.html"));
-    let newest = UI_SOURCES.iter().filter_map(|s| newest_in(&ui.join(s))).max();
+    let newest = UI_SOURCES
+        .iter()
+        .filter_map(|s| newest_in(&ui.join(s)))
+        .max();
     if built.is_some() && built >= newest {
         return;
     }
@@ -39,10 +49,20 @@ fn build_ui() {
             .current_dir(&ui)
             .status()
             .unwrap_or_else(|e| panic!("cannot run npm (install Node.js 20+ and npm): {e}"));
-        assert!(status.success(), "`npm {}` in ui/ failed: {status}", args.join(" "));
+        assert!(
+            status.success(),
+            "`npm {}` in ui/ failed: {status}",
+            args.join(" ")
+        );
     };
     if !ui.join("node_modules").is_dir() {
-        npm(&["install", "--no-save", "--no-audit", "--no-fund", "--loglevel=error"]);
+        npm(&[
+            "install",
+            "--no-save",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ]);
     }
     npm(&["run", "build"]);
 }
@@ -56,5 +76,9 @@ fn newest_in(path: &Path) -> Option<SystemTime> {
         return modified(path);
     }
     let entries = std::fs::read_dir(path).ok()?;
-    entries.filter_map(Result::ok).map(|e| e.path()).filter_map(|p: PathBuf| newest_in(&p)).max()
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter_map(|p: PathBuf| newest_in(&p))
+        .max()
 }

@@ -510,6 +510,11 @@ impl Board {
     /// A message from peer `from`. Returns the changes to show; refuses what is invalid,
     /// leaving the board as it was.
     pub fn handle(&mut self, from: &PeerId, msg: BoardMsg) -> Result<Vec<BoardChange>, BoardError> {
+        // Every message but `sync` names no author: the sender is the author.
+        let stroke_of = |seq| StrokeId {
+            author: from.clone(),
+            seq,
+        };
         match msg {
             BoardMsg::Begin {
                 seq,
@@ -520,10 +525,7 @@ impl Board {
                 points,
             } => {
                 let stroke = Stroke {
-                    id: StrokeId {
-                        author: from.clone(),
-                        seq,
-                    },
+                    id: stroke_of(seq),
                     clock,
                     tool,
                     colour,
@@ -539,30 +541,21 @@ impl Board {
                 points,
             } => {
                 let points = check_points(points)?;
-                let id = StrokeId {
-                    author: from.clone(),
-                    seq,
-                };
+                let id = stroke_of(seq);
                 Ok(self
                     .add_points(id, start, points, false)
                     .into_iter()
                     .collect())
             }
             BoardMsg::End { seq } => {
-                let id = StrokeId {
-                    author: from.clone(),
-                    seq,
-                };
+                let id = stroke_of(seq);
                 Ok(self
                     .add_points(id, u32::MAX, Vec::new(), true)
                     .into_iter()
                     .collect())
             }
             BoardMsg::Undo { seq } => {
-                let id = StrokeId {
-                    author: from.clone(),
-                    seq,
-                };
+                let id = stroke_of(seq);
                 Ok(self.remove(id).into_iter().collect())
             }
             BoardMsg::Clear { clock } => {
