@@ -5,7 +5,7 @@
 # toolchain when none is on PATH, and tauri-driver.
 set -euo pipefail
 packages=(
-  build-essential pkg-config python3 curl
+  build-essential pkg-config python3 curl cmake
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libsoup-3.0-dev
   xvfb xauth webkit2gtk-driver imagemagick
 )

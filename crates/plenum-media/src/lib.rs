@@ -1,0 +1,27 @@
+//! Plenum's media: sources (synthetic and, later, devices), Opus, the jitter buffer, mixing,
+//! levels and sinks. Audio is 48 kHz mono in 20 ms frames of 960 samples throughout.
+//!
+//! The jitter buffer, the speaking detector and the mixer are sans-IO: they are given
+//! packets, frames and the time, and decide; threads and devices live around them.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod analysis;
+pub mod codec;
+pub mod jitter;
+pub mod level;
+pub mod mixer;
+pub mod resample;
+pub mod sink;
+pub mod source;
+
+pub use codec::{CodecError, OpusConfig, OpusDecoder, OpusEncoder};
+pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
+pub use level::{SpeakingConfig, SpeakingDetector};
+pub use resample::{Framer, ResampleError, Resampler};
+pub use sink::WavRecorder;
+pub use source::{AudioSource, Sine, WavError, WavSource};
+
+/// Audio sample rate everywhere inside Plenum.
+pub const SAMPLE_RATE: u32 = 48_000;
+/// Samples in one 20 ms frame.
+pub const FRAME_SAMPLES: usize = 960;
