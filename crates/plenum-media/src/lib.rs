@@ -18,7 +18,7 @@ pub use codec::{CodecError, OpusConfig, OpusDecoder, OpusEncoder};
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 pub use level::{SpeakingConfig, SpeakingDetector};
 pub use resample::{Framer, ResampleError, Resampler};
-pub use sink::WavRecorder;
+pub use sink::{AudioSink, WavRecorder};
 pub use source::{AudioSource, Sine, WavError, WavSource};
 
 /// Audio sample rate everywhere inside Plenum.

@@ -6,7 +6,13 @@ use std::path::Path;
 
 use crate::SAMPLE_RATE;
 
-/// Records frames to a WAV file. Call [`finish`](Self::finish) to write the header's sizes.
+/// Where mixed audio goes, a frame at a time (called on the audio clock: must not block).
+pub trait AudioSink: Send {
+    /// One frame of 48 kHz mono samples.
+    fn write(&mut self, frame: &[f32]);
+}
+
+/// Records frames to a WAV file. [`finish`](Self::finish) (or dropping it) completes the file.
 pub struct WavRecorder {
     writer: hound::WavWriter<BufWriter<File>>,
 }
@@ -43,6 +49,14 @@ impl WavRecorder {
     /// Completes the file.
     pub fn finish(self) -> Result<(), hound::Error> {
         self.writer.finalize()
+    }
+}
+
+impl AudioSink for WavRecorder {
+    fn write(&mut self, frame: &[f32]) {
+        if let Err(e) = WavRecorder::write(self, frame) {
+            tracing::warn!(error = %e, "recording failed; frame lost");
+        }
     }
 }
 

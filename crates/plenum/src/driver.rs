@@ -13,6 +13,7 @@ use plenum_signal::{SignalConnection, SignalEvent};
 use tokio::sync::{mpsc, oneshot};
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCPeerConnectionState};
 
+use crate::audio::{AudioCmd, AudioHandle, RtpIn};
 use crate::config::RoomConfig;
 use crate::link::{DATA_CHANNEL_LABEL, Link, LinkData, LinkEvent, LinkEventKind};
 use crate::room::{LinkState, PeerInfo, PingError, RoomError, RoomEvent, SendError, Target};
@@ -67,6 +68,7 @@ pub(crate) struct Driver {
     pings: HashMap<u64, PendingPing>,
     next_id: u64,
     next_generation: u64,
+    audio: AudioHandle,
 }
 
 impl Driver {
@@ -77,6 +79,7 @@ impl Driver {
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<RoomEvent>,
         initial: Vec<PeerSummary>,
+        audio: AudioHandle,
     ) -> Self {
         let now = Instant::now();
         let seed = me.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
@@ -116,6 +119,15 @@ impl Driver {
             pings: HashMap::new(),
             next_id: 1,
             next_generation: 1,
+            audio,
+        }
+    }
+
+    /// Tells the audio task a link's track went away (replaced, dropped or closed).
+    async fn audio_down(&self, peer: &PeerId) {
+        let cmd = AudioCmd::LinkDown { peer: peer.clone() };
+        if self.audio.cmds.send(cmd).await.is_err() {
+            tracing::debug!("audio task gone");
         }
     }
 
@@ -189,6 +201,7 @@ impl Driver {
         self.next_generation += 1;
         if let Some(old) = self.links.remove(peer) {
             old.close();
+            self.audio_down(peer).await;
         }
         match Link::new(&self.config, peer, generation, self.link_tx.clone()).await {
             Ok(link) => {
@@ -218,10 +231,11 @@ impl Driver {
 
     async fn offer_to(&mut self, peer: &PeerId) {
         let (data, events) = (self.data_tx.clone(), self.link_tx.clone());
+        let me = self.me.clone();
         let Some(link) = self.new_link(peer).await else {
             return;
         };
-        match link.offer(peer, data, events).await {
+        match link.offer(&me, peer, data, events).await {
             Ok(sdp) => self.signal(peer, SignalPayload::Offer { sdp }).await,
             Err(e) => {
                 self.link_failed(peer, format!("cannot create offer: {e}"))
@@ -290,10 +304,11 @@ impl Driver {
                     );
                     return;
                 }
+                let me = self.me.clone();
                 let Some(link) = self.new_link(&from).await else {
                     return;
                 };
-                match link.answer(sdp).await {
+                match link.answer(&me, sdp).await {
                     Ok(sdp) => self.signal(&from, SignalPayload::Answer { sdp }).await,
                     Err(e) => {
                         self.link_failed(&from, format!("cannot answer offer: {e}"))
@@ -368,6 +383,10 @@ impl Driver {
                     tracing::debug!(peer = peer.short(), "unexpected data channel; ignored");
                 }
             }
+            LinkEventKind::Track(track) => {
+                let (audio, peer) = (self.audio.clone(), peer.clone());
+                tokio::spawn(read_track(audio, peer, track));
+            }
             LinkEventKind::Open => {
                 if !link.open {
                     self.link_opened(&peer).await;
@@ -386,10 +405,27 @@ impl Driver {
             return;
         };
         link.open = true;
+        let audio = link.audio.clone();
         self.mesh.handle_input(Input::LinkUp {
             peer: peer.clone(),
             now: Instant::now(),
         });
+        if let Some(audio) = audio {
+            match audio.payload_type().await {
+                Some(payload_type) => {
+                    let cmd = AudioCmd::LinkUp {
+                        peer: peer.clone(),
+                        track: audio.track,
+                        ssrc: audio.ssrc,
+                        payload_type,
+                    };
+                    if self.audio.cmds.send(cmd).await.is_err() {
+                        tracing::debug!("audio task gone");
+                    }
+                }
+                None => tracing::warn!(peer = peer.short(), "no audio codec negotiated"),
+            }
+        }
         if self.joined.insert(peer.clone())
             && let Some(name) = self.roster.get(peer).cloned()
         {
@@ -568,6 +604,7 @@ impl Driver {
     async fn drop_link(&mut self, peer: &PeerId, reason: DropReason) {
         if let Some(link) = self.links.remove(peer) {
             link.close();
+            self.audio_down(peer).await;
         }
         if reason != DropReason::Left && reason != DropReason::Failed {
             let reason = match reason {
@@ -607,4 +644,32 @@ impl Driver {
             link.close();
         }
     }
+}
+
+/// Reads a peer's Opus track and hands its packets to the audio task.
+async fn read_track(
+    audio: AudioHandle,
+    peer: PeerId,
+    track: std::sync::Arc<dyn webrtc::media_stream::track_remote::TrackRemote>,
+) {
+    use webrtc::media_stream::track_remote::TrackRemoteEvent;
+    let mut dropped = 0u64;
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                let rtp = RtpIn {
+                    peer: peer.clone(),
+                    seq: packet.header.sequence_number,
+                    timestamp: packet.header.timestamp,
+                    payload: packet.payload,
+                };
+                if !audio.packet(rtp) {
+                    dropped += 1;
+                }
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+    tracing::debug!(peer = peer.short(), dropped, "audio track ended");
 }

@@ -6,14 +6,26 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use plenum_proto::PeerId;
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
 use tokio::sync::mpsc;
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
     RTCSessionDescription, SettingEngineBuilder,
 };
+use webrtc::rtp_transceiver::RtpSender;
 
 use crate::config::RoomConfig;
 
@@ -25,6 +37,19 @@ pub(crate) const SCTP_MAX_MESSAGE: u32 = 1024 * 1024;
 const SEND_BUFFER_LIMIT: usize = 4 * 1024 * 1024;
 /// Envelopes queued per link writer before the room driver waits for it.
 const WRITER_QUEUE: usize = 1024;
+/// The Opus payload type we offer.
+const OPUS_PAYLOAD_TYPE: u8 = 111;
+
+/// Opus as every link negotiates it: 48 kHz, in-band FEC, 10 ms minimum packets.
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
 
 /// What a link reports to the room driver. `generation` tells a link from the one it
 /// replaced, so that late events of a closed connection are ignored.
@@ -39,6 +64,7 @@ pub(crate) enum LinkEventKind {
     Candidate(RTCIceCandidateInit),
     State(RTCPeerConnectionState),
     Channel(Arc<dyn DataChannel>),
+    Track(Arc<dyn TrackRemote>),
     Open,
     Closed,
 }
@@ -49,6 +75,7 @@ impl std::fmt::Debug for LinkEventKind {
             Self::Candidate(c) => f.debug_tuple("Candidate").field(&c.candidate).finish(),
             Self::State(s) => f.debug_tuple("State").field(s).finish(),
             Self::Channel(_) => f.write_str("Channel"),
+            Self::Track(_) => f.write_str("Track"),
             Self::Open => f.write_str("Open"),
             Self::Closed => f.write_str("Closed"),
         }
@@ -96,6 +123,10 @@ impl PeerConnectionEventHandler for Forwarder {
         self.forward(LinkEventKind::State(state)).await;
     }
 
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        self.forward(LinkEventKind::Track(track)).await;
+    }
+
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
         self.forward(LinkEventKind::Channel(channel)).await;
     }
@@ -114,6 +145,24 @@ pub(crate) struct Link {
     /// The remote description is set; candidates can be added.
     pub(crate) remote_set: bool,
     pub(crate) early_candidates: Vec<RTCIceCandidateInit>,
+    /// Our Opus track on this link and its sender.
+    pub(crate) audio: Option<LinkAudio>,
+}
+
+/// A link's outgoing Opus track.
+#[derive(Clone)]
+pub(crate) struct LinkAudio {
+    pub(crate) track: Arc<TrackLocalStaticSample>,
+    pub(crate) sender: Arc<dyn RtpSender>,
+    pub(crate) ssrc: u32,
+}
+
+impl LinkAudio {
+    /// The payload type negotiated for our track (known once the link is up).
+    pub(crate) async fn payload_type(&self) -> Option<u8> {
+        let params = self.sender.get_parameters().await.ok()?;
+        params.rtp_parameters.codecs.first().map(|c| c.payload_type)
+    }
 }
 
 impl std::fmt::Debug for Link {
@@ -153,12 +202,23 @@ impl Link {
             generation,
             events,
         };
+        let mut media = MediaEngine::default();
+        media.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: opus_codec(),
+                payload_type: OPUS_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Audio,
+        )?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)?;
         let pc = PeerConnectionBuilder::new()
             .with_configuration(
                 RTCConfigurationBuilder::new()
                     .with_ice_servers(ice_servers)
                     .build(),
             )
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
             .with_setting_engine(settings)
             .with_handler(Arc::new(handler))
             .with_udp_addrs(config.udp_bind.clone())
@@ -174,12 +234,52 @@ impl Link {
             offering: false,
             remote_set: false,
             early_candidates: Vec::new(),
+            audio: None,
         })
+    }
+
+    /// Adds our Opus track (send and receive), once per connection.
+    async fn add_audio(&mut self, me: &PeerId) -> webrtc::error::Result<()> {
+        if self.audio.is_some() {
+            return Ok(());
+        }
+        let ssrc = {
+            use rand::{Rng, SeedableRng};
+            rand::rngs::SmallRng::from_os_rng().random::<u32>()
+        };
+        let track = Arc::new(TrackLocalStaticSample::new(
+            std::time::Instant::now(),
+            MediaStreamTrack::new(
+                me.as_str().to_owned(),
+                "audio".to_owned(),
+                "audio".to_owned(),
+                RtpCodecKind::Audio,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: opus_codec(),
+                    ..Default::default()
+                }],
+            ),
+        )?);
+        let sender = self
+            .pc
+            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+            .await?;
+        self.audio = Some(LinkAudio {
+            track,
+            sender,
+            ssrc,
+        });
+        Ok(())
     }
 
     /// Creates our data channel and an offer; returns the offer's SDP.
     pub(crate) async fn offer(
         &mut self,
+        me: &PeerId,
         peer: &PeerId,
         data: mpsc::Sender<LinkData>,
         events: mpsc::Sender<LinkEvent>,
@@ -193,6 +293,7 @@ impl Link {
             .create_data_channel(DATA_CHANNEL_LABEL, Some(init))
             .await?;
         self.attach(peer, channel, data, events);
+        self.add_audio(me).await?;
         let offer = self.pc.create_offer(None).await?;
         let sdp = offer.sdp.clone();
         self.pc.set_local_description(offer).await?;
@@ -201,12 +302,18 @@ impl Link {
     }
 
     /// Applies a remote offer and returns our answer's SDP.
-    pub(crate) async fn answer(&mut self, sdp: String) -> webrtc::error::Result<String> {
+    pub(crate) async fn answer(
+        &mut self,
+        me: &PeerId,
+        sdp: String,
+    ) -> webrtc::error::Result<String> {
         self.pc
             .set_remote_description(RTCSessionDescription::offer(sdp)?)
             .await?;
         self.remote_set = true;
         self.flush_candidates().await;
+        // After the offer: the track takes the offer's audio transceiver.
+        self.add_audio(me).await?;
         let answer = self.pc.create_answer(None).await?;
         let sdp = answer.sdp.clone();
         self.pc.set_local_description(answer).await?;

@@ -94,6 +94,13 @@ pub enum RoomEvent {
         /// The payload.
         data: Bytes,
     },
+    /// A peer started or stopped speaking (its audio level, with hysteresis).
+    Speaking {
+        /// The peer.
+        peer: PeerId,
+        /// Whether it speaks now.
+        speaking: bool,
+    },
     /// Something went wrong that did not end the room.
     Error(RoomError),
     /// The room ended (left, or the engine stopped). Nothing follows.
@@ -204,6 +211,7 @@ pub struct Room {
     me: PeerId,
     room: RoomName,
     commands: mpsc::Sender<Command>,
+    audio: mpsc::Sender<crate::audio::AudioCmd>,
 }
 
 /// The room's event stream. Read it: when it is full, the room waits (backpressure).
@@ -276,9 +284,51 @@ impl Room {
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let room = config.room.clone();
         tracing::info!(room = %room, peer = me.short(), peers = roster.len(), "joined");
-        let driver = Driver::new(config, me.clone(), signal, commands_rx, events_tx, roster);
+        let audio = crate::audio::spawn(events_tx.clone());
+        let driver = Driver::new(
+            config,
+            me.clone(),
+            signal,
+            commands_rx,
+            events_tx,
+            roster,
+            audio.clone(),
+        );
         tokio::spawn(driver.run());
-        Ok((Room { me, room, commands }, RoomEvents { rx: events_rx }))
+        let room = Room {
+            me,
+            room,
+            commands,
+            audio: audio.cmds,
+        };
+        Ok((room, RoomEvents { rx: events_rx }))
+    }
+
+    async fn audio(&self, cmd: crate::audio::AudioCmd) -> Result<(), RoomClosed> {
+        self.audio.send(cmd).await.map_err(|_| RoomClosed)
+    }
+
+    /// Publishes audio from `source` to every peer (replacing what we published before), or
+    /// stops publishing with `None`. Every link carries an Opus track from the start, so this
+    /// never renegotiates.
+    pub async fn set_audio_source(
+        &self,
+        source: Option<Box<dyn plenum_media::AudioSource>>,
+    ) -> Result<(), RoomClosed> {
+        self.audio(crate::audio::AudioCmd::Source(source)).await
+    }
+
+    /// Mutes or unmutes what we publish: while muted nothing is sent.
+    pub async fn set_audio_muted(&self, muted: bool) -> Result<(), RoomClosed> {
+        self.audio(crate::audio::AudioCmd::Muted(muted)).await
+    }
+
+    /// Where the mix of every peer we hear goes, 20 ms at a time (`None`: nowhere).
+    pub async fn set_audio_sink(
+        &self,
+        sink: Option<Box<dyn plenum_media::AudioSink>>,
+    ) -> Result<(), RoomClosed> {
+        self.audio(crate::audio::AudioCmd::Sink(sink)).await
     }
 
     /// Our peer id.

@@ -1,0 +1,308 @@
+//! A room's audio: one task that, every 20 ms, encodes our stream once and writes it to every
+//! link's Opus track, and for every peer plays the next frame out of its jitter buffer
+//! (decoded, recovered from FEC or concealed), measures whether it speaks, mixes all peers
+//! and hands the mix to the sink.
+//!
+//! Every link negotiates one send-receive Opus track when it is created, so publishing,
+//! muting and stopping a stream never renegotiate: they only start or stop the packets.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use plenum_media::{
+    AudioSink, AudioSource, FRAME_SAMPLES, JitterBuffer, JitterConfig, OpusConfig, OpusDecoder,
+    OpusEncoder, Playout, SpeakingConfig, SpeakingDetector,
+};
+use plenum_proto::PeerId;
+use rtc::media::Sample;
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+
+use crate::room::RoomEvent;
+
+/// One frame of audio.
+pub(crate) const FRAME: Duration = Duration::from_millis(20);
+/// RTP packets queued from the track readers before newer ones are dropped.
+const RTP_QUEUE: usize = 1024;
+const COMMAND_QUEUE: usize = 64;
+
+/// What the room driver and the room handle tell the audio task.
+pub(crate) enum AudioCmd {
+    /// A link's Opus track is ready to send on.
+    LinkUp {
+        peer: PeerId,
+        track: Arc<TrackLocalStaticSample>,
+        ssrc: u32,
+        payload_type: u8,
+    },
+    /// The link to a peer went: stop sending to it and forget its audio.
+    LinkDown { peer: PeerId },
+    /// Publish this source (replacing any), or stop publishing.
+    Source(Option<Box<dyn AudioSource>>),
+    /// Mute or unmute what we publish (nothing is sent while muted).
+    Muted(bool),
+    /// Where the mix of everyone we hear goes.
+    Sink(Option<Box<dyn AudioSink>>),
+}
+
+impl std::fmt::Debug for AudioCmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::LinkUp { peer, .. } => write!(f, "LinkUp({})", peer.short()),
+            Self::LinkDown { peer } => write!(f, "LinkDown({})", peer.short()),
+            Self::Source(s) => write!(f, "Source({})", s.is_some()),
+            Self::Muted(m) => write!(f, "Muted({m})"),
+            Self::Sink(s) => write!(f, "Sink({})", s.is_some()),
+        }
+    }
+}
+
+/// An RTP packet from a peer's track.
+#[derive(Debug)]
+pub(crate) struct RtpIn {
+    pub(crate) peer: PeerId,
+    pub(crate) seq: u16,
+    pub(crate) timestamp: u32,
+    pub(crate) payload: Bytes,
+}
+
+/// Handles to the audio task.
+#[derive(Debug, Clone)]
+pub(crate) struct AudioHandle {
+    pub(crate) cmds: mpsc::Sender<AudioCmd>,
+    pub(crate) rtp: mpsc::Sender<RtpIn>,
+}
+
+struct Sender {
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+}
+
+struct Remote {
+    jitter: JitterBuffer,
+    decoder: OpusDecoder,
+    speaking: SpeakingDetector,
+}
+
+struct Task {
+    senders: HashMap<PeerId, Sender>,
+    remotes: HashMap<PeerId, Remote>,
+    source: Option<Box<dyn AudioSource>>,
+    encoder: Option<OpusEncoder>,
+    muted: bool,
+    sink: Option<Box<dyn AudioSink>>,
+    events: mpsc::Sender<RoomEvent>,
+    frame: Vec<f32>,
+    mix: Vec<f32>,
+    dropped_rtp: u64,
+    frames: u64,
+}
+
+/// Starts a room's audio task; it ends when every handle is dropped.
+pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>) -> AudioHandle {
+    let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (rtp, rtp_rx) = mpsc::channel(RTP_QUEUE);
+    let task = Task {
+        senders: HashMap::new(),
+        remotes: HashMap::new(),
+        source: None,
+        encoder: None,
+        muted: false,
+        sink: None,
+        events,
+        frame: vec![0.0; FRAME_SAMPLES],
+        mix: vec![0.0; FRAME_SAMPLES],
+        dropped_rtp: 0,
+        frames: 0,
+    };
+    tokio::spawn(task.run(cmd_rx, rtp_rx));
+    AudioHandle { cmds, rtp }
+}
+
+impl AudioHandle {
+    /// Hands a received packet to the audio task without waiting: a full queue drops it (the
+    /// jitter buffer conceals the gap).
+    pub(crate) fn packet(&self, packet: RtpIn) -> bool {
+        self.rtp.try_send(packet).is_ok()
+    }
+}
+
+impl Task {
+    async fn run(mut self, mut cmds: mpsc::Receiver<AudioCmd>, mut rtp: mpsc::Receiver<RtpIn>) {
+        let mut tick = tokio::time::interval(FRAME);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        loop {
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(cmd) => self.handle_cmd(cmd),
+                    None => break,
+                },
+                Some(packet) = rtp.recv() => self.handle_rtp(packet),
+                _ = tick.tick() => self.frame().await,
+            }
+        }
+        if self.dropped_rtp > 0 {
+            tracing::debug!(dropped = self.dropped_rtp, "audio task ends");
+        }
+    }
+
+    fn handle_cmd(&mut self, cmd: AudioCmd) {
+        match cmd {
+            AudioCmd::LinkUp {
+                peer,
+                track,
+                ssrc,
+                payload_type,
+            } => {
+                tracing::debug!(peer = peer.short(), payload_type, "audio track up");
+                self.senders.insert(
+                    peer,
+                    Sender {
+                        track,
+                        ssrc,
+                        payload_type,
+                    },
+                );
+            }
+            AudioCmd::LinkDown { peer } => {
+                self.senders.remove(&peer);
+                if self
+                    .remotes
+                    .remove(&peer)
+                    .is_some_and(|r| r.speaking.speaking())
+                {
+                    self.speaking(peer, false);
+                }
+            }
+            AudioCmd::Source(source) => {
+                self.encoder = None;
+                if source.is_some() {
+                    match OpusEncoder::new(OpusConfig::default()) {
+                        Ok(encoder) => self.encoder = Some(encoder),
+                        Err(e) => tracing::error!(error = %e, "no Opus encoder; not publishing"),
+                    }
+                }
+                self.source = source;
+            }
+            AudioCmd::Muted(muted) => self.muted = muted,
+            AudioCmd::Sink(sink) => self.sink = sink,
+        }
+    }
+
+    fn handle_rtp(&mut self, packet: RtpIn) {
+        let now = Instant::now();
+        if !self.remotes.contains_key(&packet.peer) {
+            let decoder = match OpusDecoder::new() {
+                Ok(d) => d,
+                Err(e) => return tracing::error!(error = %e, "no Opus decoder"),
+            };
+            let remote = Remote {
+                jitter: JitterBuffer::new(JitterConfig::default()),
+                decoder,
+                speaking: SpeakingDetector::new(SpeakingConfig::default()),
+            };
+            self.remotes.insert(packet.peer.clone(), remote);
+        }
+        if let Some(remote) = self.remotes.get_mut(&packet.peer) {
+            remote
+                .jitter
+                .handle_packet(packet.seq, packet.timestamp, packet.payload, now);
+        }
+    }
+
+    fn speaking(&mut self, peer: PeerId, speaking: bool) {
+        // Never block the audio clock on the application: a full event queue drops this.
+        if self
+            .events
+            .try_send(RoomEvent::Speaking { peer, speaking })
+            .is_err()
+        {
+            tracing::debug!("event queue full; speaking event dropped");
+        }
+    }
+
+    async fn frame(&mut self) {
+        let now = Instant::now();
+        self.frames += 1;
+        if self.frames.is_multiple_of(250) {
+            for (peer, remote) in &self.remotes {
+                let s = remote.jitter.stats();
+                tracing::debug!(
+                    peer = peer.short(),
+                    received = s.received,
+                    late = s.late,
+                    duplicates = s.duplicates,
+                    fec = s.fec,
+                    concealed = s.concealed,
+                    dropped = s.dropped,
+                    depth = remote.jitter.depth(),
+                    target_ms = remote.jitter.target_delay().as_millis() as u64,
+                    "audio stats"
+                );
+            }
+        }
+        self.send_frame(now).await;
+        self.mix.fill(0.0);
+        let mut changes = Vec::new();
+        for (peer, remote) in &mut self.remotes {
+            let result = match remote.jitter.poll_frame(now) {
+                Playout::Packet(p) => remote.decoder.decode(&p, &mut self.frame),
+                Playout::Fec(next) => remote.decoder.decode_fec(&next, &mut self.frame),
+                Playout::Conceal => remote.decoder.conceal(&mut self.frame),
+                Playout::Silence => {
+                    self.frame.fill(0.0);
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(peer = peer.short(), error = %e, "undecodable audio; concealed");
+                if remote.decoder.conceal(&mut self.frame).is_err() {
+                    self.frame.fill(0.0);
+                }
+            }
+            if let Some(speaking) = remote.speaking.handle_frame(&self.frame) {
+                changes.push((peer.clone(), speaking));
+            }
+            plenum_media::mixer::add_into(&mut self.mix, &self.frame);
+        }
+        for (peer, speaking) in changes {
+            self.speaking(peer, speaking);
+        }
+        plenum_media::mixer::soft_clip(&mut self.mix);
+        if let Some(sink) = self.sink.as_mut() {
+            sink.write(&self.mix);
+        }
+    }
+
+    async fn send_frame(&mut self, now: Instant) {
+        let (Some(source), Some(encoder)) = (self.source.as_mut(), self.encoder.as_mut()) else {
+            return;
+        };
+        source.read(&mut self.frame);
+        if self.muted || self.senders.is_empty() {
+            return;
+        }
+        let packet = match encoder.encode(&self.frame) {
+            Ok(p) => Bytes::copy_from_slice(p),
+            Err(e) => return tracing::warn!(error = %e, "encoding failed; frame skipped"),
+        };
+        for (peer, sender) in &self.senders {
+            let sample = Sample {
+                data: packet.clone(),
+                duration: FRAME,
+                ..Sample::new(now)
+            };
+            if let Err(e) = sender
+                .track
+                .sample_writer(sender.ssrc, sender.payload_type)
+                .write_sample(&sample)
+                .await
+            {
+                tracing::trace!(peer = peer.short(), error = %e, "audio frame not sent");
+            }
+        }
+    }
+}
