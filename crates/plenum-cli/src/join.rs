@@ -44,6 +44,12 @@ pub(crate) struct JoinArgs {
     /// TURN credential.
     #[arg(long, default_value = "")]
     turn_credential: String,
+    /// Audio to publish: none, sine:FREQ, file:PATH.wav, mic or mic:NAME.
+    #[arg(long, default_value = "none")]
+    audio: String,
+    /// Record what this peer hears (the mix of every peer) to a WAV file.
+    #[arg(long)]
+    record_audio: Option<std::path::PathBuf>,
     /// Both sides of a new link send offers at once (exercises collision handling).
     #[arg(long, hide = true)]
     both_initiate: bool,
@@ -64,6 +70,12 @@ enum Command {
     },
     Peers {},
     Leave {},
+    /// Switch the published audio (same forms as --audio) without leaving.
+    Audio {
+        source: String,
+    },
+    Mute {},
+    Unmute {},
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +141,7 @@ fn error_code(error: &RoomError) -> &'static str {
         RoomError::QueueOverflow { .. } => "queue_overflow",
         RoomError::Signaling { .. } => "signaling_refused",
         RoomError::SignalingLost(_) => "signaling_lost",
+        RoomError::AudioSource(_) => "audio_device",
         _ => "room_error",
     }
 }
@@ -184,6 +197,18 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
         json!({"event": "joined", "peer": room.id(), "room": room.name()}),
         || format!("* joined {} as {} ({})", room.name(), args.name, room.id()),
     );
+    if let Some(path) = &args.record_audio {
+        match plenum_media::WavRecorder::create(path) {
+            Ok(recorder) => {
+                if room.set_audio_sink(Some(Box::new(recorder))).await.is_err() {
+                    return Ok(0);
+                }
+            }
+            Err(e) => out.error("audio_file", format!("{}: {e}", path.display())),
+        }
+    }
+    // A source that cannot be opened is reported; the peer stays in the room without it.
+    set_audio(&out, &room, &args.audio).await;
 
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
@@ -204,6 +229,8 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
                         handle_text_command(&out, &room, &line).await
                     };
                     if leave {
+                        // Completes the recording before the process ends.
+                        let _ = room.set_audio_sink(None).await;
                         room.leave().await;
                         out.event(json!({"event": "left"}), || "* left".into());
                         return Ok(0);
@@ -220,8 +247,26 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
     }
 }
 
+async fn set_audio(out: &Out, room: &Room, spec: &str) {
+    match crate::audio::source(spec) {
+        Ok(source) => {
+            let publishing = source.is_some();
+            if room.set_audio_source(source).await.is_ok() && publishing {
+                out.event(json!({"event": "audio", "source": spec}), || {
+                    format!("* publishing audio: {spec}")
+                });
+            }
+        }
+        Err((code, message)) => out.error(code, message),
+    }
+}
+
 fn print_event(out: &Out, event: RoomEvent) {
     match event {
+        RoomEvent::Speaking { peer, speaking } => out.event(
+            json!({"event": "speaking", "peer": peer, "speaking": speaking}),
+            || format!("* {peer} {}", if speaking { "speaks" } else { "is quiet" }),
+        ),
         RoomEvent::PeerJoin { peer, name } => out.event(
             json!({"event": "peer_join", "peer": peer, "name": name}),
             || format!("* {name} joined ({peer})"),
@@ -307,6 +352,15 @@ async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
         }
         Command::Peers {} => peers(out, room).await,
         Command::Leave {} => return true,
+        Command::Audio { source } => set_audio(out, room, &source).await,
+        Command::Mute {} | Command::Unmute {} => {
+            let muted = matches!(command, Command::Mute {});
+            if room.set_audio_muted(muted).await.is_ok() {
+                out.event(json!({"event": "muted", "muted": muted}), || {
+                    format!("* {}", if muted { "muted" } else { "unmuted" })
+                });
+            }
+        }
     }
     false
 }

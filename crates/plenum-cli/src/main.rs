@@ -1,7 +1,9 @@
 //! `plenum`: the signaling server, a headless peer, and benchmarks.
 
+mod audio;
 mod bench;
 mod bench_board;
+mod devices;
 mod join;
 mod serve;
 
@@ -23,6 +25,12 @@ enum Command {
     /// Measure and print figures as JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// List microphones, speakers and cameras.
+    Devices {
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logs(default: &str) {
@@ -51,6 +59,11 @@ fn main() -> anyhow::Result<()> {
             // Links close in background tasks; do not wait for them on the way out.
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
             std::process::exit(code);
+        }
+        Command::Devices { json } => {
+            init_logs("warn");
+            devices::run(json);
+            Ok(())
         }
         Command::Bench(command) => {
             init_logs("warn,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_sctp=error,webrtc=error");

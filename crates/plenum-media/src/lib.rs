@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod codec;
+pub mod device;
 pub mod jitter;
 pub mod level;
 pub mod mixer;
@@ -15,6 +16,7 @@ pub mod sink;
 pub mod source;
 
 pub use codec::{CodecError, OpusConfig, OpusDecoder, OpusEncoder};
+pub use device::{DeviceError, DeviceInfo, Devices, Microphone};
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 pub use level::{SpeakingConfig, SpeakingDetector};
 pub use resample::{Framer, ResampleError, Resampler};

@@ -9,6 +9,12 @@ use crate::resample::Resampler;
 pub trait AudioSource: Send {
     /// Fills `out` with the next samples (48 kHz mono, -1..=1).
     fn read(&mut self, out: &mut [f32]);
+
+    /// A failure of the source since the last call (a device unplugged, say), reported once;
+    /// the caller stops using the source.
+    fn take_error(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// A sine tone.

@@ -43,8 +43,9 @@ pub(crate) enum AudioCmd {
     Source(Option<Box<dyn AudioSource>>),
     /// Mute or unmute what we publish (nothing is sent while muted).
     Muted(bool),
-    /// Where the mix of everyone we hear goes.
-    Sink(Option<Box<dyn AudioSink>>),
+    /// Where the mix of everyone we hear goes; the reply comes once the previous sink is
+    /// dropped (a recording is complete on disk).
+    Sink(Option<Box<dyn AudioSink>>, tokio::sync::oneshot::Sender<()>),
 }
 
 impl std::fmt::Debug for AudioCmd {
@@ -54,7 +55,7 @@ impl std::fmt::Debug for AudioCmd {
             Self::LinkDown { peer } => write!(f, "LinkDown({})", peer.short()),
             Self::Source(s) => write!(f, "Source({})", s.is_some()),
             Self::Muted(m) => write!(f, "Muted({m})"),
-            Self::Sink(s) => write!(f, "Sink({})", s.is_some()),
+            Self::Sink(s, _) => write!(f, "Sink({})", s.is_some()),
         }
     }
 }
@@ -188,7 +189,11 @@ impl Task {
                 self.source = source;
             }
             AudioCmd::Muted(muted) => self.muted = muted,
-            AudioCmd::Sink(sink) => self.sink = sink,
+            AudioCmd::Sink(sink, done) => {
+                drop(std::mem::replace(&mut self.sink, sink));
+                // The caller may have stopped waiting; the sink is replaced either way.
+                let _ = done.send(());
+            }
         }
     }
 
@@ -281,6 +286,15 @@ impl Task {
         let (Some(source), Some(encoder)) = (self.source.as_mut(), self.encoder.as_mut()) else {
             return;
         };
+        if let Some(reason) = source.take_error() {
+            tracing::warn!(%reason, "audio source failed; publishing stops");
+            self.source = None;
+            let event = RoomEvent::Error(crate::room::RoomError::AudioSource(reason));
+            if self.events.try_send(event).is_err() {
+                tracing::debug!("event queue full; audio source error dropped");
+            }
+            return;
+        }
         source.read(&mut self.frame);
         if self.muted || self.senders.is_empty() {
             return;

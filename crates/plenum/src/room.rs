@@ -143,6 +143,9 @@ pub enum RoomError {
         /// Its message.
         message: String,
     },
+    /// Our audio source failed (a device went away); the call goes on without it.
+    #[error("audio source failed: {0}")]
+    AudioSource(String),
     /// The signaling connection ended; existing links go on, new peers cannot join us.
     #[error("signaling connection lost: {0}")]
     SignalingLost(String),
@@ -323,12 +326,15 @@ impl Room {
         self.audio(crate::audio::AudioCmd::Muted(muted)).await
     }
 
-    /// Where the mix of every peer we hear goes, 20 ms at a time (`None`: nowhere).
+    /// Where the mix of every peer we hear goes, 20 ms at a time (`None`: nowhere). Returns
+    /// once the previous sink is dropped, so a recording it wrote is complete.
     pub async fn set_audio_sink(
         &self,
         sink: Option<Box<dyn plenum_media::AudioSink>>,
     ) -> Result<(), RoomClosed> {
-        self.audio(crate::audio::AudioCmd::Sink(sink)).await
+        let (done, replaced) = oneshot::channel();
+        self.audio(crate::audio::AudioCmd::Sink(sink, done)).await?;
+        replaced.await.map_err(|_| RoomClosed)
     }
 
     /// Our peer id.

@@ -1,0 +1,294 @@
+//! Real devices through cpal: listing microphones and speakers, and capturing from a
+//! microphone at any native rate and channel count, converted to 48 kHz mono.
+//!
+//! The capture callback runs on the audio driver's thread: it only copies samples into a
+//! preallocated lock-free ring and counts what does not fit; it never blocks or allocates.
+//! The cpal stream lives on a thread of its own (cpal streams are not `Send`), which ends
+//! when the [`Microphone`] is dropped.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use ringbuf::HeapRb;
+use ringbuf::traits::{Consumer, Producer, Split};
+
+use crate::resample::Resampler;
+use crate::source::AudioSource;
+
+/// A device as listed for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// cpal's identifier (stable between runs on the same machine).
+    pub id: String,
+    /// The human-readable name.
+    pub name: String,
+    /// Whether it is the system default.
+    pub default: bool,
+}
+
+/// Microphones and speakers on this machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Devices {
+    /// Capture devices.
+    pub inputs: Vec<DeviceInfo>,
+    /// Playback devices.
+    pub outputs: Vec<DeviceInfo>,
+}
+
+/// Why a device could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// No device of that name or id (or no default device).
+    #[error("no audio device {0:?}")]
+    NotFound(String),
+    /// The device exists but cannot be opened (busy, unsupported format, gone).
+    #[error("audio device {name:?} is unavailable: {reason}")]
+    Unavailable {
+        /// The device.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn info(device: &cpal::Device, default: Option<&String>) -> Option<DeviceInfo> {
+    let id = device.id().ok()?.to_string();
+    let name = device
+        .description()
+        .map(|d| d.name().to_owned())
+        .unwrap_or_else(|_| id.clone());
+    Some(DeviceInfo {
+        default: default == Some(&id),
+        id,
+        name,
+    })
+}
+
+/// Lists the default host's devices (an empty list when the host has none).
+pub fn list() -> Devices {
+    let host = cpal::default_host();
+    let default_in = host
+        .default_input_device()
+        .and_then(|d| d.id().ok())
+        .map(|i| i.to_string());
+    let default_out = host
+        .default_output_device()
+        .and_then(|d| d.id().ok())
+        .map(|i| i.to_string());
+    let inputs = host
+        .input_devices()
+        .map(|ds| ds.filter_map(|d| info(&d, default_in.as_ref())).collect())
+        .unwrap_or_default();
+    let outputs = host
+        .output_devices()
+        .map(|ds| ds.filter_map(|d| info(&d, default_out.as_ref())).collect())
+        .unwrap_or_default();
+    Devices { inputs, outputs }
+}
+
+/// Finds an input device by id or name (`None`: the default).
+fn find_input(wanted: Option<&str>) -> Result<cpal::Device, DeviceError> {
+    let host = cpal::default_host();
+    let Some(wanted) = wanted else {
+        return host
+            .default_input_device()
+            .ok_or_else(|| DeviceError::NotFound("default".into()));
+    };
+    let devices = host.input_devices().map_err(|e| DeviceError::Unavailable {
+        name: wanted.into(),
+        reason: e.to_string(),
+    })?;
+    for device in devices {
+        if let Some(i) = info(&device, None)
+            && (i.id == wanted || i.name == wanted)
+        {
+            return Ok(device);
+        }
+    }
+    Err(DeviceError::NotFound(wanted.into()))
+}
+
+/// Samples the ring holds: 500 ms at 192 kHz stereo, whatever the device.
+const RING: usize = 192_000;
+
+struct Shared {
+    dropped: AtomicU64,
+    failed: AtomicBool,
+    error: Mutex<Option<String>>,
+}
+
+/// Audio captured from a microphone, as an [`AudioSource`].
+pub struct Microphone {
+    name: String,
+    consumer: ringbuf::HeapCons<f32>,
+    resampler: Resampler,
+    pending: Vec<f32>,
+    scratch: Vec<f32>,
+    shared: Arc<Shared>,
+    stop: SyncSender<()>,
+    reported: bool,
+}
+
+impl std::fmt::Debug for Microphone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Microphone")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Microphone {
+    /// Opens a microphone by id or name (`None`: the default) and starts capturing.
+    pub fn open(wanted: Option<&str>) -> Result<Self, DeviceError> {
+        let label = wanted.unwrap_or("default").to_owned();
+        let (ready_tx, ready_rx) =
+            sync_channel::<Result<(u32, usize, ringbuf::HeapCons<f32>), DeviceError>>(1);
+        let (stop, stop_rx) = sync_channel::<()>(1);
+        let shared = Arc::new(Shared {
+            dropped: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+        });
+        let thread_shared = shared.clone();
+        let thread_label = label.clone();
+        let wanted = wanted.map(str::to_owned);
+        std::thread::Builder::new()
+            .name("plenum-mic".into())
+            .spawn(move || capture_thread(wanted, thread_label, thread_shared, ready_tx, stop_rx))
+            .map_err(|e| DeviceError::Unavailable {
+                name: label.clone(),
+                reason: e.to_string(),
+            })?;
+        let (rate, channels, consumer) =
+            ready_rx.recv().map_err(|_| DeviceError::Unavailable {
+                name: label.clone(),
+                reason: "capture thread ended".into(),
+            })??;
+        let resampler = Resampler::new(rate, channels).map_err(|e| DeviceError::Unavailable {
+            name: label.clone(),
+            reason: e.to_string(),
+        })?;
+        tracing::info!(device = %label, rate, channels, "microphone open");
+        Ok(Self {
+            name: label,
+            consumer,
+            resampler,
+            pending: Vec::new(),
+            scratch: vec![0.0; RING],
+            shared,
+            stop,
+            reported: false,
+        })
+    }
+
+    /// Samples the callback could not queue (the reader fell behind).
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+}
+
+fn capture_thread(
+    wanted: Option<String>,
+    label: String,
+    shared: Arc<Shared>,
+    ready: SyncSender<Result<(u32, usize, ringbuf::HeapCons<f32>), DeviceError>>,
+    stop: Receiver<()>,
+) {
+    let unavailable = |reason: String| DeviceError::Unavailable {
+        name: label.clone(),
+        reason,
+    };
+    let opened = (|| {
+        let device = find_input(wanted.as_deref())?;
+        let config = device
+            .default_input_config()
+            .map_err(|e| unavailable(e.to_string()))?;
+        let (rate, channels) = (config.sample_rate(), usize::from(config.channels()));
+        let (mut producer, consumer) = HeapRb::<f32>::new(RING).split();
+        let callback_shared = shared.clone();
+        let error_shared = shared.clone();
+        let on_error = move |e: cpal::Error| {
+            error_shared.failed.store(true, Ordering::Relaxed);
+            if let Ok(mut slot) = error_shared.error.lock() {
+                slot.get_or_insert_with(|| e.to_string());
+            }
+        };
+        let stream = device
+            .build_input_stream::<f32, _, _>(
+                config.config(),
+                move |data: &[f32], _: &cpal::InputCallbackInfo| {
+                    let pushed = producer.push_slice(data);
+                    if pushed < data.len() {
+                        callback_shared
+                            .dropped
+                            .fetch_add((data.len() - pushed) as u64, Ordering::Relaxed);
+                    }
+                },
+                on_error,
+                None,
+            )
+            .map_err(|e| unavailable(e.to_string()))?;
+        stream.play().map_err(|e| unavailable(e.to_string()))?;
+        Ok((stream, rate, channels, consumer))
+    })();
+    match opened {
+        Ok((stream, rate, channels, consumer)) => {
+            if ready.send(Ok((rate, channels, consumer))).is_err() {
+                return;
+            }
+            // Capture until the microphone is dropped.
+            let _ = stop.recv();
+            drop(stream);
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+        }
+    }
+}
+
+impl Drop for Microphone {
+    fn drop(&mut self) {
+        // The thread may be gone already (device failure); either way it stops.
+        let _ = self.stop.try_send(());
+    }
+}
+
+impl AudioSource for Microphone {
+    fn read(&mut self, out: &mut [f32]) {
+        let n = self.consumer.pop_slice(&mut self.scratch);
+        if n > 0 {
+            match self.resampler.push(&self.scratch[..n]) {
+                Ok(samples) => self.pending.extend(samples),
+                Err(e) => tracing::warn!(error = %e, "microphone samples not converted"),
+            }
+        }
+        let take = out.len().min(self.pending.len());
+        out[..take].copy_from_slice(&self.pending[..take]);
+        out[take..].fill(0.0);
+        self.pending.drain(..take);
+        // Never let latency build up: keep at most two frames in reserve.
+        let keep = 2 * out.len();
+        if self.pending.len() > keep {
+            let excess = self.pending.len() - keep;
+            self.pending.drain(..excess);
+        }
+    }
+
+    fn take_error(&mut self) -> Option<String> {
+        if self.reported || !self.shared.failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.reported = true;
+        let reason = self
+            .shared
+            .error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .unwrap_or_default();
+        Some(format!("microphone {:?} failed: {reason}", self.name))
+    }
+}
