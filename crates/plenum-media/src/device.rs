@@ -111,6 +111,10 @@ fn find_input(wanted: Option<&str>) -> Result<cpal::Device, DeviceError> {
     Err(DeviceError::NotFound(wanted.into()))
 }
 
+/// What the capture thread reports once the device is open: its rate, channels and the
+/// ring's reading end.
+type Opened = Result<(u32, usize, ringbuf::HeapCons<f32>), DeviceError>;
+
 /// Samples the ring holds: 500 ms at 192 kHz stereo, whatever the device.
 const RING: usize = 192_000;
 
@@ -194,7 +198,7 @@ fn capture_thread(
     wanted: Option<String>,
     label: String,
     shared: Arc<Shared>,
-    ready: SyncSender<Result<(u32, usize, ringbuf::HeapCons<f32>), DeviceError>>,
+    ready: SyncSender<Opened>,
     stop: Receiver<()>,
 ) {
     let unavailable = |reason: String| DeviceError::Unavailable {
