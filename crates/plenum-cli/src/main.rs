@@ -21,7 +21,7 @@ enum Command {
     /// Run a signaling server.
     Serve(serve::ServeArgs),
     /// Join a room as a headless peer.
-    Join(join::JoinArgs),
+    Join(Box<join::JoinArgs>),
     /// Measure and print figures as JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         Command::Join(args) => {
             // webrtc-rs warns about routine ICE and DTLS conditions; keep stderr for ours.
             init_logs("warn,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_sctp=error,webrtc=error");
-            let code = runtime.block_on(join::run(args))?;
+            let code = runtime.block_on(join::run(*args))?;
             // Links close in background tasks; do not wait for them on the way out.
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
             std::process::exit(code);
