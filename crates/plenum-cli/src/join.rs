@@ -50,6 +50,10 @@ pub(crate) struct JoinArgs {
     /// Record what this peer hears (the mix of every peer) to a WAV file.
     #[arg(long)]
     record_audio: Option<std::path::PathBuf>,
+    /// Drop this percentage of arriving audio packets (a diagnostic: hear FEC and concealment
+    /// at work).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    simulate_audio_loss: u8,
     /// Both sides of a new link send offers at once (exercises collision handling).
     #[arg(long, hide = true)]
     both_initiate: bool,
@@ -166,6 +170,7 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
         .server(&server)
         .password(args.password.clone())
         .ice_servers(ice_servers(&args))
+        .simulate_audio_loss(args.simulate_audio_loss)
         .mesh(|m| m.both_initiate(args.both_initiate));
     if !args.bind_ip.is_empty() {
         builder = builder.udp_bind(

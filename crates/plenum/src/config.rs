@@ -55,6 +55,7 @@ pub struct RoomConfig {
     pub(crate) mesh: FullMeshConfig,
     pub(crate) join_timeout: Duration,
     pub(crate) queue_per_peer: usize,
+    pub(crate) audio_loss_percent: u8,
 }
 
 impl RoomConfig {
@@ -75,6 +76,7 @@ impl RoomConfig {
             mesh: FullMeshConfig::builder(),
             join_timeout: Duration::from_secs(10),
             queue_per_peer: 256,
+            audio_loss_percent: 0,
         }
     }
 
@@ -98,6 +100,7 @@ pub struct RoomConfigBuilder {
     mesh: plenum_overlay::FullMeshConfigBuilder,
     join_timeout: Duration,
     queue_per_peer: usize,
+    audio_loss_percent: u8,
 }
 
 impl RoomConfigBuilder {
@@ -146,6 +149,14 @@ impl RoomConfigBuilder {
         self
     }
     /// Messages held per peer while its link is not open (default 256; oldest dropped).
+    /// Drops this share (0..=100 %) of the audio packets that arrive, at random, before the
+    /// jitter buffer: a diagnostic for hearing how FEC and concealment cope with a lossy
+    /// network where the network itself cannot be made lossy. Off (0) by default.
+    pub fn simulate_audio_loss(mut self, percent: u8) -> Self {
+        self.audio_loss_percent = percent.min(100);
+        self
+    }
+
     pub fn queue_per_peer(mut self, n: usize) -> Self {
         self.queue_per_peer = n.max(1);
         self
@@ -179,6 +190,7 @@ impl RoomConfigBuilder {
             mesh: self.mesh.build()?,
             join_timeout: self.join_timeout,
             queue_per_peer: self.queue_per_peer,
+            audio_loss_percent: self.audio_loss_percent,
         })
     }
 }

@@ -385,7 +385,8 @@ impl Driver {
             }
             LinkEventKind::Track(track) => {
                 let (audio, peer) = (self.audio.clone(), peer.clone());
-                tokio::spawn(read_track(audio, peer, track));
+                let loss = self.config.audio_loss_percent;
+                tokio::spawn(read_track(audio, peer, track, loss));
             }
             LinkEventKind::Open => {
                 if !link.open {
@@ -651,11 +652,17 @@ async fn read_track(
     audio: AudioHandle,
     peer: PeerId,
     track: std::sync::Arc<dyn webrtc::media_stream::track_remote::TrackRemote>,
+    loss_percent: u8,
 ) {
+    use rand::{Rng, SeedableRng};
     use webrtc::media_stream::track_remote::TrackRemoteEvent;
     let mut dropped = 0u64;
+    let mut rng = rand::rngs::SmallRng::from_os_rng();
     while let Some(event) = track.poll().await {
         match event {
+            TrackRemoteEvent::OnRtpPacket(_) if rng.random_range(0..100u8) < loss_percent => {
+                dropped += 1;
+            }
             TrackRemoteEvent::OnRtpPacket(packet) => {
                 let rtp = RtpIn {
                     peer: peer.clone(),

@@ -60,7 +60,12 @@ fn reader(stdout: std::process::ChildStdout, tx: SyncSender<Value>) {
 
 impl Proc {
     pub fn spawn(args: &[&str]) -> Self {
-        let mut command = Command::new(bin());
+        Self::spawn_program(bin(), args)
+    }
+
+    /// Runs another program (say `ip netns exec NS plenum ...`) the same way.
+    pub fn spawn_program(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Self {
+        let mut command = Command::new(program);
         if std::env::var_os("RUST_LOG").is_none() {
             command.env(
                 "RUST_LOG",
