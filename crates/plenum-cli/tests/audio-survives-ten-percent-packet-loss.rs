@@ -19,10 +19,20 @@ fn a_tone_survives_ten_percent_packet_loss() {
     let server = serve(&[]);
     let path = std::env::temp_dir().join(format!("plenum-lossy-{}.wav", std::process::id()));
     let mut a = spawn_join(&server.url, "lossy", "a", &["--audio", "sine:440"]);
-    let a_id = a.expect(LONG, "joined", |v| event(v) == "joined")["peer"].as_str().expect("id").to_owned();
+    let a_id = a.expect(LONG, "joined", |v| event(v) == "joined")["peer"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let record = path.to_str().expect("utf-8");
-    let mut b = spawn_join(&server.url, "lossy", "b", &["--record-audio", record, "--simulate-audio-loss", "10"]);
-    b.expect(LONG, "a speaks", |v| event(v) == "speaking" && v["peer"] == a_id.as_str() && v["speaking"] == true);
+    let mut b = spawn_join(
+        &server.url,
+        "lossy",
+        "b",
+        &["--record-audio", record, "--simulate-audio-loss", "10"],
+    );
+    b.expect(LONG, "a speaks", |v| {
+        event(v) == "speaking" && v["peer"] == a_id.as_str() && v["speaking"] == true
+    });
     std::thread::sleep(Duration::from_secs(4));
     b.cmd(json!({"cmd": "leave"}));
     assert_eq!(b.wait_exit(LONG), Some(0));
@@ -31,9 +41,16 @@ fn a_tone_survives_ten_percent_packet_loss() {
     let mut src = WavSource::open(&path).expect("a recording");
     let mut heard = vec![0.0; src.len()];
     src.read(&mut heard);
-    let start = heard.iter().position(|s| s.abs() > 0.01).expect("some sound");
+    let start = heard
+        .iter()
+        .position(|s| s.abs() > 0.01)
+        .expect("some sound");
     let settled = &heard[start + SAMPLE_RATE as usize..];
-    assert!(settled.len() > 2 * SAMPLE_RATE as usize, "{} samples", settled.len());
+    assert!(
+        settled.len() > 2 * SAMPLE_RATE as usize,
+        "{} samples",
+        settled.len()
+    );
     let f = dominant_frequency(settled, SAMPLE_RATE);
     assert!((f - 440.0).abs() < 2.0, "recorded {f} Hz through the loss");
     let gap = longest_silence_ms(settled, SAMPLE_RATE, -40.0);

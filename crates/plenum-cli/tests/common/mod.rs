@@ -63,9 +63,19 @@ impl Proc {
         Self::spawn_program(bin(), args)
     }
 
-    /// Runs another program (say `ip netns exec NS plenum ...`) the same way.
+    /// Runs another program the same way.
     pub fn spawn_program(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Self {
+        Self::spawn_program_env(program, args, &[])
+    }
+
+    /// Runs a program with extra environment variables.
+    pub fn spawn_program_env(
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(program);
+        command.envs(env.iter().copied());
         if std::env::var_os("RUST_LOG").is_none() {
             command.env(
                 "RUST_LOG",
