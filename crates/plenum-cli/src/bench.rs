@@ -18,6 +18,8 @@ pub(crate) enum BenchCommand {
     Rooms(RoomsArgs),
     /// The whiteboard: stroke latency between peers, applying points, a late joiner's sync.
     Board(crate::bench_board::BoardArgs),
+    /// Audio: mouth-to-ear latency on loopback, Opus speed.
+    Audio(crate::bench_audio::AudioArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +48,11 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Rooms(args) => {
             let figures = rooms(&args).await?;
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+            Ok(())
+        }
+        BenchCommand::Audio(args) => {
+            let figures = crate::bench_audio::audio(&args).await?;
             println!("{}", serde_json::to_string_pretty(&figures)?);
             Ok(())
         }

@@ -2,6 +2,7 @@
 
 mod audio;
 mod bench;
+mod bench_audio;
 mod bench_board;
 mod devices;
 mod join;

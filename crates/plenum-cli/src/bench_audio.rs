@@ -1,0 +1,137 @@
+//! `plenum bench audio`: mouth-to-ear latency between two peers on loopback, and Opus speed.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use plenum::{Room, RoomEvent};
+use plenum_media::{
+    AudioSink, AudioSource, FRAME_SAMPLES, OpusConfig, OpusDecoder, OpusEncoder, Sine,
+};
+use plenum_signal::{Server, ServerConfig};
+use serde_json::{Value, json};
+
+use crate::bench::{loopback_peer, summary, wait_for};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AudioArgs {
+    /// Clicks timed from source to sink.
+    #[arg(long, default_value_t = 50)]
+    clicks: usize,
+}
+
+/// Emits a 20 ms burst every 400 ms and notes when each left.
+struct Clicker {
+    frame: u64,
+    tone: Sine,
+    sent: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl AudioSource for Clicker {
+    fn read(&mut self, out: &mut [f32]) {
+        self.frame += 1;
+        if self.frame.is_multiple_of(20) {
+            self.tone.read(out);
+            if let Ok(mut sent) = self.sent.lock() {
+                sent.push(Instant::now());
+            }
+        } else {
+            out.fill(0.0);
+        }
+    }
+}
+
+/// Notes when each burst arrives (the first loud frame after a quiet one).
+struct Detector {
+    loud: bool,
+    heard: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl AudioSink for Detector {
+    fn write(&mut self, frame: &[f32]) {
+        let loud = plenum_media::analysis::rms_dbfs(frame) > -30.0;
+        if loud
+            && !self.loud
+            && let Ok(mut heard) = self.heard.lock()
+        {
+            heard.push(Instant::now());
+        }
+        self.loud = loud;
+    }
+}
+
+fn opus_speed() -> anyhow::Result<(f64, f64)> {
+    let mut enc = OpusEncoder::new(OpusConfig::default())?;
+    let mut dec = OpusDecoder::new()?;
+    let mut src = Sine::new(440.0, 0.5);
+    let frames = 3000; // 60 s of audio
+    let mut frame = vec![0.0; FRAME_SAMPLES];
+    let mut packets = Vec::with_capacity(frames);
+    let t = Instant::now();
+    for _ in 0..frames {
+        src.read(&mut frame);
+        packets.push(enc.encode(&frame)?.to_vec());
+    }
+    let encode = t.elapsed();
+    let t = Instant::now();
+    for p in &packets {
+        dec.decode(p, &mut frame)?;
+    }
+    let decode = t.elapsed();
+    let audio = Duration::from_millis(20 * frames as u64).as_secs_f64();
+    Ok((audio / encode.as_secs_f64(), audio / decode.as_secs_f64()))
+}
+
+pub(crate) async fn audio(args: &AudioArgs) -> anyhow::Result<Value> {
+    let server = Server::bind(([127, 0, 0, 1], 0).into(), ServerConfig::default()).await?;
+    let url = server.url();
+    let (a, mut a_events) = Room::join(loopback_peer(&url, "audio", "a")?).await?;
+    let (b, _b_events) = Room::join(loopback_peer(&url, "audio", "b")?).await?;
+    let b_id = b.id().clone();
+    wait_for(&mut a_events, "b's link", |e| {
+        matches!(e, RoomEvent::PeerJoin { peer, .. } if peer == b_id).then_some(())
+    })
+    .await?;
+    let (sent, heard) = (
+        Arc::new(Mutex::new(Vec::new())),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    b.set_audio_sink(Some(Box::new(Detector {
+        loud: false,
+        heard: heard.clone(),
+    })))
+    .await?;
+    let clicker = Clicker {
+        frame: 0,
+        tone: Sine::new(1000.0, 0.5),
+        sent: sent.clone(),
+    };
+    a.set_audio_source(Some(Box::new(clicker))).await?;
+    tokio::time::sleep(Duration::from_millis(400 * (args.clicks as u64 + 3))).await;
+    a.leave().await;
+    b.leave().await;
+    let (sent, heard) = (
+        sent.lock().map(|s| s.clone()).unwrap_or_default(),
+        heard.lock().map(|h| h.clone()).unwrap_or_default(),
+    );
+    // Pair every click with the first arrival after it (and before the next click).
+    let mut latency = Vec::new();
+    for (i, s) in sent.iter().enumerate() {
+        let next = sent.get(i + 1).copied();
+        if let Some(h) = heard
+            .iter()
+            .find(|h| *h > s && next.is_none_or(|n| **h < n))
+        {
+            latency.push(h.duration_since(*s).as_secs_f64() * 1000.0);
+        }
+    }
+    let (encode_x, decode_x) = opus_speed()?;
+    Ok(json!({
+        "bench": "audio",
+        "mouth_to_ear_ms": summary(latency),
+        "clicks_sent": sent.len(),
+        "clicks_heard": heard.len(),
+        "includes": "source frame read -> Opus encode -> RTP/SRTP over loopback -> jitter buffer -> Opus decode -> mix -> sink write; excludes device buffers",
+        "opus_encode_x_realtime": encode_x.round(),
+        "opus_decode_x_realtime": decode_x.round(),
+    }))
+}
