@@ -254,12 +254,17 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
 
 async fn set_audio(out: &Out, room: &Room, spec: &str) {
     match crate::audio::source(spec) {
-        Ok(source) => {
-            let publishing = source.is_some();
-            if room.set_audio_source(source).await.is_ok() && publishing {
-                out.event(json!({"event": "audio", "source": spec}), || {
-                    format!("* publishing audio: {spec}")
-                });
+        Ok(Some(source)) => {
+            if let Ok(stream) = room.add_stream(source, json!({"source": spec})).await {
+                out.event(
+                    json!({"event": "audio", "source": spec, "stream": stream}),
+                    || format!("* publishing audio: {spec}"),
+                );
+            }
+        }
+        Ok(None) => {
+            if let Some(stream) = room.audio_stream() {
+                let _ = room.remove_stream(&stream).await;
             }
         }
         Err((code, message)) => out.error(code, message),
@@ -268,6 +273,18 @@ async fn set_audio(out: &Out, room: &Room, spec: &str) {
 
 fn print_event(out: &Out, event: RoomEvent) {
     match event {
+        RoomEvent::StreamAdded { peer, stream, kind, metadata, muted } => out.event(
+            json!({"event": "stream_add", "peer": peer, "stream": stream, "kind": kind, "metadata": metadata, "muted": muted}),
+            || format!("* {peer} publishes {kind} ({stream})"),
+        ),
+        RoomEvent::StreamRemoved { peer, stream } => out.event(
+            json!({"event": "stream_remove", "peer": peer, "stream": stream}),
+            || format!("* {peer} stopped {stream}"),
+        ),
+        RoomEvent::StreamMuted { peer, stream, muted } => out.event(
+            json!({"event": "stream_muted", "peer": peer, "stream": stream, "muted": muted}),
+            || format!("* {peer} {} {stream}", if muted { "muted" } else { "unmuted" }),
+        ),
         RoomEvent::Speaking { peer, speaking } => out.event(
             json!({"event": "speaking", "peer": peer, "speaking": speaking}),
             || format!("* {peer} {}", if speaking { "speaks" } else { "is quiet" }),
@@ -360,7 +377,11 @@ async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
         Command::Audio { source } => set_audio(out, room, &source).await,
         Command::Mute {} | Command::Unmute {} => {
             let muted = matches!(command, Command::Mute {});
-            if room.set_audio_muted(muted).await.is_ok() {
+            let Some(stream) = room.audio_stream() else {
+                out.error("bad_command", "no audio stream to mute");
+                return false;
+            };
+            if room.set_stream_muted(&stream, muted).await.is_ok() {
                 out.event(json!({"event": "muted", "muted": muted}), || {
                     format!("* {}", if muted { "muted" } else { "unmuted" })
                 });

@@ -33,6 +33,38 @@ pub enum EnvelopeKind {
     Heartbeat,
     /// The sender is leaving the room.
     Bye,
+    /// A media stream of the sender was added, removed or changed: a [`StreamAnnouncement`]
+    /// as JSON in the payload.
+    Stream,
+}
+
+/// What a [`EnvelopeKind::Stream`] envelope says about one of the sender's streams.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StreamAnnouncement {
+    /// The sender publishes this stream (also sent to every peer whose link opens later).
+    Add {
+        /// The sender's id for it.
+        stream: String,
+        /// `audio` (later `video`, `screen`).
+        kind: String,
+        /// The application's description of it.
+        metadata: serde_json::Value,
+        /// Whether it is muted now.
+        muted: bool,
+    },
+    /// The sender stopped publishing it.
+    Remove {
+        /// Which.
+        stream: String,
+    },
+    /// The stream was muted or unmuted.
+    Muted {
+        /// Which.
+        stream: String,
+        /// Whether it is muted now.
+        muted: bool,
+    },
 }
 
 impl EnvelopeKind {
@@ -43,6 +75,7 @@ impl EnvelopeKind {
             Self::Pong => 2,
             Self::Heartbeat => 3,
             Self::Bye => 4,
+            Self::Stream => 5,
         }
     }
 
@@ -53,6 +86,7 @@ impl EnvelopeKind {
             2 => Self::Pong,
             3 => Self::Heartbeat,
             4 => Self::Bye,
+            5 => Self::Stream,
             _ => return None,
         })
     }
@@ -102,6 +136,18 @@ impl Envelope {
             channel: Some(channel),
             id,
             payload,
+        }
+    }
+
+    /// A stream announcement.
+    pub fn stream(announcement: &StreamAnnouncement) -> Self {
+        Self {
+            kind: EnvelopeKind::Stream,
+            hops: 0,
+            channel: None,
+            id: 0,
+            // A tagged enum of strings, bools and JSON values always serializes.
+            payload: serde_json::to_vec(announcement).unwrap_or_default(),
         }
     }
 

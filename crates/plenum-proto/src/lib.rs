@@ -20,7 +20,7 @@ pub mod envelope;
 mod names;
 pub mod signal;
 
-pub use envelope::{Envelope, EnvelopeError, EnvelopeKind};
+pub use envelope::{Envelope, EnvelopeError, EnvelopeKind, StreamAnnouncement};
 pub use names::{ChannelName, DisplayName, NameError, PeerId, RoomName};
 
 /// The signaling protocol version this crate speaks (the `version` of `join` and `welcome`).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use plenum_overlay::{Appearance, DropReason, FullMesh, Input, Output, Topology};
 use plenum_proto::signal::{ClientToServer, PeerSummary, ServerToClient, SignalPayload};
-use plenum_proto::{ChannelName, DisplayName, Envelope, EnvelopeKind, PeerId};
+use plenum_proto::{ChannelName, DisplayName, Envelope, EnvelopeKind, PeerId, StreamAnnouncement};
 use plenum_signal::{SignalConnection, SignalEvent};
 use tokio::sync::{mpsc, oneshot};
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCPeerConnectionState};
@@ -41,6 +41,9 @@ pub(crate) enum Command {
     Leave {
         reply: oneshot::Sender<()>,
     },
+    /// Announce a stream of ours (added, removed or muted) to every peer, now and to those
+    /// whose link opens later.
+    Stream(StreamAnnouncement),
 }
 
 struct PendingPing {
@@ -69,6 +72,10 @@ pub(crate) struct Driver {
     next_id: u64,
     next_generation: u64,
     audio: AudioHandle,
+    /// Our published streams, announced to every link that opens.
+    streams: BTreeMap<String, StreamAnnouncement>,
+    /// Peers' streams we know of, by peer.
+    remote_streams: HashMap<PeerId, BTreeSet<String>>,
 }
 
 impl Driver {
@@ -120,6 +127,8 @@ impl Driver {
             next_id: 1,
             next_generation: 1,
             audio,
+            streams: BTreeMap::new(),
+            remote_streams: HashMap::new(),
         }
     }
 
@@ -411,6 +420,14 @@ impl Driver {
             peer: peer.clone(),
             now: Instant::now(),
         });
+        let ours: Vec<Bytes> = self
+            .streams
+            .values()
+            .map(|a| Bytes::from(Envelope::stream(a).encode()))
+            .collect();
+        for bytes in ours {
+            self.write(peer, bytes).await;
+        }
         if let Some(audio) = audio {
             match audio.payload_type().await {
                 Some(payload_type) => {
@@ -493,6 +510,7 @@ impl Driver {
                 }
             }
             EnvelopeKind::Heartbeat => {}
+            EnvelopeKind::Stream => self.on_stream(peer, &envelope.payload).await,
             EnvelopeKind::Bye => {
                 self.roster.remove(&peer);
                 self.pending.remove(&peer);
@@ -599,7 +617,83 @@ impl Driver {
                 }
             }
             Command::Leave { .. } => {}
+            Command::Stream(announcement) => {
+                match &announcement {
+                    StreamAnnouncement::Add { stream, .. } => {
+                        self.streams.insert(stream.clone(), announcement.clone());
+                    }
+                    StreamAnnouncement::Remove { stream } => {
+                        self.streams.remove(stream);
+                    }
+                    StreamAnnouncement::Muted { stream, muted } => {
+                        if let Some(StreamAnnouncement::Add { muted: m, .. }) =
+                            self.streams.get_mut(stream)
+                        {
+                            *m = *muted;
+                        }
+                    }
+                }
+                let bytes = Bytes::from(Envelope::stream(&announcement).encode());
+                let peers: Vec<PeerId> = self
+                    .links
+                    .iter()
+                    .filter(|(_, l)| l.open)
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                for peer in peers {
+                    self.write(&peer, bytes.clone()).await;
+                }
+            }
         }
+    }
+
+    /// A peer's stream announcement.
+    async fn on_stream(&mut self, peer: PeerId, payload: &[u8]) {
+        let announcement: StreamAnnouncement = match serde_json::from_slice(payload) {
+            Ok(a) => a,
+            Err(e) => {
+                let error = RoomError::Malformed {
+                    peer,
+                    reason: format!("bad stream announcement: {e}"),
+                };
+                return self.emit(RoomEvent::Error(error)).await;
+            }
+        };
+        let streams = self.remote_streams.entry(peer.clone()).or_default();
+        let event = match announcement {
+            StreamAnnouncement::Add {
+                stream,
+                kind,
+                metadata,
+                muted,
+            } => {
+                streams.insert(stream.clone());
+                RoomEvent::StreamAdded {
+                    peer,
+                    stream,
+                    kind,
+                    metadata,
+                    muted,
+                }
+            }
+            StreamAnnouncement::Remove { stream } => {
+                if !streams.remove(&stream) {
+                    return;
+                }
+                RoomEvent::StreamRemoved { peer, stream }
+            }
+            StreamAnnouncement::Muted { stream, muted } => {
+                if !streams.contains(&stream) {
+                    return;
+                }
+                RoomEvent::StreamMuted {
+                    peer,
+                    stream,
+                    muted,
+                }
+            }
+        };
+        self.emit(event).await;
     }
 
     async fn drop_link(&mut self, peer: &PeerId, reason: DropReason) {
@@ -616,6 +710,13 @@ impl Driver {
                 peer: peer.clone(),
                 reason: reason.into(),
             }))
+            .await;
+        }
+        for stream in self.remote_streams.remove(peer).unwrap_or_default() {
+            self.emit(RoomEvent::StreamRemoved {
+                peer: peer.clone(),
+                stream,
+            })
             .await;
         }
         if self.joined.remove(peer) {

@@ -94,6 +94,36 @@ pub enum RoomEvent {
         /// The payload.
         data: Bytes,
     },
+    /// A peer published a stream (also reported for streams it published before our link
+    /// opened).
+    StreamAdded {
+        /// The peer.
+        peer: PeerId,
+        /// Its id for the stream.
+        stream: String,
+        /// `audio`.
+        kind: String,
+        /// What the peer said about it.
+        metadata: serde_json::Value,
+        /// Whether it is muted.
+        muted: bool,
+    },
+    /// A peer stopped publishing a stream, or left.
+    StreamRemoved {
+        /// The peer.
+        peer: PeerId,
+        /// Which stream.
+        stream: String,
+    },
+    /// A peer muted or unmuted a stream.
+    StreamMuted {
+        /// The peer.
+        peer: PeerId,
+        /// Which stream.
+        stream: String,
+        /// Whether it is muted now.
+        muted: bool,
+    },
     /// A peer started or stopped speaking (its audio level, with hysteresis).
     Speaking {
         /// The peer.
@@ -215,6 +245,8 @@ pub struct Room {
     room: RoomName,
     commands: mpsc::Sender<Command>,
     audio: mpsc::Sender<crate::audio::AudioCmd>,
+    /// Stream numbering and our current audio stream (shared by clones of the handle).
+    next_stream: std::sync::Arc<std::sync::Mutex<(u64, Option<String>)>>,
 }
 
 /// The room's event stream. Read it: when it is full, the room waits (backpressure).
@@ -303,6 +335,7 @@ impl Room {
             room,
             commands,
             audio: audio.cmds,
+            next_stream: Default::default(),
         };
         Ok((room, RoomEvents { rx: events_rx }))
     }
@@ -335,6 +368,75 @@ impl Room {
         let (done, replaced) = oneshot::channel();
         self.audio(crate::audio::AudioCmd::Sink(sink, done)).await?;
         replaced.await.map_err(|_| RoomClosed)
+    }
+
+    async fn announce(
+        &self,
+        announcement: plenum_proto::StreamAnnouncement,
+    ) -> Result<(), RoomClosed> {
+        self.commands
+            .send(Command::Stream(announcement))
+            .await
+            .map_err(|_| RoomClosed)
+    }
+
+    /// Publishes an audio stream from `source` with the application's `metadata` (replacing
+    /// the audio stream published before, if any); peers get [`RoomEvent::StreamAdded`].
+    pub async fn add_stream(
+        &self,
+        source: Box<dyn plenum_media::AudioSource>,
+        metadata: serde_json::Value,
+    ) -> Result<String, RoomClosed> {
+        let mut next = self.next_stream.lock().map_err(|_| RoomClosed)?;
+        if let Some(old) = next.1.take() {
+            drop(next);
+            self.remove_stream(&old).await?;
+            next = self.next_stream.lock().map_err(|_| RoomClosed)?;
+        }
+        next.0 += 1;
+        let stream = format!("audio-{}", next.0);
+        next.1 = Some(stream.clone());
+        drop(next);
+        self.set_audio_muted(false).await?;
+        self.set_audio_source(Some(source)).await?;
+        self.announce(plenum_proto::StreamAnnouncement::Add {
+            stream: stream.clone(),
+            kind: "audio".into(),
+            metadata,
+            muted: false,
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    /// Stops publishing a stream; peers get [`RoomEvent::StreamRemoved`].
+    pub async fn remove_stream(&self, stream: &str) -> Result<(), RoomClosed> {
+        {
+            let mut next = self.next_stream.lock().map_err(|_| RoomClosed)?;
+            if next.1.as_deref() == Some(stream) {
+                next.1 = None;
+            }
+        }
+        self.set_audio_source(None).await?;
+        self.announce(plenum_proto::StreamAnnouncement::Remove {
+            stream: stream.into(),
+        })
+        .await
+    }
+
+    /// Mutes or unmutes a stream without renegotiating; peers get [`RoomEvent::StreamMuted`].
+    pub async fn set_stream_muted(&self, stream: &str, muted: bool) -> Result<(), RoomClosed> {
+        self.set_audio_muted(muted).await?;
+        self.announce(plenum_proto::StreamAnnouncement::Muted {
+            stream: stream.into(),
+            muted,
+        })
+        .await
+    }
+
+    /// Our published audio stream, if any.
+    pub fn audio_stream(&self) -> Option<String> {
+        self.next_stream.lock().ok().and_then(|n| n.1.clone())
     }
 
     /// Our peer id.
