@@ -387,16 +387,17 @@ impl Room {
         source: Box<dyn plenum_media::AudioSource>,
         metadata: serde_json::Value,
     ) -> Result<String, RoomClosed> {
-        let mut next = self.next_stream.lock().map_err(|_| RoomClosed)?;
-        if let Some(old) = next.1.take() {
-            drop(next);
+        let old = self.next_stream.lock().map_err(|_| RoomClosed)?.1.take();
+        if let Some(old) = old {
             self.remove_stream(&old).await?;
-            next = self.next_stream.lock().map_err(|_| RoomClosed)?;
         }
-        next.0 += 1;
-        let stream = format!("audio-{}", next.0);
-        next.1 = Some(stream.clone());
-        drop(next);
+        let stream = {
+            let mut next = self.next_stream.lock().map_err(|_| RoomClosed)?;
+            next.0 += 1;
+            let stream = format!("audio-{}", next.0);
+            next.1 = Some(stream.clone());
+            stream
+        };
         self.set_audio_muted(false).await?;
         self.set_audio_source(Some(source)).await?;
         self.announce(plenum_proto::StreamAnnouncement::Add {
