@@ -11,6 +11,7 @@ use crate::args::Args;
 use crate::host::Hosted;
 use crate::prefs;
 use crate::session::Session;
+use crate::types::{AudioDevice, AudioDevices, MicState};
 use crate::types::{
     ChatLine, CommandError, ErrorKind, HostRequest, InviteView, JoinRequest, Joined, Prefs,
     StrokeStart, StrokeStarted, UiEvent,
@@ -115,7 +116,9 @@ impl App {
                 "already in a room; leave it first",
             ));
         }
-        let joined = Session::join(req, public, self.ui.clone()).await?;
+        let prefs = self.prefs();
+        let devices = (prefs.microphone, prefs.speaker);
+        let joined = Session::join(req, public, devices, self.ui.clone()).await?;
         let info = joined.joined().clone();
         *session = Some(joined);
         Ok(info)
@@ -174,6 +177,51 @@ impl App {
     /// Clears the board for everyone.
     pub async fn board_clear(&self) -> Result<BoardChange, CommandError> {
         self.with(async |s| s.board_clear().await).await
+    }
+
+    /// Turns our microphone on or off (muted).
+    pub async fn set_mic(&self, on: bool) -> Result<MicState, CommandError> {
+        self.with(async |s| s.set_mic(on).await).await
+    }
+
+    /// The microphones and speakers to choose from, and the choice.
+    pub fn audio_devices(&self) -> AudioDevices {
+        let list = plenum_media::device::list();
+        let conv = |ds: Vec<plenum_media::DeviceInfo>| {
+            ds.into_iter()
+                .map(|d| AudioDevice {
+                    id: d.id,
+                    name: d.name,
+                    default: d.default,
+                })
+                .collect()
+        };
+        let prefs = self.prefs();
+        AudioDevices {
+            microphones: conv(list.inputs),
+            speakers: conv(list.outputs),
+            microphone: prefs.microphone,
+            speaker: prefs.speaker,
+        }
+    }
+
+    /// Chooses the microphone and speaker (remembered; applied at once in a call).
+    pub async fn set_devices(
+        &self,
+        microphone: Option<String>,
+        speaker: Option<String>,
+    ) -> Result<Option<MicState>, CommandError> {
+        let mut prefs = self.prefs();
+        prefs.microphone = microphone.clone();
+        prefs.speaker = speaker.clone();
+        if let Err(e) = prefs::save(&self.prefs_path, &prefs) {
+            warn!(error = %e, "prefs not saved");
+        }
+        let session = self.session.lock().await;
+        match session.as_ref() {
+            Some(s) => s.set_devices(microphone, speaker).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The board in drawing order.

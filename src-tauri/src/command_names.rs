@@ -15,4 +15,7 @@
     "board_undo",
     "board_clear",
     "board_snapshot",
+    "set_mic",
+    "audio_devices",
+    "set_devices",
 ]

@@ -4,6 +4,7 @@ use plenum_collab::{BoardChange, Point, Stroke};
 use tauri::State;
 
 use crate::app::App;
+use crate::types::{AudioDevices, MicState};
 use crate::types::{
     ChatLine, CommandError, HostRequest, InviteView, JoinRequest, Joined, Prefs, StrokeStart,
     StrokeStarted,
@@ -84,4 +85,23 @@ pub(crate) async fn board_clear(app: State<'_, App>) -> Result<BoardChange> {
 #[tauri::command]
 pub(crate) async fn board_snapshot(app: State<'_, App>) -> Result<Vec<Stroke>> {
     app.board_snapshot().await
+}
+
+#[tauri::command]
+pub(crate) async fn set_mic(app: State<'_, App>, on: bool) -> Result<MicState> {
+    app.set_mic(on).await
+}
+
+#[tauri::command]
+pub(crate) fn audio_devices(app: State<'_, App>) -> AudioDevices {
+    app.audio_devices()
+}
+
+#[tauri::command]
+pub(crate) async fn set_devices(
+    app: State<'_, App>,
+    microphone: Option<String>,
+    speaker: Option<String>,
+) -> Result<Option<MicState>> {
+    app.set_devices(microphone, speaker).await
 }

@@ -66,6 +66,9 @@ pub fn run() -> ExitCode {
             commands::board_undo,
             commands::board_clear,
             commands::board_snapshot,
+            commands::set_mic,
+            commands::audio_devices,
+            commands::set_devices,
         ])
         .build(tauri::generate_context!());
     let app = match result {

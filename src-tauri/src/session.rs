@@ -16,6 +16,7 @@ use plenum_collab::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::types::MicState;
 use crate::types::{
     ChatLine, CommandError, ErrorKind, JoinRequest, Joined, PeerState, PeerView, StrokeStart,
     StrokeStarted, UiEvent,
@@ -45,6 +46,12 @@ enum Cmd {
     Undo(Reply<Option<BoardChange>>),
     Clear(Reply<BoardChange>),
     Snapshot(Reply<Vec<Stroke>>),
+    Mic(bool, Reply<Result<MicState, CommandError>>),
+    Devices(
+        Option<String>,
+        Option<String>,
+        Reply<Result<MicState, CommandError>>,
+    ),
     Leave(Reply<()>),
 }
 
@@ -73,6 +80,7 @@ impl Session {
     pub async fn join(
         req: &JoinRequest,
         public_server: Option<&str>,
+        devices: (Option<String>, Option<String>),
         ui: mpsc::Sender<UiEvent>,
     ) -> Result<Self, CommandError> {
         let bad = CommandError::bad_input;
@@ -98,6 +106,8 @@ impl Session {
             state: PeerState::Me,
             rtt_ms: None,
             colour: colour_of(room.id().as_str()),
+            speaking: false,
+            muted: None,
         };
         let joined = Joined {
             me: me.clone(),
@@ -108,7 +118,8 @@ impl Session {
         };
         info!(room = %room_name.as_str(), peer = %me.id, "joined");
         let (cmds, cmd_rx) = mpsc::channel(256);
-        let task = Task::new(room, me, ui)?;
+        let mut task = Task::new(room, me, ui)?;
+        (task.microphone, task.speaker) = devices;
         tokio::spawn(task.run(events, cmd_rx));
         Ok(Self { cmds, joined })
     }
@@ -176,6 +187,21 @@ impl Session {
         self.call(Cmd::Snapshot).await
     }
 
+    /// Turns our microphone on (opening the chosen device and publishing it, or unmuting) or
+    /// off (muting: peers see a muted microphone).
+    pub async fn set_mic(&self, on: bool) -> Result<MicState, CommandError> {
+        self.call(|r| Cmd::Mic(on, r)).await?
+    }
+
+    /// Chooses the microphone and speaker (`None`: the default); applied at once.
+    pub async fn set_devices(
+        &self,
+        microphone: Option<String>,
+        speaker: Option<String>,
+    ) -> Result<MicState, CommandError> {
+        self.call(|r| Cmd::Devices(microphone, speaker, r)).await?
+    }
+
     /// Leaves the room: says goodbye to every peer and the server.
     pub async fn leave(self) {
         // Already gone is as good as left.
@@ -199,6 +225,12 @@ struct Task {
     signaling: bool,
     last_roster: Vec<PeerView>,
     last_status: (bool, Vec<String>),
+    /// Peers' speaking state and microphones (muted or not), from the room's events.
+    speaking: BTreeSet<PeerId>,
+    muted: BTreeMap<PeerId, bool>,
+    mic: MicState,
+    microphone: Option<String>,
+    speaker: Option<String>,
 }
 
 impl Task {
@@ -218,11 +250,69 @@ impl Task {
             signaling: true,
             last_roster: Vec::new(),
             last_status: (true, Vec::new()),
+            speaking: BTreeSet::new(),
+            muted: BTreeMap::new(),
+            mic: MicState::Off,
+            microphone: None,
+            speaker: None,
         })
+    }
+
+    /// Plays what we hear on the chosen speaker; without one the call goes on silently.
+    async fn open_speaker(&mut self) {
+        let sink = match plenum_media::Speaker::open(self.speaker.as_deref()) {
+            Ok(speaker) => Some(Box::new(speaker) as Box<dyn plenum_media::AudioSink>),
+            Err(e) => {
+                warn!(error = %e, "no speaker");
+                self.emit(UiEvent::AudioError {
+                    message: format!("No sound output: {e}"),
+                })
+                .await;
+                None
+            }
+        };
+        if self.room.set_audio_sink(sink).await.is_err() {
+            debug!("room closed; speaker not set");
+        }
+    }
+
+    /// Opens the chosen microphone and publishes it (replacing what we published).
+    async fn publish_mic(&mut self) -> Result<MicState, CommandError> {
+        let name = self.microphone.clone();
+        let mic =
+            tokio::task::spawn_blocking(move || plenum_media::Microphone::open(name.as_deref()))
+                .await
+                .map_err(|e| CommandError::new(ErrorKind::Device, e))?
+                .map_err(|e| CommandError::new(ErrorKind::Device, e))?;
+        let metadata =
+            serde_json::json!({"device": self.microphone.as_deref().unwrap_or("default")});
+        self.room
+            .add_stream(Box::new(mic), metadata)
+            .await
+            .map_err(|_| CommandError::not_in_room())?;
+        self.mic = MicState::On;
+        Ok(self.mic)
+    }
+
+    async fn set_mic(&mut self, on: bool) -> Result<MicState, CommandError> {
+        let stream = self.room.audio_stream();
+        match (on, stream) {
+            (true, None) => self.publish_mic().await,
+            (on, Some(stream)) => {
+                self.room
+                    .set_stream_muted(&stream, !on)
+                    .await
+                    .map_err(|_| CommandError::not_in_room())?;
+                self.mic = if on { MicState::On } else { MicState::Muted };
+                Ok(self.mic)
+            }
+            (false, None) => Ok(MicState::Off),
+        }
     }
 
     async fn run(mut self, mut events: RoomEvents, mut cmds: mpsc::Receiver<Cmd>) {
         let (rtt_tx, mut rtt_rx) = mpsc::channel::<(PeerId, Duration)>(64);
+        self.open_speaker().await;
         let mut refresh = tokio::time::interval(REFRESH);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.emit_roster().await;
@@ -350,6 +440,31 @@ impl Task {
             Cmd::Snapshot(reply) => {
                 let _ = reply.send(self.board.strokes().cloned().collect());
             }
+            Cmd::Mic(on, reply) => {
+                let result = self.set_mic(on).await;
+                self.me.muted = match self.mic {
+                    MicState::Off => None,
+                    MicState::On => Some(false),
+                    MicState::Muted => Some(true),
+                };
+                self.emit_roster().await;
+                let _ = reply.send(result);
+            }
+            Cmd::Devices(microphone, speaker, reply) => {
+                let speaker_changed = speaker != self.speaker;
+                self.microphone = microphone;
+                self.speaker = speaker;
+                if speaker_changed {
+                    self.open_speaker().await;
+                }
+                // A new microphone takes effect at once when we publish one.
+                let result = if self.mic == MicState::On {
+                    self.publish_mic().await
+                } else {
+                    Ok(self.mic)
+                };
+                let _ = reply.send(result);
+            }
             Cmd::Leave(_) => {}
         }
     }
@@ -427,6 +542,31 @@ impl Task {
                 warn!(%reason, "signaling connection lost");
                 self.signaling = false;
                 self.emit_status().await;
+            }
+            RoomEvent::Speaking { peer, speaking } => {
+                if speaking {
+                    self.speaking.insert(peer);
+                } else {
+                    self.speaking.remove(&peer);
+                }
+                self.emit_roster().await;
+            }
+            RoomEvent::StreamAdded { peer, muted, .. }
+            | RoomEvent::StreamMuted { peer, muted, .. } => {
+                self.muted.insert(peer, muted);
+                self.emit_roster().await;
+            }
+            RoomEvent::StreamRemoved { peer, .. } => {
+                self.muted.remove(&peer);
+                self.speaking.remove(&peer);
+                self.emit_roster().await;
+            }
+            RoomEvent::Error(RoomError::AudioSource(reason)) => {
+                warn!(%reason, "microphone failed");
+                self.mic = MicState::Off;
+                self.me.muted = None;
+                self.emit(UiEvent::AudioError { message: reason }).await;
+                self.emit_roster().await;
             }
             RoomEvent::Error(RoomError::Malformed { peer, reason }) => {
                 warn!(peer = %peer.short(), %reason, "malformed envelope ignored");
@@ -542,6 +682,8 @@ impl Task {
                     state,
                     rtt_ms: None,
                     colour: colour_of(info.peer.as_str()),
+                    speaking: false,
+                    muted: None,
                 });
             view.state = state;
             if state != PeerState::Connected {
@@ -553,6 +695,10 @@ impl Task {
     }
 
     async fn emit_roster(&mut self) {
+        for (peer, view) in &mut self.peers {
+            view.speaking = self.speaking.contains(peer);
+            view.muted = self.muted.get(peer).copied();
+        }
         let roster: Vec<PeerView> = std::iter::once(self.me.clone())
             .chain(self.peers.values().cloned())
             .collect();

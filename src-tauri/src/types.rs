@@ -63,6 +63,10 @@ pub struct Prefs {
     pub server: String,
     /// Rooms joined, most recent first.
     pub recent: Vec<RecentRoom>,
+    /// The microphone chosen (`null`: the default).
+    pub microphone: Option<String>,
+    /// The speaker chosen (`null`: the default).
+    pub speaker: Option<String>,
 }
 
 /// A signaling server and room read from an invite link.
@@ -101,6 +105,10 @@ pub struct PeerView {
     pub rtt_ms: Option<f64>,
     /// Its colour (cursor, avatar), the same on every peer: `hsl(H 70% 50%)`.
     pub colour: String,
+    /// Whether it is speaking now.
+    pub speaking: bool,
+    /// Its microphone: `null` when it publishes no audio, else whether it is muted.
+    pub muted: Option<bool>,
 }
 
 /// One chat message.
@@ -189,11 +197,52 @@ pub enum UiEvent {
         /// Why.
         reason: String,
     },
+    /// An audio device failed or could not be opened; the call goes on without it.
+    AudioError {
+        /// A sentence for the user, naming the device.
+        message: String,
+    },
     /// The room ended.
     Closed {
         /// Why, if not because we left.
         reason: Option<String>,
     },
+}
+
+/// Audio devices to choose from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct AudioDevices {
+    /// Microphones.
+    pub microphones: Vec<AudioDevice>,
+    /// Speakers.
+    pub speakers: Vec<AudioDevice>,
+    /// The microphone chosen (`null`: the default).
+    pub microphone: Option<String>,
+    /// The speaker chosen (`null`: the default).
+    pub speaker: Option<String>,
+}
+
+/// One audio device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct AudioDevice {
+    /// Its id, to choose it by.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Whether it is the system default.
+    pub default: bool,
+}
+
+/// Our microphone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum MicState {
+    /// Not publishing audio.
+    Off,
+    /// Publishing.
+    On,
+    /// Publishing, muted.
+    Muted,
 }
 
 /// The kind of a [`CommandError`].
@@ -214,6 +263,8 @@ pub enum ErrorKind {
     HostFailed,
     /// The engine could not send.
     SendFailed,
+    /// An audio device could not be opened.
+    Device,
 }
 
 /// Why a command failed; the view shows `message`.

@@ -290,6 +290,37 @@ fn app_joins_a_room_with_cli_peers() {
     });
     xvfb.screenshot(&shots.join("call-three-participants.png"));
 
+    // Audio: a peer publishing a tone gets a speaking ring; muting it shows the muted icon.
+    ada.proc.cmd(json!({"cmd": "audio", "source": "sine:440"}));
+    let ada_tile = format!(".tile[data-peer='{}']", ada.id);
+    let tile_attr =
+        |app: &Session, name: &str| app.find(&ada_tile).and_then(|t| app.attribute(&t, name));
+    wait_for(LONG, "Ada's speaking ring", || {
+        tile_attr(&app, "data-speaking").filter(|v| v == "true")
+    });
+    xvfb.screenshot(&shots.join("call-speaking.png"));
+    ada.proc.cmd(json!({"cmd": "mute"}));
+    wait_for(LONG, "Ada's muted icon", || {
+        tile_attr(&app, "data-muted").filter(|v| v == "true")
+    });
+    let muted_icon = format!("{ada_tile} .tile-muted");
+    assert_eq!(
+        app.execute(
+            "return document.querySelector(arguments[0]).hidden",
+            json!([muted_icon])
+        ),
+        json!(false)
+    );
+    wait_for(LONG, "the ring gone when muted", || {
+        tile_attr(&app, "data-speaking").filter(|v| v == "false")
+    });
+    // Our microphone: this machine has no capture device, so turning it on says so clearly.
+    app.click(&app.find("#mic-button").unwrap());
+    wait_for(LONG, "a device error", || {
+        text_of(&app, "#toast")
+            .filter(|t| t.to_lowercase().contains("audio device") || t.contains("unavailable"))
+    });
+
     // A peer that joins late receives the board from the app.
     let mut cy = cli::join(&server.url, room, "Cy", &[]);
     let sync = expect_msg(&mut cy, "board", &app_id, "the board sync", |d| {

@@ -380,3 +380,35 @@ async fn hosting_starts_an_embedded_server_that_others_join_through_the_invite()
     guest.app.leave().await;
     host.app.leave().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peers_tone_lights_its_speaking_state_and_muting_shows() {
+    let server = server().await;
+    let mut a = peer("listener", Args::default());
+    a.app.join(req(&server.url(), "r", "Ada")).await.unwrap();
+    let config = RoomConfig::builder("r", "Tone")
+        .server(&server.url())
+        .build()
+        .unwrap();
+    let (tone, _events) = Room::join(config).await.unwrap();
+    let id = tone.id().as_str().to_owned();
+    a.connected_to(&id).await;
+    let stream = tone
+        .add_stream(
+            Box::new(plenum_media::Sine::new(440.0, 0.5)),
+            serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+    a.expect("speaking", |e| {
+        matches!(e, UiEvent::Roster { peers } if peers.iter().any(|p| p.id == id && p.speaking && p.muted == Some(false)))
+    })
+    .await;
+    tone.set_stream_muted(&stream, true).await.unwrap();
+    a.expect("muted", |e| matches!(e, UiEvent::Roster { peers } if peers.iter().any(|p| p.id == id && p.muted == Some(true))))
+        .await;
+    a.expect("quiet", |e| matches!(e, UiEvent::Roster { peers } if peers.iter().any(|p| p.id == id && !p.speaking)))
+        .await;
+    tone.leave().await;
+    a.app.leave().await;
+}

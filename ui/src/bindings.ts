@@ -77,7 +77,15 @@ server: string,
 /**
  * Rooms joined, most recent first.
  */
-recent: Array<RecentRoom>, };
+recent: Array<RecentRoom>, 
+/**
+ * The microphone chosen (`null`: the default).
+ */
+microphone: string | null, 
+/**
+ * The speaker chosen (`null`: the default).
+ */
+speaker: string | null, };
 
 export type InviteView = { 
 /**
@@ -111,7 +119,15 @@ rtt_ms: number | null,
 /**
  * Its colour (cursor, avatar), the same on every peer: `hsl(H 70% 50%)`.
  */
-colour: string, };
+colour: string, 
+/**
+ * Whether it is speaking now.
+ */
+speaking: boolean, 
+/**
+ * Its microphone: `null` when it publishes no audio, else whether it is muted.
+ */
+muted: boolean | null, };
 
 export type ChatLine = { 
 /**
@@ -211,13 +227,17 @@ channel: string,
 /**
  * Why.
  */
-reason: string, } | { "type": "closed", 
+reason: string, } | { "type": "audio_error", 
+/**
+ * A sentence for the user, naming the device.
+ */
+message: string, } | { "type": "closed", 
 /**
  * Why, if not because we left.
  */
 reason: string | null, };
 
-export type ErrorKind = "bad_input" | "not_in_room" | "already_in_room" | "unreachable" | "refused" | "host_failed" | "send_failed";
+export type ErrorKind = "bad_input" | "not_in_room" | "already_in_room" | "unreachable" | "refused" | "host_failed" | "send_failed" | "device";
 
 export type CommandError = { 
 /**
@@ -228,6 +248,40 @@ kind: ErrorKind,
  * A sentence for the user.
  */
 message: string, };
+
+export type AudioDevices = { 
+/**
+ * Microphones.
+ */
+microphones: Array<AudioDevice>, 
+/**
+ * Speakers.
+ */
+speakers: Array<AudioDevice>, 
+/**
+ * The microphone chosen (`null`: the default).
+ */
+microphone: string | null, 
+/**
+ * The speaker chosen (`null`: the default).
+ */
+speaker: string | null, };
+
+export type AudioDevice = { 
+/**
+ * Its id, to choose it by.
+ */
+id: string, 
+/**
+ * Its name.
+ */
+name: string, 
+/**
+ * Whether it is the system default.
+ */
+default: boolean, };
+
+export type MicState = "off" | "on" | "muted";
 
 export type Point = [number, number];
 
@@ -328,7 +382,10 @@ export type Command =
   | "board_end"
   | "board_undo"
   | "board_clear"
-  | "board_snapshot";
+  | "board_snapshot"
+  | "set_mic"
+  | "audio_devices"
+  | "set_devices";
 
 /** The event carrying `UiEvent`s. */
 export const EVENT = "plenum";

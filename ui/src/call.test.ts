@@ -6,8 +6,8 @@ import { EVENT } from "./bindings";
 import { CallView } from "./call";
 import { api, onEvent } from "./ipc";
 
-const me: PeerView = { id: "me1", name: "Carol", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)" };
-const ada: PeerView = { id: "ada1", name: "Ada", state: "connected", rtt_ms: 0.4, colour: "hsl(200, 70%, 45%)" };
+const me: PeerView = { id: "me1", name: "Carol", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null };
+const ada: PeerView = { id: "ada1", name: "Ada", state: "connected", rtt_ms: 0.4, colour: "hsl(200, 70%, 45%)", speaking: false, muted: null };
 const joined: Joined = { me, room: "standup", server: "ws://127.0.0.1:1", invite: "plenum://join?server=ws%3A%2F%2F127.0.0.1%3A1&room=standup", hosting: false };
 
 let calls: Array<[string, unknown]>;
@@ -22,6 +22,8 @@ beforeEach(() => {
           return { kind: "removed", ids: [{ author: "me1", seq: 0 }] };
         case "board_clear":
           return { kind: "removed", ids: [] };
+        case "set_mic":
+          return (args as { on: boolean }).on ? "on" : "muted";
         default:
           return null;
       }
@@ -123,6 +125,20 @@ describe("CallView", () => {
     (document.querySelector("#leave-button") as HTMLElement).click();
     await vi.waitFor(() => expect(onLeft).toHaveBeenCalledWith(null));
     expect(calls.map((c) => c[0])).toContain("leave");
+    call.close();
+  });
+
+  it("turns the microphone on and off with the button and M, and shows device errors", async () => {
+    const { call } = view();
+    const mic = document.querySelector("#mic-button") as HTMLElement;
+    mic.click();
+    await vi.waitFor(() => expect(mic.dataset.mic).toBe("on"));
+    document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "m", bubbles: true }));
+    await vi.waitFor(() => expect(mic.dataset.mic).toBe("muted"));
+    expect(calls.filter((c) => c[0] === "set_mic").map((c) => c[1])).toEqual([{ on: true }, { on: false }]);
+    call.handle({ type: "audio_error", message: 'no audio device "default"' });
+    expect((document.querySelector("#toast") as HTMLElement).hidden).toBe(false);
+    expect(document.querySelector("#toast")?.textContent).toContain("no audio device");
     call.close();
   });
 

@@ -17,6 +17,7 @@ export const SHORTCUTS: Array<[string, string]> = [
   ["1 – 6", "Pen colour"],
   ["[  ]", "Thinner / thicker line"],
   ["Ctrl+Z", "Undo your last stroke"],
+  ["M", "Microphone on / off"],
   ["I", "Show the invite link"],
   ["?", "This help"],
   ["Esc", "Close dialogs"],
@@ -47,6 +48,9 @@ export class CallView {
   private frame = 0;
   private resize: ResizeObserver | null = null;
   private closed = false;
+  private micButton: HTMLButtonElement;
+  private settings: HTMLElement;
+  private toast: HTMLElement;
   private ignored = 0;
   private keys = (e: KeyboardEvent) => this.key(e);
 
@@ -89,6 +93,10 @@ export class CallView {
     chatButton.addEventListener("click", () => this.chat.show(!this.chat.visible));
     const inviteButton = h("button", { class: "btn ghost", id: "invite-button", title: "Invite (I)" }, "Invite");
     inviteButton.addEventListener("click", () => this.toggle(this.invite));
+    this.micButton = h("button", { class: "btn ghost mic", id: "mic-button", title: "Microphone (M)", "data-mic": "off" }, "Mic off");
+    this.micButton.addEventListener("click", () => void this.toggleMic());
+    const settingsButton = h("button", { class: "btn ghost", id: "settings-button", title: "Audio settings" }, "Settings");
+    settingsButton.addEventListener("click", () => void this.openSettings());
     const helpButton = h("button", { class: "btn ghost icon", id: "help-button", title: "Keyboard shortcuts (?)" }, "?");
     helpButton.addEventListener("click", () => this.toggle(this.help));
 
@@ -99,6 +107,8 @@ export class CallView {
       h("div", { class: "room-title" }, h("strong", { id: "room-name" }, joined.room), this.count),
       joined.hosting && h("span", { class: "pill", title: "The signaling server runs in this app" }, "Hosting"),
       h("div", { class: "spacer" }),
+      this.micButton,
+      settingsButton,
       modeButton,
       chatButton,
       inviteButton,
@@ -112,6 +122,8 @@ export class CallView {
     this.help = this.buildHelp();
     this.invite = this.buildInvite();
     this.confirm = h("div", { class: "overlay", hidden: true });
+    this.settings = h("div", { class: "overlay", id: "settings", hidden: true });
+    this.toast = h("div", { class: "toast", id: "toast", role: "alert", hidden: true });
 
     this.element = h(
       "div",
@@ -122,6 +134,8 @@ export class CallView {
       this.help,
       this.invite,
       this.confirm,
+      this.settings,
+      this.toast,
     );
     modeButton.textContent = "Participants";
     this.tiles.update([joined.me]);
@@ -229,6 +243,63 @@ export class CallView {
     el.hidden = !el.hidden;
   }
 
+  showMic(state: "off" | "on" | "muted"): void {
+    this.micButton.dataset.mic = state;
+    this.micButton.textContent = state === "on" ? "Mic on" : state === "muted" ? "Muted" : "Mic off";
+  }
+
+  async toggleMic(): Promise<void> {
+    const on = this.micButton.dataset.mic !== "on";
+    try {
+      this.showMic(await this.api.setMic(on));
+    } catch (e) {
+      this.notify(errorText(e));
+    }
+  }
+
+  notify(text: string): void {
+    this.toast.textContent = text;
+    this.toast.hidden = false;
+    clearTimeout(this.toastTimer);
+    this.toastTimer = setTimeout(() => (this.toast.hidden = true), 6000);
+  }
+  private toastTimer: ReturnType<typeof setTimeout> | undefined;
+
+  async openSettings(): Promise<void> {
+    const devices = await this.api.audioDevices();
+    const picker = (id: string, list: { id: string; name: string; default: boolean }[], chosen: string | null) => {
+      const select = h("select", { id, class: "select" });
+      select.append(h("option", { value: "" }, "System default"));
+      for (const d of list) select.append(h("option", { value: d.id, selected: d.id === chosen }, d.default ? `${d.name} (default)` : d.name));
+      return select;
+    };
+    const mic = picker("mic-select", devices.microphones, devices.microphone);
+    const speaker = picker("speaker-select", devices.speakers, devices.speaker);
+    const apply = h("button", { class: "btn primary", id: "settings-apply", type: "button" }, "Apply");
+    const close = h("button", { class: "btn", type: "button" }, "Close");
+    this.settings.replaceChildren(
+      h(
+        "div",
+        { class: "dialog", role: "dialog", "aria-label": "Audio settings" },
+        h("h2", {}, "Audio"),
+        h("label", { class: "field" }, h("span", { class: "field-label" }, "Microphone"), mic),
+        h("label", { class: "field" }, h("span", { class: "field-label" }, "Speaker"), speaker),
+        h("div", { class: "dialog-actions" }, close, apply),
+      ),
+    );
+    this.settings.hidden = false;
+    close.addEventListener("click", () => (this.settings.hidden = true));
+    apply.addEventListener("click", async () => {
+      try {
+        const state = await this.api.setDevices(mic.value || null, speaker.value || null);
+        if (state) this.showMic(state);
+        this.settings.hidden = true;
+      } catch (e) {
+        this.notify(errorText(e));
+      }
+    });
+  }
+
   askClear(): void {
     const yes = h("button", { class: "btn danger", id: "confirm-clear", type: "button" }, "Clear for everyone");
     const no = h("button", { class: "btn", type: "button" }, "Cancel");
@@ -315,6 +386,9 @@ export class CallView {
         this.banner.hidden = parts.length === 0;
         break;
       }
+      case "audio_error":
+        this.notify(event.message);
+        break;
       case "ignored":
         this.ignored += 1;
         this.element.dataset.ignored = String(this.ignored);
@@ -348,7 +422,7 @@ export class CallView {
 
   private key(e: KeyboardEvent): void {
     if (e.key === "Escape") {
-      for (const el of [this.help, this.invite, this.confirm]) el.hidden = true;
+      for (const el of [this.help, this.invite, this.confirm, this.settings]) el.hidden = true;
       if (isTyping(e)) (e.target as HTMLElement).blur();
       return;
     }
@@ -396,6 +470,10 @@ export class CallView {
       case "i":
       case "I":
         this.toggle(this.invite);
+        break;
+      case "m":
+      case "M":
+        void this.toggleMic();
         break;
       case "?":
         this.toggle(this.help);

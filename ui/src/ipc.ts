@@ -3,6 +3,7 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
+  AudioDevices,
   BoardChange,
   ChatLine,
   Command,
@@ -11,6 +12,7 @@ import type {
   InviteView,
   JoinRequest,
   Joined,
+  MicState,
   Point,
   Prefs,
   Stroke,
@@ -39,6 +41,10 @@ export const api = {
   boardUndo: () => call<BoardChange | null>("board_undo"),
   boardClear: () => call<BoardChange>("board_clear"),
   boardSnapshot: () => call<Stroke[]>("board_snapshot"),
+  setMic: (on: boolean) => call<MicState>("set_mic", { on }),
+  audioDevices: () => call<AudioDevices>("audio_devices"),
+  setDevices: (microphone: string | null, speaker: string | null) =>
+    call<MicState | null>("set_devices", { microphone, speaker }),
 };
 
 export type Api = typeof api;

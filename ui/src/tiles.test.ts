@@ -8,6 +8,8 @@ const peer = (id: string, state: PeerView["state"] = "connected", rtt_ms: number
   state,
   rtt_ms,
   colour: "hsl(10, 70%, 45%)",
+  speaking: false,
+  muted: null,
 });
 
 describe("tiles", () => {
@@ -42,5 +44,20 @@ describe("tiles", () => {
     expect(ids()).toEqual(["me", "b"]);
     expect(t.element.querySelector(".tile[data-peer='b'] .tile-state")?.textContent).toBe("Reconnecting…");
     expect(t.element.dataset.count).toBe("2");
+  });
+
+  it("rings a speaking peer's tile and marks a muted one", () => {
+    const t = new Tiles();
+    t.update([{ ...peer("a"), speaking: true, muted: false }, { ...peer("b"), muted: true }]);
+    const a = t.element.querySelector(".tile[data-peer='a']") as HTMLElement;
+    const b = t.element.querySelector(".tile[data-peer='b']") as HTMLElement;
+    expect(a.dataset.speaking).toBe("true");
+    expect((a.querySelector(".tile-muted") as HTMLElement).hidden).toBe(true);
+    expect(b.dataset.speaking).toBe("false");
+    expect(b.dataset.muted).toBe("true");
+    expect((b.querySelector(".tile-muted") as HTMLElement).hidden).toBe(false);
+    t.update([{ ...peer("a"), speaking: false, muted: null }, { ...peer("b"), muted: false }]);
+    expect(a.dataset.speaking).toBe("false");
+    expect((b.querySelector(".tile-muted") as HTMLElement).hidden).toBe(true);
   });
 });

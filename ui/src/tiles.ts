@@ -11,6 +11,25 @@ const STATE_TEXT: Record<PeerView["state"], string> = {
   reconnecting: "Reconnecting…",
 };
 
+/** A microphone with a stroke through it. */
+function mutedIcon(): SVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "14");
+  svg.setAttribute("height", "14");
+  for (const d of ["M9 5a3 3 0 0 1 6 0v6a3 3 0 0 1-6 0z", "M5 11a7 7 0 0 0 14 0M12 18v3", "M3 3l18 18"]) {
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("d", d);
+    path.setAttribute("fill", "none");
+    path.setAttribute("stroke", "currentColor");
+    path.setAttribute("stroke-width", "2");
+    path.setAttribute("stroke-linecap", "round");
+    svg.appendChild(path);
+  }
+  return svg;
+}
+
 /** Columns and rows for `n` tiles: as square as possible, wider than tall. */
 export function gridFor(n: number): { cols: number; rows: number } {
   const count = Math.max(1, n);
@@ -52,6 +71,8 @@ export class Tiles {
   /** Builds a tile once; later updates change its text in place (video goes in its media area). */
   private fill(tile: HTMLElement, peer: PeerView): void {
     tile.dataset.state = peer.state;
+    tile.dataset.speaking = String(peer.speaking);
+    tile.dataset.muted = String(peer.muted === true);
     if (!tile.firstChild) {
       tile.append(
         h("div", { class: "tile-media" }, h("div", { class: "avatar" })),
@@ -61,6 +82,7 @@ export class Tiles {
           h("span", { class: "tile-name" }),
           h("span", { class: "tile-state" }, h("i", { class: "dot" }), h("span", { class: "tile-state-text" })),
           h("span", { class: "tile-rtt", title: "Round-trip time" }),
+          h("span", { class: "tile-muted", title: "Microphone muted", "aria-label": "Microphone muted" }, mutedIcon()),
         ),
       );
     }
@@ -77,5 +99,6 @@ export class Tiles {
     const rtt = peer.rtt_ms === null ? "" : `${peer.rtt_ms < 1 ? "<1" : Math.round(peer.rtt_ms)} ms`;
     set(".tile-rtt", rtt);
     part(".tile-rtt").hidden = rtt === "";
+    part(".tile-muted").hidden = peer.muted !== true;
   }
 }

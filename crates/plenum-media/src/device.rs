@@ -13,7 +13,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use ringbuf::HeapRb;
-use ringbuf::traits::{Consumer, Producer, Split};
+use ringbuf::traits::{Consumer, Observer, Producer, Split};
 
 use crate::resample::Resampler;
 use crate::source::AudioSource;
@@ -294,5 +294,188 @@ impl AudioSource for Microphone {
             .and_then(|e| e.clone())
             .unwrap_or_default();
         Some(format!("microphone {:?} failed: {reason}", self.name))
+    }
+}
+
+/// Finds an output device by id or name (`None`: the default).
+fn find_output(wanted: Option<&str>) -> Result<cpal::Device, DeviceError> {
+    let host = cpal::default_host();
+    let Some(wanted) = wanted else {
+        return host
+            .default_output_device()
+            .ok_or_else(|| DeviceError::NotFound("default".into()));
+    };
+    let devices = host
+        .output_devices()
+        .map_err(|e| DeviceError::Unavailable {
+            name: wanted.into(),
+            reason: e.to_string(),
+        })?;
+    for device in devices {
+        if let Some(i) = info(&device, None)
+            && (i.id == wanted || i.name == wanted)
+        {
+            return Ok(device);
+        }
+    }
+    Err(DeviceError::NotFound(wanted.into()))
+}
+
+/// What the playback thread reports once the device is open.
+type OpenedOutput = Result<(u32, usize, ringbuf::HeapProd<f32>), DeviceError>;
+
+/// Plays the mix on a speaker, as an [`AudioSink`](crate::AudioSink). Frames are converted
+/// to the device's rate and channel count and queued in a lock-free ring; the device's
+/// callback plays what is there and silence when it runs dry.
+pub struct Speaker {
+    name: String,
+    producer: ringbuf::HeapProd<f32>,
+    resampler: Resampler,
+    channels: usize,
+    interleaved: Vec<f32>,
+    shared: Arc<Shared>,
+    stop: SyncSender<()>,
+    max_queued: usize,
+}
+
+impl std::fmt::Debug for Speaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Speaker")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Speaker {
+    /// Opens a speaker by id or name (`None`: the default) and starts playing.
+    pub fn open(wanted: Option<&str>) -> Result<Self, DeviceError> {
+        let label = wanted.unwrap_or("default").to_owned();
+        let (ready_tx, ready_rx) = sync_channel::<OpenedOutput>(1);
+        let (stop, stop_rx) = sync_channel::<()>(1);
+        let shared = Arc::new(Shared {
+            dropped: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+        });
+        let (thread_shared, thread_label, wanted) =
+            (shared.clone(), label.clone(), wanted.map(str::to_owned));
+        std::thread::Builder::new()
+            .name("plenum-speaker".into())
+            .spawn(move || playback_thread(wanted, thread_label, thread_shared, ready_tx, stop_rx))
+            .map_err(|e| DeviceError::Unavailable {
+                name: label.clone(),
+                reason: e.to_string(),
+            })?;
+        let (rate, channels, producer) =
+            ready_rx.recv().map_err(|_| DeviceError::Unavailable {
+                name: label.clone(),
+                reason: "playback thread ended".into(),
+            })??;
+        let resampler = Resampler::between(crate::SAMPLE_RATE, rate, 1).map_err(|e| {
+            DeviceError::Unavailable {
+                name: label.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        tracing::info!(device = %label, rate, channels, "speaker open");
+        // Hold at most 100 ms: more is latency nobody wants.
+        let max_queued = rate as usize / 10 * channels;
+        Ok(Self {
+            name: label,
+            producer,
+            resampler,
+            channels,
+            interleaved: Vec::new(),
+            shared,
+            stop,
+            max_queued,
+        })
+    }
+}
+
+fn playback_thread(
+    wanted: Option<String>,
+    label: String,
+    shared: Arc<Shared>,
+    ready: SyncSender<OpenedOutput>,
+    stop: Receiver<()>,
+) {
+    let unavailable = |reason: String| DeviceError::Unavailable {
+        name: label.clone(),
+        reason,
+    };
+    let opened = (|| {
+        let device = find_output(wanted.as_deref())?;
+        let config = device
+            .default_output_config()
+            .map_err(|e| unavailable(e.to_string()))?;
+        let (rate, channels) = (config.sample_rate(), usize::from(config.channels()));
+        let (producer, mut consumer) = HeapRb::<f32>::new(RING).split();
+        let error_shared = shared.clone();
+        let on_error = move |e: cpal::Error| {
+            error_shared.failed.store(true, Ordering::Relaxed);
+            if let Ok(mut slot) = error_shared.error.lock() {
+                slot.get_or_insert_with(|| e.to_string());
+            }
+        };
+        let stream = device
+            .build_output_stream::<f32, _, _>(
+                config.config(),
+                move |data: &mut [f32], _: &cpal::OutputCallbackInfo| {
+                    let n = consumer.pop_slice(data);
+                    data[n..].fill(0.0);
+                },
+                on_error,
+                None,
+            )
+            .map_err(|e| unavailable(e.to_string()))?;
+        stream.play().map_err(|e| unavailable(e.to_string()))?;
+        Ok((stream, rate, channels, producer))
+    })();
+    match opened {
+        Ok((stream, rate, channels, producer)) => {
+            if ready.send(Ok((rate, channels, producer))).is_err() {
+                return;
+            }
+            let _ = stop.recv();
+            drop(stream);
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+        }
+    }
+}
+
+impl Drop for Speaker {
+    fn drop(&mut self) {
+        let _ = self.stop.try_send(());
+    }
+}
+
+impl crate::AudioSink for Speaker {
+    fn write(&mut self, frame: &[f32]) {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let mono = match self.resampler.push(frame) {
+            Ok(m) => m,
+            Err(e) => return tracing::warn!(error = %e, "speaker samples not converted"),
+        };
+        self.interleaved.clear();
+        for s in mono {
+            self.interleaved
+                .extend(std::iter::repeat_n(s, self.channels));
+        }
+        // Never queue more than the bound: drop the excess (counted) rather than lag.
+        let room = self.max_queued.saturating_sub(self.producer.occupied_len());
+        let n = self
+            .producer
+            .push_slice(&self.interleaved[..self.interleaved.len().min(room)]);
+        let lost = self.interleaved.len() - n;
+        if lost > 0 {
+            self.shared
+                .dropped
+                .fetch_add(lost as u64, Ordering::Relaxed);
+        }
     }
 }

@@ -16,7 +16,7 @@ pub mod sink;
 pub mod source;
 
 pub use codec::{CodecError, OpusConfig, OpusDecoder, OpusEncoder};
-pub use device::{DeviceError, DeviceInfo, Devices, Microphone};
+pub use device::{DeviceError, DeviceInfo, Devices, Microphone, Speaker};
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 pub use level::{SpeakingConfig, SpeakingDetector};
 pub use resample::{Framer, ResampleError, Resampler};

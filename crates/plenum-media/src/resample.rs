@@ -43,15 +43,21 @@ impl Resampler {
 
     /// A converter from `rate` Hz and `channels` channels (interleaved).
     pub fn new(rate: u32, channels: usize) -> Result<Self, ResampleError> {
+        Self::between(rate, SAMPLE_RATE, channels)
+    }
+
+    /// A converter from `rate` Hz and `channels` channels to mono at `out_rate` Hz (for
+    /// playback at a device's rate).
+    pub fn between(rate: u32, out_rate: u32, channels: usize) -> Result<Self, ResampleError> {
         if channels == 0 {
             return Err(ResampleError::NoChannels);
         }
-        let inner = if rate == SAMPLE_RATE {
+        let inner = if rate == out_rate {
             None
         } else {
             let fft = Fft::new(
                 rate as usize,
-                SAMPLE_RATE as usize,
+                out_rate as usize,
                 Self::chunk(rate),
                 1,
                 FixedSync::Input,
