@@ -81,6 +81,53 @@ fn opus_speed() -> anyhow::Result<(f64, f64)> {
     Ok((audio / encode.as_secs_f64(), audio / decode.as_secs_f64()))
 }
 
+/// This process's CPU time so far (user + system), from /proc (Linux).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel's USER_HZ is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// CPU used by a call of `peers` peers, all in this process, each publishing a tone and
+/// hearing the others, over `seconds`: a share of one core.
+async fn call_cpu(url: &str, peers: usize, seconds: u64) -> anyhow::Result<f64> {
+    let mut rooms = Vec::new();
+    for i in 0..peers {
+        rooms.push(Room::join(loopback_peer(url, "cpu", &format!("p{i}"))?).await?);
+    }
+    for (room, events) in &mut rooms {
+        let mut linked = 0;
+        while linked < peers - 1 {
+            wait_for(events, "links", |e| {
+                matches!(e, RoomEvent::PeerJoin { .. }).then_some(())
+            })
+            .await?;
+            linked += 1;
+        }
+        room.add_stream(
+            Box::new(Sine::new(300.0 + 50.0 * linked as f64, 0.3)),
+            json!({}),
+        )
+        .await?;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (t0, c0) = (Instant::now(), cpu_time());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let (wall, c1) = (t0.elapsed(), cpu_time());
+    for (room, _) in &rooms {
+        room.leave().await;
+    }
+    let used = c1
+        .zip(c0)
+        .map(|(b, a)| b.saturating_sub(a))
+        .unwrap_or_default();
+    Ok(used.as_secs_f64() / wall.as_secs_f64())
+}
+
 pub(crate) async fn audio(args: &AudioArgs) -> anyhow::Result<Value> {
     let server = Server::bind(([127, 0, 0, 1], 0).into(), ServerConfig::default()).await?;
     let url = server.url();
@@ -125,6 +172,7 @@ pub(crate) async fn audio(args: &AudioArgs) -> anyhow::Result<Value> {
         }
     }
     let (encode_x, decode_x) = opus_speed()?;
+    let six = call_cpu(&url, 6, 10).await?;
     Ok(json!({
         "bench": "audio",
         "mouth_to_ear_ms": summary(latency),
@@ -133,5 +181,7 @@ pub(crate) async fn audio(args: &AudioArgs) -> anyhow::Result<Value> {
         "includes": "source frame read -> Opus encode -> RTP/SRTP over loopback -> jitter buffer -> Opus decode -> mix -> sink write; excludes device buffers",
         "opus_encode_x_realtime": encode_x.round(),
         "opus_decode_x_realtime": decode_x.round(),
+        "six_peer_call_cpu_cores": six,
+        "six_peer_call": "6 peers in one process, full mesh (30 links), each publishing a tone and decoding the other 5, 10 s",
     }))
 }
