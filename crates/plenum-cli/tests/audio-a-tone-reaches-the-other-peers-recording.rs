@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{event, serve, spawn_join};
 use plenum_media::analysis::{dominant_frequency, longest_silence_ms, rms_dbfs, tone_level_db};
-use plenum_media::{AudioSource, SAMPLE_RATE, Sine, WavSource};
+use plenum_media::{AudioSource, SAMPLE_RATE, Sine};
 use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(20);
@@ -18,13 +18,8 @@ fn wav_path(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("plenum-audio-{}-{tag}.wav", std::process::id()))
 }
 
-/// The recording, from its first audible sample on.
 fn recording(path: &Path) -> Vec<f32> {
-    let mut src = WavSource::open(path).expect("a WAV file");
-    let mut all = vec![0.0; src.len()];
-    src.read(&mut all);
-    let start = all.iter().position(|s| s.abs() > 0.01).unwrap_or(all.len());
-    all.split_off(start)
+    common::recording(path, 0.0)
 }
 
 fn joined(proc: &mut common::Proc) -> String {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{Proc, event, serve};
 use plenum_media::analysis::dominant_frequency;
-use plenum_media::{AudioSource, SAMPLE_RATE, Sine, WavRecorder, WavSource};
+use plenum_media::{AudioSource, SAMPLE_RATE, Sine, WavRecorder};
 use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(20);
@@ -148,14 +148,7 @@ fn a_tone_captured_from_a_real_input_device_reaches_the_far_side() {
     assert_eq!(b.wait_exit(LONG), Some(0));
     a.cmd(json!({"cmd": "leave"}));
 
-    let mut src = WavSource::open(&path).expect("a recording");
-    let mut heard = vec![0.0; src.len()];
-    src.read(&mut heard);
-    let start = heard
-        .iter()
-        .position(|s| s.abs() > 0.01)
-        .expect("some sound");
-    let settled = &heard[start + SAMPLE_RATE as usize / 2..];
+    let settled = &common::recording(&path, 0.5);
     let f = dominant_frequency(settled, SAMPLE_RATE);
     assert!(
         (f - 523.0).abs() < 2.0,

@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{event, serve, spawn_join};
+use plenum_media::SAMPLE_RATE;
 use plenum_media::analysis::{dominant_frequency, longest_silence_ms};
-use plenum_media::{AudioSource, SAMPLE_RATE, WavSource};
 use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(20);
@@ -38,14 +38,7 @@ fn a_tone_survives_ten_percent_packet_loss() {
     assert_eq!(b.wait_exit(LONG), Some(0));
     a.cmd(json!({"cmd": "leave"}));
 
-    let mut src = WavSource::open(&path).expect("a recording");
-    let mut heard = vec![0.0; src.len()];
-    src.read(&mut heard);
-    let start = heard
-        .iter()
-        .position(|s| s.abs() > 0.01)
-        .expect("some sound");
-    let settled = &heard[start + SAMPLE_RATE as usize..];
+    let settled = &common::recording(&path, 1.0);
     assert!(
         settled.len() > 2 * SAMPLE_RATE as usize,
         "{} samples",

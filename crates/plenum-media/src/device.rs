@@ -89,26 +89,30 @@ pub fn list() -> Devices {
     Devices { inputs, outputs }
 }
 
-/// Finds an input device by id or name (`None`: the default).
-fn find_input(wanted: Option<&str>) -> Result<cpal::Device, DeviceError> {
+/// Finds an input (or output) device by id or name (`None`: the default).
+fn find(wanted: Option<&str>, input: bool) -> Result<cpal::Device, DeviceError> {
     let host = cpal::default_host();
     let Some(wanted) = wanted else {
-        return host
-            .default_input_device()
-            .ok_or_else(|| DeviceError::NotFound("default".into()));
+        let default = if input {
+            host.default_input_device()
+        } else {
+            host.default_output_device()
+        };
+        return default.ok_or_else(|| DeviceError::NotFound("default".into()));
     };
-    let devices = host.input_devices().map_err(|e| DeviceError::Unavailable {
+    let unavailable = |e: cpal::Error| DeviceError::Unavailable {
         name: wanted.into(),
         reason: e.to_string(),
-    })?;
-    for device in devices {
-        if let Some(i) = info(&device, None)
-            && (i.id == wanted || i.name == wanted)
-        {
-            return Ok(device);
-        }
-    }
-    Err(DeviceError::NotFound(wanted.into()))
+    };
+    let devices: Vec<cpal::Device> = if input {
+        host.input_devices().map_err(unavailable)?.collect()
+    } else {
+        host.output_devices().map_err(unavailable)?.collect()
+    };
+    devices
+        .into_iter()
+        .find(|d| info(d, None).is_some_and(|i| i.id == wanted || i.name == wanted))
+        .ok_or_else(|| DeviceError::NotFound(wanted.into()))
 }
 
 /// What the capture thread reports once the device is open: its rate, channels and the
@@ -122,6 +126,27 @@ struct Shared {
     dropped: AtomicU64,
     failed: AtomicBool,
     error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            dropped: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+        })
+    }
+
+    /// cpal's error callback: remembers the first error and marks the device failed.
+    fn on_error(self: &Arc<Self>) -> impl FnMut(cpal::Error) + Send + 'static {
+        let shared = self.clone();
+        move |e: cpal::Error| {
+            shared.failed.store(true, Ordering::Relaxed);
+            if let Ok(mut slot) = shared.error.lock() {
+                slot.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
 }
 
 /// Audio captured from a microphone, as an [`AudioSource`].
@@ -151,11 +176,7 @@ impl Microphone {
         let (ready_tx, ready_rx) =
             sync_channel::<Result<(u32, usize, ringbuf::HeapCons<f32>), DeviceError>>(1);
         let (stop, stop_rx) = sync_channel::<()>(1);
-        let shared = Arc::new(Shared {
-            dropped: AtomicU64::new(0),
-            failed: AtomicBool::new(false),
-            error: Mutex::new(None),
-        });
+        let shared = Shared::new();
         let thread_shared = shared.clone();
         let thread_label = label.clone();
         let wanted = wanted.map(str::to_owned);
@@ -206,20 +227,14 @@ fn capture_thread(
         reason,
     };
     let opened = (|| {
-        let device = find_input(wanted.as_deref())?;
+        let device = find(wanted.as_deref(), true)?;
         let config = device
             .default_input_config()
             .map_err(|e| unavailable(e.to_string()))?;
         let (rate, channels) = (config.sample_rate(), usize::from(config.channels()));
         let (mut producer, consumer) = HeapRb::<f32>::new(RING).split();
         let callback_shared = shared.clone();
-        let error_shared = shared.clone();
-        let on_error = move |e: cpal::Error| {
-            error_shared.failed.store(true, Ordering::Relaxed);
-            if let Ok(mut slot) = error_shared.error.lock() {
-                slot.get_or_insert_with(|| e.to_string());
-            }
-        };
+        let on_error = shared.on_error();
         let stream = device
             .build_input_stream::<f32, _, _>(
                 config.config(),
@@ -297,30 +312,6 @@ impl AudioSource for Microphone {
     }
 }
 
-/// Finds an output device by id or name (`None`: the default).
-fn find_output(wanted: Option<&str>) -> Result<cpal::Device, DeviceError> {
-    let host = cpal::default_host();
-    let Some(wanted) = wanted else {
-        return host
-            .default_output_device()
-            .ok_or_else(|| DeviceError::NotFound("default".into()));
-    };
-    let devices = host
-        .output_devices()
-        .map_err(|e| DeviceError::Unavailable {
-            name: wanted.into(),
-            reason: e.to_string(),
-        })?;
-    for device in devices {
-        if let Some(i) = info(&device, None)
-            && (i.id == wanted || i.name == wanted)
-        {
-            return Ok(device);
-        }
-    }
-    Err(DeviceError::NotFound(wanted.into()))
-}
-
 /// What the playback thread reports once the device is open.
 type OpenedOutput = Result<(u32, usize, ringbuf::HeapProd<f32>), DeviceError>;
 
@@ -352,11 +343,7 @@ impl Speaker {
         let label = wanted.unwrap_or("default").to_owned();
         let (ready_tx, ready_rx) = sync_channel::<OpenedOutput>(1);
         let (stop, stop_rx) = sync_channel::<()>(1);
-        let shared = Arc::new(Shared {
-            dropped: AtomicU64::new(0),
-            failed: AtomicBool::new(false),
-            error: Mutex::new(None),
-        });
+        let shared = Shared::new();
         let (thread_shared, thread_label, wanted) =
             (shared.clone(), label.clone(), wanted.map(str::to_owned));
         std::thread::Builder::new()
@@ -405,19 +392,13 @@ fn playback_thread(
         reason,
     };
     let opened = (|| {
-        let device = find_output(wanted.as_deref())?;
+        let device = find(wanted.as_deref(), false)?;
         let config = device
             .default_output_config()
             .map_err(|e| unavailable(e.to_string()))?;
         let (rate, channels) = (config.sample_rate(), usize::from(config.channels()));
         let (producer, mut consumer) = HeapRb::<f32>::new(RING).split();
-        let error_shared = shared.clone();
-        let on_error = move |e: cpal::Error| {
-            error_shared.failed.store(true, Ordering::Relaxed);
-            if let Ok(mut slot) = error_shared.error.lock() {
-                slot.get_or_insert_with(|| e.to_string());
-            }
-        };
+        let on_error = shared.on_error();
         let stream = device
             .build_output_stream::<f32, _, _>(
                 config.config(),

@@ -282,3 +282,18 @@ pub fn messages(peer: &mut Peer, window: Duration) -> Vec<(String, String, Value
         })
         .collect()
 }
+
+/// A WAV recording made by `--record-audio`, from its first audible sample on, skipping
+/// `settle` seconds more (jitter buffer start, first frames).
+pub fn recording(path: &std::path::Path, settle: f64) -> Vec<f32> {
+    use plenum_media::AudioSource;
+    let mut src = plenum_media::WavSource::open(path).expect("a recording");
+    let mut heard = vec![0.0; src.len()];
+    src.read(&mut heard);
+    let start = heard
+        .iter()
+        .position(|s| s.abs() > 0.01)
+        .expect("some sound");
+    let skip = (settle * f64::from(plenum_media::SAMPLE_RATE)) as usize;
+    heard.split_off((start + skip).min(heard.len()))
+}
