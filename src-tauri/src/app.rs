@@ -184,6 +184,11 @@ impl App {
         self.with(async |s| s.set_mic(on).await).await
     }
 
+    /// The level our microphone captures now, dBFS (-inf when it is off).
+    pub async fn mic_level(&self) -> Result<f32, CommandError> {
+        self.with(async |s| s.mic_level().await).await
+    }
+
     /// The microphones and speakers to choose from, and the choice.
     pub fn audio_devices(&self) -> AudioDevices {
         let list = plenum_media::device::list();

@@ -18,4 +18,5 @@
     "set_mic",
     "audio_devices",
     "set_devices",
+    "mic_level",
 ]

@@ -105,3 +105,9 @@ pub(crate) async fn set_devices(
 ) -> Result<Option<MicState>> {
     app.set_devices(microphone, speaker).await
 }
+
+#[tauri::command]
+pub(crate) async fn mic_level(app: State<'_, App>) -> Result<Option<f32>> {
+    // JSON has no -inf: silence or no microphone is `null`.
+    app.mic_level().await.map(|l| l.is_finite().then_some(l))
+}

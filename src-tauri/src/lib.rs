@@ -69,6 +69,7 @@ pub fn run() -> ExitCode {
             commands::set_mic,
             commands::audio_devices,
             commands::set_devices,
+            commands::mic_level,
         ])
         .build(tauri::generate_context!());
     let app = match result {

@@ -47,6 +47,7 @@ enum Cmd {
     Clear(Reply<BoardChange>),
     Snapshot(Reply<Vec<Stroke>>),
     Mic(bool, Reply<Result<MicState, CommandError>>),
+    Level(Reply<f32>),
     Devices(
         Option<String>,
         Option<String>,
@@ -191,6 +192,11 @@ impl Session {
     /// off (muting: peers see a muted microphone).
     pub async fn set_mic(&self, on: bool) -> Result<MicState, CommandError> {
         self.call(|r| Cmd::Mic(on, r)).await?
+    }
+
+    /// The level our microphone captures now, dBFS (-inf when it is off).
+    pub async fn mic_level(&self) -> Result<f32, CommandError> {
+        self.call(Cmd::Level).await
     }
 
     /// Chooses the microphone and speaker (`None`: the default); applied at once.
@@ -439,6 +445,10 @@ impl Task {
             }
             Cmd::Snapshot(reply) => {
                 let _ = reply.send(self.board.strokes().cloned().collect());
+            }
+            Cmd::Level(reply) => {
+                let level = self.room.audio_level().await.unwrap_or(f32::NEG_INFINITY);
+                let _ = reply.send(level);
             }
             Cmd::Mic(on, reply) => {
                 let result = self.set_mic(on).await;

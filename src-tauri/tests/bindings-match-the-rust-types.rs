@@ -10,7 +10,7 @@ fn bindings_match_the_rust_types() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "{} is stale: run PLENUM_WRITE_BINDINGS=1 cargo test -p plenum-app --test bindings-match-the-rust-types",
+        "{} is stale: run PLENUM_SKIP_UI_BUILD=1 PLENUM_WRITE_BINDINGS=1 cargo test -p plenum-app --test bindings-match-the-rust-types",
         path.display()
     );
     for name in plenum_app::bindings::COMMANDS {

@@ -385,7 +385,8 @@ export type Command =
   | "board_snapshot"
   | "set_mic"
   | "audio_devices"
-  | "set_devices";
+  | "set_devices"
+  | "mic_level";
 
 /** The event carrying `UiEvent`s. */
 export const EVENT = "plenum";

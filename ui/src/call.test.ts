@@ -22,6 +22,17 @@ beforeEach(() => {
           return { kind: "removed", ids: [{ author: "me1", seq: 0 }] };
         case "board_clear":
           return { kind: "removed", ids: [] };
+        case "audio_devices":
+          return {
+            microphones: [{ id: "alsa:pulse", name: "PulseAudio", default: true }],
+            speakers: [{ id: "alsa:pulse", name: "PulseAudio", default: true }],
+            microphone: null,
+            speaker: "alsa:pulse",
+          };
+        case "mic_level":
+          return -12.4;
+        case "set_devices":
+          return "on";
         case "set_mic":
           return (args as { on: boolean }).on ? "on" : "muted";
         default:
@@ -139,6 +150,20 @@ describe("CallView", () => {
     call.handle({ type: "audio_error", message: 'no audio device "default"' });
     expect((document.querySelector("#toast") as HTMLElement).hidden).toBe(false);
     expect(document.querySelector("#toast")?.textContent).toContain("no audio device");
+    call.close();
+  });
+
+  it("lists devices, shows the input level, and applies a choice", async () => {
+    const { call } = view();
+    (document.querySelector("#settings-button") as HTMLElement).click();
+    await vi.waitFor(() => expect(document.querySelector("#mic-select")).not.toBeNull());
+    expect((document.querySelector("#speaker-select") as HTMLSelectElement).value).toBe("alsa:pulse");
+    await vi.waitFor(() => expect(document.querySelector("#mic-level-text")?.textContent).toBe("-12 dBFS"), { timeout: 2000 });
+    expect((document.querySelector("#mic-level") as HTMLMeterElement).value).toBeCloseTo(-12.4);
+    (document.querySelector("#mic-select") as HTMLSelectElement).value = "alsa:pulse";
+    (document.querySelector("#settings-apply") as HTMLElement).click();
+    await vi.waitFor(() => expect(calls).toContainEqual(["set_devices", { microphone: "alsa:pulse", speaker: "alsa:pulse" }]));
+    await vi.waitFor(() => expect((document.querySelector("#mic-button") as HTMLElement).dataset.mic).toBe("on"));
     call.close();
   });
 

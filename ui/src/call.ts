@@ -275,6 +275,14 @@ export class CallView {
     };
     const mic = picker("mic-select", devices.microphones, devices.microphone);
     const speaker = picker("speaker-select", devices.speakers, devices.speaker);
+    const meter = h("meter", { id: "mic-level", min: -60, max: 0, low: -45, high: -6, optimum: -20, value: -60 });
+    const levelText = h("span", { class: "level-text", id: "mic-level-text" }, "Microphone off");
+    const poll = setInterval(async () => {
+      if (this.settings.hidden || this.closed) return clearInterval(poll);
+      const level = await this.api.micLevel().catch(() => null);
+      meter.value = level === null ? -60 : Math.max(-60, level);
+      levelText.textContent = level === null ? (this.micButton.dataset.mic === "off" ? "Microphone off" : "Silence") : `${Math.round(level)} dBFS`;
+    }, 100);
     const apply = h("button", { class: "btn primary", id: "settings-apply", type: "button" }, "Apply");
     const close = h("button", { class: "btn", type: "button" }, "Close");
     this.settings.replaceChildren(
@@ -283,6 +291,7 @@ export class CallView {
         { class: "dialog", role: "dialog", "aria-label": "Audio settings" },
         h("h2", {}, "Audio"),
         h("label", { class: "field" }, h("span", { class: "field-label" }, "Microphone"), mic),
+        h("div", { class: "field" }, h("span", { class: "field-label" }, "Input level"), h("div", { class: "level" }, meter, levelText)),
         h("label", { class: "field" }, h("span", { class: "field-label" }, "Speaker"), speaker),
         h("div", { class: "dialog-actions" }, close, apply),
       ),

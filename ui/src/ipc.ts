@@ -43,6 +43,7 @@ export const api = {
   boardSnapshot: () => call<Stroke[]>("board_snapshot"),
   setMic: (on: boolean) => call<MicState>("set_mic", { on }),
   audioDevices: () => call<AudioDevices>("audio_devices"),
+  micLevel: () => call<number | null>("mic_level"),
   setDevices: (microphone: string | null, speaker: string | null) =>
     call<MicState | null>("set_devices", { microphone, speaker }),
 };

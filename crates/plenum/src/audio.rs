@@ -43,6 +43,8 @@ pub(crate) enum AudioCmd {
     Source(Option<Box<dyn AudioSource>>),
     /// Mute or unmute what we publish (nothing is sent while muted).
     Muted(bool),
+    /// The level of our source's last frame (dBFS; -inf without a source).
+    Level(tokio::sync::oneshot::Sender<f32>),
     /// Where the mix of everyone we hear goes; the reply comes once the previous sink is
     /// dropped (a recording is complete on disk).
     Sink(Option<Box<dyn AudioSink>>, tokio::sync::oneshot::Sender<()>),
@@ -56,6 +58,7 @@ impl std::fmt::Debug for AudioCmd {
             Self::Source(s) => write!(f, "Source({})", s.is_some()),
             Self::Muted(m) => write!(f, "Muted({m})"),
             Self::Sink(s, _) => write!(f, "Sink({})", s.is_some()),
+            Self::Level(_) => f.write_str("Level"),
         }
     }
 }
@@ -100,6 +103,7 @@ struct Task {
     mix: Vec<f32>,
     dropped_rtp: u64,
     frames: u64,
+    local_level: f32,
 }
 
 /// Starts a room's audio task; it ends when every handle is dropped.
@@ -118,6 +122,7 @@ pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>) -> AudioHandle {
         mix: vec![0.0; FRAME_SAMPLES],
         dropped_rtp: 0,
         frames: 0,
+        local_level: f32::NEG_INFINITY,
     };
     tokio::spawn(task.run(cmd_rx, rtp_rx));
     AudioHandle { cmds, rtp }
@@ -189,6 +194,15 @@ impl Task {
                 self.source = source;
             }
             AudioCmd::Muted(muted) => self.muted = muted,
+            AudioCmd::Level(reply) => {
+                let level = if self.source.is_some() {
+                    self.local_level
+                } else {
+                    f32::NEG_INFINITY
+                };
+                // The caller may have stopped waiting.
+                let _ = reply.send(level);
+            }
             AudioCmd::Sink(sink, done) => {
                 drop(std::mem::replace(&mut self.sink, sink));
                 // The caller may have stopped waiting; the sink is replaced either way.
@@ -296,6 +310,7 @@ impl Task {
             return;
         }
         source.read(&mut self.frame);
+        self.local_level = plenum_media::analysis::rms_dbfs(&self.frame);
         if self.muted || self.senders.is_empty() {
             return;
         }

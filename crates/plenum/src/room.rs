@@ -435,6 +435,14 @@ impl Room {
         .await
     }
 
+    /// The level of what our audio source captures now, in dBFS (also while muted; -inf
+    /// without a source): for an input level meter.
+    pub async fn audio_level(&self) -> Result<f32, RoomClosed> {
+        let (reply, level) = oneshot::channel();
+        self.audio(crate::audio::AudioCmd::Level(reply)).await?;
+        level.await.map_err(|_| RoomClosed)
+    }
+
     /// Our published audio stream, if any.
     pub fn audio_stream(&self) -> Option<String> {
         self.next_stream.lock().ok().and_then(|n| n.1.clone())

@@ -81,6 +81,14 @@ async fn a_tone_is_heard_at_its_frequency_and_level_without_gaps() {
     .await
     .expect("speaking event");
     assert_eq!(&speaking, a.id());
+    // The input level meter reads our own source: a 0.5 sine is -9 dBFS.
+    let level = a.audio_level().await.expect("level");
+    assert!((level + 9.03).abs() < 0.5, "{level} dBFS");
+    assert_eq!(
+        b.audio_level().await.expect("level"),
+        f32::NEG_INFINITY,
+        "b publishes nothing"
+    );
     tape.take();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let heard = tape.take();
