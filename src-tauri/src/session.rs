@@ -271,6 +271,7 @@ impl Task {
             Err(e) => {
                 warn!(error = %e, "no speaker");
                 self.emit(UiEvent::AudioError {
+                    device: "speaker".into(),
                     message: format!("No sound output: {e}"),
                 })
                 .await;
@@ -575,7 +576,11 @@ impl Task {
                 warn!(%reason, "microphone failed");
                 self.mic = MicState::Off;
                 self.me.muted = None;
-                self.emit(UiEvent::AudioError { message: reason }).await;
+                self.emit(UiEvent::AudioError {
+                    device: "microphone".into(),
+                    message: reason,
+                })
+                .await;
                 self.emit_roster().await;
             }
             RoomEvent::Error(RoomError::Malformed { peer, reason }) => {

@@ -199,6 +199,8 @@ pub enum UiEvent {
     },
     /// An audio device failed or could not be opened; the call goes on without it.
     AudioError {
+        /// `microphone` or `speaker`.
+        device: String,
         /// A sentence for the user, naming the device.
         message: String,
     },

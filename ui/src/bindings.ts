@@ -229,6 +229,10 @@ channel: string,
  */
 reason: string, } | { "type": "audio_error", 
 /**
+ * `microphone` or `speaker`.
+ */
+device: string, 
+/**
  * A sentence for the user, naming the device.
  */
 message: string, } | { "type": "closed", 

@@ -147,7 +147,10 @@ describe("CallView", () => {
     document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "m", bubbles: true }));
     await vi.waitFor(() => expect(mic.dataset.mic).toBe("muted"));
     expect(calls.filter((c) => c[0] === "set_mic").map((c) => c[1])).toEqual([{ on: true }, { on: false }]);
-    call.handle({ type: "audio_error", message: 'no audio device "default"' });
+    call.handle({ type: "audio_error", device: "speaker", message: "No sound output: none here" });
+    expect((document.querySelector("#toast") as HTMLElement).hidden).toBe(true);
+    expect(document.querySelector(".chat-note")?.textContent).toContain("No sound output");
+    call.handle({ type: "audio_error", device: "microphone", message: 'no audio device "default"' });
     expect((document.querySelector("#toast") as HTMLElement).hidden).toBe(false);
     expect(document.querySelector("#toast")?.textContent).toContain("no audio device");
     call.close();

@@ -396,7 +396,10 @@ export class CallView {
         break;
       }
       case "audio_error":
-        this.notify(event.message);
+        // A missing speaker is a standing condition, said once in the chat; a microphone
+        // that fails interrupts what the user just did.
+        if (event.device === "speaker") this.chat.note(event.message);
+        else this.notify(event.message);
         break;
       case "ignored":
         this.ignored += 1;
