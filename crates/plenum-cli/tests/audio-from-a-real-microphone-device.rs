@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, event, serve};
+use common::{event, serve, spawn_join_env};
 use plenum_media::analysis::dominant_frequency;
 use plenum_media::{AudioSource, SAMPLE_RATE, Sine, WavRecorder};
 use serde_json::json;
@@ -114,26 +114,12 @@ fn a_tone_captured_from_a_real_input_device_reaches_the_far_side() {
 
     let server = serve(&[]);
     let path = pulse.dir.join("heard.wav");
-    let bin = common::bin();
+    // The ALSA PulseAudio plugin finds the private server through PULSE_SERVER.
     let join = |name: &str, extra: &[&str]| {
-        let mut args = vec![
-            "join",
-            "--server",
-            &server.url,
-            "--room",
-            "mic",
-            "--name",
-            name,
-            "--json",
-            "--bind-ip",
-            "127.0.0.1",
-        ];
-        args.extend_from_slice(extra);
-        // The ALSA PulseAudio plugin finds the private server through PULSE_SERVER.
-        let mut command_env =
-            Proc::spawn_program_env(&bin, &args, &[("PULSE_SERVER", pulse.server.as_str())]);
-        command_env.expect(LONG, "joined", |v| event(v) == "joined");
-        command_env
+        let env = [("PULSE_SERVER", pulse.server.as_str())];
+        let mut peer = spawn_join_env(&server.url, "mic", name, extra, &env);
+        peer.expect(LONG, "joined", |v| event(v) == "joined");
+        peer
     };
     let mut a = join("a", &["--audio", "mic:alsa:pulse"]);
     a.expect(LONG, "capturing", |v| {

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use ringbuf::HeapRb;
@@ -115,9 +115,57 @@ fn find(wanted: Option<&str>, input: bool) -> Result<cpal::Device, DeviceError> 
         .ok_or_else(|| DeviceError::NotFound(wanted.into()))
 }
 
-/// What the capture thread reports once the device is open: its rate, channels and the
-/// ring's reading end.
-type Opened = Result<(u32, usize, ringbuf::HeapCons<f32>), DeviceError>;
+fn unavailable(name: &str, reason: impl ToString) -> DeviceError {
+    DeviceError::Unavailable {
+        name: name.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// A cpal stream kept alive on a thread of its own (cpal streams are not `Send`); dropping
+/// the handle stops it.
+struct StreamThread {
+    stop: SyncSender<()>,
+}
+
+impl Drop for StreamThread {
+    fn drop(&mut self) {
+        // The thread may be gone already (device failure); either way it stops.
+        let _ = self.stop.try_send(());
+    }
+}
+
+/// An open stream, with the device's rate and channel count and its end of the ring.
+type Opened<R> = Result<(cpal::Stream, (u32, usize, R)), DeviceError>;
+
+/// Runs `open` on a new thread, which keeps the stream it builds playing until the returned
+/// handle is dropped, and hands back what `open` returns beside the stream.
+fn spawn_stream<T: Send + 'static>(
+    thread: &str,
+    label: &str,
+    open: impl FnOnce() -> Result<(cpal::Stream, T), DeviceError> + Send + 'static,
+) -> Result<(StreamThread, T), DeviceError> {
+    let (ready_tx, ready_rx) = sync_channel::<Result<T, DeviceError>>(1);
+    let (stop, stop_rx) = sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name(thread.into())
+        .spawn(move || match open() {
+            Ok((stream, value)) => {
+                if ready_tx.send(Ok(value)).is_ok() {
+                    let _ = stop_rx.recv();
+                }
+                drop(stream);
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+            }
+        })
+        .map_err(|e| unavailable(label, e))?;
+    let value = ready_rx
+        .recv()
+        .map_err(|_| unavailable(label, "device thread ended"))??;
+    Ok((StreamThread { stop }, value))
+}
 
 /// Samples the ring holds: 500 ms at 192 kHz stereo, whatever the device.
 const RING: usize = 192_000;
@@ -157,7 +205,7 @@ pub struct Microphone {
     pending: Vec<f32>,
     scratch: Vec<f32>,
     shared: Arc<Shared>,
-    stop: SyncSender<()>,
+    _stream: StreamThread,
     reported: bool,
 }
 
@@ -173,29 +221,13 @@ impl Microphone {
     /// Opens a microphone by id or name (`None`: the default) and starts capturing.
     pub fn open(wanted: Option<&str>) -> Result<Self, DeviceError> {
         let label = wanted.unwrap_or("default").to_owned();
-        let (ready_tx, ready_rx) =
-            sync_channel::<Result<(u32, usize, ringbuf::HeapCons<f32>), DeviceError>>(1);
-        let (stop, stop_rx) = sync_channel::<()>(1);
         let shared = Shared::new();
-        let thread_shared = shared.clone();
-        let thread_label = label.clone();
-        let wanted = wanted.map(str::to_owned);
-        std::thread::Builder::new()
-            .name("plenum-mic".into())
-            .spawn(move || capture_thread(wanted, thread_label, thread_shared, ready_tx, stop_rx))
-            .map_err(|e| DeviceError::Unavailable {
-                name: label.clone(),
-                reason: e.to_string(),
-            })?;
-        let (rate, channels, consumer) =
-            ready_rx.recv().map_err(|_| DeviceError::Unavailable {
-                name: label.clone(),
-                reason: "capture thread ended".into(),
-            })??;
-        let resampler = Resampler::new(rate, channels).map_err(|e| DeviceError::Unavailable {
-            name: label.clone(),
-            reason: e.to_string(),
+        let (thread_shared, thread_label, wanted) =
+            (shared.clone(), label.clone(), wanted.map(str::to_owned));
+        let (stream, (rate, channels, consumer)) = spawn_stream("plenum-mic", &label, move || {
+            open_capture(wanted.as_deref(), &thread_label, thread_shared)
         })?;
+        let resampler = Resampler::new(rate, channels).map_err(|e| unavailable(&label, e))?;
         tracing::info!(device = %label, rate, channels, "microphone open");
         Ok(Self {
             name: label,
@@ -204,7 +236,7 @@ impl Microphone {
             pending: Vec::new(),
             scratch: vec![0.0; RING],
             shared,
-            stop,
+            _stream: stream,
             reported: false,
         })
     }
@@ -215,64 +247,36 @@ impl Microphone {
     }
 }
 
-fn capture_thread(
-    wanted: Option<String>,
-    label: String,
+/// Opens a capture stream whose callback only copies into a preallocated ring.
+fn open_capture(
+    wanted: Option<&str>,
+    label: &str,
     shared: Arc<Shared>,
-    ready: SyncSender<Opened>,
-    stop: Receiver<()>,
-) {
-    let unavailable = |reason: String| DeviceError::Unavailable {
-        name: label.clone(),
-        reason,
-    };
-    let opened = (|| {
-        let device = find(wanted.as_deref(), true)?;
-        let config = device
-            .default_input_config()
-            .map_err(|e| unavailable(e.to_string()))?;
-        let (rate, channels) = (config.sample_rate(), usize::from(config.channels()));
-        let (mut producer, consumer) = HeapRb::<f32>::new(RING).split();
-        let callback_shared = shared.clone();
-        let on_error = shared.on_error();
-        let stream = device
-            .build_input_stream::<f32, _, _>(
-                config.config(),
-                move |data: &[f32], _: &cpal::InputCallbackInfo| {
-                    let pushed = producer.push_slice(data);
-                    if pushed < data.len() {
-                        callback_shared
-                            .dropped
-                            .fetch_add((data.len() - pushed) as u64, Ordering::Relaxed);
-                    }
-                },
-                on_error,
-                None,
-            )
-            .map_err(|e| unavailable(e.to_string()))?;
-        stream.play().map_err(|e| unavailable(e.to_string()))?;
-        Ok((stream, rate, channels, consumer))
-    })();
-    match opened {
-        Ok((stream, rate, channels, consumer)) => {
-            if ready.send(Ok((rate, channels, consumer))).is_err() {
-                return;
-            }
-            // Capture until the microphone is dropped.
-            let _ = stop.recv();
-            drop(stream);
-        }
-        Err(e) => {
-            let _ = ready.send(Err(e));
-        }
-    }
-}
-
-impl Drop for Microphone {
-    fn drop(&mut self) {
-        // The thread may be gone already (device failure); either way it stops.
-        let _ = self.stop.try_send(());
-    }
+) -> Opened<ringbuf::HeapCons<f32>> {
+    let device = find(wanted, true)?;
+    let config = device
+        .default_input_config()
+        .map_err(|e| unavailable(label, e))?;
+    let (rate, channels) = (config.sample_rate(), usize::from(config.channels()));
+    let (mut producer, consumer) = HeapRb::<f32>::new(RING).split();
+    let on_error = shared.on_error();
+    let stream = device
+        .build_input_stream::<f32, _, _>(
+            config.config(),
+            move |data: &[f32], _: &cpal::InputCallbackInfo| {
+                let pushed = producer.push_slice(data);
+                if pushed < data.len() {
+                    shared
+                        .dropped
+                        .fetch_add((data.len() - pushed) as u64, Ordering::Relaxed);
+                }
+            },
+            on_error,
+            None,
+        )
+        .map_err(|e| unavailable(label, e))?;
+    stream.play().map_err(|e| unavailable(label, e))?;
+    Ok((stream, (rate, channels, consumer)))
 }
 
 impl AudioSource for Microphone {
@@ -312,9 +316,6 @@ impl AudioSource for Microphone {
     }
 }
 
-/// What the playback thread reports once the device is open.
-type OpenedOutput = Result<(u32, usize, ringbuf::HeapProd<f32>), DeviceError>;
-
 /// Plays the mix on a speaker, as an [`AudioSink`](crate::AudioSink). Frames are converted
 /// to the device's rate and channel count and queued in a lock-free ring; the device's
 /// callback plays what is there and silence when it runs dry.
@@ -325,7 +326,7 @@ pub struct Speaker {
     channels: usize,
     interleaved: Vec<f32>,
     shared: Arc<Shared>,
-    stop: SyncSender<()>,
+    _stream: StreamThread,
     max_queued: usize,
 }
 
@@ -341,29 +342,15 @@ impl Speaker {
     /// Opens a speaker by id or name (`None`: the default) and starts playing.
     pub fn open(wanted: Option<&str>) -> Result<Self, DeviceError> {
         let label = wanted.unwrap_or("default").to_owned();
-        let (ready_tx, ready_rx) = sync_channel::<OpenedOutput>(1);
-        let (stop, stop_rx) = sync_channel::<()>(1);
         let shared = Shared::new();
         let (thread_shared, thread_label, wanted) =
             (shared.clone(), label.clone(), wanted.map(str::to_owned));
-        std::thread::Builder::new()
-            .name("plenum-speaker".into())
-            .spawn(move || playback_thread(wanted, thread_label, thread_shared, ready_tx, stop_rx))
-            .map_err(|e| DeviceError::Unavailable {
-                name: label.clone(),
-                reason: e.to_string(),
+        let (stream, (rate, channels, producer)) =
+            spawn_stream("plenum-speaker", &label, move || {
+                open_playback(wanted.as_deref(), &thread_label, &thread_shared)
             })?;
-        let (rate, channels, producer) =
-            ready_rx.recv().map_err(|_| DeviceError::Unavailable {
-                name: label.clone(),
-                reason: "playback thread ended".into(),
-            })??;
-        let resampler = Resampler::between(crate::SAMPLE_RATE, rate, 1).map_err(|e| {
-            DeviceError::Unavailable {
-                name: label.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let resampler =
+            Resampler::between(crate::SAMPLE_RATE, rate, 1).map_err(|e| unavailable(&label, e))?;
         tracing::info!(device = %label, rate, channels, "speaker open");
         // Hold at most 100 ms: more is latency nobody wants.
         let max_queued = rate as usize / 10 * channels;
@@ -374,63 +361,37 @@ impl Speaker {
             channels,
             interleaved: Vec::new(),
             shared,
-            stop,
+            _stream: stream,
             max_queued,
         })
     }
 }
 
-fn playback_thread(
-    wanted: Option<String>,
-    label: String,
-    shared: Arc<Shared>,
-    ready: SyncSender<OpenedOutput>,
-    stop: Receiver<()>,
-) {
-    let unavailable = |reason: String| DeviceError::Unavailable {
-        name: label.clone(),
-        reason,
-    };
-    let opened = (|| {
-        let device = find(wanted.as_deref(), false)?;
-        let config = device
-            .default_output_config()
-            .map_err(|e| unavailable(e.to_string()))?;
-        let (rate, channels) = (config.sample_rate(), usize::from(config.channels()));
-        let (producer, mut consumer) = HeapRb::<f32>::new(RING).split();
-        let on_error = shared.on_error();
-        let stream = device
-            .build_output_stream::<f32, _, _>(
-                config.config(),
-                move |data: &mut [f32], _: &cpal::OutputCallbackInfo| {
-                    let n = consumer.pop_slice(data);
-                    data[n..].fill(0.0);
-                },
-                on_error,
-                None,
-            )
-            .map_err(|e| unavailable(e.to_string()))?;
-        stream.play().map_err(|e| unavailable(e.to_string()))?;
-        Ok((stream, rate, channels, producer))
-    })();
-    match opened {
-        Ok((stream, rate, channels, producer)) => {
-            if ready.send(Ok((rate, channels, producer))).is_err() {
-                return;
-            }
-            let _ = stop.recv();
-            drop(stream);
-        }
-        Err(e) => {
-            let _ = ready.send(Err(e));
-        }
-    }
-}
-
-impl Drop for Speaker {
-    fn drop(&mut self) {
-        let _ = self.stop.try_send(());
-    }
+/// Opens a playback stream whose callback plays what the ring holds, silence past it.
+fn open_playback(
+    wanted: Option<&str>,
+    label: &str,
+    shared: &Arc<Shared>,
+) -> Opened<ringbuf::HeapProd<f32>> {
+    let device = find(wanted, false)?;
+    let config = device
+        .default_output_config()
+        .map_err(|e| unavailable(label, e))?;
+    let (rate, channels) = (config.sample_rate(), usize::from(config.channels()));
+    let (producer, mut consumer) = HeapRb::<f32>::new(RING).split();
+    let stream = device
+        .build_output_stream::<f32, _, _>(
+            config.config(),
+            move |data: &mut [f32], _: &cpal::OutputCallbackInfo| {
+                let n = consumer.pop_slice(data);
+                data[n..].fill(0.0);
+            },
+            shared.on_error(),
+            None,
+        )
+        .map_err(|e| unavailable(label, e))?;
+    stream.play().map_err(|e| unavailable(label, e))?;
+    Ok((stream, (rate, channels, producer)))
 }
 
 impl crate::AudioSink for Speaker {

@@ -212,6 +212,17 @@ pub struct Peer {
 }
 
 pub fn spawn_join(url: &str, room: &str, name: &str, extra: &[&str]) -> Proc {
+    spawn_join_env(url, room, name, extra, &[])
+}
+
+/// [`spawn_join`] with extra environment variables for the peer.
+pub fn spawn_join_env(
+    url: &str,
+    room: &str,
+    name: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Proc {
     let mut args = vec![
         "join",
         "--server",
@@ -225,7 +236,7 @@ pub fn spawn_join(url: &str, room: &str, name: &str, extra: &[&str]) -> Proc {
         "127.0.0.1",
     ];
     args.extend_from_slice(extra);
-    Proc::spawn(&args)
+    Proc::spawn_program_env(bin(), &args, env)
 }
 
 pub fn join(url: &str, room: &str, name: &str, extra: &[&str]) -> Peer {
