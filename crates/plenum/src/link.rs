@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use plenum_proto::PeerId;
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -28,6 +29,20 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::config::RoomConfig;
+
+/// Resolving peers' `.local` candidates needs a multicast socket, which a machine without a
+/// multicast route (only loopback, or offline) cannot open; webrtc-rs then refuses to create
+/// any peer connection. Probed once: without multicast, links go on without mDNS.
+fn mdns_mode() -> MulticastDnsMode {
+    static MODE: std::sync::OnceLock<MulticastDnsMode> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| match rtc::mdns::MulticastSocket::new().into_std() {
+        Ok(_) => MulticastDnsMode::QueryOnly,
+        Err(e) => {
+            tracing::info!(error = %e, "no multicast on this machine; mDNS candidates off");
+            MulticastDnsMode::Disabled
+        }
+    })
+}
 
 /// The data channel's label; one per link carries every named channel.
 pub(crate) const DATA_CHANNEL_LABEL: &str = "plenum";
@@ -196,6 +211,7 @@ impl Link {
         let settings = SettingEngineBuilder::new()
             .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(SCTP_MAX_MESSAGE))
             .with_include_loopback_candidate(true)
+            .with_multicast_dns_mode(mdns_mode())
             .build();
         let handler = Forwarder {
             peer: peer.clone(),

@@ -194,9 +194,17 @@ pub struct Serve {
 }
 
 pub fn serve(extra: &[&str]) -> Serve {
+    serve_in(None, extra)
+}
+
+/// [`serve`] inside a network namespace (or the test's own when `None`).
+pub fn serve_in(ns: Option<&NetNs>, extra: &[&str]) -> Serve {
     let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--json"];
     args.extend_from_slice(extra);
-    let mut proc = Proc::spawn(&args);
+    let mut proc = match ns {
+        Some(ns) => ns.spawn(&args, &[]),
+        None => Proc::spawn(&args),
+    };
     let listening = proc.expect(Duration::from_secs(10), "listening", |v| {
         event(v) == "listening"
     });
@@ -223,6 +231,11 @@ pub fn spawn_join_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Proc {
+    Proc::spawn_program_env(bin(), &join_args(url, room, name, extra), env)
+}
+
+/// `plenum join` arguments for a headless peer on loopback.
+fn join_args<'a>(url: &'a str, room: &'a str, name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "join",
         "--server",
@@ -236,7 +249,103 @@ pub fn spawn_join_env(
         "127.0.0.1",
     ];
     args.extend_from_slice(extra);
-    Proc::spawn_program_env(bin(), &args, env)
+    args
+}
+
+/// [`spawn_join`] inside a network namespace.
+pub fn spawn_join_in(ns: &NetNs, url: &str, room: &str, name: &str, extra: &[&str]) -> Proc {
+    ns.spawn(&join_args(url, room, name, extra), &[])
+}
+
+/// A network namespace of this test's own whose loopback loses a share of every UDP
+/// datagram (nftables `numgen random` in the input hook: each datagram is judged once, on
+/// arrival, and the sender sees no error, as on a real lossy path).
+/// Signaling is TCP and is left alone; ICE, DTLS, SCTP and RTP all see the loss.
+/// Deleted on drop.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    pub fn lossy(loss_percent: u32) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "plenum-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        run(&["ip", "netns", "add", &name]);
+        let ns = Self { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        let rules = format!(
+            "table inet plenum {{
+               counter udp_all {{}}
+               counter udp_lost {{}}
+               chain arrive {{
+                 type filter hook input priority 0; policy accept;
+                 meta l4proto udp counter name udp_all
+                 meta l4proto udp numgen random mod 100 < {loss_percent} counter name udp_lost drop
+               }}
+             }}"
+        );
+        let rules_path = std::env::temp_dir().join(format!("{}.nft", ns.name));
+        std::fs::write(&rules_path, rules).expect("write rules");
+        ns.exec(&["nft", "-f", rules_path.to_str().expect("utf-8")]);
+        std::fs::remove_file(&rules_path).expect("cleanup rules");
+        ns
+    }
+
+    /// Runs a command inside the namespace to completion.
+    pub fn exec(&self, command: &[&str]) -> String {
+        let mut args = vec!["ip", "netns", "exec", &self.name];
+        args.extend_from_slice(command);
+        run(&args)
+    }
+
+    /// Starts `plenum` with `args` inside the namespace; `ip netns exec` replaces itself with
+    /// the program, so the guard's pid is the peer's.
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let bin = bin();
+        let mut full = vec!["netns", "exec", &self.name, bin.to_str().expect("utf-8")];
+        full.extend_from_slice(args);
+        Proc::spawn_program_env("ip", &full, env)
+    }
+
+    /// (datagrams sent, datagrams dropped) so far.
+    pub fn udp_counts(&self) -> (u64, u64) {
+        let packets = |counter: &str| -> u64 {
+            let out = self.exec(&["nft", "list", "counter", "inet", "plenum", counter]);
+            out.split_whitespace()
+                .skip_while(|w| *w != "packets")
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no packet count in {out}"))
+        };
+        (packets("udp_all"), packets("udp_lost"))
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Runs a command to completion; panics with its stderr when it fails.
+fn run(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (install iproute2 and nftables)", args[0]));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {} (network namespaces need root or CAP_NET_ADMIN)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub fn join(url: &str, room: &str, name: &str, extra: &[&str]) -> Peer {
