@@ -1,7 +1,9 @@
 //! The real device path: PulseAudio with a null sink (no hardware), a tone played into the
 //! sink, and a peer capturing the sink's monitor through cpal (`--audio mic:alsa:pulse`,
 //! ALSA's PulseAudio plugin) at the device's own rate and channel count. The far side
-//! records the tone.
+//! records the tone. Then the device is unplugged mid-call (its PulseAudio module unloaded):
+//! the peer reports the device by name, stays in the room, and a source chosen afterwards
+//! reaches the far side.
 
 mod common;
 
@@ -34,8 +36,8 @@ struct Pulse {
 }
 
 impl Pulse {
-    fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("plenum-pulse-{}", std::process::id()));
+    fn start(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("plenum-pulse-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("pulse dir");
         let socket = dir.join("native");
@@ -83,6 +85,48 @@ impl Pulse {
         }
     }
 
+    fn pactl(&self, args: &[&str]) -> String {
+        let out = Command::new("pactl")
+            .args(args)
+            .env("PULSE_SERVER", &self.server)
+            .output()
+            .expect("pactl");
+        assert!(out.status.success(), "pactl {args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Removes the null sink and with it the monitor source, as pulling out a USB headset does.
+    fn unplug(&self) {
+        let modules = self.pactl(&["list", "short", "modules"]);
+        let index = modules
+            .lines()
+            .find(|l| l.contains("module-null-sink"))
+            .and_then(|l| l.split_whitespace().next())
+            .expect("the null sink module")
+            .to_owned();
+        self.pactl(&["unload-module", &index]);
+    }
+
+    /// Writes a 15 s tone and plays it into the null sink.
+    fn play_tone(&self, hz: f64) -> Helper {
+        let tone = self.dir.join("tone.wav");
+        let mut rec = WavRecorder::create(&tone).expect("tone file");
+        let mut samples = vec![0.0; 15 * SAMPLE_RATE as usize];
+        Sine::new(hz, 0.4).read(&mut samples);
+        rec.write(&samples).expect("write tone");
+        rec.finish().expect("finish tone");
+        self.play(&tone)
+    }
+
+    /// Starts a headless peer that reaches this PulseAudio server (the ALSA PulseAudio plugin
+    /// finds it through PULSE_SERVER) and waits until it has joined.
+    fn join(&self, url: &str, room: &str, name: &str, extra: &[&str]) -> common::Proc {
+        let env = [("PULSE_SERVER", self.server.as_str())];
+        let mut peer = spawn_join_env(url, room, name, extra, &env);
+        peer.expect(LONG, "joined", |v| event(v) == "joined");
+        peer
+    }
+
     fn play(&self, wav: &Path) -> Helper {
         let child = Command::new("paplay")
             .arg(wav)
@@ -103,29 +147,16 @@ impl Drop for Pulse {
 
 #[test]
 fn a_tone_captured_from_a_real_input_device_reaches_the_far_side() {
-    let pulse = Pulse::start();
-    let tone = pulse.dir.join("tone.wav");
-    let mut rec = WavRecorder::create(&tone).expect("tone file");
-    let mut samples = vec![0.0; 15 * SAMPLE_RATE as usize];
-    Sine::new(523.0, 0.4).read(&mut samples);
-    rec.write(&samples).expect("write tone");
-    rec.finish().expect("finish tone");
-    let _player = pulse.play(&tone);
-
+    let pulse = Pulse::start("capture");
+    let _player = pulse.play_tone(523.0);
     let server = serve(&[]);
     let path = pulse.dir.join("heard.wav");
-    // The ALSA PulseAudio plugin finds the private server through PULSE_SERVER.
-    let join = |name: &str, extra: &[&str]| {
-        let env = [("PULSE_SERVER", pulse.server.as_str())];
-        let mut peer = spawn_join_env(&server.url, "mic", name, extra, &env);
-        peer.expect(LONG, "joined", |v| event(v) == "joined");
-        peer
-    };
-    let mut a = join("a", &["--audio", "mic:alsa:pulse"]);
+    let mut a = pulse.join(&server.url, "mic", "a", &["--audio", "mic:alsa:pulse"]);
     a.expect(LONG, "capturing", |v| {
         event(v) == "audio" && v["source"] == "mic:alsa:pulse"
     });
-    let mut b = join("b", &["--record-audio", path.to_str().expect("utf-8")]);
+    let record = path.to_str().expect("utf-8");
+    let mut b = pulse.join(&server.url, "mic", "b", &["--record-audio", record]);
     b.expect(LONG, "a speaks", |v| {
         event(v) == "speaking" && v["speaking"] == true
     });
@@ -139,5 +170,57 @@ fn a_tone_captured_from_a_real_input_device_reaches_the_far_side() {
     assert!(
         (f - 523.0).abs() < 2.0,
         "recorded {f} Hz from the microphone"
+    );
+}
+
+#[test]
+fn a_device_unplugged_mid_call_is_reported_and_another_source_takes_over() {
+    let pulse = Pulse::start("unplug");
+    let _player = pulse.play_tone(523.0);
+    let server = serve(&[]);
+    let path = pulse.dir.join("heard.wav");
+    let mut a = pulse.join(&server.url, "unplug", "a", &["--audio", "mic:alsa:pulse"]);
+    let a_id = a.seen[0]["peer"].as_str().expect("id").to_owned();
+    let record = path.to_str().expect("utf-8");
+    let mut b = pulse.join(&server.url, "unplug", "b", &["--record-audio", record]);
+    b.expect(LONG, "a speaks", |v| {
+        event(v) == "speaking" && v["speaking"] == true
+    });
+
+    pulse.unplug();
+    let error = a.expect(LONG, "the device error", |v| event(v) == "error");
+    assert_eq!(error["code"], "audio_device", "{error}");
+    let message = error["message"].as_str().expect("message");
+    assert!(
+        message.contains("alsa:pulse"),
+        "names the device: {message}"
+    );
+
+    // Still in the room: a chat line gets through both ways, and nobody saw a leave.
+    a.cmd(json!({"cmd": "send", "channel": "chat", "data": "still here"}));
+    b.expect(LONG, "a's message", |v| {
+        event(v) == "message" && v["from"] == a_id.as_str() && v["data"] == "still here"
+    });
+    a.cmd(json!({"cmd": "audio", "source": "sine:300"}));
+    a.expect(LONG, "the new source", |v| {
+        event(v) == "audio" && v["source"] == "sine:300"
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    b.cmd(json!({"cmd": "leave"}));
+    assert_eq!(b.wait_exit(LONG), Some(0));
+    a.cmd(json!({"cmd": "leave"}));
+    assert_eq!(a.wait_exit(LONG), Some(0));
+    assert!(
+        !b.seen.iter().any(|v| event(v) == "peer_leave"),
+        "a left the room: {:#?}",
+        b.seen
+    );
+
+    let heard = common::recording(&path, 0.0);
+    let tail = &heard[heard.len().saturating_sub(2 * SAMPLE_RATE as usize)..];
+    let f = dominant_frequency(tail, SAMPLE_RATE);
+    assert!(
+        (f - 300.0).abs() < 2.0,
+        "after the unplug the far side heard {f} Hz"
     );
 }
