@@ -1,11 +1,12 @@
-//! `plenum bench audio`: mouth-to-ear latency between two peers on loopback, and Opus speed.
+//! `plenum bench audio`: mouth-to-ear latency between two peers on loopback, Opus speed and voice processing speed.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use plenum::{Room, RoomEvent};
 use plenum_media::{
-    AudioSink, AudioSource, FRAME_SAMPLES, OpusConfig, OpusDecoder, OpusEncoder, Sine,
+    AudioSink, AudioSource, FRAME_SAMPLES, OpusConfig, OpusDecoder, OpusEncoder, ProcessingConfig,
+    Sine, VoiceProcessor,
 };
 use plenum_signal::{Server, ServerConfig};
 use serde_json::{Value, json};
@@ -79,6 +80,26 @@ fn opus_speed() -> anyhow::Result<(f64, f64)> {
     let decode = t.elapsed();
     let audio = Duration::from_millis(20 * frames as u64).as_secs_f64();
     Ok((audio / encode.as_secs_f64(), audio / decode.as_secs_f64()))
+}
+
+/// Echo cancellation plus noise suppression on a microphone frame, with the speaker's frame as
+/// the reference, as a multiple of real time on one core.
+fn processing_speed() -> f64 {
+    let mut processor = VoiceProcessor::new(ProcessingConfig::default());
+    let (mut far, mut near) = (Sine::new(440.0, 0.5), Sine::new(1500.0, 0.2));
+    let frames = 1500; // 30 s of audio
+    let (mut played, mut heard) = (vec![0.0; FRAME_SAMPLES], vec![0.0; FRAME_SAMPLES]);
+    let t = Instant::now();
+    for _ in 0..frames {
+        far.read(&mut played);
+        processor.render(&played);
+        near.read(&mut heard);
+        for (h, p) in heard.iter_mut().zip(&played) {
+            *h += 0.3 * p;
+        }
+        processor.capture(&mut heard);
+    }
+    Duration::from_millis(20 * frames as u64).as_secs_f64() / t.elapsed().as_secs_f64()
 }
 
 /// This process's CPU time so far (user + system), from /proc (Linux).
@@ -181,6 +202,7 @@ pub(crate) async fn audio(args: &AudioArgs) -> anyhow::Result<Value> {
         "includes": "source frame read -> Opus encode -> RTP/SRTP over loopback -> jitter buffer -> Opus decode -> mix -> sink write; excludes device buffers",
         "opus_encode_x_realtime": encode_x.round(),
         "opus_decode_x_realtime": decode_x.round(),
+        "echo_cancel_and_noise_suppress_x_realtime": processing_speed().round(),
         "six_peer_call_cpu_cores": six,
         "six_peer_call": "6 peers in one process, full mesh (30 links), each publishing a tone and decoding the other 5, 10 s",
     }))

@@ -50,6 +50,15 @@ pub(crate) struct JoinArgs {
     /// Record what this peer hears (the mix of every peer) to a WAV file.
     #[arg(long)]
     record_audio: Option<std::path::PathBuf>,
+    /// Play what this peer hears on an output device: `default` or a name from `plenum devices`.
+    #[arg(long, conflicts_with = "record_audio")]
+    speaker: Option<String>,
+    /// Leave microphone echo cancellation off (on by default; synthetic sources never have it).
+    #[arg(long)]
+    no_echo_cancellation: bool,
+    /// Leave microphone noise suppression off (on by default).
+    #[arg(long)]
+    no_noise_suppression: bool,
     /// Drop this percentage of arriving audio packets (a diagnostic: hear FEC and concealment
     /// at work).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
@@ -171,6 +180,10 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
         .password(args.password.clone())
         .ice_servers(ice_servers(&args))
         .simulate_audio_loss(args.simulate_audio_loss)
+        .voice_processing(plenum_media::ProcessingConfig {
+            echo_cancellation: !args.no_echo_cancellation,
+            noise_suppression: !args.no_noise_suppression,
+        })
         .mesh(|m| m.both_initiate(args.both_initiate));
     if !args.bind_ip.is_empty() {
         builder = builder.udp_bind(
@@ -210,6 +223,18 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
                 }
             }
             Err(e) => out.error("audio_file", format!("{}: {e}", path.display())),
+        }
+    }
+    if let Some(name) = &args.speaker {
+        let wanted = (name != "default").then_some(name.as_str());
+        match plenum_media::Speaker::open(wanted) {
+            Ok(speaker) => {
+                if room.set_audio_sink(Some(Box::new(speaker))).await.is_err() {
+                    return Ok(0);
+                }
+            }
+            // Like a missing microphone: said, and the call goes on without it.
+            Err(e) => out.error("audio_device", e.to_string()),
         }
     }
     // A source that cannot be opened is reported; the peer stays in the room without it.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
+use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use ringbuf::HeapRb;
@@ -170,9 +171,29 @@ fn spawn_stream<T: Send + 'static>(
 /// Samples the ring holds: 500 ms at 192 kHz stereo, whatever the device.
 const RING: usize = 192_000;
 
+/// How long a stream that reported an error may go without calling back before it counts as
+/// gone. ALSA's PulseAudio plugin reports a passing I/O error while a stream settles and the
+/// same error when its device is removed; only the silence after tells them apart.
+const SILENT_AFTER_ERROR: Duration = Duration::from_millis(500);
+
+/// The clock, read only here: devices are this crate's edge to the real world; everything
+/// else in it is given the time.
+#[expect(clippy::disallowed_methods, reason = "device streams live in real time")]
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// What the device thread and the call side share about one stream.
 struct Shared {
     dropped: AtomicU64,
+    /// Data callbacks so far: the stream is alive while this moves.
+    callbacks: AtomicU64,
+    /// Stream errors the stream went on after (xruns, passing I/O errors).
+    glitches: AtomicU64,
     failed: AtomicBool,
+    /// The first error that may end the stream, the callback count then, and when.
+    suspect: Mutex<Option<(String, u64, Instant)>>,
+    /// Why the stream failed.
     error: Mutex<Option<String>>,
 }
 
@@ -180,20 +201,85 @@ impl Shared {
     fn new() -> Arc<Self> {
         Arc::new(Self {
             dropped: AtomicU64::new(0),
+            callbacks: AtomicU64::new(0),
+            glitches: AtomicU64::new(0),
             failed: AtomicBool::new(false),
+            suspect: Mutex::new(None),
             error: Mutex::new(None),
         })
     }
 
-    /// cpal's error callback: remembers the first error and marks the device failed.
+    /// cpal's error callback; see [`Self::handle_error`].
     fn on_error(self: &Arc<Self>) -> impl FnMut(cpal::Error) + Send + 'static {
         let shared = self.clone();
-        move |e: cpal::Error| {
-            shared.failed.store(true, Ordering::Relaxed);
-            if let Ok(mut slot) = shared.error.lock() {
-                slot.get_or_insert_with(|| e.to_string());
+        move |e: cpal::Error| shared.handle_error(&e, now())
+    }
+
+    /// A glitch the stream recovers from by itself (an underrun or overrun, a refused
+    /// real-time priority, a rerouted default device) is counted; a device that is gone fails
+    /// the stream at once; any other error makes the stream suspect until [`Self::failed`]
+    /// sees whether it goes on.
+    fn handle_error(&self, e: &cpal::Error, now: Instant) {
+        use cpal::ErrorKind;
+        match e.kind() {
+            ErrorKind::Xrun | ErrorKind::RealtimeDenied | ErrorKind::DeviceChanged => {
+                self.glitches.fetch_add(1, Ordering::Relaxed);
+            }
+            ErrorKind::DeviceNotAvailable | ErrorKind::HostUnavailable => self.fail(e.to_string()),
+            _ => {
+                if let Ok(mut suspect) = self.suspect.lock() {
+                    let callbacks = self.callbacks.load(Ordering::Relaxed);
+                    suspect.get_or_insert_with(|| (e.to_string(), callbacks, now));
+                }
             }
         }
+    }
+
+    fn fail(&self, reason: String) {
+        if let Ok(mut slot) = self.error.lock() {
+            slot.get_or_insert(reason);
+        }
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    /// Called by the data callback.
+    fn alive(&self) {
+        self.callbacks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the stream has failed, deciding a suspect one: it recovered if it called back
+    /// twice since its error, and is gone if it stayed silent for [`SILENT_AFTER_ERROR`].
+    fn failed(&self, now: Instant) -> bool {
+        if self.failed.load(Ordering::Relaxed) {
+            return true;
+        }
+        let Ok(mut suspect) = self.suspect.lock() else {
+            return false;
+        };
+        let Some((reason, callbacks, at)) = suspect.as_ref() else {
+            return false;
+        };
+        if self.callbacks.load(Ordering::Relaxed) >= callbacks + 2 {
+            tracing::debug!(%reason, "audio stream went on after an error");
+            self.glitches.fetch_add(1, Ordering::Relaxed);
+            *suspect = None;
+            false
+        } else if now.duration_since(*at) >= SILENT_AFTER_ERROR {
+            let reason = reason.clone();
+            *suspect = None;
+            self.fail(reason);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn reason(&self) -> String {
+        self.error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -264,6 +350,7 @@ fn open_capture(
         .build_input_stream::<f32, _, _>(
             config.config(),
             move |data: &[f32], _: &cpal::InputCallbackInfo| {
+                shared.alive();
                 let pushed = producer.push_slice(data);
                 if pushed < data.len() {
                     shared
@@ -301,18 +388,16 @@ impl AudioSource for Microphone {
     }
 
     fn take_error(&mut self) -> Option<String> {
-        if self.reported || !self.shared.failed.load(Ordering::Relaxed) {
+        if self.reported || !self.shared.failed(now()) {
             return None;
         }
         self.reported = true;
-        let reason = self
-            .shared
-            .error
-            .lock()
-            .ok()
-            .and_then(|e| e.clone())
-            .unwrap_or_default();
+        let reason = self.shared.reason();
         Some(format!("microphone {:?} failed: {reason}", self.name))
+    }
+
+    fn is_device(&self) -> bool {
+        true
     }
 }
 
@@ -379,10 +464,12 @@ fn open_playback(
         .map_err(|e| unavailable(label, e))?;
     let (rate, channels) = (config.sample_rate(), usize::from(config.channels()));
     let (producer, mut consumer) = HeapRb::<f32>::new(RING).split();
+    let callback_shared = shared.clone();
     let stream = device
         .build_output_stream::<f32, _, _>(
             config.config(),
             move |data: &mut [f32], _: &cpal::OutputCallbackInfo| {
+                callback_shared.alive();
                 let n = consumer.pop_slice(data);
                 data[n..].fill(0.0);
             },
@@ -396,7 +483,7 @@ fn open_playback(
 
 impl crate::AudioSink for Speaker {
     fn write(&mut self, frame: &[f32]) {
-        if self.shared.failed.load(Ordering::Relaxed) {
+        if self.shared.failed(now()) {
             return;
         }
         let mono = match self.resampler.push(frame) {
@@ -419,5 +506,54 @@ impl crate::AudioSink for Speaker {
                 .dropped
                 .fetch_add(lost as u64, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glitches_are_counted_and_a_lost_device_fails_the_stream() {
+        let now = now();
+        let shared = Shared::new();
+        for kind in [
+            cpal::ErrorKind::Xrun,
+            cpal::ErrorKind::RealtimeDenied,
+            cpal::ErrorKind::DeviceChanged,
+        ] {
+            shared.handle_error(&cpal::Error::new(kind), now);
+        }
+        assert!(!shared.failed(now + Duration::from_secs(1)));
+        assert_eq!(shared.glitches.load(Ordering::Relaxed), 3);
+
+        let gone = cpal::Error::with_message(cpal::ErrorKind::DeviceNotAvailable, "unplugged");
+        shared.handle_error(&gone, now);
+        shared.handle_error(&cpal::Error::new(cpal::ErrorKind::BackendError), now);
+        assert!(shared.failed(now));
+        assert_eq!(shared.reason(), "unplugged");
+    }
+
+    #[test]
+    fn an_io_error_fails_the_stream_only_if_it_then_stays_silent() {
+        let now = now();
+        let io = || cpal::Error::with_message(cpal::ErrorKind::BackendError, "I/O error (5)");
+
+        // The stream calls back after the error: it settled, nothing failed.
+        let settling = Shared::new();
+        settling.handle_error(&io(), now);
+        assert!(!settling.failed(now));
+        settling.alive();
+        settling.alive();
+        assert!(!settling.failed(now + Duration::from_secs(2)));
+        assert_eq!(settling.glitches.load(Ordering::Relaxed), 1);
+
+        // The stream never calls back: after half a second it is gone, with its reason.
+        let unplugged = Shared::new();
+        unplugged.alive();
+        unplugged.handle_error(&io(), now);
+        assert!(!unplugged.failed(now + Duration::from_millis(100)));
+        assert!(unplugged.failed(now + SILENT_AFTER_ERROR));
+        assert_eq!(unplugged.reason(), "I/O error (5)");
     }
 }

@@ -15,6 +15,12 @@ pub trait AudioSource: Send {
     fn take_error(&mut self) -> Option<String> {
         None
     }
+
+    /// Whether this is a capture device (a microphone hears the room, and its speaker's
+    /// echo; synthetic sources do not).
+    fn is_device(&self) -> bool {
+        false
+    }
 }
 
 /// A sine tone.

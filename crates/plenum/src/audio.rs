@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use plenum_media::{
     AudioSink, AudioSource, FRAME_SAMPLES, JitterBuffer, JitterConfig, OpusConfig, OpusDecoder,
-    OpusEncoder, Playout, SpeakingConfig, SpeakingDetector,
+    OpusEncoder, Playout, ProcessingConfig, SpeakingConfig, SpeakingDetector, VoiceProcessor,
 };
 use plenum_proto::PeerId;
 use rtc::media::Sample;
@@ -43,6 +43,8 @@ pub(crate) enum AudioCmd {
     Source(Option<Box<dyn AudioSource>>),
     /// Mute or unmute what we publish (nothing is sent while muted).
     Muted(bool),
+    /// Echo cancellation and noise suppression for microphone sources.
+    Processing(ProcessingConfig),
     /// The level of our source's last frame (dBFS; -inf without a source).
     Level(tokio::sync::oneshot::Sender<f32>),
     /// Where the mix of everyone we hear goes; the reply comes once the previous sink is
@@ -57,6 +59,7 @@ impl std::fmt::Debug for AudioCmd {
             Self::LinkDown { peer } => write!(f, "LinkDown({})", peer.short()),
             Self::Source(s) => write!(f, "Source({})", s.is_some()),
             Self::Muted(m) => write!(f, "Muted({m})"),
+            Self::Processing(p) => write!(f, "Processing({p:?})"),
             Self::Sink(s, _) => write!(f, "Sink({})", s.is_some()),
             Self::Level(_) => f.write_str("Level"),
         }
@@ -96,6 +99,9 @@ struct Task {
     remotes: HashMap<PeerId, Remote>,
     source: Option<Box<dyn AudioSource>>,
     encoder: Option<OpusEncoder>,
+    /// What microphones get; the processor exists while the source is a microphone.
+    processing: ProcessingConfig,
+    processor: Option<VoiceProcessor>,
     muted: bool,
     sink: Option<Box<dyn AudioSink>>,
     events: mpsc::Sender<RoomEvent>,
@@ -107,7 +113,7 @@ struct Task {
 }
 
 /// Starts a room's audio task; it ends when every handle is dropped.
-pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>) -> AudioHandle {
+pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>, processing: ProcessingConfig) -> AudioHandle {
     let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (rtp, rtp_rx) = mpsc::channel(RTP_QUEUE);
     let task = Task {
@@ -115,6 +121,8 @@ pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>) -> AudioHandle {
         remotes: HashMap::new(),
         source: None,
         encoder: None,
+        processing,
+        processor: None,
         muted: false,
         sink: None,
         events,
@@ -192,8 +200,13 @@ impl Task {
                     }
                 }
                 self.source = source;
+                self.update_processor();
             }
             AudioCmd::Muted(muted) => self.muted = muted,
+            AudioCmd::Processing(config) => {
+                self.processing = config;
+                self.update_processor();
+            }
             AudioCmd::Level(reply) => {
                 let level = if self.source.is_some() {
                     self.local_level
@@ -209,6 +222,13 @@ impl Task {
                 let _ = done.send(());
             }
         }
+    }
+
+    /// A fresh processor when the source is a microphone and processing is on (a new device
+    /// has a new echo path to learn); none otherwise.
+    fn update_processor(&mut self) {
+        let wanted = self.processing.any() && self.source.as_ref().is_some_and(|s| s.is_device());
+        self.processor = wanted.then(|| VoiceProcessor::new(self.processing));
     }
 
     fn handle_rtp(&mut self, packet: RtpIn) {
@@ -291,6 +311,9 @@ impl Task {
             self.speaking(peer, speaking);
         }
         plenum_media::mixer::soft_clip(&mut self.mix);
+        if let Some(processor) = self.processor.as_mut() {
+            processor.render(&self.mix);
+        }
         if let Some(sink) = self.sink.as_mut() {
             sink.write(&self.mix);
         }
@@ -310,6 +333,9 @@ impl Task {
             return;
         }
         source.read(&mut self.frame);
+        if let Some(processor) = self.processor.as_mut() {
+            processor.capture(&mut self.frame);
+        }
         self.local_level = plenum_media::analysis::rms_dbfs(&self.frame);
         if self.muted || self.senders.is_empty() {
             return;

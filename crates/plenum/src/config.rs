@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use plenum_media::ProcessingConfig;
 use plenum_overlay::FullMeshConfig;
 use plenum_proto::{DisplayName, NameError, PeerId, RoomName};
 use plenum_signal::{SignalDriver, SignalError, WsDriver};
@@ -56,6 +57,7 @@ pub struct RoomConfig {
     pub(crate) join_timeout: Duration,
     pub(crate) queue_per_peer: usize,
     pub(crate) audio_loss_percent: u8,
+    pub(crate) voice_processing: ProcessingConfig,
 }
 
 impl RoomConfig {
@@ -77,6 +79,7 @@ impl RoomConfig {
             join_timeout: Duration::from_secs(10),
             queue_per_peer: 256,
             audio_loss_percent: 0,
+            voice_processing: ProcessingConfig::default(),
         }
     }
 
@@ -101,6 +104,7 @@ pub struct RoomConfigBuilder {
     join_timeout: Duration,
     queue_per_peer: usize,
     audio_loss_percent: u8,
+    voice_processing: ProcessingConfig,
 }
 
 impl RoomConfigBuilder {
@@ -148,7 +152,6 @@ impl RoomConfigBuilder {
         self.join_timeout = d;
         self
     }
-    /// Messages held per peer while its link is not open (default 256; oldest dropped).
     /// Drops this share (0..=100 %) of the audio packets that arrive, at random, before the
     /// jitter buffer: a diagnostic for hearing how FEC and concealment cope with a lossy
     /// network where the network itself cannot be made lossy. Off (0) by default.
@@ -157,6 +160,14 @@ impl RoomConfigBuilder {
         self
     }
 
+    /// Echo cancellation and noise suppression for microphones (default: both on). Synthetic
+    /// sources are never processed.
+    pub fn voice_processing(mut self, config: ProcessingConfig) -> Self {
+        self.voice_processing = config;
+        self
+    }
+
+    /// Messages held per peer while its link is not open (default 256; oldest dropped).
     pub fn queue_per_peer(mut self, n: usize) -> Self {
         self.queue_per_peer = n.max(1);
         self
@@ -191,6 +202,7 @@ impl RoomConfigBuilder {
             join_timeout: self.join_timeout,
             queue_per_peer: self.queue_per_peer,
             audio_loss_percent: self.audio_loss_percent,
+            voice_processing: self.voice_processing,
         })
     }
 }

@@ -319,7 +319,7 @@ impl Room {
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let room = config.room.clone();
         tracing::info!(room = %room, peer = me.short(), peers = roster.len(), "joined");
-        let audio = crate::audio::spawn(events_tx.clone());
+        let audio = crate::audio::spawn(events_tx.clone(), config.voice_processing);
         let driver = Driver::new(
             config,
             me.clone(),
@@ -357,6 +357,14 @@ impl Room {
     /// Mutes or unmutes what we publish: while muted nothing is sent.
     pub async fn set_audio_muted(&self, muted: bool) -> Result<(), RoomClosed> {
         self.audio(crate::audio::AudioCmd::Muted(muted)).await
+    }
+
+    /// Turns echo cancellation and noise suppression for microphones on or off, at once.
+    pub async fn set_voice_processing(
+        &self,
+        config: plenum_media::ProcessingConfig,
+    ) -> Result<(), RoomClosed> {
+        self.audio(crate::audio::AudioCmd::Processing(config)).await
     }
 
     /// Where the mix of every peer we hear goes, 20 ms at a time (`None`: nowhere). Returns
