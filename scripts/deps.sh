@@ -8,7 +8,7 @@ packages=(
   build-essential pkg-config python3 curl cmake
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libsoup-3.0-dev
   xvfb xauth webkit2gtk-driver imagemagick
-  iproute2 nftables libasound2-dev pulseaudio pulseaudio-utils alsa-utils libasound2-plugins
+  iproute2 nftables libvpx-dev libasound2-dev pulseaudio pulseaudio-utils alsa-utils libasound2-plugins
 )
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)

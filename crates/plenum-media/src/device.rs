@@ -178,7 +178,10 @@ const SILENT_AFTER_ERROR: Duration = Duration::from_millis(500);
 
 /// The clock, read only here: devices are this crate's edge to the real world; everything
 /// else in it is given the time.
-#[expect(clippy::disallowed_methods, reason = "device streams live in real time")]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "device streams live in real time"
+)]
 fn now() -> Instant {
     Instant::now()
 }
