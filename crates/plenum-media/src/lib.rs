@@ -15,6 +15,7 @@ pub mod processing;
 pub mod resample;
 pub mod sink;
 pub mod source;
+pub mod video;
 
 pub use codec::{CodecError, OpusConfig, OpusDecoder, OpusEncoder};
 pub use device::{DeviceError, DeviceInfo, Devices, Microphone, Speaker};
@@ -24,6 +25,7 @@ pub use processing::{ProcessingConfig, VoiceProcessor};
 pub use resample::{Framer, ResampleError, Resampler};
 pub use sink::{AudioSink, WavRecorder};
 pub use source::{AudioSource, Sine, WavError, WavSource};
+pub use video::{Stamp, TestPattern, VideoFrame, psnr, read_stamp};
 
 /// Audio sample rate everywhere inside Plenum.
 pub const SAMPLE_RATE: u32 = 48_000;

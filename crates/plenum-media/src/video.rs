@@ -1,0 +1,330 @@
+//! Video pictures and their synthetic twin: I420 frames, a moving test pattern that stamps
+//! a frame counter and a capture time into the picture in blocks big enough to survive lossy
+//! coding, reading those stamps back, PSNR, and conversion to RGBA and PNG.
+
+use std::path::Path;
+
+use yuv::{YuvPlanarImage, YuvRange, YuvStandardMatrix};
+
+/// A picture in I420: the Y plane, then U, then V, tightly packed (chroma at half width and
+/// height, rounded up).
+#[derive(Clone, PartialEq, Eq)]
+pub struct VideoFrame {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for VideoFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VideoFrame({}x{})", self.width, self.height)
+    }
+}
+
+impl VideoFrame {
+    /// A black picture.
+    pub fn black(width: u32, height: u32) -> Self {
+        let luma = (width * height) as usize;
+        let mut data = vec![128; plenum_vpx::i420_len(width, height)];
+        data[..luma].fill(16);
+        Self {
+            width,
+            height,
+            data,
+        }
+    }
+
+    /// Wraps decoded I420 bytes; `None` if they do not fill the size.
+    pub fn from_i420(width: u32, height: u32, data: Vec<u8>) -> Option<Self> {
+        (data.len() == plenum_vpx::i420_len(width, height)).then_some(Self {
+            width,
+            height,
+            data,
+        })
+    }
+
+    fn chroma_size(&self) -> (usize, usize) {
+        (
+            (self.width as usize).div_ceil(2),
+            (self.height as usize).div_ceil(2),
+        )
+    }
+
+    pub fn y(&self) -> &[u8] {
+        &self.data[..(self.width * self.height) as usize]
+    }
+
+    fn planes(&self) -> (&[u8], &[u8], &[u8]) {
+        let luma = (self.width * self.height) as usize;
+        let (cw, ch) = self.chroma_size();
+        let (y, chroma) = self.data.split_at(luma);
+        let (u, v) = chroma.split_at(cw * ch);
+        (y, u, v)
+    }
+
+    /// The picture as RGBA (BT.601, limited range), 4 bytes a pixel.
+    pub fn to_rgba(&self) -> Vec<u8> {
+        let (y, u, v) = self.planes();
+        let (cw, _) = self.chroma_size();
+        let image = YuvPlanarImage {
+            y_plane: y,
+            y_stride: self.width,
+            u_plane: u,
+            u_stride: cw as u32,
+            v_plane: v,
+            v_stride: cw as u32,
+            width: self.width,
+            height: self.height,
+        };
+        let mut rgba = vec![0; (self.width * self.height * 4) as usize];
+        if let Err(e) = yuv::yuv420_to_rgba(
+            &image,
+            &mut rgba,
+            self.width * 4,
+            YuvRange::Limited,
+            YuvStandardMatrix::Bt601,
+        ) {
+            tracing::warn!(error = ?e, "picture not converted");
+        }
+        rgba
+    }
+
+    /// Writes the picture as a PNG file.
+    pub fn save_png(&self, path: &Path) -> std::io::Result<()> {
+        let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let mut encoder = png::Encoder::new(file, self.width, self.height);
+        encoder.set_color(png::ColorType::Rgba);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(png::Compression::Fast);
+        let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
+        writer
+            .write_image_data(&self.to_rgba())
+            .map_err(std::io::Error::other)?;
+        writer.finish().map_err(std::io::Error::other)
+    }
+}
+
+/// Peak signal-to-noise ratio of the luma planes, in dB (`f64::INFINITY` when identical).
+pub fn psnr(a: &VideoFrame, b: &VideoFrame) -> f64 {
+    if (a.width, a.height) != (b.width, b.height) {
+        return 0.0;
+    }
+    let (ya, yb) = (a.y(), b.y());
+    let mse = ya
+        .iter()
+        .zip(yb)
+        .map(|(p, q)| (f64::from(*p) - f64::from(*q)).powi(2))
+        .sum::<f64>()
+        / ya.len() as f64;
+    if mse == 0.0 {
+        return f64::INFINITY;
+    }
+    10.0 * (255.0f64.powi(2) / mse).log10()
+}
+
+/// What the test pattern stamps into each picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Frames since the pattern started.
+    pub counter: u32,
+    /// Capture time in milliseconds on the sender's clock (low 32 bits of Unix time).
+    pub capture_ms: u32,
+}
+
+/// Bits in a stamp row.
+const STAMP_BITS: u32 = 32;
+/// Rows: the counter, the capture time, and the counter inverted (a check).
+const STAMP_ROWS: u32 = 3;
+
+/// Side of one stamp block: 32 blocks fill at most 80 % of the width.
+fn block_size(width: u32) -> u32 {
+    (width * 4 / 5 / STAMP_BITS).max(2) & !1
+}
+
+/// A moving test pattern: a drifting gradient, a bouncing box and a checker, with a stamp
+/// in the top-left corner: three rows of 32 black or white blocks (counter, capture time,
+/// counter inverted), each block big enough that VP8 at modest bitrates keeps it readable.
+#[derive(Debug, Clone)]
+pub struct TestPattern {
+    width: u32,
+    height: u32,
+    counter: u32,
+}
+
+impl TestPattern {
+    /// A pattern of `width` x `height` (at least 80 x 32, even numbers).
+    pub fn new(width: u32, height: u32) -> Self {
+        Self {
+            width: width.max(80) & !1,
+            height: height.max(32) & !1,
+            counter: 0,
+        }
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// The next picture, stamped with `capture_ms`.
+    pub fn next_frame(&mut self, capture_ms: u32) -> VideoFrame {
+        let stamp = Stamp {
+            counter: self.counter,
+            capture_ms,
+        };
+        self.counter = self.counter.wrapping_add(1);
+        Self::draw(self.width, self.height, stamp)
+    }
+
+    /// The picture the pattern makes for `stamp` (what the sender sent for that counter).
+    pub fn draw(width: u32, height: u32, stamp: Stamp) -> VideoFrame {
+        let mut frame = VideoFrame::black(width, height);
+        let (w, h) = (width as usize, height as usize);
+        let n = stamp.counter as usize;
+        let box_size = h / 4;
+        let span_x = w.saturating_sub(box_size).max(1);
+        let span_y = h.saturating_sub(box_size).max(1);
+        let bx = (n * 7) % (2 * span_x);
+        let bx = if bx > span_x { 2 * span_x - bx } else { bx };
+        let by = (n * 5) % (2 * span_y);
+        let by = if by > span_y { 2 * span_y - by } else { by };
+        let luma = &mut frame.data[..w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let gradient = ((x + n * 2) % w * 140 / w + y * 60 / h) as u8;
+                let checker = if (x / 32 + y / 32) % 2 == 0 { 20 } else { 0 };
+                let inside = (bx..bx + box_size).contains(&x) && (by..by + box_size).contains(&y);
+                luma[y * w + x] = if inside { 200 } else { 30 + gradient + checker };
+            }
+        }
+        let (cw, ch) = frame.chroma_size();
+        let (u, v) = frame.data[w * h..].split_at_mut(cw * ch);
+        for y in 0..ch {
+            for x in 0..cw {
+                u[y * cw + x] = (96 + (x * 64 / cw)) as u8;
+                v[y * cw + x] = (96 + ((y + n) % ch * 64 / ch)) as u8;
+            }
+        }
+        let rows = [stamp.counter, stamp.capture_ms, !stamp.counter];
+        let block = block_size(width) as usize;
+        // Grey chroma under the stamp: black and white blocks, nothing for colour to smear.
+        for plane in [&mut *u, &mut *v] {
+            for y in 0..(STAMP_ROWS as usize * block).div_ceil(2).min(ch) {
+                plane[y * cw..y * cw + (STAMP_BITS as usize * block).div_ceil(2).min(cw)].fill(128);
+            }
+        }
+        for (r, value) in rows.iter().enumerate() {
+            for bit in 0..STAMP_BITS as usize {
+                let on = value >> (STAMP_BITS as usize - 1 - bit) & 1 == 1;
+                let level = if on { 235 } else { 16 };
+                for y in r * block..(r + 1) * block {
+                    let row = &mut frame.data[y * w..y * w + w];
+                    row[bit * block..(bit + 1) * block].fill(level);
+                }
+            }
+        }
+        frame
+    }
+}
+
+/// Reads the stamp of a picture made by [`TestPattern`], after any lossy coding; `None` if
+/// the picture holds no readable stamp (its check row disagrees).
+pub fn read_stamp(frame: &VideoFrame) -> Option<Stamp> {
+    let (w, block) = (frame.width as usize, block_size(frame.width) as usize);
+    if frame.height as usize <= STAMP_ROWS as usize * block {
+        return None;
+    }
+    let y_plane = frame.y();
+    let mut rows = [0u32; STAMP_ROWS as usize];
+    for (r, value) in rows.iter_mut().enumerate() {
+        for bit in 0..STAMP_BITS as usize {
+            // The middle half of the block, away from edges that coding smears.
+            let (x0, y0) = (bit * block + block / 4, r * block + block / 4);
+            let mut sum = 0u32;
+            let mut count = 0u32;
+            for y in y0..y0 + block / 2 {
+                for x in x0..x0 + block / 2 {
+                    sum += u32::from(y_plane[y * w + x]);
+                    count += 1;
+                }
+            }
+            *value = (*value << 1) | u32::from(sum / count.max(1) > 125);
+        }
+    }
+    (rows[2] == !rows[0]).then_some(Stamp {
+        counter: rows[0],
+        capture_ms: rows[1],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_read_back_after_vp8_at_a_low_bitrate() {
+        let (w, h) = (640, 360);
+        let mut pattern = TestPattern::new(w, h);
+        let mut encoder = plenum_vpx::Encoder::new(plenum_vpx::EncoderConfig {
+            width: w,
+            height: h,
+            bitrate_kbps: 300,
+            fps: 30,
+            content: plenum_vpx::Content::Camera,
+        })
+        .expect("encoder");
+        let mut decoder = plenum_vpx::Decoder::new().expect("decoder");
+        let mut read = 0;
+        for i in 0..60u32 {
+            let sent = pattern.next_frame(1_000_000 + i * 33);
+            let Some(frame) = encoder.encode(&sent.data, 3000, i == 0).expect("encode") else {
+                continue;
+            };
+            let picture = decoder
+                .decode(&frame.data)
+                .expect("decode")
+                .expect("picture");
+            let got =
+                VideoFrame::from_i420(picture.width, picture.height, picture.data).expect("size");
+            let stamp = read_stamp(&got).expect("a readable stamp");
+            assert_eq!(stamp.counter, i);
+            assert_eq!(stamp.capture_ms, 1_000_000 + i * 33);
+            let again = TestPattern::draw(w, h, stamp);
+            assert_eq!(again, sent, "the pattern redraws what was sent");
+            if i > 10 {
+                assert!(
+                    psnr(&got, &sent) > 30.0,
+                    "frame {i}: {:.1} dB",
+                    psnr(&got, &sent)
+                );
+            }
+            read += 1;
+        }
+        assert!(read >= 55, "{read} of 60 frames came out");
+    }
+
+    #[test]
+    fn a_picture_without_a_stamp_reads_as_none() {
+        assert_eq!(read_stamp(&VideoFrame::black(640, 360)), None);
+        assert_eq!(read_stamp(&VideoFrame::black(16, 16)), None);
+    }
+
+    #[test]
+    fn rgba_and_png_have_the_pictures_colours() {
+        let frame = TestPattern::new(160, 90).next_frame(7);
+        let rgba = frame.to_rgba();
+        assert_eq!(rgba.len(), 160 * 90 * 4);
+        // The first stamp block of counter 0 is black; of the inverted counter, white.
+        assert!(rgba[0] < 20 && rgba[3] == 255, "{:?}", &rgba[..4]);
+        let white_row = 2 * block_size(160) as usize + 1;
+        let px = &rgba[(white_row * 160) * 4..][..4];
+        assert!(px[0] > 230, "{px:?}");
+        let path = std::env::temp_dir().join(format!("plenum-frame-{}.png", std::process::id()));
+        frame.save_png(&path).expect("png");
+        let decoder = png::Decoder::new(std::io::BufReader::new(
+            std::fs::File::open(&path).expect("open"),
+        ));
+        let reader = decoder.read_info().expect("png header");
+        assert_eq!((reader.info().width, reader.info().height), (160, 90));
+        std::fs::remove_file(&path).expect("cleanup");
+    }
+}
