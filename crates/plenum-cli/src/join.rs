@@ -53,6 +53,15 @@ pub(crate) struct JoinArgs {
     /// Play what this peer hears on an output device: `default` or a name from `plenum devices`.
     #[arg(long, conflicts_with = "record_audio")]
     speaker: Option<String>,
+    /// Video to publish: none, testsrc, testsrc:WIDTHxHEIGHT or testsrc:WIDTHxHEIGHT@FPS.
+    #[arg(long, default_value = "none")]
+    video: String,
+    /// Save the pictures received from every peer as PNG files in this directory.
+    #[arg(long)]
+    save_frames: Option<std::path::PathBuf>,
+    /// Pictures saved per second and peer with --save-frames.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=60))]
+    save_frames_per_second: u32,
     /// Leave microphone echo cancellation off (on by default; synthetic sources never have it).
     #[arg(long)]
     no_echo_cancellation: bool,
@@ -85,6 +94,10 @@ enum Command {
     Leave {},
     /// Switch the published audio (same forms as --audio) without leaving.
     Audio {
+        source: String,
+    },
+    /// Switch the published video (same forms as --video; none stops it) without leaving.
+    Video {
         source: String,
     },
     Mute {},
@@ -155,6 +168,7 @@ fn error_code(error: &RoomError) -> &'static str {
         RoomError::Signaling { .. } => "signaling_refused",
         RoomError::SignalingLost(_) => "signaling_lost",
         RoomError::AudioSource(_) => "audio_device",
+        RoomError::VideoSource(_) => "video_device",
         _ => "room_error",
     }
 }
@@ -237,8 +251,15 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
             Err(e) => out.error("audio_device", e.to_string()),
         }
     }
+    if let Some(dir) = &args.save_frames {
+        match crate::video::FrameSaver::new(dir.clone(), args.save_frames_per_second) {
+            Ok(saver) => room.set_video_sink(Some(Box::new(saver))),
+            Err(e) => out.error("video_file", format!("{}: {e}", dir.display())),
+        }
+    }
     // A source that cannot be opened is reported; the peer stays in the room without it.
     set_audio(&out, &room, &args.audio).await;
+    set_video(&out, &room, &args.video).await;
 
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
@@ -289,6 +310,25 @@ async fn set_audio(out: &Out, room: &Room, spec: &str) {
         }
         Ok(None) => {
             if let Some(stream) = room.audio_stream() {
+                let _ = room.remove_stream(&stream).await;
+            }
+        }
+        Err((code, message)) => out.error(code, message),
+    }
+}
+
+async fn set_video(out: &Out, room: &Room, spec: &str) {
+    match crate::video::source(spec) {
+        Ok(Some(source)) => {
+            if let Ok(stream) = room.add_video_stream(source, json!({"source": spec})).await {
+                out.event(
+                    json!({"event": "video", "source": spec, "stream": stream}),
+                    || format!("* publishing video: {spec}"),
+                );
+            }
+        }
+        Ok(None) => {
+            if let Some(stream) = room.video_stream() {
                 let _ = room.remove_stream(&stream).await;
             }
         }
@@ -400,6 +440,7 @@ async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
         Command::Peers {} => peers(out, room).await,
         Command::Leave {} => return true,
         Command::Audio { source } => set_audio(out, room, &source).await,
+        Command::Video { source } => set_video(out, room, &source).await,
         Command::Mute {} | Command::Unmute {} => {
             let muted = matches!(command, Command::Mute {});
             let Some(stream) = room.audio_stream() else {

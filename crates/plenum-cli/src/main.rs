@@ -7,6 +7,7 @@ mod bench_board;
 mod devices;
 mod join;
 mod serve;
+mod video;
 
 use clap::{Parser, Subcommand};
 

@@ -21,11 +21,12 @@ pub use codec::{CodecError, OpusConfig, OpusDecoder, OpusEncoder};
 pub use device::{DeviceError, DeviceInfo, Devices, Microphone, Speaker};
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 pub use level::{SpeakingConfig, SpeakingDetector};
+pub use plenum_vpx::Content;
 pub use processing::{ProcessingConfig, VoiceProcessor};
 pub use resample::{Framer, ResampleError, Resampler};
 pub use sink::{AudioSink, WavRecorder};
 pub use source::{AudioSource, Sine, WavError, WavSource};
-pub use video::{Stamp, TestPattern, VideoFrame, psnr, read_stamp};
+pub use video::{Stamp, TestPattern, VideoFrame, VideoSink, VideoSource, psnr, read_stamp};
 
 /// Audio sample rate everywhere inside Plenum.
 pub const SAMPLE_RATE: u32 = 48_000;

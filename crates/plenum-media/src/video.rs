@@ -104,6 +104,44 @@ impl VideoFrame {
     }
 }
 
+/// Where pictures to send come from: a camera, a screen, or the test pattern.
+pub trait VideoSource: Send {
+    /// The next picture, captured at `now_ms` (the sender's clock, for the stamp); `None`
+    /// when there is nothing new yet.
+    fn next_frame(&mut self, now_ms: u32) -> Option<VideoFrame>;
+
+    /// Pictures per second this source delivers.
+    fn fps(&self) -> u32;
+
+    /// Camera-like motion or screen-like detail (tunes the encoder).
+    fn content(&self) -> plenum_vpx::Content {
+        plenum_vpx::Content::Camera
+    }
+
+    /// A failure since the last call (a camera unplugged), reported once; the caller stops
+    /// using the source.
+    fn take_error(&mut self) -> Option<String> {
+        None
+    }
+}
+
+/// Where received pictures go: the app's tiles, a PNG dumper. Called from the network side
+/// for every decoded picture: keep it short (hand the picture on, do not block).
+pub trait VideoSink: Send {
+    /// A picture from `peer`'s video.
+    fn frame(&mut self, peer: &str, frame: &VideoFrame);
+}
+
+impl VideoSource for TestPattern {
+    fn next_frame(&mut self, now_ms: u32) -> Option<VideoFrame> {
+        Some(self.next_picture(now_ms))
+    }
+
+    fn fps(&self) -> u32 {
+        self.fps
+    }
+}
+
 /// Peak signal-to-noise ratio of the luma planes, in dB (`f64::INFINITY` when identical).
 pub fn psnr(a: &VideoFrame, b: &VideoFrame) -> f64 {
     if (a.width, a.height) != (b.width, b.height) {
@@ -148,17 +186,25 @@ fn block_size(width: u32) -> u32 {
 pub struct TestPattern {
     width: u32,
     height: u32,
+    fps: u32,
     counter: u32,
 }
 
 impl TestPattern {
-    /// A pattern of `width` x `height` (at least 80 x 32, even numbers).
+    /// A pattern of `width` x `height` (at least 80 x 32, even numbers) at 30 fps.
     pub fn new(width: u32, height: u32) -> Self {
         Self {
             width: width.max(80) & !1,
             height: height.max(32) & !1,
+            fps: 30,
             counter: 0,
         }
+    }
+
+    /// The same at `fps` pictures per second (1 to 120).
+    pub fn with_fps(mut self, fps: u32) -> Self {
+        self.fps = fps.clamp(1, 120);
+        self
     }
 
     pub fn size(&self) -> (u32, u32) {
@@ -166,7 +212,7 @@ impl TestPattern {
     }
 
     /// The next picture, stamped with `capture_ms`.
-    pub fn next_frame(&mut self, capture_ms: u32) -> VideoFrame {
+    pub fn next_picture(&mut self, capture_ms: u32) -> VideoFrame {
         let stamp = Stamp {
             counter: self.counter,
             capture_ms,
@@ -275,7 +321,7 @@ mod tests {
         let mut decoder = plenum_vpx::Decoder::new().expect("decoder");
         let mut read = 0;
         for i in 0..60u32 {
-            let sent = pattern.next_frame(1_000_000 + i * 33);
+            let sent = pattern.next_picture(1_000_000 + i * 33);
             let Some(frame) = encoder.encode(&sent.data, 3000, i == 0).expect("encode") else {
                 continue;
             };
@@ -310,7 +356,7 @@ mod tests {
 
     #[test]
     fn rgba_and_png_have_the_pictures_colours() {
-        let frame = TestPattern::new(160, 90).next_frame(7);
+        let frame = TestPattern::new(160, 90).next_picture(7);
         let rgba = frame.to_rgba();
         assert_eq!(rgba.len(), 160 * 90 * 4);
         // The first stamp block of counter 0 is black; of the inverted counter, white.

@@ -17,6 +17,8 @@ use crate::audio::{AudioCmd, AudioHandle, RtpIn};
 use crate::config::RoomConfig;
 use crate::link::{DATA_CHANNEL_LABEL, Link, LinkData, LinkEvent, LinkEventKind};
 use crate::room::{LinkState, PeerInfo, PingError, RoomError, RoomEvent, SendError, Target};
+use crate::video::{VideoCmd, VideoHandle};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 const LINK_EVENT_QUEUE: usize = 1024;
 const LINK_DATA_QUEUE: usize = 1024;
@@ -72,6 +74,7 @@ pub(crate) struct Driver {
     next_id: u64,
     next_generation: u64,
     audio: AudioHandle,
+    video: VideoHandle,
     /// Our published streams, announced to every link that opens.
     streams: BTreeMap<String, StreamAnnouncement>,
     /// Peers' streams we know of, by peer.
@@ -87,6 +90,7 @@ impl Driver {
         events: mpsc::Sender<RoomEvent>,
         initial: Vec<PeerSummary>,
         audio: AudioHandle,
+        video: VideoHandle,
     ) -> Self {
         let now = Instant::now();
         let seed = me.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
@@ -127,16 +131,21 @@ impl Driver {
             next_id: 1,
             next_generation: 1,
             audio,
+            video,
             streams: BTreeMap::new(),
             remote_streams: HashMap::new(),
         }
     }
 
-    /// Tells the audio task a link's track went away (replaced, dropped or closed).
+    /// Tells the media tasks a link's tracks went away (replaced, dropped or closed).
     async fn audio_down(&self, peer: &PeerId) {
         let cmd = AudioCmd::LinkDown { peer: peer.clone() };
         if self.audio.cmds.send(cmd).await.is_err() {
             tracing::debug!("audio task gone");
+        }
+        let cmd = VideoCmd::LinkDown { peer: peer.clone() };
+        if self.video.cmds.send(cmd).await.is_err() {
+            tracing::debug!("video task gone");
         }
     }
 
@@ -212,7 +221,16 @@ impl Driver {
             old.close();
             self.audio_down(peer).await;
         }
-        match Link::new(&self.config, peer, generation, self.link_tx.clone()).await {
+        let keyframes = self.video.keyframes.clone();
+        match Link::new(
+            &self.config,
+            peer,
+            generation,
+            self.link_tx.clone(),
+            keyframes,
+        )
+        .await
+        {
             Ok(link) => {
                 self.links.insert(peer.clone(), link);
                 self.links.get_mut(peer)
@@ -393,9 +411,15 @@ impl Driver {
                 }
             }
             LinkEventKind::Track(track) => {
-                let (audio, peer) = (self.audio.clone(), peer.clone());
-                let loss = self.config.audio_loss_percent;
-                tokio::spawn(read_track(audio, peer, track, loss));
+                let peer = peer.clone();
+                if track.kind().await == RtpCodecKind::Video {
+                    let sink = self.video.sink.clone();
+                    tokio::spawn(crate::video::read_track(peer, track, sink));
+                } else {
+                    let audio = self.audio.clone();
+                    let loss = self.config.audio_loss_percent;
+                    tokio::spawn(read_track(audio, peer, track, loss));
+                }
             }
             LinkEventKind::Open => {
                 if !link.open {
@@ -416,6 +440,7 @@ impl Driver {
         };
         link.open = true;
         let audio = link.audio.clone();
+        let video = link.video.clone();
         self.mesh.handle_input(Input::LinkUp {
             peer: peer.clone(),
             now: Instant::now(),
@@ -442,6 +467,22 @@ impl Driver {
                     }
                 }
                 None => tracing::warn!(peer = peer.short(), "no audio codec negotiated"),
+            }
+        }
+        if let Some(video) = video {
+            match video.payload_type().await {
+                Some(payload_type) => {
+                    let cmd = VideoCmd::LinkUp {
+                        peer: peer.clone(),
+                        track: video.track,
+                        ssrc: video.ssrc,
+                        payload_type,
+                    };
+                    if self.video.cmds.send(cmd).await.is_err() {
+                        tracing::debug!("video task gone");
+                    }
+                }
+                None => tracing::warn!(peer = peer.short(), "no video codec negotiated"),
             }
         }
         if self.joined.insert(peer.clone())

@@ -34,7 +34,9 @@ mod config;
 mod driver;
 mod invite;
 mod link;
+mod reassembly;
 mod room;
+mod video;
 
 pub use config::{ConfigError, IceServer, RoomConfig, RoomConfigBuilder};
 pub use invite::{Invite, InviteError};

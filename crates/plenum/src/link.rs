@@ -7,14 +7,16 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use plenum_proto::PeerId;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
 use rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
 };
 use tokio::sync::mpsc;
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
@@ -63,6 +65,29 @@ fn opus_codec() -> RTCRtpCodec {
         channels: 2,
         sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
         rtcp_feedback: vec![],
+    }
+}
+
+/// The VP8 payload type we offer.
+const VP8_PAYLOAD_TYPE: u8 = 96;
+
+/// VP8 with the feedback a browser expects: NACK, PLI, FIR, REMB.
+fn vp8_codec() -> RTCRtpCodec {
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![
+            feedback("goog-remb", ""),
+            feedback("ccm", "fir"),
+            feedback("nack", ""),
+            feedback("nack", "pli"),
+        ],
     }
 }
 
@@ -161,22 +186,30 @@ pub(crate) struct Link {
     pub(crate) remote_set: bool,
     pub(crate) early_candidates: Vec<RTCIceCandidateInit>,
     /// Our Opus track on this link and its sender.
-    pub(crate) audio: Option<LinkAudio>,
+    pub(crate) audio: Option<LinkTrack>,
+    /// Our VP8 track on this link and its sender.
+    pub(crate) video: Option<LinkTrack>,
 }
 
-/// A link's outgoing Opus track.
+/// A link's outgoing media track (Opus or VP8).
 #[derive(Clone)]
-pub(crate) struct LinkAudio {
+pub(crate) struct LinkTrack {
     pub(crate) track: Arc<TrackLocalStaticSample>,
     pub(crate) sender: Arc<dyn RtpSender>,
     pub(crate) ssrc: u32,
+    pub(crate) mime: &'static str,
 }
 
-impl LinkAudio {
+impl LinkTrack {
     /// The payload type negotiated for our track (known once the link is up).
     pub(crate) async fn payload_type(&self) -> Option<u8> {
         let params = self.sender.get_parameters().await.ok()?;
-        params.rtp_parameters.codecs.first().map(|c| c.payload_type)
+        let codecs = &params.rtp_parameters.codecs;
+        codecs
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(self.mime))
+            .or_else(|| codecs.first())
+            .map(|c| c.payload_type)
     }
 }
 
@@ -198,6 +231,7 @@ impl Link {
         peer: &PeerId,
         generation: u64,
         events: mpsc::Sender<LinkEvent>,
+        keyframes: mpsc::Sender<PeerId>,
     ) -> webrtc::error::Result<Self> {
         let ice_servers = config
             .ice_servers
@@ -226,7 +260,18 @@ impl Link {
             },
             RtpCodecKind::Audio,
         )?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)?;
+        media.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: vp8_codec(),
+                payload_type: VP8_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Video,
+        )?;
+        // Codecs first: the default interceptors add NACK feedback to those registered.
+        let registry = register_default_interceptors(Registry::new(), &mut media)?.with(
+            Slot::from(KEYFRAME_TAP_SLOT),
+            KeyframeTap::new(peer.clone(), keyframes),
+        );
         let pc = PeerConnectionBuilder::new()
             .with_configuration(
                 RTCConfigurationBuilder::new()
@@ -251,31 +296,45 @@ impl Link {
             remote_set: false,
             early_candidates: Vec::new(),
             audio: None,
+            video: None,
         })
     }
 
-    /// Adds our Opus track (send and receive), once per connection.
-    async fn add_audio(&mut self, me: &PeerId) -> webrtc::error::Result<()> {
-        if self.audio.is_some() {
-            return Ok(());
+    /// Adds our Opus and VP8 tracks (send and receive), once per connection.
+    async fn add_media(&mut self, me: &PeerId) -> webrtc::error::Result<()> {
+        if self.audio.is_none() {
+            self.audio = Some(self.add_track(me, RtpCodecKind::Audio).await?);
         }
+        if self.video.is_none() {
+            self.video = Some(self.add_track(me, RtpCodecKind::Video).await?);
+        }
+        Ok(())
+    }
+
+    async fn add_track(&self, me: &PeerId, kind: RtpCodecKind) -> webrtc::error::Result<LinkTrack> {
         let ssrc = {
             use rand::{Rng, SeedableRng};
             rand::rngs::SmallRng::from_os_rng().random::<u32>()
         };
+        let (label, codec, mime) = match kind {
+            RtpCodecKind::Video => ("video", vp8_codec(), MIME_TYPE_VP8),
+            _ => ("audio", opus_codec(), MIME_TYPE_OPUS),
+        };
+        // Track ids differ between the two ends: webrtc-rs routes feedback by track id.
+        let id = format!("{label}-{me}");
         let track = Arc::new(TrackLocalStaticSample::new(
             std::time::Instant::now(),
             MediaStreamTrack::new(
                 me.as_str().to_owned(),
-                "audio".to_owned(),
-                "audio".to_owned(),
-                RtpCodecKind::Audio,
+                id,
+                label.to_owned(),
+                kind,
                 vec![RTCRtpEncodingParameters {
                     rtp_coding_parameters: RTCRtpCodingParameters {
                         ssrc: Some(ssrc),
                         ..Default::default()
                     },
-                    codec: opus_codec(),
+                    codec,
                     ..Default::default()
                 }],
             ),
@@ -284,12 +343,12 @@ impl Link {
             .pc
             .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
             .await?;
-        self.audio = Some(LinkAudio {
+        Ok(LinkTrack {
             track,
             sender,
             ssrc,
-        });
-        Ok(())
+            mime,
+        })
     }
 
     /// Creates our data channel and an offer; returns the offer's SDP.
@@ -309,7 +368,7 @@ impl Link {
             .create_data_channel(DATA_CHANNEL_LABEL, Some(init))
             .await?;
         self.attach(peer, channel, data, events);
-        self.add_audio(me).await?;
+        self.add_media(me).await?;
         let offer = self.pc.create_offer(None).await?;
         let sdp = offer.sdp.clone();
         self.pc.set_local_description(offer).await?;
@@ -328,8 +387,8 @@ impl Link {
             .await?;
         self.remote_set = true;
         self.flush_candidates().await;
-        // After the offer: the track takes the offer's audio transceiver.
-        self.add_audio(me).await?;
+        // After the offer: the tracks take the offer's transceivers.
+        self.add_media(me).await?;
         let answer = self.pc.create_answer(None).await?;
         let sdp = answer.sdp.clone();
         self.pc.set_local_description(answer).await?;
@@ -428,4 +487,77 @@ impl Link {
             let _ = tokio::time::timeout(Duration::from_secs(2), pc.close()).await;
         });
     }
+}
+
+/// Where the keyframe tap sits in the interceptor chain: after the defaults (closest to the
+/// network come first), before the terminus.
+const KEYFRAME_TAP_SLOT: usize = 12_500;
+
+/// Watches inbound RTCP for picture-loss and full-intra requests about our video and tells
+/// the video task (by peer) to send a keyframe. Everything passes through unchanged.
+struct KeyframeTap {
+    peer: PeerId,
+    keyframes: mpsc::Sender<PeerId>,
+    read: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+    write: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+}
+
+impl KeyframeTap {
+    fn new(peer: PeerId, keyframes: mpsc::Sender<PeerId>) -> Self {
+        Self {
+            peer,
+            keyframes,
+            read: std::collections::VecDeque::new(),
+            write: std::collections::VecDeque::new(),
+        }
+    }
+}
+
+impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::TaggedPacket, ()>
+    for KeyframeTap
+{
+    type Rout = rtc::interceptor::TaggedPacket;
+    type Wout = rtc::interceptor::TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = std::time::Instant;
+
+    fn handle_read(&mut self, msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
+        use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+        use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        if let rtc::interceptor::Packet::Rtcp(packets) = &msg.message.packet {
+            let asks = packets.iter().any(|p| {
+                let any = p.as_any();
+                any.downcast_ref::<PictureLossIndication>().is_some()
+                    || any.downcast_ref::<FullIntraRequest>().is_some()
+            });
+            // A full queue already holds a request from this peer or another: one keyframe
+            // answers them all.
+            if asks && self.keyframes.try_send(self.peer.clone()).is_err() {
+                tracing::trace!("keyframe request already pending");
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl rtc::interceptor::Interceptor for KeyframeTap {
+    fn bind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
 }

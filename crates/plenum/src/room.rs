@@ -176,6 +176,9 @@ pub enum RoomError {
     /// Our audio source failed (a device went away); the call goes on without it.
     #[error("audio source failed: {0}")]
     AudioSource(String),
+    /// Our video source failed (a camera went away); the call goes on without it.
+    #[error("video source failed: {0}")]
+    VideoSource(String),
     /// The signaling connection ended; existing links go on, new peers cannot join us.
     #[error("signaling connection lost: {0}")]
     SignalingLost(String),
@@ -245,8 +248,17 @@ pub struct Room {
     room: RoomName,
     commands: mpsc::Sender<Command>,
     audio: mpsc::Sender<crate::audio::AudioCmd>,
-    /// Stream numbering and our current audio stream (shared by clones of the handle).
-    next_stream: std::sync::Arc<std::sync::Mutex<(u64, Option<String>)>>,
+    video: crate::video::VideoHandle,
+    /// Stream numbering and our current streams (shared by clones of the handle).
+    next_stream: std::sync::Arc<std::sync::Mutex<Streams>>,
+}
+
+/// Our published streams: at most one of each kind.
+#[derive(Debug, Default)]
+struct Streams {
+    next: u64,
+    audio: Option<String>,
+    video: Option<String>,
 }
 
 /// The room's event stream. Read it: when it is full, the room waits (backpressure).
@@ -320,6 +332,7 @@ impl Room {
         let room = config.room.clone();
         tracing::info!(room = %room, peer = me.short(), peers = roster.len(), "joined");
         let audio = crate::audio::spawn(events_tx.clone(), config.voice_processing);
+        let video = crate::video::spawn(events_tx.clone());
         let driver = Driver::new(
             config,
             me.clone(),
@@ -328,6 +341,7 @@ impl Room {
             events_tx,
             roster,
             audio.clone(),
+            video.clone(),
         );
         tokio::spawn(driver.run());
         let room = Room {
@@ -335,6 +349,7 @@ impl Room {
             room,
             commands,
             audio: audio.cmds,
+            video,
             next_stream: Default::default(),
         };
         Ok((room, RoomEvents { rx: events_rx }))
@@ -395,38 +410,100 @@ impl Room {
         source: Box<dyn plenum_media::AudioSource>,
         metadata: serde_json::Value,
     ) -> Result<String, RoomClosed> {
-        let old = self.next_stream.lock().map_err(|_| RoomClosed)?.1.take();
+        let stream = self.new_stream("audio").await?;
+        self.set_audio_muted(false).await?;
+        self.set_audio_source(Some(source)).await?;
+        self.announce_added(&stream, "audio", metadata).await?;
+        Ok(stream)
+    }
+
+    /// Publishes a video stream from `source` with the application's `metadata` (replacing
+    /// the video stream published before, if any); peers get [`RoomEvent::StreamAdded`] with
+    /// kind `video`, then pictures in their video sink.
+    pub async fn add_video_stream(
+        &self,
+        source: Box<dyn plenum_media::VideoSource>,
+        metadata: serde_json::Value,
+    ) -> Result<String, RoomClosed> {
+        let stream = self.new_stream("video").await?;
+        self.video_source(Some(source)).await?;
+        self.announce_added(&stream, "video", metadata).await?;
+        Ok(stream)
+    }
+
+    /// Where pictures from every peer's video go (`None`: nowhere).
+    pub fn set_video_sink(&self, sink: Option<Box<dyn plenum_media::VideoSink>>) {
+        if let Ok(mut slot) = self.video.sink.lock() {
+            *slot = sink;
+        }
+    }
+
+    async fn video_source(
+        &self,
+        source: Option<Box<dyn plenum_media::VideoSource>>,
+    ) -> Result<(), RoomClosed> {
+        self.video
+            .cmds
+            .send(crate::video::VideoCmd::Source(source))
+            .await
+            .map_err(|_| RoomClosed)
+    }
+
+    /// Numbers a new stream of `kind`, removing the one of that kind published before.
+    async fn new_stream(&self, kind: &str) -> Result<String, RoomClosed> {
+        let old = {
+            let mut streams = self.next_stream.lock().map_err(|_| RoomClosed)?;
+            match kind {
+                "video" => streams.video.take(),
+                _ => streams.audio.take(),
+            }
+        };
         if let Some(old) = old {
             self.remove_stream(&old).await?;
         }
-        let stream = {
-            let mut next = self.next_stream.lock().map_err(|_| RoomClosed)?;
-            next.0 += 1;
-            let stream = format!("audio-{}", next.0);
-            next.1 = Some(stream.clone());
-            stream
-        };
-        self.set_audio_muted(false).await?;
-        self.set_audio_source(Some(source)).await?;
+        let mut streams = self.next_stream.lock().map_err(|_| RoomClosed)?;
+        streams.next += 1;
+        let stream = format!("{kind}-{}", streams.next);
+        match kind {
+            "video" => streams.video = Some(stream.clone()),
+            _ => streams.audio = Some(stream.clone()),
+        }
+        Ok(stream)
+    }
+
+    async fn announce_added(
+        &self,
+        stream: &str,
+        kind: &str,
+        metadata: serde_json::Value,
+    ) -> Result<(), RoomClosed> {
         self.announce(plenum_proto::StreamAnnouncement::Add {
-            stream: stream.clone(),
-            kind: "audio".into(),
+            stream: stream.to_owned(),
+            kind: kind.into(),
             metadata,
             muted: false,
         })
-        .await?;
-        Ok(stream)
+        .await
     }
 
     /// Stops publishing a stream; peers get [`RoomEvent::StreamRemoved`].
     pub async fn remove_stream(&self, stream: &str) -> Result<(), RoomClosed> {
-        {
-            let mut next = self.next_stream.lock().map_err(|_| RoomClosed)?;
-            if next.1.as_deref() == Some(stream) {
-                next.1 = None;
+        let video = {
+            let mut streams = self.next_stream.lock().map_err(|_| RoomClosed)?;
+            if streams.audio.as_deref() == Some(stream) {
+                streams.audio = None;
             }
+            let video = streams.video.as_deref() == Some(stream);
+            if video {
+                streams.video = None;
+            }
+            video || stream.starts_with("video-")
+        };
+        if video {
+            self.video_source(None).await?;
+        } else {
+            self.set_audio_source(None).await?;
         }
-        self.set_audio_source(None).await?;
         self.announce(plenum_proto::StreamAnnouncement::Remove {
             stream: stream.into(),
         })
@@ -453,7 +530,12 @@ impl Room {
 
     /// Our published audio stream, if any.
     pub fn audio_stream(&self) -> Option<String> {
-        self.next_stream.lock().ok().and_then(|n| n.1.clone())
+        self.next_stream.lock().ok().and_then(|n| n.audio.clone())
+    }
+
+    /// Our published video stream, if any.
+    pub fn video_stream(&self) -> Option<String> {
+        self.next_stream.lock().ok().and_then(|n| n.video.clone())
     }
 
     /// Our peer id.

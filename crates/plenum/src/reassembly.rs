@@ -1,0 +1,352 @@
+//! Whole VP8 frames from RTP packets (RFC 7741), sans-IO: packets in any order go in, frames
+//! come out in order; a frame with a packet that never came is given up once a later frame
+//! is complete and the hole has had time for a retransmission, and then inter frames are held
+//! back until a keyframe.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::rtp::packetizer::Depacketizer;
+
+/// How long a hole may wait for a retransmission (NACKs go out every 100 ms).
+const HOLE_WAIT: Duration = Duration::from_millis(250);
+/// Packets held at most; past this, the oldest frame is given up.
+const MAX_HELD: usize = 2048;
+
+/// One reassembled frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Frame {
+    pub(crate) data: Bytes,
+    pub(crate) timestamp: u32,
+    pub(crate) keyframe: bool,
+}
+
+#[derive(Debug)]
+struct Held {
+    timestamp: u32,
+    marker: bool,
+    head: bool,
+    payload: Bytes,
+    arrived: Instant,
+}
+
+/// What the reassembler has seen.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReassemblyStats {
+    pub(crate) frames: u64,
+    /// Frames given up because a packet never came.
+    pub(crate) lost: u64,
+    /// Inter frames held back while waiting for a keyframe.
+    pub(crate) skipped: u64,
+    /// Payloads that were not VP8.
+    pub(crate) malformed: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Reassembler {
+    held: BTreeMap<u64, Held>,
+    /// The highest extended sequence number seen.
+    highest: Option<u64>,
+    /// Everything at or below this sequence number is done with.
+    done_through: Option<u64>,
+    waiting_for_keyframe: bool,
+    /// A keyframe should be asked for (taken by [`Self::take_keyframe_request`]).
+    ask_keyframe: bool,
+    stats: ReassemblyStats,
+}
+
+impl Reassembler {
+    pub(crate) fn new() -> Self {
+        Self {
+            // Until the first keyframe nothing decodes.
+            waiting_for_keyframe: true,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn stats(&self) -> ReassemblyStats {
+        self.stats
+    }
+
+    /// Whether a keyframe should be asked for since the last call.
+    pub(crate) fn take_keyframe_request(&mut self) -> bool {
+        std::mem::take(&mut self.ask_keyframe)
+    }
+
+    /// The 64-bit sequence number nearest the highest seen.
+    fn extend(&self, seq: u16) -> u64 {
+        let Some(highest) = self.highest else {
+            return u64::from(seq) + (1 << 16);
+        };
+        let base = highest & !0xffff;
+        [base.wrapping_sub(1 << 16), base, base + (1 << 16)]
+            .into_iter()
+            .map(|b| b + u64::from(seq))
+            .min_by_key(|c| c.abs_diff(highest))
+            .unwrap_or(base + u64::from(seq))
+    }
+
+    /// Takes one RTP packet; returns the frames it completes, in order.
+    pub(crate) fn push(
+        &mut self,
+        seq: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: Bytes,
+        now: Instant,
+    ) -> Vec<Frame> {
+        let seq = self.extend(seq);
+        if self.done_through.is_some_and(|d| seq <= d) || payload.is_empty() {
+            return Vec::new(); // late duplicate or retransmission of a finished frame
+        }
+        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+        let head = Vp8Packet::default().is_partition_head(&payload) && payload[0] & 0x0f == 0;
+        self.held.insert(
+            seq,
+            Held {
+                timestamp,
+                marker,
+                head,
+                payload,
+                arrived: now,
+            },
+        );
+        self.poll(now)
+    }
+
+    /// Frames that time completes: holes that waited long enough are given up. Call it now
+    /// and then when no packets come.
+    pub(crate) fn poll(&mut self, now: Instant) -> Vec<Frame> {
+        let mut out = Vec::new();
+        loop {
+            if let Some(frame) = self.next_in_order() {
+                if let Some(frame) = self.admit(frame) {
+                    out.push(frame);
+                }
+                continue;
+            }
+            if !self.give_up_oldest(now) {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The frame at the front, if all its packets are here.
+    fn next_in_order(&mut self) -> Option<Frame> {
+        let (&first, held) = self.held.iter().next()?;
+        if !held.head || self.done_through.is_some_and(|d| first != d + 1) {
+            return None;
+        }
+        let timestamp = held.timestamp;
+        let mut expected = first;
+        let mut last = None;
+        for (&seq, h) in self.held.range(first..) {
+            if seq != expected || h.timestamp != timestamp {
+                return None;
+            }
+            if h.marker {
+                last = Some(seq);
+                break;
+            }
+            expected += 1;
+        }
+        let last = last?;
+        let mut data = BytesMut::new();
+        let mut depacketizer = Vp8Packet::default();
+        let mut malformed = false;
+        for seq in first..=last {
+            if let Some(h) = self.held.remove(&seq) {
+                match depacketizer.depacketize(&h.payload) {
+                    Ok(part) => data.extend_from_slice(&part),
+                    Err(_) => malformed = true,
+                }
+            }
+        }
+        self.done_through = Some(last);
+        if malformed || data.is_empty() {
+            self.stats.malformed += 1;
+            self.lose_picture();
+            return None;
+        }
+        let keyframe = data[0] & 0x01 == 0;
+        Some(Frame {
+            data: data.freeze(),
+            timestamp,
+            keyframe,
+        })
+    }
+
+    /// Passes a complete frame on, or holds back inter frames until a keyframe.
+    fn admit(&mut self, frame: Frame) -> Option<Frame> {
+        if frame.keyframe {
+            self.waiting_for_keyframe = false;
+        }
+        if self.waiting_for_keyframe {
+            self.stats.skipped += 1;
+            return None;
+        }
+        self.stats.frames += 1;
+        Some(frame)
+    }
+
+    /// Whether inter frames are being held back until a keyframe.
+    pub(crate) fn waiting(&self) -> bool {
+        self.waiting_for_keyframe
+    }
+
+    /// The picture is broken (a frame would not decode): wait for, and ask for, a keyframe.
+    pub(crate) fn lose(&mut self) {
+        self.lose_picture();
+    }
+
+    fn lose_picture(&mut self) {
+        self.stats.lost += 1;
+        self.waiting_for_keyframe = true;
+        self.ask_keyframe = true;
+    }
+
+    /// When the front is stuck behind a hole that has waited long enough (or too much is
+    /// held), drops everything up to the next frame start. Returns whether it dropped.
+    fn give_up_oldest(&mut self, now: Instant) -> bool {
+        let Some((_, oldest)) = self.held.iter().next() else {
+            return false;
+        };
+        let stale = now.duration_since(oldest.arrived) >= HOLE_WAIT;
+        if !stale && self.held.len() < MAX_HELD {
+            return false;
+        }
+        let front = self.held.keys().next().copied();
+        let next_head = self
+            .held
+            .iter()
+            .skip(1)
+            .find(|(_, h)| h.head)
+            .map(|(&seq, _)| seq);
+        let drop_to = match next_head {
+            Some(head) => head - 1,
+            None => match front {
+                // Nothing to skip to yet: drop all but keep waiting for the next frame.
+                Some(_) => self.highest.unwrap_or(0),
+                None => return false,
+            },
+        };
+        self.held.retain(|&seq, _| seq > drop_to);
+        self.done_through = Some(drop_to);
+        self.lose_picture();
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::rtp::codec::vp8::Vp8Payloader;
+    use rtc::rtp::packetizer::Payloader;
+
+    /// A fake VP8 frame of `len` bytes (keyframe bit from `key`), cut into payloads.
+    fn packets(key: bool, len: usize, tag: u8) -> Vec<Bytes> {
+        let mut frame = vec![tag; len];
+        frame[0] = if key { 0x10 } else { 0x11 };
+        let mut payloader = Vp8Payloader::default();
+        payloader
+            .payload(400, &Bytes::from(frame))
+            .expect("payloads")
+    }
+
+    struct Wire {
+        seq: u16,
+        out: Vec<(u16, u32, bool, Bytes)>,
+    }
+
+    impl Wire {
+        fn frame(&mut self, key: bool, ts: u32, tag: u8) {
+            let parts = packets(key, 1000, tag);
+            let n = parts.len();
+            for (i, p) in parts.into_iter().enumerate() {
+                self.out.push((self.seq, ts, i + 1 == n, p));
+                self.seq = self.seq.wrapping_add(1);
+            }
+        }
+    }
+
+    fn feed(r: &mut Reassembler, packets: &[(u16, u32, bool, Bytes)], now: Instant) -> Vec<Frame> {
+        packets
+            .iter()
+            .flat_map(|(s, t, m, p)| r.push(*s, *t, *m, p.clone(), now))
+            .collect()
+    }
+
+    #[test]
+    fn frames_come_out_whole_and_in_order_across_reordering_and_wrap() {
+        let mut wire = Wire {
+            seq: 65_530,
+            out: Vec::new(),
+        };
+        wire.frame(true, 0, 1);
+        wire.frame(false, 3000, 2);
+        wire.frame(false, 6000, 3);
+        let mut packets = wire.out.clone();
+        packets.swap(1, 2);
+        packets.swap(4, 6);
+        let duplicate = packets[3].clone();
+        packets.push(duplicate);
+        let mut r = Reassembler::new();
+        let frames = feed(&mut r, &packets, Instant::now());
+        let stamps: Vec<u32> = frames.iter().map(|f| f.timestamp).collect();
+        assert_eq!(stamps, vec![0, 3000, 6000]);
+        assert!(frames[0].keyframe && !frames[1].keyframe);
+        assert_eq!(frames[1].data.len(), 1000);
+        assert!(frames[1].data[1..].iter().all(|b| *b == 2));
+        assert_eq!(r.stats().lost, 0);
+        assert!(!r.take_keyframe_request());
+    }
+
+    #[test]
+    fn a_lost_packet_costs_its_frame_and_inter_frames_wait_for_a_keyframe() {
+        let mut wire = Wire {
+            seq: 100,
+            out: Vec::new(),
+        };
+        wire.frame(true, 0, 1);
+        wire.frame(false, 3000, 2);
+        wire.frame(false, 6000, 3);
+        wire.frame(true, 9000, 4);
+        let lost_at = wire.out.iter().position(|p| p.1 == 3000).expect("frame 2") + 1;
+        let mut packets = wire.out.clone();
+        packets.remove(lost_at);
+        let t0 = Instant::now();
+        let mut r = Reassembler::new();
+        let before = feed(&mut r, &packets, t0);
+        assert_eq!(
+            before.len(),
+            1,
+            "only the first frame before the hole times out"
+        );
+        // Time passes with no retransmission: the hole is given up, the inter frame after it
+        // held back, the keyframe after that played.
+        let next = r.poll(t0 + HOLE_WAIT);
+        let all: Vec<u32> = before.iter().chain(&next).map(|f| f.timestamp).collect();
+        assert_eq!(all, vec![0, 9000]);
+        assert!(r.take_keyframe_request(), "asks for a keyframe");
+        assert!(
+            r.stats().lost >= 1 && r.stats().skipped >= 1,
+            "{:?}",
+            r.stats()
+        );
+    }
+
+    #[test]
+    fn garbage_payloads_do_not_panic() {
+        let mut r = Reassembler::new();
+        let now = Instant::now();
+        for i in 0..2000u16 {
+            let junk = Bytes::from(vec![(i % 256) as u8; (i % 7) as usize]);
+            let _ = r.push(i.wrapping_mul(7919), u32::from(i), i % 3 == 0, junk, now);
+        }
+        let _ = r.poll(now + HOLE_WAIT);
+        let _ = r.push(1, 1, true, Bytes::from_static(&[0x10]), now + HOLE_WAIT);
+    }
+}

@@ -1,0 +1,371 @@
+//! A room's video: one task that takes pictures from our source at its frame rate, encodes
+//! each once (VP8) and writes it to every link's video track; and, per remote video track, a
+//! reader that reassembles frames, decodes them and hands the pictures to the sink.
+//!
+//! Keyframes: sent when a link comes up, when a receiver asks (PLI/FIR, through the links'
+//! keyframe taps), at most one per [`KEYFRAME_GAP`]. A receiver asks when its track starts and
+//! whenever it had to give up a frame.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use plenum_media::{VideoSink, VideoSource};
+use plenum_proto::PeerId;
+use plenum_vpx::{Content, Encoder, EncoderConfig};
+use rtc::media::Sample;
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use crate::reassembly::Reassembler;
+use crate::room::{RoomError, RoomEvent};
+
+/// Commands queued for the video task.
+const COMMAND_QUEUE: usize = 64;
+/// Keyframe requests queued (one pending is as good as many).
+pub(crate) const KEYFRAME_QUEUE: usize = 8;
+/// The least time between two keyframes sent on request.
+const KEYFRAME_GAP: Duration = Duration::from_millis(300);
+/// The least time between two keyframe requests a receiver sends.
+const REQUEST_GAP: Duration = Duration::from_millis(500);
+
+pub(crate) enum VideoCmd {
+    /// A link's VP8 track is ready to send on.
+    LinkUp {
+        peer: PeerId,
+        track: Arc<TrackLocalStaticSample>,
+        ssrc: u32,
+        payload_type: u8,
+    },
+    LinkDown {
+        peer: PeerId,
+    },
+    /// What to send (`None`: nothing).
+    Source(Option<Box<dyn VideoSource>>),
+}
+
+impl std::fmt::Debug for VideoCmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::LinkUp { peer, .. } => write!(f, "LinkUp({})", peer.short()),
+            Self::LinkDown { peer } => write!(f, "LinkDown({})", peer.short()),
+            Self::Source(s) => write!(f, "Source({})", s.is_some()),
+        }
+    }
+}
+
+/// Where decoded pictures go; shared by every remote track's reader.
+pub(crate) type SharedSink = Arc<Mutex<Option<Box<dyn VideoSink>>>>;
+
+/// The room's side of the video task.
+#[derive(Clone)]
+pub(crate) struct VideoHandle {
+    pub(crate) cmds: mpsc::Sender<VideoCmd>,
+    pub(crate) keyframes: mpsc::Sender<PeerId>,
+    pub(crate) sink: SharedSink,
+}
+
+impl std::fmt::Debug for VideoHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoHandle").finish_non_exhaustive()
+    }
+}
+
+struct Sender {
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+}
+
+struct Task {
+    senders: HashMap<PeerId, Sender>,
+    source: Option<Box<dyn VideoSource>>,
+    encoder: Option<Encoder>,
+    keyframe_wanted: bool,
+    last_keyframe: Option<Instant>,
+    events: mpsc::Sender<RoomEvent>,
+    epoch: Instant,
+}
+
+/// Starts a room's video task; it ends when every handle is dropped.
+pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>) -> VideoHandle {
+    let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (keyframes, keyframe_rx) = mpsc::channel(KEYFRAME_QUEUE);
+    let task = Task {
+        senders: HashMap::new(),
+        source: None,
+        encoder: None,
+        keyframe_wanted: false,
+        last_keyframe: None,
+        events,
+        epoch: Instant::now(),
+    };
+    tokio::spawn(task.run(cmd_rx, keyframe_rx));
+    VideoHandle {
+        cmds,
+        keyframes,
+        sink: Arc::new(Mutex::new(None)),
+    }
+}
+
+/// The bitrate for a picture size: about 0.1 bit per pixel per frame for cameras, more for
+/// screens (text must stay sharp), within 150 kbit/s..4 Mbit/s.
+fn bitrate_kbps(width: u32, height: u32, fps: u32, content: Content) -> u32 {
+    let bits = f64::from(width) * f64::from(height) * f64::from(fps.max(1)) * 0.1;
+    let kbps = match content {
+        Content::Camera => bits / 1000.0,
+        Content::Screen => bits / 1000.0 * 1.5,
+    };
+    (kbps as u32).clamp(150, 4000)
+}
+
+/// A frame's display time as a `Duration` that webrtc-rs turns into exactly `ticks` at 90 kHz
+/// (it truncates, so round up by a nanosecond).
+fn frame_duration(fps: u32) -> (u32, Duration) {
+    let ticks = 90_000 / fps.clamp(1, 120);
+    (
+        ticks,
+        Duration::from_nanos(u64::from(ticks) * 1_000_000_000 / 90_000 + 1),
+    )
+}
+
+impl Task {
+    async fn run(
+        mut self,
+        mut cmds: mpsc::Receiver<VideoCmd>,
+        mut keyframes: mpsc::Receiver<PeerId>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(33));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(VideoCmd::Source(source)) => {
+                        self.encoder = None;
+                        self.keyframe_wanted = true;
+                        let fps = source.as_ref().map_or(30, |s| s.fps().clamp(1, 120));
+                        self.source = source;
+                        tick = tokio::time::interval(Duration::from_secs(1) / fps);
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    }
+                    Some(cmd) => self.handle_link(cmd),
+                    None => break,
+                },
+                Some(peer) = keyframes.recv() => {
+                    tracing::debug!(peer = peer.short(), "keyframe requested");
+                    self.keyframe_wanted = true;
+                }
+                _ = tick.tick(), if self.source.is_some() => self.frame().await,
+            }
+        }
+    }
+
+    fn handle_link(&mut self, cmd: VideoCmd) {
+        match cmd {
+            VideoCmd::LinkUp {
+                peer,
+                track,
+                ssrc,
+                payload_type,
+            } => {
+                tracing::debug!(peer = peer.short(), payload_type, "video track up");
+                self.senders.insert(
+                    peer,
+                    Sender {
+                        track,
+                        ssrc,
+                        payload_type,
+                    },
+                );
+                // A new receiver needs a keyframe to start from.
+                self.keyframe_wanted = true;
+                self.last_keyframe = None;
+            }
+            VideoCmd::LinkDown { peer } => {
+                self.senders.remove(&peer);
+            }
+            VideoCmd::Source(_) => {}
+        }
+    }
+
+    async fn frame(&mut self) {
+        let Some(source) = self.source.as_mut() else {
+            return;
+        };
+        if let Some(reason) = source.take_error() {
+            tracing::warn!(%reason, "video source failed; publishing stops");
+            self.source = None;
+            self.encoder = None;
+            let event = RoomEvent::Error(RoomError::VideoSource(reason));
+            if self.events.try_send(event).is_err() {
+                tracing::debug!("event queue full; video source error dropped");
+            }
+            return;
+        }
+        let now_ms = self.epoch.elapsed().as_millis() as u32;
+        let capture_ms = wall_clock_ms().unwrap_or(now_ms);
+        let Some(picture) = source.next_frame(capture_ms) else {
+            return;
+        };
+        if self.senders.is_empty() {
+            return;
+        }
+        let (fps, content) = (source.fps(), source.content());
+        let stale = self.encoder.as_ref().is_none_or(|e| {
+            (e.config().width, e.config().height) != (picture.width, picture.height)
+        });
+        if stale {
+            let config = EncoderConfig {
+                width: picture.width,
+                height: picture.height,
+                bitrate_kbps: bitrate_kbps(picture.width, picture.height, fps, content),
+                fps,
+                content,
+            };
+            match Encoder::new(config) {
+                Ok(encoder) => self.encoder = Some(encoder),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no video encoder; picture skipped");
+                    return;
+                }
+            }
+            self.keyframe_wanted = true;
+        }
+        let Some(encoder) = self.encoder.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        let force = self.keyframe_wanted
+            && self
+                .last_keyframe
+                .is_none_or(|t| now.duration_since(t) >= KEYFRAME_GAP);
+        let (ticks, duration) = frame_duration(fps);
+        let encoded = match encoder.encode(&picture.data, ticks, force) {
+            Ok(Some(encoded)) => encoded,
+            Ok(None) => return, // the rate control dropped this picture
+            Err(e) => return tracing::warn!(error = %e, "encoding failed; picture skipped"),
+        };
+        if encoded.keyframe {
+            self.keyframe_wanted = false;
+            self.last_keyframe = Some(now);
+        }
+        let data = Bytes::from(encoded.data);
+        for (peer, sender) in &self.senders {
+            let sample = Sample {
+                data: data.clone(),
+                duration,
+                ..Sample::new(now)
+            };
+            if let Err(e) = sender
+                .track
+                .sample_writer(sender.ssrc, sender.payload_type)
+                .write_sample(&sample)
+                .await
+            {
+                tracing::trace!(peer = peer.short(), error = %e, "video frame not sent");
+            }
+        }
+    }
+}
+
+/// Milliseconds of Unix time, low 32 bits: the capture stamp peers on one machine share.
+fn wall_clock_ms() -> Option<u32> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(since.as_millis() as u32)
+}
+
+/// Reads a peer's VP8 track: reassembles, decodes and hands pictures to the sink; asks for
+/// keyframes when it starts and after losses.
+pub(crate) async fn read_track(peer: PeerId, track: Arc<dyn TrackRemote>, sink: SharedSink) {
+    let mut decoder = match plenum_vpx::Decoder::new() {
+        Ok(d) => d,
+        Err(e) => return tracing::error!(error = %e, "no VP8 decoder; video ignored"),
+    };
+    let mut reassembler = Reassembler::new();
+    let mut media_ssrc = track.ssrcs().await.first().copied();
+    let mut last_request: Option<Instant> = None;
+    let mut decode_errors = 0u64;
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    request_keyframe(&*track, media_ssrc, &mut last_request).await;
+    loop {
+        let frames = tokio::select! {
+            event = track.poll() => match event {
+                Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                    media_ssrc.get_or_insert(packet.header.ssrc);
+                    reassembler.push(
+                        packet.header.sequence_number,
+                        packet.header.timestamp,
+                        packet.header.marker,
+                        packet.payload,
+                        Instant::now(),
+                    )
+                }
+                Some(TrackRemoteEvent::OnEnded) | None => break,
+                Some(_) => continue,
+            },
+            _ = poll.tick() => reassembler.poll(Instant::now()),
+        };
+        for frame in frames {
+            match decoder.decode(&frame.data) {
+                Ok(Some(picture)) => {
+                    let Some(picture) = plenum_media::VideoFrame::from_i420(
+                        picture.width,
+                        picture.height,
+                        picture.data,
+                    ) else {
+                        continue;
+                    };
+                    if let Ok(mut sink) = sink.lock()
+                        && let Some(sink) = sink.as_mut()
+                    {
+                        sink.frame(peer.as_str(), &picture);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    decode_errors += 1;
+                    tracing::debug!(peer = peer.short(), error = %e, "undecodable frame");
+                    reassembler.lose();
+                }
+            }
+        }
+        if reassembler.take_keyframe_request() || reassembler.waiting() {
+            request_keyframe(&*track, media_ssrc, &mut last_request).await;
+        }
+    }
+    tracing::debug!(
+        peer = peer.short(),
+        stats = ?reassembler.stats(),
+        decode_errors,
+        "video track ended"
+    );
+}
+
+/// Sends a picture-loss indication, at most one per [`REQUEST_GAP`].
+async fn request_keyframe(
+    track: &dyn TrackRemote,
+    media_ssrc: Option<u32>,
+    last: &mut Option<Instant>,
+) {
+    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    let Some(media_ssrc) = media_ssrc else {
+        return;
+    };
+    let now = Instant::now();
+    if last.is_some_and(|t| now.duration_since(t) < REQUEST_GAP) {
+        return;
+    }
+    *last = Some(now);
+    let pli = PictureLossIndication {
+        sender_ssrc: 0,
+        media_ssrc,
+    };
+    if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
+        tracing::debug!(error = %e, "keyframe request not sent");
+    }
+}
