@@ -20,6 +20,8 @@ pub(crate) enum BenchCommand {
     Board(crate::bench_board::BoardArgs),
     /// Audio: mouth-to-ear latency on loopback, Opus speed.
     Audio(crate::bench_audio::AudioArgs),
+    /// Video: VP8 speed, glass-to-glass latency on loopback, CPU of a 4-peer video call.
+    Video(crate::bench_video::VideoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -48,6 +50,11 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Rooms(args) => {
             let figures = rooms(&args).await?;
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+            Ok(())
+        }
+        BenchCommand::Video(args) => {
+            let figures = crate::bench_video::video(&args).await?;
             println!("{}", serde_json::to_string_pretty(&figures)?);
             Ok(())
         }

@@ -103,7 +103,7 @@ fn processing_speed() -> f64 {
 }
 
 /// This process's CPU time so far (user + system), from /proc (Linux).
-fn cpu_time() -> Option<Duration> {
+pub(crate) fn cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')')?.1;
@@ -113,9 +113,15 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// CPU used by a call of `peers` peers, all in this process, each publishing a tone and
-/// hearing the others, over `seconds`: a share of one core.
-async fn call_cpu(url: &str, peers: usize, seconds: u64) -> anyhow::Result<f64> {
+/// CPU used by a call of `peers` peers, all in this process, each publishing a tone (and,
+/// with `video`, a test pattern of that size at 30 fps) and receiving the others, over
+/// `seconds`: a share of one core.
+pub(crate) async fn call_cpu(
+    url: &str,
+    peers: usize,
+    seconds: u64,
+    video: Option<(u32, u32)>,
+) -> anyhow::Result<f64> {
     let mut rooms = Vec::new();
     for i in 0..peers {
         rooms.push(Room::join(loopback_peer(url, "cpu", &format!("p{i}"))?).await?);
@@ -134,6 +140,10 @@ async fn call_cpu(url: &str, peers: usize, seconds: u64) -> anyhow::Result<f64> 
             json!({}),
         )
         .await?;
+        if let Some((width, height)) = video {
+            let pattern = plenum_media::TestPattern::new(width, height);
+            room.add_video_stream(Box::new(pattern), json!({})).await?;
+        }
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (t0, c0) = (Instant::now(), cpu_time());
@@ -193,7 +203,7 @@ pub(crate) async fn audio(args: &AudioArgs) -> anyhow::Result<Value> {
         }
     }
     let (encode_x, decode_x) = opus_speed()?;
-    let six = call_cpu(&url, 6, 10).await?;
+    let six = call_cpu(&url, 6, 10, None).await?;
     Ok(json!({
         "bench": "audio",
         "mouth_to_ear_ms": summary(latency),

@@ -89,6 +89,60 @@ impl VideoFrame {
         rgba
     }
 
+    /// A picture from RGBA pixels (4 bytes each, rows of `width`); `None` if they do not fill
+    /// the size or the size is odd.
+    pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Option<Self> {
+        if rgba.len() != (width * height * 4) as usize || width % 2 == 1 || height % 2 == 1 {
+            return None;
+        }
+        let mut frame = Self::black(width, height);
+        let luma = (width * height) as usize;
+        let (cw, _) = frame.chroma_size();
+        let (y, chroma) = frame.data.split_at_mut(luma);
+        let (u, v) = chroma.split_at_mut(chroma.len() / 2);
+        let mut image = yuv::YuvPlanarImageMut {
+            y_plane: yuv::BufferStoreMut::Borrowed(y),
+            y_stride: width,
+            u_plane: yuv::BufferStoreMut::Borrowed(u),
+            u_stride: cw as u32,
+            v_plane: yuv::BufferStoreMut::Borrowed(v),
+            v_stride: cw as u32,
+            width,
+            height,
+        };
+        yuv::rgba_to_yuv420(
+            &mut image,
+            rgba,
+            width * 4,
+            YuvRange::Limited,
+            YuvStandardMatrix::Bt601,
+            yuv::YuvConversionMode::Balanced,
+        )
+        .ok()?;
+        Some(frame)
+    }
+
+    /// Reads a PNG file written by [`Self::save_png`] (or any 8-bit RGBA PNG).
+    pub fn load_png(path: &Path) -> std::io::Result<Self> {
+        let file = std::io::BufReader::new(std::fs::File::open(path)?);
+        let mut reader = png::Decoder::new(file)
+            .read_info()
+            .map_err(std::io::Error::other)?;
+        let size = reader
+            .output_buffer_size()
+            .ok_or_else(|| std::io::Error::other("PNG too large"))?;
+        let mut rgba = vec![0; size];
+        let info = reader
+            .next_frame(&mut rgba)
+            .map_err(std::io::Error::other)?;
+        if info.color_type != png::ColorType::Rgba || info.bit_depth != png::BitDepth::Eight {
+            return Err(std::io::Error::other("not an 8-bit RGBA PNG"));
+        }
+        rgba.truncate(info.buffer_size());
+        Self::from_rgba(info.width, info.height, &rgba)
+            .ok_or_else(|| std::io::Error::other("odd picture size"))
+    }
+
     /// Writes the picture as a PNG file.
     pub fn save_png(&self, path: &Path) -> std::io::Result<()> {
         let file = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -366,11 +420,13 @@ mod tests {
         assert!(px[0] > 230, "{px:?}");
         let path = std::env::temp_dir().join(format!("plenum-frame-{}.png", std::process::id()));
         frame.save_png(&path).expect("png");
-        let decoder = png::Decoder::new(std::io::BufReader::new(
-            std::fs::File::open(&path).expect("open"),
-        ));
-        let reader = decoder.read_info().expect("png header");
-        assert_eq!((reader.info().width, reader.info().height), (160, 90));
+        let back = VideoFrame::load_png(&path).expect("load");
         std::fs::remove_file(&path).expect("cleanup");
+        assert_eq!((back.width, back.height), (160, 90));
+        // Through RGB and back: the stamp reads, the picture is near the original.
+        assert_eq!(read_stamp(&back).map(|s| s.capture_ms), Some(7));
+        assert!(psnr(&back, &frame) > 35.0, "{:.1} dB", psnr(&back, &frame));
+        assert_eq!(VideoFrame::from_rgba(3, 2, &[0; 24]), None);
+        assert_eq!(VideoFrame::from_rgba(4, 2, &[0; 5]), None);
     }
 }

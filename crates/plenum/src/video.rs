@@ -154,7 +154,7 @@ impl Task {
                     None => break,
                 },
                 Some(peer) = keyframes.recv() => {
-                    tracing::debug!(peer = peer.short(), "keyframe requested");
+                    tracing::debug!(peer = peer.short(), "keyframe request received");
                     self.keyframe_wanted = true;
                 }
                 _ = tick.tick(), if self.source.is_some() => self.frame().await,
@@ -365,7 +365,8 @@ async fn request_keyframe(
         sender_ssrc: 0,
         media_ssrc,
     };
-    if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
-        tracing::debug!(error = %e, "keyframe request not sent");
+    match track.write_rtcp(vec![Box::new(pli)]).await {
+        Ok(()) => tracing::debug!(media_ssrc, "keyframe requested"),
+        Err(e) => tracing::debug!(error = %e, "keyframe request not sent"),
     }
 }

@@ -1,0 +1,138 @@
+//! `plenum bench video`: VP8 speed, glass-to-glass latency on loopback read from the test
+//! pattern's stamps, and the CPU of a 4-peer call with video and audio.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use plenum::{Room, RoomEvent};
+use plenum_media::{TestPattern, VideoFrame, VideoSink, read_stamp};
+use plenum_signal::{Server, ServerConfig};
+use plenum_vpx::{Content, Decoder, Encoder, EncoderConfig};
+use serde_json::{Value, json};
+
+use crate::bench::{loopback_peer, summary, wait_for};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct VideoArgs {
+    /// Print one JSON object (the only output mode).
+    #[arg(long)]
+    json: bool,
+    /// Seconds of 720p30 video timed for latency.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+/// Encode and decode speed of VP8 at a size, frames per second on one core.
+fn codec_speed(width: u32, height: u32) -> anyhow::Result<Value> {
+    let mut pattern = TestPattern::new(width, height);
+    let pictures: Vec<VideoFrame> = (0..300).map(|i| pattern.next_picture(i)).collect();
+    let config = EncoderConfig {
+        width,
+        height,
+        bitrate_kbps: kbps(width, height),
+        fps: 30,
+        content: Content::Camera,
+    };
+    let mut encoder = Encoder::new(config)?;
+    let t = Instant::now();
+    let mut frames = Vec::new();
+    for (i, p) in pictures.iter().enumerate() {
+        if let Some(f) = encoder.encode(&p.data, 3000, i == 0)? {
+            frames.push(f.data);
+        }
+    }
+    let encode = pictures.len() as f64 / t.elapsed().as_secs_f64();
+    let mut decoder = Decoder::new()?;
+    let t = Instant::now();
+    for f in &frames {
+        decoder.decode(f)?;
+    }
+    let decode = frames.len() as f64 / t.elapsed().as_secs_f64();
+    let bytes: usize = frames.iter().map(Vec::len).sum();
+    Ok(json!({
+        "encode_fps": encode.round(),
+        "decode_fps": decode.round(),
+        "kbit_per_s_at_30fps": (bytes as f64 * 8.0 * 30.0 / frames.len().max(1) as f64 / 1000.0).round(),
+    }))
+}
+
+/// The bitrate the engine picks for a camera at 30 fps (kept in step by hand).
+fn kbps(width: u32, height: u32) -> u32 {
+    ((f64::from(width) * f64::from(height) * 3.0 / 1000.0) as u32).clamp(150, 4000)
+}
+
+/// Reads each received picture's stamp: latency from capture to decoded picture.
+struct Stamps {
+    latencies: Arc<Mutex<Vec<f64>>>,
+    counters: Arc<Mutex<Vec<u32>>>,
+}
+
+impl VideoSink for Stamps {
+    fn frame(&mut self, _peer: &str, frame: &VideoFrame) {
+        let Some(stamp) = read_stamp(frame) else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u32)
+            .unwrap_or(0);
+        if let Ok(mut l) = self.latencies.lock() {
+            l.push(f64::from(now.wrapping_sub(stamp.capture_ms)));
+        }
+        if let Ok(mut c) = self.counters.lock() {
+            c.push(stamp.counter);
+        }
+    }
+}
+
+pub(crate) async fn video(args: &VideoArgs) -> anyhow::Result<Value> {
+    let _ = args.json;
+    let small = codec_speed(640, 360)?;
+    let large = codec_speed(1280, 720)?;
+
+    let server = Server::bind(([127, 0, 0, 1], 0).into(), ServerConfig::default()).await?;
+    let url = server.url();
+    let (a, mut a_events) = Room::join(loopback_peer(&url, "video", "a")?).await?;
+    let (b, _b_events) = Room::join(loopback_peer(&url, "video", "b")?).await?;
+    let b_id = b.id().clone();
+    wait_for(&mut a_events, "b's link", |e| {
+        matches!(e, RoomEvent::PeerJoin { peer, .. } if peer == b_id).then_some(())
+    })
+    .await?;
+    let (latencies, counters) = (Arc::default(), Arc::default());
+    b.set_video_sink(Some(Box::new(Stamps {
+        latencies: Arc::clone(&latencies),
+        counters: Arc::clone(&counters),
+    })));
+    a.add_video_stream(Box::new(TestPattern::new(1280, 720)), json!({}))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if let Ok(mut l) = latencies.lock() {
+        l.clear(); // the first second: the link settles, the first keyframe
+    }
+    let (t0, c0) = (Instant::now(), crate::bench_audio::cpu_time());
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    let (wall, c1) = (t0.elapsed(), crate::bench_audio::cpu_time());
+    a.leave().await;
+    b.leave().await;
+    let latencies = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    let counters = counters.lock().map(|c| c.clone()).unwrap_or_default();
+    let received = latencies.len();
+    let pair_cpu = c1
+        .zip(c0)
+        .map(|(b, a)| b.saturating_sub(a).as_secs_f64() / wall.as_secs_f64());
+    let four = crate::bench_audio::call_cpu(&url, 4, 10, Some((640, 360))).await?;
+    Ok(json!({
+        "bench": "video",
+        "codec": "VP8 (libvpx, real-time, cpu-used -8, one thread)",
+        "vp8_640x360": small,
+        "vp8_1280x720": large,
+        "glass_to_glass_720p30_ms": summary(latencies),
+        "glass_to_glass_includes": "pattern drawn -> VP8 encode -> RTP/SRTP over loopback -> reassembly -> VP8 decode -> sink; excludes camera exposure and display",
+        "frames_received_per_s": (received as f64 / wall.as_secs_f64()).round(),
+        "counters_in_order": counters.windows(2).all(|w| w[1] > w[0]),
+        "two_peer_720p30_cpu_cores": pair_cpu,
+        "four_peer_call_cpu_cores": four,
+        "four_peer_call": "4 peers in one process, full mesh, each publishing 640x360 test pattern at 30 fps and a tone, decoding the other 3 of each, 10 s",
+    }))
+}
