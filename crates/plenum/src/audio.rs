@@ -7,7 +7,6 @@
 //! muting and stopping a stream never renegotiate: they only start or stop the packets.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,10 +15,9 @@ use plenum_media::{
     OpusEncoder, Playout, ProcessingConfig, SpeakingConfig, SpeakingDetector, VoiceProcessor,
 };
 use plenum_proto::PeerId;
-use rtc::media::Sample;
 use tokio::sync::mpsc;
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 
+use crate::outbound::{TrackSender, send_to_all};
 use crate::room::RoomEvent;
 
 /// One frame of audio.
@@ -31,12 +29,7 @@ const COMMAND_QUEUE: usize = 64;
 /// What the room driver and the room handle tell the audio task.
 pub(crate) enum AudioCmd {
     /// A link's Opus track is ready to send on.
-    LinkUp {
-        peer: PeerId,
-        track: Arc<TrackLocalStaticSample>,
-        ssrc: u32,
-        payload_type: u8,
-    },
+    LinkUp { peer: PeerId, sender: TrackSender },
     /// The link to a peer went: stop sending to it and forget its audio.
     LinkDown { peer: PeerId },
     /// Publish this source (replacing any), or stop publishing.
@@ -82,12 +75,6 @@ pub(crate) struct AudioHandle {
     pub(crate) rtp: mpsc::Sender<RtpIn>,
 }
 
-struct Sender {
-    track: Arc<TrackLocalStaticSample>,
-    ssrc: u32,
-    payload_type: u8,
-}
-
 struct Remote {
     jitter: JitterBuffer,
     decoder: OpusDecoder,
@@ -95,7 +82,7 @@ struct Remote {
 }
 
 struct Task {
-    senders: HashMap<PeerId, Sender>,
+    senders: HashMap<PeerId, TrackSender>,
     remotes: HashMap<PeerId, Remote>,
     source: Option<Box<dyn AudioSource>>,
     encoder: Option<OpusEncoder>,
@@ -165,21 +152,13 @@ impl Task {
 
     fn handle_cmd(&mut self, cmd: AudioCmd) {
         match cmd {
-            AudioCmd::LinkUp {
-                peer,
-                track,
-                ssrc,
-                payload_type,
-            } => {
-                tracing::debug!(peer = peer.short(), payload_type, "audio track up");
-                self.senders.insert(
-                    peer,
-                    Sender {
-                        track,
-                        ssrc,
-                        payload_type,
-                    },
+            AudioCmd::LinkUp { peer, sender } => {
+                tracing::debug!(
+                    peer = peer.short(),
+                    payload_type = sender.payload_type,
+                    "audio track up"
                 );
+                self.senders.insert(peer, sender);
             }
             AudioCmd::LinkDown { peer } => {
                 self.senders.remove(&peer);
@@ -344,20 +323,6 @@ impl Task {
             Ok(p) => Bytes::copy_from_slice(p),
             Err(e) => return tracing::warn!(error = %e, "encoding failed; frame skipped"),
         };
-        for (peer, sender) in &self.senders {
-            let sample = Sample {
-                data: packet.clone(),
-                duration: FRAME,
-                ..Sample::new(now)
-            };
-            if let Err(e) = sender
-                .track
-                .sample_writer(sender.ssrc, sender.payload_type)
-                .write_sample(&sample)
-                .await
-            {
-                tracing::trace!(peer = peer.short(), error = %e, "audio frame not sent");
-            }
-        }
+        send_to_all(&self.senders, packet, FRAME, now, "audio").await;
     }
 }

@@ -16,6 +16,7 @@ use webrtc::peer_connection::{RTCIceCandidateInit, RTCPeerConnectionState};
 use crate::audio::{AudioCmd, AudioHandle, RtpIn};
 use crate::config::RoomConfig;
 use crate::link::{DATA_CHANNEL_LABEL, Link, LinkData, LinkEvent, LinkEventKind};
+use crate::outbound::TrackSender;
 use crate::room::{LinkState, PeerInfo, PingError, RoomError, RoomEvent, SendError, Target};
 use crate::video::{VideoCmd, VideoHandle};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -89,8 +90,7 @@ impl Driver {
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<RoomEvent>,
         initial: Vec<PeerSummary>,
-        audio: AudioHandle,
-        video: VideoHandle,
+        (audio, video): (AudioHandle, VideoHandle),
     ) -> Self {
         let now = Instant::now();
         let seed = me.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
@@ -453,36 +453,22 @@ impl Driver {
         for bytes in ours {
             self.write(peer, bytes).await;
         }
-        if let Some(audio) = audio {
-            match audio.payload_type().await {
-                Some(payload_type) => {
-                    let cmd = AudioCmd::LinkUp {
-                        peer: peer.clone(),
-                        track: audio.track,
-                        ssrc: audio.ssrc,
-                        payload_type,
-                    };
-                    if self.audio.cmds.send(cmd).await.is_err() {
-                        tracing::debug!("audio task gone");
-                    }
-                }
-                None => tracing::warn!(peer = peer.short(), "no audio codec negotiated"),
+        if let Some(sender) = track_sender(audio, peer, "audio").await {
+            let cmd = AudioCmd::LinkUp {
+                peer: peer.clone(),
+                sender,
+            };
+            if self.audio.cmds.send(cmd).await.is_err() {
+                tracing::debug!("audio task gone");
             }
         }
-        if let Some(video) = video {
-            match video.payload_type().await {
-                Some(payload_type) => {
-                    let cmd = VideoCmd::LinkUp {
-                        peer: peer.clone(),
-                        track: video.track,
-                        ssrc: video.ssrc,
-                        payload_type,
-                    };
-                    if self.video.cmds.send(cmd).await.is_err() {
-                        tracing::debug!("video task gone");
-                    }
-                }
-                None => tracing::warn!(peer = peer.short(), "no video codec negotiated"),
+        if let Some(sender) = track_sender(video, peer, "video").await {
+            let cmd = VideoCmd::LinkUp {
+                peer: peer.clone(),
+                sender,
+            };
+            if self.video.cmds.send(cmd).await.is_err() {
+                tracing::debug!("video task gone");
             }
         }
         if self.joined.insert(peer.clone())
@@ -787,6 +773,24 @@ impl Driver {
             link.close();
         }
     }
+}
+
+/// A link's track ready to write to, once its payload type is negotiated.
+async fn track_sender(
+    track: Option<crate::link::LinkTrack>,
+    peer: &PeerId,
+    what: &str,
+) -> Option<TrackSender> {
+    let track = track?;
+    let Some(payload_type) = track.payload_type().await else {
+        tracing::warn!(peer = peer.short(), "no {what} codec negotiated");
+        return None;
+    };
+    Some(TrackSender {
+        track: track.track,
+        ssrc: track.ssrc,
+        payload_type,
+    })
 }
 
 /// Reads a peer's Opus track and hands its packets to the audio task.

@@ -141,9 +141,8 @@ impl Reassembler {
             return None;
         }
         let timestamp = held.timestamp;
-        let mut expected = first;
         let mut last = None;
-        for (&seq, h) in self.held.range(first..) {
+        for (expected, (&seq, h)) in (first..).zip(self.held.range(first..)) {
             if seq != expected || h.timestamp != timestamp {
                 return None;
             }
@@ -151,7 +150,6 @@ impl Reassembler {
                 last = Some(seq);
                 break;
             }
-            expected += 1;
         }
         let last = last?;
         let mut data = BytesMut::new();

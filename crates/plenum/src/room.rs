@@ -340,8 +340,7 @@ impl Room {
             commands_rx,
             events_tx,
             roster,
-            audio.clone(),
-            video.clone(),
+            (audio.clone(), video.clone()),
         );
         tokio::spawn(driver.run());
         let room = Room {

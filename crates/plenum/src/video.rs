@@ -14,11 +14,10 @@ use bytes::Bytes;
 use plenum_media::{VideoSink, VideoSource};
 use plenum_proto::PeerId;
 use plenum_vpx::{Content, Encoder, EncoderConfig};
-use rtc::media::Sample;
 use tokio::sync::mpsc;
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+use crate::outbound::{TrackSender, send_to_all};
 use crate::reassembly::Reassembler;
 use crate::room::{RoomError, RoomEvent};
 
@@ -35,9 +34,7 @@ pub(crate) enum VideoCmd {
     /// A link's VP8 track is ready to send on.
     LinkUp {
         peer: PeerId,
-        track: Arc<TrackLocalStaticSample>,
-        ssrc: u32,
-        payload_type: u8,
+        sender: TrackSender,
     },
     LinkDown {
         peer: PeerId,
@@ -73,14 +70,8 @@ impl std::fmt::Debug for VideoHandle {
     }
 }
 
-struct Sender {
-    track: Arc<TrackLocalStaticSample>,
-    ssrc: u32,
-    payload_type: u8,
-}
-
 struct Task {
-    senders: HashMap<PeerId, Sender>,
+    senders: HashMap<PeerId, TrackSender>,
     source: Option<Box<dyn VideoSource>>,
     encoder: Option<Encoder>,
     keyframe_wanted: bool,
@@ -164,21 +155,13 @@ impl Task {
 
     fn handle_link(&mut self, cmd: VideoCmd) {
         match cmd {
-            VideoCmd::LinkUp {
-                peer,
-                track,
-                ssrc,
-                payload_type,
-            } => {
-                tracing::debug!(peer = peer.short(), payload_type, "video track up");
-                self.senders.insert(
-                    peer,
-                    Sender {
-                        track,
-                        ssrc,
-                        payload_type,
-                    },
+            VideoCmd::LinkUp { peer, sender } => {
+                tracing::debug!(
+                    peer = peer.short(),
+                    payload_type = sender.payload_type,
+                    "video track up"
                 );
+                self.senders.insert(peer, sender);
                 // A new receiver needs a keyframe to start from.
                 self.keyframe_wanted = true;
                 self.last_keyframe = None;
@@ -252,21 +235,7 @@ impl Task {
             self.last_keyframe = Some(now);
         }
         let data = Bytes::from(encoded.data);
-        for (peer, sender) in &self.senders {
-            let sample = Sample {
-                data: data.clone(),
-                duration,
-                ..Sample::new(now)
-            };
-            if let Err(e) = sender
-                .track
-                .sample_writer(sender.ssrc, sender.payload_type)
-                .write_sample(&sample)
-                .await
-            {
-                tracing::trace!(peer = peer.short(), error = %e, "video frame not sent");
-            }
-        }
+        send_to_all(&self.senders, data, duration, now, "video").await;
     }
 }
 
