@@ -11,11 +11,12 @@ use crate::args::Args;
 use crate::host::Hosted;
 use crate::prefs;
 use crate::session::Session;
-use crate::types::{AudioDevice, AudioDevices, MicState};
+use crate::types::{AudioDevice, AudioDevices, MicState, TileSize};
 use crate::types::{
     ChatLine, CommandError, ErrorKind, HostRequest, InviteView, JoinRequest, Joined, Prefs,
     StrokeStart, StrokeStarted, UiEvent,
 };
+use crate::video::VideoTiles;
 
 /// Everything the commands share: one call at a time, and the embedded server once started.
 #[derive(Debug)]
@@ -25,6 +26,8 @@ pub struct App {
     ui: mpsc::Sender<UiEvent>,
     session: Mutex<Option<Session>>,
     hosted: Mutex<Option<Hosted>>,
+    /// Peers' newest pictures and the tile sizes, shared with the video pump.
+    pub video: VideoTiles,
 }
 
 impl App {
@@ -36,6 +39,7 @@ impl App {
             ui,
             session: Mutex::new(None),
             hosted: Mutex::new(None),
+            video: VideoTiles::default(),
         }
     }
 
@@ -118,7 +122,8 @@ impl App {
         }
         let prefs = self.prefs();
         let devices = (prefs.microphone, prefs.speaker);
-        let joined = Session::join(req, public, devices, self.ui.clone()).await?;
+        let joined =
+            Session::join(req, public, devices, self.ui.clone(), self.video.clone()).await?;
         let info = joined.joined().clone();
         *session = Some(joined);
         Ok(info)
@@ -130,6 +135,13 @@ impl App {
         if let Some(session) = session {
             session.leave().await;
         }
+        self.video.clear();
+    }
+
+    /// The sizes the view shows each peer's video at.
+    pub fn video_sizes(&self, sizes: Vec<TileSize>) {
+        self.video
+            .set_sizes(sizes.into_iter().map(|s| (s.peer, s.width, s.height)));
     }
 
     async fn with<T>(

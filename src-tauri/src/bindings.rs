@@ -31,6 +31,7 @@ pub fn generate() -> String {
         AudioDevices::decl(&cfg),
         AudioDevice::decl(&cfg),
         MicState::decl(&cfg),
+        TileSize::decl(&cfg),
         Point::decl(&cfg),
         Tool::decl(&cfg),
         StrokeId::decl(&cfg),

@@ -19,4 +19,6 @@
     "audio_devices",
     "set_devices",
     "mic_level",
+    "video_sizes",
+    "video_subscribe",
 ]

@@ -4,7 +4,7 @@ use plenum_collab::{BoardChange, Point, Stroke};
 use tauri::State;
 
 use crate::app::App;
-use crate::types::{AudioDevices, MicState};
+use crate::types::{AudioDevices, MicState, TileSize};
 use crate::types::{
     ChatLine, CommandError, HostRequest, InviteView, JoinRequest, Joined, Prefs, StrokeStart,
     StrokeStarted,
@@ -110,4 +110,17 @@ pub(crate) async fn set_devices(
 pub(crate) async fn mic_level(app: State<'_, App>) -> Result<Option<f32>> {
     // JSON has no -inf: silence or no microphone is `null`.
     app.mic_level().await.map(|l| l.is_finite().then_some(l))
+}
+
+#[tauri::command]
+pub(crate) fn video_sizes(app: State<'_, App>, sizes: Vec<TileSize>) {
+    app.video_sizes(sizes);
+}
+
+#[tauri::command]
+pub(crate) fn video_subscribe(
+    pump: State<'_, crate::VideoPump>,
+    on_frame: tauri::ipc::Channel<tauri::ipc::InvokeResponseBody>,
+) {
+    pump.subscribe(on_frame);
 }

@@ -13,10 +13,14 @@ pub mod host;
 pub mod prefs;
 pub mod session;
 pub mod types;
+pub mod video;
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::Parser;
+use tauri::ipc::{Channel, InvokeResponseBody};
 use tauri::{Emitter, Manager};
 use tokio::sync::mpsc;
 
@@ -24,6 +28,53 @@ pub use app::App;
 
 /// The name of the event carrying [`types::UiEvent`]s to the view.
 pub const EVENT: &str = "plenum";
+
+/// Sends each new tile picture to the view over the channel it subscribed with, from a
+/// thread of its own (scaling and colour conversion stay off the call's tasks). Raw bytes
+/// through a Tauri channel: no JSON, no base64.
+pub struct VideoPump {
+    channel: Arc<std::sync::Mutex<Option<Channel<InvokeResponseBody>>>>,
+}
+
+impl VideoPump {
+    /// How often the pump looks for new pictures (faster than any source's frame rate).
+    const PERIOD: std::time::Duration = std::time::Duration::from_millis(8);
+
+    fn start(tiles: video::VideoTiles) -> std::io::Result<Self> {
+        let channel: Arc<std::sync::Mutex<Option<Channel<InvokeResponseBody>>>> = Arc::default();
+        let shared = Arc::clone(&channel);
+        std::thread::Builder::new()
+            .name("plenum-video-pump".into())
+            .spawn(move || {
+                let mut resizer = fast_image_resize::Resizer::new();
+                loop {
+                    std::thread::sleep(Self::PERIOD);
+                    let Some(channel) = shared.lock().ok().and_then(|c| c.clone()) else {
+                        continue;
+                    };
+                    for packet in tiles.render_new(&mut resizer) {
+                        if let Err(e) = channel.send(InvokeResponseBody::Raw(packet)) {
+                            tracing::debug!(error = %e, "picture not delivered to the view");
+                        }
+                    }
+                }
+            })?;
+        Ok(Self { channel })
+    }
+
+    /// Pictures go to `channel` from now on (a reloaded view subscribes again).
+    fn subscribe(&self, channel: Channel<InvokeResponseBody>) {
+        if let Ok(mut slot) = self.channel.lock() {
+            *slot = Some(channel);
+        }
+    }
+}
+
+impl std::fmt::Debug for VideoPump {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoPump").finish_non_exhaustive()
+    }
+}
 
 /// Runs the app until its window closes.
 pub fn run() -> ExitCode {
@@ -40,7 +91,9 @@ pub fn run() -> ExitCode {
         .setup(move |tauri_app| {
             let config_dir = tauri_app.path().app_config_dir()?;
             let (ui_tx, mut ui_rx) = mpsc::channel(1024);
-            tauri_app.manage(App::new(args, config_dir, ui_tx));
+            let app = App::new(args, config_dir, ui_tx);
+            tauri_app.manage(VideoPump::start(app.video.clone())?);
+            tauri_app.manage(app);
             let handle = tauri_app.handle().clone();
             tauri::async_runtime::spawn(async move {
                 while let Some(event) = ui_rx.recv().await {
@@ -70,6 +123,8 @@ pub fn run() -> ExitCode {
             commands::audio_devices,
             commands::set_devices,
             commands::mic_level,
+            commands::video_sizes,
+            commands::video_subscribe,
         ])
         .build(tauri::generate_context!());
     let app = match result {

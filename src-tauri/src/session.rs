@@ -21,6 +21,7 @@ use crate::types::{
     ChatLine, CommandError, ErrorKind, JoinRequest, Joined, PeerState, PeerView, StrokeStart,
     StrokeStarted, UiEvent,
 };
+use crate::video::VideoTiles;
 
 /// How often the roster is refreshed and every connected peer pinged.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -83,6 +84,7 @@ impl Session {
         public_server: Option<&str>,
         devices: (Option<String>, Option<String>),
         ui: mpsc::Sender<UiEvent>,
+        tiles: VideoTiles,
     ) -> Result<Self, CommandError> {
         let bad = CommandError::bad_input;
         let config = RoomConfig::builder(req.room.trim(), req.name.trim())
@@ -109,6 +111,7 @@ impl Session {
             colour: colour_of(room.id().as_str()),
             speaking: false,
             muted: None,
+            video: false,
         };
         let joined = Joined {
             me: me.clone(),
@@ -119,7 +122,8 @@ impl Session {
         };
         info!(room = %room_name.as_str(), peer = %me.id, "joined");
         let (cmds, cmd_rx) = mpsc::channel(256);
-        let mut task = Task::new(room, me, ui)?;
+        room.set_video_sink(Some(tiles.sink()));
+        let mut task = Task::new(room, me, ui, tiles)?;
         (task.microphone, task.speaker) = devices;
         tokio::spawn(task.run(events, cmd_rx));
         Ok(Self { cmds, joined })
@@ -237,10 +241,18 @@ struct Task {
     mic: MicState,
     microphone: Option<String>,
     speaker: Option<String>,
+    /// Peers' video streams, by peer; their pictures go to `tiles`.
+    video: BTreeMap<PeerId, String>,
+    tiles: VideoTiles,
 }
 
 impl Task {
-    fn new(room: Room, me: PeerView, ui: mpsc::Sender<UiEvent>) -> Result<Self, CommandError> {
+    fn new(
+        room: Room,
+        me: PeerView,
+        ui: mpsc::Sender<UiEvent>,
+        tiles: VideoTiles,
+    ) -> Result<Self, CommandError> {
         let channel = |name| room.channel(name).map_err(CommandError::bad_input);
         Ok(Self {
             chat: channel(CHAT)?,
@@ -261,6 +273,8 @@ impl Task {
             mic: MicState::Off,
             microphone: None,
             speaker: None,
+            video: BTreeMap::new(),
+            tiles,
         })
     }
 
@@ -542,6 +556,8 @@ impl Task {
             }
             RoomEvent::PeerLeave { peer } => {
                 info!(peer = %peer.short(), "peer left or link lost");
+                self.video.remove(&peer);
+                self.tiles.forget(peer.as_str());
                 self.refresh().await;
             }
             RoomEvent::Message {
@@ -562,14 +578,25 @@ impl Task {
                 }
                 self.emit_roster().await;
             }
+            RoomEvent::StreamAdded {
+                peer, stream, kind, ..
+            } if kind == "video" => {
+                self.video.insert(peer, stream);
+                self.emit_roster().await;
+            }
             RoomEvent::StreamAdded { peer, muted, .. }
             | RoomEvent::StreamMuted { peer, muted, .. } => {
                 self.muted.insert(peer, muted);
                 self.emit_roster().await;
             }
-            RoomEvent::StreamRemoved { peer, .. } => {
-                self.muted.remove(&peer);
-                self.speaking.remove(&peer);
+            RoomEvent::StreamRemoved { peer, stream } => {
+                if self.video.get(&peer) == Some(&stream) {
+                    self.video.remove(&peer);
+                    self.tiles.forget(peer.as_str());
+                } else {
+                    self.muted.remove(&peer);
+                    self.speaking.remove(&peer);
+                }
                 self.emit_roster().await;
             }
             RoomEvent::Error(RoomError::AudioSource(reason)) => {
@@ -699,6 +726,7 @@ impl Task {
                     colour: colour_of(info.peer.as_str()),
                     speaking: false,
                     muted: None,
+                    video: false,
                 });
             view.state = state;
             if state != PeerState::Connected {
@@ -713,6 +741,7 @@ impl Task {
         for (peer, view) in &mut self.peers {
             view.speaking = self.speaking.contains(peer);
             view.muted = self.muted.get(peer).copied();
+            view.video = self.video.contains_key(peer);
         }
         let roster: Vec<PeerView> = std::iter::once(self.me.clone())
             .chain(self.peers.values().cloned())

@@ -109,6 +109,17 @@ pub struct PeerView {
     pub speaking: bool,
     /// Its microphone: `null` when it publishes no audio, else whether it is muted.
     pub muted: Option<bool>,
+    /// Whether it publishes video (its pictures come through the video channel).
+    pub video: bool,
+}
+
+/// The size a tile's video is shown at, in device pixels.
+#[derive(Debug, Clone, PartialEq, Deserialize, TS)]
+pub struct TileSize {
+    /// The peer whose tile it is.
+    pub peer: String,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// One chat message.

@@ -321,6 +321,32 @@ fn app_joins_a_room_with_cli_peers() {
             .filter(|t| t.to_lowercase().contains("audio device") || t.contains("unavailable"))
     });
 
+    // Video: a peer's test pattern shows on its tile as non-blank pixels that change.
+    bob.proc
+        .cmd(json!({"cmd": "video", "source": "testsrc:640x360@30"}));
+    let bob_canvas = format!(".tile[data-peer='{}'] canvas.tile-video", bob.id);
+    let sample = |app: &Session| -> Option<(u64, u64)> {
+        let script = "const c = document.querySelector(arguments[0]);
+            if (!c || !c.width || getComputedStyle(c).display === 'none') return null;
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let sum = 0; const levels = new Set();
+            for (let i = 0; i < d.length; i += 4 * 31) { sum += d[i] + d[i + 1] + d[i + 2]; levels.add(d[i] >> 3); }
+            return [sum, levels.size];";
+        let v = app.execute(script, json!([bob_canvas]));
+        Some((v[0].as_u64()?, v[1].as_u64()?))
+    };
+    let first = wait_for(LONG, "Bob's video on his tile", || {
+        sample(&app).filter(|(_, levels)| *levels > 8)
+    });
+    wait_for(LONG, "Bob's video moving", || {
+        sample(&app).filter(|(sum, levels)| *sum != first.0 && *levels > 8)
+    });
+    app.click(&app.find("#mode-button").unwrap());
+    wait_for(LONG, "the grid", || app.find(".stage[data-mode='grid']"));
+    std::thread::sleep(Duration::from_millis(500));
+    xvfb.screenshot(&shots.join("call-video.png"));
+    app.click(&app.find("#mode-button").unwrap());
+
     // A peer that joins late receives the board from the app.
     let mut cy = cli::join(&server.url, room, "Cy", &[]);
     let sync = expect_msg(&mut cy, "board", &app_id, "the board sync", |d| {

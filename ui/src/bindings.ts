@@ -127,7 +127,11 @@ speaking: boolean,
 /**
  * Its microphone: `null` when it publishes no audio, else whether it is muted.
  */
-muted: boolean | null, };
+muted: boolean | null, 
+/**
+ * Whether it publishes video (its pictures come through the video channel).
+ */
+video: boolean, };
 
 export type ChatLine = { 
 /**
@@ -287,6 +291,12 @@ default: boolean, };
 
 export type MicState = "off" | "on" | "muted";
 
+export type TileSize = { 
+/**
+ * The peer whose tile it is.
+ */
+peer: string, width: number, height: number, };
+
 export type Point = [number, number];
 
 export type Tool = "pen" | "eraser";
@@ -390,7 +400,9 @@ export type Command =
   | "set_mic"
   | "audio_devices"
   | "set_devices"
-  | "mic_level";
+  | "mic_level"
+  | "video_sizes"
+  | "video_subscribe";
 
 /** The event carrying `UiEvent`s. */
 export const EVENT = "plenum";

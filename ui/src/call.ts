@@ -6,7 +6,7 @@ import { ChatPanel } from "./chat";
 import { Cursors, throttle } from "./cursors";
 import { h, isTyping } from "./dom";
 import { type Api, errorText } from "./ipc";
-import { Tiles } from "./tiles";
+import { readPicture, Tiles } from "./tiles";
 
 export const SHORTCUTS: Array<[string, string]> = [
   ["B", "Switch between whiteboard and participants"],
@@ -52,6 +52,7 @@ export class CallView {
   private settings: HTMLElement;
   private toast: HTMLElement;
   private ignored = 0;
+  private lastVideoSizes = "";
   private keys = (e: KeyboardEvent) => this.key(e);
 
   constructor(
@@ -140,6 +141,12 @@ export class CallView {
     modeButton.textContent = "Participants";
     this.tiles.update([joined.me]);
     this.roster.set(joined.me.id, joined.me);
+    void api
+      .videoSubscribe((buffer) => {
+        const picture = readPicture(buffer);
+        if (picture && !this.closed) this.tiles.draw(picture);
+      })
+      .catch(() => {});
     this.updateCount();
     document.addEventListener("keydown", this.keys);
     // Frames are drawn only while something changes: a cursor easing, a board change, a resize.
@@ -147,8 +154,10 @@ export class CallView {
       this.resize = new ResizeObserver(() => {
         this.board.invalidate();
         this.wake();
+        this.sendVideoSizes();
       });
       this.resize.observe(this.board.element);
+      this.resize.observe(this.tiles.element);
     }
     this.wake();
     if (joined.hosting) this.invite.hidden = false;
@@ -346,6 +355,15 @@ export class CallView {
   }
 
   /** Schedules a frame unless one is due: ease cursors, redraw the board if it changed. */
+  /** Tells the app the size each video tile is shown at: pictures come at that size. */
+  private sendVideoSizes(): void {
+    const sizes = this.tiles.videoSizes();
+    const key = JSON.stringify(sizes);
+    if (key === this.lastVideoSizes) return;
+    this.lastVideoSizes = key;
+    void this.api.videoSizes(sizes).catch(() => {});
+  }
+
   wake(): void {
     if (this.frame || this.closed) return;
     this.frame = requestAnimationFrame(() => {
@@ -369,6 +387,7 @@ export class CallView {
         this.roster = new Map(event.peers.map((p) => [p.id, p]));
         for (const p of event.peers) this.cursors.rename(p.id, p.name);
         this.tiles.update(event.peers);
+        this.sendVideoSizes();
         this.updateCount();
         break;
       }

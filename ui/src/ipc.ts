@@ -1,6 +1,6 @@
 // Typed calls into the Rust side. Every command name is checked against `Command` from the
 // generated bindings, and every argument and result against the generated types.
-import { invoke } from "@tauri-apps/api/core";
+import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   AudioDevices,
@@ -18,6 +18,7 @@ import type {
   Stroke,
   StrokeStart,
   StrokeStarted,
+  TileSize,
   UiEvent,
 } from "./bindings";
 import { EVENT } from "./bindings";
@@ -46,6 +47,13 @@ export const api = {
   micLevel: () => call<number | null>("mic_level"),
   setDevices: (microphone: string | null, speaker: string | null) =>
     call<MicState | null>("set_devices", { microphone, speaker }),
+  videoSizes: (sizes: TileSize[]) => call<null>("video_sizes", { sizes }),
+  /** Pictures arrive as raw bytes on a channel, never as JSON events. */
+  videoSubscribe: (onPicture: (buffer: ArrayBuffer) => void) => {
+    const channel = new Channel<ArrayBuffer>();
+    channel.onmessage = onPicture;
+    return call<null>("video_subscribe", { onFrame: channel });
+  },
 };
 
 export type Api = typeof api;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { PeerView } from "./bindings";
-import { gridFor, Tiles } from "./tiles";
+import { gridFor, readPicture, Tiles } from "./tiles";
 
 const peer = (id: string, state: PeerView["state"] = "connected", rtt_ms: number | null = 3.4): PeerView => ({
   id,
@@ -10,6 +10,7 @@ const peer = (id: string, state: PeerView["state"] = "connected", rtt_ms: number
   colour: "hsl(10, 70%, 45%)",
   speaking: false,
   muted: null,
+  video: false,
 });
 
 describe("tiles", () => {
@@ -56,8 +57,47 @@ describe("tiles", () => {
     expect(b.dataset.speaking).toBe("false");
     expect(b.dataset.muted).toBe("true");
     expect((b.querySelector(".tile-muted") as HTMLElement).hidden).toBe(false);
-    t.update([{ ...peer("a"), speaking: false, muted: null }, { ...peer("b"), muted: false }]);
+    t.update([{ ...peer("a"), speaking: false, muted: null, video: false }, { ...peer("b"), muted: false }]);
     expect(a.dataset.speaking).toBe("false");
     expect((b.querySelector(".tile-muted") as HTMLElement).hidden).toBe(true);
+  });
+});
+
+describe("picture packets", () => {
+  const packet = (peer: string, width: number, height: number, extra = 0): ArrayBuffer => {
+    const id = new TextEncoder().encode(peer);
+    const bytes = new Uint8Array(2 + id.length + 4 + width * height * 4 + extra);
+    bytes[0] = 1;
+    bytes[1] = id.length;
+    bytes.set(id, 2);
+    new DataView(bytes.buffer).setUint16(2 + id.length, width, true);
+    new DataView(bytes.buffer).setUint16(4 + id.length, height, true);
+    bytes.fill(200, 6 + id.length);
+    return bytes.buffer;
+  };
+
+  it("reads the peer, the size and the pixels", () => {
+    const picture = readPicture(packet("ada1", 4, 2));
+    expect(picture?.peer).toBe("ada1");
+    expect([picture?.width, picture?.height]).toEqual([4, 2]);
+    expect(picture?.rgba.length).toBe(32);
+    expect(picture?.rgba[31]).toBe(200);
+  });
+
+  it("refuses what is not a whole packet", () => {
+    expect(readPicture(new ArrayBuffer(3))).toBeNull();
+    expect(readPicture(packet("ada1", 4, 2, 1))).toBeNull();
+    const wrongVersion = new Uint8Array(packet("ada1", 1, 1));
+    wrongVersion[0] = 2;
+    expect(readPicture(wrongVersion.buffer)).toBeNull();
+  });
+
+  it("shows video instead of the avatar for peers that publish it", () => {
+    const tiles = new Tiles();
+    tiles.update([{ ...peer("a"), video: true }, peer("b")]);
+    const a = tiles.element.querySelector<HTMLElement>(".tile[data-peer='a']");
+    expect(a?.dataset.video).toBe("true");
+    expect(a?.querySelector("canvas.tile-video")).not.toBeNull();
+    expect(tiles.element.querySelector<HTMLElement>(".tile[data-peer='b']")?.dataset.video).toBe("false");
   });
 });

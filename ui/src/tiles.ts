@@ -30,6 +30,30 @@ function mutedIcon(): SVGElement {
   return svg;
 }
 
+/** A picture packet from the video channel (see src-tauri/src/video.rs). */
+export interface Picture {
+  peer: string;
+  width: number;
+  height: number;
+  rgba: Uint8ClampedArray<ArrayBuffer>;
+}
+
+/** Reads a picture packet; `null` if it is not one. */
+export function readPicture(buffer: ArrayBuffer): Picture | null {
+  const bytes = new Uint8Array(buffer);
+  if (bytes.length < 6 || bytes[0] !== 1) return null;
+  const idLength = bytes[1];
+  const at = 2 + idLength;
+  if (bytes.length < at + 4) return null;
+  const peer = new TextDecoder().decode(bytes.subarray(2, at));
+  const view = new DataView(buffer, at, 4);
+  const width = view.getUint16(0, true);
+  const height = view.getUint16(2, true);
+  const start = at + 4;
+  if (bytes.length !== start + width * height * 4) return null;
+  return { peer, width, height, rgba: new Uint8ClampedArray(buffer, start, width * height * 4) };
+}
+
 /** Columns and rows for `n` tiles: as square as possible, wider than tall. */
 export function gridFor(n: number): { cols: number; rows: number } {
   const count = Math.max(1, n);
@@ -68,14 +92,40 @@ export class Tiles {
     this.element.dataset.count = String(peers.length);
   }
 
+  /** Draws a peer's picture on its tile's canvas. */
+  draw(picture: Picture): void {
+    const tile = this.tiles.get(picture.peer);
+    const canvas = tile?.querySelector<HTMLCanvasElement>(".tile-video");
+    const context = canvas?.getContext("2d");
+    if (!canvas || !context) return;
+    if (canvas.width !== picture.width) canvas.width = picture.width;
+    if (canvas.height !== picture.height) canvas.height = picture.height;
+    context.putImageData(new ImageData(picture.rgba, picture.width, picture.height), 0, 0);
+    tile!.dataset.frames = String(Number(tile!.dataset.frames ?? "0") + 1);
+  }
+
+  /** The size, in device pixels, each peer's video is shown at (peers with video only). */
+  videoSizes(): { peer: string; width: number; height: number }[] {
+    const ratio = window.devicePixelRatio || 1;
+    const sizes = [];
+    for (const [peer, tile] of this.tiles) {
+      if (tile.dataset.video !== "true") continue;
+      const media = tile.querySelector(".tile-media") as HTMLElement;
+      const { width, height } = media.getBoundingClientRect();
+      sizes.push({ peer, width: Math.round(width * ratio), height: Math.round(height * ratio) });
+    }
+    return sizes;
+  }
+
   /** Builds a tile once; later updates change its text in place (video goes in its media area). */
   private fill(tile: HTMLElement, peer: PeerView): void {
     tile.dataset.state = peer.state;
     tile.dataset.speaking = String(peer.speaking);
     tile.dataset.muted = String(peer.muted === true);
+    tile.dataset.video = String(peer.video);
     if (!tile.firstChild) {
       tile.append(
-        h("div", { class: "tile-media" }, h("div", { class: "avatar" })),
+        h("div", { class: "tile-media" }, h("div", { class: "avatar" }), h("canvas", { class: "tile-video" })),
         h(
           "div",
           { class: "tile-bar" },
