@@ -38,6 +38,23 @@ fn saved(dir: &Path) -> Vec<(u32, f64)> {
         .collect()
 }
 
+/// A peer that saves what it receives in `dir`, `per_second` pictures a second.
+fn spawn_saver(
+    ns: Option<&NetNs>,
+    url: &str,
+    room: &str,
+    name: &str,
+    dir: &Path,
+    per_second: &str,
+) -> Proc {
+    let dir = dir.to_str().expect("utf-8");
+    let args = ["--save-frames", dir, "--save-frames-per-second", per_second];
+    match ns {
+        Some(ns) => spawn_join_in(ns, url, room, name, &args),
+        None => spawn_join(url, room, name, &args),
+    }
+}
+
 fn leave(peers: &mut [&mut Proc]) {
     for peer in peers {
         peer.cmd(json!({"cmd": "leave"}));
@@ -51,13 +68,7 @@ fn decoded_pictures_carry_increasing_counters_and_match_what_was_sent() {
     let dir = frames_dir("plain");
     let mut a = spawn_join(&server.url, "video", "a", &["--video", "testsrc"]);
     a.expect(LONG, "publishing", |v| event(v) == "video");
-    let dir_arg = dir.to_str().expect("utf-8");
-    let mut b = spawn_join(
-        &server.url,
-        "video",
-        "b",
-        &["--save-frames", dir_arg, "--save-frames-per-second", "5"],
-    );
+    let mut b = spawn_saver(None, &server.url, "video", "b", &dir, "5");
     let added = b.expect(LONG, "a's video stream", |v| event(v) == "stream_add");
     assert_eq!(added["kind"], "video");
     assert_eq!(added["metadata"]["source"], "testsrc");
@@ -85,13 +96,7 @@ fn a_late_joiner_gets_a_picture_without_waiting_for_a_periodic_keyframe() {
     let mut early = spawn_join(&server.url, "late", "early", &[]);
     early.expect(LONG, "a's video", |v| event(v) == "stream_add");
     std::thread::sleep(Duration::from_millis(1500));
-    let dir_arg = dir.to_str().expect("utf-8");
-    let mut late = spawn_join(
-        &server.url,
-        "late",
-        "late",
-        &["--save-frames", dir_arg, "--save-frames-per-second", "10"],
-    );
+    let mut late = spawn_saver(None, &server.url, "late", "late", &dir, "10");
     late.expect(LONG, "a's video", |v| event(v) == "stream_add");
     std::thread::sleep(Duration::from_millis(1500));
     leave(&mut [&mut late, &mut early, &mut a]);
@@ -115,14 +120,7 @@ fn the_picture_recovers_through_ten_percent_packet_loss() {
         &["--video", "testsrc:640x360@30"],
     );
     a.expect(LONG, "publishing", |v| event(v) == "video");
-    let dir_arg = dir.to_str().expect("utf-8");
-    let mut b = spawn_join_in(
-        &ns,
-        &server.url,
-        "lossy",
-        "b",
-        &["--save-frames", dir_arg, "--save-frames-per-second", "4"],
-    );
+    let mut b = spawn_saver(Some(&ns), &server.url, "lossy", "b", &dir, "4");
     b.expect(LONG, "a's video", |v| event(v) == "stream_add");
     std::thread::sleep(Duration::from_secs(6));
     leave(&mut [&mut b, &mut a]);
@@ -145,4 +143,37 @@ fn the_picture_recovers_through_ten_percent_packet_loss() {
         assert!(*db >= 30.0, "picture {counter}: {db:.1} dB");
     }
     std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+/// Mean PSNR of what a receiver decodes from a sender at `bitrate` kbit/s.
+fn quality_at(bitrate: &str) -> f64 {
+    let server = serve(&[]);
+    let dir = frames_dir(&format!("rate-{bitrate}"));
+    let args = ["--video", "testsrc:640x360@30", "--video-bitrate", bitrate];
+    let mut a = spawn_join(&server.url, "rate", "a", &args);
+    a.expect(LONG, "publishing", |v| event(v) == "video");
+    let mut b = spawn_saver(None, &server.url, "rate", "b", &dir, "5");
+    b.expect(LONG, "a's video", |v| event(v) == "stream_add");
+    std::thread::sleep(Duration::from_secs(3));
+    leave(&mut [&mut b, &mut a]);
+    // The first second: the rate control settles.
+    let frames: Vec<f64> = saved(&dir).iter().skip(5).map(|f| f.1).collect();
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+    assert!(
+        frames.len() >= 5,
+        "{} pictures at {bitrate} kbit/s",
+        frames.len()
+    );
+    frames.iter().sum::<f64>() / frames.len() as f64
+}
+
+#[test]
+fn the_video_bitrate_is_what_the_sender_asks_for() {
+    let high = quality_at("2500");
+    let low = quality_at("100");
+    eprintln!("mean PSNR {high:.1} dB at 2500 kbit/s, {low:.1} dB at 100 kbit/s");
+    assert!(
+        high > low + 3.0,
+        "{high:.1} dB at 2500 kbit/s vs {low:.1} dB at 100"
+    );
 }

@@ -449,6 +449,47 @@ mod tests {
     }
 
     #[test]
+    fn a_lower_bitrate_makes_smaller_frames() {
+        let (w, h) = (320, 180);
+        let mut enc = Encoder::new(EncoderConfig {
+            width: w,
+            height: h,
+            bitrate_kbps: 1500,
+            fps: 30,
+            content: Content::Camera,
+        })
+        .expect("encoder");
+        // Noise: every bit the rate control allows is spent.
+        let noisy = |n: u32| -> Vec<u8> {
+            let mut state = 0x9e37_79b9_u32 ^ n.wrapping_mul(0x85eb_ca6b);
+            (0..i420_len(w, h))
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    (state >> 24) as u8
+                })
+                .collect()
+        };
+        let bytes = |enc: &mut Encoder, from: u32| -> usize {
+            // Frames the rate control drops count as zero bytes; the first third settles.
+            (from..from + 60)
+                .map(|n| enc.encode(&noisy(n), 3000, false).expect("encode"))
+                .skip(20)
+                .map(|f| f.map_or(0, |f| f.data.len()))
+                .sum()
+        };
+        let high = bytes(&mut enc, 0);
+        enc.set_bitrate(150).expect("bitrate");
+        assert_eq!(enc.config().bitrate_kbps, 150);
+        let low = bytes(&mut enc, 60);
+        assert!(
+            low * 3 < high,
+            "{low} bytes at 150 kbit/s vs {high} at 1500"
+        );
+    }
+
+    #[test]
     fn bad_input_is_an_error_not_a_crash() {
         let mut enc = Encoder::new(EncoderConfig {
             width: 64,

@@ -332,7 +332,7 @@ impl Room {
         let room = config.room.clone();
         tracing::info!(room = %room, peer = me.short(), peers = roster.len(), "joined");
         let audio = crate::audio::spawn(events_tx.clone(), config.voice_processing);
-        let video = crate::video::spawn(events_tx.clone());
+        let video = crate::video::spawn(events_tx.clone(), config.video_bitrate_kbps);
         let driver = Driver::new(
             config,
             me.clone(),

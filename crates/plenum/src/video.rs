@@ -78,10 +78,12 @@ struct Task {
     last_keyframe: Option<Instant>,
     events: mpsc::Sender<RoomEvent>,
     epoch: Instant,
+    /// The configured bitrate; `None`: chosen from the picture size.
+    bitrate_kbps: Option<u32>,
 }
 
 /// Starts a room's video task; it ends when every handle is dropped.
-pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>) -> VideoHandle {
+pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>, bitrate_kbps: Option<u32>) -> VideoHandle {
     let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (keyframes, keyframe_rx) = mpsc::channel(KEYFRAME_QUEUE);
     let task = Task {
@@ -92,6 +94,7 @@ pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>) -> VideoHandle {
         last_keyframe: None,
         events,
         epoch: Instant::now(),
+        bitrate_kbps,
     };
     tokio::spawn(task.run(cmd_rx, keyframe_rx));
     VideoHandle {
@@ -203,7 +206,9 @@ impl Task {
             let config = EncoderConfig {
                 width: picture.width,
                 height: picture.height,
-                bitrate_kbps: bitrate_kbps(picture.width, picture.height, fps, content),
+                bitrate_kbps: self
+                    .bitrate_kbps
+                    .unwrap_or_else(|| bitrate_kbps(picture.width, picture.height, fps, content)),
                 fps,
                 content,
             };
