@@ -86,6 +86,37 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// A signaling server on loopback and two peers in `room`, linked to each other.
+pub(crate) struct Pair {
+    pub(crate) _server: Server,
+    pub(crate) url: String,
+    pub(crate) a: Room,
+    /// Held, unread, for as long as the pair lives.
+    pub(crate) _a_events: RoomEvents,
+    pub(crate) b: Room,
+    pub(crate) b_events: RoomEvents,
+}
+
+pub(crate) async fn linked_pair(room: &str) -> anyhow::Result<Pair> {
+    let server = Server::bind(([127, 0, 0, 1], 0).into(), ServerConfig::default()).await?;
+    let url = server.url();
+    let (a, mut a_events) = Room::join(loopback_peer(&url, room, "a")?).await?;
+    let (b, b_events) = Room::join(loopback_peer(&url, room, "b")?).await?;
+    let b_id = b.id().clone();
+    wait_for(&mut a_events, "b's link", |e| {
+        matches!(e, RoomEvent::PeerJoin { peer, .. } if peer == b_id).then_some(())
+    })
+    .await?;
+    Ok(Pair {
+        _server: server,
+        url,
+        a,
+        _a_events: a_events,
+        b,
+        b_events,
+    })
+}
+
 pub(crate) fn summary(mut samples: Vec<f64>) -> Value {
     samples.sort_by(f64::total_cmp);
     json!({

@@ -8,10 +8,9 @@ use plenum_media::{
     AudioSink, AudioSource, FRAME_SAMPLES, OpusConfig, OpusDecoder, OpusEncoder, ProcessingConfig,
     Sine, VoiceProcessor,
 };
-use plenum_signal::{Server, ServerConfig};
 use serde_json::{Value, json};
 
-use crate::bench::{loopback_peer, summary, wait_for};
+use crate::bench::{linked_pair, loopback_peer, summary, wait_for};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct AudioArgs {
@@ -160,15 +159,8 @@ pub(crate) async fn call_cpu(
 }
 
 pub(crate) async fn audio(args: &AudioArgs) -> anyhow::Result<Value> {
-    let server = Server::bind(([127, 0, 0, 1], 0).into(), ServerConfig::default()).await?;
-    let url = server.url();
-    let (a, mut a_events) = Room::join(loopback_peer(&url, "audio", "a")?).await?;
-    let (b, _b_events) = Room::join(loopback_peer(&url, "audio", "b")?).await?;
-    let b_id = b.id().clone();
-    wait_for(&mut a_events, "b's link", |e| {
-        matches!(e, RoomEvent::PeerJoin { peer, .. } if peer == b_id).then_some(())
-    })
-    .await?;
+    let pair = linked_pair("audio").await?;
+    let (url, a, b) = (&pair.url, &pair.a, &pair.b);
     let (sent, heard) = (
         Arc::new(Mutex::new(Vec::new())),
         Arc::new(Mutex::new(Vec::new())),
@@ -203,7 +195,7 @@ pub(crate) async fn audio(args: &AudioArgs) -> anyhow::Result<Value> {
         }
     }
     let (encode_x, decode_x) = opus_speed()?;
-    let six = call_cpu(&url, 6, 10, None).await?;
+    let six = call_cpu(url, 6, 10, None).await?;
     Ok(json!({
         "bench": "audio",
         "mouth_to_ear_ms": summary(latency),

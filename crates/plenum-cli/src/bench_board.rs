@@ -6,12 +6,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use bytes::Bytes;
-use plenum::{PeerId, Room, RoomEvent, Target};
+use plenum::{PeerId, RoomEvent, Target};
 use plenum_collab::{BOARD, Board, BoardMsg, Colour, Point, Tool};
-use plenum_signal::{Server, ServerConfig};
 use serde_json::{Value, json};
 
-use crate::bench::{loopback_peer, summary, wait_for};
+use crate::bench::{summary, wait_for};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct BoardArgs {
@@ -33,15 +32,14 @@ fn pts(n: usize, phase: usize) -> Vec<Point> {
 }
 
 pub(crate) async fn board(args: &BoardArgs) -> anyhow::Result<Value> {
-    let server = Server::bind(([127, 0, 0, 1], 0).into(), ServerConfig::default()).await?;
-    let url = server.url();
-    let (a, mut a_events) = Room::join(loopback_peer(&url, "board", "a")?).await?;
-    let (b, mut b_events) = Room::join(loopback_peer(&url, "board", "b")?).await?;
+    let crate::bench::Pair {
+        _server,
+        a,
+        b,
+        mut b_events,
+        ..
+    } = crate::bench::linked_pair("board").await?;
     let b_id = b.id().clone();
-    wait_for(&mut a_events, "b's link", |e| {
-        matches!(e, RoomEvent::PeerJoin { peer, .. } if peer == b_id).then_some(())
-    })
-    .await?;
     let a_id: PeerId = a.id().clone();
     let channel = a.channel(BOARD)?;
     let mut board_a = Board::new(a_id.clone());

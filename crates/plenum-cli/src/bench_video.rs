@@ -4,13 +4,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use plenum::{Room, RoomEvent};
 use plenum_media::{TestPattern, VideoFrame, VideoSink, read_stamp};
-use plenum_signal::{Server, ServerConfig};
 use plenum_vpx::{Content, Decoder, Encoder, EncoderConfig};
 use serde_json::{Value, json};
 
-use crate::bench::{loopback_peer, summary, wait_for};
+use crate::bench::{linked_pair, summary};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct VideoArgs {
@@ -29,7 +27,7 @@ fn codec_speed(width: u32, height: u32) -> anyhow::Result<Value> {
     let config = EncoderConfig {
         width,
         height,
-        bitrate_kbps: kbps(width, height),
+        bitrate_kbps: EncoderConfig::bitrate_for(width, height, 30, Content::Camera),
         fps: 30,
         content: Content::Camera,
     };
@@ -54,11 +52,6 @@ fn codec_speed(width: u32, height: u32) -> anyhow::Result<Value> {
         "decode_fps": decode.round(),
         "kbit_per_s_at_30fps": (bytes as f64 * 8.0 * 30.0 / frames.len().max(1) as f64 / 1000.0).round(),
     }))
-}
-
-/// The bitrate the engine picks for a camera at 30 fps (kept in step by hand).
-fn kbps(width: u32, height: u32) -> u32 {
-    ((f64::from(width) * f64::from(height) * 3.0 / 1000.0) as u32).clamp(150, 4000)
 }
 
 /// Reads each received picture's stamp: latency from capture to decoded picture.
@@ -90,15 +83,8 @@ pub(crate) async fn video(args: &VideoArgs) -> anyhow::Result<Value> {
     let small = codec_speed(640, 360)?;
     let large = codec_speed(1280, 720)?;
 
-    let server = Server::bind(([127, 0, 0, 1], 0).into(), ServerConfig::default()).await?;
-    let url = server.url();
-    let (a, mut a_events) = Room::join(loopback_peer(&url, "video", "a")?).await?;
-    let (b, _b_events) = Room::join(loopback_peer(&url, "video", "b")?).await?;
-    let b_id = b.id().clone();
-    wait_for(&mut a_events, "b's link", |e| {
-        matches!(e, RoomEvent::PeerJoin { peer, .. } if peer == b_id).then_some(())
-    })
-    .await?;
+    let pair = linked_pair("video").await?;
+    let (url, a, b) = (&pair.url, &pair.a, &pair.b);
     let (latencies, counters) = (Arc::default(), Arc::default());
     b.set_video_sink(Some(Box::new(Stamps {
         latencies: Arc::clone(&latencies),
@@ -121,7 +107,7 @@ pub(crate) async fn video(args: &VideoArgs) -> anyhow::Result<Value> {
     let pair_cpu = c1
         .zip(c0)
         .map(|(b, a)| b.saturating_sub(a).as_secs_f64() / wall.as_secs_f64());
-    let four = crate::bench_audio::call_cpu(&url, 4, 10, Some((640, 360))).await?;
+    let four = crate::bench_audio::call_cpu(url, 4, 10, Some((640, 360))).await?;
     Ok(json!({
         "bench": "video",
         "codec": "VP8 (libvpx, real-time, cpu-used -8, one thread)",

@@ -52,6 +52,20 @@ pub struct EncoderConfig {
     pub content: Content,
 }
 
+impl EncoderConfig {
+    /// The bitrate Plenum picks for a picture size when none is configured: about 0.1 bit per
+    /// pixel per frame for cameras, 1.5 times that for screens (text must stay sharp), within
+    /// 150 kbit/s..4 Mbit/s.
+    pub fn bitrate_for(width: u32, height: u32, fps: u32, content: Content) -> u32 {
+        let bits = f64::from(width) * f64::from(height) * f64::from(fps.max(1)) * 0.1;
+        let kbps = match content {
+            Content::Camera => bits / 1000.0,
+            Content::Screen => bits / 1000.0 * 1.5,
+        };
+        (kbps as u32).clamp(150, 4000)
+    }
+}
+
 /// One encoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {

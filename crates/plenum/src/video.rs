@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use plenum_media::{VideoSink, VideoSource};
 use plenum_proto::PeerId;
-use plenum_vpx::{Content, Encoder, EncoderConfig};
+use plenum_vpx::{Encoder, EncoderConfig};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
@@ -102,17 +102,6 @@ pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>, bitrate_kbps: Option<u32>) 
         keyframes,
         sink: Arc::new(Mutex::new(None)),
     }
-}
-
-/// The bitrate for a picture size: about 0.1 bit per pixel per frame for cameras, more for
-/// screens (text must stay sharp), within 150 kbit/s..4 Mbit/s.
-fn bitrate_kbps(width: u32, height: u32, fps: u32, content: Content) -> u32 {
-    let bits = f64::from(width) * f64::from(height) * f64::from(fps.max(1)) * 0.1;
-    let kbps = match content {
-        Content::Camera => bits / 1000.0,
-        Content::Screen => bits / 1000.0 * 1.5,
-    };
-    (kbps as u32).clamp(150, 4000)
 }
 
 /// A frame's display time as a `Duration` that webrtc-rs turns into exactly `ticks` at 90 kHz
@@ -206,9 +195,9 @@ impl Task {
             let config = EncoderConfig {
                 width: picture.width,
                 height: picture.height,
-                bitrate_kbps: self
-                    .bitrate_kbps
-                    .unwrap_or_else(|| bitrate_kbps(picture.width, picture.height, fps, content)),
+                bitrate_kbps: self.bitrate_kbps.unwrap_or_else(|| {
+                    EncoderConfig::bitrate_for(picture.width, picture.height, fps, content)
+                }),
                 fps,
                 content,
             };
