@@ -2,7 +2,9 @@
 //! says what size each tile is; a pump renders each new picture once, at its tile's size, as
 //! RGBA in a small binary packet for the view's canvas. Pictures never travel as JSON.
 //!
-//! Packet: `1` (version), the peer id's length (u8) and bytes, width and height (u16 little
+//! Tiles are named by the peer id (its camera) or `PEER/screen` (its shared screen).
+//!
+//! Packet: `1` (version), the tile name's length (u8) and bytes, width and height (u16 little
 //! endian), then width x height x 4 bytes of RGBA.
 
 use std::collections::HashMap;
@@ -10,15 +12,15 @@ use std::sync::{Arc, Mutex};
 
 use fast_image_resize::images::Image;
 use fast_image_resize::{PixelType, ResizeAlg, ResizeOptions, Resizer};
-use plenum_media::{VideoFrame, VideoSink};
+use plenum_media::{Content, VideoFrame, VideoSink};
 
 /// The largest tile picture sent (a tile never needs more).
 const MAX_SIDE: u32 = 1920;
 
 #[derive(Default)]
 struct State {
-    /// Each peer's newest picture and its sequence number.
-    latest: HashMap<String, (u64, VideoFrame)>,
+    /// Each tile's newest picture and its sequence number.
+    latest: HashMap<String, (u64, Arc<VideoFrame>)>,
     /// The sequence number last rendered per peer.
     rendered: HashMap<String, u64>,
     /// The size each tile is shown at, in device pixels.
@@ -74,7 +76,7 @@ impl VideoTiles {
 
     /// Packets for every picture not rendered yet, each at its tile's size.
     pub fn render_new(&self, resizer: &mut Resizer) -> Vec<Vec<u8>> {
-        let work: Vec<(String, VideoFrame, (u32, u32))> = {
+        let work: Vec<(String, Arc<VideoFrame>, (u32, u32))> = {
             let Ok(mut state) = self.state.lock() else {
                 return Vec::new();
             };
@@ -99,12 +101,21 @@ impl VideoTiles {
 }
 
 impl VideoSink for VideoTiles {
-    fn frame(&mut self, peer: &str, frame: &VideoFrame) {
+    fn frame(&mut self, peer: &str, lane: Content, frame: VideoFrame) {
+        let tile = tile_name(peer, lane);
         if let Ok(mut state) = self.state.lock() {
             state.next += 1;
             let seq = state.next;
-            state.latest.insert(peer.to_owned(), (seq, frame.clone()));
+            state.latest.insert(tile, (seq, Arc::new(frame)));
         }
+    }
+}
+
+/// The tile a peer's camera or screen is drawn in.
+pub fn tile_name(peer: &str, lane: Content) -> String {
+    match lane {
+        Content::Camera => peer.to_owned(),
+        Content::Screen => format!("{peer}/screen"),
     }
 }
 
@@ -156,7 +167,7 @@ mod tests {
         let mut sink = tiles.sink();
         let mut resizer = Resizer::new();
         let mut pattern = TestPattern::new(640, 360);
-        sink.frame("ada", &pattern.next_picture(0));
+        sink.frame("ada", Content::Camera, pattern.next_picture(0));
         // No size yet: nothing to render.
         assert!(tiles.render_new(&mut resizer).is_empty());
         tiles.set_sizes([("ada".to_owned(), 320, 320)]);
@@ -173,7 +184,7 @@ mod tests {
         assert_eq!(p.len(), 9 + 320 * 180 * 4);
         // Nothing new: nothing sent; a new picture: sent again.
         assert!(tiles.render_new(&mut resizer).is_empty());
-        sink.frame("ada", &pattern.next_picture(33));
+        sink.frame("ada", Content::Camera, pattern.next_picture(33));
         assert_eq!(tiles.render_new(&mut resizer).len(), 1);
         tiles.forget("ada");
         assert!(tiles.render_new(&mut resizer).is_empty());

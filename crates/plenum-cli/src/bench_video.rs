@@ -61,8 +61,8 @@ struct Stamps {
 }
 
 impl VideoSink for Stamps {
-    fn frame(&mut self, _peer: &str, frame: &VideoFrame) {
-        let Some(stamp) = read_stamp(frame) else {
+    fn frame(&mut self, _peer: &str, _lane: plenum_media::Content, frame: VideoFrame) {
+        let Some(stamp) = read_stamp(&frame) else {
             return;
         };
         let now = std::time::SystemTime::now()

@@ -53,9 +53,16 @@ pub(crate) struct JoinArgs {
     /// Play what this peer hears on an output device: `default` or a name from `plenum devices`.
     #[arg(long, conflicts_with = "record_audio")]
     speaker: Option<String>,
-    /// Video to publish: none, testsrc, testsrc:WIDTHxHEIGHT or testsrc:WIDTHxHEIGHT@FPS.
+    /// Video to publish: none, testsrc[:WIDTHxHEIGHT[@FPS]] or camera[:NAME][@WIDTHxHEIGHT[@FPS]].
     #[arg(long, default_value = "none")]
     video: String,
+    /// Share a screen beside the video: the primary monitor, or a monitor by name or index,
+    /// or window:TITLE (see `plenum devices`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "default", value_name = "MONITOR")]
+    screen: Option<String>,
+    /// Pictures per second a shared screen is captured at.
+    #[arg(long, default_value_t = plenum_media::screen::DEFAULT_SCREEN_FPS, value_parser = clap::value_parser!(u32).range(1..=60))]
+    screen_fps: u32,
     /// Video bitrate in kbit/s (default: from the picture size, 640x360 at 30 fps ~700).
     #[arg(long, value_parser = clap::value_parser!(u32).range(30..=20_000))]
     video_bitrate: Option<u32>,
@@ -101,6 +108,10 @@ enum Command {
     },
     /// Switch the published video (same forms as --video; none stops it) without leaving.
     Video {
+        source: String,
+    },
+    /// Share a screen (same forms as --screen, or default) or stop sharing (none).
+    Screen {
         source: String,
     },
     Mute {},
@@ -264,6 +275,9 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
     // A source that cannot be opened is reported; the peer stays in the room without it.
     set_audio(&out, &room, &args.audio).await;
     set_video(&out, &room, &args.video).await;
+    if let Some(target) = &args.screen {
+        set_screen(&out, &room, target, args.screen_fps).await;
+    }
 
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
@@ -334,6 +348,30 @@ async fn set_video(out: &Out, room: &Room, spec: &str) {
         Ok(None) => {
             if let Some(stream) = room.video_stream() {
                 let _ = room.remove_stream(&stream).await;
+            }
+        }
+        Err((code, message)) => out.error(code, message),
+    }
+}
+
+async fn set_screen(out: &Out, room: &Room, target: &str, fps: u32) {
+    match crate::video::screen(target, fps) {
+        Ok(Some(source)) => {
+            let metadata = json!({"type": "screen", "source": target});
+            if let Ok(stream) = room.add_video_stream(source, metadata).await {
+                out.event(
+                    json!({"event": "screen", "source": target, "stream": stream}),
+                    || format!("* sharing screen: {target}"),
+                );
+            }
+        }
+        Ok(None) => {
+            if let Some(stream) = room.screen_stream() {
+                let _ = room.remove_stream(&stream).await;
+                out.event(
+                    json!({"event": "screen", "source": "none", "stream": stream}),
+                    || "* screen sharing stopped".into(),
+                );
             }
         }
         Err((code, message)) => out.error(code, message),
@@ -445,6 +483,9 @@ async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
         Command::Leave {} => return true,
         Command::Audio { source } => set_audio(out, room, &source).await,
         Command::Video { source } => set_video(out, room, &source).await,
+        Command::Screen { source } => {
+            set_screen(out, room, &source, plenum_media::screen::DEFAULT_SCREEN_FPS).await;
+        }
         Command::Mute {} | Command::Unmute {} => {
             let muted = matches!(command, Command::Mute {});
             let Some(stream) = room.audio_stream() else {

@@ -6,40 +6,92 @@ use std::path::PathBuf;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
-use plenum_media::{TestPattern, VideoFrame, VideoSink, VideoSource};
+use plenum_media::{Content, TestPattern, VideoFrame, VideoSink, VideoSource};
 
-/// What `--video` asks for: `none`, `testsrc`, `testsrc:WIDTHxHEIGHT` or
-/// `testsrc:WIDTHxHEIGHT@FPS`.
+/// What `--video` asks for: `none`, `testsrc[:WIDTHxHEIGHT[@FPS]]`, or
+/// `camera[:NAME][@WIDTHxHEIGHT[@FPS]]` (a camera by index or name; default 1280x720@30).
 pub(crate) fn source(spec: &str) -> Result<Option<Box<dyn VideoSource>>, (&'static str, String)> {
+    if spec == "camera" || spec.starts_with("camera:") || spec.starts_with("camera@") {
+        return camera(&spec["camera".len()..]).map(Some);
+    }
     let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
     match kind {
         "none" if arg.is_empty() => Ok(None),
         "testsrc" => {
-            let (size, fps) = arg.split_once('@').unwrap_or((arg, "30"));
-            let (width, height) = if size.is_empty() {
-                (640, 360)
-            } else {
-                parse_size(size).ok_or_else(|| {
-                    (
-                        "bad_video",
-                        format!("testsrc size is WIDTHxHEIGHT, not {size:?}"),
-                    )
-                })?
-            };
-            let fps: u32 = fps
-                .parse()
-                .ok()
-                .filter(|f| (1..=120).contains(f))
-                .ok_or_else(|| ("bad_video", format!("testsrc fps is 1..=120, not {fps:?}")))?;
+            let (width, height, fps) = mode(arg, (640, 360, 30))?;
             Ok(Some(Box::new(
                 TestPattern::new(width, height).with_fps(fps),
             )))
         }
         _ => Err((
             "bad_video",
-            format!("unknown video source {spec:?}: use none or testsrc[:WxH[@FPS]]"),
+            format!(
+                "unknown video source {spec:?}: use none, testsrc[:WxH[@FPS]] or camera[:NAME][@WxH[@FPS]]"
+            ),
         )),
     }
+}
+
+/// `[:NAME][@WxH[@FPS]]` after `camera`: opens that camera.
+fn camera(rest: &str) -> Result<Box<dyn VideoSource>, (&'static str, String)> {
+    let rest = rest.strip_prefix(':').unwrap_or(rest);
+    let (name, mode_spec) = match rest.find('@') {
+        Some(at) => (&rest[..at], &rest[at + 1..]),
+        None => (rest, ""),
+    };
+    let defaults = plenum_media::CameraRequest::default();
+    let (width, height, fps) = mode(mode_spec, (defaults.width, defaults.height, defaults.fps))?;
+    let request = plenum_media::CameraRequest {
+        name: (!name.is_empty()).then(|| name.to_owned()),
+        width,
+        height,
+        fps,
+    };
+    plenum_media::Camera::open(&request)
+        .map(|c| Box::new(c) as Box<dyn VideoSource>)
+        .map_err(|e| ("video_device", e.to_string()))
+}
+
+/// `WxH[@FPS]` (either part may be empty: the default).
+fn mode(spec: &str, default: (u32, u32, u32)) -> Result<(u32, u32, u32), (&'static str, String)> {
+    let (size, fps) = spec.split_once('@').unwrap_or((spec, ""));
+    let (width, height) = if size.is_empty() {
+        (default.0, default.1)
+    } else {
+        parse_size(size).ok_or_else(|| {
+            (
+                "bad_video",
+                format!("video size is WIDTHxHEIGHT, not {size:?}"),
+            )
+        })?
+    };
+    let fps = if fps.is_empty() {
+        default.2
+    } else {
+        fps.parse()
+            .ok()
+            .filter(|f| (1..=120).contains(f))
+            .ok_or_else(|| ("bad_video", format!("video fps is 1..=120, not {fps:?}")))?
+    };
+    Ok((width, height, fps))
+}
+
+/// What `--screen` and the `screen` command ask for: `none`, `default` (the primary monitor),
+/// a monitor by name or index, or `window:TITLE`.
+pub(crate) fn screen(
+    target: &str,
+    fps: u32,
+) -> Result<Option<Box<dyn VideoSource>>, (&'static str, String)> {
+    if target == "none" {
+        return Ok(None);
+    }
+    let request = plenum_media::ScreenRequest {
+        target: (!target.is_empty() && target != "default").then(|| target.to_owned()),
+        fps,
+    };
+    plenum_media::Screen::open(&request)
+        .map(|s| Some(Box::new(s) as Box<dyn VideoSource>))
+        .map_err(|e| ("screen_capture", e.to_string()))
 }
 
 fn parse_size(size: &str) -> Option<(u32, u32)> {
@@ -48,13 +100,14 @@ fn parse_size(size: &str) -> Option<(u32, u32)> {
     ((80..=3840).contains(&w) && (32..=2160).contains(&h)).then_some((w, h))
 }
 
-/// Saves received pictures as PNG files `PEER-NNNNNN.png` in a directory, at most `per_second`
-/// a second per peer. The PNG encoding happens on a thread of its own; when it falls behind,
+/// Saves received pictures as PNG files `PEER-NNNNNN.png` (a camera) and
+/// `PEER-screen-NNNNNN.png` (a shared screen) in a directory, at most `per_second` a second
+/// per peer and stream. The PNG encoding happens on a thread of its own; when it falls behind,
 /// pictures are skipped, never queued.
 pub(crate) struct FrameSaver {
     dir: PathBuf,
     every: Duration,
-    last: HashMap<String, (Instant, u64)>,
+    last: HashMap<(String, Content), (Instant, u64)>,
     queue: SyncSender<(PathBuf, VideoFrame)>,
 }
 
@@ -81,19 +134,22 @@ impl FrameSaver {
 }
 
 impl VideoSink for FrameSaver {
-    fn frame(&mut self, peer: &str, frame: &VideoFrame) {
+    fn frame(&mut self, peer: &str, lane: Content, frame: VideoFrame) {
         let now = Instant::now();
         let entry = self
             .last
-            .entry(peer.to_owned())
+            .entry((peer.to_owned(), lane))
             .or_insert((now - self.every, 0));
         if now.duration_since(entry.0) < self.every {
             return;
         }
         entry.0 = now;
         entry.1 += 1;
-        let path = self.dir.join(format!("{peer}-{:06}.png", entry.1));
-        match self.queue.try_send((path, frame.clone())) {
+        let name = match lane {
+            Content::Camera => format!("{peer}-{:06}.png", entry.1),
+            Content::Screen => format!("{peer}-screen-{:06}.png", entry.1),
+        };
+        match self.queue.try_send((self.dir.join(name), frame)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => tracing::debug!("frame saver busy; picture skipped"),
             Err(TrySendError::Disconnected(_)) => tracing::warn!("frame saver gone"),
@@ -119,10 +175,20 @@ mod tests {
             "testsrc:wide",
             "webcam",
             "none:1",
+            "camera@1280x",
+            "camera:front@640x480@0",
         ] {
             let (code, message) = source(bad).err().expect(bad);
-            assert_eq!(code, "bad_video");
+            assert_eq!(code, "bad_video", "{bad}: {message}");
             assert!(!message.is_empty());
         }
+    }
+
+    #[test]
+    fn modes_take_their_defaults_part_by_part() {
+        assert_eq!(mode("", (1, 2, 3)), Ok((1, 2, 3)));
+        assert_eq!(mode("640x480", (1, 2, 3)), Ok((640, 480, 3)));
+        assert_eq!(mode("@15", (1, 2, 3)), Ok((1, 2, 15)));
+        assert_eq!(mode("320x240@60", (1, 2, 3)), Ok((320, 240, 60)));
     }
 }

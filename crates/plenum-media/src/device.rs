@@ -176,13 +176,13 @@ const RING: usize = 192_000;
 /// same error when its device is removed; only the silence after tells them apart.
 const SILENT_AFTER_ERROR: Duration = Duration::from_millis(500);
 
-/// The clock, read only here: devices are this crate's edge to the real world; everything
+/// The clock, read only here (and by the capture threads): devices are this crate's edge to the real world; everything
 /// else in it is given the time.
 #[expect(
     clippy::disallowed_methods,
     reason = "device streams live in real time"
 )]
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     Instant::now()
 }
 

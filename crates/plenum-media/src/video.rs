@@ -62,6 +62,35 @@ impl VideoFrame {
         (y, u, v)
     }
 
+    /// The three planes, writable, as `yuv`'s conversions take them.
+    pub(crate) fn planes_mut(&mut self) -> yuv::YuvPlanarImageMut<'_, u8> {
+        let (width, height) = (self.width, self.height);
+        let (cw, _) = self.chroma_size();
+        let (y, chroma) = self.data.split_at_mut((width * height) as usize);
+        let (u, v) = chroma.split_at_mut(chroma.len() / 2);
+        yuv::YuvPlanarImageMut {
+            y_plane: yuv::BufferStoreMut::Borrowed(y),
+            y_stride: width,
+            u_plane: yuv::BufferStoreMut::Borrowed(u),
+            u_stride: cw as u32,
+            v_plane: yuv::BufferStoreMut::Borrowed(v),
+            v_stride: cw as u32,
+            width,
+            height,
+        }
+    }
+
+    /// Copies the luma rows of a picture `stride` bytes wide into the Y plane.
+    pub(crate) fn copy_luma(&mut self, bytes: &[u8], stride: usize) {
+        let width = self.width as usize;
+        for (row, line) in self.data[..width * self.height as usize]
+            .chunks_exact_mut(width)
+            .enumerate()
+        {
+            line.copy_from_slice(&bytes[row * stride..][..width]);
+        }
+    }
+
     /// The picture as RGBA (BT.601, limited range), 4 bytes a pixel.
     pub fn to_rgba(&self) -> Vec<u8> {
         let (y, u, v) = self.planes();
@@ -96,22 +125,8 @@ impl VideoFrame {
             return None;
         }
         let mut frame = Self::black(width, height);
-        let luma = (width * height) as usize;
-        let (cw, _) = frame.chroma_size();
-        let (y, chroma) = frame.data.split_at_mut(luma);
-        let (u, v) = chroma.split_at_mut(chroma.len() / 2);
-        let mut image = yuv::YuvPlanarImageMut {
-            y_plane: yuv::BufferStoreMut::Borrowed(y),
-            y_stride: width,
-            u_plane: yuv::BufferStoreMut::Borrowed(u),
-            u_stride: cw as u32,
-            v_plane: yuv::BufferStoreMut::Borrowed(v),
-            v_stride: cw as u32,
-            width,
-            height,
-        };
         yuv::rgba_to_yuv420(
-            &mut image,
+            &mut frame.planes_mut(),
             rgba,
             width * 4,
             YuvRange::Limited,
@@ -182,8 +197,9 @@ pub trait VideoSource: Send {
 /// Where received pictures go: the app's tiles, a PNG dumper. Called from the network side
 /// for every decoded picture: keep it short (hand the picture on, do not block).
 pub trait VideoSink: Send {
-    /// A picture from `peer`'s video.
-    fn frame(&mut self, peer: &str, frame: &VideoFrame);
+    /// A picture from `peer`'s camera (`lane` is `Camera`) or shared screen (`Screen`); the
+    /// sink owns it from here (no copy is made on the way).
+    fn frame(&mut self, peer: &str, lane: plenum_vpx::Content, frame: VideoFrame);
 }
 
 impl VideoSource for TestPattern {

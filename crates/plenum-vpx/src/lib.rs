@@ -34,7 +34,7 @@ pub fn i420_len(width: u32, height: u32) -> usize {
 }
 
 /// What is being sent: a camera favours motion, a screen sharpness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Content {
     Camera,
     Screen,

@@ -414,7 +414,12 @@ impl Driver {
                 let peer = peer.clone();
                 if track.kind().await == RtpCodecKind::Video {
                     let sink = self.video.sink.clone();
-                    tokio::spawn(crate::video::read_track(peer, track, sink));
+                    let lane = if track.track_id().await.starts_with("screen-") {
+                        plenum_media::Content::Screen
+                    } else {
+                        plenum_media::Content::Camera
+                    };
+                    tokio::spawn(crate::video::read_track(peer, lane, track, sink));
                 } else {
                     let audio = self.audio.clone();
                     let loss = self.config.audio_loss_percent;
@@ -440,7 +445,10 @@ impl Driver {
         };
         link.open = true;
         let audio = link.audio.clone();
-        let video = link.video.clone();
+        let video = [
+            (plenum_media::Content::Camera, link.video.clone()),
+            (plenum_media::Content::Screen, link.screen.clone()),
+        ];
         self.mesh.handle_input(Input::LinkUp {
             peer: peer.clone(),
             now: Instant::now(),
@@ -462,13 +470,16 @@ impl Driver {
                 tracing::debug!("audio task gone");
             }
         }
-        if let Some(sender) = track_sender(video, peer, "video").await {
-            let cmd = VideoCmd::LinkUp {
-                peer: peer.clone(),
-                sender,
-            };
-            if self.video.cmds.send(cmd).await.is_err() {
-                tracing::debug!("video task gone");
+        for (lane, track) in video {
+            if let Some(sender) = track_sender(track, peer, "video").await {
+                let cmd = VideoCmd::LinkUp {
+                    peer: peer.clone(),
+                    lane,
+                    sender,
+                };
+                if self.video.cmds.send(cmd).await.is_err() {
+                    tracing::debug!("video task gone");
+                }
             }
         }
         if self.joined.insert(peer.clone())

@@ -187,8 +187,10 @@ pub(crate) struct Link {
     pub(crate) early_candidates: Vec<RTCIceCandidateInit>,
     /// Our Opus track on this link and its sender.
     pub(crate) audio: Option<LinkTrack>,
-    /// Our VP8 track on this link and its sender.
+    /// Our VP8 track for the camera on this link and its sender.
     pub(crate) video: Option<LinkTrack>,
+    /// Our VP8 track for a shared screen.
+    pub(crate) screen: Option<LinkTrack>,
 }
 
 /// A link's outgoing media track (Opus or VP8).
@@ -231,7 +233,7 @@ impl Link {
         peer: &PeerId,
         generation: u64,
         events: mpsc::Sender<LinkEvent>,
-        keyframes: mpsc::Sender<PeerId>,
+        keyframes: mpsc::Sender<crate::video::KeyframeRequest>,
     ) -> webrtc::error::Result<Self> {
         let ice_servers = config
             .ice_servers
@@ -297,28 +299,35 @@ impl Link {
             early_candidates: Vec::new(),
             audio: None,
             video: None,
+            screen: None,
         })
     }
 
-    /// Adds our Opus and VP8 tracks (send and receive), once per connection.
+    /// Adds our Opus track and the two VP8 tracks (camera, screen), send and receive, once
+    /// per connection: sharing a screen later needs no renegotiation.
     async fn add_media(&mut self, me: &PeerId) -> webrtc::error::Result<()> {
         if self.audio.is_none() {
-            self.audio = Some(self.add_track(me, RtpCodecKind::Audio).await?);
+            self.audio = Some(self.add_track(me, "audio").await?);
         }
         if self.video.is_none() {
-            self.video = Some(self.add_track(me, RtpCodecKind::Video).await?);
+            self.video = Some(self.add_track(me, "video").await?);
+        }
+        if self.screen.is_none() {
+            self.screen = Some(self.add_track(me, "screen").await?);
         }
         Ok(())
     }
 
-    async fn add_track(&self, me: &PeerId, kind: RtpCodecKind) -> webrtc::error::Result<LinkTrack> {
+    /// Adds one of our tracks: `label` is `audio`, `video` (the camera) or `screen`; the far
+    /// side tells them apart by the track id, `{label}-{peer id}`.
+    async fn add_track(&self, me: &PeerId, label: &str) -> webrtc::error::Result<LinkTrack> {
         let ssrc = {
             use rand::{Rng, SeedableRng};
             rand::rngs::SmallRng::from_os_rng().random::<u32>()
         };
-        let (label, codec, mime) = match kind {
-            RtpCodecKind::Video => ("video", vp8_codec(), MIME_TYPE_VP8),
-            _ => ("audio", opus_codec(), MIME_TYPE_OPUS),
+        let (kind, codec, mime) = match label {
+            "audio" => (RtpCodecKind::Audio, opus_codec(), MIME_TYPE_OPUS),
+            _ => (RtpCodecKind::Video, vp8_codec(), MIME_TYPE_VP8),
         };
         // Track ids differ between the two ends: webrtc-rs routes feedback by track id.
         let id = format!("{label}-{me}");
@@ -494,16 +503,16 @@ impl Link {
 const KEYFRAME_TAP_SLOT: usize = 12_500;
 
 /// Watches inbound RTCP for picture-loss and full-intra requests about our video and tells
-/// the video task (by peer) to send a keyframe. Everything passes through unchanged.
+/// the video task (by peer and SSRC) to send a keyframe. Everything passes through unchanged.
 struct KeyframeTap {
     peer: PeerId,
-    keyframes: mpsc::Sender<PeerId>,
+    keyframes: mpsc::Sender<crate::video::KeyframeRequest>,
     read: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
     write: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
 }
 
 impl KeyframeTap {
-    fn new(peer: PeerId, keyframes: mpsc::Sender<PeerId>) -> Self {
+    fn new(peer: PeerId, keyframes: mpsc::Sender<crate::video::KeyframeRequest>) -> Self {
         Self {
             peer,
             keyframes,
@@ -526,15 +535,22 @@ impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::Tag
         use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
         use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
         if let rtc::interceptor::Packet::Rtcp(packets) = &msg.message.packet {
-            let asks = packets.iter().any(|p| {
+            let asked = packets.iter().flat_map(|p| {
                 let any = p.as_any();
-                any.downcast_ref::<PictureLossIndication>().is_some()
-                    || any.downcast_ref::<FullIntraRequest>().is_some()
+                let pli = any
+                    .downcast_ref::<PictureLossIndication>()
+                    .map(|p| p.media_ssrc);
+                let fir = any
+                    .downcast_ref::<FullIntraRequest>()
+                    .into_iter()
+                    .flat_map(|f| f.fir.iter().map(|e| e.ssrc));
+                pli.into_iter().chain(fir)
             });
-            // A full queue already holds a request from this peer or another: one keyframe
-            // answers them all.
-            if asks && self.keyframes.try_send(self.peer.clone()).is_err() {
-                tracing::trace!("keyframe request already pending");
+            for ssrc in asked {
+                // A full queue already holds requests: the keyframe they cause answers this.
+                if self.keyframes.try_send((self.peer.clone(), ssrc)).is_err() {
+                    tracing::trace!("keyframe request already pending");
+                }
             }
         }
         self.read.push_back(msg);

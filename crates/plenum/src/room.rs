@@ -253,12 +253,24 @@ pub struct Room {
     next_stream: std::sync::Arc<std::sync::Mutex<Streams>>,
 }
 
-/// Our published streams: at most one of each kind.
+/// Our published streams: at most one audio, one camera and one screen.
 #[derive(Debug, Default)]
 struct Streams {
     next: u64,
     audio: Option<String>,
     video: Option<String>,
+    screen: Option<String>,
+}
+
+impl Streams {
+    /// The slot for streams named `{prefix}-N`: `audio`, `video` (the camera) or `screen`.
+    fn slot(&mut self, prefix: &str) -> &mut Option<String> {
+        match prefix {
+            "video" => &mut self.video,
+            "screen" => &mut self.screen,
+            _ => &mut self.audio,
+        }
+    }
 }
 
 /// The room's event stream. Read it: when it is full, the room waits (backpressure).
@@ -416,16 +428,30 @@ impl Room {
         Ok(stream)
     }
 
-    /// Publishes a video stream from `source` with the application's `metadata` (replacing
-    /// the video stream published before, if any); peers get [`RoomEvent::StreamAdded`] with
-    /// kind `video`, then pictures in their video sink.
+    /// Publishes a video stream from `source` with the application's `metadata`; peers get
+    /// [`RoomEvent::StreamAdded`] with kind `video`, then pictures in their video sink. A
+    /// camera-like source replaces the camera stream published before, a screen source
+    /// (`content()` is `Screen`) the shared screen, so that both can go out side by side; a
+    /// screen's metadata gets `"type": "screen"` unless it names a type itself.
     pub async fn add_video_stream(
         &self,
         source: Box<dyn plenum_media::VideoSource>,
-        metadata: serde_json::Value,
+        mut metadata: serde_json::Value,
     ) -> Result<String, RoomClosed> {
-        let stream = self.new_stream("video").await?;
-        self.video_source(Some(source)).await?;
+        let lane = source.content();
+        let prefix = match lane {
+            plenum_media::Content::Screen => {
+                if let Some(object) = metadata.as_object_mut() {
+                    object.entry("type").or_insert_with(|| "screen".into());
+                } else if metadata.is_null() {
+                    metadata = serde_json::json!({"type": "screen"});
+                }
+                "screen"
+            }
+            plenum_media::Content::Camera => "video",
+        };
+        let stream = self.new_stream(prefix).await?;
+        self.video_source(lane, Some(source)).await?;
         self.announce_added(&stream, "video", metadata).await?;
         Ok(stream)
     }
@@ -439,34 +465,29 @@ impl Room {
 
     async fn video_source(
         &self,
+        lane: plenum_media::Content,
         source: Option<Box<dyn plenum_media::VideoSource>>,
     ) -> Result<(), RoomClosed> {
         self.video
             .cmds
-            .send(crate::video::VideoCmd::Source(source))
+            .send(crate::video::VideoCmd::Source(lane, source))
             .await
             .map_err(|_| RoomClosed)
     }
 
-    /// Numbers a new stream of `kind`, removing the one of that kind published before.
-    async fn new_stream(&self, kind: &str) -> Result<String, RoomClosed> {
+    /// Numbers a new stream `{prefix}-N`, removing the one in that slot published before.
+    async fn new_stream(&self, prefix: &str) -> Result<String, RoomClosed> {
         let old = {
             let mut streams = self.next_stream.lock().map_err(|_| RoomClosed)?;
-            match kind {
-                "video" => streams.video.take(),
-                _ => streams.audio.take(),
-            }
+            streams.slot(prefix).take()
         };
         if let Some(old) = old {
             self.remove_stream(&old).await?;
         }
         let mut streams = self.next_stream.lock().map_err(|_| RoomClosed)?;
         streams.next += 1;
-        let stream = format!("{kind}-{}", streams.next);
-        match kind {
-            "video" => streams.video = Some(stream.clone()),
-            _ => streams.audio = Some(stream.clone()),
-        }
+        let stream = format!("{prefix}-{}", streams.next);
+        *streams.slot(prefix) = Some(stream.clone());
         Ok(stream)
     }
 
@@ -487,21 +508,24 @@ impl Room {
 
     /// Stops publishing a stream; peers get [`RoomEvent::StreamRemoved`].
     pub async fn remove_stream(&self, stream: &str) -> Result<(), RoomClosed> {
-        let video = {
+        let prefix = stream.split_once('-').map_or("", |(prefix, _)| prefix);
+        {
             let mut streams = self.next_stream.lock().map_err(|_| RoomClosed)?;
-            if streams.audio.as_deref() == Some(stream) {
-                streams.audio = None;
+            let slot = streams.slot(prefix);
+            if slot.as_deref() == Some(stream) {
+                *slot = None;
             }
-            let video = streams.video.as_deref() == Some(stream);
-            if video {
-                streams.video = None;
+        }
+        match prefix {
+            "video" => {
+                self.video_source(plenum_media::Content::Camera, None)
+                    .await?
             }
-            video || stream.starts_with("video-")
-        };
-        if video {
-            self.video_source(None).await?;
-        } else {
-            self.set_audio_source(None).await?;
+            "screen" => {
+                self.video_source(plenum_media::Content::Screen, None)
+                    .await?
+            }
+            _ => self.set_audio_source(None).await?,
         }
         self.announce(plenum_proto::StreamAnnouncement::Remove {
             stream: stream.into(),
@@ -532,9 +556,14 @@ impl Room {
         self.next_stream.lock().ok().and_then(|n| n.audio.clone())
     }
 
-    /// Our published video stream, if any.
+    /// Our published camera stream, if any.
     pub fn video_stream(&self) -> Option<String> {
         self.next_stream.lock().ok().and_then(|n| n.video.clone())
+    }
+
+    /// Our shared screen's stream, if any.
+    pub fn screen_stream(&self) -> Option<String> {
+        self.next_stream.lock().ok().and_then(|n| n.screen.clone())
     }
 
     /// Our peer id.

@@ -1,6 +1,7 @@
-//! A room's video: one task that takes pictures from our source at its frame rate, encodes
-//! each once (VP8) and writes it to every link's video track; and, per remote video track, a
-//! reader that reassembles frames, decodes them and hands the pictures to the sink.
+//! A room's video: one task that takes pictures from our sources (the camera and a shared
+//! screen, each a lane with its own track on every link) at their frame rates, encodes each
+//! once (VP8) and writes it to every link's track for that lane; and, per remote video track,
+//! a reader that reassembles frames, decodes them and hands the pictures to the sink.
 //!
 //! Keyframes: sent when a link comes up, when a receiver asks (PLI/FIR, through the links'
 //! keyframe taps), at most one per [`KEYFRAME_GAP`]. A receiver asks when its track starts and
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use plenum_media::{VideoSink, VideoSource};
+use plenum_media::{Content, VideoSink, VideoSource};
 use plenum_proto::PeerId;
 use plenum_vpx::{Encoder, EncoderConfig};
 use tokio::sync::mpsc;
@@ -31,27 +32,31 @@ const KEYFRAME_GAP: Duration = Duration::from_millis(300);
 const REQUEST_GAP: Duration = Duration::from_millis(500);
 
 pub(crate) enum VideoCmd {
-    /// A link's VP8 track is ready to send on.
+    /// A link's VP8 track for one lane is ready to send on.
     LinkUp {
         peer: PeerId,
+        lane: Content,
         sender: TrackSender,
     },
     LinkDown {
         peer: PeerId,
     },
-    /// What to send (`None`: nothing).
-    Source(Option<Box<dyn VideoSource>>),
+    /// What to send on a lane (`None`: nothing).
+    Source(Content, Option<Box<dyn VideoSource>>),
 }
 
 impl std::fmt::Debug for VideoCmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::LinkUp { peer, .. } => write!(f, "LinkUp({})", peer.short()),
+            Self::LinkUp { peer, lane, .. } => write!(f, "LinkUp({}, {lane:?})", peer.short()),
             Self::LinkDown { peer } => write!(f, "LinkDown({})", peer.short()),
-            Self::Source(s) => write!(f, "Source({})", s.is_some()),
+            Self::Source(lane, s) => write!(f, "Source({lane:?}, {})", s.is_some()),
         }
     }
 }
+
+/// A keyframe request: from which peer, about which of our streams (its SSRC).
+pub(crate) type KeyframeRequest = (PeerId, u32);
 
 /// Where decoded pictures go; shared by every remote track's reader.
 pub(crate) type SharedSink = Arc<Mutex<Option<Box<dyn VideoSink>>>>;
@@ -60,7 +65,7 @@ pub(crate) type SharedSink = Arc<Mutex<Option<Box<dyn VideoSink>>>>;
 #[derive(Clone)]
 pub(crate) struct VideoHandle {
     pub(crate) cmds: mpsc::Sender<VideoCmd>,
-    pub(crate) keyframes: mpsc::Sender<PeerId>,
+    pub(crate) keyframes: mpsc::Sender<KeyframeRequest>,
     pub(crate) sink: SharedSink,
 }
 
@@ -70,15 +75,42 @@ impl std::fmt::Debug for VideoHandle {
     }
 }
 
-struct Task {
+/// One stream we publish (the camera, or a shared screen): its source, its encoder, and
+/// the track on every link it goes out on.
+struct Lane {
+    kind: Content,
     senders: HashMap<PeerId, TrackSender>,
     source: Option<Box<dyn VideoSource>>,
     encoder: Option<Encoder>,
     keyframe_wanted: bool,
     last_keyframe: Option<Instant>,
+    /// When the next picture is due.
+    due: Instant,
+}
+
+impl Lane {
+    fn new(kind: Content) -> Self {
+        Self {
+            kind,
+            senders: HashMap::new(),
+            source: None,
+            encoder: None,
+            keyframe_wanted: false,
+            last_keyframe: None,
+            due: Instant::now(),
+        }
+    }
+
+    fn every(&self) -> Duration {
+        Duration::from_secs(1) / self.source.as_ref().map_or(30, |s| s.fps().clamp(1, 120))
+    }
+}
+
+struct Task {
+    lanes: [Lane; 2],
     events: mpsc::Sender<RoomEvent>,
     epoch: Instant,
-    /// The configured bitrate; `None`: chosen from the picture size.
+    /// The configured bitrate for the camera; `None`: chosen from the picture size.
     bitrate_kbps: Option<u32>,
 }
 
@@ -87,11 +119,7 @@ pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>, bitrate_kbps: Option<u32>) 
     let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (keyframes, keyframe_rx) = mpsc::channel(KEYFRAME_QUEUE);
     let task = Task {
-        senders: HashMap::new(),
-        source: None,
-        encoder: None,
-        keyframe_wanted: false,
-        last_keyframe: None,
+        lanes: [Lane::new(Content::Camera), Lane::new(Content::Screen)],
         events,
         epoch: Instant::now(),
         bitrate_kbps,
@@ -114,108 +142,149 @@ fn frame_duration(fps: u32) -> (u32, Duration) {
     )
 }
 
+fn lane_index(kind: Content) -> usize {
+    match kind {
+        Content::Camera => 0,
+        Content::Screen => 1,
+    }
+}
+
 impl Task {
     async fn run(
         mut self,
         mut cmds: mpsc::Receiver<VideoCmd>,
-        mut keyframes: mpsc::Receiver<PeerId>,
+        mut keyframes: mpsc::Receiver<KeyframeRequest>,
     ) {
-        let mut tick = tokio::time::interval(Duration::from_millis(33));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
+            let next = self
+                .lanes
+                .iter()
+                .filter(|l| l.source.is_some())
+                .map(|l| l.due)
+                .min();
+            let sleep = tokio::time::sleep_until(
+                next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+                    .into(),
+            );
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
-                    Some(VideoCmd::Source(source)) => {
-                        self.encoder = None;
-                        self.keyframe_wanted = true;
-                        let fps = source.as_ref().map_or(30, |s| s.fps().clamp(1, 120));
-                        self.source = source;
-                        tick = tokio::time::interval(Duration::from_secs(1) / fps);
-                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-                    }
-                    Some(cmd) => self.handle_link(cmd),
+                    Some(cmd) => self.command(cmd),
                     None => break,
                 },
-                Some(peer) = keyframes.recv() => {
-                    tracing::debug!(peer = peer.short(), "keyframe request received");
-                    self.keyframe_wanted = true;
+                Some((peer, ssrc)) = keyframes.recv() => {
+                    tracing::debug!(peer = peer.short(), ssrc, "keyframe request received");
+                    // A request names our SSRC on that link; unknown ones ask both lanes.
+                    let known = self.lanes.iter().any(|l| {
+                        l.senders.get(&peer).is_some_and(|s| s.ssrc == ssrc)
+                    });
+                    for lane in &mut self.lanes {
+                        if !known || lane.senders.get(&peer).is_some_and(|s| s.ssrc == ssrc) {
+                            lane.keyframe_wanted = true;
+                        }
+                    }
                 }
-                _ = tick.tick(), if self.source.is_some() => self.frame().await,
+                () = sleep, if next.is_some() => {
+                    let now = Instant::now();
+                    for i in 0..self.lanes.len() {
+                        let lane = &mut self.lanes[i];
+                        if lane.source.is_none() || lane.due > now {
+                            continue;
+                        }
+                        // Late pictures are skipped, not caught up on.
+                        let every = lane.every();
+                        lane.due = (lane.due + every).max(now);
+                        self.frame(i).await;
+                    }
+                }
             }
         }
     }
 
-    fn handle_link(&mut self, cmd: VideoCmd) {
+    fn command(&mut self, cmd: VideoCmd) {
         match cmd {
-            VideoCmd::LinkUp { peer, sender } => {
+            VideoCmd::Source(kind, source) => {
+                let lane = &mut self.lanes[lane_index(kind)];
+                lane.encoder = None;
+                lane.keyframe_wanted = true;
+                lane.source = source;
+                lane.due = Instant::now();
+            }
+            VideoCmd::LinkUp { peer, lane, sender } => {
                 tracing::debug!(
                     peer = peer.short(),
+                    ?lane,
                     payload_type = sender.payload_type,
                     "video track up"
                 );
-                self.senders.insert(peer, sender);
+                let lane = &mut self.lanes[lane_index(lane)];
+                lane.senders.insert(peer, sender);
                 // A new receiver needs a keyframe to start from.
-                self.keyframe_wanted = true;
-                self.last_keyframe = None;
+                lane.keyframe_wanted = true;
+                lane.last_keyframe = None;
             }
             VideoCmd::LinkDown { peer } => {
-                self.senders.remove(&peer);
+                for lane in &mut self.lanes {
+                    lane.senders.remove(&peer);
+                }
             }
-            VideoCmd::Source(_) => {}
         }
     }
 
-    async fn frame(&mut self) {
-        let Some(source) = self.source.as_mut() else {
+    async fn frame(&mut self, index: usize) {
+        let epoch = self.epoch;
+        let bitrate_kbps = self.bitrate_kbps;
+        let lane = &mut self.lanes[index];
+        let Some(source) = lane.source.as_mut() else {
             return;
         };
         if let Some(reason) = source.take_error() {
-            tracing::warn!(%reason, "video source failed; publishing stops");
-            self.source = None;
-            self.encoder = None;
+            tracing::warn!(lane = ?lane.kind, %reason, "video source failed; publishing stops");
+            lane.source = None;
+            lane.encoder = None;
             let event = RoomEvent::Error(RoomError::VideoSource(reason));
             if self.events.try_send(event).is_err() {
                 tracing::debug!("event queue full; video source error dropped");
             }
             return;
         }
-        let now_ms = self.epoch.elapsed().as_millis() as u32;
+        let now_ms = epoch.elapsed().as_millis() as u32;
         let capture_ms = wall_clock_ms().unwrap_or(now_ms);
         let Some(picture) = source.next_frame(capture_ms) else {
             return;
         };
-        if self.senders.is_empty() {
+        if lane.senders.is_empty() {
             return;
         }
         let (fps, content) = (source.fps(), source.content());
-        let stale = self.encoder.as_ref().is_none_or(|e| {
+        let stale = lane.encoder.as_ref().is_none_or(|e| {
             (e.config().width, e.config().height) != (picture.width, picture.height)
         });
         if stale {
+            let configured = bitrate_kbps.filter(|_| lane.kind == Content::Camera);
             let config = EncoderConfig {
                 width: picture.width,
                 height: picture.height,
-                bitrate_kbps: self.bitrate_kbps.unwrap_or_else(|| {
+                bitrate_kbps: configured.unwrap_or_else(|| {
                     EncoderConfig::bitrate_for(picture.width, picture.height, fps, content)
                 }),
                 fps,
                 content,
             };
             match Encoder::new(config) {
-                Ok(encoder) => self.encoder = Some(encoder),
+                Ok(encoder) => lane.encoder = Some(encoder),
                 Err(e) => {
                     tracing::warn!(error = %e, "no video encoder; picture skipped");
                     return;
                 }
             }
-            self.keyframe_wanted = true;
+            lane.keyframe_wanted = true;
         }
-        let Some(encoder) = self.encoder.as_mut() else {
+        let Some(encoder) = lane.encoder.as_mut() else {
             return;
         };
         let now = Instant::now();
-        let force = self.keyframe_wanted
-            && self
+        let force = lane.keyframe_wanted
+            && lane
                 .last_keyframe
                 .is_none_or(|t| now.duration_since(t) >= KEYFRAME_GAP);
         let (ticks, duration) = frame_duration(fps);
@@ -225,11 +294,11 @@ impl Task {
             Err(e) => return tracing::warn!(error = %e, "encoding failed; picture skipped"),
         };
         if encoded.keyframe {
-            self.keyframe_wanted = false;
-            self.last_keyframe = Some(now);
+            lane.keyframe_wanted = false;
+            lane.last_keyframe = Some(now);
         }
         let data = Bytes::from(encoded.data);
-        send_to_all(&self.senders, data, duration, now, "video").await;
+        send_to_all(&lane.senders, data, duration, now, "video").await;
     }
 }
 
@@ -243,7 +312,12 @@ fn wall_clock_ms() -> Option<u32> {
 
 /// Reads a peer's VP8 track: reassembles, decodes and hands pictures to the sink; asks for
 /// keyframes when it starts and after losses.
-pub(crate) async fn read_track(peer: PeerId, track: Arc<dyn TrackRemote>, sink: SharedSink) {
+pub(crate) async fn read_track(
+    peer: PeerId,
+    lane: Content,
+    track: Arc<dyn TrackRemote>,
+    sink: SharedSink,
+) {
     let mut decoder = match plenum_vpx::Decoder::new() {
         Ok(d) => d,
         Err(e) => return tracing::error!(error = %e, "no VP8 decoder; video ignored"),
@@ -286,7 +360,7 @@ pub(crate) async fn read_track(peer: PeerId, track: Arc<dyn TrackRemote>, sink: 
                     if let Ok(mut sink) = sink.lock()
                         && let Some(sink) = sink.as_mut()
                     {
-                        sink.frame(peer.as_str(), &picture);
+                        sink.frame(peer.as_str(), lane, picture);
                     }
                 }
                 Ok(None) => {}
