@@ -11,7 +11,9 @@ use crate::args::Args;
 use crate::host::Hosted;
 use crate::prefs;
 use crate::session::Session;
-use crate::types::{AudioDevice, AudioDevices, MicState, TileSize};
+use crate::types::{
+    AudioDevice, AudioDevices, MicState, TileSize, VideoChoice, VideoDevices, VideoState,
+};
 use crate::types::{
     ChatLine, CommandError, ErrorKind, HostRequest, InviteView, JoinRequest, Joined, Prefs,
     StrokeStart, StrokeStarted, UiEvent,
@@ -239,6 +241,41 @@ impl App {
             Some(s) => s.set_devices(microphone, speaker).await.map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Cameras (and the test pattern) and screens to choose from.
+    pub fn video_devices(&self) -> VideoDevices {
+        let choice = |id: String, name: String| VideoChoice { id, name };
+        let mut cameras: Vec<VideoChoice> = plenum_media::camera::cameras()
+            .into_iter()
+            .map(|c| choice(c.index.to_string(), c.name))
+            .collect();
+        cameras.push(choice(
+            crate::session::TEST_PATTERN.to_owned(),
+            "Test pattern".to_owned(),
+        ));
+        let screens = plenum_media::screen::screens()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| match s.kind {
+                "window" => choice(format!("window:{}", s.id), format!("Window: {}", s.name)),
+                _ => choice(
+                    s.name.clone(),
+                    format!("Screen {} ({}x{})", s.name, s.width, s.height),
+                ),
+            })
+            .collect();
+        VideoDevices { cameras, screens }
+    }
+
+    /// Turns our camera on (a camera id, `default` or `testsrc`) or off (`None`).
+    pub async fn set_camera(&self, camera: Option<String>) -> Result<VideoState, CommandError> {
+        self.with(async |s| s.set_camera(camera).await).await
+    }
+
+    /// Shares a screen or window, or stops (`None`).
+    pub async fn share_screen(&self, target: Option<String>) -> Result<VideoState, CommandError> {
+        self.with(async |s| s.share_screen(target).await).await
     }
 
     /// The board in drawing order.

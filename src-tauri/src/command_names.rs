@@ -21,4 +21,7 @@
     "mic_level",
     "video_sizes",
     "video_subscribe",
+    "video_devices",
+    "set_camera",
+    "share_screen",
 ]

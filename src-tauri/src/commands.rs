@@ -4,7 +4,7 @@ use plenum_collab::{BoardChange, Point, Stroke};
 use tauri::State;
 
 use crate::app::App;
-use crate::types::{AudioDevices, MicState, TileSize};
+use crate::types::{AudioDevices, MicState, TileSize, VideoDevices, VideoState};
 use crate::types::{
     ChatLine, CommandError, HostRequest, InviteView, JoinRequest, Joined, Prefs, StrokeStart,
     StrokeStarted,
@@ -123,4 +123,22 @@ pub(crate) fn video_subscribe(
     on_frame: tauri::ipc::Channel<tauri::ipc::InvokeResponseBody>,
 ) {
     pump.subscribe(on_frame);
+}
+
+#[tauri::command]
+pub(crate) fn video_devices(app: State<'_, App>) -> VideoDevices {
+    app.video_devices()
+}
+
+#[tauri::command]
+pub(crate) async fn set_camera(app: State<'_, App>, camera: Option<String>) -> Result<VideoState> {
+    app.set_camera(camera).await
+}
+
+#[tauri::command]
+pub(crate) async fn share_screen(
+    app: State<'_, App>,
+    target: Option<String>,
+) -> Result<VideoState> {
+    app.share_screen(target).await
 }

@@ -125,6 +125,9 @@ pub fn run() -> ExitCode {
             commands::mic_level,
             commands::video_sizes,
             commands::video_subscribe,
+            commands::video_devices,
+            commands::set_camera,
+            commands::share_screen,
         ])
         .build(tauri::generate_context!());
     let app = match result {

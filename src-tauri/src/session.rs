@@ -16,12 +16,13 @@ use plenum_collab::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::types::MicState;
 use crate::types::{
     ChatLine, CommandError, ErrorKind, JoinRequest, Joined, PeerState, PeerView, StrokeStart,
     StrokeStarted, UiEvent,
 };
+use crate::types::{MicState, VideoState};
 use crate::video::VideoTiles;
+use plenum_media::{Content, VideoSource};
 
 /// How often the roster is refreshed and every connected peer pinged.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -54,6 +55,8 @@ enum Cmd {
         Option<String>,
         Reply<Result<MicState, CommandError>>,
     ),
+    Camera(Option<String>, Reply<Result<VideoState, CommandError>>),
+    Screen(Option<String>, Reply<Result<VideoState, CommandError>>),
     Leave(Reply<()>),
 }
 
@@ -112,6 +115,7 @@ impl Session {
             speaking: false,
             muted: None,
             video: false,
+            screen: false,
         };
         let joined = Joined {
             me: me.clone(),
@@ -212,6 +216,18 @@ impl Session {
         self.call(|r| Cmd::Devices(microphone, speaker, r)).await?
     }
 
+    /// Turns our camera on (`Some(camera)`: a camera id or name, `default`, or `testsrc`)
+    /// or off (`None`).
+    pub async fn set_camera(&self, camera: Option<String>) -> Result<VideoState, CommandError> {
+        self.call(|r| Cmd::Camera(camera, r)).await?
+    }
+
+    /// Shares a screen (`Some(target)`: a monitor or `window:ID`, or `default`) or stops
+    /// sharing (`None`).
+    pub async fn share_screen(&self, target: Option<String>) -> Result<VideoState, CommandError> {
+        self.call(|r| Cmd::Screen(target, r)).await?
+    }
+
     /// Leaves the room: says goodbye to every peer and the server.
     pub async fn leave(self) {
         // Already gone is as good as left.
@@ -241,8 +257,9 @@ struct Task {
     mic: MicState,
     microphone: Option<String>,
     speaker: Option<String>,
-    /// Peers' video streams, by peer; their pictures go to `tiles`.
+    /// Peers' camera streams and shared screens, by peer; their pictures go to `tiles`.
     video: BTreeMap<PeerId, String>,
+    screens: BTreeMap<PeerId, String>,
     tiles: VideoTiles,
 }
 
@@ -274,6 +291,7 @@ impl Task {
             microphone: None,
             speaker: None,
             video: BTreeMap::new(),
+            screens: BTreeMap::new(),
             tiles,
         })
     }
@@ -313,6 +331,59 @@ impl Task {
             .map_err(|_| CommandError::not_in_room())?;
         self.mic = MicState::On;
         Ok(self.mic)
+    }
+
+    /// Publishes our camera or a shared screen from the source `open` gives (opened on a
+    /// blocking thread: devices take their time), or stops that stream (`None`).
+    async fn set_video(
+        &mut self,
+        lane: Content,
+        open: Option<impl FnOnce() -> Result<Box<dyn VideoSource>, CommandError> + Send + 'static>,
+    ) -> Result<VideoState, CommandError> {
+        let on = match open {
+            Some(open) => {
+                let source = tokio::task::spawn_blocking(open)
+                    .await
+                    .map_err(|e| CommandError::new(ErrorKind::Device, e))??;
+                let kind = if lane == Content::Screen {
+                    "screen"
+                } else {
+                    "camera"
+                };
+                self.room
+                    .add_video_stream(
+                        self.tiles.preview(&self.me.id, source),
+                        serde_json::json!({ "type": kind }),
+                    )
+                    .await
+                    .map_err(|_| CommandError::not_in_room())?;
+                true
+            }
+            None => {
+                let stream = match lane {
+                    Content::Camera => self.room.video_stream(),
+                    Content::Screen => self.room.screen_stream(),
+                };
+                if let Some(stream) = stream {
+                    let _ = self.room.remove_stream(&stream).await;
+                }
+                self.tiles
+                    .forget(&crate::video::tile_name(&self.me.id, lane));
+                false
+            }
+        };
+        match lane {
+            Content::Camera => self.me.video = on,
+            Content::Screen => self.me.screen = on,
+        }
+        Ok(self.video_state())
+    }
+
+    fn video_state(&self) -> VideoState {
+        VideoState {
+            camera: self.me.video,
+            screen: self.me.screen,
+        }
     }
 
     async fn set_mic(&mut self, on: bool) -> Result<MicState, CommandError> {
@@ -490,6 +561,18 @@ impl Task {
                 };
                 let _ = reply.send(result);
             }
+            Cmd::Camera(camera, reply) => {
+                let open = camera.map(|name| move || open_camera(&name));
+                let result = self.set_video(Content::Camera, open).await;
+                self.emit_roster().await;
+                let _ = reply.send(result);
+            }
+            Cmd::Screen(target, reply) => {
+                let open = target.map(|target| move || open_screen(target));
+                let result = self.set_video(Content::Screen, open).await;
+                self.emit_roster().await;
+                let _ = reply.send(result);
+            }
             Cmd::Leave(_) => {}
         }
     }
@@ -557,7 +640,10 @@ impl Task {
             RoomEvent::PeerLeave { peer } => {
                 info!(peer = %peer.short(), "peer left or link lost");
                 self.video.remove(&peer);
+                self.screens.remove(&peer);
                 self.tiles.forget(peer.as_str());
+                self.tiles
+                    .forget(&crate::video::tile_name(peer.as_str(), Content::Screen));
                 self.refresh().await;
             }
             RoomEvent::Message {
@@ -579,9 +665,17 @@ impl Task {
                 self.emit_roster().await;
             }
             RoomEvent::StreamAdded {
-                peer, stream, kind, ..
+                peer,
+                stream,
+                kind,
+                metadata,
+                ..
             } if kind == "video" => {
-                self.video.insert(peer, stream);
+                if metadata["type"] == "screen" {
+                    self.screens.insert(peer, stream);
+                } else {
+                    self.video.insert(peer, stream);
+                }
                 self.emit_roster().await;
             }
             RoomEvent::StreamAdded { peer, muted, .. }
@@ -593,11 +687,22 @@ impl Task {
                 if self.video.get(&peer) == Some(&stream) {
                     self.video.remove(&peer);
                     self.tiles.forget(peer.as_str());
+                } else if self.screens.get(&peer) == Some(&stream) {
+                    self.screens.remove(&peer);
+                    self.tiles
+                        .forget(&crate::video::tile_name(peer.as_str(), Content::Screen));
                 } else {
                     self.muted.remove(&peer);
                     self.speaking.remove(&peer);
                 }
                 self.emit_roster().await;
+            }
+            RoomEvent::Error(RoomError::VideoSource(reason)) => {
+                warn!(%reason, "video source failed");
+                self.emit(UiEvent::VideoError {
+                    message: format!("Video stopped: {reason}"),
+                })
+                .await;
             }
             RoomEvent::Error(RoomError::AudioSource(reason)) => {
                 warn!(%reason, "microphone failed");
@@ -727,6 +832,7 @@ impl Task {
                     speaking: false,
                     muted: None,
                     video: false,
+                    screen: false,
                 });
             view.state = state;
             if state != PeerState::Connected {
@@ -742,6 +848,7 @@ impl Task {
             view.speaking = self.speaking.contains(peer);
             view.muted = self.muted.get(peer).copied();
             view.video = self.video.contains_key(peer);
+            view.screen = self.screens.contains_key(peer);
         }
         let roster: Vec<PeerView> = std::iter::once(self.me.clone())
             .chain(self.peers.values().cloned())
@@ -777,3 +884,33 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// Opens a camera by id or name (`default`: the first), or the test pattern (`testsrc`).
+fn open_camera(name: &str) -> Result<Box<dyn VideoSource>, CommandError> {
+    if name == TEST_PATTERN {
+        return Ok(Box::new(
+            plenum_media::TestPattern::new(640, 360).with_fps(30),
+        ));
+    }
+    let request = plenum_media::CameraRequest {
+        name: (name != "default").then(|| name.to_owned()),
+        ..Default::default()
+    };
+    plenum_media::Camera::open(&request)
+        .map(|c| Box::new(c) as Box<dyn VideoSource>)
+        .map_err(|e| CommandError::new(ErrorKind::Device, e))
+}
+
+/// Opens a monitor or `window:ID` (`default`: the primary monitor).
+fn open_screen(target: String) -> Result<Box<dyn VideoSource>, CommandError> {
+    let request = plenum_media::ScreenRequest {
+        target: (target != "default").then_some(target),
+        ..Default::default()
+    };
+    plenum_media::Screen::open(&request)
+        .map(|s| Box::new(s) as Box<dyn VideoSource>)
+        .map_err(|e| CommandError::new(ErrorKind::Device, e))
+}
+
+/// The camera id of the moving test pattern.
+pub const TEST_PATTERN: &str = "testsrc";

@@ -111,6 +111,8 @@ pub struct PeerView {
     pub muted: Option<bool>,
     /// Whether it publishes video (its pictures come through the video channel).
     pub video: bool,
+    /// Whether it shares a screen (its pictures come to the tile `ID/screen`).
+    pub screen: bool,
 }
 
 /// The size a tile's video is shown at, in device pixels.
@@ -208,6 +210,11 @@ pub enum UiEvent {
         /// Why.
         reason: String,
     },
+    /// Our camera or shared screen failed (unplugged, closed); the call goes on without it.
+    VideoError {
+        /// A sentence for the user, naming the cause.
+        message: String,
+    },
     /// An audio device failed or could not be opened; the call goes on without it.
     AudioError {
         /// `microphone` or `speaker`.
@@ -233,6 +240,33 @@ pub struct AudioDevices {
     pub microphone: Option<String>,
     /// The speaker chosen (`null`: the default).
     pub speaker: Option<String>,
+}
+
+/// Cameras and screens to choose from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct VideoDevices {
+    /// Cameras, then `testsrc` (a moving test pattern, to try video without a camera).
+    pub cameras: Vec<VideoChoice>,
+    /// Monitors, then windows; empty without a display.
+    pub screens: Vec<VideoChoice>,
+}
+
+/// A camera, monitor or window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct VideoChoice {
+    /// What to pass to `set_camera` or `share_screen`.
+    pub id: String,
+    /// What to show.
+    pub name: String,
+}
+
+/// What we publish as video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+pub struct VideoState {
+    /// Our camera is on.
+    pub camera: bool,
+    /// We share a screen.
+    pub screen: bool,
 }
 
 /// One audio device.

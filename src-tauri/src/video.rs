@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use fast_image_resize::images::Image;
 use fast_image_resize::{PixelType, ResizeAlg, ResizeOptions, Resizer};
-use plenum_media::{Content, VideoFrame, VideoSink};
+use plenum_media::{Content, VideoFrame, VideoSink, VideoSource};
 
 /// The largest tile picture sent (a tile never needs more).
 const MAX_SIDE: u32 = 1920;
@@ -102,12 +102,54 @@ impl VideoTiles {
 
 impl VideoSink for VideoTiles {
     fn frame(&mut self, peer: &str, lane: Content, frame: VideoFrame) {
-        let tile = tile_name(peer, lane);
+        self.show(tile_name(peer, lane), frame);
+    }
+}
+
+impl VideoTiles {
+    /// The newest picture for a tile.
+    fn show(&self, tile: String, frame: VideoFrame) {
         if let Ok(mut state) = self.state.lock() {
             state.next += 1;
             let seq = state.next;
             state.latest.insert(tile, (seq, Arc::new(frame)));
         }
+    }
+
+    /// Wraps a source we publish so that our own tile shows what it sends (the self view).
+    pub fn preview(&self, me: &str, source: Box<dyn VideoSource>) -> Box<dyn VideoSource> {
+        Box::new(Preview {
+            tile: tile_name(me, source.content()),
+            tiles: self.clone(),
+            inner: source,
+        })
+    }
+}
+
+/// A source whose pictures also go to our own tile.
+struct Preview {
+    inner: Box<dyn VideoSource>,
+    tiles: VideoTiles,
+    tile: String,
+}
+
+impl VideoSource for Preview {
+    fn next_frame(&mut self, now_ms: u32) -> Option<VideoFrame> {
+        let picture = self.inner.next_frame(now_ms)?;
+        self.tiles.show(self.tile.clone(), picture.clone());
+        Some(picture)
+    }
+
+    fn fps(&self) -> u32 {
+        self.inner.fps()
+    }
+
+    fn content(&self) -> Content {
+        self.inner.content()
+    }
+
+    fn take_error(&mut self) -> Option<String> {
+        self.inner.take_error()
     }
 }
 

@@ -76,10 +76,17 @@ fn circle(cx: f64, cy: f64, r: f64, n: usize) -> Vec<[f64; 2]> {
 fn app_joins_a_room_with_cli_peers() {
     let server = cli::serve(&[]);
     let room = "e2e";
-    let mut ada = cli::join(&server.url, room, "Ada", &[]);
-    let mut bob = cli::join(&server.url, room, "Bob", &[]);
-
     let xvfb = Xvfb::start();
+    let mut ada = cli::join(&server.url, room, "Ada", &[]);
+    // Bob can share the screen the app is shown on.
+    let mut bob = cli::join_env(
+        &server.url,
+        room,
+        "Bob",
+        &[],
+        &[("DISPLAY", xvfb.display.as_str())],
+    );
+
     let config = std::env::temp_dir().join(format!("plenum-e2e-{}", std::process::id()));
     let driver = Driver::start(
         &xvfb.display,
@@ -345,6 +352,45 @@ fn app_joins_a_room_with_cli_peers() {
     wait_for(LONG, "the grid", || app.find(".stage[data-mode='grid']"));
     std::thread::sleep(Duration::from_millis(500));
     xvfb.screenshot(&shots.join("call-video.png"));
+
+    // Bob shares his screen (the one the app is on): the app shows it large, the others in
+    // a strip; the user can switch to the grid and back; when he stops, the grid returns.
+    bob.proc.cmd(json!({"cmd": "screen", "source": "default"}));
+    let screen_tile = format!(".tile[data-peer='{}/screen']", bob.id);
+    wait_for(LONG, "the presenter layout", || {
+        app.find("#tiles[data-layout='presenter']")
+    });
+    let first_tile = app.execute(
+        "return document.querySelector('#tiles').firstElementChild.dataset.peer",
+        json!([]),
+    );
+    assert_eq!(first_tile, json!(format!("{}/screen", bob.id)));
+    wait_for(LONG, "pictures of Bob's screen", || {
+        let frames = app.attribute(&app.find(&screen_tile)?, "data-frames")?;
+        (frames.parse::<u32>().ok()? >= 3).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    xvfb.screenshot(&shots.join("call-screen-share.png"));
+    app.click(&app.find("#layout-button").unwrap());
+    wait_for(LONG, "the grid by choice", || {
+        app.find("#tiles[data-layout='grid']")
+    });
+    // A second click on the same button right after the first was once seen not to
+    // register under WebKitWebDriver; a user's clicks are never that close.
+    std::thread::sleep(Duration::from_millis(300));
+    app.click(&app.find("#layout-button").unwrap());
+    wait_for(LONG, "the presenter layout again", || {
+        app.find("#tiles[data-layout='presenter']")
+    });
+    bob.proc.cmd(json!({"cmd": "screen", "source": "none"}));
+    wait_for(LONG, "the grid after the share", || {
+        app.find("#tiles[data-layout='grid']")
+    });
+    assert!(app.find(&screen_tile).is_none(), "the screen tile is gone");
+    assert!(
+        app.find("#layout-button[hidden]").is_some(),
+        "no layout choice without a shared screen"
+    );
     app.click(&app.find("#mode-button").unwrap());
 
     // A peer that joins late receives the board from the app.

@@ -412,3 +412,79 @@ async fn a_peers_tone_lights_its_speaking_state_and_muting_shows() {
     tone.leave().await;
     a.app.leave().await;
 }
+
+/// Waits for a picture packet for `tile` from an app's video tiles.
+async fn picture_for(app: &App, tile: &str) -> Vec<u8> {
+    let mut resizer = fast_image_resize::Resizer::new();
+    let wait = async {
+        loop {
+            let packets = app.video.render_new(&mut resizer);
+            if let Some(p) = packets
+                .into_iter()
+                .find(|p| p.get(2..2 + usize::from(p[1])) == Some(tile.as_bytes()))
+            {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(LONG, wait)
+        .await
+        .unwrap_or_else(|_| panic!("no picture for tile {tile}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_camera_goes_on_and_off_shows_ourselves_and_says_why_a_device_fails() {
+    let server = server().await;
+    let mut a = peer("camera", Args::default());
+    let mut b = peer("viewer", Args::default());
+    let ada = a.app.join(req(&server.url(), "cam", "Ada")).await.unwrap();
+    let bea = b.app.join(req(&server.url(), "cam", "Bea")).await.unwrap();
+    a.connected_to(&bea.me.id).await;
+    b.connected_to(&ada.me.id).await;
+
+    // This machine has no camera: the default one fails with a device error naming why.
+    let error = a.app.set_camera(Some("default".into())).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Device);
+    assert!(error.message.contains("no camera"), "{}", error.message);
+    // Nor a window of that name to share (or no display at all): a device error too.
+    let error = a
+        .app
+        .share_screen(Some("window:no window is called this".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Device, "{}", error.message);
+
+    // The test pattern as the camera: our own tile shows it, and so does the other side's.
+    let state = a.app.set_camera(Some("testsrc".into())).await.unwrap();
+    assert!(state.camera && !state.screen);
+    a.app.video_sizes(vec![tile(&ada.me.id)]);
+    b.app.video_sizes(vec![tile(&ada.me.id)]);
+    let own = picture_for(&a.app, &ada.me.id).await;
+    let far = picture_for(&b.app, &ada.me.id).await;
+    for packet in [&own, &far] {
+        let width = u16::from_le_bytes([packet[2 + ada.me.id.len()], packet[3 + ada.me.id.len()]]);
+        assert_eq!(width, 320, "scaled to the tile");
+    }
+    b.expect("Ada's video", |e| {
+        matches!(e, UiEvent::Roster { peers } if peers.iter().any(|p| p.id == ada.me.id && p.video))
+    })
+    .await;
+
+    let state = a.app.set_camera(None).await.unwrap();
+    assert!(!state.camera);
+    b.expect("Ada's video gone", |e| {
+        matches!(e, UiEvent::Roster { peers } if peers.iter().any(|p| p.id == ada.me.id && !p.video))
+    })
+    .await;
+    a.app.leave().await;
+    b.app.leave().await;
+}
+
+fn tile(peer: &str) -> plenum_app::types::TileSize {
+    plenum_app::types::TileSize {
+        peer: peer.to_owned(),
+        width: 320,
+        height: 180,
+    }
+}

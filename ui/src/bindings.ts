@@ -131,7 +131,11 @@ muted: boolean | null,
 /**
  * Whether it publishes video (its pictures come through the video channel).
  */
-video: boolean, };
+video: boolean, 
+/**
+ * Whether it shares a screen (its pictures come to the tile `ID/screen`).
+ */
+screen: boolean, };
 
 export type ChatLine = { 
 /**
@@ -231,7 +235,11 @@ channel: string,
 /**
  * Why.
  */
-reason: string, } | { "type": "audio_error", 
+reason: string, } | { "type": "video_error", 
+/**
+ * A sentence for the user, naming the cause.
+ */
+message: string, } | { "type": "audio_error", 
 /**
  * `microphone` or `speaker`.
  */
@@ -288,6 +296,36 @@ name: string,
  * Whether it is the system default.
  */
 default: boolean, };
+
+export type VideoDevices = { 
+/**
+ * Cameras, then `testsrc` (a moving test pattern, to try video without a camera).
+ */
+cameras: Array<VideoChoice>, 
+/**
+ * Monitors, then windows; empty without a display.
+ */
+screens: Array<VideoChoice>, };
+
+export type VideoChoice = { 
+/**
+ * What to pass to `set_camera` or `share_screen`.
+ */
+id: string, 
+/**
+ * What to show.
+ */
+name: string, };
+
+export type VideoState = { 
+/**
+ * Our camera is on.
+ */
+camera: boolean, 
+/**
+ * We share a screen.
+ */
+screen: boolean, };
 
 export type MicState = "off" | "on" | "muted";
 
@@ -402,7 +440,10 @@ export type Command =
   | "set_devices"
   | "mic_level"
   | "video_sizes"
-  | "video_subscribe";
+  | "video_subscribe"
+  | "video_devices"
+  | "set_camera"
+  | "share_screen";
 
 /** The event carrying `UiEvent`s. */
 export const EVENT = "plenum";

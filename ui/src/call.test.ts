@@ -6,8 +6,8 @@ import { EVENT } from "./bindings";
 import { CallView } from "./call";
 import { api, onEvent } from "./ipc";
 
-const me: PeerView = { id: "me1", name: "Carol", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false };
-const ada: PeerView = { id: "ada1", name: "Ada", state: "connected", rtt_ms: 0.4, colour: "hsl(200, 70%, 45%)", speaking: false, muted: null, video: false };
+const me: PeerView = { id: "me1", name: "Carol", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false, screen: false };
+const ada: PeerView = { id: "ada1", name: "Ada", state: "connected", rtt_ms: 0.4, colour: "hsl(200, 70%, 45%)", speaking: false, muted: null, video: false, screen: false };
 const joined: Joined = { me, room: "standup", server: "ws://127.0.0.1:1", invite: "plenum://join?server=ws%3A%2F%2F127.0.0.1%3A1&room=standup", hosting: false };
 
 let calls: Array<[string, unknown]>;
@@ -35,6 +35,21 @@ beforeEach(() => {
           return "on";
         case "set_mic":
           return (args as { on: boolean }).on ? "on" : "muted";
+        case "video_devices":
+          return {
+            cameras: [{ id: "testsrc", name: "Test pattern" }],
+            screens: [
+              { id: "screen", name: "Screen screen (1280x720)" },
+              { id: "window:42", name: "Window: Notes" },
+            ],
+          };
+        case "set_camera": {
+          const camera = (args as { camera: string | null }).camera;
+          if (camera === "default") throw { kind: "device", message: "no camera found on this machine" };
+          return { camera: camera !== null, screen: false };
+        }
+        case "share_screen":
+          return { camera: false, screen: (args as { target: string | null }).target !== null };
         default:
           return null;
       }
@@ -174,5 +189,62 @@ describe("CallView", () => {
     const { call, onLeft } = view();
     call.handle({ type: "closed", reason: "the room ended" });
     expect(onLeft).toHaveBeenCalledWith("the room ended");
+  });
+
+  it("turns the camera on with the chosen camera, and says why when there is none", async () => {
+    const { call } = view();
+    const camera = document.querySelector("#camera-button") as HTMLElement;
+    camera.click();
+    await vi.waitFor(() => expect(document.querySelector("#toast")?.textContent).toContain("no camera found"));
+    expect(camera.dataset.camera).toBe("off");
+    (document.querySelector("#settings-button") as HTMLElement).click();
+    await vi.waitFor(() => expect(document.querySelector("#camera-select")).not.toBeNull());
+    (document.querySelector("#camera-select") as HTMLSelectElement).value = "testsrc";
+    (document.querySelector("#settings-apply") as HTMLElement).click();
+    await vi.waitFor(() => expect(document.querySelector("#settings")?.hasAttribute("hidden")).toBe(true));
+    document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "v", bubbles: true }));
+    await vi.waitFor(() => expect(camera.dataset.camera).toBe("on"));
+    camera.click();
+    await vi.waitFor(() => expect(camera.dataset.camera).toBe("off"));
+    expect(calls.filter((c) => c[0] === "set_camera").map((c) => c[1])).toEqual([{ camera: "default" }, { camera: "testsrc" }, { camera: null }]);
+    call.close();
+  });
+
+  it("shares the screen or window picked, and stops", async () => {
+    const { call } = view();
+    const share = document.querySelector("#share-button") as HTMLElement;
+    share.click();
+    await vi.waitFor(() => expect(document.querySelector("#screen-select")).not.toBeNull());
+    expect([...document.querySelectorAll("#screen-select option")].map((o) => o.textContent)).toEqual(["Screen screen (1280x720)", "Window: Notes"]);
+    (document.querySelector("#screen-select") as HTMLSelectElement).value = "window:42";
+    (document.querySelector("#share-start") as HTMLElement).click();
+    await vi.waitFor(() => expect(share.dataset.sharing).toBe("true"));
+    expect(share.textContent).toBe("Stop sharing");
+    share.click();
+    await vi.waitFor(() => expect(share.dataset.sharing).toBe("false"));
+    expect(calls.filter((c) => c[0] === "share_screen").map((c) => c[1])).toEqual([{ target: "window:42" }, { target: null }]);
+    call.close();
+  });
+
+  it("shows a shared screen large, lets the user switch to the grid and back", () => {
+    const { call } = view();
+    const stage = document.querySelector(".stage") as HTMLElement;
+    const tiles = document.querySelector("#tiles") as HTMLElement;
+    const layout = document.querySelector("#layout-button") as HTMLElement;
+    expect(stage.dataset.mode).toBe("board");
+    expect(layout.hidden).toBe(true);
+    call.handle({ type: "roster", peers: [me, { ...ada, video: true, screen: true }] });
+    expect(stage.dataset.mode).toBe("grid");
+    expect(tiles.dataset.layout).toBe("presenter");
+    expect(tiles.firstElementChild?.getAttribute("data-peer")).toBe("ada1/screen");
+    expect(layout.hidden).toBe(false);
+    layout.click();
+    expect(tiles.dataset.layout).toBe("grid");
+    document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "l", bubbles: true }));
+    expect(tiles.dataset.layout).toBe("presenter");
+    call.handle({ type: "roster", peers: [me, { ...ada, video: true }] });
+    expect(tiles.dataset.layout).toBe("grid");
+    expect(layout.hidden).toBe(true);
+    call.close();
   });
 });

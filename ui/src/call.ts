@@ -18,6 +18,9 @@ export const SHORTCUTS: Array<[string, string]> = [
   ["[  ]", "Thinner / thicker line"],
   ["Ctrl+Z", "Undo your last stroke"],
   ["M", "Microphone on / off"],
+  ["V", "Camera on / off"],
+  ["S", "Share your screen / stop sharing"],
+  ["L", "Shared screen large / grid"],
   ["I", "Show the invite link"],
   ["?", "This help"],
   ["Esc", "Close dialogs"],
@@ -49,6 +52,12 @@ export class CallView {
   private resize: ResizeObserver | null = null;
   private closed = false;
   private micButton: HTMLButtonElement;
+  private cameraButton: HTMLButtonElement;
+  private shareButton: HTMLButtonElement;
+  private layoutButton: HTMLButtonElement;
+  private sharePicker: HTMLElement;
+  /** The camera chosen in the settings (`null`: the default). */
+  private camera: string | null = null;
   private settings: HTMLElement;
   private toast: HTMLElement;
   private ignored = 0;
@@ -96,7 +105,13 @@ export class CallView {
     inviteButton.addEventListener("click", () => this.toggle(this.invite));
     this.micButton = h("button", { class: "btn ghost mic", id: "mic-button", title: "Microphone (M)", "data-mic": "off" }, "Mic off");
     this.micButton.addEventListener("click", () => void this.toggleMic());
-    const settingsButton = h("button", { class: "btn ghost", id: "settings-button", title: "Audio settings" }, "Settings");
+    this.cameraButton = h("button", { class: "btn ghost", id: "camera-button", title: "Camera (V)", "data-camera": "off" }, "Camera off");
+    this.cameraButton.addEventListener("click", () => void this.toggleCamera());
+    this.shareButton = h("button", { class: "btn ghost", id: "share-button", title: "Share your screen (S)", "data-sharing": "false" }, "Share screen");
+    this.shareButton.addEventListener("click", () => void this.toggleShare());
+    this.layoutButton = h("button", { class: "btn ghost", id: "layout-button", title: "Shared screen large / grid (L)", hidden: true }, "Grid");
+    this.layoutButton.addEventListener("click", () => this.toggleLayout());
+    const settingsButton = h("button", { class: "btn ghost", id: "settings-button", title: "Audio and video settings" }, "Settings");
     settingsButton.addEventListener("click", () => void this.openSettings());
     const helpButton = h("button", { class: "btn ghost icon", id: "help-button", title: "Keyboard shortcuts (?)" }, "?");
     helpButton.addEventListener("click", () => this.toggle(this.help));
@@ -109,6 +124,9 @@ export class CallView {
       joined.hosting && h("span", { class: "pill", title: "The signaling server runs in this app" }, "Hosting"),
       h("div", { class: "spacer" }),
       this.micButton,
+      this.cameraButton,
+      this.shareButton,
+      this.layoutButton,
       settingsButton,
       modeButton,
       chatButton,
@@ -124,6 +142,7 @@ export class CallView {
     this.invite = this.buildInvite();
     this.confirm = h("div", { class: "overlay", hidden: true });
     this.settings = h("div", { class: "overlay", id: "settings", hidden: true });
+    this.sharePicker = h("div", { class: "overlay", id: "share-picker", hidden: true });
     this.toast = h("div", { class: "toast", id: "toast", role: "alert", hidden: true });
 
     this.element = h(
@@ -136,6 +155,7 @@ export class CallView {
       this.invite,
       this.confirm,
       this.settings,
+      this.sharePicker,
       this.toast,
     );
     modeButton.textContent = "Participants";
@@ -266,6 +286,72 @@ export class CallView {
     }
   }
 
+  private showVideo(state: { camera: boolean; screen: boolean }): void {
+    this.cameraButton.dataset.camera = state.camera ? "on" : "off";
+    this.cameraButton.textContent = state.camera ? "Camera on" : "Camera off";
+    this.shareButton.dataset.sharing = String(state.screen);
+    this.shareButton.textContent = state.screen ? "Stop sharing" : "Share screen";
+  }
+
+  async toggleCamera(): Promise<void> {
+    const on = this.cameraButton.dataset.camera !== "on";
+    try {
+      this.showVideo(await this.api.setCamera(on ? (this.camera ?? "default") : null));
+    } catch (e) {
+      this.notify(errorText(e));
+    }
+  }
+
+  /** Stops sharing, or asks what to share. */
+  async toggleShare(): Promise<void> {
+    if (this.shareButton.dataset.sharing === "true") {
+      try {
+        this.showVideo(await this.api.shareScreen(null));
+      } catch (e) {
+        this.notify(errorText(e));
+      }
+      return;
+    }
+    const { screens } = await this.api.videoDevices();
+    const select = h("select", { id: "screen-select", class: "select" });
+    for (const s of screens) select.append(h("option", { value: s.id }, s.name));
+    const share = h("button", { class: "btn primary", id: "share-start", type: "button", disabled: screens.length === 0 }, "Share");
+    const close = h("button", { class: "btn", type: "button" }, "Cancel");
+    this.sharePicker.replaceChildren(
+      h(
+        "div",
+        { class: "dialog", role: "dialog", "aria-label": "Share your screen" },
+        h("h2", {}, "Share your screen"),
+        screens.length === 0
+          ? h("p", {}, "There is no screen or window to share (no display).")
+          : h("label", { class: "field" }, h("span", { class: "field-label" }, "Screen or window"), select),
+        h("div", { class: "dialog-actions" }, close, share),
+      ),
+    );
+    this.sharePicker.hidden = false;
+    close.addEventListener("click", () => (this.sharePicker.hidden = true));
+    share.addEventListener("click", async () => {
+      this.sharePicker.hidden = true;
+      try {
+        this.showVideo(await this.api.shareScreen(select.value));
+      } catch (e) {
+        this.notify(errorText(e));
+      }
+    });
+  }
+
+  toggleLayout(): void {
+    const presenter = this.tiles.element.dataset.layout !== "presenter";
+    this.tiles.setLayout(presenter ? "presenter" : "grid");
+    this.showLayout();
+    this.sendVideoSizes();
+  }
+
+  private showLayout(): void {
+    this.layoutButton.hidden = !this.tiles.presenting;
+    this.layoutButton.textContent = this.tiles.element.dataset.layout === "presenter" ? "Grid" : "Presenter";
+  }
+
   notify(text: string): void {
     this.toast.textContent = text;
     this.toast.hidden = false;
@@ -275,7 +361,10 @@ export class CallView {
   private toastTimer: ReturnType<typeof setTimeout> | undefined;
 
   async openSettings(): Promise<void> {
-    const devices = await this.api.audioDevices();
+    const [devices, video] = await Promise.all([this.api.audioDevices(), this.api.videoDevices()]);
+    const camera = h("select", { id: "camera-select", class: "select" });
+    camera.append(h("option", { value: "" }, "System default"));
+    for (const c of video.cameras) camera.append(h("option", { value: c.id, selected: c.id === this.camera }, c.name));
     const picker = (id: string, list: { id: string; name: string; default: boolean }[], chosen: string | null) => {
       const select = h("select", { id, class: "select" });
       select.append(h("option", { value: "" }, "System default"));
@@ -297,11 +386,13 @@ export class CallView {
     this.settings.replaceChildren(
       h(
         "div",
-        { class: "dialog", role: "dialog", "aria-label": "Audio settings" },
+        { class: "dialog", role: "dialog", "aria-label": "Settings" },
         h("h2", {}, "Audio"),
         h("label", { class: "field" }, h("span", { class: "field-label" }, "Microphone"), mic),
         h("div", { class: "field" }, h("span", { class: "field-label" }, "Input level"), h("div", { class: "level" }, meter, levelText)),
         h("label", { class: "field" }, h("span", { class: "field-label" }, "Speaker"), speaker),
+        h("h2", {}, "Video"),
+        h("label", { class: "field" }, h("span", { class: "field-label" }, "Camera"), camera),
         h("div", { class: "dialog-actions" }, close, apply),
       ),
     );
@@ -311,6 +402,12 @@ export class CallView {
       try {
         const state = await this.api.setDevices(mic.value || null, speaker.value || null);
         if (state) this.showMic(state);
+        const chosen = camera.value || null;
+        if (chosen !== this.camera) {
+          this.camera = chosen;
+          // A camera that is on switches at once.
+          if (this.cameraButton.dataset.camera === "on") this.showVideo(await this.api.setCamera(chosen ?? "default"));
+        }
         this.settings.hidden = true;
       } catch (e) {
         this.notify(errorText(e));
@@ -386,7 +483,11 @@ export class CallView {
         for (const id of this.roster.keys()) if (!ids.has(id)) this.cursors.remove(id);
         this.roster = new Map(event.peers.map((p) => [p.id, p]));
         for (const p of event.peers) this.cursors.rename(p.id, p.name);
+        const presenting = this.tiles.presenting;
         this.tiles.update(event.peers);
+        // A screen shared by someone: show it (the participants view, screen large).
+        if (!presenting && this.tiles.presenting) this.setMode("grid");
+        this.showLayout();
         this.sendVideoSizes();
         this.updateCount();
         break;
@@ -414,6 +515,9 @@ export class CallView {
         this.banner.hidden = parts.length === 0;
         break;
       }
+      case "video_error":
+        this.notify(event.message);
+        break;
       case "audio_error":
         // A missing speaker is a standing condition, said once in the chat; a microphone
         // that fails interrupts what the user just did.
@@ -453,7 +557,7 @@ export class CallView {
 
   private key(e: KeyboardEvent): void {
     if (e.key === "Escape") {
-      for (const el of [this.help, this.invite, this.confirm, this.settings]) el.hidden = true;
+      for (const el of [this.help, this.invite, this.confirm, this.settings, this.sharePicker]) el.hidden = true;
       if (isTyping(e)) (e.target as HTMLElement).blur();
       return;
     }
@@ -505,6 +609,18 @@ export class CallView {
       case "m":
       case "M":
         void this.toggleMic();
+        break;
+      case "v":
+      case "V":
+        void this.toggleCamera();
+        break;
+      case "s":
+      case "S":
+        void this.toggleShare();
+        break;
+      case "l":
+      case "L":
+        if (this.tiles.presenting) this.toggleLayout();
         break;
       case "?":
         this.toggle(this.help);

@@ -20,6 +20,8 @@ import type {
   StrokeStarted,
   TileSize,
   UiEvent,
+  VideoDevices,
+  VideoState,
 } from "./bindings";
 import { EVENT } from "./bindings";
 
@@ -48,6 +50,11 @@ export const api = {
   setDevices: (microphone: string | null, speaker: string | null) =>
     call<MicState | null>("set_devices", { microphone, speaker }),
   videoSizes: (sizes: TileSize[]) => call<null>("video_sizes", { sizes }),
+  videoDevices: () => call<VideoDevices>("video_devices"),
+  /** A camera id, `default` or `testsrc` turns the camera on; `null` turns it off. */
+  setCamera: (camera: string | null) => call<VideoState>("set_camera", { camera }),
+  /** A monitor or `window:ID` starts sharing; `null` stops. */
+  shareScreen: (target: string | null) => call<VideoState>("share_screen", { target }),
   /** Pictures arrive as raw bytes on a channel, never as JSON events. */
   videoSubscribe: (onPicture: (buffer: ArrayBuffer) => void) => {
     const channel = new Channel<ArrayBuffer>();

@@ -11,6 +11,7 @@ const peer = (id: string, state: PeerView["state"] = "connected", rtt_ms: number
   speaking: false,
   muted: null,
   video: false,
+  screen: false,
 });
 
 describe("tiles", () => {
@@ -99,5 +100,36 @@ describe("picture packets", () => {
     expect(a?.dataset.video).toBe("true");
     expect(a?.querySelector("canvas.tile-video")).not.toBeNull();
     expect(tiles.element.querySelector<HTMLElement>(".tile[data-peer='b']")?.dataset.video).toBe("false");
+  });
+});
+
+describe("shared screens", () => {
+  it("get a tile of their own, shown large until the user picks the grid, and leave with the share", () => {
+    const tiles = new Tiles();
+    const keys = () => [...tiles.element.querySelectorAll<HTMLElement>(".tile")].map((e) => e.dataset.peer);
+    tiles.update([peer("me", "me", null), { ...peer("a"), video: true }]);
+    expect(tiles.element.dataset.layout).toBe("grid");
+    tiles.update([peer("me", "me", null), { ...peer("a"), video: true, screen: true }]);
+    expect(keys()).toEqual(["a/screen", "me", "a"]);
+    expect(tiles.element.dataset.layout).toBe("presenter");
+    const screen = tiles.element.querySelector<HTMLElement>(".tile[data-peer='a/screen']")!;
+    expect(screen.dataset.video).toBe("true");
+    expect(screen.querySelector(".tile-name")?.textContent).toBe("Name a: screen");
+    tiles.setLayout("grid");
+    expect(tiles.element.dataset.layout).toBe("grid");
+    tiles.setLayout("presenter");
+    expect(tiles.element.dataset.layout).toBe("presenter");
+    // Its pictures are sized and drawn apart from the camera's.
+    expect(tiles.videoSizes().map((s) => s.peer).sort()).toEqual(["a", "a/screen"]);
+    tiles.update([peer("me", "me", null), { ...peer("a"), video: true }]);
+    expect(keys()).toEqual(["me", "a"]);
+    expect(tiles.element.dataset.layout).toBe("grid");
+  });
+
+  it("mirrors our own camera, and nothing else", () => {
+    const tiles = new Tiles();
+    tiles.update([{ ...peer("me", "me", null), video: true, screen: true }, { ...peer("a"), video: true }]);
+    const mirrored = (key: string) => tiles.element.querySelector<HTMLElement>(`.tile[data-peer='${key}']`)?.dataset.mirrored;
+    expect([mirrored("me"), mirrored("me/screen"), mirrored("a")]).toEqual(["true", "false", "false"]);
   });
 });

@@ -1,6 +1,8 @@
-// One tile per participant, ourselves first, in a grid that adapts to the count. Each tile
-// has a media area (the avatar today; video goes there), the name, the link state and the
-// latency from the engine's ping.
+// One tile per participant, ourselves first, in a grid that adapts to the count, and one per
+// shared screen. Each tile has a media area (the avatar, or the video on a canvas), the
+// name, the link state and the latency from the engine's ping. While someone shares a
+// screen the layout is the presenter's: the screen large, everyone else in a strip beside
+// it; the user can switch back to the grid.
 import type { PeerView } from "./bindings";
 import { h, initials } from "./dom";
 
@@ -32,6 +34,7 @@ function mutedIcon(): SVGElement {
 
 /** A picture packet from the video channel (see src-tauri/src/video.rs). */
 export interface Picture {
+  /** The tile: a peer id (its camera) or `ID/screen` (its shared screen). */
   peer: string;
   width: number;
   height: number;
@@ -61,35 +64,63 @@ export function gridFor(n: number): { cols: number; rows: number } {
   return { cols, rows: Math.ceil(count / cols) };
 }
 
+/** The tile name of a peer's shared screen. */
+export const screenTile = (peer: string) => `${peer}/screen`;
+
 export class Tiles {
   readonly element: HTMLElement;
   private tiles = new Map<string, HTMLElement>();
+  /** The user asked for the grid while a screen is shared. */
+  private preferGrid = false;
 
   constructor() {
-    this.element = h("section", { class: "tiles", id: "tiles", "aria-label": "Participants" });
+    this.element = h("section", { class: "tiles", id: "tiles", "aria-label": "Participants", "data-layout": "grid" });
+  }
+
+  /** Whether someone shares a screen now. */
+  get presenting(): boolean {
+    return this.element.querySelector(".tile[data-screen='true']") !== null;
+  }
+
+  /** Shows shared screens large (`presenter`, the default while one is shared) or all tiles alike. */
+  setLayout(layout: "presenter" | "grid"): void {
+    this.preferGrid = layout === "grid";
+    this.layOut();
   }
 
   update(peers: PeerView[]): void {
-    const keep = new Set(peers.map((p) => p.id));
+    // Shared screens first: in the presenter layout the first tile is the large one.
+    const entries: Array<{ key: string; peer: PeerView; screen: boolean }> = [
+      ...peers.filter((p) => p.screen).map((peer) => ({ key: screenTile(peer.id), peer, screen: true })),
+      ...peers.map((peer) => ({ key: peer.id, peer, screen: false })),
+    ];
+    const keep = new Set(entries.map((e) => e.key));
     for (const [id, el] of this.tiles) {
       if (!keep.has(id)) {
         el.remove();
         this.tiles.delete(id);
       }
     }
-    peers.forEach((peer, index) => {
-      let tile = this.tiles.get(peer.id);
+    entries.forEach(({ key, peer, screen }, index) => {
+      let tile = this.tiles.get(key);
       if (!tile) {
-        tile = h("div", { class: "tile", "data-peer": peer.id });
-        this.tiles.set(peer.id, tile);
+        tile = h("div", { class: screen ? "tile screen" : "tile", "data-peer": key });
+        this.tiles.set(key, tile);
       }
-      this.fill(tile, peer);
+      this.fill(tile, peer, screen);
       if (this.element.children[index] !== tile) this.element.insertBefore(tile, this.element.children[index] ?? null);
     });
-    const { cols, rows } = gridFor(peers.length);
+    const { cols, rows } = gridFor(entries.length);
     this.element.style.setProperty("--cols", String(cols));
     this.element.style.setProperty("--rows", String(rows));
-    this.element.dataset.count = String(peers.length);
+    this.element.style.setProperty("--strip", String(Math.max(1, entries.length - 1)));
+    this.element.dataset.count = String(entries.length);
+    if (!this.presenting) this.preferGrid = false;
+    this.layOut();
+  }
+
+  private layOut(): void {
+    this.element.dataset.layout = this.presenting && !this.preferGrid ? "presenter" : "grid";
   }
 
   /** Draws a peer's picture on its tile's canvas. */
@@ -118,11 +149,14 @@ export class Tiles {
   }
 
   /** Builds a tile once; later updates change its text in place (video goes in its media area). */
-  private fill(tile: HTMLElement, peer: PeerView): void {
+  private fill(tile: HTMLElement, peer: PeerView, screen: boolean): void {
     tile.dataset.state = peer.state;
-    tile.dataset.speaking = String(peer.speaking);
-    tile.dataset.muted = String(peer.muted === true);
-    tile.dataset.video = String(peer.video);
+    tile.dataset.speaking = String(!screen && peer.speaking);
+    tile.dataset.muted = String(!screen && peer.muted === true);
+    tile.dataset.video = String(screen || peer.video);
+    tile.dataset.screen = String(screen);
+    // Our own camera is shown as in a mirror, as people expect to see themselves.
+    tile.dataset.mirrored = String(!screen && peer.state === "me");
     if (!tile.firstChild) {
       tile.append(
         h("div", { class: "tile-media" }, h("div", { class: "avatar" }), h("canvas", { class: "tile-video" })),
@@ -143,12 +177,13 @@ export class Tiles {
     };
     set(".avatar", initials(peer.name));
     part(".avatar").style.background = peer.colour;
-    set(".tile-name", peer.state === "me" ? `${peer.name} (you)` : peer.name);
+    const who = peer.state === "me" ? `${peer.name} (you)` : peer.name;
+    set(".tile-name", screen ? `${who}: screen` : who);
     part(".tile-state").className = `tile-state ${peer.state}`;
     set(".tile-state-text", STATE_TEXT[peer.state]);
     const rtt = peer.rtt_ms === null ? "" : `${peer.rtt_ms < 1 ? "<1" : Math.round(peer.rtt_ms)} ms`;
     set(".tile-rtt", rtt);
     part(".tile-rtt").hidden = rtt === "";
-    part(".tile-muted").hidden = peer.muted !== true;
+    part(".tile-muted").hidden = screen || peer.muted !== true;
   }
 }

@@ -349,7 +349,12 @@ fn run(args: &[&str]) -> String {
 }
 
 pub fn join(url: &str, room: &str, name: &str, extra: &[&str]) -> Peer {
-    let mut proc = spawn_join(url, room, name, extra);
+    join_env(url, room, name, extra, &[])
+}
+
+/// [`join`] with extra environment variables for the peer.
+pub fn join_env(url: &str, room: &str, name: &str, extra: &[&str], env: &[(&str, &str)]) -> Peer {
+    let mut proc = spawn_join_env(url, room, name, extra, env);
     let joined = proc.expect(Duration::from_secs(10), "joined", |v| event(v) == "joined");
     let id = joined["peer"].as_str().expect("peer id").to_owned();
     Peer {
