@@ -1,5 +1,6 @@
 //! `plenum bench video`: VP8 speed, glass-to-glass latency on loopback read from the test
-//! pattern's stamps, and the CPU of a 4-peer call with video and audio.
+//! pattern's stamps, the CPU of a 4-peer call with video and audio, and what sharing the
+//! screen on `DISPLAY` costs per picture.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,6 +53,57 @@ fn codec_speed(width: u32, height: u32) -> anyhow::Result<Value> {
         "decode_fps": decode.round(),
         "kbit_per_s_at_30fps": (bytes as f64 * 8.0 * 30.0 / frames.len().max(1) as f64 / 1000.0).round(),
     }))
+}
+
+/// What sharing a screen costs per picture on this display (`DISPLAY`): capturing it (xcap,
+/// X11 GetImage) and converting it to I420, then encoding it as screen content.
+fn screen_cost() -> Value {
+    let screens = match plenum_media::screen::screens() {
+        Ok(s) => s,
+        Err(e) => return json!({"unavailable": e.to_string()}),
+    };
+    let Some(monitor) = screens.iter().find(|s| s.kind == "monitor") else {
+        return json!({"unavailable": "no monitor"});
+    };
+    let mut capture = Vec::new();
+    let mut pictures = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        match plenum_media::screen::grab(monitor) {
+            Ok(p) => pictures.push(p),
+            Err(e) => return json!({"unavailable": e}),
+        }
+        capture.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (width, height) = (pictures[0].width, pictures[0].height);
+    let config = EncoderConfig {
+        width,
+        height,
+        bitrate_kbps: EncoderConfig::bitrate_for(width, height, 10, Content::Screen),
+        fps: 10,
+        content: Content::Screen,
+    };
+    let mut encode = Vec::new();
+    let mut bytes = 0;
+    match Encoder::new(config) {
+        Ok(mut encoder) => {
+            for (i, p) in pictures.iter().enumerate() {
+                let t = Instant::now();
+                if let Ok(Some(f)) = encoder.encode(&p.data, 9000, i == 0) {
+                    bytes += f.data.len();
+                }
+                encode.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        Err(e) => return json!({"unavailable": e.to_string()}),
+    }
+    json!({
+        "width": width,
+        "height": height,
+        "capture_ms": summary(capture),
+        "encode_ms": summary(encode),
+        "kbit_per_s_at_10fps": (bytes as f64 * 8.0 * 10.0 / pictures.len() as f64 / 1000.0).round(),
+    })
 }
 
 /// Reads each received picture's stamp: latency from capture to decoded picture.
@@ -120,5 +172,7 @@ pub(crate) async fn video(args: &VideoArgs) -> anyhow::Result<Value> {
         "two_peer_720p30_cpu_cores": pair_cpu,
         "four_peer_call_cpu_cores": four,
         "four_peer_call": "4 peers in one process, full mesh, each publishing 640x360 test pattern at 30 fps and a tone, decoding the other 3 of each, 10 s",
+        "screen_share": tokio::task::spawn_blocking(screen_cost).await?,
+        "screen_share_measures": "one picture of the first monitor on DISPLAY: xcap capture (X11 GetImage) + RGBA to I420, then VP8 encoding tuned for screen content at 10 fps",
     }))
 }

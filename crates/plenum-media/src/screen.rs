@@ -188,26 +188,30 @@ mod device {
         }
     }
 
+    /// Captures one picture of a monitor or window, as I420.
+    pub fn grab(info: &ScreenInfo) -> Result<VideoFrame, String> {
+        let (w, h, rgba) = if info.kind == "window" {
+            grab_window(info.id)?
+        } else {
+            grab_monitor(info.id)?
+        };
+        crate::camera::crop_rgba(w, h, &rgba)
+            .ok_or_else(|| format!("a {w}x{h} picture does not convert"))
+    }
+
     impl Screen {
         /// Starts capturing what `request` names.
         pub fn open(request: &ScreenRequest) -> Result<Self, CaptureError> {
             let list = screens()?;
             let info = find(&list, request.target.as_deref())?.clone();
-            let (kind, id, label) = (info.kind, info.id, format!("{} {:?}", info.kind, info.name));
+            let label = format!("{} {:?}", info.kind, info.name);
+            let target = info.clone();
             let captured = crate::capture::spawn(
-                &format!("{kind}{id}"),
+                &format!("{}{}", info.kind, info.id),
                 request.fps,
                 plenum_vpx::Content::Screen,
                 move || {
-                    let grab = move || {
-                        let (w, h, rgba) = if kind == "window" {
-                            grab_window(id)?
-                        } else {
-                            grab_monitor(id)?
-                        };
-                        crate::camera::crop_rgba(w, h, &rgba)
-                            .ok_or_else(|| format!("a {w}x{h} picture does not convert"))
-                    };
+                    let grab = move || grab(&target);
                     // One picture now, so that a display that refuses capture fails here.
                     let mut first = Some(grab().map_err(|reason| CaptureError::Unavailable {
                         name: label.clone(),
@@ -226,13 +230,19 @@ mod device {
 }
 
 #[cfg(feature = "screen")]
-pub use device::screens;
+pub use device::{grab, screens};
 
 #[cfg(not(feature = "screen"))]
 /// Screens to share: none, in a build without screen capture.
 pub fn screens() -> Result<Vec<ScreenInfo>, CaptureError> {
     display_present()?;
     Err(CaptureError::NotBuilt("screen"))
+}
+
+#[cfg(not(feature = "screen"))]
+/// Captures one picture: never, in a build without screen capture.
+pub fn grab(_info: &ScreenInfo) -> Result<VideoFrame, String> {
+    Err(CaptureError::NotBuilt("screen").to_string())
 }
 
 #[cfg(not(feature = "screen"))]
