@@ -1,0 +1,105 @@
+//! The real app under Xvfb in a call with four CLI peers, each sending the 640x360 test
+//! pattern at 30 fps: every remote tile keeps drawing new pictures. The pictures drawn per
+//! tile over a measured window are printed as JSON (docs/benchmarks.md records them); the
+//! test asserts that they arrive, never how fast.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::cli::{self, Peer};
+use support::webdriver::Session;
+use support::{Driver, Xvfb, artifacts_dir, wait_for};
+
+const LONG: Duration = Duration::from_secs(40);
+const APP: &str = env!("CARGO_BIN_EXE_plenum-app");
+/// The window the drawing rate is measured over.
+const WINDOW: Duration = Duration::from_secs(8);
+const SENT_FPS: f64 = 30.0;
+
+/// Pictures drawn so far on each peer's tile (`data-frames`).
+fn drawn(app: &Session, peers: &[Peer]) -> Vec<u64> {
+    let ids: Vec<&str> = peers.iter().map(|p| p.id.as_str()).collect();
+    let v = app.execute(
+        "return arguments[0].map((id) => Number(document.querySelector(`.tile[data-peer='${id}']`)?.dataset.frames ?? 0));",
+        json!([ids]),
+    );
+    v.as_array()
+        .map(|a| a.iter().map(|n| n.as_u64().unwrap_or(0)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn four_remote_video_tiles_keep_drawing() {
+    let server = cli::serve(&[]);
+    let room = "tiles";
+    let xvfb = Xvfb::start();
+    let peers: Vec<Peer> = (0..4)
+        .map(|i| {
+            cli::join(
+                &server.url,
+                room,
+                &format!("Peer {i}"),
+                &["--video", "testsrc:640x360@30"],
+            )
+        })
+        .collect();
+    let config = std::env::temp_dir().join(format!("plenum-e2e-tiles-{}", std::process::id()));
+    let driver = Driver::start(
+        &xvfb.display,
+        &[("XDG_CONFIG_HOME", config.to_str().unwrap())],
+    );
+    let args: Vec<String> = ["--server", &server.url, "--room", room, "--name", "Viewer"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let app = Session::start(driver.port, APP.as_ref(), &args);
+    wait_for(LONG, "the call view", || app.find("#call"));
+    // The participants grid: the tiles as a user watching four people sees them.
+    app.click(&app.find("#mode-button").unwrap());
+    wait_for(LONG, "every peer's pictures", || {
+        drawn(&app, &peers).iter().all(|n| *n >= 10).then_some(())
+    });
+
+    let before = drawn(&app, &peers);
+    let started = Instant::now();
+    std::thread::sleep(WINDOW);
+    let after = drawn(&app, &peers);
+    let seconds = started.elapsed().as_secs_f64();
+    let fps: Vec<f64> = after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| (a - b) as f64 / seconds)
+        .collect();
+    for (i, (a, b)) in after.iter().zip(&before).enumerate() {
+        assert!(
+            a > b,
+            "peer {i}'s tile stopped drawing: {before:?} -> {after:?}"
+        );
+    }
+    let tile_size = app.execute(
+        "const c = document.querySelector('.tile[data-video=\"true\"] canvas.tile-video'); return [c.width, c.height];",
+        json!([]),
+    );
+    let mean = fps.iter().sum::<f64>() / fps.len() as f64;
+    let figures = json!({
+        "bench": "app_video_tiles",
+        "remote_tiles": peers.len(),
+        "sent": "640x360 test pattern at 30 fps from each peer",
+        "drawn_fps_per_tile": fps.iter().map(|f| (f * 10.0).round() / 10.0).collect::<Vec<_>>(),
+        // Drawn over sent; a little over 1 when the window's edges catch an extra picture.
+        "drawn_of_sent": (mean / SENT_FPS * 1000.0).round() / 1000.0,
+        "dropped_percent": ((1.0 - mean / SENT_FPS).max(0.0) * 1000.0).round() / 10.0,
+        "tile_picture_size": tile_size,
+        "window_s": (seconds * 10.0).round() / 10.0,
+        "path": "decode -> RGBA scaled to the tile -> raw bytes over a Tauri channel -> putImageData",
+    });
+    println!("{figures}");
+    std::fs::write(
+        artifacts_dir().join("app-video-tiles.json"),
+        figures.to_string(),
+    )
+    .expect("figures written");
+    xvfb.screenshot(&artifacts_dir().join("call-four-videos.png"));
+}
