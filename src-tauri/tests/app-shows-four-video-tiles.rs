@@ -83,6 +83,14 @@ fn four_remote_video_tiles_keep_drawing() {
         json!([]),
     );
     let mean = fps.iter().sum::<f64>() / fps.len() as f64;
+    // Whether this webview could decode the encoded frames itself (WebCodecs, VP8).
+    let webcodecs = app.execute_async(
+        "const done = arguments[arguments.length - 1];
+         if (typeof VideoDecoder === 'undefined') { done('no VideoDecoder'); return; }
+         VideoDecoder.isConfigSupported({ codec: 'vp8', codedWidth: 640, codedHeight: 360 })
+           .then((r) => done(r.supported ? 'vp8 supported' : 'vp8 not supported'), (e) => done(String(e)));",
+        json!([]),
+    );
     let figures = json!({
         "bench": "app_video_tiles",
         "remote_tiles": peers.len(),
@@ -92,6 +100,7 @@ fn four_remote_video_tiles_keep_drawing() {
         "drawn_of_sent": (mean / SENT_FPS * 1000.0).round() / 1000.0,
         "dropped_percent": ((1.0 - mean / SENT_FPS).max(0.0) * 1000.0).round() / 10.0,
         "tile_picture_size": tile_size,
+        "webview_webcodecs": webcodecs,
         "window_s": (seconds * 10.0).round() / 10.0,
         "path": "decode -> RGBA scaled to the tile -> raw bytes over a Tauri channel -> putImageData",
     });

@@ -108,6 +108,14 @@ impl Session {
         )
     }
 
+    /// Runs `script` until it calls its last argument with the result.
+    pub fn execute_async(&self, script: &str, arguments: Value) -> Value {
+        self.post(
+            "/execute/async",
+            &json!({"script": script, "args": arguments}),
+        )
+    }
+
     /// A pointer drag through `points` (viewport pixels) with the left button held.
     pub fn drag(&self, points: &[(i64, i64)]) {
         let mut actions = vec![];
