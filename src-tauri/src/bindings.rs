@@ -33,6 +33,7 @@ pub fn generate() -> String {
         VideoDevices::decl(&cfg),
         VideoChoice::decl(&cfg),
         VideoState::decl(&cfg),
+        SocketInfo::decl(&cfg),
         MicState::decl(&cfg),
         TileSize::decl(&cfg),
         Point::decl(&cfg),

@@ -24,4 +24,6 @@
     "video_devices",
     "set_camera",
     "share_screen",
+    "picture_socket",
+    "transport_probe",
 ]

@@ -4,7 +4,7 @@ use plenum_collab::{BoardChange, Point, Stroke};
 use tauri::State;
 
 use crate::app::App;
-use crate::types::{AudioDevices, MicState, TileSize, VideoDevices, VideoState};
+use crate::types::{AudioDevices, MicState, SocketInfo, TileSize, VideoDevices, VideoState};
 use crate::types::{
     ChatLine, CommandError, HostRequest, InviteView, JoinRequest, Joined, Prefs, StrokeStart,
     StrokeStarted,
@@ -141,4 +141,50 @@ pub(crate) async fn share_screen(
     target: Option<String>,
 ) -> Result<VideoState> {
     app.share_screen(target).await
+}
+
+#[tauri::command]
+pub(crate) fn picture_socket(socket: State<'_, crate::socket::PictureSocket>) -> SocketInfo {
+    SocketInfo {
+        url: socket.url.clone(),
+        token: socket.token.clone(),
+    }
+}
+
+/// Sends `count` packets of `bytes` bytes (a picture's worth) to the view over `transport`
+/// (`channel`: `on_data`; `socket`: the picture socket), to compare the two paths.
+#[tauri::command]
+pub(crate) async fn transport_probe(
+    socket: State<'_, crate::socket::PictureSocket>,
+    transport: String,
+    count: u32,
+    bytes: u32,
+    on_data: tauri::ipc::Channel<tauri::ipc::InvokeResponseBody>,
+) -> Result<u32> {
+    const MAX_BYTES: u32 = 16 * 1024 * 1024;
+    if count > 1000 || bytes > MAX_BYTES {
+        return Err(CommandError::bad_input(format!(
+            "at most 1000 packets of {MAX_BYTES} bytes"
+        )));
+    }
+    let mut packet = vec![7u8; bytes as usize];
+    let mut sent = 0;
+    for i in 0..count {
+        if let Some(first) = packet.first_mut() {
+            *first = i as u8;
+        }
+        let delivered = match transport.as_str() {
+            "channel" => on_data
+                .send(tauri::ipc::InvokeResponseBody::Raw(packet.clone()))
+                .is_ok(),
+            "socket" => socket.send(&packet).await > 0,
+            other => {
+                return Err(CommandError::bad_input(format!(
+                    "unknown transport {other:?}: channel or socket"
+                )));
+            }
+        };
+        sent += u32::from(delivered);
+    }
+    Ok(sent)
 }

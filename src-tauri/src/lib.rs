@@ -12,6 +12,7 @@ mod commands;
 pub mod host;
 pub mod prefs;
 pub mod session;
+pub mod socket;
 pub mod types;
 pub mod video;
 
@@ -93,6 +94,9 @@ pub fn run() -> ExitCode {
             let (ui_tx, mut ui_rx) = mpsc::channel(1024);
             let app = App::new(args, config_dir, ui_tx);
             tauri_app.manage(VideoPump::start(app.video.clone())?);
+            tauri_app.manage(tauri::async_runtime::block_on(
+                socket::PictureSocket::bind(),
+            )?);
             tauri_app.manage(app);
             let handle = tauri_app.handle().clone();
             tauri::async_runtime::spawn(async move {
@@ -128,6 +132,8 @@ pub fn run() -> ExitCode {
             commands::video_devices,
             commands::set_camera,
             commands::share_screen,
+            commands::picture_socket,
+            commands::transport_probe,
         ])
         .build(tauri::generate_context!());
     let app = match result {

@@ -242,6 +242,15 @@ pub struct AudioDevices {
     pub speaker: Option<String>,
 }
 
+/// Where the view opens the picture socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct SocketInfo {
+    /// `ws://127.0.0.1:PORT/pictures`.
+    pub url: String,
+    /// This run's token, sent as `?token=...`.
+    pub token: String,
+}
+
 /// Cameras and screens to choose from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct VideoDevices {

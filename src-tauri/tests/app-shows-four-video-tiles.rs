@@ -91,6 +91,28 @@ fn four_remote_video_tiles_keep_drawing() {
            .then((r) => done(r.supported ? 'vp8 supported' : 'vp8 not supported'), (e) => done(String(e)));",
         json!([]),
     );
+    // The two binary paths to the view, with picture-sized packets (640x360 and 1280x720
+    // RGBA), while the four tiles keep streaming.
+    let mut paths = Vec::new();
+    for (count, bytes) in [(60, 640 * 360 * 4), (30, 1280 * 720 * 4)] {
+        for transport in ["channel", "socket"] {
+            let result = app.execute_async(
+                "const done = arguments[arguments.length - 1];
+                 window.plenumProbe(arguments[0], arguments[1], arguments[2]).then(done, (e) => done(String(e)));",
+                json!([transport, count, bytes]),
+            );
+            let ms = result["ms"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("the {transport} probe failed: {result}"));
+            let per_packet = ms / f64::from(count);
+            paths.push(json!({
+                "transport": transport,
+                "packet_bytes": bytes,
+                "ms_per_packet": (per_packet * 100.0).round() / 100.0,
+                "mbyte_per_s": (f64::from(count) * f64::from(bytes) / ms / 1000.0).round(),
+            }));
+        }
+    }
     let figures = json!({
         "bench": "app_video_tiles",
         "remote_tiles": peers.len(),
@@ -101,6 +123,7 @@ fn four_remote_video_tiles_keep_drawing() {
         "dropped_percent": ((1.0 - mean / SENT_FPS).max(0.0) * 1000.0).round() / 10.0,
         "tile_picture_size": tile_size,
         "webview_webcodecs": webcodecs,
+        "binary_paths": paths,
         "window_s": (seconds * 10.0).round() / 10.0,
         "path": "decode -> RGBA scaled to the tile -> raw bytes over a Tauri channel -> putImageData",
     });

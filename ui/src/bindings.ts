@@ -327,6 +327,16 @@ camera: boolean,
  */
 screen: boolean, };
 
+export type SocketInfo = { 
+/**
+ * `ws://127.0.0.1:PORT/pictures`.
+ */
+url: string, 
+/**
+ * This run's token, sent as `?token=...`.
+ */
+token: string, };
+
 export type MicState = "off" | "on" | "muted";
 
 export type TileSize = { 
@@ -443,7 +453,9 @@ export type Command =
   | "video_subscribe"
   | "video_devices"
   | "set_camera"
-  | "share_screen";
+  | "share_screen"
+  | "picture_socket"
+  | "transport_probe";
 
 /** The event carrying `UiEvent`s. */
 export const EVENT = "plenum";

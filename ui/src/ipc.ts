@@ -15,6 +15,7 @@ import type {
   MicState,
   Point,
   Prefs,
+  SocketInfo,
   Stroke,
   StrokeStart,
   StrokeStarted,
@@ -51,6 +52,13 @@ export const api = {
     call<MicState | null>("set_devices", { microphone, speaker }),
   videoSizes: (sizes: TileSize[]) => call<null>("video_sizes", { sizes }),
   videoDevices: () => call<VideoDevices>("video_devices"),
+  pictureSocket: () => call<SocketInfo>("picture_socket"),
+  /** Has the app send `count` packets of `bytes` over `transport`; resolves with how many it sent. */
+  transportProbe: (transport: "channel" | "socket", count: number, bytes: number, onData: (buffer: ArrayBuffer) => void) => {
+    const channel = new Channel<ArrayBuffer>();
+    channel.onmessage = onData;
+    return call<number>("transport_probe", { transport, count, bytes, onData: channel });
+  },
   /** A camera id, `default` or `testsrc` turns the camera on; `null` turns it off. */
   setCamera: (camera: string | null) => call<VideoState>("set_camera", { camera }),
   /** A monitor or `window:ID` starts sharing; `null` stops. */

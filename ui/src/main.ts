@@ -5,9 +5,12 @@ import { CallView } from "./call";
 import { clear } from "./dom";
 import { api, errorText, onEvent } from "./ipc";
 import { joinScreen } from "./join";
+import { probe } from "./probe";
 import "./styles.css";
 
 const root = document.getElementById("app") as HTMLElement;
+(window as unknown as { plenumProbe: unknown }).plenumProbe = (transport: "channel" | "socket", count: number, bytes: number) =>
+  probe(api, transport, count, bytes);
 let call: CallView | null = null;
 
 function openLink(href: string): void {
