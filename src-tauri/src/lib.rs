@@ -30,9 +30,10 @@ pub use app::App;
 /// The name of the event carrying [`types::UiEvent`]s to the view.
 pub const EVENT: &str = "plenum";
 
-/// Sends each new tile picture to the view over the channel it subscribed with, from a
-/// thread of its own (scaling and colour conversion stay off the call's tasks). Raw bytes
-/// through a Tauri channel: no JSON, no base64.
+/// Sends each new tile picture to the view, from a thread of its own (scaling and colour
+/// conversion stay off the call's tasks): over the picture socket when the view has opened
+/// it (the faster path, docs/benchmarks.md), else over the channel it subscribed with. Raw
+/// bytes either way: no JSON, no base64.
 pub struct VideoPump {
     channel: Arc<std::sync::Mutex<Option<Channel<InvokeResponseBody>>>>,
 }
@@ -41,7 +42,7 @@ impl VideoPump {
     /// How often the pump looks for new pictures (faster than any source's frame rate).
     const PERIOD: std::time::Duration = std::time::Duration::from_millis(8);
 
-    fn start(tiles: video::VideoTiles) -> std::io::Result<Self> {
+    fn start(tiles: video::VideoTiles, socket: socket::PictureSocket) -> std::io::Result<Self> {
         let channel: Arc<std::sync::Mutex<Option<Channel<InvokeResponseBody>>>> = Arc::default();
         let shared = Arc::clone(&channel);
         std::thread::Builder::new()
@@ -50,11 +51,17 @@ impl VideoPump {
                 let mut resizer = fast_image_resize::Resizer::new();
                 loop {
                     std::thread::sleep(Self::PERIOD);
-                    let Some(channel) = shared.lock().ok().and_then(|c| c.clone()) else {
+                    let channel = shared.lock().ok().and_then(|c| c.clone());
+                    let on_socket = socket.has_views();
+                    if channel.is_none() && !on_socket {
                         continue;
-                    };
+                    }
                     for packet in tiles.render_new(&mut resizer) {
-                        if let Err(e) = channel.send(InvokeResponseBody::Raw(packet)) {
+                        if on_socket {
+                            socket.offer(&packet);
+                        } else if let Some(channel) = &channel
+                            && let Err(e) = channel.send(InvokeResponseBody::Raw(packet))
+                        {
                             tracing::debug!(error = %e, "picture not delivered to the view");
                         }
                     }
@@ -93,10 +100,9 @@ pub fn run() -> ExitCode {
             let config_dir = tauri_app.path().app_config_dir()?;
             let (ui_tx, mut ui_rx) = mpsc::channel(1024);
             let app = App::new(args, config_dir, ui_tx);
-            tauri_app.manage(VideoPump::start(app.video.clone())?);
-            tauri_app.manage(tauri::async_runtime::block_on(
-                socket::PictureSocket::bind(),
-            )?);
+            let socket = tauri::async_runtime::block_on(socket::PictureSocket::bind())?;
+            tauri_app.manage(VideoPump::start(app.video.clone(), socket.clone())?);
+            tauri_app.manage(socket);
             tauri_app.manage(app);
             let handle = tauri_app.handle().clone();
             tauri::async_runtime::spawn(async move {

@@ -161,12 +161,14 @@ export class CallView {
     modeButton.textContent = "Participants";
     this.tiles.update([joined.me]);
     this.roster.set(joined.me.id, joined.me);
-    void api
-      .videoSubscribe((buffer) => {
-        const picture = readPicture(buffer);
-        if (picture && !this.closed) this.tiles.draw(picture);
-      })
-      .catch(() => {});
+    // Pictures come over the picture socket (the faster path); the channel stays subscribed
+    // and carries them whenever the socket is not open.
+    const draw = (buffer: ArrayBuffer) => {
+      const picture = readPicture(buffer);
+      if (picture && !this.closed) this.tiles.draw(picture);
+    };
+    void api.videoSubscribe(draw).catch(() => {});
+    void this.openPictureSocket(draw);
     this.updateCount();
     document.addEventListener("keydown", this.keys);
     // Frames are drawn only while something changes: a cursor easing, a board change, a resize.
@@ -182,6 +184,24 @@ export class CallView {
     this.wake();
     if (joined.hosting) this.invite.hidden = false;
   }
+
+  private async openPictureSocket(draw: (buffer: ArrayBuffer) => void): Promise<void> {
+    if (typeof WebSocket === "undefined") return;
+    try {
+      const { url, token } = await this.api.pictureSocket();
+      if (this.closed || !url) return;
+      const ws = new WebSocket(`${url}?token=${token}`);
+      ws.binaryType = "arraybuffer";
+      ws.onmessage = (e) => draw(e.data as ArrayBuffer);
+      ws.onopen = () => (this.element.dataset.pictures = "socket");
+      ws.onclose = () => delete this.element.dataset.pictures;
+      ws.onerror = () => console.warn("picture socket unavailable; pictures come over the channel");
+      this.pictureSocket = ws;
+    } catch (e) {
+      console.warn(`no picture socket: ${errorText(e)}`);
+    }
+  }
+  private pictureSocket: WebSocket | null = null;
 
   private buildToolbar(): HTMLElement {
     const bar = h("div", { class: "toolbar", id: "board-toolbar", role: "toolbar", "aria-label": "Whiteboard tools" });
@@ -550,6 +570,7 @@ export class CallView {
 
   close(): void {
     this.closed = true;
+    this.pictureSocket?.close();
     cancelAnimationFrame(this.frame);
     this.resize?.disconnect();
     document.removeEventListener("keydown", this.keys);
