@@ -49,11 +49,11 @@ fn wrong_password_is_refused_and_right_one_admitted() {
     );
     let mut intruder = spawn_join(&server.url, "private", "intruder", &["--password", "guess"]);
     let err = intruder.expect(Duration::from_secs(10), "error", |v| event(v) == "error");
-    assert_eq!(err["code"], "bad_password");
+    assert_eq!(err["code"], "bad_password", "{err}");
     assert_eq!(intruder.wait_exit(Duration::from_secs(5)), Some(2));
     let mut no_password = spawn_join(&server.url, "private", "nopass", &[]);
     let err = no_password.expect(Duration::from_secs(10), "error", |v| event(v) == "error");
-    assert_eq!(err["code"], "bad_password");
+    assert_eq!(err["code"], "bad_password", "{err}");
     let friend = join(
         &server.url,
         "private",

@@ -41,6 +41,8 @@ impl Default for ServerConfig {
     }
 }
 
+/// How long a closing connection waits for the client's close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// A running signaling server. Dropping it stops accepting and closes every connection.
 #[derive(Debug)]
 pub struct Server {
@@ -179,6 +181,18 @@ async fn serve_connection(stream: TcpStream, hub: Hub, config: ServerConfig) {
                 }
                 Some(Outbound::Close) | None => {
                     let _ = sink.send(Message::Close(None)).await;
+                    // Closing handshake: read until the client's close (bounded) before the
+                    // socket goes. Dropping it with the client's frames unread makes the
+                    // kernel reset the connection, and a reset can discard the refusal
+                    // still in flight to the client.
+                    let drain = async {
+                        while let Some(Ok(message)) = source.next().await {
+                            if message.is_close() {
+                                break;
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
                     break;
                 }
             },
