@@ -65,11 +65,15 @@ fn screen_cost() -> Value {
     let Some(monitor) = screens.iter().find(|s| s.kind == "monitor") else {
         return json!({"unavailable": "no monitor"});
     };
+    let mut grab = match plenum_media::screen::grabber(monitor) {
+        Ok(g) => g,
+        Err(e) => return json!({"unavailable": e}),
+    };
     let mut capture = Vec::new();
     let mut pictures = Vec::new();
     for _ in 0..30 {
         let t = Instant::now();
-        match plenum_media::screen::grab(monitor) {
+        match grab() {
             Ok(p) => pictures.push(p),
             Err(e) => return json!({"unavailable": e}),
         }

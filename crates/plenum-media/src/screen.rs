@@ -160,43 +160,31 @@ mod device {
         Ok(list)
     }
 
-    fn grab_monitor(id: u32) -> Result<image_rgba::Picture, String> {
-        let monitor = xcap::Monitor::all()
-            .map_err(text)?
-            .into_iter()
-            .find(|m| m.id().ok() == Some(id))
-            .ok_or("the monitor is gone")?;
-        monitor.capture_image().map(image_rgba::from).map_err(text)
-    }
-
-    fn grab_window(id: u32) -> Result<image_rgba::Picture, String> {
-        let window = xcap::Window::all()
-            .map_err(text)?
-            .into_iter()
-            .find(|w| w.id().ok() == Some(id))
-            .ok_or("the window was closed")?;
-        window.capture_image().map(image_rgba::from).map_err(text)
-    }
-
-    mod image_rgba {
-        /// A captured picture: width, height, RGBA rows.
-        pub(super) type Picture = (u32, u32, Vec<u8>);
-
-        pub(super) fn from(image: xcap::image::RgbaImage) -> Picture {
+    /// Resolves a monitor or window once and returns what captures it, as I420, picture
+    /// after picture (no enumeration per picture). Call it on the thread that captures.
+    pub fn grabber(info: &ScreenInfo) -> Result<Grabber, String> {
+        let capture: Box<dyn Fn() -> xcap::XCapResult<xcap::image::RgbaImage>> =
+            if info.kind == "window" {
+                let window = xcap::Window::all()
+                    .map_err(text)?
+                    .into_iter()
+                    .find(|w| w.id().ok() == Some(info.id))
+                    .ok_or("the window was closed")?;
+                Box::new(move || window.capture_image())
+            } else {
+                let monitor = xcap::Monitor::all()
+                    .map_err(text)?
+                    .into_iter()
+                    .find(|m| m.id().ok() == Some(info.id))
+                    .ok_or("the monitor is gone")?;
+                Box::new(move || monitor.capture_image())
+            };
+        Ok(Box::new(move || {
+            let image = capture().map_err(text)?;
             let (w, h) = image.dimensions();
-            (w, h, image.into_raw())
-        }
-    }
-
-    /// Captures one picture of a monitor or window, as I420.
-    pub fn grab(info: &ScreenInfo) -> Result<VideoFrame, String> {
-        let (w, h, rgba) = if info.kind == "window" {
-            grab_window(info.id)?
-        } else {
-            grab_monitor(info.id)?
-        };
-        crate::camera::crop_rgba(w, h, &rgba)
-            .ok_or_else(|| format!("a {w}x{h} picture does not convert"))
+            crate::camera::crop_rgba(w, h, image.as_raw())
+                .ok_or_else(|| format!("a {w}x{h} picture does not convert"))
+        }))
     }
 
     impl Screen {
@@ -211,12 +199,13 @@ mod device {
                 request.fps,
                 plenum_vpx::Content::Screen,
                 move || {
-                    let grab = move || grab(&target);
-                    // One picture now, so that a display that refuses capture fails here.
-                    let mut first = Some(grab().map_err(|reason| CaptureError::Unavailable {
+                    let unavailable = |reason| CaptureError::Unavailable {
                         name: label.clone(),
                         reason,
-                    })?);
+                    };
+                    let mut grab = grabber(&target).map_err(unavailable)?;
+                    // One picture now, so that a display that refuses capture fails here.
+                    let mut first = Some(grab().map_err(unavailable)?);
                     Ok(move || match first.take() {
                         Some(picture) => Ok(picture),
                         None => grab(),
@@ -229,8 +218,11 @@ mod device {
     }
 }
 
+/// Captures one monitor or window again and again (see [`grabber`]).
+pub type Grabber = Box<dyn FnMut() -> Result<VideoFrame, String>>;
+
 #[cfg(feature = "screen")]
-pub use device::{grab, screens};
+pub use device::{grabber, screens};
 
 #[cfg(not(feature = "screen"))]
 /// Screens to share: none, in a build without screen capture.
@@ -240,8 +232,8 @@ pub fn screens() -> Result<Vec<ScreenInfo>, CaptureError> {
 }
 
 #[cfg(not(feature = "screen"))]
-/// Captures one picture: never, in a build without screen capture.
-pub fn grab(_info: &ScreenInfo) -> Result<VideoFrame, String> {
+/// Captures nothing, in a build without screen capture.
+pub fn grabber(_info: &ScreenInfo) -> Result<Grabber, String> {
     Err(CaptureError::NotBuilt("screen").to_string())
 }
 
