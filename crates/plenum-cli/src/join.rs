@@ -26,6 +26,16 @@ pub(crate) struct JoinArgs {
     /// Room password.
     #[arg(long)]
     password: Option<String>,
+    /// A room token (`plenum token`), for servers started with --token-secret-file.
+    #[arg(long)]
+    token: Option<String>,
+    /// This peer's key file (created if missing); the peer id derives from the key. Without
+    /// it, a fresh key (and id) for this run.
+    #[arg(long)]
+    identity: Option<std::path::PathBuf>,
+    /// Which ICE candidates to use: all, or relay (through TURN only).
+    #[arg(long, default_value = "all", value_parser = ["all", "relay"])]
+    ice_transport: String,
     /// JSON lines on stdout and stdin.
     #[arg(long)]
     json: bool,
@@ -181,6 +191,7 @@ fn error_code(error: &RoomError) -> &'static str {
         RoomError::QueueOverflow { .. } => "queue_overflow",
         RoomError::Signaling { .. } => "signaling_refused",
         RoomError::SignalingLost(_) => "signaling_lost",
+        RoomError::IdentityMismatch { .. } => "identity_mismatch",
         RoomError::AudioSource(_) => "audio_device",
         RoomError::VideoSource(_) => "video_device",
         _ => "room_error",
@@ -203,9 +214,27 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
             args.room.clone().unwrap_or_default(),
         ),
     };
+    let identity = match &args.identity {
+        Some(path) => match plenum::Identity::load_or_create(path) {
+            Ok(identity) => identity,
+            Err(e) => {
+                out.error("bad_identity_file", e.to_string());
+                return Ok(2);
+            }
+        },
+        None => plenum::Identity::generate(),
+    };
+    let key = identity.public().encode();
+    let transport = match args.ice_transport.as_str() {
+        "relay" => plenum::IceTransport::Relay,
+        _ => plenum::IceTransport::All,
+    };
     let mut builder = RoomConfig::builder(&room, &args.name)
         .server(&server)
         .password(args.password.clone())
+        .identity(identity)
+        .token(args.token.clone())
+        .ice_transport(transport)
         .ice_servers(ice_servers(&args))
         .simulate_audio_loss(args.simulate_audio_loss)
         .video_bitrate(args.video_bitrate)
@@ -241,7 +270,10 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
         }
     };
     out.event(
-        json!({"event": "joined", "peer": room.id(), "room": room.name()}),
+        json!({
+            "event": "joined", "peer": room.id(), "room": room.name(), "key": key,
+            "grants": room.grants(),
+        }),
         || format!("* joined {} as {} ({})", room.name(), args.name, room.id()),
     );
     if let Some(path) = &args.record_audio {
@@ -316,10 +348,24 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// The stream id of a publication, or an error line (`not_permitted` for a viewer).
+fn published(out: &Out, result: Result<String, plenum::PublishError>) -> Option<String> {
+    match result {
+        Ok(stream) => Some(stream),
+        Err(e @ plenum::PublishError::NotPermitted) => {
+            out.error("not_permitted", e.to_string());
+            None
+        }
+        Err(plenum::PublishError::Closed) => None,
+    }
+}
+
 async fn set_audio(out: &Out, room: &Room, spec: &str) {
     match crate::audio::source(spec) {
         Ok(Some(source)) => {
-            if let Ok(stream) = room.add_stream(source, json!({"source": spec})).await {
+            if let Some(stream) =
+                published(out, room.add_stream(source, json!({"source": spec})).await)
+            {
                 out.event(
                     json!({"event": "audio", "source": spec, "stream": stream}),
                     || format!("* publishing audio: {spec}"),
@@ -338,7 +384,10 @@ async fn set_audio(out: &Out, room: &Room, spec: &str) {
 async fn set_video(out: &Out, room: &Room, spec: &str) {
     match crate::video::source(spec) {
         Ok(Some(source)) => {
-            if let Ok(stream) = room.add_video_stream(source, json!({"source": spec})).await {
+            if let Some(stream) = published(
+                out,
+                room.add_video_stream(source, json!({"source": spec})).await,
+            ) {
                 out.event(
                     json!({"event": "video", "source": spec, "stream": stream}),
                     || format!("* publishing video: {spec}"),
@@ -358,7 +407,7 @@ async fn set_screen(out: &Out, room: &Room, target: &str, fps: u32) {
     match crate::video::screen(target, fps) {
         Ok(Some(source)) => {
             let metadata = json!({"type": "screen", "source": target});
-            if let Ok(stream) = room.add_video_stream(source, metadata).await {
+            if let Some(stream) = published(out, room.add_video_stream(source, metadata).await) {
                 out.event(
                     json!({"event": "screen", "source": target, "stream": stream}),
                     || format!("* sharing screen: {target}"),
@@ -421,6 +470,9 @@ fn print_event(out: &Out, event: RoomEvent) {
         }
         RoomEvent::Error(error) => out.error(error_code(&error), error.to_string()),
         RoomEvent::Closed => out.event(json!({"event": "closed"}), || "* room closed".into()),
+        RoomEvent::SignalingResumed => out.event(json!({"event": "signaling_resumed"}), || {
+            "* signaling connection back; session resumed".into()
+        }),
         other => tracing::debug!(?other, "unprinted event"),
     }
 }
@@ -525,7 +577,13 @@ async fn peers(out: &Out, room: &Room) {
         Ok(list) => {
             let peers: Vec<Value> = list
                 .iter()
-                .map(|p| json!({"peer": p.peer, "name": p.name, "state": p.state.as_str()}))
+                .map(|p| {
+                    json!({
+                        "peer": p.peer, "name": p.name, "state": p.state.as_str(),
+                        "path": p.path.map(|path| path.as_str()),
+                        "safety_code": p.safety_code,
+                    })
+                })
                 .collect();
             out.event(json!({"event": "peers", "peers": peers}), || {
                 let lines: Vec<String> = list

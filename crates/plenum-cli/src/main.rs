@@ -8,6 +8,7 @@ mod bench_video;
 mod devices;
 mod join;
 mod serve;
+mod token;
 mod video;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ enum Command {
     /// Measure and print figures as JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Mint a room token for a server started with --token-secret-file.
+    Token(token::TokenArgs),
     /// List microphones, speakers and cameras.
     Devices {
         /// One JSON object on stdout.
@@ -63,6 +66,7 @@ fn main() -> anyhow::Result<()> {
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
             std::process::exit(code);
         }
+        Command::Token(args) => token::run(args),
         Command::Devices { json } => {
             init_logs("warn");
             devices::run(json);

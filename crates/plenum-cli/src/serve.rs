@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use plenum_signal::{RegistryConfig, Server, ServerConfig};
+use plenum_signal::{RegistryConfig, Server, ServerConfig, TurnConfig};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
@@ -24,6 +24,41 @@ pub(crate) struct ServeArgs {
     /// Rooms per server.
     #[arg(long, default_value_t = RegistryConfig::default().max_rooms)]
     max_rooms: usize,
+    /// Admit only peers with a room token minted with the secret in this file
+    /// (`plenum token`).
+    #[arg(long)]
+    token_secret_file: Option<std::path::PathBuf>,
+    /// A TURN server to hand every admitted peer, with short-lived credentials
+    /// (turn:HOST:PORT; repeatable; needs --turn-secret-file).
+    #[arg(long, requires = "turn_secret_file")]
+    turn_url: Vec<String>,
+    /// The secret shared with the TURN server (coturn's static-auth-secret).
+    #[arg(long, requires = "turn_url")]
+    turn_secret_file: Option<std::path::PathBuf>,
+    /// How long minted TURN credentials stay valid, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    turn_ttl: u64,
+    /// A STUN server to hand every admitted peer (repeatable).
+    #[arg(long)]
+    stun_url: Vec<String>,
+    /// Seconds a peer whose connection dropped keeps its place, able to resume.
+    #[arg(long, default_value_t = RegistryConfig::default().resume_grace.as_secs())]
+    resume_grace: u64,
+}
+
+/// Reads a secret file: its content without surrounding whitespace, at least 16 bytes.
+pub(crate) fn read_secret(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("secret file {}: {e}", path.display()))?;
+    let secret = text.trim().as_bytes().to_vec();
+    if secret.len() < 16 {
+        anyhow::bail!(
+            "secret file {} holds {} bytes; at least 16 are needed",
+            path.display(),
+            secret.len()
+        );
+    }
+    Ok(secret)
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -32,6 +67,21 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_frames_per_sec: args.max_frames_per_sec.max(1),
         max_peers_per_room: args.max_peers_per_room,
         max_rooms: args.max_rooms,
+        resume_grace: std::time::Duration::from_secs(args.resume_grace),
+        token_secret: args
+            .token_secret_file
+            .as_deref()
+            .map(read_secret)
+            .transpose()?,
+        turn: match &args.turn_secret_file {
+            Some(path) => Some(TurnConfig {
+                urls: args.turn_url.clone(),
+                secret: read_secret(path)?,
+                ttl: std::time::Duration::from_secs(args.turn_ttl),
+            }),
+            None => None,
+        },
+        stun_urls: args.stun_url.clone(),
         ..RegistryConfig::default()
     };
     let config = ServerConfig {

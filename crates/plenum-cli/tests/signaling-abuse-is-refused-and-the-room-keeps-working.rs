@@ -36,12 +36,23 @@ async fn next_frame(ws: &mut Ws) -> Value {
     }
 }
 
+/// Joins as a fresh identity: reads `hello`, signs its challenge.
 async fn join_raw(ws: &mut Ws, room: &str) -> String {
-    ws.send(Message::text(
-        json!({"type":"join","version":1,"room":room,"name":"raw"}).to_string(),
-    ))
-    .await
-    .expect("send");
+    let challenge = loop {
+        let v = next_frame(ws).await;
+        if v["type"] == "hello" {
+            break v["challenge"].as_str().expect("challenge").to_owned();
+        }
+    };
+    let me = plenum_proto::identity::Identity::generate();
+    let proof = me.sign(&plenum_proto::identity::join_message(&challenge, room));
+    let join = json!({
+        "type": "join", "version": plenum_proto::PROTOCOL_VERSION, "room": room, "name": "raw",
+        "key": me.public().encode(), "proof": proof,
+    });
+    ws.send(Message::text(join.to_string()))
+        .await
+        .expect("send");
     loop {
         let v = next_frame(ws).await;
         if v["type"] == "welcome" {
@@ -103,13 +114,13 @@ fn abuse_is_refused_frame_by_frame() {
         expect_error(&mut a, "unknown_type").await;
 
         let spoof =
-            json!({"type":"signal","to":b_id,"from":victim,"payload":{"kind":"offer","sdp":"v=0"}});
+            json!({"type":"signal","to":b_id,"from":victim,"payload":{"kind":"offer","sdp":"v=0","key":"k","sig":"s"}});
         a.send(Message::text(spoof.to_string()))
             .await
             .expect("send");
         expect_error(&mut a, "spoofed_sender").await;
 
-        let cross = json!({"type":"signal","to":victim,"payload":{"kind":"offer","sdp":"v=0"}});
+        let cross = json!({"type":"signal","to":victim,"payload":{"kind":"offer","sdp":"v=0","key":"k","sig":"s"}});
         a.send(Message::text(cross.to_string()))
             .await
             .expect("send");
@@ -119,7 +130,7 @@ fn abuse_is_refused_frame_by_frame() {
         expect_error(&mut a, "malformed").await;
 
         // A legitimate relay still works for the abuser's own room.
-        let ok = json!({"type":"signal","to":b_id,"payload":{"kind":"answer","sdp":"v=0"}});
+        let ok = json!({"type":"signal","to":b_id,"payload":{"kind":"answer","sdp":"v=0","key":"k","sig":"s"}});
         a.send(Message::text(ok.to_string())).await.expect("send");
         let relayed = loop {
             let v = next_frame(&mut b).await;

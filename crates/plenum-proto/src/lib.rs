@@ -17,11 +17,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod envelope;
+pub mod identity;
 mod names;
 pub mod signal;
+pub mod token;
 
 pub use envelope::{Envelope, EnvelopeError, EnvelopeKind, StreamAnnouncement};
 pub use names::{ChannelName, DisplayName, NameError, PeerId, RoomName};
 
 /// The signaling protocol version this crate speaks (the `version` of `join` and `welcome`).
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

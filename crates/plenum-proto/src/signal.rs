@@ -15,11 +15,20 @@ pub enum SignalPayload {
     Offer {
         /// The session description.
         sdp: String,
+        /// The sender's public key (base64url), which derives its peer id.
+        key: String,
+        /// The sender's signature over the fingerprints and both ids
+        /// ([`crate::identity::link_message`]).
+        sig: String,
     },
     /// An SDP answer.
     Answer {
         /// The session description.
         sdp: String,
+        /// As for the offer.
+        key: String,
+        /// As for the offer.
+        sig: String,
     },
     /// A trickled ICE candidate.
     Candidate {
@@ -49,9 +58,18 @@ pub enum ClientToServer {
         /// The room's password, if it has one (the first joiner sets it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         password: Option<String>,
-        /// A peer id of the client's choosing; the server assigns one if absent.
+        /// The client's Ed25519 public key, base64url; its peer id derives from it.
+        key: String,
+        /// The client's signature over the `hello` challenge and the room
+        /// ([`crate::identity::join_message`]).
+        proof: String,
+        /// A room token, on servers that require one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        peer: Option<PeerId>,
+        token: Option<String>,
+        /// The resume token of an earlier session, to take its place without the others
+        /// seeing a leave and a join.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
     },
     /// Relay `payload` to the peer `to` in the same room.
     Signal {
@@ -82,6 +100,30 @@ pub struct PeerSummary {
     pub peer: PeerId,
     /// Its display name.
     pub name: DisplayName,
+    /// Whether it may publish streams (false for a viewer token).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub publish: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// A STUN or TURN server handed to a peer, with short-lived credentials for TURN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServerInfo {
+    /// `stun:` / `turn:` / `turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name (`<expiry>:<peer id>` in the TURN REST scheme).
+    #[serde(default)]
+    pub username: String,
+    /// TURN password (base64 HMAC-SHA1 of the user name under the shared secret).
+    #[serde(default)]
+    pub credential: String,
 }
 
 /// The limits the server enforces on this connection.
@@ -99,6 +141,13 @@ pub struct Limits {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerToClient {
+    /// The first frame of every connection: the challenge a `join` must sign.
+    Hello {
+        /// Protocol version the server speaks.
+        version: u32,
+        /// 32 random bytes, base64url.
+        challenge: String,
+    },
     /// The join was accepted.
     Welcome {
         /// Protocol version the server speaks.
@@ -113,6 +162,15 @@ pub enum ServerToClient {
         peer_count: usize,
         /// The limits in force.
         limits: Limits,
+        /// What this peer may do (from its token; everything without one).
+        #[serde(default)]
+        grants: crate::token::Grants,
+        /// STUN/TURN servers to use, TURN with credentials minted for this peer.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServerInfo>,
+        /// Presented in a later `join` (after the connection dropped), it takes this
+        /// session's place.
+        resume: String,
     },
     /// A peer entered the room.
     PeerJoined {
@@ -120,6 +178,9 @@ pub enum ServerToClient {
         peer: PeerId,
         /// Its display name.
         name: DisplayName,
+        /// Whether it may publish streams.
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        publish: bool,
     },
     /// A peer left the room (cleanly or because its connection ended).
     PeerLeft {
@@ -180,6 +241,18 @@ pub enum ErrorCode {
     UnknownPeer,
     /// The `from` field names another peer.
     SpoofedSender,
+    /// The join's key or proof is malformed, or the proof does not verify.
+    BadIdentity,
+    /// The server requires a room token and the join has none.
+    TokenRequired,
+    /// The token is not a token (shape, encoding, claims).
+    TokenInvalid,
+    /// The token's signature does not verify under the server's secret.
+    TokenForged,
+    /// The token has expired.
+    TokenExpired,
+    /// The token was minted for another room.
+    TokenWrongRoom,
     /// The server is shutting down or failed internally.
     Internal,
 }
@@ -201,6 +274,12 @@ impl ErrorCode {
             Self::PeerIdTaken => "peer_id_taken",
             Self::UnknownPeer => "unknown_peer",
             Self::SpoofedSender => "spoofed_sender",
+            Self::BadIdentity => "bad_identity",
+            Self::TokenRequired => "token_required",
+            Self::TokenInvalid => "token_invalid",
+            Self::TokenForged => "token_forged",
+            Self::TokenExpired => "token_expired",
+            Self::TokenWrongRoom => "token_wrong_room",
             Self::Internal => "internal",
         }
     }
@@ -321,17 +400,21 @@ mod tests {
     #[test]
     fn join_validates_names() {
         let long_room = "r".repeat(65);
-        let text = format!(r#"{{"type":"join","version":1,"room":"{long_room}","name":"a"}}"#);
+        let text = format!(
+            r#"{{"type":"join","version":2,"room":"{long_room}","name":"a","key":"k","proof":"p"}}"#
+        );
         assert_eq!(
             ClientToServer::decode(&text).unwrap_err().code(),
             ErrorCode::Malformed
         );
-        let ok = ClientToServer::decode(r#"{"type":"join","version":1,"room":"r","name":"a"}"#);
+        let ok = ClientToServer::decode(
+            r#"{"type":"join","version":2,"room":"r","name":"a","key":"k","proof":"p"}"#,
+        );
         assert!(matches!(
             ok,
             Ok(ClientToServer::Join {
                 password: None,
-                peer: None,
+                token: None,
                 ..
             })
         ));
@@ -357,8 +440,10 @@ mod tests {
 
     fn arb_payload() -> impl Strategy<Value = SignalPayload> {
         prop_oneof![
-            any::<String>().prop_map(|sdp| SignalPayload::Offer { sdp }),
-            any::<String>().prop_map(|sdp| SignalPayload::Answer { sdp }),
+            (any::<String>(), any::<String>(), any::<String>())
+                .prop_map(|(sdp, key, sig)| SignalPayload::Offer { sdp, key, sig }),
+            (any::<String>(), any::<String>(), any::<String>())
+                .prop_map(|(sdp, key, sig)| SignalPayload::Answer { sdp, key, sig }),
             (
                 any::<String>(),
                 proptest::option::of(any::<String>()),
@@ -385,15 +470,19 @@ mod tests {
                 "[^\\p{Cc}]{1,16}",
                 "[^\\p{Cc}]{1,16}",
                 proptest::option::of(any::<String>()),
-                proptest::option::of(arb_peer())
+                (any::<String>(), any::<String>()),
+                proptest::option::of(any::<String>()),
             )
-                .prop_map(|(version, room, name, password, peer)| {
+                .prop_map(|(version, room, name, password, (key, proof), token)| {
                     ClientToServer::Join {
                         version,
                         room: RoomName::new(room).unwrap(),
                         name: DisplayName::new(name).unwrap(),
                         password,
-                        peer,
+                        key,
+                        proof,
+                        token,
+                        resume: None,
                     }
                 }),
             (arb_peer(), proptest::option::of(arb_peer()), arb_payload())

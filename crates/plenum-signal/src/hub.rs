@@ -54,11 +54,9 @@ impl Hub {
     pub fn start(config: RegistryConfig) -> Self {
         let (tx, rx) = mpsc::channel(HUB_QUEUE);
         let (stats_tx, stats) = watch::channel(RegistryStats::default());
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x5eed)
-            ^ u64::from(std::process::id());
+        let mut seed = [0u8; 32];
+        // Challenges must be unpredictable; without OS randomness there is no safe way on.
+        getrandom::fill(&mut seed).unwrap_or_else(|e| panic!("no OS randomness: {e}"));
         let registry = Registry::new(config, Instant::now(), seed);
         tokio::spawn(run(registry, rx, stats_tx));
         Self {

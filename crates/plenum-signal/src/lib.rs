@@ -26,5 +26,5 @@ pub use client::{
     MemoryDriver, SignalConnection, SignalDriver, SignalError, SignalEvent, WsDriver,
 };
 pub use hub::Hub;
-pub use registry::{RegistryConfig, RegistryStats};
+pub use registry::{RegistryConfig, RegistryStats, TurnConfig};
 pub use server::{Server, ServerConfig};

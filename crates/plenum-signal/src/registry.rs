@@ -11,15 +11,62 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use plenum_proto::signal::{ClientToServer, ErrorCode, Limits, PeerSummary, ServerToClient};
+use base64::Engine as _;
+use hmac::Mac as _;
+use plenum_proto::identity::{PublicKey, join_message};
+use plenum_proto::signal::{
+    ClientToServer, ErrorCode, IceServerInfo, Limits, PeerSummary, ServerToClient,
+};
+use plenum_proto::token::{Claims, Grants, TokenError};
 use plenum_proto::{DisplayName, PROTOCOL_VERSION, PeerId, RoomName};
+use sha2::Digest as _;
 use subtle::ConstantTimeEq;
 
 /// A connection's id, chosen by the I/O shell.
 pub type ConnId = u64;
 
+/// A TURN server whose credentials the registry mints per peer (the TURN REST scheme
+/// coturn checks with `use-auth-secret`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TurnConfig {
+    /// `turn:` / `turns:` URLs.
+    pub urls: Vec<String>,
+    /// The secret shared with the TURN server (`static-auth-secret`).
+    pub secret: Vec<u8>,
+    /// How long minted credentials stay valid (default 1 h).
+    pub ttl: Duration,
+}
+
+impl std::fmt::Debug for TurnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnConfig")
+            .field("urls", &self.urls)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TurnConfig {
+    /// The credentials for `peer`, valid until `expiry` (Unix seconds): user name
+    /// `<expiry>:<peer>`, password base64(HMAC-SHA1(secret, user name)).
+    pub fn credentials(&self, peer: &PeerId, expiry: u64) -> IceServerInfo {
+        let username = format!("{expiry}:{peer}");
+        // HMAC takes keys of any length.
+        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(username.as_bytes());
+        let credential =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        IceServerInfo {
+            urls: self.urls.clone(),
+            username,
+            credential,
+        }
+    }
+}
+
 /// Limits the registry enforces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryConfig {
     /// Largest frame accepted, in bytes (default 64 KiB).
     pub max_frame_bytes: usize,
@@ -33,6 +80,15 @@ pub struct RegistryConfig {
     pub roster_sample: usize,
     /// Time a connection has to send `join` (default 10 s).
     pub join_timeout: Duration,
+    /// How long a peer whose connection dropped stays in its room, able to resume its
+    /// session, before the others are told it left (default 15 s).
+    pub resume_grace: Duration,
+    /// If set, every join needs a room token minted with this secret.
+    pub token_secret: Option<Vec<u8>>,
+    /// If set, every admitted peer gets credentials for this TURN server.
+    pub turn: Option<TurnConfig>,
+    /// STUN servers handed to every peer.
+    pub stun_urls: Vec<String>,
 }
 
 impl Default for RegistryConfig {
@@ -44,6 +100,10 @@ impl Default for RegistryConfig {
             max_rooms: 10_000,
             roster_sample: 64,
             join_timeout: Duration::from_secs(10),
+            resume_grace: Duration::from_secs(15),
+            token_secret: None,
+            turn: None,
+            stun_urls: Vec::new(),
         }
     }
 }
@@ -123,12 +183,19 @@ struct Conn {
     opened: Instant,
     bucket: Bucket,
     member: Option<(RoomName, PeerId)>,
+    challenge: String,
 }
 
 #[derive(Debug)]
 struct Member {
-    conn: ConnId,
+    /// Its connection; `None` while it is away (dropped, within the resume grace).
+    conn: Option<ConnId>,
     name: DisplayName,
+    publish: bool,
+    /// The token that resumes this session.
+    resume: String,
+    /// When an away member is given up.
+    away_until: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -155,7 +222,11 @@ pub struct RegistryStats {
 pub struct Registry {
     config: RegistryConfig,
     now: Instant,
-    rng: u64,
+    /// `now` as Unix seconds at one instant, for token and TURN expiry.
+    wall: (Instant, u64),
+    /// Secret seed of challenges and resume tokens.
+    secret: [u8; 32],
+    counter: u64,
     conns: HashMap<ConnId, Conn>,
     rooms: BTreeMap<RoomName, Room>,
     outputs: VecDeque<Output>,
@@ -163,17 +234,44 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// An empty registry. `seed` drives the peer ids it assigns.
-    pub fn new(config: RegistryConfig, now: Instant, seed: u64) -> Self {
+    /// An empty registry. `seed` is the secret its challenges and resume tokens derive
+    /// from: give it 32 bytes of OS randomness (tests give fixed bytes to replay).
+    pub fn new(config: RegistryConfig, now: Instant, seed: [u8; 32]) -> Self {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         Self {
             config,
             now,
-            rng: seed,
+            wall: (now, unix),
+            secret: seed,
+            counter: 0,
             conns: HashMap::new(),
             rooms: BTreeMap::new(),
             outputs: VecDeque::new(),
             refused: 0,
         }
+    }
+
+    /// Sets the wall clock: `unix` seconds at `at`.
+    pub fn set_wall_clock(&mut self, at: Instant, unix: u64) {
+        self.wall = (at, unix);
+    }
+
+    fn unix_now(&self) -> u64 {
+        let (at, unix) = self.wall;
+        unix + self.now.saturating_duration_since(at).as_secs()
+    }
+
+    /// 32 unpredictable bytes as base64url: SHA-256 of the secret seed and a counter.
+    fn random_token(&mut self, label: &str) -> String {
+        self.counter += 1;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(label.as_bytes());
+        hasher.update(self.secret);
+        hasher.update(self.counter.to_le_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hasher.finalize())
     }
 
     /// The limits as announced to clients.
@@ -208,12 +306,21 @@ impl Registry {
                     last: now,
                     refusing: false,
                 };
+                let challenge = self.random_token("challenge");
                 self.conns.insert(
                     conn,
                     Conn {
                         opened: now,
                         bucket,
                         member: None,
+                        challenge: challenge.clone(),
+                    },
+                );
+                self.send(
+                    conn,
+                    ServerToClient::Hello {
+                        version: PROTOCOL_VERSION,
+                        challenge,
                     },
                 );
             }
@@ -252,7 +359,7 @@ impl Registry {
                 if let Some(c) = self.conns.remove(&conn)
                     && let Some((room, peer)) = c.member
                 {
-                    self.remove_member(&room, &peer);
+                    self.member_away(&room, &peer);
                 }
             }
             Input::Tick { now } => {
@@ -272,6 +379,20 @@ impl Registry {
                         true,
                     );
                 }
+                let gone: Vec<(RoomName, PeerId)> = self
+                    .rooms
+                    .iter()
+                    .flat_map(|(name, room)| {
+                        room.members
+                            .iter()
+                            .filter(|(_, m)| m.away_until.is_some_and(|t| now >= t))
+                            .map(move |(peer, _)| (name.clone(), peer.clone()))
+                    })
+                    .collect();
+                for (room, peer) in gone {
+                    tracing::info!(room = %room, peer = peer.short(), "did not resume in time");
+                    self.remove_member(&room, &peer);
+                }
             }
         }
     }
@@ -281,11 +402,17 @@ impl Registry {
         if let Some(out) = self.outputs.pop_front() {
             return out;
         }
-        let next = self
+        let joins = self
             .conns
             .values()
             .filter(|c| c.member.is_none())
-            .map(|c| c.opened + self.config.join_timeout)
+            .map(|c| c.opened + self.config.join_timeout);
+        let resumes = self
+            .rooms
+            .values()
+            .flat_map(|r| r.members.values().filter_map(|m| m.away_until));
+        let next = joins
+            .chain(resumes)
             .min()
             .unwrap_or(self.now + Duration::from_secs(60));
         Output::Timeout(next.max(self.now))
@@ -361,18 +488,7 @@ impl Registry {
         let member = self.conns.get(&conn).and_then(|c| c.member.clone());
         match (frame, member) {
             (ClientToServer::Ping { nonce }, _) => self.send(conn, ServerToClient::Pong { nonce }),
-            (
-                ClientToServer::Join {
-                    version,
-                    room,
-                    name,
-                    password,
-                    peer,
-                },
-                None,
-            ) => {
-                self.on_join(conn, version, room, name, password, peer);
-            }
+            (join @ ClientToServer::Join { .. }, None) => self.on_join(conn, join),
             (ClientToServer::Join { .. }, Some(_)) => {
                 self.refuse(
                     conn,
@@ -405,7 +521,13 @@ impl Registry {
                     .filter(|_| to != me)
                     .map(|m| m.conn);
                 match target {
-                    Some(target) => self.send(target, ServerToClient::Signal { from: me, payload }),
+                    Some(Some(target)) => {
+                        self.send(target, ServerToClient::Signal { from: me, payload })
+                    }
+                    // Away, within its resume grace: its links need nothing from us now.
+                    Some(None) => {
+                        tracing::debug!(peer = to.short(), "signal to an away peer dropped")
+                    }
                     None => self.refuse(
                         conn,
                         ErrorCode::UnknownPeer,
@@ -417,22 +539,51 @@ impl Registry {
         }
     }
 
-    fn on_join(
-        &mut self,
-        conn: ConnId,
-        version: u32,
-        room_name: RoomName,
-        name: DisplayName,
-        password: Option<String>,
-        requested: Option<PeerId>,
-    ) {
+    fn on_join(&mut self, conn: ConnId, join: ClientToServer) {
+        let ClientToServer::Join {
+            version,
+            room: room_name,
+            name,
+            password,
+            key,
+            proof,
+            token,
+            resume,
+        } = join
+        else {
+            return;
+        };
         if version != PROTOCOL_VERSION {
             let msg = format!(
                 "protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
             );
             return self.refuse(conn, ErrorCode::UnsupportedVersion, msg, true);
         }
-        let limits = self.limits();
+        let challenge = self
+            .conns
+            .get(&conn)
+            .map(|c| c.challenge.clone())
+            .unwrap_or_default();
+        let peer = match PublicKey::parse(&key).and_then(|k| {
+            k.verify(&join_message(&challenge, room_name.as_str()), &proof)
+                .map(|()| k.peer_id())
+        }) {
+            Ok(peer) => peer,
+            Err(e) => {
+                let msg = format!("identity not proven: {e}");
+                return self.refuse(conn, ErrorCode::BadIdentity, msg, true);
+            }
+        };
+        // A session resumed by its token was admitted before: it takes its own place back.
+        if let Some(resume) = resume
+            && self.resume(conn, &room_name, &peer, &resume)
+        {
+            return;
+        }
+        let (name, grants) = match self.check_token(token.as_deref(), &room_name, name) {
+            Ok(admitted) => admitted,
+            Err((code, msg)) => return self.refuse(conn, code, msg, true),
+        };
         match self.rooms.get(&room_name) {
             Some(room) => {
                 let given = password.as_deref().unwrap_or("").as_bytes();
@@ -446,23 +597,20 @@ impl Registry {
                         true,
                     );
                 }
+                if room.members.contains_key(&peer) {
+                    return self.refuse(
+                        conn,
+                        ErrorCode::PeerIdTaken,
+                        "this identity is in the room already (resume with its token)".into(),
+                        true,
+                    );
+                }
                 if room.members.len() >= self.config.max_peers_per_room {
                     let msg = format!(
                         "room {room_name} holds its maximum of {} peers",
                         self.config.max_peers_per_room
                     );
                     return self.refuse(conn, ErrorCode::RoomFull, msg, true);
-                }
-                if requested
-                    .as_ref()
-                    .is_some_and(|p| room.members.contains_key(p))
-                {
-                    return self.refuse(
-                        conn,
-                        ErrorCode::PeerIdTaken,
-                        "that peer id is in use in this room".into(),
-                        true,
-                    );
                 }
             }
             None if self.rooms.len() >= self.config.max_rooms => {
@@ -482,75 +630,177 @@ impl Registry {
                 );
             }
         }
-        let peer = match requested {
-            Some(p) => p,
-            None => self.fresh_id(&room_name),
-        };
+        let resume = self.random_token("resume");
+        let publish = grants.publish;
         let Some(room) = self.rooms.get_mut(&room_name) else {
             return;
         };
-        let peers: Vec<PeerSummary> = room
-            .members
-            .iter()
-            .take(self.config.roster_sample)
-            .map(|(p, m)| PeerSummary {
-                peer: p.clone(),
-                name: m.name.clone(),
-            })
-            .collect();
-        let peer_count = room.members.len();
-        let others: Vec<ConnId> = room.members.values().map(|m| m.conn).collect();
+        let others: Vec<ConnId> = room.members.values().filter_map(|m| m.conn).collect();
         room.members.insert(
             peer.clone(),
             Member {
-                conn,
+                conn: Some(conn),
                 name: name.clone(),
+                publish,
+                resume: resume.clone(),
+                away_until: None,
             },
         );
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.member = Some((room_name.clone(), peer.clone()));
-        }
         tracing::info!(room = %room_name, peer = peer.short(), "peer joined");
-        self.send(
-            conn,
-            ServerToClient::Welcome {
-                version: PROTOCOL_VERSION,
-                room: room_name,
-                peer: peer.clone(),
-                peers,
-                peer_count,
-                limits,
-            },
-        );
+        self.welcome(conn, &room_name, &peer, grants, resume);
         for other in others {
             self.send(
                 other,
                 ServerToClient::PeerJoined {
                     peer: peer.clone(),
                     name: name.clone(),
+                    publish,
                 },
             );
         }
     }
 
-    fn fresh_id(&mut self, room: &RoomName) -> PeerId {
-        loop {
-            self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.rng;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            // 16 lowercase hex digits are always a valid peer id.
-            let Ok(id) = PeerId::new(format!("{z:016x}")) else {
-                continue;
-            };
-            if !self
-                .rooms
-                .get(room)
-                .is_some_and(|r| r.members.contains_key(&id))
-            {
-                return id;
+    /// Checks the join's token when the server requires one; returns the name to admit the
+    /// peer under and its grants.
+    fn check_token(
+        &self,
+        token: Option<&str>,
+        room: &RoomName,
+        name: DisplayName,
+    ) -> Result<(DisplayName, Grants), (ErrorCode, String)> {
+        let Some(secret) = &self.config.token_secret else {
+            return Ok((name, Grants::PARTICIPANT));
+        };
+        let Some(token) = token else {
+            return Err((
+                ErrorCode::TokenRequired,
+                "this server admits only peers with a room token".into(),
+            ));
+        };
+        match Claims::verify(token, secret, room, self.unix_now()) {
+            // The token's name is the one the minter vouched for.
+            Ok(claims) => Ok((claims.name, claims.grants)),
+            Err(e) => {
+                let code = match e {
+                    TokenError::Malformed(_) => ErrorCode::TokenInvalid,
+                    TokenError::Forged => ErrorCode::TokenForged,
+                    TokenError::Expired(_) => ErrorCode::TokenExpired,
+                    TokenError::WrongRoom(_) => ErrorCode::TokenWrongRoom,
+                };
+                Err((code, e.to_string()))
             }
+        }
+    }
+
+    /// Puts `conn` in the place of `peer`'s session if `resume` is its token. The others
+    /// see nothing; an older connection still holding the session is closed.
+    fn resume(&mut self, conn: ConnId, room_name: &RoomName, peer: &PeerId, resume: &str) -> bool {
+        let Some(member) = self
+            .rooms
+            .get_mut(room_name)
+            .and_then(|r| r.members.get_mut(peer))
+            .filter(|m| bool::from(m.resume.as_bytes().ct_eq(resume.as_bytes())))
+        else {
+            return false;
+        };
+        let old = member.conn.replace(conn);
+        member.away_until = None;
+        let publish = member.publish;
+        if let Some(old) = old.filter(|o| *o != conn) {
+            if let Some(c) = self.conns.get_mut(&old) {
+                c.member = None;
+            }
+            self.outputs.push_back(Output::Close { conn: old });
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.member = Some((room_name.clone(), peer.clone()));
+        }
+        tracing::info!(room = %room_name, peer = peer.short(), "session resumed");
+        let grants = Grants {
+            publish,
+            ..Grants::PARTICIPANT
+        };
+        let fresh = self.random_token("resume");
+        if let Some(m) = self
+            .rooms
+            .get_mut(room_name)
+            .and_then(|r| r.members.get_mut(peer))
+        {
+            m.resume = fresh.clone();
+        }
+        self.welcome(conn, room_name, peer, grants, fresh);
+        true
+    }
+
+    fn welcome(
+        &mut self,
+        conn: ConnId,
+        room_name: &RoomName,
+        peer: &PeerId,
+        grants: Grants,
+        resume: String,
+    ) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.member = Some((room_name.clone(), peer.clone()));
+        }
+        let Some(room) = self.rooms.get(room_name) else {
+            return;
+        };
+        let peers: Vec<PeerSummary> = room
+            .members
+            .iter()
+            .filter(|(p, _)| *p != peer)
+            .take(self.config.roster_sample)
+            .map(|(p, m)| PeerSummary {
+                peer: p.clone(),
+                name: m.name.clone(),
+                publish: m.publish,
+            })
+            .collect();
+        let peer_count = room.members.len().saturating_sub(1);
+        let mut ice_servers = Vec::new();
+        if !self.config.stun_urls.is_empty() {
+            ice_servers.push(IceServerInfo {
+                urls: self.config.stun_urls.clone(),
+                username: String::new(),
+                credential: String::new(),
+            });
+        }
+        if let Some(turn) = &self.config.turn {
+            let expiry = self.unix_now() + turn.ttl.as_secs();
+            ice_servers.push(turn.credentials(peer, expiry));
+        }
+        let limits = self.limits();
+        self.send(
+            conn,
+            ServerToClient::Welcome {
+                version: PROTOCOL_VERSION,
+                room: room_name.clone(),
+                peer: peer.clone(),
+                peers,
+                peer_count,
+                limits,
+                grants,
+                ice_servers,
+                resume,
+            },
+        );
+    }
+
+    /// A member's connection ended without `leave`: it may resume within the grace.
+    fn member_away(&mut self, room_name: &RoomName, peer: &PeerId) {
+        let until = self.now + self.config.resume_grace;
+        match self
+            .rooms
+            .get_mut(room_name)
+            .and_then(|r| r.members.get_mut(peer))
+        {
+            Some(m) if !self.config.resume_grace.is_zero() => {
+                tracing::info!(room = %room_name, peer = peer.short(), "peer away; may resume");
+                m.conn = None;
+                m.away_until = Some(until);
+            }
+            _ => self.remove_member(room_name, peer),
         }
     }
 
@@ -562,7 +812,7 @@ impl Registry {
             return;
         }
         tracing::info!(room = %room_name, peer = peer.short(), "peer left");
-        let others: Vec<ConnId> = room.members.values().map(|m| m.conn).collect();
+        let others: Vec<ConnId> = room.members.values().filter_map(|m| m.conn).collect();
         if room.members.is_empty() {
             self.rooms.remove(room_name);
         }

@@ -1,6 +1,38 @@
 use super::*;
+use plenum_proto::identity::Identity;
 use plenum_proto::signal::SignalPayload;
+use plenum_proto::token::Claims;
 use proptest::prelude::*;
+use serde_json::json;
+
+const SEED: [u8; 32] = [7; 32];
+
+/// The identity a test connection joins with.
+fn identity(conn: ConnId) -> Identity {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&conn.to_le_bytes());
+    Identity::from_seed(seed)
+}
+
+fn hello_challenge(out: &[Output], conn: ConnId) -> Option<String> {
+    sent_to(out, conn).into_iter().find_map(|f| match f {
+        ServerToClient::Hello { challenge, .. } => Some(challenge),
+        _ => None,
+    })
+}
+
+/// A join frame signed by `who` over `challenge`, with `extra` fields merged in.
+fn signed_join(who: &Identity, challenge: &str, room: &str, extra: serde_json::Value) -> String {
+    let mut frame = json!({
+        "type": "join", "version": PROTOCOL_VERSION, "room": room, "name": "n",
+        "key": who.public().encode(),
+        "proof": who.sign(&join_message(challenge, room)),
+    });
+    if let (Some(f), Some(e)) = (frame.as_object_mut(), extra.as_object()) {
+        f.extend(e.clone());
+    }
+    frame.to_string()
+}
 
 fn drain(reg: &mut Registry) -> Vec<Output> {
     let mut out = Vec::new();
@@ -24,14 +56,16 @@ fn sent_to(out: &[Output], conn: ConnId) -> Vec<ServerToClient> {
 struct World {
     reg: Registry,
     now: Instant,
+    challenges: HashMap<ConnId, String>,
 }
 
 impl World {
     fn new(config: RegistryConfig) -> Self {
         let now = Instant::now();
         Self {
-            reg: Registry::new(config, now, 1),
+            reg: Registry::new(config, now, SEED),
             now,
+            challenges: HashMap::new(),
         }
     }
 
@@ -40,6 +74,21 @@ impl World {
             conn,
             now: self.now,
         });
+        let out = drain(&mut self.reg);
+        let challenge = hello_challenge(&out, conn).expect("hello on open");
+        self.challenges.insert(conn, challenge);
+    }
+
+    /// The join frame connection `conn` sends, signed with its identity.
+    fn join_text(&self, conn: ConnId, room: &str, extra: serde_json::Value) -> String {
+        signed_join(&identity(conn), &self.challenges[&conn], room, extra)
+    }
+
+    /// Opens `conn` and sends its signed join.
+    fn try_join(&mut self, conn: ConnId, room: &str, extra: serde_json::Value) -> Vec<Output> {
+        self.open(conn);
+        let text = self.join_text(conn, room, extra);
+        self.frame(conn, &text)
     }
 
     fn frame(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
@@ -54,14 +103,11 @@ impl World {
     }
 
     fn join(&mut self, conn: ConnId, room: &str, password: Option<&str>) -> PeerId {
-        self.open(conn);
-        let pw = password
-            .map(|p| format!(",\"password\":\"{p}\""))
-            .unwrap_or_default();
-        let out = self.frame(
-            conn,
-            &format!(r#"{{"type":"join","version":1,"room":"{room}","name":"n{conn}"{pw}}}"#),
-        );
+        let extra = match password {
+            Some(p) => json!({"name": format!("n{conn}"), "password": p}),
+            None => json!({"name": format!("n{conn}")}),
+        };
+        let out = self.try_join(conn, room, extra);
         match sent_to(&out, conn).first() {
             Some(ServerToClient::Welcome { peer, .. }) => peer.clone(),
             other => panic!("no welcome: {other:?}"),
@@ -80,8 +126,7 @@ fn error_code(frames: &[ServerToClient]) -> Option<ErrorCode> {
 fn join_welcomes_and_announces() {
     let mut w = World::new(RegistryConfig::default());
     let a = w.join(1, "r", None);
-    w.open(2);
-    let out = w.frame(2, r#"{"type":"join","version":1,"room":"r","name":"bob"}"#);
+    let out = w.try_join(2, "r", json!({"name": "bob"}));
     let to_b = sent_to(&out, 2);
     let ServerToClient::Welcome {
         peers,
@@ -95,11 +140,13 @@ fn join_welcomes_and_announces() {
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0].peer, a);
     assert_eq!(*peer_count, 1);
+    assert_eq!(*b, identity(2).peer_id(), "the id derives from the key");
     assert_eq!(
         sent_to(&out, 1),
         vec![ServerToClient::PeerJoined {
             peer: b.clone(),
-            name: DisplayName::new("bob").unwrap()
+            name: DisplayName::new("bob").unwrap(),
+            publish: true,
         }]
     );
 }
@@ -112,7 +159,9 @@ fn signal_is_relayed_to_the_addressed_peer_only_with_the_true_sender() {
     let _c = w.join(3, "r", None);
     let out = w.frame(
         1,
-        &format!(r#"{{"type":"signal","to":"{b}","payload":{{"kind":"offer","sdp":"x"}}}}"#),
+        &format!(
+            r#"{{"type":"signal","to":"{b}","payload":{{"kind":"offer","sdp":"x","key":"k","sig":"s"}}}}"#
+        ),
     );
     assert_eq!(
         out,
@@ -120,7 +169,11 @@ fn signal_is_relayed_to_the_addressed_peer_only_with_the_true_sender() {
             conn: 2,
             frame: ServerToClient::Signal {
                 from: a,
-                payload: SignalPayload::Offer { sdp: "x".into() }
+                payload: SignalPayload::Offer {
+                    sdp: "x".into(),
+                    key: "k".into(),
+                    sig: "s".into()
+                }
             }
         }]
     );
@@ -135,7 +188,7 @@ fn spoofed_sender_is_refused() {
     let out = w.frame(
         1,
         &format!(
-            r#"{{"type":"signal","to":"{b}","from":"{c}","payload":{{"kind":"answer","sdp":"x"}}}}"#
+            r#"{{"type":"signal","to":"{b}","from":"{c}","payload":{{"kind":"answer","sdp":"x","key":"k","sig":"s"}}}}"#
         ),
     );
     assert_eq!(
@@ -152,7 +205,7 @@ fn relay_to_a_peer_of_another_room_is_refused() {
     let b = w.join(2, "r2", None);
     let out = w.frame(
         1,
-        &format!(r#"{{"type":"signal","to":"{b}","payload":{{"kind":"offer","sdp":"x"}}}}"#),
+        &format!(r#"{{"type":"signal","to":"{b}","payload":{{"kind":"offer","sdp":"x","key":"k","sig":"s"}}}}"#),
     );
     assert_eq!(error_code(&sent_to(&out, 1)), Some(ErrorCode::UnknownPeer));
     assert!(sent_to(&out, 2).is_empty());
@@ -162,19 +215,14 @@ fn relay_to_a_peer_of_another_room_is_refused() {
 fn password_is_set_by_the_first_joiner_and_checked_after() {
     let mut w = World::new(RegistryConfig::default());
     w.join(1, "r", Some("s3cret"));
-    w.open(2);
-    let out = w.frame(
-        2,
-        r#"{"type":"join","version":1,"room":"r","name":"x","password":"guess"}"#,
-    );
+    let out = w.try_join(2, "r", json!({"password": "guess"}));
     assert_eq!(error_code(&sent_to(&out, 2)), Some(ErrorCode::BadPassword));
     assert!(out.contains(&Output::Close { conn: 2 }));
     assert!(
         sent_to(&out, 1).is_empty(),
         "the room hears nothing of a refused join"
     );
-    w.open(3);
-    let out = w.frame(3, r#"{"type":"join","version":1,"room":"r","name":"x"}"#);
+    let out = w.try_join(3, "r", json!({}));
     assert_eq!(error_code(&sent_to(&out, 3)), Some(ErrorCode::BadPassword));
     w.join(4, "r", Some("s3cret"));
 }
@@ -189,14 +237,9 @@ fn limits_on_rooms_and_peers() {
     let mut w = World::new(config);
     w.join(1, "r", None);
     w.join(2, "r", None);
-    w.open(3);
-    let out = w.frame(3, r#"{"type":"join","version":1,"room":"r","name":"x"}"#);
+    let out = w.try_join(3, "r", json!({}));
     assert_eq!(error_code(&sent_to(&out, 3)), Some(ErrorCode::RoomFull));
-    w.open(4);
-    let out = w.frame(
-        4,
-        r#"{"type":"join","version":1,"room":"other","name":"x"}"#,
-    );
+    let out = w.try_join(4, "other", json!({}));
     assert_eq!(error_code(&sent_to(&out, 4)), Some(ErrorCode::ServerFull));
 }
 
@@ -204,6 +247,7 @@ fn limits_on_rooms_and_peers() {
 fn bad_frames_get_their_codes_and_the_connection_stays() {
     let mut w = World::new(RegistryConfig::default());
     w.join(1, "r", None);
+    let again = w.join_text(1, "r", json!({}));
     assert_eq!(
         error_code(&sent_to(&w.frame(1, "{\"type\":\"sig"), 1)),
         Some(ErrorCode::Malformed)
@@ -213,10 +257,7 @@ fn bad_frames_get_their_codes_and_the_connection_stays() {
         Some(ErrorCode::UnknownType)
     );
     assert_eq!(
-        error_code(&sent_to(
-            &w.frame(1, r#"{"type":"join","version":1,"room":"r","name":"x"}"#),
-            1
-        )),
+        error_code(&sent_to(&w.frame(1, &again), 1)),
         Some(ErrorCode::AlreadyJoined)
     );
     let big = format!(
@@ -236,8 +277,7 @@ fn bad_frames_get_their_codes_and_the_connection_stays() {
 #[test]
 fn unsupported_version_is_fatal() {
     let mut w = World::new(RegistryConfig::default());
-    w.open(1);
-    let out = w.frame(1, r#"{"type":"join","version":99,"room":"r","name":"x"}"#);
+    let out = w.try_join(1, "r", json!({"version": 99}));
     assert_eq!(
         error_code(&sent_to(&out, 1)),
         Some(ErrorCode::UnsupportedVersion)
@@ -278,7 +318,7 @@ fn flood_is_rate_limited_with_one_error_and_recovers() {
 }
 
 #[test]
-fn closing_a_connection_announces_the_leave_and_frees_the_room() {
+fn a_dropped_connection_is_announced_as_a_leave_after_the_resume_grace() {
     let mut w = World::new(RegistryConfig::default());
     let a = w.join(1, "r", None);
     w.join(2, "r", None);
@@ -286,6 +326,15 @@ fn closing_a_connection_announces_the_leave_and_frees_the_room() {
         conn: 1,
         now: w.now,
     });
+    assert!(
+        sent_to(&drain(&mut w.reg), 2).is_empty(),
+        "away, not gone yet"
+    );
+    let Output::Timeout(at) = w.reg.poll_output() else {
+        panic!()
+    };
+    assert_eq!(at, w.now + Duration::from_secs(15));
+    w.reg.handle_input(Input::Tick { now: at });
     assert_eq!(
         sent_to(&drain(&mut w.reg), 2),
         vec![ServerToClient::PeerLeft { peer: a }]
@@ -293,6 +342,9 @@ fn closing_a_connection_announces_the_leave_and_frees_the_room() {
     w.reg.handle_input(Input::Closed {
         conn: 2,
         now: w.now,
+    });
+    w.reg.handle_input(Input::Tick {
+        now: at + Duration::from_secs(15),
     });
     drain(&mut w.reg);
     assert_eq!(
@@ -330,8 +382,7 @@ fn welcome_lists_a_bounded_sample() {
     for c in 1..=10 {
         w.join(c, "r", None);
     }
-    w.open(11);
-    let out = w.frame(11, r#"{"type":"join","version":1,"room":"r","name":"x"}"#);
+    let out = w.try_join(11, "r", json!({}));
     let ServerToClient::Welcome {
         peers, peer_count, ..
     } = &sent_to(&out, 11)[0]
@@ -344,6 +395,7 @@ fn welcome_lists_a_bounded_sample() {
 #[derive(Debug, Clone)]
 enum Op {
     Open(u8),
+    Join(u8, String, bool),
     Close(u8),
     Frame(u8, String),
     Refused(u8, usize),
@@ -358,7 +410,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
             r#"{{"type":"join","version":1,"room":"{r}","name":"n","password":"p"}}"#
         )),
         "[0-9a-f]{16}".prop_map(|to| format!(
-            r#"{{"type":"signal","to":"{to}","payload":{{"kind":"offer","sdp":"x"}}}}"#
+            r#"{{"type":"signal","to":"{to}","payload":{{"kind":"offer","sdp":"x","key":"k","sig":"s"}}}}"#
         )),
         Just(r#"{"type":"leave"}"#.to_string()),
         Just(r#"{"type":"ping","nonce":1}"#.to_string()),
@@ -366,6 +418,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
     ];
     prop_oneof![
         (0u8..6).prop_map(Op::Open),
+        (0u8..6, "[a-z]{1,2}", any::<bool>()).prop_map(|(c, r, p)| Op::Join(c, r, p)),
         (0u8..6).prop_map(Op::Close),
         (0u8..6, frame).prop_map(|(c, f)| Op::Frame(c, f)),
         (0u8..6, 0usize..200_000).prop_map(|(c, l)| Op::Refused(c, l)),
@@ -378,10 +431,23 @@ proptest! {
     #[test]
     fn registry_survives_any_input_sequence(ops in proptest::collection::vec(arb_op(), 0..200)) {
         let mut now = Instant::now();
-        let mut reg = Registry::new(RegistryConfig::default(), now, 5);
+        let mut reg = Registry::new(RegistryConfig::default(), now, SEED);
+        let mut challenges: HashMap<ConnId, String> = HashMap::new();
         for op in ops {
             match op {
-                Op::Open(c) => reg.handle_input(Input::Opened { conn: c.into(), now }),
+                Op::Open(c) => {
+                    reg.handle_input(Input::Opened { conn: c.into(), now });
+                    if let Some(ch) = hello_challenge(&drain(&mut reg), c.into()) {
+                        challenges.insert(c.into(), ch);
+                    }
+                }
+                Op::Join(c, room, password) => {
+                    let challenge = challenges.get(&c.into()).cloned().unwrap_or_default();
+                    let extra = if password { json!({"password": "p"}) } else { json!({}) };
+                    // Identities repeat across connections (c % 3): takeovers and id clashes.
+                    let text = signed_join(&identity((c % 3).into()), &challenge, &room, extra);
+                    reg.handle_input(Input::Frame { conn: c.into(), text, now });
+                }
                 Op::Close(c) => reg.handle_input(Input::Closed { conn: c.into(), now }),
                 Op::Frame(c, text) => reg.handle_input(Input::Frame { conn: c.into(), text, now }),
                 Op::Refused(c, len) => reg.handle_input(Input::Refused { conn: c.into(), len, binary: len % 2 == 0, now }),
@@ -391,10 +457,226 @@ proptest! {
                 }
             }
             drain(&mut reg);
-            let members: usize = reg.rooms.values().map(|r| r.members.len()).sum();
+            let members: usize = reg
+                .rooms
+                .values()
+                .map(|r| r.members.values().filter(|m| m.conn.is_some()).count())
+                .sum();
             let joined = reg.conns.values().filter(|c| c.member.is_some()).count();
             prop_assert!(reg.rooms.values().all(|r| !r.members.is_empty()));
             prop_assert_eq!(members, joined);
         }
     }
 }
+
+#[test]
+fn every_connection_gets_its_own_challenge() {
+    let mut w = World::new(RegistryConfig::default());
+    w.open(1);
+    w.open(2);
+    assert_ne!(w.challenges[&1], w.challenges[&2]);
+    assert_eq!(w.challenges[&1].len(), 43, "32 bytes of base64url");
+}
+
+#[test]
+fn a_join_signed_over_another_challenge_or_by_another_key_is_refused() {
+    let mut w = World::new(RegistryConfig::default());
+    w.open(1);
+    w.open(2);
+    // Conn 2 replays a proof made for conn 1's challenge.
+    let replay = signed_join(&identity(1), &w.challenges[&1], "r", json!({}));
+    let out = w.frame(2, &replay);
+    assert_eq!(error_code(&sent_to(&out, 2)), Some(ErrorCode::BadIdentity));
+    assert!(out.contains(&Output::Close { conn: 2 }));
+    // Conn 1 presents identity 9's key with a proof made by its own key.
+    let mut frame: serde_json::Value =
+        serde_json::from_str(&w.join_text(1, "r", json!({}))).unwrap();
+    frame["key"] = json!(identity(9).public().encode());
+    let out = w.frame(1, &frame.to_string());
+    assert_eq!(error_code(&sent_to(&out, 1)), Some(ErrorCode::BadIdentity));
+    // A proof for another room does not admit to this one.
+    w.open(3);
+    let mut frame: serde_json::Value =
+        serde_json::from_str(&w.join_text(3, "other", json!({}))).unwrap();
+    frame["room"] = json!("r");
+    let out = w.frame(3, &frame.to_string());
+    assert_eq!(error_code(&sent_to(&out, 3)), Some(ErrorCode::BadIdentity));
+    assert_eq!(w.reg.stats().peers, 0);
+}
+
+fn welcome_resume(out: &[Output], conn: ConnId) -> String {
+    match sent_to(out, conn).first() {
+        Some(ServerToClient::Welcome { resume, .. }) => resume.clone(),
+        other => panic!("no welcome: {other:?}"),
+    }
+}
+
+#[test]
+fn a_session_resumes_with_its_token_and_the_others_see_nothing() {
+    let mut w = World::new(RegistryConfig::default());
+    let out = w.try_join(1, "r", json!({}));
+    let resume = welcome_resume(&out, 1);
+    w.join(2, "r", None);
+    w.reg.handle_input(Input::Closed {
+        conn: 1,
+        now: w.now,
+    });
+    drain(&mut w.reg);
+    w.now += Duration::from_secs(5);
+    // The same identity on a new connection (conn 1's key, signed over conn 11's challenge).
+    w.open(11);
+    let text = signed_join(
+        &identity(1),
+        &w.challenges[&11],
+        "r",
+        json!({"resume": resume}),
+    );
+    let out = w.frame(11, &text);
+    let fresh = welcome_resume(&out, 11);
+    assert_ne!(fresh, resume, "a resume token is used once");
+    assert!(
+        sent_to(&out, 2).is_empty(),
+        "no leave, no join for the others"
+    );
+    // Well past the grace, nobody is told it left.
+    w.reg.handle_input(Input::Tick {
+        now: w.now + Duration::from_secs(60),
+    });
+    assert!(sent_to(&drain(&mut w.reg), 2).is_empty());
+    assert_eq!(w.reg.stats().peers, 2);
+    // Without the token, the same identity cannot join twice.
+    w.open(12);
+    let text = signed_join(&identity(1), &w.challenges[&12], "r", json!({}));
+    let out = w.frame(12, &text);
+    assert_eq!(error_code(&sent_to(&out, 12)), Some(ErrorCode::PeerIdTaken));
+    // With the current token, a second connection takes over from a half-open first.
+    w.open(13);
+    let text = signed_join(
+        &identity(1),
+        &w.challenges[&13],
+        "r",
+        json!({"resume": fresh}),
+    );
+    let out = w.frame(13, &text);
+    welcome_resume(&out, 13);
+    assert!(out.contains(&Output::Close { conn: 11 }));
+}
+
+#[test]
+fn a_restarted_server_admits_returning_peers_under_their_ids() {
+    let mut w = World::new(RegistryConfig::default());
+    let a = w.join(1, "r", None);
+    // A new registry knows no resume tokens: the token is ignored, the peer joins afresh
+    // under the same id its key derives.
+    let mut w2 = World::new(RegistryConfig::default());
+    let out = w2.try_join(1, "r", json!({"resume": "stale"}));
+    match sent_to(&out, 1).first() {
+        Some(ServerToClient::Welcome { peer, .. }) => assert_eq!(*peer, a),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn token_world() -> World {
+    let config = RegistryConfig {
+        token_secret: Some(b"room-secret".to_vec()),
+        ..RegistryConfig::default()
+    };
+    let mut w = World::new(config);
+    w.reg.set_wall_clock(w.now, 1_000_000);
+    w
+}
+
+fn token(room: &str, exp: u64, grants: Grants, secret: &[u8]) -> String {
+    Claims {
+        room: RoomName::new(room).unwrap(),
+        name: DisplayName::new("Ada").unwrap(),
+        exp,
+        grants,
+    }
+    .mint(secret)
+}
+
+#[test]
+fn tokens_are_refused_each_with_its_own_code() {
+    let mut w = token_world();
+    let cases = [
+        (json!({}), ErrorCode::TokenRequired),
+        (json!({"token": "v1.garbage"}), ErrorCode::TokenInvalid),
+        (
+            json!({"token": token("r", 2_000_000, Grants::PARTICIPANT, b"guess")}),
+            ErrorCode::TokenForged,
+        ),
+        (
+            json!({"token": token("r", 999_000, Grants::PARTICIPANT, b"room-secret")}),
+            ErrorCode::TokenExpired,
+        ),
+        (
+            json!({"token": token("other", 2_000_000, Grants::PARTICIPANT, b"room-secret")}),
+            ErrorCode::TokenWrongRoom,
+        ),
+    ];
+    for (conn, (extra, code)) in (1..).zip(cases) {
+        let out = w.try_join(conn, "r", extra);
+        assert_eq!(error_code(&sent_to(&out, conn)), Some(code));
+        assert!(out.contains(&Output::Close { conn }));
+    }
+    assert_eq!(w.reg.stats().peers, 0);
+}
+
+#[test]
+fn a_valid_token_admits_under_its_name_with_its_grants() {
+    let mut w = token_world();
+    let t = token("r", 2_000_000, Grants::PARTICIPANT, b"room-secret");
+    w.try_join(1, "r", json!({"token": t}));
+    let viewer = token("r", 2_000_000, Grants::VIEWER, b"room-secret");
+    let out = w.try_join(2, "r", json!({"token": viewer, "name": "Mallory"}));
+    match sent_to(&out, 2).first() {
+        Some(ServerToClient::Welcome { grants, peers, .. }) => {
+            assert_eq!(*grants, Grants::VIEWER);
+            assert!(peers[0].publish);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        sent_to(&out, 1),
+        vec![ServerToClient::PeerJoined {
+            peer: identity(2).peer_id(),
+            name: DisplayName::new("Ada").unwrap(),
+            publish: false,
+        }]
+    );
+}
+
+#[test]
+fn turn_credentials_follow_the_turn_rest_scheme() {
+    let config = RegistryConfig {
+        turn: Some(TurnConfig {
+            urls: vec!["turn:127.0.0.1:3478".into()],
+            secret: b"s3cret".to_vec(),
+            ttl: Duration::from_secs(600),
+        }),
+        ..RegistryConfig::default()
+    };
+    let mut w = World::new(config);
+    w.reg.set_wall_clock(w.now, 1_000);
+    let out = w.try_join(1, "r", json!({}));
+    let Some(ServerToClient::Welcome { ice_servers, .. }) = sent_to(&out, 1).first().cloned()
+    else {
+        panic!()
+    };
+    let peer = identity(1).peer_id();
+    assert_eq!(ice_servers.len(), 1);
+    assert_eq!(ice_servers[0].username, format!("1600:{peer}"));
+    // Fixed vector: base64(HMAC-SHA1("s3cret", "1600:peer")) computed independently.
+    let turn = TurnConfig {
+        urls: vec![],
+        secret: b"s3cret".to_vec(),
+        ttl: Duration::ZERO,
+    };
+    assert_eq!(
+        turn.credentials(&PeerId::new("peer").unwrap(), 1600)
+            .credential,
+        TURN_VECTOR
+    );
+}
+const TURN_VECTOR: &str = "/5gSZhLMHbgUyJ4iI0P/ShJ+XDs=";

@@ -15,7 +15,7 @@ use crate::hub::{Hub, OUTBOUND_QUEUE, Outbound};
 use crate::registry::{RegistryConfig, RegistryStats};
 
 /// Settings of a [`Server`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// The registry's limits.
     pub registry: RegistryConfig,
@@ -33,9 +33,9 @@ impl Default for ServerConfig {
     fn default() -> Self {
         let registry = RegistryConfig::default();
         Self {
+            hard_frame_limit: registry.max_frame_bytes * 32,
             registry,
             max_connections: 100_000,
-            hard_frame_limit: registry.max_frame_bytes * 32,
             keepalive: Duration::from_secs(10),
         }
     }
@@ -56,8 +56,12 @@ impl Server {
     pub async fn bind(addr: SocketAddr, config: ServerConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let hub = Hub::start(config.registry);
-        let task = tokio::spawn(accept_loop(listener, hub.clone(), config));
+        let hub = Hub::start(config.registry.clone());
+        let task = tokio::spawn(accept_loop(
+            listener,
+            hub.clone(),
+            std::sync::Arc::new(config),
+        ));
         tracing::info!(%local_addr, "signaling server listening");
         Ok(Self {
             local_addr,
@@ -93,7 +97,7 @@ impl Drop for Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, hub: Hub, config: ServerConfig) {
+async fn accept_loop(listener: TcpListener, hub: Hub, config: std::sync::Arc<ServerConfig>) {
     let mut conns = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -108,7 +112,7 @@ async fn accept_loop(listener: TcpListener, hub: Hub, config: ServerConfig) {
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
-                conns.spawn(serve_connection(stream, hub.clone(), config));
+                conns.spawn(serve_connection(stream, hub.clone(), config.clone()));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -130,7 +134,7 @@ pub(crate) fn ws_config(hard_limit: usize) -> WebSocketConfig {
         .max_frame_size(Some(hard_limit))
 }
 
-async fn serve_connection(stream: TcpStream, hub: Hub, config: ServerConfig) {
+async fn serve_connection(stream: TcpStream, hub: Hub, config: std::sync::Arc<ServerConfig>) {
     let ws = match tokio_tungstenite::accept_async_with_config(
         stream,
         Some(ws_config(config.hard_frame_limit)),

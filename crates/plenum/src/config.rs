@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use plenum_media::ProcessingConfig;
 use plenum_overlay::FullMeshConfig;
-use plenum_proto::{DisplayName, NameError, PeerId, RoomName};
+use plenum_proto::identity::Identity;
+use plenum_proto::{DisplayName, NameError, RoomName};
 use plenum_signal::{SignalDriver, SignalError, WsDriver};
 
 /// A STUN or TURN server.
@@ -18,6 +19,16 @@ pub struct IceServer {
     pub username: String,
     /// TURN credential (empty for STUN).
     pub credential: String,
+}
+
+/// Which ICE candidates a link may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IceTransport {
+    /// Host, server-reflexive and relayed candidates: the most direct path wins.
+    #[default]
+    All,
+    /// Only relayed (TURN) candidates: the far side never learns our addresses.
+    Relay,
 }
 
 /// Why a [`RoomConfig`] could not be built.
@@ -50,8 +61,10 @@ pub struct RoomConfig {
     pub(crate) room: RoomName,
     pub(crate) name: DisplayName,
     pub(crate) password: Option<String>,
-    pub(crate) peer_id: Option<PeerId>,
+    pub(crate) identity: Identity,
+    pub(crate) token: Option<String>,
     pub(crate) ice_servers: Vec<IceServer>,
+    pub(crate) ice_transport: IceTransport,
     pub(crate) udp_bind: Vec<SocketAddr>,
     pub(crate) mesh: FullMeshConfig,
     pub(crate) join_timeout: Duration,
@@ -70,8 +83,10 @@ impl RoomConfig {
             url: None,
             driver: None,
             password: None,
-            peer_id: None,
+            identity: None,
+            token: None,
             ice_servers: Vec::new(),
+            ice_transport: IceTransport::All,
             udp_bind: vec![
                 SocketAddr::from(([127, 0, 0, 1], 0)),
                 SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -89,6 +104,11 @@ impl RoomConfig {
     pub fn room(&self) -> &RoomName {
         &self.room
     }
+
+    /// The identity the room is joined with.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
 }
 
 /// Builder of [`RoomConfig`]; [`build`](Self::build) validates everything once.
@@ -99,8 +119,10 @@ pub struct RoomConfigBuilder {
     url: Option<String>,
     driver: Option<Arc<dyn SignalDriver>>,
     password: Option<String>,
-    peer_id: Option<String>,
+    identity: Option<Identity>,
+    token: Option<String>,
     ice_servers: Vec<IceServer>,
+    ice_transport: IceTransport,
     udp_bind: Vec<SocketAddr>,
     mesh: plenum_overlay::FullMeshConfigBuilder,
     join_timeout: Duration,
@@ -126,9 +148,19 @@ impl RoomConfigBuilder {
         self.password = password;
         self
     }
-    /// Ask for this peer id instead of a server-assigned one.
-    pub fn peer_id(mut self, id: Option<String>) -> Self {
-        self.peer_id = id;
+    /// Join with this key pair (the peer id derives from it); a fresh one if not set.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+    /// A room token for servers that require one (`plenum token`).
+    pub fn token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+    /// Which candidates links may use (default all; `Relay` forces TURN).
+    pub fn ice_transport(mut self, transport: IceTransport) -> Self {
+        self.ice_transport = transport;
         self
     }
     /// STUN/TURN servers.
@@ -205,8 +237,10 @@ impl RoomConfigBuilder {
             room: RoomName::new(self.room)?,
             name: DisplayName::new(self.name)?,
             password: self.password,
-            peer_id: self.peer_id.map(PeerId::new).transpose()?,
+            identity: self.identity.unwrap_or_else(Identity::generate),
+            token: self.token,
             ice_servers: self.ice_servers,
+            ice_transport: self.ice_transport,
             udp_bind: self.udp_bind,
             mesh: self.mesh.build()?,
             join_timeout: self.join_timeout,

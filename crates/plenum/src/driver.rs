@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use plenum_overlay::{Appearance, DropReason, FullMesh, Input, Output, Topology};
+use plenum_proto::identity::{PublicKey, safety_code, sign_link, verify_link};
 use plenum_proto::signal::{ClientToServer, PeerSummary, ServerToClient, SignalPayload};
 use plenum_proto::{ChannelName, DisplayName, Envelope, EnvelopeKind, PeerId, StreamAnnouncement};
 use plenum_signal::{SignalConnection, SignalEvent};
@@ -18,12 +19,15 @@ use crate::config::RoomConfig;
 use crate::link::{DATA_CHANNEL_LABEL, Link, LinkData, LinkEvent, LinkEventKind};
 use crate::outbound::TrackSender;
 use crate::room::{LinkState, PeerInfo, PingError, RoomError, RoomEvent, SendError, Target};
+use crate::session::{Reconnected, Welcome};
 use crate::video::{VideoCmd, VideoHandle};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 const LINK_EVENT_QUEUE: usize = 1024;
 const LINK_DATA_QUEUE: usize = 1024;
 const PING_FORGET_AFTER: Duration = Duration::from_secs(10);
+/// Signaling frames held while the server is away, sent when it is back (oldest dropped).
+const SIGNAL_BACKLOG: usize = 512;
 
 /// What a [`Room`](crate::Room) handle asks of the driver.
 #[derive(Debug)]
@@ -57,8 +61,21 @@ struct PendingPing {
 pub(crate) struct Driver {
     config: RoomConfig,
     me: PeerId,
-    signal: SignalConnection,
-    signal_open: bool,
+    /// The server connection; `None` while it is away and being reconnected.
+    signal: Option<SignalConnection>,
+    /// Frames made while the server was away.
+    backlog: VecDeque<ClientToServer>,
+    /// The token that resumes our session after a drop.
+    resume: String,
+    reconnect_tx: mpsc::Sender<Reconnected>,
+    reconnect_rx: mpsc::Receiver<Reconnected>,
+    reconnecting: Option<tokio::task::JoinHandle<()>>,
+    /// ICE servers from our configuration; the server's (TURN credentials) are added to them.
+    base_ice: Vec<crate::config::IceServer>,
+    /// Peers whose token does not grant publishing: their streams are ignored.
+    viewers: BTreeSet<PeerId>,
+    /// Peers' keys, proven by their signed descriptions.
+    keys: HashMap<PeerId, PublicKey>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<RoomEvent>,
     link_tx: mpsc::Sender<LinkEvent>,
@@ -85,20 +102,35 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn new(
         config: RoomConfig,
-        me: PeerId,
         signal: SignalConnection,
+        welcome: Welcome,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<RoomEvent>,
-        initial: Vec<PeerSummary>,
         (audio, video): (AudioHandle, VideoHandle),
     ) -> Self {
+        let Welcome {
+            me,
+            peers: initial,
+            ice_servers,
+            resume,
+            ..
+        } = welcome;
         let now = Instant::now();
         let seed = me.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         });
         let mut mesh = FullMesh::with_seed(config.mesh.clone(), now, seed);
         let mut roster = BTreeMap::new();
-        for PeerSummary { peer, name } in initial {
+        let mut viewers = BTreeSet::new();
+        for PeerSummary {
+            peer,
+            name,
+            publish,
+        } in initial
+        {
+            if !publish {
+                viewers.insert(peer.clone());
+            }
             if peer != me {
                 mesh.handle_input(Input::PeerAppeared {
                     peer: peer.clone(),
@@ -110,11 +142,20 @@ impl Driver {
         }
         let (link_tx, link_rx) = mpsc::channel(LINK_EVENT_QUEUE);
         let (data_tx, data_rx) = mpsc::channel(LINK_DATA_QUEUE);
-        Self {
+        let (reconnect_tx, reconnect_rx) = mpsc::channel(1);
+        let base_ice = config.ice_servers.clone();
+        let mut driver = Self {
             config,
             me,
-            signal,
-            signal_open: true,
+            signal: Some(signal),
+            backlog: VecDeque::new(),
+            resume,
+            reconnect_tx,
+            reconnect_rx,
+            reconnecting: None,
+            base_ice,
+            viewers,
+            keys: HashMap::new(),
             commands,
             events,
             link_tx,
@@ -134,7 +175,21 @@ impl Driver {
             video,
             streams: BTreeMap::new(),
             remote_streams: HashMap::new(),
-        }
+        };
+        driver.use_server_ice(ice_servers);
+        driver
+    }
+
+    /// Our configured ICE servers plus those the server handed out (TURN credentials are
+    /// minted per session, so a resumed session replaces them).
+    fn use_server_ice(&mut self, servers: Vec<plenum_proto::signal::IceServerInfo>) {
+        let mut all = self.base_ice.clone();
+        all.extend(servers.into_iter().map(|s| crate::config::IceServer {
+            urls: s.urls,
+            username: s.username,
+            credential: s.credential,
+        }));
+        self.config.ice_servers = all;
     }
 
     /// Tells the media tasks a link's tracks went away (replaced, dropped or closed).
@@ -165,7 +220,8 @@ impl Driver {
                 },
                 Some(event) = self.link_rx.recv() => self.on_link_event(event).await,
                 Some(data) = self.data_rx.recv() => self.on_data(data).await,
-                event = self.signal.rx.recv(), if self.signal_open => self.on_signal(event).await,
+                event = next_signal(&mut self.signal) => self.on_signal(event).await,
+                Some(back) = self.reconnect_rx.recv() => self.on_reconnected(back).await,
                 () = tokio::time::sleep_until(self.deadline.into()) => {
                     let now = Instant::now();
                     self.pings.retain(|_, p| now.duration_since(p.sent) < PING_FORGET_AFTER);
@@ -174,7 +230,14 @@ impl Driver {
             }
             self.drive_mesh().await;
         }
+        self.stop_reconnecting();
         self.close_all();
+    }
+
+    fn stop_reconnecting(&mut self) {
+        if let Some(task) = self.reconnecting.take() {
+            task.abort();
+        }
     }
 
     async fn emit(&self, event: RoomEvent) {
@@ -182,14 +245,24 @@ impl Driver {
         let _ = self.events.send(event).await;
     }
 
-    async fn signal(&self, to: &PeerId, payload: SignalPayload) {
+    /// Sends a frame to the server, or holds it until the server is back.
+    async fn signal(&mut self, to: &PeerId, payload: SignalPayload) {
         let frame = ClientToServer::Signal {
             to: to.clone(),
             from: None,
             payload,
         };
-        if self.signal.tx.send(frame).await.is_err() {
-            tracing::debug!("signaling gone; frame dropped");
+        let frame = match &self.signal {
+            Some(signal) => match signal.tx.send(frame).await {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(frame)) => frame,
+            },
+            None => frame,
+        };
+        self.backlog.push_back(frame);
+        if self.backlog.len() > SIGNAL_BACKLOG {
+            self.backlog.pop_front();
+            tracing::debug!("signaling backlog full; oldest frame dropped");
         }
     }
 
@@ -263,7 +336,19 @@ impl Driver {
             return;
         };
         match link.offer(&me, peer, data, events).await {
-            Ok(sdp) => self.signal(peer, SignalPayload::Offer { sdp }).await,
+            Ok(sdp) => {
+                let key = self.config.identity.public().encode();
+                match sign_link(&self.config.identity, "offer", peer, &sdp) {
+                    Ok(sig) => {
+                        self.signal(peer, SignalPayload::Offer { sdp, key, sig })
+                            .await
+                    }
+                    Err(e) => {
+                        self.link_failed(peer, format!("cannot sign offer: {e}"))
+                            .await
+                    }
+                }
+            }
             Err(e) => {
                 self.link_failed(peer, format!("cannot create offer: {e}"))
                     .await
@@ -274,7 +359,16 @@ impl Driver {
     async fn on_signal(&mut self, event: Option<SignalEvent>) {
         let now = Instant::now();
         match event {
-            Some(SignalEvent::Frame(ServerToClient::PeerJoined { peer, name })) => {
+            Some(SignalEvent::Frame(ServerToClient::PeerJoined {
+                peer,
+                name,
+                publish,
+            })) => {
+                if publish {
+                    self.viewers.remove(&peer);
+                } else {
+                    self.viewers.insert(peer.clone());
+                }
                 if peer != self.me {
                     self.roster.insert(peer.clone(), name);
                     self.mesh.handle_input(Input::PeerAppeared {
@@ -285,6 +379,12 @@ impl Driver {
                 }
             }
             Some(SignalEvent::Frame(ServerToClient::PeerLeft { peer })) => {
+                if self.links.get(&peer).is_some_and(|l| l.open) {
+                    // The server lost it, our link did not (its signaling dropped, or the
+                    // server restarted): the link's heartbeat decides, a `bye` ends it.
+                    tracing::info!(peer = peer.short(), "server says left; link still up");
+                    return;
+                }
                 self.roster.remove(&peer);
                 self.pending.remove(&peer);
                 self.mesh.handle_input(Input::PeerGone { peer, now });
@@ -311,18 +411,95 @@ impl Driver {
     }
 
     async fn signaling_lost(&mut self, reason: String) {
-        self.signal_open = false;
-        tracing::warn!(%reason, "signaling connection lost; links go on");
+        self.signal = None;
+        tracing::warn!(%reason, "signaling connection lost; links go on, reconnecting");
         self.emit(RoomEvent::Error(RoomError::SignalingLost(reason)))
             .await;
+        self.stop_reconnecting();
+        self.reconnecting = Some(crate::session::reconnect(
+            self.config.clone(),
+            self.resume.clone(),
+            self.reconnect_tx.clone(),
+        ));
+    }
+
+    /// The server is back (or refused us for good).
+    async fn on_reconnected(&mut self, back: Reconnected) {
+        self.reconnecting = None;
+        let (signal, welcome) = match back {
+            Ok(back) => back,
+            Err(e) => {
+                tracing::warn!(error = %e, "signaling refused our return; links go on");
+                let (code, message) = match e {
+                    crate::room::JoinError::Refused { code, message } => (code, message),
+                    other => (plenum_proto::signal::ErrorCode::Internal, other.to_string()),
+                };
+                return self
+                    .emit(RoomEvent::Error(RoomError::Signaling { code, message }))
+                    .await;
+            }
+        };
+        self.signal = Some(signal);
+        self.resume = welcome.resume;
+        self.use_server_ice(welcome.ice_servers);
+        let now = Instant::now();
+        // Peers that joined while we were away; those we are linked to stay as they are.
+        for PeerSummary {
+            peer,
+            name,
+            publish,
+        } in welcome.peers
+        {
+            if !publish {
+                self.viewers.insert(peer.clone());
+            }
+            if peer != self.me && !self.roster.contains_key(&peer) {
+                self.roster.insert(peer.clone(), name);
+                self.mesh.handle_input(Input::PeerAppeared {
+                    peer,
+                    origin: Appearance::Roster,
+                    now,
+                });
+            }
+        }
+        let held = self.backlog.len();
+        if let Some(signal) = &self.signal {
+            while let Some(frame) = self.backlog.pop_front() {
+                if signal.tx.send(frame).await.is_err() {
+                    break;
+                }
+            }
+        }
+        tracing::info!(held, "signaling resumed");
+        self.emit(RoomEvent::SignalingResumed).await;
     }
 
     /// Perfect negotiation. The peer with the larger id is polite: when both sides offer at
     /// once, the polite one drops its own offer and answers; the impolite one ignores the
     /// colliding offer and waits for the answer to its own. Either way one link remains.
     async fn on_negotiation(&mut self, from: PeerId, payload: SignalPayload) {
+        let checked = match &payload {
+            SignalPayload::Offer { sdp, key, sig } => Some(("offer", sdp, key, sig)),
+            SignalPayload::Answer { sdp, key, sig } => Some(("answer", sdp, key, sig)),
+            SignalPayload::Candidate { .. } => None,
+        };
+        if let Some((kind, sdp, key, sig)) = checked {
+            match verify_link(kind, &from, &self.me, sdp, key, sig) {
+                Ok(key) => {
+                    self.keys.insert(from.clone(), key);
+                }
+                Err(e) => {
+                    tracing::warn!(peer = from.short(), error = %e, "{kind} refused: identity mismatch");
+                    let error = RoomError::IdentityMismatch {
+                        peer: from.clone(),
+                        reason: format!("{kind}: {e}"),
+                    };
+                    return self.emit(RoomEvent::Error(error)).await;
+                }
+            }
+        }
         match payload {
-            SignalPayload::Offer { sdp } => {
+            SignalPayload::Offer { sdp, .. } => {
                 let polite = self.me > from;
                 if self.links.get(&from).is_some_and(|l| l.offering) && !polite {
                     tracing::debug!(
@@ -336,14 +513,26 @@ impl Driver {
                     return;
                 };
                 match link.answer(&me, sdp).await {
-                    Ok(sdp) => self.signal(&from, SignalPayload::Answer { sdp }).await,
+                    Ok(sdp) => {
+                        let key = self.config.identity.public().encode();
+                        match sign_link(&self.config.identity, "answer", &from, &sdp) {
+                            Ok(sig) => {
+                                let answer = SignalPayload::Answer { sdp, key, sig };
+                                self.signal(&from, answer).await
+                            }
+                            Err(e) => {
+                                self.link_failed(&from, format!("cannot sign answer: {e}"))
+                                    .await
+                            }
+                        }
+                    }
                     Err(e) => {
                         self.link_failed(&from, format!("cannot answer offer: {e}"))
                             .await
                     }
                 }
             }
-            SignalPayload::Answer { sdp } => {
+            SignalPayload::Answer { sdp, .. } => {
                 let Some(link) = self.links.get_mut(&from).filter(|l| l.offering) else {
                     tracing::debug!(peer = from.short(), "answer without an offer; ignored");
                     return;
@@ -396,6 +585,10 @@ impl Driver {
             LinkEventKind::State(state) => {
                 link.state = state;
                 tracing::debug!(peer = peer.short(), %state, "connection state");
+                if state == RTCPeerConnectionState::Connected {
+                    link.path = link.selected_path().await;
+                    tracing::info!(peer = peer.short(), path = ?link.path, "link connected");
+                }
                 if matches!(
                     state,
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
@@ -409,6 +602,12 @@ impl Driver {
                 } else {
                     tracing::debug!(peer = peer.short(), "unexpected data channel; ignored");
                 }
+            }
+            LinkEventKind::Track(_) if self.viewers.contains(&peer) => {
+                tracing::info!(
+                    peer = peer.short(),
+                    "media from a peer not permitted to publish; ignored"
+                );
             }
             LinkEventKind::Track(track) => {
                 let peer = peer.clone();
@@ -634,10 +833,13 @@ impl Driver {
                                 _ => LinkState::Connecting,
                             },
                         };
+                        let mine = self.config.identity.public();
                         PeerInfo {
                             peer: peer.clone(),
                             name: name.clone(),
                             state,
+                            path: self.links.get(peer).and_then(|l| l.path),
+                            safety_code: self.keys.get(peer).map(|k| safety_code(&mine, k)),
                         }
                     })
                     .collect();
@@ -687,6 +889,13 @@ impl Driver {
 
     /// A peer's stream announcement.
     async fn on_stream(&mut self, peer: PeerId, payload: &[u8]) {
+        if self.viewers.contains(&peer) {
+            tracing::info!(
+                peer = peer.short(),
+                "stream announcement from a viewer; ignored"
+            );
+            return;
+        }
         let announcement: StreamAnnouncement = match serde_json::from_slice(payload) {
             Ok(a) => a,
             Err(e) => {
@@ -769,8 +978,9 @@ impl Driver {
         for peer in &peers {
             self.write(peer, bye.clone()).await;
         }
-        if self.signal_open {
-            let _ = self.signal.tx.send(ClientToServer::Leave {}).await;
+        self.stop_reconnecting();
+        if let Some(signal) = &self.signal {
+            let _ = signal.tx.send(ClientToServer::Leave {}).await;
         }
         // Let the goodbyes leave before the connections close.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -783,6 +993,13 @@ impl Driver {
         for (_, link) in self.links.drain() {
             link.close();
         }
+    }
+}
+
+async fn next_signal(signal: &mut Option<SignalConnection>) -> Option<SignalEvent> {
+    match signal {
+        Some(signal) => signal.rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

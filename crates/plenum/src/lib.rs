@@ -37,12 +37,15 @@ mod link;
 mod outbound;
 mod reassembly;
 mod room;
+mod session;
 mod video;
 
-pub use config::{ConfigError, IceServer, RoomConfig, RoomConfigBuilder};
+pub use config::{ConfigError, IceServer, IceTransport, RoomConfig, RoomConfigBuilder};
 pub use invite::{Invite, InviteError};
+pub use plenum_proto::identity::{Identity, PublicKey};
+pub use plenum_proto::token::{Claims, Grants};
 pub use plenum_proto::{ChannelName, DisplayName, PeerId, RoomName};
 pub use room::{
-    Channel, JoinError, LinkState, MAX_MESSAGE_BYTES, PeerInfo, PingError, Room, RoomClosed,
-    RoomError, RoomEvent, RoomEvents, SendError, Target,
+    Channel, JoinError, LinkPath, LinkState, MAX_MESSAGE_BYTES, PeerInfo, PingError, PublishError,
+    Room, RoomClosed, RoomError, RoomEvent, RoomEvents, SendError, Target,
 };

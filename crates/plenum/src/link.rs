@@ -25,12 +25,13 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    RTCSessionDescription, SettingEngineBuilder,
+    RTCIceCandidateInit, RTCIceCandidateType, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use crate::config::RoomConfig;
+use crate::config::{IceTransport, RoomConfig};
+use crate::room::LinkPath;
 
 /// Resolving peers' `.local` candidates needs a multicast socket, which a machine without a
 /// multicast route (only loopback, or offline) cannot open; webrtc-rs then refuses to create
@@ -180,6 +181,8 @@ pub(crate) struct Link {
     pub(crate) writer: Option<mpsc::Sender<Bytes>>,
     pub(crate) open: bool,
     pub(crate) state: RTCPeerConnectionState,
+    /// The path of the selected candidate pair, once connected.
+    pub(crate) path: Option<crate::room::LinkPath>,
     /// We sent an offer and have no answer yet.
     pub(crate) offering: bool,
     /// The remote description is set; candidates can be added.
@@ -278,6 +281,10 @@ impl Link {
             .with_configuration(
                 RTCConfigurationBuilder::new()
                     .with_ice_servers(ice_servers)
+                    .with_ice_transport_policy(match config.ice_transport {
+                        IceTransport::All => RTCIceTransportPolicy::All,
+                        IceTransport::Relay => RTCIceTransportPolicy::Relay,
+                    })
                     .build(),
             )
             .with_media_engine(media)
@@ -294,6 +301,7 @@ impl Link {
             writer: None,
             open: false,
             state: RTCPeerConnectionState::New,
+            path: None,
             offering: false,
             remote_set: false,
             early_candidates: Vec::new(),
@@ -489,12 +497,38 @@ impl Link {
         });
     }
 
+    /// The path of the selected candidate pair: the less direct of the two ends.
+    pub(crate) async fn selected_path(&self) -> Option<LinkPath> {
+        let sctp = self.pc.sctp().await?;
+        let pair = sctp
+            .transport()
+            .ice_transport()
+            .get_selected_candidate_pair()
+            .await
+            .ok()??;
+        Some(path_of(pair.local().typ, pair.remote().typ))
+    }
+
     /// Closes the connection in the background (close waits for the DTLS close_notify).
     pub(crate) fn close(self) {
         let pc = self.pc;
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(2), pc.close()).await;
         });
+    }
+}
+
+/// A pair's path: relayed if either end is, reflexive if either end is, else host.
+fn path_of(local: RTCIceCandidateType, remote: RTCIceCandidateType) -> LinkPath {
+    let rank = |t: RTCIceCandidateType| match t {
+        RTCIceCandidateType::Relay => 2,
+        RTCIceCandidateType::Srflx | RTCIceCandidateType::Prflx => 1,
+        _ => 0,
+    };
+    match rank(local).max(rank(remote)) {
+        2 => LinkPath::Relay,
+        1 => LinkPath::Srflx,
+        _ => LinkPath::Host,
     }
 }
 

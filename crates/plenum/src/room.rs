@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use plenum_proto::signal::{ClientToServer, ErrorCode, ServerToClient};
-use plenum_proto::{ChannelName, DisplayName, NameError, PROTOCOL_VERSION, PeerId, RoomName};
-use plenum_signal::{SignalError, SignalEvent};
+use plenum_proto::signal::ErrorCode;
+use plenum_proto::{ChannelName, DisplayName, NameError, PeerId, RoomName};
+use plenum_signal::SignalError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::RoomConfig;
@@ -58,6 +58,30 @@ impl LinkState {
     }
 }
 
+/// The network path a link's media and data take, after its selected ICE candidate pair:
+/// the less direct of our candidate and the peer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkPath {
+    /// Directly between host addresses.
+    Host,
+    /// Through a NAT's mapped address (STUN, server- or peer-reflexive).
+    Srflx,
+    /// Through a TURN relay.
+    Relay,
+}
+
+impl LinkPath {
+    /// `host`, `srflx` or `relay`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::Srflx => "srflx",
+            Self::Relay => "relay",
+        }
+    }
+}
+
 /// One peer of the room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {
@@ -67,6 +91,10 @@ pub struct PeerInfo {
     pub name: DisplayName,
     /// The state of our link to it.
     pub state: LinkState,
+    /// The path of the link, once connected.
+    pub path: Option<LinkPath>,
+    /// The safety code of our two keys (compare it aloud), once the peer has proven its key.
+    pub safety_code: Option<String>,
 }
 
 /// Something that happened in the room.
@@ -131,6 +159,8 @@ pub enum RoomEvent {
         /// Whether it speaks now.
         speaking: bool,
     },
+    /// The signaling connection came back after a loss; the session resumed.
+    SignalingResumed,
     /// Something went wrong that did not end the room.
     Error(RoomError),
     /// The room ended (left, or the engine stopped). Nothing follows.
@@ -179,9 +209,36 @@ pub enum RoomError {
     /// Our video source failed (a camera went away); the call goes on without it.
     #[error("video source failed: {0}")]
     VideoSource(String),
-    /// The signaling connection ended; existing links go on, new peers cannot join us.
+    /// The signaling connection ended; existing links go on, and the session is resumed
+    /// when the server is back.
     #[error("signaling connection lost: {0}")]
     SignalingLost(String),
+    /// A peer's offer or answer does not carry a valid signature of its key over the
+    /// description's DTLS fingerprint: someone between us altered it. No link is made.
+    #[error("identity of {peer} does not match its description: {reason}")]
+    IdentityMismatch {
+        /// The peer the description claims to come from.
+        peer: PeerId,
+        /// What did not match.
+        reason: String,
+    },
+}
+
+/// Why a stream could not be published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// Our room token does not grant publishing (a viewer token).
+    #[error("not permitted: this peer's token does not grant publishing")]
+    NotPermitted,
+    /// The room is closed.
+    #[error("the room is closed")]
+    Closed,
+}
+
+impl From<RoomClosed> for PublishError {
+    fn from(_: RoomClosed) -> Self {
+        Self::Closed
+    }
 }
 
 /// Why joining failed.
@@ -245,6 +302,7 @@ pub struct RoomClosed;
 #[derive(Debug, Clone)]
 pub struct Room {
     me: PeerId,
+    grants: plenum_proto::token::Grants,
     room: RoomName,
     commands: mpsc::Sender<Command>,
     audio: mpsc::Sender<crate::audio::AudioCmd>,
@@ -308,55 +366,28 @@ impl Channel {
 impl Room {
     /// Joins the room: connects to signaling, waits for the welcome, starts linking peers.
     pub async fn join(config: RoomConfig) -> Result<(Room, RoomEvents), JoinError> {
-        let mut signal = config.signal.connect().await?;
-        let join = ClientToServer::Join {
-            version: PROTOCOL_VERSION,
-            room: config.room.clone(),
-            name: config.name.clone(),
-            password: config.password.clone(),
-            peer: config.peer_id.clone(),
-        };
-        signal
-            .tx
-            .send(join)
-            .await
-            .map_err(|_| JoinError::Closed("driver stopped".into()))?;
-        let welcome = tokio::time::timeout(config.join_timeout, async {
-            loop {
-                match signal.rx.recv().await {
-                    Some(SignalEvent::Frame(ServerToClient::Welcome { peer, peers, .. })) => {
-                        return Ok((peer, peers));
-                    }
-                    Some(SignalEvent::Frame(ServerToClient::Error { code, message, .. })) => {
-                        return Err(JoinError::Refused { code, message });
-                    }
-                    Some(SignalEvent::Frame(_)) => continue,
-                    Some(SignalEvent::Closed { reason }) => return Err(JoinError::Closed(reason)),
-                    None => return Err(JoinError::Closed("driver stopped".into())),
-                }
-            }
-        })
-        .await
-        .map_err(|_| JoinError::Timeout(config.join_timeout))??;
-        let (me, roster) = welcome;
+        let (signal, welcome) = crate::session::connect(&config).await?;
+        let me = welcome.me.clone();
+        let grants = welcome.grants;
+        let roster_len = welcome.peers.len();
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let room = config.room.clone();
-        tracing::info!(room = %room, peer = me.short(), peers = roster.len(), "joined");
+        tracing::info!(room = %room, peer = me.short(), peers = roster_len, "joined");
         let audio = crate::audio::spawn(events_tx.clone(), config.voice_processing);
         let video = crate::video::spawn(events_tx.clone(), config.video_bitrate_kbps);
         let driver = Driver::new(
             config,
-            me.clone(),
             signal,
+            welcome,
             commands_rx,
             events_tx,
-            roster,
             (audio.clone(), video.clone()),
         );
         tokio::spawn(driver.run());
         let room = Room {
             me,
+            grants,
             room,
             commands,
             audio: audio.cmds,
@@ -420,7 +451,8 @@ impl Room {
         &self,
         source: Box<dyn plenum_media::AudioSource>,
         metadata: serde_json::Value,
-    ) -> Result<String, RoomClosed> {
+    ) -> Result<String, PublishError> {
+        self.may_publish()?;
         let stream = self.new_stream("audio").await?;
         self.set_audio_muted(false).await?;
         self.set_audio_source(Some(source)).await?;
@@ -437,7 +469,8 @@ impl Room {
         &self,
         source: Box<dyn plenum_media::VideoSource>,
         mut metadata: serde_json::Value,
-    ) -> Result<String, RoomClosed> {
+    ) -> Result<String, PublishError> {
+        self.may_publish()?;
         let lane = source.content();
         let prefix = match lane {
             plenum_media::Content::Screen => {
@@ -454,6 +487,19 @@ impl Room {
         self.video_source(lane, Some(source)).await?;
         self.announce_added(&stream, "video", metadata).await?;
         Ok(stream)
+    }
+
+    fn may_publish(&self) -> Result<(), PublishError> {
+        if self.grants.publish {
+            Ok(())
+        } else {
+            Err(PublishError::NotPermitted)
+        }
+    }
+
+    /// What our token grants (everything on a server without tokens).
+    pub fn grants(&self) -> plenum_proto::token::Grants {
+        self.grants
     }
 
     /// Where pictures from every peer's video go (`None`: nowhere).

@@ -1,0 +1,210 @@
+//! Identity keys against the real server: a signaling proxy that rewrites the DTLS
+//! fingerprint in every offer and answer (a server trying to sit in the middle) is caught by
+//! both peers (`identity_mismatch`) and no data flows; a join presenting someone else's key
+//! fails the challenge; an identity file keeps a peer's id across runs, and both sides of a
+//! link show the same safety code.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Changes the first hex digit pair of every `a=fingerprint:` value.
+fn tamper(text: &str) -> String {
+    text.split("a=fingerprint:sha-256 ")
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                return part.to_owned();
+            }
+            let swapped = if part.starts_with("00") { "11" } else { "00" };
+            format!(
+                "a=fingerprint:sha-256 {swapped}{}",
+                part.get(2..).unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// A WebSocket proxy in front of `upstream` that tampers with every frame it relays.
+/// Returns its URL; it runs on its own thread until the test ends.
+fn tampering_proxy(upstream: String) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(format!("ws://{}", listener.local_addr().expect("addr")))
+                .expect("send url");
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(client) = tokio_tungstenite::accept_async(tcp).await else {
+                        return;
+                    };
+                    let Ok((server, _)) = tokio_tungstenite::connect_async(&upstream).await else {
+                        return;
+                    };
+                    let (mut c_tx, mut c_rx) = client.split();
+                    let (mut s_tx, mut s_rx) = server.split();
+                    let up = async {
+                        while let Some(Ok(msg)) = c_rx.next().await {
+                            let msg = match msg {
+                                Message::Text(t) => Message::text(tamper(t.as_str())),
+                                other => other,
+                            };
+                            if s_tx.send(msg).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let down = async {
+                        while let Some(Ok(msg)) = s_rx.next().await {
+                            if c_tx.send(msg).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    tokio::select! { () = up => {}, () = down => {} }
+                });
+            }
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(5)).expect("proxy url")
+}
+
+#[test]
+fn the_proxy_rewrites_fingerprints() {
+    let sdp = "v=0\r\na=fingerprint:sha-256 AB:CD\r\nm=x\r\na=fingerprint:sha-256 00:EF\r\n";
+    let out = tamper(sdp);
+    assert!(out.contains("a=fingerprint:sha-256 00:CD"));
+    assert!(out.contains("a=fingerprint:sha-256 11:EF"));
+}
+
+#[test]
+fn a_server_that_swaps_fingerprints_is_refused_by_both_peers() {
+    let server = serve(&[]);
+    let proxy = tampering_proxy(server.url.clone());
+    let mut a = join(&proxy, "mitm", "a", &[]);
+    let mut b = join(&proxy, "mitm", "b", &[]);
+    let (a_id, b_id) = (a.id.clone(), b.id.clone());
+    for (me, other) in [(&mut a, b_id), (&mut b, a_id)] {
+        // The newcomer's offer is refused at once; the other side offers after the connect
+        // timeout (10 s) and is refused too.
+        let error = me
+            .proc
+            .expect(Duration::from_secs(25), "identity_mismatch", |v| {
+                event(v) == "error" && v["code"] == "identity_mismatch"
+            });
+        assert!(
+            error["message"].as_str().unwrap_or("").contains(&other),
+            "{error}"
+        );
+    }
+    a.proc
+        .cmd(json!({"cmd": "send", "channel": "chat", "data": "secret"}));
+    let heard = b.proc.drain_for(Duration::from_secs(2));
+    let all: Vec<&Value> = b.proc.seen.iter().chain(&heard).collect();
+    assert!(
+        !all.iter().any(|v| event(v) == "peer_join"),
+        "a link formed: {all:?}"
+    );
+    assert!(
+        !all.iter().any(|v| event(v) == "message"),
+        "data flowed: {all:?}"
+    );
+}
+
+#[test]
+fn a_join_with_someone_elses_key_fails_the_challenge() {
+    let server = serve(&[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&server.url)
+            .await
+            .expect("connect");
+        let hello: Value = loop {
+            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => break serde_json::from_str(t.as_str()).unwrap(),
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no hello: {other:?}"),
+            }
+        };
+        assert_eq!(hello["type"], "hello");
+        let challenge = hello["challenge"].as_str().expect("challenge");
+        use plenum_proto::identity::{Identity, join_message};
+        let victim = Identity::generate();
+        let mallory = Identity::generate();
+        let join = json!({
+            "type": "join", "version": plenum_proto::PROTOCOL_VERSION, "room": "r", "name": "m",
+            "key": victim.public().encode(),
+            "proof": mallory.sign(&join_message(challenge, "r")),
+        });
+        ws.send(Message::text(join.to_string()))
+            .await
+            .expect("send");
+        let refusal: Value = loop {
+            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => break serde_json::from_str(t.as_str()).unwrap(),
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no refusal: {other:?}"),
+            }
+        };
+        assert_eq!(refusal["code"], "bad_identity", "{refusal}");
+        assert_eq!(refusal["fatal"], true);
+    });
+}
+
+#[test]
+fn an_identity_file_keeps_the_id_and_both_sides_show_one_safety_code() {
+    let server = serve(&[]);
+    let path = std::env::temp_dir().join(format!("plenum-id-{}.key", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let file = path.to_str().expect("utf-8");
+    let first = join(&server.url, "ids", "a", &["--identity", file]);
+    let id = first.id.clone();
+    assert_eq!(id.len(), 40, "160 bits as hex");
+    drop(first);
+    let mut a = join(&server.url, "ids2", "a", &["--identity", file]);
+    assert_eq!(a.id, id, "the same key, the same id");
+    let mut b = join(&server.url, "ids2", "b", &[]);
+    let mut codes = Vec::new();
+    for p in [&mut a, &mut b] {
+        p.proc.expect(Duration::from_secs(20), "peer_join", |v| {
+            event(v) == "peer_join"
+        });
+        p.proc.cmd(json!({"cmd": "peers"}));
+        let peers = p
+            .proc
+            .expect(Duration::from_secs(5), "peers", |v| event(v) == "peers");
+        codes.push(
+            peers["peers"][0]["safety_code"]
+                .as_str()
+                .expect("code")
+                .to_owned(),
+        );
+    }
+    assert_eq!(codes[0], codes[1]);
+    assert_eq!(
+        codes[0].len(),
+        23,
+        "four groups of five digits: {}",
+        codes[0]
+    );
+    let _ = std::fs::remove_file(&path);
+}
