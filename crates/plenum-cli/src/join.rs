@@ -192,6 +192,7 @@ fn error_code(error: &RoomError) -> &'static str {
         RoomError::Signaling { .. } => "signaling_refused",
         RoomError::SignalingLost(_) => "signaling_lost",
         RoomError::IdentityMismatch { .. } => "identity_mismatch",
+        RoomError::TurnFailed { .. } => "turn_failed",
         RoomError::AudioSource(_) => "audio_device",
         RoomError::VideoSource(_) => "video_device",
         _ => "room_error",

@@ -575,6 +575,7 @@ impl Driver {
         let now = Instant::now();
         match kind {
             LinkEventKind::Candidate(init) => {
+                link.candidates += 1;
                 let payload = SignalPayload::Candidate {
                     candidate: init.candidate,
                     sdp_mid: init.sdp_mid,
@@ -623,6 +624,27 @@ impl Driver {
                     let audio = self.audio.clone();
                     let loss = self.config.audio_loss_percent;
                     tokio::spawn(read_track(audio, peer, track, loss));
+                }
+            }
+            LinkEventKind::GatheringComplete => {
+                let relay_only = self.config.ice_transport == crate::config::IceTransport::Relay;
+                if relay_only && link.candidates == 0 {
+                    let reason = if self
+                        .config
+                        .ice_servers
+                        .iter()
+                        .any(|s| s.urls.iter().any(|u| u.starts_with("turn:")))
+                    {
+                        "no relay candidate: the TURN server refused our credentials or did not answer"
+                    } else {
+                        "no relay candidate: no TURN server is configured"
+                    };
+                    tracing::warn!(peer = peer.short(), reason, "relay-only link cannot start");
+                    let error = RoomError::TurnFailed {
+                        peer: peer.clone(),
+                        reason: reason.into(),
+                    };
+                    self.emit(RoomEvent::Error(error)).await;
                 }
             }
             LinkEventKind::Open => {

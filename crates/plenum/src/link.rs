@@ -25,8 +25,9 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceCandidateType, RTCIceServer, RTCIceTransportPolicy,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    RTCIceCandidateInit, RTCIceCandidateType, RTCIceGatheringState, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -106,6 +107,8 @@ pub(crate) enum LinkEventKind {
     State(RTCPeerConnectionState),
     Channel(Arc<dyn DataChannel>),
     Track(Arc<dyn TrackRemote>),
+    /// Candidate gathering finished (TURN allocations included, successful or not).
+    GatheringComplete,
     Open,
     Closed,
 }
@@ -117,6 +120,7 @@ impl std::fmt::Debug for LinkEventKind {
             Self::State(s) => f.debug_tuple("State").field(s).finish(),
             Self::Channel(_) => f.write_str("Channel"),
             Self::Track(_) => f.write_str("Track"),
+            Self::GatheringComplete => f.write_str("GatheringComplete"),
             Self::Open => f.write_str("Open"),
             Self::Closed => f.write_str("Closed"),
         }
@@ -160,6 +164,12 @@ impl PeerConnectionEventHandler for Forwarder {
         }
     }
 
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.forward(LinkEventKind::GatheringComplete).await;
+        }
+    }
+
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         self.forward(LinkEventKind::State(state)).await;
     }
@@ -183,6 +193,8 @@ pub(crate) struct Link {
     pub(crate) state: RTCPeerConnectionState,
     /// The path of the selected candidate pair, once connected.
     pub(crate) path: Option<crate::room::LinkPath>,
+    /// Local candidates gathered so far.
+    pub(crate) candidates: usize,
     /// We sent an offer and have no answer yet.
     pub(crate) offering: bool,
     /// The remote description is set; candidates can be added.
@@ -302,6 +314,7 @@ impl Link {
             open: false,
             state: RTCPeerConnectionState::New,
             path: None,
+            candidates: 0,
             offering: false,
             remote_set: false,
             early_candidates: Vec::new(),

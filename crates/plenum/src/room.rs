@@ -213,6 +213,15 @@ pub enum RoomError {
     /// when the server is back.
     #[error("signaling connection lost: {0}")]
     SignalingLost(String),
+    /// A link limited to relayed candidates got none: TURN refused our credentials (wrong
+    /// or expired) or did not answer.
+    #[error("TURN failed for the link to {peer}: {reason}")]
+    TurnFailed {
+        /// The peer.
+        peer: PeerId,
+        /// What failed.
+        reason: String,
+    },
     /// A peer's offer or answer does not carry a valid signature of its key over the
     /// description's DTLS fingerprint: someone between us altered it. No link is made.
     #[error("identity of {peer} does not match its description: {reason}")]
