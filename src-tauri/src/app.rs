@@ -25,6 +25,8 @@ use crate::video::VideoTiles;
 pub struct App {
     args: Args,
     prefs_path: PathBuf,
+    /// Our key pair, kept in the config directory: the same peer id in every room and run.
+    identity: plenum::Identity,
     ui: mpsc::Sender<UiEvent>,
     session: Mutex<Option<Session>>,
     hosted: Mutex<Option<Hosted>>,
@@ -35,8 +37,14 @@ pub struct App {
 impl App {
     /// The app state; events for the view go to `ui`, prefs live in `config_dir`.
     pub fn new(args: Args, config_dir: PathBuf, ui: mpsc::Sender<UiEvent>) -> Self {
+        let key_path = config_dir.join("identity.key");
+        let identity = plenum::Identity::load_or_create(&key_path).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "identity not kept; this run uses a fresh one");
+            plenum::Identity::generate()
+        });
         Self {
             args,
+            identity,
             prefs_path: prefs::path_in(&config_dir),
             ui,
             session: Mutex::new(None),
@@ -125,7 +133,8 @@ impl App {
         let prefs = self.prefs();
         let devices = (prefs.microphone, prefs.speaker);
         let joined =
-            Session::join(req, public, devices, self.ui.clone(), self.video.clone()).await?;
+            Session::join(req, public, devices, self.ui.clone(), self.video.clone(), &self.identity)
+                .await?;
         let info = joined.joined().clone();
         *session = Some(joined);
         Ok(info)

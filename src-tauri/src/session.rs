@@ -75,6 +75,14 @@ fn now_ms() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
+/// A publication refused: a viewer token, or the room gone.
+fn publish_failed(e: plenum::PublishError) -> CommandError {
+    match e {
+        plenum::PublishError::NotPermitted => CommandError::new(ErrorKind::Refused, e),
+        plenum::PublishError::Closed => CommandError::not_in_room(),
+    }
+}
+
 fn send_failed(e: impl ToString) -> CommandError {
     CommandError::new(ErrorKind::SendFailed, e)
 }
@@ -88,10 +96,12 @@ impl Session {
         devices: (Option<String>, Option<String>),
         ui: mpsc::Sender<UiEvent>,
         tiles: VideoTiles,
+        identity: &plenum::Identity,
     ) -> Result<Self, CommandError> {
         let bad = CommandError::bad_input;
         let config = RoomConfig::builder(req.room.trim(), req.name.trim())
             .server(req.server.trim())
+            .identity(identity.clone())
             .password(req.password.clone().filter(|p| !p.is_empty()))
             .build()
             .map_err(bad)?;
@@ -328,7 +338,7 @@ impl Task {
         self.room
             .add_stream(Box::new(mic), metadata)
             .await
-            .map_err(|_| CommandError::not_in_room())?;
+            .map_err(publish_failed)?;
         self.mic = MicState::On;
         Ok(self.mic)
     }
@@ -356,7 +366,7 @@ impl Task {
                         serde_json::json!({ "type": kind }),
                     )
                     .await
-                    .map_err(|_| CommandError::not_in_room())?;
+                    .map_err(publish_failed)?;
                 true
             }
             None => {
@@ -654,6 +664,11 @@ impl Task {
             RoomEvent::Error(RoomError::SignalingLost(reason)) => {
                 warn!(%reason, "signaling connection lost");
                 self.signaling = false;
+                self.emit_status().await;
+            }
+            RoomEvent::SignalingResumed => {
+                info!("signaling connection back");
+                self.signaling = true;
                 self.emit_status().await;
             }
             RoomEvent::Speaking { peer, speaking } => {
