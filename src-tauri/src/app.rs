@@ -132,9 +132,15 @@ impl App {
         }
         let prefs = self.prefs();
         let devices = (prefs.microphone, prefs.speaker);
-        let joined =
-            Session::join(req, public, devices, self.ui.clone(), self.video.clone(), &self.identity)
-                .await?;
+        let joined = Session::join(
+            req,
+            public,
+            devices,
+            self.ui.clone(),
+            self.video.clone(),
+            &self.identity,
+        )
+        .await?;
         let info = joined.joined().clone();
         *session = Some(joined);
         Ok(info)
