@@ -33,7 +33,7 @@ fn tamper(text: &str) -> String {
 /// A WebSocket proxy in front of `upstream` that tampers with every frame it relays.
 /// Returns its URL; it runs on its own thread until the test ends.
 fn tampering_proxy(upstream: String) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
