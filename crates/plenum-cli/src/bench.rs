@@ -22,6 +22,8 @@ pub(crate) enum BenchCommand {
     Audio(crate::bench_audio::AudioArgs),
     /// Video: VP8 speed, glass-to-glass latency on loopback, CPU of a 4-peer video call.
     Video(crate::bench_video::VideoArgs),
+    /// Signaling restarts: time until every peer resumed; the cost of identity checks.
+    Resume(crate::bench_resume::ResumeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +62,11 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Audio(args) => {
             let figures = crate::bench_audio::audio(&args).await?;
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+            Ok(())
+        }
+        BenchCommand::Resume(args) => {
+            let figures = crate::bench_resume::resume(&args).await?;
             println!("{}", serde_json::to_string_pretty(&figures)?);
             Ok(())
         }

@@ -4,6 +4,7 @@ mod audio;
 mod bench;
 mod bench_audio;
 mod bench_board;
+mod bench_resume;
 mod bench_video;
 mod devices;
 mod join;
