@@ -27,6 +27,8 @@ pub struct App {
     prefs_path: PathBuf,
     /// Our key pair, kept in the config directory: the same peer id in every room and run.
     identity: plenum::Identity,
+    /// Peers the user verified (kept in the prefs).
+    verified: crate::session::Verified,
     ui: mpsc::Sender<UiEvent>,
     session: Mutex<Option<Session>>,
     hosted: Mutex<Option<Hosted>>,
@@ -42,10 +44,13 @@ impl App {
             tracing::warn!(error = %e, "identity not kept; this run uses a fresh one");
             plenum::Identity::generate()
         });
+        let prefs_path = prefs::path_in(&config_dir);
+        let verified = prefs::load(&prefs_path).verified.into_iter().collect();
         Self {
             args,
             identity,
-            prefs_path: prefs::path_in(&config_dir),
+            verified: std::sync::Arc::new(std::sync::RwLock::new(verified)),
+            prefs_path,
             ui,
             session: Mutex::new(None),
             hosted: Mutex::new(None),
@@ -138,7 +143,7 @@ impl App {
             devices,
             self.ui.clone(),
             self.video.clone(),
-            &self.identity,
+            (&self.identity, self.verified.clone()),
         )
         .await?;
         let info = joined.joined().clone();
@@ -291,6 +296,36 @@ impl App {
     /// Shares a screen or window, or stops (`None`).
     pub async fn share_screen(&self, target: Option<String>) -> Result<VideoState, CommandError> {
         self.with(async |s| s.share_screen(target).await).await
+    }
+
+    /// Marks a peer verified (its safety code compared aloud) or not; remembered.
+    pub async fn set_verified(&self, peer: String, verified: bool) -> Result<(), CommandError> {
+        if plenum::PeerId::new(peer.as_str()).is_err() {
+            return Err(CommandError::bad_input(format!(
+                "{peer:?} is not a peer id"
+            )));
+        }
+        let ids: Vec<String> = {
+            let mut set = self
+                .verified
+                .write()
+                .map_err(|_| CommandError::bad_input("verified peers unavailable"))?;
+            if verified {
+                set.insert(peer);
+            } else {
+                set.remove(&peer);
+            }
+            set.iter().cloned().collect()
+        };
+        let mut prefs = self.prefs();
+        prefs.verified = ids;
+        if let Err(e) = prefs::save(&self.prefs_path, &prefs) {
+            warn!(error = %e, "prefs not saved");
+        }
+        if let Some(session) = self.session.lock().await.as_ref() {
+            session.refresh().await;
+        }
+        Ok(())
     }
 
     /// The board in drawing order.

@@ -24,6 +24,7 @@
     "video_devices",
     "set_camera",
     "share_screen",
+    "set_verified",
     "picture_socket",
     "transport_probe",
 ]

@@ -144,6 +144,11 @@ pub(crate) async fn share_screen(
 }
 
 #[tauri::command]
+pub(crate) async fn set_verified(app: State<'_, App>, peer: String, verified: bool) -> Result<()> {
+    app.set_verified(peer, verified).await
+}
+
+#[tauri::command]
 pub(crate) fn picture_socket(socket: State<'_, crate::socket::PictureSocket>) -> SocketInfo {
     SocketInfo {
         url: socket.url.clone(),

@@ -138,6 +138,7 @@ pub fn run() -> ExitCode {
             commands::video_devices,
             commands::set_camera,
             commands::share_screen,
+            commands::set_verified,
             commands::picture_socket,
             commands::transport_probe,
         ])

@@ -57,8 +57,13 @@ enum Cmd {
     ),
     Camera(Option<String>, Reply<Result<VideoState, CommandError>>),
     Screen(Option<String>, Reply<Result<VideoState, CommandError>>),
+    /// The verified peers changed: show it.
+    Refresh,
     Leave(Reply<()>),
 }
+
+/// The ids of the peers the user verified, shared between the app and its session.
+pub type Verified = std::sync::Arc<std::sync::RwLock<BTreeSet<String>>>;
 
 /// A stable colour for a peer, the same on every peer: a hue from a hash of its id.
 pub fn colour_of(peer: &str) -> String {
@@ -96,7 +101,7 @@ impl Session {
         devices: (Option<String>, Option<String>),
         ui: mpsc::Sender<UiEvent>,
         tiles: VideoTiles,
-        identity: &plenum::Identity,
+        (identity, verified): (&plenum::Identity, Verified),
     ) -> Result<Self, CommandError> {
         let bad = CommandError::bad_input;
         let config = RoomConfig::builder(req.room.trim(), req.name.trim())
@@ -126,6 +131,9 @@ impl Session {
             muted: None,
             video: false,
             screen: false,
+            path: None,
+            safety_code: None,
+            verified: false,
         };
         let joined = Joined {
             me: me.clone(),
@@ -138,6 +146,7 @@ impl Session {
         let (cmds, cmd_rx) = mpsc::channel(256);
         room.set_video_sink(Some(tiles.sink()));
         let mut task = Task::new(room, me, ui, tiles)?;
+        task.verified = verified;
         (task.microphone, task.speaker) = devices;
         tokio::spawn(task.run(events, cmd_rx));
         Ok(Self { cmds, joined })
@@ -238,6 +247,12 @@ impl Session {
         self.call(|r| Cmd::Screen(target, r)).await?
     }
 
+    /// Shows the verified peers again (after the user marked one).
+    pub async fn refresh(&self) {
+        // A session that ended has nothing to show.
+        let _ = self.cmds.send(Cmd::Refresh).await;
+    }
+
     /// Leaves the room: says goodbye to every peer and the server.
     pub async fn leave(self) {
         // Already gone is as good as left.
@@ -258,6 +273,8 @@ struct Task {
     peers: BTreeMap<PeerId, PeerView>,
     /// Peers whose link has opened at least once: when it is down they are reconnecting.
     linked: BTreeSet<PeerId>,
+    /// Peers the user verified (shared with the app, which keeps them in the prefs).
+    verified: Verified,
     signaling: bool,
     last_roster: Vec<PeerView>,
     last_status: (bool, Vec<String>),
@@ -292,6 +309,7 @@ impl Task {
             limiter: CursorLimiter::new(CursorLimiter::DEFAULT_INTERVAL),
             peers: BTreeMap::new(),
             linked: BTreeSet::new(),
+            verified: Verified::default(),
             signaling: true,
             last_roster: Vec::new(),
             last_status: (true, Vec::new()),
@@ -577,6 +595,7 @@ impl Task {
                 self.emit_roster().await;
                 let _ = reply.send(result);
             }
+            Cmd::Refresh => self.refresh().await,
             Cmd::Screen(target, reply) => {
                 let open = target.map(|target| move || open_screen(target));
                 let result = self.set_video(Content::Screen, open).await;
@@ -664,6 +683,11 @@ impl Task {
             RoomEvent::Error(RoomError::SignalingLost(reason)) => {
                 warn!(%reason, "signaling connection lost");
                 self.signaling = false;
+                self.emit_status().await;
+            }
+            RoomEvent::LinkDown { peer } | RoomEvent::LinkUp { peer } => {
+                info!(peer = %peer.short(), "link down or back");
+                self.refresh().await;
                 self.emit_status().await;
             }
             RoomEvent::SignalingResumed => {
@@ -848,8 +872,17 @@ impl Task {
                     muted: None,
                     video: false,
                     screen: false,
+                    path: None,
+                    safety_code: None,
+                    verified: false,
                 });
             view.state = state;
+            view.path = info.path.map(|p| p.as_str().to_owned());
+            view.verified = self
+                .verified
+                .read()
+                .is_ok_and(|v| v.contains(info.peer.as_str()));
+            view.safety_code = info.safety_code;
             if state != PeerState::Connected {
                 view.rtt_ms = None;
             }

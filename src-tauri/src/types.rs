@@ -67,6 +67,9 @@ pub struct Prefs {
     pub microphone: Option<String>,
     /// The speaker chosen (`null`: the default).
     pub speaker: Option<String>,
+    /// Peers whose safety code the user compared and marked verified (their ids, which
+    /// their keys derive).
+    pub verified: Vec<String>,
 }
 
 /// A signaling server and room read from an invite link.
@@ -113,6 +116,13 @@ pub struct PeerView {
     pub video: bool,
     /// Whether it shares a screen (its pictures come to the tile `ID/screen`).
     pub screen: bool,
+    /// The link's path once connected: `host`, `srflx` or `relay`.
+    pub path: Option<String>,
+    /// The safety code of our two keys (the same on both sides; compare it aloud), once
+    /// the peer has proven its key.
+    pub safety_code: Option<String>,
+    /// Whether the user marked this peer verified (now or in an earlier call).
+    pub verified: bool,
 }
 
 /// The size a tile's video is shown at, in device pixels.

@@ -488,3 +488,76 @@ fn tile(peer: &str) -> plenum_app::types::TileSize {
         height: 180,
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safety_codes_match_across_peers_and_verification_is_remembered() {
+    let server = server().await;
+    let mut a = peer("verify-a", Args::default());
+    let mut b = peer("verify-b", Args::default());
+    let me_a = a
+        .app
+        .join(req(&server.url(), "v", "Ada"))
+        .await
+        .unwrap()
+        .me
+        .id;
+    let me_b = b
+        .app
+        .join(req(&server.url(), "v", "Bob"))
+        .await
+        .unwrap()
+        .me
+        .id;
+    let code_of = |e: &UiEvent, id: &str| match e {
+        UiEvent::Roster { peers } => peers
+            .iter()
+            .find(|p| p.id == id && p.state == PeerState::Connected)
+            .and_then(|p| p.safety_code.clone()),
+        _ => None,
+    };
+    let seen_a = a
+        .expect("Bob's code", |e| code_of(e, &me_b).is_some())
+        .await;
+    let seen_b = b
+        .expect("Ada's code", |e| code_of(e, &me_a).is_some())
+        .await;
+    let code = code_of(&seen_a, &me_b).unwrap();
+    assert_eq!(
+        Some(code.clone()),
+        code_of(&seen_b, &me_a),
+        "one code on both sides"
+    );
+    assert_eq!(code.len(), 23);
+
+    // Marking Bob verified shows at once and is kept in the prefs.
+    a.app.set_verified(me_b.clone(), true).await.unwrap();
+    a.expect("Bob verified", |e| {
+        matches!(e, UiEvent::Roster { peers } if peers.iter().any(|p| p.id == me_b && p.verified))
+    })
+    .await;
+    assert_eq!(a.app.prefs().verified, vec![me_b.clone()]);
+    assert!(matches!(
+        err(a.app.set_verified("not an id".into(), true).await),
+        ErrorKind::BadInput
+    ));
+
+    // The same identity comes back in a later call (the key lives in the config
+    // directory), still verified on Ada's side.
+    b.app.leave().await;
+    let again = b
+        .app
+        .join(req(&server.url(), "v", "Bob"))
+        .await
+        .unwrap()
+        .me
+        .id;
+    assert_eq!(again, me_b, "the app keeps its key: the same id");
+    a.expect("Bob back, still verified", |e| {
+        matches!(e, UiEvent::Roster { peers } if peers.iter().any(|p| p.id == me_b && p.verified && p.state == PeerState::Connected))
+    })
+    .await;
+    a.app.set_verified(me_b.clone(), false).await.unwrap();
+    assert!(a.app.prefs().verified.is_empty());
+    a.app.leave().await;
+    b.app.leave().await;
+}

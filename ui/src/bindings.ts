@@ -85,7 +85,12 @@ microphone: string | null,
 /**
  * The speaker chosen (`null`: the default).
  */
-speaker: string | null, };
+speaker: string | null, 
+/**
+ * Peers whose safety code the user compared and marked verified (their ids, which
+ * their keys derive).
+ */
+verified: Array<string>, };
 
 export type InviteView = { 
 /**
@@ -135,7 +140,20 @@ video: boolean,
 /**
  * Whether it shares a screen (its pictures come to the tile `ID/screen`).
  */
-screen: boolean, };
+screen: boolean, 
+/**
+ * The link's path once connected: `host`, `srflx` or `relay`.
+ */
+path: string | null, 
+/**
+ * The safety code of our two keys (the same on both sides; compare it aloud), once
+ * the peer has proven its key.
+ */
+safety_code: string | null, 
+/**
+ * Whether the user marked this peer verified (now or in an earlier call).
+ */
+verified: boolean, };
 
 export type ChatLine = { 
 /**
@@ -454,6 +472,7 @@ export type Command =
   | "video_devices"
   | "set_camera"
   | "share_screen"
+  | "set_verified"
   | "picture_socket"
   | "transport_probe";
 

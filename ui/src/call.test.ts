@@ -6,8 +6,8 @@ import { EVENT } from "./bindings";
 import { CallView } from "./call";
 import { api, onEvent } from "./ipc";
 
-const me: PeerView = { id: "me1", name: "Carol", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false, screen: false };
-const ada: PeerView = { id: "ada1", name: "Ada", state: "connected", rtt_ms: 0.4, colour: "hsl(200, 70%, 45%)", speaking: false, muted: null, video: false, screen: false };
+const me: PeerView = { id: "me1", name: "Carol", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false };
+const ada: PeerView = { id: "ada1", name: "Ada", state: "connected", rtt_ms: 0.4, colour: "hsl(200, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false };
 const joined: Joined = { me, room: "standup", server: "ws://127.0.0.1:1", invite: "plenum://join?server=ws%3A%2F%2F127.0.0.1%3A1&room=standup", hosting: false };
 
 let calls: Array<[string, unknown]>;
@@ -245,6 +245,18 @@ describe("CallView", () => {
     call.handle({ type: "roster", peers: [me, { ...ada, video: true }] });
     expect(tiles.dataset.layout).toBe("grid");
     expect(layout.hidden).toBe(true);
+    call.close();
+  });
+
+  it("shows the safety code of a peer and marks it verified", async () => {
+    const { call } = view();
+    call.handle({ type: "roster", peers: [me, { ...ada, safety_code: "12345 67890 11111 22222" }] });
+    (document.querySelector(".tile[data-peer='ada1'] .tile-safety") as HTMLElement).click();
+    expect((document.getElementById("safety") as HTMLElement).hidden).toBe(false);
+    expect(document.getElementById("safety-code")?.textContent).toBe("12345 67890 11111 22222");
+    (document.getElementById("safety-verify") as HTMLElement).click();
+    await vi.waitFor(() => expect(calls).toContainEqual(["set_verified", { peer: "ada1", verified: true }]));
+    await vi.waitFor(() => expect((document.getElementById("safety") as HTMLElement).hidden).toBe(true));
     call.close();
   });
 });

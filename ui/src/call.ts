@@ -56,6 +56,7 @@ export class CallView {
   private shareButton: HTMLButtonElement;
   private layoutButton: HTMLButtonElement;
   private sharePicker: HTMLElement;
+  private safety: HTMLElement;
   /** The camera chosen in the settings (`null`: the default). */
   private camera: string | null = null;
   private settings: HTMLElement;
@@ -143,6 +144,11 @@ export class CallView {
     this.confirm = h("div", { class: "overlay", hidden: true });
     this.settings = h("div", { class: "overlay", id: "settings", hidden: true });
     this.sharePicker = h("div", { class: "overlay", id: "share-picker", hidden: true });
+    this.safety = h("div", { class: "overlay", id: "safety", hidden: true });
+    this.tiles.element.addEventListener("click", (e) => {
+      const button = (e.target as HTMLElement).closest(".tile-safety") as HTMLElement | null;
+      if (button?.dataset.peer) this.showSafety(button.dataset.peer);
+    });
     this.toast = h("div", { class: "toast", id: "toast", role: "alert", hidden: true });
 
     this.element = h(
@@ -156,6 +162,7 @@ export class CallView {
       this.confirm,
       this.settings,
       this.sharePicker,
+      this.safety,
       this.toast,
     );
     modeButton.textContent = "Participants";
@@ -255,6 +262,35 @@ export class CallView {
     close.addEventListener("click", () => (el.hidden = true));
     el.addEventListener("click", (e) => e.target === el && (el.hidden = true));
     return el;
+  }
+
+  /** The safety code shared with `peer`: compare it aloud, then mark the peer verified. */
+  showSafety(peerId: string): void {
+    const peer = this.roster.get(peerId);
+    if (!peer?.safety_code) return;
+    const toggle = h("button", { class: "btn primary", id: "safety-verify", type: "button" }, peer.verified ? "Remove verification" : "Mark as verified");
+    const close = h("button", { class: "btn", id: "safety-close", type: "button" }, "Close");
+    const dialog = h(
+      "div",
+      { class: "dialog", role: "dialog", "aria-label": "Safety code" },
+      h("h2", {}, `Safety code with ${peer.name}`),
+      h("p", {}, `Read these numbers to ${peer.name} on a channel you trust (in person, or a call you recognise their voice on). If they see the same, nobody is between you.`),
+      h("div", { class: "safety-code", id: "safety-code" }, peer.safety_code),
+      h("p", {}, peer.verified ? "You marked this person verified." : "Not verified yet."),
+      h("div", { class: "dialog-actions" }, close, toggle),
+    );
+    this.safety.replaceChildren(dialog);
+    close.addEventListener("click", () => (this.safety.hidden = true));
+    this.safety.onclick = (e) => e.target === this.safety && (this.safety.hidden = true);
+    toggle.addEventListener("click", async () => {
+      try {
+        await this.api.setVerified(peer.id, !peer.verified);
+        this.safety.hidden = true;
+      } catch (e) {
+        this.notify(String((e as { message?: string }).message ?? e));
+      }
+    });
+    this.safety.hidden = false;
   }
 
   private buildInvite(): HTMLElement {
@@ -578,7 +614,7 @@ export class CallView {
 
   private key(e: KeyboardEvent): void {
     if (e.key === "Escape") {
-      for (const el of [this.help, this.invite, this.confirm, this.settings, this.sharePicker]) el.hidden = true;
+      for (const el of [this.help, this.invite, this.confirm, this.settings, this.sharePicker, this.safety]) el.hidden = true;
       if (isTyping(e)) (e.target as HTMLElement).blur();
       return;
     }

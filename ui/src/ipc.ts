@@ -63,6 +63,7 @@ export const api = {
   setCamera: (camera: string | null) => call<VideoState>("set_camera", { camera }),
   /** A monitor or `window:ID` starts sharing; `null` stops. */
   shareScreen: (target: string | null) => call<VideoState>("share_screen", { target }),
+  setVerified: (peer: string, verified: boolean) => call<null>("set_verified", { peer, verified }),
   /** Pictures arrive as raw bytes on a channel, never as JSON events. */
   videoSubscribe: (onPicture: (buffer: ArrayBuffer) => void) => {
     const channel = new Channel<ArrayBuffer>();

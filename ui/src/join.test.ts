@@ -5,13 +5,13 @@ import { api } from "./ipc";
 import { joinScreen } from "./join";
 
 const joined: Joined = {
-  me: { id: "me1", name: "Ada", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false, screen: false },
+  me: { id: "me1", name: "Ada", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false },
   room: "r",
   server: "ws://h:1",
   invite: "plenum://join?server=ws%3A%2F%2Fh%3A1&room=r",
   hosting: false,
 };
-const prefs: Prefs = { name: "Ada", server: "ws://h:1", recent: [{ server: "ws://old:2", room: "retro" }], microphone: null, speaker: null };
+const prefs: Prefs = { name: "Ada", server: "ws://h:1", recent: [{ server: "ws://old:2", room: "retro" }], microphone: null, speaker: null, verified: [] };
 
 afterEach(() => clearMocks());
 

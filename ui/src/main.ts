@@ -19,7 +19,7 @@ function openLink(href: string): void {
 }
 
 async function showJoin(prefill: Partial<JoinRequest> = {}, notice: string | null = null): Promise<void> {
-  const prefs = await api.prefs().catch(() => ({ name: "", server: "", recent: [], microphone: null, speaker: null }));
+  const prefs = await api.prefs().catch(() => ({ name: "", server: "", recent: [], microphone: null, speaker: null, verified: [] }));
   clear(root);
   root.appendChild(joinScreen(api, prefs, prefill, notice, enterCall));
   (document.getElementById(prefs.name || prefill.name ? "join-room" : "join-name") as HTMLInputElement | null)?.focus();

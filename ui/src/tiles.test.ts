@@ -12,6 +12,9 @@ const peer = (id: string, state: PeerView["state"] = "connected", rtt_ms: number
   muted: null,
   video: false,
   screen: false,
+  path: null,
+  safety_code: null,
+  verified: false,
 });
 
 describe("tiles", () => {
@@ -131,5 +134,19 @@ describe("shared screens", () => {
     tiles.update([{ ...peer("me", "me", null), video: true, screen: true }, { ...peer("a"), video: true }]);
     const mirrored = (key: string) => tiles.element.querySelector<HTMLElement>(`.tile[data-peer='${key}']`)?.dataset.mirrored;
     expect([mirrored("me"), mirrored("me/screen"), mirrored("a")]).toEqual(["true", "false", "false"]);
+  });
+
+  it("marks relayed links and shows the safety button once a peer proved its key", () => {
+    const t = new Tiles();
+    t.update([peer("me", "me", null), { ...peer("a"), path: "relay", safety_code: "12345 67890 11111 22222", verified: true }, peer("b")]);
+    const part = (id: string, css: string) => t.element.querySelector(`.tile[data-peer='${id}'] ${css}`) as HTMLElement;
+    expect(part("a", ".tile-path").hidden).toBe(false);
+    expect(part("b", ".tile-path").hidden).toBe(true);
+    expect(part("a", ".tile-safety").hidden).toBe(false);
+    expect(part("a", ".tile-safety").dataset.verified).toBe("true");
+    expect(part("b", ".tile-safety").hidden).toBe(true);
+    t.update([peer("me", "me", null), { ...peer("a"), path: "host", safety_code: "12345 67890 11111 22222", verified: false }]);
+    expect(part("a", ".tile-path").hidden).toBe(true);
+    expect(part("a", ".tile-safety").dataset.verified).toBe("false");
   });
 });

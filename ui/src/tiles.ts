@@ -165,7 +165,9 @@ export class Tiles {
           { class: "tile-bar" },
           h("span", { class: "tile-name" }),
           h("span", { class: "tile-state" }, h("i", { class: "dot" }), h("span", { class: "tile-state-text" })),
+          h("span", { class: "tile-path", title: "Relayed through a TURN server" }, "relay"),
           h("span", { class: "tile-rtt", title: "Round-trip time" }),
+          h("button", { class: "tile-safety", type: "button", title: "Safety code", "aria-label": "Safety code" }, "🛡"),
           h("span", { class: "tile-muted", title: "Microphone muted", "aria-label": "Microphone muted" }, mutedIcon()),
         ),
       );
@@ -185,5 +187,11 @@ export class Tiles {
     set(".tile-rtt", rtt);
     part(".tile-rtt").hidden = rtt === "";
     part(".tile-muted").hidden = screen || peer.muted !== true;
+    part(".tile-path").hidden = screen || peer.path !== "relay";
+    const safety = part(".tile-safety");
+    safety.hidden = screen || peer.safety_code === null;
+    safety.dataset.peer = peer.id;
+    safety.dataset.verified = String(peer.verified);
+    safety.title = peer.verified ? "Verified: you compared the safety code" : "Safety code (not verified)";
   }
 }

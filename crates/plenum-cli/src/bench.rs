@@ -24,6 +24,8 @@ pub(crate) enum BenchCommand {
     Video(crate::bench_video::VideoArgs),
     /// Signaling restarts: time until every peer resumed; the cost of identity checks.
     Resume(crate::bench_resume::ResumeArgs),
+    /// A TURN-relayed link against a direct one: round trip and throughput.
+    Turn(crate::bench_turn::TurnArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +64,11 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Audio(args) => {
             let figures = crate::bench_audio::audio(&args).await?;
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+            Ok(())
+        }
+        BenchCommand::Turn(args) => {
+            let figures = crate::bench_turn::turn(&args).await?;
             println!("{}", serde_json::to_string_pretty(&figures)?);
             Ok(())
         }
@@ -266,9 +273,18 @@ async fn rooms(args: &RoomsArgs) -> anyhow::Result<Value> {
 }
 
 async fn throughput(url: &str, megabytes: usize) -> anyhow::Result<Value> {
+    let config = |name: &str| loopback_peer(url, "bulk", name);
+    throughput_with(config, megabytes).await
+}
+
+/// Pushes `megabytes` from one new peer to another, both made by `config(name)`.
+pub(crate) async fn throughput_with(
+    config: impl Fn(&str) -> anyhow::Result<RoomConfig>,
+    megabytes: usize,
+) -> anyhow::Result<Value> {
     const CHUNK: usize = 64 * 1024;
-    let (rx_room, mut rx_events) = Room::join(loopback_peer(url, "bulk", "sink")?).await?;
-    let (tx_room, mut tx_events) = Room::join(loopback_peer(url, "bulk", "source")?).await?;
+    let (rx_room, mut rx_events) = Room::join(config("sink")?).await?;
+    let (tx_room, mut tx_events) = Room::join(config("source")?).await?;
     let sink: PeerId = wait_for(&mut tx_events, "sink link", |e| match e {
         RoomEvent::PeerJoin { peer, .. } => Some(peer),
         _ => None,

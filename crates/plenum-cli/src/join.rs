@@ -474,6 +474,12 @@ fn print_event(out: &Out, event: RoomEvent) {
         RoomEvent::SignalingResumed => out.event(json!({"event": "signaling_resumed"}), || {
             "* signaling connection back; session resumed".into()
         }),
+        RoomEvent::LinkDown { peer } => out.event(json!({"event": "link_down", "peer": peer}), || {
+            format!("* link to {peer} down; reconnecting")
+        }),
+        RoomEvent::LinkUp { peer } => out.event(json!({"event": "link_up", "peer": peer}), || {
+            format!("* link to {peer} back")
+        }),
         other => tracing::debug!(?other, "unprinted event"),
     }
 }

@@ -5,6 +5,7 @@ mod bench;
 mod bench_audio;
 mod bench_board;
 mod bench_resume;
+mod bench_turn;
 mod bench_video;
 mod devices;
 mod join;

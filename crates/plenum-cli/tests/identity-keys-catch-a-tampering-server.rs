@@ -127,6 +127,22 @@ fn a_server_that_swaps_fingerprints_is_refused_by_both_peers() {
     );
 }
 
+/// The next text frame as JSON, within 5 s.
+async fn next_text<S>(ws: &mut S, what: &str) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                return serde_json::from_str(t.as_str()).expect("json");
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no {what}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn a_join_with_someone_elses_key_fails_the_challenge() {
     let server = serve(&[]);
@@ -138,13 +154,7 @@ fn a_join_with_someone_elses_key_fails_the_challenge() {
         let (mut ws, _) = tokio_tungstenite::connect_async(&server.url)
             .await
             .expect("connect");
-        let hello: Value = loop {
-            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
-                Ok(Some(Ok(Message::Text(t)))) => break serde_json::from_str(t.as_str()).unwrap(),
-                Ok(Some(Ok(_))) => continue,
-                other => panic!("no hello: {other:?}"),
-            }
-        };
+        let hello = next_text(&mut ws, "hello").await;
         assert_eq!(hello["type"], "hello");
         let challenge = hello["challenge"].as_str().expect("challenge");
         use plenum_proto::identity::{Identity, join_message};
@@ -158,13 +168,7 @@ fn a_join_with_someone_elses_key_fails_the_challenge() {
         ws.send(Message::text(join.to_string()))
             .await
             .expect("send");
-        let refusal: Value = loop {
-            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
-                Ok(Some(Ok(Message::Text(t)))) => break serde_json::from_str(t.as_str()).unwrap(),
-                Ok(Some(Ok(_))) => continue,
-                other => panic!("no refusal: {other:?}"),
-            }
-        };
+        let refusal = next_text(&mut ws, "refusal").await;
         assert_eq!(refusal["code"], "bad_identity", "{refusal}");
         assert_eq!(refusal["fatal"], true);
     });

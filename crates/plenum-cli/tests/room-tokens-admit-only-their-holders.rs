@@ -13,20 +13,6 @@ use plenum_proto::{DisplayName, RoomName};
 
 const SECRET: &str = "0123456789abcdef-room-secret";
 
-struct SecretFile(std::path::PathBuf);
-
-impl Drop for SecretFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn secret_file(tag: &str, secret: &str) -> SecretFile {
-    let path = std::env::temp_dir().join(format!("plenum-{tag}-{}.secret", std::process::id()));
-    std::fs::write(&path, format!("{secret}\n")).expect("write secret");
-    SecretFile(path)
-}
-
 /// `plenum token ...`: its stdout, trimmed.
 fn mint(args: &[&str]) -> String {
     let out = std::process::Command::new(bin())
@@ -56,7 +42,7 @@ fn refused(url: &str, extra: &[&str], code: &str) {
 #[test]
 fn each_bad_token_is_refused_with_its_code_and_valid_ones_join() {
     let secret = secret_file("tokens", SECRET);
-    let path = secret.0.to_str().expect("utf-8");
+    let path = secret.path();
     let server = serve(&["--token-secret-file", path]);
     let room = RoomName::new("standup").unwrap();
     let name = DisplayName::new("Ada").unwrap();

@@ -73,20 +73,6 @@ fn coturn() -> Coturn {
     }
 }
 
-struct TempFile(std::path::PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn secret_file(tag: &str, secret: &str) -> TempFile {
-    let path = std::env::temp_dir().join(format!("plenum-{tag}-{}.secret", std::process::id()));
-    std::fs::write(&path, secret).expect("write secret");
-    TempFile(path)
-}
-
 #[test]
 fn relay_only_peers_link_through_coturn_with_credentials_from_the_server() {
     let turn = coturn();
@@ -95,7 +81,7 @@ fn relay_only_peers_link_through_coturn_with_credentials_from_the_server() {
         "--turn-url",
         &turn.url,
         "--turn-secret-file",
-        secret.0.to_str().expect("utf-8"),
+        secret.path(),
         "--turn-ttl",
         "600",
     ]);
@@ -134,12 +120,7 @@ fn wrong_or_expired_turn_credentials_fail_clearly() {
     let turn = coturn();
     // The server's secret is not coturn's.
     let wrong = secret_file("turn-wrong", "not-the-coturn-secret-at-all");
-    let server = serve(&[
-        "--turn-url",
-        &turn.url,
-        "--turn-secret-file",
-        wrong.0.to_str().expect("utf-8"),
-    ]);
+    let server = serve(&["--turn-url", &turn.url, "--turn-secret-file", wrong.path()]);
     let mut a = join(&server.url, "bad-turn", "a", &["--ice-transport", "relay"]);
     let mut b = join(&server.url, "bad-turn", "b", &["--ice-transport", "relay"]);
     for p in [&mut a, &mut b] {

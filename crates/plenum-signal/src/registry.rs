@@ -184,6 +184,8 @@ struct Conn {
     bucket: Bucket,
     member: Option<(RoomName, PeerId)>,
     challenge: String,
+    /// Being closed (left, refused, or replaced by a resumed session): no join deadline.
+    closing: bool,
 }
 
 #[derive(Debug)]
@@ -191,7 +193,7 @@ struct Member {
     /// Its connection; `None` while it is away (dropped, within the resume grace).
     conn: Option<ConnId>,
     name: DisplayName,
-    publish: bool,
+    grants: Grants,
     /// The token that resumes this session.
     resume: String,
     /// When an away member is given up.
@@ -314,6 +316,7 @@ impl Registry {
                         bucket,
                         member: None,
                         challenge: challenge.clone(),
+                        closing: false,
                     },
                 );
                 self.send(
@@ -368,7 +371,7 @@ impl Registry {
                 let late: Vec<ConnId> = self
                     .conns
                     .iter()
-                    .filter(|(_, c)| c.member.is_none() && now >= c.opened + deadline)
+                    .filter(|(_, c)| c.member.is_none() && !c.closing && now >= c.opened + deadline)
                     .map(|(id, _)| *id)
                     .collect();
                 for conn in late {
@@ -405,7 +408,7 @@ impl Registry {
         let joins = self
             .conns
             .values()
-            .filter(|c| c.member.is_none())
+            .filter(|c| c.member.is_none() && !c.closing)
             .map(|c| c.opened + self.config.join_timeout);
         let resumes = self
             .rooms
@@ -428,6 +431,9 @@ impl Registry {
         self.send(conn, ServerToClient::error(code, message, fatal));
         if fatal {
             self.outputs.push_back(Output::Close { conn });
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.closing = true;
+            }
             // The shell reports Closed when the socket is gone; membership ends now.
             if let Some(c) = self.conns.get_mut(&conn)
                 && let Some((room, peer)) = c.member.take()
@@ -501,6 +507,7 @@ impl Registry {
             (ClientToServer::Leave {}, Some((room, peer))) => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.member = None;
+                    c.closing = true;
                 }
                 self.remove_member(&room, &peer);
                 self.outputs.push_back(Output::Close { conn });
@@ -574,10 +581,9 @@ impl Registry {
                 return self.refuse(conn, ErrorCode::BadIdentity, msg, true);
             }
         };
-        // A session resumed by its token was admitted before: it takes its own place back.
-        if let Some(resume) = resume
-            && self.resume(conn, &room_name, &peer, &resume)
-        {
+        // A session resumed by its token, or one whose connection dropped (its key just
+        // proved it is the same peer), was admitted before: it takes its own place back.
+        if self.take_place(conn, &room_name, &peer, resume.as_deref()) {
             return;
         }
         let (name, grants) = match self.check_token(token.as_deref(), &room_name, name) {
@@ -641,7 +647,7 @@ impl Registry {
             Member {
                 conn: Some(conn),
                 name: name.clone(),
-                publish,
+                grants,
                 resume: resume.clone(),
                 away_until: None,
             },
@@ -692,23 +698,34 @@ impl Registry {
         }
     }
 
-    /// Puts `conn` in the place of `peer`'s session if `resume` is its token. The others
-    /// see nothing; an older connection still holding the session is closed.
-    fn resume(&mut self, conn: ConnId, room_name: &RoomName, peer: &PeerId, resume: &str) -> bool {
+    /// Puts `conn` in the place of `peer`'s session if that session is away (its connection
+    /// dropped) or `resume` is its token (its connection may be half-open: it is closed).
+    /// The others see nothing. The caller has checked the key.
+    fn take_place(
+        &mut self,
+        conn: ConnId,
+        room_name: &RoomName,
+        peer: &PeerId,
+        resume: Option<&str>,
+    ) -> bool {
         let Some(member) = self
             .rooms
             .get_mut(room_name)
             .and_then(|r| r.members.get_mut(peer))
-            .filter(|m| bool::from(m.resume.as_bytes().ct_eq(resume.as_bytes())))
+            .filter(|m| {
+                m.conn.is_none()
+                    || resume.is_some_and(|r| bool::from(m.resume.as_bytes().ct_eq(r.as_bytes())))
+            })
         else {
             return false;
         };
         let old = member.conn.replace(conn);
         member.away_until = None;
-        let publish = member.publish;
+        let grants = member.grants;
         if let Some(old) = old.filter(|o| *o != conn) {
             if let Some(c) = self.conns.get_mut(&old) {
                 c.member = None;
+                c.closing = true;
             }
             self.outputs.push_back(Output::Close { conn: old });
         }
@@ -716,10 +733,6 @@ impl Registry {
             c.member = Some((room_name.clone(), peer.clone()));
         }
         tracing::info!(room = %room_name, peer = peer.short(), "session resumed");
-        let grants = Grants {
-            publish,
-            ..Grants::PARTICIPANT
-        };
         let fresh = self.random_token("resume");
         if let Some(m) = self
             .rooms
@@ -754,7 +767,7 @@ impl Registry {
             .map(|(p, m)| PeerSummary {
                 peer: p.clone(),
                 name: m.name.clone(),
-                publish: m.publish,
+                publish: m.grants.publish,
             })
             .collect();
         let peer_count = room.members.len().saturating_sub(1);

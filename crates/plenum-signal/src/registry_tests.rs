@@ -396,6 +396,7 @@ fn welcome_lists_a_bounded_sample() {
 enum Op {
     Open(u8),
     Join(u8, String, bool),
+    Resume(u8, String),
     Close(u8),
     Frame(u8, String),
     Refused(u8, usize),
@@ -419,6 +420,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (0u8..6).prop_map(Op::Open),
         (0u8..6, "[a-z]{1,2}", any::<bool>()).prop_map(|(c, r, p)| Op::Join(c, r, p)),
+        (0u8..6, "[a-z]{1,2}").prop_map(|(c, r)| Op::Resume(c, r)),
         (0u8..6).prop_map(Op::Close),
         (0u8..6, frame).prop_map(|(c, f)| Op::Frame(c, f)),
         (0u8..6, 0usize..200_000).prop_map(|(c, l)| Op::Refused(c, l)),
@@ -440,6 +442,19 @@ proptest! {
                     if let Some(ch) = hello_challenge(&drain(&mut reg), c.into()) {
                         challenges.insert(c.into(), ch);
                     }
+                }
+                Op::Resume(c, room) => {
+                    // Resume with the last token the registry issued for this identity.
+                    let challenge = challenges.get(&c.into()).cloned().unwrap_or_default();
+                    let peer = identity((c % 3).into()).peer_id();
+                    let token = reg
+                        .rooms
+                        .values()
+                        .find_map(|r| r.members.get(&peer).map(|m| m.resume.clone()))
+                        .unwrap_or_default();
+                    let extra = json!({"resume": token});
+                    let text = signed_join(&identity((c % 3).into()), &challenge, &room, extra);
+                    reg.handle_input(Input::Frame { conn: c.into(), text, now });
                 }
                 Op::Join(c, room, password) => {
                     let challenge = challenges.get(&c.into()).cloned().unwrap_or_default();
@@ -463,6 +478,15 @@ proptest! {
                 .map(|r| r.members.values().filter(|m| m.conn.is_some()).count())
                 .sum();
             let joined = reg.conns.values().filter(|c| c.member.is_some()).count();
+            for (name, room) in &reg.rooms {
+                for (peer, m) in &room.members {
+                    prop_assert_eq!(m.conn.is_none(), m.away_until.is_some());
+                    if let Some(c) = m.conn {
+                        let back = reg.conns.get(&c).and_then(|c| c.member.clone());
+                        prop_assert_eq!(back, Some((name.clone(), peer.clone())));
+                    }
+                }
+            }
             prop_assert!(reg.rooms.values().all(|r| !r.members.is_empty()));
             prop_assert_eq!(members, joined);
         }
@@ -544,7 +568,7 @@ fn a_session_resumes_with_its_token_and_the_others_see_nothing() {
     });
     assert!(sent_to(&drain(&mut w.reg), 2).is_empty());
     assert_eq!(w.reg.stats().peers, 2);
-    // Without the token, the same identity cannot join twice.
+    // Without the token, the same identity cannot join beside its live session.
     w.open(12);
     let text = signed_join(&identity(1), &w.challenges[&12], "r", json!({}));
     let out = w.frame(12, &text);
@@ -560,6 +584,56 @@ fn a_session_resumes_with_its_token_and_the_others_see_nothing() {
     let out = w.frame(13, &text);
     welcome_resume(&out, 13);
     assert!(out.contains(&Output::Close { conn: 11 }));
+}
+
+#[test]
+fn a_peer_whose_connection_dropped_takes_its_place_back_without_a_token() {
+    // A lost welcome (or an app relaunched within the grace) has no valid token; the key
+    // proof alone puts it back in its away session.
+    let mut w = World::new(RegistryConfig::default());
+    w.join(1, "r", None);
+    w.join(2, "r", None);
+    w.reg.handle_input(Input::Closed {
+        conn: 1,
+        now: w.now,
+    });
+    drain(&mut w.reg);
+    w.open(11);
+    let text = signed_join(
+        &identity(1),
+        &w.challenges[&11],
+        "r",
+        json!({"resume": "stale"}),
+    );
+    let out = w.frame(11, &text);
+    welcome_resume(&out, 11);
+    assert!(
+        sent_to(&out, 2).is_empty(),
+        "no leave, no join for the others"
+    );
+    assert_eq!(w.reg.stats().peers, 2);
+}
+
+#[test]
+fn a_replaced_connection_gets_no_join_deadline() {
+    let mut w = World::new(RegistryConfig::default());
+    let out = w.try_join(1, "r", json!({}));
+    let resume = welcome_resume(&out, 1);
+    w.now += Duration::from_secs(30);
+    w.open(11);
+    let text = signed_join(
+        &identity(1),
+        &w.challenges[&11],
+        "r",
+        json!({"resume": resume}),
+    );
+    let out = w.frame(11, &text);
+    assert!(out.contains(&Output::Close { conn: 1 }));
+    // Conn 1 is closing; its old open time must not make the next deadline "now".
+    let Output::Timeout(at) = w.reg.poll_output() else {
+        panic!()
+    };
+    assert!(at > w.now, "{at:?} vs {:?}", w.now);
 }
 
 #[test]

@@ -26,6 +26,18 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 const LINK_EVENT_QUEUE: usize = 1024;
 const LINK_DATA_QUEUE: usize = 1024;
 const PING_FORGET_AFTER: Duration = Duration::from_secs(10);
+/// How long an ICE restart may take before it is tried again.
+const RESTART_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long the side that does not start restarts waits for the other's before it starts
+/// one itself.
+const RESTART_GRACE: Duration = Duration::from_millis(750);
+/// How long after a restart (answered, or back) silence is not held against a link.
+const SCTP_CATCH_UP: Duration = Duration::from_secs(10);
+/// ICE restarts tried before a link is given up and made anew.
+const RESTART_TRIES: u32 = 3;
+/// How often restarts and our addresses are checked.
+const MAINTAIN_EVERY: Duration = Duration::from_millis(500);
+
 /// Signaling frames held while the server is away, sent when it is back (oldest dropped).
 const SIGNAL_BACKLOG: usize = 512;
 
@@ -76,6 +88,10 @@ pub(crate) struct Driver {
     viewers: BTreeSet<PeerId>,
     /// Peers' keys, proven by their signed descriptions.
     keys: HashMap<PeerId, PublicKey>,
+    /// Peers the server said left while our link to them was up: gone when the link goes.
+    server_gone: BTreeSet<PeerId>,
+    /// Our network addresses as last seen, to notice a network change.
+    addresses: crate::netwatch::Addresses,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<RoomEvent>,
     link_tx: mpsc::Sender<LinkEvent>,
@@ -156,6 +172,8 @@ impl Driver {
             base_ice,
             viewers,
             keys: HashMap::new(),
+            server_gone: BTreeSet::new(),
+            addresses: crate::netwatch::Addresses::now(),
             commands,
             events,
             link_tx,
@@ -206,8 +224,11 @@ impl Driver {
 
     pub(crate) async fn run(mut self) {
         self.drive_mesh().await;
+        let mut maintenance = tokio::time::interval(MAINTAIN_EVERY);
+        maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = maintenance.tick() => self.maintain().await,
                 command = self.commands.recv() => match command {
                     Some(Command::Leave { reply }) => {
                         self.leave().await;
@@ -370,6 +391,7 @@ impl Driver {
                     self.viewers.insert(peer.clone());
                 }
                 if peer != self.me {
+                    self.server_gone.remove(&peer);
                     self.roster.insert(peer.clone(), name);
                     self.mesh.handle_input(Input::PeerAppeared {
                         peer,
@@ -383,6 +405,7 @@ impl Driver {
                     // The server lost it, our link did not (its signaling dropped, or the
                     // server restarted): the link's heartbeat decides, a `bye` ends it.
                     tracing::info!(peer = peer.short(), "server says left; link still up");
+                    self.server_gone.insert(peer);
                     return;
                 }
                 self.roster.remove(&peer);
@@ -478,6 +501,14 @@ impl Driver {
     /// once, the polite one drops its own offer and answers; the impolite one ignores the
     /// colliding offer and waits for the answer to its own. Either way one link remains.
     async fn on_negotiation(&mut self, from: PeerId, payload: SignalPayload) {
+        if let SignalPayload::Offer { sdp, key, sig } = &payload
+            && self.links.get(&from).is_some_and(|l| l.same_session(sdp))
+        {
+            let (sdp, key, sig) = (sdp.clone(), key.clone(), sig.clone());
+            if verify_link("offer", &from, &self.me, &sdp, &key, &sig).is_ok() {
+                return self.renegotiate(from, sdp).await;
+            }
+        }
         let checked = match &payload {
             SignalPayload::Offer { sdp, key, sig } => Some(("offer", sdp, key, sig)),
             SignalPayload::Answer { sdp, key, sig } => Some(("answer", sdp, key, sig)),
@@ -508,37 +539,19 @@ impl Driver {
                     );
                     return;
                 }
-                let me = self.me.clone();
-                let Some(link) = self.new_link(&from).await else {
-                    return;
-                };
-                match link.answer(&me, sdp).await {
-                    Ok(sdp) => {
-                        let key = self.config.identity.public().encode();
-                        match sign_link(&self.config.identity, "answer", &from, &sdp) {
-                            Ok(sig) => {
-                                let answer = SignalPayload::Answer { sdp, key, sig };
-                                self.signal(&from, answer).await
-                            }
-                            Err(e) => {
-                                self.link_failed(&from, format!("cannot sign answer: {e}"))
-                                    .await
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        self.link_failed(&from, format!("cannot answer offer: {e}"))
-                            .await
-                    }
-                }
+                self.on_fresh_offer(from, sdp).await;
             }
             SignalPayload::Answer { sdp, .. } => {
                 let Some(link) = self.links.get_mut(&from).filter(|l| l.offering) else {
                     tracing::debug!(peer = from.short(), "answer without an offer; ignored");
                     return;
                 };
-                if let Err(e) = link.accept_answer(sdp).await {
-                    self.link_failed(&from, format!("bad answer: {e}")).await;
+                match link.accept_answer(sdp).await {
+                    Ok(()) if link.restarting.is_some() => {
+                        link.restart_answered = Some(Instant::now());
+                    }
+                    Ok(()) => {}
+                    Err(e) => self.link_failed(&from, format!("bad answer: {e}")).await,
                 }
             }
             SignalPayload::Candidate {
@@ -555,6 +568,79 @@ impl Driver {
                     };
                     link.add_candidate(init).await;
                 }
+            }
+        }
+    }
+
+    /// An offer for the connection we have (the far side restarts ICE): answered on it, so
+    /// data and media carry on where they were. Both restarting at once: the polite side
+    /// makes a new link instead, the impolite one waits for the answer to its own.
+    async fn renegotiate(&mut self, from: PeerId, sdp: String) {
+        let polite = self.me > from;
+        let me = self.me.clone();
+        let Some(link) = self.links.get_mut(&from) else {
+            return;
+        };
+        if link.offering {
+            if !polite {
+                tracing::debug!(peer = from.short(), "restart collision; keeping ours");
+                return;
+            }
+            tracing::debug!(peer = from.short(), "restart collision; making a new link");
+            return self.on_fresh_offer(from, sdp).await;
+        }
+        tracing::info!(peer = from.short(), "answering an ICE restart");
+        link.peer_restart = Some(Instant::now());
+        match link.answer(&me, sdp).await {
+            Ok(sdp) => self.send_answer(&from, sdp).await,
+            Err(e) => {
+                self.link_failed(&from, format!("cannot answer restart: {e}"))
+                    .await
+            }
+        }
+    }
+
+    /// Signs and sends our offer.
+    async fn send_offer(&mut self, to: &PeerId, sdp: String) {
+        let key = self.config.identity.public().encode();
+        match sign_link(&self.config.identity, "offer", to, &sdp) {
+            Ok(sig) => {
+                self.signal(to, SignalPayload::Offer { sdp, key, sig })
+                    .await
+            }
+            Err(e) => {
+                self.link_failed(to, format!("cannot sign offer: {e}"))
+                    .await
+            }
+        }
+    }
+
+    /// Signs and sends our answer.
+    async fn send_answer(&mut self, to: &PeerId, sdp: String) {
+        let key = self.config.identity.public().encode();
+        match sign_link(&self.config.identity, "answer", to, &sdp) {
+            Ok(sig) => {
+                let answer = SignalPayload::Answer { sdp, key, sig };
+                self.signal(to, answer).await
+            }
+            Err(e) => {
+                self.link_failed(to, format!("cannot sign answer: {e}"))
+                    .await
+            }
+        }
+    }
+
+    /// An offer that makes a new link (replacing any other).
+    async fn on_fresh_offer(&mut self, from: PeerId, sdp: String) {
+        let me = self.me.clone();
+        let Some(link) = self.new_link(&from).await else {
+            return;
+        };
+        match link.answer(&me, sdp).await {
+            Ok(sdp) => self.send_answer(&from, sdp).await,
+            Err(e) => {
+                self.link_failed(&from, format!("cannot answer offer: {e}"))
+                    .await
             }
         }
     }
@@ -586,15 +672,45 @@ impl Driver {
             LinkEventKind::State(state) => {
                 link.state = state;
                 tracing::debug!(peer = peer.short(), %state, "connection state");
-                if state == RTCPeerConnectionState::Connected {
-                    link.path = link.selected_path().await;
-                    tracing::info!(peer = peer.short(), path = ?link.path, "link connected");
-                }
-                if matches!(
-                    state,
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
-                ) {
-                    self.link_failed(&peer, format!("connection {state}")).await;
+                match state {
+                    RTCPeerConnectionState::Connected => {
+                        link.path = link.selected_path().await;
+                        link.restarting = None;
+                        link.peer_restart = None;
+                        link.restart_due = None;
+                        tracing::info!(peer = peer.short(), path = ?link.path, "link connected");
+                        if std::mem::take(&mut link.down) {
+                            self.link_back(&peer).await;
+                        }
+                    }
+                    RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed
+                        if link.open =>
+                    {
+                        // The path is gone, the session is not: restart ICE before giving
+                        // up. One side starts it (the smaller id), the other answers.
+                        let first = !std::mem::replace(&mut link.down, true);
+                        let answering = link
+                            .peer_restart
+                            .is_some_and(|at| at.elapsed() < RESTART_TIMEOUT);
+                        let idle = link.restarting.is_none() && !answering;
+                        let ours = self.me < peer && idle;
+                        if idle && !ours && link.restart_due.is_none() {
+                            // The far side may not notice (it may still hear us): if its
+                            // restart does not come soon, start one ourselves.
+                            link.restart_due = Some(Instant::now() + RESTART_GRACE);
+                        }
+                        if first {
+                            tracing::info!(peer = peer.short(), %state, "link down");
+                            self.emit(RoomEvent::LinkDown { peer: peer.clone() }).await;
+                        }
+                        if ours {
+                            self.restart(&peer).await;
+                        }
+                    }
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                        self.link_failed(&peer, format!("connection {state}")).await;
+                    }
+                    _ => {}
                 }
             }
             LinkEventKind::Channel(channel) => {
@@ -655,6 +771,128 @@ impl Driver {
             LinkEventKind::Closed => {
                 link.open = false;
                 self.mesh.handle_input(Input::LinkDown { peer, now });
+            }
+        }
+    }
+
+    /// Starts (or retries) an ICE restart of the link to `peer`: new ICE credentials on the
+    /// same connection, the offer signed and sent through signaling (held until the server
+    /// is back if it is away).
+    async fn restart(&mut self, peer: &PeerId) {
+        let Some(link) = self.links.get_mut(peer) else {
+            return;
+        };
+        let tries = link.restarting.map_or(0, |(_, n)| n) + 1;
+        link.restarting = Some((Instant::now(), tries));
+        tracing::info!(peer = peer.short(), tries, "ICE restart");
+        match link.restart_offer().await {
+            Ok(sdp) => self.send_offer(peer, sdp).await,
+            Err(e) => {
+                self.link_failed(peer, format!("cannot restart ICE: {e}"))
+                    .await
+            }
+        }
+    }
+
+    /// A link that was down is connected again: report it and send keyframes so that the
+    /// far side's video resumes at once.
+    async fn link_back(&mut self, peer: &PeerId) {
+        let Some(link) = self.links.get(peer) else {
+            return;
+        };
+        for track in [&link.video, &link.screen].into_iter().flatten() {
+            if self
+                .video
+                .keyframes
+                .try_send((peer.clone(), track.ssrc))
+                .is_err()
+            {
+                tracing::trace!("keyframe request already pending");
+            }
+        }
+        tracing::info!(peer = peer.short(), path = ?link.path, "link back");
+        if let Some(link) = self.links.get_mut(peer) {
+            link.back_at = Some(Instant::now());
+        }
+        self.emit(RoomEvent::LinkUp { peer: peer.clone() }).await;
+    }
+
+    /// Every half second: restarts that did not finish are retried (three tries, then the
+    /// link is given up and made anew), and a change of our addresses restarts every link
+    /// and the signaling connection at once instead of waiting for them to go silent.
+    async fn maintain(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PeerId> = self
+            .links
+            .iter_mut()
+            .filter(|(_, l)| l.restart_due.is_some_and(|t| now >= t))
+            .filter_map(|(p, l)| {
+                l.restart_due = None;
+                let answering = l
+                    .peer_restart
+                    .is_some_and(|at| now.duration_since(at) < RESTART_TIMEOUT);
+                (l.down && l.restarting.is_none() && !answering).then(|| p.clone())
+            })
+            .collect();
+        for peer in due {
+            self.restart(&peer).await;
+        }
+        // A link whose restart the far side took part in is alive even while nothing
+        // arrives: SCTP retransmits on its backed-off timer (up to several seconds after
+        // the path returns). The heartbeat must not give it up meanwhile. A peer that died
+        // answers no restart, and the heartbeat catches it as before.
+        let shielded: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| {
+                [l.restart_answered, l.peer_restart, l.back_at]
+                    .into_iter()
+                    .flatten()
+                    .any(|at| now.duration_since(at) < SCTP_CATCH_UP)
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in shielded {
+            self.mesh.handle_input(Input::Heard { peer, now });
+        }
+        let stalled: Vec<(PeerId, u32)> = self
+            .links
+            .iter()
+            .filter_map(|(p, l)| match l.restarting {
+                Some((at, tries)) if now.duration_since(at) > RESTART_TIMEOUT => {
+                    Some((p.clone(), tries))
+                }
+                _ => None,
+            })
+            .collect();
+        for (peer, tries) in stalled {
+            if tries >= RESTART_TRIES {
+                self.link_failed(&peer, format!("{tries} ICE restarts did not bring it back"))
+                    .await;
+            } else {
+                self.restart(&peer).await;
+            }
+        }
+        if self.addresses.changed() {
+            tracing::info!("local addresses changed; restarting links and signaling");
+            // Signaling first: its connection may be bound to the address that went away,
+            // and the restart offers must wait for the new one, not vanish into the old.
+            if self.signal.take().is_some() {
+                self.signaling_lost("local addresses changed".into()).await;
+            }
+            let open: Vec<PeerId> = self
+                .links
+                .iter()
+                .filter(|(_, l)| l.open)
+                .map(|(p, _)| p.clone())
+                .collect();
+            for peer in open {
+                if let Some(link) = self.links.get_mut(&peer)
+                    && !std::mem::replace(&mut link.down, true)
+                {
+                    self.emit(RoomEvent::LinkDown { peer: peer.clone() }).await;
+                }
+                self.restart(&peer).await;
             }
         }
     }
@@ -848,6 +1086,7 @@ impl Driver {
                     .map(|(peer, name)| {
                         let state = match self.links.get(peer) {
                             None => LinkState::Waiting,
+                            Some(l) if l.open && l.down => LinkState::Disconnected,
                             Some(l) if l.open => LinkState::Connected,
                             Some(l) => match l.state {
                                 RTCPeerConnectionState::Failed => LinkState::Failed,
@@ -969,6 +1208,15 @@ impl Driver {
         if let Some(link) = self.links.remove(peer) {
             link.close();
             self.audio_down(peer).await;
+        }
+        if self.server_gone.remove(peer) {
+            // The server told us it left; with the link gone too, it is gone.
+            self.roster.remove(peer);
+            self.pending.remove(peer);
+            self.mesh.handle_input(Input::PeerGone {
+                peer: peer.clone(),
+                now: Instant::now(),
+            });
         }
         if reason != DropReason::Left && reason != DropReason::Failed {
             let reason = match reason {

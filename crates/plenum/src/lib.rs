@@ -34,6 +34,7 @@ mod config;
 mod driver;
 mod invite;
 mod link;
+mod netwatch;
 mod outbound;
 mod reassembly;
 mod room;

@@ -56,6 +56,13 @@ pub(crate) const SCTP_MAX_MESSAGE: u32 = 1024 * 1024;
 const SEND_BUFFER_LIMIT: usize = 4 * 1024 * 1024;
 /// Envelopes queued per link writer before the room driver waits for it.
 const WRITER_QUEUE: usize = 1024;
+/// Silence after which a link's ICE state goes `disconnected` (and we restart it).
+const ICE_DISCONNECTED: Duration = Duration::from_secs(2);
+/// Further silence after which it goes `failed`.
+const ICE_FAILED: Duration = Duration::from_secs(10);
+/// Keep-alive checks on an idle pair.
+const ICE_KEEPALIVE: Duration = Duration::from_millis(500);
+
 /// The Opus payload type we offer.
 const OPUS_PAYLOAD_TYPE: u8 = 111;
 
@@ -195,6 +202,22 @@ pub(crate) struct Link {
     pub(crate) path: Option<crate::room::LinkPath>,
     /// Local candidates gathered so far.
     pub(crate) candidates: usize,
+    /// The DTLS fingerprints of the far side's description: an offer with the same ones
+    /// renegotiates this connection (an ICE restart) instead of replacing it.
+    pub(crate) remote_prints: Vec<String>,
+    /// The transport went down after being open (`link_down` reported).
+    pub(crate) down: bool,
+    /// An ICE restart of ours is under way: when it started, and how many were tried.
+    pub(crate) restarting: Option<(std::time::Instant, u32)>,
+    /// When we last answered the far side's ICE restart (we do not start one of our own
+    /// while it runs).
+    pub(crate) peer_restart: Option<std::time::Instant>,
+    /// When we start a restart ourselves if the far side has not by then.
+    pub(crate) restart_due: Option<std::time::Instant>,
+    /// When the far side answered our restart.
+    pub(crate) restart_answered: Option<std::time::Instant>,
+    /// When the link last came back from being down.
+    pub(crate) back_at: Option<std::time::Instant>,
     /// We sent an offer and have no answer yet.
     pub(crate) offering: bool,
     /// The remote description is set; candidates can be added.
@@ -261,6 +284,15 @@ impl Link {
             .collect();
         let settings = SettingEngineBuilder::new()
             .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(SCTP_MAX_MESSAGE))
+            // A silent path is noticed within ICE_DISCONNECTED and restarted then, well
+            // before the room's heartbeat (6 s) gives the link up.
+            .with_ice_timeouts(
+                Some(ICE_DISCONNECTED),
+                Some(ICE_FAILED),
+                Some(ICE_KEEPALIVE),
+            )
+            // An ICE restart gathers afresh on today's addresses (the old ones may be gone).
+            .with_discard_local_candidates_during_ice_restart(true)
             .with_include_loopback_candidate(true)
             .with_multicast_dns_mode(mdns_mode())
             .build();
@@ -315,6 +347,13 @@ impl Link {
             state: RTCPeerConnectionState::New,
             path: None,
             candidates: 0,
+            remote_prints: Vec::new(),
+            down: false,
+            restarting: None,
+            peer_restart: None,
+            restart_due: None,
+            restart_answered: None,
+            back_at: None,
             offering: false,
             remote_set: false,
             early_candidates: Vec::new(),
@@ -406,12 +445,33 @@ impl Link {
         Ok(sdp)
     }
 
-    /// Applies a remote offer and returns our answer's SDP.
+    /// An offer with new ICE credentials on this same connection: media and data keep
+    /// their DTLS and SCTP state, only the path is found again.
+    pub(crate) async fn restart_offer(&mut self) -> webrtc::error::Result<String> {
+        self.pc.restart_ice().await?;
+        let offer = self.pc.create_offer(None).await?;
+        let sdp = offer.sdp.clone();
+        self.pc.set_local_description(offer).await?;
+        self.offering = true;
+        Ok(sdp)
+    }
+
+    /// Whether `sdp` renegotiates this connection: the far side's certificate is the one
+    /// it already presented.
+    pub(crate) fn same_session(&self, sdp: &str) -> bool {
+        self.remote_set
+            && !self.remote_prints.is_empty()
+            && plenum_proto::identity::fingerprints(sdp) == self.remote_prints
+    }
+
+    /// Applies a remote offer (a first one, or a restart of this connection) and returns
+    /// our answer's SDP.
     pub(crate) async fn answer(
         &mut self,
         me: &PeerId,
         sdp: String,
     ) -> webrtc::error::Result<String> {
+        self.remote_prints = plenum_proto::identity::fingerprints(&sdp);
         self.pc
             .set_remote_description(RTCSessionDescription::offer(sdp)?)
             .await?;
@@ -427,6 +487,7 @@ impl Link {
 
     /// Applies the remote answer to our offer.
     pub(crate) async fn accept_answer(&mut self, sdp: String) -> webrtc::error::Result<()> {
+        self.remote_prints = plenum_proto::identity::fingerprints(&sdp);
         self.pc
             .set_remote_description(RTCSessionDescription::answer(sdp)?)
             .await?;

@@ -161,6 +161,17 @@ pub enum RoomEvent {
     },
     /// The signaling connection came back after a loss; the session resumed.
     SignalingResumed,
+    /// The path of an open link to a peer went down (silence, or our address changed); it
+    /// is being restarted (ICE restart) and the peer is still in the room.
+    LinkDown {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A link that was down is back; data sent meanwhile arrives, media resumes.
+    LinkUp {
+        /// The peer.
+        peer: PeerId,
+    },
     /// Something went wrong that did not end the room.
     Error(RoomError),
     /// The room ended (left, or the engine stopped). Nothing follows.

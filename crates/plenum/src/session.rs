@@ -120,6 +120,16 @@ fn transient(error: &JoinError) -> bool {
     }
 }
 
+fn is_taken(error: &JoinError) -> bool {
+    matches!(
+        error,
+        JoinError::Refused {
+            code: ErrorCode::PeerIdTaken,
+            ..
+        }
+    )
+}
+
 /// Backoff with full jitter: a random wait in `[d/2, d]`, `d` doubling per attempt.
 fn jittered(attempt: u32) -> Duration {
     use rand::Rng;
@@ -165,7 +175,9 @@ pub(crate) fn reconnect(
             tokio::time::sleep(jittered(tries)).await;
             tries += 1;
             match attempt(&config, Some(resume.clone())).await {
-                Err(e) if transient(&e) => {
+                // Our old connection is still held open at the server (half-open after a
+                // lost welcome): it will notice and let us back in.
+                Err(e) if transient(&e) || is_taken(&e) => {
                     tracing::debug!(error = %e, tries, "signaling still away");
                 }
                 result => {

@@ -267,7 +267,8 @@ pub struct NetNs {
 }
 
 impl NetNs {
-    pub fn lossy(loss_percent: u32) -> Self {
+    /// A fresh namespace of this test's own with its loopback up.
+    pub fn new() -> Self {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
@@ -278,6 +279,26 @@ impl NetNs {
         run(&["ip", "netns", "add", &name]);
         let ns = Self { name };
         ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Two namespaces joined by a veth pair: `a` holds `a_addr` (CIDR) on `va`, `b` holds
+    /// `b_addr` on `vb`.
+    pub fn veth_pair(a_addr: &str, b_addr: &str) -> (Self, Self) {
+        let (a, b) = (Self::new(), Self::new());
+        a.exec(&[
+            "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb",
+        ]);
+        a.exec(&["ip", "link", "set", "vb", "netns", &b.name]);
+        a.exec(&["ip", "addr", "add", a_addr, "dev", "va"]);
+        b.exec(&["ip", "addr", "add", b_addr, "dev", "vb"]);
+        a.exec(&["ip", "link", "set", "va", "up"]);
+        b.exec(&["ip", "link", "set", "vb", "up"]);
+        (a, b)
+    }
+
+    pub fn lossy(loss_percent: u32) -> Self {
+        let ns = Self::new();
         let rules = format!(
             "table inet plenum {{
                counter udp_all {{}}
@@ -421,4 +442,27 @@ pub fn recording(path: &std::path::Path, settle: f64) -> Vec<f32> {
         .expect("some sound");
     let skip = (settle * f64::from(plenum_media::SAMPLE_RATE)) as usize;
     heard.split_off((start + skip).min(heard.len()))
+}
+
+/// A file in the temp directory, removed on drop.
+pub struct TempFile(pub std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl TempFile {
+    /// Its path as text (temp paths are UTF-8 here).
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+/// Writes `secret` to a fresh temp file named after `tag` and this process.
+pub fn secret_file(tag: &str, secret: &str) -> TempFile {
+    let path = std::env::temp_dir().join(format!("plenum-{tag}-{}.secret", std::process::id()));
+    std::fs::write(&path, format!("{secret}\n")).expect("write secret");
+    TempFile(path)
 }
