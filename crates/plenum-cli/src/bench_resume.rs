@@ -108,11 +108,11 @@ fn identity_cost() -> Value {
     });
     let mut sig = String::new();
     let sign_offer = time(&mut || {
-        sig = sign_link(&a, "offer", &b.peer_id(), sdp).unwrap_or_default();
+        sig = sign_link(&a, "offer", &b.peer_id(), 1, sdp).unwrap_or_default();
     });
     let encoded = key.encode();
     let verify_offer = time(&mut || {
-        let _ = verify_link("offer", &a.peer_id(), &b.peer_id(), sdp, &encoded, &sig);
+        let _ = verify_link("offer", &a.peer_id(), &b.peer_id(), 1, sdp, &encoded, &sig);
     });
     json!({
         "sign_join": sign_join,

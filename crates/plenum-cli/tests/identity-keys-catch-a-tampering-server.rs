@@ -30,9 +30,18 @@ fn tamper(text: &str) -> String {
         .collect()
 }
 
-/// A WebSocket proxy in front of `upstream` that tampers with every frame it relays.
-/// Returns its URL; it runs on its own thread until the test ends.
-fn tampering_proxy(upstream: String) -> String {
+/// What the proxy does to the frames clients send.
+#[derive(Clone, Copy, PartialEq)]
+enum Mischief {
+    /// Rewrites every DTLS fingerprint.
+    Tamper,
+    /// Relays everything, and sends each client's first offer a second time, 3 s later.
+    Replay,
+}
+
+/// A WebSocket proxy in front of `upstream` that makes `mischief` with the frames it
+/// relays. Returns its URL; it runs on its own thread until the test ends.
+fn tampering_proxy(upstream: String, mischief: Mischief) -> String {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -60,10 +69,30 @@ fn tampering_proxy(upstream: String) -> String {
                     let (mut c_tx, mut c_rx) = client.split();
                     let (mut s_tx, mut s_rx) = server.split();
                     let up = async {
-                        while let Some(Ok(msg)) = c_rx.next().await {
-                            let msg = match msg {
-                                Message::Text(t) => Message::text(tamper(t.as_str())),
-                                other => other,
+                        let mut first_offer: Option<Message> = None;
+                        let replay_at = tokio::time::sleep(Duration::from_secs(3600));
+                        tokio::pin!(replay_at);
+                        loop {
+                            let msg = tokio::select! {
+                                msg = c_rx.next() => match msg {
+                                    Some(Ok(msg)) => msg,
+                                    _ => break,
+                                },
+                                () = &mut replay_at, if first_offer.is_some() => {
+                                    replay_at.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
+                                    first_offer.take().expect("an offer to replay")
+                                }
+                            };
+                            let msg = match (mischief, msg) {
+                                (Mischief::Tamper, Message::Text(t)) => Message::text(tamper(t.as_str())),
+                                (Mischief::Replay, Message::Text(t)) => {
+                                    if first_offer.is_none() && t.as_str().contains(r#""kind":"offer""#) {
+                                        first_offer = Some(Message::text(t.as_str()));
+                                        replay_at.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3));
+                                    }
+                                    Message::Text(t)
+                                }
+                                (_, other) => other,
                             };
                             if s_tx.send(msg).await.is_err() {
                                 break;
@@ -96,7 +125,7 @@ fn the_proxy_rewrites_fingerprints() {
 #[test]
 fn a_server_that_swaps_fingerprints_is_refused_by_both_peers() {
     let server = serve(&[]);
-    let proxy = tampering_proxy(server.url.clone());
+    let proxy = tampering_proxy(server.url.clone(), Mischief::Tamper);
     let mut a = join(&proxy, "mitm", "a", &[]);
     let mut b = join(&proxy, "mitm", "b", &[]);
     let (a_id, b_id) = (a.id.clone(), b.id.clone());
@@ -211,4 +240,39 @@ fn an_identity_file_keeps_the_id_and_both_sides_show_one_safety_code() {
         codes[0]
     );
     let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn a_replayed_offer_is_refused_and_the_link_stays() {
+    let server = serve(&[]);
+    let proxy = tampering_proxy(server.url.clone(), Mischief::Replay);
+    let mut a = join(&proxy, "replay", "a", &[]);
+    let mut b = join(&proxy, "replay", "b", &[]);
+    for p in [&mut a, &mut b] {
+        p.proc.expect(Duration::from_secs(20), "peer_join", |v| {
+            event(v) == "peer_join"
+        });
+    }
+    // B's first offer reaches A a second time, 3 s later: signed, but not newer.
+    let error = a
+        .proc
+        .expect(Duration::from_secs(10), "identity_mismatch", |v| {
+            event(v) == "error" && v["code"] == "identity_mismatch"
+        });
+    assert!(
+        error["message"].as_str().unwrap_or("").contains("replayed"),
+        "{error}"
+    );
+    b.proc
+        .cmd(json!({"cmd": "send", "channel": "chat", "data": "still here"}));
+    a.proc.expect(
+        Duration::from_secs(5),
+        "a message over the same link",
+        |v| event(v) == "message" && v["data"] == "still here",
+    );
+    let all: Vec<&Value> = a.proc.seen.iter().chain(&b.proc.seen).collect();
+    assert!(
+        !all.iter().any(|v| event(v) == "peer_leave"),
+        "the replay broke the link: {all:?}"
+    );
 }

@@ -114,13 +114,13 @@ fn abuse_is_refused_frame_by_frame() {
         expect_error(&mut a, "unknown_type").await;
 
         let spoof =
-            json!({"type":"signal","to":b_id,"from":victim,"payload":{"kind":"offer","sdp":"v=0","key":"k","sig":"s"}});
+            json!({"type":"signal","to":b_id,"from":victim,"payload":{"kind":"offer","sdp":"v=0","key":"k","seq":1,"sig":"s"}});
         a.send(Message::text(spoof.to_string()))
             .await
             .expect("send");
         expect_error(&mut a, "spoofed_sender").await;
 
-        let cross = json!({"type":"signal","to":victim,"payload":{"kind":"offer","sdp":"v=0","key":"k","sig":"s"}});
+        let cross = json!({"type":"signal","to":victim,"payload":{"kind":"offer","sdp":"v=0","key":"k","seq":1,"sig":"s"}});
         a.send(Message::text(cross.to_string()))
             .await
             .expect("send");
@@ -130,7 +130,7 @@ fn abuse_is_refused_frame_by_frame() {
         expect_error(&mut a, "malformed").await;
 
         // A legitimate relay still works for the abuser's own room.
-        let ok = json!({"type":"signal","to":b_id,"payload":{"kind":"answer","sdp":"v=0","key":"k","sig":"s"}});
+        let ok = json!({"type":"signal","to":b_id,"payload":{"kind":"answer","sdp":"v=0","key":"k","seq":1,"sig":"s"}});
         a.send(Message::text(ok.to_string())).await.expect("send");
         let relayed = loop {
             let v = next_frame(&mut b).await;

@@ -249,48 +249,50 @@ pub fn fingerprints(sdp: &str) -> Vec<String> {
     found
 }
 
-/// What the sender of an offer or answer signs: the kind, both ids and the fingerprints.
+/// What the sender of an offer or answer signs: the kind, both ids, its description
+/// counter and the fingerprints.
 pub fn link_message(
     kind: &str,
     from: &PeerId,
     to: &PeerId,
+    seq: u64,
     sdp: &str,
 ) -> Result<Vec<u8>, IdentityError> {
     let prints = fingerprints(sdp);
     if prints.is_empty() {
         return Err(IdentityError::NoFingerprint);
     }
-    Ok(format!(
-        "plenum-link-v2\n{kind}\n{from}\n{to}\n{}",
-        prints.join("\n")
-    )
-    .into_bytes())
+    let prints = prints.join("\n");
+    Ok(format!("plenum-link-v2\n{kind}\n{from}\n{to}\n{seq}\n{prints}").into_bytes())
 }
 
-/// Signs an offer or answer of ours.
+/// Signs an offer or answer of ours, numbered `seq`.
 pub fn sign_link(
     identity: &Identity,
     kind: &str,
     to: &PeerId,
+    seq: u64,
     sdp: &str,
 ) -> Result<String, IdentityError> {
-    let message = link_message(kind, &identity.peer_id(), to, sdp)?;
+    let message = link_message(kind, &identity.peer_id(), to, seq, sdp)?;
     Ok(identity.sign(&message))
 }
 
 /// Checks an offer or answer from `from` to `to`: the key derives `from` and signed the
-/// fingerprints of `sdp`. Returns the sender's key.
+/// fingerprints of `sdp` and `seq`. Returns the sender's key. (Whether `seq` is newer than
+/// the last one seen from `from` is the caller's check.)
 pub fn verify_link(
     kind: &str,
     from: &PeerId,
     to: &PeerId,
+    seq: u64,
     sdp: &str,
     key: &str,
     signature: &str,
 ) -> Result<PublicKey, IdentityError> {
     let key = PublicKey::parse(key)?;
     key.check_peer(from)?;
-    key.verify(&link_message(kind, from, to, sdp)?, signature)?;
+    key.verify(&link_message(kind, from, to, seq, sdp)?, signature)?;
     Ok(key)
 }
 
@@ -345,28 +347,33 @@ mod tests {
     #[test]
     fn a_signed_offer_verifies_and_a_swapped_fingerprint_does_not() {
         let (a, b) = ids();
-        let sig = sign_link(&a, "offer", &b.peer_id(), SDP).unwrap();
+        let sig = sign_link(&a, "offer", &b.peer_id(), 7, SDP).unwrap();
         let key = a.public().encode();
-        assert!(verify_link("offer", &a.peer_id(), &b.peer_id(), SDP, &key, &sig).is_ok());
+        assert!(verify_link("offer", &a.peer_id(), &b.peer_id(), 7, SDP, &key, &sig).is_ok());
         let swapped = SDP.replace("AB:CD:EF:01", "00:11:22:33");
         assert_eq!(
-            verify_link("offer", &a.peer_id(), &b.peer_id(), &swapped, &key, &sig),
+            verify_link("offer", &a.peer_id(), &b.peer_id(), 7, &swapped, &key, &sig),
             Err(IdentityError::Forged)
         );
         // Signed as an offer, replayed as an answer.
         assert_eq!(
-            verify_link("answer", &a.peer_id(), &b.peer_id(), SDP, &key, &sig),
+            verify_link("answer", &a.peer_id(), &b.peer_id(), 7, SDP, &key, &sig),
+            Err(IdentityError::Forged)
+        );
+        // The same description under another number (a replay renumbered).
+        assert_eq!(
+            verify_link("offer", &a.peer_id(), &b.peer_id(), 8, SDP, &key, &sig),
             Err(IdentityError::Forged)
         );
         // Someone else's key under a's id.
         let bkey = b.public().encode();
-        let bsig = sign_link(&b, "offer", &b.peer_id(), SDP).unwrap();
+        let bsig = sign_link(&b, "offer", &b.peer_id(), 7, SDP).unwrap();
         assert!(matches!(
-            verify_link("offer", &a.peer_id(), &b.peer_id(), SDP, &bkey, &bsig),
+            verify_link("offer", &a.peer_id(), &b.peer_id(), 7, SDP, &bkey, &bsig),
             Err(IdentityError::WrongPeer { .. })
         ));
         assert_eq!(
-            sign_link(&a, "offer", &b.peer_id(), "v=0\r\n"),
+            sign_link(&a, "offer", &b.peer_id(), 7, "v=0\r\n"),
             Err(IdentityError::NoFingerprint)
         );
     }
@@ -403,7 +410,7 @@ mod tests {
             sdp in ".{0,300}", key in ".{0,60}", sig in ".{0,100}", kind in "[a-z]{0,8}"
         ) {
             let (a, b) = ids();
-            let verdict = verify_link(&kind, &a.peer_id(), &b.peer_id(), &sdp, &key, &sig);
+            let verdict = verify_link(&kind, &a.peer_id(), &b.peer_id(), 7, &sdp, &key, &sig);
             prop_assert!(verdict.is_err());
         }
 
@@ -412,12 +419,12 @@ mod tests {
             byte in 0usize..11, new in "[0-9A-F]"
         ) {
             let (a, b) = ids();
-            let sig = sign_link(&a, "offer", &b.peer_id(), SDP).unwrap();
+            let sig = sign_link(&a, "offer", &b.peer_id(), 7, SDP).unwrap();
             let original = "AB:CD:EF:01";
             let mut changed = original.to_string();
             changed.replace_range(byte..byte + 1, &new);
             let sdp = SDP.replace(original, &changed);
-            let verdict = verify_link("offer", &a.peer_id(), &b.peer_id(), &sdp,
+            let verdict = verify_link("offer", &a.peer_id(), &b.peer_id(), 7, &sdp,
                 &a.public().encode(), &sig);
             // Changing the fingerprint breaks the signature; leaving it unchanged does not.
             let same = fingerprints(&sdp) == fingerprints(SDP);

@@ -17,7 +17,10 @@ pub enum SignalPayload {
         sdp: String,
         /// The sender's public key (base64url), which derives its peer id.
         key: String,
-        /// The sender's signature over the fingerprints and both ids
+        /// The sender's description counter: each one it signs is numbered higher than the
+        /// last, so a replayed description is refused.
+        seq: u64,
+        /// The sender's signature over the fingerprints, both ids and `seq`
         /// ([`crate::identity::link_message`]).
         sig: String,
     },
@@ -27,6 +30,8 @@ pub enum SignalPayload {
         sdp: String,
         /// As for the offer.
         key: String,
+        /// As for the offer.
+        seq: u64,
         /// As for the offer.
         sig: String,
     },
@@ -440,10 +445,30 @@ mod tests {
 
     fn arb_payload() -> impl Strategy<Value = SignalPayload> {
         prop_oneof![
-            (any::<String>(), any::<String>(), any::<String>())
-                .prop_map(|(sdp, key, sig)| SignalPayload::Offer { sdp, key, sig }),
-            (any::<String>(), any::<String>(), any::<String>())
-                .prop_map(|(sdp, key, sig)| SignalPayload::Answer { sdp, key, sig }),
+            (
+                any::<String>(),
+                any::<String>(),
+                any::<u64>(),
+                any::<String>()
+            )
+                .prop_map(|(sdp, key, seq, sig)| SignalPayload::Offer {
+                    sdp,
+                    key,
+                    seq,
+                    sig
+                }),
+            (
+                any::<String>(),
+                any::<String>(),
+                any::<u64>(),
+                any::<String>()
+            )
+                .prop_map(|(sdp, key, seq, sig)| SignalPayload::Answer {
+                    sdp,
+                    key,
+                    seq,
+                    sig
+                }),
             (
                 any::<String>(),
                 proptest::option::of(any::<String>()),

@@ -160,7 +160,7 @@ fn signal_is_relayed_to_the_addressed_peer_only_with_the_true_sender() {
     let out = w.frame(
         1,
         &format!(
-            r#"{{"type":"signal","to":"{b}","payload":{{"kind":"offer","sdp":"x","key":"k","sig":"s"}}}}"#
+            r#"{{"type":"signal","to":"{b}","payload":{{"kind":"offer","sdp":"x","key":"k","seq":1,"sig":"s"}}}}"#
         ),
     );
     assert_eq!(
@@ -172,6 +172,7 @@ fn signal_is_relayed_to_the_addressed_peer_only_with_the_true_sender() {
                 payload: SignalPayload::Offer {
                     sdp: "x".into(),
                     key: "k".into(),
+                    seq: 1,
                     sig: "s".into()
                 }
             }
@@ -188,7 +189,7 @@ fn spoofed_sender_is_refused() {
     let out = w.frame(
         1,
         &format!(
-            r#"{{"type":"signal","to":"{b}","from":"{c}","payload":{{"kind":"answer","sdp":"x","key":"k","sig":"s"}}}}"#
+            r#"{{"type":"signal","to":"{b}","from":"{c}","payload":{{"kind":"answer","sdp":"x","key":"k","seq":1,"sig":"s"}}}}"#
         ),
     );
     assert_eq!(
@@ -205,7 +206,7 @@ fn relay_to_a_peer_of_another_room_is_refused() {
     let b = w.join(2, "r2", None);
     let out = w.frame(
         1,
-        &format!(r#"{{"type":"signal","to":"{b}","payload":{{"kind":"offer","sdp":"x","key":"k","sig":"s"}}}}"#),
+        &format!(r#"{{"type":"signal","to":"{b}","payload":{{"kind":"offer","sdp":"x","key":"k","seq":1,"sig":"s"}}}}"#),
     );
     assert_eq!(error_code(&sent_to(&out, 1)), Some(ErrorCode::UnknownPeer));
     assert!(sent_to(&out, 2).is_empty());
@@ -411,7 +412,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
             r#"{{"type":"join","version":1,"room":"{r}","name":"n","password":"p"}}"#
         )),
         "[0-9a-f]{16}".prop_map(|to| format!(
-            r#"{{"type":"signal","to":"{to}","payload":{{"kind":"offer","sdp":"x","key":"k","sig":"s"}}}}"#
+            r#"{{"type":"signal","to":"{to}","payload":{{"kind":"offer","sdp":"x","key":"k","seq":1,"sig":"s"}}}}"#
         )),
         Just(r#"{"type":"leave"}"#.to_string()),
         Just(r#"{"type":"ping","nonce":1}"#.to_string()),

@@ -88,6 +88,10 @@ pub(crate) struct Driver {
     viewers: BTreeSet<PeerId>,
     /// Peers' keys, proven by their signed descriptions.
     keys: HashMap<PeerId, PublicKey>,
+    /// The number of the last description each peer signed: anything not newer is a replay.
+    seen_seq: HashMap<PeerId, u64>,
+    /// The number of our last signed description.
+    seq: u64,
     /// Peers the server said left while our link to them was up: gone when the link goes.
     server_gone: BTreeSet<PeerId>,
     /// Our network addresses as last seen, to notice a network change.
@@ -172,6 +176,10 @@ impl Driver {
             base_ice,
             viewers,
             keys: HashMap::new(),
+            seen_seq: HashMap::new(),
+            seq: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64),
             server_gone: BTreeSet::new(),
             addresses: crate::netwatch::Addresses::now(),
             commands,
@@ -357,19 +365,7 @@ impl Driver {
             return;
         };
         match link.offer(&me, peer, data, events).await {
-            Ok(sdp) => {
-                let key = self.config.identity.public().encode();
-                match sign_link(&self.config.identity, "offer", peer, &sdp) {
-                    Ok(sig) => {
-                        self.signal(peer, SignalPayload::Offer { sdp, key, sig })
-                            .await
-                    }
-                    Err(e) => {
-                        self.link_failed(peer, format!("cannot sign offer: {e}"))
-                            .await
-                    }
-                }
-            }
+            Ok(sdp) => self.send_offer(peer, sdp).await,
             Err(e) => {
                 self.link_failed(peer, format!("cannot create offer: {e}"))
                     .await
@@ -501,33 +497,40 @@ impl Driver {
     /// once, the polite one drops its own offer and answers; the impolite one ignores the
     /// colliding offer and waits for the answer to its own. Either way one link remains.
     async fn on_negotiation(&mut self, from: PeerId, payload: SignalPayload) {
-        if let SignalPayload::Offer { sdp, key, sig } = &payload
-            && self.links.get(&from).is_some_and(|l| l.same_session(sdp))
-        {
-            let (sdp, key, sig) = (sdp.clone(), key.clone(), sig.clone());
-            if verify_link("offer", &from, &self.me, &sdp, &key, &sig).is_ok() {
-                return self.renegotiate(from, sdp).await;
-            }
-        }
         let checked = match &payload {
-            SignalPayload::Offer { sdp, key, sig } => Some(("offer", sdp, key, sig)),
-            SignalPayload::Answer { sdp, key, sig } => Some(("answer", sdp, key, sig)),
+            SignalPayload::Offer { sdp, key, seq, sig } => Some(("offer", sdp, key, *seq, sig)),
+            SignalPayload::Answer { sdp, key, seq, sig } => Some(("answer", sdp, key, *seq, sig)),
             SignalPayload::Candidate { .. } => None,
         };
-        if let Some((kind, sdp, key, sig)) = checked {
-            match verify_link(kind, &from, &self.me, sdp, key, sig) {
+        if let Some((kind, sdp, key, seq, sig)) = checked {
+            let verdict = verify_link(kind, &from, &self.me, seq, sdp, key, sig)
+                .map_err(|e| e.to_string())
+                .and_then(|key| match self.seen_seq.get(&from) {
+                    Some(last) if seq <= *last => {
+                        Err(format!("replayed description (number {seq}, last {last})"))
+                    }
+                    _ => Ok(key),
+                });
+            match verdict {
                 Ok(key) => {
                     self.keys.insert(from.clone(), key);
+                    self.seen_seq.insert(from.clone(), seq);
                 }
-                Err(e) => {
-                    tracing::warn!(peer = from.short(), error = %e, "{kind} refused: identity mismatch");
+                Err(reason) => {
+                    tracing::warn!(peer = from.short(), %reason, "{kind} refused: identity mismatch");
                     let error = RoomError::IdentityMismatch {
                         peer: from.clone(),
-                        reason: format!("{kind}: {e}"),
+                        reason: format!("{kind}: {reason}"),
                     };
                     return self.emit(RoomEvent::Error(error)).await;
                 }
             }
+        }
+        if let SignalPayload::Offer { sdp, .. } = &payload
+            && self.links.get(&from).is_some_and(|l| l.same_session(sdp))
+        {
+            let sdp = sdp.clone();
+            return self.renegotiate(from, sdp).await;
         }
         match payload {
             SignalPayload::Offer { sdp, .. } => {
@@ -600,13 +603,21 @@ impl Driver {
         }
     }
 
+    /// The number of our next signed description: higher than any before, also across
+    /// runs (it starts from the clock in microseconds).
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
     /// Signs and sends our offer.
     async fn send_offer(&mut self, to: &PeerId, sdp: String) {
         let key = self.config.identity.public().encode();
-        match sign_link(&self.config.identity, "offer", to, &sdp) {
+        let seq = self.next_seq();
+        match sign_link(&self.config.identity, "offer", to, seq, &sdp) {
             Ok(sig) => {
-                self.signal(to, SignalPayload::Offer { sdp, key, sig })
-                    .await
+                let offer = SignalPayload::Offer { sdp, key, seq, sig };
+                self.signal(to, offer).await
             }
             Err(e) => {
                 self.link_failed(to, format!("cannot sign offer: {e}"))
@@ -618,9 +629,10 @@ impl Driver {
     /// Signs and sends our answer.
     async fn send_answer(&mut self, to: &PeerId, sdp: String) {
         let key = self.config.identity.public().encode();
-        match sign_link(&self.config.identity, "answer", to, &sdp) {
+        let seq = self.next_seq();
+        match sign_link(&self.config.identity, "answer", to, seq, &sdp) {
             Ok(sig) => {
-                let answer = SignalPayload::Answer { sdp, key, sig };
+                let answer = SignalPayload::Answer { sdp, key, seq, sig };
                 self.signal(to, answer).await
             }
             Err(e) => {
