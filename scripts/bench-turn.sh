@@ -16,7 +16,7 @@ turnserver -n --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --listening-port "$p
   --allow-loopback-peers --no-tls --no-dtls --no-cli --log-file stdout --simple-log \
   --min-port 50000 --max-port 50500 --pidfile "$work/turn.pid" > "$work/turn.log" 2>&1 &
 turn=$!
-trap 'kill "$turn" 2>/dev/null; wait "$turn" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'status=$?; kill "$turn" 2>/dev/null; wait "$turn" 2>/dev/null; rm -rf "$work"; exit $status' EXIT
 for _ in $(seq 50); do grep -q "Total General servers" "$work/turn.log" && break; sleep 0.1; done
 "$CARGO_TARGET_DIR/release/plenum" bench turn --turn-url "turn:127.0.0.1:$port" \
   --turn-secret-file "$work/secret" "$@"

@@ -306,6 +306,29 @@ fn app_joins_a_room_with_cli_peers() {
         tile_attr(&app, "data-speaking").filter(|v| v == "true")
     });
     xvfb.screenshot(&shots.join("call-speaking.png"));
+
+    // Identity: the app shows the same safety code for Ada as Ada's side shows for the
+    // app; marking her verified lights her shield.
+    ada.proc.cmd(json!({"cmd": "peers"}));
+    let peers = ada
+        .proc
+        .expect(LONG, "Ada's peers", |v| cli::event(v) == "peers");
+    let code = peers["peers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["peer"] == app_id.as_str()))
+        .and_then(|p| p["safety_code"].as_str())
+        .expect("Ada's safety code for the app")
+        .to_owned();
+    let shield = format!("{ada_tile} .tile-safety");
+    let button = wait_for(LONG, "Ada's shield", || app.find(&shield));
+    app.click(&button);
+    let shown = wait_for(LONG, "the safety code", || app.find("#safety-code"));
+    assert_eq!(app.text(&shown), code, "one code on both sides");
+    xvfb.screenshot(&shots.join("call-safety-code.png"));
+    app.click(&app.find("#safety-verify").unwrap());
+    wait_for(LONG, "Ada verified", || {
+        app.find(&format!("{shield}[data-verified='true']"))
+    });
     ada.proc.cmd(json!({"cmd": "mute"}));
     wait_for(LONG, "Ada's muted icon", || {
         tile_attr(&app, "data-muted").filter(|v| v == "true")

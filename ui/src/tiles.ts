@@ -13,24 +13,31 @@ const STATE_TEXT: Record<PeerView["state"], string> = {
   reconnecting: "Reconnecting…",
 };
 
-/** A microphone with a stroke through it. */
-function mutedIcon(): SVGElement {
+/** A 14-pixel line icon drawn with `paths` (24x24 view box, current colour). */
+function icon(paths: string[]): SVGElement {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", "0 0 24 24");
   svg.setAttribute("width", "14");
   svg.setAttribute("height", "14");
-  for (const d of ["M9 5a3 3 0 0 1 6 0v6a3 3 0 0 1-6 0z", "M5 11a7 7 0 0 0 14 0M12 18v3", "M3 3l18 18"]) {
+  for (const d of paths) {
     const path = document.createElementNS(ns, "path");
     path.setAttribute("d", d);
     path.setAttribute("fill", "none");
     path.setAttribute("stroke", "currentColor");
     path.setAttribute("stroke-width", "2");
     path.setAttribute("stroke-linecap", "round");
+    path.setAttribute("stroke-linejoin", "round");
     svg.appendChild(path);
   }
   return svg;
 }
+
+/** A microphone with a stroke through it. */
+const mutedIcon = () => icon(["M9 5a3 3 0 0 1 6 0v6a3 3 0 0 1-6 0z", "M5 11a7 7 0 0 0 14 0M12 18v3", "M3 3l18 18"]);
+
+/** A shield with a check mark: the safety code (lit when the peer is verified). */
+const shieldIcon = () => icon(["M12 3l7 3v5c0 4.5-3 8.5-7 10-4-1.5-7-5.5-7-10V6z", "M9 12l2 2 4-4"]);
 
 /** A picture packet from the video channel (see src-tauri/src/video.rs). */
 export interface Picture {
@@ -167,7 +174,7 @@ export class Tiles {
           h("span", { class: "tile-state" }, h("i", { class: "dot" }), h("span", { class: "tile-state-text" })),
           h("span", { class: "tile-path", title: "Relayed through a TURN server" }, "relay"),
           h("span", { class: "tile-rtt", title: "Round-trip time" }),
-          h("button", { class: "tile-safety", type: "button", title: "Safety code", "aria-label": "Safety code" }, "🛡"),
+          h("button", { class: "tile-safety", type: "button", title: "Safety code", "aria-label": "Safety code" }, shieldIcon()),
           h("span", { class: "tile-muted", title: "Microphone muted", "aria-label": "Microphone muted" }, mutedIcon()),
         ),
       );

@@ -39,6 +39,35 @@ fn join_in(ns: &NetNs, url: &str, name: &str, extra: &[&str]) -> Peer {
     }
 }
 
+/// `plenum serve` in `ns` on `ip`; its guard and URL.
+fn serve_in_ns(ns: &NetNs, ip: &str) -> (Proc, String) {
+    let bind = format!("{ip}:0");
+    let mut server = ns.spawn(&["serve", "--bind", &bind, "--json"], &[]);
+    let listening = server.expect(Duration::from_secs(10), "listening", |v| {
+        event(v) == "listening"
+    });
+    let url = listening["url"].as_str().expect("url").to_owned();
+    (server, url)
+}
+
+/// Reads B's `seq` messages until all arrived; they must be 0..MESSAGES, once, in order.
+fn every_message_in_order(b: &mut Peer) {
+    let mut got: Vec<u64> = Vec::new();
+    while (got.len() as u64) < MESSAGES {
+        let v = b
+            .proc
+            .expect(Duration::from_secs(20), "every message", |v| {
+                event(v) == "message" && v["channel"] == "seq"
+            });
+        got.push(v["data"].as_u64().expect("a number"));
+    }
+    assert_eq!(
+        got,
+        (0..MESSAGES).collect::<Vec<_>>(),
+        "lost, repeated or reordered"
+    );
+}
+
 fn send(peer: &mut Peer, n: u64) {
     peer.proc
         .cmd(json!({"cmd": "send", "channel": "seq", "data": n}));
@@ -47,11 +76,7 @@ fn send(peer: &mut Peer, n: u64) {
 #[test]
 fn a_link_survives_its_address_changing() {
     let (ns_a, ns_b) = NetNs::veth_pair("10.77.0.1/24", "10.77.0.2/24");
-    let mut server = ns_b.spawn(&["serve", "--bind", "10.77.0.2:0", "--json"], &[]);
-    let listening = server.expect(Duration::from_secs(10), "listening", |v| {
-        event(v) == "listening"
-    });
-    let url = listening["url"].as_str().expect("url").to_owned();
+    let (_server, url) = serve_in_ns(&ns_b, "10.77.0.2");
     let recording = std::env::temp_dir().join(format!("plenum-move-{}.wav", std::process::id()));
     let rec = recording.to_str().expect("utf-8");
     let mut a = join_in(&ns_a, &url, "a", &["--audio", "sine:440"]);
@@ -81,21 +106,7 @@ fn a_link_survives_its_address_changing() {
     let back_ms = changed.elapsed().as_secs_f64() * 1000.0;
     println!("{}", json!({"address_change_to_link_up_ms": back_ms}));
 
-    let mut got: Vec<u64> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while (got.len() as u64) < MESSAGES && Instant::now() < deadline {
-        let v = b
-            .proc
-            .expect(Duration::from_secs(20), "every message", |v| {
-                event(v) == "message" && v["channel"] == "seq"
-            });
-        got.push(v["data"].as_u64().expect("a number"));
-    }
-    assert_eq!(
-        got,
-        (0..MESSAGES).collect::<Vec<_>>(),
-        "lost, repeated or reordered"
-    );
+    every_message_in_order(&mut b);
 
     // Two more seconds of the tone, then B leaves so that its recording is complete.
     std::thread::sleep(Duration::from_secs(2));
@@ -130,11 +141,7 @@ fn recording_tail(path: &std::path::Path, seconds: f64) -> Vec<f32> {
 #[test]
 fn a_link_survives_its_path_going_silent() {
     let (ns_a, ns_b) = NetNs::veth_pair("10.78.0.1/24", "10.78.0.2/24");
-    let mut server = ns_b.spawn(&["serve", "--bind", "10.78.0.2:0", "--json"], &[]);
-    let listening = server.expect(Duration::from_secs(10), "listening", |v| {
-        event(v) == "listening"
-    });
-    let url = listening["url"].as_str().expect("url").to_owned();
+    let (_server, url) = serve_in_ns(&ns_b, "10.78.0.2");
     let mut a = join_in(&ns_a, &url, "a", &[]);
     let mut b = join_in(&ns_b, &url, "b", &[]);
     for p in [&mut a, &mut b] {
@@ -170,20 +177,7 @@ fn a_link_survives_its_path_going_silent() {
         "{}",
         json!({"path_back_to_link_up_ms": healed.elapsed().as_secs_f64() * 1000.0})
     );
-    let mut got: Vec<u64> = Vec::new();
-    while (got.len() as u64) < MESSAGES {
-        let v = b
-            .proc
-            .expect(Duration::from_secs(10), "every message", |v| {
-                event(v) == "message" && v["channel"] == "seq"
-            });
-        got.push(v["data"].as_u64().expect("a number"));
-    }
-    assert_eq!(
-        got,
-        (0..MESSAGES).collect::<Vec<_>>(),
-        "lost, repeated or reordered"
-    );
+    every_message_in_order(&mut b);
     let all: Vec<&Value> = a.proc.seen.iter().chain(&b.proc.seen).collect();
     assert!(
         !all.iter().any(|v| event(v) == "peer_leave"),

@@ -859,6 +859,10 @@ where
             if !late_writes.is_empty() {
                 self.flush_writes(late_writes).await;
             }
+            // Packets for a TURN relay were only queued in its client by the writes above
+            // (and by permission responses in poll_events): send them now, not at the next
+            // timer (up to the ICE check interval, 200 ms, on every relayed packet).
+            self.flush_turn_writes().await;
 
             // Wake senders blocked in `DataChannel::writable()`: the poll_* passes above
             // applied any SCTP buffer releases (acked/abandoned bytes) to the per-channel
@@ -1958,7 +1962,21 @@ where
             }
         }
 
-        // 1.b turn_relayer poll_write()
+        // 1.c peer_connection poll_write() - Send all outgoing packets, coalescing
+        // consecutive same-destination datagrams into single UDP GSO syscalls.
+        let writes = Self::drain_core_writes(self.inner.clone()).await;
+        self.flush_writes(writes).await;
+
+        // 1.b turn_relayer poll_write(), after the core's writes: those to a relay address
+        // are queued in the TURN client by handle_write and must leave in this pass.
+        self.flush_turn_writes().await;
+
+        Ok(())
+    }
+
+    /// Sends what the TURN relayer's clients have queued (allocations, permissions, and
+    /// relayed packets wrapped as Send indications or ChannelData).
+    async fn flush_turn_writes(&mut self) {
         while let Some(msg) = self.turn_relayer.poll_write() {
             let four_tuple: FourTuple = FourTuple::from(&msg.transport);
             if let Err(err) = self.handle_write(msg).await {
@@ -1977,13 +1995,6 @@ where
                 }
             }
         }
-
-        // 1.c peer_connection poll_write() - Send all outgoing packets, coalescing
-        // consecutive same-destination datagrams into single UDP GSO syscalls.
-        let writes = Self::drain_core_writes(self.inner.clone()).await;
-        self.flush_writes(writes).await;
-
-        Ok(())
     }
 
     /// Send a drained batch of outgoing packets, coalescing maximal runs of
