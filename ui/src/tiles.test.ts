@@ -141,6 +141,8 @@ describe("shared screens", () => {
     t.update([peer("me", "me", null), { ...peer("a"), path: "relay", safety_code: "12345 67890 11111 22222", verified: true }, peer("b")]);
     const part = (id: string, css: string) => t.element.querySelector(`.tile[data-peer='${id}'] ${css}`) as HTMLElement;
     expect(part("a", ".tile-path").hidden).toBe(false);
+    expect(part("a", ".tile-bar").title).toBe("Relayed through a TURN server");
+    expect(part("b", ".tile-bar").title).toBe("");
     expect(part("b", ".tile-path").hidden).toBe(true);
     expect(part("a", ".tile-safety").hidden).toBe(false);
     expect(part("a", ".tile-safety").dataset.verified).toBe("true");
@@ -148,5 +150,6 @@ describe("shared screens", () => {
     t.update([peer("me", "me", null), { ...peer("a"), path: "host", safety_code: "12345 67890 11111 22222", verified: false }]);
     expect(part("a", ".tile-path").hidden).toBe(true);
     expect(part("a", ".tile-safety").dataset.verified).toBe("false");
+    expect(part("a", ".tile-bar").title).toBe("Direct link");
   });
 });

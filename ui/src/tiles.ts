@@ -13,6 +13,13 @@ const STATE_TEXT: Record<PeerView["state"], string> = {
   reconnecting: "Reconnecting…",
 };
 
+/** How a link's path reads in its tile's tooltip. */
+const PATH_TEXT: Record<string, string> = {
+  host: "Direct link",
+  srflx: "Direct link through a NAT",
+  relay: "Relayed through a TURN server",
+};
+
 /** A 14-pixel line icon drawn with `paths` (24x24 view box, current colour). */
 function icon(paths: string[]): SVGElement {
   const ns = "http://www.w3.org/2000/svg";
@@ -195,6 +202,9 @@ export class Tiles {
     part(".tile-rtt").hidden = rtt === "";
     part(".tile-muted").hidden = screen || peer.muted !== true;
     part(".tile-path").hidden = screen || peer.path !== "relay";
+    const bar = part(".tile-bar");
+    const route = screen || peer.path === null ? "" : PATH_TEXT[peer.path] ?? peer.path;
+    if (bar.title !== route) bar.title = route;
     const safety = part(".tile-safety");
     safety.hidden = screen || peer.safety_code === null;
     safety.dataset.peer = peer.id;
