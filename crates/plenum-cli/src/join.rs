@@ -95,6 +95,10 @@ pub(crate) struct JoinArgs {
     /// Both sides of a new link send offers at once (exercises collision handling).
     #[arg(long, hide = true)]
     both_initiate: bool,
+    /// Publish even if our token does not grant it, as a modified client could (tests the
+    /// other peers' enforcement).
+    #[arg(long, hide = true)]
+    publish_without_grant: bool,
 }
 
 /// A JSON-line command on stdin.
@@ -243,7 +247,8 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
             echo_cancellation: !args.no_echo_cancellation,
             noise_suppression: !args.no_noise_suppression,
         })
-        .mesh(|m| m.both_initiate(args.both_initiate));
+        .mesh(|m| m.both_initiate(args.both_initiate))
+        .publish_without_grant(args.publish_without_grant);
     if !args.bind_ip.is_empty() {
         builder = builder.udp_bind(
             args.bind_ip

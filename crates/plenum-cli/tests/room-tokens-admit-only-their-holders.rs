@@ -1,7 +1,8 @@
 //! A server started with --token-secret-file admits only peers with a valid token minted by
 //! `plenum token`: no token, an invalid one, a forged signature, an expired one and another
 //! room's token are each refused with their own code; a viewer token joins but may not
-//! publish; valid tokens join and link, under the name the token names.
+//! publish (and a modified client that publishes anyway is ignored by the others); valid
+//! tokens join and link, under the name the token names.
 
 mod common;
 
@@ -140,5 +141,61 @@ fn each_bad_token_is_refused_with_its_code_and_valid_ones_join() {
             .chain(&later)
             .any(|e| event(e) == "stream_add"),
         "a viewer's stream reached the room"
+    );
+}
+
+#[test]
+fn a_viewer_that_publishes_anyway_is_not_heard() {
+    let secret = secret_file("tokens-rogue", SECRET);
+    let path = secret.path();
+    let server = serve(&["--token-secret-file", path]);
+    let ada = mint(&["--secret-file", path, "--room", "talk", "--name", "Ada"]);
+    let vic = mint(&[
+        "--secret-file",
+        path,
+        "--room",
+        "talk",
+        "--name",
+        "Vic",
+        "--viewer",
+    ]);
+    let mut a = join(&server.url, "talk", "a", &["--token", &ada]);
+    // A client that ignores its grant: it announces and sends a tone.
+    let mut v = join(
+        &server.url,
+        "talk",
+        "v",
+        &[
+            "--token",
+            &vic,
+            "--publish-without-grant",
+            "--audio",
+            "sine:440",
+        ],
+    );
+    v.proc.expect(Duration::from_secs(10), "it publishes", |e| {
+        event(e) == "audio"
+    });
+    v.proc
+        .expect(Duration::from_secs(20), "the viewer links", |e| {
+            event(e) == "peer_join"
+        });
+    a.proc
+        .expect(Duration::from_secs(20), "the viewer links", |e| {
+            event(e) == "peer_join"
+        });
+    // Data still flows both ways; its stream and its voice do not reach Ada.
+    v.proc
+        .cmd(serde_json::json!({"cmd": "send", "channel": "chat", "data": "hi"}));
+    a.proc
+        .expect(Duration::from_secs(5), "the viewer's chat", |e| {
+            event(e) == "message" && e["data"] == "hi"
+        });
+    let later = a.proc.drain_for(Duration::from_secs(2));
+    let all: Vec<&serde_json::Value> = a.proc.seen.iter().chain(&later).collect();
+    assert!(
+        !all.iter()
+            .any(|e| event(e) == "stream_add" || event(e) == "speaking"),
+        "a viewer's stream or voice reached the room: {all:?}"
     );
 }

@@ -71,6 +71,7 @@ pub struct RoomConfig {
     pub(crate) queue_per_peer: usize,
     pub(crate) audio_loss_percent: u8,
     pub(crate) video_bitrate_kbps: Option<u32>,
+    pub(crate) publish_without_grant: bool,
     pub(crate) voice_processing: ProcessingConfig,
 }
 
@@ -97,6 +98,7 @@ impl RoomConfig {
             audio_loss_percent: 0,
             video_bitrate_kbps: None,
             voice_processing: ProcessingConfig::default(),
+            publish_without_grant: false,
         }
     }
 
@@ -130,6 +132,7 @@ pub struct RoomConfigBuilder {
     audio_loss_percent: u8,
     video_bitrate_kbps: Option<u32>,
     voice_processing: ProcessingConfig,
+    publish_without_grant: bool,
 }
 
 impl RoomConfigBuilder {
@@ -214,6 +217,13 @@ impl RoomConfigBuilder {
         self.queue_per_peer = n.max(1);
         self
     }
+    /// Publishes even when our token does not grant it, as a modified client could: for
+    /// tests of the other peers' enforcement only.
+    #[doc(hidden)]
+    pub fn publish_without_grant(mut self, on: bool) -> Self {
+        self.publish_without_grant = on;
+        self
+    }
     /// Validates and builds.
     pub fn build(self) -> Result<RoomConfig, ConfigError> {
         let signal: Arc<dyn SignalDriver> = match (self.driver, self.url) {
@@ -247,6 +257,7 @@ impl RoomConfigBuilder {
             queue_per_peer: self.queue_per_peer,
             audio_loss_percent: self.audio_loss_percent,
             video_bitrate_kbps: self.video_bitrate_kbps,
+            publish_without_grant: self.publish_without_grant,
             voice_processing: self.voice_processing,
         })
     }

@@ -732,11 +732,13 @@ impl Driver {
                     tracing::debug!(peer = peer.short(), "unexpected data channel; ignored");
                 }
             }
-            LinkEventKind::Track(_) if self.viewers.contains(&peer) => {
+            LinkEventKind::Track(track) if self.viewers.contains(&peer) => {
                 tracing::info!(
                     peer = peer.short(),
-                    "media from a peer not permitted to publish; ignored"
+                    "media from a peer not permitted to publish; dropped"
                 );
+                // Read and drop: an unread track fills webrtc-rs's queue and logs each packet.
+                tokio::spawn(async move { while track.poll().await.is_some() {} });
             }
             LinkEventKind::Track(track) => {
                 let peer = peer.clone();

@@ -323,6 +323,7 @@ pub struct RoomClosed;
 pub struct Room {
     me: PeerId,
     grants: plenum_proto::token::Grants,
+    publish_without_grant: bool,
     room: RoomName,
     commands: mpsc::Sender<Command>,
     audio: mpsc::Sender<crate::audio::AudioCmd>,
@@ -387,6 +388,7 @@ impl Room {
     /// Joins the room: connects to signaling, waits for the welcome, starts linking peers.
     pub async fn join(config: RoomConfig) -> Result<(Room, RoomEvents), JoinError> {
         let (signal, welcome) = crate::session::connect(&config).await?;
+        let publish_without_grant = config.publish_without_grant;
         let me = welcome.me.clone();
         let grants = welcome.grants;
         let roster_len = welcome.peers.len();
@@ -408,6 +410,7 @@ impl Room {
         let room = Room {
             me,
             grants,
+            publish_without_grant,
             room,
             commands,
             audio: audio.cmds,
@@ -510,7 +513,7 @@ impl Room {
     }
 
     fn may_publish(&self) -> Result<(), PublishError> {
-        if self.grants.publish {
+        if self.grants.publish || self.publish_without_grant {
             Ok(())
         } else {
             Err(PublishError::NotPermitted)
