@@ -199,6 +199,12 @@ pub enum ServerToClient {
         /// What it sent.
         payload: SignalPayload,
     },
+    /// Fresh TURN credentials before the last ones expire (the full list replaces the
+    /// welcome's `ice_servers`).
+    IceServers {
+        /// STUN/TURN servers, TURN with new credentials.
+        ice_servers: Vec<IceServerInfo>,
+    },
     /// Answer to `ping`.
     Pong {
         /// The nonce of the ping.

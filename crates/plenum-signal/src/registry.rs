@@ -198,6 +198,8 @@ struct Member {
     resume: String,
     /// When an away member is given up.
     away_until: Option<Instant>,
+    /// When its TURN credentials are renewed (half their lifetime after issue).
+    renew_ice_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -396,6 +398,7 @@ impl Registry {
                     tracing::info!(room = %room, peer = peer.short(), "did not resume in time");
                     self.remove_member(&room, &peer);
                 }
+                self.renew_ice(now);
             }
         }
     }
@@ -410,10 +413,11 @@ impl Registry {
             .values()
             .filter(|c| c.member.is_none() && !c.closing)
             .map(|c| c.opened + self.config.join_timeout);
-        let resumes = self
-            .rooms
-            .values()
-            .flat_map(|r| r.members.values().filter_map(|m| m.away_until));
+        let resumes = self.rooms.values().flat_map(|r| {
+            r.members
+                .values()
+                .filter_map(|m| m.away_until.or(m.conn.and(m.renew_ice_at)))
+        });
         let next = joins
             .chain(resumes)
             .min()
@@ -650,6 +654,7 @@ impl Registry {
                 grants,
                 resume: resume.clone(),
                 away_until: None,
+                renew_ice_at: None,
             },
         );
         tracing::info!(room = %room_name, peer = peer.short(), "peer joined");
@@ -771,18 +776,7 @@ impl Registry {
             })
             .collect();
         let peer_count = room.members.len().saturating_sub(1);
-        let mut ice_servers = Vec::new();
-        if !self.config.stun_urls.is_empty() {
-            ice_servers.push(IceServerInfo {
-                urls: self.config.stun_urls.clone(),
-                username: String::new(),
-                credential: String::new(),
-            });
-        }
-        if let Some(turn) = &self.config.turn {
-            let expiry = self.unix_now() + turn.ttl.as_secs();
-            ice_servers.push(turn.credentials(peer, expiry));
-        }
+        let ice_servers = self.ice_servers_for(room_name, peer);
         let limits = self.limits();
         self.send(
             conn,
@@ -798,6 +792,52 @@ impl Registry {
                 resume,
             },
         );
+    }
+
+    /// The STUN and TURN servers for `peer`, TURN with credentials minted now; schedules
+    /// their renewal at half their lifetime.
+    fn ice_servers_for(&mut self, room_name: &RoomName, peer: &PeerId) -> Vec<IceServerInfo> {
+        let mut ice_servers = Vec::new();
+        if !self.config.stun_urls.is_empty() {
+            ice_servers.push(IceServerInfo {
+                urls: self.config.stun_urls.clone(),
+                username: String::new(),
+                credential: String::new(),
+            });
+        }
+        if let Some(turn) = &self.config.turn {
+            let expiry = self.unix_now() + turn.ttl.as_secs();
+            ice_servers.push(turn.credentials(peer, expiry));
+            let renew = self.now + turn.ttl / 2;
+            if let Some(m) = self
+                .rooms
+                .get_mut(room_name)
+                .and_then(|r| r.members.get_mut(peer))
+            {
+                m.renew_ice_at = Some(renew);
+            }
+        }
+        ice_servers
+    }
+
+    /// Sends fresh TURN credentials to connected members whose renewal is due.
+    fn renew_ice(&mut self, now: Instant) {
+        let due: Vec<(RoomName, PeerId, ConnId)> = self
+            .rooms
+            .iter()
+            .flat_map(|(name, room)| {
+                room.members.iter().filter_map(move |(peer, m)| {
+                    let conn = m.conn?;
+                    m.renew_ice_at
+                        .filter(|at| now >= *at)
+                        .map(|_| (name.clone(), peer.clone(), conn))
+                })
+            })
+            .collect();
+        for (room, peer, conn) in due {
+            let ice_servers = self.ice_servers_for(&room, &peer);
+            self.send(conn, ServerToClient::IceServers { ice_servers });
+        }
     }
 
     /// A member's connection ended without `leave`: it may resume within the grace.

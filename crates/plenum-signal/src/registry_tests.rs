@@ -755,3 +755,32 @@ fn turn_credentials_follow_the_turn_rest_scheme() {
     );
 }
 const TURN_VECTOR: &str = "/5gSZhLMHbgUyJ4iI0P/ShJ+XDs=";
+
+#[test]
+fn turn_credentials_are_renewed_at_half_their_lifetime() {
+    let config = RegistryConfig {
+        turn: Some(TurnConfig {
+            urls: vec!["turn:127.0.0.1:3478".into()],
+            secret: b"s3cret".to_vec(),
+            ttl: Duration::from_secs(600),
+        }),
+        ..RegistryConfig::default()
+    };
+    let mut w = World::new(config);
+    w.reg.set_wall_clock(w.now, 1_000);
+    w.join(1, "r", None);
+    let Output::Timeout(at) = w.reg.poll_output() else {
+        panic!()
+    };
+    assert_eq!(at, w.now + Duration::from_secs(300));
+    w.reg.handle_input(Input::Tick { now: at });
+    let renewed = sent_to(&drain(&mut w.reg), 1);
+    let peer = identity(1).peer_id();
+    match renewed.as_slice() {
+        [ServerToClient::IceServers { ice_servers }] => {
+            // Issued 300 s later, valid for 600 s from then.
+            assert_eq!(ice_servers[0].username, format!("1900:{peer}"));
+        }
+        other => panic!("{other:?}"),
+    }
+}

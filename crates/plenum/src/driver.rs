@@ -418,6 +418,10 @@ impl Driver {
                     );
                 }
             }
+            Some(SignalEvent::Frame(ServerToClient::IceServers { ice_servers })) => {
+                tracing::debug!("fresh TURN credentials");
+                self.use_server_ice(ice_servers);
+            }
             Some(SignalEvent::Frame(ServerToClient::Error { code, message, .. })) => {
                 tracing::warn!(code = code.as_str(), %message, "signaling refused a frame");
                 self.emit(RoomEvent::Error(RoomError::Signaling { code, message }))
