@@ -51,38 +51,16 @@ pub(crate) struct RoomsArgs {
 }
 
 pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
-    match command {
-        BenchCommand::Rooms(args) => {
-            let figures = rooms(&args).await?;
-            println!("{}", serde_json::to_string_pretty(&figures)?);
-            Ok(())
-        }
-        BenchCommand::Video(args) => {
-            let figures = crate::bench_video::video(&args).await?;
-            println!("{}", serde_json::to_string_pretty(&figures)?);
-            Ok(())
-        }
-        BenchCommand::Audio(args) => {
-            let figures = crate::bench_audio::audio(&args).await?;
-            println!("{}", serde_json::to_string_pretty(&figures)?);
-            Ok(())
-        }
-        BenchCommand::Turn(args) => {
-            let figures = crate::bench_turn::turn(&args).await?;
-            println!("{}", serde_json::to_string_pretty(&figures)?);
-            Ok(())
-        }
-        BenchCommand::Resume(args) => {
-            let figures = crate::bench_resume::resume(&args).await?;
-            println!("{}", serde_json::to_string_pretty(&figures)?);
-            Ok(())
-        }
-        BenchCommand::Board(args) => {
-            let figures = crate::bench_board::board(&args).await?;
-            println!("{}", serde_json::to_string_pretty(&figures)?);
-            Ok(())
-        }
-    }
+    let figures = match command {
+        BenchCommand::Rooms(args) => rooms(&args).await?,
+        BenchCommand::Video(args) => crate::bench_video::video(&args).await?,
+        BenchCommand::Audio(args) => crate::bench_audio::audio(&args).await?,
+        BenchCommand::Turn(args) => crate::bench_turn::turn(&args).await?,
+        BenchCommand::Resume(args) => crate::bench_resume::resume(&args).await?,
+        BenchCommand::Board(args) => crate::bench_board::board(&args).await?,
+    };
+    println!("{}", serde_json::to_string_pretty(&figures)?);
+    Ok(())
 }
 
 pub(crate) fn loopback_peer(url: &str, room: &str, name: &str) -> anyhow::Result<RoomConfig> {

@@ -713,20 +713,29 @@ impl Registry {
         peer: &PeerId,
         resume: Option<&str>,
     ) -> bool {
-        let Some(member) = self
+        let takes_place = self
+            .rooms
+            .get(room_name)
+            .and_then(|r| r.members.get(peer))
+            .is_some_and(|m| {
+                m.conn.is_none()
+                    || resume.is_some_and(|r| bool::from(m.resume.as_bytes().ct_eq(r.as_bytes())))
+            });
+        if !takes_place {
+            return false;
+        }
+        let fresh = self.random_token("resume");
+        let Some(m) = self
             .rooms
             .get_mut(room_name)
             .and_then(|r| r.members.get_mut(peer))
-            .filter(|m| {
-                m.conn.is_none()
-                    || resume.is_some_and(|r| bool::from(m.resume.as_bytes().ct_eq(r.as_bytes())))
-            })
         else {
             return false;
         };
-        let old = member.conn.replace(conn);
-        member.away_until = None;
-        let grants = member.grants;
+        let old = m.conn.replace(conn);
+        m.away_until = None;
+        m.resume = fresh.clone();
+        let grants = m.grants;
         if let Some(old) = old.filter(|o| *o != conn) {
             if let Some(c) = self.conns.get_mut(&old) {
                 c.member = None;
@@ -734,18 +743,7 @@ impl Registry {
             }
             self.outputs.push_back(Output::Close { conn: old });
         }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.member = Some((room_name.clone(), peer.clone()));
-        }
         tracing::info!(room = %room_name, peer = peer.short(), "session resumed");
-        let fresh = self.random_token("resume");
-        if let Some(m) = self
-            .rooms
-            .get_mut(room_name)
-            .and_then(|r| r.members.get_mut(peer))
-        {
-            m.resume = fresh.clone();
-        }
         self.welcome(conn, room_name, peer, grants, fresh);
         true
     }

@@ -722,8 +722,9 @@ fn a_valid_token_admits_under_its_name_with_its_grants() {
     );
 }
 
-#[test]
-fn turn_credentials_follow_the_turn_rest_scheme() {
+/// A registry handing out credentials for a TURN server (secret `s3cret`, 600 s), its clock
+/// at Unix second 1,000.
+fn turn_world() -> World {
     let config = RegistryConfig {
         turn: Some(TurnConfig {
             urls: vec!["turn:127.0.0.1:3478".into()],
@@ -734,6 +735,12 @@ fn turn_credentials_follow_the_turn_rest_scheme() {
     };
     let mut w = World::new(config);
     w.reg.set_wall_clock(w.now, 1_000);
+    w
+}
+
+#[test]
+fn turn_credentials_follow_the_turn_rest_scheme() {
+    let mut w = turn_world();
     let out = w.try_join(1, "r", json!({}));
     let Some(ServerToClient::Welcome { ice_servers, .. }) = sent_to(&out, 1).first().cloned()
     else {
@@ -758,16 +765,7 @@ const TURN_VECTOR: &str = "/5gSZhLMHbgUyJ4iI0P/ShJ+XDs=";
 
 #[test]
 fn turn_credentials_are_renewed_at_half_their_lifetime() {
-    let config = RegistryConfig {
-        turn: Some(TurnConfig {
-            urls: vec!["turn:127.0.0.1:3478".into()],
-            secret: b"s3cret".to_vec(),
-            ttl: Duration::from_secs(600),
-        }),
-        ..RegistryConfig::default()
-    };
-    let mut w = World::new(config);
-    w.reg.set_wall_clock(w.now, 1_000);
+    let mut w = turn_world();
     w.join(1, "r", None);
     let Output::Timeout(at) = w.reg.poll_output() else {
         panic!()

@@ -616,34 +616,32 @@ impl Driver {
 
     /// Signs and sends our offer.
     async fn send_offer(&mut self, to: &PeerId, sdp: String) {
-        let key = self.config.identity.public().encode();
-        let seq = self.next_seq();
-        match sign_link(&self.config.identity, "offer", to, seq, &sdp) {
-            Ok(sig) => {
-                let offer = SignalPayload::Offer { sdp, key, seq, sig };
-                self.signal(to, offer).await
-            }
-            Err(e) => {
-                self.link_failed(to, format!("cannot sign offer: {e}"))
-                    .await
-            }
-        }
+        self.send_signed(to, "offer", sdp).await;
     }
 
     /// Signs and sends our answer.
     async fn send_answer(&mut self, to: &PeerId, sdp: String) {
+        self.send_signed(to, "answer", sdp).await;
+    }
+
+    /// Numbers and signs a description of ours (`kind` is `offer` or `answer`), sends it.
+    async fn send_signed(&mut self, to: &PeerId, kind: &'static str, sdp: String) {
         let key = self.config.identity.public().encode();
         let seq = self.next_seq();
-        match sign_link(&self.config.identity, "answer", to, seq, &sdp) {
-            Ok(sig) => {
-                let answer = SignalPayload::Answer { sdp, key, seq, sig };
-                self.signal(to, answer).await
-            }
+        let sig = match sign_link(&self.config.identity, kind, to, seq, &sdp) {
+            Ok(sig) => sig,
             Err(e) => {
-                self.link_failed(to, format!("cannot sign answer: {e}"))
-                    .await
+                return self
+                    .link_failed(to, format!("cannot sign {kind}: {e}"))
+                    .await;
             }
-        }
+        };
+        let payload = if kind == "offer" {
+            SignalPayload::Offer { sdp, key, seq, sig }
+        } else {
+            SignalPayload::Answer { sdp, key, seq, sig }
+        };
+        self.signal(to, payload).await;
     }
 
     /// An offer that makes a new link (replacing any other).
