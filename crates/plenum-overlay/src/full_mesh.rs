@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use plenum_proto::PeerId;
 
-use crate::{Appearance, ConfigError, DropReason, Input, Output, Topology, nonzero};
+use crate::{Appearance, ConfigError, DropReason, Input, MeshFrame, Output, Topology, nonzero};
 
 /// Settings of a [`FullMesh`]; build with [`FullMeshConfig::builder`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +123,9 @@ pub struct FullMesh {
     rng: u64,
     neighbours: BTreeMap<PeerId, Neighbour>,
     outputs: VecDeque<Output>,
+    /// Our id, to sign broadcasts as their origin.
+    me: Option<PeerId>,
+    next_seq: u64,
 }
 
 impl FullMesh {
@@ -139,6 +142,42 @@ impl FullMesh {
             rng: seed,
             neighbours: BTreeMap::new(),
             outputs: VecDeque::new(),
+            me: None,
+            next_seq: 1,
+        }
+    }
+
+    /// Names this peer, so that its broadcasts carry it as their origin.
+    pub fn with_peer(mut self, me: PeerId) -> Self {
+        self.me = Some(me);
+        self
+    }
+
+    /// A broadcast goes straight to every open link: one hop, no copies.
+    fn broadcast(&mut self, data: Vec<u8>) {
+        let Some(origin) = self.me.clone() else {
+            tracing::debug!("broadcast from an unnamed full mesh dropped");
+            return;
+        };
+        let frame = MeshFrame {
+            origin,
+            seq: self.next_seq,
+            hops: 0,
+            ttl: 1,
+            dim: None,
+            intra: false,
+            epoch: 0,
+            origin_cell: 0,
+            data,
+        };
+        self.next_seq += 1;
+        for (peer, n) in &self.neighbours {
+            if matches!(n.state, LinkState::Up { .. }) {
+                self.outputs.push_back(Output::Send {
+                    peer: peer.clone(),
+                    frame: frame.clone(),
+                });
+            }
         }
     }
 
@@ -299,6 +338,20 @@ impl Topology for FullMesh {
                 self.now = self.now.max(now);
                 self.on_tick();
             }
+            Input::Broadcast { data, now } => {
+                self.now = self.now.max(now);
+                self.broadcast(data);
+            }
+            Input::Frame { from, frame, now } => {
+                self.now = self.now.max(now);
+                self.handle_input(Input::Heard { peer: from, now });
+                self.outputs.push_back(Output::Deliver {
+                    origin: frame.origin,
+                    data: frame.data,
+                    hops: frame.hops.saturating_add(1),
+                });
+            }
+            Input::Plan { .. } => {}
         }
     }
 

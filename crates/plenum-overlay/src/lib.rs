@@ -26,13 +26,18 @@
 //! duplicate appearance), panics; such inputs are ignored.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod cells;
+mod frame;
 mod full_mesh;
 
+pub use cells::{CellDirectory, CellDirectoryConfig, CellMesh, CellMeshConfig, Layout};
+pub use frame::{FrameError, MeshFrame};
 pub use full_mesh::{FullMesh, FullMeshConfig, FullMeshConfigBuilder};
 
 use std::time::{Duration, Instant};
 
 use plenum_proto::PeerId;
+use plenum_proto::overlay::CellPlan;
 
 /// How a topology learned of a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +101,29 @@ pub enum Input {
         /// The current time.
         now: Instant,
     },
+    /// The signaling server's plan for this peer in a cellular room (ignored by others).
+    Plan {
+        /// The plan; it replaces the last one.
+        plan: CellPlan,
+        /// The current time.
+        now: Instant,
+    },
+    /// An overlay frame arrived from a linked peer.
+    Frame {
+        /// The peer it came from (not necessarily its origin).
+        from: PeerId,
+        /// The frame.
+        frame: MeshFrame,
+        /// The current time.
+        now: Instant,
+    },
+    /// The application broadcasts `data` to every peer of the room.
+    Broadcast {
+        /// The application's bytes.
+        data: Vec<u8>,
+        /// The current time.
+        now: Instant,
+    },
     /// Time passed; fed at (or after) the instant of the last [`Output::Timeout`].
     Tick {
         /// The current time.
@@ -125,8 +153,50 @@ pub enum Output {
         /// The peer.
         peer: PeerId,
     },
+    /// Send an overlay frame to a linked peer.
+    Send {
+        /// The peer.
+        peer: PeerId,
+        /// The frame.
+        frame: MeshFrame,
+    },
+    /// A broadcast reached this peer for the first time: hand it to the application.
+    Deliver {
+        /// The peer that broadcast it.
+        origin: PeerId,
+        /// The application's bytes.
+        data: Vec<u8>,
+        /// Links it crossed to get here.
+        hops: u8,
+    },
+    /// This peer's place in the overlay changed.
+    State(MeshState),
+    /// Where another peer sits (learned from a plan or a frame it sent).
+    PeerCell {
+        /// The peer.
+        peer: PeerId,
+        /// Its cell.
+        cell: u32,
+    },
     /// Nothing more until this instant (or the next input).
     Timeout(Instant),
+}
+
+/// A peer's place in a cellular overlay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshState {
+    /// Its cell.
+    pub cell: u32,
+    /// How many cells the room has.
+    pub cells: u32,
+    /// Peers in its cell, itself included.
+    pub cell_size: usize,
+    /// Whether it holds a bridge link to another cell.
+    pub is_bridge: bool,
+    /// Its bridge links: the peer at the other end and that peer's cell.
+    pub bridges: Vec<(PeerId, u32)>,
+    /// The layout's number (grows when the room is split anew).
+    pub epoch: u32,
 }
 
 /// A sans-IO topology.

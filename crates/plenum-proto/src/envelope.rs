@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field
 //! 0       1     version (1)
-//! 1       1     kind (0 data, 1 ping, 2 pong, 3 heartbeat, 4 bye)
+//! 1       1     kind (0 data, 1 ping, 2 pong, 3 heartbeat, 4 bye, 5 stream, 6 mesh)
 //! 2       1     hops: how many times an overlay has forwarded it (0 = from the sender)
 //! 3       1     n: channel name length in bytes, 0..=12 (0 for control kinds)
 //! 4       n     channel name, UTF-8
@@ -36,6 +36,9 @@ pub enum EnvelopeKind {
     /// A media stream of the sender was added, removed or changed: a [`StreamAnnouncement`]
     /// as JSON in the payload.
     Stream,
+    /// An overlay broadcast (a mesh frame, read by `plenum-overlay`); the id is the
+    /// origin's sequence number.
+    Mesh,
 }
 
 /// What a [`EnvelopeKind::Stream`] envelope says about one of the sender's streams.
@@ -76,6 +79,7 @@ impl EnvelopeKind {
             Self::Heartbeat => 3,
             Self::Bye => 4,
             Self::Stream => 5,
+            Self::Mesh => 6,
         }
     }
 
@@ -87,6 +91,7 @@ impl EnvelopeKind {
             3 => Self::Heartbeat,
             4 => Self::Bye,
             5 => Self::Stream,
+            6 => Self::Mesh,
             _ => return None,
         })
     }

@@ -19,6 +19,7 @@
 pub mod envelope;
 pub mod identity;
 mod names;
+pub mod overlay;
 pub mod signal;
 pub mod token;
 

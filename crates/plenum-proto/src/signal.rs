@@ -75,6 +75,9 @@ pub enum ClientToServer {
         /// seeing a leave and a join.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<String>,
+        /// The overlay to create the room with (the room's own wins for later joiners).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topology: Option<crate::overlay::TopologySpec>,
     },
     /// Relay `payload` to the peer `to` in the same room.
     Signal {
@@ -112,6 +115,14 @@ pub struct PeerSummary {
 
 fn yes() -> bool {
     true
+}
+
+fn mesh() -> crate::overlay::TopologySpec {
+    crate::overlay::TopologySpec::Mesh
+}
+
+fn is_mesh(t: &crate::overlay::TopologySpec) -> bool {
+    *t == crate::overlay::TopologySpec::Mesh
 }
 
 fn is_true(b: &bool) -> bool {
@@ -176,6 +187,16 @@ pub enum ServerToClient {
         /// Presented in a later `join` (after the connection dropped), it takes this
         /// session's place.
         resume: String,
+        /// The room's overlay. In a cellular room `peers` is empty: a `cell` frame follows
+        /// with the peers this one links to.
+        #[serde(default = "mesh", skip_serializing_if = "is_mesh")]
+        topology: crate::overlay::TopologySpec,
+    },
+    /// This peer's place in a cellular room: sent after the welcome and whenever its cell,
+    /// cell mates or bridges change.
+    Cell {
+        /// The plan; it replaces the last one.
+        plan: crate::overlay::CellPlan,
     },
     /// A peer entered the room.
     PeerJoined {
@@ -264,6 +285,8 @@ pub enum ErrorCode {
     TokenExpired,
     /// The token was minted for another room.
     TokenWrongRoom,
+    /// The join's topology options are not valid.
+    BadTopology,
     /// The server is shutting down or failed internally.
     Internal,
 }
@@ -291,6 +314,7 @@ impl ErrorCode {
             Self::TokenForged => "token_forged",
             Self::TokenExpired => "token_expired",
             Self::TokenWrongRoom => "token_wrong_room",
+            Self::BadTopology => "bad_topology",
             Self::Internal => "internal",
         }
     }

@@ -1,0 +1,110 @@
+//! What the signaling server and peers say about a room's overlay: the topology a room was
+//! created with, and the cell plan the server hands each peer of a cellular room.
+
+use serde::{Deserialize, Serialize};
+
+use crate::PeerId;
+use crate::signal::PeerSummary;
+
+/// The overlay a room runs, chosen by the peer that creates it (later joiners get the
+/// room's, whatever they asked for).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TopologySpec {
+    /// Every peer links to every other peer (the default).
+    Mesh,
+    /// Peers grouped in cells linked by bridge peers. The room is one cell (a full mesh)
+    /// until it outgrows the cell size, then the server splits it.
+    Cells {
+        /// Most peers per cell; `None` picks it from the room's size (`auto`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cell_size: Option<u16>,
+        /// Links between each pair of neighbouring cells.
+        #[serde(default = "default_bridges")]
+        bridges_per_edge: u16,
+        /// The largest cell `auto` makes.
+        #[serde(default = "default_max_cell")]
+        max_cell_size: u16,
+        /// How many cells `auto` aims for.
+        #[serde(default = "default_target_cells")]
+        target_cells: u32,
+    },
+}
+
+fn default_bridges() -> u16 {
+    2
+}
+fn default_max_cell() -> u16 {
+    48
+}
+fn default_target_cells() -> u32 {
+    100
+}
+
+impl TopologySpec {
+    /// Cells with every option at its default.
+    pub fn cells(cell_size: Option<u16>) -> Self {
+        Self::Cells {
+            cell_size,
+            bridges_per_edge: default_bridges(),
+            max_cell_size: default_max_cell(),
+            target_cells: default_target_cells(),
+        }
+    }
+}
+
+/// A bridge link of a peer: the peer at the other end and its cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeLink {
+    /// The peer at the other end.
+    pub peer: PeerSummary,
+    /// Its cell.
+    pub cell: u32,
+}
+
+/// What one peer of a cellular room needs to know: its cell, its cell mates and its bridge
+/// links. The server sends a fresh plan whenever any of that changes; each replaces the last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellPlan {
+    /// Grows with every new layout of the room (cell count and shape).
+    pub epoch: u32,
+    /// The layout: cell `c` has digits `c` written in these radices (least significant
+    /// first); two cells are neighbours when they differ in exactly one digit.
+    pub radices: Vec<u16>,
+    /// The receiving peer's cell.
+    pub cell: u32,
+    /// The peers of that cell, the receiver included, in id order.
+    pub members: Vec<PeerSummary>,
+    /// The receiver's bridge links to neighbouring cells.
+    pub bridges: Vec<BridgeLink>,
+}
+
+impl CellPlan {
+    /// The number of cells of the layout.
+    pub fn cell_count(&self) -> u32 {
+        self.radices
+            .iter()
+            .fold(1u32, |n, r| n.saturating_mul(u32::from(*r)))
+    }
+
+    /// Whether `peer` is one of the plan's cell mates or bridge partners.
+    pub fn knows(&self, peer: &PeerId) -> bool {
+        self.members.iter().any(|m| &m.peer == peer)
+            || self.bridges.iter().any(|b| &b.peer.peer == peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cells_spec_fills_its_defaults() {
+        let spec: TopologySpec = serde_json::from_str(r#"{"kind":"cells","cell_size":6}"#).unwrap();
+        assert_eq!(spec, TopologySpec::cells(Some(6)));
+        let auto: TopologySpec = serde_json::from_str(r#"{"kind":"cells"}"#).unwrap();
+        assert_eq!(auto, TopologySpec::cells(None));
+        assert!(serde_json::from_str::<TopologySpec>(r#"{"kind":"cells","cel_size":6}"#).is_err());
+        assert!(serde_json::from_str::<TopologySpec>(r#"{"kind":"ring"}"#).is_err());
+    }
+}
