@@ -19,7 +19,7 @@ mod layout;
 pub use directory::{CellDirectory, CellDirectoryConfig, CellDirectoryConfigBuilder};
 pub use layout::Layout;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use plenum_proto::PeerId;
@@ -82,7 +82,10 @@ struct Plan {
     epoch: u32,
     layout: Layout,
     cell: u32,
-    members: BTreeSet<PeerId>,
+    /// The cell's size, this peer included.
+    size: usize,
+    /// The cell's other peers.
+    mates: Vec<PeerId>,
     /// Bridge partner -> (its cell, the digit our cells differ in).
     bridges: BTreeMap<PeerId, (u32, u8)>,
     ttl: u8,
@@ -99,8 +102,11 @@ pub struct CellMesh {
     now: Instant,
     links: FullMesh,
     plan: Option<Plan>,
+    /// The planned peers: cell mates and bridge partners.
+    wanted: BTreeSet<PeerId>,
     up: BTreeSet<PeerId>,
-    seen: HashSet<(PeerId, u64)>,
+    /// Broadcasts seen, with what this peer did with them ([`FLOODED`], [`BRIDGED`]).
+    seen: HashMap<(PeerId, u64), u8>,
     seen_order: VecDeque<(Instant, PeerId, u64)>,
     next_seq: u64,
     known: HashMap<PeerId, u32>,
@@ -108,6 +114,11 @@ pub struct CellMesh {
     outputs: VecDeque<Output>,
     duplicates: u64,
 }
+
+/// This peer sent the broadcast to its cell mates.
+const FLOODED: u8 = 1;
+/// This peer sent the broadcast over its bridges.
+const BRIDGED: u8 = 2;
 
 /// Peers whose cell a node remembers for display before it starts over.
 const KNOWN_MAX: usize = 4096;
@@ -122,8 +133,9 @@ impl CellMesh {
             now,
             links,
             plan: None,
+            wanted: BTreeSet::new(),
             up: BTreeSet::new(),
-            seen: HashSet::new(),
+            seen: HashMap::new(),
             seen_order: VecDeque::new(),
             next_seq: 1,
             known: HashMap::new(),
@@ -144,7 +156,7 @@ impl CellMesh {
         Some(MeshState {
             cell: plan.cell,
             cells: plan.layout.cell_count(),
-            cell_size: plan.members.len(),
+            cell_size: plan.size,
             is_bridge: !plan.bridges.is_empty(),
             bridges: plan
                 .bridges
@@ -157,19 +169,7 @@ impl CellMesh {
 
     /// Whether every planned link is open.
     pub fn settled(&self) -> bool {
-        self.plan.is_some() && self.wanted().iter().all(|p| self.up.contains(p))
-    }
-
-    fn wanted(&self) -> BTreeSet<PeerId> {
-        let Some(plan) = &self.plan else {
-            return BTreeSet::new();
-        };
-        plan.members
-            .iter()
-            .chain(plan.bridges.keys())
-            .filter(|p| **p != self.me)
-            .cloned()
-            .collect()
+        self.plan.is_some() && self.wanted.iter().all(|p| self.up.contains(p))
     }
 
     fn learn(&mut self, peer: &PeerId, cell: u32) {
@@ -201,7 +201,7 @@ impl CellMesh {
         if self.plan.as_ref().is_some_and(|p| p.epoch > plan.epoch) {
             return;
         }
-        let before = self.wanted();
+        let before = std::mem::take(&mut self.wanted);
         let mut bridges = BTreeMap::new();
         for b in &plan.bridges {
             if let Some(dim) = layout.edge_digit(plan.cell, b.cell) {
@@ -209,16 +209,23 @@ impl CellMesh {
             }
         }
         let ttl = (2 * layout.diameter() + 4).min(usize::from(u8::MAX)) as u8;
-        let members: BTreeSet<PeerId> = plan.members.iter().map(|m| m.peer.clone()).collect();
+        let mates: Vec<PeerId> = plan
+            .members
+            .iter()
+            .map(|m| m.peer.clone())
+            .filter(|p| *p != self.me)
+            .collect();
+        let after: BTreeSet<PeerId> = mates.iter().chain(bridges.keys()).cloned().collect();
         self.plan = Some(Plan {
             epoch: plan.epoch,
             layout,
             cell: plan.cell,
-            members,
+            size: plan.members.len(),
+            mates,
             bridges,
             ttl,
         });
-        let after = self.wanted();
+        self.wanted = after.clone();
         let now = self.now;
         for gone in before.difference(&after) {
             self.up.remove(gone);
@@ -252,15 +259,16 @@ impl CellMesh {
         self.flush_waiting();
     }
 
-    fn remember(&mut self, origin: &PeerId, seq: u64) -> bool {
+    /// What this peer has done with a broadcast; `None` if it is new (then remembered).
+    fn remember(&mut self, origin: &PeerId, seq: u64) -> Option<u8> {
         let key = (origin.clone(), seq);
-        if self.seen.contains(&key) {
-            return false;
+        if let Some(flags) = self.seen.get(&key) {
+            return Some(*flags);
         }
-        self.seen.insert(key);
+        self.seen.insert(key, 0);
         self.seen_order
             .push_back((self.now + self.config.dedup_window, origin.clone(), seq));
-        true
+        None
     }
 
     fn expire(&mut self) {
@@ -304,7 +312,7 @@ impl CellMesh {
         };
         self.next_seq += 1;
         self.remember(&frame.origin, frame.seq);
-        self.forward(None, frame);
+        self.forward(None, frame, 0);
     }
 
     fn flush_waiting(&mut self) {
@@ -317,16 +325,21 @@ impl CellMesh {
     }
 
     fn on_frame(&mut self, from: PeerId, frame: MeshFrame) {
-        if !self.remember(&frame.origin, frame.seq) {
-            self.duplicates += 1;
-            return;
-        }
-        self.learn(&frame.origin.clone(), frame.origin_cell);
-        self.outputs.push_back(Output::Deliver {
-            origin: frame.origin.clone(),
-            data: frame.data.clone(),
-            hops: frame.hops.saturating_add(1),
-        });
+        let done = match self.remember(&frame.origin, frame.seq) {
+            Some(done) => {
+                self.duplicates += 1;
+                done
+            }
+            None => {
+                self.learn(&frame.origin.clone(), frame.origin_cell);
+                self.outputs.push_back(Output::Deliver {
+                    origin: frame.origin.clone(),
+                    data: frame.data.clone(),
+                    hops: frame.hops.saturating_add(1),
+                });
+                0
+            }
+        };
         if frame.hops.saturating_add(1) >= frame.ttl {
             return;
         }
@@ -334,21 +347,36 @@ impl CellMesh {
             hops: frame.hops + 1,
             ..frame
         };
-        self.forward(Some(from), forwarded);
+        self.forward(Some(from), forwarded, done);
     }
 
-    /// Sends a frame on from this peer: `from` is the link it came on (`None` at the origin).
-    fn forward(&mut self, from: Option<PeerId>, frame: MeshFrame) {
+    /// Sends a frame on from this peer: `from` is the link it came on (`None` at the
+    /// origin), `done` what this peer already did with it. Every peer a frame enters a cell
+    /// at floods the cell, even one that had the frame from a cell mate first: the cell's
+    /// other entries are its redundancy. Every peer sends it over its bridges once.
+    fn forward(&mut self, from: Option<PeerId>, frame: MeshFrame, done: u8) {
         let Some(plan) = &self.plan else {
             return;
         };
+        let flood = !frame.intra && done & FLOODED == 0;
+        let bridge = done & BRIDGED == 0;
+        if !flood && !bridge {
+            return;
+        }
+        let key = (frame.origin.clone(), frame.seq);
         let mut sends: Vec<(PeerId, MeshFrame)> = Vec::new();
         if frame.epoch != plan.epoch {
+            if let Some(flags) = self.seen.get_mut(&key) {
+                *flags |= FLOODED | BRIDGED;
+            }
+            if done != 0 {
+                return;
+            }
             // Layouts disagree while a new one spreads: flood, the filter stops copies.
-            for peer in self.wanted() {
-                if Some(&peer) != from.as_ref() {
+            for peer in &self.wanted {
+                if Some(peer) != from.as_ref() {
                     sends.push((
-                        peer,
+                        peer.clone(),
                         MeshFrame {
                             dim: None,
                             intra: false,
@@ -358,9 +386,12 @@ impl CellMesh {
                 }
             }
         } else {
-            if !frame.intra {
-                for peer in &plan.members {
-                    if *peer != self.me && Some(peer) != from.as_ref() {
+            if let Some(flags) = self.seen.get_mut(&key) {
+                *flags |= if flood { FLOODED } else { 0 } | if bridge { BRIDGED } else { 0 };
+            }
+            if flood {
+                for peer in &plan.mates {
+                    if Some(peer) != from.as_ref() {
                         sends.push((
                             peer.clone(),
                             MeshFrame {
@@ -373,7 +404,7 @@ impl CellMesh {
             }
             let above = frame.dim.map_or(0, |d| usize::from(d) + 1);
             for (peer, (_, dim)) in &plan.bridges {
-                if usize::from(*dim) >= above && Some(peer) != from.as_ref() {
+                if bridge && usize::from(*dim) >= above && Some(peer) != from.as_ref() {
                     sends.push((
                         peer.clone(),
                         MeshFrame {
@@ -412,7 +443,7 @@ impl Topology for CellMesh {
             }
             Input::LinkUp { peer, now } => {
                 self.now = self.now.max(now);
-                if self.wanted().contains(&peer) {
+                if self.wanted.contains(&peer) {
                     self.up.insert(peer.clone());
                 }
                 self.links.handle_input(Input::LinkUp { peer, now });
@@ -454,7 +485,7 @@ impl Topology for CellMesh {
     }
 
     fn neighbours(&self) -> Vec<PeerId> {
-        self.wanted().into_iter().collect()
+        self.wanted.iter().cloned().collect()
     }
 }
 

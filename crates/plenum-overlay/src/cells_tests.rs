@@ -346,3 +346,35 @@ fn broadcasts_before_the_first_plan_wait_for_it() {
     });
     assert_eq!(sends(&drain(&mut mesh)), vec![("c".into(), None, true)]);
 }
+
+#[test]
+fn an_entry_that_had_the_frame_from_a_cell_mate_still_floods_the_cell() {
+    let t0 = Instant::now();
+    let mut mesh = node(t0);
+    mesh.handle_input(Input::Frame {
+        from: id("c"),
+        frame: frame("o", Some(0), true, 3),
+        now: t0,
+    });
+    let first = drain(&mut mesh);
+    assert_eq!(sends(&first), vec![("b1".into(), Some(1), false)]);
+    // The same broadcast over our own bridge: we are an entry too, so the cell hears it
+    // from us as well (in case the other entry's copies were lost); the bridges do not.
+    mesh.handle_input(Input::Frame {
+        from: id("b0"),
+        frame: frame("o", Some(0), false, 2),
+        now: t0,
+    });
+    let second = drain(&mut mesh);
+    assert!(!second.iter().any(|o| matches!(o, Output::Deliver { .. })));
+    assert_eq!(
+        sends(&second),
+        vec![("c".into(), Some(0), true), ("x".into(), Some(0), true)]
+    );
+    mesh.handle_input(Input::Frame {
+        from: id("b0"),
+        frame: frame("o", Some(0), false, 2),
+        now: t0,
+    });
+    assert!(sends(&drain(&mut mesh)).is_empty());
+}

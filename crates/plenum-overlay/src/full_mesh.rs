@@ -230,6 +230,9 @@ impl FullMesh {
         let mut due_drop = Vec::new();
         let mut due_connect = Vec::new();
         let mut due_heartbeat = Vec::new();
+        let due_any_heartbeat = self.neighbours.values().any(
+            |n| matches!(n.state, LinkState::Up { next_heartbeat, .. } if now >= next_heartbeat),
+        );
         for (peer, n) in &self.neighbours {
             match n.state {
                 LinkState::Opening { deadline } if now >= deadline => {
@@ -240,7 +243,12 @@ impl FullMesh {
                 {
                     due_drop.push((peer.clone(), DropReason::Silent));
                 }
-                LinkState::Up { next_heartbeat, .. } if now >= next_heartbeat => {
+                // Probes due within half an interval go out with this one: a peer's
+                // probes fall into step and it wakes once per interval, not once per link.
+                LinkState::Up { next_heartbeat, .. }
+                    if now + self.config.heartbeat_interval / 2 >= next_heartbeat
+                        && due_any_heartbeat =>
+                {
                     due_heartbeat.push(peer.clone());
                 }
                 LinkState::Backoff { until } if now >= until => due_connect.push(peer.clone()),

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use hmac::Mac as _;
+use plenum_overlay::{CellDirectory, CellDirectoryConfig};
 use plenum_proto::identity::{PublicKey, join_message};
+use plenum_proto::overlay::TopologySpec;
 use plenum_proto::signal::{
     ClientToServer, ErrorCode, IceServerInfo, Limits, PeerSummary, ServerToClient,
 };
@@ -206,6 +208,11 @@ struct Member {
 struct Room {
     password: Option<String>,
     members: BTreeMap<PeerId, Member>,
+    /// The overlay the room was created with.
+    topology: TopologySpec,
+    /// The cell plan of a cellular room: its members learn their cell and bridges from
+    /// it, not the whole roster.
+    cells: Option<CellDirectory>,
 }
 
 /// Counters for monitoring.
@@ -560,6 +567,7 @@ impl Registry {
             proof,
             token,
             resume,
+            topology,
         } = join
         else {
             return;
@@ -631,11 +639,21 @@ impl Registry {
                 return self.refuse(conn, ErrorCode::ServerFull, msg, true);
             }
             None => {
+                let topology = topology.unwrap_or(TopologySpec::Mesh);
+                let cells = match CellDirectoryConfig::from_spec(&topology) {
+                    Ok(config) => config.map(|c| CellDirectory::new(c, self.counter)),
+                    Err(e) => {
+                        let msg = format!("topology refused: {e}");
+                        return self.refuse(conn, ErrorCode::BadTopology, msg, true);
+                    }
+                };
                 self.rooms.insert(
                     room_name.clone(),
                     Room {
                         password,
                         members: BTreeMap::new(),
+                        topology,
+                        cells,
                     },
                 );
             }
@@ -658,6 +676,15 @@ impl Registry {
             },
         );
         tracing::info!(room = %room_name, peer = peer.short(), "peer joined");
+        if let Some(cells) = room.cells.as_mut() {
+            cells.handle_join(PeerSummary {
+                peer: peer.clone(),
+                name,
+                publish,
+            });
+            self.welcome(conn, &room_name, &peer, grants, resume);
+            return self.send_plans(&room_name);
+        }
         self.welcome(conn, &room_name, &peer, grants, resume);
         for other in others {
             self.send(
@@ -745,6 +772,14 @@ impl Registry {
         }
         tracing::info!(room = %room_name, peer = peer.short(), "session resumed");
         self.welcome(conn, room_name, peer, grants, fresh);
+        let plan = self
+            .rooms
+            .get(room_name)
+            .and_then(|r| r.cells.as_ref())
+            .and_then(|c| c.plan(peer));
+        if let Some(plan) = plan {
+            self.send(conn, ServerToClient::Cell { plan });
+        }
         true
     }
 
@@ -762,11 +797,18 @@ impl Registry {
         let Some(room) = self.rooms.get(room_name) else {
             return;
         };
+        // A cellular room's peers learn whom to link from their plan.
+        let sample = if room.cells.is_some() {
+            0
+        } else {
+            self.config.roster_sample
+        };
+        let topology = room.topology.clone();
         let peers: Vec<PeerSummary> = room
             .members
             .iter()
             .filter(|(p, _)| *p != peer)
-            .take(self.config.roster_sample)
+            .take(sample)
             .map(|(p, m)| PeerSummary {
                 peer: p.clone(),
                 name: m.name.clone(),
@@ -788,8 +830,28 @@ impl Registry {
                 grants,
                 ice_servers,
                 resume,
+                topology,
             },
         );
+    }
+
+    /// Sends every plan the room's cell directory has changed to its peer.
+    fn send_plans(&mut self, room_name: &RoomName) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        let mut frames = Vec::new();
+        if let Some(cells) = room.cells.as_mut() {
+            while let Some((peer, plan)) = cells.poll_plan() {
+                // An away member gets its plan when it resumes.
+                if let Some(conn) = room.members.get(&peer).and_then(|m| m.conn) {
+                    frames.push((conn, plan));
+                }
+            }
+        }
+        for (conn, plan) in frames {
+            self.send(conn, ServerToClient::Cell { plan });
+        }
     }
 
     /// The STUN and TURN servers for `peer`, TURN with credentials minted now; schedules
@@ -863,6 +925,14 @@ impl Registry {
             return;
         }
         tracing::info!(room = %room_name, peer = peer.short(), "peer left");
+        if let Some(cells) = room.cells.as_mut() {
+            cells.handle_leave(peer);
+            if room.members.is_empty() {
+                self.rooms.remove(room_name);
+                return;
+            }
+            return self.send_plans(room_name);
+        }
         let others: Vec<ConnId> = room.members.values().filter_map(|m| m.conn).collect();
         if room.members.is_empty() {
             self.rooms.remove(room_name);
