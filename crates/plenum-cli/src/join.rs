@@ -1,6 +1,7 @@
 //! `plenum join`: a headless peer. With `--json`, stdout is JSON lines (events) and stdin
 //! takes JSON-line commands; docs/cli.md describes both.
 
+use plenum_proto::overlay::TopologySpec;
 use std::net::{IpAddr, SocketAddr};
 
 use plenum::{IceServer, Room, RoomConfig, RoomError, RoomEvent, Target};
@@ -92,6 +93,17 @@ pub(crate) struct JoinArgs {
     /// at work).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     simulate_audio_loss: u8,
+    /// The overlay to create the room with: `mesh` (every peer links to every other) or
+    /// `cells` (cells of peers joined by bridges, for large rooms). A room that exists
+    /// keeps its own.
+    #[arg(long, value_enum, default_value_t = TopologyArg::Mesh)]
+    topology: TopologyArg,
+    /// Most peers per cell with --topology cells (default: chosen from the room's size).
+    #[arg(long, requires = "topology", value_parser = clap::value_parser!(u16).range(3..=1024))]
+    cell_size: Option<u16>,
+    /// Links between each pair of neighbouring cells with --topology cells.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=8))]
+    bridges_per_edge: u16,
     /// Both sides of a new link send offers at once (exercises collision handling).
     #[arg(long, hide = true)]
     both_initiate: bool,
@@ -99,6 +111,12 @@ pub(crate) struct JoinArgs {
     /// other peers' enforcement).
     #[arg(long, hide = true)]
     publish_without_grant: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TopologyArg {
+    Mesh,
+    Cells,
 }
 
 /// A JSON-line command on stdin.
@@ -130,6 +148,10 @@ enum Command {
     },
     Mute {},
     Unmute {},
+    /// Broadcast to every peer of the room over the overlay.
+    MeshSend {
+        data: Value,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,6 +270,23 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
             noise_suppression: !args.no_noise_suppression,
         })
         .mesh(|m| m.both_initiate(args.both_initiate))
+        .topology(match args.topology {
+            TopologyArg::Mesh => TopologySpec::Mesh,
+            TopologyArg::Cells => match TopologySpec::cells(args.cell_size) {
+                TopologySpec::Cells {
+                    cell_size,
+                    max_cell_size,
+                    target_cells,
+                    ..
+                } => TopologySpec::Cells {
+                    cell_size,
+                    bridges_per_edge: args.bridges_per_edge,
+                    max_cell_size,
+                    target_cells,
+                },
+                mesh => mesh,
+            },
+        })
         .publish_without_grant(args.publish_without_grant);
     if !args.bind_ip.is_empty() {
         builder = builder.udp_bind(
@@ -485,6 +524,30 @@ fn print_event(out: &Out, event: RoomEvent) {
         RoomEvent::LinkUp { peer } => out.event(json!({"event": "link_up", "peer": peer}), || {
             format!("* link to {peer} back")
         }),
+        RoomEvent::MeshState(state) => {
+            let bridges: Vec<Value> = state
+                .bridges
+                .iter()
+                .map(|(peer, cell)| json!({"peer": peer, "cell": cell}))
+                .collect();
+            out.event(
+                json!({"event": "mesh_state", "cell_id": state.cell, "cells": state.cells,
+                       "cell_size": state.cell_size, "is_bridge": state.is_bridge,
+                       "bridges": bridges, "epoch": state.epoch}),
+                || format!("* cell {} of {} ({} peers, {} bridges)", state.cell, state.cells, state.cell_size, state.bridges.len()),
+            )
+        }
+        RoomEvent::MeshPeer { peer, cell } => out.event(
+            json!({"event": "mesh_peer_state", "peer": peer, "cell": cell}),
+            || format!("* {peer} is in cell {cell}"),
+        ),
+        RoomEvent::MeshMessage { from, data, hops } => {
+            let value = payload_value(&data);
+            out.event(
+                json!({"event": "mesh_message", "from": from, "data": value, "hops": hops}),
+                || format!("[mesh] {from}: {value}"),
+            )
+        }
         other => tracing::debug!(?other, "unprinted event"),
     }
 }
@@ -544,6 +607,11 @@ async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
             ping(out, room, peer);
         }
         Command::Peers {} => peers(out, room).await,
+        Command::MeshSend { data } => {
+            if room.mesh_send(data.to_string()).await.is_err() {
+                out.error("closed", "the room is closed");
+            }
+        }
         Command::Leave {} => return true,
         Command::Audio { source } => set_audio(out, room, &source).await,
         Command::Video { source } => set_video(out, room, &source).await,

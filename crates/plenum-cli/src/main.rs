@@ -10,6 +10,7 @@ mod bench_video;
 mod devices;
 mod join;
 mod serve;
+mod sim;
 mod token;
 mod video;
 
@@ -31,6 +32,8 @@ enum Command {
     /// Measure and print figures as JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Simulate an overlay of many peers on a virtual clock; print its figures as JSON.
+    Sim(sim::SimArgs),
     /// Mint a room token for a server started with --token-secret-file.
     Token(token::TokenArgs),
     /// List microphones, speakers and cameras.
@@ -69,6 +72,10 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(code);
         }
         Command::Token(args) => token::run(args),
+        Command::Sim(args) => {
+            init_logs("warn");
+            sim::run(args)
+        }
         Command::Devices { json } => {
             init_logs("warn");
             devices::run(json);

@@ -527,8 +527,9 @@ mod tests {
                 proptest::option::of(any::<String>()),
                 (any::<String>(), any::<String>()),
                 proptest::option::of(any::<String>()),
+                proptest::option::of(proptest::option::of(3u16..64)),
             )
-                .prop_map(|(version, room, name, password, (key, proof), token)| {
+                .prop_map(|(version, room, name, password, (key, proof), token, cells)| {
                     ClientToServer::Join {
                         version,
                         room: RoomName::new(room).unwrap(),
@@ -538,6 +539,7 @@ mod tests {
                         proof,
                         token,
                         resume: None,
+                        topology: cells.map(crate::overlay::TopologySpec::cells),
                     }
                 }),
             (arb_peer(), proptest::option::of(arb_peer()), arb_payload())

@@ -262,14 +262,14 @@ impl Ord for Scheduled {
 
 enum Overlay {
     Mesh(FullMesh),
-    Cells(CellMesh),
+    Cells(Box<CellMesh>),
 }
 
 impl Overlay {
     fn topology(&mut self) -> &mut dyn plenum_overlay::Topology {
         match self {
             Self::Mesh(m) => m,
-            Self::Cells(c) => c,
+            Self::Cells(c) => c.as_mut(),
         }
     }
 }
@@ -507,7 +507,7 @@ impl Sim {
                     .links(self.link_config.clone())
                     .build()
                     .unwrap_or_default();
-                Overlay::Cells(CellMesh::new(id.clone(), config, now, seed))
+                Overlay::Cells(Box::new(CellMesh::new(id.clone(), config, now, seed)))
             }
         };
         let delay = 5 * MS + self.random() % (35 * MS);
@@ -843,7 +843,7 @@ impl Sim {
             return;
         }
         let victim = live[(self.random() % live.len() as u64) as usize];
-        let clean = self.random() % 2 == 0;
+        let clean = self.random().is_multiple_of(2);
         self.leave(victim, clean);
         self.join();
         let per_minute = self.config.peers as f64 * self.config.churn_pct_per_min / 100.0;

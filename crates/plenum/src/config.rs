@@ -67,6 +67,7 @@ pub struct RoomConfig {
     pub(crate) ice_transport: IceTransport,
     pub(crate) udp_bind: Vec<SocketAddr>,
     pub(crate) mesh: FullMeshConfig,
+    pub(crate) topology: plenum_proto::overlay::TopologySpec,
     pub(crate) join_timeout: Duration,
     pub(crate) queue_per_peer: usize,
     pub(crate) audio_loss_percent: u8,
@@ -93,6 +94,7 @@ impl RoomConfig {
                 SocketAddr::from(([0, 0, 0, 0], 0)),
             ],
             mesh: FullMeshConfig::builder(),
+            topology: plenum_proto::overlay::TopologySpec::Mesh,
             join_timeout: Duration::from_secs(10),
             queue_per_peer: 256,
             audio_loss_percent: 0,
@@ -127,6 +129,7 @@ pub struct RoomConfigBuilder {
     ice_transport: IceTransport,
     udp_bind: Vec<SocketAddr>,
     mesh: plenum_overlay::FullMeshConfigBuilder,
+    topology: plenum_proto::overlay::TopologySpec,
     join_timeout: Duration,
     queue_per_peer: usize,
     audio_loss_percent: u8,
@@ -183,6 +186,12 @@ impl RoomConfigBuilder {
         f: impl FnOnce(plenum_overlay::FullMeshConfigBuilder) -> plenum_overlay::FullMeshConfigBuilder,
     ) -> Self {
         self.mesh = f(self.mesh);
+        self
+    }
+    /// The overlay to create the room with (default: a full mesh). A room that exists
+    /// keeps its own; the welcome says which.
+    pub fn topology(mut self, topology: plenum_proto::overlay::TopologySpec) -> Self {
+        self.topology = topology;
         self
     }
     /// How long to wait for the server's welcome (default 10 s).
@@ -242,6 +251,7 @@ impl RoomConfigBuilder {
         if self.udp_bind.is_empty() {
             return Err(ConfigError::NoBind);
         }
+        plenum_overlay::CellDirectoryConfig::from_spec(&self.topology)?;
         Ok(RoomConfig {
             signal,
             room: RoomName::new(self.room)?,
@@ -253,6 +263,7 @@ impl RoomConfigBuilder {
             ice_transport: self.ice_transport,
             udp_bind: self.udp_bind,
             mesh: self.mesh.build()?,
+            topology: self.topology,
             join_timeout: self.join_timeout,
             queue_per_peer: self.queue_per_peer,
             audio_loss_percent: self.audio_loss_percent,

@@ -6,8 +6,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use plenum_overlay::{Appearance, DropReason, FullMesh, Input, Output, Topology};
+use plenum_overlay::{
+    Appearance, CellMesh, CellMeshConfig, DropReason, FullMesh, Input, MeshFrame, Output, Topology,
+};
 use plenum_proto::identity::{PublicKey, safety_code, sign_link, verify_link};
+use plenum_proto::overlay::{CellPlan, TopologySpec};
 use plenum_proto::signal::{ClientToServer, PeerSummary, ServerToClient, SignalPayload};
 use plenum_proto::{ChannelName, DisplayName, Envelope, EnvelopeKind, PeerId, StreamAnnouncement};
 use plenum_signal::{SignalConnection, SignalEvent};
@@ -40,6 +43,11 @@ const MAINTAIN_EVERY: Duration = Duration::from_millis(500);
 
 /// Signaling frames held while the server is away, sent when it is back (oldest dropped).
 const SIGNAL_BACKLOG: usize = 512;
+/// Peers of a cellular room whose negotiation arrived before a plan named them: held until
+/// one does (a plan reaches the two ends of a new link at slightly different times).
+const EARLY_PEERS: usize = 64;
+/// Frames held per such peer.
+const EARLY_FRAMES: usize = 16;
 
 /// What a [`Room`](crate::Room) handle asks of the driver.
 #[derive(Debug)]
@@ -63,6 +71,8 @@ pub(crate) enum Command {
     /// Announce a stream of ours (added, removed or muted) to every peer, now and to those
     /// whose link opens later.
     Stream(StreamAnnouncement),
+    /// Broadcast to every peer of the room over the overlay.
+    MeshSend(Bytes),
 }
 
 struct PendingPing {
@@ -102,7 +112,12 @@ pub(crate) struct Driver {
     link_rx: mpsc::Receiver<LinkEvent>,
     data_tx: mpsc::Sender<LinkData>,
     data_rx: mpsc::Receiver<LinkData>,
-    mesh: FullMesh,
+    /// The room's topology: a full mesh, or our cell of a cellular room.
+    mesh: Box<dyn Topology + Send + Sync>,
+    /// Whether the room is cellular: links follow the server's plans, not the roster.
+    cellular: bool,
+    /// Negotiation from peers no plan named yet (cellular rooms).
+    early: HashMap<PeerId, Vec<SignalPayload>>,
     deadline: Instant,
     roster: BTreeMap<PeerId, DisplayName>,
     links: HashMap<PeerId, Link>,
@@ -133,13 +148,23 @@ impl Driver {
             peers: initial,
             ice_servers,
             resume,
+            topology,
             ..
         } = welcome;
         let now = Instant::now();
         let seed = me.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         });
-        let mut mesh = FullMesh::with_seed(config.mesh.clone(), now, seed);
+        let cellular = topology != TopologySpec::Mesh;
+        let mut mesh: Box<dyn Topology + Send + Sync> = if cellular {
+            let cells = CellMeshConfig::builder()
+                .links(config.mesh.clone())
+                .build()
+                .unwrap_or_default();
+            Box::new(CellMesh::new(me.clone(), cells, now, seed))
+        } else {
+            Box::new(FullMesh::with_seed(config.mesh.clone(), now, seed).with_peer(me.clone()))
+        };
         let mut roster = BTreeMap::new();
         let mut viewers = BTreeSet::new();
         for PeerSummary {
@@ -189,6 +214,8 @@ impl Driver {
             data_tx,
             data_rx,
             mesh,
+            cellular,
+            early: HashMap::new(),
             deadline: now,
             roster,
             links: HashMap::new(),
@@ -308,12 +335,82 @@ impl Driver {
                     let bytes = Envelope::control(EnvelopeKind::Heartbeat, 0).encode();
                     self.write(&peer, bytes.into()).await;
                 }
+                Output::Send { peer, frame } => {
+                    let bytes = Bytes::from(frame.to_envelope().encode());
+                    self.write(&peer, bytes).await;
+                }
+                Output::Deliver { origin, data, hops } => {
+                    let event = RoomEvent::MeshMessage {
+                        from: origin,
+                        data: Bytes::from(data),
+                        hops,
+                    };
+                    self.emit(event).await;
+                }
+                Output::State(state) => {
+                    tracing::info!(
+                        cell = state.cell,
+                        cells = state.cells,
+                        size = state.cell_size,
+                        bridges = state.bridges.len(),
+                        "place in the room"
+                    );
+                    self.emit(RoomEvent::MeshState(state)).await;
+                }
+                Output::PeerCell { peer, cell } => {
+                    self.emit(RoomEvent::MeshPeer { peer, cell }).await;
+                }
                 Output::Timeout(at) => {
                     self.deadline = at;
                     return;
                 }
             }
         }
+    }
+
+    /// The server's plan for us in a cellular room: the peers it names are the ones we link.
+    async fn on_plan(&mut self, plan: CellPlan) {
+        let now = Instant::now();
+        let mut named = BTreeSet::new();
+        for s in plan
+            .members
+            .iter()
+            .chain(plan.bridges.iter().map(|b| &b.peer))
+        {
+            if s.peer == self.me {
+                continue;
+            }
+            if s.publish {
+                self.viewers.remove(&s.peer);
+            } else {
+                self.viewers.insert(s.peer.clone());
+            }
+            self.roster.insert(s.peer.clone(), s.name.clone());
+            named.insert(s.peer.clone());
+        }
+        self.mesh.handle_input(Input::Plan { plan, now });
+        self.drive_mesh().await;
+        for peer in named {
+            for payload in self.early.remove(&peer).unwrap_or_default() {
+                self.on_negotiation(peer.clone(), payload).await;
+            }
+        }
+    }
+
+    /// Holds negotiation from a peer no plan has named yet.
+    fn hold_early(&mut self, from: PeerId, payload: SignalPayload) {
+        if !self.early.contains_key(&from) && self.early.len() >= EARLY_PEERS {
+            tracing::debug!(
+                peer = from.short(),
+                "too many unplanned peers negotiating; dropped"
+            );
+            return;
+        }
+        let held = self.early.entry(from).or_default();
+        if held.len() >= EARLY_FRAMES {
+            held.remove(0);
+        }
+        held.push(payload);
     }
 
     async fn new_link(&mut self, peer: &PeerId) -> Option<&mut Link> {
@@ -408,9 +505,16 @@ impl Driver {
                 self.pending.remove(&peer);
                 self.mesh.handle_input(Input::PeerGone { peer, now });
             }
+            Some(SignalEvent::Frame(ServerToClient::Cell { plan })) => {
+                if self.cellular {
+                    self.on_plan(plan).await;
+                }
+            }
             Some(SignalEvent::Frame(ServerToClient::Signal { from, payload })) => {
                 if self.roster.contains_key(&from) {
                     self.on_negotiation(from, payload).await;
+                } else if self.cellular {
+                    self.hold_early(from, payload);
                 } else {
                     tracing::debug!(
                         peer = from.short(),
@@ -1024,6 +1128,21 @@ impl Driver {
             }
             EnvelopeKind::Heartbeat => {}
             EnvelopeKind::Stream => self.on_stream(peer, &envelope.payload).await,
+            EnvelopeKind::Mesh => match MeshFrame::from_envelope(&envelope) {
+                Ok(frame) => self.mesh.handle_input(Input::Frame {
+                    from: peer,
+                    frame,
+                    now: Instant::now(),
+                }),
+                Err(e) => {
+                    tracing::warn!(peer = peer.short(), error = %e, "malformed mesh frame dropped");
+                    let error = RoomError::Malformed {
+                        peer,
+                        reason: e.to_string(),
+                    };
+                    self.emit(RoomEvent::Error(error)).await;
+                }
+            },
             EnvelopeKind::Bye => {
                 self.roster.remove(&peer);
                 self.pending.remove(&peer);
@@ -1134,6 +1253,10 @@ impl Driver {
                 }
             }
             Command::Leave { .. } => {}
+            Command::MeshSend(data) => self.mesh.handle_input(Input::Broadcast {
+                data: data.to_vec(),
+                now: Instant::now(),
+            }),
             Command::Stream(announcement) => {
                 match &announcement {
                     StreamAnnouncement::Add { stream, .. } => {
@@ -1224,6 +1347,11 @@ impl Driver {
         if let Some(link) = self.links.remove(peer) {
             link.close();
             self.audio_down(peer).await;
+        }
+        if self.cellular && reason == DropReason::Left {
+            // No longer in our plan: another peer of the room, not one of ours.
+            self.roster.remove(peer);
+            self.pending.remove(peer);
         }
         if self.server_gone.remove(peer) {
             // The server told us it left; with the link gone too, it is gone.

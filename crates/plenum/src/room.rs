@@ -172,6 +172,24 @@ pub enum RoomEvent {
         /// The peer.
         peer: PeerId,
     },
+    /// Our place in a cellular room changed (cell, bridges, cell size).
+    MeshState(plenum_overlay::MeshState),
+    /// Where another peer of a cellular room sits (for drawing the room).
+    MeshPeer {
+        /// The peer.
+        peer: PeerId,
+        /// Its cell.
+        cell: u32,
+    },
+    /// A room-wide broadcast ([`Room::mesh_send`]) reached us, once.
+    MeshMessage {
+        /// The peer that broadcast it.
+        from: PeerId,
+        /// What it sent.
+        data: Bytes,
+        /// Links it crossed to get here.
+        hops: u8,
+    },
     /// Something went wrong that did not end the room.
     Error(RoomError),
     /// The room ended (left, or the engine stopped). Nothing follows.
@@ -675,6 +693,16 @@ impl Room {
             .await
             .map_err(|_| SendError::Closed)?;
         result.await.map_err(|_| SendError::Closed)?
+    }
+
+    /// Broadcasts `data` to every peer of the room, whatever the topology: each peer gets
+    /// it once ([`RoomEvent::MeshMessage`]). In a cellular room it travels over the
+    /// overlay, forwarded cell to cell; in a full mesh it goes straight to every link.
+    pub async fn mesh_send(&self, data: impl Into<Bytes>) -> Result<(), RoomClosed> {
+        self.commands
+            .send(Command::MeshSend(data.into()))
+            .await
+            .map_err(|_| RoomClosed)
     }
 
     /// The peers of the room with the state of each link.

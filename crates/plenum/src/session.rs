@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use plenum_proto::identity::join_message;
+use plenum_proto::overlay::TopologySpec;
 use plenum_proto::signal::{ClientToServer, ErrorCode, IceServerInfo, PeerSummary, ServerToClient};
 use plenum_proto::token::Grants;
 use plenum_proto::{PROTOCOL_VERSION, PeerId};
@@ -26,6 +27,7 @@ pub(crate) struct Welcome {
     pub(crate) grants: Grants,
     pub(crate) ice_servers: Vec<IceServerInfo>,
     pub(crate) resume: String,
+    pub(crate) topology: TopologySpec,
 }
 
 /// Waits for `hello`, sends our signed `join` (resuming `resume` if given), and waits for
@@ -56,6 +58,7 @@ pub(crate) async fn handshake(
                 .sign(&join_message(&challenge, config.room.as_str())),
             token: config.token.clone(),
             resume,
+            topology: (config.topology != TopologySpec::Mesh).then(|| config.topology.clone()),
         };
         signal
             .tx
@@ -70,6 +73,7 @@ pub(crate) async fn handshake(
                     grants,
                     ice_servers,
                     resume,
+                    topology,
                     ..
                 } => {
                     return Ok(Welcome {
@@ -78,6 +82,7 @@ pub(crate) async fn handshake(
                         grants,
                         ice_servers,
                         resume,
+                        topology,
                     });
                 }
                 ServerToClient::Error { code, message, .. } => {
