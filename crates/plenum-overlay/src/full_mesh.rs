@@ -126,6 +126,9 @@ pub struct FullMesh {
     /// Our id, to sign broadcasts as their origin.
     me: Option<PeerId>,
     next_seq: u64,
+    /// The last computed wake-up, kept while nothing but `Heard` came in: hearing from a
+    /// peer only moves its deadline later, so the kept one is at worst early.
+    deadline: Option<Instant>,
 }
 
 impl FullMesh {
@@ -144,6 +147,7 @@ impl FullMesh {
             outputs: VecDeque::new(),
             me: None,
             next_seq: 1,
+            deadline: None,
         }
     }
 
@@ -275,7 +279,16 @@ impl FullMesh {
         }
     }
 
-    fn next_deadline(&self) -> Instant {
+    fn next_deadline(&mut self) -> Instant {
+        if let Some(at) = self.deadline {
+            return at;
+        }
+        let at = self.compute_deadline();
+        self.deadline = Some(at);
+        at
+    }
+
+    fn compute_deadline(&self) -> Instant {
         let idle = self.now + Duration::from_secs(60);
         self.neighbours
             .values()
@@ -295,6 +308,12 @@ impl FullMesh {
 
 impl Topology for FullMesh {
     fn handle_input(&mut self, input: Input) {
+        if !matches!(
+            input,
+            Input::Heard { .. } | Input::Frame { .. } | Input::Broadcast { .. }
+        ) {
+            self.deadline = None;
+        }
         match input {
             Input::PeerAppeared { peer, origin, now } => {
                 self.now = self.now.max(now);

@@ -529,19 +529,21 @@ mod tests {
                 proptest::option::of(any::<String>()),
                 proptest::option::of(proptest::option::of(3u16..64)),
             )
-                .prop_map(|(version, room, name, password, (key, proof), token, cells)| {
-                    ClientToServer::Join {
-                        version,
-                        room: RoomName::new(room).unwrap(),
-                        name: DisplayName::new(name).unwrap(),
-                        password,
-                        key,
-                        proof,
-                        token,
-                        resume: None,
-                        topology: cells.map(crate::overlay::TopologySpec::cells),
+                .prop_map(
+                    |(version, room, name, password, (key, proof), token, cells)| {
+                        ClientToServer::Join {
+                            version,
+                            room: RoomName::new(room).unwrap(),
+                            name: DisplayName::new(name).unwrap(),
+                            password,
+                            key,
+                            proof,
+                            token,
+                            resume: None,
+                            topology: cells.map(crate::overlay::TopologySpec::cells),
+                        }
                     }
-                }),
+                ),
             (arb_peer(), proptest::option::of(arb_peer()), arb_payload())
                 .prop_map(|(to, from, payload)| ClientToServer::Signal { to, from, payload }),
             Just(ClientToServer::Leave {}),

@@ -808,30 +808,57 @@ fn a_cellular_room_hands_out_plans_instead_of_the_roster() {
     // through a new plan, not a peer_joined.
     let out = w.try_join(2, "big", json!({}));
     let to_b = sent_to(&out, 2);
-    assert!(matches!(&to_b[0], ServerToClient::Welcome { topology: plenum_proto::overlay::TopologySpec::Cells { .. }, .. }));
+    assert!(matches!(
+        &to_b[0],
+        ServerToClient::Welcome {
+            topology: plenum_proto::overlay::TopologySpec::Cells { .. },
+            ..
+        }
+    ));
     let plan_b = plans(&to_b).pop().expect("a plan for the newcomer");
     assert_eq!(plan_b.members.len(), 2);
     let to_a = sent_to(&out, 1);
-    assert!(!to_a.iter().any(|f| matches!(f, ServerToClient::PeerJoined { .. })));
-    assert_eq!(plans(&to_a).pop().expect("a new plan for the first").members.len(), 2);
+    assert!(
+        !to_a
+            .iter()
+            .any(|f| matches!(f, ServerToClient::PeerJoined { .. }))
+    );
+    assert_eq!(
+        plans(&to_a)
+            .pop()
+            .expect("a new plan for the first")
+            .members
+            .len(),
+        2
+    );
     // Outgrowing a cell of three splits the room: everyone gets a plan of the new epoch.
     w.join(3, "big", None);
     let out = w.try_join(4, "big", json!({}));
     for conn in 1..=4 {
-        let plan = plans(&sent_to(&out, conn)).pop().expect("a plan for everyone");
+        let plan = plans(&sent_to(&out, conn))
+            .pop()
+            .expect("a plan for everyone");
         assert_eq!(plan.radices, vec![2]);
         assert!(plan.members.len() <= 3);
         assert!(!plan.bridges.is_empty() || plan.members.len() > 1);
     }
     // A leave re-plans the leaver's cell; nobody gets a peer_left.
     let out = w.frame(4, r#"{"type":"leave"}"#);
-    assert!(!(1..=3).any(|c| sent_to(&out, c).iter().any(|f| matches!(f, ServerToClient::PeerLeft { .. }))));
+    assert!(!(1..=3).any(|c| {
+        sent_to(&out, c)
+            .iter()
+            .any(|f| matches!(f, ServerToClient::PeerLeft { .. }))
+    }));
 }
 
 #[test]
 fn a_room_with_impossible_cells_is_refused() {
     let mut w = World::new(RegistryConfig::default());
-    let out = w.try_join(1, "bad", json!({"topology": {"kind": "cells", "cell_size": 1}}));
+    let out = w.try_join(
+        1,
+        "bad",
+        json!({"topology": {"kind": "cells", "cell_size": 1}}),
+    );
     assert_eq!(error_code(&sent_to(&out, 1)), Some(ErrorCode::BadTopology));
     let out = w.try_join(2, "bad2", json!({"topology": {"kind": "ring"}}));
     assert_eq!(error_code(&sent_to(&out, 2)), Some(ErrorCode::Malformed));
@@ -847,10 +874,18 @@ fn a_resumed_session_gets_its_plan_again() {
         other => panic!("no welcome: {other:?}"),
     };
     w.join(2, "r", None);
-    w.reg.handle_input(Input::Closed { conn: 1, now: w.now });
+    w.reg.handle_input(Input::Closed {
+        conn: 1,
+        now: w.now,
+    });
     drain(&mut w.reg);
     w.open(3);
-    let text = signed_join(&identity(1), &w.challenges[&3], "r", json!({"resume": resume}));
+    let text = signed_join(
+        &identity(1),
+        &w.challenges[&3],
+        "r",
+        json!({"resume": resume}),
+    );
     let out = w.frame(3, &text);
     let plan = plans(&sent_to(&out, 3)).pop().expect("the plan again");
     assert_eq!(plan.members.len(), 2);

@@ -82,6 +82,18 @@ pub struct SimConfig {
     pub broadcasts: usize,
     /// Time between two initial joins.
     pub join_interval: Duration,
+    /// Peers that vanish at once when the room first converges; broadcasts wait until it
+    /// has converged again without them.
+    pub failure: Option<Failure>,
+}
+
+/// Peers that vanish together (crash: no goodbye), to watch the room repair itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// One peer that holds a bridge link.
+    Bridge,
+    /// Every peer of one cell.
+    Cell,
 }
 
 impl SimConfig {
@@ -95,6 +107,7 @@ impl SimConfig {
             loss_pct: 0.0,
             broadcasts: 10,
             join_interval: Duration::from_millis(2),
+            failure: None,
         }
     }
 }
@@ -162,6 +175,11 @@ pub struct SimReport {
     pub leaves: u64,
     /// Broadcasts sent.
     pub broadcasts: usize,
+    /// Peers that vanished in the scripted failure.
+    pub failed: usize,
+    /// Broken invariants of the cellular mesh seen at convergence and at the end
+    /// (docs/overlays/cells.md); empty when all hold.
+    pub violations: Vec<String>,
     /// Real time the simulation took.
     pub wall_ms: u64,
 }
@@ -315,6 +333,9 @@ struct Sim {
     copies: Vec<u64>,
     max_degree: usize,
     link_config: FullMeshConfig,
+    failure: Option<Failure>,
+    failed: usize,
+    violations: Vec<String>,
 }
 
 impl Sim {
@@ -350,6 +371,9 @@ impl Sim {
             copies: vec![0; config.broadcasts],
             max_degree: 0,
             link_config,
+            failure: config.failure,
+            failed: 0,
+            violations: Vec::new(),
             config,
         };
         let interval = sim.config.join_interval.as_micros() as u64;
@@ -795,15 +819,162 @@ impl Sim {
         }
         let settled = self.settled();
         let gave_up = self.now > self.last_initial_join + GIVE_UP_CONVERGING;
+        if settled && let Some(failure) = self.failure.take() {
+            self.check_invariants();
+            self.fail(failure);
+            self.schedule(self.now + CHECK_EVERY, Event::Check);
+            return;
+        }
         if settled {
             self.converged_at = Some(self.now);
             self.max_degree = self.degrees().into_iter().max().unwrap_or(0);
+            self.check_invariants();
         }
         if settled || gave_up {
             self.start_broadcasts();
         } else {
             self.schedule(self.now + CHECK_EVERY, Event::Check);
         }
+    }
+
+    /// Crashes the peers of a scripted failure.
+    fn fail(&mut self, failure: Failure) {
+        let Some(directory) = &self.directory else {
+            return;
+        };
+        let victims: Vec<PeerId> = match failure {
+            Failure::Bridge => directory
+                .edges()
+                .values()
+                .next()
+                .and_then(|pairs| pairs.first())
+                .map(|(x, _)| vec![x.clone()])
+                .unwrap_or_default(),
+            Failure::Cell => directory
+                .cells()
+                .iter()
+                .find(|c| !c.is_empty())
+                .map(|c| c.iter().cloned().collect())
+                .unwrap_or_default(),
+        };
+        for id in victims {
+            if let Some(&node) = self.index.get(&id) {
+                self.failed += 1;
+                self.leave(node, false);
+            }
+        }
+    }
+
+    /// Checks the invariants of docs/overlays/cells.md against the directory and the links.
+    fn check_invariants(&mut self) {
+        let Some(directory) = &self.directory else {
+            return;
+        };
+        let mut broken = Vec::new();
+        let live: Vec<&PeerId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.alive)
+            .map(|n| &n.id)
+            .collect();
+        let mut placed: HashMap<&PeerId, usize> = HashMap::new();
+        for (c, members) in directory.cells().iter().enumerate() {
+            if members.is_empty() {
+                broken.push(format!("cell {c} is empty"));
+            }
+            for m in members {
+                *placed.entry(m).or_default() += 1;
+                if directory.cell_of(m) != Some(c as u32) {
+                    broken.push(format!(
+                        "{} listed in cell {c} but placed elsewhere",
+                        m.short()
+                    ));
+                }
+            }
+        }
+        for id in &live {
+            if placed.get(id).copied() != Some(1) {
+                broken.push(format!(
+                    "live peer {} is in {} cells",
+                    id.short(),
+                    placed.get(id).copied().unwrap_or(0)
+                ));
+            }
+        }
+        let sizes: Vec<usize> = directory.cells().iter().map(|c| c.len()).collect();
+        if let (Some(min), Some(max)) = (sizes.iter().min(), sizes.iter().max())
+            && max - min > 1
+        {
+            broken.push(format!("cell sizes range from {min} to {max}"));
+        }
+        let layout = directory.layout().clone();
+        let bridges = match &self.config.topology {
+            Topology::Cells(c) => c.bridges_per_edge(),
+            Topology::Mesh => 0,
+        };
+        let mut load: HashMap<&PeerId, usize> = HashMap::new();
+        for cell in 0..layout.cell_count() {
+            for (_, other) in layout.neighbours(cell) {
+                if other < cell {
+                    continue;
+                }
+                let (a, b) = (
+                    &directory.cells()[cell as usize],
+                    &directory.cells()[other as usize],
+                );
+                let want = usize::from(bridges).min(a.len()).min(b.len());
+                let pairs = directory
+                    .edges()
+                    .get(&(cell, other))
+                    .map_or(&[][..], Vec::as_slice);
+                if pairs.len() != want {
+                    broken.push(format!(
+                        "edge {cell}-{other} has {} links, wants {want}",
+                        pairs.len()
+                    ));
+                }
+                for (x, y) in pairs {
+                    if !a.contains(x) || !b.contains(y) {
+                        broken.push(format!("edge {cell}-{other} links peers outside its cells"));
+                    }
+                    *load.entry(x).or_default() += 1;
+                    *load.entry(y).or_default() += 1;
+                }
+            }
+        }
+        for (c, members) in directory.cells().iter().enumerate() {
+            let loads: Vec<usize> = members
+                .iter()
+                .map(|m| load.get(m).copied().unwrap_or(0))
+                .collect();
+            if let (Some(min), Some(max)) = (loads.iter().min(), loads.iter().max())
+                && max - min > 2
+            {
+                broken.push(format!(
+                    "bridges in cell {c} range from {min} to {max} per peer"
+                ));
+            }
+        }
+        let degrees = self.degrees();
+        for (n, node) in self.nodes.iter().enumerate() {
+            if !node.alive {
+                continue;
+            }
+            let Some(cell) = directory.cell_of(&node.id) else {
+                continue;
+            };
+            let bound = directory.cells()[cell as usize].len() - 1
+                + load.get(&node.id).copied().unwrap_or(0);
+            if degrees[n] > bound {
+                broken.push(format!(
+                    "{} holds {} links, its plan {bound}",
+                    node.id.short(),
+                    degrees[n]
+                ));
+            }
+        }
+        broken.truncate(20);
+        self.violations.extend(broken);
     }
 
     fn churning(&self) -> bool {
@@ -883,6 +1054,11 @@ impl Sim {
     }
 
     fn report(&mut self, wall: Duration) -> SimReport {
+        if self.churning() {
+            // Peers that vanished within the grace are still planned: that is expected.
+        } else {
+            self.check_invariants();
+        }
         let mut expected = 0u64;
         let mut delivered = 0u64;
         let mut receivers = 0u64;
@@ -965,6 +1141,8 @@ impl Sim {
             joins: self.joins,
             leaves: self.leaves,
             broadcasts: self.broadcast_times.len(),
+            failed: self.failed,
+            violations: std::mem::take(&mut self.violations),
             wall_ms: wall.as_millis() as u64,
         }
     }

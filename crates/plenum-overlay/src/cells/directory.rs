@@ -107,6 +107,11 @@ impl CellDirectoryConfig {
         }
     }
 
+    /// Links between each pair of neighbouring cells.
+    pub fn bridges_per_edge(&self) -> u16 {
+        self.bridges_per_edge
+    }
+
     /// Most peers per cell in a room of `n`.
     pub fn cap(&self, n: usize) -> usize {
         match self.cell_size {
@@ -329,9 +334,7 @@ impl CellDirectory {
         self.resize(cell, before, before + 1);
         self.load.entry(peer.clone()).or_insert(0);
         self.mark_cell(cell);
-        for (_, other) in self.layout.neighbours(cell) {
-            self.fix_edge(cell, other);
-        }
+        self.fix_edges(cell);
     }
 
     /// Takes `peer` out of `cell`; its bridge links go to cell mates.
@@ -342,8 +345,18 @@ impl CellDirectory {
         }
         self.resize(cell, before, before - 1);
         self.mark_cell(cell);
-        for (_, other) in self.layout.neighbours(cell) {
-            self.fix_edge(cell, other);
+        self.fix_edges(cell);
+    }
+
+    /// Fixes every edge of `cell`; the cells at their far ends may have lost or gained
+    /// bridge ends, so they are balanced too.
+    fn fix_edges(&mut self, cell: u32) {
+        let neighbours = self.layout.neighbours(cell);
+        for (_, other) in &neighbours {
+            self.fix_edge(cell, *other);
+        }
+        for (_, other) in neighbours {
+            self.balance(other);
         }
     }
 
