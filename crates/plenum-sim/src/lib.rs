@@ -279,14 +279,14 @@ impl Ord for Scheduled {
 }
 
 enum Overlay {
-    Mesh(FullMesh),
+    Mesh(Box<FullMesh>),
     Cells(Box<CellMesh>),
 }
 
 impl Overlay {
     fn topology(&mut self) -> &mut dyn plenum_overlay::Topology {
         match self {
-            Self::Mesh(m) => m,
+            Self::Mesh(m) => m.as_mut(),
             Self::Cells(c) => c.as_mut(),
         }
     }
@@ -523,9 +523,9 @@ impl Sim {
         let seed = self.random();
         let now = self.instant();
         let overlay = match &self.config.topology {
-            Topology::Mesh => Overlay::Mesh(
+            Topology::Mesh => Overlay::Mesh(Box::new(
                 FullMesh::with_seed(self.link_config.clone(), now, seed).with_peer(id.clone()),
-            ),
+            )),
             Topology::Cells(_) => {
                 let config = CellMeshConfig::builder()
                     .links(self.link_config.clone())
