@@ -23,6 +23,9 @@ pub struct Args {
     /// Room password.
     #[arg(long)]
     pub password: Option<String>,
+    /// Create the room as a large room (cells of peers joined by bridges).
+    #[arg(long)]
+    pub cells: bool,
     /// Where "Host on this computer" listens (default: every interface, port 7878).
     #[arg(long, env = "PLENUM_HOST_BIND")]
     pub host_bind: Option<SocketAddr>,
@@ -49,6 +52,7 @@ impl Args {
             room,
             name: self.name.clone().unwrap_or_default(),
             password: self.password.clone(),
+            cells: self.cells,
         }))
     }
 }

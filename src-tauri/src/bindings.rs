@@ -16,6 +16,8 @@ pub fn generate() -> String {
     let decls = [
         JoinRequest::decl(&cfg),
         HostRequest::decl(&cfg),
+        NetworkView::decl(&cfg),
+        NetworkPeer::decl(&cfg),
         Joined::decl(&cfg),
         RecentRoom::decl(&cfg),
         Prefs::decl(&cfg),

@@ -108,6 +108,11 @@ impl Session {
             .server(req.server.trim())
             .identity(identity.clone())
             .password(req.password.clone().filter(|p| !p.is_empty()))
+            .topology(if req.cells {
+                plenum_proto::overlay::TopologySpec::cells(None)
+            } else {
+                plenum_proto::overlay::TopologySpec::Mesh
+            })
             .build()
             .map_err(bad)?;
         let room_name = config.room().clone();
@@ -288,7 +293,13 @@ struct Task {
     video: BTreeMap<PeerId, String>,
     screens: BTreeMap<PeerId, String>,
     tiles: VideoTiles,
+    /// Our place in a cellular room and the cells of the peers we know of.
+    network: Option<plenum::MeshState>,
+    cells_known: BTreeMap<PeerId, u32>,
 }
+
+/// Peers whose cell the network panel is told of, at most.
+const NETWORK_KNOWN_MAX: usize = 512;
 
 impl Task {
     fn new(
@@ -321,6 +332,8 @@ impl Task {
             video: BTreeMap::new(),
             screens: BTreeMap::new(),
             tiles,
+            network: None,
+            cells_known: BTreeMap::new(),
         })
     }
 
@@ -763,6 +776,27 @@ impl Task {
                 })
                 .await;
             }
+            RoomEvent::MeshState(state) => {
+                info!(cell = state.cell, cells = state.cells, "place in the room");
+                // A new layout numbers the cells anew: what we knew is stale.
+                if self
+                    .network
+                    .as_ref()
+                    .is_some_and(|n| n.epoch != state.epoch)
+                {
+                    self.cells_known.clear();
+                }
+                self.network = Some(state);
+                self.emit_network().await;
+            }
+            RoomEvent::MeshPeer { peer, cell } => {
+                if self.cells_known.len() < NETWORK_KNOWN_MAX
+                    || self.cells_known.contains_key(&peer)
+                {
+                    self.cells_known.insert(peer, cell);
+                    self.emit_network().await;
+                }
+            }
             RoomEvent::Error(e) => debug!(error = %e, "room error"),
             _ => {}
         }
@@ -889,6 +923,24 @@ impl Task {
         }
         self.emit_roster().await;
         self.emit_status().await;
+    }
+
+    async fn emit_network(&self) {
+        let Some(state) = &self.network else {
+            return;
+        };
+        let peer = |(p, c): (&PeerId, &u32)| crate::types::NetworkPeer {
+            peer: p.as_str().to_owned(),
+            cell: *c,
+        };
+        let view = crate::types::NetworkView {
+            cell: state.cell,
+            cells: state.cells,
+            cell_size: state.cell_size as u32,
+            bridges: state.bridges.iter().map(|(p, c)| peer((p, c))).collect(),
+            known: self.cells_known.iter().map(peer).collect(),
+        };
+        self.emit(UiEvent::Network { view }).await;
     }
 
     async fn emit_roster(&mut self) {

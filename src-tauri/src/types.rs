@@ -16,6 +16,10 @@ pub struct JoinRequest {
     pub name: String,
     /// The room's password, if it has one.
     pub password: Option<String>,
+    /// Create the room as a large room (cells of peers joined by bridges) instead of a full
+    /// mesh; a room that exists keeps its own.
+    #[serde(default)]
+    pub cells: bool,
 }
 
 /// Host a room on the signaling server inside the app, and join it.
@@ -27,6 +31,9 @@ pub struct HostRequest {
     pub name: String,
     /// A password others must give, if any.
     pub password: Option<String>,
+    /// Create the room as a large room (cells).
+    #[serde(default)]
+    pub cells: bool,
 }
 
 /// The room we are in.
@@ -232,11 +239,40 @@ pub enum UiEvent {
         /// A sentence for the user, naming the device.
         message: String,
     },
+    /// Our place in a large room's overlay changed, for the network panel.
+    Network {
+        /// Where we sit.
+        view: NetworkView,
+    },
     /// The room ended.
     Closed {
         /// Why, if not because we left.
         reason: Option<String>,
     },
+}
+
+/// Where we sit in a large (cellular) room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct NetworkView {
+    /// Our cell.
+    pub cell: u32,
+    /// How many cells the room has.
+    pub cells: u32,
+    /// Peers in our cell, ourselves included.
+    pub cell_size: u32,
+    /// Our bridge links to other cells.
+    pub bridges: Vec<NetworkPeer>,
+    /// Peers whose cell we know (cell mates, bridge partners, senders of broadcasts).
+    pub known: Vec<NetworkPeer>,
+}
+
+/// A peer and its cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct NetworkPeer {
+    /// Its id.
+    pub peer: String,
+    /// Its cell.
+    pub cell: u32,
 }
 
 /// Audio devices to choose from.

@@ -68,6 +68,7 @@ fn req(server: &str, room: &str, name: &str) -> JoinRequest {
         room: room.into(),
         name: name.into(),
         password: None,
+        cells: false,
     }
 }
 
@@ -350,6 +351,7 @@ async fn hosting_starts_an_embedded_server_that_others_join_through_the_invite()
             room: "lan".into(),
             name: "Hana".into(),
             password: None,
+            cells: false,
         })
         .await
         .unwrap();
@@ -372,6 +374,7 @@ async fn hosting_starts_an_embedded_server_that_others_join_through_the_invite()
             room: "lan2".into(),
             name: "Hana".into(),
             password: None,
+            cells: false,
         })
         .await
         .unwrap();

@@ -17,7 +17,12 @@ name: string,
 /**
  * The room's password, if it has one.
  */
-password: string | null, };
+password: string | null, 
+/**
+ * Create the room as a large room (cells of peers joined by bridges) instead of a full
+ * mesh; a room that exists keeps its own.
+ */
+cells: boolean, };
 
 export type HostRequest = { 
 /**
@@ -31,7 +36,43 @@ name: string,
 /**
  * A password others must give, if any.
  */
-password: string | null, };
+password: string | null, 
+/**
+ * Create the room as a large room (cells).
+ */
+cells: boolean, };
+
+export type NetworkView = { 
+/**
+ * Our cell.
+ */
+cell: number, 
+/**
+ * How many cells the room has.
+ */
+cells: number, 
+/**
+ * Peers in our cell, ourselves included.
+ */
+cell_size: number, 
+/**
+ * Our bridge links to other cells.
+ */
+bridges: Array<NetworkPeer>, 
+/**
+ * Peers whose cell we know (cell mates, bridge partners, senders of broadcasts).
+ */
+known: Array<NetworkPeer>, };
+
+export type NetworkPeer = { 
+/**
+ * Its id.
+ */
+peer: string, 
+/**
+ * Its cell.
+ */
+cell: number, };
 
 export type Joined = { 
 /**
@@ -265,7 +306,11 @@ device: string,
 /**
  * A sentence for the user, naming the device.
  */
-message: string, } | { "type": "closed", 
+message: string, } | { "type": "network", 
+/**
+ * Where we sit.
+ */
+view: NetworkView, } | { "type": "closed", 
 /**
  * Why, if not because we left.
  */

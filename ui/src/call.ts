@@ -6,6 +6,7 @@ import { ChatPanel } from "./chat";
 import { Cursors, throttle } from "./cursors";
 import { h, isTyping } from "./dom";
 import { type Api, errorText } from "./ipc";
+import { NetworkPanel } from "./network";
 import { readPicture, Tiles } from "./tiles";
 
 export const SHORTCUTS: Array<[string, string]> = [
@@ -21,6 +22,7 @@ export const SHORTCUTS: Array<[string, string]> = [
   ["V", "Camera on / off"],
   ["S", "Share your screen / stop sharing"],
   ["L", "Shared screen large / grid"],
+  ["N", "Show or hide the network panel"],
   ["I", "Show the invite link"],
   ["?", "This help"],
   ["Esc", "Close dialogs"],
@@ -38,7 +40,10 @@ export class CallView {
   readonly cursors = new Cursors();
   readonly tiles = new Tiles();
   readonly chat: ChatPanel;
+  readonly network: NetworkPanel;
   private roster = new Map<string, PeerView>();
+  /** Whether the room is cellular (its roster is our links, not the room). */
+  private large = false;
   private mode: "grid" | "board";
   private banner: HTMLElement;
   private count: HTMLElement;
@@ -102,6 +107,9 @@ export class CallView {
     modeButton.addEventListener("click", () => this.setMode(this.mode === "board" ? "grid" : "board"));
     const chatButton = h("button", { class: "btn ghost", id: "chat-button", title: "Chat (C)" }, "Chat", this.chatBadge);
     chatButton.addEventListener("click", () => this.chat.show(!this.chat.visible));
+    this.network = new NetworkPanel(joined.me.id);
+    const networkButton = h("button", { class: "btn ghost", id: "network-button", title: "Network (N)" }, "Network");
+    networkButton.addEventListener("click", () => this.network.show(!this.network.visible));
     const inviteButton = h("button", { class: "btn ghost", id: "invite-button", title: "Invite (I)" }, "Invite");
     inviteButton.addEventListener("click", () => this.toggle(this.invite));
     this.micButton = h("button", { class: "btn ghost mic", id: "mic-button", title: "Microphone (M)", "data-mic": "off" }, "Mic off");
@@ -131,6 +139,7 @@ export class CallView {
       settingsButton,
       modeButton,
       chatButton,
+      networkButton,
       inviteButton,
       helpButton,
       leave,
@@ -156,7 +165,7 @@ export class CallView {
       { class: "call", id: "call" },
       top,
       this.banner,
-      h("div", { class: "call-body" }, this.stage, this.chat.element),
+      h("div", { class: "call-body" }, this.stage, this.network.element, this.chat.element),
       this.help,
       this.invite,
       this.confirm,
@@ -529,7 +538,9 @@ export class CallView {
 
   private updateCount(): void {
     const n = this.roster.size;
-    this.count.textContent = n === 1 ? "Just you" : `${n} people`;
+    // In a large room the roster holds the peers we link to, not everyone.
+    if (this.large) this.count.textContent = `Large room · linked to ${n - 1}`;
+    else this.count.textContent = n === 1 ? "Just you" : `${n} people`;
   }
 
   handle(event: UiEvent): void {
@@ -546,8 +557,14 @@ export class CallView {
         this.showLayout();
         this.sendVideoSizes();
         this.updateCount();
+        this.network.showMesh(event.peers.length);
         break;
       }
+      case "network":
+        this.large = true;
+        this.network.update(event.view);
+        this.updateCount();
+        break;
       case "chat":
         this.chat.add(event.line);
         break;
@@ -659,6 +676,11 @@ export class CallView {
         this.toolbar.querySelectorAll<HTMLElement>(".width")[Math.max(0, Math.min(WIDTHS.length - 1, i))]?.click();
         break;
       }
+      case "n":
+      case "N":
+        e.preventDefault();
+        this.network.show(!this.network.visible);
+        break;
       case "i":
       case "I":
         this.toggle(this.invite);

@@ -46,7 +46,20 @@ describe("join screen", () => {
     $("join-password").value = "pw";
     (document.getElementById("join-form") as HTMLFormElement).requestSubmit();
     await vi.waitFor(() => expect(onJoined).toHaveBeenCalledWith(joined));
-    expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "r", name: "Ada", password: "pw" } }]);
+    expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "r", name: "Ada", password: "pw", cells: false } }]);
+  });
+
+  it("creates a large room when asked", async () => {
+    const { $ } = screen(() => null);
+    const seen: unknown[] = [];
+    mockIPC((cmd, args) => {
+      seen.push([cmd, args]);
+      return cmd === "join" ? joined : null;
+    });
+    $("join-room").value = "town-hall";
+    $("join-cells").checked = true;
+    (document.getElementById("join-form") as HTMLFormElement).requestSubmit();
+    await vi.waitFor(() => expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "town-hall", name: "Ada", password: null, cells: true } }]));
   });
 
   it("shows the engine's error and stays usable", async () => {

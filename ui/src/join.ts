@@ -19,6 +19,8 @@ export function joinScreen(
   const room = h("input", { id: "join-room", maxlength: 64, placeholder: "e.g. design-review" });
   const server = h("input", { id: "join-server", placeholder: "ws://host:7878 or an invite link" });
   const password = h("input", { id: "join-password", type: "password", placeholder: "Optional", autocomplete: "off" });
+  const large = h("input", { id: "join-cells", type: "checkbox" });
+  large.checked = prefill.cells ?? false;
   name.value = prefill.name || prefs.name;
   room.value = prefill.room ?? "";
   server.value = prefill.server ?? prefs.server;
@@ -69,6 +71,12 @@ export function joinScreen(
     field("Room", room),
     field("Server", server, "Paste an invite link here to fill in the server and room."),
     field("Room password", password),
+    h(
+      "label",
+      { class: "check", title: "Peers are grouped in cells linked by bridges, so the room holds hundreds or thousands. Only a new room takes this." },
+      large,
+      h("span", {}, "Large room (cells)"),
+    ),
     error,
     h("div", { class: "actions" }, join, h("span", { class: "or" }, "or"), host),
   );
@@ -79,10 +87,10 @@ export function joinScreen(
       error.textContent = "Enter a server, or host the room on this computer.";
       return;
     }
-    void attempt(() => api.join({ server: server.value.trim(), room: room.value.trim(), name: name.value.trim(), password: pw() }));
+    void attempt(() => api.join({ server: server.value.trim(), room: room.value.trim(), name: name.value.trim(), password: pw(), cells: large.checked }));
   });
   host.addEventListener("click", () => {
-    void attempt(() => api.host({ room: room.value.trim(), name: name.value.trim(), password: pw() }));
+    void attempt(() => api.host({ room: room.value.trim(), name: name.value.trim(), password: pw(), cells: large.checked }));
   });
 
   const recent = h("ul", { class: "recent", id: "recent-rooms" });

@@ -43,7 +43,9 @@ mod video;
 
 pub use config::{ConfigError, IceServer, IceTransport, RoomConfig, RoomConfigBuilder};
 pub use invite::{Invite, InviteError};
+pub use plenum_overlay::MeshState;
 pub use plenum_proto::identity::{Identity, PublicKey};
+pub use plenum_proto::overlay::TopologySpec;
 pub use plenum_proto::token::{Claims, Grants};
 pub use plenum_proto::{ChannelName, DisplayName, PeerId, RoomName};
 pub use room::{

@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import type { NetworkView } from "./bindings";
+import { layoutNetwork, NetworkPanel } from "./network";
+
+const view: NetworkView = {
+  cell: 2,
+  cells: 9,
+  cell_size: 3,
+  bridges: [
+    { peer: "b1", cell: 5 },
+    { peer: "b2", cell: 0 },
+  ],
+  known: [
+    { peer: "me", cell: 2 },
+    { peer: "m1", cell: 2 },
+    { peer: "m2", cell: 2 },
+    { peer: "b1", cell: 5 },
+    { peer: "b2", cell: 0 },
+    { peer: "far", cell: 7 },
+  ],
+};
+
+describe("layoutNetwork", () => {
+  it("puts every cell on the ring, ours marked, bridged ones marked", () => {
+    const picture = layoutNetwork(view, "me");
+    expect(picture.cells).toHaveLength(9);
+    expect(picture.cells.filter((c) => c.own).map((c) => c.cell)).toEqual([2]);
+    expect(picture.cells.filter((c) => c.bridged).map((c) => c.cell)).toEqual([0, 5]);
+    expect(picture.cells[7].known).toBe(1);
+    expect(picture.cells[2].known).toBe(3);
+  });
+
+  it("draws our cell's peers with us among them and a line to each bridged cell", () => {
+    const picture = layoutNetwork(view, "me");
+    expect(picture.mates.map((m) => m.peer)).toEqual(["me", "m1", "m2"]);
+    expect(picture.mates.filter((m) => m.me)).toHaveLength(1);
+    expect(picture.bridges.map((b) => [b.peer, b.x, b.y])).toEqual([
+      ["b1", picture.cells[5].x, picture.cells[5].y],
+      ["b2", picture.cells[0].x, picture.cells[0].y],
+    ]);
+  });
+
+  it("still shows us before we know any cell mate", () => {
+    const picture = layoutNetwork({ ...view, known: [] }, "me");
+    expect(picture.mates).toEqual([{ peer: "me", x: 160, y: 160, me: true }]);
+  });
+});
+
+describe("NetworkPanel", () => {
+  it("says how a mesh room links, then draws the cells once the room is large", () => {
+    const panel = new NetworkPanel("me");
+    panel.showMesh(4);
+    expect(panel.element.textContent).toContain("each of the other 3 people");
+    panel.update(view);
+    expect(panel.element.textContent).toContain("9 cells");
+    expect(panel.element.textContent).toContain("bridge to 2 other cells");
+    expect(panel.element.querySelectorAll("circle.network-cell")).toHaveLength(9);
+    expect(panel.element.querySelectorAll("line.network-bridge")).toHaveLength(2);
+    expect(panel.element.querySelectorAll("circle.network-me")).toHaveLength(1);
+    // A mesh roster update no longer overrides the cells.
+    panel.showMesh(2);
+    expect(panel.element.textContent).toContain("9 cells");
+  });
+});
