@@ -789,13 +789,12 @@ impl Task {
                 self.network = Some(state);
                 self.emit_network().await;
             }
-            RoomEvent::MeshPeer { peer, cell } => {
+            RoomEvent::MeshPeer { peer, cell }
                 if self.cells_known.len() < NETWORK_KNOWN_MAX
-                    || self.cells_known.contains_key(&peer)
-                {
-                    self.cells_known.insert(peer, cell);
-                    self.emit_network().await;
-                }
+                    || self.cells_known.contains_key(&peer) =>
+            {
+                self.cells_known.insert(peer, cell);
+                self.emit_network().await;
             }
             RoomEvent::Error(e) => debug!(error = %e, "room error"),
             _ => {}
