@@ -673,35 +673,17 @@ impl Sim {
                 Output::Connect { peer, .. } => self.want(node, &peer, true),
                 Output::Disconnect { peer, .. } => self.want(node, &peer, false),
                 Output::Heartbeat { peer } => {
-                    if let Some(&to) = self.index.get(&peer)
-                        && self.link_up(node, to)
-                        && !self.chance(self.config.loss_pct)
-                    {
-                        let at = self.now + self.latency(node, to);
-                        self.schedule(
-                            at,
-                            Event::Heard {
-                                node: to,
-                                from: node,
-                            },
-                        );
-                    }
+                    self.transmit(node, &peer, |to| Event::Heard {
+                        node: to,
+                        from: node,
+                    });
                 }
                 Output::Send { peer, frame } => {
-                    if let Some(&to) = self.index.get(&peer)
-                        && self.link_up(node, to)
-                        && !self.chance(self.config.loss_pct)
-                    {
-                        let at = self.now + self.latency(node, to);
-                        self.schedule(
-                            at,
-                            Event::Frame {
-                                node: to,
-                                from: node,
-                                frame,
-                            },
-                        );
-                    }
+                    self.transmit(node, &peer, |to| Event::Frame {
+                        node: to,
+                        from: node,
+                        frame,
+                    });
                 }
                 Output::Deliver { data, hops, .. } => {
                     if let Some(b) = broadcast_index(&data) {
@@ -720,6 +702,18 @@ impl Sim {
                     return;
                 }
             }
+        }
+    }
+
+    /// A message from `node` to `peer` over their link: it arrives after the link's latency,
+    /// unless the link is down or the loss drew it.
+    fn transmit(&mut self, node: usize, peer: &PeerId, event: impl FnOnce(usize) -> Event) {
+        if let Some(&to) = self.index.get(peer)
+            && self.link_up(node, to)
+            && !self.chance(self.config.loss_pct)
+        {
+            let at = self.now + self.latency(node, to);
+            self.schedule(at, event(to));
         }
     }
 
