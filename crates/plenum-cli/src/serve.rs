@@ -18,9 +18,12 @@ pub(crate) struct ServeArgs {
     /// Sustained frames per second per connection.
     #[arg(long, default_value_t = RegistryConfig::default().max_frames_per_sec)]
     max_frames_per_sec: u32,
-    /// Peers per room.
+    /// Peers per full-mesh room.
     #[arg(long, default_value_t = RegistryConfig::default().max_peers_per_room)]
     max_peers_per_room: usize,
+    /// Peers per cellular room (`join --topology cells`).
+    #[arg(long, default_value_t = RegistryConfig::default().max_peers_per_cellular_room)]
+    max_peers_per_cellular_room: usize,
     /// Rooms per server.
     #[arg(long, default_value_t = RegistryConfig::default().max_rooms)]
     max_rooms: usize,
@@ -66,6 +69,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_frame_bytes: args.max_frame_bytes,
         max_frames_per_sec: args.max_frames_per_sec.max(1),
         max_peers_per_room: args.max_peers_per_room,
+        max_peers_per_cellular_room: args.max_peers_per_cellular_room,
         max_rooms: args.max_rooms,
         resume_grace: std::time::Duration::from_secs(args.resume_grace),
         token_secret: args

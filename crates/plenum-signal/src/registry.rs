@@ -74,8 +74,10 @@ pub struct RegistryConfig {
     pub max_frame_bytes: usize,
     /// Sustained frames per second per connection (default 50; bursts of twice that pass).
     pub max_frames_per_sec: u32,
-    /// Peers per room (default 256).
+    /// Peers per full-mesh room (default 256; every peer links to every other).
     pub max_peers_per_room: usize,
+    /// Peers per cellular room (default 10,000; each peer links to its cell and bridges).
+    pub max_peers_per_cellular_room: usize,
     /// Rooms per server (default 10,000).
     pub max_rooms: usize,
     /// Most peers listed in a `welcome` (default 64): a big room hands out a sample.
@@ -99,6 +101,7 @@ impl Default for RegistryConfig {
             max_frame_bytes: 64 * 1024,
             max_frames_per_sec: 50,
             max_peers_per_room: 256,
+            max_peers_per_cellular_room: 10_000,
             max_rooms: 10_000,
             roster_sample: 64,
             join_timeout: Duration::from_secs(10),
@@ -623,11 +626,13 @@ impl Registry {
                         true,
                     );
                 }
-                if room.members.len() >= self.config.max_peers_per_room {
-                    let msg = format!(
-                        "room {room_name} holds its maximum of {} peers",
-                        self.config.max_peers_per_room
-                    );
+                let most = if room.cells.is_some() {
+                    self.config.max_peers_per_cellular_room
+                } else {
+                    self.config.max_peers_per_room
+                };
+                if room.members.len() >= most {
+                    let msg = format!("room {room_name} holds its maximum of {most} peers");
                     return self.refuse(conn, ErrorCode::RoomFull, msg, true);
                 }
             }

@@ -890,3 +890,22 @@ fn a_resumed_session_gets_its_plan_again() {
     let plan = plans(&sent_to(&out, 3)).pop().expect("the plan again");
     assert_eq!(plan.members.len(), 2);
 }
+
+#[test]
+fn a_cellular_room_holds_more_than_a_mesh_room() {
+    let mut w = World::new(RegistryConfig {
+        max_peers_per_room: 2,
+        max_peers_per_cellular_room: 3,
+        ..RegistryConfig::default()
+    });
+    let cells = json!({"topology": {"kind": "cells"}});
+    w.try_join(1, "big", cells);
+    w.join(2, "big", None);
+    w.join(3, "big", None);
+    let out = w.try_join(4, "big", json!({}));
+    assert_eq!(error_code(&sent_to(&out, 4)), Some(ErrorCode::RoomFull));
+    w.join(5, "small", None);
+    w.join(6, "small", None);
+    let out = w.try_join(7, "small", json!({}));
+    assert_eq!(error_code(&sent_to(&out, 7)), Some(ErrorCode::RoomFull));
+}
