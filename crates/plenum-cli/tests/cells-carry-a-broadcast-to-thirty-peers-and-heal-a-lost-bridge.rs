@@ -2,6 +2,11 @@
 //! (every peer in one, none larger than six, bridges between them), a `mesh_send` from any
 //! of them reaches the 29 others exactly once, and after a bridge peer is killed the
 //! server re-plans the cells and the next broadcast reaches all 28 survivors once.
+//!
+//! It prints its timings as JSON (docs/benchmarks.md records them; nothing is asserted on
+//! them): from the first join to the first broadcast that reached everyone, how long each
+//! complete broadcast took to reach its last peer (as seen by polling every few ms), and
+//! from the kill to the new plans and to the next complete broadcast.
 
 mod common;
 
@@ -23,7 +28,8 @@ struct Seen {
 impl Seen {
     fn collect(&mut self, peers: &mut [Peer], alive: &BTreeSet<usize>) {
         for &i in alive {
-            for v in peers[i].proc.drain_for(Duration::from_millis(5)) {
+            // Without waiting: what the peer printed so far.
+            for v in peers[i].proc.drain_for(Duration::ZERO) {
                 match event(&v) {
                     "mesh_state" => {
                         self.state.insert(i, v);
@@ -48,7 +54,8 @@ impl Seen {
 }
 
 /// Broadcasts from `from` until one broadcast reaches every other live peer (links may
-/// still be opening at first); asserts no peer ever gets one broadcast twice.
+/// still be opening at first); asserts no peer ever gets one broadcast twice. Returns how
+/// long the complete broadcast took to reach its last peer.
 fn broadcast_until_all(
     peers: &mut [Peer],
     seen: &mut Seen,
@@ -56,11 +63,12 @@ fn broadcast_until_all(
     from: usize,
     nonce: &mut u64,
     within: Duration,
-) -> u64 {
+) -> Duration {
     let deadline = Instant::now() + within;
     loop {
         *nonce += 1;
         let n = *nonce;
+        let sent = Instant::now();
         peers[from]
             .proc
             .cmd(json!({"cmd": "mesh_send", "data": {"nonce": n}}));
@@ -68,6 +76,7 @@ fn broadcast_until_all(
         let want: BTreeSet<usize> = alive.iter().copied().filter(|i| *i != from).collect();
         while Instant::now() < wait_until {
             seen.collect(peers, alive);
+            std::thread::sleep(Duration::from_millis(1));
             let got = seen.receivers(n);
             if let Some((i, c)) = got.iter().find(|(_, c)| **c > 1) {
                 panic!("peer {i} received broadcast {n} {c} times");
@@ -77,11 +86,12 @@ fn broadcast_until_all(
                 "the sender heard its own broadcast"
             );
             if got.keys().copied().collect::<BTreeSet<_>>() == want {
+                let took = sent.elapsed();
                 // Copies that arrive late would still show up as a second delivery.
                 std::thread::sleep(Duration::from_millis(300));
                 seen.collect(peers, alive);
                 assert!(seen.receivers(n).values().all(|c| *c == 1));
-                return n;
+                return took;
             }
         }
         assert!(
@@ -143,31 +153,34 @@ fn cells_carry_a_broadcast_to_thirty_peers_and_heal_a_lost_bridge() {
     // A crashed peer is given up after 2 s instead of 15.
     let server = serve(&["--resume-grace", "2"]);
     let extra = ["--topology", "cells", "--cell-size", "6"];
+    let started = Instant::now();
     let mut peers: Vec<Peer> = (0..PEERS)
         .map(|i| join(&server.url, "cells", &format!("p{i}"), &extra))
         .collect();
     let mut alive: BTreeSet<usize> = (0..PEERS).collect();
     let mut seen = Seen::default();
     let mut nonce = 0;
+    let mut took = Vec::new();
 
-    broadcast_until_all(
+    took.push(broadcast_until_all(
         &mut peers,
         &mut seen,
         &alive,
         0,
         &mut nonce,
         Duration::from_secs(90),
-    );
+    ));
+    let formed = started.elapsed();
     check_cells(&seen, &alive);
     for from in [13, 29] {
-        broadcast_until_all(
+        took.push(broadcast_until_all(
             &mut peers,
             &mut seen,
             &alive,
             from,
             &mut nonce,
             Duration::from_secs(10),
-        );
+        ));
     }
 
     // Kill a bridge that is not the next sender.
@@ -182,6 +195,7 @@ fn cells_carry_a_broadcast_to_thirty_peers_and_heal_a_lost_bridge() {
         .map(|b| b["peer"].as_str().unwrap_or("").to_owned())
         .collect();
     let victim_id = peers[victim].id.clone();
+    let killed = Instant::now();
     peers[victim].proc.kill();
     alive.remove(&victim);
 
@@ -204,6 +218,7 @@ fn cells_carry_a_broadcast_to_thirty_peers_and_heal_a_lost_bridge() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(!partners.is_empty());
+    let replanned = killed.elapsed();
     broadcast_until_all(
         &mut peers,
         &mut seen,
@@ -212,5 +227,19 @@ fn cells_carry_a_broadcast_to_thirty_peers_and_heal_a_lost_bridge() {
         &mut nonce,
         Duration::from_secs(30),
     );
+    let healed = killed.elapsed();
     check_cells(&seen, &alive);
+    let ms = |d: Duration| d.as_millis() as u64;
+    println!(
+        "{}",
+        json!({
+            "peers": PEERS,
+            "cells": seen.state[&0]["cells"],
+            "formed_ms": ms(formed),
+            "complete_broadcast_ms": took.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+            "kill_to_replanned_ms": ms(replanned),
+            "kill_to_complete_broadcast_ms": ms(healed),
+            "broadcasts_sent": nonce,
+        })
+    );
 }
