@@ -152,6 +152,12 @@ enum Command {
     MeshSend {
         data: Value,
     },
+    /// Write these bytes (hex) as they are on the link to a peer: for tests of the other
+    /// side's checks. Not documented for users.
+    Raw {
+        peer: String,
+        hex: String,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -607,6 +613,30 @@ async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
             ping(out, room, peer);
         }
         Command::Peers {} => peers(out, room).await,
+        Command::Raw { peer, hex } => {
+            let Some(peer) = parse_peer(out, &peer) else {
+                return false;
+            };
+            let bytes: Option<Vec<u8>> = (hex.len() % 2 == 0)
+                .then(|| {
+                    (0..hex.len())
+                        .step_by(2)
+                        .map(|i| {
+                            hex.get(i..i + 2)
+                                .and_then(|b| u8::from_str_radix(b, 16).ok())
+                        })
+                        .collect()
+                })
+                .flatten();
+            match bytes {
+                Some(bytes) => {
+                    if room.send_raw(peer, bytes).await.is_err() {
+                        out.error("closed", "the room is closed");
+                    }
+                }
+                None => out.error("bad_command", format!("not hex: {hex:?}")),
+            }
+        }
         Command::MeshSend { data } => {
             if room.mesh_send(data.to_string()).await.is_err() {
                 out.error("closed", "the room is closed");

@@ -378,3 +378,108 @@ fn an_entry_that_had_the_frame_from_a_cell_mate_still_floods_the_cell() {
     });
     assert!(sends(&drain(&mut mesh)).is_empty());
 }
+
+mod sequences {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Plan(u32, u8),
+        Up(usize),
+        Down(usize),
+        Frame(usize, u64, Option<u8>, bool, u8, u32),
+        Broadcast,
+        Tick(u64),
+    }
+
+    const PEERS: [&str; 5] = ["b0", "b1", "c", "x", "z"];
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0u32..3, 0u8..4).prop_map(|(e, c)| Step::Plan(e, c)),
+            (0..PEERS.len()).prop_map(Step::Up),
+            (0..PEERS.len()).prop_map(Step::Down),
+            (
+                0..PEERS.len(),
+                0u64..4,
+                proptest::option::of(0u8..3),
+                any::<bool>(),
+                any::<u8>(),
+                0u32..3
+            )
+                .prop_map(|(p, s, d, i, h, e)| Step::Frame(p, s, d, i, h, e)),
+            Just(Step::Broadcast),
+            (0u64..1_000).prop_map(Step::Tick),
+        ]
+    }
+
+    proptest! {
+        /// Whatever arrives in whatever order: no panic, frames go only to open links of
+        /// planned peers, and each broadcast reaches the application at most once.
+        #[test]
+        fn any_input_sequence_keeps_the_rules(steps in proptest::collection::vec(step(), 1..60)) {
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut mesh = CellMesh::new(id("m"), CellMeshConfig::default(), t0, 3);
+            let mut up = std::collections::BTreeSet::new();
+            let mut delivered = std::collections::BTreeSet::new();
+            for s in steps {
+                match s {
+                    Step::Plan(epoch, cell) => {
+                        let mut p = plan(epoch);
+                        p.cell = u32::from(cell);
+                        mesh.handle_input(Input::Plan { plan: p, now });
+                    }
+                    Step::Up(i) => {
+                        up.insert(PEERS[i]);
+                        mesh.handle_input(Input::LinkUp { peer: id(PEERS[i]), now });
+                    }
+                    Step::Down(i) => {
+                        up.remove(PEERS[i]);
+                        mesh.handle_input(Input::LinkDown { peer: id(PEERS[i]), now });
+                    }
+                    Step::Frame(i, seq, dim, intra, hops, epoch) => {
+                        let f = MeshFrame {
+                            seq,
+                            dim,
+                            intra,
+                            hops,
+                            epoch,
+                            data: seq.to_be_bytes().to_vec(),
+                            ..frame("o", None, false, 0)
+                        };
+                        mesh.handle_input(Input::Frame { from: id(PEERS[i]), frame: f, now });
+                    }
+                    Step::Broadcast => mesh.handle_input(Input::Broadcast { data: vec![1], now }),
+                    Step::Tick(ms) => {
+                        now += Duration::from_millis(ms);
+                        mesh.handle_input(Input::Tick { now });
+                    }
+                }
+                let wanted = mesh.neighbours();
+                loop {
+                    match mesh.poll_output() {
+                        Output::Timeout(at) => {
+                            prop_assert!(at >= t0);
+                            break;
+                        }
+                        Output::Send { peer, frame } => {
+                            prop_assert!(up.contains(peer.as_str()), "sent to {} whose link is not open", peer.as_str());
+                            prop_assert!(wanted.contains(&peer), "sent to {} outside the plan", peer.as_str());
+                            prop_assert!(frame.hops < frame.ttl.max(1));
+                        }
+                        Output::Deliver { origin, data, .. } => {
+                            // Within the 120 s filter window (these steps span at most 60 s).
+                            prop_assert!(delivered.insert((origin, data)), "a broadcast delivered twice");
+                        }
+                        Output::Disconnect { peer, .. } => {
+                            up.remove(peer.as_str());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}

@@ -73,6 +73,11 @@ pub(crate) enum Command {
     Stream(StreamAnnouncement),
     /// Broadcast to every peer of the room over the overlay.
     MeshSend(Bytes),
+    /// Bytes written as they are on the link to a peer, as a broken or hostile client could.
+    Raw {
+        peer: PeerId,
+        bytes: Bytes,
+    },
 }
 
 struct PendingPing {
@@ -1257,6 +1262,9 @@ impl Driver {
                 data: data.to_vec(),
                 now: Instant::now(),
             }),
+            Command::Raw { peer, bytes } => {
+                self.write(&peer, bytes).await;
+            }
             Command::Stream(announcement) => {
                 match &announcement {
                     StreamAnnouncement::Add { stream, .. } => {

@@ -695,6 +695,19 @@ impl Room {
         result.await.map_err(|_| SendError::Closed)?
     }
 
+    /// Writes `bytes` as they are on the link to `peer` (nothing if it is not open), as a
+    /// broken or hostile client could: for tests of the other side's checks.
+    #[doc(hidden)]
+    pub async fn send_raw(&self, peer: PeerId, bytes: impl Into<Bytes>) -> Result<(), RoomClosed> {
+        self.commands
+            .send(Command::Raw {
+                peer,
+                bytes: bytes.into(),
+            })
+            .await
+            .map_err(|_| RoomClosed)
+    }
+
     /// Broadcasts `data` to every peer of the room, whatever the topology: each peer gets
     /// it once ([`RoomEvent::MeshMessage`]). In a cellular room it travels over the
     /// overlay, forwarded cell to cell; in a full mesh it goes straight to every link.
