@@ -29,10 +29,12 @@
 pub mod cells;
 mod frame;
 mod full_mesh;
+pub mod tree;
 
 pub use cells::{CellDirectory, CellDirectoryConfig, CellMesh, CellMeshConfig, Layout};
 pub use frame::{FrameError, MeshFrame};
 pub use full_mesh::{FullMesh, FullMeshConfig, FullMeshConfigBuilder};
+pub use tree::{Addressee, TreeConfig, TreeMsg, TreeNode, TreeOutput};
 
 use std::time::{Duration, Instant};
 

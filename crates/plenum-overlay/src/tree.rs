@@ -1,0 +1,785 @@
+//! The broadcast tree (after Genet's webrtc-tree-overlay): one root, every other node with
+//! one parent and at most `max_degree` children, join requests that enter at the root and
+//! travel down to a node with room, and healing that the original lacks: a node whose
+//! parent is gone rejoins with its whole subtree through its grandparent (or the root).
+//!
+//! A [`TreeNode`] decides; the engine carries its messages. It is told link events, the
+//! application's broadcasts and time as every topology is ([`Input`]), and tree messages
+//! with [`TreeNode::handle_msg`]. [`TreeMsg`]s go either over a
+//! link (`via_link`) or through the signaling server, addressed to a peer or to the room's
+//! root ([`Addressee`]). The server's part is to relay, and to know which peer is root.
+//!
+//! - **Join.** A node that has room (children and candidates below `max_degree`) takes
+//!   the requester as a candidate, tells it (`Accept`, through the server) and opens a link
+//!   to it. A node without room hands the request to its connected child with the smallest
+//!   subtree, so the tree fills level by level. A candidate whose link does not open within
+//!   `request_timeout` is dropped and its slot freed; a requester that got two offers
+//!   declines the second.
+//! - **Depth and sizes.** A parent tells each child its depth and its grandparent
+//!   (`Welcome`); a child tells its parent the size of its subtree (`Subtree`).
+//! - **Healing.** A node that loses its parent keeps its children and asks its
+//!   grandparent (or, without one, the root) to take it with its subtree. A request that
+//!   is not answered within `request_timeout` goes to the root.
+//! - **Broadcast.** `Data` goes to the parent and the children except where it came from;
+//!   `(origin, seq)` filters copies. Each node keeps the last `history` of broadcasts and
+//!   sends them over a link that opens to a new parent or child, so a broadcast in flight
+//!   while a subtree rejoins reaches it afterwards (copies stop at the filter).
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use plenum_proto::PeerId;
+
+use crate::{
+    Appearance, ConfigError, DropReason, FullMesh, FullMeshConfig, Input, Output, Topology, nonzero,
+};
+
+/// Settings of a [`TreeNode`]; build with [`TreeConfig::builder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeConfig {
+    max_degree: usize,
+    request_timeout: Duration,
+    history: Duration,
+    links: FullMeshConfig,
+}
+
+impl Default for TreeConfig {
+    fn default() -> Self {
+        Self {
+            max_degree: 10,
+            request_timeout: Duration::from_secs(30),
+            history: Duration::from_secs(10),
+            links: FullMeshConfig::default(),
+        }
+    }
+}
+
+/// Builder of [`TreeConfig`]; [`build`](Self::build) validates.
+#[derive(Debug, Clone)]
+pub struct TreeConfigBuilder(TreeConfig);
+
+impl TreeConfigBuilder {
+    /// Most children per node (default 10).
+    pub fn max_degree(mut self, n: usize) -> Self {
+        self.0.max_degree = n;
+        self
+    }
+    /// How long a candidate child may take to link, and a rejoin to be answered (30 s).
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.0.request_timeout = d;
+        self
+    }
+    /// How long broadcasts are kept to replay over a link that opens (10 s).
+    pub fn history(mut self, d: Duration) -> Self {
+        self.0.history = d;
+        self
+    }
+    /// How links to the parent and children are opened, probed and retried.
+    pub fn links(mut self, links: FullMeshConfig) -> Self {
+        self.0.links = links;
+        self
+    }
+    /// Validates the settings.
+    pub fn build(self) -> Result<TreeConfig, ConfigError> {
+        if !(1..=1000).contains(&self.0.max_degree) {
+            return Err(ConfigError::Inconsistent(
+                "max_degree must be between 1 and 1000",
+            ));
+        }
+        nonzero("request_timeout", self.0.request_timeout)?;
+        nonzero("history", self.0.history)?;
+        Ok(self.0)
+    }
+}
+
+impl TreeConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> TreeConfigBuilder {
+        TreeConfigBuilder(Self::default())
+    }
+}
+
+/// What tree nodes tell each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeMsg {
+    /// `requester` asks to join, bringing a subtree of `subtree` nodes (itself included).
+    Join {
+        /// The node that wants a parent.
+        requester: PeerId,
+        /// Its subtree's size.
+        subtree: u32,
+    },
+    /// The sender takes the receiver as a child at `depth`; a link follows.
+    Accept {
+        /// The receiver's depth under the sender.
+        depth: u32,
+    },
+    /// The receiver's offer to be a parent is not needed (the sender has one).
+    Decline,
+    /// Parent to child: the child's depth and grandparent.
+    Welcome {
+        /// The child's depth.
+        depth: u32,
+        /// The child's grandparent (the parent's parent), if any.
+        grandparent: Option<PeerId>,
+    },
+    /// Child to parent: the child's subtree size.
+    Subtree {
+        /// Nodes in it, the child included.
+        size: u32,
+    },
+    /// A broadcast along tree edges.
+    Data {
+        /// The node that broadcast it.
+        origin: PeerId,
+        /// Its number at the origin.
+        seq: u64,
+        /// Links crossed so far.
+        hops: u8,
+        /// The application's bytes.
+        data: Vec<u8>,
+    },
+}
+
+/// Whom a message through the signaling server is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Addressee {
+    /// The room's root, whoever it is.
+    Root,
+    /// One peer.
+    Peer(PeerId),
+}
+
+/// What a [`TreeNode`] asks of the engine, or tells the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeOutput {
+    /// Open a link to `peer`; with `initiate`, send the offer.
+    Connect {
+        /// The peer.
+        peer: PeerId,
+        /// Whether this side offers.
+        initiate: bool,
+    },
+    /// Close the link to `peer`.
+    Disconnect {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Send a liveness probe over the link to `peer`.
+    Heartbeat {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Send `msg` over the open link to `peer`.
+    Send {
+        /// The peer.
+        peer: PeerId,
+        /// The message.
+        msg: TreeMsg,
+    },
+    /// Send `msg` through the signaling server.
+    Signal {
+        /// Whom to.
+        to: Addressee,
+        /// The message.
+        msg: TreeMsg,
+    },
+    /// A link to our parent opened.
+    ParentConnect(PeerId),
+    /// The link to our parent closed.
+    ParentClose(PeerId),
+    /// A child's link opened.
+    ChildConnect(PeerId),
+    /// A child's link closed.
+    ChildClose(PeerId),
+    /// Our place changed.
+    State {
+        /// Our parent.
+        parent: Option<PeerId>,
+        /// Our connected children.
+        children: Vec<PeerId>,
+        /// Our depth (root 0), once known.
+        depth: Option<u32>,
+        /// Whether we are the root.
+        is_root: bool,
+    },
+    /// A broadcast reached us, once.
+    Message {
+        /// The node that broadcast it.
+        origin: PeerId,
+        /// The neighbour it came from.
+        from: PeerId,
+        /// Whether that neighbour is our parent.
+        from_parent: bool,
+        /// Links it crossed.
+        hops: u8,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Nothing more until this instant.
+    Timeout(Instant),
+}
+
+#[derive(Debug, Clone)]
+struct Child {
+    /// `None` once linked; while a candidate, the instant it is given up.
+    deadline: Option<Instant>,
+    subtree: u32,
+}
+
+/// One node of a broadcast tree. See the module docs.
+#[derive(Debug)]
+pub struct TreeNode {
+    me: PeerId,
+    config: TreeConfig,
+    now: Instant,
+    root: bool,
+    links: FullMesh,
+    parent: Option<PeerId>,
+    /// A node that accepted us, until its link opens (or the deadline passes).
+    pending_parent: Option<(PeerId, Instant)>,
+    /// When our last join request is given up and sent to the root instead.
+    rejoin_deadline: Option<Instant>,
+    grandparent: Option<PeerId>,
+    depth: Option<u32>,
+    children: BTreeMap<PeerId, Child>,
+    /// Join requests waiting for a child to link (all slots held by candidates).
+    waiting: VecDeque<(PeerId, u32)>,
+    seen: HashSet<(PeerId, u64)>,
+    history: VecDeque<(Instant, TreeMsg)>,
+    next_seq: u64,
+    outputs: VecDeque<TreeOutput>,
+}
+
+/// Join requests held while every slot is a candidate.
+const WAITING_MAX: usize = 64;
+
+impl TreeNode {
+    /// The root of a tree (the server has granted it the root's secret).
+    pub fn root(me: PeerId, config: TreeConfig, now: Instant, seed: u64) -> Self {
+        let mut node = Self::new(me, config, now, seed, true);
+        node.depth = Some(0);
+        node.state();
+        node
+    }
+
+    /// A node that joins the tree: its request goes to the root.
+    pub fn join(me: PeerId, config: TreeConfig, now: Instant, seed: u64) -> Self {
+        let mut node = Self::new(me, config, now, seed, false);
+        node.request(Addressee::Root);
+        node
+    }
+
+    fn new(me: PeerId, config: TreeConfig, now: Instant, seed: u64, root: bool) -> Self {
+        let links = FullMesh::with_seed(config.links.clone(), now, seed);
+        Self {
+            me,
+            config,
+            now,
+            root,
+            links,
+            parent: None,
+            pending_parent: None,
+            rejoin_deadline: None,
+            grandparent: None,
+            depth: None,
+            children: BTreeMap::new(),
+            waiting: VecDeque::new(),
+            seen: HashSet::new(),
+            history: VecDeque::new(),
+            next_seq: 1,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// Our parent.
+    pub fn parent(&self) -> Option<&PeerId> {
+        self.parent.as_ref()
+    }
+
+    /// Our connected children.
+    pub fn children(&self) -> Vec<PeerId> {
+        self.children
+            .iter()
+            .filter(|(_, c)| c.deadline.is_none())
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    /// Our depth, once known (the root's is 0).
+    pub fn depth(&self) -> Option<u32> {
+        self.depth
+    }
+
+    /// Nodes in our subtree, ourselves included, as our children last said.
+    pub fn subtree(&self) -> u32 {
+        1 + self
+            .children
+            .values()
+            .filter(|c| c.deadline.is_none())
+            .map(|c| c.subtree)
+            .sum::<u32>()
+    }
+
+    /// Whether we are in the tree: the root, or linked to a parent.
+    pub fn attached(&self) -> bool {
+        self.root || self.parent.is_some()
+    }
+
+    fn state(&mut self) {
+        self.outputs.push_back(TreeOutput::State {
+            parent: self.parent.clone(),
+            children: self.children(),
+            depth: self.depth,
+            is_root: self.root,
+        });
+    }
+
+    fn request(&mut self, to: Addressee) {
+        self.rejoin_deadline = Some(self.now + self.config.request_timeout);
+        let msg = TreeMsg::Join {
+            requester: self.me.clone(),
+            subtree: self.subtree(),
+        };
+        self.outputs.push_back(TreeOutput::Signal { to, msg });
+    }
+
+    fn link(&mut self, peer: &PeerId, initiate: bool) {
+        let origin = if initiate {
+            Appearance::Roster
+        } else {
+            Appearance::Joined
+        };
+        self.links.handle_input(Input::PeerAppeared {
+            peer: peer.clone(),
+            origin,
+            now: self.now,
+        });
+    }
+
+    fn unlink(&mut self, peer: &PeerId) {
+        self.links.handle_input(Input::PeerGone {
+            peer: peer.clone(),
+            now: self.now,
+        });
+    }
+
+    fn on_join(&mut self, requester: PeerId, subtree: u32) {
+        if requester == self.me
+            || self.parent.as_ref() == Some(&requester)
+            || self.children.contains_key(&requester)
+        {
+            return;
+        }
+        if !self.attached() {
+            // Not in the tree ourselves: the requester must look elsewhere.
+            let msg = TreeMsg::Join { requester, subtree };
+            self.outputs.push_back(TreeOutput::Signal {
+                to: Addressee::Root,
+                msg,
+            });
+            return;
+        }
+        if self.children.len() < self.config.max_degree {
+            let deadline = self.now + self.config.request_timeout;
+            self.children.insert(
+                requester.clone(),
+                Child {
+                    deadline: Some(deadline),
+                    subtree,
+                },
+            );
+            let depth = self.depth.unwrap_or(0) + 1;
+            self.outputs.push_back(TreeOutput::Signal {
+                to: Addressee::Peer(requester.clone()),
+                msg: TreeMsg::Accept { depth },
+            });
+            self.link(&requester, true);
+            return;
+        }
+        // Full: the connected child with the smallest subtree takes it on.
+        let smallest = self
+            .children
+            .iter()
+            .filter(|(_, c)| c.deadline.is_none())
+            .min_by_key(|(p, c)| (c.subtree, (*p).clone()))
+            .map(|(p, _)| p.clone());
+        match smallest {
+            Some(child) => self.outputs.push_back(TreeOutput::Send {
+                peer: child,
+                msg: TreeMsg::Join { requester, subtree },
+            }),
+            None => {
+                if self.waiting.len() >= WAITING_MAX {
+                    self.waiting.pop_front();
+                }
+                self.waiting.push_back((requester, subtree));
+            }
+        }
+    }
+
+    fn on_accept(&mut self, from: PeerId, depth: u32) {
+        if self.root || self.parent.is_some() || self.pending_parent.is_some() {
+            self.outputs.push_back(TreeOutput::Signal {
+                to: Addressee::Peer(from),
+                msg: TreeMsg::Decline,
+            });
+            return;
+        }
+        self.pending_parent = Some((from.clone(), self.now + self.config.request_timeout));
+        self.rejoin_deadline = None;
+        self.depth = Some(depth);
+        self.link(&from, false);
+    }
+
+    fn drop_child(&mut self, peer: &PeerId) {
+        if let Some(child) = self.children.remove(peer) {
+            self.unlink(peer);
+            if child.deadline.is_none() {
+                self.outputs.push_back(TreeOutput::ChildClose(peer.clone()));
+                self.report_subtree();
+                self.state();
+            }
+        }
+    }
+
+    fn report_subtree(&mut self) {
+        if let Some(parent) = self.parent.clone() {
+            let size = self.subtree();
+            self.outputs.push_back(TreeOutput::Send {
+                peer: parent,
+                msg: TreeMsg::Subtree { size },
+            });
+        }
+    }
+
+    fn welcome_children(&mut self) {
+        let depth = self.depth.map(|d| d + 1);
+        let grandparent = self.parent.clone();
+        for child in self.children() {
+            if let Some(depth) = depth {
+                self.outputs.push_back(TreeOutput::Send {
+                    peer: child,
+                    msg: TreeMsg::Welcome {
+                        depth,
+                        grandparent: grandparent.clone(),
+                    },
+                });
+            }
+        }
+    }
+
+    fn lose_parent(&mut self) {
+        let Some(parent) = self.parent.take() else {
+            return;
+        };
+        self.unlink(&parent);
+        self.outputs
+            .push_back(TreeOutput::ParentClose(parent.clone()));
+        self.depth = None;
+        self.state();
+        // Rejoin with our subtree: through the grandparent when we know it.
+        let to = match self.grandparent.take() {
+            Some(g) if g != parent => Addressee::Peer(g),
+            _ => Addressee::Root,
+        };
+        self.request(to);
+    }
+
+    fn on_link_up(&mut self, peer: PeerId) {
+        if self
+            .pending_parent
+            .as_ref()
+            .is_some_and(|(p, _)| *p == peer)
+        {
+            self.pending_parent = None;
+            self.parent = Some(peer.clone());
+            self.outputs
+                .push_back(TreeOutput::ParentConnect(peer.clone()));
+            self.report_subtree();
+            self.replay(&peer);
+            self.welcome_children();
+            self.state();
+            return;
+        }
+        if let Some(child) = self.children.get_mut(&peer)
+            && child.deadline.is_some()
+        {
+            child.deadline = None;
+            self.outputs
+                .push_back(TreeOutput::ChildConnect(peer.clone()));
+            if let Some(depth) = self.depth {
+                self.outputs.push_back(TreeOutput::Send {
+                    peer: peer.clone(),
+                    msg: TreeMsg::Welcome {
+                        depth: depth + 1,
+                        grandparent: self.parent.clone(),
+                    },
+                });
+            }
+            self.replay(&peer);
+            self.report_subtree();
+            self.state();
+            for (requester, subtree) in std::mem::take(&mut self.waiting) {
+                self.on_join(requester, subtree);
+            }
+        }
+    }
+
+    fn on_link_down(&mut self, peer: &PeerId) {
+        if self.parent.as_ref() == Some(peer) {
+            self.lose_parent();
+        } else if self.children.contains_key(peer) {
+            self.drop_child(peer);
+        } else if self.pending_parent.as_ref().is_some_and(|(p, _)| p == peer) {
+            self.pending_parent = None;
+            self.unlink(peer);
+            self.request(Addressee::Root);
+        }
+    }
+
+    /// Sends the kept broadcasts over a link that just opened.
+    fn replay(&mut self, peer: &PeerId) {
+        let kept: Vec<TreeMsg> = self.history.iter().map(|(_, m)| m.clone()).collect();
+        for msg in kept {
+            self.outputs.push_back(TreeOutput::Send {
+                peer: peer.clone(),
+                msg,
+            });
+        }
+    }
+
+    fn keep(&mut self, msg: TreeMsg) {
+        self.history
+            .push_back((self.now + self.config.history, msg));
+    }
+
+    fn neighbours_but(&self, except: Option<&PeerId>) -> Vec<PeerId> {
+        self.parent
+            .iter()
+            .cloned()
+            .chain(self.children())
+            .filter(|p| Some(p) != except)
+            .collect()
+    }
+
+    fn on_data(&mut self, from: PeerId, origin: PeerId, seq: u64, hops: u8, data: Vec<u8>) {
+        if origin == self.me || !self.seen.insert((origin.clone(), seq)) {
+            return;
+        }
+        let from_parent = self.parent.as_ref() == Some(&from);
+        self.outputs.push_back(TreeOutput::Message {
+            origin: origin.clone(),
+            from: from.clone(),
+            from_parent,
+            hops: hops.saturating_add(1),
+            data: data.clone(),
+        });
+        let msg = TreeMsg::Data {
+            origin,
+            seq,
+            hops: hops.saturating_add(1),
+            data,
+        };
+        self.keep(msg.clone());
+        for peer in self.neighbours_but(Some(&from)) {
+            self.outputs.push_back(TreeOutput::Send {
+                peer,
+                msg: msg.clone(),
+            });
+        }
+    }
+
+    fn broadcast(&mut self, data: Vec<u8>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.seen.insert((self.me.clone(), seq));
+        let msg = TreeMsg::Data {
+            origin: self.me.clone(),
+            seq,
+            hops: 0,
+            data,
+        };
+        self.keep(msg.clone());
+        for peer in self.neighbours_but(None) {
+            self.outputs.push_back(TreeOutput::Send {
+                peer,
+                msg: msg.clone(),
+            });
+        }
+    }
+
+    fn on_msg(&mut self, from: PeerId, msg: TreeMsg) {
+        match msg {
+            TreeMsg::Join { requester, subtree } => self.on_join(requester, subtree),
+            TreeMsg::Accept { depth } => self.on_accept(from, depth),
+            TreeMsg::Decline => {
+                if self
+                    .children
+                    .get(&from)
+                    .is_some_and(|c| c.deadline.is_some())
+                {
+                    self.children.remove(&from);
+                    self.unlink(&from);
+                }
+            }
+            TreeMsg::Welcome { depth, grandparent } => {
+                if self.parent.as_ref() == Some(&from) {
+                    let changed = self.depth != Some(depth);
+                    self.depth = Some(depth);
+                    self.grandparent = grandparent;
+                    if changed {
+                        self.welcome_children();
+                        self.state();
+                    }
+                }
+            }
+            TreeMsg::Subtree { size } => {
+                if let Some(child) = self.children.get_mut(&from)
+                    && child.deadline.is_none()
+                    && child.subtree != size
+                {
+                    child.subtree = size;
+                    self.report_subtree();
+                }
+            }
+            TreeMsg::Data {
+                origin,
+                seq,
+                hops,
+                data,
+            } => {
+                // Only from a tree neighbour: a frame from elsewhere would bypass the tree.
+                if self.parent.as_ref() == Some(&from) || self.children.contains_key(&from) {
+                    self.on_data(from, origin, seq, hops, data);
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.now;
+        let expired: Vec<PeerId> = self
+            .children
+            .iter()
+            .filter(|(_, c)| c.deadline.is_some_and(|d| now >= d))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in expired {
+            self.children.remove(&peer);
+            self.unlink(&peer);
+            for (requester, subtree) in std::mem::take(&mut self.waiting) {
+                self.on_join(requester, subtree);
+            }
+        }
+        if let Some((peer, deadline)) = self.pending_parent.clone()
+            && now >= deadline
+        {
+            self.pending_parent = None;
+            self.unlink(&peer);
+            self.request(Addressee::Root);
+        }
+        if self
+            .rejoin_deadline
+            .is_some_and(|d| now >= d && !self.attached() && self.pending_parent.is_none())
+        {
+            self.request(Addressee::Root);
+        }
+        while self.history.front().is_some_and(|(at, _)| *at <= now) {
+            self.history.pop_front();
+        }
+        self.links.handle_input(Input::Tick { now });
+    }
+
+    fn deadline(&self, links: Instant) -> Instant {
+        let mut at = links;
+        for c in self.children.values() {
+            if let Some(d) = c.deadline {
+                at = at.min(d);
+            }
+        }
+        if let Some((_, d)) = &self.pending_parent {
+            at = at.min(*d);
+        }
+        if let Some(d) = self.rejoin_deadline
+            && !self.attached()
+        {
+            at = at.min(d);
+        }
+        if let Some((d, _)) = self.history.front() {
+            at = at.min(*d);
+        }
+        at.max(self.now)
+    }
+
+    /// A tree message from `from`, over a link or relayed by the server.
+    pub fn handle_msg(&mut self, from: PeerId, msg: TreeMsg, now: Instant) {
+        self.now = self.now.max(now);
+        self.links.handle_input(Input::Heard {
+            peer: from.clone(),
+            now,
+        });
+        self.on_msg(from, msg);
+    }
+
+    /// Link events, broadcasts and time, as every topology is told them; membership
+    /// inputs (appearances, plans, mesh frames) are not the tree's and are ignored.
+    pub fn handle_input(&mut self, input: Input) {
+        match input {
+            Input::LinkUp { peer, now } => {
+                self.now = self.now.max(now);
+                self.links.handle_input(Input::LinkUp {
+                    peer: peer.clone(),
+                    now,
+                });
+                self.on_link_up(peer);
+            }
+            Input::LinkDown { peer, now } => {
+                self.now = self.now.max(now);
+                self.on_link_down(&peer);
+            }
+            Input::Heard { peer, now } => {
+                self.now = self.now.max(now);
+                self.links.handle_input(Input::Heard { peer, now });
+            }
+            Input::Broadcast { data, now } => {
+                self.now = self.now.max(now);
+                self.broadcast(data);
+            }
+            Input::Tick { now } => {
+                self.now = self.now.max(now);
+                self.on_tick();
+            }
+            Input::PeerAppeared { .. }
+            | Input::PeerGone { .. }
+            | Input::Plan { .. }
+            | Input::Frame { .. } => {}
+        }
+    }
+
+    /// Produces the next output; the last of a drain is always [`TreeOutput::Timeout`].
+    pub fn poll_output(&mut self) -> TreeOutput {
+        if let Some(o) = self.outputs.pop_front() {
+            return o;
+        }
+        match self.links.poll_output() {
+            Output::Connect { peer, initiate } => TreeOutput::Connect { peer, initiate },
+            Output::Disconnect { peer, reason } => {
+                // The link layer gave a link up (silent, or never opened): the tree
+                // treats it as gone; a plain `Left` is our own doing.
+                if reason != DropReason::Left {
+                    self.on_link_down(&peer);
+                }
+                TreeOutput::Disconnect { peer }
+            }
+            Output::Heartbeat { peer } => TreeOutput::Heartbeat { peer },
+            Output::Timeout(at) => TreeOutput::Timeout(self.deadline(at)),
+            // A full mesh over our tree links sends no frames and delivers nothing.
+            _ => self.poll_output(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tree_tests.rs"]
+mod tests;

@@ -1,0 +1,480 @@
+// Tests take one real instant as the origin of their virtual clock, then only add to it.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::*;
+
+fn id(s: &str) -> PeerId {
+    PeerId::new(s).unwrap()
+}
+
+fn config(max_degree: usize) -> TreeConfig {
+    TreeConfig::builder()
+        .max_degree(max_degree)
+        .build()
+        .unwrap()
+}
+
+fn drain(node: &mut TreeNode) -> Vec<TreeOutput> {
+    let mut out = Vec::new();
+    loop {
+        match node.poll_output() {
+            TreeOutput::Timeout(_) => return out,
+            o => out.push(o),
+        }
+    }
+}
+
+#[test]
+fn the_root_takes_a_joiner_and_frees_the_slot_of_one_that_never_links() {
+    let t0 = Instant::now();
+    let mut root = TreeNode::root(id("r"), config(1), t0, 1);
+    drain(&mut root);
+    let join = |who: &str| TreeMsg::Join {
+        requester: id(who),
+        subtree: 1,
+    };
+    root.handle_msg(id("a"), join("a"), t0);
+    let out = drain(&mut root);
+    assert!(out.contains(&TreeOutput::Signal {
+        to: Addressee::Peer(id("a")),
+        msg: TreeMsg::Accept { depth: 1 }
+    }));
+    assert!(out.contains(&TreeOutput::Connect {
+        peer: id("a"),
+        initiate: true
+    }));
+    // Its one slot is held: "b" waits (no linked child to hand it to).
+    root.handle_msg(id("b"), join("b"), t0);
+    assert!(
+        drain(&mut root)
+            .iter()
+            .all(|o| !matches!(o, TreeOutput::Signal { .. }))
+    );
+    // "a" never links: after the request timeout its slot goes to "b".
+    let later = t0 + Duration::from_secs(31);
+    root.handle_input(Input::Tick { now: later });
+    let out = drain(&mut root);
+    assert!(out.contains(&TreeOutput::Disconnect { peer: id("a") }));
+    assert!(out.contains(&TreeOutput::Signal {
+        to: Addressee::Peer(id("b")),
+        msg: TreeMsg::Accept { depth: 1 }
+    }));
+}
+
+#[test]
+fn a_full_node_hands_a_join_to_its_smallest_subtree() {
+    let t0 = Instant::now();
+    let mut root = TreeNode::root(id("r"), config(2), t0, 1);
+    for (child, size) in [("a", 5), ("b", 2)] {
+        root.handle_msg(
+            id(child),
+            TreeMsg::Join {
+                requester: id(child),
+                subtree: size,
+            },
+            t0,
+        );
+        root.handle_input(Input::LinkUp {
+            peer: id(child),
+            now: t0,
+        });
+    }
+    drain(&mut root);
+    assert_eq!(root.subtree(), 8);
+    root.handle_msg(
+        id("c"),
+        TreeMsg::Join {
+            requester: id("c"),
+            subtree: 1,
+        },
+        t0,
+    );
+    assert_eq!(
+        drain(&mut root),
+        vec![TreeOutput::Send {
+            peer: id("b"),
+            msg: TreeMsg::Join {
+                requester: id("c"),
+                subtree: 1
+            }
+        }]
+    );
+}
+
+#[test]
+fn a_second_offer_is_declined_and_a_stray_broadcast_ignored() {
+    let t0 = Instant::now();
+    let mut node = TreeNode::join(id("n"), config(2), t0, 1);
+    let out = drain(&mut node);
+    assert!(out.contains(&TreeOutput::Signal {
+        to: Addressee::Root,
+        msg: TreeMsg::Join {
+            requester: id("n"),
+            subtree: 1
+        }
+    }));
+    node.handle_msg(id("p"), TreeMsg::Accept { depth: 3 }, t0);
+    assert!(drain(&mut node).contains(&TreeOutput::Connect {
+        peer: id("p"),
+        initiate: false
+    }));
+    node.handle_msg(id("q"), TreeMsg::Accept { depth: 2 }, t0);
+    assert_eq!(
+        drain(&mut node),
+        vec![TreeOutput::Signal {
+            to: Addressee::Peer(id("q")),
+            msg: TreeMsg::Decline
+        }]
+    );
+    node.handle_input(Input::LinkUp {
+        peer: id("p"),
+        now: t0,
+    });
+    let out = drain(&mut node);
+    assert!(out.contains(&TreeOutput::ParentConnect(id("p"))));
+    assert_eq!(node.depth(), Some(3));
+    // Data from a peer that is neither parent nor child would bypass the tree.
+    let data = TreeMsg::Data {
+        origin: id("o"),
+        seq: 1,
+        hops: 0,
+        data: vec![1],
+    };
+    node.handle_msg(id("stranger"), data.clone(), t0);
+    assert!(drain(&mut node).is_empty());
+    node.handle_msg(id("p"), data.clone(), t0);
+    assert!(drain(&mut node).iter().any(|o| matches!(
+        o,
+        TreeOutput::Message {
+            from_parent: true,
+            hops: 1,
+            ..
+        }
+    )));
+    node.handle_msg(id("p"), data, t0);
+    assert!(drain(&mut node).is_empty(), "a copy is dropped");
+}
+
+/// What the network hands a node.
+enum Delivery {
+    Msg(PeerId, TreeMsg),
+    Input(Input),
+}
+
+/// Tree nodes wired together with instant links and an instant server.
+struct Net {
+    now: Instant,
+    nodes: BTreeMap<PeerId, TreeNode>,
+    root: PeerId,
+    dead: BTreeSet<PeerId>,
+    wants: BTreeSet<(PeerId, PeerId)>,
+    up: BTreeSet<(PeerId, PeerId)>,
+    queue: VecDeque<(PeerId, Delivery)>,
+    got: BTreeMap<(PeerId, Vec<u8>), u32>,
+}
+
+impl Net {
+    fn new(n: usize, max_degree: usize) -> Self {
+        let now = Instant::now();
+        let root = id("n000");
+        let mut net = Self {
+            now,
+            nodes: BTreeMap::new(),
+            root: root.clone(),
+            dead: BTreeSet::new(),
+            wants: BTreeSet::new(),
+            up: BTreeSet::new(),
+            queue: VecDeque::new(),
+            got: BTreeMap::new(),
+        };
+        net.nodes.insert(
+            root.clone(),
+            TreeNode::root(root, config(max_degree), now, 0),
+        );
+        for i in 1..n {
+            let me = id(&format!("n{i:03}"));
+            net.nodes.insert(
+                me.clone(),
+                TreeNode::join(me, config(max_degree), now, i as u64),
+            );
+            net.run();
+        }
+        net
+    }
+
+    fn key(a: &PeerId, b: &PeerId) -> (PeerId, PeerId) {
+        (a.min(b).clone(), a.max(b).clone())
+    }
+
+    fn run(&mut self) {
+        for _ in 0..100_000 {
+            let ids: Vec<PeerId> = self.nodes.keys().cloned().collect();
+            let mut any = false;
+            for me in ids {
+                if self.dead.contains(&me) {
+                    continue;
+                }
+                let outs = drain(self.nodes.get_mut(&me).unwrap());
+                any |= !outs.is_empty();
+                for o in outs {
+                    self.route(&me, o);
+                }
+            }
+            while let Some((to, input)) = self.queue.pop_front() {
+                any = true;
+                if !self.dead.contains(&to)
+                    && let Some(node) = self.nodes.get_mut(&to)
+                {
+                    match input {
+                        Delivery::Msg(from, msg) => node.handle_msg(from, msg, self.now),
+                        Delivery::Input(input) => node.handle_input(input),
+                    }
+                }
+            }
+            if !any {
+                return;
+            }
+        }
+        panic!("the tree never settled");
+    }
+
+    fn route(&mut self, me: &PeerId, o: TreeOutput) {
+        let now = self.now;
+        match o {
+            TreeOutput::Connect { peer, .. } => {
+                self.wants.insert((me.clone(), peer.clone()));
+                if self.wants.contains(&(peer.clone(), me.clone())) && !self.dead.contains(&peer) {
+                    self.up.insert(Self::key(me, &peer));
+                    self.queue.push_back((
+                        me.clone(),
+                        Delivery::Input(Input::LinkUp {
+                            peer: peer.clone(),
+                            now,
+                        }),
+                    ));
+                    self.queue.push_back((
+                        peer,
+                        Delivery::Input(Input::LinkUp {
+                            peer: me.clone(),
+                            now,
+                        }),
+                    ));
+                }
+            }
+            TreeOutput::Disconnect { peer } => {
+                self.wants.remove(&(me.clone(), peer.clone()));
+                if self.up.remove(&Self::key(me, &peer)) {
+                    self.queue.push_back((
+                        peer,
+                        Delivery::Input(Input::LinkDown {
+                            peer: me.clone(),
+                            now,
+                        }),
+                    ));
+                }
+            }
+            TreeOutput::Send { peer, msg } if self.up.contains(&Self::key(me, &peer)) => {
+                self.queue.push_back((peer, Delivery::Msg(me.clone(), msg)));
+            }
+            TreeOutput::Signal { to, msg } => {
+                let to = match to {
+                    Addressee::Root => self.root.clone(),
+                    Addressee::Peer(p) => p,
+                };
+                self.queue.push_back((to, Delivery::Msg(me.clone(), msg)));
+            }
+            TreeOutput::Message { data, .. } => {
+                *self.got.entry((me.clone(), data)).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+
+    fn kill(&mut self, who: &PeerId) {
+        self.dead.insert(who.clone());
+        let now = self.now;
+        let linked: Vec<PeerId> = self
+            .up
+            .iter()
+            .filter(|(a, b)| a == who || b == who)
+            .map(|(a, b)| if a == who { b.clone() } else { a.clone() })
+            .collect();
+        for peer in linked {
+            self.up.remove(&Self::key(who, &peer));
+            self.queue.push_back((
+                peer,
+                Delivery::Input(Input::LinkDown {
+                    peer: who.clone(),
+                    now,
+                }),
+            ));
+        }
+        self.run();
+    }
+
+    fn alive(&self) -> Vec<&PeerId> {
+        self.nodes
+            .keys()
+            .filter(|p| !self.dead.contains(*p))
+            .collect()
+    }
+
+    /// One root, every other live node attached, parents and children agreeing, no cycle,
+    /// degrees held; returns the deepest depth.
+    fn check(&self, max_degree: usize) -> u32 {
+        let mut deepest = 0;
+        for me in self.alive() {
+            let node = &self.nodes[me];
+            assert!(node.attached(), "{} is not in the tree", me.as_str());
+            assert!(node.children().len() <= max_degree);
+            for child in node.children() {
+                assert_eq!(
+                    self.nodes[&child].parent(),
+                    Some(me),
+                    "{} disowns its parent",
+                    child.as_str()
+                );
+            }
+            // Walk up: the root within as many steps as there are nodes.
+            let mut at = me.clone();
+            let mut steps = 0;
+            while let Some(p) = self.nodes[&at].parent() {
+                at = p.clone();
+                steps += 1;
+                assert!(steps <= self.nodes.len(), "a cycle through {}", me.as_str());
+            }
+            assert_eq!(at, self.root);
+            assert_eq!(
+                node.depth(),
+                Some(steps as u32),
+                "{} has a wrong depth",
+                me.as_str()
+            );
+            deepest = deepest.max(steps as u32);
+        }
+        deepest
+    }
+
+    fn broadcast(&mut self, from: &PeerId, tag: u8) -> usize {
+        let now = self.now;
+        self.nodes
+            .get_mut(from)
+            .unwrap()
+            .handle_input(Input::Broadcast {
+                data: vec![tag],
+                now,
+            });
+        self.run();
+        let mut reached = 0;
+        for me in self.alive() {
+            let n = self.got.get(&(me.clone(), vec![tag])).copied().unwrap_or(0);
+            assert!(n <= 1, "{} got broadcast {tag} {n} times", me.as_str());
+            reached += n as usize;
+        }
+        reached
+    }
+}
+
+/// A live node without children.
+fn leaf(net: &Net) -> PeerId {
+    net.alive()
+        .into_iter()
+        .find(|p| net.nodes[*p].children().is_empty())
+        .cloned()
+        .expect("a leaf")
+}
+
+#[test]
+fn fifteen_nodes_of_degree_two_form_a_balanced_tree_and_a_leaf_reaches_everyone() {
+    let mut net = Net::new(15, 2);
+    let depth = net.check(2);
+    // Fifteen nodes in a binary tree: depth 3 at best; within one of it.
+    assert!(depth <= 4, "depth {depth}");
+    let leaf = leaf(&net);
+    assert_eq!(net.broadcast(&leaf, 1), 14);
+}
+
+#[test]
+fn a_dead_inner_node_is_healed_with_its_subtrees_and_broadcasts_reach_everyone() {
+    let mut net = Net::new(31, 2);
+    net.check(2);
+    let inner = net
+        .alive()
+        .into_iter()
+        .find(|p| **p != net.root && !net.nodes[*p].children().is_empty())
+        .unwrap()
+        .clone();
+    let orphans = net.nodes[&inner].children();
+    let grandchildren: Vec<Vec<PeerId>> = orphans.iter().map(|o| net.nodes[o].children()).collect();
+    net.kill(&inner);
+    net.check(2);
+    // The orphans rejoined keeping their own children.
+    for (orphan, kept) in orphans.iter().zip(grandchildren) {
+        assert_eq!(
+            net.nodes[orphan].children(),
+            kept,
+            "{} lost its subtree",
+            orphan.as_str()
+        );
+    }
+    let leaf = leaf(&net);
+    assert_eq!(net.broadcast(&leaf, 2), 29);
+}
+
+#[test]
+fn options_are_validated() {
+    assert!(TreeConfig::builder().max_degree(0).build().is_err());
+    assert!(
+        TreeConfig::builder()
+            .request_timeout(Duration::ZERO)
+            .build()
+            .is_err()
+    );
+    assert!(TreeConfig::builder().max_degree(10).build().is_ok());
+}
+
+/// The depth of a complete tree of `n` nodes with `d` children each.
+fn balanced_depth(n: usize, d: usize) -> u32 {
+    let (mut depth, mut level, mut total) = (0u32, 1usize, 1usize);
+    while total < n {
+        level = level.saturating_mul(d);
+        total = total.saturating_add(level);
+        depth += 1;
+    }
+    depth
+}
+
+mod trees {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Trees of any size and degree: one root, no cycle, degrees held, depth within one
+        /// of a complete tree's; after inner nodes die the rest heal into one tree again,
+        /// and every broadcast reaches every live node once.
+        #[test]
+        fn trees_form_balanced_and_heal(n in 2usize..120, degree in 1usize..6, kills in proptest::collection::vec(any::<u16>(), 0..4)) {
+            let mut net = Net::new(n, degree);
+            let depth = net.check(degree);
+            prop_assert!(depth <= balanced_depth(n, degree) + 1, "depth {} for {} nodes of degree {}", depth, n, degree);
+            let mut tag = 0u8;
+            for k in kills {
+                let others: Vec<PeerId> = net.alive().into_iter().filter(|p| **p != net.root).cloned().collect();
+                if others.is_empty() {
+                    break;
+                }
+                let victim = others[usize::from(k) % others.len()].clone();
+                net.kill(&victim);
+                net.check(degree);
+                tag += 1;
+                let from = net.alive()[usize::from(k) % net.alive().len()].clone();
+                let reached = net.broadcast(&from, tag);
+                prop_assert_eq!(reached, net.alive().len() - 1);
+            }
+        }
+    }
+}
