@@ -9,6 +9,7 @@ use plenum_sim::{SimConfig, Topology, simulate};
 pub(crate) enum SimTopology {
     Mesh,
     Cells,
+    Tree,
 }
 
 /// Simulate a room of many peers on a virtual clock and print what it measured.
@@ -35,6 +36,9 @@ pub(crate) struct SimArgs {
     /// Most peers per cell (cells; default: chosen from the room's size).
     #[arg(long, value_parser = clap::value_parser!(u16).range(3..=1024))]
     cell_size: Option<u16>,
+    /// Most children per node (tree).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    max_degree: u16,
     /// Milliseconds between two of the first joins.
     #[arg(long, default_value_t = 2)]
     join_interval_ms: u64,
@@ -47,6 +51,11 @@ pub(crate) fn run(args: SimArgs) -> anyhow::Result<()> {
     let topology = match args.topology {
         SimTopology::Mesh => Topology::Mesh,
         SimTopology::Cells => Topology::cells(args.cell_size),
+        SimTopology::Tree => Topology::Tree(
+            plenum_overlay::TreeConfig::builder()
+                .max_degree(usize::from(args.max_degree))
+                .build()?,
+        ),
     };
     let config = SimConfig {
         peers: args.peers,

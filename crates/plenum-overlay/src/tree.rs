@@ -48,7 +48,7 @@ impl Default for TreeConfig {
         Self {
             max_degree: 10,
             request_timeout: Duration::from_secs(30),
-            history: Duration::from_secs(10),
+            history: Duration::from_secs(30),
             links: FullMeshConfig::default(),
         }
     }
@@ -69,7 +69,8 @@ impl TreeConfigBuilder {
         self.0.request_timeout = d;
         self
     }
-    /// How long broadcasts are kept to replay over a link that opens (10 s).
+    /// How long broadcasts are kept to replay over a link that opens (30 s: longer than a
+    /// dead parent takes to notice and a subtree to rejoin).
     pub fn history(mut self, d: Duration) -> Self {
         self.0.history = d;
         self
@@ -96,6 +97,11 @@ impl TreeConfig {
     /// A builder starting from the defaults.
     pub fn builder() -> TreeConfigBuilder {
         TreeConfigBuilder(Self::default())
+    }
+
+    /// Most children per node.
+    pub fn max_degree(&self) -> usize {
+        self.max_degree
     }
 }
 
@@ -251,8 +257,21 @@ pub struct TreeNode {
     outputs: VecDeque<TreeOutput>,
 }
 
-/// Join requests held while every slot is a candidate.
-const WAITING_MAX: usize = 64;
+/// The depth of a complete tree of `nodes` nodes with `degree` children each: the least
+/// depth any tree of them can have.
+pub fn complete_depth(nodes: usize, degree: usize) -> u32 {
+    let (mut depth, mut level, mut total) = (0u32, 1usize, 1usize);
+    while total < nodes {
+        level = level.saturating_mul(degree.max(1));
+        total = total.saturating_add(level.max(1));
+        depth += 1;
+    }
+    depth
+}
+
+/// Join requests held while every slot is a candidate (a root that many join at once
+/// holds them until its first children link).
+const WAITING_MAX: usize = 4096;
 
 impl TreeNode {
     /// The root of a tree (the server has granted it the root's secret).
@@ -397,19 +416,29 @@ impl TreeNode {
             self.link(&requester, true);
             return;
         }
-        // Full: the connected child with the smallest subtree takes it on.
+        // Full: the child with the smallest subtree takes it on, counting what was handed
+        // to it already and has not shown in its reports yet. If that child is still a
+        // candidate, the request waits for its link: joins that arrive together spread
+        // over all children instead of piling onto the first one linked.
         let smallest = self
             .children
             .iter()
-            .filter(|(_, c)| c.deadline.is_none())
             .min_by_key(|(p, c)| (c.subtree, (*p).clone()))
-            .map(|(p, _)| p.clone());
+            .map(|(p, c)| (p.clone(), c.deadline.is_none()));
         match smallest {
-            Some(child) => self.outputs.push_back(TreeOutput::Send {
-                peer: child,
-                msg: TreeMsg::Join { requester, subtree },
-            }),
-            None => {
+            Some((child, true)) => {
+                if let Some(c) = self.children.get_mut(&child) {
+                    c.subtree = c.subtree.saturating_add(subtree);
+                }
+                self.outputs.push_back(TreeOutput::Send {
+                    peer: child,
+                    msg: TreeMsg::Join { requester, subtree },
+                });
+            }
+            _ => {
+                if self.waiting.iter().any(|(r, _)| *r == requester) {
+                    return;
+                }
                 if self.waiting.len() >= WAITING_MAX {
                     self.waiting.pop_front();
                 }
@@ -440,6 +469,14 @@ impl TreeNode {
                 self.report_subtree();
                 self.state();
             }
+            self.retry_waiting();
+        }
+    }
+
+    /// A slot freed or a child linked: the waiting requests are handled again.
+    fn retry_waiting(&mut self) {
+        for (requester, subtree) in std::mem::take(&mut self.waiting) {
+            self.on_join(requester, subtree);
         }
     }
 
@@ -520,9 +557,7 @@ impl TreeNode {
             self.replay(&peer);
             self.report_subtree();
             self.state();
-            for (requester, subtree) in std::mem::take(&mut self.waiting) {
-                self.on_join(requester, subtree);
-            }
+            self.retry_waiting();
         }
     }
 
@@ -621,6 +656,7 @@ impl TreeNode {
                 {
                     self.children.remove(&from);
                     self.unlink(&from);
+                    self.retry_waiting();
                 }
             }
             TreeMsg::Welcome { depth, grandparent } => {
@@ -668,9 +704,7 @@ impl TreeNode {
         for peer in expired {
             self.children.remove(&peer);
             self.unlink(&peer);
-            for (requester, subtree) in std::mem::take(&mut self.waiting) {
-                self.on_join(requester, subtree);
-            }
+            self.retry_waiting();
         }
         if let Some((peer, deadline)) = self.pending_parent.clone()
             && now >= deadline

@@ -435,17 +435,6 @@ fn options_are_validated() {
     assert!(TreeConfig::builder().max_degree(10).build().is_ok());
 }
 
-/// The depth of a complete tree of `n` nodes with `d` children each.
-fn balanced_depth(n: usize, d: usize) -> u32 {
-    let (mut depth, mut level, mut total) = (0u32, 1usize, 1usize);
-    while total < n {
-        level = level.saturating_mul(d);
-        total = total.saturating_add(level);
-        depth += 1;
-    }
-    depth
-}
-
 mod trees {
     use super::*;
     use proptest::prelude::*;
@@ -460,7 +449,7 @@ mod trees {
         fn trees_form_balanced_and_heal(n in 2usize..120, degree in 1usize..6, kills in proptest::collection::vec(any::<u16>(), 0..4)) {
             let mut net = Net::new(n, degree);
             let depth = net.check(degree);
-            prop_assert!(depth <= balanced_depth(n, degree) + 1, "depth {} for {} nodes of degree {}", depth, n, degree);
+            prop_assert!(depth <= super::complete_depth(n, degree) + 1, "depth {} for {} nodes of degree {}", depth, n, degree);
             let mut tag = 0u8;
             for k in kills {
                 let others: Vec<PeerId> = net.alive().into_iter().filter(|p| **p != net.root).cloned().collect();

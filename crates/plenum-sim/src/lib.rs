@@ -38,8 +38,9 @@ use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use plenum_overlay::{
-    Appearance, CellDirectory, CellDirectoryConfig, CellMesh, CellMeshConfig, FullMesh,
-    FullMeshConfig, Input, MeshFrame, Output,
+    Addressee, Appearance, CellDirectory, CellDirectoryConfig, CellMesh, CellMeshConfig, FullMesh,
+    FullMeshConfig, Input, MeshFrame, Output, Topology as _, TreeConfig, TreeMsg, TreeNode,
+    TreeOutput,
 };
 use plenum_proto::overlay::{CellPlan, TopologySpec};
 use plenum_proto::signal::PeerSummary;
@@ -52,6 +53,8 @@ pub enum Topology {
     Mesh,
     /// The cellular mesh with these options.
     Cells(CellDirectoryConfig),
+    /// The broadcast tree with these options; the first peer is the root.
+    Tree(TreeConfig),
 }
 
 impl Topology {
@@ -137,6 +140,8 @@ pub struct SimReport {
     pub peers: usize,
     /// The seed.
     pub seed: u64,
+    /// The deepest node of a tree (trees only).
+    pub depth_max: Option<u32>,
     /// Most open links of one peer (at convergence or at the end, whichever is more).
     pub max_degree: usize,
     /// Mean open links per peer at the end.
@@ -235,6 +240,11 @@ enum Event {
         peer: usize,
     },
     LinkOpen(usize, usize),
+    TreeMsg {
+        node: usize,
+        from: usize,
+        msg: TreeMsg,
+    },
     LinkDown {
         node: usize,
         peer: usize,
@@ -281,13 +291,33 @@ impl Ord for Scheduled {
 enum Overlay {
     Mesh(Box<FullMesh>),
     Cells(Box<CellMesh>),
+    Tree(Box<TreeNode>),
 }
 
 impl Overlay {
-    fn topology(&mut self) -> &mut dyn plenum_overlay::Topology {
+    fn handle_input(&mut self, input: Input) {
         match self {
-            Self::Mesh(m) => m.as_mut(),
-            Self::Cells(c) => c.as_mut(),
+            Self::Mesh(m) => m.handle_input(input),
+            Self::Cells(c) => c.handle_input(input),
+            Self::Tree(t) => t.handle_input(input),
+        }
+    }
+
+    /// The next output, the tree's in the common shape where it has one.
+    fn poll_output(&mut self) -> Result<Output, TreeOutput> {
+        match self {
+            Self::Mesh(m) => Ok(m.poll_output()),
+            Self::Cells(c) => Ok(c.poll_output()),
+            Self::Tree(t) => match t.poll_output() {
+                TreeOutput::Connect { peer, initiate } => Ok(Output::Connect { peer, initiate }),
+                TreeOutput::Disconnect { peer } => Ok(Output::Disconnect {
+                    peer,
+                    reason: plenum_overlay::DropReason::Left,
+                }),
+                TreeOutput::Heartbeat { peer } => Ok(Output::Heartbeat { peer }),
+                TreeOutput::Timeout(at) => Ok(Output::Timeout(at)),
+                other => Err(other),
+            },
         }
     }
 }
@@ -342,7 +372,7 @@ impl Sim {
     fn new(config: SimConfig, base: Instant) -> Self {
         let directory = match &config.topology {
             Topology::Cells(c) => Some(CellDirectory::new(c.clone(), config.seed)),
-            Topology::Mesh => None,
+            Topology::Mesh | Topology::Tree(_) => None,
         };
         let link_config = FullMeshConfig::builder()
             .heartbeat_interval(Duration::from_secs(5))
@@ -462,6 +492,22 @@ impl Sim {
                 self.input(node, Input::PeerGone { peer, now });
             }
             Event::LinkOpen(a, b) => self.link_open(a, b),
+            Event::TreeMsg { node, from, msg } => {
+                if self.nodes[node].alive {
+                    if let TreeMsg::Data { data, .. } = &msg
+                        && let Some(b) = broadcast_index(data)
+                        && let Some(c) = self.copies.get_mut(b)
+                    {
+                        *c += 1;
+                    }
+                    let peer = self.nodes[from].id.clone();
+                    let now = self.instant();
+                    if let Overlay::Tree(t) = &mut self.nodes[node].overlay {
+                        t.handle_msg(peer, msg, now);
+                    }
+                    self.drain(node);
+                }
+            }
             Event::LinkDown { node, peer } => {
                 let peer = self.nodes[peer].id.clone();
                 let now = self.instant();
@@ -526,6 +572,18 @@ impl Sim {
             Topology::Mesh => Overlay::Mesh(Box::new(
                 FullMesh::with_seed(self.link_config.clone(), now, seed).with_peer(id.clone()),
             )),
+            Topology::Tree(tree) => {
+                let config = TreeConfig::builder()
+                    .max_degree(tree.max_degree())
+                    .links(self.link_config.clone())
+                    .build()
+                    .unwrap_or_default();
+                Overlay::Tree(Box::new(if node == 0 {
+                    TreeNode::root(id.clone(), config, now, seed)
+                } else {
+                    TreeNode::join(id.clone(), config, now, seed)
+                }))
+            }
             Topology::Cells(_) => {
                 let config = CellMeshConfig::builder()
                     .links(self.link_config.clone())
@@ -547,6 +605,8 @@ impl Sim {
         });
         self.index.insert(id.clone(), node);
         self.joins += 1;
+        // A tree node asks to join at once.
+        self.drain(node);
         // The welcome.
         self.server_frames += 1;
         if let Some(directory) = self.directory.as_mut() {
@@ -559,7 +619,7 @@ impl Sim {
                 publish: true,
             });
             self.send_plans();
-        } else {
+        } else if self.config.topology == Topology::Mesh {
             let others: Vec<usize> = (0..node).filter(|n| self.nodes[*n].alive).collect();
             let at = self.now + self.nodes[node].delay;
             for other in others {
@@ -640,7 +700,7 @@ impl Sim {
         if let Some(directory) = self.directory.as_mut() {
             directory.handle_leave(&id);
             self.send_plans();
-        } else {
+        } else if self.config.topology == Topology::Mesh {
             let others: Vec<usize> = (0..self.nodes.len())
                 .filter(|n| self.nodes[*n].alive)
                 .collect();
@@ -662,13 +722,19 @@ impl Sim {
         if !self.nodes[node].alive {
             return;
         }
-        self.nodes[node].overlay.topology().handle_input(input);
+        self.nodes[node].overlay.handle_input(input);
         self.drain(node);
     }
 
     fn drain(&mut self, node: usize) {
         loop {
-            let output = self.nodes[node].overlay.topology().poll_output();
+            let output = match self.nodes[node].overlay.poll_output() {
+                Ok(output) => output,
+                Err(tree) => {
+                    self.tree_output(node, tree);
+                    continue;
+                }
+            };
             match output {
                 Output::Connect { peer, .. } => self.want(node, &peer, true),
                 Output::Disconnect { peer, .. } => self.want(node, &peer, false),
@@ -784,12 +850,76 @@ impl Sim {
         degree
     }
 
+    /// What a tree node asks beyond links: messages over links or through the server, and
+    /// broadcasts delivered.
+    fn tree_output(&mut self, node: usize, output: TreeOutput) {
+        match output {
+            TreeOutput::Send { peer, msg } => {
+                self.transmit(node, &peer, |to| Event::TreeMsg {
+                    node: to,
+                    from: node,
+                    msg,
+                });
+            }
+            TreeOutput::Signal { to, msg } => {
+                let to = match to {
+                    Addressee::Root => Some(0),
+                    Addressee::Peer(p) => self.index.get(&p).copied(),
+                };
+                if let Some(to) = to.filter(|t| self.nodes[*t].alive) {
+                    self.server_frames += 1;
+                    let at = self.now + self.nodes[node].delay + self.nodes[to].delay;
+                    self.schedule(
+                        at,
+                        Event::TreeMsg {
+                            node: to,
+                            from: node,
+                            msg,
+                        },
+                    );
+                }
+            }
+            TreeOutput::Message { data, hops, .. } => {
+                if let Some(b) = broadcast_index(&data) {
+                    let entry = self.deliveries.entry((b, node)).or_insert((0, hops));
+                    entry.0 += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn tree_depth_max(&self) -> Option<u32> {
+        self.nodes
+            .iter()
+            .filter(|n| n.alive)
+            .map(|n| match &n.overlay {
+                Overlay::Tree(t) => t.depth(),
+                _ => None,
+            })
+            .max()
+            .flatten()
+    }
+
     fn settled(&mut self) -> bool {
         for node in 0..self.nodes.len() {
             if !self.nodes[node].alive {
                 continue;
             }
-            let wanted = self.nodes[node].overlay.topology().neighbours();
+            let wanted = match &self.nodes[node].overlay {
+                Overlay::Mesh(m) => m.neighbours(),
+                Overlay::Cells(c) => c.neighbours(),
+                Overlay::Tree(t) => {
+                    if !t.attached() || t.depth().is_none() {
+                        return false;
+                    }
+                    t.parent()
+                        .into_iter()
+                        .cloned()
+                        .chain(t.children())
+                        .collect()
+                }
+            };
             if let Overlay::Cells(c) = &self.nodes[node].overlay
                 && c.state().is_none()
             {
@@ -904,7 +1034,7 @@ impl Sim {
         let layout = directory.layout().clone();
         let bridges = match &self.config.topology {
             Topology::Cells(c) => c.bridges_per_edge(),
-            Topology::Mesh => 0,
+            Topology::Mesh | Topology::Tree(_) => 0,
         };
         let mut load: HashMap<&PeerId, usize> = HashMap::new();
         for cell in 0..layout.cell_count() {
@@ -1007,6 +1137,14 @@ impl Sim {
         if live.is_empty() {
             return;
         }
+        // A tree's root has no standby yet: it stays.
+        let live: Vec<usize> = match self.config.topology {
+            Topology::Tree(_) => live.into_iter().filter(|n| *n != 0).collect(),
+            _ => live,
+        };
+        if live.is_empty() {
+            return;
+        }
         let victim = live[(self.random() % live.len() as u64) as usize];
         let clean = self.random().is_multiple_of(2);
         self.leave(victim, clean);
@@ -1105,7 +1243,9 @@ impl Sim {
             topology: match self.config.topology {
                 Topology::Mesh => "mesh",
                 Topology::Cells(_) => "cells",
+                Topology::Tree(_) => "tree",
             },
+            depth_max: self.tree_depth_max(),
             peers: self.config.peers,
             seed: self.config.seed,
             max_degree: self

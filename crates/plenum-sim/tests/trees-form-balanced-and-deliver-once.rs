@@ -1,0 +1,31 @@
+//! Simulated broadcast trees over seeds, sizes and degrees, with joins arriving together
+//! and latency between the peers: every node attached, depth within one of a complete
+//! tree's, at most `max_degree` children, and every broadcast delivered exactly once.
+
+use plenum_overlay::TreeConfig;
+use plenum_sim::{SimConfig, Topology, simulate};
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn trees_form_balanced_and_deliver_once(seed in any::<u64>(), peers in 2usize..300, degree in 1usize..8) {
+        let tree = TreeConfig::builder().max_degree(degree).build().expect("valid");
+        let report = simulate(&SimConfig {
+            peers,
+            broadcasts: 5,
+            ..SimConfig::new(Topology::Tree(tree), seed)
+        })
+        .expect("runs");
+        prop_assert!(report.converged_after_ms.is_some(), "{:?}", report);
+        prop_assert_eq!(report.delivery_ratio, 1.0, "{:?}", report);
+        prop_assert_eq!(report.app_duplicates, 0);
+        // Along tree edges every node gets one copy.
+        prop_assert!((report.duplicates_per_peer - 1.0).abs() < 0.011, "{:?}", report);
+        let depth = report.depth_max.expect("a depth");
+        prop_assert!(depth <= plenum_overlay::tree::complete_depth(peers, degree) + 1, "depth {} for {} peers of degree {}", depth, peers, degree);
+        // Children plus the parent.
+        prop_assert!(report.max_degree <= degree + 1, "{:?}", report);
+    }
+}
