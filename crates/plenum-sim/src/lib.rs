@@ -353,6 +353,8 @@ struct Sim {
     directory: Option<CellDirectory>,
     server_frames: u64,
     link_frames: u64,
+    /// Broadcast frames scheduled and not yet arrived.
+    in_flight: u64,
     joins: u64,
     leaves: u64,
     last_initial_join: u64,
@@ -391,6 +393,7 @@ impl Sim {
             directory,
             server_frames: 0,
             link_frames: 0,
+            in_flight: 0,
             joins: 0,
             leaves: 0,
             last_initial_join: 0,
@@ -431,6 +434,9 @@ impl Sim {
 
     fn schedule(&mut self, at: u64, event: Event) {
         self.seq += 1;
+        if carries_broadcast(&event) {
+            self.in_flight += 1;
+        }
         self.queue.push(Reverse(Scheduled {
             at,
             seq: self.seq,
@@ -450,6 +456,9 @@ impl Sim {
     fn run(&mut self) {
         while let Some(Reverse(Scheduled { at, event, .. })) = self.queue.pop() {
             self.now = at;
+            if carries_broadcast(&event) {
+                self.in_flight -= 1;
+            }
             self.handle(event);
             if self.is_over() {
                 break;
@@ -460,7 +469,10 @@ impl Sim {
     fn is_over(&self) -> bool {
         match self.broadcast_times.last() {
             Some((at, _)) if self.broadcast_times.len() == self.config.broadcasts => {
-                self.now > at + DRAIN_AFTER + if self.churning() { GRACE } else { 0 }
+                let drained = at + DRAIN_AFTER + if self.churning() { GRACE } else { 0 };
+                // A deep tree may still carry the last broadcasts: wait for them (a while).
+                self.now > drained
+                    && (self.in_flight == 0 || self.now > drained + GIVE_UP_CONVERGING)
             }
             None if self.config.broadcasts == 0 => self.converged_at.is_some(),
             _ => false,
@@ -678,6 +690,9 @@ impl Sim {
                 .filter(|((a, b), l)| l.up && (*a == node || *b == node))
                 .map(|((a, b), _)| if *a == node { *b } else { *a })
                 .collect();
+            // Links live in a hash map: sort, so that the seed alone decides the order.
+            let mut linked = linked;
+            linked.sort_unstable();
             for peer in linked {
                 let at = self.now + self.latency(node, peer);
                 self.schedule(
@@ -1280,6 +1295,18 @@ impl Sim {
             wall_ms: wall.as_millis() as u64,
         }
     }
+}
+
+/// Whether an event carries a broadcast on its way.
+fn carries_broadcast(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::Frame { .. }
+            | Event::TreeMsg {
+                msg: TreeMsg::Data { .. },
+                ..
+            }
+    )
 }
 
 fn broadcast_index(data: &[u8]) -> Option<usize> {

@@ -29,3 +29,19 @@ proptest! {
         prop_assert!(report.max_degree <= degree + 1, "{:?}", report);
     }
 }
+
+/// Regression (found by the property in CI): a chain (degree 1) of 228 peers carries a
+/// broadcast 227 links, longer than the simulator waited after the last broadcast; 4 of
+/// 1,135 deliveries were counted missing. The run now waits for broadcasts in flight.
+#[test]
+fn regression_a_chain_of_228_delivers_everything() {
+    let tree = TreeConfig::builder().max_degree(1).build().expect("valid");
+    let report = simulate(&SimConfig {
+        peers: 228,
+        broadcasts: 5,
+        ..SimConfig::new(Topology::Tree(tree), 534_446_424)
+    })
+    .expect("runs");
+    assert_eq!(report.delivery_ratio, 1.0, "{report:?}");
+    assert_eq!(report.depth_max, Some(227));
+}
