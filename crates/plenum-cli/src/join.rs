@@ -278,20 +278,9 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
         .mesh(|m| m.both_initiate(args.both_initiate))
         .topology(match args.topology {
             TopologyArg::Mesh => TopologySpec::Mesh,
-            TopologyArg::Cells => match TopologySpec::cells(args.cell_size) {
-                TopologySpec::Cells {
-                    cell_size,
-                    max_cell_size,
-                    target_cells,
-                    ..
-                } => TopologySpec::Cells {
-                    cell_size,
-                    bridges_per_edge: args.bridges_per_edge,
-                    max_cell_size,
-                    target_cells,
-                },
-                mesh => mesh,
-            },
+            TopologyArg::Cells => {
+                TopologySpec::cells(args.cell_size).with_bridges_per_edge(args.bridges_per_edge)
+            }
         })
         .publish_without_grant(args.publish_without_grant);
     if !args.bind_ip.is_empty() {

@@ -331,7 +331,7 @@ impl CellMesh {
                 done
             }
             None => {
-                self.learn(&frame.origin.clone(), frame.origin_cell);
+                self.learn(&frame.origin, frame.origin_cell);
                 self.outputs.push_back(Output::Deliver {
                     origin: frame.origin.clone(),
                     data: frame.data.clone(),

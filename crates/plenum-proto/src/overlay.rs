@@ -51,6 +51,24 @@ impl TopologySpec {
             target_cells: default_target_cells(),
         }
     }
+
+    /// The same cells with `n` links between neighbouring cells (a mesh stays a mesh).
+    pub fn with_bridges_per_edge(self, n: u16) -> Self {
+        match self {
+            Self::Cells {
+                cell_size,
+                max_cell_size,
+                target_cells,
+                ..
+            } => Self::Cells {
+                cell_size,
+                bridges_per_edge: n,
+                max_cell_size,
+                target_cells,
+            },
+            Self::Mesh => Self::Mesh,
+        }
+    }
 }
 
 /// A bridge link of a peer: the peer at the other end and its cell.
