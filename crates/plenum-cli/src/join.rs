@@ -4,7 +4,7 @@
 use plenum_proto::overlay::TopologySpec;
 use std::net::{IpAddr, SocketAddr};
 
-use plenum::{IceServer, Room, RoomConfig, RoomError, RoomEvent, Target};
+use plenum::{IceServer, Room, RoomConfig, RoomError, RoomEvent, Target, TreeTarget};
 use plenum_proto::PeerId;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -93,9 +93,9 @@ pub(crate) struct JoinArgs {
     /// at work).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     simulate_audio_loss: u8,
-    /// The overlay to create the room with: `mesh` (every peer links to every other) or
-    /// `cells` (cells of peers joined by bridges, for large rooms). A room that exists
-    /// keeps its own.
+    /// The overlay to create the room with: `mesh` (every peer links to every other),
+    /// `cells` (cells of peers joined by bridges, for large rooms) or `tree` (a broadcast
+    /// tree under one root). A room that exists keeps its own.
     #[arg(long, value_enum, default_value_t = TopologyArg::Mesh)]
     topology: TopologyArg,
     /// Most peers per cell with --topology cells (default: chosen from the room's size).
@@ -104,6 +104,15 @@ pub(crate) struct JoinArgs {
     /// Links between each pair of neighbouring cells with --topology cells.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=8))]
     bridges_per_edge: u16,
+    /// Most children per peer with --topology tree.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    max_degree: u16,
+    /// Claim the tree's root (with --secret); while a root is there, stand by to take over.
+    #[arg(long, requires = "secret")]
+    root: bool,
+    /// The tree's root secret: the first claim sets it, a claim with another is refused.
+    #[arg(long, requires = "root")]
+    secret: Option<String>,
     /// Both sides of a new link send offers at once (exercises collision handling).
     #[arg(long, hide = true)]
     both_initiate: bool,
@@ -117,6 +126,7 @@ pub(crate) struct JoinArgs {
 enum TopologyArg {
     Mesh,
     Cells,
+    Tree,
 }
 
 /// A JSON-line command on stdin.
@@ -152,6 +162,17 @@ enum Command {
     MeshSend {
         data: Value,
     },
+    /// Broadcast along the tree's edges (a tree room).
+    TreeBroadcast {
+        data: Value,
+    },
+    /// Send to tree neighbours: "parent", "children" or a neighbour's id.
+    TreeSend {
+        to: String,
+        data: Value,
+    },
+    /// List our direct links.
+    Links {},
     /// Write these bytes (hex) as they are on the link to a peer: for tests of the other
     /// side's checks. Not documented for users.
     Raw {
@@ -281,7 +302,9 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
             TopologyArg::Cells => {
                 TopologySpec::cells(args.cell_size).with_bridges_per_edge(args.bridges_per_edge)
             }
+            TopologyArg::Tree => TopologySpec::tree(args.max_degree),
         })
+        .root_secret(args.secret.clone().filter(|_| args.root))
         .publish_without_grant(args.publish_without_grant);
     if !args.bind_ip.is_empty() {
         builder = builder.udp_bind(
@@ -514,11 +537,30 @@ fn print_event(out: &Out, event: RoomEvent) {
             "* signaling connection back; session resumed".into()
         }),
         RoomEvent::LinkDown { peer } => out.event(json!({"event": "link_down", "peer": peer}), || {
-            format!("* link to {peer} down; reconnecting")
+            format!("* link to {peer} down")
         }),
         RoomEvent::LinkUp { peer } => out.event(json!({"event": "link_up", "peer": peer}), || {
-            format!("* link to {peer} back")
+            format!("* link to {peer} up")
         }),
+        RoomEvent::TreeState { parent, children, depth, is_root } => out.event(
+            json!({"event": "tree_state", "parent": parent, "children": children, "depth": depth, "is_root": is_root}),
+            || match (is_root, &parent) {
+                (true, _) => format!("* tree root with {} children", children.len()),
+                (false, Some(p)) => format!("* in the tree under {p} at depth {}, {} children", depth.unwrap_or(0), children.len()),
+                (false, None) => "* looking for a parent in the tree".into(),
+            },
+        ),
+        RoomEvent::TreeLink { peer, edge } => out.event(
+            json!({"event": edge.as_str(), "peer": peer}),
+            || format!("* {} {peer}", edge.as_str().replace('_', " ")),
+        ),
+        RoomEvent::TreeMessage { origin, from, from_parent, hops, data } => {
+            let value = payload_value(&data);
+            out.event(
+                json!({"event": "tree_message", "from": origin, "via": from, "data": value, "hops": hops, "from_parent": from_parent}),
+                || format!("[tree] {origin}: {value}"),
+            )
+        }
         RoomEvent::MeshState(state) => {
             let bridges: Vec<Value> = state
                 .bridges
@@ -626,11 +668,40 @@ async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
                 None => out.error("bad_command", format!("not hex: {hex:?}")),
             }
         }
-        Command::MeshSend { data } => {
+        Command::MeshSend { data } | Command::TreeBroadcast { data } => {
             if room.mesh_send(data.to_string()).await.is_err() {
                 out.error("closed", "the room is closed");
             }
         }
+        Command::TreeSend { to, data } => {
+            let to = match to.as_str() {
+                "parent" => TreeTarget::Parent,
+                "children" => TreeTarget::Children,
+                id => match parse_peer(out, id) {
+                    Some(peer) => TreeTarget::Peer(peer),
+                    None => return false,
+                },
+            };
+            if let Err(e) = room.tree_send(to, data.to_string()).await {
+                out.error("send_failed", e.to_string());
+            }
+        }
+        Command::Links {} => match room.links().await {
+            Ok(links) => {
+                let list: Vec<Value> = links
+                    .iter()
+                    .map(|(peer, state)| json!({"peer": peer, "state": state.as_str()}))
+                    .collect();
+                out.event(json!({"event": "links", "links": list}), || {
+                    let lines: Vec<String> = links
+                        .iter()
+                        .map(|(p, s)| format!("  {p} {}", s.as_str()))
+                        .collect();
+                    format!("* {} links\n{}", links.len(), lines.join("\n"))
+                });
+            }
+            Err(e) => out.error("room_closed", e.to_string()),
+        },
         Command::Leave {} => return true,
         Command::Audio { source } => set_audio(out, room, &source).await,
         Command::Video { source } => set_video(out, room, &source).await,

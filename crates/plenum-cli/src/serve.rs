@@ -21,7 +21,7 @@ pub(crate) struct ServeArgs {
     /// Peers per full-mesh room.
     #[arg(long, default_value_t = RegistryConfig::default().max_peers_per_room)]
     max_peers_per_room: usize,
-    /// Peers per cellular room (`join --topology cells`).
+    /// Peers per cellular or tree room (`join --topology cells` or `tree`).
     #[arg(long, default_value_t = RegistryConfig::default().max_peers_per_cellular_room)]
     max_peers_per_cellular_room: usize,
     /// Rooms per server.

@@ -25,7 +25,7 @@ struct Seen {
     got: BTreeMap<(usize, u64), u32>,
 }
 
-impl Seen {
+impl Tally for Seen {
     fn collect(&mut self, peers: &mut [Peer], alive: &BTreeSet<usize>) {
         for &i in alive {
             // Without waiting: what the peer printed so far.
@@ -44,62 +44,8 @@ impl Seen {
         }
     }
 
-    fn receivers(&self, nonce: u64) -> BTreeMap<usize, u32> {
-        self.got
-            .iter()
-            .filter(|((_, n), _)| *n == nonce)
-            .map(|((i, _), c)| (*i, *c))
-            .collect()
-    }
-}
-
-/// Broadcasts from `from` until one broadcast reaches every other live peer (links may
-/// still be opening at first); asserts no peer ever gets one broadcast twice. Returns how
-/// long the complete broadcast took to reach its last peer.
-fn broadcast_until_all(
-    peers: &mut [Peer],
-    seen: &mut Seen,
-    alive: &BTreeSet<usize>,
-    from: usize,
-    nonce: &mut u64,
-    within: Duration,
-) -> Duration {
-    let deadline = Instant::now() + within;
-    loop {
-        *nonce += 1;
-        let n = *nonce;
-        let sent = Instant::now();
-        peers[from]
-            .proc
-            .cmd(json!({"cmd": "mesh_send", "data": {"nonce": n}}));
-        let wait_until = Instant::now() + Duration::from_secs(3);
-        let want: BTreeSet<usize> = alive.iter().copied().filter(|i| *i != from).collect();
-        while Instant::now() < wait_until {
-            seen.collect(peers, alive);
-            std::thread::sleep(Duration::from_millis(1));
-            let got = seen.receivers(n);
-            if let Some((i, c)) = got.iter().find(|(_, c)| **c > 1) {
-                panic!("peer {i} received broadcast {n} {c} times");
-            }
-            assert!(
-                !got.contains_key(&from),
-                "the sender heard its own broadcast"
-            );
-            if got.keys().copied().collect::<BTreeSet<_>>() == want {
-                let took = sent.elapsed();
-                // Copies that arrive late would still show up as a second delivery.
-                std::thread::sleep(Duration::from_millis(300));
-                seen.collect(peers, alive);
-                assert!(seen.receivers(n).values().all(|c| *c == 1));
-                return took;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no broadcast from peer {from} reached all {} others within {within:?}; the last reached {}",
-            want.len(),
-            seen.receivers(n).len()
-        );
+    fn got(&self) -> &BTreeMap<(usize, u64), u32> {
+        &self.got
     }
 }
 
@@ -166,7 +112,7 @@ fn cells_carry_a_broadcast_to_thirty_peers_and_heal_a_lost_bridge() {
         &mut peers,
         &mut seen,
         &alive,
-        0,
+        (0, "mesh_send"),
         &mut nonce,
         Duration::from_secs(90),
     ));
@@ -177,7 +123,7 @@ fn cells_carry_a_broadcast_to_thirty_peers_and_heal_a_lost_bridge() {
             &mut peers,
             &mut seen,
             &alive,
-            from,
+            (from, "mesh_send"),
             &mut nonce,
             Duration::from_secs(10),
         ));
@@ -223,7 +169,7 @@ fn cells_carry_a_broadcast_to_thirty_peers_and_heal_a_lost_bridge() {
         &mut peers,
         &mut seen,
         &alive,
-        0,
+        (0, "mesh_send"),
         &mut nonce,
         Duration::from_secs(30),
     );

@@ -34,7 +34,9 @@ pub mod tree;
 pub use cells::{CellDirectory, CellDirectoryConfig, CellMesh, CellMeshConfig, Layout};
 pub use frame::{FrameError, MeshFrame};
 pub use full_mesh::{FullMesh, FullMeshConfig, FullMeshConfigBuilder};
-pub use tree::{Addressee, TreeConfig, TreeMsg, TreeNode, TreeOutput};
+pub use tree::{
+    Addressee, TreeConfig, TreeFrameError, TreeMsg, TreeNode, TreeOutput, TreeSendError, TreeTarget,
+};
 
 use std::time::{Duration, Instant};
 

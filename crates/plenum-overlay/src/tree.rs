@@ -24,11 +24,19 @@
 //!   `(origin, seq)` filters copies. Each node keeps the last `history` of broadcasts and
 //!   sends them over a link that opens to a new parent or child, so a broadcast in flight
 //!   while a subtree rejoins reaches it afterwards (copies stop at the filter).
+//! - **Root and standby.** The server makes the first peer that claims the root with the
+//!   room's secret the root; a later claimant with the same secret is a standby
+//!   ([`TreeNode::standby`]), outside the tree, until the server hands it the root
+//!   ([`TreeNode::promote`]). The old root's children then rejoin through it.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use plenum_proto::PeerId;
+use plenum_proto::overlay::TopologySpec;
+
+mod codec;
+pub use codec::TreeFrameError;
 
 use crate::{
     Appearance, ConfigError, DropReason, FullMesh, FullMeshConfig, Input, Output, Topology, nonzero,
@@ -103,6 +111,24 @@ impl TreeConfig {
     pub fn max_degree(&self) -> usize {
         self.max_degree
     }
+
+    /// The tree a room's topology asks for (`None` for other topologies), with the
+    /// defaults for what the room does not say.
+    pub fn from_spec(spec: &TopologySpec) -> Result<Option<Self>, ConfigError> {
+        match spec {
+            TopologySpec::Tree { max_degree } => Self::builder()
+                .max_degree(usize::from(*max_degree))
+                .build()
+                .map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The same settings with links opened, probed and retried as `links` says.
+    pub fn with_links(mut self, links: FullMeshConfig) -> Self {
+        self.links = links;
+        self
+    }
 }
 
 /// What tree nodes tell each other.
@@ -134,6 +160,11 @@ pub enum TreeMsg {
         /// Nodes in it, the child included.
         size: u32,
     },
+    /// The application's bytes for this neighbour alone (not passed on).
+    Direct {
+        /// The bytes.
+        data: Vec<u8>,
+    },
     /// A broadcast along tree edges.
     Data {
         /// The node that broadcast it.
@@ -145,6 +176,28 @@ pub enum TreeMsg {
         /// The application's bytes.
         data: Vec<u8>,
     },
+}
+
+/// Whom [`TreeNode::send`] sends to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeTarget {
+    /// Our parent.
+    Parent,
+    /// Each of our connected children.
+    Children,
+    /// One tree neighbour (our parent or a child).
+    Peer(PeerId),
+}
+
+/// Why [`TreeNode::send`] sent nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TreeSendError {
+    /// We have no parent (we are the root, or not in the tree yet).
+    #[error("no parent: this node is the root or not in the tree yet")]
+    NoParent,
+    /// The peer is not our parent or a connected child.
+    #[error("{0} is not a tree neighbour")]
+    NotNeighbour(PeerId),
 }
 
 /// Whom a message through the signaling server is for.
@@ -287,6 +340,39 @@ impl TreeNode {
         let mut node = Self::new(me, config, now, seed, false);
         node.request(Addressee::Root);
         node
+    }
+
+    /// A root claimant while another peer is root: outside the tree, sending nothing,
+    /// until [`promote`](Self::promote)d.
+    pub fn standby(me: PeerId, config: TreeConfig, now: Instant, seed: u64) -> Self {
+        Self::new(me, config, now, seed, false)
+    }
+
+    /// The server made us the root (the first claimant, or a standby whose root went).
+    /// A node that was in the tree gives up its parent; its subtree stays under it.
+    pub fn promote(&mut self) {
+        if self.root {
+            return;
+        }
+        if let Some(parent) = self.parent.take() {
+            self.unlink(&parent);
+            self.outputs.push_back(TreeOutput::ParentClose(parent));
+        }
+        if let Some((pending, _)) = self.pending_parent.take() {
+            self.unlink(&pending);
+        }
+        self.rejoin_deadline = None;
+        self.grandparent = None;
+        self.root = true;
+        self.depth = Some(0);
+        self.welcome_children();
+        self.state();
+        self.retry_waiting();
+    }
+
+    /// Whether we are the root.
+    pub fn is_root(&self) -> bool {
+        self.root
     }
 
     fn new(me: PeerId, config: TreeConfig, now: Instant, seed: u64, root: bool) -> Self {
@@ -644,8 +730,47 @@ impl TreeNode {
         }
     }
 
+    /// Sends the application's bytes to tree neighbours, one hop (they do not pass them
+    /// on). Sending to children when there are none sends nothing and is not an error.
+    pub fn send(&mut self, to: TreeTarget, data: Vec<u8>) -> Result<(), TreeSendError> {
+        let peers = match to {
+            TreeTarget::Parent => vec![self.parent.clone().ok_or(TreeSendError::NoParent)?],
+            TreeTarget::Children => self.children(),
+            TreeTarget::Peer(peer) => {
+                if !self.neighbours_but(None).contains(&peer) {
+                    return Err(TreeSendError::NotNeighbour(peer));
+                }
+                vec![peer]
+            }
+        };
+        for peer in peers {
+            self.outputs.push_back(TreeOutput::Send {
+                peer,
+                msg: TreeMsg::Direct { data: data.clone() },
+            });
+        }
+        Ok(())
+    }
+
     fn on_msg(&mut self, from: PeerId, msg: TreeMsg) {
         match msg {
+            TreeMsg::Direct { data } => {
+                let from_parent = self.parent.as_ref() == Some(&from);
+                if from_parent
+                    || self
+                        .children
+                        .get(&from)
+                        .is_some_and(|c| c.deadline.is_none())
+                {
+                    self.outputs.push_back(TreeOutput::Message {
+                        origin: from.clone(),
+                        from,
+                        from_parent,
+                        hops: 1,
+                        data,
+                    });
+                }
+            }
             TreeMsg::Join { requester, subtree } => self.on_join(requester, subtree),
             TreeMsg::Accept { depth } => self.on_accept(from, depth),
             TreeMsg::Decline => {
@@ -756,8 +881,8 @@ impl TreeNode {
         self.on_msg(from, msg);
     }
 
-    /// Link events, broadcasts and time, as every topology is told them; membership
-    /// inputs (appearances, plans, mesh frames) are not the tree's and are ignored.
+    /// Link events, goodbyes, broadcasts and time, as every topology is told them;
+    /// appearances, plans and mesh frames are not the tree's and are ignored.
     pub fn handle_input(&mut self, input: Input) {
         match input {
             Input::LinkUp { peer, now } => {
@@ -784,10 +909,12 @@ impl TreeNode {
                 self.now = self.now.max(now);
                 self.on_tick();
             }
-            Input::PeerAppeared { .. }
-            | Input::PeerGone { .. }
-            | Input::Plan { .. }
-            | Input::Frame { .. } => {}
+            // A neighbour that said goodbye is gone now, not when its link times out.
+            Input::PeerGone { peer, now } => {
+                self.now = self.now.max(now);
+                self.on_link_down(&peer);
+            }
+            Input::PeerAppeared { .. } | Input::Plan { .. } | Input::Frame { .. } => {}
         }
     }
 

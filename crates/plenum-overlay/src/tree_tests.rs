@@ -168,6 +168,8 @@ struct Net {
     now: Instant,
     nodes: BTreeMap<PeerId, TreeNode>,
     root: PeerId,
+    /// Root claimants standing by, next first: not in the tree until crowned.
+    standby: Vec<PeerId>,
     dead: BTreeSet<PeerId>,
     wants: BTreeSet<(PeerId, PeerId)>,
     up: BTreeSet<(PeerId, PeerId)>,
@@ -183,6 +185,7 @@ impl Net {
             now,
             nodes: BTreeMap::new(),
             root: root.clone(),
+            standby: Vec::new(),
             dead: BTreeSet::new(),
             wants: BTreeSet::new(),
             up: BTreeSet::new(),
@@ -193,6 +196,11 @@ impl Net {
             root.clone(),
             TreeNode::root(root, config(max_degree), now, 0),
         );
+        for s in ["s0", "s1"] {
+            net.standby.push(id(s));
+            net.nodes
+                .insert(id(s), TreeNode::standby(id(s), config(max_degree), now, 7));
+        }
         for i in 1..n {
             let me = id(&format!("n{i:03}"));
             net.nodes.insert(
@@ -295,6 +303,11 @@ impl Net {
     fn kill(&mut self, who: &PeerId) {
         self.dead.insert(who.clone());
         let now = self.now;
+        // The server crowns the next standby before the orphans' requests reach it.
+        if *who == self.root && !self.standby.is_empty() {
+            self.root = self.standby.remove(0);
+            self.nodes.get_mut(&self.root).unwrap().promote();
+        }
         let linked: Vec<PeerId> = self
             .up
             .iter()
@@ -317,7 +330,7 @@ impl Net {
     fn alive(&self) -> Vec<&PeerId> {
         self.nodes
             .keys()
-            .filter(|p| !self.dead.contains(*p))
+            .filter(|p| !self.dead.contains(*p) && !self.standby.contains(p))
             .collect()
     }
 
@@ -424,6 +437,103 @@ fn a_dead_inner_node_is_healed_with_its_subtrees_and_broadcasts_reach_everyone()
 }
 
 #[test]
+fn a_dead_root_is_replaced_by_its_standby_and_the_tree_reforms_under_it() {
+    let mut net = Net::new(20, 3);
+    net.check(3);
+    let old = net.root.clone();
+    let orphans = net.nodes[&old].children();
+    let kept: Vec<Vec<PeerId>> = orphans.iter().map(|o| net.nodes[o].children()).collect();
+    net.kill(&old);
+    assert_eq!(net.root, id("s0"));
+    assert!(net.nodes[&net.root].is_root());
+    net.check(3);
+    for (orphan, kept) in orphans.iter().zip(kept) {
+        assert_eq!(
+            net.nodes[orphan].children(),
+            kept,
+            "{} lost its subtree",
+            orphan.as_str()
+        );
+    }
+    let leaf = leaf(&net);
+    assert_eq!(net.broadcast(&leaf, 3), net.alive().len() - 1);
+}
+
+#[test]
+fn a_standby_is_silent_until_promoted() {
+    let t0 = Instant::now();
+    let mut s = TreeNode::standby(id("s"), config(2), t0, 1);
+    assert!(drain(&mut s).is_empty());
+    assert!(!s.attached());
+    s.promote();
+    let out = drain(&mut s);
+    assert!(out.contains(&TreeOutput::State {
+        parent: None,
+        children: vec![],
+        depth: Some(0),
+        is_root: true
+    }));
+    s.handle_msg(
+        id("a"),
+        TreeMsg::Join {
+            requester: id("a"),
+            subtree: 1,
+        },
+        t0,
+    );
+    assert!(drain(&mut s).contains(&TreeOutput::Signal {
+        to: Addressee::Peer(id("a")),
+        msg: TreeMsg::Accept { depth: 1 }
+    }));
+}
+
+#[test]
+fn a_direct_message_goes_one_hop_and_a_goodbye_heals_at_once() {
+    let mut net = Net::new(7, 2);
+    net.check(2);
+    let leaf = leaf(&net);
+    let parent = net.nodes[&leaf].parent().cloned().unwrap();
+    let node = net.nodes.get_mut(&leaf).unwrap();
+    assert_eq!(
+        node.send(TreeTarget::Peer(id("n999")), vec![1]),
+        Err(TreeSendError::NotNeighbour(id("n999")))
+    );
+    node.send(TreeTarget::Parent, vec![42]).unwrap();
+    net.run();
+    let reached: Vec<&PeerId> = net
+        .got
+        .keys()
+        .filter(|(_, d)| *d == vec![42])
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(reached, vec![&parent], "only the parent hears it");
+    let root = net.root.clone();
+    assert_eq!(
+        net.nodes
+            .get_mut(&root)
+            .unwrap()
+            .send(TreeTarget::Parent, vec![1]),
+        Err(TreeSendError::NoParent)
+    );
+    // The parent says goodbye: its children rejoin before any link times out.
+    let orphans = net.nodes[&parent].children();
+    let now = net.now;
+    for o in &orphans {
+        net.nodes.get_mut(o).unwrap().handle_input(Input::PeerGone {
+            peer: parent.clone(),
+            now,
+        });
+    }
+    net.kill(&parent);
+    net.check(2);
+    assert!(
+        orphans
+            .iter()
+            .all(|o| net.nodes[o].parent() != Some(&parent))
+    );
+}
+
+#[test]
 fn options_are_validated() {
     assert!(TreeConfig::builder().max_degree(0).build().is_err());
     assert!(
@@ -443,8 +553,9 @@ mod trees {
         #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
         /// Trees of any size and degree: one root, no cycle, degrees held, depth within one
-        /// of a complete tree's; after inner nodes die the rest heal into one tree again,
-        /// and every broadcast reaches every live node once.
+        /// of a complete tree's; after inner nodes or the root die (a standby takes over)
+        /// the rest heal into one tree again, and every broadcast reaches every live node
+        /// once.
         #[test]
         fn trees_form_balanced_and_heal(n in 2usize..120, degree in 1usize..6, kills in proptest::collection::vec(any::<u16>(), 0..4)) {
             let mut net = Net::new(n, degree);
@@ -456,7 +567,12 @@ mod trees {
                 if others.is_empty() {
                     break;
                 }
-                let victim = others[usize::from(k) % others.len()].clone();
+                // One kill in five takes the root, while a standby is left.
+                let victim = if k % 5 == 0 && !net.standby.is_empty() {
+                    net.root.clone()
+                } else {
+                    others[usize::from(k) % others.len()].clone()
+                };
                 net.kill(&victim);
                 net.check(degree);
                 tag += 1;

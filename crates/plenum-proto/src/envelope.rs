@@ -39,6 +39,8 @@ pub enum EnvelopeKind {
     /// An overlay broadcast (a mesh frame, read by `plenum-overlay`); the id is the
     /// origin's sequence number.
     Mesh,
+    /// A broadcast tree's message between parent and child (read by `plenum-overlay`).
+    Tree,
 }
 
 /// What a [`EnvelopeKind::Stream`] envelope says about one of the sender's streams.
@@ -80,6 +82,7 @@ impl EnvelopeKind {
             Self::Bye => 4,
             Self::Stream => 5,
             Self::Mesh => 6,
+            Self::Tree => 7,
         }
     }
 
@@ -92,6 +95,7 @@ impl EnvelopeKind {
             4 => Self::Bye,
             5 => Self::Stream,
             6 => Self::Mesh,
+            7 => Self::Tree,
             _ => return None,
         })
     }

@@ -29,6 +29,18 @@ pub enum TopologySpec {
         #[serde(default = "default_target_cells")]
         target_cells: u32,
     },
+    /// A broadcast tree: one root (a peer that joined with the room's root secret), every
+    /// other peer with one parent and at most `max_degree` children. Join requests reach
+    /// the root through the server and travel down the tree over its links.
+    Tree {
+        /// Most children per peer.
+        #[serde(default = "default_max_degree")]
+        max_degree: u16,
+    },
+}
+
+fn default_max_degree() -> u16 {
+    10
 }
 
 fn default_bridges() -> u16 {
@@ -52,6 +64,17 @@ impl TopologySpec {
         }
     }
 
+    /// A tree with at most `max_degree` children per peer.
+    pub fn tree(max_degree: u16) -> Self {
+        Self::Tree { max_degree }
+    }
+
+    /// Whether the room is large-room shaped: its peers learn whom to link from the
+    /// overlay, not from the whole roster.
+    pub fn is_overlay(&self) -> bool {
+        !matches!(self, Self::Mesh)
+    }
+
     /// The same cells with `n` links between neighbouring cells (a mesh stays a mesh).
     pub fn with_bridges_per_edge(self, n: u16) -> Self {
         match self {
@@ -66,9 +89,32 @@ impl TopologySpec {
                 max_cell_size,
                 target_cells,
             },
-            Self::Mesh => Self::Mesh,
+            other => other,
         }
     }
+}
+
+/// What broadcast-tree peers tell each other through the signaling server: a join request
+/// on its way to the root (or to a grandparent), and the answer of the peer that takes it.
+/// Negotiation then follows as for any link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TreeSignal {
+    /// `requester` asks for a parent, bringing a subtree of `subtree` peers (itself
+    /// included). Sent by the requester, or passed on by a peer that is not in the tree.
+    Join {
+        /// The peer that wants a parent.
+        requester: PeerId,
+        /// Its subtree's size.
+        subtree: u32,
+    },
+    /// The sender takes the receiver as a child at `depth`; its offer follows.
+    Accept {
+        /// The receiver's depth under the sender.
+        depth: u32,
+    },
+    /// The receiver's offer to be a parent is not needed.
+    Decline {},
 }
 
 /// A bridge link of a peer: the peer at the other end and its cell.
@@ -124,5 +170,23 @@ mod tests {
         assert_eq!(auto, TopologySpec::cells(None));
         assert!(serde_json::from_str::<TopologySpec>(r#"{"kind":"cells","cel_size":6}"#).is_err());
         assert!(serde_json::from_str::<TopologySpec>(r#"{"kind":"ring"}"#).is_err());
+    }
+
+    #[test]
+    fn a_tree_spec_defaults_to_ten_children() {
+        let spec: TopologySpec = serde_json::from_str(r#"{"kind":"tree"}"#).unwrap();
+        assert_eq!(spec, TopologySpec::tree(10));
+        assert!(spec.is_overlay());
+        assert!(!TopologySpec::Mesh.is_overlay());
+        let join: TreeSignal =
+            serde_json::from_str(r#"{"op":"join","requester":"p1","subtree":3}"#).unwrap();
+        assert_eq!(
+            join,
+            TreeSignal::Join {
+                requester: PeerId::new("p1").unwrap(),
+                subtree: 3
+            }
+        );
+        assert!(serde_json::from_str::<TreeSignal>(r#"{"op":"join","requester":"p1"}"#).is_err());
     }
 }

@@ -46,6 +46,11 @@ pub enum SignalPayload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sdp_mline_index: Option<u16>,
     },
+    /// A broadcast tree's join request or its answer (tree rooms only).
+    Tree {
+        /// What the sender says.
+        msg: crate::overlay::TreeSignal,
+    },
 }
 
 /// A frame a peer sends to the signaling server.
@@ -78,6 +83,17 @@ pub enum ClientToServer {
         /// The overlay to create the room with (the room's own wins for later joiners).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         topology: Option<crate::overlay::TopologySpec>,
+        /// In a tree room, the secret that makes this peer the root (or, while a root is
+        /// there, its standby). The first claim sets the room's secret; a claim with
+        /// another one is refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        root: Option<String>,
+    },
+    /// Relay `payload` to the root of the sender's tree room (held while the room has
+    /// none, until a standby takes over).
+    SignalRoot {
+        /// What to relay.
+        payload: SignalPayload,
     },
     /// Relay `payload` to the peer `to` in the same room.
     Signal {
@@ -99,7 +115,7 @@ pub enum ClientToServer {
 }
 
 /// The frame types a client may send, as they appear in the `type` field.
-pub const CLIENT_FRAME_TYPES: &[&str] = &["join", "signal", "leave", "ping"];
+pub const CLIENT_FRAME_TYPES: &[&str] = &["join", "signal", "signal_root", "leave", "ping"];
 
 /// One peer of a room as the server describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,6 +214,9 @@ pub enum ServerToClient {
         /// The plan; it replaces the last one.
         plan: crate::overlay::CellPlan,
     },
+    /// In a tree room: the receiver is now the root (sent to the first root claimant after
+    /// its welcome, and to the standby that takes over from a root that left).
+    Root {},
     /// A peer entered the room.
     PeerJoined {
         /// Its id.
@@ -285,8 +304,10 @@ pub enum ErrorCode {
     TokenExpired,
     /// The token was minted for another room.
     TokenWrongRoom,
-    /// The join's topology options are not valid.
+    /// The join's topology options are not valid, or the frame needs another topology.
     BadTopology,
+    /// The join claims the tree's root with a secret other than the room's.
+    BadRootSecret,
     /// The server is shutting down or failed internally.
     Internal,
 }
@@ -315,6 +336,7 @@ impl ErrorCode {
             Self::TokenExpired => "token_expired",
             Self::TokenWrongRoom => "token_wrong_room",
             Self::BadTopology => "bad_topology",
+            Self::BadRootSecret => "bad_root_secret",
             Self::Internal => "internal",
         }
     }
@@ -511,6 +533,15 @@ mod tests {
                         sdp_mline_index,
                     }
                 }),
+            (arb_peer(), any::<u32>()).prop_map(|(requester, subtree)| SignalPayload::Tree {
+                msg: crate::overlay::TreeSignal::Join { requester, subtree }
+            }),
+            any::<u32>().prop_map(|depth| SignalPayload::Tree {
+                msg: crate::overlay::TreeSignal::Accept { depth }
+            }),
+            Just(SignalPayload::Tree {
+                msg: crate::overlay::TreeSignal::Decline {}
+            }),
         ]
     }
 
@@ -528,9 +559,10 @@ mod tests {
                 (any::<String>(), any::<String>()),
                 proptest::option::of(any::<String>()),
                 proptest::option::of(proptest::option::of(3u16..64)),
+                proptest::option::of(any::<String>()),
             )
                 .prop_map(
-                    |(version, room, name, password, (key, proof), token, cells)| {
+                    |(version, room, name, password, (key, proof), token, cells, root)| {
                         ClientToServer::Join {
                             version,
                             room: RoomName::new(room).unwrap(),
@@ -541,11 +573,13 @@ mod tests {
                             token,
                             resume: None,
                             topology: cells.map(crate::overlay::TopologySpec::cells),
+                            root,
                         }
                     }
                 ),
             (arb_peer(), proptest::option::of(arb_peer()), arb_payload())
                 .prop_map(|(to, from, payload)| ClientToServer::Signal { to, from, payload }),
+            arb_payload().prop_map(|payload| ClientToServer::SignalRoot { payload }),
             Just(ClientToServer::Leave {}),
             any::<u64>().prop_map(|nonce| ClientToServer::Ping { nonce }),
         ]
@@ -564,7 +598,7 @@ mod tests {
 
         #[test]
         fn decode_never_panics_on_json_like_text(
-            text in r#"\{"type":"(join|signal|leave|ping|x)"(,"[a-z_]{1,8}":("[^"]{0,8}"|[0-9]{1,20}|null|\{\}|\[\]))*\}"#
+            text in r#"\{"type":"(join|signal|signal_root|leave|ping|x)"(,"[a-z_]{1,8}":("[^"]{0,8}"|[0-9]{1,20}|null|\{\}|\[\]))*\}"#
         ) {
             if let Err(e) = ClientToServer::decode(&text) {
                 prop_assert!(matches!(e.code(), ErrorCode::Malformed | ErrorCode::UnknownType));

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use hmac::Mac as _;
-use plenum_overlay::{CellDirectory, CellDirectoryConfig};
+use plenum_overlay::{CellDirectory, CellDirectoryConfig, TreeConfig};
 use plenum_proto::identity::{PublicKey, join_message};
 use plenum_proto::overlay::TopologySpec;
 use plenum_proto::signal::{
-    ClientToServer, ErrorCode, IceServerInfo, Limits, PeerSummary, ServerToClient,
+    ClientToServer, ErrorCode, IceServerInfo, Limits, PeerSummary, ServerToClient, SignalPayload,
 };
 use plenum_proto::token::{Claims, Grants, TokenError};
 use plenum_proto::{DisplayName, PROTOCOL_VERSION, PeerId, RoomName};
@@ -76,7 +76,8 @@ pub struct RegistryConfig {
     pub max_frames_per_sec: u32,
     /// Peers per full-mesh room (default 256; every peer links to every other).
     pub max_peers_per_room: usize,
-    /// Peers per cellular room (default 10,000; each peer links to its cell and bridges).
+    /// Peers per room of an overlay topology, cells or tree (default 10,000; each peer
+    /// links to a few others).
     pub max_peers_per_cellular_room: usize,
     /// Rooms per server (default 10,000).
     pub max_rooms: usize,
@@ -216,6 +217,25 @@ struct Room {
     /// The cell plan of a cellular room: its members learn their cell and bridges from
     /// it, not the whole roster.
     cells: Option<CellDirectory>,
+    /// Who is root of a tree room, and who stands by.
+    tree: Option<TreeRoot>,
+}
+
+/// Join requests held for a tree room that has no root at the moment.
+const HELD_FOR_ROOT: usize = 1024;
+
+/// The root of a tree room. The server knows nothing else of the tree: join requests reach
+/// the root through it, and travel on over the tree's links.
+#[derive(Debug, Default)]
+struct TreeRoot {
+    /// The secret a root claim must present; the first claim sets it.
+    secret: Option<String>,
+    /// The root, once a claimant joined.
+    root: Option<PeerId>,
+    /// Claimants that joined while a root was there, first first.
+    standby: VecDeque<PeerId>,
+    /// Frames for the root while there is none (or it is away), oldest first.
+    held: VecDeque<(PeerId, SignalPayload)>,
 }
 
 /// Counters for monitoring.
@@ -526,6 +546,9 @@ impl Registry {
                 self.remove_member(&room, &peer);
                 self.outputs.push_back(Output::Close { conn });
             }
+            (ClientToServer::SignalRoot { payload }, Some((room, me))) => {
+                self.relay_to_root(conn, &room, me, payload)
+            }
             (ClientToServer::Signal { to, from, payload }, Some((room, me))) => {
                 if from.as_ref().is_some_and(|f| *f != me) {
                     return self.refuse(
@@ -571,6 +594,7 @@ impl Registry {
             token,
             resume,
             topology,
+            root,
         } = join
         else {
             return;
@@ -626,7 +650,10 @@ impl Registry {
                         true,
                     );
                 }
-                let most = if room.cells.is_some() {
+                if let Err((code, msg)) = check_root_claim(room, &room_name, root.as_deref()) {
+                    return self.refuse(conn, code, msg, true);
+                }
+                let most = if room.topology.is_overlay() {
                     self.config.max_peers_per_cellular_room
                 } else {
                     self.config.max_peers_per_room
@@ -645,22 +672,30 @@ impl Registry {
             }
             None => {
                 let topology = topology.unwrap_or(TopologySpec::Mesh);
-                let cells = match CellDirectoryConfig::from_spec(&topology) {
-                    Ok(config) => config.map(|c| CellDirectory::new(c, self.counter)),
-                    Err(e) => {
+                let (cells, tree) = match (
+                    CellDirectoryConfig::from_spec(&topology),
+                    TreeConfig::from_spec(&topology),
+                ) {
+                    (Ok(cells), Ok(tree)) => (
+                        cells.map(|c| CellDirectory::new(c, self.counter)),
+                        tree.map(|_| TreeRoot::default()),
+                    ),
+                    (Err(e), _) | (_, Err(e)) => {
                         let msg = format!("topology refused: {e}");
                         return self.refuse(conn, ErrorCode::BadTopology, msg, true);
                     }
                 };
-                self.rooms.insert(
-                    room_name.clone(),
-                    Room {
-                        password,
-                        members: BTreeMap::new(),
-                        topology,
-                        cells,
-                    },
-                );
+                let room = Room {
+                    password,
+                    members: BTreeMap::new(),
+                    topology,
+                    cells,
+                    tree,
+                };
+                if let Err((code, msg)) = check_root_claim(&room, &room_name, root.as_deref()) {
+                    return self.refuse(conn, code, msg, true);
+                }
+                self.rooms.insert(room_name.clone(), room);
             }
         }
         let resume = self.random_token("resume");
@@ -689,6 +724,23 @@ impl Registry {
             });
             self.welcome(conn, &room_name, &peer, grants, resume);
             return self.send_plans(&room_name);
+        }
+        if let Some(tree) = room.tree.as_mut() {
+            // A tree's peers learn whom to link from the tree: nobody else hears of a join.
+            let claims = root.is_some();
+            if claims {
+                tree.secret = tree.secret.take().or(root);
+                if tree.root.is_some() {
+                    tracing::info!(room = %room_name, peer = peer.short(), "standby root");
+                    tree.standby.push_back(peer.clone());
+                }
+            }
+            let crowned = claims && tree.root.is_none();
+            self.welcome(conn, &room_name, &peer, grants, resume);
+            if crowned {
+                self.crown(&room_name, &peer);
+            }
+            return;
         }
         self.welcome(conn, &room_name, &peer, grants, resume);
         for other in others {
@@ -785,7 +837,78 @@ impl Registry {
         if let Some(plan) = plan {
             self.send(conn, ServerToClient::Cell { plan });
         }
+        let is_root = self
+            .rooms
+            .get(room_name)
+            .and_then(|r| r.tree.as_ref())
+            .is_some_and(|t| t.root.as_ref() == Some(peer));
+        if is_root {
+            self.crown(room_name, peer);
+        }
         true
+    }
+
+    /// Makes `peer` the root of its tree room: tells it, and hands it the frames held for
+    /// the root.
+    fn crown(&mut self, room_name: &RoomName, peer: &PeerId) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        let conn = room.members.get(peer).and_then(|m| m.conn);
+        let Some(tree) = room.tree.as_mut() else {
+            return;
+        };
+        tree.root = Some(peer.clone());
+        tree.standby.retain(|p| p != peer);
+        let Some(conn) = conn else {
+            return;
+        };
+        tracing::info!(room = %room_name, peer = peer.short(), "tree root");
+        let held: Vec<_> = tree
+            .held
+            .drain(..)
+            .filter(|(from, _)| from != peer)
+            .collect();
+        self.send(conn, ServerToClient::Root {});
+        for (from, payload) in held {
+            self.send(conn, ServerToClient::Signal { from, payload });
+        }
+    }
+
+    /// Relays a frame to the root of the sender's tree room, or holds it until there is one.
+    fn relay_to_root(
+        &mut self,
+        conn: ConnId,
+        room_name: &RoomName,
+        me: PeerId,
+        payload: SignalPayload,
+    ) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        let Some(tree) = room.tree.as_mut() else {
+            let msg = format!("room {room_name} is not a tree: it has no root");
+            return self.refuse(conn, ErrorCode::BadTopology, msg, false);
+        };
+        let target = tree
+            .root
+            .as_ref()
+            .map(|r| (r.clone(), room.members.get(r).and_then(|m| m.conn)));
+        match target {
+            Some((root, _)) if root == me => {
+                tracing::debug!(peer = me.short(), "a frame from the root to itself dropped");
+            }
+            Some((_, Some(target))) => {
+                self.send(target, ServerToClient::Signal { from: me, payload })
+            }
+            _ => {
+                if tree.held.len() >= HELD_FOR_ROOT {
+                    tree.held.pop_front();
+                    tracing::debug!(room = %room_name, "frames held for the root: oldest dropped");
+                }
+                tree.held.push_back((me, payload));
+            }
+        }
     }
 
     fn welcome(
@@ -802,8 +925,8 @@ impl Registry {
         let Some(room) = self.rooms.get(room_name) else {
             return;
         };
-        // A cellular room's peers learn whom to link from their plan.
-        let sample = if room.cells.is_some() {
+        // An overlay's peers learn whom to link from it (a plan, or the tree).
+        let sample = if room.topology.is_overlay() {
             0
         } else {
             self.config.roster_sample
@@ -938,6 +1061,26 @@ impl Registry {
             }
             return self.send_plans(room_name);
         }
+        if let Some(tree) = room.tree.as_mut() {
+            tree.standby.retain(|p| p != peer);
+            let heir = if tree.root.as_ref() == Some(peer) {
+                tree.root = None;
+                // The first standby still connected takes over; the orphans' rejoin
+                // requests wait for it.
+                tree.standby
+                    .iter()
+                    .find(|p| room.members.get(*p).is_some_and(|m| m.conn.is_some()))
+                    .cloned()
+            } else {
+                None
+            };
+            if room.members.is_empty() {
+                self.rooms.remove(room_name);
+            } else if let Some(heir) = heir {
+                self.crown(room_name, &heir);
+            }
+            return;
+        }
         let others: Vec<ConnId> = room.members.values().filter_map(|m| m.conn).collect();
         if room.members.is_empty() {
             self.rooms.remove(room_name);
@@ -945,6 +1088,34 @@ impl Registry {
         for other in others {
             self.send(other, ServerToClient::PeerLeft { peer: peer.clone() });
         }
+    }
+}
+
+/// Whether a join's root claim (`secret`) fits the room: only a tree has a root, and a
+/// claim must present the secret of the first.
+fn check_root_claim(
+    room: &Room,
+    room_name: &RoomName,
+    secret: Option<&str>,
+) -> Result<(), (ErrorCode, String)> {
+    let Some(secret) = secret else {
+        return Ok(());
+    };
+    let Some(tree) = &room.tree else {
+        return Err((
+            ErrorCode::BadTopology,
+            format!("room {room_name} is not a tree: it has no root to claim"),
+        ));
+    };
+    match &tree.secret {
+        Some(wanted) if !bool::from(wanted.as_bytes().ct_eq(secret.as_bytes())) => {
+            tracing::warn!(room = %room_name, "root claim with a wrong secret refused");
+            Err((
+                ErrorCode::BadRootSecret,
+                format!("wrong root secret for room {room_name}"),
+            ))
+        }
+        _ => Ok(()),
     }
 }
 

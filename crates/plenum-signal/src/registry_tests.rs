@@ -909,3 +909,139 @@ fn a_cellular_room_holds_more_than_a_mesh_room() {
     let out = w.try_join(7, "small", json!({}));
     assert_eq!(error_code(&sent_to(&out, 7)), Some(ErrorCode::RoomFull));
 }
+
+fn tree_join(w: &mut World, conn: ConnId, secret: Option<&str>) -> Vec<Output> {
+    let mut extra =
+        json!({"name": format!("n{conn}"), "topology": {"kind": "tree", "max_degree": 2}});
+    if let Some(s) = secret {
+        extra["root"] = json!(s);
+    }
+    w.try_join(conn, "t", extra)
+}
+
+fn to_root(w: &mut World, conn: ConnId, requester: &PeerId) -> Vec<Output> {
+    let frame = ClientToServer::SignalRoot {
+        payload: SignalPayload::Tree {
+            msg: plenum_proto::overlay::TreeSignal::Join {
+                requester: requester.clone(),
+                subtree: 1,
+            },
+        },
+    };
+    w.frame(conn, &frame.encode())
+}
+
+fn relayed_from(frames: &[ServerToClient]) -> Vec<PeerId> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerToClient::Signal { from, .. } => Some(from.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_tree_room_crowns_the_first_claimant_and_routes_requests_to_it() {
+    let mut w = World::new(RegistryConfig::default());
+    // A request before any root is held for the first.
+    let early = tree_join(&mut w, 1, None);
+    let Some(ServerToClient::Welcome {
+        peers,
+        topology,
+        peer: early_id,
+        ..
+    }) = sent_to(&early, 1).first().cloned()
+    else {
+        panic!("{early:?}")
+    };
+    assert_eq!(topology, TopologySpec::tree(2));
+    assert!(peers.is_empty());
+    assert!(sent_to(&to_root(&mut w, 1, &early_id), 1).is_empty());
+
+    let out = tree_join(&mut w, 2, Some("s3cret"));
+    let to_root_peer = sent_to(&out, 2);
+    assert!(matches!(to_root_peer[0], ServerToClient::Welcome { .. }));
+    assert_eq!(to_root_peer[1], ServerToClient::Root {});
+    assert_eq!(
+        relayed_from(&to_root_peer),
+        vec![early_id.clone()],
+        "held request handed over"
+    );
+    assert!(
+        sent_to(&out, 1).is_empty(),
+        "nobody hears of a join in a tree room"
+    );
+
+    let out = tree_join(&mut w, 3, None);
+    let Some(ServerToClient::Welcome { peer: c, .. }) = sent_to(&out, 3).first().cloned() else {
+        panic!()
+    };
+    assert!(sent_to(&out, 1).is_empty() && sent_to(&out, 2).is_empty());
+    let out = to_root(&mut w, 3, &c);
+    assert_eq!(relayed_from(&sent_to(&out, 2)), vec![c.clone()]);
+    // The frames per join do not depend on the room's size: one request, one relay.
+    assert_eq!(out.len(), 1);
+}
+
+#[test]
+fn a_wrong_root_secret_is_refused_and_a_right_one_stands_by_until_the_root_goes() {
+    let mut w = World::new(RegistryConfig::default());
+    tree_join(&mut w, 1, Some("s3cret"));
+    let out = tree_join(&mut w, 2, Some("guess"));
+    assert_eq!(
+        error_code(&sent_to(&out, 2)),
+        Some(ErrorCode::BadRootSecret)
+    );
+    assert!(out.contains(&Output::Close { conn: 2 }));
+    let standby = tree_join(&mut w, 3, Some("s3cret"));
+    assert!(
+        !sent_to(&standby, 3).contains(&ServerToClient::Root {}),
+        "a root is there: the second claimant stands by"
+    );
+    let out = tree_join(&mut w, 4, None);
+    let Some(ServerToClient::Welcome { peer: d, .. }) = sent_to(&out, 4).first().cloned() else {
+        panic!()
+    };
+    // The root leaves: the standby is crowned, and requests go to it from then on.
+    let out = w.frame(1, &ClientToServer::Leave {}.encode());
+    assert_eq!(sent_to(&out, 3), vec![ServerToClient::Root {}]);
+    let out = to_root(&mut w, 4, &d);
+    assert_eq!(relayed_from(&sent_to(&out, 3)), vec![d]);
+    // A root claim in a room that is not a tree is refused too.
+    let out = w.try_join(5, "mesh", json!({"root": "s3cret"}));
+    assert_eq!(error_code(&sent_to(&out, 5)), Some(ErrorCode::BadTopology));
+    let m = w.join(6, "mesh", None);
+    let out = to_root(&mut w, 6, &m);
+    assert_eq!(error_code(&sent_to(&out, 6)), Some(ErrorCode::BadTopology));
+}
+
+#[test]
+fn requests_wait_while_the_root_is_away_and_reach_it_when_it_resumes() {
+    let mut w = World::new(RegistryConfig::default());
+    let out = tree_join(&mut w, 1, Some("s"));
+    let resume = welcome_resume(&out, 1);
+    let out = tree_join(&mut w, 2, None);
+    let Some(ServerToClient::Welcome { peer: b, .. }) = sent_to(&out, 2).first().cloned() else {
+        panic!()
+    };
+    w.reg.handle_input(Input::Closed {
+        conn: 1,
+        now: w.now,
+    });
+    drain(&mut w.reg);
+    assert!(
+        to_root(&mut w, 2, &b).is_empty(),
+        "held while the root is away"
+    );
+    w.open(7);
+    let text = signed_join(
+        &identity(1),
+        &w.challenges[&7],
+        "t",
+        json!({"resume": resume}),
+    );
+    let back = sent_to(&w.frame(7, &text), 7);
+    assert!(back.contains(&ServerToClient::Root {}));
+    assert_eq!(relayed_from(&back), vec![b]);
+}

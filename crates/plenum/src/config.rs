@@ -68,6 +68,7 @@ pub struct RoomConfig {
     pub(crate) udp_bind: Vec<SocketAddr>,
     pub(crate) mesh: FullMeshConfig,
     pub(crate) topology: plenum_proto::overlay::TopologySpec,
+    pub(crate) root_secret: Option<String>,
     pub(crate) join_timeout: Duration,
     pub(crate) queue_per_peer: usize,
     pub(crate) audio_loss_percent: u8,
@@ -95,6 +96,7 @@ impl RoomConfig {
             ],
             mesh: FullMeshConfig::builder(),
             topology: plenum_proto::overlay::TopologySpec::Mesh,
+            root_secret: None,
             join_timeout: Duration::from_secs(10),
             queue_per_peer: 256,
             audio_loss_percent: 0,
@@ -130,6 +132,7 @@ pub struct RoomConfigBuilder {
     udp_bind: Vec<SocketAddr>,
     mesh: plenum_overlay::FullMeshConfigBuilder,
     topology: plenum_proto::overlay::TopologySpec,
+    root_secret: Option<String>,
     join_timeout: Duration,
     queue_per_peer: usize,
     audio_loss_percent: u8,
@@ -194,6 +197,13 @@ impl RoomConfigBuilder {
         self.topology = topology;
         self
     }
+    /// In a tree room, claims the root with `secret` (the first claim sets the room's
+    /// secret; while a root is there, a claim with the same secret makes a standby that
+    /// takes over when the root goes).
+    pub fn root_secret(mut self, secret: Option<String>) -> Self {
+        self.root_secret = secret;
+        self
+    }
     /// How long to wait for the server's welcome (default 10 s).
     pub fn join_timeout(mut self, d: Duration) -> Self {
         self.join_timeout = d;
@@ -252,6 +262,7 @@ impl RoomConfigBuilder {
             return Err(ConfigError::NoBind);
         }
         plenum_overlay::CellDirectoryConfig::from_spec(&self.topology)?;
+        plenum_overlay::TreeConfig::from_spec(&self.topology)?;
         Ok(RoomConfig {
             signal,
             room: RoomName::new(self.room)?,
@@ -264,6 +275,7 @@ impl RoomConfigBuilder {
             udp_bind: self.udp_bind,
             mesh: self.mesh.build()?,
             topology: self.topology,
+            root_secret: self.root_secret,
             join_timeout: self.join_timeout,
             queue_per_peer: self.queue_per_peer,
             audio_loss_percent: self.audio_loss_percent,

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use plenum_overlay::{
-    Appearance, CellMesh, CellMeshConfig, DropReason, FullMesh, Input, MeshFrame, Output, Topology,
+    Addressee, Appearance, CellMesh, CellMeshConfig, DropReason, FullMesh, Input, MeshFrame,
+    Output, TreeConfig, TreeMsg, TreeNode, TreeOutput, TreeTarget,
 };
 use plenum_proto::identity::{PublicKey, safety_code, sign_link, verify_link};
 use plenum_proto::overlay::{CellPlan, TopologySpec};
@@ -21,7 +22,11 @@ use crate::audio::{AudioCmd, AudioHandle, RtpIn};
 use crate::config::RoomConfig;
 use crate::link::{DATA_CHANNEL_LABEL, Link, LinkData, LinkEvent, LinkEventKind};
 use crate::outbound::TrackSender;
-use crate::room::{LinkState, PeerInfo, PingError, RoomError, RoomEvent, SendError, Target};
+use crate::overlay::Overlay;
+use crate::room::{
+    LinkState, PeerInfo, PingError, RoomError, RoomEvent, SendError, Target, TreeEdge,
+    TreeSendError,
+};
 use crate::session::{Reconnected, Welcome};
 use crate::video::{VideoCmd, VideoHandle};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -73,6 +78,16 @@ pub(crate) enum Command {
     Stream(StreamAnnouncement),
     /// Broadcast to every peer of the room over the overlay.
     MeshSend(Bytes),
+    /// Send to tree neighbours (tree rooms).
+    TreeSend {
+        to: TreeTarget,
+        data: Bytes,
+        reply: oneshot::Sender<Result<(), TreeSendError>>,
+    },
+    /// Our direct links and their states.
+    Links {
+        reply: oneshot::Sender<Vec<(PeerId, LinkState)>>,
+    },
     /// Bytes written as they are on the link to a peer, as a broken or hostile client could.
     Raw {
         peer: PeerId,
@@ -117,11 +132,11 @@ pub(crate) struct Driver {
     link_rx: mpsc::Receiver<LinkEvent>,
     data_tx: mpsc::Sender<LinkData>,
     data_rx: mpsc::Receiver<LinkData>,
-    /// The room's topology: a full mesh, or our cell of a cellular room.
-    mesh: Box<dyn Topology + Send + Sync>,
-    /// Whether the room is cellular: links follow the server's plans, not the roster.
-    cellular: bool,
-    /// Negotiation from peers no plan named yet (cellular rooms).
+    /// The room's topology: a full mesh, our cell of a cellular room, or our tree node.
+    mesh: Overlay,
+    /// Whether links follow the overlay (a cell plan, the tree), not the roster.
+    sparse: bool,
+    /// Negotiation from peers the overlay has not named yet (cellular and tree rooms).
     early: HashMap<PeerId, Vec<SignalPayload>>,
     deadline: Instant,
     roster: BTreeMap<PeerId, DisplayName>,
@@ -160,15 +175,28 @@ impl Driver {
         let seed = me.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         });
-        let cellular = topology != TopologySpec::Mesh;
-        let mut mesh: Box<dyn Topology + Send + Sync> = if cellular {
-            let cells = CellMeshConfig::builder()
-                .links(config.mesh.clone())
-                .build()
-                .unwrap_or_default();
-            Box::new(CellMesh::new(me.clone(), cells, now, seed))
-        } else {
-            Box::new(FullMesh::with_seed(config.mesh.clone(), now, seed).with_peer(me.clone()))
+        let sparse = topology.is_overlay();
+        let mut mesh = match (&topology, TreeConfig::from_spec(&topology)) {
+            (_, Ok(Some(tree))) => {
+                let tree = tree.with_links(config.mesh.clone());
+                // A root claimant waits for the server to crown it (at once, or when the
+                // root it stands by for goes).
+                Overlay::Tree(Box::new(if config.root_secret.is_some() {
+                    TreeNode::standby(me.clone(), tree, now, seed)
+                } else {
+                    TreeNode::join(me.clone(), tree, now, seed)
+                }))
+            }
+            (TopologySpec::Cells { .. }, _) => {
+                let cells = CellMeshConfig::builder()
+                    .links(config.mesh.clone())
+                    .build()
+                    .unwrap_or_default();
+                Overlay::Mesh(Box::new(CellMesh::new(me.clone(), cells, now, seed)))
+            }
+            _ => Overlay::Mesh(Box::new(
+                FullMesh::with_seed(config.mesh.clone(), now, seed).with_peer(me.clone()),
+            )),
         };
         let mut roster = BTreeMap::new();
         let mut viewers = BTreeSet::new();
@@ -219,7 +247,7 @@ impl Driver {
             data_tx,
             data_rx,
             mesh,
-            cellular,
+            sparse,
             early: HashMap::new(),
             deadline: now,
             roster,
@@ -306,13 +334,18 @@ impl Driver {
         let _ = self.events.send(event).await;
     }
 
-    /// Sends a frame to the server, or holds it until the server is back.
+    /// Sends a payload for `to` through the server, or holds it until the server is back.
     async fn signal(&mut self, to: &PeerId, payload: SignalPayload) {
         let frame = ClientToServer::Signal {
             to: to.clone(),
             from: None,
             payload,
         };
+        self.send_to_server(frame).await;
+    }
+
+    /// Sends a frame to the server, or holds it until the server is back.
+    async fn send_to_server(&mut self, frame: ClientToServer) {
         let frame = match &self.signal {
             Some(signal) => match signal.tx.send(frame).await {
                 Ok(()) => return,
@@ -328,8 +361,14 @@ impl Driver {
     }
 
     async fn drive_mesh(&mut self) {
+        if let Overlay::Tree(_) = self.mesh {
+            return self.drive_tree().await;
+        }
         loop {
-            match self.mesh.poll_output() {
+            let Overlay::Mesh(mesh) = &mut self.mesh else {
+                return;
+            };
+            match mesh.poll_output() {
                 Output::Connect { peer, initiate } => {
                     if initiate {
                         self.offer_to(&peer).await;
@@ -371,6 +410,107 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Carries out what our tree node asks, and tells the application what it says.
+    async fn drive_tree(&mut self) {
+        loop {
+            let Some(tree) = self.mesh.tree() else {
+                return;
+            };
+            match tree.poll_output() {
+                TreeOutput::Connect { peer, initiate } => {
+                    if !self.roster.contains_key(&peer) {
+                        // The tree does not say names: a peer is known by its short id.
+                        let name = DisplayName::new(peer.short())
+                            .unwrap_or_else(|_| self.config.name.clone());
+                        self.roster.insert(peer.clone(), name);
+                    }
+                    if initiate {
+                        self.offer_to(&peer).await;
+                    }
+                    for payload in self.early.remove(&peer).unwrap_or_default() {
+                        self.on_negotiation(peer.clone(), payload).await;
+                    }
+                }
+                TreeOutput::Disconnect { peer } => self.drop_link(&peer, DropReason::Left).await,
+                TreeOutput::Heartbeat { peer } => {
+                    let bytes = Envelope::control(EnvelopeKind::Heartbeat, 0).encode();
+                    self.write(&peer, bytes.into()).await;
+                }
+                TreeOutput::Send { peer, msg } => {
+                    let bytes = Bytes::from(msg.to_envelope().encode());
+                    self.write(&peer, bytes).await;
+                }
+                TreeOutput::Signal { to, msg } => {
+                    let Some(msg) = msg.to_signal() else {
+                        continue;
+                    };
+                    let payload = SignalPayload::Tree { msg };
+                    match to {
+                        Addressee::Root => {
+                            self.send_to_server(ClientToServer::SignalRoot { payload })
+                                .await
+                        }
+                        Addressee::Peer(peer) => self.signal(&peer, payload).await,
+                    }
+                }
+                TreeOutput::ParentConnect(peer) => {
+                    self.tree_edge(peer, TreeEdge::ParentConnect).await
+                }
+                TreeOutput::ParentClose(peer) => self.tree_edge(peer, TreeEdge::ParentClose).await,
+                TreeOutput::ChildConnect(peer) => {
+                    self.tree_edge(peer, TreeEdge::ChildConnect).await
+                }
+                TreeOutput::ChildClose(peer) => self.tree_edge(peer, TreeEdge::ChildClose).await,
+                TreeOutput::State {
+                    parent,
+                    children,
+                    depth,
+                    is_root,
+                } => {
+                    tracing::info!(
+                        parent = parent.as_ref().map(PeerId::short),
+                        children = children.len(),
+                        ?depth,
+                        is_root,
+                        "place in the tree"
+                    );
+                    let event = RoomEvent::TreeState {
+                        parent,
+                        children,
+                        depth,
+                        is_root,
+                    };
+                    self.emit(event).await;
+                }
+                TreeOutput::Message {
+                    origin,
+                    from,
+                    from_parent,
+                    hops,
+                    data,
+                } => {
+                    let event = RoomEvent::TreeMessage {
+                        origin,
+                        from,
+                        from_parent,
+                        hops,
+                        data: Bytes::from(data),
+                    };
+                    self.emit(event).await;
+                }
+                TreeOutput::Timeout(at) => {
+                    self.deadline = at;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn tree_edge(&mut self, peer: PeerId, edge: TreeEdge) {
+        tracing::info!(peer = peer.short(), edge = edge.as_str(), "tree link");
+        self.emit(RoomEvent::TreeLink { peer, edge }).await;
     }
 
     /// The server's plan for us in a cellular room: the peers it names are the ones we link.
@@ -511,14 +651,32 @@ impl Driver {
                 self.mesh.handle_input(Input::PeerGone { peer, now });
             }
             Some(SignalEvent::Frame(ServerToClient::Cell { plan })) => {
-                if self.cellular {
+                if let Overlay::Mesh(_) = self.mesh
+                    && self.sparse
+                {
                     self.on_plan(plan).await;
                 }
             }
+            Some(SignalEvent::Frame(ServerToClient::Root {})) => {
+                if let Some(tree) = self.mesh.tree() {
+                    tracing::info!("the server made us the tree's root");
+                    tree.promote();
+                }
+            }
+            Some(SignalEvent::Frame(ServerToClient::Signal {
+                from,
+                payload: SignalPayload::Tree { msg },
+            })) => match self.mesh.tree() {
+                Some(tree) => tree.handle_msg(from, TreeMsg::from(msg), now),
+                None => tracing::debug!(
+                    peer = from.short(),
+                    "tree message in a room without a tree; ignored"
+                ),
+            },
             Some(SignalEvent::Frame(ServerToClient::Signal { from, payload })) => {
                 if self.roster.contains_key(&from) {
                     self.on_negotiation(from, payload).await;
-                } else if self.cellular {
+                } else if self.sparse {
                     self.hold_early(from, payload);
                 } else {
                     tracing::debug!(
@@ -613,7 +771,7 @@ impl Driver {
         let checked = match &payload {
             SignalPayload::Offer { sdp, key, seq, sig } => Some(("offer", sdp, key, *seq, sig)),
             SignalPayload::Answer { sdp, key, seq, sig } => Some(("answer", sdp, key, *seq, sig)),
-            SignalPayload::Candidate { .. } => None,
+            SignalPayload::Candidate { .. } | SignalPayload::Tree { .. } => None,
         };
         if let Some((kind, sdp, key, seq, sig)) = checked {
             let verdict = verify_link(kind, &from, &self.me, seq, sdp, key, sig)
@@ -685,6 +843,8 @@ impl Driver {
                     link.add_candidate(init).await;
                 }
             }
+            // Tree messages go to the tree before negotiation is looked at.
+            SignalPayload::Tree { .. } => {}
         }
     }
 
@@ -1033,6 +1193,7 @@ impl Driver {
             (plenum_media::Content::Camera, link.video.clone()),
             (plenum_media::Content::Screen, link.screen.clone()),
         ];
+        self.emit(RoomEvent::LinkUp { peer: peer.clone() }).await;
         self.mesh.handle_input(Input::LinkUp {
             peer: peer.clone(),
             now: Instant::now(),
@@ -1148,6 +1309,23 @@ impl Driver {
                     self.emit(RoomEvent::Error(error)).await;
                 }
             },
+            EnvelopeKind::Tree => match (TreeMsg::from_envelope(&envelope), self.mesh.tree()) {
+                (Ok(msg), Some(tree)) => tree.handle_msg(peer, msg, Instant::now()),
+                (Ok(_), None) => {
+                    tracing::debug!(
+                        peer = peer.short(),
+                        "tree message in a room without a tree; ignored"
+                    )
+                }
+                (Err(e), _) => {
+                    tracing::warn!(peer = peer.short(), error = %e, "malformed tree message dropped");
+                    let error = RoomError::Malformed {
+                        peer,
+                        reason: e.to_string(),
+                    };
+                    self.emit(RoomEvent::Error(error)).await;
+                }
+            },
             EnvelopeKind::Bye => {
                 self.roster.remove(&peer);
                 self.pending.remove(&peer);
@@ -1224,16 +1402,7 @@ impl Driver {
                     .roster
                     .iter()
                     .map(|(peer, name)| {
-                        let state = match self.links.get(peer) {
-                            None => LinkState::Waiting,
-                            Some(l) if l.open && l.down => LinkState::Disconnected,
-                            Some(l) if l.open => LinkState::Connected,
-                            Some(l) => match l.state {
-                                RTCPeerConnectionState::Failed => LinkState::Failed,
-                                RTCPeerConnectionState::Disconnected => LinkState::Disconnected,
-                                _ => LinkState::Connecting,
-                            },
-                        };
+                        let state = self.link_state(peer);
                         let mine = self.config.identity.public();
                         PeerInfo {
                             peer: peer.clone(),
@@ -1262,6 +1431,22 @@ impl Driver {
                 data: data.to_vec(),
                 now: Instant::now(),
             }),
+            Command::TreeSend { to, data, reply } => {
+                let sent = match self.mesh.tree() {
+                    Some(tree) => tree.send(to, data.to_vec()).map_err(TreeSendError::from),
+                    None => Err(TreeSendError::NotATree),
+                };
+                let _ = reply.send(sent);
+            }
+            Command::Links { reply } => {
+                let mut links: Vec<(PeerId, LinkState)> = self
+                    .links
+                    .keys()
+                    .map(|p| (p.clone(), self.link_state(p)))
+                    .collect();
+                links.sort_by(|a, b| a.0.cmp(&b.0));
+                let _ = reply.send(links);
+            }
             Command::Raw { peer, bytes } => {
                 self.write(&peer, bytes).await;
             }
@@ -1292,6 +1477,20 @@ impl Driver {
                     self.write(&peer, bytes.clone()).await;
                 }
             }
+        }
+    }
+
+    /// The state of our link to `peer`.
+    fn link_state(&self, peer: &PeerId) -> LinkState {
+        match self.links.get(peer) {
+            None => LinkState::Waiting,
+            Some(l) if l.open && l.down => LinkState::Disconnected,
+            Some(l) if l.open => LinkState::Connected,
+            Some(l) => match l.state {
+                RTCPeerConnectionState::Failed => LinkState::Failed,
+                RTCPeerConnectionState::Disconnected => LinkState::Disconnected,
+                _ => LinkState::Connecting,
+            },
         }
     }
 
@@ -1353,11 +1552,14 @@ impl Driver {
 
     async fn drop_link(&mut self, peer: &PeerId, reason: DropReason) {
         if let Some(link) = self.links.remove(peer) {
+            if link.open && !link.down {
+                self.emit(RoomEvent::LinkDown { peer: peer.clone() }).await;
+            }
             link.close();
             self.audio_down(peer).await;
         }
-        if self.cellular && reason == DropReason::Left {
-            // No longer in our plan: another peer of the room, not one of ours.
+        if self.sparse && reason == DropReason::Left {
+            // No longer in our plan or tree: another peer of the room, not one of ours.
             self.roster.remove(peer);
             self.pending.remove(peer);
         }

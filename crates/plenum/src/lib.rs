@@ -36,6 +36,7 @@ mod invite;
 mod link;
 mod netwatch;
 mod outbound;
+mod overlay;
 mod reassembly;
 mod room;
 mod session;
@@ -50,5 +51,6 @@ pub use plenum_proto::token::{Claims, Grants};
 pub use plenum_proto::{ChannelName, DisplayName, PeerId, RoomName};
 pub use room::{
     Channel, JoinError, LinkPath, LinkState, MAX_MESSAGE_BYTES, PeerInfo, PingError, PublishError,
-    Room, RoomClosed, RoomError, RoomEvent, RoomEvents, SendError, Target,
+    Room, RoomClosed, RoomError, RoomEvent, RoomEvents, SendError, Target, TreeEdge, TreeSendError,
+    TreeTarget,
 };

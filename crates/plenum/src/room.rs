@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::RoomConfig;
 use crate::driver::{Command, Driver};
+pub use plenum_overlay::TreeTarget;
 
 /// Events queued for the application before the room waits for it to read.
 const EVENT_QUEUE: usize = 1024;
@@ -54,6 +55,58 @@ impl LinkState {
             Self::Connected => "connected",
             Self::Disconnected => "disconnected",
             Self::Failed => "failed",
+        }
+    }
+}
+
+/// A change of a tree link, as [`RoomEvent::TreeLink`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeEdge {
+    /// The link to our parent opened.
+    ParentConnect,
+    /// The link to our parent closed.
+    ParentClose,
+    /// A child's link opened.
+    ChildConnect,
+    /// A child's link closed.
+    ChildClose,
+}
+
+impl TreeEdge {
+    /// `parent_connect`, `parent_close`, `child_connect` or `child_close`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ParentConnect => "parent_connect",
+            Self::ParentClose => "parent_close",
+            Self::ChildConnect => "child_connect",
+            Self::ChildClose => "child_close",
+        }
+    }
+}
+
+/// Why [`Room::tree_send`] sent nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TreeSendError {
+    /// The room is not a tree.
+    #[error("the room is not a tree")]
+    NotATree,
+    /// We have no parent (we are the root, or not in the tree yet).
+    #[error("no parent: this peer is the root or not in the tree yet")]
+    NoParent,
+    /// The peer is not our parent or a linked child.
+    #[error("{0} is not a tree neighbour")]
+    NotNeighbour(PeerId),
+    /// The room is closed.
+    #[error("the room is closed")]
+    Closed,
+}
+
+impl From<plenum_overlay::TreeSendError> for TreeSendError {
+    fn from(e: plenum_overlay::TreeSendError) -> Self {
+        match e {
+            plenum_overlay::TreeSendError::NoParent => Self::NoParent,
+            plenum_overlay::TreeSendError::NotNeighbour(p) => Self::NotNeighbour(p),
         }
     }
 }
@@ -189,6 +242,37 @@ pub enum RoomEvent {
         data: Bytes,
         /// Links it crossed to get here.
         hops: u8,
+    },
+    /// Our place in a tree room changed.
+    TreeState {
+        /// Our parent, once linked (none for the root).
+        parent: Option<PeerId>,
+        /// Our linked children.
+        children: Vec<PeerId>,
+        /// Our depth (the root's is 0), once known.
+        depth: Option<u32>,
+        /// Whether we are the root.
+        is_root: bool,
+    },
+    /// A tree link opened or closed.
+    TreeLink {
+        /// The peer at the other end.
+        peer: PeerId,
+        /// What happened.
+        edge: TreeEdge,
+    },
+    /// A tree broadcast reached us (once), or a tree neighbour sent to us.
+    TreeMessage {
+        /// The peer that sent it first.
+        origin: PeerId,
+        /// The neighbour it came from.
+        from: PeerId,
+        /// Whether that neighbour is our parent.
+        from_parent: bool,
+        /// Links it crossed.
+        hops: u8,
+        /// The bytes.
+        data: Bytes,
     },
     /// Something went wrong that did not end the room.
     Error(RoomError),
@@ -709,13 +793,45 @@ impl Room {
     }
 
     /// Broadcasts `data` to every peer of the room, whatever the topology: each peer gets
-    /// it once ([`RoomEvent::MeshMessage`]). In a cellular room it travels over the
-    /// overlay, forwarded cell to cell; in a full mesh it goes straight to every link.
+    /// it once ([`RoomEvent::MeshMessage`], in a tree room [`RoomEvent::TreeMessage`]). In
+    /// a cellular room it travels over the overlay, forwarded cell to cell; in a tree along
+    /// its edges; in a full mesh it goes straight to every link.
     pub async fn mesh_send(&self, data: impl Into<Bytes>) -> Result<(), RoomClosed> {
         self.commands
             .send(Command::MeshSend(data.into()))
             .await
             .map_err(|_| RoomClosed)
+    }
+
+    /// Sends `data` to tree neighbours, one hop: the parent, every child, or one of them
+    /// ([`RoomEvent::TreeMessage`] with `hops` 1 on their side). Tree broadcasts are
+    /// [`mesh_send`](Self::mesh_send).
+    pub async fn tree_send(
+        &self,
+        to: TreeTarget,
+        data: impl Into<Bytes>,
+    ) -> Result<(), TreeSendError> {
+        let (reply, result) = oneshot::channel();
+        let command = Command::TreeSend {
+            to,
+            data: data.into(),
+            reply,
+        };
+        if self.commands.send(command).await.is_err() {
+            return Err(TreeSendError::Closed);
+        }
+        result.await.map_err(|_| TreeSendError::Closed)?
+    }
+
+    /// Our direct links and the state of each. In a large room they are the few peers the
+    /// overlay links us to, not the room's members.
+    pub async fn links(&self) -> Result<Vec<(PeerId, LinkState)>, RoomClosed> {
+        let (reply, result) = oneshot::channel();
+        self.commands
+            .send(Command::Links { reply })
+            .await
+            .map_err(|_| RoomClosed)?;
+        result.await.map_err(|_| RoomClosed)
     }
 
     /// The peers of the room with the state of each link.

@@ -59,6 +59,7 @@ pub(crate) async fn handshake(
             token: config.token.clone(),
             resume,
             topology: (config.topology != TopologySpec::Mesh).then(|| config.topology.clone()),
+            root: config.root_secret.clone(),
         };
         signal
             .tx

@@ -466,3 +466,75 @@ pub fn secret_file(tag: &str, secret: &str) -> TempFile {
     std::fs::write(&path, format!("{secret}\n")).expect("write secret");
     TempFile(path)
 }
+
+/// What a broadcast test has seen its peers receive.
+pub trait Tally {
+    /// Reads what the live peers printed so far, without waiting.
+    fn collect(&mut self, peers: &mut [Peer], alive: &std::collections::BTreeSet<usize>);
+    /// How many times each peer received each broadcast, by `(peer, nonce)`.
+    fn got(&self) -> &std::collections::BTreeMap<(usize, u64), u32>;
+    /// Who received broadcast `nonce`, and how many times.
+    fn receivers(&self, nonce: u64) -> std::collections::BTreeMap<usize, u32> {
+        self.got()
+            .iter()
+            .filter(|((_, n), _)| *n == nonce)
+            .map(|((i, _), c)| (*i, *c))
+            .collect()
+    }
+}
+
+/// Sends `{"cmd": cmd, "data": {"nonce": n}}` from `from` until one broadcast reaches every
+/// other live peer (links may still be opening at first); asserts no peer ever gets one
+/// twice. Returns how long the complete broadcast took to reach its last peer.
+pub fn broadcast_until_all(
+    peers: &mut [Peer],
+    seen: &mut impl Tally,
+    alive: &std::collections::BTreeSet<usize>,
+    (from, cmd): (usize, &str),
+    nonce: &mut u64,
+    within: Duration,
+) -> Duration {
+    let deadline = Instant::now() + within;
+    let want: std::collections::BTreeSet<usize> =
+        alive.iter().copied().filter(|i| *i != from).collect();
+    loop {
+        *nonce += 1;
+        let n = *nonce;
+        let sent = Instant::now();
+        peers[from]
+            .proc
+            .cmd(json!({"cmd": cmd, "data": {"nonce": n}}));
+        let wait_until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < wait_until {
+            seen.collect(peers, alive);
+            std::thread::sleep(Duration::from_millis(1));
+            let got = seen.receivers(n);
+            if let Some((i, c)) = got.iter().find(|(_, c)| **c > 1) {
+                panic!("peer {i} received broadcast {n} {c} times");
+            }
+            assert!(
+                !got.contains_key(&from),
+                "the sender heard its own broadcast"
+            );
+            if got
+                .keys()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>()
+                == want
+            {
+                let took = sent.elapsed();
+                // Copies that arrive late would still show up as a second delivery.
+                std::thread::sleep(Duration::from_millis(300));
+                seen.collect(peers, alive);
+                assert!(seen.receivers(n).values().all(|c| *c == 1));
+                return took;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no broadcast from peer {from} reached all {} others within {within:?}; the last reached {}",
+            want.len(),
+            seen.receivers(n).len()
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Tree messages on the wire. Between parent and child they travel in an [`Envelope`] of
+//! kind [`EnvelopeKind::Tree`]; the payload's first byte says which message it is:
+//!
+//! ```text
+//! op  message    rest of the payload
+//! 0   join       subtree (u32 BE), n (u8), requester id (n bytes, UTF-8)
+//! 1   accept     depth (u32 BE)
+//! 2   decline    -
+//! 3   welcome    depth (u32 BE), n (u8, 0: no grandparent), grandparent id (n bytes)
+//! 4   subtree    size (u32 BE)
+//! 5   data       n (u8), origin id (n bytes), the application's bytes
+//! 6   direct     the application's bytes
+//! ```
+//!
+//! A data message's sequence number is the envelope's id and its hop count the envelope's.
+//! Through the signaling server, the messages a peer outside the tree needs (join, accept,
+//! decline) travel as [`TreeSignal`]s.
+
+use plenum_proto::overlay::TreeSignal;
+use plenum_proto::{Envelope, EnvelopeKind, PeerId};
+
+use super::TreeMsg;
+
+const JOIN: u8 = 0;
+const ACCEPT: u8 = 1;
+const DECLINE: u8 = 2;
+const WELCOME: u8 = 3;
+const SUBTREE: u8 = 4;
+const DATA: u8 = 5;
+const DIRECT: u8 = 6;
+
+/// Why an envelope is not a tree message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TreeFrameError {
+    /// Not an envelope of kind `tree`.
+    #[error("not a tree envelope")]
+    NotTree,
+    /// Fewer bytes than the message needs.
+    #[error("tree message truncated: {0} bytes")]
+    Truncated(usize),
+    /// A peer id that is not one.
+    #[error("tree message names an invalid peer id")]
+    BadPeer,
+    /// An op this version does not know.
+    #[error("unknown tree message op {0}")]
+    UnknownOp(u8),
+}
+
+fn push_peer(out: &mut Vec<u8>, peer: Option<&PeerId>) {
+    let id = peer.map_or(&[][..], |p| p.as_str().as_bytes());
+    // Peer ids are at most 64 bytes (PeerId's own bound).
+    out.push(id.len().min(255) as u8);
+    out.extend_from_slice(id);
+}
+
+fn read_u32(p: &[u8]) -> Result<(u32, &[u8]), TreeFrameError> {
+    match p {
+        [a, b, c, d, rest @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), rest)),
+        _ => Err(TreeFrameError::Truncated(p.len())),
+    }
+}
+
+/// Reads a length-prefixed peer id; an empty one is `None`.
+fn read_peer(p: &[u8]) -> Result<(Option<PeerId>, &[u8]), TreeFrameError> {
+    let Some((n, rest)) = p.split_first() else {
+        return Err(TreeFrameError::Truncated(p.len()));
+    };
+    let (id, rest) = rest
+        .split_at_checked(usize::from(*n))
+        .ok_or(TreeFrameError::Truncated(p.len()))?;
+    if id.is_empty() {
+        return Ok((None, rest));
+    }
+    let id = std::str::from_utf8(id).map_err(|_| TreeFrameError::BadPeer)?;
+    let id = PeerId::new(id).map_err(|_| TreeFrameError::BadPeer)?;
+    Ok((Some(id), rest))
+}
+
+impl TreeMsg {
+    /// The envelope that carries it over a link.
+    pub fn to_envelope(&self) -> Envelope {
+        let mut payload = Vec::new();
+        let (mut id, mut hops) = (0, 0);
+        match self {
+            Self::Join { requester, subtree } => {
+                payload.push(JOIN);
+                payload.extend_from_slice(&subtree.to_be_bytes());
+                push_peer(&mut payload, Some(requester));
+            }
+            Self::Accept { depth } => {
+                payload.push(ACCEPT);
+                payload.extend_from_slice(&depth.to_be_bytes());
+            }
+            Self::Decline => payload.push(DECLINE),
+            Self::Welcome { depth, grandparent } => {
+                payload.push(WELCOME);
+                payload.extend_from_slice(&depth.to_be_bytes());
+                push_peer(&mut payload, grandparent.as_ref());
+            }
+            Self::Subtree { size } => {
+                payload.push(SUBTREE);
+                payload.extend_from_slice(&size.to_be_bytes());
+            }
+            Self::Direct { data } => {
+                payload.reserve(1 + data.len());
+                payload.push(DIRECT);
+                payload.extend_from_slice(data);
+            }
+            Self::Data {
+                origin,
+                seq,
+                hops: h,
+                data,
+            } => {
+                payload.reserve(2 + origin.as_str().len() + data.len());
+                payload.push(DATA);
+                push_peer(&mut payload, Some(origin));
+                payload.extend_from_slice(data);
+                (id, hops) = (*seq, *h);
+            }
+        }
+        Envelope {
+            kind: EnvelopeKind::Tree,
+            hops,
+            channel: None,
+            id,
+            payload,
+        }
+    }
+
+    /// Reads a message from an envelope that came from the network.
+    pub fn from_envelope(envelope: &Envelope) -> Result<Self, TreeFrameError> {
+        if envelope.kind != EnvelopeKind::Tree {
+            return Err(TreeFrameError::NotTree);
+        }
+        let Some((op, p)) = envelope.payload.split_first() else {
+            return Err(TreeFrameError::Truncated(0));
+        };
+        Ok(match *op {
+            JOIN => {
+                let (subtree, p) = read_u32(p)?;
+                let (requester, _) = read_peer(p)?;
+                Self::Join {
+                    requester: requester.ok_or(TreeFrameError::BadPeer)?,
+                    subtree,
+                }
+            }
+            ACCEPT => Self::Accept {
+                depth: read_u32(p)?.0,
+            },
+            DECLINE => Self::Decline,
+            WELCOME => {
+                let (depth, p) = read_u32(p)?;
+                let (grandparent, _) = read_peer(p)?;
+                Self::Welcome { depth, grandparent }
+            }
+            SUBTREE => Self::Subtree {
+                size: read_u32(p)?.0,
+            },
+            DATA => {
+                let (origin, data) = read_peer(p)?;
+                Self::Data {
+                    origin: origin.ok_or(TreeFrameError::BadPeer)?,
+                    seq: envelope.id,
+                    hops: envelope.hops,
+                    data: data.to_vec(),
+                }
+            }
+            DIRECT => Self::Direct { data: p.to_vec() },
+            other => return Err(TreeFrameError::UnknownOp(other)),
+        })
+    }
+
+    /// The form it takes through the signaling server, for the messages that go that way.
+    pub fn to_signal(&self) -> Option<TreeSignal> {
+        match self {
+            Self::Join { requester, subtree } => Some(TreeSignal::Join {
+                requester: requester.clone(),
+                subtree: *subtree,
+            }),
+            Self::Accept { depth } => Some(TreeSignal::Accept { depth: *depth }),
+            Self::Decline => Some(TreeSignal::Decline {}),
+            _ => None,
+        }
+    }
+}
+
+impl From<TreeSignal> for TreeMsg {
+    fn from(signal: TreeSignal) -> Self {
+        match signal {
+            TreeSignal::Join { requester, subtree } => Self::Join { requester, subtree },
+            TreeSignal::Accept { depth } => Self::Accept { depth },
+            TreeSignal::Decline {} => Self::Decline,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn peer(s: &str) -> PeerId {
+        PeerId::new(s).unwrap()
+    }
+
+    #[test]
+    fn every_message_survives_the_wire() {
+        let msgs = [
+            TreeMsg::Join {
+                requester: peer("r1"),
+                subtree: 7,
+            },
+            TreeMsg::Accept { depth: 3 },
+            TreeMsg::Decline,
+            TreeMsg::Welcome {
+                depth: 2,
+                grandparent: Some(peer("g")),
+            },
+            TreeMsg::Welcome {
+                depth: 1,
+                grandparent: None,
+            },
+            TreeMsg::Subtree { size: 40 },
+            TreeMsg::Direct {
+                data: b"hi".to_vec(),
+            },
+            TreeMsg::Data {
+                origin: peer("o"),
+                seq: 9,
+                hops: 4,
+                data: b"{\"x\":1}".to_vec(),
+            },
+        ];
+        for msg in msgs {
+            let bytes = msg.to_envelope().encode();
+            let back = TreeMsg::from_envelope(&Envelope::decode(&bytes).unwrap()).unwrap();
+            assert_eq!(back, msg);
+            if let Some(signal) = msg.to_signal() {
+                assert_eq!(TreeMsg::from(signal), msg);
+            }
+        }
+    }
+
+    #[test]
+    fn broken_messages_are_errors() {
+        let mut env = TreeMsg::Accept { depth: 1 }.to_envelope();
+        env.payload.truncate(3);
+        assert_eq!(
+            TreeMsg::from_envelope(&env),
+            Err(TreeFrameError::Truncated(2))
+        );
+        env.payload = vec![9];
+        assert_eq!(
+            TreeMsg::from_envelope(&env),
+            Err(TreeFrameError::UnknownOp(9))
+        );
+        env.payload = vec![DATA, 0];
+        assert_eq!(TreeMsg::from_envelope(&env), Err(TreeFrameError::BadPeer));
+        env.payload = vec![JOIN, 0, 0, 0, 1, 2, 0xff, 0xfe];
+        assert_eq!(TreeMsg::from_envelope(&env), Err(TreeFrameError::BadPeer));
+        let ping = Envelope::control(EnvelopeKind::Ping, 1);
+        assert_eq!(TreeMsg::from_envelope(&ping), Err(TreeFrameError::NotTree));
+    }
+
+    proptest! {
+        #[test]
+        fn no_payload_panics_the_decoder(payload in proptest::collection::vec(any::<u8>(), 0..80), hops: u8) {
+            let env = Envelope { kind: EnvelopeKind::Tree, hops, channel: None, id: 1, payload };
+            let _ = TreeMsg::from_envelope(&env);
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The room's overlay as the driver holds it: a topology of the shared [`Topology`] shape
+//! (full mesh, cells), or a broadcast tree, whose messages and events are its own.
+
+use plenum_overlay::{Input, Topology, TreeNode};
+
+pub(crate) enum Overlay {
+    /// A full mesh, or our cell of a cellular room.
+    Mesh(Box<dyn Topology + Send + Sync>),
+    /// Our node of a broadcast tree.
+    Tree(Box<TreeNode>),
+}
+
+impl Overlay {
+    /// Link events, goodbyes, broadcasts and time go to whichever it is.
+    pub(crate) fn handle_input(&mut self, input: Input) {
+        match self {
+            Self::Mesh(mesh) => mesh.handle_input(input),
+            Self::Tree(tree) => tree.handle_input(input),
+        }
+    }
+
+    pub(crate) fn tree(&mut self) -> Option<&mut TreeNode> {
+        match self {
+            Self::Tree(tree) => Some(tree),
+            Self::Mesh(_) => None,
+        }
+    }
+}
