@@ -10,37 +10,12 @@ use std::time::Duration;
 use common::*;
 use serde_json::{Value, json};
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// An envelope of kind `kind` with message id 99 and `payload`.
-fn envelope(kind: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![1, kind, 0, 0];
-    out.extend_from_slice(&99u64.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
 /// A mesh frame's payload: ttl 8, the origin's cell, `origin`, then `data`.
 fn mesh_payload(origin: &[u8], data: &[u8]) -> Vec<u8> {
     let mut out = vec![8, 255, 0, 0, 0, 0, 1, 0, 0, 0, 0, origin.len() as u8];
     out.extend_from_slice(origin);
     out.extend_from_slice(data);
     out
-}
-
-fn errors(got: &[Value]) -> Vec<String> {
-    got.iter()
-        .filter(|v| event(v) == "error")
-        .map(|v| {
-            format!(
-                "{}: {}",
-                v["code"].as_str().unwrap_or(""),
-                v["message"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
 }
 
 fn mesh_messages(got: &[Value], key: &str) -> usize {

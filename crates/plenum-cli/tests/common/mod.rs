@@ -538,3 +538,29 @@ pub fn broadcast_until_all(
         );
     }
 }
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An envelope of kind `kind` with message id 99 and `payload`.
+pub fn envelope(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![1, kind, 0, 0];
+    out.extend_from_slice(&99u64.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The `error` events among `got`, as `code: message`.
+pub fn errors(got: &[Value]) -> Vec<String> {
+    got.iter()
+        .filter(|v| event(v) == "error")
+        .map(|v| {
+            format!(
+                "{}: {}",
+                v["code"].as_str().unwrap_or(""),
+                v["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
