@@ -29,11 +29,17 @@
 pub mod cells;
 mod frame;
 mod full_mesh;
+pub mod relay;
 pub mod tree;
+mod wire;
 
 pub use cells::{CellDirectory, CellDirectoryConfig, CellMesh, CellMeshConfig, Layout};
 pub use frame::{FrameError, MeshFrame};
 pub use full_mesh::{FullMesh, FullMeshConfig, FullMeshConfigBuilder};
+pub use relay::{
+    RelayConfig, RelayFrameError, RelayId, RelayMsg, RelayNode, RelayOutput, RelaySendError,
+    RouteFrame, RouteKind,
+};
 pub use tree::{
     Addressee, TreeConfig, TreeFrameError, TreeMsg, TreeNode, TreeOutput, TreeSendError, TreeTarget,
 };

@@ -41,6 +41,8 @@ pub enum EnvelopeKind {
     Mesh,
     /// A broadcast tree's message between parent and child (read by `plenum-overlay`).
     Tree,
+    /// A relay network's message between neighbours (read by `plenum-overlay`).
+    Relay,
 }
 
 /// What a [`EnvelopeKind::Stream`] envelope says about one of the sender's streams.
@@ -83,6 +85,7 @@ impl EnvelopeKind {
             Self::Stream => 5,
             Self::Mesh => 6,
             Self::Tree => 7,
+            Self::Relay => 8,
         }
     }
 
@@ -96,6 +99,7 @@ impl EnvelopeKind {
             5 => Self::Stream,
             6 => Self::Mesh,
             7 => Self::Tree,
+            8 => Self::Relay,
             _ => return None,
         })
     }

@@ -17,9 +17,10 @@
 //! decline) travel as [`TreeSignal`]s.
 
 use plenum_proto::overlay::TreeSignal;
-use plenum_proto::{Envelope, EnvelopeKind, PeerId};
+use plenum_proto::{Envelope, EnvelopeKind};
 
 use super::TreeMsg;
+use crate::wire::{WireError, push_peer, read_peer, read_u32};
 
 const JOIN: u8 = 0;
 const ACCEPT: u8 = 1;
@@ -28,6 +29,15 @@ const WELCOME: u8 = 3;
 const SUBTREE: u8 = 4;
 const DATA: u8 = 5;
 const DIRECT: u8 = 6;
+
+impl From<WireError> for TreeFrameError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Truncated(n) => Self::Truncated(n),
+            WireError::BadPeer => Self::BadPeer,
+        }
+    }
+}
 
 /// Why an envelope is not a tree message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,36 +54,6 @@ pub enum TreeFrameError {
     /// An op this version does not know.
     #[error("unknown tree message op {0}")]
     UnknownOp(u8),
-}
-
-fn push_peer(out: &mut Vec<u8>, peer: Option<&PeerId>) {
-    let id = peer.map_or(&[][..], |p| p.as_str().as_bytes());
-    // Peer ids are at most 64 bytes (PeerId's own bound).
-    out.push(id.len().min(255) as u8);
-    out.extend_from_slice(id);
-}
-
-fn read_u32(p: &[u8]) -> Result<(u32, &[u8]), TreeFrameError> {
-    match p {
-        [a, b, c, d, rest @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), rest)),
-        _ => Err(TreeFrameError::Truncated(p.len())),
-    }
-}
-
-/// Reads a length-prefixed peer id; an empty one is `None`.
-fn read_peer(p: &[u8]) -> Result<(Option<PeerId>, &[u8]), TreeFrameError> {
-    let Some((n, rest)) = p.split_first() else {
-        return Err(TreeFrameError::Truncated(p.len()));
-    };
-    let (id, rest) = rest
-        .split_at_checked(usize::from(*n))
-        .ok_or(TreeFrameError::Truncated(p.len()))?;
-    if id.is_empty() {
-        return Ok((None, rest));
-    }
-    let id = std::str::from_utf8(id).map_err(|_| TreeFrameError::BadPeer)?;
-    let id = PeerId::new(id).map_err(|_| TreeFrameError::BadPeer)?;
-    Ok((Some(id), rest))
 }
 
 impl TreeMsg {
@@ -198,6 +178,7 @@ impl From<TreeSignal> for TreeMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plenum_proto::PeerId;
     use proptest::prelude::*;
 
     fn peer(s: &str) -> PeerId {
