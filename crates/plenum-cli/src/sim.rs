@@ -10,6 +10,7 @@ pub(crate) enum SimTopology {
     Mesh,
     Cells,
     Tree,
+    Relay,
 }
 
 /// Simulate a room of many peers on a virtual clock and print what it measured.
@@ -33,6 +34,13 @@ pub(crate) struct SimArgs {
     /// Broadcasts sent, each from a random live peer.
     #[arg(long, default_value_t = 100)]
     broadcasts: usize,
+    /// Relay: unicasts sent, each from a random live peer to another (instead of
+    /// broadcasts).
+    #[arg(long)]
+    unicasts: Option<usize>,
+    /// Most direct neighbours per peer (relay).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    max_neighbours: u16,
     /// Most peers per cell (cells; default: chosen from the room's size).
     #[arg(long, value_parser = clap::value_parser!(u16).range(3..=1024))]
     cell_size: Option<u16>,
@@ -56,12 +64,17 @@ pub(crate) fn run(args: SimArgs) -> anyhow::Result<()> {
                 .max_degree(usize::from(args.max_degree))
                 .build()?,
         ),
+        SimTopology::Relay => Topology::Relay(
+            plenum_overlay::RelayConfig::builder()
+                .max_neighbours(usize::from(args.max_neighbours))
+                .build()?,
+        ),
     };
     let config = SimConfig {
         peers: args.peers,
         churn_pct_per_min: args.churn,
         loss_pct: args.loss,
-        broadcasts: args.broadcasts,
+        broadcasts: args.unicasts.unwrap_or(args.broadcasts),
         join_interval: Duration::from_millis(args.join_interval_ms),
         ..SimConfig::new(topology, args.seed)
     };

@@ -17,7 +17,9 @@
 //!   neighbours closest to the asker, unless the asker has no link at all: then it takes
 //!   it and lets one of its neighbours go, telling that one to link to the newcomer in its
 //!   place (`Splice`): a link A–B becomes A–N–B, so a full network stays connected as it
-//!   grows, even with two neighbours each.
+//!   grows, even with two neighbours each. A routed request that finds no way to its
+//!   target means the network is split: it is sent again through the server as from a
+//!   peer with no link, which joins the parts.
 //! - **Routing.** A frame goes to the unvisited neighbour closest to its target, or whose
 //!   own neighbours are (two hops of lookahead); a node with none sends it back one step (depth first, the frame carries the nodes it visited
 //!   and its path), so it reaches any peer of a connected network, greedily in O(log N)
@@ -80,6 +82,8 @@ pub struct RelayConfig {
     max_neighbours: usize,
     hop_limit: u8,
     known_per_bucket: usize,
+    ack_timeout: Duration,
+    attempts: u8,
     refresh: Duration,
     links: FullMeshConfig,
 }
@@ -91,6 +95,8 @@ impl Default for RelayConfig {
             hop_limit: 32,
             known_per_bucket: 8,
             refresh: Duration::from_secs(5),
+            ack_timeout: Duration::from_secs(2),
+            attempts: 3,
             links: FullMeshConfig::default(),
         }
     }
@@ -114,6 +120,13 @@ impl RelayConfigBuilder {
     /// Peers remembered per bucket (default 8).
     pub fn known_per_bucket(mut self, n: usize) -> Self {
         self.0.known_per_bucket = n;
+        self
+    }
+    /// How long a unicast waits for its acknowledgement before it is sent again (2 s), and
+    /// how many times it is sent in all before the target is called unreachable (3).
+    pub fn retry(mut self, ack_timeout: Duration, attempts: u8) -> Self {
+        self.0.ack_timeout = ack_timeout;
+        self.0.attempts = attempts;
         self
     }
     /// How often missing neighbours are looked for (default 5 s).
@@ -142,6 +155,12 @@ impl RelayConfigBuilder {
             ));
         }
         crate::nonzero("refresh", self.0.refresh)?;
+        crate::nonzero("ack_timeout", self.0.ack_timeout)?;
+        if !(1..=7).contains(&self.0.attempts) {
+            return Err(ConfigError::Inconsistent(
+                "attempts must be between 1 and 7",
+            ));
+        }
         Ok(self.0)
     }
 }
@@ -178,6 +197,8 @@ pub enum RouteKind {
     Unreachable,
     /// A full peer refuses a link: `data` lists its neighbours nearest to the asker.
     Refuse,
+    /// The target got the origin's data frame `data` (8 bytes, its seq).
+    Ack,
 }
 
 /// A frame on its way through the relay network.
@@ -195,6 +216,9 @@ pub struct RouteFrame {
     pub hops: u8,
     /// Going back one step (the sender found nothing left to try).
     pub back: bool,
+    /// Which sending of the origin's frame this is (0 the first; a unicast not
+    /// acknowledged in time is sent again).
+    pub attempt: u8,
     /// Peers it has visited, the origin first.
     pub visited: Vec<PeerId>,
     /// The path from the origin to where it is, for going back.
@@ -298,6 +322,22 @@ pub enum RelaySendError {
     ToSelf,
 }
 
+#[derive(Debug)]
+struct Unacked {
+    target: PeerId,
+    data: Vec<u8>,
+    attempt: u8,
+    due: Instant,
+}
+
+/// The key a frame is filtered under: its seq and its attempt. A delivery is remembered
+/// under its seq with the top byte set.
+fn seen_key(seq: u64, attempt: u8) -> u64 {
+    (seq & 0x00ff_ffff_ffff_ffff) | (u64::from(attempt) << 56)
+}
+
+const DELIVERED: u8 = 0xff;
+
 /// Copies of frames remembered to filter them.
 const SEEN_MAX: usize = 65_536;
 
@@ -319,10 +359,14 @@ pub struct RelayNode {
     around: BTreeMap<PeerId, Vec<PeerId>>,
     /// Peers that refused us or that we let go, not asked again until then.
     shunned: BTreeMap<PeerId, Instant>,
+    /// Peers our network could not reach, asked through the server until then.
+    bridged: BTreeMap<PeerId, Instant>,
     seen: HashSet<(PeerId, u64)>,
     seen_order: VecDeque<(PeerId, u64)>,
     next_seq: u64,
     next_refresh: Instant,
+    /// Our unicasts not acknowledged yet, by seq.
+    unacked: BTreeMap<u64, Unacked>,
     outputs: VecDeque<RelayOutput>,
 }
 
@@ -342,10 +386,12 @@ impl RelayNode {
             known: BTreeMap::new(),
             around: BTreeMap::new(),
             shunned: BTreeMap::new(),
+            bridged: BTreeMap::new(),
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             next_seq: 1,
             next_refresh: now,
+            unacked: BTreeMap::new(),
             outputs: VecDeque::new(),
         })
     }
@@ -353,6 +399,11 @@ impl RelayNode {
     /// Our open links.
     pub fn neighbours(&self) -> Vec<PeerId> {
         self.up.iter().cloned().collect()
+    }
+
+    /// Whether links we asked for are still on their way.
+    pub fn asking(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Peers we know of (not necessarily linked).
@@ -427,6 +478,7 @@ impl RelayNode {
     fn fill(&mut self) {
         let now = self.now;
         self.shunned.retain(|_, until| *until > now);
+        self.bridged.retain(|_, until| *until > now);
         let mut wanted = Vec::new();
         let mut have = self.degree();
         // Without a link, one request at a time: a full peer takes a peer with no link by
@@ -517,7 +569,40 @@ impl RelayNode {
         if RelayId::of(&target).is_none() {
             return Err(RelaySendError::BadTarget(target));
         }
-        Ok(self.route_new(RouteKind::Data, target, data))
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let due = self.now + self.config.ack_timeout;
+        self.unacked.insert(
+            seq,
+            Unacked {
+                target: target.clone(),
+                data: data.clone(),
+                attempt: 0,
+                due,
+            },
+        );
+        self.route(RouteKind::Data, target, seq, 0, data);
+        Ok(seq)
+    }
+
+    /// Sends our unicast `seq` again, or gives up on it.
+    fn retry(&mut self, seq: u64) {
+        let Some(u) = self.unacked.get_mut(&seq) else {
+            return;
+        };
+        u.attempt += 1;
+        if u.attempt >= self.config.attempts {
+            if let Some(u) = self.unacked.remove(&seq) {
+                self.outputs.push_back(RelayOutput::Unreachable {
+                    target: u.target,
+                    seq,
+                });
+            }
+            return;
+        }
+        u.due = self.now + self.config.ack_timeout;
+        let (target, data, attempt) = (u.target.clone(), u.data.clone(), u.attempt);
+        self.route(RouteKind::Data, target, seq, attempt, data);
     }
 
     /// Sends negotiation for a direct link to `target` over the network.
@@ -569,7 +654,12 @@ impl RelayNode {
     fn route_new(&mut self, kind: RouteKind, target: PeerId, data: Vec<u8>) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.remember(self.me.clone(), seq);
+        self.route(kind, target, seq, 0, data);
+        seq
+    }
+
+    fn route(&mut self, kind: RouteKind, target: PeerId, seq: u64, attempt: u8, data: Vec<u8>) {
+        self.remember(self.me.clone(), seen_key(seq, attempt));
         let frame = RouteFrame {
             kind,
             origin: self.me.clone(),
@@ -577,12 +667,12 @@ impl RelayNode {
             seq,
             hops: 0,
             back: false,
+            attempt,
             visited: vec![self.me.clone()],
             path: vec![self.me.clone()],
             data,
         };
         self.forward(frame);
-        seq
     }
 
     /// A link we asked for will not come (refused, unreachable, timed out); one that
@@ -669,7 +759,7 @@ impl RelayNode {
 
     /// `frame` cannot go on: its origin is told (we may be the origin).
     fn unreachable(&mut self, frame: RouteFrame) {
-        if frame.kind == RouteKind::Unreachable {
+        if matches!(frame.kind, RouteKind::Unreachable | RouteKind::Ack) {
             return;
         }
         if frame.origin == self.me {
@@ -683,13 +773,25 @@ impl RelayNode {
 
     fn not_reached(&mut self, target: PeerId, seq: u64, kind: RouteKind) {
         match kind {
-            RouteKind::Data => self
-                .outputs
-                .push_back(RelayOutput::Unreachable { target, seq }),
+            // Churn may have cut the way: sent again while attempts are left.
+            RouteKind::Data => self.retry(seq),
             RouteKind::Link => {
-                // Nobody to link to there: ask someone else.
-                self.forget(&target);
-                self.stop_asking(target);
+                let now = self.now;
+                if self.bridged.get(&target).is_some_and(|until| *until > now) {
+                    // Asked through the server already: it is gone.
+                    self.forget(&target);
+                    self.stop_asking(target);
+                } else {
+                    // Our network cannot reach it, the server can: the network is split
+                    // (or it is gone). Asked as a peer with no link, it takes us even when
+                    // full, and the two parts are one again.
+                    self.bridged
+                        .insert(target.clone(), now + self.config.refresh * 4);
+                    self.outputs.push_back(RelayOutput::SignalLink {
+                        peer: target,
+                        degree: 0,
+                    });
+                }
             }
             _ => {}
         }
@@ -707,12 +809,15 @@ impl RelayNode {
         }
         if frame.back {
             // Coming back to us: we are on its path; try our next neighbour.
-            if !self.seen.contains(&(frame.origin.clone(), frame.seq)) {
+            if !self
+                .seen
+                .contains(&(frame.origin.clone(), seen_key(frame.seq, frame.attempt)))
+            {
                 return self.drop(from, "came back to a peer it never visited");
             }
             return self.forward(frame);
         }
-        if !self.remember(frame.origin.clone(), frame.seq) {
+        if !self.remember(frame.origin.clone(), seen_key(frame.seq, frame.attempt)) {
             return self.drop(from, "a copy or a loop");
         }
         for peer in frame.visited.iter().take(64) {
@@ -724,14 +829,26 @@ impl RelayNode {
         let RouteFrame {
             kind,
             origin,
+            seq,
             hops,
             data,
             ..
         } = frame;
         match kind {
-            RouteKind::Data => self
-                .outputs
-                .push_back(RelayOutput::Deliver { origin, hops, data }),
+            RouteKind::Data => {
+                // Acknowledged every time (an acknowledgement may be what got lost),
+                // delivered once.
+                self.route_new(RouteKind::Ack, origin.clone(), seq.to_be_bytes().to_vec());
+                if self.remember(origin.clone(), seen_key(seq, DELIVERED)) {
+                    self.outputs
+                        .push_back(RelayOutput::Deliver { origin, hops, data });
+                }
+            }
+            RouteKind::Ack => {
+                if let Some(seq) = data.first_chunk::<8>() {
+                    self.unacked.remove(&u64::from_be_bytes(*seq));
+                }
+            }
             RouteKind::Refuse => {
                 self.shunned
                     .insert(origin.clone(), self.now + self.config.refresh * 4);
@@ -874,6 +991,15 @@ impl RelayNode {
                 .insert(peer.clone(), now + self.config.refresh * 4);
             self.stop_asking(peer);
         }
+        let due: Vec<u64> = self
+            .unacked
+            .iter()
+            .filter(|(_, u)| now >= u.due)
+            .map(|(s, _)| *s)
+            .collect();
+        for seq in due {
+            self.retry(seq);
+        }
         if now >= self.next_refresh {
             self.next_refresh = now + self.config.refresh;
             self.fill();
@@ -931,6 +1057,9 @@ impl RelayNode {
             Output::Heartbeat { peer } => RelayOutput::Heartbeat { peer },
             Output::Timeout(at) => {
                 let mut at = at.min(self.next_refresh);
+                if let Some(u) = self.unacked.values().map(|u| u.due).min() {
+                    at = at.min(u);
+                }
                 if let Some(p) = self.pending.values().min() {
                     at = at.min(*p);
                 }

@@ -91,6 +91,7 @@ fn forged_looping_and_stray_frames_are_dropped() {
         seq,
         hops,
         back: false,
+        attempt: 0,
         visited: vec![rid(2), rid(1)],
         path: vec![rid(2), rid(1)],
         data: vec![7],

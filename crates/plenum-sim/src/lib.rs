@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use plenum_overlay::{
     Addressee, Appearance, CellDirectory, CellDirectoryConfig, CellMesh, CellMeshConfig, FullMesh,
-    FullMeshConfig, Input, MeshFrame, Output, Topology as _, TreeConfig, TreeMsg, TreeNode,
-    TreeOutput,
+    FullMeshConfig, Input, MeshFrame, Output, RelayConfig, RelayMsg, RelayNode, RelayOutput,
+    RouteKind, Topology as _, TreeConfig, TreeMsg, TreeNode, TreeOutput,
 };
 use plenum_proto::overlay::{CellPlan, TopologySpec};
 use plenum_proto::signal::PeerSummary;
@@ -55,6 +55,9 @@ pub enum Topology {
     Cells(CellDirectoryConfig),
     /// The broadcast tree with these options; the first peer is the root.
     Tree(TreeConfig),
+    /// The relay network with these options. Its "broadcasts" are unicasts: each from a
+    /// random live peer to another, delivered to that one only.
+    Relay(RelayConfig),
 }
 
 impl Topology {
@@ -245,6 +248,17 @@ enum Event {
         from: usize,
         msg: TreeMsg,
     },
+    RelayMsg {
+        node: usize,
+        from: usize,
+        msg: RelayMsg,
+    },
+    /// A relay link request relayed by the server.
+    LinkRequest {
+        node: usize,
+        from: usize,
+        degree: u8,
+    },
     LinkDown {
         node: usize,
         peer: usize,
@@ -292,6 +306,13 @@ enum Overlay {
     Mesh(Box<FullMesh>),
     Cells(Box<CellMesh>),
     Tree(Box<TreeNode>),
+    Relay(Box<RelayNode>),
+}
+
+/// What a tree or relay node asks beyond links.
+enum Extra {
+    Tree(TreeOutput),
+    Relay(Box<RelayOutput>),
 }
 
 impl Overlay {
@@ -300,11 +321,12 @@ impl Overlay {
             Self::Mesh(m) => m.handle_input(input),
             Self::Cells(c) => c.handle_input(input),
             Self::Tree(t) => t.handle_input(input),
+            Self::Relay(r) => r.handle_input(input),
         }
     }
 
-    /// The next output, the tree's in the common shape where it has one.
-    fn poll_output(&mut self) -> Result<Output, TreeOutput> {
+    /// The next output, the tree's and the relay's in the common shape where they have one.
+    fn poll_output(&mut self) -> Result<Output, Extra> {
         match self {
             Self::Mesh(m) => Ok(m.poll_output()),
             Self::Cells(c) => Ok(c.poll_output()),
@@ -316,7 +338,17 @@ impl Overlay {
                 }),
                 TreeOutput::Heartbeat { peer } => Ok(Output::Heartbeat { peer }),
                 TreeOutput::Timeout(at) => Ok(Output::Timeout(at)),
-                other => Err(other),
+                other => Err(Extra::Tree(other)),
+            },
+            Self::Relay(r) => match r.poll_output() {
+                RelayOutput::Connect { peer, initiate } => Ok(Output::Connect { peer, initiate }),
+                RelayOutput::Disconnect { peer } => Ok(Output::Disconnect {
+                    peer,
+                    reason: plenum_overlay::DropReason::Left,
+                }),
+                RelayOutput::Heartbeat { peer } => Ok(Output::Heartbeat { peer }),
+                RelayOutput::Timeout(at) => Ok(Output::Timeout(at)),
+                other => Err(Extra::Relay(Box::new(other))),
             },
         }
     }
@@ -361,6 +393,10 @@ struct Sim {
     converged_at: Option<u64>,
     broadcasting: bool,
     broadcast_times: Vec<(u64, usize)>,
+    /// The target of each relay unicast.
+    unicast_targets: Vec<usize>,
+    /// Live peers by id, for the relay server's welcome sample.
+    live_ids: std::collections::BTreeSet<PeerId>,
     deliveries: HashMap<(usize, usize), (u32, u8)>,
     copies: Vec<u64>,
     max_degree: usize,
@@ -374,7 +410,7 @@ impl Sim {
     fn new(config: SimConfig, base: Instant) -> Self {
         let directory = match &config.topology {
             Topology::Cells(c) => Some(CellDirectory::new(c.clone(), config.seed)),
-            Topology::Mesh | Topology::Tree(_) => None,
+            Topology::Mesh | Topology::Tree(_) | Topology::Relay(_) => None,
         };
         let link_config = FullMeshConfig::builder()
             .heartbeat_interval(Duration::from_secs(5))
@@ -400,6 +436,8 @@ impl Sim {
             converged_at: None,
             broadcasting: false,
             broadcast_times: Vec::new(),
+            unicast_targets: Vec::new(),
+            live_ids: std::collections::BTreeSet::new(),
             deliveries: HashMap::new(),
             copies: vec![0; config.broadcasts],
             max_degree: 0,
@@ -515,6 +553,25 @@ impl Sim {
                     self.drain(node);
                 }
             }
+            Event::RelayMsg { node, from, msg } => {
+                if self.nodes[node].alive && self.link_up(node, from) {
+                    let peer = self.nodes[from].id.clone();
+                    let now = self.instant();
+                    if let Overlay::Relay(r) = &mut self.nodes[node].overlay {
+                        r.handle_msg(peer, msg, now);
+                    }
+                    self.drain(node);
+                }
+            }
+            Event::LinkRequest { node, from, degree } => {
+                if self.nodes[node].alive {
+                    let peer = self.nodes[from].id.clone();
+                    if let Overlay::Relay(r) = &mut self.nodes[node].overlay {
+                        r.link_requested(peer, degree);
+                    }
+                    self.drain(node);
+                }
+            }
             Event::LinkDown { node, peer } => {
                 let peer = self.nodes[peer].id.clone();
                 let now = self.instant();
@@ -591,6 +648,13 @@ impl Sim {
                     TreeNode::join(id.clone(), config, now, seed)
                 }))
             }
+            Topology::Relay(relay) => {
+                let config = relay.clone().with_links(self.link_config.clone());
+                match RelayNode::new(id.clone(), config, now, seed) {
+                    Some(r) => Overlay::Relay(Box::new(r)),
+                    None => return,
+                }
+            }
             Topology::Cells(_) => {
                 let config = CellMeshConfig::builder()
                     .links(self.link_config.clone())
@@ -616,7 +680,25 @@ impl Sim {
         self.drain(node);
         // The welcome.
         self.server_frames += 1;
-        if let Some(directory) = self.directory.as_mut() {
+        if let Topology::Relay(_) = self.config.topology {
+            // The welcome's sample: the peers beside it in id order and some spread out.
+            let sample =
+                plenum_overlay::relay::welcome_sample(self.live_ids.iter(), &id, 8, 8, seed);
+            let at = self.now + self.nodes[node].delay;
+            for peer in sample {
+                if let Some(&other) = self.index.get(&peer) {
+                    self.schedule(
+                        at,
+                        Event::Appeared {
+                            node,
+                            peer: other,
+                            origin: Appearance::Roster,
+                        },
+                    );
+                }
+            }
+            self.live_ids.insert(id);
+        } else if let Some(directory) = self.directory.as_mut() {
             let Ok(name) = DisplayName::new("peer") else {
                 return;
             };
@@ -707,6 +789,7 @@ impl Sim {
 
     fn server_leave(&mut self, node: usize) {
         let id = self.nodes[node].id.clone();
+        self.live_ids.remove(&id);
         if let Some(directory) = self.directory.as_mut() {
             directory.handle_leave(&id);
             self.send_plans();
@@ -740,8 +823,12 @@ impl Sim {
         loop {
             let output = match self.nodes[node].overlay.poll_output() {
                 Ok(output) => output,
-                Err(tree) => {
+                Err(Extra::Tree(tree)) => {
                     self.tree_output(node, tree);
+                    continue;
+                }
+                Err(Extra::Relay(relay)) => {
+                    self.relay_output(node, *relay);
                     continue;
                 }
             };
@@ -899,6 +986,50 @@ impl Sim {
         }
     }
 
+    /// What a relay node asks beyond links: messages over links, link requests through
+    /// the server, and unicasts delivered.
+    fn relay_output(&mut self, node: usize, output: RelayOutput) {
+        match output {
+            RelayOutput::Send { peer, msg } => {
+                if let RelayMsg::Route(f) = &msg
+                    && f.kind == RouteKind::Data
+                    && let Some(b) = broadcast_index(&f.data)
+                    && let Some(c) = self.copies.get_mut(b)
+                {
+                    *c += 1;
+                }
+                self.transmit(node, &peer, |to| Event::RelayMsg {
+                    node: to,
+                    from: node,
+                    msg,
+                });
+            }
+            RelayOutput::SignalLink { peer, degree } => {
+                if let Some(&to) = self.index.get(&peer)
+                    && self.nodes[to].alive
+                {
+                    self.server_frames += 1;
+                    let at = self.now + self.nodes[node].delay + self.nodes[to].delay;
+                    self.schedule(
+                        at,
+                        Event::LinkRequest {
+                            node: to,
+                            from: node,
+                            degree,
+                        },
+                    );
+                }
+            }
+            RelayOutput::Deliver { data, hops, .. } => {
+                if let Some(b) = broadcast_index(&data) {
+                    let entry = self.deliveries.entry((b, node)).or_insert((0, hops));
+                    entry.0 += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn tree_depth_max(&self) -> Option<u32> {
         self.nodes
             .iter()
@@ -919,6 +1050,12 @@ impl Sim {
             let wanted = match &self.nodes[node].overlay {
                 Overlay::Mesh(m) => m.neighbours(),
                 Overlay::Cells(c) => c.neighbours(),
+                Overlay::Relay(r) => {
+                    if r.neighbours().is_empty() || r.asking() {
+                        return false;
+                    }
+                    r.neighbours()
+                }
                 Overlay::Tree(t) => {
                     if !t.attached() || t.depth().is_none() {
                         return false;
@@ -944,7 +1081,8 @@ impl Sim {
                 }
             }
         }
-        true
+        // A relay network has converged when it is one.
+        !matches!(self.config.topology, Topology::Relay(_)) || self.components() == 1
     }
 
     fn check(&mut self) {
@@ -999,8 +1137,17 @@ impl Sim {
         }
     }
 
-    /// Checks the invariants of docs/overlays/cells.md against the directory and the links.
+    /// Checks the invariants of docs/overlays/cells.md against the directory and the links;
+    /// for a relay network, that it is one connected network.
     fn check_invariants(&mut self) {
+        if let Topology::Relay(_) = self.config.topology {
+            let parts = self.components();
+            if parts > 1 {
+                self.violations
+                    .push(format!("the relay network is split in {parts} parts"));
+            }
+            return;
+        }
         let Some(directory) = &self.directory else {
             return;
         };
@@ -1044,7 +1191,7 @@ impl Sim {
         let layout = directory.layout().clone();
         let bridges = match &self.config.topology {
             Topology::Cells(c) => c.bridges_per_edge(),
-            Topology::Mesh | Topology::Tree(_) => 0,
+            Topology::Mesh | Topology::Tree(_) | Topology::Relay(_) => 0,
         };
         let mut load: HashMap<&PeerId, usize> = HashMap::new();
         for cell in 0..layout.cell_count() {
@@ -1109,6 +1256,33 @@ impl Sim {
         }
         broken.truncate(20);
         self.violations.extend(broken);
+    }
+
+    /// Connected parts of the live peers over open links.
+    fn components(&self) -> usize {
+        let mut adjacent: HashMap<usize, Vec<usize>> = HashMap::new();
+        for ((a, b), l) in &self.links {
+            if l.up && self.nodes[*a].alive && self.nodes[*b].alive {
+                adjacent.entry(*a).or_default().push(*b);
+                adjacent.entry(*b).or_default().push(*a);
+            }
+        }
+        let mut seen = vec![false; self.nodes.len()];
+        let mut parts = 0;
+        for start in 0..self.nodes.len() {
+            if seen[start] || !self.nodes[start].alive {
+                continue;
+            }
+            parts += 1;
+            let mut stack = vec![start];
+            while let Some(n) = stack.pop() {
+                if std::mem::replace(&mut seen[n], true) {
+                    continue;
+                }
+                stack.extend(adjacent.get(&n).into_iter().flatten().copied());
+            }
+        }
+        parts
     }
 
     fn churning(&self) -> bool {
@@ -1182,13 +1356,23 @@ impl Sim {
         self.broadcast_times.push((self.now, origin));
         self.nodes[origin].sent += 1;
         let now = self.instant();
-        self.input(
-            origin,
-            Input::Broadcast {
-                data: (b as u32).to_be_bytes().to_vec(),
-                now,
-            },
-        );
+        let data = (b as u32).to_be_bytes().to_vec();
+        if let Overlay::Relay(_) = self.nodes[origin].overlay {
+            let others: Vec<usize> = live.into_iter().filter(|n| *n != origin).collect();
+            let target = match others.len() {
+                0 => origin,
+                n => others[(self.random() % n as u64) as usize],
+            };
+            self.unicast_targets.push(target);
+            let to = self.nodes[target].id.clone();
+            if let Overlay::Relay(r) = &mut self.nodes[origin].overlay {
+                r.handle_input(Input::Tick { now });
+                let _ = r.send(to, data);
+            }
+            self.drain(origin);
+        } else {
+            self.input(origin, Input::Broadcast { data, now });
+        }
         if b + 1 == self.config.broadcasts {
             let degree = self.degrees().into_iter().max().unwrap_or(0);
             self.max_degree = self.max_degree.max(degree);
@@ -1208,7 +1392,7 @@ impl Sim {
         let mut hops = Vec::new();
         for (b, (at, origin)) in self.broadcast_times.iter().enumerate() {
             for (n, node) in self.nodes.iter().enumerate() {
-                if n == *origin {
+                if n == *origin || self.unicast_targets.get(b).is_some_and(|t| *t != n) {
                     continue;
                 }
                 // The first peers count once the room has converged; later ones once
@@ -1254,6 +1438,7 @@ impl Sim {
                 Topology::Mesh => "mesh",
                 Topology::Cells(_) => "cells",
                 Topology::Tree(_) => "tree",
+                Topology::Relay(_) => "relay",
             },
             depth_max: self.tree_depth_max(),
             peers: self.config.peers,
@@ -1301,7 +1486,7 @@ fn carries_broadcast(event: &Event) -> bool {
                 msg: TreeMsg::Data { .. },
                 ..
             }
-    )
+    ) || matches!(event, Event::RelayMsg { msg: RelayMsg::Route(f), .. } if f.kind == RouteKind::Data)
 }
 
 fn broadcast_index(data: &[u8]) -> Option<usize> {

@@ -1326,6 +1326,12 @@ impl Driver {
                     self.emit(RoomEvent::Error(error)).await;
                 }
             },
+            EnvelopeKind::Relay => {
+                tracing::debug!(
+                    peer = peer.short(),
+                    "relay message in a room without a relay network; ignored"
+                )
+            }
             EnvelopeKind::Bye => {
                 self.roster.remove(&peer);
                 self.pending.remove(&peer);

@@ -6,9 +6,9 @@
 //! op  message     rest of the payload
 //! 0   neighbours  the sender's neighbours (a list)
 //! 1   splice      the peer to link to in the sender's place
-//! 2   route       kind (1: 0 data, 1 signal, 2 link, 3 unreachable, 4 refuse),
-//!                 flags (1: bit 0 going back), origin, target, visited (a list),
-//!                 path (a list), the bytes
+//! 2   route       kind (1: 0 data, 1 signal, 2 link, 3 unreachable, 4 refuse, 5 ack),
+//!                 flags (1: bit 0 going back, bits 1-3 the attempt), origin, target,
+//!                 visited (a list), path (a list), the bytes
 //! ```
 //!
 //! A routed frame's sequence number is the envelope's id and its hop count the envelope's.
@@ -55,6 +55,7 @@ pub(super) fn kind_byte(kind: RouteKind) -> u8 {
         RouteKind::Link => 2,
         RouteKind::Unreachable => 3,
         RouteKind::Refuse => 4,
+        RouteKind::Ack => 5,
     }
 }
 
@@ -65,6 +66,7 @@ pub(super) fn kind_from(byte: u8) -> Option<RouteKind> {
         2 => RouteKind::Link,
         3 => RouteKind::Unreachable,
         4 => RouteKind::Refuse,
+        5 => RouteKind::Ack,
         _ => return None,
     })
 }
@@ -100,7 +102,8 @@ impl RelayMsg {
                 push_peer(&mut payload, Some(peer));
             }
             Self::Route(f) => {
-                payload.extend_from_slice(&[ROUTE, kind_byte(f.kind), u8::from(f.back)]);
+                let flags = u8::from(f.back) | ((f.attempt & 7) << 1);
+                payload.extend_from_slice(&[ROUTE, kind_byte(f.kind), flags]);
                 push_peer(&mut payload, Some(&f.origin));
                 push_peer(&mut payload, Some(&f.target));
                 push_peers(&mut payload, &f.visited);
@@ -145,6 +148,7 @@ impl RelayMsg {
                     seq: envelope.id,
                     hops: envelope.hops,
                     back: flags & 1 == 1,
+                    attempt: (flags >> 1) & 7,
                     visited,
                     path,
                     data: data.to_vec(),
@@ -177,6 +181,7 @@ mod tests {
                 seq: 77,
                 hops: 4,
                 back: true,
+                attempt: 2,
                 visited: vec![peer(1), peer(5), peer(6)],
                 path: vec![peer(1), peer(5)],
                 data: b"{\"x\":1}".to_vec(),
@@ -193,6 +198,7 @@ mod tests {
             RouteKind::Link,
             RouteKind::Unreachable,
             RouteKind::Refuse,
+            RouteKind::Ack,
         ] {
             assert_eq!(kind_from(kind_byte(kind)), Some(kind));
         }
