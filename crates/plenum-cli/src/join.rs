@@ -94,8 +94,9 @@ pub(crate) struct JoinArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     simulate_audio_loss: u8,
     /// The overlay to create the room with: `mesh` (every peer links to every other),
-    /// `cells` (cells of peers joined by bridges, for large rooms) or `tree` (a broadcast
-    /// tree under one root). A room that exists keeps its own.
+    /// `cells` (cells of peers joined by bridges, for large rooms), `tree` (a broadcast
+    /// tree under one root) or `relay` (a few neighbours each, messages relayed). A room
+    /// that exists keeps its own.
     #[arg(long, value_enum, default_value_t = TopologyArg::Mesh)]
     topology: TopologyArg,
     /// Most peers per cell with --topology cells (default: chosen from the room's size).
@@ -107,6 +108,9 @@ pub(crate) struct JoinArgs {
     /// Most children per peer with --topology tree.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     max_degree: u16,
+    /// Most direct neighbours per peer with --topology relay.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    max_neighbours: u16,
     /// Claim the tree's root (with --secret); while a root is there, stand by to take over.
     #[arg(long, requires = "secret")]
     root: bool,
@@ -127,6 +131,7 @@ enum TopologyArg {
     Mesh,
     Cells,
     Tree,
+    Relay,
 }
 
 /// A JSON-line command on stdin.
@@ -173,6 +178,19 @@ enum Command {
     },
     /// List our direct links.
     Links {},
+    /// Send to a peer of a relay network, relayed if it is not a neighbour.
+    RelaySend {
+        to: String,
+        data: Value,
+    },
+    /// Form a direct link in a relay network (negotiated over the network).
+    Connect {
+        peer: String,
+    },
+    /// Close a direct link in a relay network.
+    Disconnect {
+        peer: String,
+    },
     /// Write these bytes (hex) as they are on the link to a peer: for tests of the other
     /// side's checks. Not documented for users.
     Raw {
@@ -247,6 +265,7 @@ fn error_code(error: &RoomError) -> &'static str {
         RoomError::IdentityMismatch { .. } => "identity_mismatch",
         RoomError::TurnFailed { .. } => "turn_failed",
         RoomError::AudioSource(_) => "audio_device",
+        RoomError::Unreachable { .. } => "unreachable",
         RoomError::VideoSource(_) => "video_device",
         _ => "room_error",
     }
@@ -303,6 +322,7 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
                 TopologySpec::cells(args.cell_size).with_bridges_per_edge(args.bridges_per_edge)
             }
             TopologyArg::Tree => TopologySpec::tree(args.max_degree),
+            TopologyArg::Relay => TopologySpec::relay(args.max_neighbours),
         })
         .root_secret(args.secret.clone().filter(|_| args.root))
         .publish_without_grant(args.publish_without_grant);
@@ -550,6 +570,13 @@ fn print_event(out: &Out, event: RoomEvent) {
                 (false, None) => "* looking for a parent in the tree".into(),
             },
         ),
+        RoomEvent::RelayMessage { from, hops, data } => {
+            let value = payload_value(&data);
+            out.event(
+                json!({"event": "relay_message", "from": from, "data": value, "hops": hops}),
+                || format!("[relay] {from}: {value}"),
+            )
+        }
         RoomEvent::TreeLink { peer, edge } => out.event(
             json!({"event": edge.as_str(), "peer": peer}),
             || format!("* {} {peer}", edge.as_str().replace('_', " ")),
@@ -684,6 +711,28 @@ async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
             };
             if let Err(e) = room.tree_send(to, data.to_string()).await {
                 out.error("send_failed", e.to_string());
+            }
+        }
+        Command::RelaySend { to, data } => {
+            let Some(to) = parse_peer(out, &to) else {
+                return false;
+            };
+            if let Err(e) = room.relay_send(to, data.to_string()).await {
+                out.error("send_failed", e.to_string());
+            }
+        }
+        Command::Connect { ref peer } | Command::Disconnect { ref peer } => {
+            let up = matches!(command, Command::Connect { .. });
+            let Some(peer) = parse_peer(out, peer) else {
+                return false;
+            };
+            let done = if up {
+                room.connect(peer).await
+            } else {
+                room.disconnect(peer).await
+            };
+            if done.is_err() {
+                out.error("closed", "the room is closed");
             }
         }
         Command::Links {} => match room.links().await {

@@ -181,6 +181,20 @@ impl RelayConfig {
         self.links = links;
         self
     }
+
+    /// The relay network a room's topology asks for (`None` for other topologies), with
+    /// the defaults for what the room does not say.
+    pub fn from_spec(
+        spec: &plenum_proto::overlay::TopologySpec,
+    ) -> Result<Option<Self>, ConfigError> {
+        match spec {
+            plenum_proto::overlay::TopologySpec::Relay { max_neighbours } => Self::builder()
+                .max_neighbours(usize::from(*max_neighbours))
+                .build()
+                .map(Some),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// What a routed frame carries.
@@ -320,6 +334,12 @@ pub enum RelaySendError {
     /// The target is us.
     #[error("a frame to ourselves")]
     ToSelf,
+    /// The room is not a relay network.
+    #[error("the room is not a relay network")]
+    NotARelay,
+    /// The room is closed.
+    #[error("the room is closed")]
+    Closed,
 }
 
 #[derive(Debug)]
@@ -447,10 +467,12 @@ impl RelayNode {
     /// Asks `peer` for a link: routed if we have links, through the server otherwise.
     fn ask(&mut self, peer: PeerId) {
         let via_server = self.up.is_empty();
-        self.ask_via(peer, via_server);
+        self.ask_via(peer, via_server, false);
     }
 
-    fn ask_via(&mut self, peer: PeerId, via_server: bool) {
+    /// Asks `peer` for a link; `insist` asks as a peer with no link would, which a full
+    /// peer takes too (letting another go).
+    fn ask_via(&mut self, peer: PeerId, via_server: bool, insist: bool) {
         if self.up.contains(&peer) || self.pending.contains_key(&peer) || peer == self.me {
             return;
         }
@@ -464,7 +486,11 @@ impl RelayNode {
             origin: Appearance::Joined,
             now: self.now,
         });
-        let degree = self.up.len().min(255) as u8;
+        let degree = if insist {
+            0
+        } else {
+            self.up.len().min(255) as u8
+        };
         if via_server {
             self.outputs
                 .push_back(RelayOutput::SignalLink { peer, degree });
@@ -613,11 +639,13 @@ impl RelayNode {
         Ok(self.route_new(RouteKind::Signal, target, data))
     }
 
-    /// Forms a direct link to `peer` (its negotiation relayed over the network).
+    /// Forms a direct link to `peer` (its negotiation relayed over the network). The
+    /// application asked for it: a full peer takes it too.
     pub fn connect(&mut self, peer: PeerId) {
         self.learn(&peer);
         self.shunned.remove(&peer);
-        self.ask(peer);
+        let via_server = self.up.is_empty();
+        self.ask_via(peer, via_server, true);
     }
 
     /// Closes the direct link to `peer`.
@@ -900,7 +928,7 @@ impl RelayNode {
                 // Through the server: the link we would route it over is closing.
                 self.learn(&peer);
                 self.shunned.remove(&peer);
-                self.ask_via(peer, true);
+                self.ask_via(peer, true, false);
             }
             RelayMsg::Route(frame) => self.on_route(from, frame),
         }

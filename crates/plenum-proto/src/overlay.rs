@@ -37,6 +37,17 @@ pub enum TopologySpec {
         #[serde(default = "default_max_degree")]
         max_degree: u16,
     },
+    /// A relay network: every peer links a few others chosen by XOR distance of their ids,
+    /// and messages for the rest are relayed hop by hop.
+    Relay {
+        /// Most direct neighbours per peer.
+        #[serde(default = "default_max_neighbours")]
+        max_neighbours: u16,
+    },
+}
+
+fn default_max_neighbours() -> u16 {
+    20
 }
 
 fn default_max_degree() -> u16 {
@@ -67,6 +78,11 @@ impl TopologySpec {
     /// A tree with at most `max_degree` children per peer.
     pub fn tree(max_degree: u16) -> Self {
         Self::Tree { max_degree }
+    }
+
+    /// A relay network with at most `max_neighbours` direct links per peer.
+    pub fn relay(max_neighbours: u16) -> Self {
+        Self::Relay { max_neighbours }
     }
 
     /// Whether the room is large-room shaped: its peers learn whom to link from the

@@ -51,6 +51,12 @@ pub enum SignalPayload {
         /// What the sender says.
         msg: crate::overlay::TreeSignal,
     },
+    /// A relay network's link request from a peer that cannot route it (relay rooms
+    /// only); the asked peer offers, or refuses over the network.
+    RelayLink {
+        /// The sender's open links: a peer with none is taken even by a full one.
+        degree: u8,
+    },
 }
 
 /// A frame a peer sends to the signaling server.
@@ -542,6 +548,7 @@ mod tests {
             Just(SignalPayload::Tree {
                 msg: crate::overlay::TreeSignal::Decline {}
             }),
+            any::<u8>().prop_map(|degree| SignalPayload::RelayLink { degree }),
         ]
     }
 

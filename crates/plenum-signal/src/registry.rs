@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use hmac::Mac as _;
-use plenum_overlay::{CellDirectory, CellDirectoryConfig, TreeConfig};
+use plenum_overlay::{CellDirectory, CellDirectoryConfig, RelayConfig, TreeConfig};
 use plenum_proto::identity::{PublicKey, join_message};
 use plenum_proto::overlay::TopologySpec;
 use plenum_proto::signal::{
@@ -675,12 +675,13 @@ impl Registry {
                 let (cells, tree) = match (
                     CellDirectoryConfig::from_spec(&topology),
                     TreeConfig::from_spec(&topology),
+                    RelayConfig::from_spec(&topology),
                 ) {
-                    (Ok(cells), Ok(tree)) => (
+                    (Ok(cells), Ok(tree), Ok(_)) => (
                         cells.map(|c| CellDirectory::new(c, self.counter)),
                         tree.map(|_| TreeRoot::default()),
                     ),
-                    (Err(e), _) | (_, Err(e)) => {
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                         let msg = format!("topology refused: {e}");
                         return self.refuse(conn, ErrorCode::BadTopology, msg, true);
                     }
@@ -742,7 +743,12 @@ impl Registry {
             }
             return;
         }
+        let overlay = room.topology.is_overlay();
         self.welcome(conn, &room_name, &peer, grants, resume);
+        if overlay {
+            // A relay network's peers learn of each other through it.
+            return;
+        }
         for other in others {
             self.send(
                 other,
@@ -932,17 +938,26 @@ impl Registry {
             self.config.roster_sample
         };
         let topology = room.topology.clone();
-        let peers: Vec<PeerSummary> = room
-            .members
-            .iter()
-            .filter(|(p, _)| *p != peer)
-            .take(sample)
-            .map(|(p, m)| PeerSummary {
-                peer: p.clone(),
-                name: m.name.clone(),
-                publish: m.grants.publish,
-            })
-            .collect();
+        let summary = |p: &PeerId, m: &Member| PeerSummary {
+            peer: p.clone(),
+            name: m.name.clone(),
+            publish: m.grants.publish,
+        };
+        let peers: Vec<PeerSummary> = if let TopologySpec::Relay { .. } = topology {
+            // A relay newcomer needs peers to link: those beside it in id order (they share
+            // its longest prefixes) and some spread over the rest.
+            plenum_overlay::relay::welcome_sample(room.members.keys(), peer, 8, 8, self.counter)
+                .into_iter()
+                .filter_map(|p| room.members.get(&p).map(|m| summary(&p, m)))
+                .collect()
+        } else {
+            room.members
+                .iter()
+                .filter(|(p, _)| *p != peer)
+                .take(sample)
+                .map(|(p, m)| summary(p, m))
+                .collect()
+        };
         let peer_count = room.members.len().saturating_sub(1);
         let ice_servers = self.ice_servers_for(room_name, peer);
         let limits = self.limits();
@@ -1082,8 +1097,12 @@ impl Registry {
             return;
         }
         let others: Vec<ConnId> = room.members.values().filter_map(|m| m.conn).collect();
+        let overlay = room.topology.is_overlay();
         if room.members.is_empty() {
             self.rooms.remove(room_name);
+        }
+        if overlay {
+            return;
         }
         for other in others {
             self.send(other, ServerToClient::PeerLeft { peer: peer.clone() });

@@ -1045,3 +1045,52 @@ fn requests_wait_while_the_root_is_away_and_reach_it_when_it_resumes() {
     assert!(back.contains(&ServerToClient::Root {}));
     assert_eq!(relayed_from(&back), vec![b]);
 }
+
+#[test]
+fn a_relay_newcomer_gets_the_peers_beside_it_and_nobody_hears_of_it() {
+    let mut w = World::new(RegistryConfig::default());
+    let relay = json!({"topology": {"kind": "relay", "max_neighbours": 4}});
+    let mut ids = Vec::new();
+    for conn in 1..=40 {
+        let out = w.try_join(conn, "relay", relay.clone());
+        let Some(ServerToClient::Welcome {
+            peer,
+            peers,
+            topology,
+            ..
+        }) = sent_to(&out, conn).first().cloned()
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!(topology, TopologySpec::relay(4));
+        assert!(peers.len() <= 16, "a sample, not the room: {}", peers.len());
+        assert_eq!(peers.len(), ids.len().min(peers.len()));
+        if conn > 1 {
+            assert!(!peers.is_empty(), "a newcomer gets peers to link");
+            assert!(
+                (1..conn).all(|c| sent_to(&out, c).is_empty()),
+                "nobody hears of a join in a relay room"
+            );
+        }
+        ids.push(peer);
+    }
+    // The last one's sample holds the peers beside it in id order.
+    let out = w.try_join(41, "relay", relay);
+    let Some(ServerToClient::Welcome { peer, peers, .. }) = sent_to(&out, 41).first().cloned()
+    else {
+        panic!()
+    };
+    ids.sort();
+    let at = ids.partition_point(|p| *p < peer);
+    let sampled: Vec<&PeerId> = peers.iter().map(|p| &p.peer).collect();
+    for beside in ids.iter().skip(at.saturating_sub(2)).take(4) {
+        assert!(sampled.contains(&beside), "{beside} is beside {peer}");
+    }
+    // A bad option is refused.
+    let out = w.try_join(
+        42,
+        "relay2",
+        json!({"topology": {"kind": "relay", "max_neighbours": 0}}),
+    );
+    assert_eq!(error_code(&sent_to(&out, 42)), Some(ErrorCode::BadTopology));
+}

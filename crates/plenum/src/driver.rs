@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use plenum_overlay::{
     Addressee, Appearance, CellMesh, CellMeshConfig, DropReason, FullMesh, Input, MeshFrame,
-    Output, TreeConfig, TreeMsg, TreeNode, TreeOutput, TreeTarget,
+    Output, RelayConfig, RelayMsg, RelayNode, RelayOutput, TreeConfig, TreeMsg, TreeNode,
+    TreeOutput, TreeTarget,
 };
 use plenum_proto::identity::{PublicKey, safety_code, sign_link, verify_link};
 use plenum_proto::overlay::{CellPlan, TopologySpec};
@@ -83,6 +84,17 @@ pub(crate) enum Command {
         to: TreeTarget,
         data: Bytes,
         reply: oneshot::Sender<Result<(), TreeSendError>>,
+    },
+    /// Send to a peer of a relay network, relayed if it is not a neighbour.
+    RelaySend {
+        to: PeerId,
+        data: Bytes,
+        reply: oneshot::Sender<Result<(), plenum_overlay::RelaySendError>>,
+    },
+    /// Form (or close) a direct link in a relay network.
+    RelayLink {
+        peer: PeerId,
+        up: bool,
     },
     /// Our direct links and their states.
     Links {
@@ -187,6 +199,20 @@ impl Driver {
                     TreeNode::join(me.clone(), tree, now, seed)
                 }))
             }
+            (TopologySpec::Relay { .. }, _) => {
+                let relay = RelayConfig::from_spec(&topology)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+                    .with_links(config.mesh.clone());
+                match RelayNode::new(me.clone(), relay, now, seed) {
+                    Some(node) => Overlay::Relay(Box::new(node)),
+                    // Peer ids are 40 hex digits; a relay node needs nothing else.
+                    None => Overlay::Mesh(Box::new(
+                        FullMesh::with_seed(config.mesh.clone(), now, seed).with_peer(me.clone()),
+                    )),
+                }
+            }
             (TopologySpec::Cells { .. }, _) => {
                 let cells = CellMeshConfig::builder()
                     .links(config.mesh.clone())
@@ -215,7 +241,10 @@ impl Driver {
                     origin: Appearance::Roster,
                     now,
                 });
-                roster.insert(peer, name);
+                // A relay network's sample is whom it may link, not whom it has.
+                if !matches!(mesh, Overlay::Relay(_)) {
+                    roster.insert(peer, name);
+                }
             }
         }
         let (link_tx, link_rx) = mpsc::channel(LINK_EVENT_QUEUE);
@@ -336,6 +365,21 @@ impl Driver {
 
     /// Sends a payload for `to` through the server, or holds it until the server is back.
     async fn signal(&mut self, to: &PeerId, payload: SignalPayload) {
+        // Without the server, a relay network carries its links' negotiation itself: it
+        // needs no server after the join. (With it, the server is the surer way: the
+        // other peer may have no link yet.)
+        let server_away = self.signal.is_none();
+        if let Some(relay) = self.mesh.relay()
+            && server_away
+            && !relay.neighbours().is_empty()
+            && !matches!(payload, SignalPayload::RelayLink { .. })
+        {
+            let bytes = serde_json::to_vec(&payload).unwrap_or_default();
+            if let Err(e) = relay.send_signal(to.clone(), bytes) {
+                tracing::debug!(error = %e, "negotiation not relayed");
+            }
+            return;
+        }
         let frame = ClientToServer::Signal {
             to: to.clone(),
             from: None,
@@ -361,8 +405,10 @@ impl Driver {
     }
 
     async fn drive_mesh(&mut self) {
-        if let Overlay::Tree(_) = self.mesh {
-            return self.drive_tree().await;
+        match self.mesh {
+            Overlay::Tree(_) => return self.drive_tree().await,
+            Overlay::Relay(_) => return self.drive_relay().await,
+            Overlay::Mesh(_) => {}
         }
         loop {
             let Overlay::Mesh(mesh) = &mut self.mesh else {
@@ -375,10 +421,7 @@ impl Driver {
                     }
                 }
                 Output::Disconnect { peer, reason } => self.drop_link(&peer, reason).await,
-                Output::Heartbeat { peer } => {
-                    let bytes = Envelope::control(EnvelopeKind::Heartbeat, 0).encode();
-                    self.write(&peer, bytes.into()).await;
-                }
+                Output::Heartbeat { peer } => self.heartbeat(&peer).await,
                 Output::Send { peer, frame } => {
                     let bytes = Bytes::from(frame.to_envelope().encode());
                     self.write(&peer, bytes).await;
@@ -412,6 +455,27 @@ impl Driver {
         }
     }
 
+    /// A link a tree or relay node asks for: the peer joins the roster (under its short
+    /// id: these overlays do not say names), we offer if it is ours to, and negotiation it
+    /// sent before we knew it is taken up.
+    async fn overlay_link(&mut self, peer: PeerId, initiate: bool) {
+        if !self.roster.contains_key(&peer) {
+            let name = DisplayName::new(peer.short()).unwrap_or_else(|_| self.config.name.clone());
+            self.roster.insert(peer.clone(), name);
+        }
+        if initiate {
+            self.offer_to(&peer).await;
+        }
+        for payload in self.early.remove(&peer).unwrap_or_default() {
+            self.on_negotiation(peer.clone(), payload).await;
+        }
+    }
+
+    async fn heartbeat(&mut self, peer: &PeerId) {
+        let bytes = Envelope::control(EnvelopeKind::Heartbeat, 0).encode();
+        self.write(peer, bytes.into()).await;
+    }
+
     /// Carries out what our tree node asks, and tells the application what it says.
     async fn drive_tree(&mut self) {
         loop {
@@ -419,25 +483,9 @@ impl Driver {
                 return;
             };
             match tree.poll_output() {
-                TreeOutput::Connect { peer, initiate } => {
-                    if !self.roster.contains_key(&peer) {
-                        // The tree does not say names: a peer is known by its short id.
-                        let name = DisplayName::new(peer.short())
-                            .unwrap_or_else(|_| self.config.name.clone());
-                        self.roster.insert(peer.clone(), name);
-                    }
-                    if initiate {
-                        self.offer_to(&peer).await;
-                    }
-                    for payload in self.early.remove(&peer).unwrap_or_default() {
-                        self.on_negotiation(peer.clone(), payload).await;
-                    }
-                }
+                TreeOutput::Connect { peer, initiate } => self.overlay_link(peer, initiate).await,
                 TreeOutput::Disconnect { peer } => self.drop_link(&peer, DropReason::Left).await,
-                TreeOutput::Heartbeat { peer } => {
-                    let bytes = Envelope::control(EnvelopeKind::Heartbeat, 0).encode();
-                    self.write(&peer, bytes.into()).await;
-                }
+                TreeOutput::Heartbeat { peer } => self.heartbeat(&peer).await,
                 TreeOutput::Send { peer, msg } => {
                     let bytes = Bytes::from(msg.to_envelope().encode());
                     self.write(&peer, bytes).await;
@@ -501,6 +549,62 @@ impl Driver {
                     self.emit(event).await;
                 }
                 TreeOutput::Timeout(at) => {
+                    self.deadline = at;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Carries out what our relay node asks, and tells the application what it says.
+    async fn drive_relay(&mut self) {
+        loop {
+            let Some(relay) = self.mesh.relay() else {
+                return;
+            };
+            match relay.poll_output() {
+                RelayOutput::Connect { peer, initiate } => self.overlay_link(peer, initiate).await,
+                RelayOutput::Disconnect { peer } => self.drop_link(&peer, DropReason::Left).await,
+                RelayOutput::Heartbeat { peer } => self.heartbeat(&peer).await,
+                RelayOutput::Send { peer, msg } => {
+                    let bytes = Bytes::from(msg.to_envelope().encode());
+                    self.write(&peer, bytes).await;
+                }
+                RelayOutput::SignalLink { peer, degree } => {
+                    self.signal(&peer, SignalPayload::RelayLink { degree })
+                        .await;
+                }
+                RelayOutput::Deliver { origin, hops, data } => {
+                    let event = RoomEvent::RelayMessage {
+                        from: origin,
+                        hops,
+                        data: Bytes::from(data),
+                    };
+                    self.emit(event).await;
+                }
+                RelayOutput::Signal { origin, data } => {
+                    match serde_json::from_slice::<SignalPayload>(&data) {
+                        Ok(payload) if self.roster.contains_key(&origin) => {
+                            self.on_negotiation(origin, payload).await;
+                        }
+                        Ok(payload) => self.hold_early(origin, payload),
+                        Err(e) => {
+                            tracing::warn!(peer = origin.short(), error = %e, "relayed negotiation that does not decode dropped")
+                        }
+                    }
+                }
+                RelayOutput::Unreachable { target, .. } => {
+                    tracing::info!(peer = target.short(), "relay target unreachable");
+                    self.emit(RoomEvent::Error(RoomError::Unreachable { peer: target }))
+                        .await;
+                }
+                RelayOutput::Neighbours(list) => {
+                    tracing::debug!(neighbours = list.len(), "relay neighbours");
+                }
+                RelayOutput::Dropped { from, reason } => {
+                    tracing::warn!(peer = from.short(), reason, "relayed frame dropped");
+                }
+                RelayOutput::Timeout(at) => {
                     self.deadline = at;
                     return;
                 }
@@ -665,6 +769,16 @@ impl Driver {
             }
             Some(SignalEvent::Frame(ServerToClient::Signal {
                 from,
+                payload: SignalPayload::RelayLink { degree },
+            })) => match self.mesh.relay() {
+                Some(relay) => relay.link_requested(from, degree),
+                None => tracing::debug!(
+                    peer = from.short(),
+                    "relay link request in a room without a relay network; ignored"
+                ),
+            },
+            Some(SignalEvent::Frame(ServerToClient::Signal {
+                from,
                 payload: SignalPayload::Tree { msg },
             })) => match self.mesh.tree() {
                 Some(tree) => tree.handle_msg(from, TreeMsg::from(msg), now),
@@ -771,7 +885,9 @@ impl Driver {
         let checked = match &payload {
             SignalPayload::Offer { sdp, key, seq, sig } => Some(("offer", sdp, key, *seq, sig)),
             SignalPayload::Answer { sdp, key, seq, sig } => Some(("answer", sdp, key, *seq, sig)),
-            SignalPayload::Candidate { .. } | SignalPayload::Tree { .. } => None,
+            SignalPayload::Candidate { .. }
+            | SignalPayload::Tree { .. }
+            | SignalPayload::RelayLink { .. } => None,
         };
         if let Some((kind, sdp, key, seq, sig)) = checked {
             let verdict = verify_link(kind, &from, &self.me, seq, sdp, key, sig)
@@ -843,8 +959,8 @@ impl Driver {
                     link.add_candidate(init).await;
                 }
             }
-            // Tree messages go to the tree before negotiation is looked at.
-            SignalPayload::Tree { .. } => {}
+            // Tree and relay messages go to their overlay before negotiation is looked at.
+            SignalPayload::Tree { .. } | SignalPayload::RelayLink { .. } => {}
         }
     }
 
@@ -1326,12 +1442,23 @@ impl Driver {
                     self.emit(RoomEvent::Error(error)).await;
                 }
             },
-            EnvelopeKind::Relay => {
-                tracing::debug!(
-                    peer = peer.short(),
-                    "relay message in a room without a relay network; ignored"
-                )
-            }
+            EnvelopeKind::Relay => match (RelayMsg::from_envelope(&envelope), self.mesh.relay()) {
+                (Ok(msg), Some(relay)) => relay.handle_msg(peer, msg, Instant::now()),
+                (Ok(_), None) => {
+                    tracing::debug!(
+                        peer = peer.short(),
+                        "relay message in a room without a relay network; ignored"
+                    )
+                }
+                (Err(e), _) => {
+                    tracing::warn!(peer = peer.short(), error = %e, "malformed relay message dropped");
+                    let error = RoomError::Malformed {
+                        peer,
+                        reason: e.to_string(),
+                    };
+                    self.emit(RoomEvent::Error(error)).await;
+                }
+            },
             EnvelopeKind::Bye => {
                 self.roster.remove(&peer);
                 self.pending.remove(&peer);
@@ -1443,6 +1570,22 @@ impl Driver {
                     None => Err(TreeSendError::NotATree),
                 };
                 let _ = reply.send(sent);
+            }
+            Command::RelaySend { to, data, reply } => {
+                let sent = match self.mesh.relay() {
+                    Some(relay) => relay.send(to, data.to_vec()).map(|_| ()),
+                    None => Err(plenum_overlay::RelaySendError::NotARelay),
+                };
+                let _ = reply.send(sent);
+            }
+            Command::RelayLink { peer, up } => {
+                if let Some(relay) = self.mesh.relay() {
+                    if up {
+                        relay.connect(peer);
+                    } else {
+                        relay.disconnect(&peer);
+                    }
+                }
             }
             Command::Links { reply } => {
                 let mut links: Vec<(PeerId, LinkState)> = self

@@ -44,7 +44,7 @@ mod video;
 
 pub use config::{ConfigError, IceServer, IceTransport, RoomConfig, RoomConfigBuilder};
 pub use invite::{Invite, InviteError};
-pub use plenum_overlay::MeshState;
+pub use plenum_overlay::{MeshState, RelaySendError};
 pub use plenum_proto::identity::{Identity, PublicKey};
 pub use plenum_proto::overlay::TopologySpec;
 pub use plenum_proto::token::{Claims, Grants};

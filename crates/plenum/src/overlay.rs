@@ -1,13 +1,16 @@
 //! The room's overlay as the driver holds it: a topology of the shared [`Topology`] shape
-//! (full mesh, cells), or a broadcast tree, whose messages and events are its own.
+//! (full mesh, cells), or a broadcast tree or a relay network, whose messages and events
+//! are their own.
 
-use plenum_overlay::{Input, Topology, TreeNode};
+use plenum_overlay::{Input, RelayNode, Topology, TreeNode};
 
 pub(crate) enum Overlay {
     /// A full mesh, or our cell of a cellular room.
     Mesh(Box<dyn Topology + Send + Sync>),
     /// Our node of a broadcast tree.
     Tree(Box<TreeNode>),
+    /// Our node of a relay network.
+    Relay(Box<RelayNode>),
 }
 
 impl Overlay {
@@ -16,13 +19,21 @@ impl Overlay {
         match self {
             Self::Mesh(mesh) => mesh.handle_input(input),
             Self::Tree(tree) => tree.handle_input(input),
+            Self::Relay(relay) => relay.handle_input(input),
         }
     }
 
     pub(crate) fn tree(&mut self) -> Option<&mut TreeNode> {
         match self {
             Self::Tree(tree) => Some(tree),
-            Self::Mesh(_) => None,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn relay(&mut self) -> Option<&mut RelayNode> {
+        match self {
+            Self::Relay(relay) => Some(relay),
+            _ => None,
         }
     }
 }

@@ -274,6 +274,15 @@ pub enum RoomEvent {
         /// The bytes.
         data: Bytes,
     },
+    /// A relay network's message for us arrived (once).
+    RelayMessage {
+        /// The peer that sent it.
+        from: PeerId,
+        /// Links it crossed.
+        hops: u8,
+        /// The bytes.
+        data: Bytes,
+    },
     /// Something went wrong that did not end the room.
     Error(RoomError),
     /// The room ended (left, or the engine stopped). Nothing follows.
@@ -307,6 +316,13 @@ pub enum RoomError {
         peer: PeerId,
         /// How many.
         dropped: usize,
+    },
+    /// A relay network could not reach the peer (no route within the hop limit, after
+    /// its retries).
+    #[error("{peer} is unreachable through the relay network")]
+    Unreachable {
+        /// The target.
+        peer: PeerId,
     },
     /// The signaling server refused a frame.
     #[error("signaling error {code}: {message}")]
@@ -821,6 +837,45 @@ impl Room {
             return Err(TreeSendError::Closed);
         }
         result.await.map_err(|_| TreeSendError::Closed)?
+    }
+
+    /// Sends `data` to `to` through the relay network: directly if it is a neighbour,
+    /// relayed hop by hop if not ([`RoomEvent::RelayMessage`] on its side). A target not
+    /// reached within its retries comes back as [`RoomError::Unreachable`].
+    pub async fn relay_send(
+        &self,
+        to: PeerId,
+        data: impl Into<Bytes>,
+    ) -> Result<(), plenum_overlay::RelaySendError> {
+        let (reply, result) = oneshot::channel();
+        let command = Command::RelaySend {
+            to,
+            data: data.into(),
+            reply,
+        };
+        if self.commands.send(command).await.is_err() {
+            return Err(plenum_overlay::RelaySendError::Closed);
+        }
+        result
+            .await
+            .map_err(|_| plenum_overlay::RelaySendError::Closed)?
+    }
+
+    /// Forms a direct link to `peer` in a relay network, its negotiation carried over the
+    /// network (no server needed); `link_up` tells when it is open.
+    pub async fn connect(&self, peer: PeerId) -> Result<(), RoomClosed> {
+        self.commands
+            .send(Command::RelayLink { peer, up: true })
+            .await
+            .map_err(|_| RoomClosed)
+    }
+
+    /// Closes the direct link to `peer` in a relay network.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<(), RoomClosed> {
+        self.commands
+            .send(Command::RelayLink { peer, up: false })
+            .await
+            .map_err(|_| RoomClosed)
     }
 
     /// Our direct links and the state of each. In a large room they are the few peers the
