@@ -799,10 +799,11 @@ impl RelayNode {
         self.route_new(RouteKind::Unreachable, frame.origin, data);
     }
 
-    fn not_reached(&mut self, target: PeerId, seq: u64, kind: RouteKind) {
+    fn not_reached(&mut self, target: PeerId, _seq: u64, kind: RouteKind) {
         match kind {
-            // Churn may have cut the way: sent again while attempts are left.
-            RouteKind::Data => self.retry(seq),
+            // Churn may have cut the way, or links are still opening: its timer sends it
+            // again while attempts are left.
+            RouteKind::Data => {}
             RouteKind::Link => {
                 let now = self.now;
                 if self.bridged.get(&target).is_some_and(|until| *until > now) {

@@ -60,12 +60,25 @@ fn a_lone_node_asks_through_the_server_and_a_target_nobody_reaches_is_unreachabl
         peer: rid(2),
         initiate: false
     }));
-    // No link yet: a frame has nowhere to go and comes back as unreachable at once.
+    // No link: a frame has nowhere to go; it is tried again at each acknowledgement
+    // timeout, three times, and then the target is unreachable.
     let seq = a.send(rid(3), b"hi".to_vec()).unwrap();
-    assert!(drain(&mut a).contains(&RelayOutput::Unreachable {
-        target: rid(3),
-        seq
-    }));
+    assert!(
+        !drain(&mut a)
+            .iter()
+            .any(|o| matches!(o, RelayOutput::Unreachable { .. }))
+    );
+    let mut now = t0;
+    let mut gave_up = false;
+    for _ in 0..3 {
+        now += Duration::from_secs(2);
+        a.handle_input(Input::Tick { now });
+        gave_up |= drain(&mut a).contains(&RelayOutput::Unreachable {
+            target: rid(3),
+            seq,
+        });
+    }
+    assert!(gave_up, "unreachable after its attempts");
     assert_eq!(a.send(rid(1), vec![]), Err(RelaySendError::ToSelf));
     assert!(matches!(
         a.send(PeerId::new("nope").unwrap(), vec![]),
@@ -429,6 +442,8 @@ fn two_neighbours_each_still_reach_every_pair() {
     }
     // Nobody has this id: the sender hears so.
     net.unicast(&alive[0], &rid(9999), 10_000);
+    // Within its attempts (each waits for an acknowledgement).
+    net.settle();
     assert_eq!(net.unreachable.last().map(|(t, _)| t), Some(&rid(9999)));
 }
 

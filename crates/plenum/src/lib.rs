@@ -31,6 +31,7 @@
 
 mod audio;
 mod config;
+pub mod datagram;
 mod driver;
 mod invite;
 mod link;
