@@ -107,7 +107,7 @@ impl App {
             room: req.room,
             name: req.name,
             password: req.password,
-            cells: req.cells,
+            shape: req.shape,
         };
         let joined = self.join_as(&join, Some(&public)).await?;
         let mut prefs = self.prefs();

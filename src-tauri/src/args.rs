@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use clap::Parser;
 use plenum::Invite;
 
-use crate::types::{CommandError, JoinRequest};
+use crate::types::{CommandError, JoinRequest, RoomShape};
 
 /// Plenum: calls, chat and a shared whiteboard, peer to peer.
 #[derive(Debug, Clone, Default, Parser)]
@@ -23,9 +23,12 @@ pub struct Args {
     /// Room password.
     #[arg(long)]
     pub password: Option<String>,
-    /// Create the room as a large room (cells of peers joined by bridges).
+    /// Create the room as a large room (cells of peers joined by bridges): --shape cells.
     #[arg(long)]
     pub cells: bool,
+    /// How a new room links its peers: mesh, cells, tree or relay.
+    #[arg(long, value_enum)]
+    pub shape: Option<ShapeArg>,
     /// Where "Host on this computer" listens (default: every interface, port 7878).
     #[arg(long, env = "PLENUM_HOST_BIND")]
     pub host_bind: Option<SocketAddr>,
@@ -52,9 +55,27 @@ impl Args {
             room,
             name: self.name.clone().unwrap_or_default(),
             password: self.password.clone(),
-            cells: self.cells,
+            shape: match (self.shape, self.cells) {
+                (Some(ShapeArg::Mesh), _) | (None, false) => RoomShape::Mesh,
+                (Some(ShapeArg::Cells), _) | (None, true) => RoomShape::Cells,
+                (Some(ShapeArg::Tree), _) => RoomShape::Tree,
+                (Some(ShapeArg::Relay), _) => RoomShape::Relay,
+            },
         }))
     }
+}
+
+/// `--shape` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShapeArg {
+    /// Everyone links to everyone.
+    Mesh,
+    /// Cells joined by bridges.
+    Cells,
+    /// A broadcast tree.
+    Tree,
+    /// A relay network.
+    Relay,
 }
 
 #[cfg(test)]

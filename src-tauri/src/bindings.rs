@@ -16,6 +16,7 @@ pub fn generate() -> String {
     let decls = [
         JoinRequest::decl(&cfg),
         HostRequest::decl(&cfg),
+        RoomShape::decl(&cfg),
         NetworkView::decl(&cfg),
         NetworkPeer::decl(&cfg),
         Joined::decl(&cfg),

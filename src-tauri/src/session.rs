@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::types::{
-    ChatLine, CommandError, ErrorKind, JoinRequest, Joined, PeerState, PeerView, StrokeStart,
-    StrokeStarted, UiEvent,
+    ChatLine, CommandError, ErrorKind, JoinRequest, Joined, PeerState, PeerView, RoomShape,
+    StrokeStart, StrokeStarted, UiEvent,
 };
 use crate::types::{MicState, VideoState};
 use crate::video::VideoTiles;
@@ -108,11 +108,17 @@ impl Session {
             .server(req.server.trim())
             .identity(identity.clone())
             .password(req.password.clone().filter(|p| !p.is_empty()))
-            .topology(if req.cells {
-                plenum_proto::overlay::TopologySpec::cells(None)
-            } else {
-                plenum_proto::overlay::TopologySpec::Mesh
+            .topology(match req.shape {
+                RoomShape::Mesh => plenum_proto::overlay::TopologySpec::Mesh,
+                RoomShape::Cells => plenum_proto::overlay::TopologySpec::cells(None),
+                RoomShape::Tree => plenum_proto::overlay::TopologySpec::tree(10),
+                RoomShape::Relay => plenum_proto::overlay::TopologySpec::relay(20),
             })
+            // The host of a tree room is its root, with a secret only it can make.
+            .root_secret(
+                (req.shape == RoomShape::Tree && public_server.is_some())
+                    .then(|| identity.sign(format!("tree root of {}", req.room.trim()).as_bytes())),
+            )
             .build()
             .map_err(bad)?;
         let room_name = config.room().clone();
@@ -152,6 +158,7 @@ impl Session {
         room.set_video_sink(Some(tiles.sink()));
         let mut task = Task::new(room, me, ui, tiles)?;
         task.verified = verified;
+        task.shape = req.shape;
         (task.microphone, task.speaker) = devices;
         tokio::spawn(task.run(events, cmd_rx));
         Ok(Self { cmds, joined })
@@ -296,6 +303,8 @@ struct Task {
     /// Our place in a cellular room and the cells of the peers we know of.
     network: Option<plenum::MeshState>,
     cells_known: BTreeMap<PeerId, u32>,
+    /// The overlay we asked the room to be created with.
+    shape: RoomShape,
 }
 
 /// Peers whose cell the network panel is told of, at most.
@@ -334,6 +343,7 @@ impl Task {
             tiles,
             network: None,
             cells_known: BTreeMap::new(),
+            shape: RoomShape::Mesh,
         })
     }
 
@@ -702,6 +712,37 @@ impl Task {
                 info!(peer = %peer.short(), "link down or back");
                 self.refresh().await;
                 self.emit_status().await;
+                if self.shape == RoomShape::Relay {
+                    let neighbours = match self.room.links().await {
+                        Ok(links) => links
+                            .into_iter()
+                            .filter(|(_, s)| *s == plenum::LinkState::Connected)
+                            .map(|(p, _)| p.as_str().to_owned())
+                            .collect(),
+                        Err(_) => Vec::new(),
+                    };
+                    self.emit(UiEvent::Relay { neighbours }).await;
+                }
+            }
+            RoomEvent::TreeState {
+                parent,
+                children,
+                depth,
+                is_root,
+            } => {
+                info!(
+                    is_root,
+                    ?depth,
+                    children = children.len(),
+                    "place in the tree"
+                );
+                let event = UiEvent::Tree {
+                    parent: parent.map(|p| p.as_str().to_owned()),
+                    children: children.iter().map(|p| p.as_str().to_owned()).collect(),
+                    depth,
+                    is_root,
+                };
+                self.emit(event).await;
             }
             RoomEvent::SignalingResumed => {
                 info!("signaling connection back");

@@ -16,10 +16,24 @@ pub struct JoinRequest {
     pub name: String,
     /// The room's password, if it has one.
     pub password: Option<String>,
-    /// Create the room as a large room (cells of peers joined by bridges) instead of a full
-    /// mesh; a room that exists keeps its own.
+    /// The overlay to create the room with (a room that exists keeps its own).
     #[serde(default)]
-    pub cells: bool,
+    pub shape: RoomShape,
+}
+
+/// How a new room links its peers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomShape {
+    /// Everyone links to everyone (the default).
+    #[default]
+    Mesh,
+    /// A large room: cells of peers joined by bridges.
+    Cells,
+    /// A broadcast tree under the host (joined rooms: under the room's root).
+    Tree,
+    /// A relay network: a few neighbours each, messages relayed.
+    Relay,
 }
 
 /// Host a room on the signaling server inside the app, and join it.
@@ -31,9 +45,9 @@ pub struct HostRequest {
     pub name: String,
     /// A password others must give, if any.
     pub password: Option<String>,
-    /// Create the room as a large room (cells).
+    /// The overlay to create the room with; in a tree the host is its root.
     #[serde(default)]
-    pub cells: bool,
+    pub shape: RoomShape,
 }
 
 /// The room we are in.
@@ -243,6 +257,22 @@ pub enum UiEvent {
     Network {
         /// Where we sit.
         view: NetworkView,
+    },
+    /// Our place in a tree room changed, for the network panel.
+    Tree {
+        /// Our parent (none for the root, or before we are placed).
+        parent: Option<String>,
+        /// Our children.
+        children: Vec<String>,
+        /// Our depth (the root's is 0), once known.
+        depth: Option<u32>,
+        /// Whether we are the root.
+        is_root: bool,
+    },
+    /// Our direct neighbours in a relay room changed, for the network panel.
+    Relay {
+        /// The peers we link to directly.
+        neighbours: Vec<String>,
     },
     /// The room ended.
     Closed {

@@ -8,16 +8,10 @@ mod support;
 use std::time::Duration;
 
 use support::cli::{self, Peer};
-use support::webdriver::Session;
-use support::{Driver, Xvfb, artifacts_dir, wait_for};
+use support::{Xvfb, app_with_network_panel, artifacts_dir, network_attr as panel, wait_for};
 
 const LONG: Duration = Duration::from_secs(40);
 const APP: &str = env!("CARGO_BIN_EXE_plenum-app");
-
-fn panel(app: &Session, attr: &str) -> Option<u64> {
-    let el = app.find("#network-panel")?;
-    app.attribute(&el, attr)?.parse().ok()
-}
 
 #[test]
 fn app_draws_the_cells_of_a_large_room() {
@@ -28,19 +22,7 @@ fn app_draws_the_cells_of_a_large_room() {
     let mut peers: Vec<Peer> = (0..16)
         .map(|i| cli::join(&server.url, room, &format!("Peer {i}"), &cells))
         .collect();
-    let config = std::env::temp_dir().join(format!("plenum-e2e-cells-{}", std::process::id()));
-    let driver = Driver::start(
-        &xvfb.display,
-        &[("XDG_CONFIG_HOME", config.to_str().unwrap())],
-    );
-    let args: Vec<String> = ["--server", &server.url, "--room", room, "--name", "Ada"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let app = Session::start(driver.port, APP.as_ref(), &args);
-    wait_for(LONG, "the call view", || app.find("#call"));
-    let button = wait_for(LONG, "the network button", || app.find("#network-button"));
-    app.click(&button);
+    let (_driver, app) = app_with_network_panel(&xvfb, APP, (&server.url, room), &[], "cells");
 
     // Seventeen peers in cells of at most three: nine cells (radices 3 x 3), the app in one
     // of them.

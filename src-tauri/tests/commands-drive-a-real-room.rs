@@ -8,7 +8,9 @@ use bytes::Bytes;
 use plenum::{Invite, Room, RoomConfig, Target};
 use plenum_app::App;
 use plenum_app::args::Args;
-use plenum_app::types::{ErrorKind, HostRequest, JoinRequest, PeerState, StrokeStart, UiEvent};
+use plenum_app::types::{
+    ErrorKind, HostRequest, JoinRequest, PeerState, RoomShape, StrokeStart, UiEvent,
+};
 use plenum_collab::{BoardChange, Point, Tool};
 use plenum_signal::{Server, ServerConfig};
 use tokio::sync::mpsc;
@@ -68,7 +70,7 @@ fn req(server: &str, room: &str, name: &str) -> JoinRequest {
         room: room.into(),
         name: name.into(),
         password: None,
-        cells: false,
+        shape: RoomShape::Mesh,
     }
 }
 
@@ -351,7 +353,7 @@ async fn hosting_starts_an_embedded_server_that_others_join_through_the_invite()
             room: "lan".into(),
             name: "Hana".into(),
             password: None,
-            cells: false,
+            shape: RoomShape::Mesh,
         })
         .await
         .unwrap();
@@ -374,7 +376,7 @@ async fn hosting_starts_an_embedded_server_that_others_join_through_the_invite()
             room: "lan2".into(),
             name: "Hana".into(),
             password: None,
-            cells: false,
+            shape: RoomShape::Mesh,
         })
         .await
         .unwrap();

@@ -19,10 +19,9 @@ name: string,
  */
 password: string | null, 
 /**
- * Create the room as a large room (cells of peers joined by bridges) instead of a full
- * mesh; a room that exists keeps its own.
+ * The overlay to create the room with (a room that exists keeps its own).
  */
-cells: boolean, };
+shape: RoomShape, };
 
 export type HostRequest = { 
 /**
@@ -38,9 +37,11 @@ name: string,
  */
 password: string | null, 
 /**
- * Create the room as a large room (cells).
+ * The overlay to create the room with; in a tree the host is its root.
  */
-cells: boolean, };
+shape: RoomShape, };
+
+export type RoomShape = "mesh" | "cells" | "tree" | "relay";
 
 export type NetworkView = { 
 /**
@@ -310,7 +311,27 @@ message: string, } | { "type": "network",
 /**
  * Where we sit.
  */
-view: NetworkView, } | { "type": "closed", 
+view: NetworkView, } | { "type": "tree", 
+/**
+ * Our parent (none for the root, or before we are placed).
+ */
+parent: string | null, 
+/**
+ * Our children.
+ */
+children: Array<string>, 
+/**
+ * Our depth (the root's is 0), once known.
+ */
+depth: number | null, 
+/**
+ * Whether we are the root.
+ */
+is_root: boolean, } | { "type": "relay", 
+/**
+ * The peers we link to directly.
+ */
+neighbours: Array<string>, } | { "type": "closed", 
 /**
  * Why, if not because we left.
  */

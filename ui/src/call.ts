@@ -565,6 +565,16 @@ export class CallView {
         this.network.update(event.view);
         this.updateCount();
         break;
+      case "tree":
+        this.large = true;
+        this.network.updateTree(event.parent, event.children, event.depth, event.is_root);
+        this.updateCount();
+        break;
+      case "relay":
+        this.large = true;
+        this.network.updateRelay(event.neighbours);
+        this.updateCount();
+        break;
       case "chat":
         this.chat.add(event.line);
         break;

@@ -46,7 +46,7 @@ describe("join screen", () => {
     $("join-password").value = "pw";
     (document.getElementById("join-form") as HTMLFormElement).requestSubmit();
     await vi.waitFor(() => expect(onJoined).toHaveBeenCalledWith(joined));
-    expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "r", name: "Ada", password: "pw", cells: false } }]);
+    expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "r", name: "Ada", password: "pw", shape: "mesh" } }]);
   });
 
   it("creates a large room when asked", async () => {
@@ -57,9 +57,9 @@ describe("join screen", () => {
       return cmd === "join" ? joined : null;
     });
     $("join-room").value = "town-hall";
-    $("join-cells").checked = true;
+    ($("join-shape") as unknown as HTMLSelectElement).value = "cells";
     (document.getElementById("join-form") as HTMLFormElement).requestSubmit();
-    await vi.waitFor(() => expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "town-hall", name: "Ada", password: null, cells: true } }]));
+    await vi.waitFor(() => expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "town-hall", name: "Ada", password: null, shape: "cells" } }]));
   });
 
   it("shows the engine's error and stays usable", async () => {

@@ -1,6 +1,6 @@
 // The join screen: name, room, server (or an invite link pasted anywhere), optional
 // password; "Join" or "Host on this computer"; recent rooms.
-import type { JoinRequest, Joined, Prefs } from "./bindings";
+import type { JoinRequest, Joined, Prefs, RoomShape } from "./bindings";
 import { h } from "./dom";
 import { type Api, errorText } from "./ipc";
 
@@ -19,8 +19,16 @@ export function joinScreen(
   const room = h("input", { id: "join-room", maxlength: 64, placeholder: "e.g. design-review" });
   const server = h("input", { id: "join-server", placeholder: "ws://host:7878 or an invite link" });
   const password = h("input", { id: "join-password", type: "password", placeholder: "Optional", autocomplete: "off" });
-  const large = h("input", { id: "join-cells", type: "checkbox" });
-  large.checked = prefill.cells ?? false;
+  const shape = h(
+    "select",
+    { id: "join-shape" },
+    h("option", { value: "mesh" }, "Everyone linked to everyone"),
+    h("option", { value: "cells" }, "Large room (cells)"),
+    h("option", { value: "tree" }, "Broadcast tree (the host is its root)"),
+    h("option", { value: "relay" }, "Relay network (a few links each)"),
+  ) as HTMLSelectElement;
+  shape.value = prefill.shape ?? "mesh";
+  const chosen = () => shape.value as RoomShape;
   name.value = prefill.name || prefs.name;
   room.value = prefill.room ?? "";
   server.value = prefill.server ?? prefs.server;
@@ -73,9 +81,9 @@ export function joinScreen(
     field("Room password", password),
     h(
       "label",
-      { class: "check", title: "Peers are grouped in cells linked by bridges, so the room holds hundreds or thousands. Only a new room takes this." },
-      large,
-      h("span", {}, "Large room (cells)"),
+      { class: "field", title: "How a new room links its people: cells, a tree and a relay network hold hundreds or thousands. A room that exists keeps its own." },
+      h("span", { class: "field-label" }, "New room links"),
+      shape,
     ),
     error,
     h("div", { class: "actions" }, join, h("span", { class: "or" }, "or"), host),
@@ -87,10 +95,10 @@ export function joinScreen(
       error.textContent = "Enter a server, or host the room on this computer.";
       return;
     }
-    void attempt(() => api.join({ server: server.value.trim(), room: room.value.trim(), name: name.value.trim(), password: pw(), cells: large.checked }));
+    void attempt(() => api.join({ server: server.value.trim(), room: room.value.trim(), name: name.value.trim(), password: pw(), shape: chosen() }));
   });
   host.addEventListener("click", () => {
-    void attempt(() => api.host({ room: room.value.trim(), name: name.value.trim(), password: pw(), cells: large.checked }));
+    void attempt(() => api.host({ room: room.value.trim(), name: name.value.trim(), password: pw(), shape: chosen() }));
   });
 
   const recent = h("ul", { class: "recent", id: "recent-rooms" });

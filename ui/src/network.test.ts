@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { NetworkView } from "./bindings";
-import { layoutNetwork, NetworkPanel } from "./network";
+import { layoutNetwork, layoutRelay, layoutTree, NetworkPanel } from "./network";
 
 const view: NetworkView = {
   cell: 2,
@@ -60,5 +60,29 @@ describe("NetworkPanel", () => {
     // A mesh roster update no longer overrides the cells.
     panel.showMesh(2);
     expect(panel.element.textContent).toContain("9 cells");
+  });
+});
+
+describe("trees and relay networks", () => {
+  it("puts the parent above, us in the middle and the children below", () => {
+    const t = layoutTree("p", ["c1", "c2"], "me");
+    expect(t.parent && t.parent.y).toBeLessThan(t.me.y);
+    expect(t.children.map((c) => c.peer)).toEqual(["c1", "c2"]);
+    expect(t.children.every((c) => c.y > t.me.y)).toBe(true);
+    expect(layoutTree(null, [], "me").parent).toBeNull();
+  });
+
+  it("says where we are in a tree and in a relay network", () => {
+    const panel = new NetworkPanel("me");
+    panel.updateTree("p", ["c1"], 2, false);
+    expect(panel.element.textContent).toContain("depth 2");
+    expect(panel.element.textContent).toContain("1 child");
+    expect(panel.element.querySelectorAll("line")).toHaveLength(2);
+    panel.updateTree(null, ["a", "b"], 0, true);
+    expect(panel.element.textContent).toContain("you are its root, with 2 children");
+    panel.updateRelay(["n1", "n2", "n3"]);
+    expect(panel.element.textContent).toContain("3 peers directly");
+    expect(panel.element.dataset.neighbours).toBe("3");
+    expect(layoutRelay(["a", "b"], "me").around).toHaveLength(2);
   });
 });

@@ -1,7 +1,8 @@
 // The network panel: how a large room is laid out. Cells sit on a ring, ours highlighted;
 // our cell is drawn large in the middle with its peers (ourselves marked), and a line runs
 // from us to each cell we bridge to. Cells are shaded by how many of their peers we know
-// of. A full-mesh room shows one sentence instead.
+// of. In a tree we sit in the middle, our parent above and our children below; in a relay
+// network our neighbours sit round us. A full-mesh room shows one sentence instead.
 import type { NetworkView } from "./bindings";
 import { h } from "./dom";
 
@@ -32,6 +33,34 @@ export interface NetworkPicture {
   cells: CellDot[];
   mates: PeerDot[];
   bridges: Array<{ peer: string; cell: number; x: number; y: number }>;
+}
+
+/** Our place in a tree: parent above, us, children in a row below. */
+export interface TreePicture {
+  parent: PeerDot | null;
+  me: PeerDot;
+  children: PeerDot[];
+}
+
+export function layoutTree(parent: string | null, children: string[], me: string): TreePicture {
+  const row = (ids: string[], y: number) =>
+    ids.map((peer, i) => ({ peer, x: (SIZE * (i + 1)) / (ids.length + 1), y, me: false }));
+  return {
+    parent: parent === null ? null : { peer: parent, x: CENTRE, y: SIZE * 0.18, me: false },
+    me: { peer: me, x: CENTRE, y: CENTRE, me: true },
+    children: row(children, SIZE * 0.82),
+  };
+}
+
+/** Our relay neighbours round us. */
+export function layoutRelay(neighbours: string[], me: string): { me: PeerDot; around: PeerDot[] } {
+  return {
+    me: { peer: me, x: CENTRE, y: CENTRE, me: true },
+    around: neighbours.map((peer, i) => {
+      const angle = (2 * Math.PI * i) / Math.max(1, neighbours.length) - Math.PI / 2;
+      return { peer, x: CENTRE + RING * 0.8 * Math.cos(angle), y: CENTRE + RING * 0.8 * Math.sin(angle), me: false };
+    }),
+  };
 }
 
 /** Where everything goes; a pure function of the view, so it is tested without a DOM. */
@@ -115,6 +144,52 @@ export class NetworkPanel {
     this.element.dataset.cells = String(view.cells);
     this.element.dataset.bridges = String(bridges);
     this.draw(layoutNetwork(view, this.me));
+  }
+
+  /** Our place in a tree room. */
+  updateTree(parent: string | null, children: string[], depth: number | null, isRoot: boolean): void {
+    this.view = null;
+    const kids = `${children.length} ${children.length === 1 ? "child" : "children"}`;
+    this.caption.textContent = isRoot
+      ? `Broadcast tree: you are its root, with ${kids}.`
+      : parent === null
+        ? "Broadcast tree: finding a place in it."
+        : `Broadcast tree: depth ${depth ?? "?"}, one parent and ${kids}. Messages travel along the tree.`;
+    this.element.dataset.depth = depth === null ? "" : String(depth);
+    this.element.dataset.children = String(children.length);
+    const picture = layoutTree(parent, children, this.me);
+    const root = svg("svg", { viewBox: `0 0 ${SIZE} ${SIZE}`, class: "network-svg", role: "img" });
+    const link = (a: PeerDot, b: PeerDot) => root.appendChild(svg("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: "network-bridge" }));
+    if (picture.parent) link(picture.me, picture.parent);
+    for (const c of picture.children) link(picture.me, c);
+    const dot = (p: PeerDot, cls: string) => {
+      const d = svg("circle", { cx: p.x.toFixed(1), cy: p.y.toFixed(1), r: p.me ? 9 : 6, class: cls });
+      const title = svg("title", {});
+      title.textContent = p.me ? "you" : p.peer.slice(0, 8);
+      d.appendChild(title);
+      root.appendChild(d);
+    };
+    if (picture.parent) dot(picture.parent, "network-cell bridged");
+    for (const c of picture.children) dot(c, "network-mate");
+    dot(picture.me, "network-me");
+    this.drawing.replaceChildren(root);
+  }
+
+  /** Our direct neighbours in a relay room. */
+  updateRelay(neighbours: string[]): void {
+    this.view = null;
+    const n = neighbours.length;
+    this.caption.textContent =
+      n === 0
+        ? "Relay network: no direct link yet."
+        : `Relay network: you link to ${n} ${n === 1 ? "peer" : "peers"} directly; messages for the others are relayed.`;
+    this.element.dataset.neighbours = String(n);
+    const picture = layoutRelay(neighbours, this.me);
+    const root = svg("svg", { viewBox: `0 0 ${SIZE} ${SIZE}`, class: "network-svg", role: "img" });
+    for (const p of picture.around) root.appendChild(svg("line", { x1: CENTRE, y1: CENTRE, x2: p.x, y2: p.y, class: "network-bridge" }));
+    for (const p of picture.around) root.appendChild(svg("circle", { cx: p.x.toFixed(1), cy: p.y.toFixed(1), r: 6, class: "network-mate" }));
+    root.appendChild(svg("circle", { cx: CENTRE, cy: CENTRE, r: 9, class: "network-me" }));
+    this.drawing.replaceChildren(root);
   }
 
   private draw(picture: NetworkPicture): void {

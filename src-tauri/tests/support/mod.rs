@@ -223,3 +223,41 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The app started by WebDriver in `room` on `url` as "Ada" (with `extra` arguments), its
+/// own config directory under `tag`, the call view up and the network panel open.
+pub fn app_with_network_panel(
+    xvfb: &Xvfb,
+    app: &str,
+    (url, room): (&str, &str),
+    extra: &[&str],
+    tag: &str,
+) -> (Driver, webdriver::Session) {
+    let long = Duration::from_secs(40);
+    let config = std::env::temp_dir().join(format!("plenum-e2e-{tag}-{}", std::process::id()));
+    let driver = Driver::start(
+        &xvfb.display,
+        &[(
+            "XDG_CONFIG_HOME",
+            config.to_str().expect("a UTF-8 temp path"),
+        )],
+    );
+    let mut args: Vec<String> = ["--server", url, "--room", room, "--name", "Ada"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let session = webdriver::Session::start(driver.port, app.as_ref(), &args);
+    wait_for(long, "the call view", || session.find("#call"));
+    let button = wait_for(long, "the network button", || {
+        session.find("#network-button")
+    });
+    session.click(&button);
+    (driver, session)
+}
+
+/// A number the network panel shows in its `attr` attribute.
+pub fn network_attr(app: &webdriver::Session, attr: &str) -> Option<u64> {
+    let el = app.find("#network-panel")?;
+    app.attribute(&el, attr)?.parse().ok()
+}
