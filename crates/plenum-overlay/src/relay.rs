@@ -575,6 +575,14 @@ impl RelayNode {
             self.route_new(RouteKind::Refuse, from, data);
             return;
         }
+        // We offer. If we were waiting for its offer (we asked it too, perhaps through a
+        // server that is gone), we stop waiting: one side must offer.
+        if self.pending.contains_key(&from) {
+            self.links.handle_input(Input::PeerGone {
+                peer: from.clone(),
+                now: self.now,
+            });
+        }
         self.pending.insert(
             from.clone(),
             self.now + self.config.links.connect_timeout() * 2,
@@ -617,6 +625,13 @@ impl RelayNode {
             return;
         };
         u.attempt += 1;
+        let target = u.target.clone();
+        // No acknowledgement: the network may be split from the target. Asked through the
+        // server as by a peer with no link, the target joins the parts (once a while).
+        self.bridge(target);
+        let Some(u) = self.unacked.get_mut(&seq) else {
+            return;
+        };
         if u.attempt >= self.config.attempts {
             if let Some(u) = self.unacked.remove(&seq) {
                 self.outputs.push_back(RelayOutput::Unreachable {
@@ -644,6 +659,9 @@ impl RelayNode {
     pub fn connect(&mut self, peer: PeerId) {
         self.learn(&peer);
         self.shunned.remove(&peer);
+        // Asked again now, whatever an earlier request (perhaps through a server that is
+        // gone) is waiting for.
+        self.pending.remove(&peer);
         let via_server = self.up.is_empty();
         self.ask_via(peer, via_server, true);
     }
@@ -701,6 +719,31 @@ impl RelayNode {
             data,
         };
         self.forward(frame);
+    }
+
+    /// Our network cannot reach `target`, the server can: the network is split (or the
+    /// target is gone). Asked as a peer with no link, it takes us even when full, and the
+    /// parts are one again. Once per four refreshes per target.
+    fn bridge(&mut self, target: PeerId) {
+        let now = self.now;
+        if self.up.contains(&target) || self.bridged.get(&target).is_some_and(|u| *u > now) {
+            return;
+        }
+        self.bridged
+            .insert(target.clone(), now + self.config.refresh * 4);
+        self.pending.insert(
+            target.clone(),
+            now + self.config.links.connect_timeout() * 2,
+        );
+        self.links.handle_input(Input::PeerAppeared {
+            peer: target.clone(),
+            origin: Appearance::Joined,
+            now,
+        });
+        self.outputs.push_back(RelayOutput::SignalLink {
+            peer: target,
+            degree: 0,
+        });
     }
 
     /// A link we asked for will not come (refused, unreachable, timed out); one that
@@ -801,9 +844,10 @@ impl RelayNode {
 
     fn not_reached(&mut self, target: PeerId, _seq: u64, kind: RouteKind) {
         match kind {
-            // Churn may have cut the way, or links are still opening: its timer sends it
+            // Churn may have cut the way, links may still be opening, or the network is
+            // split: a link through the server is asked for, and the frame's timer sends it
             // again while attempts are left.
-            RouteKind::Data => {}
+            RouteKind::Data => self.bridge(target),
             RouteKind::Link => {
                 let now = self.now;
                 if self.bridged.get(&target).is_some_and(|until| *until > now) {
@@ -811,15 +855,7 @@ impl RelayNode {
                     self.forget(&target);
                     self.stop_asking(target);
                 } else {
-                    // Our network cannot reach it, the server can: the network is split
-                    // (or it is gone). Asked as a peer with no link, it takes us even when
-                    // full, and the two parts are one again.
-                    self.bridged
-                        .insert(target.clone(), now + self.config.refresh * 4);
-                    self.outputs.push_back(RelayOutput::SignalLink {
-                        peer: target,
-                        degree: 0,
-                    });
+                    self.bridge(target);
                 }
             }
             _ => {}
