@@ -15,7 +15,13 @@ use support::{Xvfb, app_with_network_panel, artifacts_dir, network_attr as panel
 const LONG: Duration = Duration::from_secs(40);
 const APP: &str = env!("CARGO_BIN_EXE_plenum-app");
 
+/// One after the other: two apps, Xvfbs and WebDriver servers at once strain 2 cores.
 #[test]
+fn app_draws_its_place_in_a_tree_then_its_relay_neighbours() {
+    app_draws_its_place_in_a_tree();
+    app_draws_its_relay_neighbours();
+}
+
 fn app_draws_its_place_in_a_tree() {
     let server = cli::serve(&[]);
     let room = "tree-talk";
@@ -52,7 +58,6 @@ fn app_draws_its_place_in_a_tree() {
     drop(peers);
 }
 
-#[test]
 fn app_draws_its_relay_neighbours() {
     let server = cli::serve(&[]);
     let room = "relay-talk";
