@@ -849,10 +849,7 @@ impl Sim {
                     });
                 }
                 Output::Deliver { data, hops, .. } => {
-                    if let Some(b) = broadcast_index(&data) {
-                        let entry = self.deliveries.entry((b, node)).or_insert((0, hops));
-                        entry.0 += 1;
-                    }
+                    self.delivered(node, &data, hops);
                 }
                 Output::State(_) | Output::PeerCell { .. } => {}
                 Output::Timeout(at) => {
@@ -977,10 +974,7 @@ impl Sim {
                 }
             }
             TreeOutput::Message { data, hops, .. } => {
-                if let Some(b) = broadcast_index(&data) {
-                    let entry = self.deliveries.entry((b, node)).or_insert((0, hops));
-                    entry.0 += 1;
-                }
+                self.delivered(node, &data, hops);
             }
             _ => {}
         }
@@ -1021,12 +1015,17 @@ impl Sim {
                 }
             }
             RelayOutput::Deliver { data, hops, .. } => {
-                if let Some(b) = broadcast_index(&data) {
-                    let entry = self.deliveries.entry((b, node)).or_insert((0, hops));
-                    entry.0 += 1;
-                }
+                self.delivered(node, &data, hops);
             }
             _ => {}
+        }
+    }
+
+    /// The application at `node` got broadcast (or unicast) `data` after `hops` links.
+    fn delivered(&mut self, node: usize, data: &[u8], hops: u8) {
+        if let Some(b) = broadcast_index(data) {
+            let entry = self.deliveries.entry((b, node)).or_insert((0, hops));
+            entry.0 += 1;
         }
     }
 

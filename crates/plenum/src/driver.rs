@@ -1417,12 +1417,7 @@ impl Driver {
                     now: Instant::now(),
                 }),
                 Err(e) => {
-                    tracing::warn!(peer = peer.short(), error = %e, "malformed mesh frame dropped");
-                    let error = RoomError::Malformed {
-                        peer,
-                        reason: e.to_string(),
-                    };
-                    self.emit(RoomEvent::Error(error)).await;
+                    self.malformed(peer, "mesh frame", e.to_string()).await;
                 }
             },
             EnvelopeKind::Tree => match (TreeMsg::from_envelope(&envelope), self.mesh.tree()) {
@@ -1434,12 +1429,7 @@ impl Driver {
                     )
                 }
                 (Err(e), _) => {
-                    tracing::warn!(peer = peer.short(), error = %e, "malformed tree message dropped");
-                    let error = RoomError::Malformed {
-                        peer,
-                        reason: e.to_string(),
-                    };
-                    self.emit(RoomEvent::Error(error)).await;
+                    self.malformed(peer, "tree message", e.to_string()).await;
                 }
             },
             EnvelopeKind::Relay => match (RelayMsg::from_envelope(&envelope), self.mesh.relay()) {
@@ -1451,12 +1441,7 @@ impl Driver {
                     )
                 }
                 (Err(e), _) => {
-                    tracing::warn!(peer = peer.short(), error = %e, "malformed relay message dropped");
-                    let error = RoomError::Malformed {
-                        peer,
-                        reason: e.to_string(),
-                    };
-                    self.emit(RoomEvent::Error(error)).await;
+                    self.malformed(peer, "relay message", e.to_string()).await;
                 }
             },
             EnvelopeKind::Bye => {
@@ -1468,6 +1453,13 @@ impl Driver {
                 });
             }
         }
+    }
+
+    /// A peer sent bytes that do not decode as `what`: dropped, logged and reported.
+    async fn malformed(&mut self, peer: PeerId, what: &str, reason: String) {
+        tracing::warn!(peer = peer.short(), error = %reason, "malformed {what} dropped");
+        let error = RoomError::Malformed { peer, reason };
+        self.emit(RoomEvent::Error(error)).await;
     }
 
     /// Writes to an open link; returns false when the link is not open.
