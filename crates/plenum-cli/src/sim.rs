@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use plenum_sim::{SimConfig, Topology, simulate};
+use plenum_sim::{Failure, SimConfig, Topology, simulate};
 
 /// Which overlay to simulate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -11,6 +11,17 @@ pub(crate) enum SimTopology {
     Cells,
     Tree,
     Relay,
+}
+
+/// Peers that crash together once the room has formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SimFailure {
+    /// Cells: one peer that holds a bridge link.
+    Bridge,
+    /// Cells: every peer of one cell.
+    Cell,
+    /// Tree: the root (the server crowns a standby).
+    Root,
 }
 
 /// Simulate a room of many peers on a virtual clock and print what it measured.
@@ -47,6 +58,10 @@ pub(crate) struct SimArgs {
     /// Most children per node (tree).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     max_degree: u16,
+    /// Peers that crash together once the room has formed; the broadcasts wait until it
+    /// has formed again without them.
+    #[arg(long, value_enum)]
+    fail: Option<SimFailure>,
     /// Milliseconds between two of the first joins.
     #[arg(long, default_value_t = 2)]
     join_interval_ms: u64,
@@ -76,6 +91,11 @@ pub(crate) fn run(args: SimArgs) -> anyhow::Result<()> {
         loss_pct: args.loss,
         broadcasts: args.unicasts.unwrap_or(args.broadcasts),
         join_interval: Duration::from_millis(args.join_interval_ms),
+        failure: args.fail.map(|f| match f {
+            SimFailure::Bridge => Failure::Bridge,
+            SimFailure::Cell => Failure::Cell,
+            SimFailure::Root => Failure::Root,
+        }),
         ..SimConfig::new(topology, args.seed)
     };
     let report = simulate(&config)?;

@@ -50,10 +50,15 @@ impl RelayId {
         if s.len() != 40 {
             return None;
         }
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        };
         let mut out = [0u8; 20];
-        for (i, pair) in s.chunks(2).enumerate() {
-            let text = std::str::from_utf8(pair).ok()?;
-            out[i] = u8::from_str_radix(text, 16).ok()?;
+        for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+            *o = (digit(pair[0])? << 4) | digit(pair[1])?;
         }
         Some(Self(out))
     }
@@ -211,7 +216,7 @@ pub enum RouteKind {
     Unreachable,
     /// A full peer refuses a link: `data` lists its neighbours nearest to the asker.
     Refuse,
-    /// The target got the origin's data frame `data` (8 bytes, its seq).
+    /// The target got the origin's data, signal or link frame `data` (8 bytes, its seq).
     Ack,
 }
 
@@ -344,6 +349,7 @@ pub enum RelaySendError {
 
 #[derive(Debug)]
 struct Unacked {
+    kind: RouteKind,
     target: PeerId,
     data: Vec<u8>,
     attempt: u8,
@@ -369,14 +375,14 @@ pub struct RelayNode {
     config: RelayConfig,
     now: Instant,
     links: FullMesh,
-    /// Open links.
-    up: BTreeSet<PeerId>,
+    /// Open links, with their ids.
+    up: BTreeMap<PeerId, RelayId>,
     /// Links asked for or being opened, with when they are given up.
     pending: BTreeMap<PeerId, Instant>,
     /// Peers we know of, by bucket.
     known: BTreeMap<usize, Vec<(RelayId, PeerId)>>,
     /// Each neighbour's neighbours, as it last said.
-    around: BTreeMap<PeerId, Vec<PeerId>>,
+    around: BTreeMap<PeerId, Vec<(RelayId, PeerId)>>,
     /// Peers that refused us or that we let go, not asked again until then.
     shunned: BTreeMap<PeerId, Instant>,
     /// Peers our network could not reach, asked through the server until then.
@@ -401,7 +407,7 @@ impl RelayNode {
             config,
             now,
             links,
-            up: BTreeSet::new(),
+            up: BTreeMap::new(),
             pending: BTreeMap::new(),
             known: BTreeMap::new(),
             around: BTreeMap::new(),
@@ -418,7 +424,7 @@ impl RelayNode {
 
     /// Our open links.
     pub fn neighbours(&self) -> Vec<PeerId> {
-        self.up.iter().cloned().collect()
+        self.up.keys().cloned().collect()
     }
 
     /// Whether links we asked for are still on their way.
@@ -445,13 +451,16 @@ impl RelayNode {
         let most = self.config.known_per_bucket;
         let me = self.id;
         let entries = self.known.entry(bucket).or_default();
-        if entries.iter().any(|(_, p)| p == peer) {
+        if entries.iter().any(|(r, _)| *r == rid) {
             return;
         }
-        entries.push((rid, peer.clone()));
-        // Keep the closest: they make the shortest routes.
-        entries.sort_by_key(|(r, _)| me.distance(r));
-        entries.truncate(most);
+        // Keep the closest, nearest first: they make the shortest routes.
+        let d = me.distance(&rid);
+        let at = entries.partition_point(|(r, _)| me.distance(r) < d);
+        if at < most {
+            entries.insert(at, (rid, peer.clone()));
+            entries.truncate(most);
+        }
     }
 
     fn forget(&mut self, peer: &PeerId) {
@@ -473,7 +482,7 @@ impl RelayNode {
     /// Asks `peer` for a link; `insist` asks as a peer with no link would, which a full
     /// peer takes too (letting another go).
     fn ask_via(&mut self, peer: PeerId, via_server: bool, insist: bool) {
-        if self.up.contains(&peer) || self.pending.contains_key(&peer) || peer == self.me {
+        if self.up.contains_key(&peer) || self.pending.contains_key(&peer) || peer == self.me {
             return;
         }
         self.pending.insert(
@@ -495,7 +504,15 @@ impl RelayNode {
             self.outputs
                 .push_back(RelayOutput::SignalLink { peer, degree });
         } else {
-            self.route_new(RouteKind::Link, peer, vec![degree]);
+            self.route_reliable(RouteKind::Link, peer, vec![degree]);
+        }
+    }
+
+    /// The server is away: a link request this node gave it
+    /// ([`RelayOutput::SignalLink`]) goes over the network instead.
+    pub fn ask_over_network(&mut self, peer: PeerId, degree: u8) {
+        if RelayId::of(&peer).is_some() && peer != self.me {
+            self.route_reliable(RouteKind::Link, peer, vec![degree]);
         }
     }
 
@@ -533,11 +550,11 @@ impl RelayNode {
             }
             let covered = entries
                 .iter()
-                .any(|(_, p)| self.up.contains(p) || self.pending.contains_key(p))
+                .any(|(_, p)| self.up.contains_key(p) || self.pending.contains_key(p))
+                || self.up.values().any(|r| self.id.bucket(r) == Some(*bucket))
                 || self
-                    .up
-                    .iter()
-                    .chain(self.pending.keys())
+                    .pending
+                    .keys()
                     .any(|p| RelayId::of(p).and_then(|r| self.id.bucket(&r)) == Some(*bucket));
             if covered {
                 continue;
@@ -560,17 +577,17 @@ impl RelayNode {
             return;
         }
         self.learn(&from);
-        if self.up.contains(&from) {
+        if self.up.contains_key(&from) {
             return;
         }
         if self.degree() >= self.config.max_neighbours && their_degree > 0 {
             // Refused: it learns our neighbours nearest to it instead.
             let target = RelayId::of(&from);
-            let mut near: Vec<PeerId> = self.up.iter().cloned().collect();
+            let mut near: Vec<(&PeerId, &RelayId)> = self.up.iter().collect();
             if let Some(t) = target {
-                near.sort_by_key(|p| RelayId::of(p).map(|r| r.distance(&t)));
+                near.sort_by_key(|(_, r)| r.distance(&t));
             }
-            near.truncate(4);
+            let near: Vec<PeerId> = near.into_iter().take(4).map(|(p, _)| p.clone()).collect();
             let data = codec::encode_peers(&near);
             self.route_new(RouteKind::Refuse, from, data);
             return;
@@ -603,47 +620,64 @@ impl RelayNode {
         if RelayId::of(&target).is_none() {
             return Err(RelaySendError::BadTarget(target));
         }
+        Ok(self.route_reliable(RouteKind::Data, target, data))
+    }
+
+    /// Routes a frame its target acknowledges, sent again until it does.
+    fn route_reliable(&mut self, kind: RouteKind, target: PeerId, data: Vec<u8>) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         let due = self.now + self.config.ack_timeout;
-        self.unacked.insert(
-            seq,
-            Unacked {
-                target: target.clone(),
-                data: data.clone(),
-                attempt: 0,
-                due,
-            },
-        );
-        self.route(RouteKind::Data, target, seq, 0, data);
-        Ok(seq)
+        let unacked = Unacked {
+            kind,
+            target: target.clone(),
+            data: data.clone(),
+            attempt: 0,
+            due,
+        };
+        self.unacked.insert(seq, unacked);
+        self.route(kind, target, seq, 0, data);
+        seq
     }
 
-    /// Sends our unicast `seq` again, or gives up on it.
+    /// Sends our frame `seq` again, or gives up on it.
     fn retry(&mut self, seq: u64) {
         let Some(u) = self.unacked.get_mut(&seq) else {
             return;
         };
         u.attempt += 1;
-        let target = u.target.clone();
-        // No acknowledgement: the network may be split from the target. Asked through the
-        // server as by a peer with no link, the target joins the parts (once a while).
-        self.bridge(target);
-        let Some(u) = self.unacked.get_mut(&seq) else {
+        let (kind, target, attempt) = (u.kind, u.target.clone(), u.attempt);
+        if kind == RouteKind::Link
+            && (self.up.contains_key(&target) || !self.pending.contains_key(&target))
+        {
+            // The link opened, or we gave up on it.
+            self.unacked.remove(&seq);
             return;
-        };
-        if u.attempt >= self.config.attempts {
-            if let Some(u) = self.unacked.remove(&seq) {
-                self.outputs.push_back(RelayOutput::Unreachable {
-                    target: u.target,
-                    seq,
-                });
+        }
+        if kind == RouteKind::Data {
+            // No acknowledgement: the network may be split from the target. Asked through
+            // the server as by a peer with no link, the target joins the parts (once a
+            // while).
+            self.bridge(target.clone());
+        }
+        if attempt >= self.config.attempts {
+            self.unacked.remove(&seq);
+            match kind {
+                RouteKind::Data => self
+                    .outputs
+                    .push_back(RelayOutput::Unreachable { target, seq }),
+                RouteKind::Link => self.not_reached(target, seq, kind),
+                // Negotiation that does not arrive: the link times out on its own.
+                _ => {}
             }
             return;
         }
+        let Some(u) = self.unacked.get_mut(&seq) else {
+            return;
+        };
         u.due = self.now + self.config.ack_timeout;
-        let (target, data, attempt) = (u.target.clone(), u.data.clone(), u.attempt);
-        self.route(RouteKind::Data, target, seq, attempt, data);
+        let data = u.data.clone();
+        self.route(kind, target, seq, attempt, data);
     }
 
     /// Sends negotiation for a direct link to `target` over the network.
@@ -651,7 +685,7 @@ impl RelayNode {
         if RelayId::of(&target).is_none() {
             return Err(RelaySendError::BadTarget(target));
         }
-        Ok(self.route_new(RouteKind::Signal, target, data))
+        Ok(self.route_reliable(RouteKind::Signal, target, data))
     }
 
     /// Forms a direct link to `peer` (its negotiation relayed over the network). The
@@ -674,7 +708,7 @@ impl RelayNode {
     }
 
     fn drop_link(&mut self, peer: &PeerId) {
-        let was_up = self.up.remove(peer);
+        let was_up = self.up.remove(peer).is_some();
         self.pending.remove(peer);
         self.around.remove(peer);
         self.links.handle_input(Input::PeerGone {
@@ -726,7 +760,7 @@ impl RelayNode {
     /// parts are one again. Once per four refreshes per target.
     fn bridge(&mut self, target: PeerId) {
         let now = self.now;
-        if self.up.contains(&target) || self.bridged.get(&target).is_some_and(|u| *u > now) {
+        if self.up.contains_key(&target) || self.bridged.get(&target).is_some_and(|u| *u > now) {
             return;
         }
         self.bridged
@@ -749,7 +783,7 @@ impl RelayNode {
     /// A link we asked for will not come (refused, unreachable, timed out); one that
     /// opened meanwhile stays.
     fn stop_asking(&mut self, peer: PeerId) {
-        if self.pending.remove(&peer).is_some() && !self.up.contains(&peer) {
+        if self.pending.remove(&peer).is_some() && !self.up.contains_key(&peer) {
             self.links.handle_input(Input::PeerGone {
                 peer,
                 now: self.now,
@@ -779,23 +813,25 @@ impl RelayNode {
         if frame.hops >= self.config.hop_limit {
             return self.unreachable(frame);
         }
-        let next = if self.up.contains(&frame.target) {
+        let next = if self.up.contains_key(&frame.target) {
             Some(frame.target.clone())
         } else {
             // Looking two hops ahead: a neighbour whose own neighbours come closer counts
             // as that close (it says who they are), which steers round the dead ends of
             // a sparse network.
-            let reach = |p: &PeerId| {
-                std::iter::once(p)
-                    .chain(self.around.get(p).into_iter().flatten())
-                    .filter_map(|q| RelayId::of(q).map(|r| r.distance(&target)))
+            let reach = |p: &PeerId, r: &RelayId| {
+                let own = r.distance(&target);
+                let ahead = self.around.get(p).into_iter().flatten();
+                ahead
+                    .map(|(q, _)| q.distance(&target))
                     .min()
+                    .map_or(own, |a| a.min(own))
             };
             self.up
                 .iter()
-                .filter(|p| !frame.visited.contains(p))
-                .min_by_key(|p| (reach(p), RelayId::of(p).map(|r| r.distance(&target))))
-                .cloned()
+                .filter(|(p, _)| !frame.visited.contains(p))
+                .min_by_key(|(p, r)| (reach(p, r), r.distance(&target)))
+                .map(|(p, _)| p.clone())
         };
         frame.hops += 1;
         match next {
@@ -899,16 +935,18 @@ impl RelayNode {
             data,
             ..
         } = frame;
-        match kind {
-            RouteKind::Data => {
-                // Acknowledged every time (an acknowledgement may be what got lost),
-                // delivered once.
-                self.route_new(RouteKind::Ack, origin.clone(), seq.to_be_bytes().to_vec());
-                if self.remember(origin.clone(), seen_key(seq, DELIVERED)) {
-                    self.outputs
-                        .push_back(RelayOutput::Deliver { origin, hops, data });
-                }
+        if matches!(kind, RouteKind::Data | RouteKind::Signal | RouteKind::Link) {
+            // Acknowledged every time (an acknowledgement may be what got lost), taken
+            // once.
+            self.route_new(RouteKind::Ack, origin.clone(), seq.to_be_bytes().to_vec());
+            if !self.remember(origin.clone(), seen_key(seq, DELIVERED)) {
+                return;
             }
+        }
+        match kind {
+            RouteKind::Data => self
+                .outputs
+                .push_back(RelayOutput::Deliver { origin, hops, data }),
             RouteKind::Ack => {
                 if let Some(seq) = data.first_chunk::<8>() {
                     self.unacked.remove(&u64::from_be_bytes(*seq));
@@ -950,7 +988,7 @@ impl RelayNode {
             peer: from.clone(),
             now,
         });
-        if !self.up.contains(&from) {
+        if !self.up.contains_key(&from) {
             return self.drop(from, "not a neighbour");
         }
         match msg {
@@ -958,8 +996,12 @@ impl RelayNode {
                 for peer in list.iter().take(64) {
                     self.learn(peer);
                 }
-                self.around
-                    .insert(from, list.into_iter().take(64).collect());
+                let ids = list
+                    .into_iter()
+                    .take(64)
+                    .filter_map(|p| RelayId::of(&p).map(|r| (r, p)))
+                    .collect();
+                self.around.insert(from, ids);
             }
             RelayMsg::Splice(peer) => {
                 // Through the server: the link we would route it over is closing.
@@ -978,7 +1020,11 @@ impl RelayNode {
             self.outputs.push_back(RelayOutput::Disconnect { peer });
             return;
         }
-        if !self.up.insert(peer.clone()) {
+        let Some(rid) = RelayId::of(&peer) else {
+            self.outputs.push_back(RelayOutput::Disconnect { peer });
+            return;
+        };
+        if self.up.insert(peer.clone(), rid).is_some() {
             return;
         }
         self.learn(&peer);
@@ -989,22 +1035,14 @@ impl RelayNode {
             let evict = self
                 .up
                 .iter()
-                .filter(|p| **p != peer)
-                .max_by_key(|p| {
+                .filter(|(p, _)| **p != peer)
+                .max_by_key(|(p, r)| {
                     let keeps_others = self.around.get(*p).is_some_and(|a| a.len() >= 2);
-                    let b = RelayId::of(p).and_then(|r| self.id.bucket(&r));
-                    let same = self
-                        .up
-                        .iter()
-                        .filter(|q| RelayId::of(q).and_then(|r| self.id.bucket(&r)) == b)
-                        .count();
-                    (
-                        keeps_others,
-                        same,
-                        RelayId::of(p).map(|r| self.id.distance(&r)),
-                    )
+                    let b = self.id.bucket(r);
+                    let same = self.up.values().filter(|q| self.id.bucket(q) == b).count();
+                    (keeps_others, same, self.id.distance(r))
                 })
-                .cloned();
+                .map(|(p, _)| p.clone());
             if let Some(evict) = evict {
                 // The one we let go links to the newcomer in our place (asking over its
                 // link to us while that is still open), so the network stays connected.
@@ -1022,17 +1060,17 @@ impl RelayNode {
 
     fn on_link_down(&mut self, peer: &PeerId) {
         let theirs = self.around.get(peer).cloned().unwrap_or_default();
-        let was_up = self.up.contains(peer);
+        let was_up = self.up.contains_key(peer);
         self.drop_link(peer);
         if !was_up {
             return;
         }
         // Its other neighbours first, as orphans go to their grandparent: the network
         // stays connected through us.
-        if let Some(bridge) = theirs
+        if let Some((_, bridge)) = theirs
             .into_iter()
-            .filter(|p| *p != self.me && !self.up.contains(p))
-            .min_by_key(|p| RelayId::of(p).map(|r| self.id.distance(&r)))
+            .filter(|(_, p)| *p != self.me && !self.up.contains_key(p))
+            .min_by_key(|(r, _)| self.id.distance(r))
         {
             self.learn(&bridge);
             self.shunned.remove(&bridge);

@@ -532,3 +532,90 @@ mod networks {
         }
     }
 }
+
+/// Links `a` and `b` as two neighbours.
+fn neighbours(a: &mut RelayNode, b: &mut RelayNode, a_id: PeerId, b_id: PeerId, now: Instant) {
+    a.link_requested(b_id.clone(), 0);
+    a.handle_input(Input::LinkUp { peer: b_id, now });
+    b.link_requested(a_id.clone(), 0);
+    b.handle_input(Input::LinkUp { peer: a_id, now });
+    drain(a);
+    drain(b);
+}
+
+/// The routed frames in `out`, by the neighbour they go to.
+fn routed(out: &[RelayOutput]) -> Vec<(PeerId, RouteFrame)> {
+    out.iter()
+        .filter_map(|o| match o {
+            RelayOutput::Send {
+                peer,
+                msg: RelayMsg::Route(f),
+            } => Some((peer.clone(), f.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_routed_link_request_is_acknowledged_and_sent_again_until_it_is() {
+    let t0 = Instant::now();
+    let (a_id, b_id, c_id) = (rid(1), rid(2), rid(3));
+    let mut a = RelayNode::new(a_id.clone(), config(4), t0, 1).unwrap();
+    let mut b = RelayNode::new(b_id.clone(), config(4), t0, 2).unwrap();
+    let mut c = RelayNode::new(c_id.clone(), config(4), t0, 3).unwrap();
+    neighbours(&mut a, &mut b, a_id.clone(), b_id.clone(), t0);
+    neighbours(&mut b, &mut c, b_id.clone(), c_id.clone(), t0);
+    // A asks C, which is not its neighbour: the request goes through B.
+    a.connect(c_id.clone());
+    let first = routed(&drain(&mut a));
+    assert!(
+        matches!(&first[..], [(via, f)] if *via == b_id && f.kind == RouteKind::Link && f.attempt == 0),
+        "{first:?}"
+    );
+    // It is lost on the way (B's link to C was closing, say): two seconds later A sends
+    // it again, as its next attempt.
+    let later = t0 + Duration::from_secs(2);
+    a.handle_input(Input::Tick { now: later });
+    let again = routed(&drain(&mut a));
+    let (_, frame) = again
+        .iter()
+        .find(|(_, f)| f.kind == RouteKind::Link)
+        .expect("sent again");
+    assert_eq!(frame.attempt, 1);
+    // This one arrives; C takes it once, however many copies come, and acknowledges
+    // each.
+    let mut at_b = frame.clone();
+    b.handle_msg(a_id.clone(), RelayMsg::Route(at_b.clone()), later);
+    let to_c = routed(&drain(&mut b));
+    assert_eq!(to_c.len(), 1);
+    at_b = to_c[0].1.clone();
+    c.handle_msg(b_id.clone(), RelayMsg::Route(at_b.clone()), later);
+    let out = drain(&mut c);
+    assert!(out.contains(&RelayOutput::Connect {
+        peer: a_id.clone(),
+        initiate: true
+    }));
+    let ack = routed(&out)
+        .into_iter()
+        .find(|(_, f)| f.kind == RouteKind::Ack)
+        .expect("acknowledged");
+    let mut copy = at_b.clone();
+    copy.attempt = 2;
+    c.handle_msg(b_id.clone(), RelayMsg::Route(copy), later);
+    let out = drain(&mut c);
+    assert!(!out.iter().any(|o| matches!(o, RelayOutput::Connect { .. })));
+    assert!(routed(&out).iter().any(|(_, f)| f.kind == RouteKind::Ack));
+    // The acknowledgement comes back through B: A sends the request no more.
+    b.handle_msg(c_id.clone(), RelayMsg::Route(ack.1), later);
+    let back = routed(&drain(&mut b));
+    a.handle_msg(b_id.clone(), RelayMsg::Route(back[0].1.clone()), later);
+    drain(&mut a);
+    a.handle_input(Input::Tick {
+        now: later + Duration::from_secs(5),
+    });
+    assert!(
+        !routed(&drain(&mut a))
+            .iter()
+            .any(|(_, f)| f.kind == RouteKind::Link)
+    );
+}

@@ -19,7 +19,7 @@
 //!   (`Welcome`); a child tells its parent the size of its subtree (`Subtree`).
 //! - **Healing.** A node that loses its parent keeps its children and asks its
 //!   grandparent (or, without one, the root) to take it with its subtree. A request that
-//!   is not answered within `request_timeout` goes to the root.
+//!   is not answered within `retry_after` (5 s) goes to the root again.
 //! - **Broadcast.** `Data` goes to the parent and the children except where it came from;
 //!   `(origin, seq)` filters copies. Each node keeps the last `history` of broadcasts and
 //!   sends them over a link that opens to a new parent or child, so a broadcast in flight
@@ -47,6 +47,7 @@ use crate::{
 pub struct TreeConfig {
     max_degree: usize,
     request_timeout: Duration,
+    retry_after: Duration,
     history: Duration,
     links: FullMeshConfig,
 }
@@ -56,6 +57,7 @@ impl Default for TreeConfig {
         Self {
             max_degree: 10,
             request_timeout: Duration::from_secs(30),
+            retry_after: Duration::from_secs(5),
             history: Duration::from_secs(30),
             links: FullMeshConfig::default(),
         }
@@ -72,9 +74,15 @@ impl TreeConfigBuilder {
         self.0.max_degree = n;
         self
     }
-    /// How long a candidate child may take to link, and a rejoin to be answered (30 s).
+    /// How long a candidate child may take to link (30 s).
     pub fn request_timeout(mut self, d: Duration) -> Self {
         self.0.request_timeout = d;
+        self
+    }
+    /// How long a join request may go unanswered before it is sent to the root again
+    /// (5 s: a request handed down the tree is lost with a peer that dies on its way).
+    pub fn retry_after(mut self, d: Duration) -> Self {
+        self.0.retry_after = d;
         self
     }
     /// How long broadcasts are kept to replay over a link that opens (30 s: longer than a
@@ -96,6 +104,7 @@ impl TreeConfigBuilder {
             ));
         }
         nonzero("request_timeout", self.0.request_timeout)?;
+        nonzero("retry_after", self.0.retry_after)?;
         nonzero("history", self.0.history)?;
         Ok(self.0)
     }
@@ -140,6 +149,9 @@ pub enum TreeMsg {
         requester: PeerId,
         /// Its subtree's size.
         subtree: u32,
+        /// The parent it lost, if it lost one: not handed the request (it may be gone
+        /// before its own parent notices).
+        lost: Option<PeerId>,
     },
     /// The sender takes the receiver as a child at `depth`; a link follows.
     Accept {
@@ -300,10 +312,12 @@ pub struct TreeNode {
     /// When our last join request is given up and sent to the root instead.
     rejoin_deadline: Option<Instant>,
     grandparent: Option<PeerId>,
+    /// The parent we lost, until we have a new one (our requests name it).
+    lost: Option<PeerId>,
     depth: Option<u32>,
     children: BTreeMap<PeerId, Child>,
     /// Join requests waiting for a child to link (all slots held by candidates).
-    waiting: VecDeque<(PeerId, u32)>,
+    waiting: VecDeque<(PeerId, u32, Option<PeerId>)>,
     seen: HashSet<(PeerId, u64)>,
     history: VecDeque<(Instant, TreeMsg)>,
     next_seq: u64,
@@ -387,6 +401,7 @@ impl TreeNode {
             pending_parent: None,
             rejoin_deadline: None,
             grandparent: None,
+            lost: None,
             depth: None,
             children: BTreeMap::new(),
             waiting: VecDeque::new(),
@@ -441,10 +456,11 @@ impl TreeNode {
     }
 
     fn request(&mut self, to: Addressee) {
-        self.rejoin_deadline = Some(self.now + self.config.request_timeout);
+        self.rejoin_deadline = Some(self.now + self.config.retry_after);
         let msg = TreeMsg::Join {
             requester: self.me.clone(),
             subtree: self.subtree(),
+            lost: self.lost.clone(),
         };
         self.outputs.push_back(TreeOutput::Signal { to, msg });
     }
@@ -469,7 +485,7 @@ impl TreeNode {
         });
     }
 
-    fn on_join(&mut self, requester: PeerId, subtree: u32) {
+    fn on_join(&mut self, requester: PeerId, subtree: u32, lost: Option<PeerId>) {
         if requester == self.me
             || self.parent.as_ref() == Some(&requester)
             || self.children.contains_key(&requester)
@@ -478,7 +494,11 @@ impl TreeNode {
         }
         if !self.attached() {
             // Not in the tree ourselves: the requester must look elsewhere.
-            let msg = TreeMsg::Join { requester, subtree };
+            let msg = TreeMsg::Join {
+                requester,
+                subtree,
+                lost,
+            };
             self.outputs.push_back(TreeOutput::Signal {
                 to: Addressee::Root,
                 msg,
@@ -509,6 +529,7 @@ impl TreeNode {
         let smallest = self
             .children
             .iter()
+            .filter(|(p, _)| lost.as_ref() != Some(*p))
             .min_by_key(|(p, c)| (c.subtree, (*p).clone()))
             .map(|(p, c)| (p.clone(), c.deadline.is_none()));
         match smallest {
@@ -518,17 +539,21 @@ impl TreeNode {
                 }
                 self.outputs.push_back(TreeOutput::Send {
                     peer: child,
-                    msg: TreeMsg::Join { requester, subtree },
+                    msg: TreeMsg::Join {
+                        requester,
+                        subtree,
+                        lost,
+                    },
                 });
             }
             _ => {
-                if self.waiting.iter().any(|(r, _)| *r == requester) {
+                if self.waiting.iter().any(|(r, _, _)| *r == requester) {
                     return;
                 }
                 if self.waiting.len() >= WAITING_MAX {
                     self.waiting.pop_front();
                 }
-                self.waiting.push_back((requester, subtree));
+                self.waiting.push_back((requester, subtree, lost));
             }
         }
     }
@@ -561,8 +586,8 @@ impl TreeNode {
 
     /// A slot freed or a child linked: the waiting requests are handled again.
     fn retry_waiting(&mut self) {
-        for (requester, subtree) in std::mem::take(&mut self.waiting) {
-            self.on_join(requester, subtree);
+        for (requester, subtree, lost) in std::mem::take(&mut self.waiting) {
+            self.on_join(requester, subtree, lost);
         }
     }
 
@@ -599,6 +624,7 @@ impl TreeNode {
         self.unlink(&parent);
         self.outputs
             .push_back(TreeOutput::ParentClose(parent.clone()));
+        self.lost = Some(parent.clone());
         self.depth = None;
         self.state();
         // Rejoin with our subtree: through the grandparent when we know it.
@@ -617,6 +643,7 @@ impl TreeNode {
         {
             self.pending_parent = None;
             self.parent = Some(peer.clone());
+            self.lost = None;
             self.outputs
                 .push_back(TreeOutput::ParentConnect(peer.clone()));
             self.report_subtree();
@@ -771,7 +798,11 @@ impl TreeNode {
                     });
                 }
             }
-            TreeMsg::Join { requester, subtree } => self.on_join(requester, subtree),
+            TreeMsg::Join {
+                requester,
+                subtree,
+                lost,
+            } => self.on_join(requester, subtree, lost),
             TreeMsg::Accept { depth } => self.on_accept(from, depth),
             TreeMsg::Decline => {
                 if self

@@ -34,6 +34,7 @@ fn the_root_takes_a_joiner_and_frees_the_slot_of_one_that_never_links() {
     let join = |who: &str| TreeMsg::Join {
         requester: id(who),
         subtree: 1,
+        lost: None,
     };
     root.handle_msg(id("a"), join("a"), t0);
     let out = drain(&mut root);
@@ -73,6 +74,7 @@ fn a_full_node_hands_a_join_to_its_smallest_subtree() {
             TreeMsg::Join {
                 requester: id(child),
                 subtree: size,
+                lost: None,
             },
             t0,
         );
@@ -88,6 +90,7 @@ fn a_full_node_hands_a_join_to_its_smallest_subtree() {
         TreeMsg::Join {
             requester: id("c"),
             subtree: 1,
+            lost: None,
         },
         t0,
     );
@@ -97,10 +100,86 @@ fn a_full_node_hands_a_join_to_its_smallest_subtree() {
             peer: id("b"),
             msg: TreeMsg::Join {
                 requester: id("c"),
-                subtree: 1
+                subtree: 1,
+                lost: None,
             }
         }]
     );
+}
+
+#[test]
+fn a_join_is_not_handed_to_the_parent_its_requester_lost() {
+    let t0 = Instant::now();
+    let mut root = TreeNode::root(id("r"), config(2), t0, 1);
+    for (child, size) in [("a", 5), ("b", 2)] {
+        let join = TreeMsg::Join {
+            requester: id(child),
+            subtree: size,
+            lost: None,
+        };
+        root.handle_msg(id(child), join, t0);
+        root.handle_input(Input::LinkUp {
+            peer: id(child),
+            now: t0,
+        });
+    }
+    drain(&mut root);
+    // "b" has the smaller subtree, but its child "c" says it lost "b": "b" may be dead
+    // before the root notices.
+    let join = TreeMsg::Join {
+        requester: id("c"),
+        subtree: 1,
+        lost: Some(id("b")),
+    };
+    root.handle_msg(id("c"), join.clone(), t0);
+    assert_eq!(
+        drain(&mut root),
+        vec![TreeOutput::Send {
+            peer: id("a"),
+            msg: join
+        }]
+    );
+}
+
+#[test]
+fn an_orphan_names_its_lost_parent_and_asks_the_root_again_when_unanswered() {
+    let t0 = Instant::now();
+    let mut node = TreeNode::join(id("n"), config(2), t0, 1);
+    drain(&mut node);
+    node.handle_msg(id("p"), TreeMsg::Accept { depth: 2 }, t0);
+    node.handle_input(Input::LinkUp {
+        peer: id("p"),
+        now: t0,
+    });
+    node.handle_msg(
+        id("p"),
+        TreeMsg::Welcome {
+            depth: 2,
+            grandparent: Some(id("g")),
+        },
+        t0,
+    );
+    drain(&mut node);
+    node.handle_input(Input::LinkDown {
+        peer: id("p"),
+        now: t0,
+    });
+    let asked = TreeMsg::Join {
+        requester: id("n"),
+        subtree: 1,
+        lost: Some(id("p")),
+    };
+    assert!(drain(&mut node).contains(&TreeOutput::Signal {
+        to: Addressee::Peer(id("g")),
+        msg: asked.clone()
+    }));
+    // Nobody answers (the request was handed to a peer that died): the root is asked.
+    let later = t0 + Duration::from_secs(6);
+    node.handle_input(Input::Tick { now: later });
+    assert!(drain(&mut node).contains(&TreeOutput::Signal {
+        to: Addressee::Root,
+        msg: asked
+    }));
 }
 
 #[test]
@@ -112,7 +191,8 @@ fn a_second_offer_is_declined_and_a_stray_broadcast_ignored() {
         to: Addressee::Root,
         msg: TreeMsg::Join {
             requester: id("n"),
-            subtree: 1
+            subtree: 1,
+            lost: None,
         }
     }));
     node.handle_msg(id("p"), TreeMsg::Accept { depth: 3 }, t0);
@@ -478,6 +558,7 @@ fn a_standby_is_silent_until_promoted() {
         TreeMsg::Join {
             requester: id("a"),
             subtree: 1,
+            lost: None,
         },
         t0,
     );

@@ -123,6 +123,10 @@ pub enum TreeSignal {
         requester: PeerId,
         /// Its subtree's size.
         subtree: u32,
+        /// The parent it lost, if it lost one: the receiver does not hand the request
+        /// to that peer (it may be gone before its own parent notices).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lost: Option<PeerId>,
     },
     /// The sender takes the receiver as a child at `depth`; its offer follows.
     Accept {
@@ -200,7 +204,8 @@ mod tests {
             join,
             TreeSignal::Join {
                 requester: PeerId::new("p1").unwrap(),
-                subtree: 3
+                subtree: 3,
+                lost: None,
             }
         );
         assert!(serde_json::from_str::<TreeSignal>(r#"{"op":"join","requester":"p1"}"#).is_err());

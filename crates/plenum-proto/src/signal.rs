@@ -539,9 +539,15 @@ mod tests {
                         sdp_mline_index,
                     }
                 }),
-            (arb_peer(), any::<u32>()).prop_map(|(requester, subtree)| SignalPayload::Tree {
-                msg: crate::overlay::TreeSignal::Join { requester, subtree }
-            }),
+            (arb_peer(), any::<u32>(), proptest::option::of(arb_peer())).prop_map(
+                |(requester, subtree, lost)| SignalPayload::Tree {
+                    msg: crate::overlay::TreeSignal::Join {
+                        requester,
+                        subtree,
+                        lost,
+                    }
+                }
+            ),
             any::<u32>().prop_map(|depth| SignalPayload::Tree {
                 msg: crate::overlay::TreeSignal::Accept { depth }
             }),

@@ -925,6 +925,7 @@ fn to_root(w: &mut World, conn: ConnId, requester: &PeerId) -> Vec<Output> {
             msg: plenum_proto::overlay::TreeSignal::Join {
                 requester: requester.clone(),
                 subtree: 1,
+                lost: None,
             },
         },
     };

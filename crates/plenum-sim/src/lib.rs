@@ -100,6 +100,8 @@ pub enum Failure {
     Bridge,
     /// Every peer of one cell.
     Cell,
+    /// A tree's root: the server crowns a standby once the root's seat is given up.
+    Root,
 }
 
 impl SimConfig {
@@ -145,6 +147,16 @@ pub struct SimReport {
     pub seed: u64,
     /// The deepest node of a tree (trees only).
     pub depth_max: Option<u32>,
+    /// Trees only: orphaned subtrees that found a new parent, and the time each took,
+    /// from its parent's leaving (detection included) to the new parent's link, in
+    /// virtual milliseconds: median and 99th percentile.
+    pub rejoins: Option<u64>,
+    /// See `rejoins`.
+    pub rejoin_ms_p50: Option<u64>,
+    /// See `rejoins`.
+    pub rejoin_ms_p99: Option<u64>,
+    /// Trees only: roots crowned after the first (the server's standby taking over).
+    pub crowned: Option<u32>,
     /// Most open links of one peer (at convergence or at the end, whichever is more).
     pub max_degree: usize,
     /// Mean open links per peer at the end.
@@ -404,6 +416,16 @@ struct Sim {
     failure: Option<Failure>,
     failed: usize,
     violations: Vec<String>,
+    /// The tree's root, as the server knows it.
+    tree_root: usize,
+    /// Requests for the root held while there is none.
+    held_for_root: Vec<(usize, TreeMsg)>,
+    /// Roots crowned after the first.
+    crowned: u32,
+    /// Orphaned tree nodes: since when (their parent's leaving).
+    orphaned: HashMap<usize, u64>,
+    /// How long each orphan took to find a new parent.
+    rejoin_times: Vec<u64>,
 }
 
 impl Sim {
@@ -445,6 +467,11 @@ impl Sim {
             failure: config.failure,
             failed: 0,
             violations: Vec::new(),
+            tree_root: 0,
+            held_for_root: Vec::new(),
+            crowned: 0,
+            orphaned: HashMap::new(),
+            rejoin_times: Vec::new(),
             config,
         };
         let interval = sim.config.join_interval.as_micros() as u64;
@@ -790,6 +817,9 @@ impl Sim {
     fn server_leave(&mut self, node: usize) {
         let id = self.nodes[node].id.clone();
         self.live_ids.remove(&id);
+        if matches!(self.config.topology, Topology::Tree(_)) && node == self.tree_root {
+            self.crown();
+        }
         if let Some(directory) = self.directory.as_mut() {
             directory.handle_leave(&id);
             self.send_plans();
@@ -957,7 +987,12 @@ impl Sim {
             }
             TreeOutput::Signal { to, msg } => {
                 let to = match to {
-                    Addressee::Root => Some(0),
+                    Addressee::Root if !self.nodes[self.tree_root].alive => {
+                        // No root for now: the server holds it for the next one.
+                        self.held_for_root.push((node, msg));
+                        return;
+                    }
+                    Addressee::Root => Some(self.tree_root),
                     Addressee::Peer(p) => self.index.get(&p).copied(),
                 };
                 if let Some(to) = to.filter(|t| self.nodes[*t].alive) {
@@ -976,7 +1011,49 @@ impl Sim {
             TreeOutput::Message { data, hops, .. } => {
                 self.delivered(node, &data, hops);
             }
+            TreeOutput::ParentClose(parent) => {
+                let since = self
+                    .index
+                    .get(&parent)
+                    .and_then(|p| self.nodes[*p].left_at)
+                    .unwrap_or(self.now);
+                self.orphaned.entry(node).or_insert(since);
+            }
+            TreeOutput::ParentConnect(_) => {
+                if let Some(since) = self.orphaned.remove(&node) {
+                    self.rejoin_times.push(self.now.saturating_sub(since));
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// The root is gone: the server crowns its standby, here the longest-present peer
+    /// (a member of the tree, whose subtree stays under it), and hands it the held
+    /// requests.
+    fn crown(&mut self) {
+        let Some(next) = (0..self.nodes.len()).find(|n| self.nodes[*n].alive) else {
+            return;
+        };
+        self.tree_root = next;
+        self.crowned += 1;
+        self.server_frames += 1;
+        self.orphaned.remove(&next);
+        if let Overlay::Tree(t) = &mut self.nodes[next].overlay {
+            t.promote();
+        }
+        self.drain(next);
+        let at = self.now + self.nodes[next].delay;
+        for (from, msg) in std::mem::take(&mut self.held_for_root) {
+            self.server_frames += 1;
+            self.schedule(
+                at,
+                Event::TreeMsg {
+                    node: next,
+                    from,
+                    msg,
+                },
+            );
         }
     }
 
@@ -1110,6 +1187,13 @@ impl Sim {
 
     /// Crashes the peers of a scripted failure.
     fn fail(&mut self, failure: Failure) {
+        if failure == Failure::Root {
+            if matches!(self.config.topology, Topology::Tree(_)) {
+                self.failed += 1;
+                self.leave(self.tree_root, false);
+            }
+            return;
+        }
         let Some(directory) = &self.directory else {
             return;
         };
@@ -1127,6 +1211,7 @@ impl Sim {
                 .find(|c| !c.is_empty())
                 .map(|c| c.iter().cloned().collect())
                 .unwrap_or_default(),
+            Failure::Root => Vec::new(),
         };
         for id in victims {
             if let Some(&node) = self.index.get(&id) {
@@ -1309,7 +1394,9 @@ impl Sim {
             self.schedule(at, Event::Broadcast(b));
         }
         if self.config.churn_pct_per_min > 0.0 {
-            self.schedule(start, Event::Churn);
+            // Half a broadcast apart: a peer is not replaced at the instant it sends.
+            let offset = self.broadcast_span() / k.max(1) / 2;
+            self.schedule(start + offset, Event::Churn);
         }
     }
 
@@ -1317,14 +1404,6 @@ impl Sim {
         let live: Vec<usize> = (0..self.nodes.len())
             .filter(|n| self.nodes[*n].alive)
             .collect();
-        if live.is_empty() {
-            return;
-        }
-        // A tree's root has no standby yet: it stays.
-        let live: Vec<usize> = match self.config.topology {
-            Topology::Tree(_) => live.into_iter().filter(|n| *n != 0).collect(),
-            _ => live,
-        };
         if live.is_empty() {
             return;
         }
@@ -1428,6 +1507,9 @@ impl Sim {
         let mean_degree =
             live.iter().map(|n| degrees[*n]).sum::<usize>() as f64 / live.len().max(1) as f64;
         let copies: u64 = self.copies.iter().sum();
+        let is_tree = matches!(self.config.topology, Topology::Tree(_));
+        let mut rejoins = std::mem::take(&mut self.rejoin_times);
+        rejoins.sort_unstable();
         let (cells, epochs) = match &self.directory {
             Some(d) => (d.layout().cell_count(), d.epoch()),
             None => (1, 1),
@@ -1440,6 +1522,10 @@ impl Sim {
                 Topology::Relay(_) => "relay",
             },
             depth_max: self.tree_depth_max(),
+            rejoins: is_tree.then_some(rejoins.len() as u64),
+            rejoin_ms_p50: is_tree.then(|| percentile(&rejoins, 0.5) / MS),
+            rejoin_ms_p99: is_tree.then(|| percentile(&rejoins, 0.99) / MS),
+            crowned: is_tree.then_some(self.crowned),
             peers: self.config.peers,
             seed: self.config.seed,
             max_degree: self
@@ -1474,6 +1560,15 @@ impl Sim {
             wall_ms: wall.as_millis() as u64,
         }
     }
+}
+
+/// The `p` quantile of sorted `values` (0 when there are none).
+fn percentile(values: &[u64], p: f64) -> u64 {
+    if values.is_empty() {
+        return 0;
+    }
+    let i = ((values.len() as f64 * p).ceil() as usize).clamp(1, values.len()) - 1;
+    values[i]
 }
 
 /// Whether an event carries a broadcast on its way.

@@ -571,8 +571,13 @@ impl Driver {
                     self.write(&peer, bytes).await;
                 }
                 RelayOutput::SignalLink { peer, degree } => {
-                    self.signal(&peer, SignalPayload::RelayLink { degree })
-                        .await;
+                    if self.signal.is_none() && !relay.neighbours().is_empty() {
+                        // The server is away: asked over the network instead.
+                        relay.ask_over_network(peer, degree);
+                    } else {
+                        self.signal(&peer, SignalPayload::RelayLink { degree })
+                            .await;
+                    }
                 }
                 RelayOutput::Deliver { origin, hops, data } => {
                     let event = RoomEvent::RelayMessage {

@@ -62,10 +62,17 @@ impl TreeMsg {
         let mut payload = Vec::new();
         let (mut id, mut hops) = (0, 0);
         match self {
-            Self::Join { requester, subtree } => {
+            Self::Join {
+                requester,
+                subtree,
+                lost,
+            } => {
                 payload.push(JOIN);
                 payload.extend_from_slice(&subtree.to_be_bytes());
                 push_peer(&mut payload, Some(requester));
+                if lost.is_some() {
+                    push_peer(&mut payload, lost.as_ref());
+                }
             }
             Self::Accept { depth } => {
                 payload.push(ACCEPT);
@@ -119,10 +126,12 @@ impl TreeMsg {
         Ok(match *op {
             JOIN => {
                 let (subtree, p) = read_u32(p)?;
-                let (requester, _) = read_peer(p)?;
+                let (requester, p) = read_peer(p)?;
+                let lost = if p.is_empty() { None } else { read_peer(p)?.0 };
                 Self::Join {
                     requester: requester.ok_or(TreeFrameError::BadPeer)?,
                     subtree,
+                    lost,
                 }
             }
             ACCEPT => Self::Accept {
@@ -154,9 +163,14 @@ impl TreeMsg {
     /// The form it takes through the signaling server, for the messages that go that way.
     pub fn to_signal(&self) -> Option<TreeSignal> {
         match self {
-            Self::Join { requester, subtree } => Some(TreeSignal::Join {
+            Self::Join {
+                requester,
+                subtree,
+                lost,
+            } => Some(TreeSignal::Join {
                 requester: requester.clone(),
                 subtree: *subtree,
+                lost: lost.clone(),
             }),
             Self::Accept { depth } => Some(TreeSignal::Accept { depth: *depth }),
             Self::Decline => Some(TreeSignal::Decline {}),
@@ -168,7 +182,15 @@ impl TreeMsg {
 impl From<TreeSignal> for TreeMsg {
     fn from(signal: TreeSignal) -> Self {
         match signal {
-            TreeSignal::Join { requester, subtree } => Self::Join { requester, subtree },
+            TreeSignal::Join {
+                requester,
+                subtree,
+                lost,
+            } => Self::Join {
+                requester,
+                subtree,
+                lost,
+            },
             TreeSignal::Accept { depth } => Self::Accept { depth },
             TreeSignal::Decline {} => Self::Decline,
         }
@@ -191,6 +213,12 @@ mod tests {
             TreeMsg::Join {
                 requester: peer("r1"),
                 subtree: 7,
+                lost: None,
+            },
+            TreeMsg::Join {
+                requester: peer("r2"),
+                subtree: 1,
+                lost: Some(peer("p")),
             },
             TreeMsg::Accept { depth: 3 },
             TreeMsg::Decline,
