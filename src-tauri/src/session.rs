@@ -158,7 +158,6 @@ impl Session {
         room.set_video_sink(Some(tiles.sink()));
         let mut task = Task::new(room, me, ui, tiles)?;
         task.verified = verified;
-        task.shape = req.shape;
         (task.microphone, task.speaker) = devices;
         tokio::spawn(task.run(events, cmd_rx));
         Ok(Self { cmds, joined })
@@ -303,8 +302,6 @@ struct Task {
     /// Our place in a cellular room and the cells of the peers we know of.
     network: Option<plenum::MeshState>,
     cells_known: BTreeMap<PeerId, u32>,
-    /// The overlay we asked the room to be created with.
-    shape: RoomShape,
 }
 
 /// Peers whose cell the network panel is told of, at most.
@@ -343,7 +340,6 @@ impl Task {
             tiles,
             network: None,
             cells_known: BTreeMap::new(),
-            shape: RoomShape::Mesh,
         })
     }
 
@@ -712,17 +708,10 @@ impl Task {
                 info!(peer = %peer.short(), "link down or back");
                 self.refresh().await;
                 self.emit_status().await;
-                if self.shape == RoomShape::Relay {
-                    let neighbours = match self.room.links().await {
-                        Ok(links) => links
-                            .into_iter()
-                            .filter(|(_, s)| *s == plenum::LinkState::Connected)
-                            .map(|(p, _)| p.as_str().to_owned())
-                            .collect(),
-                        Err(_) => Vec::new(),
-                    };
-                    self.emit(UiEvent::Relay { neighbours }).await;
-                }
+            }
+            RoomEvent::RelayState { neighbours } => {
+                let neighbours = neighbours.iter().map(|p| p.as_str().to_owned()).collect();
+                self.emit(UiEvent::Relay { neighbours }).await;
             }
             RoomEvent::TreeState {
                 parent,

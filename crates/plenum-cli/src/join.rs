@@ -570,6 +570,10 @@ fn print_event(out: &Out, event: RoomEvent) {
                 (false, None) => "* looking for a parent in the tree".into(),
             },
         ),
+        RoomEvent::RelayState { neighbours } => out.event(
+            json!({"event": "relay_state", "neighbours": neighbours}),
+            || format!("* {} relay neighbours", neighbours.len()),
+        ),
         RoomEvent::RelayMessage { from, hops, data } => {
             let value = payload_value(&data);
             out.event(

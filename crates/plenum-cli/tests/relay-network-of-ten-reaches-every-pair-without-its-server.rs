@@ -52,6 +52,8 @@ fn a_relay_network_of_ten_reaches_every_pair_without_its_server() {
     let mut nonce = 0u64;
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut hops_max = 0;
+    // Each peer's `relay_state` announcements: its neighbours, on every change.
+    let mut announced: BTreeMap<usize, Vec<Vec<String>>> = BTreeMap::new();
     while !missing.is_empty() {
         assert!(
             Instant::now() < deadline,
@@ -68,6 +70,11 @@ fn a_relay_network_of_ten_reaches_every_pair_without_its_server() {
         std::thread::sleep(Duration::from_secs(2));
         for (b, peer) in peers.iter_mut().enumerate() {
             for v in peer.proc.drain_for(Duration::ZERO) {
+                if event(&v) == "relay_state" {
+                    let list = v["neighbours"].as_array().expect("neighbours");
+                    let list = list.iter().filter_map(|n| n.as_str().map(str::to_owned));
+                    announced.entry(b).or_default().push(list.collect());
+                }
                 if event(&v) != "relay_message" {
                     continue;
                 }
@@ -90,9 +97,13 @@ fn a_relay_network_of_ten_reaches_every_pair_without_its_server() {
         "some pair is not linked directly: relaying happened"
     );
     let mut linked: Vec<Vec<String>> = Vec::new();
-    for p in &mut peers {
+    for (i, p) in peers.iter_mut().enumerate() {
         let l = links(p);
         assert!(l.len() <= 2, "{} holds {} links", p.name, l.len());
+        // It announced its neighbours as they changed, never more than two.
+        let said = announced.get(&i).cloned().unwrap_or_default();
+        assert!(!said.is_empty(), "{} announced no relay_state", p.name);
+        assert!(said.iter().all(|n| n.len() <= 2), "{}: {said:?}", p.name);
         linked.push(l);
     }
 

@@ -6,9 +6,12 @@
 //! [`RelayNode::handle_msg`], and the application's sends with [`RelayNode::send`].
 //!
 //! - **Neighbours.** Known peers sit in Kademlia buckets by XOR distance (bucket `i`: the
-//!   peers whose id first differs from ours at bit `i`). A node links the closest known
-//!   peer of each bucket, nearest and farthest in turn, up to `max_neighbours`, so that greedy
-//!   routing fixes at least one more bit of the target's id at every hop: O(log N) hops.
+//!   peers whose id first differs from ours at bit `i`). A node links a known peer of each
+//!   bucket it has no link in, nearest and farthest in turn, asking for up to three
+//!   quarters of `max_neighbours` and keeping the rest for peers that ask it, so that
+//!   greedy routing fixes at least one more bit of the target's id at every hop: O(log N)
+//!   hops. A full peer lets a link go that neither side needs (both hold another in its
+//!   bucket) to fill another peer's empty bucket, so empty buckets only decrease.
 //!   Neighbours tell each other their neighbours, which is how buckets fill, and what a
 //!   node falls back on when a neighbour dies (its other neighbours, as the tree's orphans
 //!   go to their grandparent).
@@ -26,6 +29,9 @@
 //!   hops when buckets are full. Beyond `hop_limit` hops, or back at the origin with
 //!   nothing left to try, the origin learns the target is unreachable. `(origin, seq)`
 //!   filters copies; a frame seen before that is not coming back is a loop, and dropped.
+//! - **Delivery.** Data, negotiation and link requests are acknowledged end to end by
+//!   their target, which takes each once, and sent again until they are (`ack_timeout`,
+//!   `attempts`); data that never is reports [`RelayOutput::Unreachable`].
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -393,6 +399,11 @@ pub struct RelayNode {
     next_refresh: Instant,
     /// Our unicasts not acknowledged yet, by seq.
     unacked: BTreeMap<u64, Unacked>,
+    /// Decides which of a bucket's known peers we ask.
+    rng: u64,
+    /// Peers with no other link that we took while full: the neighbour we let go for
+    /// them links to them in our place.
+    lone: BTreeSet<PeerId>,
     outputs: VecDeque<RelayOutput>,
 }
 
@@ -418,6 +429,8 @@ impl RelayNode {
             next_seq: 1,
             next_refresh: now,
             unacked: BTreeMap::new(),
+            rng: seed ^ 0x7e1a_7e1a,
+            lone: BTreeSet::new(),
             outputs: VecDeque::new(),
         })
     }
@@ -526,10 +539,13 @@ impl RelayNode {
         let mut have = self.degree();
         // Without a link, one request at a time: a full peer takes a peer with no link by
         // handing it one of its own, and two such at once would overfill us.
+        // With links, a node asks for up to three quarters of its bound and keeps the
+        // rest for peers that ask it: were every node to fill itself, every node would
+        // be full, and a bucket whose few peers are full would stay empty.
         let room = if self.up.is_empty() {
             1
         } else {
-            self.config.max_neighbours
+            self.config.max_neighbours - self.config.max_neighbours / 4
         };
         // Nearest and farthest buckets in turn: far links fix the high bits of a route,
         // near ones make its last steps.
@@ -544,8 +560,12 @@ impl RelayNode {
                 lo += 1;
             }
         }
+        // Beyond that, one request at a time for an empty bucket while a link can be let
+        // go that neither side needs (both hold another in its bucket): the network's
+        // empty buckets only ever decrease, so it settles.
+        let mut extra = usize::from(self.pending.is_empty() && self.spare_link().is_some());
         for (bucket, entries) in order {
-            if have >= room {
+            if have >= room && extra == 0 {
                 break;
             }
             let covered = entries
@@ -559,8 +579,20 @@ impl RelayNode {
             if covered {
                 continue;
             }
-            if let Some((_, peer)) = entries.iter().find(|(_, p)| !self.shunned.contains_key(p)) {
-                wanted.push(peer.clone());
+            // Any of the bucket's known peers, not always the closest: the closest in a
+            // bucket is the same peer for many askers where ids are sparse, and it would
+            // fill up with their links.
+            let free: Vec<&PeerId> = entries
+                .iter()
+                .map(|(_, p)| p)
+                .filter(|p| !self.shunned.contains_key(*p))
+                .collect();
+            if !free.is_empty() {
+                let pick = crate::splitmix64(&mut self.rng) as usize % free.len();
+                wanted.push(free[pick].clone());
+                if have >= room {
+                    extra -= 1;
+                }
                 have += 1;
             }
         }
@@ -580,7 +612,14 @@ impl RelayNode {
         if self.up.contains_key(&from) {
             return;
         }
-        if self.degree() >= self.config.max_neighbours && their_degree > 0 {
+        // A full peer takes a peer with no link (letting one of its links go, which links
+        // to the newcomer instead), or one asking to fill an empty bucket when it holds
+        // a link that neither side needs.
+        let full = self.degree() >= self.config.max_neighbours;
+        if full && their_degree == 0 {
+            self.lone.insert(from.clone());
+        }
+        if full && their_degree > 0 && self.spare_link().is_none() {
             // Refused: it learns our neighbours nearest to it instead.
             let target = RelayId::of(&from);
             let mut near: Vec<(&PeerId, &RelayId)> = self.up.iter().collect();
@@ -1028,42 +1067,86 @@ impl RelayNode {
             return;
         }
         self.learn(&peer);
-        if self.up.len() > self.config.max_neighbours {
-            // We took a peer with no link while full: let one of ours go, one that keeps
-            // other links (so nobody is left alone), from the bucket we hold most links in,
-            // farthest first.
-            let evict = self
-                .up
-                .iter()
-                .filter(|(p, _)| **p != peer)
-                .max_by_key(|(p, r)| {
-                    let keeps_others = self.around.get(*p).is_some_and(|a| a.len() >= 2);
-                    let b = self.id.bucket(r);
-                    let same = self.up.values().filter(|q| self.id.bucket(q) == b).count();
-                    (keeps_others, same, self.id.distance(r))
-                })
-                .map(|(p, _)| p.clone());
-            if let Some(evict) = evict {
+        let lone = self.lone.remove(&peer);
+        if self.up.len() > self.config.max_neighbours
+            && let Some(evict) = self.link_to_let_go(&peer)
+        {
+            if lone {
                 // The one we let go links to the newcomer in our place (asking over its
                 // link to us while that is still open), so the network stays connected.
                 self.outputs.push_back(RelayOutput::Send {
                     peer: evict.clone(),
                     msg: RelayMsg::Splice(peer.clone()),
                 });
-                self.shunned
-                    .insert(evict.clone(), self.now + self.config.refresh * 4);
-                self.drop_link(&evict);
             }
+            self.shunned
+                .insert(evict.clone(), self.now + self.config.refresh * 4);
+            self.drop_link(&evict);
         }
         self.changed();
     }
 
+    /// Whether `peer` (a neighbour, with id `r`) holds another link than ours in the
+    /// bucket our link is in for it (buckets are symmetric), as it last said.
+    fn covered_without_us(&self, peer: &PeerId, r: &RelayId) -> bool {
+        let b = self.id.bucket(r);
+        self.around.get(peer).is_some_and(|theirs| {
+            theirs
+                .iter()
+                .any(|(q, p)| *p != self.me && r.bucket(q) == b)
+        })
+    }
+
+    /// A link that neither side needs: we hold another in its bucket, and so does the
+    /// peer.
+    fn spare_link(&self) -> Option<PeerId> {
+        self.up
+            .iter()
+            .filter(|(p, r)| self.links_in(self.id.bucket(r)) >= 2 && self.covered_without_us(p, r))
+            .max_by_key(|(_, r)| (self.links_in(self.id.bucket(r)), self.id.distance(r)))
+            .map(|(p, _)| p.clone())
+    }
+
+    fn links_in(&self, bucket: Option<usize>) -> usize {
+        self.up
+            .values()
+            .filter(|q| self.id.bucket(q) == bucket)
+            .count()
+    }
+
+    /// Which link to let go when over the bound (not `keep`): one neither side needs,
+    /// else one we hold another in its bucket for, else one whose peer keeps other links
+    /// (so nobody is left alone); the bucket we hold most links in, farthest first.
+    fn link_to_let_go(&self, keep: &PeerId) -> Option<PeerId> {
+        self.up
+            .iter()
+            .filter(|(p, _)| *p != keep)
+            .max_by_key(|(p, r)| {
+                let ours = self.links_in(self.id.bucket(r));
+                let theirs = self.covered_without_us(p, r);
+                let keeps_others = self.around.get(*p).is_some_and(|a| a.len() >= 2);
+                (
+                    ours >= 2 && theirs,
+                    ours >= 2,
+                    keeps_others,
+                    ours,
+                    self.id.distance(r),
+                )
+            })
+            .map(|(p, _)| p.clone())
+    }
+
     fn on_link_down(&mut self, peer: &PeerId) {
         let theirs = self.around.get(peer).cloned().unwrap_or_default();
-        let was_up = self.up.contains_key(peer);
-        self.drop_link(peer);
-        if !was_up {
+        let Some(lost) = self.up.get(peer).copied() else {
+            self.drop_link(peer);
             return;
+        };
+        self.drop_link(peer);
+        if self.up.len() >= 2 && self.links_in(self.id.bucket(&lost)) > 0 {
+            // Another link of ours covers its bucket (it was let go as one neither side
+            // needed, say): nothing to repair.
+            return self.fill();
         }
         // Its other neighbours first, as orphans go to their grandparent: the network
         // stays connected through us.

@@ -619,3 +619,94 @@ fn a_routed_link_request_is_acknowledged_and_sent_again_until_it_is() {
             .any(|(_, f)| f.kind == RouteKind::Link)
     );
 }
+
+fn hex_id(first: u8, last: u8) -> PeerId {
+    PeerId::new(format!("{first:02x}{}{last:02x}", "00".repeat(18))).unwrap()
+}
+
+/// `x`, full at two links to `a` and `b`, each of which says it holds `others`.
+fn full_node(a: PeerId, b: PeerId, others: [PeerId; 2], now: Instant) -> RelayNode {
+    let x = hex_id(0, 0);
+    let mut node = RelayNode::new(x.clone(), config(2), now, 1).unwrap();
+    for (peer, other) in [(a, &others[0]), (b, &others[1])] {
+        node.link_requested(peer.clone(), 1);
+        node.handle_input(Input::LinkUp {
+            peer: peer.clone(),
+            now,
+        });
+        let list = vec![x.clone(), other.clone()];
+        node.handle_msg(peer, RelayMsg::Neighbours(list), now);
+    }
+    drain(&mut node);
+    node
+}
+
+#[test]
+fn a_full_peer_lets_a_link_go_that_neither_side_needs_to_fill_an_empty_bucket() {
+    let t0 = Instant::now();
+    // `a` and `b` both sit in our farthest bucket (their ids start with bit 1), and each
+    // holds another link in that bucket of its own (to a peer starting with bit 0).
+    let (a, b) = (hex_id(0x80, 1), hex_id(0x80, 2));
+    let mut x = full_node(a.clone(), b.clone(), [hex_id(1, 1), hex_id(1, 2)], t0);
+    // `c` (bucket 1) asks to fill its bucket 1: taken, though we are full.
+    let c = hex_id(0x40, 0);
+    x.link_requested(c.clone(), 3);
+    let out = drain(&mut x);
+    assert!(
+        out.contains(&RelayOutput::Connect {
+            peer: c.clone(),
+            initiate: true
+        }),
+        "{out:?}"
+    );
+    // Once it is up, one of the two bucket-0 links goes; no splice (`c` has links).
+    x.handle_input(Input::LinkUp {
+        peer: c.clone(),
+        now: t0,
+    });
+    let out = drain(&mut x);
+    let gone: Vec<&PeerId> = out
+        .iter()
+        .filter_map(|o| match o {
+            RelayOutput::Disconnect { peer } => Some(peer),
+            _ => None,
+        })
+        .collect();
+    assert!(gone == [&a] || gone == [&b], "{out:?}");
+    assert!(!out.iter().any(|o| matches!(
+        o,
+        RelayOutput::Send {
+            msg: RelayMsg::Splice(_),
+            ..
+        }
+    )));
+    assert_eq!(x.neighbours().len(), 2);
+    assert!(x.neighbours().contains(&c));
+}
+
+#[test]
+fn a_full_peer_whose_links_are_all_needed_refuses() {
+    let t0 = Instant::now();
+    // `a` is our only link in bucket 0 and `b` our only one in bucket 1.
+    let (a, b) = (hex_id(0x80, 1), hex_id(0x40, 1));
+    let mut x = full_node(a, b, [hex_id(1, 1), hex_id(1, 2)], t0);
+    let c = hex_id(0x20, 0);
+    x.link_requested(c.clone(), 3);
+    let out = drain(&mut x);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, RelayOutput::Connect { peer, .. } if *peer == c))
+    );
+    assert!(
+        routed(&out)
+            .iter()
+            .any(|(_, f)| f.kind == RouteKind::Refuse && f.target == c),
+        "{out:?}"
+    );
+    // A peer with no link at all is taken even so.
+    x.link_requested(c.clone(), 0);
+    assert!(drain(&mut x).contains(&RelayOutput::Connect {
+        peer: c,
+        initiate: true
+    }));
+}

@@ -603,8 +603,9 @@ impl Driver {
                     self.emit(RoomEvent::Error(RoomError::Unreachable { peer: target }))
                         .await;
                 }
-                RelayOutput::Neighbours(list) => {
-                    tracing::debug!(neighbours = list.len(), "relay neighbours");
+                RelayOutput::Neighbours(neighbours) => {
+                    tracing::debug!(neighbours = neighbours.len(), "relay neighbours");
+                    self.emit(RoomEvent::RelayState { neighbours }).await;
                 }
                 RelayOutput::Dropped { from, reason } => {
                     tracing::warn!(peer = from.short(), reason, "relayed frame dropped");

@@ -274,6 +274,11 @@ pub enum RoomEvent {
         /// The bytes.
         data: Bytes,
     },
+    /// Our neighbours in a relay room changed (the peers we hold direct links to).
+    RelayState {
+        /// Our neighbours.
+        neighbours: Vec<PeerId>,
+    },
     /// A relay network's message for us arrived (once).
     RelayMessage {
         /// The peer that sent it.
