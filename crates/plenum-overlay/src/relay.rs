@@ -370,6 +370,11 @@ fn seen_key(seq: u64, attempt: u8) -> u64 {
 
 const DELIVERED: u8 = 0xff;
 
+/// Fewest neighbours at which links are traded to fill empty buckets: with fewer, a node
+/// cannot cover its buckets anyway, and trading links would only reshuffle the network
+/// (ten real peers at two neighbours took twice as long to reach every pair).
+const SPARE_FROM: usize = 8;
+
 /// Copies of frames remembered to filter them.
 const SEEN_MAX: usize = 65_536;
 
@@ -866,11 +871,24 @@ impl RelayNode {
                     .min()
                     .map_or(own, |a| a.min(own))
             };
-            self.up
+            let mut ranked: Vec<([u8; 20], [u8; 20], &PeerId)> = self
+                .up
                 .iter()
                 .filter(|(p, _)| !frame.visited.contains(p))
-                .min_by_key(|(p, r)| (reach(p, r), r.distance(&target)))
-                .map(|(p, _)| p.clone())
+                .map(|(p, r)| (reach(p, r), r.distance(&target), p))
+                .collect();
+            ranked.sort_unstable();
+            // A frame sent again goes another way where there is one: the first went
+            // through a peer that may have died unnoticed. Attempt k takes the k-th best of
+            // the neighbours that come closer than we are, at every hop.
+            let mine = self.id.distance(&target);
+            let closer = ranked.iter().take_while(|(d, _, _)| *d < mine).count();
+            let pick = if frame.back || closer < 2 {
+                0
+            } else {
+                usize::from(frame.attempt) % closer
+            };
+            ranked.get(pick).map(|(_, _, p)| (*p).clone())
         };
         frame.hops += 1;
         match next {
@@ -1098,8 +1116,11 @@ impl RelayNode {
     }
 
     /// A link that neither side needs: we hold another in its bucket, and so does the
-    /// peer.
+    /// peer. None below [`SPARE_FROM`] neighbours.
     fn spare_link(&self) -> Option<PeerId> {
+        if self.config.max_neighbours < SPARE_FROM {
+            return None;
+        }
         self.up
             .iter()
             .filter(|(p, r)| self.links_in(self.id.bucket(r)) >= 2 && self.covered_without_us(p, r))

@@ -624,11 +624,17 @@ fn hex_id(first: u8, last: u8) -> PeerId {
     PeerId::new(format!("{first:02x}{}{last:02x}", "00".repeat(18))).unwrap()
 }
 
-/// `x`, full at two links to `a` and `b`, each of which says it holds `others`.
+/// `x` (id 0), full at `SPARE_FROM` links: to `a` and `b`, each of which says it also
+/// holds a link to `others`, and to peers alone in buckets 2, 3, ...
 fn full_node(a: PeerId, b: PeerId, others: [PeerId; 2], now: Instant) -> RelayNode {
     let x = hex_id(0, 0);
-    let mut node = RelayNode::new(x.clone(), config(2), now, 1).unwrap();
-    for (peer, other) in [(a, &others[0]), (b, &others[1])] {
+    let mut node = RelayNode::new(x.clone(), config(SPARE_FROM), now, 1).unwrap();
+    let mut links = vec![(a, others[0].clone()), (b, others[1].clone())];
+    for bucket in 2..SPARE_FROM as u8 {
+        links.push((hex_id(0x80 >> bucket, 9), hex_id(0x80 >> bucket, 10)));
+    }
+    for (peer, other) in links {
+        let other = &other;
         node.link_requested(peer.clone(), 1);
         node.handle_input(Input::LinkUp {
             peer: peer.clone(),
@@ -680,7 +686,7 @@ fn a_full_peer_lets_a_link_go_that_neither_side_needs_to_fill_an_empty_bucket() 
             ..
         }
     )));
-    assert_eq!(x.neighbours().len(), 2);
+    assert_eq!(x.neighbours().len(), SPARE_FROM);
     assert!(x.neighbours().contains(&c));
 }
 
@@ -690,7 +696,7 @@ fn a_full_peer_whose_links_are_all_needed_refuses() {
     // `a` is our only link in bucket 0 and `b` our only one in bucket 1.
     let (a, b) = (hex_id(0x80, 1), hex_id(0x40, 1));
     let mut x = full_node(a, b, [hex_id(1, 1), hex_id(1, 2)], t0);
-    let c = hex_id(0x20, 0);
+    let c = hex_id(0x00, 0x80);
     x.link_requested(c.clone(), 3);
     let out = drain(&mut x);
     assert!(
