@@ -179,13 +179,15 @@ impl Driver {
             command.env(k, v);
         }
         let guard = Guard::spawn("tauri-driver", &mut command);
+        // tauri-driver listens at once and passes each request on to WebKitWebDriver,
+        // which it has only just started: a session asked for before WebKitWebDriver
+        // listens is dropped ("Peer disconnected"). Both must listen.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tauri-driver did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        for (what, p) in [("tauri-driver", port), ("WebKitWebDriver", native_port)] {
+            while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+                assert!(Instant::now() < deadline, "{what} did not listen on {p}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         Self {
             port,
