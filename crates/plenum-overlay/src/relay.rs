@@ -698,10 +698,11 @@ impl RelayNode {
             self.unacked.remove(&seq);
             return;
         }
-        if kind == RouteKind::Data {
-            // No acknowledgement: the network may be split from the target. Asked through
-            // the server as by a peer with no link, the target joins the parts (once a
-            // while).
+        if kind == RouteKind::Data && attempt + 1 >= self.config.attempts {
+            // Twice no acknowledgement: the network may be split from the target. Asked
+            // through the server as by a peer with no link, the target joins the parts
+            // (once a while). Not at the first timeout: while a small network settles,
+            // a frame is often only late, and each such link makes a full peer splice.
             self.bridge(target.clone());
         }
         if attempt >= self.config.attempts {
