@@ -95,8 +95,9 @@ pub(crate) struct JoinArgs {
     simulate_audio_loss: u8,
     /// The overlay to create the room with: `mesh` (every peer links to every other),
     /// `cells` (cells of peers joined by bridges, for large rooms), `tree` (a broadcast
-    /// tree under one root) or `relay` (a few neighbours each, messages relayed). A room
-    /// that exists keeps its own.
+    /// tree under one root), `relay` (a few neighbours each, messages relayed) or `host`
+    /// (everyone links to one host, which relays; a new host takes over when it goes). A
+    /// room that exists keeps its own.
     #[arg(long, value_enum, default_value_t = TopologyArg::Mesh)]
     topology: TopologyArg,
     /// Most peers per cell with --topology cells (default: chosen from the room's size).
@@ -117,6 +118,10 @@ pub(crate) struct JoinArgs {
     /// The tree's root secret: the first claim sets it, a claim with another is refused.
     #[arg(long, requires = "root")]
     secret: Option<String>,
+    /// With --topology host: JSON every peer of the room receives with our arrival
+    /// (`init_data` events), peers that join later too.
+    #[arg(long, value_parser = parse_json)]
+    init_data: Option<Value>,
     /// Both sides of a new link send offers at once (exercises collision handling).
     #[arg(long, hide = true)]
     both_initiate: bool,
@@ -132,6 +137,11 @@ enum TopologyArg {
     Cells,
     Tree,
     Relay,
+    Host,
+}
+
+fn parse_json(s: &str) -> Result<Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))
 }
 
 /// A JSON-line command on stdin.
@@ -259,7 +269,7 @@ fn error_code(error: &RoomError) -> &'static str {
     match error {
         RoomError::LinkFailed { .. } => "link_failed",
         RoomError::Malformed { .. } => "malformed_message",
-        RoomError::QueueOverflow { .. } => "queue_overflow",
+        RoomError::QueueOverflow { .. } | RoomError::HostQueueOverflow { .. } => "queue_overflow",
         RoomError::Signaling { .. } => "signaling_refused",
         RoomError::SignalingLost(_) => "signaling_lost",
         RoomError::IdentityMismatch { .. } => "identity_mismatch",
@@ -323,8 +333,10 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
             }
             TopologyArg::Tree => TopologySpec::tree(args.max_degree),
             TopologyArg::Relay => TopologySpec::relay(args.max_neighbours),
+            TopologyArg::Host => TopologySpec::Host {},
         })
         .root_secret(args.secret.clone().filter(|_| args.root))
+        .init_data(args.init_data.clone())
         .publish_without_grant(args.publish_without_grant);
     if !args.bind_ip.is_empty() {
         builder = builder.udp_bind(
@@ -569,6 +581,32 @@ fn print_event(out: &Out, event: RoomEvent) {
                 (false, Some(p)) => format!("* in the tree under {p} at depth {}, {} children", depth.unwrap_or(0), children.len()),
                 (false, None) => "* looking for a parent in the tree".into(),
             },
+        ),
+        RoomEvent::Host { peer, is_self } => out.event(
+            json!({"event": "host", "peer": peer, "is_self": is_self}),
+            || match is_self {
+                true => "* we are the host".into(),
+                false => format!("* linked to the host {peer}"),
+            },
+        ),
+        RoomEvent::Synced { in_sync } => out.event(
+            json!({"event": "synced", "in_sync": in_sync}),
+            || match in_sync {
+                true => "* in step with the host".into(),
+                false => "* no host: messages wait".into(),
+            },
+        ),
+        RoomEvent::InitData { peer, data } => out.event(
+            json!({"event": "init_data", "peer": peer, "data": data}),
+            || format!("* {peer} joined with {data}"),
+        ),
+        RoomEvent::MemberJoined { peer, peers } => out.event(
+            json!({"event": "member_joined", "peer": peer, "peers": peers}),
+            || format!("* {peer} entered the room ({} peers)", peers.len()),
+        ),
+        RoomEvent::MemberLeft { peer, peers } => out.event(
+            json!({"event": "member_left", "peer": peer, "peers": peers}),
+            || format!("* {peer} left the room ({} peers)", peers.len()),
         ),
         RoomEvent::RelayState { neighbours } => out.event(
             json!({"event": "relay_state", "neighbours": neighbours}),

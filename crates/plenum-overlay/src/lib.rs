@@ -29,6 +29,7 @@
 pub mod cells;
 mod frame;
 mod full_mesh;
+pub mod host;
 pub mod relay;
 pub mod tree;
 mod wire;
@@ -36,6 +37,7 @@ mod wire;
 pub use cells::{CellDirectory, CellDirectoryConfig, CellMesh, CellMeshConfig, Layout};
 pub use frame::{FrameError, MeshFrame};
 pub use full_mesh::{FullMesh, FullMeshConfig, FullMeshConfigBuilder};
+pub use host::{Claim, HostConfig, HostFrameError, HostMsg, HostNode, HostOutput, HostSeat};
 pub use relay::{
     RelayConfig, RelayFrameError, RelayId, RelayMsg, RelayNode, RelayOutput, RelaySendError,
     RouteFrame, RouteKind,

@@ -3,7 +3,8 @@
 //! ```text
 //! offset  size  field
 //! 0       1     version (1)
-//! 1       1     kind (0 data, 1 ping, 2 pong, 3 heartbeat, 4 bye, 5 stream, 6 mesh)
+//! 1       1     kind (0 data, 1 ping, 2 pong, 3 heartbeat, 4 bye, 5 stream, 6 mesh,
+//!                     7 tree, 8 relay, 9 host)
 //! 2       1     hops: how many times an overlay has forwarded it (0 = from the sender)
 //! 3       1     n: channel name length in bytes, 0..=12 (0 for control kinds)
 //! 4       n     channel name, UTF-8
@@ -43,6 +44,9 @@ pub enum EnvelopeKind {
     Tree,
     /// A relay network's message between neighbours (read by `plenum-overlay`).
     Relay,
+    /// A host room's message between a peer and the host (read by `plenum-overlay`); room
+    /// messages keep their channel name.
+    Host,
 }
 
 /// What a [`EnvelopeKind::Stream`] envelope says about one of the sender's streams.
@@ -86,6 +90,7 @@ impl EnvelopeKind {
             Self::Mesh => 6,
             Self::Tree => 7,
             Self::Relay => 8,
+            Self::Host => 9,
         }
     }
 
@@ -100,6 +105,7 @@ impl EnvelopeKind {
             6 => Self::Mesh,
             7 => Self::Tree,
             8 => Self::Relay,
+            9 => Self::Host,
             _ => return None,
         })
     }

@@ -44,6 +44,10 @@ pub enum TopologySpec {
         #[serde(default = "default_max_neighbours")]
         max_neighbours: u16,
     },
+    /// One peer, the host, links to every other; the others link to it alone and it
+    /// relays room messages. The first peer hosts; when the host goes, one peer chosen by
+    /// the others and confirmed by the server takes over.
+    Host {},
 }
 
 fn default_max_neighbours() -> u16 {
@@ -88,7 +92,7 @@ impl TopologySpec {
     /// Whether the room is large-room shaped: its peers learn whom to link from the
     /// overlay, not from the whole roster.
     pub fn is_overlay(&self) -> bool {
-        !matches!(self, Self::Mesh)
+        !matches!(self, Self::Mesh | Self::Host {})
     }
 
     /// The same cells with `n` links between neighbouring cells (a mesh stays a mesh).
@@ -198,6 +202,9 @@ mod tests {
         assert_eq!(spec, TopologySpec::tree(10));
         assert!(spec.is_overlay());
         assert!(!TopologySpec::Mesh.is_overlay());
+        let host: TopologySpec = serde_json::from_str(r#"{"kind":"host"}"#).unwrap();
+        assert_eq!(host, TopologySpec::Host {});
+        assert!(!host.is_overlay(), "a host room hands out its roster");
         let join: TreeSignal =
             serde_json::from_str(r#"{"op":"join","requester":"p1","subtree":3}"#).unwrap();
         assert_eq!(

@@ -111,6 +111,12 @@ pub enum ClientToServer {
         /// What to relay.
         payload: SignalPayload,
     },
+    /// In a host room: take the seat left vacant by the host of `epoch`. Granted to the
+    /// first such claim only; every peer then hears `host`.
+    ClaimHost {
+        /// The epoch of the host that went (from the `host` frame that said so).
+        epoch: u64,
+    },
     /// Leave the room; the server then closes the connection.
     Leave {},
     /// Keep-alive; answered with `pong`.
@@ -121,7 +127,14 @@ pub enum ClientToServer {
 }
 
 /// The frame types a client may send, as they appear in the `type` field.
-pub const CLIENT_FRAME_TYPES: &[&str] = &["join", "signal", "signal_root", "leave", "ping"];
+pub const CLIENT_FRAME_TYPES: &[&str] = &[
+    "join",
+    "signal",
+    "signal_root",
+    "claim_host",
+    "leave",
+    "ping",
+];
 
 /// One peer of a room as the server describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,6 +236,15 @@ pub enum ServerToClient {
     /// In a tree room: the receiver is now the root (sent to the first root claimant after
     /// its welcome, and to the standby that takes over from a root that left).
     Root {},
+    /// In a host room: who holds the seat. Sent after the welcome, to everyone when the
+    /// host goes (`peer` null: the seat is vacant, claim it with this `epoch`) and when a
+    /// claim is granted, and to a claimant whose claim lost.
+    Host {
+        /// The host, or null while the seat is vacant.
+        peer: Option<PeerId>,
+        /// The host's epoch: one more for each host the room has had.
+        epoch: u64,
+    },
     /// A peer entered the room.
     PeerJoined {
         /// Its id.

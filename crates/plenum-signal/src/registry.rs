@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use hmac::Mac as _;
-use plenum_overlay::{CellDirectory, CellDirectoryConfig, RelayConfig, TreeConfig};
+use plenum_overlay::{
+    CellDirectory, CellDirectoryConfig, Claim, HostSeat, RelayConfig, TreeConfig,
+};
 use plenum_proto::identity::{PublicKey, join_message};
 use plenum_proto::overlay::TopologySpec;
 use plenum_proto::signal::{
@@ -219,6 +221,8 @@ struct Room {
     cells: Option<CellDirectory>,
     /// Who is root of a tree room, and who stands by.
     tree: Option<TreeRoot>,
+    /// Who hosts a host room.
+    seat: Option<HostSeat>,
 }
 
 /// Join requests held for a tree room that has no root at the moment.
@@ -549,6 +553,9 @@ impl Registry {
             (ClientToServer::SignalRoot { payload }, Some((room, me))) => {
                 self.relay_to_root(conn, &room, me, payload)
             }
+            (ClientToServer::ClaimHost { epoch }, Some((room, me))) => {
+                self.claim_host(conn, &room, me, epoch)
+            }
             (ClientToServer::Signal { to, from, payload }, Some((room, me))) => {
                 if from.as_ref().is_some_and(|f| *f != me) {
                     return self.refuse(
@@ -686,12 +693,14 @@ impl Registry {
                         return self.refuse(conn, ErrorCode::BadTopology, msg, true);
                     }
                 };
+                let seat = matches!(topology, TopologySpec::Host {}).then(HostSeat::new);
                 let room = Room {
                     password,
                     members: BTreeMap::new(),
                     topology,
                     cells,
                     tree,
+                    seat,
                 };
                 if let Err((code, msg)) = check_root_claim(&room, &room_name, root.as_deref()) {
                     return self.refuse(conn, code, msg, true);
@@ -744,7 +753,13 @@ impl Registry {
             return;
         }
         let overlay = room.topology.is_overlay();
+        if let Some(seat) = room.seat.as_mut()
+            && seat.joined(&peer).is_some()
+        {
+            tracing::info!(room = %room_name, peer = peer.short(), "host (the first peer)");
+        }
         self.welcome(conn, &room_name, &peer, grants, resume);
+        self.tell_seat(&room_name, conn);
         if overlay {
             // A relay network's peers learn of each other through it.
             return;
@@ -843,6 +858,7 @@ impl Registry {
         if let Some(plan) = plan {
             self.send(conn, ServerToClient::Cell { plan });
         }
+        self.tell_seat(room_name, conn);
         let is_root = self
             .rooms
             .get(room_name)
@@ -1043,8 +1059,66 @@ impl Registry {
         }
     }
 
+    /// Tells `conn` who holds its host room's seat (nothing in other rooms).
+    fn tell_seat(&mut self, room_name: &RoomName, conn: ConnId) {
+        let Some(seat) = self.rooms.get(room_name).and_then(|r| r.seat.as_ref()) else {
+            return;
+        };
+        let (holder, epoch) = seat.holder();
+        let frame = ServerToClient::Host {
+            peer: holder.cloned(),
+            epoch,
+        };
+        self.send(conn, frame);
+    }
+
+    /// Tells every connected member of a host room who holds the seat.
+    fn tell_seat_to_all(&mut self, room_name: &RoomName) {
+        let conns: Vec<ConnId> = self
+            .rooms
+            .get(room_name)
+            .map(|r| r.members.values().filter_map(|m| m.conn).collect())
+            .unwrap_or_default();
+        for conn in conns {
+            self.tell_seat(room_name, conn);
+        }
+    }
+
+    /// `peer` left or went away: if it hosted its room, the seat is vacant and everyone
+    /// hears so at once (the peers choose the next host and it claims the seat).
+    fn vacate_seat(&mut self, room_name: &RoomName, peer: &PeerId) {
+        let vacated = self
+            .rooms
+            .get_mut(room_name)
+            .and_then(|r| r.seat.as_mut())
+            .is_some_and(|s| s.vacate(peer));
+        if vacated {
+            tracing::info!(room = %room_name, peer = peer.short(), "host gone; seat vacant");
+            self.tell_seat_to_all(room_name);
+        }
+    }
+
+    /// A peer claims the vacant seat of its host room.
+    fn claim_host(&mut self, conn: ConnId, room_name: &RoomName, me: PeerId, epoch: u64) {
+        let Some(seat) = self.rooms.get_mut(room_name).and_then(|r| r.seat.as_mut()) else {
+            let msg = format!("room {room_name} is not a host room: it has no seat to claim");
+            return self.refuse(conn, ErrorCode::BadTopology, msg, false);
+        };
+        match seat.claim(&me, epoch) {
+            Claim::Granted(epoch) => {
+                tracing::info!(room = %room_name, peer = me.short(), epoch, "host (claimed)");
+                self.tell_seat_to_all(room_name);
+            }
+            Claim::Refused { .. } => {
+                tracing::debug!(room = %room_name, peer = me.short(), epoch, "host claim lost");
+                self.tell_seat(room_name, conn);
+            }
+        }
+    }
+
     /// A member's connection ended without `leave`: it may resume within the grace.
     fn member_away(&mut self, room_name: &RoomName, peer: &PeerId) {
+        self.vacate_seat(room_name, peer);
         let until = self.now + self.config.resume_grace;
         match self
             .rooms
@@ -1068,6 +1142,10 @@ impl Registry {
             return;
         }
         tracing::info!(room = %room_name, peer = peer.short(), "peer left");
+        self.vacate_seat(room_name, peer);
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
         if let Some(cells) = room.cells.as_mut() {
             cells.handle_leave(peer);
             if room.members.is_empty() {

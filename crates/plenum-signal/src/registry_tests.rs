@@ -416,6 +416,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
         )),
         Just(r#"{"type":"leave"}"#.to_string()),
         Just(r#"{"type":"ping","nonce":1}"#.to_string()),
+        (0u64..4).prop_map(|e| format!(r#"{{"type":"claim_host","epoch":{e}}}"#)),
         any::<String>(),
     ];
     prop_oneof![
@@ -459,7 +460,10 @@ proptest! {
                 }
                 Op::Join(c, room, password) => {
                     let challenge = challenges.get(&c.into()).cloned().unwrap_or_default();
-                    let extra = if password { json!({"password": "p"}) } else { json!({}) };
+                    let mut extra = if password { json!({"password": "p"}) } else { json!({}) };
+                    if room.starts_with('h') {
+                        extra["topology"] = json!({"kind": "host"});
+                    }
                     // Identities repeat across connections (c % 3): takeovers and id clashes.
                     let text = signed_join(&identity((c % 3).into()), &challenge, &room, extra);
                     reg.handle_input(Input::Frame { conn: c.into(), text, now });
@@ -489,6 +493,12 @@ proptest! {
                 }
             }
             prop_assert!(reg.rooms.values().all(|r| !r.members.is_empty()));
+            // A host room's seat is held by a connected member, or vacant.
+            for room in reg.rooms.values() {
+                if let Some((Some(holder), _)) = room.seat.as_ref().map(|s| s.holder()) {
+                    prop_assert!(room.members.get(holder).is_some_and(|m| m.conn.is_some()));
+                }
+            }
             prop_assert_eq!(members, joined);
         }
     }
@@ -1094,4 +1104,67 @@ fn a_relay_newcomer_gets_the_peers_beside_it_and_nobody_hears_of_it() {
         json!({"topology": {"kind": "relay", "max_neighbours": 0}}),
     );
     assert_eq!(error_code(&sent_to(&out, 42)), Some(ErrorCode::BadTopology));
+}
+
+fn seat(frames: &[ServerToClient]) -> Vec<(Option<PeerId>, u64)> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerToClient::Host { peer, epoch } => Some((peer.clone(), *epoch)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn claim(w: &mut World, conn: ConnId, epoch: u64) -> Vec<Output> {
+    w.frame(conn, &ClientToServer::ClaimHost { epoch }.encode())
+}
+
+#[test]
+fn a_host_room_seats_its_first_peer_and_grants_one_claim_per_vacancy() {
+    let mut w = World::new(RegistryConfig::default());
+    let host = json!({"name": "n1", "topology": {"kind": "host"}});
+    let out = w.try_join(1, "h", host);
+    let a = match sent_to(&out, 1).first() {
+        Some(ServerToClient::Welcome { peer, .. }) => peer.clone(),
+        other => panic!("no welcome: {other:?}"),
+    };
+    assert_eq!(seat(&sent_to(&out, 1)), vec![(Some(a.clone()), 1)]);
+    // Later joiners learn the host, and the roster (a host room is not sparse).
+    let out = w.try_join(2, "h", json!({"name": "n2"}));
+    assert_eq!(seat(&sent_to(&out, 2)), vec![(Some(a.clone()), 1)]);
+    let b = w.join(3, "h", None);
+    let c = w.join(4, "h", None);
+    // The seat is held: a claim loses and hears who holds it.
+    let out = claim(&mut w, 2, 1);
+    assert_eq!(seat(&sent_to(&out, 2)), vec![(Some(a.clone()), 1)]);
+    // The host's connection drops: everyone hears at once that the seat is vacant (the
+    // leave itself waits for the resume grace).
+    w.reg.handle_input(Input::Closed {
+        conn: 1,
+        now: w.now,
+    });
+    let out = drain(&mut w.reg);
+    for conn in [2, 3, 4] {
+        assert_eq!(seat(&sent_to(&out, conn)), vec![(None, 1)], "conn {conn}");
+    }
+    // Two claims for the same vacancy: the first wins, everyone hears it once.
+    let out = claim(&mut w, 3, 1);
+    for conn in [2, 3, 4] {
+        assert_eq!(seat(&sent_to(&out, conn)), vec![(Some(b.clone()), 2)]);
+    }
+    let out = claim(&mut w, 4, 1);
+    assert_eq!(seat(&sent_to(&out, 4)), vec![(Some(b.clone()), 2)]);
+    assert!(seat(&sent_to(&out, 3)).is_empty());
+    // The new host leaves cleanly: vacant at epoch 2; a stale claim (epoch 1) loses.
+    let out = w.frame(3, &ClientToServer::Leave {}.encode());
+    assert_eq!(seat(&sent_to(&out, 4)), vec![(None, 2)]);
+    let out = claim(&mut w, 4, 1);
+    assert_eq!(seat(&sent_to(&out, 4)), vec![(None, 2)]);
+    let out = claim(&mut w, 4, 2);
+    assert_eq!(seat(&sent_to(&out, 4)), vec![(Some(c), 3)]);
+    // A claim in a room without a seat is refused with its reason.
+    w.join(9, "mesh", None);
+    let out = claim(&mut w, 9, 0);
+    assert_eq!(error_code(&sent_to(&out, 9)), Some(ErrorCode::BadTopology));
 }

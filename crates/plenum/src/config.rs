@@ -69,6 +69,7 @@ pub struct RoomConfig {
     pub(crate) mesh: FullMeshConfig,
     pub(crate) topology: plenum_proto::overlay::TopologySpec,
     pub(crate) root_secret: Option<String>,
+    pub(crate) init_data: Option<serde_json::Value>,
     pub(crate) join_timeout: Duration,
     pub(crate) queue_per_peer: usize,
     pub(crate) audio_loss_percent: u8,
@@ -97,6 +98,7 @@ impl RoomConfig {
             mesh: FullMeshConfig::builder(),
             topology: plenum_proto::overlay::TopologySpec::Mesh,
             root_secret: None,
+            init_data: None,
             join_timeout: Duration::from_secs(10),
             queue_per_peer: 256,
             audio_loss_percent: 0,
@@ -133,6 +135,7 @@ pub struct RoomConfigBuilder {
     mesh: plenum_overlay::FullMeshConfigBuilder,
     topology: plenum_proto::overlay::TopologySpec,
     root_secret: Option<String>,
+    init_data: Option<serde_json::Value>,
     join_timeout: Duration,
     queue_per_peer: usize,
     audio_loss_percent: u8,
@@ -202,6 +205,12 @@ impl RoomConfigBuilder {
     /// takes over when the root goes).
     pub fn root_secret(mut self, secret: Option<String>) -> Self {
         self.root_secret = secret;
+        self
+    }
+    /// In a host room, data every peer receives with our arrival (peers that join later
+    /// too): `RoomEvent::InitData`.
+    pub fn init_data(mut self, data: Option<serde_json::Value>) -> Self {
+        self.init_data = data;
         self
     }
     /// How long to wait for the server's welcome (default 10 s).
@@ -276,6 +285,7 @@ impl RoomConfigBuilder {
             mesh: self.mesh.build()?,
             topology: self.topology,
             root_secret: self.root_secret,
+            init_data: self.init_data,
             join_timeout: self.join_timeout,
             queue_per_peer: self.queue_per_peer,
             audio_loss_percent: self.audio_loss_percent,

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use plenum_overlay::{
-    Addressee, Appearance, CellMesh, CellMeshConfig, DropReason, FullMesh, Input, MeshFrame,
-    Output, RelayConfig, RelayMsg, RelayNode, RelayOutput, TreeConfig, TreeMsg, TreeNode,
-    TreeOutput, TreeTarget,
+    Addressee, Appearance, CellMesh, CellMeshConfig, DropReason, FullMesh, HostConfig, HostMsg,
+    HostNode, HostOutput, Input, MeshFrame, Output, RelayConfig, RelayMsg, RelayNode, RelayOutput,
+    TreeConfig, TreeMsg, TreeNode, TreeOutput, TreeTarget,
 };
 use plenum_proto::identity::{PublicKey, safety_code, sign_link, verify_link};
 use plenum_proto::overlay::{CellPlan, TopologySpec};
@@ -115,6 +115,8 @@ struct PendingPing {
 pub(crate) struct Driver {
     config: RoomConfig,
     me: PeerId,
+    /// Whether room messages flow (see `Room::wait_to_sync`).
+    synced: tokio::sync::watch::Sender<bool>,
     /// The server connection; `None` while it is away and being reconnected.
     signal: Option<SignalConnection>,
     /// Frames made while the server was away.
@@ -188,7 +190,20 @@ impl Driver {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         });
         let sparse = topology.is_overlay();
+        let clock_seq = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
         let mut mesh = match (&topology, TreeConfig::from_spec(&topology)) {
+            (TopologySpec::Host {}, _) => {
+                let host = HostConfig::default().with_links(config.mesh.clone());
+                // JSON values always serialize.
+                let init = config
+                    .init_data
+                    .as_ref()
+                    .map(|v| serde_json::to_vec(v).unwrap_or_default());
+                let node = HostNode::new(me.clone(), host, now, seed, clock_seq, init);
+                Overlay::Host(Box::new(node))
+            }
             (_, Ok(Some(tree))) => {
                 let tree = tree.with_links(config.mesh.clone());
                 // A root claimant waits for the server to crown it (at once, or when the
@@ -251,9 +266,12 @@ impl Driver {
         let (data_tx, data_rx) = mpsc::channel(LINK_DATA_QUEUE);
         let (reconnect_tx, reconnect_rx) = mpsc::channel(1);
         let base_ice = config.ice_servers.clone();
+        let host_room = matches!(mesh, Overlay::Host(_));
+        let (synced, _) = tokio::sync::watch::channel(!host_room);
         let mut driver = Self {
             config,
             me,
+            synced,
             signal: Some(signal),
             backlog: VecDeque::new(),
             resume,
@@ -264,9 +282,7 @@ impl Driver {
             viewers,
             keys: HashMap::new(),
             seen_seq: HashMap::new(),
-            seq: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as u64),
+            seq: clock_seq,
             server_gone: BTreeSet::new(),
             addresses: crate::netwatch::Addresses::now(),
             commands,
@@ -293,6 +309,11 @@ impl Driver {
         };
         driver.use_server_ice(ice_servers);
         driver
+    }
+
+    /// Follows whether room messages flow.
+    pub(crate) fn synced(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.synced.subscribe()
     }
 
     /// Our configured ICE servers plus those the server handed out (TURN credentials are
@@ -408,6 +429,7 @@ impl Driver {
         match self.mesh {
             Overlay::Tree(_) => return self.drive_tree().await,
             Overlay::Relay(_) => return self.drive_relay().await,
+            Overlay::Host(_) => return self.drive_host().await,
             Overlay::Mesh(_) => {}
         }
         loop {
@@ -618,6 +640,84 @@ impl Driver {
         }
     }
 
+    /// Carries out what our host room peer asks, and tells the application what it says.
+    async fn drive_host(&mut self) {
+        loop {
+            let Some(host) = self.mesh.host() else {
+                return;
+            };
+            match host.poll_output() {
+                HostOutput::Connect { peer, initiate } => {
+                    if initiate {
+                        self.offer_to(&peer).await;
+                    }
+                }
+                HostOutput::Disconnect { peer, reason } => self.drop_link(&peer, reason).await,
+                HostOutput::Heartbeat { peer } => self.heartbeat(&peer).await,
+                HostOutput::Send { peer, msg } => {
+                    let bytes = Bytes::from(msg.to_envelope().encode());
+                    self.write(&peer, bytes).await;
+                }
+                HostOutput::Claim { epoch } => {
+                    tracing::info!(epoch, "claiming the vacant host seat");
+                    self.send_to_server(ClientToServer::ClaimHost { epoch })
+                        .await;
+                }
+                HostOutput::Deliver {
+                    origin,
+                    channel,
+                    data,
+                } => {
+                    let event = RoomEvent::Message {
+                        channel,
+                        from: origin,
+                        data: Bytes::from(data),
+                    };
+                    self.emit(event).await;
+                }
+                HostOutput::Host { peer, is_self } => {
+                    tracing::info!(host = peer.short(), is_self, "linked to the host");
+                    self.emit(RoomEvent::Host { peer, is_self }).await;
+                }
+                HostOutput::Synced(in_sync) => {
+                    self.synced.send_replace(in_sync);
+                    self.emit(RoomEvent::Synced { in_sync }).await;
+                }
+                HostOutput::InitData { peer, data } => {
+                    match serde_json::from_slice::<serde_json::Value>(&data) {
+                        Ok(data) => self.emit(RoomEvent::InitData { peer, data }).await,
+                        Err(e) => {
+                            self.malformed(peer, "join data", e.to_string()).await;
+                        }
+                    }
+                }
+                HostOutput::Overflow { dropped } => {
+                    tracing::warn!(dropped, "messages waiting for a host dropped");
+                    let error = RoomError::HostQueueOverflow { dropped };
+                    self.emit(RoomEvent::Error(error)).await;
+                }
+                HostOutput::Timeout(at) => {
+                    self.deadline = at;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// In a host room, the room's peers changed: the application hears whom, and the list.
+    async fn member_changed(&mut self, peer: PeerId, joined: bool) {
+        let Some(host) = self.mesh.host() else {
+            return;
+        };
+        let peers = host.members();
+        let event = if joined {
+            RoomEvent::MemberJoined { peer, peers }
+        } else {
+            RoomEvent::MemberLeft { peer, peers }
+        };
+        self.emit(event).await;
+    }
+
     async fn tree_edge(&mut self, peer: PeerId, edge: TreeEdge) {
         tracing::info!(peer = peer.short(), edge = edge.as_str(), "tree link");
         self.emit(RoomEvent::TreeLink { peer, edge }).await;
@@ -740,12 +840,15 @@ impl Driver {
                 }
                 if peer != self.me {
                     self.server_gone.remove(&peer);
-                    self.roster.insert(peer.clone(), name);
+                    let new = self.roster.insert(peer.clone(), name).is_none();
                     self.mesh.handle_input(Input::PeerAppeared {
-                        peer,
+                        peer: peer.clone(),
                         origin: Appearance::Joined,
                         now,
                     });
+                    if new {
+                        self.member_changed(peer, true).await;
+                    }
                 }
             }
             Some(SignalEvent::Frame(ServerToClient::PeerLeft { peer })) => {
@@ -756,9 +859,24 @@ impl Driver {
                     self.server_gone.insert(peer);
                     return;
                 }
-                self.roster.remove(&peer);
+                let known = self.roster.remove(&peer).is_some();
                 self.pending.remove(&peer);
-                self.mesh.handle_input(Input::PeerGone { peer, now });
+                self.mesh.handle_input(Input::PeerGone {
+                    peer: peer.clone(),
+                    now,
+                });
+                if known {
+                    self.member_changed(peer, false).await;
+                }
+            }
+            Some(SignalEvent::Frame(ServerToClient::Host { peer, epoch })) => {
+                match self.mesh.host() {
+                    Some(host) => {
+                        tracing::info!(host = peer.as_ref().map(PeerId::short), epoch, "host seat");
+                        host.on_seat(peer, epoch, now);
+                    }
+                    None => tracing::debug!("host seat word in a room without one; ignored"),
+                }
             }
             Some(SignalEvent::Frame(ServerToClient::Cell { plan })) => {
                 if let Overlay::Mesh(_) = self.mesh
@@ -853,6 +971,10 @@ impl Driver {
         self.resume = welcome.resume;
         self.use_server_ice(welcome.ice_servers);
         let now = Instant::now();
+        if let Some(host) = self.mesh.host() {
+            // A restarted server numbers its hosts from 1 again: its word wins.
+            host.forget_epoch();
+        }
         // Peers that joined while we were away; those we are linked to stay as they are.
         for PeerSummary {
             peer,
@@ -1450,13 +1572,29 @@ impl Driver {
                     self.malformed(peer, "relay message", e.to_string()).await;
                 }
             },
+            EnvelopeKind::Host => match (HostMsg::from_envelope(&envelope), self.mesh.host()) {
+                (Ok(msg), Some(host)) => host.handle_msg(peer, msg, Instant::now()),
+                (Ok(_), None) => {
+                    tracing::debug!(
+                        peer = peer.short(),
+                        "host room message in a room without a host; ignored"
+                    )
+                }
+                (Err(e), _) => {
+                    self.malformed(peer, "host room message", e.to_string())
+                        .await;
+                }
+            },
             EnvelopeKind::Bye => {
-                self.roster.remove(&peer);
+                let known = self.roster.remove(&peer).is_some();
                 self.pending.remove(&peer);
                 self.mesh.handle_input(Input::PeerGone {
-                    peer,
+                    peer: peer.clone(),
                     now: Instant::now(),
                 });
+                if known {
+                    self.member_changed(peer, false).await;
+                }
             }
         }
     }
@@ -1507,6 +1645,13 @@ impl Driver {
                 to,
                 reply,
             } => {
+                if let (Target::All, Some(host)) = (&to, self.mesh.host()) {
+                    // Through the host, which relays it to everyone (queued while there
+                    // is none).
+                    host.post(channel, data.to_vec(), Instant::now());
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
                 let targets: Vec<PeerId> = match to {
                     Target::All => self.roster.keys().cloned().collect(),
                     Target::One(peer) => vec![peer],

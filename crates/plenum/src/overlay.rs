@@ -2,7 +2,7 @@
 //! (full mesh, cells), or a broadcast tree or a relay network, whose messages and events
 //! are their own.
 
-use plenum_overlay::{Input, RelayNode, Topology, TreeNode};
+use plenum_overlay::{HostNode, Input, RelayNode, Topology, TreeNode};
 
 pub(crate) enum Overlay {
     /// A full mesh, or our cell of a cellular room.
@@ -11,6 +11,8 @@ pub(crate) enum Overlay {
     Tree(Box<TreeNode>),
     /// Our node of a relay network.
     Relay(Box<RelayNode>),
+    /// Our peer of a host room.
+    Host(Box<HostNode>),
 }
 
 impl Overlay {
@@ -20,12 +22,20 @@ impl Overlay {
             Self::Mesh(mesh) => mesh.handle_input(input),
             Self::Tree(tree) => tree.handle_input(input),
             Self::Relay(relay) => relay.handle_input(input),
+            Self::Host(host) => host.handle_input(input),
         }
     }
 
     pub(crate) fn tree(&mut self) -> Option<&mut TreeNode> {
         match self {
             Self::Tree(tree) => Some(tree),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn host(&mut self) -> Option<&mut HostNode> {
+        match self {
+            Self::Host(host) => Some(host),
             _ => None,
         }
     }

@@ -279,6 +279,40 @@ pub enum RoomEvent {
         /// Our neighbours.
         neighbours: Vec<PeerId>,
     },
+    /// In a host room: we are linked to a host and in step with it (or we are the host).
+    Host {
+        /// The host.
+        peer: PeerId,
+        /// Whether it is us.
+        is_self: bool,
+    },
+    /// In a host room: whether room messages flow now, or wait for a host (sent ones are
+    /// queued and delivered once it is back).
+    Synced {
+        /// In step with a host.
+        in_sync: bool,
+    },
+    /// In a host room: a peer's join data ([`crate::RoomConfigBuilder::init_data`]).
+    InitData {
+        /// The peer.
+        peer: PeerId,
+        /// What it set.
+        data: serde_json::Value,
+    },
+    /// In a host room: a peer entered the room (not necessarily linked to us).
+    MemberJoined {
+        /// The peer.
+        peer: PeerId,
+        /// Everyone in the room now, us included, in id order.
+        peers: Vec<PeerId>,
+    },
+    /// In a host room: a peer left the room.
+    MemberLeft {
+        /// The peer.
+        peer: PeerId,
+        /// Everyone in the room now, us included, in id order.
+        peers: Vec<PeerId>,
+    },
     /// A relay network's message for us arrived (once).
     RelayMessage {
         /// The peer that sent it.
@@ -319,6 +353,12 @@ pub enum RoomError {
     QueueOverflow {
         /// The peer.
         peer: PeerId,
+        /// How many.
+        dropped: usize,
+    },
+    /// Room messages waiting for a host overflowed their queue; the oldest were dropped.
+    #[error("{dropped} messages waiting for a host dropped")]
+    HostQueueOverflow {
         /// How many.
         dropped: usize,
     },
@@ -453,6 +493,8 @@ pub struct Room {
     video: crate::video::VideoHandle,
     /// Stream numbering and our current streams (shared by clones of the handle).
     next_stream: std::sync::Arc<std::sync::Mutex<Streams>>,
+    /// Whether room messages flow (a host room's host is linked; always in other rooms).
+    synced: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Our published streams: at most one audio, one camera and one screen.
@@ -529,8 +571,10 @@ impl Room {
             events_tx,
             (audio.clone(), video.clone()),
         );
+        let synced = driver.synced();
         tokio::spawn(driver.run());
         let room = Room {
+            synced,
             me,
             grants,
             publish_without_grant,
@@ -541,6 +585,23 @@ impl Room {
             next_stream: Default::default(),
         };
         Ok((room, RoomEvents { rx: events_rx }))
+    }
+
+    /// Resolves once room messages flow: at once in a room without a host; in a host room
+    /// when we are linked to the host and in step with it (or are the host). Messages sent
+    /// before are queued, not lost.
+    pub async fn wait_to_sync(&self) -> Result<(), RoomClosed> {
+        let mut synced = self.synced.clone();
+        synced
+            .wait_for(|s| *s)
+            .await
+            .map(|_| ())
+            .map_err(|_| RoomClosed)
+    }
+
+    /// Whether room messages flow now (see [`wait_to_sync`](Self::wait_to_sync)).
+    pub fn is_synced(&self) -> bool {
+        *self.synced.borrow()
     }
 
     async fn audio(&self, cmd: crate::audio::AudioCmd) -> Result<(), RoomClosed> {

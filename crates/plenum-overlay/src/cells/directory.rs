@@ -91,7 +91,10 @@ impl CellDirectoryConfig {
     /// The settings of a room's topology; `None` for a full mesh.
     pub fn from_spec(spec: &TopologySpec) -> Result<Option<Self>, ConfigError> {
         match spec {
-            TopologySpec::Mesh | TopologySpec::Tree { .. } | TopologySpec::Relay { .. } => Ok(None),
+            TopologySpec::Mesh
+            | TopologySpec::Tree { .. }
+            | TopologySpec::Relay { .. }
+            | TopologySpec::Host {} => Ok(None),
             TopologySpec::Cells {
                 cell_size,
                 bridges_per_edge,
