@@ -26,6 +26,8 @@ pub(crate) enum BenchCommand {
     Resume(crate::bench_resume::ResumeArgs),
     /// A TURN-relayed link against a direct one: round trip and throughput.
     Turn(crate::bench_turn::TurnArgs),
+    /// Host rooms: failover from the host's SIGKILL to every survivor relinked.
+    Host(crate::bench_host::HostArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,6 +60,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Turn(args) => crate::bench_turn::turn(&args).await?,
         BenchCommand::Resume(args) => crate::bench_resume::resume(&args).await?,
         BenchCommand::Board(args) => crate::bench_board::board(&args).await?,
+        BenchCommand::Host(args) => crate::bench_host::host(&args).await?,
     };
     println!("{}", serde_json::to_string_pretty(&figures)?);
     Ok(())

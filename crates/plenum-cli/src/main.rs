@@ -4,6 +4,7 @@ mod audio;
 mod bench;
 mod bench_audio;
 mod bench_board;
+mod bench_host;
 mod bench_resume;
 mod bench_turn;
 mod bench_video;

@@ -202,6 +202,9 @@ pub struct HostNode {
     links: FullMesh,
     /// The room's other peers.
     members: BTreeSet<PeerId>,
+    /// When each entered the room as far as we know (what we delivered since is replayed
+    /// to it when it links to us as the host).
+    member_since: HashMap<PeerId, Instant>,
     host: Option<PeerId>,
     epoch: u64,
     /// The host whose seat is vacant (not a candidate).
@@ -249,6 +252,7 @@ impl HostNode {
             now,
             links,
             members: BTreeSet::new(),
+            member_since: HashMap::new(),
             host: None,
             epoch: 0,
             went: None,
@@ -453,7 +457,9 @@ impl HostNode {
                 channel: channel.clone(),
                 data: data.clone(),
             };
-            for peer in self.up.clone() {
+            // To the peers that said hello: one that has not yet gets this in the replay
+            // at its hello, in order with what came before.
+            for peer in self.greeted.clone() {
                 if peer != *origin {
                     self.send(&peer, relay.clone());
                 }
@@ -562,7 +568,7 @@ impl HostNode {
     }
 
     /// As the host: a peer says hello; it gets every join data we know, what we delivered
-    /// lately (if it was in the room before), and the word that it is in step.
+    /// lately, and the word that it is in step.
     fn on_hello(&mut self, from: PeerId, fresh: bool) {
         if !self.is_host() {
             self.refused += 1;
@@ -579,12 +585,16 @@ impl HostNode {
         for (peer, data) in inits {
             self.send(&from, HostMsg::Init { peer, data });
         }
-        if !fresh {
-            self.expire();
+        // What we delivered since it entered the room (all we keep, if it was in step
+        // with a host before): posts it may have missed while it linked or while the
+        // room had no host.
+        self.expire();
+        let since = fresh.then(|| self.member_since.get(&from).copied().unwrap_or(self.now));
+        {
             let replay: Vec<HostMsg> = self
                 .log
                 .iter()
-                .filter(|l| l.origin != from)
+                .filter(|l| l.origin != from && since.is_none_or(|s| l.at >= s))
                 .map(|l| HostMsg::Relay {
                     origin: l.origin.clone(),
                     seq: l.seq,
@@ -713,6 +723,7 @@ impl HostNode {
                 if *peer == self.me || !self.members.insert(peer.clone()) {
                     return;
                 }
+                self.member_since.insert(peer.clone(), *now);
                 if self.is_host() {
                     self.links.handle_input(Input::PeerAppeared {
                         peer: peer.clone(),
@@ -727,6 +738,7 @@ impl HostNode {
             Input::PeerGone { peer, now } => {
                 self.now = self.now.max(*now);
                 self.members.remove(peer);
+                self.member_since.remove(peer);
                 self.inits.remove(peer);
                 self.link_down(peer);
             }

@@ -33,6 +33,9 @@
 //!   broadcast meets).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod host;
+pub use host::{HostSimConfig, HostSimReport, simulate_host};
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};

@@ -22,7 +22,7 @@ use crate::wire::{WireError, push_peer, read_peer};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostMsg {
     /// Peer to host, first on a new link: whether the peer was never in step with a host
-    /// of this room (a fresh peer is not replayed what came before it).
+    /// of this room (a fresh peer is replayed only what came after it entered the room).
     Hello {
         /// Never synced before.
         fresh: bool,
