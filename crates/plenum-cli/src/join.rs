@@ -118,6 +118,21 @@ pub(crate) struct JoinArgs {
     /// The tree's root secret: the first claim sets it, a claim with another is refused.
     #[arg(long, requires = "root")]
     secret: Option<String>,
+    /// What we do in the room: `publisher`, `viewer` (links to publishers only, never to
+    /// another viewer) or `both` (the default).
+    #[arg(long, value_enum, default_value_t = RoleArg::Both)]
+    role: RoleArg,
+    /// JSON we present with our offers and answers, for the other side's check.
+    #[arg(long, value_parser = parse_json)]
+    credentials: Option<Value>,
+    /// Link only to peers presenting exactly this JSON as credentials; others get
+    /// `not_verified` and no link (and the refusal is logged).
+    #[arg(long, value_parser = parse_json)]
+    accept_credentials: Option<Value>,
+    /// Messages sent to everyone while nobody else is in the room wait for the first peer,
+    /// at most this many (the oldest dropped beyond, with `queue_overflow`).
+    #[arg(long, default_value_t = 10)]
+    queue_size: usize,
     /// With --topology host: JSON every peer of the room receives with our arrival
     /// (`init_data` events), peers that join later too.
     #[arg(long, value_parser = parse_json)]
@@ -138,6 +153,13 @@ enum TopologyArg {
     Tree,
     Relay,
     Host,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RoleArg {
+    Publisher,
+    Viewer,
+    Both,
 }
 
 fn parse_json(s: &str) -> Result<Value, String> {
@@ -188,6 +210,12 @@ enum Command {
     },
     /// List our direct links.
     Links {},
+    /// Share our state with linked peers (merged into the last when `merge`).
+    SetState {
+        state: Value,
+        #[serde(default)]
+        merge: bool,
+    },
     /// Send to a peer of a relay network, relayed if it is not a neighbour.
     RelaySend {
         to: String,
@@ -269,13 +297,14 @@ fn error_code(error: &RoomError) -> &'static str {
     match error {
         RoomError::LinkFailed { .. } => "link_failed",
         RoomError::Malformed { .. } => "malformed_message",
-        RoomError::QueueOverflow { .. } | RoomError::HostQueueOverflow { .. } => "queue_overflow",
+        RoomError::QueueOverflow { .. } | RoomError::WaitingOverflow { .. } => "queue_overflow",
         RoomError::Signaling { .. } => "signaling_refused",
         RoomError::SignalingLost(_) => "signaling_lost",
         RoomError::IdentityMismatch { .. } => "identity_mismatch",
         RoomError::TurnFailed { .. } => "turn_failed",
         RoomError::AudioSource(_) => "audio_device",
         RoomError::Unreachable { .. } => "unreachable",
+        RoomError::NotVerified { .. } => "not_verified",
         RoomError::VideoSource(_) => "video_device",
         _ => "room_error",
     }
@@ -337,6 +366,14 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
         })
         .root_secret(args.secret.clone().filter(|_| args.root))
         .init_data(args.init_data.clone())
+        .role(match args.role {
+            RoleArg::Publisher => plenum::Role::Publisher,
+            RoleArg::Viewer => plenum::Role::Viewer,
+            RoleArg::Both => plenum::Role::Both,
+        })
+        .credentials(args.credentials.clone())
+        .verify(args.accept_credentials.clone().map(plenum::Verify::exactly))
+        .queue_size(args.queue_size)
         .publish_without_grant(args.publish_without_grant);
     if !args.bind_ip.is_empty() {
         builder = builder.udp_bind(
@@ -600,6 +637,10 @@ fn print_event(out: &Out, event: RoomEvent) {
             json!({"event": "init_data", "peer": peer, "data": data}),
             || format!("* {peer} joined with {data}"),
         ),
+        RoomEvent::State { peer, state } => out.event(
+            json!({"event": "state", "peer": peer, "state": state}),
+            || format!("* {peer}: {state}"),
+        ),
         RoomEvent::MemberJoined { peer, peers } => out.event(
             json!({"event": "member_joined", "peer": peer, "peers": peers}),
             || format!("* {peer} entered the room ({} peers)", peers.len()),
@@ -775,6 +816,11 @@ async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
             };
             if done.is_err() {
                 out.error("closed", "the room is closed");
+            }
+        }
+        Command::SetState { state, merge } => {
+            if let Err(e) = room.set_state(state, merge).await {
+                out.error("room_closed", e.to_string());
             }
         }
         Command::Links {} => match room.links().await {

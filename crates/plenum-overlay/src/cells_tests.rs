@@ -15,6 +15,7 @@ fn summary(s: &str) -> PeerSummary {
         peer: id(s),
         name: DisplayName::new(s).unwrap(),
         publish: true,
+        role: Default::default(),
     }
 }
 

@@ -4,7 +4,7 @@
 //! offset  size  field
 //! 0       1     version (1)
 //! 1       1     kind (0 data, 1 ping, 2 pong, 3 heartbeat, 4 bye, 5 stream, 6 mesh,
-//!                     7 tree, 8 relay, 9 host)
+//!                     7 tree, 8 relay, 9 host, 10 state)
 //! 2       1     hops: how many times an overlay has forwarded it (0 = from the sender)
 //! 3       1     n: channel name length in bytes, 0..=12 (0 for control kinds)
 //! 4       n     channel name, UTF-8
@@ -47,6 +47,8 @@ pub enum EnvelopeKind {
     /// A host room's message between a peer and the host (read by `plenum-overlay`); room
     /// messages keep their channel name.
     Host,
+    /// The sender's shared state (JSON: audio on, hand raised...), replacing the last.
+    State,
 }
 
 /// What a [`EnvelopeKind::Stream`] envelope says about one of the sender's streams.
@@ -91,6 +93,7 @@ impl EnvelopeKind {
             Self::Tree => 7,
             Self::Relay => 8,
             Self::Host => 9,
+            Self::State => 10,
         }
     }
 
@@ -106,6 +109,7 @@ impl EnvelopeKind {
             7 => Self::Tree,
             8 => Self::Relay,
             9 => Self::Host,
+            10 => Self::State,
             _ => return None,
         })
     }

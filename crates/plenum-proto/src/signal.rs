@@ -23,6 +23,9 @@ pub enum SignalPayload {
         /// The sender's signature over the fingerprints, both ids and `seq`
         /// ([`crate::identity::link_message`]).
         sig: String,
+        /// What the sender presents to be let in (the room's verify hook checks it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credentials: Option<serde_json::Value>,
     },
     /// An SDP answer.
     Answer {
@@ -34,6 +37,15 @@ pub enum SignalPayload {
         seq: u64,
         /// As for the offer.
         sig: String,
+        /// As for the offer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credentials: Option<serde_json::Value>,
+    },
+    /// The receiver's offer or answer was refused: its credentials did not pass the
+    /// sender's check. No link follows.
+    Refused {
+        /// Why, for people.
+        reason: String,
     },
     /// A trickled ICE candidate.
     Candidate {
@@ -94,6 +106,10 @@ pub enum ClientToServer {
         /// another one is refused.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         root: Option<String>,
+        /// What this peer does in the room: `publisher`, `viewer` or `both` (the default).
+        /// Viewers link to publishers only.
+        #[serde(default, skip_serializing_if = "Role::is_both")]
+        role: Role,
     },
     /// Relay `payload` to the root of the sender's tree room (held while the room has
     /// none, until a standby takes over).
@@ -136,6 +152,42 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "ping",
 ];
 
+/// What a peer does in a room (after p2p's Sender and Receiver). A viewer links to
+/// publishers (and `both`) only, never to another viewer: a room of one publisher and N
+/// viewers holds N links.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Sends to the room; links to everyone.
+    Publisher,
+    /// Receives; links to publishers only.
+    Viewer,
+    /// Both (the default): links to everyone.
+    #[default]
+    Both,
+}
+
+impl Role {
+    /// Whether two peers of these roles link: unless both are viewers.
+    pub fn links_with(self, other: Role) -> bool {
+        !(self == Role::Viewer && other == Role::Viewer)
+    }
+
+    /// Whether it is the default.
+    pub fn is_both(&self) -> bool {
+        *self == Role::Both
+    }
+
+    /// As written on the wire and the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Publisher => "publisher",
+            Self::Viewer => "viewer",
+            Self::Both => "both",
+        }
+    }
+}
+
 /// One peer of a room as the server describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerSummary {
@@ -146,6 +198,9 @@ pub struct PeerSummary {
     /// Whether it may publish streams (false for a viewer token).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub publish: bool,
+    /// Its role (absent: `both`).
+    #[serde(default, skip_serializing_if = "Role::is_both")]
+    pub role: Role,
 }
 
 fn yes() -> bool {
@@ -254,6 +309,9 @@ pub enum ServerToClient {
         /// Whether it may publish streams.
         #[serde(default = "yes", skip_serializing_if = "is_true")]
         publish: bool,
+        /// Its role (absent: `both`).
+        #[serde(default, skip_serializing_if = "Role::is_both")]
+        role: Role,
     },
     /// A peer left the room (cleanly or because its connection ended).
     PeerLeft {
@@ -459,6 +517,34 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn viewers_link_to_publishers_only_and_roles_default_to_both() {
+        use Role::*;
+        for (a, b, link) in [
+            (Viewer, Viewer, false),
+            (Viewer, Publisher, true),
+            (Viewer, Both, true),
+            (Publisher, Publisher, true),
+            (Both, Both, true),
+        ] {
+            assert_eq!(a.links_with(b), link, "{a:?} - {b:?}");
+            assert_eq!(b.links_with(a), link, "{b:?} - {a:?}");
+        }
+        let summary: PeerSummary = serde_json::from_str(r#"{"peer":"p1","name":"n"}"#).unwrap();
+        assert_eq!(summary.role, Both);
+        let viewer = PeerSummary {
+            role: Viewer,
+            ..summary
+        };
+        let text = serde_json::to_string(&viewer).unwrap();
+        assert!(text.contains(r#""role":"viewer""#), "{text}");
+        assert!(serde_json::from_str::<Role>(r#""watcher""#).is_err());
+        // Credentials ride with offers; a refusal has its reason.
+        let refused: SignalPayload =
+            serde_json::from_str(r#"{"kind":"refused","reason":"no"}"#).unwrap();
+        assert_eq!(refused, SignalPayload::Refused { reason: "no".into() });
+    }
+
+    #[test]
     fn decode_tells_malformed_from_unknown() {
         assert_eq!(
             ClientToServer::decode("{\"type\":").unwrap_err().code(),
@@ -532,6 +618,7 @@ mod tests {
                 any::<String>()
             )
                 .prop_map(|(sdp, key, seq, sig)| SignalPayload::Offer {
+                    credentials: None,
                     sdp,
                     key,
                     seq,
@@ -544,6 +631,7 @@ mod tests {
                 any::<String>()
             )
                 .prop_map(|(sdp, key, seq, sig)| SignalPayload::Answer {
+                    credentials: None,
                     sdp,
                     key,
                     seq,
@@ -609,6 +697,11 @@ mod tests {
                             resume: None,
                             topology: cells.map(crate::overlay::TopologySpec::cells),
                             root,
+                            role: if version % 3 == 0 {
+                                Role::Viewer
+                            } else {
+                                Role::Both
+                            },
                         }
                     }
                 ),

@@ -19,7 +19,8 @@ use plenum_overlay::{
 use plenum_proto::identity::{PublicKey, join_message};
 use plenum_proto::overlay::TopologySpec;
 use plenum_proto::signal::{
-    ClientToServer, ErrorCode, IceServerInfo, Limits, PeerSummary, ServerToClient, SignalPayload,
+    ClientToServer, ErrorCode, IceServerInfo, Limits, PeerSummary, Role, ServerToClient,
+    SignalPayload,
 };
 use plenum_proto::token::{Claims, Grants, TokenError};
 use plenum_proto::{DisplayName, PROTOCOL_VERSION, PeerId, RoomName};
@@ -202,6 +203,7 @@ struct Member {
     conn: Option<ConnId>,
     name: DisplayName,
     grants: Grants,
+    role: Role,
     /// The token that resumes this session.
     resume: String,
     /// When an away member is given up.
@@ -602,6 +604,7 @@ impl Registry {
             resume,
             topology,
             root,
+            role,
         } = join
         else {
             return;
@@ -720,6 +723,7 @@ impl Registry {
                 conn: Some(conn),
                 name: name.clone(),
                 grants,
+                role,
                 resume: resume.clone(),
                 away_until: None,
                 renew_ice_at: None,
@@ -731,6 +735,7 @@ impl Registry {
                 peer: peer.clone(),
                 name,
                 publish,
+                role,
             });
             self.welcome(conn, &room_name, &peer, grants, resume);
             return self.send_plans(&room_name);
@@ -771,6 +776,7 @@ impl Registry {
                     peer: peer.clone(),
                     name: name.clone(),
                     publish,
+                    role,
                 },
             );
         }
@@ -958,6 +964,7 @@ impl Registry {
             peer: p.clone(),
             name: m.name.clone(),
             publish: m.grants.publish,
+            role: m.role,
         };
         let peers: Vec<PeerSummary> = if let TopologySpec::Relay { .. } = topology {
             // A relay newcomer needs peers to link: those beside it in id order (they share

@@ -147,6 +147,7 @@ fn join_welcomes_and_announces() {
             peer: b.clone(),
             name: DisplayName::new("bob").unwrap(),
             publish: true,
+            role: Role::Both,
         }]
     );
 }
@@ -170,6 +171,7 @@ fn signal_is_relayed_to_the_addressed_peer_only_with_the_true_sender() {
             frame: ServerToClient::Signal {
                 from: a,
                 payload: SignalPayload::Offer {
+                    credentials: None,
                     sdp: "x".into(),
                     key: "k".into(),
                     seq: 1,
@@ -728,6 +730,7 @@ fn a_valid_token_admits_under_its_name_with_its_grants() {
             peer: identity(2).peer_id(),
             name: DisplayName::new("Ada").unwrap(),
             publish: false,
+            role: Role::Both,
         }]
     );
 }

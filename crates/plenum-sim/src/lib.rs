@@ -736,6 +736,7 @@ impl Sim {
                 peer: id,
                 name,
                 publish: true,
+                role: Default::default(),
             });
             self.send_plans();
         } else if self.config.topology == Topology::Mesh {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use plenum_media::ProcessingConfig;
 use plenum_overlay::FullMeshConfig;
 use plenum_proto::identity::Identity;
-use plenum_proto::{DisplayName, NameError, RoomName};
+use plenum_proto::{DisplayName, NameError, PeerId, RoomName};
 use plenum_signal::{SignalDriver, SignalError, WsDriver};
 
 /// A STUN or TURN server.
@@ -76,6 +76,50 @@ pub struct RoomConfig {
     pub(crate) video_bitrate_kbps: Option<u32>,
     pub(crate) publish_without_grant: bool,
     pub(crate) voice_processing: ProcessingConfig,
+    pub(crate) role: plenum_proto::signal::Role,
+    pub(crate) credentials: Option<serde_json::Value>,
+    pub(crate) verify: Option<Verify>,
+    pub(crate) queue_size: usize,
+}
+
+/// What a verify hook returns: whether the peer is let in.
+pub type VerifyFuture = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
+
+/// The room's check of the credentials a peer presents with its offer or answer
+/// ([`RoomConfigBuilder::verify`]). A peer refused gets `not_verified` and no link.
+#[derive(Clone)]
+pub struct Verify(Arc<dyn Fn(PeerId, serde_json::Value) -> VerifyFuture + Send + Sync>);
+
+impl Verify {
+    /// A hook from an async function of the peer and its credentials (`Value::Null` when it
+    /// presented none).
+    pub fn new<F, Fut>(f: F) -> Self
+    where
+        F: Fn(PeerId, serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = bool> + Send + 'static,
+    {
+        Self(Arc::new(move |peer, credentials| {
+            Box::pin(f(peer, credentials))
+        }))
+    }
+
+    /// Lets in only peers presenting exactly `expected`.
+    pub fn exactly(expected: serde_json::Value) -> Self {
+        Self::new(move |_, got| {
+            let ok = got == expected;
+            async move { ok }
+        })
+    }
+
+    pub(crate) fn check(&self, peer: PeerId, credentials: serde_json::Value) -> VerifyFuture {
+        (self.0)(peer, credentials)
+    }
+}
+
+impl std::fmt::Debug for Verify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Verify(..)")
+    }
 }
 
 impl RoomConfig {
@@ -105,6 +149,10 @@ impl RoomConfig {
             video_bitrate_kbps: None,
             voice_processing: ProcessingConfig::default(),
             publish_without_grant: false,
+            role: plenum_proto::signal::Role::Both,
+            credentials: None,
+            verify: None,
+            queue_size: 10,
         }
     }
 
@@ -136,6 +184,10 @@ pub struct RoomConfigBuilder {
     topology: plenum_proto::overlay::TopologySpec,
     root_secret: Option<String>,
     init_data: Option<serde_json::Value>,
+    role: plenum_proto::signal::Role,
+    credentials: Option<serde_json::Value>,
+    verify: Option<Verify>,
+    queue_size: usize,
     join_timeout: Duration,
     queue_per_peer: usize,
     audio_loss_percent: u8,
@@ -205,6 +257,29 @@ impl RoomConfigBuilder {
     /// takes over when the root goes).
     pub fn root_secret(mut self, secret: Option<String>) -> Self {
         self.root_secret = secret;
+        self
+    }
+    /// What we do in the room (default `Both`): a `Viewer` links to publishers only.
+    pub fn role(mut self, role: plenum_proto::signal::Role) -> Self {
+        self.role = role;
+        self
+    }
+    /// What we present with our offers and answers, for the other side's verify hook.
+    pub fn credentials(mut self, credentials: Option<serde_json::Value>) -> Self {
+        self.credentials = credentials;
+        self
+    }
+    /// Checks the credentials of every peer we link to, before the link is made; a peer
+    /// refused gets `not_verified`, no link, and the refusal is logged.
+    pub fn verify(mut self, verify: Option<Verify>) -> Self {
+        self.verify = verify;
+        self
+    }
+    /// Messages sent to everyone while nobody else is in the room are kept (at most `n`,
+    /// default 10; beyond, the oldest is dropped and reported) and sent to the first peer
+    /// whose link opens.
+    pub fn queue_size(mut self, n: usize) -> Self {
+        self.queue_size = n;
         self
     }
     /// In a host room, data every peer receives with our arrival (peers that join later
@@ -286,6 +361,10 @@ impl RoomConfigBuilder {
             topology: self.topology,
             root_secret: self.root_secret,
             init_data: self.init_data,
+            role: self.role,
+            credentials: self.credentials,
+            verify: self.verify,
+            queue_size: self.queue_size,
             join_timeout: self.join_timeout,
             queue_per_peer: self.queue_per_peer,
             audio_loss_percent: self.audio_loss_percent,

@@ -30,6 +30,7 @@ use crate::room::{
 };
 use crate::session::{Reconnected, Welcome};
 use crate::video::{VideoCmd, VideoHandle};
+use plenum_proto::signal::Role;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 const LINK_EVENT_QUEUE: usize = 1024;
@@ -79,6 +80,11 @@ pub(crate) enum Command {
     Stream(StreamAnnouncement),
     /// Broadcast to every peer of the room over the overlay.
     MeshSend(Bytes),
+    /// Share our state with the linked peers.
+    SetState {
+        state: serde_json::Value,
+        merge: bool,
+    },
     /// Send to tree neighbours (tree rooms).
     TreeSend {
         to: TreeTarget,
@@ -117,6 +123,20 @@ pub(crate) struct Driver {
     me: PeerId,
     /// Whether room messages flow (see `Room::wait_to_sync`).
     synced: tokio::sync::watch::Sender<bool>,
+    /// Each peer's role, from the server.
+    roles: HashMap<PeerId, Role>,
+    /// Peers whose credentials passed our verify hook (checked again after they leave).
+    passed: BTreeSet<PeerId>,
+    /// Negotiation from peers whose credentials are being checked, held in order.
+    awaiting: HashMap<PeerId, Vec<SignalPayload>>,
+    verdict_tx: mpsc::Sender<(PeerId, bool)>,
+    verdict_rx: mpsc::Receiver<(PeerId, bool)>,
+    /// Peers that refused us, or we them: never linked again while they stay.
+    refused: BTreeSet<PeerId>,
+    /// Messages to everyone sent while nobody else was there, for the first link.
+    waiting: VecDeque<Bytes>,
+    /// Our shared state, sent to every link that opens.
+    state: Option<serde_json::Value>,
     /// The server connection; `None` while it is away and being reconnected.
     signal: Option<SignalConnection>,
     /// Frames made while the server was away.
@@ -241,21 +261,26 @@ impl Driver {
         };
         let mut roster = BTreeMap::new();
         let mut viewers = BTreeSet::new();
+        let mut roles = HashMap::new();
         for PeerSummary {
             peer,
             name,
             publish,
+            role,
         } in initial
         {
             if !publish {
                 viewers.insert(peer.clone());
             }
-            if peer != me {
+            roles.insert(peer.clone(), role);
+            if peer != me && config.role.links_with(role) {
                 mesh.handle_input(Input::PeerAppeared {
                     peer: peer.clone(),
                     origin: Appearance::Roster,
                     now,
                 });
+            }
+            if peer != me {
                 // A relay network's sample is whom it may link, not whom it has.
                 if !matches!(mesh, Overlay::Relay(_)) {
                     roster.insert(peer, name);
@@ -268,10 +293,19 @@ impl Driver {
         let base_ice = config.ice_servers.clone();
         let host_room = matches!(mesh, Overlay::Host(_));
         let (synced, _) = tokio::sync::watch::channel(!host_room);
+        let (verdict_tx, verdict_rx) = mpsc::channel(LINK_EVENT_QUEUE);
         let mut driver = Self {
             config,
             me,
             synced,
+            roles,
+            passed: BTreeSet::new(),
+            awaiting: HashMap::new(),
+            verdict_tx,
+            verdict_rx,
+            refused: BTreeSet::new(),
+            waiting: VecDeque::new(),
+            state: None,
             signal: Some(signal),
             backlog: VecDeque::new(),
             resume,
@@ -361,6 +395,7 @@ impl Driver {
                 Some(data) = self.data_rx.recv() => self.on_data(data).await,
                 event = next_signal(&mut self.signal) => self.on_signal(event).await,
                 Some(back) = self.reconnect_rx.recv() => self.on_reconnected(back).await,
+                Some((peer, ok)) = self.verdict_rx.recv() => self.on_verdict(peer, ok).await,
                 () = tokio::time::sleep_until(self.deadline.into()) => {
                     let now = Instant::now();
                     self.pings.retain(|_, p| now.duration_since(p.sent) < PING_FORGET_AFTER);
@@ -693,7 +728,7 @@ impl Driver {
                 }
                 HostOutput::Overflow { dropped } => {
                     tracing::warn!(dropped, "messages waiting for a host dropped");
-                    let error = RoomError::HostQueueOverflow { dropped };
+                    let error = RoomError::WaitingOverflow { dropped };
                     self.emit(RoomEvent::Error(error)).await;
                 }
                 HostOutput::Timeout(at) => {
@@ -702,6 +737,53 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Our verify hook's word on a peer's credentials: its held negotiation goes on, or it
+    /// is told no and not linked.
+    async fn on_verdict(&mut self, peer: PeerId, ok: bool) {
+        let Some(held) = self.awaiting.remove(&peer) else {
+            return;
+        };
+        if !ok {
+            tracing::warn!(
+                peer = peer.short(),
+                "refused: its credentials did not pass our check"
+            );
+            let reason = "credentials not accepted".to_owned();
+            self.signal(&peer, SignalPayload::Refused { reason }).await;
+            return self.refuse_link(&peer).await;
+        }
+        self.passed.insert(peer.clone());
+        for payload in held {
+            self.on_negotiation(peer.clone(), payload).await;
+        }
+    }
+
+    /// No link to `peer` while it stays: ours is closed and the topology forgets it.
+    async fn refuse_link(&mut self, peer: &PeerId) {
+        self.refused.insert(peer.clone());
+        self.pending.remove(peer);
+        if self.links.contains_key(peer) {
+            self.drop_link(peer, DropReason::Left).await;
+        }
+        self.mesh.handle_input(Input::PeerGone {
+            peer: peer.clone(),
+            now: Instant::now(),
+        });
+    }
+
+    /// A peer left: if it comes back, its credentials are checked again.
+    fn forget_checks(&mut self, peer: &PeerId) {
+        self.passed.remove(peer);
+        self.awaiting.remove(peer);
+        self.refused.remove(peer);
+    }
+
+    /// Whether we link to `peer` at all (a viewer links to publishers only).
+    fn links_with(&self, peer: &PeerId) -> bool {
+        let role = self.roles.get(peer).copied().unwrap_or_default();
+        self.config.role.links_with(role) && !self.refused.contains(peer)
     }
 
     /// In a host room, the room's peers changed: the application hears whom, and the list.
@@ -832,6 +914,7 @@ impl Driver {
                 peer,
                 name,
                 publish,
+                role,
             })) => {
                 if publish {
                     self.viewers.remove(&peer);
@@ -840,12 +923,15 @@ impl Driver {
                 }
                 if peer != self.me {
                     self.server_gone.remove(&peer);
+                    self.roles.insert(peer.clone(), role);
                     let new = self.roster.insert(peer.clone(), name).is_none();
-                    self.mesh.handle_input(Input::PeerAppeared {
-                        peer: peer.clone(),
-                        origin: Appearance::Joined,
-                        now,
-                    });
+                    if self.config.role.links_with(role) {
+                        self.mesh.handle_input(Input::PeerAppeared {
+                            peer: peer.clone(),
+                            origin: Appearance::Joined,
+                            now,
+                        });
+                    }
                     if new {
                         self.member_changed(peer, true).await;
                     }
@@ -861,6 +947,7 @@ impl Driver {
                 }
                 let known = self.roster.remove(&peer).is_some();
                 self.pending.remove(&peer);
+                self.forget_checks(&peer);
                 self.mesh.handle_input(Input::PeerGone {
                     peer: peer.clone(),
                     now,
@@ -868,6 +955,15 @@ impl Driver {
                 if known {
                     self.member_changed(peer, false).await;
                 }
+            }
+            Some(SignalEvent::Frame(ServerToClient::Signal {
+                from,
+                payload: SignalPayload::Refused { reason },
+            })) => {
+                tracing::warn!(peer = from.short(), %reason, "our credentials were refused");
+                self.refuse_link(&from).await;
+                let error = RoomError::NotVerified { peer: from, reason };
+                self.emit(RoomEvent::Error(error)).await;
             }
             Some(SignalEvent::Frame(ServerToClient::Host { peer, epoch })) => {
                 match self.mesh.host() {
@@ -980,6 +1076,7 @@ impl Driver {
             peer,
             name,
             publish,
+            role,
         } in welcome.peers
         {
             if !publish {
@@ -987,11 +1084,14 @@ impl Driver {
             }
             if peer != self.me && !self.roster.contains_key(&peer) {
                 self.roster.insert(peer.clone(), name);
-                self.mesh.handle_input(Input::PeerAppeared {
-                    peer,
-                    origin: Appearance::Roster,
-                    now,
-                });
+                self.roles.insert(peer.clone(), role);
+                if self.config.role.links_with(role) {
+                    self.mesh.handle_input(Input::PeerAppeared {
+                        peer,
+                        origin: Appearance::Roster,
+                        now,
+                    });
+                }
             }
         }
         let held = self.backlog.len();
@@ -1010,12 +1110,45 @@ impl Driver {
     /// once, the polite one drops its own offer and answers; the impolite one ignores the
     /// colliding offer and waits for the answer to its own. Either way one link remains.
     async fn on_negotiation(&mut self, from: PeerId, payload: SignalPayload) {
+        if self.refused.contains(&from) {
+            tracing::debug!(
+                peer = from.short(),
+                "negotiation from a refused peer; ignored"
+            );
+            return;
+        }
+        if let Some(held) = self.awaiting.get_mut(&from) {
+            // Its credentials are being checked: everything waits in order.
+            held.push(payload);
+            return;
+        }
+        if let (
+            SignalPayload::Offer { credentials, .. } | SignalPayload::Answer { credentials, .. },
+            Some(verify),
+        ) = (&payload, &self.config.verify)
+            && !self.passed.contains(&from)
+        {
+            let check = verify.check(from.clone(), credentials.clone().unwrap_or_default());
+            let verdicts = self.verdict_tx.clone();
+            let peer = from.clone();
+            self.awaiting.insert(from, vec![payload]);
+            tokio::spawn(async move {
+                let ok = check.await;
+                let _ = verdicts.send((peer, ok)).await;
+            });
+            return;
+        }
         let checked = match &payload {
-            SignalPayload::Offer { sdp, key, seq, sig } => Some(("offer", sdp, key, *seq, sig)),
-            SignalPayload::Answer { sdp, key, seq, sig } => Some(("answer", sdp, key, *seq, sig)),
+            SignalPayload::Offer {
+                sdp, key, seq, sig, ..
+            } => Some(("offer", sdp, key, *seq, sig)),
+            SignalPayload::Answer {
+                sdp, key, seq, sig, ..
+            } => Some(("answer", sdp, key, *seq, sig)),
             SignalPayload::Candidate { .. }
             | SignalPayload::Tree { .. }
-            | SignalPayload::RelayLink { .. } => None,
+            | SignalPayload::RelayLink { .. }
+            | SignalPayload::Refused { .. } => None,
         };
         if let Some((kind, sdp, key, seq, sig)) = checked {
             let verdict = verify_link(kind, &from, &self.me, seq, sdp, key, sig)
@@ -1087,8 +1220,11 @@ impl Driver {
                     link.add_candidate(init).await;
                 }
             }
-            // Tree and relay messages go to their overlay before negotiation is looked at.
-            SignalPayload::Tree { .. } | SignalPayload::RelayLink { .. } => {}
+            // Tree and relay messages go to their overlay before negotiation is looked at,
+            // refusals to the room.
+            SignalPayload::Tree { .. }
+            | SignalPayload::RelayLink { .. }
+            | SignalPayload::Refused { .. } => {}
         }
     }
 
@@ -1149,10 +1285,23 @@ impl Driver {
                     .await;
             }
         };
+        let credentials = self.config.credentials.clone();
         let payload = if kind == "offer" {
-            SignalPayload::Offer { sdp, key, seq, sig }
+            SignalPayload::Offer {
+                sdp,
+                key,
+                seq,
+                sig,
+                credentials,
+            }
         } else {
-            SignalPayload::Answer { sdp, key, seq, sig }
+            SignalPayload::Answer {
+                sdp,
+                key,
+                seq,
+                sig,
+                credentials,
+            }
         };
         self.signal(to, payload).await;
     }
@@ -1481,7 +1630,15 @@ impl Driver {
             })
             .await;
         }
+        if let Some(state) = &self.state {
+            let bytes = state_envelope(state);
+            self.write(peer, bytes).await;
+        }
         for bytes in self.pending.remove(peer).unwrap_or_default() {
+            self.write(peer, bytes).await;
+        }
+        // Sent to everyone while nobody was there: the first peer gets it, in order.
+        for bytes in std::mem::take(&mut self.waiting) {
             self.write(peer, bytes).await;
         }
     }
@@ -1572,6 +1729,10 @@ impl Driver {
                     self.malformed(peer, "relay message", e.to_string()).await;
                 }
             },
+            EnvelopeKind::State => match serde_json::from_slice(&envelope.payload) {
+                Ok(state) => self.emit(RoomEvent::State { peer, state }).await,
+                Err(e) => self.malformed(peer, "state", e.to_string()).await,
+            },
             EnvelopeKind::Host => match (HostMsg::from_envelope(&envelope), self.mesh.host()) {
                 (Ok(msg), Some(host)) => host.handle_msg(peer, msg, Instant::now()),
                 (Ok(_), None) => {
@@ -1652,8 +1813,14 @@ impl Driver {
                     let _ = reply.send(Ok(()));
                     return;
                 }
+                let all = matches!(to, Target::All);
                 let targets: Vec<PeerId> = match to {
-                    Target::All => self.roster.keys().cloned().collect(),
+                    Target::All => self
+                        .roster
+                        .keys()
+                        .filter(|p| self.links_with(p))
+                        .cloned()
+                        .collect(),
                     Target::One(peer) => vec![peer],
                     Target::Many(peers) => peers
                         .into_iter()
@@ -1670,6 +1837,16 @@ impl Driver {
                 let bytes = Bytes::from(Envelope::data(channel, id, data.to_vec()).encode());
                 for peer in &targets {
                     self.deliver(peer, bytes.clone()).await;
+                }
+                if all && targets.is_empty() {
+                    // Nobody to send to yet: kept for the first peer whose link opens.
+                    self.waiting.push_back(bytes);
+                    if self.waiting.len() > self.config.queue_size {
+                        self.waiting.pop_front();
+                        tracing::warn!("a message waiting for a first peer dropped");
+                        let error = RoomError::WaitingOverflow { dropped: 1 };
+                        self.emit(RoomEvent::Error(error)).await;
+                    }
                 }
                 let _ = reply.send(Ok(()));
             }
@@ -1703,6 +1880,22 @@ impl Driver {
                 }
             }
             Command::Leave { .. } => {}
+            Command::SetState { state, merge } => {
+                let state = match (self.state.take(), state, merge) {
+                    (
+                        Some(serde_json::Value::Object(mut old)),
+                        serde_json::Value::Object(new),
+                        true,
+                    ) => {
+                        old.extend(new);
+                        serde_json::Value::Object(old)
+                    }
+                    (_, state, _) => state,
+                };
+                let bytes = state_envelope(&state);
+                self.state = Some(state);
+                self.write_to_open(bytes).await;
+            }
             Command::MeshSend(data) => self.mesh.handle_input(Input::Broadcast {
                 data: data.to_vec(),
                 now: Instant::now(),
@@ -1759,16 +1952,21 @@ impl Driver {
                     }
                 }
                 let bytes = Bytes::from(Envelope::stream(&announcement).encode());
-                let peers: Vec<PeerId> = self
-                    .links
-                    .iter()
-                    .filter(|(_, l)| l.open)
-                    .map(|(p, _)| p.clone())
-                    .collect();
-                for peer in peers {
-                    self.write(&peer, bytes.clone()).await;
-                }
+                self.write_to_open(bytes).await;
             }
+        }
+    }
+
+    /// Writes to every open link.
+    async fn write_to_open(&mut self, bytes: Bytes) {
+        let open: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.open)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in open {
+            self.write(&peer, bytes.clone()).await;
         }
     }
 
@@ -1910,6 +2108,19 @@ impl Driver {
             link.close();
         }
     }
+}
+
+/// Our shared state as it travels: JSON in a `state` envelope.
+fn state_envelope(state: &serde_json::Value) -> Bytes {
+    let envelope = Envelope {
+        kind: EnvelopeKind::State,
+        hops: 0,
+        channel: None,
+        id: 0,
+        // A JSON value always serializes.
+        payload: serde_json::to_vec(state).unwrap_or_default(),
+    };
+    Bytes::from(envelope.encode())
 }
 
 async fn next_signal(signal: &mut Option<SignalConnection>) -> Option<SignalEvent> {

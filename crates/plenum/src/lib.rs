@@ -43,11 +43,14 @@ mod room;
 mod session;
 mod video;
 
-pub use config::{ConfigError, IceServer, IceTransport, RoomConfig, RoomConfigBuilder};
+pub use config::{
+    ConfigError, IceServer, IceTransport, RoomConfig, RoomConfigBuilder, Verify, VerifyFuture,
+};
 pub use invite::{Invite, InviteError};
 pub use plenum_overlay::{MeshState, RelaySendError};
 pub use plenum_proto::identity::{Identity, PublicKey};
 pub use plenum_proto::overlay::TopologySpec;
+pub use plenum_proto::signal::Role;
 pub use plenum_proto::token::{Claims, Grants};
 pub use plenum_proto::{ChannelName, DisplayName, PeerId, RoomName};
 pub use room::{

@@ -299,6 +299,14 @@ pub enum RoomEvent {
         /// What it set.
         data: serde_json::Value,
     },
+    /// A linked peer's shared state ([`Room::set_state`]): sent when it changes, and when
+    /// our link to it opens.
+    State {
+        /// The peer.
+        peer: PeerId,
+        /// Its state.
+        state: serde_json::Value,
+    },
     /// In a host room: a peer entered the room (not necessarily linked to us).
     MemberJoined {
         /// The peer.
@@ -356,11 +364,21 @@ pub enum RoomError {
         /// How many.
         dropped: usize,
     },
-    /// Room messages waiting for a host overflowed their queue; the oldest were dropped.
-    #[error("{dropped} messages waiting for a host dropped")]
-    HostQueueOverflow {
+    /// Room messages waiting (in a host room for a host; in another room, sent while
+    /// nobody else was there, for a first peer) overflowed their queue; the oldest were
+    /// dropped.
+    #[error("{dropped} waiting messages dropped")]
+    WaitingOverflow {
         /// How many.
         dropped: usize,
+    },
+    /// A peer refused our credentials (its verify hook said no): no link to it.
+    #[error("{peer} did not accept our credentials: {reason}")]
+    NotVerified {
+        /// The peer that refused.
+        peer: PeerId,
+        /// What it said.
+        reason: String,
     },
     /// A relay network could not reach the peer (no route within the hop limit, after
     /// its retries).
@@ -881,6 +899,16 @@ impl Room {
     pub async fn mesh_send(&self, data: impl Into<Bytes>) -> Result<(), RoomClosed> {
         self.commands
             .send(Command::MeshSend(data.into()))
+            .await
+            .map_err(|_| RoomClosed)
+    }
+
+    /// Shares a small JSON state (audio on, hand raised...) with every linked peer, and
+    /// with every peer whose link opens later ([`RoomEvent::State`] on their side). With
+    /// `merge`, an object's keys are set over the current state's; otherwise it replaces it.
+    pub async fn set_state(&self, state: serde_json::Value, merge: bool) -> Result<(), RoomClosed> {
+        self.commands
+            .send(Command::SetState { state, merge })
             .await
             .map_err(|_| RoomClosed)
     }

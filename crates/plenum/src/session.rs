@@ -60,6 +60,7 @@ pub(crate) async fn handshake(
             resume,
             topology: (config.topology != TopologySpec::Mesh).then(|| config.topology.clone()),
             root: config.root_secret.clone(),
+            role: config.role,
         };
         signal
             .tx

@@ -578,6 +578,7 @@ mod tests {
             peer: PeerId::new(format!("p{i:04}")).unwrap(),
             name: DisplayName::new(format!("peer {i}")).unwrap(),
             publish: true,
+            role: Default::default(),
         }
     }
 
