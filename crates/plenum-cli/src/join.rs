@@ -77,6 +77,9 @@ pub(crate) struct JoinArgs {
     /// Video bitrate in kbit/s (default: from the picture size, 640x360 at 30 fps ~700).
     #[arg(long, value_parser = clap::value_parser!(u32).range(30..=20_000))]
     video_bitrate: Option<u32>,
+    /// Audio (Opus) bitrate in kbit/s (default 32).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(6..=510))]
+    audio_bitrate: Option<u32>,
     /// Save the pictures received from every peer as PNG files in this directory.
     #[arg(long)]
     save_frames: Option<std::path::PathBuf>,
@@ -350,6 +353,7 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
         .ice_servers(ice_servers(&args))
         .simulate_audio_loss(args.simulate_audio_loss)
         .video_bitrate(args.video_bitrate)
+        .audio_bitrate(args.audio_bitrate)
         .voice_processing(plenum_media::ProcessingConfig {
             echo_cancellation: !args.no_echo_cancellation,
             noise_suppression: !args.no_noise_suppression,

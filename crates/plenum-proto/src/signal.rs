@@ -541,7 +541,12 @@ mod tests {
         // Credentials ride with offers; a refusal has its reason.
         let refused: SignalPayload =
             serde_json::from_str(r#"{"kind":"refused","reason":"no"}"#).unwrap();
-        assert_eq!(refused, SignalPayload::Refused { reason: "no".into() });
+        assert_eq!(
+            refused,
+            SignalPayload::Refused {
+                reason: "no".into()
+            }
+        );
     }
 
     #[test]

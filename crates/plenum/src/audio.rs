@@ -86,6 +86,8 @@ struct Task {
     remotes: HashMap<PeerId, Remote>,
     source: Option<Box<dyn AudioSource>>,
     encoder: Option<OpusEncoder>,
+    /// The encoder's settings (the room's bitrate cap).
+    opus: OpusConfig,
     /// What microphones get; the processor exists while the source is a microphone.
     processing: ProcessingConfig,
     processor: Option<VoiceProcessor>,
@@ -100,7 +102,20 @@ struct Task {
 }
 
 /// Starts a room's audio task; it ends when every handle is dropped.
-pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>, processing: ProcessingConfig) -> AudioHandle {
+/// The encoder settings for a bitrate cap in kbit/s (none: the default, 32).
+pub(crate) fn opus_config(kbps: Option<u32>) -> OpusConfig {
+    let default = OpusConfig::default();
+    OpusConfig {
+        bitrate: kbps.map_or(default.bitrate, |k| (k.clamp(6, 510) * 1000) as i32),
+        ..default
+    }
+}
+
+pub(crate) fn spawn(
+    events: mpsc::Sender<RoomEvent>,
+    processing: ProcessingConfig,
+    opus: OpusConfig,
+) -> AudioHandle {
     let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (rtp, rtp_rx) = mpsc::channel(RTP_QUEUE);
     let task = Task {
@@ -108,6 +123,7 @@ pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>, processing: ProcessingConfi
         remotes: HashMap::new(),
         source: None,
         encoder: None,
+        opus,
         processing,
         processor: None,
         muted: false,
@@ -173,7 +189,7 @@ impl Task {
             AudioCmd::Source(source) => {
                 self.encoder = None;
                 if source.is_some() {
-                    match OpusEncoder::new(OpusConfig::default()) {
+                    match OpusEncoder::new(self.opus) {
                         Ok(encoder) => self.encoder = Some(encoder),
                         Err(e) => tracing::error!(error = %e, "no Opus encoder; not publishing"),
                     }
@@ -324,5 +340,45 @@ impl Task {
             Err(e) => return tracing::warn!(error = %e, "encoding failed; frame skipped"),
         };
         send_to_all(&self.senders, packet, FRAME, now, "audio").await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes per 20 ms frame the room's encoder makes of noise (which takes all the bits
+    /// it is allowed), under a cap.
+    fn bytes_per_frame(kbps: Option<u32>) -> f64 {
+        let mut encoder = OpusEncoder::new(opus_config(kbps)).unwrap();
+        let mut state = 7u64;
+        let mut total = 0;
+        for _ in 0..100 {
+            let frame: Vec<f32> = (0..FRAME_SAMPLES)
+                .map(|_| (plenum_overlay::splitmix64(&mut state) % 2000) as f32 / 2000.0 - 0.5)
+                .collect();
+            total += encoder.encode(&frame).unwrap().len();
+        }
+        total as f64 / 100.0
+    }
+
+    #[test]
+    fn an_audio_bitrate_cap_reaches_the_encoder() {
+        let capped = bytes_per_frame(Some(8));
+        let default = bytes_per_frame(None);
+        let high = bytes_per_frame(Some(128));
+        // 8 kbit/s is 20 bytes per 20 ms frame; 32 kbit/s 80; 128 kbit/s 320.
+        assert!(
+            (10.0..=30.0).contains(&capped),
+            "{capped} bytes at 8 kbit/s"
+        );
+        assert!(
+            (60.0..=100.0).contains(&default),
+            "{default} bytes by default"
+        );
+        assert!(high > 2.0 * default, "{high} bytes at 128 kbit/s");
+        // Out of range: clamped to what Opus takes.
+        assert_eq!(opus_config(Some(1)).bitrate, 6_000);
+        assert_eq!(opus_config(Some(9_999)).bitrate, 510_000);
     }
 }

@@ -74,6 +74,7 @@ pub struct RoomConfig {
     pub(crate) queue_per_peer: usize,
     pub(crate) audio_loss_percent: u8,
     pub(crate) video_bitrate_kbps: Option<u32>,
+    pub(crate) audio_bitrate_kbps: Option<u32>,
     pub(crate) publish_without_grant: bool,
     pub(crate) voice_processing: ProcessingConfig,
     pub(crate) role: plenum_proto::signal::Role,
@@ -147,6 +148,7 @@ impl RoomConfig {
             queue_per_peer: 256,
             audio_loss_percent: 0,
             video_bitrate_kbps: None,
+            audio_bitrate_kbps: None,
             voice_processing: ProcessingConfig::default(),
             publish_without_grant: false,
             role: plenum_proto::signal::Role::Both,
@@ -192,6 +194,7 @@ pub struct RoomConfigBuilder {
     queue_per_peer: usize,
     audio_loss_percent: u8,
     video_bitrate_kbps: Option<u32>,
+    audio_bitrate_kbps: Option<u32>,
     voice_processing: ProcessingConfig,
     publish_without_grant: bool,
 }
@@ -315,6 +318,12 @@ impl RoomConfigBuilder {
         self
     }
 
+    /// The audio (Opus) bitrate in kbit/s (6..=510; default 32).
+    pub fn audio_bitrate(mut self, kbps: Option<u32>) -> Self {
+        self.audio_bitrate_kbps = kbps.map(|k| k.clamp(6, 510));
+        self
+    }
+
     /// Messages held per peer while its link is not open (default 256; oldest dropped).
     pub fn queue_per_peer(mut self, n: usize) -> Self {
         self.queue_per_peer = n.max(1);
@@ -369,6 +378,7 @@ impl RoomConfigBuilder {
             queue_per_peer: self.queue_per_peer,
             audio_loss_percent: self.audio_loss_percent,
             video_bitrate_kbps: self.video_bitrate_kbps,
+            audio_bitrate_kbps: self.audio_bitrate_kbps,
             publish_without_grant: self.publish_without_grant,
             voice_processing: self.voice_processing,
         })

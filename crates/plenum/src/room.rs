@@ -579,7 +579,8 @@ impl Room {
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let room = config.room.clone();
         tracing::info!(room = %room, peer = me.short(), peers = roster_len, "joined");
-        let audio = crate::audio::spawn(events_tx.clone(), config.voice_processing);
+        let opus = crate::audio::opus_config(config.audio_bitrate_kbps);
+        let audio = crate::audio::spawn(events_tx.clone(), config.voice_processing, opus);
         let video = crate::video::spawn(events_tx.clone(), config.video_bitrate_kbps);
         let driver = Driver::new(
             config,
