@@ -136,6 +136,13 @@ pub(crate) struct JoinArgs {
     /// at most this many (the oldest dropped beyond, with `queue_overflow`).
     #[arg(long, default_value_t = 10)]
     queue_size: usize,
+    /// A viewer whose publishers are all gone tries them again every this many seconds...
+    #[arg(long, default_value_t = 30.0)]
+    ping_interval: f64,
+    /// ...this many times, then reports `publishers_gone` (a publisher that returns is
+    /// linked again).
+    #[arg(long, default_value_t = 10)]
+    ping_attempts: u32,
     /// With --topology host: JSON every peer of the room receives with our arrival
     /// (`init_data` events), peers that join later too.
     #[arg(long, value_parser = parse_json)]
@@ -308,6 +315,7 @@ fn error_code(error: &RoomError) -> &'static str {
         RoomError::AudioSource(_) => "audio_device",
         RoomError::Unreachable { .. } => "unreachable",
         RoomError::NotVerified { .. } => "not_verified",
+        RoomError::PublishersGone { .. } => "publishers_gone",
         RoomError::VideoSource(_) => "video_device",
         _ => "room_error",
     }
@@ -378,6 +386,10 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
         .credentials(args.credentials.clone())
         .verify(args.accept_credentials.clone().map(plenum::Verify::exactly))
         .queue_size(args.queue_size)
+        .reconnect_pings(
+            std::time::Duration::from_secs_f64(args.ping_interval.clamp(0.1, 86_400.0)),
+            args.ping_attempts,
+        )
         .publish_without_grant(args.publish_without_grant);
     if !args.bind_ip.is_empty() {
         builder = builder.udp_bind(

@@ -64,7 +64,7 @@ fn malformed_mesh_frames_are_dropped_and_reported() {
         .proc
         .cmd(raw(envelope(6, &mesh_payload(b"no spaces!", b"{}"))));
     // A kind no version knows.
-    peers[0].proc.cmd(raw(envelope(9, b"")));
+    peers[0].proc.cmd(raw(envelope(99, b"")));
     // A well-formed frame, forged in p0's name, sent twice.
     let forged = envelope(
         6,
@@ -86,7 +86,7 @@ fn malformed_mesh_frames_are_dropped_and_reported() {
     );
     assert!(errs.iter().any(|e| e.contains("truncated")), "{errs:#?}");
     assert!(errs.iter().any(|e| e.contains("origin")), "{errs:#?}");
-    assert!(errs.iter().any(|e| e.contains("kind 9")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.contains("kind 99")), "{errs:#?}");
     assert_eq!(
         mesh_messages(&got, "forged"),
         1,

@@ -141,3 +141,56 @@ fn roles_link_viewers_to_publishers_only() {
             .all(|v| event(v) != "state")
     );
 }
+
+/// Sends a signal to a process by its id (`kill -STOP` / `-CONT`).
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// A viewer whose only publisher stops answering (frozen with SIGSTOP: its signaling
+/// connection stays, its link goes silent) tries it again every second, twice, then says
+/// `publishers_gone`; when the publisher answers again (SIGCONT) the link comes back.
+#[test]
+fn a_viewer_pings_a_gone_publisher_and_relinks_when_it_returns() {
+    let server = serve(&[]);
+    let publisher = join(&server.url, "pings", "presenter", &["--role", "publisher"]);
+    let p = publisher.id.clone();
+    let mut viewer = join(
+        &server.url,
+        "pings",
+        "viewer",
+        &[
+            "--role",
+            "viewer",
+            "--ping-interval",
+            "1",
+            "--ping-attempts",
+            "2",
+        ],
+    );
+    viewer.proc.expect(WAIT, "the link", |v| {
+        event(v) == "link_up" && v["peer"] == p.as_str()
+    });
+    let pid = publisher.proc.pid();
+    signal(pid, "-STOP");
+    let gone = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        viewer
+            .proc
+            .expect(Duration::from_secs(40), "publishers_gone", |v| {
+                event(v) == "error" && v["code"] == "publishers_gone"
+            })
+    }));
+    // Whatever happened, the publisher runs again before anything else.
+    signal(pid, "-CONT");
+    let gone = gone.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    assert!(gone["message"].as_str().unwrap_or("").contains('2'));
+    viewer
+        .proc
+        .expect(Duration::from_secs(40), "the link back", |v| {
+            event(v) == "link_up" && v["peer"] == p.as_str()
+        });
+}

@@ -81,6 +81,8 @@ pub struct RoomConfig {
     pub(crate) credentials: Option<serde_json::Value>,
     pub(crate) verify: Option<Verify>,
     pub(crate) queue_size: usize,
+    pub(crate) ping_interval: Duration,
+    pub(crate) ping_attempts: u32,
 }
 
 /// What a verify hook returns: whether the peer is let in.
@@ -155,6 +157,8 @@ impl RoomConfig {
             credentials: None,
             verify: None,
             queue_size: 10,
+            ping_interval: Duration::from_secs(30),
+            ping_attempts: 10,
         }
     }
 
@@ -190,6 +194,8 @@ pub struct RoomConfigBuilder {
     credentials: Option<serde_json::Value>,
     verify: Option<Verify>,
     queue_size: usize,
+    ping_interval: Duration,
+    ping_attempts: u32,
     join_timeout: Duration,
     queue_per_peer: usize,
     audio_loss_percent: u8,
@@ -285,6 +291,15 @@ impl RoomConfigBuilder {
         self.queue_size = n;
         self
     }
+    /// A viewer whose publishers are all gone (it had one, and no link to any is open)
+    /// tries to link them again every `interval` (default 30 s), `attempts` times (default
+    /// 10), then says so (`RoomError::PublishersGone`); the links' own backoff goes on
+    /// trying, and a publisher that returns is linked.
+    pub fn reconnect_pings(mut self, interval: Duration, attempts: u32) -> Self {
+        self.ping_interval = interval.max(Duration::from_millis(100));
+        self.ping_attempts = attempts;
+        self
+    }
     /// In a host room, data every peer receives with our arrival (peers that join later
     /// too): `RoomEvent::InitData`.
     pub fn init_data(mut self, data: Option<serde_json::Value>) -> Self {
@@ -374,6 +389,8 @@ impl RoomConfigBuilder {
             credentials: self.credentials,
             verify: self.verify,
             queue_size: self.queue_size,
+            ping_interval: self.ping_interval,
+            ping_attempts: self.ping_attempts,
             join_timeout: self.join_timeout,
             queue_per_peer: self.queue_per_peer,
             audio_loss_percent: self.audio_loss_percent,

@@ -113,6 +113,14 @@ pub(crate) enum Command {
     },
 }
 
+/// A viewer's reconnect pings while its publishers are all gone.
+#[derive(Debug, Clone, Copy)]
+struct Pinging {
+    /// Attempts left (0: it gave up and said so).
+    left: u32,
+    next: Instant,
+}
+
 struct PendingPing {
     sent: Instant,
     reply: oneshot::Sender<Result<Duration, PingError>>,
@@ -137,6 +145,9 @@ pub(crate) struct Driver {
     waiting: VecDeque<Bytes>,
     /// Our shared state, sent to every link that opens.
     state: Option<serde_json::Value>,
+    /// A viewer: whether it has had a publisher, and its reconnect pings while all are gone.
+    had_publisher: bool,
+    pinging: Option<Pinging>,
     /// The server connection; `None` while it is away and being reconnected.
     signal: Option<SignalConnection>,
     /// Frames made while the server was away.
@@ -306,6 +317,8 @@ impl Driver {
             refused: BTreeSet::new(),
             waiting: VecDeque::new(),
             state: None,
+            had_publisher: false,
+            pinging: None,
             signal: Some(signal),
             backlog: VecDeque::new(),
             resume,
@@ -1498,8 +1511,70 @@ impl Driver {
     /// Every half second: restarts that did not finish are retried (three tries, then the
     /// link is given up and made anew), and a change of our addresses restarts every link
     /// and the signaling connection at once instead of waiting for them to go silent.
+    /// A viewer whose publishers are all gone tries them again every ping interval, so
+    /// many times, then says so; after that the link layer's own backoff goes on trying,
+    /// and a publisher that returns (or a new one) is linked.
+    async fn ping_publishers(&mut self, now: Instant) {
+        if self.config.role != Role::Viewer {
+            return;
+        }
+        let publishers: Vec<PeerId> = self
+            .roster
+            .keys()
+            .filter(|p| self.links_with(p))
+            .cloned()
+            .collect();
+        if publishers
+            .iter()
+            .any(|p| self.links.get(p).is_some_and(|l| l.open))
+        {
+            if self.pinging.take().is_some() {
+                tracing::info!("a publisher is linked again");
+            }
+            self.had_publisher = true;
+            return;
+        }
+        if !self.had_publisher {
+            return;
+        }
+        let interval = self.config.ping_interval;
+        let Some(pinging) = self.pinging.as_mut() else {
+            tracing::info!("every publisher is gone; pinging");
+            self.pinging = Some(Pinging {
+                left: self.config.ping_attempts,
+                next: now + interval,
+            });
+            return;
+        };
+        if now < pinging.next || pinging.left == 0 {
+            return;
+        }
+        pinging.left -= 1;
+        pinging.next = now + interval;
+        let left = pinging.left;
+        for peer in publishers {
+            // Forgotten and met again: the link layer offers at once, whatever its backoff.
+            self.mesh.handle_input(Input::PeerGone {
+                peer: peer.clone(),
+                now,
+            });
+            self.mesh.handle_input(Input::PeerAppeared {
+                peer,
+                origin: Appearance::Roster,
+                now,
+            });
+        }
+        if left == 0 {
+            let attempts = self.config.ping_attempts;
+            tracing::warn!(attempts, "no publisher answered; waiting for one to return");
+            let error = RoomError::PublishersGone { attempts };
+            self.emit(RoomEvent::Error(error)).await;
+        }
+    }
+
     async fn maintain(&mut self) {
         let now = Instant::now();
+        self.ping_publishers(now).await;
         let due: Vec<PeerId> = self
             .links
             .iter_mut()

@@ -372,6 +372,13 @@ pub enum RoomError {
         /// How many.
         dropped: usize,
     },
+    /// A viewer's publishers are all gone and its reconnect pings ran out; a publisher
+    /// that returns is linked again.
+    #[error("no publisher answered {attempts} reconnect attempts")]
+    PublishersGone {
+        /// The attempts made.
+        attempts: u32,
+    },
     /// A peer refused our credentials (its verify hook said no): no link to it.
     #[error("{peer} did not accept our credentials: {reason}")]
     NotVerified {
