@@ -178,6 +178,20 @@ fn a_host_room_elects_one_host_and_outlives_it() {
     let after: Vec<(usize, u64)> = vec![(alive[alive.len() - 1], 200)];
     send(&mut peers[after[0].0], after[0].1);
     wait_delivered(&mut peers, &alive, &after, &mut got);
+    // A broadcast (`mesh_send`) goes through the host as well, on channel `mesh`.
+    let broadcast = vec![(alive[0], 300)];
+    peers[alive[0]]
+        .proc
+        .cmd(json!({"cmd": "mesh_send", "data": {"nonce": 300}}));
+    wait_delivered(&mut peers, &alive, &broadcast, &mut got);
+    for &i in &alive[1..] {
+        assert!(
+            peers[i].proc.seen.iter().any(|v| event(v) == "message"
+                && v["channel"] == "mesh"
+                && v["data"]["nonce"] == 300),
+            "peer {i} got the broadcast on channel mesh"
+        );
+    }
     // Copies would come late: give them time, then count.
     collect(&mut peers, &alive, Duration::from_secs(2), &mut got);
     assert_once(&got);

@@ -189,6 +189,9 @@ struct Logged {
 
 /// Most delivered messages kept for replay, whatever their age.
 const LOG_MAX: usize = 4096;
+/// Most bytes of delivered messages kept for replay (a room of large messages keeps
+/// fewer of them).
+const LOG_BYTES_MAX: usize = 16 << 20;
 
 /// One peer of a host room. Inputs: the roster and link events ([`Input`]), the server's
 /// word on the seat ([`on_seat`](Self::on_seat)), messages from linked peers
@@ -222,6 +225,7 @@ pub struct HostNode {
     posts: VecDeque<Post>,
     highest: HashMap<PeerId, u64>,
     log: VecDeque<Logged>,
+    log_bytes: usize,
     init: Option<Vec<u8>>,
     inits: BTreeMap<PeerId, Vec<u8>>,
     outputs: VecDeque<HostOutput>,
@@ -266,6 +270,7 @@ impl HostNode {
             posts: VecDeque::new(),
             highest: HashMap::new(),
             log: VecDeque::new(),
+            log_bytes: 0,
             init,
             inits,
             outputs: VecDeque::new(),
@@ -483,6 +488,7 @@ impl HostNode {
     }
 
     fn remember(&mut self, origin: PeerId, seq: u64, channel: ChannelName, data: Vec<u8>) {
+        self.log_bytes += data.len();
         self.log.push_back(Logged {
             at: self.now,
             origin,
@@ -490,8 +496,14 @@ impl HostNode {
             channel,
             data,
         });
-        if self.log.len() > LOG_MAX {
-            self.log.pop_front();
+        while self.log.len() > LOG_MAX || self.log_bytes > LOG_BYTES_MAX {
+            self.forget_oldest();
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some(l) = self.log.pop_front() {
+            self.log_bytes -= l.data.len();
         }
     }
 
@@ -499,13 +511,14 @@ impl HostNode {
         let keep = self.config.keep;
         let now = self.now;
         while self.log.front().is_some_and(|l| l.at + keep <= now) {
-            self.log.pop_front();
+            self.forget_oldest();
         }
-        while self
-            .posts
-            .front()
-            .is_some_and(|p| p.acked.is_some_and(|at| at + keep <= now))
-        {
+        // Acknowledged posts are kept for `keep`, and never more than the queue holds.
+        let most = 2 * self.config.queue_max;
+        while self.posts.front().is_some_and(|p| {
+            p.acked
+                .is_some_and(|at| at + keep <= now || self.posts.len() > most)
+        }) {
             self.posts.pop_front();
         }
     }

@@ -466,3 +466,37 @@ fn an_old_seat_word_is_ignored() {
     n.on_seat(None, 3, now);
     assert_eq!(n.host(), (None, 3));
 }
+
+#[test]
+fn what_is_kept_for_a_failover_is_bounded_in_bytes_and_count() {
+    let now = Instant::now();
+    let small = HostConfig::builder().queue_max(4).build().unwrap();
+    let mut host = HostNode::new(peer("a"), small.clone(), now, 1, 1, None);
+    host.on_seat(Some(peer("a")), 1, now);
+    // Thirty 1 MiB messages: the replay log keeps 16 MiB of them, the newest.
+    for _ in 0..30 {
+        host.post(chat(), vec![0; 1 << 20], now);
+    }
+    assert_eq!(host.log.len(), 16);
+    assert_eq!(host.log_bytes, 16 << 20);
+    // A peer's acknowledged posts: at most twice the queue, even within `keep`.
+    let mut b = HostNode::new(peer("b"), small, now, 1, 1, None);
+    b.handle_input(Input::PeerAppeared {
+        peer: peer("a"),
+        origin: Appearance::Roster,
+        now,
+    });
+    b.on_seat(Some(peer("a")), 1, now);
+    b.handle_input(Input::LinkUp {
+        peer: peer("a"),
+        now,
+    });
+    b.handle_msg(peer("a"), HostMsg::Synced { epoch: 1 }, now);
+    assert!(b.synced());
+    for i in 0..20 {
+        b.post(chat(), vec![i], now);
+        b.handle_msg(peer("a"), HostMsg::Ack { seq: i as u64 + 1 }, now);
+    }
+    assert_eq!(b.waiting(), 0);
+    assert!(b.posts.len() <= 8, "{} kept", b.posts.len());
+}

@@ -1971,10 +1971,14 @@ impl Driver {
                 self.state = Some(state);
                 self.write_to_open(bytes).await;
             }
-            Command::MeshSend(data) => self.mesh.handle_input(Input::Broadcast {
-                data: data.to_vec(),
-                now: Instant::now(),
-            }),
+            Command::MeshSend(data) => match (self.mesh.host(), ChannelName::new("mesh")) {
+                // A host room's broadcast is a post through the host, on channel `mesh`.
+                (Some(host), Ok(channel)) => host.post(channel, data.to_vec(), Instant::now()),
+                _ => self.mesh.handle_input(Input::Broadcast {
+                    data: data.to_vec(),
+                    now: Instant::now(),
+                }),
+            },
             Command::TreeSend { to, data, reply } => {
                 let sent = match self.mesh.tree() {
                     Some(tree) => tree.send(to, data.to_vec()).map_err(TreeSendError::from),
