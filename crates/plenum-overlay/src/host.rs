@@ -454,13 +454,12 @@ impl HostNode {
     /// As the host: a post from `origin` (or our own): delivered and relayed if new,
     /// acknowledged either way.
     fn accept(&mut self, origin: &PeerId, seq: u64, channel: ChannelName, data: Vec<u8>) {
-        if self.is_new(origin, seq) {
-            self.highest.insert(origin.clone(), seq);
+        if self.take(origin, seq, &channel, &data) {
             let relay = HostMsg::Relay {
                 origin: origin.clone(),
                 seq,
-                channel: channel.clone(),
-                data: data.clone(),
+                channel,
+                data,
             };
             // To the peers that said hello: one that has not yet gets this in the replay
             // at its hello, in order with what came before.
@@ -469,22 +468,28 @@ impl HostNode {
                     self.send(&peer, relay.clone());
                 }
             }
-            self.remember(origin.clone(), seq, channel.clone(), data.clone());
-            if *origin != self.me {
-                self.outputs.push_back(HostOutput::Deliver {
-                    origin: origin.clone(),
-                    channel,
-                    data,
-                });
-            }
         }
         if *origin != self.me {
             self.send(origin, HostMsg::Ack { seq });
         }
     }
 
-    fn is_new(&self, origin: &PeerId, seq: u64) -> bool {
-        self.highest.get(origin).is_none_or(|h| seq > *h)
+    /// A message from `origin`: if it is above the highest we have from it, it is kept
+    /// for replay and delivered (unless it is ours), and true is returned; a copy, false.
+    fn take(&mut self, origin: &PeerId, seq: u64, channel: &ChannelName, data: &[u8]) -> bool {
+        if self.highest.get(origin).is_some_and(|h| seq <= *h) {
+            return false;
+        }
+        self.highest.insert(origin.clone(), seq);
+        self.remember(origin.clone(), seq, channel.clone(), data.to_vec());
+        if *origin != self.me {
+            self.outputs.push_back(HostOutput::Deliver {
+                origin: origin.clone(),
+                channel: channel.clone(),
+                data: data.to_vec(),
+            });
+        }
+        true
     }
 
     fn remember(&mut self, origin: PeerId, seq: u64, channel: ChannelName, data: Vec<u8>) {
@@ -558,14 +563,8 @@ impl HostNode {
                 channel,
                 data,
             } => {
-                if origin != self.me && self.is_new(&origin, seq) {
-                    self.highest.insert(origin.clone(), seq);
-                    self.remember(origin.clone(), seq, channel.clone(), data.clone());
-                    self.outputs.push_back(HostOutput::Deliver {
-                        origin,
-                        channel,
-                        data,
-                    });
+                if origin != self.me {
+                    self.take(&origin, seq, &channel, &data);
                 }
             }
             HostMsg::Ack { seq } => {
@@ -603,21 +602,19 @@ impl HostNode {
         // room had no host.
         self.expire();
         let since = fresh.then(|| self.member_since.get(&from).copied().unwrap_or(self.now));
-        {
-            let replay: Vec<HostMsg> = self
-                .log
-                .iter()
-                .filter(|l| l.origin != from && since.is_none_or(|s| l.at >= s))
-                .map(|l| HostMsg::Relay {
-                    origin: l.origin.clone(),
-                    seq: l.seq,
-                    channel: l.channel.clone(),
-                    data: l.data.clone(),
-                })
-                .collect();
-            for msg in replay {
-                self.send(&from, msg);
-            }
+        let replay: Vec<HostMsg> = self
+            .log
+            .iter()
+            .filter(|l| l.origin != from && since.is_none_or(|s| l.at >= s))
+            .map(|l| HostMsg::Relay {
+                origin: l.origin.clone(),
+                seq: l.seq,
+                channel: l.channel.clone(),
+                data: l.data.clone(),
+            })
+            .collect();
+        for msg in replay {
+            self.send(&from, msg);
         }
         let epoch = self.epoch;
         self.send(&from, HostMsg::Synced { epoch });
