@@ -12,9 +12,17 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct JoinArgs {
-    /// Signaling server URL (ws://host:port).
-    #[arg(long, required_unless_present = "invite", conflicts_with = "invite")]
+    /// Signaling server URL (ws://host:port), or several (ws://a,ws://b: servers of one
+    /// NATS cluster, tried in turn when the one in use fails).
+    #[arg(
+        long,
+        required_unless_present_any = ["invite", "signal"],
+        conflicts_with_all = ["invite", "signal"]
+    )]
     server: Option<String>,
+    /// Signal through a NATS server (nats://host:port, JetStream on) with no Plenum server.
+    #[arg(long, conflicts_with = "invite")]
+    signal: Option<String>,
     /// Room name.
     #[arg(long, required_unless_present = "invite", conflicts_with = "invite")]
     room: Option<String>,
@@ -333,7 +341,10 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
         },
         // clap requires both when there is no invite.
         None => (
-            args.server.clone().unwrap_or_default(),
+            args.server
+                .clone()
+                .or_else(|| args.signal.clone())
+                .unwrap_or_default(),
             args.room.clone().unwrap_or_default(),
         ),
     };

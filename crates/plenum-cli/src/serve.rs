@@ -47,6 +47,10 @@ pub(crate) struct ServeArgs {
     /// Seconds a peer whose connection dropped keeps its place, able to resume.
     #[arg(long, default_value_t = RegistryConfig::default().resume_grace.as_secs())]
     resume_grace: u64,
+    /// Share rooms with the other servers on this NATS server (nats://host:port, with
+    /// JetStream: `nats-server -js`); peers of one room may then use any of them.
+    #[arg(long)]
+    nats: Option<String>,
 }
 
 /// Reads a secret file: its content without surrounding whitespace, at least 16 bytes.
@@ -91,13 +95,15 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         registry,
         hard_frame_limit: args.max_frame_bytes.saturating_mul(32),
+        nats: args.nats.clone(),
         ..ServerConfig::default()
     };
     let server = Server::bind(args.bind, config).await?;
     if args.json {
+        let cluster_id = server.federation().map(|f| f.id().to_owned());
         println!(
             "{}",
-            serde_json::json!({"event": "listening", "url": server.url()})
+            serde_json::json!({"event": "listening", "url": server.url(), "cluster_id": cluster_id})
         );
     } else {
         println!("plenum signaling server listening on {}", server.url());

@@ -14,6 +14,8 @@ use plenum_proto::signal::{ClientToServer, ServerToClient};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::entry::Entry;
+use crate::federation::Federation;
 use crate::hub::{Hub, OUTBOUND_QUEUE, Outbound};
 
 /// Frames a client may queue towards the server.
@@ -70,22 +72,31 @@ pub trait SignalDriver: Send + Sync + fmt::Debug + 'static {
 }
 
 /// Connects to `plenum serve` over WebSocket.
+///
+/// Given several URLs (`ws://a,ws://b`: servers of one NATS cluster), it connects to the
+/// one that worked last and, when that one fails, to the next.
 #[derive(Debug, Clone)]
 pub struct WsDriver {
-    url: String,
+    urls: Vec<String>,
+    /// The URL that worked last.
+    current: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     timeout: Duration,
 }
 
 impl WsDriver {
-    /// A driver for `url` (`ws://host:port`).
+    /// A driver for `url` (`ws://host:port`), or for a comma-separated list of them.
     pub fn new(url: impl Into<String>) -> Result<Self, SignalError> {
         let url = url.into();
-        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        let urls: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).collect();
+        let bad = |u: &String| !(u.starts_with("ws://") || u.starts_with("wss://"));
+        if urls.iter().any(bad) {
             return Err(SignalError::BadUrl(url));
         }
+        let timeout = if urls.len() > 1 { 5 } else { 10 };
         Ok(Self {
-            url,
-            timeout: Duration::from_secs(10),
+            urls,
+            current: Default::default(),
+            timeout: Duration::from_secs(timeout),
         })
     }
 }
@@ -93,16 +104,38 @@ impl WsDriver {
 #[async_trait::async_trait]
 impl SignalDriver for WsDriver {
     async fn connect(&self) -> Result<SignalConnection, SignalError> {
+        use std::sync::atomic::Ordering;
+        let first = self.current.load(Ordering::Relaxed);
+        let mut failure = SignalError::BadUrl(String::new());
+        for i in 0..self.urls.len() {
+            let at = (first + i) % self.urls.len();
+            match self.connect_to(&self.urls[at]).await {
+                Ok(connection) => {
+                    if at != first {
+                        tracing::info!(url = %self.urls[at], "signaling moved to the next server");
+                    }
+                    self.current.store(at, Ordering::Relaxed);
+                    return Ok(connection);
+                }
+                Err(e) => failure = e,
+            }
+        }
+        Err(failure)
+    }
+}
+
+impl WsDriver {
+    async fn connect_to(&self, url: &str) -> Result<SignalConnection, SignalError> {
         let connect = tokio_tungstenite::connect_async_with_config(
-            self.url.as_str(),
+            url,
             Some(crate::server::ws_config(16 * 1024 * 1024)),
             true,
         );
         let (ws, _) = tokio::time::timeout(self.timeout, connect)
             .await
-            .map_err(|_| SignalError::Timeout(self.url.clone(), self.timeout))?
+            .map_err(|_| SignalError::Timeout(url.to_owned(), self.timeout))?
             .map_err(|e| SignalError::Unreachable {
-                url: self.url.clone(),
+                url: url.to_owned(),
                 reason: e.to_string(),
             })?;
         let (tx, mut frames) = mpsc::channel::<ClientToServer>(CLIENT_QUEUE);
@@ -165,38 +198,85 @@ impl MemoryDriver {
 #[async_trait::async_trait]
 impl SignalDriver for MemoryDriver {
     async fn connect(&self) -> Result<SignalConnection, SignalError> {
-        let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_QUEUE);
-        let conn = self.hub.open(out_tx).await.ok_or(SignalError::HubStopped)?;
-        let (tx, mut frames) = mpsc::channel::<ClientToServer>(CLIENT_QUEUE);
-        let (events, rx) = mpsc::channel(CLIENT_QUEUE);
-        let hub = self.hub.clone();
-        tokio::spawn(async move {
-            let reason = loop {
-                tokio::select! {
-                    frame = frames.recv() => match frame {
-                        Some(frame) => {
-                            if !hub.frame(conn, frame.encode()).await {
-                                break "hub stopped".to_string();
+        connect_in_process(&Entry::Hub(self.hub.clone())).await
+    }
+}
+
+/// Signals through a NATS server with no Plenum server: the process holds a registry of
+/// its own, federated over NATS ([`Federation`]) with every other peer's, so rooms,
+/// limits and host seats work as through `plenum serve`. The NATS server needs
+/// JetStream (`nats-server -js`).
+#[derive(Debug)]
+pub struct NatsDriver {
+    url: String,
+    federation: tokio::sync::OnceCell<Federation>,
+}
+
+impl NatsDriver {
+    /// A driver for `url` (`nats://host:port`); it connects at the first
+    /// [`connect`](SignalDriver::connect).
+    pub fn new(url: impl Into<String>) -> Result<Self, SignalError> {
+        let url = url.into();
+        if !url.starts_with("nats://") || url.contains(',') {
+            return Err(SignalError::BadUrl(url));
+        }
+        Ok(Self {
+            url,
+            federation: tokio::sync::OnceCell::new(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl SignalDriver for NatsDriver {
+    async fn connect(&self) -> Result<SignalConnection, SignalError> {
+        let federation = self
+            .federation
+            .get_or_try_init(|| async {
+                let hub = Hub::start(crate::RegistryConfig::default());
+                Federation::start(&self.url, hub).await
+            })
+            .await
+            .map_err(|e| SignalError::Unreachable {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            })?;
+        connect_in_process(&Entry::Federation(federation.clone())).await
+    }
+}
+
+/// A connection through `entry` from this process, in the same JSON as a socket's.
+async fn connect_in_process(entry: &Entry) -> Result<SignalConnection, SignalError> {
+    let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let mut session = entry.open(out_tx).await.ok_or(SignalError::HubStopped)?;
+    let (tx, mut frames) = mpsc::channel::<ClientToServer>(CLIENT_QUEUE);
+    let (events, rx) = mpsc::channel(CLIENT_QUEUE);
+    tokio::spawn(async move {
+        let reason = loop {
+            tokio::select! {
+                frame = frames.recv() => match frame {
+                    Some(frame) => {
+                        if !session.frame(frame.encode()).await {
+                            break "hub stopped".to_string();
+                        }
+                    }
+                    None => break "closed by client".to_string(),
+                },
+                out = out_rx.recv() => match out {
+                    Some(Outbound::Text(text)) => match ServerToClient::decode(&text) {
+                        Ok(frame) => {
+                            if events.send(SignalEvent::Frame(frame)).await.is_err() {
+                                break "client dropped".to_string();
                             }
                         }
-                        None => break "closed by client".to_string(),
+                        Err(e) => tracing::warn!(error = %e, "ignoring undecodable signaling frame"),
                     },
-                    out = out_rx.recv() => match out {
-                        Some(Outbound::Text(text)) => match ServerToClient::decode(&text) {
-                            Ok(frame) => {
-                                if events.send(SignalEvent::Frame(frame)).await.is_err() {
-                                    break "client dropped".to_string();
-                                }
-                            }
-                            Err(e) => tracing::warn!(error = %e, "ignoring undecodable signaling frame"),
-                        },
-                        Some(Outbound::Close) | None => break "closed by server".to_string(),
-                    },
-                }
-            };
-            hub.closed(conn).await;
-            let _ = events.send(SignalEvent::Closed { reason }).await;
-        });
-        Ok(SignalConnection { tx, rx })
-    }
+                    Some(Outbound::Close) | None => break "closed by server".to_string(),
+                },
+            }
+        };
+        session.closed().await;
+        let _ = events.send(SignalEvent::Closed { reason }).await;
+    });
+    Ok(SignalConnection { tx, rx })
 }

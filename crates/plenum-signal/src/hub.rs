@@ -25,6 +25,8 @@ enum HubEvent {
     Open {
         conn: ConnId,
         outbound: mpsc::Sender<Outbound>,
+        /// The challenge another server of the cluster sent already.
+        forwarded: Option<String>,
     },
     Frame {
         conn: ConnId,
@@ -72,8 +74,24 @@ impl Hub {
     }
 
     pub(crate) async fn open(&self, outbound: mpsc::Sender<Outbound>) -> Option<ConnId> {
+        self.open_with(outbound, None).await
+    }
+
+    /// Opens a connection whose `hello` (with `forwarded`, when given) was sent already.
+    pub(crate) async fn open_with(
+        &self,
+        outbound: mpsc::Sender<Outbound>,
+        forwarded: Option<String>,
+    ) -> Option<ConnId> {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        self.tx.send(HubEvent::Open { conn, outbound }).await.ok()?;
+        self.tx
+            .send(HubEvent::Open {
+                conn,
+                outbound,
+                forwarded,
+            })
+            .await
+            .ok()?;
         Some(conn)
     }
 
@@ -106,9 +124,12 @@ async fn run(
                 let now = Instant::now();
                 match event {
                     None => return,
-                    Some(HubEvent::Open { conn, outbound: tx }) => {
+                    Some(HubEvent::Open { conn, outbound: tx, forwarded }) => {
                         outbound.insert(conn, tx);
-                        Input::Opened { conn, now }
+                        match forwarded {
+                            Some(challenge) => Input::Forwarded { conn, challenge, now },
+                            None => Input::Opened { conn, now },
+                        }
                     }
                     Some(HubEvent::Frame { conn, text }) => Input::Frame { conn, text, now },
                     Some(HubEvent::Refused { conn, len, binary }) => Input::Refused { conn, len, binary, now },

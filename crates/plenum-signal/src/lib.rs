@@ -18,13 +18,16 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod client;
+mod entry;
+pub mod federation;
 mod hub;
 pub mod registry;
 mod server;
 
 pub use client::{
-    MemoryDriver, SignalConnection, SignalDriver, SignalError, SignalEvent, WsDriver,
+    MemoryDriver, NatsDriver, SignalConnection, SignalDriver, SignalError, SignalEvent, WsDriver,
 };
+pub use federation::{Federation, FederationError};
 pub use hub::Hub;
 pub use registry::{RegistryConfig, RegistryStats, TurnConfig};
 pub use server::{Server, ServerConfig};

@@ -127,6 +127,16 @@ pub enum Input {
         /// The current time.
         now: Instant,
     },
+    /// A connection accepted by another server of a cluster (the `--nats` federation),
+    /// which already sent it `hello` with `challenge`: no `hello` is sent again.
+    Forwarded {
+        /// Its id.
+        conn: ConnId,
+        /// The challenge its `join` must sign.
+        challenge: String,
+        /// The current time.
+        now: Instant,
+    },
     /// A text frame arrived.
     Frame {
         /// From which connection.
@@ -333,38 +343,52 @@ impl Registry {
         }
     }
 
+    /// A new connection: `hello` with a fresh challenge, or none when another server
+    /// of the cluster sent one already (`forwarded`).
+    fn open(&mut self, conn: ConnId, forwarded: Option<String>, now: Instant) {
+        self.now = self.now.max(now);
+        // A reused id ends whatever the old connection held.
+        self.handle_input(Input::Closed { conn, now });
+        let burst = f64::from(self.config.max_frames_per_sec) * 2.0;
+        let bucket = Bucket {
+            tokens: burst,
+            last: now,
+            refusing: false,
+        };
+        let challenge = match &forwarded {
+            Some(challenge) => challenge.clone(),
+            None => self.random_token("challenge"),
+        };
+        self.conns.insert(
+            conn,
+            Conn {
+                opened: now,
+                bucket,
+                member: None,
+                challenge: challenge.clone(),
+                closing: false,
+            },
+        );
+        if forwarded.is_none() {
+            self.send(
+                conn,
+                ServerToClient::Hello {
+                    version: PROTOCOL_VERSION,
+                    challenge,
+                },
+            );
+        }
+    }
+
     /// Consumes one input.
     pub fn handle_input(&mut self, input: Input) {
         match input {
-            Input::Opened { conn, now } => {
-                self.now = self.now.max(now);
-                // A reused id ends whatever the old connection held.
-                self.handle_input(Input::Closed { conn, now });
-                let burst = f64::from(self.config.max_frames_per_sec) * 2.0;
-                let bucket = Bucket {
-                    tokens: burst,
-                    last: now,
-                    refusing: false,
-                };
-                let challenge = self.random_token("challenge");
-                self.conns.insert(
-                    conn,
-                    Conn {
-                        opened: now,
-                        bucket,
-                        member: None,
-                        challenge: challenge.clone(),
-                        closing: false,
-                    },
-                );
-                self.send(
-                    conn,
-                    ServerToClient::Hello {
-                        version: PROTOCOL_VERSION,
-                        challenge,
-                    },
-                );
-            }
+            Input::Opened { conn, now } => self.open(conn, None, now),
+            Input::Forwarded {
+                conn,
+                challenge,
+                now,
+            } => self.open(conn, Some(challenge), now),
             Input::Frame { conn, text, now } => {
                 self.now = self.now.max(now);
                 self.on_frame(conn, &text);

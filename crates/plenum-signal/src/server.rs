@@ -11,6 +11,8 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::entry::Entry;
+use crate::federation::Federation;
 use crate::hub::{Hub, OUTBOUND_QUEUE, Outbound};
 use crate::registry::{RegistryConfig, RegistryStats};
 
@@ -27,6 +29,9 @@ pub struct ServerConfig {
     /// Interval of WebSocket pings to each client (default 10 s); a client silent for
     /// three intervals is dropped.
     pub keepalive: Duration,
+    /// A NATS server (`nats://host:port`, with JetStream) through which this server shares
+    /// rooms with the other servers on it ([`crate::Federation`]).
+    pub nats: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +42,7 @@ impl Default for ServerConfig {
             registry,
             max_connections: 100_000,
             keepalive: Duration::from_secs(10),
+            nats: None,
         }
     }
 }
@@ -48,26 +54,42 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 pub struct Server {
     local_addr: SocketAddr,
     hub: Hub,
+    federation: Option<Federation>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
-    /// Binds `addr` (port 0 picks a free port) and starts serving.
+    /// Binds `addr` (port 0 picks a free port) and starts serving; with
+    /// [`ServerConfig::nats`], joins that NATS cluster first.
     pub async fn bind(addr: SocketAddr, config: ServerConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let hub = Hub::start(config.registry.clone());
-        let task = tokio::spawn(accept_loop(
-            listener,
-            hub.clone(),
-            std::sync::Arc::new(config),
-        ));
+        let federation = match &config.nats {
+            Some(url) => Some(
+                Federation::start(url, hub.clone())
+                    .await
+                    .map_err(std::io::Error::other)?,
+            ),
+            None => None,
+        };
+        let entry = match &federation {
+            Some(federation) => Entry::Federation(federation.clone()),
+            None => Entry::Hub(hub.clone()),
+        };
+        let task = tokio::spawn(accept_loop(listener, entry, std::sync::Arc::new(config)));
         tracing::info!(%local_addr, "signaling server listening");
         Ok(Self {
             local_addr,
             hub,
+            federation,
             task,
         })
+    }
+
+    /// The NATS cluster this server shares rooms with, if any.
+    pub fn federation(&self) -> Option<&Federation> {
+        self.federation.as_ref()
     }
 
     /// The bound address.
@@ -97,7 +119,7 @@ impl Drop for Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, hub: Hub, config: std::sync::Arc<ServerConfig>) {
+async fn accept_loop(listener: TcpListener, entry: Entry, config: std::sync::Arc<ServerConfig>) {
     let mut conns = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -112,7 +134,7 @@ async fn accept_loop(listener: TcpListener, hub: Hub, config: std::sync::Arc<Ser
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
-                conns.spawn(serve_connection(stream, hub.clone(), config.clone()));
+                conns.spawn(serve_connection(stream, entry.clone(), config.clone()));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -134,7 +156,7 @@ pub(crate) fn ws_config(hard_limit: usize) -> WebSocketConfig {
         .max_frame_size(Some(hard_limit))
 }
 
-async fn serve_connection(stream: TcpStream, hub: Hub, config: std::sync::Arc<ServerConfig>) {
+async fn serve_connection(stream: TcpStream, entry: Entry, config: std::sync::Arc<ServerConfig>) {
     let ws = match tokio_tungstenite::accept_async_with_config(
         stream,
         Some(ws_config(config.hard_frame_limit)),
@@ -149,7 +171,7 @@ async fn serve_connection(stream: TcpStream, hub: Hub, config: std::sync::Arc<Se
     };
     let (mut sink, mut source) = ws.split();
     let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let Some(conn) = hub.open(out_tx).await else {
+    let Some(mut session) = entry.open(out_tx).await else {
         return;
     };
     let soft_limit = config.registry.max_frame_bytes;
@@ -162,14 +184,14 @@ async fn serve_connection(stream: TcpStream, hub: Hub, config: std::sync::Arc<Se
                 last_heard = Instant::now();
                 let alive = match msg {
                     Some(Ok(Message::Text(text))) if text.len() > soft_limit => {
-                        hub.refused(conn, text.len(), false).await
+                        session.refused(text.len(), false).await
                     }
-                    Some(Ok(Message::Text(text))) => hub.frame(conn, text.as_str().to_owned()).await,
-                    Some(Ok(Message::Binary(bytes))) => hub.refused(conn, bytes.len(), true).await,
+                    Some(Ok(Message::Text(text))) => session.frame(text.as_str().to_owned()).await,
+                    Some(Ok(Message::Binary(bytes))) => session.refused(bytes.len(), true).await,
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => true,
                     Some(Ok(Message::Close(_))) | None => false,
                     Some(Err(e)) => {
-                        tracing::debug!(conn, error = %e, "websocket read ended");
+                        tracing::debug!(error = %e, "websocket read ended");
                         false
                     }
                 };
@@ -202,7 +224,7 @@ async fn serve_connection(stream: TcpStream, hub: Hub, config: std::sync::Arc<Se
             },
             _ = keepalive.tick() => {
                 if last_heard.elapsed() > config.keepalive * 3 {
-                    tracing::info!(conn, "signaling client silent; dropping it");
+                    tracing::info!("signaling client silent; dropping it");
                     break;
                 }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
@@ -211,5 +233,5 @@ async fn serve_connection(stream: TcpStream, hub: Hub, config: std::sync::Arc<Se
             }
         }
     }
-    hub.closed(conn).await;
+    session.closed().await;
 }

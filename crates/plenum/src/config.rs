@@ -8,7 +8,7 @@ use plenum_media::ProcessingConfig;
 use plenum_overlay::FullMeshConfig;
 use plenum_proto::identity::Identity;
 use plenum_proto::{DisplayName, NameError, PeerId, RoomName};
-use plenum_signal::{SignalDriver, SignalError, WsDriver};
+use plenum_signal::{NatsDriver, SignalDriver, SignalError, WsDriver};
 
 /// A STUN or TURN server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,7 +206,9 @@ pub struct RoomConfigBuilder {
 }
 
 impl RoomConfigBuilder {
-    /// Signal through `plenum serve` at `url` (`ws://host:port`).
+    /// Signal through `plenum serve` at `url` (`ws://host:port`; several, comma-separated,
+    /// are tried in turn), or through a NATS server with no Plenum server
+    /// (`nats://host:port`).
     pub fn server(mut self, url: &str) -> Self {
         self.url = Some(url.to_owned());
         self
@@ -355,6 +357,7 @@ impl RoomConfigBuilder {
     pub fn build(self) -> Result<RoomConfig, ConfigError> {
         let signal: Arc<dyn SignalDriver> = match (self.driver, self.url) {
             (Some(d), _) => d,
+            (None, Some(url)) if url.starts_with("nats://") => Arc::new(NatsDriver::new(url)?),
             (None, Some(url)) => Arc::new(WsDriver::new(url)?),
             (None, None) => return Err(ConfigError::NoSignaling),
         };

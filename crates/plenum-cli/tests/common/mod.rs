@@ -564,3 +564,72 @@ pub fn errors(got: &[Value]) -> Vec<String> {
         })
         .collect()
 }
+
+/// A nats-server with JetStream on a free port of 127.0.0.1, killed by its pid on drop;
+/// its store directory is removed with it.
+pub struct Nats {
+    pub proc: Proc,
+    pub url: String,
+    store: std::path::PathBuf,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.proc.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+        let _ = std::fs::remove_file(self.store.with_extension("log"));
+    }
+}
+
+pub fn nats() -> Nats {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let store = std::env::temp_dir().join(format!("plenum-nats-{}-{port}", std::process::id()));
+    let port_arg = port.to_string();
+    let log = store.with_extension("log");
+    let proc = Proc::spawn_program(
+        "nats-server",
+        &[
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port_arg,
+            "-js",
+            "-sd",
+            store.to_str().expect("utf-8 temp dir"),
+            "-l",
+            log.to_str().expect("utf-8 temp dir"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nats-server did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Nats {
+        proc,
+        url: format!("nats://127.0.0.1:{port}"),
+        store,
+    }
+}
+
+/// `plenum serve` joined to the NATS cluster at `nats`; its `cluster_id` is its id there.
+pub fn serve_nats(nats: &str, extra: &[&str]) -> (Serve, String) {
+    let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--json", "--nats", nats];
+    args.extend_from_slice(extra);
+    let mut proc = Proc::spawn(&args);
+    let listening = proc.expect(Duration::from_secs(15), "listening", |v| {
+        event(v) == "listening"
+    });
+    let url = listening["url"].as_str().expect("url").to_owned();
+    let id = listening["cluster_id"]
+        .as_str()
+        .expect("cluster id")
+        .to_owned();
+    (Serve { proc, url }, id)
+}
