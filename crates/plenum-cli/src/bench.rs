@@ -1,7 +1,6 @@
 //! `plenum bench rooms`: join time, round trip, throughput and signaling memory, as JSON.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -9,7 +8,6 @@ use futures_util::{SinkExt, StreamExt};
 use plenum::{PeerId, Room, RoomConfig, RoomEvent, RoomEvents, Target};
 use plenum_signal::{Server, ServerConfig};
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, clap::Subcommand)]
@@ -28,6 +26,8 @@ pub(crate) enum BenchCommand {
     Turn(crate::bench_turn::TurnArgs),
     /// Host rooms: failover from the host's SIGKILL to every survivor relinked.
     Host(crate::bench_host::HostArgs),
+    /// Signaling servers alone and linked over NATS: join time, memory, joins per second.
+    Signal(crate::bench_signal::SignalArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +61,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Resume(args) => crate::bench_resume::resume(&args).await?,
         BenchCommand::Board(args) => crate::bench_board::board(&args).await?,
         BenchCommand::Host(args) => crate::bench_host::host(&args).await?,
+        BenchCommand::Signal(args) => crate::bench_signal::signal(&args).await?,
     };
     println!("{}", serde_json::to_string_pretty(&figures)?);
     Ok(())
@@ -318,7 +319,7 @@ fn bytes_of(n: usize) -> bytes::Bytes {
     (0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into()
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -329,24 +330,8 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 }
 
 async fn idle_memory(peers: usize) -> anyhow::Result<Value> {
-    let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(["serve", "--bind", "127.0.0.1:0", "--json"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().context("server pid")?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await??
-        .context("no listening line")?;
-    let url = serde_json::from_str::<Value>(&first)?["url"]
-        .as_str()
-        .context("no url")?
-        .to_owned();
+    let (server, url) = crate::bench_signal::serve(None, &[]).await?;
+    let pid = server.pid;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = rss_kib(pid)?;
     let mut sockets = Vec::with_capacity(peers);
@@ -370,7 +355,7 @@ async fn idle_memory(peers: usize) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = rss_kib(pid)?;
     drop(sockets);
-    child.kill().await?;
+    drop(server);
     let per_1000 = (after.saturating_sub(before)) as f64 * 1000.0 / peers.max(1) as f64;
     Ok(json!({
         "idle_peers": peers,

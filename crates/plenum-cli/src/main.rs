@@ -6,6 +6,7 @@ mod bench_audio;
 mod bench_board;
 mod bench_host;
 mod bench_resume;
+mod bench_signal;
 mod bench_turn;
 mod bench_video;
 mod devices;

@@ -106,3 +106,28 @@ fn two_servers_share_a_room_and_a_peer_moves_when_its_server_dies() {
         .collect();
     assert!(dropped.is_empty(), "a and b lost each other: {dropped:?}");
 }
+
+#[test]
+fn a_room_whose_home_server_dies_moves_to_a_server_that_stays() {
+    let nats = nats();
+    let (mut home, _) = serve_nats(&nats.url, &[]);
+    let (other, _) = serve_nats(&nats.url, &[]);
+    let mut a = join(&format!("{},{}", home.url, other.url), "moving", "a", &[]);
+    let mut b = join(&other.url, "moving", "b", &[]);
+    sees_joins(&mut a, &[&b.id.clone()]);
+    sees_joins(&mut b, &[&a.id.clone()]);
+
+    // The room's registry dies with its home: both peers' signaling goes (b's through
+    // the server that stays), and both come back to the room, now held by that server.
+    home.proc.kill();
+    for peer in [&mut a, &mut b] {
+        peer.proc
+            .expect(Duration::from_secs(20), "signaling back", |v| {
+                event(v) == "signaling_resumed"
+            });
+    }
+    says(&mut a, "after the home went", &mut [&mut b]);
+    let mut late = join(&other.url, "moving", "late", &[]);
+    sees_joins(&mut late, &[&a.id, &b.id]);
+    says(&mut late, "still one room", &mut [&mut a, &mut b]);
+}

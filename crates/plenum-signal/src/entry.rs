@@ -42,7 +42,9 @@ impl Session {
     pub(crate) async fn frame(&mut self, text: String) -> bool {
         match self {
             Session::Hub { hub, conn } => hub.frame(*conn, text).await,
-            Session::Link(link) => link.frame(text).await,
+            // Boxed: a routing join awaits the room directory, whose futures would
+            // otherwise make every connection's task that much larger.
+            Session::Link(link) => Box::pin(link.frame(text)).await,
         }
     }
 
@@ -50,7 +52,7 @@ impl Session {
     pub(crate) async fn refused(&mut self, len: usize, binary: bool) -> bool {
         match self {
             Session::Hub { hub, conn } => hub.refused(*conn, len, binary).await,
-            Session::Link(link) => link.refused(len, binary).await,
+            Session::Link(link) => Box::pin(link.refused(len, binary)).await,
         }
     }
 
@@ -58,7 +60,7 @@ impl Session {
     pub(crate) async fn closed(self) {
         match self {
             Session::Hub { hub, conn } => hub.closed(conn).await,
-            Session::Link(link) => link.closed().await,
+            Session::Link(link) => Box::pin(link.closed()).await,
         }
     }
 }

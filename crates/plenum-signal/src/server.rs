@@ -8,8 +8,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::entry::Entry;
 use crate::federation::Federation;
@@ -145,11 +145,46 @@ async fn accept_loop(listener: TcpListener, entry: Entry, config: std::sync::Arc
     }
 }
 
+/// Text frames longer than this go out as fragments of this size (RFC 6455 section 5.4;
+/// every client reassembles them). The socket's write buffer keeps the capacity of the
+/// largest frame it ever held, and a `welcome` to the 100th peer of a room lists 99: sent
+/// whole, it would leave each connection holding ~15 KiB for its lifetime.
+const FRAGMENT: usize = 2048;
+
+async fn send_text<S>(sink: &mut S, text: String) -> Result<(), tungstenite::Error>
+where
+    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    use tungstenite::protocol::frame::Frame;
+    use tungstenite::protocol::frame::coding::{Data, OpCode};
+    if text.len() <= FRAGMENT {
+        return sink.send(Message::text(text)).await;
+    }
+    let bytes = tungstenite::Bytes::from(text);
+    let mut start = 0;
+    while start < bytes.len() {
+        let end = (start + FRAGMENT).min(bytes.len());
+        let opcode = if start == 0 {
+            Data::Text
+        } else {
+            Data::Continue
+        };
+        let frame = Frame::message(
+            bytes.slice(start..end),
+            OpCode::Data(opcode),
+            end == bytes.len(),
+        );
+        sink.send(Message::Frame(frame)).await?;
+        start = end;
+    }
+    Ok(())
+}
+
 /// The WebSocket settings of a signaling connection: small buffers, since most
 /// connections are idle and a frame is at most `hard_limit` bytes.
 pub(crate) fn ws_config(hard_limit: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(hard_limit * 2)
         .max_message_size(Some(hard_limit))
@@ -201,7 +236,7 @@ async fn serve_connection(stream: TcpStream, entry: Entry, config: std::sync::Ar
             }
             out = out_rx.recv() => match out {
                 Some(Outbound::Text(text)) => {
-                    if sink.send(Message::text(text)).await.is_err() {
+                    if send_text(&mut sink, text).await.is_err() {
                         break;
                     }
                 }
