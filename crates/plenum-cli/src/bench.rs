@@ -4,11 +4,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures_util::{SinkExt, StreamExt};
 use plenum::{PeerId, Room, RoomConfig, RoomEvent, RoomEvents, Target};
 use plenum_signal::{Server, ServerConfig};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum BenchCommand {
@@ -229,8 +227,8 @@ async fn rooms(args: &RoomsArgs) -> anyhow::Result<Value> {
     // 3. Throughput: reliable, ordered, 64 KiB messages over one link.
     let throughput = throughput(&url, args.megabytes).await?;
 
-    // 4. Signaling server memory per 1,000 idle peers, in a separate process.
-    let memory = idle_memory(args.idle_peers).await?;
+    // 4. Signaling server memory with idle joined peers, in a separate process.
+    let memory = crate::bench_signal::idle_memory(args.idle_peers).await?;
 
     let baseline = match &args.baseline_bin {
         Some(bin) => baseline(bin, args.megabytes).await?,
@@ -327,42 +325,6 @@ pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .context("no VmRSS")
-}
-
-async fn idle_memory(peers: usize) -> anyhow::Result<Value> {
-    let (server, url) = crate::bench_signal::serve(None, &[]).await?;
-    let pid = server.pid;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = rss_kib(pid)?;
-    let mut sockets = Vec::with_capacity(peers);
-    for i in 0..peers {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
-        let room = format!("idle-{}", i / 100);
-        let join = json!({"type":"join","version":1,"room":room,"name":format!("idle{i}")});
-        ws.send(Message::text(join.to_string())).await?;
-        sockets.push(ws);
-    }
-    // Wait until every peer is welcomed, so the registry holds them all.
-    for ws in &mut sockets {
-        loop {
-            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await? {
-                Some(Ok(Message::Text(t))) if t.as_str().contains("\"welcome\"") => break,
-                Some(Ok(_)) => continue,
-                other => bail!("idle peer not welcomed: {other:?}"),
-            }
-        }
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = rss_kib(pid)?;
-    drop(sockets);
-    drop(server);
-    let per_1000 = (after.saturating_sub(before)) as f64 * 1000.0 / peers.max(1) as f64;
-    Ok(json!({
-        "idle_peers": peers,
-        "rss_before_kib": before,
-        "rss_after_kib": after,
-        "kib_per_1000_idle_peers": per_1000,
-    }))
 }
 
 /// Runs webrtc-rs's own stress bench with one pair and the same volume.

@@ -195,7 +195,7 @@ async fn join_time(nats: &str, joins: usize) -> anyhow::Result<Value> {
 
 /// RSS of one `plenum serve` before and after `peers` joined peers sit idle on it, in
 /// rooms of 100.
-async fn idle_memory(peers: usize) -> anyhow::Result<Value> {
+pub(crate) async fn idle_memory(peers: usize) -> anyhow::Result<Value> {
     let (server, url) = serve(None, &[]).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = rss_kib(server.pid)?;
