@@ -74,6 +74,8 @@ impl App {
         Ok(InviteView {
             server: invite.server,
             room: invite.room.as_str().to_owned(),
+            role: invite.role.map(Into::into).unwrap_or_default(),
+            access_code: invite.credentials,
         })
     }
 
@@ -108,6 +110,9 @@ impl App {
             name: req.name,
             password: req.password,
             shape: req.shape,
+            role: req.role,
+            access_code: None,
+            viewer_code: req.viewer_code,
         };
         let joined = self.join_as(&join, Some(&public)).await?;
         let mut prefs = self.prefs();
@@ -173,6 +178,11 @@ impl App {
     ) -> Result<T, CommandError> {
         let session = self.session.lock().await;
         f(session.as_ref().ok_or_else(CommandError::not_in_room)?).await
+    }
+
+    /// Raises or lowers our hand; returns whether it is raised.
+    pub async fn raise_hand(&self, raised: bool) -> Result<bool, CommandError> {
+        self.with(async |s| s.raise_hand(raised).await).await
     }
 
     /// Sends a chat message.

@@ -1,11 +1,12 @@
-//! The app's command line: `plenum-app [--server URL --room NAME --name NAME] [INVITE]`.
+//! The app's command line: `plenum-app [--server URL --room NAME --name NAME] [--role R]
+//! [--access-code C] [INVITE]`.
 
 use std::net::SocketAddr;
 
 use clap::Parser;
 use plenum::Invite;
 
-use crate::types::{CommandError, JoinRequest, RoomShape};
+use crate::types::{CommandError, JoinRequest, Role, RoomShape};
 
 /// Plenum: calls, chat and a shared whiteboard, peer to peer.
 #[derive(Debug, Clone, Default, Parser)]
@@ -29,6 +30,13 @@ pub struct Args {
     /// How a new room links its peers: mesh, cells, tree or relay.
     #[arg(long, value_enum)]
     pub shape: Option<ShapeArg>,
+    /// What we do in the room: both (the default, or the invite's role), publisher
+    /// (present) or viewer.
+    #[arg(long, value_enum)]
+    pub role: Option<RoleArg>,
+    /// The access code a presenter asks for.
+    #[arg(long)]
+    pub access_code: Option<String>,
     /// Where "Host on this computer" listens (default: every interface, port 7878).
     #[arg(long, env = "PLENUM_HOST_BIND")]
     pub host_bind: Option<SocketAddr>,
@@ -40,12 +48,17 @@ impl Args {
     /// What the command line asks to join: server and room from `--server`/`--room` or an
     /// invite link, name from `--name` (the join screen asks for what is missing).
     pub fn request(&self) -> Result<Option<JoinRequest>, CommandError> {
-        let (server, room) = match &self.invite {
+        let (server, room, invited_as) = match &self.invite {
             Some(link) => {
                 let invite = Invite::parse(link).map_err(CommandError::bad_input)?;
-                (Some(invite.server), Some(invite.room.as_str().to_owned()))
+                let role = invite.role.map(Role::from);
+                (
+                    Some(invite.server),
+                    Some(invite.room.as_str().to_owned()),
+                    role,
+                )
             }
-            None => (self.server.clone(), self.room.clone()),
+            None => (self.server.clone(), self.room.clone(), None),
         };
         let (Some(server), Some(room)) = (server, room) else {
             return Ok(None);
@@ -61,8 +74,27 @@ impl Args {
                 (Some(ShapeArg::Tree), _) => RoomShape::Tree,
                 (Some(ShapeArg::Relay), _) => RoomShape::Relay,
             },
+            role: match self.role {
+                Some(RoleArg::Both) => Role::Both,
+                Some(RoleArg::Publisher) => Role::Publisher,
+                Some(RoleArg::Viewer) => Role::Viewer,
+                None => invited_as.unwrap_or_default(),
+            },
+            access_code: self.access_code.clone(),
+            viewer_code: None,
         }))
     }
+}
+
+/// `--role` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Take part.
+    Both,
+    /// Present.
+    Publisher,
+    /// Watch.
+    Viewer,
 }
 
 /// `--shape` values.
@@ -104,7 +136,21 @@ mod tests {
             (req.server.as_str(), req.room.as_str(), req.name.as_str()),
             ("ws://h:2", "s", "")
         );
+        assert_eq!(req.role, Role::Both);
         assert_eq!(parse(&["--name", "Ada"]).request().unwrap(), None);
         assert!(parse(&["not-an-invite"]).request().is_err());
+    }
+
+    #[test]
+    fn a_presenters_invite_joins_as_a_viewer_unless_told_otherwise() {
+        let link = "plenum://join?server=ws%3A%2F%2Fh%3A2&room=s&role=viewer&credentials=required";
+        let req = parse(&[link, "--access-code", "k"])
+            .request()
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.role, Role::Viewer);
+        assert_eq!(req.access_code.as_deref(), Some("k"));
+        let req = parse(&[link, "--role", "both"]).request().unwrap().unwrap();
+        assert_eq!(req.role, Role::Both);
     }
 }

@@ -17,6 +17,7 @@ pub fn generate() -> String {
         JoinRequest::decl(&cfg),
         HostRequest::decl(&cfg),
         RoomShape::decl(&cfg),
+        Role::decl(&cfg),
         NetworkView::decl(&cfg),
         NetworkPeer::decl(&cfg),
         Joined::decl(&cfg),

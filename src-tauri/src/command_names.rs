@@ -8,6 +8,7 @@
     "join",
     "leave",
     "send_chat",
+    "raise_hand",
     "send_cursor",
     "board_begin",
     "board_points",

@@ -49,6 +49,11 @@ pub(crate) async fn send_chat(app: State<'_, App>, text: String) -> Result<ChatL
 }
 
 #[tauri::command]
+pub(crate) async fn raise_hand(app: State<'_, App>, raised: bool) -> Result<bool> {
+    app.raise_hand(raised).await
+}
+
+#[tauri::command]
 pub(crate) async fn send_cursor(app: State<'_, App>, at: Option<(f32, f32)>) -> Result<()> {
     app.send_cursor(at).await
 }

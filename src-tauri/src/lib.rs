@@ -122,6 +122,7 @@ pub fn run() -> ExitCode {
             commands::join,
             commands::leave,
             commands::send_chat,
+            commands::raise_hand,
             commands::send_cursor,
             commands::board_begin,
             commands::board_points,

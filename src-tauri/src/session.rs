@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::types::{
-    ChatLine, CommandError, ErrorKind, JoinRequest, Joined, PeerState, PeerView, RoomShape,
+    ChatLine, CommandError, ErrorKind, JoinRequest, Joined, PeerState, PeerView, Role, RoomShape,
     StrokeStart, StrokeStarted, UiEvent,
 };
 use crate::types::{MicState, VideoState};
@@ -57,6 +57,7 @@ enum Cmd {
     ),
     Camera(Option<String>, Reply<Result<VideoState, CommandError>>),
     Screen(Option<String>, Reply<Result<VideoState, CommandError>>),
+    Hand(bool, Reply<Result<bool, CommandError>>),
     /// The verified peers changed: show it.
     Refresh,
     Leave(Reply<()>),
@@ -92,6 +93,13 @@ fn send_failed(e: impl ToString) -> CommandError {
     CommandError::new(ErrorKind::SendFailed, e)
 }
 
+/// An access code as credentials: `{"code": CODE}` (none when empty).
+fn access_code(code: Option<&str>) -> Option<serde_json::Value> {
+    code.map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| serde_json::json!({ "code": c }))
+}
+
 impl Session {
     /// Joins a room; `hosting` is true when the server runs inside this app (its invite then
     /// names `public_server`, the address others reach it at).
@@ -119,6 +127,13 @@ impl Session {
                 (req.shape == RoomShape::Tree && public_server.is_some())
                     .then(|| identity.sign(format!("tree root of {}", req.room.trim()).as_bytes())),
             )
+            .role(req.role.into())
+            .credentials(access_code(req.access_code.as_deref()))
+            .verify(
+                access_code(req.viewer_code.as_deref())
+                    .filter(|_| req.role == Role::Publisher)
+                    .map(plenum::Verify::exactly),
+            )
             .build()
             .map_err(bad)?;
         let room_name = config.room().clone();
@@ -127,9 +142,13 @@ impl Session {
             _ => CommandError::new(ErrorKind::Unreachable, e),
         })?;
         let server = public_server.unwrap_or(req.server.trim()).to_owned();
+        // A presenter's invite makes viewers, and says whether they need the code.
+        let presenting = req.role == Role::Publisher;
         let invite = Invite {
             server: server.clone(),
             room: room_name.clone(),
+            role: presenting.then_some(plenum::Role::Viewer),
+            credentials: presenting && access_code(req.viewer_code.as_deref()).is_some(),
         }
         .to_string();
         let me = PeerView {
@@ -145,6 +164,8 @@ impl Session {
             path: None,
             safety_code: None,
             verified: false,
+            role: req.role,
+            hand: false,
         };
         let joined = Joined {
             me: me.clone(),
@@ -152,6 +173,7 @@ impl Session {
             server,
             invite,
             hosting: public_server.is_some(),
+            role: req.role,
         };
         info!(room = %room_name.as_str(), peer = %me.id, "joined");
         let (cmds, cmd_rx) = mpsc::channel(256);
@@ -258,6 +280,11 @@ impl Session {
         self.call(|r| Cmd::Screen(target, r)).await?
     }
 
+    /// Raises or lowers our hand (shared with the peers we link to as `{"hand": BOOL}`).
+    pub async fn raise_hand(&self, raised: bool) -> Result<bool, CommandError> {
+        self.call(|r| Cmd::Hand(raised, r)).await?
+    }
+
     /// Shows the verified peers again (after the user marked one).
     pub async fn refresh(&self) {
         // A session that ended has nothing to show.
@@ -291,6 +318,8 @@ struct Task {
     last_status: (bool, Vec<String>),
     /// Peers' speaking state and microphones (muted or not), from the room's events.
     speaking: BTreeSet<PeerId>,
+    /// Peers whose shared state says their hand is raised.
+    hands: BTreeSet<PeerId>,
     muted: BTreeMap<PeerId, bool>,
     mic: MicState,
     microphone: Option<String>,
@@ -331,6 +360,7 @@ impl Task {
             last_roster: Vec::new(),
             last_status: (true, Vec::new()),
             speaking: BTreeSet::new(),
+            hands: BTreeSet::new(),
             muted: BTreeMap::new(),
             mic: MicState::Off,
             microphone: None,
@@ -615,6 +645,18 @@ impl Task {
                 let _ = reply.send(result);
             }
             Cmd::Refresh => self.refresh().await,
+            Cmd::Hand(raised, reply) => {
+                let state = serde_json::json!({ "hand": raised });
+                let result = match self.room.set_state(state, true).await {
+                    Ok(()) => {
+                        self.me.hand = raised;
+                        self.emit_roster().await;
+                        Ok(raised)
+                    }
+                    Err(_) => Err(CommandError::not_in_room()),
+                };
+                let _ = reply.send(result);
+            }
             Cmd::Screen(target, reply) => {
                 let open = target.map(|target| move || open_screen(target));
                 let result = self.set_video(Content::Screen, open).await;
@@ -797,6 +839,25 @@ impl Task {
                 .await;
                 self.emit_roster().await;
             }
+            RoomEvent::State { peer, state } => {
+                // Only a boolean `true` raises a hand; anything else in the state is ignored.
+                if state.get("hand") == Some(&serde_json::Value::Bool(true)) {
+                    self.hands.insert(peer);
+                } else {
+                    self.hands.remove(&peer);
+                }
+                self.emit_roster().await;
+            }
+            RoomEvent::Error(RoomError::NotVerified { peer, reason }) => {
+                // The roster first: the refusal can come before the first refresh.
+                self.refresh().await;
+                let name = self
+                    .peers
+                    .get(&peer)
+                    .map_or_else(|| peer.short().to_owned(), |p| p.name.clone());
+                warn!(peer = %peer.short(), %reason, "our access code was refused");
+                self.emit(UiEvent::NotVerified { name, reason }).await;
+            }
             RoomEvent::Error(RoomError::Malformed { peer, reason }) => {
                 warn!(peer = %peer.short(), %reason, "malformed envelope ignored");
                 self.emit(UiEvent::Ignored {
@@ -907,13 +968,17 @@ impl Task {
         for peer in gone {
             self.peers.remove(&peer);
             self.linked.remove(&peer);
+            self.hands.remove(&peer);
             self.emit(UiEvent::CursorGone {
                 peer: peer.as_str().to_owned(),
             })
             .await;
         }
+        let ours = plenum::Role::from(self.me.role);
         for info in infos {
             let state = match info.state {
+                _ if info.refused => PeerState::Refused,
+                _ if !ours.links_with(info.role) => PeerState::InRoom,
                 LinkState::Connected => {
                     self.linked.insert(info.peer.clone());
                     PeerState::Connected
@@ -938,8 +1003,11 @@ impl Task {
                     path: None,
                     safety_code: None,
                     verified: false,
+                    role: info.role.into(),
+                    hand: false,
                 });
             view.state = state;
+            view.role = info.role.into();
             view.path = info.path.map(|p| p.as_str().to_owned());
             view.verified = self
                 .verified
@@ -975,6 +1043,7 @@ impl Task {
     async fn emit_roster(&mut self) {
         for (peer, view) in &mut self.peers {
             view.speaking = self.speaking.contains(peer);
+            view.hand = self.hands.contains(peer);
             view.muted = self.muted.get(peer).copied();
             view.video = self.video.contains_key(peer);
             view.screen = self.screens.contains_key(peer);

@@ -19,6 +19,51 @@ pub struct JoinRequest {
     /// The overlay to create the room with (a room that exists keeps its own).
     #[serde(default)]
     pub shape: RoomShape,
+    /// What we do in the room: present, view, or take part (the default).
+    #[serde(default)]
+    pub role: Role,
+    /// The access code we give a presenter who asks for one (sent as the credentials
+    /// `{"code": ...}`).
+    #[serde(default)]
+    pub access_code: Option<String>,
+    /// As a presenter: the access code everyone who links to us must give (none: all
+    /// are let in).
+    #[serde(default)]
+    pub viewer_code: Option<String>,
+}
+
+/// What a peer does in a room. A presenter's viewers see and hear the presenters and
+/// not each other, and the presenter sees them all listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Takes part: links to everyone (the default).
+    #[default]
+    Both,
+    /// Presents: everyone links to us.
+    Publisher,
+    /// Watches: links to the presenters only.
+    Viewer,
+}
+
+impl From<Role> for plenum::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Both => plenum::Role::Both,
+            Role::Publisher => plenum::Role::Publisher,
+            Role::Viewer => plenum::Role::Viewer,
+        }
+    }
+}
+
+impl From<plenum::Role> for Role {
+    fn from(role: plenum::Role) -> Self {
+        match role {
+            plenum::Role::Both => Role::Both,
+            plenum::Role::Publisher => Role::Publisher,
+            plenum::Role::Viewer => Role::Viewer,
+        }
+    }
 }
 
 /// How a new room links its peers.
@@ -48,6 +93,12 @@ pub struct HostRequest {
     /// The overlay to create the room with; in a tree the host is its root.
     #[serde(default)]
     pub shape: RoomShape,
+    /// `Publisher` to present to the room (its invite then makes viewers).
+    #[serde(default)]
+    pub role: Role,
+    /// As a presenter: the access code viewers must give (none: all are let in).
+    #[serde(default)]
+    pub viewer_code: Option<String>,
 }
 
 /// The room we are in.
@@ -63,6 +114,8 @@ pub struct Joined {
     pub invite: String,
     /// Whether the signaling server runs inside this app.
     pub hosting: bool,
+    /// What we do in the room.
+    pub role: Role,
 }
 
 /// A room joined before, for the join screen's list.
@@ -100,6 +153,10 @@ pub struct InviteView {
     pub server: String,
     /// The room.
     pub room: String,
+    /// The role to join as (a presenter's invite: `viewer`).
+    pub role: Role,
+    /// Whether the presenter asks for an access code.
+    pub access_code: bool,
 }
 
 /// The state of a participant, as its tile shows it.
@@ -114,6 +171,10 @@ pub enum PeerState {
     Connected,
     /// The link was lost and is being re-established.
     Reconnecting,
+    /// In the room, and never linked to us: both of us are viewers.
+    InRoom,
+    /// Not linked: one of us refused the other's access code.
+    Refused,
 }
 
 /// One participant.
@@ -144,6 +205,10 @@ pub struct PeerView {
     pub safety_code: Option<String>,
     /// Whether the user marked this peer verified (now or in an earlier call).
     pub verified: bool,
+    /// What it does in the room.
+    pub role: Role,
+    /// Whether its hand is raised (its shared state says `"hand": true`).
+    pub hand: bool,
 }
 
 /// The size a tile's video is shown at, in device pixels.
@@ -273,6 +338,13 @@ pub enum UiEvent {
     Relay {
         /// The peers we link to directly.
         neighbours: Vec<String>,
+    },
+    /// A presenter did not accept our access code (or we gave none): no link to it.
+    NotVerified {
+        /// The presenter's name.
+        name: String,
+        /// What it said.
+        reason: String,
     },
     /// The room ended.
     Closed {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::cli::{self, Peer, event};
 use support::webdriver::Session;
-use support::{Driver, Xvfb, artifacts_dir, wait_for};
+use support::{Driver, Xvfb, artifacts_dir, text_of, wait_for};
 
 const LONG: Duration = Duration::from_secs(30);
 const APP: &str = env!("CARGO_BIN_EXE_plenum-app");
@@ -32,15 +32,6 @@ fn expect_msg(
         event(v) == "message" && v["channel"] == channel && v["from"] == from && pred(&v["data"])
     });
     v["data"].clone()
-}
-
-/// The text of the first element matching `css` (its DOM text, which the page shows).
-fn text_of(app: &Session, css: &str) -> Option<String> {
-    let v = app.execute(
-        "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
-        json!([css]),
-    );
-    v.as_str().map(str::to_owned)
 }
 
 /// The board's stroke count, as the view reports it.

@@ -9,7 +9,7 @@ use plenum::{Invite, Room, RoomConfig, Target};
 use plenum_app::App;
 use plenum_app::args::Args;
 use plenum_app::types::{
-    ErrorKind, HostRequest, JoinRequest, PeerState, RoomShape, StrokeStart, UiEvent,
+    ErrorKind, HostRequest, JoinRequest, PeerState, PeerView, Role, RoomShape, StrokeStart, UiEvent,
 };
 use plenum_collab::{BoardChange, Point, Tool};
 use plenum_signal::{Server, ServerConfig};
@@ -71,6 +71,9 @@ fn req(server: &str, room: &str, name: &str) -> JoinRequest {
         name: name.into(),
         password: None,
         shape: RoomShape::Mesh,
+        role: Role::Both,
+        access_code: None,
+        viewer_code: None,
     }
 }
 
@@ -354,6 +357,8 @@ async fn hosting_starts_an_embedded_server_that_others_join_through_the_invite()
             name: "Hana".into(),
             password: None,
             shape: RoomShape::Mesh,
+            role: Role::Both,
+            viewer_code: None,
         })
         .await
         .unwrap();
@@ -377,6 +382,8 @@ async fn hosting_starts_an_embedded_server_that_others_join_through_the_invite()
             name: "Hana".into(),
             password: None,
             shape: RoomShape::Mesh,
+            role: Role::Both,
+            viewer_code: None,
         })
         .await
         .unwrap();
@@ -384,6 +391,90 @@ async fn hosting_starts_an_embedded_server_that_others_join_through_the_invite()
     assert_eq!(host.app.prefs().name, "Hana");
     guest.app.leave().await;
     host.app.leave().await;
+}
+
+/// The roster entry of `id` in a roster event, if it is one and has it.
+fn entry<'a>(event: &'a UiEvent, id: &str) -> Option<&'a PeerView> {
+    match event {
+        UiEvent::Roster { peers } => peers.iter().find(|p| p.id == id),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presenter_with_an_access_code_admits_viewers_who_give_it_and_sees_their_hands() {
+    let server = server().await;
+    let url = server.url();
+    let mut pia = peer("presenter", Args::default());
+    let jp = pia
+        .app
+        .join(JoinRequest {
+            role: Role::Publisher,
+            viewer_code: Some(" k1 ".into()),
+            ..req(&url, "talk", "Pia")
+        })
+        .await
+        .unwrap();
+    assert_eq!((jp.role, jp.me.role), (Role::Publisher, Role::Publisher));
+    let invite = Invite::parse(&jp.invite).unwrap();
+    assert_eq!(
+        (invite.role, invite.credentials),
+        (Some(plenum::Role::Viewer), true)
+    );
+    // The invite's role and code flag reach the join screen.
+    let view = pia.app.read_invite(&jp.invite).unwrap();
+    assert_eq!((view.role, view.access_code), (Role::Viewer, true));
+
+    let viewer = |code: Option<&str>, name: &str| JoinRequest {
+        role: Role::Viewer,
+        access_code: code.map(str::to_owned),
+        ..req(&url, "talk", name)
+    };
+    let mut vera = peer("vera", Args::default());
+    let mut abe = peer("abe", Args::default());
+    let mut eve = peer("eve", Args::default());
+    let jv = vera.app.join(viewer(Some("k1"), "Vera")).await.unwrap();
+    let ja = abe.app.join(viewer(Some("k1"), "Abe")).await.unwrap();
+    pia.connected_to(&jv.me.id).await;
+    pia.connected_to(&ja.me.id).await;
+    vera.connected_to(&jp.me.id).await;
+    // Eve gives no code: she hears why, and no link is made either way.
+    let je = eve.app.join(viewer(None, "Eve")).await.unwrap();
+    let refused = eve
+        .expect("not_verified", |e| matches!(e, UiEvent::NotVerified { .. }))
+        .await;
+    assert!(
+        matches!(&refused, UiEvent::NotVerified { name, .. } if name == "Pia"),
+        "{refused:?}"
+    );
+    pia.expect("Eve refused", |e| {
+        entry(e, &je.me.id).is_some_and(|p| p.state == PeerState::Refused && p.role == Role::Viewer)
+    })
+    .await;
+    // Two viewers never link: Vera shows Abe in the room, not connecting.
+    vera.expect("Abe in the room", |e| {
+        entry(e, &ja.me.id).is_some_and(|p| p.state == PeerState::InRoom)
+    })
+    .await;
+
+    // Abe raises a hand: the presenter sees it; lowering it clears it.
+    assert!(abe.app.raise_hand(true).await.unwrap());
+    abe.expect("our own hand up", |e| {
+        entry(e, &ja.me.id).is_some_and(|p| p.state == PeerState::Me && p.hand)
+    })
+    .await;
+    pia.expect("Abe's hand", |e| {
+        entry(e, &ja.me.id).is_some_and(|p| p.hand)
+    })
+    .await;
+    assert!(!abe.app.raise_hand(false).await.unwrap());
+    pia.expect("Abe's hand down", |e| {
+        entry(e, &ja.me.id).is_some_and(|p| !p.hand && p.state == PeerState::Connected)
+    })
+    .await;
+    for p in [&vera, &abe, &eve, &pia] {
+        p.app.leave().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

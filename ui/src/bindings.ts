@@ -21,7 +21,21 @@ password: string | null,
 /**
  * The overlay to create the room with (a room that exists keeps its own).
  */
-shape: RoomShape, };
+shape: RoomShape, 
+/**
+ * What we do in the room: present, view, or take part (the default).
+ */
+role: Role, 
+/**
+ * The access code we give a presenter who asks for one (sent as the credentials
+ * `{"code": ...}`).
+ */
+access_code: string | null, 
+/**
+ * As a presenter: the access code everyone who links to us must give (none: all
+ * are let in).
+ */
+viewer_code: string | null, };
 
 export type HostRequest = { 
 /**
@@ -39,9 +53,19 @@ password: string | null,
 /**
  * The overlay to create the room with; in a tree the host is its root.
  */
-shape: RoomShape, };
+shape: RoomShape, 
+/**
+ * `Publisher` to present to the room (its invite then makes viewers).
+ */
+role: Role, 
+/**
+ * As a presenter: the access code viewers must give (none: all are let in).
+ */
+viewer_code: string | null, };
 
 export type RoomShape = "mesh" | "cells" | "tree" | "relay";
+
+export type Role = "both" | "publisher" | "viewer";
 
 export type NetworkView = { 
 /**
@@ -95,7 +119,11 @@ invite: string,
 /**
  * Whether the signaling server runs inside this app.
  */
-hosting: boolean, };
+hosting: boolean, 
+/**
+ * What we do in the room.
+ */
+role: Role, };
 
 export type RecentRoom = { 
 /**
@@ -142,9 +170,17 @@ server: string,
 /**
  * The room.
  */
-room: string, };
+room: string, 
+/**
+ * The role to join as (a presenter's invite: `viewer`).
+ */
+role: Role, 
+/**
+ * Whether the presenter asks for an access code.
+ */
+access_code: boolean, };
 
-export type PeerState = "me" | "connecting" | "connected" | "reconnecting";
+export type PeerState = "me" | "connecting" | "connected" | "reconnecting" | "in_room" | "refused";
 
 export type PeerView = { 
 /**
@@ -195,7 +231,15 @@ safety_code: string | null,
 /**
  * Whether the user marked this peer verified (now or in an earlier call).
  */
-verified: boolean, };
+verified: boolean, 
+/**
+ * What it does in the room.
+ */
+role: Role, 
+/**
+ * Whether its hand is raised (its shared state says `"hand": true`).
+ */
+hand: boolean, };
 
 export type ChatLine = { 
 /**
@@ -331,7 +375,15 @@ is_root: boolean, } | { "type": "relay",
 /**
  * The peers we link to directly.
  */
-neighbours: Array<string>, } | { "type": "closed", 
+neighbours: Array<string>, } | { "type": "not_verified", 
+/**
+ * The presenter's name.
+ */
+name: string, 
+/**
+ * What it said.
+ */
+reason: string, } | { "type": "closed", 
 /**
  * Why, if not because we left.
  */
@@ -522,6 +574,7 @@ export type Command =
   | "join"
   | "leave"
   | "send_chat"
+  | "raise_hand"
   | "send_cursor"
   | "board_begin"
   | "board_points"

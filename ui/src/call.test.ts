@@ -6,9 +6,9 @@ import { EVENT } from "./bindings";
 import { CallView } from "./call";
 import { api, onEvent } from "./ipc";
 
-const me: PeerView = { id: "me1", name: "Carol", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false };
-const ada: PeerView = { id: "ada1", name: "Ada", state: "connected", rtt_ms: 0.4, colour: "hsl(200, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false };
-const joined: Joined = { me, room: "standup", server: "ws://127.0.0.1:1", invite: "plenum://join?server=ws%3A%2F%2F127.0.0.1%3A1&room=standup", hosting: false };
+const me: PeerView = { id: "me1", name: "Carol", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false, role: "both", hand: false };
+const ada: PeerView = { id: "ada1", name: "Ada", state: "connected", rtt_ms: 0.4, colour: "hsl(200, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false, role: "both", hand: false };
+const joined: Joined = { me, room: "standup", server: "ws://127.0.0.1:1", invite: "plenum://join?server=ws%3A%2F%2F127.0.0.1%3A1&room=standup", hosting: false, role: "both" };
 
 let calls: Array<[string, unknown]>;
 
@@ -48,6 +48,8 @@ beforeEach(() => {
           if (camera === "default") throw { kind: "device", message: "no camera found on this machine" };
           return { camera: camera !== null, screen: false };
         }
+        case "raise_hand":
+          return (args as { raised: boolean }).raised;
         case "share_screen":
           return { camera: false, screen: (args as { target: string | null }).target !== null };
         default:
@@ -60,8 +62,8 @@ beforeEach(() => {
 
 afterEach(() => clearMocks());
 
-function view(onLeft = vi.fn()) {
-  const call = new CallView(api, joined, { openLink: vi.fn(), onLeft });
+function view(onLeft = vi.fn(), as: Joined = joined) {
+  const call = new CallView(api, as, { openLink: vi.fn(), onLeft });
   document.body.replaceChildren(call.element);
   return { call, onLeft };
 }
@@ -149,7 +151,8 @@ describe("CallView", () => {
   it("leaves through the engine and hands back to the join screen", async () => {
     const { call, onLeft } = view();
     (document.querySelector("#leave-button") as HTMLElement).click();
-    await vi.waitFor(() => expect(onLeft).toHaveBeenCalledWith(null));
+    await vi.waitFor(() => expect(onLeft).toHaveBeenCalledWith(null, false));
+    expect(onLeft).toHaveBeenCalledTimes(1);
     expect(calls.map((c) => c[0])).toContain("leave");
     call.close();
   });
@@ -246,6 +249,87 @@ describe("CallView", () => {
     expect(tiles.dataset.layout).toBe("grid");
     expect(layout.hidden).toBe(true);
     call.close();
+  });
+
+  it("presents: our tile alone on the stage, the viewers listed, a raised hand first and announced", () => {
+    const presenter: PeerView = { ...me, role: "publisher" };
+    const viewer = (id: string, name: string, extra: Partial<PeerView> = {}): PeerView => ({ ...ada, id, name, role: "viewer", ...extra });
+    const { call } = view(vi.fn(), { ...joined, me: presenter, role: "publisher" });
+    const stage = document.querySelector(".stage") as HTMLElement;
+    const audience = document.getElementById("audience") as HTMLElement;
+    expect(stage.dataset.mode).toBe("grid");
+    expect(audience.hidden).toBe(false);
+    expect(document.getElementById("presenting-pill")).not.toBeNull();
+    expect((document.getElementById("hand-button") as HTMLElement).hidden).toBe(true);
+    expect(document.querySelector(".viewer.empty")?.textContent).toBe("No viewers yet");
+    call.handle({ type: "roster", peers: [presenter, viewer("v1", "Bo"), viewer("v2", "Al"), viewer("v3", "Cy", { state: "refused" })] });
+    // Only the presenter has a tile; the viewers are listed by name.
+    expect([...document.querySelectorAll(".tile")].map((t) => t.getAttribute("data-peer"))).toEqual(["me1"]);
+    const names = () => [...document.querySelectorAll(".viewer .viewer-name")].map((n) => n.textContent);
+    expect(names()).toEqual(["Al", "Bo", "Cy"]);
+    expect(document.querySelector(".viewer[data-peer='v3'] .viewer-note")?.textContent).toBe("not admitted");
+    expect(document.getElementById("participant-count")?.textContent).toBe("1 presenting · 3 watching");
+    // Bo raises a hand: first in the list, counted, and announced to the presenter.
+    call.handle({ type: "roster", peers: [presenter, viewer("v1", "Bo", { hand: true }), viewer("v2", "Al"), viewer("v3", "Cy", { state: "refused" })] });
+    expect(names()).toEqual(["Bo", "Al", "Cy"]);
+    expect(document.querySelector(".viewer[data-peer='v1']")?.getAttribute("data-hand")).toBe("true");
+    expect(document.getElementById("audience-heading")?.textContent).toBe("Viewers · 3 · 1 hand up");
+    expect(document.getElementById("toast")?.textContent).toBe("Bo raised a hand");
+    // Al raises one later: after Bo, whatever the names.
+    call.handle({ type: "roster", peers: [presenter, viewer("v1", "Bo", { hand: true }), viewer("v2", "Al", { hand: true })] });
+    expect(names()).toEqual(["Bo", "Al"]);
+    call.close();
+  });
+
+  it("watches: the presenter large, a co-host beside, and a hand raised and lowered with the button and H", async () => {
+    const watcher: PeerView = { ...me, role: "viewer" };
+    const { call } = view(vi.fn(), { ...joined, me: watcher, role: "viewer" });
+    const tiles = document.querySelector("#tiles") as HTMLElement;
+    const waiting = document.getElementById("stage-waiting") as HTMLElement;
+    expect(waiting.hidden).toBe(false);
+    expect(document.querySelectorAll(".tile")).toHaveLength(0);
+    const host: PeerView = { ...ada, id: "p1", name: "Pat", role: "publisher" };
+    const guest: PeerView = { ...ada, id: "b1", name: "Guest", role: "both" };
+    call.handle({ type: "roster", peers: [watcher, guest, host, { ...ada, id: "v2", name: "Vi", role: "viewer", state: "in_room" }] });
+    expect(waiting.hidden).toBe(true);
+    expect([...document.querySelectorAll(".tile")].map((t) => t.getAttribute("data-peer"))).toEqual(["p1", "b1"]);
+    expect(tiles.dataset.layout).toBe("presenter");
+    expect(document.querySelector(".viewer[data-peer='me1'] .viewer-name")?.textContent).toBe("Carol (you)");
+    const hand = document.getElementById("hand-button") as HTMLElement;
+    expect(hand.hidden).toBe(false);
+    hand.click();
+    await vi.waitFor(() => expect(hand.dataset.hand).toBe("true"));
+    expect(hand.textContent).toBe("Lower hand");
+    document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "h", bubbles: true }));
+    await vi.waitFor(() => expect(hand.dataset.hand).toBe("false"));
+    expect(calls.filter((c) => c[0] === "raise_hand").map((c) => c[1])).toEqual([{ raised: true }, { raised: false }]);
+    call.close();
+  });
+
+  it("a call becomes a presentation when someone presents", () => {
+    const { call } = view();
+    expect((document.getElementById("audience") as HTMLElement).hidden).toBe(true);
+    call.handle({ type: "roster", peers: [me, { ...ada, role: "publisher" }] });
+    expect((document.getElementById("audience") as HTMLElement).hidden).toBe(false);
+    expect((document.querySelector(".stage") as HTMLElement).dataset.mode).toBe("grid");
+    expect((document.querySelector("#tiles") as HTMLElement).firstElementChild?.getAttribute("data-peer")).toBe("ada1");
+    call.close();
+  });
+
+  it("an access code refused with nobody else linked goes back to the join screen asking for it", async () => {
+    const onLeft = vi.fn();
+    const { call } = view(onLeft, { ...joined, me: { ...me, role: "viewer" }, role: "viewer" });
+    call.handle({ type: "roster", peers: [{ ...me, role: "viewer" }, { ...ada, role: "publisher", state: "refused" }] });
+    call.handle({ type: "not_verified", name: "Ada", reason: "not verified" });
+    await vi.waitFor(() => expect(onLeft).toHaveBeenCalledWith("Ada did not accept your access code.", true));
+    expect(calls.map((c) => c[0])).toContain("leave");
+    // Linked to someone else: only said.
+    const second = view(vi.fn());
+    second.call.handle({ type: "roster", peers: [me, ada] });
+    second.call.handle({ type: "not_verified", name: "Bo", reason: "not verified" });
+    expect(document.getElementById("toast")?.textContent).toBe("Bo did not accept your access code.");
+    expect(second.onLeft).not.toHaveBeenCalled();
+    second.call.close();
   });
 
   it("shows the safety code of a peer and marks it verified", async () => {

@@ -1,10 +1,13 @@
 // The call view: top bar, participant tiles, whiteboard with shared cursors, chat, the
-// reconnection banner, the help overlay and keyboard shortcuts.
+// reconnection banner, the help overlay and keyboard shortcuts. In a presentation (someone
+// presents, or we joined to present or to watch) the tiles are the presenters' (the first
+// large), the viewers are listed beside them, and a viewer can raise a hand.
 import type { BoardChange, Joined, PeerView, UiEvent } from "./bindings";
 import { BoardModel, BoardView, COLOURS, WIDTHS } from "./board";
 import { ChatPanel } from "./chat";
 import { Cursors, throttle } from "./cursors";
 import { h, isTyping } from "./dom";
+import { AudienceList } from "./audience";
 import { type Api, errorText } from "./ipc";
 import { NetworkPanel } from "./network";
 import { readPicture, Tiles } from "./tiles";
@@ -21,7 +24,8 @@ export const SHORTCUTS: Array<[string, string]> = [
   ["M", "Microphone on / off"],
   ["V", "Camera on / off"],
   ["S", "Share your screen / stop sharing"],
-  ["L", "Shared screen large / grid"],
+  ["L", "Shared screen or presenter large / grid"],
+  ["H", "Raise or lower your hand (watching a presentation)"],
   ["N", "Show or hide the network panel"],
   ["I", "Show the invite link"],
   ["?", "This help"],
@@ -30,7 +34,8 @@ export const SHORTCUTS: Array<[string, string]> = [
 
 export interface CallOptions {
   openLink: (href: string) => void;
-  onLeft: (reason: string | null) => void;
+  /** The call ended; `askCode`: because a presenter asks for an access code. */
+  onLeft: (reason: string | null, askCode?: boolean) => void;
 }
 
 export class CallView {
@@ -41,7 +46,12 @@ export class CallView {
   readonly tiles = new Tiles();
   readonly chat: ChatPanel;
   readonly network: NetworkPanel;
+  readonly audience = new AudienceList();
   private roster = new Map<string, PeerView>();
+  /** A presentation: someone presents or watches (or we do). */
+  private webinar: boolean;
+  private handButton: HTMLButtonElement;
+  private waiting: HTMLElement;
   /** Whether the room is cellular (its roster is our links, not the room). */
   private large = false;
   private mode: "grid" | "board";
@@ -75,7 +85,9 @@ export class CallView {
     readonly joined: Joined,
     private readonly options: CallOptions,
   ) {
-    this.mode = "board";
+    this.webinar = joined.role !== "both";
+    // A presentation opens on the presenters; a call opens on the whiteboard.
+    this.mode = this.webinar ? "grid" : "board";
     const sendCursor = throttle<[number, number] | null>(50, (at) => void api.sendCursor(at).catch(() => {}));
     this.board = new BoardView(this.model, {
       begin: async (tool, colour, width, points) => {
@@ -120,6 +132,8 @@ export class CallView {
     this.shareButton.addEventListener("click", () => void this.toggleShare());
     this.layoutButton = h("button", { class: "btn ghost", id: "layout-button", title: "Shared screen large / grid (L)", hidden: true }, "Grid");
     this.layoutButton.addEventListener("click", () => this.toggleLayout());
+    this.handButton = h("button", { class: "btn ghost", id: "hand-button", title: "Raise your hand (H)", "data-hand": "false", hidden: true }, "Raise hand");
+    this.handButton.addEventListener("click", () => void this.toggleHand());
     const settingsButton = h("button", { class: "btn ghost", id: "settings-button", title: "Audio and video settings" }, "Settings");
     settingsButton.addEventListener("click", () => void this.openSettings());
     const helpButton = h("button", { class: "btn ghost icon", id: "help-button", title: "Keyboard shortcuts (?)" }, "?");
@@ -131,7 +145,9 @@ export class CallView {
       h("img", { src: "/icon.png", alt: "", class: "topbar-icon" }),
       h("div", { class: "room-title" }, h("strong", { id: "room-name" }, joined.room), this.count),
       joined.hosting && h("span", { class: "pill", title: "The signaling server runs in this app" }, "Hosting"),
+      joined.role === "publisher" && h("span", { class: "pill live", id: "presenting-pill", title: "Viewers see and hear you, not each other" }, "Presenting"),
       h("div", { class: "spacer" }),
+      this.handButton,
       this.micButton,
       this.cameraButton,
       this.shareButton,
@@ -147,7 +163,8 @@ export class CallView {
 
     this.banner = h("div", { class: "banner", id: "banner", role: "status", hidden: true });
     this.toolbar = this.buildToolbar();
-    this.stage = h("section", { class: "stage", "data-mode": this.mode }, this.tiles.element, h("div", { class: "board-area" }, this.toolbar, this.board.element));
+    this.waiting = h("p", { class: "stage-waiting", id: "stage-waiting", hidden: true }, "Waiting for the presenter…");
+    this.stage = h("section", { class: "stage", "data-mode": this.mode }, this.waiting, this.tiles.element, h("div", { class: "board-area" }, this.toolbar, this.board.element));
     this.help = this.buildHelp();
     this.invite = this.buildInvite();
     this.confirm = h("div", { class: "overlay", hidden: true });
@@ -165,7 +182,7 @@ export class CallView {
       { class: "call", id: "call" },
       top,
       this.banner,
-      h("div", { class: "call-body" }, this.stage, this.network.element, this.chat.element),
+      h("div", { class: "call-body" }, this.stage, this.audience.element, this.network.element, this.chat.element),
       this.help,
       this.invite,
       this.confirm,
@@ -174,9 +191,9 @@ export class CallView {
       this.safety,
       this.toast,
     );
-    modeButton.textContent = "Participants";
-    this.tiles.update([joined.me]);
+    modeButton.textContent = this.mode === "board" ? "Participants" : "Whiteboard";
     this.roster.set(joined.me.id, joined.me);
+    this.showRoster([joined.me]);
     // Pictures come over the picture socket (the faster path); the channel stays subscribed
     // and carries them whenever the socket is not open.
     const draw = (buffer: ArrayBuffer) => {
@@ -325,6 +342,8 @@ export class CallView {
         h("h2", {}, "Invite people"),
         h("p", {}, this.joined.hosting ? "This computer is hosting the room. Others on your network paste this link into Plenum's join screen:" : "Others paste this link into Plenum's join screen:"),
         h("div", { class: "invite-row" }, link, copy),
+        this.joined.role === "publisher" &&
+          h("p", { class: "invite-note" }, "They join as viewers: they see and hear you, not each other. If you set an access code, tell it to them yourself; it is not in the link."),
         h("div", { class: "dialog-actions" }, close),
       ),
     );
@@ -412,8 +431,44 @@ export class CallView {
     this.sendVideoSizes();
   }
 
+  /** Raises our hand, or lowers it. */
+  async toggleHand(): Promise<void> {
+    const raise = this.handButton.dataset.hand !== "true";
+    try {
+      this.showHand(await this.api.raiseHand(raise));
+    } catch (e) {
+      this.notify(errorText(e));
+    }
+  }
+
+  private showHand(raised: boolean): void {
+    this.handButton.dataset.hand = String(raised);
+    this.handButton.textContent = raised ? "Lower hand" : "Raise hand";
+    this.handButton.title = raised ? "Lower your hand (H)" : "Raise your hand (H)";
+  }
+
+  /** Shows the roster: every tile, or in a presentation the presenters' tiles and the viewers listed. */
+  private showRoster(peers: PeerView[]): void {
+    if (!this.webinar && peers.some((p) => p.role !== "both")) {
+      // Someone presents or watches: this call is a presentation from now on.
+      this.webinar = true;
+      this.setMode("grid");
+    }
+    const presenters = peers.filter((p) => p.role !== "viewer");
+    // The presenters first (their first tile is the large one), then anyone taking part.
+    presenters.sort((a, b) => Number(b.role === "publisher") - Number(a.role === "publisher"));
+    this.tiles.setStage(this.webinar);
+    this.tiles.update(this.webinar ? presenters : peers);
+    this.audience.show(this.webinar);
+    this.handButton.hidden = !this.webinar || this.joined.role === "publisher";
+    this.waiting.hidden = !this.webinar || presenters.length > 0;
+    if (this.webinar) {
+      for (const name of this.audience.update(peers)) if (this.joined.role === "publisher") this.notify(`${name} raised a hand`);
+    }
+  }
+
   private showLayout(): void {
-    this.layoutButton.hidden = !this.tiles.presenting;
+    this.layoutButton.hidden = !this.tiles.featured;
     this.layoutButton.textContent = this.tiles.element.dataset.layout === "presenter" ? "Grid" : "Presenter";
   }
 
@@ -538,6 +593,11 @@ export class CallView {
 
   private updateCount(): void {
     const n = this.roster.size;
+    if (this.webinar) {
+      const viewers = [...this.roster.values()].filter((p) => p.role === "viewer").length;
+      this.count.textContent = `${n - viewers} presenting · ${viewers} watching`;
+      return;
+    }
     // In a large room the roster holds the peers we link to, not everyone.
     if (this.large) this.count.textContent = `Large room · linked to ${n - 1}`;
     else this.count.textContent = n === 1 ? "Just you" : `${n} people`;
@@ -551,7 +611,7 @@ export class CallView {
         this.roster = new Map(event.peers.map((p) => [p.id, p]));
         for (const p of event.peers) this.cursors.rename(p.id, p.name);
         const presenting = this.tiles.presenting;
-        this.tiles.update(event.peers);
+        this.showRoster(event.peers);
         // A screen shared by someone: show it (the participants view, screen large).
         if (!presenting && this.tiles.presenting) this.setMode("grid");
         this.showLayout();
@@ -612,23 +672,33 @@ export class CallView {
         this.element.dataset.ignored = String(this.ignored);
         console.warn(`ignored a message from ${event.peer} on ${event.channel || "the room"}: ${event.reason}`);
         break;
+      case "not_verified": {
+        const linked = [...this.roster.values()].some((p) => p.state === "connected");
+        const text = `${event.name} did not accept your access code.`;
+        // Nobody else to see: back to the join screen, which asks for the code.
+        if (linked) this.notify(text);
+        else void this.leave(text, true);
+        break;
+      }
       case "closed":
+        // A leave we started says so itself.
+        if (this.closed) break;
         this.close();
         this.options.onLeft(event.reason);
         break;
     }
   }
 
-  async leave(): Promise<void> {
+  async leave(reason: string | null = null, askCode = false): Promise<void> {
+    // Closed first: the `closed` event the leave brings must not end the call a second time.
+    if (this.closed) return;
+    this.close();
     try {
       await this.api.leave();
     } catch (e) {
       console.warn(errorText(e));
     }
-    if (!this.closed) {
-      this.close();
-      this.options.onLeft(null);
-    }
+    this.options.onLeft(reason, askCode);
   }
 
   close(): void {
@@ -709,7 +779,11 @@ export class CallView {
         break;
       case "l":
       case "L":
-        if (this.tiles.presenting) this.toggleLayout();
+        if (this.tiles.featured) this.toggleLayout();
+        break;
+      case "h":
+      case "H":
+        if (!this.handButton.hidden) void this.toggleHand();
         break;
       case "?":
         this.toggle(this.help);

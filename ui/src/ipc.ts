@@ -38,6 +38,8 @@ export const api = {
   join: (req: JoinRequest) => call<Joined>("join", { req }),
   leave: () => call<null>("leave"),
   sendChat: (text: string) => call<ChatLine>("send_chat", { text }),
+  /** Raises (`true`) or lowers our hand; resolves with whether it is raised. */
+  raiseHand: (raised: boolean) => call<boolean>("raise_hand", { raised }),
   sendCursor: (at: [number, number] | null) => call<null>("send_cursor", { at }),
   boardBegin: (start: StrokeStart) => call<StrokeStarted>("board_begin", { start }),
   boardPoints: (seq: number, points: Point[]) => call<BoardChange>("board_points", { seq, points }),

@@ -1,6 +1,7 @@
 // The join screen: name, room, server (or an invite link pasted anywhere), optional
-// password; "Join" or "Host on this computer"; recent rooms.
-import type { JoinRequest, Joined, Prefs, RoomShape } from "./bindings";
+// password, how we take part (with everyone, presenting, or watching) and the access code
+// where a presenter asks for one; "Join" or "Host on this computer"; recent rooms.
+import type { JoinRequest, Joined, Prefs, Role, RoomShape } from "./bindings";
 import { h } from "./dom";
 import { type Api, errorText } from "./ipc";
 
@@ -8,10 +9,20 @@ function field(label: string, input: HTMLInputElement, hint?: string): HTMLEleme
   return h("label", { class: "field" }, h("span", { class: "field-label" }, label), input, hint && h("span", { class: "field-hint" }, hint));
 }
 
+/** What the join screen starts with; `askCode`: the room asks us for an access code. */
+export type Prefill = Partial<JoinRequest> & { askCode?: boolean };
+
+/** A select of `options` (value, label) with `value` chosen. */
+function select(id: string, value: string, options: Array<[string, string]>): HTMLSelectElement {
+  const el = h("select", { id }, ...options.map(([v, label]) => h("option", { value: v }, label)));
+  el.value = value;
+  return el;
+}
+
 export function joinScreen(
   api: Api,
   prefs: Prefs,
-  prefill: Partial<JoinRequest>,
+  prefill: Prefill,
   notice: string | null,
   onJoined: (joined: Joined) => void,
 ): HTMLElement {
@@ -19,16 +30,27 @@ export function joinScreen(
   const room = h("input", { id: "join-room", maxlength: 64, placeholder: "e.g. design-review" });
   const server = h("input", { id: "join-server", placeholder: "ws://host:7878 or an invite link" });
   const password = h("input", { id: "join-password", type: "password", placeholder: "Optional", autocomplete: "off" });
-  const shape = h(
-    "select",
-    { id: "join-shape" },
-    h("option", { value: "mesh" }, "Everyone linked to everyone"),
-    h("option", { value: "cells" }, "Large room (cells)"),
-    h("option", { value: "tree" }, "Broadcast tree (the host is its root)"),
-    h("option", { value: "relay" }, "Relay network (a few links each)"),
-  ) as HTMLSelectElement;
-  shape.value = prefill.shape ?? "mesh";
+  const shape = select("join-shape", prefill.shape ?? "mesh", [
+    ["mesh", "Everyone linked to everyone"],
+    ["cells", "Large room (cells)"],
+    ["tree", "Broadcast tree (the host is its root)"],
+    ["relay", "Relay network (a few links each)"],
+  ]);
   const chosen = () => shape.value as RoomShape;
+  const role = select("join-role", prefill.role ?? "both", [
+    ["both", "Take part (everyone sees everyone)"],
+    ["publisher", "Present to a room (viewers see you, not each other)"],
+    ["viewer", "Watch a presentation"],
+  ]);
+  const as = () => role.value as Role;
+  // Presenting: the code viewers must give (optional). Otherwise: the code we give, shown
+  // where the room asks for one (a presenter's invite says so, or a presenter refused us).
+  let askCode = prefill.askCode ?? false;
+  const code = h("input", { id: "join-code", type: "password", autocomplete: "off" });
+  code.value = prefill.access_code ?? prefill.viewer_code ?? "";
+  const codeLabel = h("span", { class: "field-label" });
+  const codeHint = h("span", { class: "field-hint" });
+  const codeField = h("label", { class: "field", id: "join-code-field" }, codeLabel, code, codeHint);
   name.value = prefill.name || prefs.name;
   room.value = prefill.room ?? "";
   server.value = prefill.server ?? prefs.server;
@@ -37,6 +59,17 @@ export function joinScreen(
   if (notice) error.textContent = notice;
   const join = h("button", { class: "btn primary", id: "join-button", type: "submit" }, "Join room");
   const host = h("button", { class: "btn", id: "host-button", type: "button" }, "Host on this computer");
+  const showRole = () => {
+    const presenting = as() === "publisher";
+    codeField.hidden = !presenting && !askCode;
+    codeLabel.textContent = presenting ? "Viewers' access code" : "Access code";
+    code.placeholder = presenting ? "Optional" : "The presenter's access code";
+    codeHint.textContent = presenting ? "Viewers must give it to see you; it is not in the invite link." : "This room asks for an access code.";
+    join.textContent = presenting ? "Present to a room" : "Join room";
+    host.textContent = presenting ? "Host and present" : "Host on this computer";
+  };
+  role.addEventListener("change", showRole);
+  showRole();
 
   // An invite link pasted into the server or room field fills both.
   for (const input of [server, room]) {
@@ -47,6 +80,9 @@ export function joinScreen(
         const invite = await api.readInvite(text);
         server.value = invite.server;
         room.value = invite.room;
+        role.value = invite.role;
+        askCode = invite.access_code;
+        showRole();
         error.textContent = "";
         (name.value ? password : name).focus();
       } catch (e) {
@@ -71,6 +107,10 @@ export function joinScreen(
     }
   };
   const pw = () => (password.value ? password.value : null);
+  const codes = () => {
+    const given = code.value.trim() || null;
+    return as() === "publisher" ? { access_code: null, viewer_code: given } : { access_code: codeField.hidden ? null : given, viewer_code: null };
+  };
 
   const form = h(
     "form",
@@ -79,6 +119,8 @@ export function joinScreen(
     field("Room", room),
     field("Server", server, "Paste an invite link here to fill in the server and room."),
     field("Room password", password),
+    h("label", { class: "field", title: "A presenter is seen and heard by viewers, who do not see each other; viewers can raise a hand." }, h("span", { class: "field-label" }, "You join to"), role),
+    codeField,
     h(
       "label",
       { class: "field", title: "How a new room links its people: cells, a tree and a relay network hold hundreds or thousands. A room that exists keeps its own." },
@@ -95,10 +137,11 @@ export function joinScreen(
       error.textContent = "Enter a server, or host the room on this computer.";
       return;
     }
-    void attempt(() => api.join({ server: server.value.trim(), room: room.value.trim(), name: name.value.trim(), password: pw(), shape: chosen() }));
+    void attempt(() => api.join({ server: server.value.trim(), room: room.value.trim(), name: name.value.trim(), password: pw(), shape: chosen(), role: as(), ...codes() }));
   });
   host.addEventListener("click", () => {
-    void attempt(() => api.host({ room: room.value.trim(), name: name.value.trim(), password: pw(), shape: chosen() }));
+    const { viewer_code } = codes();
+    void attempt(() => api.host({ room: room.value.trim(), name: name.value.trim(), password: pw(), shape: chosen(), role: as(), viewer_code }));
   });
 
   const recent = h("ul", { class: "recent", id: "recent-rooms" });

@@ -4,7 +4,7 @@ import type { JoinRequest, Joined, UiEvent } from "./bindings";
 import { CallView } from "./call";
 import { clear } from "./dom";
 import { api, errorText, onEvent } from "./ipc";
-import { joinScreen } from "./join";
+import { joinScreen, type Prefill } from "./join";
 import { probe } from "./probe";
 import "./styles.css";
 
@@ -18,7 +18,7 @@ function openLink(href: string): void {
   openUrl(href).catch((e) => console.warn(`could not open ${href}: ${errorText(e)}`));
 }
 
-async function showJoin(prefill: Partial<JoinRequest> = {}, notice: string | null = null): Promise<void> {
+async function showJoin(prefill: Prefill = {}, notice: string | null = null): Promise<void> {
   const prefs = await api.prefs().catch(() => ({ name: "", server: "", recent: [], microphone: null, speaker: null, verified: [] }));
   clear(root);
   root.appendChild(joinScreen(api, prefs, prefill, notice, enterCall));
@@ -28,9 +28,9 @@ async function showJoin(prefill: Partial<JoinRequest> = {}, notice: string | nul
 function enterCall(joined: Joined): void {
   call = new CallView(api, joined, {
     openLink,
-    onLeft: (reason) => {
+    onLeft: (reason, askCode = false) => {
       call = null;
-      void showJoin({ room: joined.room, server: joined.hosting ? "" : joined.server }, reason);
+      void showJoin({ room: joined.room, server: joined.hosting ? "" : joined.server, role: joined.role, askCode }, reason);
     },
   });
   clear(root);

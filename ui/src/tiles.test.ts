@@ -15,6 +15,8 @@ const peer = (id: string, state: PeerView["state"] = "connected", rtt_ms: number
   path: null,
   safety_code: null,
   verified: false,
+  role: "both",
+  hand: false,
 });
 
 describe("tiles", () => {

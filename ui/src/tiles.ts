@@ -2,15 +2,18 @@
 // shared screen. Each tile has a media area (the avatar, or the video on a canvas), the
 // name, the link state and the latency from the engine's ping. While someone shares a
 // screen the layout is the presenter's: the screen large, everyone else in a strip beside
-// it; the user can switch back to the grid.
+// it; the user can switch back to the grid. In a presentation (`stage`) the tiles are the
+// presenters', the first one large.
 import type { PeerView } from "./bindings";
-import { h, initials } from "./dom";
+import { h, icon, initials } from "./dom";
 
 const STATE_TEXT: Record<PeerView["state"], string> = {
   me: "You",
   connecting: "Connecting…",
   connected: "Connected",
   reconnecting: "Reconnecting…",
+  in_room: "Watching",
+  refused: "Not admitted",
 };
 
 /** How a link's path reads in its tile's tooltip. */
@@ -19,26 +22,6 @@ const PATH_TEXT: Record<string, string> = {
   srflx: "Direct link through a NAT",
   relay: "Relayed through a TURN server",
 };
-
-/** A 14-pixel line icon drawn with `paths` (24x24 view box, current colour). */
-function icon(paths: string[]): SVGElement {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("width", "14");
-  svg.setAttribute("height", "14");
-  for (const d of paths) {
-    const path = document.createElementNS(ns, "path");
-    path.setAttribute("d", d);
-    path.setAttribute("fill", "none");
-    path.setAttribute("stroke", "currentColor");
-    path.setAttribute("stroke-width", "2");
-    path.setAttribute("stroke-linecap", "round");
-    path.setAttribute("stroke-linejoin", "round");
-    svg.appendChild(path);
-  }
-  return svg;
-}
 
 /** A microphone with a stroke through it. */
 const mutedIcon = () => icon(["M9 5a3 3 0 0 1 6 0v6a3 3 0 0 1-6 0z", "M5 11a7 7 0 0 0 14 0M12 18v3", "M3 3l18 18"]);
@@ -86,6 +69,8 @@ export class Tiles {
   private tiles = new Map<string, HTMLElement>();
   /** The user asked for the grid while a screen is shared. */
   private preferGrid = false;
+  /** A presentation: the first tile (a presenter) is large while there are several. */
+  private stage = false;
 
   constructor() {
     this.element = h("section", { class: "tiles", id: "tiles", "aria-label": "Participants", "data-layout": "grid" });
@@ -94,6 +79,17 @@ export class Tiles {
   /** Whether someone shares a screen now. */
   get presenting(): boolean {
     return this.element.querySelector(".tile[data-screen='true']") !== null;
+  }
+
+  /** In a presentation, the first tile is large like a shared screen. */
+  setStage(on: boolean): void {
+    this.stage = on;
+    this.layOut();
+  }
+
+  /** Whether the first tile is shown large (a shared screen, or a presenter). */
+  get featured(): boolean {
+    return this.presenting || (this.stage && this.tiles.size > 1);
   }
 
   /** Shows shared screens large (`presenter`, the default while one is shared) or all tiles alike. */
@@ -129,12 +125,12 @@ export class Tiles {
     this.element.style.setProperty("--rows", String(rows));
     this.element.style.setProperty("--strip", String(Math.max(1, entries.length - 1)));
     this.element.dataset.count = String(entries.length);
-    if (!this.presenting) this.preferGrid = false;
+    if (!this.featured) this.preferGrid = false;
     this.layOut();
   }
 
   private layOut(): void {
-    this.element.dataset.layout = this.presenting && !this.preferGrid ? "presenter" : "grid";
+    this.element.dataset.layout = this.featured && !this.preferGrid ? "presenter" : "grid";
   }
 
   /** Draws a peer's picture on its tile's canvas. */

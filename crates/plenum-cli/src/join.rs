@@ -130,9 +130,9 @@ pub(crate) struct JoinArgs {
     #[arg(long, requires = "root")]
     secret: Option<String>,
     /// What we do in the room: `publisher`, `viewer` (links to publishers only, never to
-    /// another viewer) or `both` (the default).
-    #[arg(long, value_enum, default_value_t = RoleArg::Both)]
-    role: RoleArg,
+    /// another viewer) or `both` (the default, or the role an invite names).
+    #[arg(long, value_enum)]
+    role: Option<RoleArg>,
     /// JSON we present with our offers and answers, for the other side's check.
     #[arg(long, value_parser = parse_json)]
     credentials: Option<Value>,
@@ -331,9 +331,17 @@ fn error_code(error: &RoomError) -> &'static str {
 
 pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
     let out = Out { json: args.json };
+    let mut role = args.role.map(|role| match role {
+        RoleArg::Publisher => plenum::Role::Publisher,
+        RoleArg::Viewer => plenum::Role::Viewer,
+        RoleArg::Both => plenum::Role::Both,
+    });
     let (server, room) = match &args.invite {
         Some(link) => match plenum::Invite::parse(link) {
-            Ok(invite) => (invite.server, invite.room.as_str().to_owned()),
+            Ok(invite) => {
+                role = role.or(invite.role);
+                (invite.server, invite.room.as_str().to_owned())
+            }
             Err(e) => {
                 out.error("bad_invite", e.to_string());
                 return Ok(2);
@@ -389,11 +397,7 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
         })
         .root_secret(args.secret.clone().filter(|_| args.root))
         .init_data(args.init_data.clone())
-        .role(match args.role {
-            RoleArg::Publisher => plenum::Role::Publisher,
-            RoleArg::Viewer => plenum::Role::Viewer,
-            RoleArg::Both => plenum::Role::Both,
-        })
+        .role(role.unwrap_or_default())
         .credentials(args.credentials.clone())
         .verify(args.accept_credentials.clone().map(plenum::Verify::exactly))
         .queue_size(args.queue_size)
@@ -916,6 +920,7 @@ async fn peers(out: &Out, room: &Room) {
                         "peer": p.peer, "name": p.name, "state": p.state.as_str(),
                         "path": p.path.map(|path| path.as_str()),
                         "safety_code": p.safety_code,
+                        "role": p.role.as_str(), "refused": p.refused,
                     })
                 })
                 .collect();

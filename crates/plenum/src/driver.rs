@@ -1938,6 +1938,8 @@ impl Driver {
                             state,
                             path: self.links.get(peer).and_then(|l| l.path),
                             safety_code: self.keys.get(peer).map(|k| safety_code(&mine, k)),
+                            role: self.roles.get(peer).copied().unwrap_or_default(),
+                            refused: self.refused.contains(peer),
                         }
                     })
                     .collect();

@@ -1,10 +1,13 @@
 //! Invite links: `plenum://join?server=ws%3A%2F%2F192.168.1.20%3A7878&room=standup`.
 //!
-//! An invite names a signaling server and a room, never a password. The app shows one when
-//! it hosts a room; the app's join screen and `plenum join --invite` accept it.
+//! An invite names a signaling server and a room, never a password or an access code. A
+//! presenter's invite also says that it joins as a viewer (`role=viewer`) and, when the
+//! presenter asks for one, that an access code is needed (`credentials=required`). The app
+//! shows one in every call; the app's join screen and `plenum join --invite` accept it.
 
 use std::fmt;
 
+use plenum_proto::signal::Role;
 use plenum_proto::{NameError, RoomName};
 use url::Url;
 
@@ -15,6 +18,10 @@ pub struct Invite {
     pub server: String,
     /// The room.
     pub room: RoomName,
+    /// The role to join as, when the inviter says (a presenter's invite: `Viewer`).
+    pub role: Option<Role>,
+    /// Whether the room's presenter asks for credentials (an access code) with the join.
+    pub credentials: bool,
 }
 
 /// Why a text is not an invite link.
@@ -35,6 +42,9 @@ pub enum InviteError {
     /// The `room` parameter is missing.
     #[error("the invite names no room")]
     NoRoom,
+    /// The `role` parameter is not `publisher`, `viewer` or `both`.
+    #[error("the invite's role {0:?} is not publisher, viewer or both")]
+    BadRole(String),
 }
 
 impl Invite {
@@ -47,11 +57,21 @@ impl Invite {
         if url.scheme() != Self::SCHEME || url.host_str() != Some("join") {
             return Err(InviteError::NotAnInvite);
         }
-        let (mut server, mut room) = (None, None);
+        let (mut server, mut room, mut role, mut credentials) = (None, None, None, false);
         for (key, value) in url.query_pairs() {
             match &*key {
                 "server" => server = Some(value.into_owned()),
                 "room" => room = Some(value.into_owned()),
+                "role" => {
+                    role = Some(match &*value {
+                        "publisher" => Role::Publisher,
+                        "viewer" => Role::Viewer,
+                        "both" => Role::Both,
+                        other => return Err(InviteError::BadRole(other.to_owned())),
+                    })
+                }
+                "credentials" => credentials = value == "required",
+                // Parameters of later versions are ignored.
                 _ => {}
             }
         }
@@ -61,7 +81,12 @@ impl Invite {
             return Err(InviteError::BadServer);
         }
         let room = RoomName::new(room.ok_or(InviteError::NoRoom)?)?;
-        Ok(Self { server, room })
+        Ok(Self {
+            server,
+            room,
+            role,
+            credentials,
+        })
     }
 }
 
@@ -71,6 +96,12 @@ impl fmt::Display for Invite {
         url.query_pairs_mut()
             .append_pair("server", &self.server)
             .append_pair("room", self.room.as_str());
+        if let Some(role) = self.role {
+            url.query_pairs_mut().append_pair("role", role.as_str());
+        }
+        if self.credentials {
+            url.query_pairs_mut().append_pair("credentials", "required");
+        }
         f.write_str(url.as_str())
     }
 }
@@ -84,6 +115,8 @@ mod tests {
         let invite = Invite {
             server: "ws://192.168.1.20:7878".into(),
             room: RoomName::new("team sync").unwrap(),
+            role: None,
+            credentials: false,
         };
         let link = invite.to_string();
         assert_eq!(
@@ -91,6 +124,29 @@ mod tests {
             "plenum://join?server=ws%3A%2F%2F192.168.1.20%3A7878&room=team+sync"
         );
         assert_eq!(Invite::parse(&format!("  {link}\n")).unwrap(), invite);
+    }
+
+    #[test]
+    fn a_presenters_invite_says_viewer_and_asks_for_credentials() {
+        let invite = Invite {
+            server: "ws://a:1".into(),
+            room: RoomName::new("talk").unwrap(),
+            role: Some(Role::Viewer),
+            credentials: true,
+        };
+        let link = invite.to_string();
+        assert!(
+            link.ends_with("&room=talk&role=viewer&credentials=required"),
+            "{link}"
+        );
+        assert_eq!(Invite::parse(&link).unwrap(), invite);
+        // Any other value of `credentials` asks for none; an unknown role is refused.
+        let open = Invite::parse("plenum://join?server=ws://a:1&room=talk&credentials=no").unwrap();
+        assert!(!open.credentials && open.role.is_none());
+        assert_eq!(
+            Invite::parse("plenum://join?server=ws://a:1&room=talk&role=host"),
+            Err(InviteError::BadRole("host".into()))
+        );
     }
 
     #[test]

@@ -148,6 +148,12 @@ pub struct PeerInfo {
     pub path: Option<LinkPath>,
     /// The safety code of our two keys (compare it aloud), once the peer has proven its key.
     pub safety_code: Option<String>,
+    /// What it does in the room: two viewers never link ([`Role::links_with`]).
+    ///
+    /// [`Role::links_with`]: plenum_proto::signal::Role::links_with
+    pub role: plenum_proto::signal::Role,
+    /// Whether its credentials or ours were refused: no link while it stays.
+    pub refused: bool,
 }
 
 /// Something that happened in the room.

@@ -226,6 +226,35 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
     }
 }
 
+/// The app started by WebDriver with `args`, with its own config directory under `tag`
+/// (returned, for the test to remove).
+pub fn start_app(
+    xvfb: &Xvfb,
+    app: &str,
+    args: &[String],
+    tag: &str,
+) -> (Driver, webdriver::Session, PathBuf) {
+    let config = std::env::temp_dir().join(format!("plenum-e2e-{tag}-{}", std::process::id()));
+    let driver = Driver::start(
+        &xvfb.display,
+        &[(
+            "XDG_CONFIG_HOME",
+            config.to_str().expect("a UTF-8 temp path"),
+        )],
+    );
+    let session = webdriver::Session::start(driver.port, app.as_ref(), args);
+    (driver, session, config)
+}
+
+/// `document.querySelector(css).textContent`, or `None` when nothing matches.
+pub fn text_of(app: &webdriver::Session, css: &str) -> Option<String> {
+    let v = app.execute(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+        serde_json::json!([css]),
+    );
+    v.as_str().map(str::to_owned)
+}
+
 /// The app started by WebDriver in `room` on `url` as "Ada" (with `extra` arguments), its
 /// own config directory under `tag`, the call view up and the network panel open.
 pub fn app_with_network_panel(
@@ -236,20 +265,12 @@ pub fn app_with_network_panel(
     tag: &str,
 ) -> (Driver, webdriver::Session) {
     let long = Duration::from_secs(40);
-    let config = std::env::temp_dir().join(format!("plenum-e2e-{tag}-{}", std::process::id()));
-    let driver = Driver::start(
-        &xvfb.display,
-        &[(
-            "XDG_CONFIG_HOME",
-            config.to_str().expect("a UTF-8 temp path"),
-        )],
-    );
     let mut args: Vec<String> = ["--server", url, "--room", room, "--name", "Ada"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
-    let session = webdriver::Session::start(driver.port, app.as_ref(), &args);
+    let (driver, session, _config) = start_app(xvfb, app, &args, tag);
     wait_for(long, "the call view", || session.find("#call"));
     let button = wait_for(long, "the network button", || {
         session.find("#network-button")

@@ -234,20 +234,22 @@ pub fn spawn_join_env(
     Proc::spawn_program_env(bin(), &join_args(url, room, name, extra), env)
 }
 
+/// A headless peer on loopback joining through an invite link (its role comes from the
+/// invite unless `extra` says `--role`).
+pub fn spawn_join_invite(invite: &str, name: &str, extra: &[&str]) -> Proc {
+    Proc::spawn(&peer_args(&["--invite", invite], name, extra))
+}
+
 /// `plenum join` arguments for a headless peer on loopback.
 fn join_args<'a>(url: &'a str, room: &'a str, name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "join",
-        "--server",
-        url,
-        "--room",
-        room,
-        "--name",
-        name,
-        "--json",
-        "--bind-ip",
-        "127.0.0.1",
-    ];
+    peer_args(&["--server", url, "--room", room], name, extra)
+}
+
+/// `plenum join PLACE --name NAME --json --bind-ip 127.0.0.1 EXTRA...`.
+fn peer_args<'a>(place: &[&'a str], name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["join"];
+    args.extend_from_slice(place);
+    args.extend_from_slice(&["--name", name, "--json", "--bind-ip", "127.0.0.1"]);
     args.extend_from_slice(extra);
     args
 }
