@@ -256,10 +256,16 @@ async fn commands_refuse_bad_input_with_typed_errors() {
         err(a.app.board_begin(pen(vec![])).await),
         ErrorKind::NotInRoom
     );
+    assert_eq!(err(a.app.raise_hand(true).await), ErrorKind::NotInRoom);
     assert_eq!(
         err(a.app.read_invite("https://example.com")),
         ErrorKind::BadInput
     );
+    // An invite whose role is not one of ours says so.
+    let bad_role = "plenum://join?server=ws%3A%2F%2Fh%3A1&room=r&role=king";
+    let refused = a.app.read_invite(bad_role).expect_err("a bad role");
+    assert_eq!(refused.kind, ErrorKind::BadInput);
+    assert!(refused.message.contains("king"), "{}", refused.message);
 
     let owner = peer("owner", Args::default());
     let mut locked = req(&server.url(), "locked", "Owner");
