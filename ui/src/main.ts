@@ -3,7 +3,7 @@ import { openUrl } from "@tauri-apps/plugin-opener";
 import type { JoinRequest, Joined, UiEvent } from "./bindings";
 import { CallView } from "./call";
 import { clear } from "./dom";
-import { api, errorText, onEvent } from "./ipc";
+import { type Api, api, errorText, onEvent } from "./ipc";
 import { joinScreen, type Prefill } from "./join";
 import { probe } from "./probe";
 import "./styles.css";
@@ -12,6 +12,22 @@ const root = document.getElementById("app") as HTMLElement;
 (window as unknown as { plenumProbe: unknown }).plenumProbe = (transport: "channel" | "socket", count: number, bytes: number) =>
   probe(api, transport, count, bytes);
 let call: CallView | null = null;
+/** Events between a join's answer and its call view (a presenter can refuse us at once):
+ * kept for the view, at most `EARLY_MAX`. `null` while no join is under way: dropped. */
+let early: UiEvent[] | null = null;
+const EARLY_MAX = 256;
+/** The commands the join screen uses; a join or host starts keeping early events. */
+const joining: Api = {
+  ...api,
+  join: (req) => {
+    early = [];
+    return api.join(req);
+  },
+  host: (req) => {
+    early = [];
+    return api.host(req);
+  },
+};
 
 function openLink(href: string): void {
   if (!/^https?:\/\//.test(href)) return;
@@ -21,7 +37,8 @@ function openLink(href: string): void {
 async function showJoin(prefill: Prefill = {}, notice: string | null = null): Promise<void> {
   const prefs = await api.prefs().catch(() => ({ name: "", server: "", recent: [], microphone: null, speaker: null, verified: [] }));
   clear(root);
-  root.appendChild(joinScreen(api, prefs, prefill, notice, enterCall));
+  early = null;
+  root.appendChild(joinScreen(joining, prefs, prefill, notice, enterCall));
   (document.getElementById(prefs.name || prefill.name ? "join-room" : "join-name") as HTMLInputElement | null)?.focus();
 }
 
@@ -36,11 +53,16 @@ function enterCall(joined: Joined): void {
   clear(root);
   root.appendChild(call.element);
   document.title = `${joined.room} — Plenum`;
+  const missed = early ?? [];
+  early = null;
+  for (const event of missed) call?.handle(event);
 }
 
 async function start(): Promise<void> {
-  // Events that arrive before the call view exists (none should) are dropped.
-  await onEvent((event: UiEvent) => call?.handle(event));
+  await onEvent((event: UiEvent) => {
+    if (call) call.handle(event);
+    else if (early && early.length < EARLY_MAX) early.push(event);
+  });
   let request: JoinRequest | null = null;
   try {
     request = await api.launchRequest();
@@ -49,7 +71,7 @@ async function start(): Promise<void> {
   }
   if (request && request.name) {
     try {
-      return enterCall(await api.join(request));
+      return enterCall(await joining.join(request));
     } catch (e) {
       return showJoin(request, errorText(e));
     }

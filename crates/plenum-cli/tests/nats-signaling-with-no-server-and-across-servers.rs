@@ -82,6 +82,10 @@ fn two_servers_share_a_room_and_a_peer_moves_when_its_server_dies() {
         .expect(Duration::from_secs(10), "third's leave", |v| {
             event(v) == "peer_leave" && v["peer"] == third.id.as_str()
         });
+    // a hears third's goodbye over their link, which can come before the home has the
+    // leave third sent through s2. Killed then, s2 would take that leave with it, and third
+    // would keep its seat as an away peer for the grace: the home must have it first.
+    wait_for_seat(&s1.url, "shared", &["--password", "pw"]);
 
     // b's server dies: b moves to the first server and takes its place back; its link to
     // a never went down.
@@ -105,6 +109,25 @@ fn two_servers_share_a_room_and_a_peer_moves_when_its_server_dies() {
         })
         .collect();
     assert!(dropped.is_empty(), "a and b lost each other: {dropped:?}");
+}
+
+/// Waits until a peer joining `room` through `url` is admitted (a room at its limit
+/// refuses it with `room_full` until a seat is free), then makes it leave.
+fn wait_for_seat(url: &str, room: &str, extra: &[&str]) {
+    for _ in 0..50 {
+        let mut probe = spawn_join(url, room, "probe", extra);
+        let v = probe.expect(Duration::from_secs(10), "joined or refused", |v| {
+            matches!(event(v), "joined" | "error")
+        });
+        if event(&v) == "joined" {
+            probe.cmd(json!({"cmd": "leave"}));
+            assert_eq!(probe.wait_exit(Duration::from_secs(10)), Some(0));
+            return;
+        }
+        assert_eq!(v["code"], "room_full", "{v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no seat came free in {room}");
 }
 
 #[test]
