@@ -112,6 +112,10 @@ impl Session {
         (identity, verified): (&plenum::Identity, Verified),
     ) -> Result<Self, CommandError> {
         let bad = CommandError::bad_input;
+        // A presenter's code: what everyone who links to us must present.
+        let viewer_code =
+            access_code(req.viewer_code.as_deref()).filter(|_| req.role == Role::Publisher);
+        let asks_code = viewer_code.is_some();
         let config = RoomConfig::builder(req.room.trim(), req.name.trim())
             .server(req.server.trim())
             .identity(identity.clone())
@@ -129,11 +133,7 @@ impl Session {
             )
             .role(req.role.into())
             .credentials(access_code(req.access_code.as_deref()))
-            .verify(
-                access_code(req.viewer_code.as_deref())
-                    .filter(|_| req.role == Role::Publisher)
-                    .map(plenum::Verify::exactly),
-            )
+            .verify(viewer_code.map(plenum::Verify::exactly))
             .build()
             .map_err(bad)?;
         let room_name = config.room().clone();
@@ -148,7 +148,7 @@ impl Session {
             server: server.clone(),
             room: room_name.clone(),
             role: presenting.then_some(plenum::Role::Viewer),
-            credentials: presenting && access_code(req.viewer_code.as_deref()).is_some(),
+            credentials: asks_code,
         }
         .to_string();
         let me = PeerView {

@@ -359,7 +359,7 @@ enum Route {
     },
     /// The room lives here.
     Local(ConnId),
-    /// The room lives on this server.
+    /// The room lives on another server, its home.
     Remote(String),
 }
 
@@ -571,24 +571,13 @@ impl Inner {
     /// A server that is gone: our clients it held lose their connection (they reconnect,
     /// and their rooms move), and its clients we held are away (they resume elsewhere).
     async fn forget_server(&self, server: &str) {
-        let fronts = {
-            let mut fronts = lock(&self.fronts);
-            let gone: Vec<u64> = fronts
-                .iter()
-                .filter(|(_, f)| f.home == server)
-                .map(|(id, _)| *id)
-                .collect();
-            gone.iter().filter_map(|id| fronts.remove(id)).count()
-        };
-        let backs: Vec<ConnId> = {
-            let mut backs = lock(&self.backs);
-            let gone: Vec<(String, u64)> = backs
-                .keys()
-                .filter(|(from, _)| from == server)
-                .cloned()
-                .collect();
-            gone.iter().filter_map(|k| backs.remove(k)).collect()
-        };
+        let fronts = lock(&self.fronts)
+            .extract_if(|_, f| f.home == server)
+            .count();
+        let backs: Vec<ConnId> = lock(&self.backs)
+            .extract_if(|(from, _), _| from == server)
+            .map(|(_, conn)| conn)
+            .collect();
         tracing::warn!(
             server,
             clients_moved = fronts,
@@ -607,15 +596,18 @@ enum Ping {
     Gone,
 }
 
+/// A federation frame from NATS, or `None` (refused and counted) when it is not one.
+fn decode<T: serde::de::DeserializeOwned>(inner: &Inner, payload: &[u8]) -> Option<T> {
+    serde_json::from_slice(payload)
+        .map_err(|e| inner.refuse(&format!("malformed: {e}"), "?", 0))
+        .ok()
+}
+
 /// Frames other servers forward to rooms that live here.
 async fn read_up(inner: Arc<Inner>, mut sub: async_nats::Subscriber) {
     while let Some(msg) = sub.next().await {
-        let up: Up = match serde_json::from_slice(&msg.payload) {
-            Ok(up) => up,
-            Err(e) => {
-                inner.refuse(&format!("malformed: {e}"), "?", 0);
-                continue;
-            }
+        let Some(up) = decode::<Up>(&inner, &msg.payload) else {
+            continue;
         };
         let (from, conn) = match &up {
             Up::Open { from, conn, .. }
@@ -683,12 +675,8 @@ async fn send_down(inner: Arc<Inner>, server: String, conn: u64, mut rx: mpsc::R
 /// Homes' frames for our clients.
 async fn read_down(inner: Arc<Inner>, mut sub: async_nats::Subscriber) {
     while let Some(msg) = sub.next().await {
-        let down: Down = match serde_json::from_slice(&msg.payload) {
-            Ok(down) => down,
-            Err(e) => {
-                inner.refuse(&format!("malformed: {e}"), "?", 0);
-                continue;
-            }
+        let Some(down) = decode::<Down>(&inner, &msg.payload) else {
+            continue;
         };
         let (from, conn) = match &down {
             Down::Frame { from, conn, .. } | Down::Close { from, conn } => (from.clone(), *conn),
