@@ -245,10 +245,15 @@ fn a_tree_of_fifteen_forms_heals_and_outlives_its_root() {
             .copied()
             .find(|i| peers[*i].id == *orphan)
             .expect("orphan alive");
-        assert_eq!(
-            &seen.state[&i]["children"], children,
-            "orphan {i} kept its subtree"
-        );
+        // It keeps every child it had; a free place may since have taken another
+        // orphan (its sibling can rejoin under it).
+        let now = seen.state[&i]["children"].as_array().expect("children");
+        for child in children.as_array().expect("children") {
+            assert!(
+                now.contains(child),
+                "orphan {i} lost child {child} of its subtree: had {children}, has {now:?}"
+            );
+        }
     }
     let from = leaf(&seen, &alive, root);
     broadcast_until_all(
