@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Rebuild third_party/{webrtc,rtc} from the published crates plus third_party/patches/.
+"""Rebuild third_party/{webrtc,rtc,rtc-dtls} from the published crates plus third_party/patches/.
 
-Usage: scripts/vendor-webrtc.py  (after `cargo fetch` has the published crates in ~/.cargo/registry)
+Usage: scripts/vendor-webrtc.py [crate ...]  (all of them by default; the published crates
+must be in ~/.cargo/registry, e.g. fetched by a scratch project that depends on them)
 
 The copies keep only what a library build needs (src/, licences, README, a Cargo.toml
 without examples, tests, benches and dev-dependencies); the patches are then applied with
@@ -9,7 +10,7 @@ without examples, tests, benches and dev-dependencies); the patches are then app
 """
 import glob, os, re, shutil, subprocess, sys
 
-CRATES = {"webrtc": "0.21.1", "rtc": "0.21.1"}
+CRATES = {"webrtc": "0.21.1", "rtc": "0.21.1", "rtc-dtls": "0.21.1"}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEST = os.path.join(ROOT, "third_party")
 REGISTRY = os.path.expanduser(os.environ.get("CARGO_HOME", "~/.cargo")) + "/registry/src/*/"
@@ -27,6 +28,8 @@ def strip_manifest(text):
     return "\n".join(out) + "\n"
 
 for name, version in CRATES.items():
+    if len(sys.argv) > 1 and name not in sys.argv[1:]:
+        continue
     matches = glob.glob(f"{REGISTRY}{name}-{version}")
     if not matches:
         sys.exit(f"{name}-{version} is not in the cargo registry: run `cargo fetch` first")
