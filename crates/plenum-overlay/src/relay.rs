@@ -316,6 +316,12 @@ pub enum RelayOutput {
         /// The engine's payload.
         data: Vec<u8>,
     },
+    /// A direct link the application asked for ([`RelayNode::connect`]) did not open in
+    /// [`CONNECT_ATTEMPTS`] attempts.
+    LinkFailed {
+        /// The peer.
+        peer: PeerId,
+    },
     /// A frame we sent did not reach its target.
     Unreachable {
         /// The target.
@@ -378,6 +384,10 @@ const SPARE_FROM: usize = 8;
 /// Copies of frames remembered to filter them.
 const SEEN_MAX: usize = 65_536;
 
+/// Attempts at a direct link the application asked for before it is reported failed: one
+/// attempt is lost to a negotiation frame that churn dropped, or to a stale half-open link.
+pub const CONNECT_ATTEMPTS: u8 = 3;
+
 /// One node of a relay network. See the module docs.
 #[derive(Debug)]
 pub struct RelayNode {
@@ -409,6 +419,8 @@ pub struct RelayNode {
     /// Peers with no other link that we took while full: the neighbour we let go for
     /// them links to them in our place.
     lone: BTreeSet<PeerId>,
+    /// Direct links the application asked for and not open yet, with the attempts left.
+    wanted: BTreeMap<PeerId, u8>,
     outputs: VecDeque<RelayOutput>,
 }
 
@@ -436,6 +448,7 @@ impl RelayNode {
             unacked: BTreeMap::new(),
             rng: seed ^ 0x7e1a_7e1a,
             lone: BTreeSet::new(),
+            wanted: BTreeMap::new(),
             outputs: VecDeque::new(),
         })
     }
@@ -736,17 +749,54 @@ impl RelayNode {
     /// Forms a direct link to `peer` (its negotiation relayed over the network). The
     /// application asked for it: a full peer takes it too.
     pub fn connect(&mut self, peer: PeerId) {
+        if peer == self.me || RelayId::of(&peer).is_none() || self.up.contains_key(&peer) {
+            return;
+        }
         self.learn(&peer);
+        self.wanted.insert(peer.clone(), CONNECT_ATTEMPTS);
+        self.attempt(peer);
+    }
+
+    /// One attempt at a link the application asked for: asked again now, whatever an
+    /// earlier request (perhaps through a server that is gone) is waiting for, with a
+    /// link attempt of its own (not the rest of a stale one's time).
+    fn attempt(&mut self, peer: PeerId) {
+        let Some(left) = self.wanted.get_mut(&peer) else {
+            return;
+        };
+        if *left == 0 {
+            self.wanted.remove(&peer);
+            self.outputs.push_back(RelayOutput::LinkFailed { peer });
+            return;
+        }
+        *left -= 1;
         self.shunned.remove(&peer);
-        // Asked again now, whatever an earlier request (perhaps through a server that is
-        // gone) is waiting for.
         self.pending.remove(&peer);
+        self.links.handle_input(Input::PeerGone {
+            peer: peer.clone(),
+            now: self.now,
+        });
         let via_server = self.up.is_empty();
         self.ask_via(peer, via_server, true);
     }
 
+    /// Links the application asked for whose attempt ended without them: tried again,
+    /// or reported failed.
+    fn retry_wanted(&mut self) {
+        let ended: Vec<PeerId> = self
+            .wanted
+            .keys()
+            .filter(|p| !self.up.contains_key(*p) && !self.pending.contains_key(*p))
+            .cloned()
+            .collect();
+        for peer in ended {
+            self.attempt(peer);
+        }
+    }
+
     /// Closes the direct link to `peer`.
     pub fn disconnect(&mut self, peer: &PeerId) {
+        self.wanted.remove(peer);
         self.shunned
             .insert(peer.clone(), self.now + self.config.refresh * 4);
         self.drop_link(peer);
@@ -1073,6 +1123,7 @@ impl RelayNode {
 
     fn on_link_up(&mut self, peer: PeerId) {
         self.pending.remove(&peer);
+        self.wanted.remove(&peer);
         if !self.links.neighbours().contains(&peer) {
             // A link we no longer want (given up on, or let go) opened after all.
             self.outputs.push_back(RelayOutput::Disconnect { peer });
@@ -1159,6 +1210,12 @@ impl RelayNode {
     }
 
     fn on_link_down(&mut self, peer: &PeerId) {
+        self.repair(peer);
+        self.retry_wanted();
+    }
+
+    /// A link closed, or one opening failed: the network is mended round it.
+    fn repair(&mut self, peer: &PeerId) {
         let theirs = self.around.get(peer).cloned().unwrap_or_default();
         let Some(lost) = self.up.get(peer).copied() else {
             self.drop_link(peer);
@@ -1199,6 +1256,7 @@ impl RelayNode {
                 .insert(peer.clone(), now + self.config.refresh * 4);
             self.stop_asking(peer);
         }
+        self.retry_wanted();
         let due: Vec<u64> = self
             .unacked
             .iter()

@@ -716,3 +716,95 @@ fn a_full_peer_whose_links_are_all_needed_refuses() {
         initiate: true
     }));
 }
+
+/// A node linked to B that the application asked for a link to C; its clock's origin.
+fn asking_through_a_neighbour() -> (Instant, RelayNode, PeerId, PeerId) {
+    let t0 = Instant::now();
+    let (a_id, b_id, c_id) = (rid(1), rid(2), rid(3));
+    let mut a = RelayNode::new(a_id.clone(), config(4), t0, 1).unwrap();
+    let mut b = RelayNode::new(b_id.clone(), config(4), t0, 2).unwrap();
+    neighbours(&mut a, &mut b, a_id, b_id.clone(), t0);
+    a.connect(c_id.clone());
+    (t0, a, b_id, c_id)
+}
+
+/// A second of `a`'s time to `now`, its neighbour B heard from all along; what it said.
+fn second_with(a: &mut RelayNode, b: &PeerId, now: Instant) -> Vec<RelayOutput> {
+    a.handle_input(Input::Heard {
+        peer: b.clone(),
+        now,
+    });
+    a.handle_input(Input::Tick { now });
+    drain(a)
+}
+
+#[test]
+fn an_asked_link_that_does_not_open_is_asked_again_then_reported_failed() {
+    let (t0, mut a, b_id, c_id) = asking_through_a_neighbour();
+    // C never answers (its answer is lost, say): each attempt's request is a new frame.
+    let mut requests = BTreeSet::new();
+    let mut failed_at = None;
+    let mut out = drain(&mut a);
+    for second in 1..=90 {
+        for o in &out {
+            match o {
+                RelayOutput::Send {
+                    msg: RelayMsg::Route(f),
+                    ..
+                } if f.kind == RouteKind::Link && f.target == c_id && failed_at.is_none() => {
+                    requests.insert(f.seq);
+                }
+                RelayOutput::LinkFailed { peer } => {
+                    assert_eq!(*peer, c_id);
+                    assert!(failed_at.is_none(), "reported twice");
+                    failed_at = Some(second);
+                }
+                _ => {}
+            }
+        }
+        // B stays (its heartbeats come back); the requests go on over B.
+        out = second_with(&mut a, &b_id, t0 + Duration::from_secs(second));
+    }
+    assert_eq!(
+        requests.len(),
+        usize::from(CONNECT_ATTEMPTS),
+        "{requests:?}"
+    );
+    assert!(failed_at.is_some(), "the failure is reported");
+    // Asked for again, it is tried afresh.
+    a.connect(c_id.clone());
+    assert!(
+        routed(&drain(&mut a))
+            .iter()
+            .any(|(_, f)| f.kind == RouteKind::Link && !requests.contains(&f.seq))
+    );
+}
+
+#[test]
+fn an_asked_link_that_opened_is_never_reported_failed() {
+    let (t0, mut a, b_id, c_id) = asking_through_a_neighbour();
+    drain(&mut a);
+    let up = t0 + Duration::from_secs(1);
+    a.handle_input(Input::LinkUp {
+        peer: c_id.clone(),
+        now: up,
+    });
+    drain(&mut a);
+    // Its link closes later.
+    let down = t0 + Duration::from_secs(30);
+    a.handle_input(Input::LinkDown {
+        peer: c_id.clone(),
+        now: down,
+    });
+    // Whatever the mending asks of C meanwhile fails: nothing is reported, as the
+    // application's request was met.
+    let mut out = drain(&mut a);
+    for second in 31..=120 {
+        out.extend(second_with(&mut a, &b_id, t0 + Duration::from_secs(second)));
+    }
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, RelayOutput::LinkFailed { .. })),
+        "{out:?}"
+    );
+}

@@ -668,6 +668,14 @@ impl Driver {
                         }
                     }
                 }
+                RelayOutput::LinkFailed { peer } => {
+                    let reason = format!(
+                        "no direct link after {} attempts",
+                        plenum_overlay::relay::CONNECT_ATTEMPTS
+                    );
+                    self.emit(RoomEvent::Error(RoomError::LinkFailed { peer, reason }))
+                        .await;
+                }
                 RelayOutput::Unreachable { target, .. } => {
                     tracing::info!(peer = target.short(), "relay target unreachable");
                     self.emit(RoomEvent::Error(RoomError::Unreachable { peer: target }))
