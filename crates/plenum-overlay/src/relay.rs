@@ -388,6 +388,15 @@ const SEEN_MAX: usize = 65_536;
 /// attempt is lost to a negotiation frame that churn dropped, or to a stale half-open link.
 pub const CONNECT_ATTEMPTS: u8 = 3;
 
+/// A direct link the application asked for, not open yet.
+#[derive(Debug, Clone, Copy)]
+struct Wanted {
+    /// Attempts not made yet.
+    left: u8,
+    /// When the next attempt is made, once the last one ended without the link.
+    next: Option<Instant>,
+}
+
 /// One node of a relay network. See the module docs.
 #[derive(Debug)]
 pub struct RelayNode {
@@ -419,8 +428,8 @@ pub struct RelayNode {
     /// Peers with no other link that we took while full: the neighbour we let go for
     /// them links to them in our place.
     lone: BTreeSet<PeerId>,
-    /// Direct links the application asked for and not open yet, with the attempts left.
-    wanted: BTreeMap<PeerId, u8>,
+    /// Direct links the application asked for and not open yet.
+    wanted: BTreeMap<PeerId, Wanted>,
     outputs: VecDeque<RelayOutput>,
 }
 
@@ -753,7 +762,11 @@ impl RelayNode {
             return;
         }
         self.learn(&peer);
-        self.wanted.insert(peer.clone(), CONNECT_ATTEMPTS);
+        let wanted = Wanted {
+            left: CONNECT_ATTEMPTS,
+            next: None,
+        };
+        self.wanted.insert(peer.clone(), wanted);
         self.attempt(peer);
     }
 
@@ -761,15 +774,11 @@ impl RelayNode {
     /// earlier request (perhaps through a server that is gone) is waiting for, with a
     /// link attempt of its own (not the rest of a stale one's time).
     fn attempt(&mut self, peer: PeerId) {
-        let Some(left) = self.wanted.get_mut(&peer) else {
+        let Some(wanted) = self.wanted.get_mut(&peer) else {
             return;
         };
-        if *left == 0 {
-            self.wanted.remove(&peer);
-            self.outputs.push_back(RelayOutput::LinkFailed { peer });
-            return;
-        }
-        *left -= 1;
+        wanted.left = wanted.left.saturating_sub(1);
+        wanted.next = None;
         self.shunned.remove(&peer);
         self.pending.remove(&peer);
         self.links.handle_input(Input::PeerGone {
@@ -780,9 +789,12 @@ impl RelayNode {
         self.ask_via(peer, via_server, true);
     }
 
-    /// Links the application asked for whose attempt ended without them: tried again,
-    /// or reported failed.
+    /// Links the application asked for whose attempt ended without them: tried again
+    /// once the network had time to mend (an attempt can end at once, its target
+    /// unreachable while churn has the network split), one refresh after the first
+    /// attempt, two after the second; reported failed after the last.
     fn retry_wanted(&mut self) {
+        let now = self.now;
         let ended: Vec<PeerId> = self
             .wanted
             .keys()
@@ -790,7 +802,21 @@ impl RelayNode {
             .cloned()
             .collect();
         for peer in ended {
-            self.attempt(peer);
+            let Some(wanted) = self.wanted.get_mut(&peer) else {
+                continue;
+            };
+            match wanted.next {
+                _ if wanted.left == 0 => {
+                    self.wanted.remove(&peer);
+                    self.outputs.push_back(RelayOutput::LinkFailed { peer });
+                }
+                None => {
+                    let made = u32::from(CONNECT_ATTEMPTS - wanted.left);
+                    wanted.next = Some(now + self.config.refresh * made);
+                }
+                Some(at) if now >= at => self.attempt(peer),
+                Some(_) => {}
+            }
         }
     }
 
@@ -1328,6 +1354,9 @@ impl RelayNode {
                 }
                 if let Some(p) = self.pending.values().min() {
                     at = at.min(*p);
+                }
+                if let Some(w) = self.wanted.values().filter_map(|w| w.next).min() {
+                    at = at.min(w);
                 }
                 RelayOutput::Timeout(at.max(self.now))
             }

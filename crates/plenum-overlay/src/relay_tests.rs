@@ -741,7 +741,9 @@ fn second_with(a: &mut RelayNode, b: &PeerId, now: Instant) -> Vec<RelayOutput> 
 #[test]
 fn an_asked_link_that_does_not_open_is_asked_again_then_reported_failed() {
     let (t0, mut a, b_id, c_id) = asking_through_a_neighbour();
-    // C never answers (its answer is lost, say): each attempt's request is a new frame.
+    // C never answers (its answer is lost, say): each attempt's request is a new frame,
+    // asking as a peer with no link would (degree 0: a full C takes it too). Requests
+    // the network's own mending makes meanwhile give their real degree.
     let mut requests = BTreeSet::new();
     let mut failed_at = None;
     let mut out = drain(&mut a);
@@ -751,7 +753,11 @@ fn an_asked_link_that_does_not_open_is_asked_again_then_reported_failed() {
                 RelayOutput::Send {
                     msg: RelayMsg::Route(f),
                     ..
-                } if f.kind == RouteKind::Link && f.target == c_id && failed_at.is_none() => {
+                } if f.kind == RouteKind::Link
+                    && f.target == c_id
+                    && f.data == [0]
+                    && failed_at.is_none() =>
+                {
                     requests.insert(f.seq);
                 }
                 RelayOutput::LinkFailed { peer } => {
@@ -807,4 +813,71 @@ fn an_asked_link_that_opened_is_never_reported_failed() {
             .any(|o| matches!(o, RelayOutput::LinkFailed { .. })),
         "{out:?}"
     );
+}
+
+/// B's report to A that its frame `seq` of `kind` for `target` found no way.
+fn unreachable_report(b: &PeerId, a: &PeerId, report: u64, seq: u64, target: &PeerId) -> RelayMsg {
+    let mut data = seq.to_be_bytes().to_vec();
+    data.extend_from_slice(target.as_str().as_bytes());
+    data.push(codec::kind_byte(RouteKind::Link));
+    RelayMsg::Route(RouteFrame {
+        kind: RouteKind::Unreachable,
+        origin: b.clone(),
+        target: a.clone(),
+        seq: report,
+        hops: 1,
+        back: false,
+        attempt: 0,
+        visited: vec![b.clone(), a.clone()],
+        path: vec![b.clone(), a.clone()],
+        data,
+    })
+}
+
+/// The link request among what `a` says now.
+fn link_request(a: &mut RelayNode) -> Option<RouteFrame> {
+    routed(&drain(a))
+        .into_iter()
+        .map(|(_, f)| f)
+        .find(|f| f.kind == RouteKind::Link)
+}
+
+#[test]
+fn an_asked_link_whose_target_is_unreachable_is_asked_again_once_the_network_can_mend() {
+    let (t0, mut a, b_id, c_id) = asking_through_a_neighbour();
+    let a_id = rid(1);
+    let request = link_request(&mut a).expect("a request");
+    // The network is split: the request finds no way, and neither does the one asked
+    // over the network in place of the server (which is away), so the attempt ends at
+    // once.
+    let report = unreachable_report(&b_id, &a_id, 900, request.seq, &c_id);
+    a.handle_msg(b_id.clone(), report, t0);
+    assert!(drain(&mut a).contains(&RelayOutput::SignalLink {
+        peer: c_id.clone(),
+        degree: 0
+    }));
+    a.ask_over_network(c_id.clone(), 0);
+    let over = link_request(&mut a).expect("asked over the network");
+    let report = unreachable_report(&b_id, &a_id, 901, over.seq, &c_id);
+    a.handle_msg(b_id.clone(), report, t0);
+    drain(&mut a);
+    let asked_before = |out: &[RelayOutput], seen: &[u64]| {
+        routed(out)
+            .iter()
+            .any(|(_, f)| f.kind == RouteKind::Link && f.target == c_id && !seen.contains(&f.seq))
+    };
+    let seen = [request.seq, over.seq];
+    // Not at once: one refresh (5 s) for the network to mend first.
+    for second in 1..5 {
+        let out = second_with(&mut a, &b_id, t0 + Duration::from_secs(second));
+        assert!(!asked_before(&out, &seen), "asked again at {second} s");
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, RelayOutput::LinkFailed { .. }))
+        );
+    }
+    let out: Vec<RelayOutput> = (5..=7)
+        .flat_map(|s| second_with(&mut a, &b_id, t0 + Duration::from_secs(s)))
+        .collect();
+    assert!(asked_before(&out, &seen), "the second attempt: {out:?}");
 }
