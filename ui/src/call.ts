@@ -361,13 +361,18 @@ export class CallView {
     this.micButton.textContent = state === "on" ? "Mic on" : state === "muted" ? "Muted" : "Mic off";
   }
 
-  async toggleMic(): Promise<void> {
-    const on = this.micButton.dataset.mic !== "on";
+  /** Shows what the engine answers to `call`, or says why it refused. */
+  private async shown<T>(call: Promise<T>, show: (answer: T) => void): Promise<void> {
     try {
-      this.showMic(await this.api.setMic(on));
+      show(await call);
     } catch (e) {
       this.notify(errorText(e));
     }
+  }
+
+  async toggleMic(): Promise<void> {
+    const on = this.micButton.dataset.mic !== "on";
+    await this.shown(this.api.setMic(on), (s) => this.showMic(s));
   }
 
   private showVideo(state: { camera: boolean; screen: boolean }): void {
@@ -379,21 +384,13 @@ export class CallView {
 
   async toggleCamera(): Promise<void> {
     const on = this.cameraButton.dataset.camera !== "on";
-    try {
-      this.showVideo(await this.api.setCamera(on ? (this.camera ?? "default") : null));
-    } catch (e) {
-      this.notify(errorText(e));
-    }
+    await this.shown(this.api.setCamera(on ? (this.camera ?? "default") : null), (s) => this.showVideo(s));
   }
 
   /** Stops sharing, or asks what to share. */
   async toggleShare(): Promise<void> {
     if (this.shareButton.dataset.sharing === "true") {
-      try {
-        this.showVideo(await this.api.shareScreen(null));
-      } catch (e) {
-        this.notify(errorText(e));
-      }
+      await this.shown(this.api.shareScreen(null), (s) => this.showVideo(s));
       return;
     }
     const { screens } = await this.api.videoDevices();
@@ -416,11 +413,7 @@ export class CallView {
     close.addEventListener("click", () => (this.sharePicker.hidden = true));
     share.addEventListener("click", async () => {
       this.sharePicker.hidden = true;
-      try {
-        this.showVideo(await this.api.shareScreen(select.value));
-      } catch (e) {
-        this.notify(errorText(e));
-      }
+      await this.shown(this.api.shareScreen(select.value), (s) => this.showVideo(s));
     });
   }
 
@@ -434,11 +427,7 @@ export class CallView {
   /** Raises our hand, or lowers it. */
   async toggleHand(): Promise<void> {
     const raise = this.handButton.dataset.hand !== "true";
-    try {
-      this.showHand(await this.api.raiseHand(raise));
-    } catch (e) {
-      this.notify(errorText(e));
-    }
+    await this.shown(this.api.raiseHand(raise), (raised) => this.showHand(raised));
   }
 
   private showHand(raised: boolean): void {

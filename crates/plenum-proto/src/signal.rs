@@ -186,6 +186,13 @@ impl Role {
             Self::Both => "both",
         }
     }
+
+    /// The role [`as_str`](Self::as_str) writes as `name`, if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Publisher, Self::Viewer, Self::Both]
+            .into_iter()
+            .find(|r| r.as_str() == name)
+    }
 }
 
 /// One peer of a room as the server describes it.
@@ -538,6 +545,10 @@ mod tests {
         let text = serde_json::to_string(&viewer).unwrap();
         assert!(text.contains(r#""role":"viewer""#), "{text}");
         assert!(serde_json::from_str::<Role>(r#""watcher""#).is_err());
+        for role in [Publisher, Viewer, Both] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("watcher"), None);
         // Credentials ride with offers; a refusal has its reason.
         let refused: SignalPayload =
             serde_json::from_str(r#"{"kind":"refused","reason":"no"}"#).unwrap();

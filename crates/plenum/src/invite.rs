@@ -63,12 +63,10 @@ impl Invite {
                 "server" => server = Some(value.into_owned()),
                 "room" => room = Some(value.into_owned()),
                 "role" => {
-                    role = Some(match &*value {
-                        "publisher" => Role::Publisher,
-                        "viewer" => Role::Viewer,
-                        "both" => Role::Both,
-                        other => return Err(InviteError::BadRole(other.to_owned())),
-                    })
+                    role = Some(
+                        Role::parse(&value)
+                            .ok_or_else(|| InviteError::BadRole(value.clone().into_owned()))?,
+                    )
                 }
                 "credentials" => credentials = value == "required",
                 // Parameters of later versions are ignored.
