@@ -301,6 +301,27 @@ impl Drop for Encoder {
     }
 }
 
+/// The widest or tallest picture a [`Decoder`] accepts.
+pub const MAX_DECODE_SIDE: u32 = 4096;
+/// The most pixels a [`Decoder`] accepts in one picture (4096x2304): a keyframe that
+/// declares more is refused before libvpx allocates for it.
+pub const MAX_DECODE_PIXELS: u64 = 4096 * 2304;
+
+/// The picture size a VP8 keyframe declares (RFC 6386, section 9.1), or `None` for an inter
+/// frame or bytes too short to say.
+pub fn keyframe_size(frame: &[u8]) -> Option<(u32, u32)> {
+    let [tag, _, _, s0, s1, s2, w0, w1, h0, h1, ..] = *frame else {
+        return None;
+    };
+    // Bit 0 of the frame tag is 0 for a keyframe, which carries a start code and its size.
+    if tag & 1 != 0 || [s0, s1, s2] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let width = u32::from(u16::from_le_bytes([w0, w1]) & 0x3fff);
+    let height = u32::from(u16::from_le_bytes([h0, h1]) & 0x3fff);
+    Some((width, height))
+}
+
 /// A decoded picture, tightly packed I420.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Picture {
@@ -347,8 +368,17 @@ impl Decoder {
     }
 
     /// Decodes one frame; `None` if it produced no picture. Corrupt input is an error, and the
-    /// decoder stays usable (the next keyframe restores the picture).
+    /// decoder stays usable (the next keyframe restores the picture). A keyframe larger than
+    /// [`MAX_DECODE_SIDE`] or [`MAX_DECODE_PIXELS`] is refused with
+    /// [`VpxError::Dimensions`] before it is decoded.
     pub fn decode(&mut self, frame: &[u8]) -> Result<Option<Picture>, VpxError> {
+        if let Some((width, height)) = keyframe_size(frame)
+            && (width > MAX_DECODE_SIDE
+                || height > MAX_DECODE_SIDE
+                || u64::from(width) * u64::from(height) > MAX_DECODE_PIXELS)
+        {
+            return Err(VpxError::Dimensions { width, height });
+        }
         let size = c_uint::try_from(frame.len()).map_err(|_| VpxError::Codec {
             call: "decode",
             message: "frame too large".into(),
@@ -535,5 +565,50 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_keyframe_declaring_a_huge_picture_is_refused_before_decoding() {
+        let mut enc = Encoder::new(EncoderConfig {
+            width: 64,
+            height: 48,
+            bitrate_kbps: 100,
+            fps: 30,
+            content: Content::Camera,
+        })
+        .expect("encoder");
+        let key = enc
+            .encode(&picture(64, 48, 0), 3000, true)
+            .expect("encode")
+            .expect("frame");
+        assert_eq!(keyframe_size(&key.data), Some((64, 48)));
+        // The same keyframe, its header saying 16000x16000 (a forged 256 Mpx picture).
+        let mut forged = key.data.clone();
+        forged[6..8].copy_from_slice(&16_000u16.to_le_bytes());
+        forged[8..10].copy_from_slice(&16_000u16.to_le_bytes());
+        let mut dec = Decoder::new().expect("decoder");
+        assert!(matches!(
+            dec.decode(&forged),
+            Err(VpxError::Dimensions {
+                width: 16_000,
+                height: 16_000
+            })
+        ));
+        // At the bound on one side but over the area: refused too.
+        forged[6..8].copy_from_slice(&4096u16.to_le_bytes());
+        forged[8..10].copy_from_slice(&4096u16.to_le_bytes());
+        assert!(matches!(
+            dec.decode(&forged),
+            Err(VpxError::Dimensions { .. })
+        ));
+        // The decoder goes on with real frames.
+        assert!(dec.decode(&key.data).expect("decode").is_some());
+        // Inter frames and scraps declare nothing.
+        let inter = enc
+            .encode(&picture(64, 48, 1), 3000, false)
+            .expect("encode")
+            .expect("frame");
+        assert_eq!(keyframe_size(&inter.data), None);
+        assert_eq!(keyframe_size(&[0x10, 0, 0]), None);
     }
 }
