@@ -32,6 +32,10 @@ pub struct ServerConfig {
     /// A NATS server (`nats://host:port`, with JetStream) through which this server shares
     /// rooms with the other servers on it ([`crate::Federation`]).
     pub nats: Option<String>,
+    /// How long a new socket may take to complete its WebSocket upgrade (default 10 s);
+    /// one that has not by then is closed, so that idle or trickling sockets cannot hold
+    /// the connection slots that joins need.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +47,7 @@ impl Default for ServerConfig {
             max_connections: 100_000,
             keepalive: Duration::from_secs(10),
             nats: None,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -192,15 +197,18 @@ pub(crate) fn ws_config(hard_limit: usize) -> WebSocketConfig {
 }
 
 async fn serve_connection(stream: TcpStream, entry: Entry, config: std::sync::Arc<ServerConfig>) {
-    let ws = match tokio_tungstenite::accept_async_with_config(
+    let upgrade = tokio_tungstenite::accept_async_with_config(
         stream,
         Some(ws_config(config.hard_frame_limit)),
-    )
-    .await
-    {
-        Ok(ws) => ws,
-        Err(e) => {
+    );
+    let ws = match tokio::time::timeout(config.handshake_timeout, upgrade).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
             tracing::debug!(error = %e, "websocket handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("websocket handshake not completed in time; closed");
             return;
         }
     };
