@@ -120,6 +120,8 @@ impl Session {
             .server(req.server.trim())
             .identity(identity.clone())
             .password(req.password.clone().filter(|p| !p.is_empty()))
+            // A late cursor position is worth nothing: dropped while the view lags.
+            .lossy_channel(CURSOR)
             .topology(match req.shape {
                 RoomShape::Mesh => plenum_proto::overlay::TopologySpec::Mesh,
                 RoomShape::Cells => plenum_proto::overlay::TopologySpec::cells(None),

@@ -43,6 +43,9 @@ pub(crate) enum AudioCmd {
     /// Where the mix of everyone we hear goes; the reply comes once the previous sink is
     /// dropped (a recording is complete on disk).
     Sink(Option<Box<dyn AudioSink>>, tokio::sync::oneshot::Sender<()>),
+    /// Drop the source (closing a microphone) and the sink (completing a recording) and
+    /// end; the reply comes once both are dropped.
+    Stop(tokio::sync::oneshot::Sender<()>),
 }
 
 impl std::fmt::Debug for AudioCmd {
@@ -55,6 +58,7 @@ impl std::fmt::Debug for AudioCmd {
             Self::Processing(p) => write!(f, "Processing({p:?})"),
             Self::Sink(s, _) => write!(f, "Sink({})", s.is_some()),
             Self::Level(_) => f.write_str("Level"),
+            Self::Stop(_) => f.write_str("Stop"),
         }
     }
 }
@@ -93,7 +97,7 @@ struct Task {
     processor: Option<VoiceProcessor>,
     muted: bool,
     sink: Option<Box<dyn AudioSink>>,
-    events: mpsc::Sender<RoomEvent>,
+    events: crate::events::EventSender,
     frame: Vec<f32>,
     mix: Vec<f32>,
     dropped_rtp: u64,
@@ -101,7 +105,6 @@ struct Task {
     local_level: f32,
 }
 
-/// Starts a room's audio task; it ends when every handle is dropped.
 /// The encoder settings for a bitrate cap in kbit/s (none: the default, 32).
 pub(crate) fn opus_config(kbps: Option<u32>) -> OpusConfig {
     let default = OpusConfig::default();
@@ -111,11 +114,14 @@ pub(crate) fn opus_config(kbps: Option<u32>) -> OpusConfig {
     }
 }
 
+/// Starts a room's audio task on a thread of its own (Opus, echo cancellation and the
+/// sink's writes are CPU and file work that must not hold a runtime worker); it ends on
+/// [`AudioCmd::Stop`] or when every handle is dropped.
 pub(crate) fn spawn(
-    events: mpsc::Sender<RoomEvent>,
+    events: crate::events::EventSender,
     processing: ProcessingConfig,
     opus: OpusConfig,
-) -> AudioHandle {
+) -> (AudioHandle, crate::media_thread::MediaThread) {
     let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (rtp, rtp_rx) = mpsc::channel(RTP_QUEUE);
     let task = Task {
@@ -135,8 +141,8 @@ pub(crate) fn spawn(
         frames: 0,
         local_level: f32::NEG_INFINITY,
     };
-    tokio::spawn(task.run(cmd_rx, rtp_rx));
-    AudioHandle { cmds, rtp }
+    let thread = crate::media_thread::MediaThread::spawn("plenum-audio", task.run(cmd_rx, rtp_rx));
+    (AudioHandle { cmds, rtp }, thread)
 }
 
 impl AudioHandle {
@@ -154,6 +160,15 @@ impl Task {
         loop {
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
+                    Some(AudioCmd::Stop(done)) => {
+                        self.source = None;
+                        self.processor = None;
+                        self.sink = None;
+                        self.senders.clear();
+                        // The room may have stopped waiting.
+                        let _ = done.send(());
+                        break;
+                    }
                     Some(cmd) => self.handle_cmd(cmd),
                     None => break,
                 },
@@ -216,6 +231,8 @@ impl Task {
                 // The caller may have stopped waiting; the sink is replaced either way.
                 let _ = done.send(());
             }
+            // Handled by the loop.
+            AudioCmd::Stop(_) => {}
         }
     }
 
@@ -248,14 +265,9 @@ impl Task {
     }
 
     fn speaking(&mut self, peer: PeerId, speaking: bool) {
-        // Never block the audio clock on the application: a full event queue drops this.
-        if self
-            .events
-            .try_send(RoomEvent::Speaking { peer, speaking })
-            .is_err()
-        {
-            tracing::debug!("event queue full; speaking event dropped");
-        }
+        // Lossy: an application that lags gets the next change, not this one.
+        self.events
+            .send_lossy(RoomEvent::Speaking { peer, speaking });
     }
 
     async fn frame(&mut self) {
@@ -322,9 +334,7 @@ impl Task {
             tracing::warn!(%reason, "audio source failed; publishing stops");
             self.source = None;
             let event = RoomEvent::Error(crate::room::RoomError::AudioSource(reason));
-            if self.events.try_send(event).is_err() {
-                tracing::debug!("event queue full; audio source error dropped");
-            }
+            self.events.send(event);
             return;
         }
         source.read(&mut self.frame);

@@ -81,6 +81,8 @@ pub struct RoomConfig {
     pub(crate) credentials: Option<serde_json::Value>,
     pub(crate) verify: Option<Verify>,
     pub(crate) queue_size: usize,
+    /// Channels whose messages are lossy events (see [`RoomConfigBuilder::lossy_channel`]).
+    pub(crate) lossy_channels: std::collections::BTreeSet<plenum_proto::ChannelName>,
     pub(crate) ping_interval: Duration,
     pub(crate) ping_attempts: u32,
 }
@@ -157,6 +159,7 @@ impl RoomConfig {
             credentials: None,
             verify: None,
             queue_size: 10,
+            lossy_channels: Default::default(),
             ping_interval: Duration::from_secs(30),
             ping_attempts: 10,
         }
@@ -194,6 +197,7 @@ pub struct RoomConfigBuilder {
     credentials: Option<serde_json::Value>,
     verify: Option<Verify>,
     queue_size: usize,
+    lossy_channels: Vec<String>,
     ping_interval: Duration,
     ping_attempts: u32,
     join_timeout: Duration,
@@ -291,6 +295,15 @@ impl RoomConfigBuilder {
     /// whose link opens.
     pub fn queue_size(mut self, n: usize) -> Self {
         self.queue_size = n;
+        self
+    }
+    /// Messages received on `channel` are worth nothing late (cursor positions, say): while
+    /// the application has events waiting unread they are dropped and counted
+    /// ([`crate::RoomEvents::lossy_dropped`]) instead of taking a place in the bounded
+    /// event queue. Other channels' messages are never dropped that way before the queue's
+    /// bound.
+    pub fn lossy_channel(mut self, channel: &str) -> Self {
+        self.lossy_channels.push(channel.to_owned());
         self
     }
     /// A viewer whose publishers are all gone (it had one, and no link to any is open)
@@ -392,6 +405,11 @@ impl RoomConfigBuilder {
             credentials: self.credentials,
             verify: self.verify,
             queue_size: self.queue_size,
+            lossy_channels: self
+                .lossy_channels
+                .into_iter()
+                .map(plenum_proto::ChannelName::new)
+                .collect::<Result<_, _>>()?,
             ping_interval: self.ping_interval,
             ping_attempts: self.ping_attempts,
             join_timeout: self.join_timeout,

@@ -48,6 +48,21 @@ const RESTART_TRIES: u32 = 3;
 /// How often restarts and our addresses are checked.
 const MAINTAIN_EVERY: Duration = Duration::from_millis(500);
 
+/// Description numbers of departed peers remembered before they are forgotten.
+const REPLAY_MEMORY: usize = 1024;
+/// Streams a peer may announce at once, and the longest stream id.
+const MAX_STREAMS_PER_PEER: usize = 8;
+const MAX_STREAM_ID: usize = 64;
+/// Peers whose negotiation may wait for our verify hook at once, and frames held for each.
+const HELD_PEERS: usize = 64;
+const HELD_FRAMES: usize = 64;
+
+/// How long a media task may take to drop its devices when the room ends.
+const MEDIA_STOP: Duration = Duration::from_secs(5);
+
+/// Remote tracks read per link: audio, camera and screen, as every link negotiates.
+const MAX_TRACKS_PER_LINK: usize = 3;
+
 /// Signaling frames held while the server is away, sent when it is back (oldest dropped).
 const SIGNAL_BACKLOG: usize = 512;
 /// Peers of a cellular room whose negotiation arrived before a plan named them: held until
@@ -63,7 +78,9 @@ pub(crate) enum Command {
         channel: ChannelName,
         data: Bytes,
         to: Target,
-        reply: oneshot::Sender<Result<(), SendError>>,
+        /// Ok with the outboxes of the targets that hold more than a sender should add
+        /// to: the sender waits for them, per link, and the driver does not.
+        reply: oneshot::Sender<Result<Vec<crate::outbox::Outbox>, SendError>>,
     },
     Peers {
         reply: oneshot::Sender<Vec<PeerInfo>>,
@@ -172,7 +189,7 @@ pub(crate) struct Driver {
     /// Our network addresses as last seen, to notice a network change.
     addresses: crate::netwatch::Addresses,
     commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<RoomEvent>,
+    events: crate::events::EventSender,
     link_tx: mpsc::Sender<LinkEvent>,
     link_rx: mpsc::Receiver<LinkEvent>,
     data_tx: mpsc::Sender<LinkData>,
@@ -186,6 +203,8 @@ pub(crate) struct Driver {
     deadline: Instant,
     roster: BTreeMap<PeerId, DisplayName>,
     links: HashMap<PeerId, Link>,
+    /// Links found stalled in this step, closed at its end.
+    stalled: BTreeSet<PeerId>,
     joined: BTreeSet<PeerId>,
     pending: HashMap<PeerId, VecDeque<Bytes>>,
     pings: HashMap<u64, PendingPing>,
@@ -193,6 +212,8 @@ pub(crate) struct Driver {
     next_generation: u64,
     audio: AudioHandle,
     video: VideoHandle,
+    /// The audio and video threads, joined when the room ends.
+    media: Vec<crate::media_thread::MediaThread>,
     /// Our published streams, announced to every link that opens.
     streams: BTreeMap<String, StreamAnnouncement>,
     /// Peers' streams we know of, by peer.
@@ -205,8 +226,9 @@ impl Driver {
         signal: SignalConnection,
         welcome: Welcome,
         commands: mpsc::Receiver<Command>,
-        events: mpsc::Sender<RoomEvent>,
+        events: crate::events::EventSender,
         (audio, video): (AudioHandle, VideoHandle),
+        media: Vec<crate::media_thread::MediaThread>,
     ) -> Self {
         let Welcome {
             me,
@@ -344,6 +366,7 @@ impl Driver {
             deadline: now,
             roster,
             links: HashMap::new(),
+            stalled: BTreeSet::new(),
             joined: BTreeSet::new(),
             pending: HashMap::new(),
             pings: HashMap::new(),
@@ -351,6 +374,7 @@ impl Driver {
             next_generation: 1,
             audio,
             video,
+            media,
             streams: BTreeMap::new(),
             remote_streams: HashMap::new(),
         };
@@ -416,9 +440,38 @@ impl Driver {
                 }
             }
             self.drive_mesh().await;
+            self.close_stalled().await;
         }
         self.stop_reconnecting();
         self.close_all();
+        self.stop_media().await;
+    }
+
+    /// Stops the audio and video tasks (dropping sources and sinks: devices close,
+    /// recordings complete) and joins their threads, whoever still holds a `Room`.
+    async fn stop_media(&mut self) {
+        let (audio_done, audio_stopped) = oneshot::channel();
+        let (video_done, video_stopped) = oneshot::channel();
+        let asked = (
+            self.audio
+                .cmds
+                .send(AudioCmd::Stop(audio_done))
+                .await
+                .is_ok(),
+            self.video
+                .cmds
+                .send(VideoCmd::Stop(video_done))
+                .await
+                .is_ok(),
+        );
+        for (asked, stopped) in [(asked.0, audio_stopped), (asked.1, video_stopped)] {
+            if asked && tokio::time::timeout(MEDIA_STOP, stopped).await.is_err() {
+                tracing::warn!("a media task did not stop in time");
+            }
+        }
+        for thread in std::mem::take(&mut self.media) {
+            thread.join().await;
+        }
     }
 
     fn stop_reconnecting(&mut self) {
@@ -427,9 +480,12 @@ impl Driver {
         }
     }
 
-    async fn emit(&self, event: RoomEvent) {
+    /// Hands an event to the application without waiting for it: an application that
+    /// lags gets `EventsLagged` in place of what it missed (see `events.rs`), and the room
+    /// goes on meanwhile.
+    fn emit(&self, event: RoomEvent) {
         // Nobody listening is not an error: the application dropped its event stream.
-        let _ = self.events.send(event).await;
+        self.events.send(event);
     }
 
     /// Sends a payload for `to` through the server, or holds it until the server is back.
@@ -491,10 +547,10 @@ impl Driver {
                     }
                 }
                 Output::Disconnect { peer, reason } => self.drop_link(&peer, reason).await,
-                Output::Heartbeat { peer } => self.heartbeat(&peer).await,
+                Output::Heartbeat { peer } => self.heartbeat(&peer),
                 Output::Send { peer, frame } => {
                     let bytes = Bytes::from(frame.to_envelope().encode());
-                    self.write(&peer, bytes).await;
+                    self.write(&peer, bytes);
                 }
                 Output::Deliver { origin, data, hops } => {
                     let event = RoomEvent::MeshMessage {
@@ -502,7 +558,7 @@ impl Driver {
                         data: Bytes::from(data),
                         hops,
                     };
-                    self.emit(event).await;
+                    self.emit(event);
                 }
                 Output::State(state) => {
                     tracing::info!(
@@ -512,10 +568,10 @@ impl Driver {
                         bridges = state.bridges.len(),
                         "place in the room"
                     );
-                    self.emit(RoomEvent::MeshState(state)).await;
+                    self.emit(RoomEvent::MeshState(state));
                 }
                 Output::PeerCell { peer, cell } => {
-                    self.emit(RoomEvent::MeshPeer { peer, cell }).await;
+                    self.emit(RoomEvent::MeshPeer { peer, cell });
                 }
                 Output::Timeout(at) => {
                     self.deadline = at;
@@ -541,9 +597,9 @@ impl Driver {
         }
     }
 
-    async fn heartbeat(&mut self, peer: &PeerId) {
+    fn heartbeat(&mut self, peer: &PeerId) {
         let bytes = Envelope::control(EnvelopeKind::Heartbeat, 0).encode();
-        self.write(peer, bytes.into()).await;
+        self.write(peer, bytes.into());
     }
 
     /// Carries out what our tree node asks, and tells the application what it says.
@@ -555,10 +611,10 @@ impl Driver {
             match tree.poll_output() {
                 TreeOutput::Connect { peer, initiate } => self.overlay_link(peer, initiate).await,
                 TreeOutput::Disconnect { peer } => self.drop_link(&peer, DropReason::Left).await,
-                TreeOutput::Heartbeat { peer } => self.heartbeat(&peer).await,
+                TreeOutput::Heartbeat { peer } => self.heartbeat(&peer),
                 TreeOutput::Send { peer, msg } => {
                     let bytes = Bytes::from(msg.to_envelope().encode());
-                    self.write(&peer, bytes).await;
+                    self.write(&peer, bytes);
                 }
                 TreeOutput::Signal { to, msg } => {
                     let Some(msg) = msg.to_signal() else {
@@ -600,7 +656,7 @@ impl Driver {
                         depth,
                         is_root,
                     };
-                    self.emit(event).await;
+                    self.emit(event);
                 }
                 TreeOutput::Message {
                     origin,
@@ -616,7 +672,7 @@ impl Driver {
                         hops,
                         data: Bytes::from(data),
                     };
-                    self.emit(event).await;
+                    self.emit(event);
                 }
                 TreeOutput::Timeout(at) => {
                     self.deadline = at;
@@ -635,10 +691,10 @@ impl Driver {
             match relay.poll_output() {
                 RelayOutput::Connect { peer, initiate } => self.overlay_link(peer, initiate).await,
                 RelayOutput::Disconnect { peer } => self.drop_link(&peer, DropReason::Left).await,
-                RelayOutput::Heartbeat { peer } => self.heartbeat(&peer).await,
+                RelayOutput::Heartbeat { peer } => self.heartbeat(&peer),
                 RelayOutput::Send { peer, msg } => {
                     let bytes = Bytes::from(msg.to_envelope().encode());
-                    self.write(&peer, bytes).await;
+                    self.write(&peer, bytes);
                 }
                 RelayOutput::SignalLink { peer, degree } => {
                     if self.signal.is_none() && !relay.neighbours().is_empty() {
@@ -655,7 +711,7 @@ impl Driver {
                         hops,
                         data: Bytes::from(data),
                     };
-                    self.emit(event).await;
+                    self.emit(event);
                 }
                 RelayOutput::Signal { origin, data } => {
                     match serde_json::from_slice::<SignalPayload>(&data) {
@@ -673,17 +729,15 @@ impl Driver {
                         "no direct link after {} attempts",
                         plenum_overlay::relay::CONNECT_ATTEMPTS
                     );
-                    self.emit(RoomEvent::Error(RoomError::LinkFailed { peer, reason }))
-                        .await;
+                    self.emit(RoomEvent::Error(RoomError::LinkFailed { peer, reason }));
                 }
                 RelayOutput::Unreachable { target, .. } => {
                     tracing::info!(peer = target.short(), "relay target unreachable");
-                    self.emit(RoomEvent::Error(RoomError::Unreachable { peer: target }))
-                        .await;
+                    self.emit(RoomEvent::Error(RoomError::Unreachable { peer: target }));
                 }
                 RelayOutput::Neighbours(neighbours) => {
                     tracing::debug!(neighbours = neighbours.len(), "relay neighbours");
-                    self.emit(RoomEvent::RelayState { neighbours }).await;
+                    self.emit(RoomEvent::RelayState { neighbours });
                 }
                 RelayOutput::Dropped { from, reason } => {
                     tracing::warn!(peer = from.short(), reason, "relayed frame dropped");
@@ -709,10 +763,10 @@ impl Driver {
                     }
                 }
                 HostOutput::Disconnect { peer, reason } => self.drop_link(&peer, reason).await,
-                HostOutput::Heartbeat { peer } => self.heartbeat(&peer).await,
+                HostOutput::Heartbeat { peer } => self.heartbeat(&peer),
                 HostOutput::Send { peer, msg } => {
                     let bytes = Bytes::from(msg.to_envelope().encode());
-                    self.write(&peer, bytes).await;
+                    self.write(&peer, bytes);
                 }
                 HostOutput::Claim { epoch } => {
                     tracing::info!(epoch, "claiming the vacant host seat");
@@ -729,19 +783,19 @@ impl Driver {
                         from: origin,
                         data: Bytes::from(data),
                     };
-                    self.emit(event).await;
+                    self.emit(event);
                 }
                 HostOutput::Host { peer, is_self } => {
                     tracing::info!(host = peer.short(), is_self, "linked to the host");
-                    self.emit(RoomEvent::Host { peer, is_self }).await;
+                    self.emit(RoomEvent::Host { peer, is_self });
                 }
                 HostOutput::Synced(in_sync) => {
                     self.synced.send_replace(in_sync);
-                    self.emit(RoomEvent::Synced { in_sync }).await;
+                    self.emit(RoomEvent::Synced { in_sync });
                 }
                 HostOutput::InitData { peer, data } => {
                     match serde_json::from_slice::<serde_json::Value>(&data) {
-                        Ok(data) => self.emit(RoomEvent::InitData { peer, data }).await,
+                        Ok(data) => self.emit(RoomEvent::InitData { peer, data }),
                         Err(e) => {
                             self.malformed(peer, "join data", e.to_string()).await;
                         }
@@ -750,7 +804,7 @@ impl Driver {
                 HostOutput::Overflow { dropped } => {
                     tracing::warn!(dropped, "messages waiting for a host dropped");
                     let error = RoomError::WaitingOverflow { dropped };
-                    self.emit(RoomEvent::Error(error)).await;
+                    self.emit(RoomEvent::Error(error));
                 }
                 HostOutput::Timeout(at) => {
                     self.deadline = at;
@@ -794,11 +848,21 @@ impl Driver {
         });
     }
 
-    /// A peer left: if it comes back, its credentials are checked again.
+    /// A peer left: if it comes back, its credentials are checked again, its key proven
+    /// again, its role told again. The number of its last description is kept for a
+    /// while (a replay of an old one stays refused), among at most [`REPLAY_MEMORY`].
     fn forget_checks(&mut self, peer: &PeerId) {
         self.passed.remove(peer);
         self.awaiting.remove(peer);
         self.refused.remove(peer);
+        self.keys.remove(peer);
+        self.roles.remove(peer);
+        self.viewers.remove(peer);
+        self.early.remove(peer);
+        if self.seen_seq.len() > REPLAY_MEMORY {
+            let roster = &self.roster;
+            self.seen_seq.retain(|p, _| roster.contains_key(p));
+        }
     }
 
     /// Whether we link to `peer` at all (a viewer links to publishers only).
@@ -818,12 +882,12 @@ impl Driver {
         } else {
             RoomEvent::MemberLeft { peer, peers }
         };
-        self.emit(event).await;
+        self.emit(event);
     }
 
     async fn tree_edge(&mut self, peer: PeerId, edge: TreeEdge) {
         tracing::info!(peer = peer.short(), edge = edge.as_str(), "tree link");
-        self.emit(RoomEvent::TreeLink { peer, edge }).await;
+        self.emit(RoomEvent::TreeLink { peer, edge });
     }
 
     /// The server's plan for us in a cellular room: the peers it names are the ones we link.
@@ -905,8 +969,7 @@ impl Driver {
         self.emit(RoomEvent::Error(RoomError::LinkFailed {
             peer: peer.clone(),
             reason,
-        }))
-        .await;
+        }));
         self.mesh.handle_input(Input::LinkDown {
             peer: peer.clone(),
             now: Instant::now(),
@@ -984,7 +1047,7 @@ impl Driver {
                 tracing::warn!(peer = from.short(), %reason, "our credentials were refused");
                 self.refuse_link(&from).await;
                 let error = RoomError::NotVerified { peer: from, reason };
-                self.emit(RoomEvent::Error(error)).await;
+                self.emit(RoomEvent::Error(error));
             }
             Some(SignalEvent::Frame(ServerToClient::Host { peer, epoch })) => {
                 match self.mesh.host() {
@@ -1046,8 +1109,7 @@ impl Driver {
             }
             Some(SignalEvent::Frame(ServerToClient::Error { code, message, .. })) => {
                 tracing::warn!(code = code.as_str(), %message, "signaling refused a frame");
-                self.emit(RoomEvent::Error(RoomError::Signaling { code, message }))
-                    .await;
+                self.emit(RoomEvent::Error(RoomError::Signaling { code, message }));
             }
             Some(SignalEvent::Frame(_)) => {}
             Some(SignalEvent::Closed { reason }) => self.signaling_lost(reason).await,
@@ -1058,8 +1120,7 @@ impl Driver {
     async fn signaling_lost(&mut self, reason: String) {
         self.signal = None;
         tracing::warn!(%reason, "signaling connection lost; links go on, reconnecting");
-        self.emit(RoomEvent::Error(RoomError::SignalingLost(reason)))
-            .await;
+        self.emit(RoomEvent::Error(RoomError::SignalingLost(reason)));
         self.stop_reconnecting();
         self.reconnecting = Some(crate::session::reconnect(
             self.config.clone(),
@@ -1079,9 +1140,7 @@ impl Driver {
                     crate::room::JoinError::Refused { code, message } => (code, message),
                     other => (plenum_proto::signal::ErrorCode::Internal, other.to_string()),
                 };
-                return self
-                    .emit(RoomEvent::Error(RoomError::Signaling { code, message }))
-                    .await;
+                return self.emit(RoomEvent::Error(RoomError::Signaling { code, message }));
             }
         };
         self.signal = Some(signal);
@@ -1124,7 +1183,7 @@ impl Driver {
             }
         }
         tracing::info!(held, "signaling resumed");
-        self.emit(RoomEvent::SignalingResumed).await;
+        self.emit(RoomEvent::SignalingResumed);
     }
 
     /// Perfect negotiation. The peer with the larger id is polite: when both sides offer at
@@ -1139,8 +1198,16 @@ impl Driver {
             return;
         }
         if let Some(held) = self.awaiting.get_mut(&from) {
-            // Its credentials are being checked: everything waits in order.
-            held.push(payload);
+            // Its credentials are being checked: everything waits in order, within a bound
+            // (a peer's negotiation is a description and a few candidates).
+            if held.len() < HELD_FRAMES {
+                held.push(payload);
+            } else {
+                tracing::debug!(
+                    peer = from.short(),
+                    "negotiation held past its bound; dropped"
+                );
+            }
             return;
         }
         if let (
@@ -1149,6 +1216,14 @@ impl Driver {
         ) = (&payload, &self.config.verify)
             && !self.passed.contains(&from)
         {
+            if self.awaiting.len() >= HELD_PEERS {
+                // The peer offers again after its connect timeout.
+                tracing::warn!(
+                    peer = from.short(),
+                    "too many peers being verified; offer dropped"
+                );
+                return;
+            }
             let check = verify.check(from.clone(), credentials.clone().unwrap_or_default());
             let verdicts = self.verdict_tx.clone();
             let peer = from.clone();
@@ -1191,7 +1266,7 @@ impl Driver {
                         peer: from.clone(),
                         reason: format!("{kind}: {reason}"),
                     };
-                    return self.emit(RoomEvent::Error(error)).await;
+                    return self.emit(RoomEvent::Error(error));
                 }
             }
         }
@@ -1398,7 +1473,7 @@ impl Driver {
                         }
                         if first {
                             tracing::info!(peer = peer.short(), %state, "link down");
-                            self.emit(RoomEvent::LinkDown { peer: peer.clone() }).await;
+                            self.emit(RoomEvent::LinkDown { peer: peer.clone() });
                         }
                         if ours {
                             self.restart(&peer).await;
@@ -1417,29 +1492,47 @@ impl Driver {
                     tracing::debug!(peer = peer.short(), "unexpected data channel; ignored");
                 }
             }
+            LinkEventKind::Track(_) if link.tasks.len() >= MAX_TRACKS_PER_LINK => {
+                // Our links carry three tracks each way (audio, camera, screen): more is a
+                // peer growing our readers and decoders without bound. Left unread.
+                tracing::warn!(
+                    peer = peer.short(),
+                    "track beyond the link's bound; ignored"
+                );
+                link.refused_tracks += 1;
+                if link.refused_tracks == 1 {
+                    self.emit(RoomEvent::Error(RoomError::Malformed {
+                        peer,
+                        reason: format!("more than {MAX_TRACKS_PER_LINK} media tracks on one link"),
+                    }));
+                }
+            }
             LinkEventKind::Track(track) if self.viewers.contains(&peer) => {
                 tracing::info!(
                     peer = peer.short(),
                     "media from a peer not permitted to publish; dropped"
                 );
                 // Read and drop: an unread track fills webrtc-rs's queue and logs each packet.
-                tokio::spawn(async move { while track.poll().await.is_some() {} });
+                link.tasks.push(tokio::spawn(async move {
+                    while track.poll().await.is_some() {}
+                }));
             }
             LinkEventKind::Track(track) => {
-                let peer = peer.clone();
-                if track.kind().await == RtpCodecKind::Video {
+                let task = if track.kind().await == RtpCodecKind::Video {
                     let sink = self.video.sink.clone();
                     let lane = if track.track_id().await.starts_with("screen-") {
                         plenum_media::Content::Screen
                     } else {
                         plenum_media::Content::Camera
                     };
-                    tokio::spawn(crate::video::read_track(peer, lane, track, sink));
+                    let events = self.events.clone();
+                    tokio::spawn(crate::video::read_track(peer, lane, track, sink, events))
                 } else {
                     let audio = self.audio.clone();
                     let loss = self.config.audio_loss_percent;
-                    tokio::spawn(read_track(audio, peer, track, loss));
-                }
+                    tokio::spawn(read_track(audio, peer, track, loss))
+                };
+                link.tasks.push(task);
             }
             LinkEventKind::GatheringComplete => {
                 let relay_only = self.config.ice_transport == crate::config::IceTransport::Relay;
@@ -1459,7 +1552,7 @@ impl Driver {
                         peer: peer.clone(),
                         reason: reason.into(),
                     };
-                    self.emit(RoomEvent::Error(error)).await;
+                    self.emit(RoomEvent::Error(error));
                 }
             }
             LinkEventKind::Open => {
@@ -1513,7 +1606,7 @@ impl Driver {
         if let Some(link) = self.links.get_mut(peer) {
             link.back_at = Some(Instant::now());
         }
-        self.emit(RoomEvent::LinkUp { peer: peer.clone() }).await;
+        self.emit(RoomEvent::LinkUp { peer: peer.clone() });
     }
 
     /// Every half second: restarts that did not finish are retried (three tries, then the
@@ -1576,13 +1669,20 @@ impl Driver {
             let attempts = self.config.ping_attempts;
             tracing::warn!(attempts, "no publisher answered; waiting for one to return");
             let error = RoomError::PublishersGone { attempts };
-            self.emit(RoomEvent::Error(error)).await;
+            self.emit(RoomEvent::Error(error));
         }
     }
 
     async fn maintain(&mut self) {
         let now = Instant::now();
         self.ping_publishers(now).await;
+        for (peer, link) in &mut self.links {
+            if let Some((queued, taken)) = link.writer.as_ref().map(|w| w.progress())
+                && link.stall.check(now, queued, taken) == crate::outbox::Health::Stalled
+            {
+                self.stalled.insert(peer.clone());
+            }
+        }
         let due: Vec<PeerId> = self
             .links
             .iter_mut()
@@ -1651,7 +1751,7 @@ impl Driver {
                 if let Some(link) = self.links.get_mut(&peer)
                     && !std::mem::replace(&mut link.down, true)
                 {
-                    self.emit(RoomEvent::LinkDown { peer: peer.clone() }).await;
+                    self.emit(RoomEvent::LinkDown { peer: peer.clone() });
                 }
                 self.restart(&peer).await;
             }
@@ -1669,7 +1769,7 @@ impl Driver {
             (plenum_media::Content::Camera, link.video.clone()),
             (plenum_media::Content::Screen, link.screen.clone()),
         ];
-        self.emit(RoomEvent::LinkUp { peer: peer.clone() }).await;
+        self.emit(RoomEvent::LinkUp { peer: peer.clone() });
         self.mesh.handle_input(Input::LinkUp {
             peer: peer.clone(),
             now: Instant::now(),
@@ -1680,7 +1780,7 @@ impl Driver {
             .map(|a| Bytes::from(Envelope::stream(a).encode()))
             .collect();
         for bytes in ours {
-            self.write(peer, bytes).await;
+            self.write(peer, bytes);
         }
         if let Some(sender) = track_sender(audio, peer, "audio").await {
             let cmd = AudioCmd::LinkUp {
@@ -1710,19 +1810,18 @@ impl Driver {
             self.emit(RoomEvent::PeerJoin {
                 peer: peer.clone(),
                 name,
-            })
-            .await;
+            });
         }
         if let Some(state) = &self.state {
             let bytes = state_envelope(state);
-            self.write(peer, bytes).await;
+            self.write(peer, bytes);
         }
         for bytes in self.pending.remove(peer).unwrap_or_default() {
-            self.write(peer, bytes).await;
+            self.write(peer, bytes);
         }
         // Sent to everyone while nobody was there: the first peer gets it, in order.
         for bytes in std::mem::take(&mut self.waiting) {
-            self.write(peer, bytes).await;
+            self.write(peer, bytes);
         }
     }
 
@@ -1752,24 +1851,29 @@ impl Driver {
                     peer,
                     reason: e.to_string(),
                 };
-                return self.emit(RoomEvent::Error(error)).await;
+                return self.emit(RoomEvent::Error(error));
             }
         };
         match envelope.kind {
             EnvelopeKind::Data => {
                 if let Some(channel) = envelope.channel {
+                    let lossy = self.config.lossy_channels.contains(&channel);
                     let data = Bytes::from(envelope.payload);
-                    self.emit(RoomEvent::Message {
+                    let event = RoomEvent::Message {
                         channel,
                         from: peer,
                         data,
-                    })
-                    .await;
+                    };
+                    if lossy {
+                        self.events.send_lossy(event);
+                    } else {
+                        self.emit(event);
+                    }
                 }
             }
             EnvelopeKind::Ping => {
                 let pong = Envelope::control(EnvelopeKind::Pong, envelope.id).encode();
-                self.write(&peer, pong.into()).await;
+                self.write(&peer, pong.into());
             }
             EnvelopeKind::Pong => {
                 if let Some(ping) = self.pings.remove(&envelope.id) {
@@ -1813,7 +1917,7 @@ impl Driver {
                 }
             },
             EnvelopeKind::State => match serde_json::from_slice(&envelope.payload) {
-                Ok(state) => self.emit(RoomEvent::State { peer, state }).await,
+                Ok(state) => self.emit(RoomEvent::State { peer, state }),
                 Err(e) => self.malformed(peer, "state", e.to_string()).await,
             },
             EnvelopeKind::Host => match (HostMsg::from_envelope(&envelope), self.mesh.host()) {
@@ -1832,6 +1936,7 @@ impl Driver {
             EnvelopeKind::Bye => {
                 let known = self.roster.remove(&peer).is_some();
                 self.pending.remove(&peer);
+                self.forget_checks(&peer);
                 self.mesh.handle_input(Input::PeerGone {
                     peer: peer.clone(),
                     now: Instant::now(),
@@ -1847,26 +1952,69 @@ impl Driver {
     async fn malformed(&mut self, peer: PeerId, what: &str, reason: String) {
         tracing::warn!(peer = peer.short(), error = %reason, "malformed {what} dropped");
         let error = RoomError::Malformed { peer, reason };
-        self.emit(RoomEvent::Error(error)).await;
+        self.emit(RoomEvent::Error(error));
     }
 
-    /// Writes to an open link; returns false when the link is not open.
-    async fn write(&mut self, peer: &PeerId, bytes: Bytes) -> bool {
+    /// Queues an envelope for an open link without waiting; returns false when the link is
+    /// not open. A link that holds more than it may is marked stalled, and closed once this
+    /// step is done (`close_stalled`); a bulk sender waits on the outbox itself
+    /// (`Command::Send`'s reply), never here.
+    fn write(&mut self, peer: &PeerId, bytes: Bytes) -> bool {
         let Some(writer) = self
             .links
             .get(peer)
             .filter(|l| l.open)
-            .and_then(|l| l.writer.clone())
+            .and_then(|l| l.writer.as_ref())
         else {
             return false;
         };
-        // Waits only when the link's writer is a full queue behind: backpressure for bulk
-        // senders, never for ordinary traffic.
-        writer.send(bytes).await.is_ok()
+        if bytes.len() > crate::link::SCTP_MAX_MESSAGE as usize {
+            // The channel would refuse it; refused here, where it is known whose it is.
+            tracing::warn!(
+                peer = peer.short(),
+                bytes = bytes.len(),
+                "envelope larger than a link carries; not sent"
+            );
+            return true;
+        }
+        match writer.push(bytes) {
+            Ok(queued) => {
+                if queued > crate::outbox::HARD_LIMIT {
+                    self.stalled.insert(peer.clone());
+                }
+                true
+            }
+            Err(crate::outbox::OutboxClosed) => false,
+        }
     }
 
-    async fn deliver(&mut self, peer: &PeerId, bytes: Bytes) {
-        if self.write(peer, bytes.clone()).await {
+    /// Closes the links found stalled: an error says so, the peer leaves, the topology
+    /// links it again if it comes back. Everyone else carried on meanwhile.
+    async fn close_stalled(&mut self) {
+        for peer in std::mem::take(&mut self.stalled) {
+            let Some(queued) = self
+                .links
+                .get(&peer)
+                .and_then(|l| l.writer.as_ref())
+                .map(|w| w.progress().0)
+            else {
+                continue;
+            };
+            tracing::warn!(peer = peer.short(), queued, "link stalled; closed");
+            self.emit(RoomEvent::Error(RoomError::LinkStalled {
+                peer: peer.clone(),
+                queued,
+            }));
+            self.drop_link(&peer, DropReason::Failed).await;
+            self.mesh.handle_input(Input::LinkDown {
+                peer,
+                now: Instant::now(),
+            });
+        }
+    }
+
+    fn deliver(&mut self, peer: &PeerId, bytes: Bytes) {
+        if self.write(peer, bytes.clone()) {
             return;
         }
         let queue = self.pending.entry(peer.clone()).or_default();
@@ -1877,7 +2025,7 @@ impl Driver {
                 peer: peer.clone(),
                 dropped: 1,
             };
-            self.emit(RoomEvent::Error(error)).await;
+            self.emit(RoomEvent::Error(error));
         }
     }
 
@@ -1893,7 +2041,7 @@ impl Driver {
                     // Through the host, which relays it to everyone (queued while there
                     // is none).
                     host.post(channel, data.to_vec(), Instant::now());
-                    let _ = reply.send(Ok(()));
+                    let _ = reply.send(Ok(Vec::new()));
                     return;
                 }
                 let all = matches!(to, Target::All);
@@ -1919,7 +2067,7 @@ impl Driver {
                 self.next_id += 1;
                 let bytes = Bytes::from(Envelope::data(channel, id, data.to_vec()).encode());
                 for peer in &targets {
-                    self.deliver(peer, bytes.clone()).await;
+                    self.deliver(peer, bytes.clone());
                 }
                 if all && targets.is_empty() {
                     // Nobody to send to yet: kept for the first peer whose link opens.
@@ -1928,10 +2076,15 @@ impl Driver {
                         self.waiting.pop_front();
                         tracing::warn!("a message waiting for a first peer dropped");
                         let error = RoomError::WaitingOverflow { dropped: 1 };
-                        self.emit(RoomEvent::Error(error)).await;
+                        self.emit(RoomEvent::Error(error));
                     }
                 }
-                let _ = reply.send(Ok(()));
+                let full = targets
+                    .iter()
+                    .filter_map(|p| self.links.get(p)?.writer.clone())
+                    .filter(|w| w.progress().0 > crate::outbox::SOFT_LIMIT)
+                    .collect();
+                let _ = reply.send(Ok(full));
             }
             Command::Peers { reply } => {
                 let peers = self
@@ -1958,7 +2111,7 @@ impl Driver {
                 self.next_id += 1;
                 let bytes = Envelope::control(EnvelopeKind::Ping, nonce).encode();
                 let sent = Instant::now();
-                if self.write(&peer, bytes.into()).await {
+                if self.write(&peer, bytes.into()) {
                     self.pings.insert(nonce, PendingPing { sent, reply });
                 } else {
                     let _ = reply.send(Err(PingError::NotConnected(peer)));
@@ -1979,7 +2132,7 @@ impl Driver {
                 };
                 let bytes = state_envelope(&state);
                 self.state = Some(state);
-                self.write_to_open(bytes).await;
+                self.write_to_open(bytes);
             }
             Command::MeshSend(data) => match (self.mesh.host(), ChannelName::new("mesh")) {
                 // A host room's broadcast is a post through the host, on channel `mesh`.
@@ -2022,7 +2175,7 @@ impl Driver {
                 let _ = reply.send(links);
             }
             Command::Raw { peer, bytes } => {
-                self.write(&peer, bytes).await;
+                self.write(&peer, bytes);
             }
             Command::Stream(announcement) => {
                 match &announcement {
@@ -2041,13 +2194,13 @@ impl Driver {
                     }
                 }
                 let bytes = Bytes::from(Envelope::stream(&announcement).encode());
-                self.write_to_open(bytes).await;
+                self.write_to_open(bytes);
             }
         }
     }
 
     /// Writes to every open link.
-    async fn write_to_open(&mut self, bytes: Bytes) {
+    fn write_to_open(&mut self, bytes: Bytes) {
         let open: Vec<PeerId> = self
             .links
             .iter()
@@ -2055,7 +2208,7 @@ impl Driver {
             .map(|(p, _)| p.clone())
             .collect();
         for peer in open {
-            self.write(&peer, bytes.clone()).await;
+            self.write(&peer, bytes.clone());
         }
     }
 
@@ -2089,9 +2242,24 @@ impl Driver {
                     peer,
                     reason: format!("bad stream announcement: {e}"),
                 };
-                return self.emit(RoomEvent::Error(error)).await;
+                return self.emit(RoomEvent::Error(error));
             }
         };
+        if let StreamAnnouncement::Add { stream, .. } = &announcement {
+            let known = self.remote_streams.get(&peer);
+            let over = if stream.len() > MAX_STREAM_ID {
+                Some(format!("a stream id longer than {MAX_STREAM_ID} bytes"))
+            } else if known.is_some_and(|s| !s.contains(stream) && s.len() >= MAX_STREAMS_PER_PEER)
+            {
+                Some(format!("more than {MAX_STREAMS_PER_PEER} streams"))
+            } else {
+                None
+            };
+            if let Some(reason) = over {
+                tracing::warn!(peer = peer.short(), %reason, "stream announcement refused");
+                return self.emit(RoomEvent::Error(RoomError::Malformed { peer, reason }));
+            }
+        }
         let streams = self.remote_streams.entry(peer.clone()).or_default();
         let event = match announcement {
             StreamAnnouncement::Add {
@@ -2126,13 +2294,13 @@ impl Driver {
                 }
             }
         };
-        self.emit(event).await;
+        self.emit(event);
     }
 
     async fn drop_link(&mut self, peer: &PeerId, reason: DropReason) {
         if let Some(link) = self.links.remove(peer) {
             if link.open && !link.down {
-                self.emit(RoomEvent::LinkDown { peer: peer.clone() }).await;
+                self.emit(RoomEvent::LinkDown { peer: peer.clone() });
             }
             link.close();
             self.audio_down(peer).await;
@@ -2159,19 +2327,17 @@ impl Driver {
             self.emit(RoomEvent::Error(RoomError::LinkFailed {
                 peer: peer.clone(),
                 reason: reason.into(),
-            }))
-            .await;
+            }));
         }
         for stream in self.remote_streams.remove(peer).unwrap_or_default() {
             self.emit(RoomEvent::StreamRemoved {
                 peer: peer.clone(),
                 stream,
-            })
-            .await;
+            });
         }
         if self.joined.remove(peer) {
             tracing::info!(peer = peer.short(), ?reason, "peer gone");
-            self.emit(RoomEvent::PeerLeave { peer: peer.clone() }).await;
+            self.emit(RoomEvent::PeerLeave { peer: peer.clone() });
         }
     }
 
@@ -2179,7 +2345,7 @@ impl Driver {
         let bye = Bytes::from(Envelope::control(EnvelopeKind::Bye, 0).encode());
         let peers: Vec<PeerId> = self.links.keys().cloned().collect();
         for peer in &peers {
-            self.write(peer, bye.clone()).await;
+            self.write(peer, bye.clone());
         }
         self.stop_reconnecting();
         if let Some(signal) = &self.signal {
@@ -2188,7 +2354,8 @@ impl Driver {
         // Let the goodbyes leave before the connections close.
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.close_all();
-        self.emit(RoomEvent::Closed).await;
+        self.stop_media().await;
+        self.emit(RoomEvent::Closed);
         tracing::info!("left the room");
     }
 

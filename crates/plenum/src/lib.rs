@@ -33,10 +33,13 @@ mod audio;
 mod config;
 pub mod datagram;
 mod driver;
+mod events;
 mod invite;
 mod link;
+mod media_thread;
 mod netwatch;
 mod outbound;
+mod outbox;
 mod overlay;
 mod reassembly;
 mod room;
@@ -46,6 +49,7 @@ mod video;
 pub use config::{
     ConfigError, IceServer, IceTransport, RoomConfig, RoomConfigBuilder, Verify, VerifyFuture,
 };
+pub use events::CAPACITY as EVENT_QUEUE_CAPACITY;
 pub use invite::{Invite, InviteError};
 pub use plenum_overlay::{MeshState, RelaySendError};
 pub use plenum_proto::identity::{Identity, PublicKey};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use plenum_proto::PeerId;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{Registry, Slot};
@@ -32,6 +32,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::config::{IceTransport, RoomConfig};
+use crate::outbox::{Outbox, StallWatch, outbox};
 use crate::room::LinkPath;
 
 /// Resolving peers' `.local` candidates needs a multicast socket, which a machine without a
@@ -50,12 +51,14 @@ fn mdns_mode() -> MulticastDnsMode {
 
 /// The data channel's label; one per link carries every named channel.
 pub(crate) const DATA_CHANNEL_LABEL: &str = "plenum";
-/// SCTP message size both ends announce. Envelopes of the largest payload fit.
-pub(crate) const SCTP_MAX_MESSAGE: u32 = 1024 * 1024;
+/// SCTP message size both ends announce (webrtc-rs's ceiling, and what browsers announce):
+/// an envelope of the largest payload ([`crate::MAX_MESSAGE_BYTES`]) fits.
+pub(crate) const SCTP_MAX_MESSAGE: u32 = SctpMaxMessageSize::MAX_MESSAGE_SIZE;
 /// Bytes a data channel may hold unsent before its writer waits.
 const SEND_BUFFER_LIMIT: usize = 4 * 1024 * 1024;
-/// Envelopes queued per link writer before the room driver waits for it.
-const WRITER_QUEUE: usize = 1024;
+/// Remote candidates held until the remote description is set; more are dropped (a
+/// browser gathers a handful per interface and server).
+const EARLY_CANDIDATES: usize = 64;
 /// Silence after which a link's ICE state goes `disconnected` (and we restart it).
 const ICE_DISCONNECTED: Duration = Duration::from_secs(2);
 /// Further silence after which it goes `failed`.
@@ -194,8 +197,10 @@ impl PeerConnectionEventHandler for Forwarder {
 pub(crate) struct Link {
     pub(crate) generation: u64,
     pub(crate) pc: Arc<dyn PeerConnection>,
-    /// Sends envelopes through the link's writer task once the channel exists.
-    pub(crate) writer: Option<mpsc::Sender<Bytes>>,
+    /// What waits for the link's writer task, once the channel exists.
+    pub(crate) writer: Option<Outbox>,
+    /// Whether the writer makes progress.
+    pub(crate) stall: StallWatch,
     pub(crate) open: bool,
     pub(crate) state: RTCPeerConnectionState,
     /// The path of the selected candidate pair, once connected.
@@ -229,6 +234,10 @@ pub(crate) struct Link {
     pub(crate) video: Option<LinkTrack>,
     /// Our VP8 track for a shared screen.
     pub(crate) screen: Option<LinkTrack>,
+    /// The readers of the peer's tracks: aborted when the link closes.
+    pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Tracks the peer offered beyond [`crate::driver`]'s bound, left unread.
+    pub(crate) refused_tracks: u32,
 }
 
 /// A link's outgoing media track (Opus or VP8).
@@ -343,6 +352,7 @@ impl Link {
             generation,
             pc: Arc::new(pc),
             writer: None,
+            stall: StallWatch::default(),
             open: false,
             state: RTCPeerConnectionState::New,
             path: None,
@@ -360,6 +370,8 @@ impl Link {
             audio: None,
             video: None,
             screen: None,
+            tasks: Vec::new(),
+            refused_tracks: 0,
         })
     }
 
@@ -499,6 +511,10 @@ impl Link {
 
     pub(crate) async fn add_candidate(&mut self, candidate: RTCIceCandidateInit) {
         if !self.remote_set {
+            if self.early_candidates.len() >= EARLY_CANDIDATES {
+                tracing::debug!("too many candidates before the description; dropped");
+                return;
+            }
             self.early_candidates.push(candidate);
             return;
         }
@@ -523,8 +539,11 @@ impl Link {
         data: mpsc::Sender<LinkData>,
         events: mpsc::Sender<LinkEvent>,
     ) {
-        let (writer, mut queue) = mpsc::channel::<Bytes>(WRITER_QUEUE);
-        self.writer = Some(writer);
+        let (writer, queue) = outbox();
+        if let Some(old) = self.writer.replace(writer) {
+            old.close();
+        }
+        self.stall = StallWatch::default();
         let generation = self.generation;
         let reader_channel = channel.clone();
         let peer = peer.clone();
@@ -561,11 +580,20 @@ impl Link {
                 }
             }
         });
+        // Waits for the data channel, so the driver never does; ends (and closes the
+        // outbox) with the channel.
         tokio::spawn(async move {
-            while let Some(bytes) = queue.recv().await {
-                if let Err(e) = channel.send(BytesMut::from(bytes)).await {
-                    tracing::debug!(error = %e, "data channel send failed; writer ends");
-                    return;
+            use webrtc::error::Error;
+            while let Some(bytes) = queue.pop().await {
+                match channel.send(BytesMut::from(bytes)).await {
+                    Ok(()) => {}
+                    Err(e @ (Error::ErrDataChannelClosed | Error::ErrStreamClosed)) => {
+                        tracing::debug!(error = %e, "data channel closed; writer ends");
+                        return;
+                    }
+                    // One message the channel refuses (too large, say) is that message's
+                    // loss, not the link's.
+                    Err(e) => tracing::warn!(error = %e, "data channel refused a message"),
                 }
             }
         });
@@ -585,6 +613,12 @@ impl Link {
 
     /// Closes the connection in the background (close waits for the DTLS close_notify).
     pub(crate) fn close(self) {
+        if let Some(writer) = &self.writer {
+            writer.close();
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
         let pc = self.pc;
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(2), pc.close()).await;

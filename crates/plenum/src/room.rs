@@ -10,14 +10,16 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::RoomConfig;
 use crate::driver::{Command, Driver};
+pub use crate::events::RoomEvents;
 pub use plenum_overlay::TreeTarget;
 
-/// Events queued for the application before the room waits for it to read.
-const EVENT_QUEUE: usize = 1024;
 const COMMAND_QUEUE: usize = 256;
 
-/// Largest payload [`Room::send`] accepts, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// Largest payload [`Room::send`] accepts, in bytes: its envelope, with the longest channel
+/// name, is the largest message a link carries (262,144 bytes, the SCTP `max-message-size`
+/// both ends announce).
+pub const MAX_MESSAGE_BYTES: usize = crate::link::SCTP_MAX_MESSAGE as usize
+    - plenum_proto::envelope::header_len(plenum_proto::ChannelName::MAX_BYTES);
 
 /// Who a message is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -393,6 +395,24 @@ pub enum RoomError {
         /// What it said.
         reason: String,
     },
+    /// The application left events unread past the event queue's bound
+    /// ([`crate::EVENT_QUEUE_CAPACITY`]): this many were dropped here, in their place. What
+    /// follows came after them.
+    #[error("{dropped} events dropped: the application did not read them in time")]
+    EventsLagged {
+        /// How many.
+        dropped: usize,
+    },
+    /// A peer stopped taking what we send it (its data channel made no progress for the
+    /// stall timeout, or more waited than a link may hold): its link was closed so that
+    /// it holds up nobody else. It is linked again if it comes back.
+    #[error("link to {peer} stalled with {queued} bytes unsent; closed")]
+    LinkStalled {
+        /// The peer.
+        peer: PeerId,
+        /// Bytes that were waiting for it.
+        queued: usize,
+    },
     /// A relay network could not reach the peer (no route within the hop limit, after
     /// its retries).
     #[error("{peer} is unreachable through the relay network")]
@@ -548,19 +568,6 @@ impl Streams {
     }
 }
 
-/// The room's event stream. Read it: when it is full, the room waits (backpressure).
-#[derive(Debug)]
-pub struct RoomEvents {
-    rx: mpsc::Receiver<RoomEvent>,
-}
-
-impl RoomEvents {
-    /// The next event; `None` after [`RoomEvent::Closed`].
-    pub async fn recv(&mut self) -> Option<RoomEvent> {
-        self.rx.recv().await
-    }
-}
-
 /// A named channel of a room.
 #[derive(Debug, Clone)]
 pub struct Channel {
@@ -588,13 +595,15 @@ impl Room {
         let me = welcome.me.clone();
         let grants = welcome.grants;
         let roster_len = welcome.peers.len();
-        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (events_tx, events_rx) = crate::events::channel();
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let room = config.room.clone();
         tracing::info!(room = %room, peer = me.short(), peers = roster_len, "joined");
         let opus = crate::audio::opus_config(config.audio_bitrate_kbps);
-        let audio = crate::audio::spawn(events_tx.clone(), config.voice_processing, opus);
-        let video = crate::video::spawn(events_tx.clone(), config.video_bitrate_kbps);
+        let (audio, audio_thread) =
+            crate::audio::spawn(events_tx.clone(), config.voice_processing, opus);
+        let (video, video_thread) =
+            crate::video::spawn(events_tx.clone(), config.video_bitrate_kbps);
         let driver = Driver::new(
             config,
             signal,
@@ -602,6 +611,7 @@ impl Room {
             commands_rx,
             events_tx,
             (audio.clone(), video.clone()),
+            vec![audio_thread, video_thread],
         );
         let synced = driver.synced();
         tokio::spawn(driver.run());
@@ -616,7 +626,7 @@ impl Room {
             video,
             next_stream: Default::default(),
         };
-        Ok((room, RoomEvents { rx: events_rx }))
+        Ok((room, events_rx))
     }
 
     /// Resolves once room messages flow: at once in a room without a host; in a host room
@@ -890,7 +900,12 @@ impl Room {
             .send(command)
             .await
             .map_err(|_| SendError::Closed)?;
-        result.await.map_err(|_| SendError::Closed)?
+        // Backpressure per link: a peer whose link holds much unsent makes this sender
+        // wait, and nobody else.
+        for outbox in result.await.map_err(|_| SendError::Closed)?? {
+            outbox.writable().await;
+        }
+        Ok(())
     }
 
     /// Writes `bytes` as they are on the link to `peer` (nothing if it is not open), as a

@@ -43,6 +43,9 @@ pub(crate) enum VideoCmd {
     },
     /// What to send on a lane (`None`: nothing).
     Source(Content, Option<Box<dyn VideoSource>>),
+    /// Drop every source (closing cameras and screen captures) and end; the reply comes
+    /// once they are dropped.
+    Stop(tokio::sync::oneshot::Sender<()>),
 }
 
 impl std::fmt::Debug for VideoCmd {
@@ -51,6 +54,7 @@ impl std::fmt::Debug for VideoCmd {
             Self::LinkUp { peer, lane, .. } => write!(f, "LinkUp({}, {lane:?})", peer.short()),
             Self::LinkDown { peer } => write!(f, "LinkDown({})", peer.short()),
             Self::Source(lane, s) => write!(f, "Source({lane:?}, {})", s.is_some()),
+            Self::Stop(_) => f.write_str("Stop"),
         }
     }
 }
@@ -108,14 +112,18 @@ impl Lane {
 
 struct Task {
     lanes: [Lane; 2],
-    events: mpsc::Sender<RoomEvent>,
+    events: crate::events::EventSender,
     epoch: Instant,
     /// The configured bitrate for the camera; `None`: chosen from the picture size.
     bitrate_kbps: Option<u32>,
 }
 
-/// Starts a room's video task; it ends when every handle is dropped.
-pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>, bitrate_kbps: Option<u32>) -> VideoHandle {
+/// Starts a room's video task on a thread of its own (encoding is CPU work that must not
+/// hold a runtime worker); it ends on [`VideoCmd::Stop`] or when every handle is dropped.
+pub(crate) fn spawn(
+    events: crate::events::EventSender,
+    bitrate_kbps: Option<u32>,
+) -> (VideoHandle, crate::media_thread::MediaThread) {
     let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (keyframes, keyframe_rx) = mpsc::channel(KEYFRAME_QUEUE);
     let task = Task {
@@ -124,12 +132,14 @@ pub(crate) fn spawn(events: mpsc::Sender<RoomEvent>, bitrate_kbps: Option<u32>) 
         epoch: Instant::now(),
         bitrate_kbps,
     };
-    tokio::spawn(task.run(cmd_rx, keyframe_rx));
-    VideoHandle {
+    let thread =
+        crate::media_thread::MediaThread::spawn("plenum-video", task.run(cmd_rx, keyframe_rx));
+    let handle = VideoHandle {
         cmds,
         keyframes,
         sink: Arc::new(Mutex::new(None)),
-    }
+    };
+    (handle, thread)
 }
 
 /// A frame's display time as a `Duration` that webrtc-rs turns into exactly `ticks` at 90 kHz
@@ -168,6 +178,16 @@ impl Task {
             );
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
+                    Some(VideoCmd::Stop(done)) => {
+                        for lane in &mut self.lanes {
+                            lane.source = None;
+                            lane.encoder = None;
+                            lane.senders.clear();
+                        }
+                        // The room may have stopped waiting.
+                        let _ = done.send(());
+                        break;
+                    }
                     Some(cmd) => self.command(cmd),
                     None => break,
                 },
@@ -227,6 +247,8 @@ impl Task {
                     lane.senders.remove(&peer);
                 }
             }
+            // Handled by the loop.
+            VideoCmd::Stop(_) => {}
         }
     }
 
@@ -242,9 +264,7 @@ impl Task {
             lane.source = None;
             lane.encoder = None;
             let event = RoomEvent::Error(RoomError::VideoSource(reason));
-            if self.events.try_send(event).is_err() {
-                tracing::debug!("event queue full; video source error dropped");
-            }
+            self.events.send(event);
             return;
         }
         let now_ms = epoch.elapsed().as_millis() as u32;
@@ -310,22 +330,36 @@ fn wall_clock_ms() -> Option<u32> {
     Some(since.as_millis() as u32)
 }
 
-/// Reads a peer's VP8 track: reassembles, decodes and hands pictures to the sink; asks for
-/// keyframes when it starts and after losses.
+/// Frames reassembled and waiting for a track's decoder thread; a frame that finds the
+/// queue full is dropped and a keyframe asked for (decoding fell behind).
+const DECODE_QUEUE: usize = 4;
+
+/// Reads a peer's VP8 track: reassembles frames and hands them to a decoder thread of the
+/// track's own, which hands pictures to the sink; asks for keyframes when it starts and
+/// after losses. Ends with the track; the decoder thread ends with it and is joined.
 pub(crate) async fn read_track(
     peer: PeerId,
     lane: Content,
     track: Arc<dyn TrackRemote>,
     sink: SharedSink,
+    events: crate::events::EventSender,
 ) {
-    let mut decoder = match plenum_vpx::Decoder::new() {
-        Ok(d) => d,
-        Err(e) => return tracing::error!(error = %e, "no VP8 decoder; video ignored"),
+    let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel::<Bytes>(DECODE_QUEUE);
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let decoder = {
+        let (peer, lost) = (peer.clone(), Arc::clone(&lost));
+        std::thread::Builder::new()
+            .name(format!("vp8-{}", peer.short()))
+            .spawn(move || decode_frames(&peer, lane, &frames_rx, &sink, &events, &lost))
+    };
+    let decoder = match decoder {
+        Ok(thread) => thread,
+        Err(e) => return tracing::error!(error = %e, "no decoder thread; video ignored"),
     };
     let mut reassembler = Reassembler::new();
     let mut media_ssrc = track.ssrcs().await.first().copied();
     let mut last_request: Option<Instant> = None;
-    let mut decode_errors = 0u64;
+    let mut behind = 0u64;
     let mut poll = tokio::time::interval(Duration::from_millis(50));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     request_keyframe(&*track, media_ssrc, &mut last_request).await;
@@ -348,39 +382,102 @@ pub(crate) async fn read_track(
             _ = poll.tick() => reassembler.poll(Instant::now()),
         };
         for frame in frames {
-            match decoder.decode(&frame.data) {
-                Ok(Some(picture)) => {
-                    let Some(picture) = plenum_media::VideoFrame::from_i420(
-                        picture.width,
-                        picture.height,
-                        picture.data,
-                    ) else {
-                        continue;
-                    };
-                    if let Ok(mut sink) = sink.lock()
-                        && let Some(sink) = sink.as_mut()
-                    {
-                        sink.frame(peer.as_str(), lane, picture);
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    decode_errors += 1;
-                    tracing::debug!(peer = peer.short(), error = %e, "undecodable frame");
+            match frames_tx.try_send(frame.data) {
+                Ok(()) => {}
+                Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                    behind += 1;
                     reassembler.lose();
                 }
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => break,
             }
+        }
+        if lost.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            reassembler.lose();
         }
         if reassembler.take_keyframe_request() || reassembler.waiting() {
             request_keyframe(&*track, media_ssrc, &mut last_request).await;
         }
     }
+    drop(frames_tx);
+    let decode_errors = tokio::task::spawn_blocking(move || decoder.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
     tracing::debug!(
         peer = peer.short(),
         stats = ?reassembler.stats(),
         decode_errors,
+        behind,
         "video track ended"
     );
+}
+
+/// A track's decoder thread: decodes each frame and hands the picture to the sink; sets
+/// `lost` when a frame did not decode (the reader then waits for a keyframe). A keyframe
+/// larger than the decoder takes is reported once as malformed. Returns the frames that
+/// did not decode.
+fn decode_frames(
+    peer: &PeerId,
+    lane: Content,
+    frames: &std::sync::mpsc::Receiver<Bytes>,
+    sink: &SharedSink,
+    events: &crate::events::EventSender,
+    lost: &std::sync::atomic::AtomicBool,
+) -> u64 {
+    let mut decoder = match plenum_vpx::Decoder::new() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "no VP8 decoder; video ignored");
+            return 0;
+        }
+    };
+    let mut errors = 0u64;
+    let mut oversize_reported = false;
+    for data in frames {
+        match decoder.decode(&data) {
+            Ok(Some(picture)) => {
+                let Some(picture) = plenum_media::VideoFrame::from_i420(
+                    picture.width,
+                    picture.height,
+                    picture.data,
+                ) else {
+                    continue;
+                };
+                if let Ok(mut sink) = sink.lock()
+                    && let Some(sink) = sink.as_mut()
+                {
+                    sink.frame(peer.as_str(), lane, picture);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                errors += 1;
+                if let plenum_vpx::VpxError::Dimensions { width, height } = e
+                    && !std::mem::replace(&mut oversize_reported, true)
+                {
+                    tracing::warn!(
+                        peer = peer.short(),
+                        width,
+                        height,
+                        "oversized picture refused"
+                    );
+                    events.send(RoomEvent::Error(RoomError::Malformed {
+                        peer: peer.clone(),
+                        reason: format!(
+                            "a {width}x{height} picture: larger than {} pixels or {} on a side",
+                            plenum_vpx::MAX_DECODE_PIXELS,
+                            plenum_vpx::MAX_DECODE_SIDE
+                        ),
+                    }));
+                } else {
+                    tracing::debug!(peer = peer.short(), error = %e, "undecodable frame");
+                }
+                lost.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+    }
+    errors
 }
 
 /// Sends a picture-loss indication, at most one per [`REQUEST_GAP`].

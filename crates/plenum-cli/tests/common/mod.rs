@@ -35,6 +35,8 @@ pub struct Proc {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<Value>,
+    /// While set, nobody reads the process's stdout (an application that stops reading).
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Every line seen so far, for assertions over the whole history.
     pub seen: Vec<Value>,
 }
@@ -46,9 +48,16 @@ impl Drop for Proc {
     }
 }
 
-fn reader(stdout: std::process::ChildStdout, tx: SyncSender<Value>) {
+fn reader(
+    stdout: std::process::ChildStdout,
+    tx: SyncSender<Value>,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
+            while paused.load(std::sync::atomic::Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             let Ok(line) = line else { return };
             let value = serde_json::from_str(&line).unwrap_or_else(|_| json!({"raw": line}));
             if tx.send(value).is_err() {
@@ -90,14 +99,42 @@ impl Proc {
             .spawn()
             .expect("spawn plenum");
         let (tx, lines) = sync_channel(10_000);
-        reader(child.stdout.take().expect("stdout"), tx);
+        let paused = std::sync::Arc::default();
+        reader(
+            child.stdout.take().expect("stdout"),
+            tx,
+            std::sync::Arc::clone(&paused),
+        );
         let stdin = child.stdin.take();
         Self {
             child,
             stdin,
             lines,
+            paused,
             seen: Vec::new(),
         }
+    }
+
+    /// Stops reading the process's stdout (after the line being read): its writes block
+    /// once the pipe is full, as an application that stops reading its events would.
+    pub fn pause_reading(&self) {
+        self.paused
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Reads its stdout again.
+    pub fn resume_reading(&self) {
+        self.paused
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process, by its pid.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill -{signal} failed");
     }
 
     pub fn pid(&self) -> u32 {
@@ -114,6 +151,12 @@ impl Proc {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{line}").expect("write stdin");
         stdin.flush().expect("flush stdin");
+    }
+
+    /// Takes stdin, to write from another thread (a write that blocks then cannot hang
+    /// the test).
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin open")
     }
 
     /// Closes stdin (end of input).
