@@ -26,6 +26,9 @@ pub(crate) enum BenchCommand {
     Host(crate::bench_host::HostArgs),
     /// Signaling servers alone and linked over NATS: join time, memory, joins per second.
     Signal(crate::bench_signal::SignalArgs),
+    /// A frozen peer: the others' round trips and traffic while its link stalls, and how
+    /// soon it is given up and linked again.
+    Stall(crate::bench_stall::StallArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +63,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Board(args) => crate::bench_board::board(&args).await?,
         BenchCommand::Host(args) => crate::bench_host::host(&args).await?,
         BenchCommand::Signal(args) => crate::bench_signal::signal(&args).await?,
+        BenchCommand::Stall(args) => crate::bench_stall::stall(&args).await?,
     };
     println!("{}", serde_json::to_string_pretty(&figures)?);
     Ok(())

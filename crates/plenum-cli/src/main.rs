@@ -7,6 +7,7 @@ mod bench_board;
 mod bench_host;
 mod bench_resume;
 mod bench_signal;
+mod bench_stall;
 mod bench_turn;
 mod bench_video;
 mod devices;
