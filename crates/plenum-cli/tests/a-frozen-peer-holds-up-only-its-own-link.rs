@@ -99,6 +99,20 @@ fn a_frozen_peer_holds_up_only_its_own_link() {
             .any(|e| e.starts_with("link_stalled") || e.starts_with("link_failed")),
         "no link_stalled or link_failed for the frozen peer: {said:?}"
     );
+    // What the sender could not queue for the gone peer (its queue holds 256) is reported
+    // with counts, not once per message.
+    let dropped = |v: &serde_json::Value| -> u64 {
+        v["message"]
+            .as_str()
+            .and_then(|m| m.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    peers[0]
+        .proc
+        .expect(Duration::from_secs(10), "a queue_overflow of many", |v| {
+            event(v) == "error" && v["code"] == "queue_overflow" && dropped(v) > 1
+        });
 
     // Resumed, it is linked again with both.
     peers[1].proc.signal("CONT");

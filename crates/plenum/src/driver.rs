@@ -205,6 +205,8 @@ pub(crate) struct Driver {
     links: HashMap<PeerId, Link>,
     /// Links found stalled in this step, closed at its end.
     stalled: BTreeSet<PeerId>,
+    /// Messages dropped from each peer's queue since the last report (every half second).
+    overflowed: BTreeMap<PeerId, usize>,
     joined: BTreeSet<PeerId>,
     pending: HashMap<PeerId, VecDeque<Bytes>>,
     pings: HashMap<u64, PendingPing>,
@@ -367,6 +369,7 @@ impl Driver {
             roster,
             links: HashMap::new(),
             stalled: BTreeSet::new(),
+            overflowed: BTreeMap::new(),
             joined: BTreeSet::new(),
             pending: HashMap::new(),
             pings: HashMap::new(),
@@ -440,6 +443,7 @@ impl Driver {
                 }
             }
             self.drive_mesh().await;
+            self.flush_all_pending();
             self.close_stalled().await;
         }
         self.stop_reconnecting();
@@ -1675,6 +1679,7 @@ impl Driver {
 
     async fn maintain(&mut self) {
         let now = Instant::now();
+        self.report_overflows();
         self.ping_publishers(now).await;
         for (peer, link) in &mut self.links {
             if let Some((queued, taken)) = link.writer.as_ref().map(|w| w.progress())
@@ -1816,13 +1821,16 @@ impl Driver {
             let bytes = state_envelope(state);
             self.write(peer, bytes);
         }
-        for bytes in self.pending.remove(peer).unwrap_or_default() {
-            self.write(peer, bytes);
+        // Sent to everyone while nobody was there: the first peer gets it, in order, after
+        // what was queued for it alone.
+        let waiting = std::mem::take(&mut self.waiting);
+        if !waiting.is_empty() {
+            self.pending
+                .entry(peer.clone())
+                .or_default()
+                .extend(waiting);
         }
-        // Sent to everyone while nobody was there: the first peer gets it, in order.
-        for bytes in std::mem::take(&mut self.waiting) {
-            self.write(peer, bytes);
-        }
+        self.flush_pending(peer);
     }
 
     async fn on_data(&mut self, data: LinkData) {
@@ -2013,19 +2021,68 @@ impl Driver {
         }
     }
 
+    /// Sends to `peer`, or queues for it while its link is not open (or what was queued for
+    /// it has not all gone out yet: order is kept).
     fn deliver(&mut self, peer: &PeerId, bytes: Bytes) {
-        if self.write(peer, bytes.clone()) {
+        let behind = self.pending.get(peer).is_some_and(|q| !q.is_empty());
+        if !behind && self.write(peer, bytes.clone()) {
             return;
         }
         let queue = self.pending.entry(peer.clone()).or_default();
         queue.push_back(bytes);
         if queue.len() > self.config.queue_per_peer {
             queue.pop_front();
-            let error = RoomError::QueueOverflow {
-                peer: peer.clone(),
-                dropped: 1,
+            // Counted, and reported with the others dropped since the last report (see
+            // `report_overflows`): a bulk sender to a gone peer makes a few events, not
+            // one per message.
+            *self.overflowed.entry(peer.clone()).or_default() += 1;
+        }
+    }
+
+    /// Reports the messages dropped from each peer's queue since the last report.
+    fn report_overflows(&mut self) {
+        for (peer, dropped) in std::mem::take(&mut self.overflowed) {
+            tracing::debug!(peer = peer.short(), dropped, "queued messages dropped");
+            self.emit(RoomEvent::Error(RoomError::QueueOverflow { peer, dropped }));
+        }
+    }
+
+    /// Moves what waits for `peer` into its open link's outbox, up to the outbox's soft
+    /// limit: a link that opens with a long queue behind it (up to `queue_per_peer` of the
+    /// largest messages) takes it as it drains, instead of all at once past the stall
+    /// bound. The rest goes on the next step.
+    fn flush_pending(&mut self, peer: &PeerId) {
+        loop {
+            let room = self
+                .links
+                .get(peer)
+                .filter(|l| l.open)
+                .and_then(|l| l.writer.as_ref())
+                .is_some_and(|w| w.progress().0 <= crate::outbox::SOFT_LIMIT);
+            if !room {
+                return;
+            }
+            let Some(bytes) = self.pending.get_mut(peer).and_then(VecDeque::pop_front) else {
+                self.pending.remove(peer);
+                return;
             };
-            self.emit(RoomEvent::Error(error));
+            if !self.write(peer, bytes.clone()) {
+                if let Some(queue) = self.pending.get_mut(peer) {
+                    queue.push_front(bytes);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Flushes what waits for every open link (see `flush_pending`).
+    fn flush_all_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let peers: Vec<PeerId> = self.pending.keys().cloned().collect();
+        for peer in peers {
+            self.flush_pending(&peer);
         }
     }
 
@@ -2079,8 +2136,10 @@ impl Driver {
                         self.emit(RoomEvent::Error(error));
                     }
                 }
+                self.flush_all_pending();
                 let full = targets
                     .iter()
+                    .filter(|p| self.links.get(*p).is_some_and(|l| l.open))
                     .filter_map(|p| self.links.get(p)?.writer.clone())
                     .filter(|w| w.progress().0 > crate::outbox::SOFT_LIMIT)
                     .collect();

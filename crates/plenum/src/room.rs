@@ -365,6 +365,7 @@ pub enum RoomError {
         reason: String,
     },
     /// Messages queued for a peer whose link is not open overflowed; the oldest were dropped.
+    /// Reported at most every half second per peer, with how many since the last report.
     #[error("{dropped} queued messages for {peer} dropped")]
     QueueOverflow {
         /// The peer.
