@@ -95,8 +95,32 @@ pub(crate) async fn stall(args: &StallArgs) -> anyhow::Result<Value> {
     signal(b_pid, "STOP");
     let frozen = Instant::now();
     let channel = plenum::ChannelName::new("bulk")?;
-    let count = args.megabytes * 16;
     let payload: bytes::Bytes = vec![7u8; 64 * 1024].into();
+    // 1. a writes 8 MiB to b alone: more than b's link takes (its data channel's 4 MiB and
+    //    the outbox's 1 MiB), so a's sends to b wait and the link stalls. c's round trips
+    //    to a meanwhile cross no traffic of a's but its pongs: they show whether a's
+    //    driver still answers at once.
+    let to_b = {
+        let (a, channel, payload, b_id) =
+            (a.clone(), channel.clone(), payload.clone(), b_id.clone());
+        tokio::spawn(async move {
+            for _ in 0..128 {
+                if a.send(&channel, payload.clone(), Target::One(b_id.clone()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        })
+    };
+    let mut stalled_pings = Vec::new();
+    for _ in 0..args.pings {
+        stalled_pings.push(c.ping(&a_id).await?.as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // 2. Then a sends the burst to everyone: c gets it while b's link is still stalled.
+    let count = args.megabytes * 16;
     let sender = {
         let a = a.clone();
         tokio::spawn(async move {
@@ -125,7 +149,8 @@ pub(crate) async fn stall(args: &StallArgs) -> anyhow::Result<Value> {
         }
         (stalled, left, None, a_events)
     });
-    // c's side: pings to a every 20 ms, and the burst's arrival.
+    // c's side: pings to a every 20 ms (behind the burst on the same ordered link), and
+    // the burst's arrival.
     let mut during = Vec::new();
     let mut received = 0usize;
     let mut next_ping = Instant::now();
@@ -154,6 +179,7 @@ pub(crate) async fn stall(args: &StallArgs) -> anyhow::Result<Value> {
         );
     }
     sender.await??;
+    to_b.abort();
     signal(b_pid, "CONT");
     let resumed_at = frozen.elapsed();
     let (stalled, left, rejoined, _a_events) =
@@ -164,8 +190,9 @@ pub(crate) async fn stall(args: &StallArgs) -> anyhow::Result<Value> {
     drop(b);
     let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
     let before = summary(before);
+    let stalled_pings = summary(stalled_pings);
     let during = summary(during);
-    let ratio = during["p50"]
+    let ratio = stalled_pings["p50"]
         .as_f64()
         .zip(before["p50"].as_f64())
         .map(|(d, b)| d / b);
@@ -175,8 +202,9 @@ pub(crate) async fn stall(args: &StallArgs) -> anyhow::Result<Value> {
     Ok(json!({
         "bench": "stall",
         "ping_rtt_ms_before": before,
-        "ping_rtt_ms_while_one_link_stalls": during,
-        "ping_p50_ratio": ratio,
+        "ping_rtt_ms_while_one_link_stalls": stalled_pings,
+        "ping_p50_ratio_stalled_to_before": ratio,
+        "ping_rtt_ms_behind_the_burst_on_the_same_link": during,
         "burst": {
             "messages": count,
             "message_bytes": 64 * 1024,
