@@ -454,22 +454,17 @@ impl Driver {
     /// Stops the audio and video tasks (dropping sources and sinks: devices close,
     /// recordings complete) and joins their threads, whoever still holds a `Room`.
     async fn stop_media(&mut self) {
-        let (audio_done, audio_stopped) = oneshot::channel();
-        let (video_done, video_stopped) = oneshot::channel();
-        let asked = (
-            self.audio
-                .cmds
-                .send(AudioCmd::Stop(audio_done))
-                .await
-                .is_ok(),
-            self.video
-                .cmds
-                .send(VideoCmd::Stop(video_done))
-                .await
-                .is_ok(),
-        );
-        for (asked, stopped) in [(asked.0, audio_stopped), (asked.1, video_stopped)] {
-            if asked && tokio::time::timeout(MEDIA_STOP, stopped).await.is_err() {
+        let mut stopping = Vec::new();
+        let (done, stopped) = oneshot::channel();
+        if self.audio.cmds.send(AudioCmd::Stop(done)).await.is_ok() {
+            stopping.push(stopped);
+        }
+        let (done, stopped) = oneshot::channel();
+        if self.video.cmds.send(VideoCmd::Stop(done)).await.is_ok() {
+            stopping.push(stopped);
+        }
+        for stopped in stopping {
+            if tokio::time::timeout(MEDIA_STOP, stopped).await.is_err() {
                 tracing::warn!("a media task did not stop in time");
             }
         }
@@ -1968,12 +1963,7 @@ impl Driver {
     /// step is done (`close_stalled`); a bulk sender waits on the outbox itself
     /// (`Command::Send`'s reply), never here.
     fn write(&mut self, peer: &PeerId, bytes: Bytes) -> bool {
-        let Some(writer) = self
-            .links
-            .get(peer)
-            .filter(|l| l.open)
-            .and_then(|l| l.writer.as_ref())
-        else {
+        let Some(writer) = self.open_outbox(peer) else {
             return false;
         };
         if bytes.len() > crate::link::SCTP_MAX_MESSAGE as usize {
@@ -1994,6 +1984,14 @@ impl Driver {
             }
             Err(crate::outbox::OutboxClosed) => false,
         }
+    }
+
+    /// The outbox of our open link to `peer`.
+    fn open_outbox(&self, peer: &PeerId) -> Option<&crate::outbox::Outbox> {
+        self.links
+            .get(peer)
+            .filter(|l| l.open)
+            .and_then(|l| l.writer.as_ref())
     }
 
     /// Closes the links found stalled: an error says so, the peer leaves, the topology
@@ -2054,10 +2052,7 @@ impl Driver {
     fn flush_pending(&mut self, peer: &PeerId) {
         loop {
             let room = self
-                .links
-                .get(peer)
-                .filter(|l| l.open)
-                .and_then(|l| l.writer.as_ref())
+                .open_outbox(peer)
                 .is_some_and(|w| w.progress().0 <= crate::outbox::SOFT_LIMIT);
             if !room {
                 return;
@@ -2075,13 +2070,19 @@ impl Driver {
         }
     }
 
-    /// Flushes what waits for every open link (see `flush_pending`).
+    /// Flushes what waits for every open link (see `flush_pending`); called every step, so
+    /// it looks only at peers whose link is open.
     fn flush_all_pending(&mut self) {
         if self.pending.is_empty() {
             return;
         }
-        let peers: Vec<PeerId> = self.pending.keys().cloned().collect();
-        for peer in peers {
+        let ready: Vec<PeerId> = self
+            .pending
+            .keys()
+            .filter(|p| self.open_outbox(p).is_some())
+            .cloned()
+            .collect();
+        for peer in ready {
             self.flush_pending(&peer);
         }
     }
@@ -2139,9 +2140,9 @@ impl Driver {
                 self.flush_all_pending();
                 let full = targets
                     .iter()
-                    .filter(|p| self.links.get(*p).is_some_and(|l| l.open))
-                    .filter_map(|p| self.links.get(p)?.writer.clone())
+                    .filter_map(|p| self.open_outbox(p))
                     .filter(|w| w.progress().0 > crate::outbox::SOFT_LIMIT)
+                    .cloned()
                     .collect();
                 let _ = reply.send(Ok(full));
             }
