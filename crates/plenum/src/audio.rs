@@ -18,7 +18,7 @@ use plenum_proto::PeerId;
 use tokio::sync::mpsc;
 
 use crate::outbound::{TrackSender, send_to_all};
-use crate::room::RoomEvent;
+use crate::types::RoomEvent;
 
 /// One frame of audio.
 pub(crate) const FRAME: Duration = Duration::from_millis(20);
@@ -333,7 +333,7 @@ impl Task {
         if let Some(reason) = source.take_error() {
             tracing::warn!(%reason, "audio source failed; publishing stops");
             self.source = None;
-            let event = RoomEvent::Error(crate::room::RoomError::AudioSource(reason));
+            let event = RoomEvent::Error(crate::types::RoomError::AudioSource(reason));
             self.events.send(event);
             return;
         }

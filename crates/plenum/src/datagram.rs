@@ -19,7 +19,8 @@ use std::net::SocketAddr;
 use tokio::sync::Mutex;
 
 use crate::PeerId;
-use crate::room::{Room, RoomError, RoomEvent, RoomEvents};
+use crate::room::{Room, RoomEvents};
+use crate::types::{RoomError, RoomEvent};
 
 /// A socket that sends and receives datagrams to and from addresses of its kind.
 pub trait DatagramSocket {

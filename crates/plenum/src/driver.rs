@@ -24,11 +24,11 @@ use crate::config::RoomConfig;
 use crate::link::{DATA_CHANNEL_LABEL, Link, LinkData, LinkEvent, LinkEventKind};
 use crate::outbound::TrackSender;
 use crate::overlay::Overlay;
-use crate::room::{
+use crate::session::{Reconnected, Welcome};
+use crate::types::{
     LinkState, PeerInfo, PingError, RoomError, RoomEvent, SendError, Target, TreeEdge,
     TreeSendError,
 };
-use crate::session::{Reconnected, Welcome};
 use crate::video::{VideoCmd, VideoHandle};
 use plenum_proto::signal::Role;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -1136,7 +1136,7 @@ impl Driver {
             Err(e) => {
                 tracing::warn!(error = %e, "signaling refused our return; links go on");
                 let (code, message) = match e {
-                    crate::room::JoinError::Refused { code, message } => (code, message),
+                    crate::types::JoinError::Refused { code, message } => (code, message),
                     other => (plenum_proto::signal::ErrorCode::Internal, other.to_string()),
                 };
                 return self.emit(RoomEvent::Error(RoomError::Signaling { code, message }));

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use crate::room::{RoomError, RoomEvent};
+use crate::types::{RoomError, RoomEvent};
 
 /// Lossless events that wait for the application before the next is dropped.
 pub const CAPACITY: usize = 4096;

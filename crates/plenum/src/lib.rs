@@ -44,6 +44,7 @@ mod overlay;
 mod reassembly;
 mod room;
 mod session;
+mod types;
 mod video;
 
 pub use config::{
@@ -57,8 +58,8 @@ pub use plenum_proto::overlay::TopologySpec;
 pub use plenum_proto::signal::Role;
 pub use plenum_proto::token::{Claims, Grants};
 pub use plenum_proto::{ChannelName, DisplayName, PeerId, RoomName};
-pub use room::{
-    Channel, JoinError, LinkPath, LinkState, MAX_MESSAGE_BYTES, PeerInfo, PingError, PublishError,
-    Room, RoomClosed, RoomError, RoomEvent, RoomEvents, SendError, Target, TreeEdge, TreeSendError,
-    TreeTarget,
+pub use room::{Channel, Room, RoomEvents};
+pub use types::{
+    JoinError, LinkPath, LinkState, MAX_MESSAGE_BYTES, PeerInfo, PingError, PublishError,
+    RoomClosed, RoomError, RoomEvent, SendError, Target, TreeEdge, TreeSendError, TreeTarget,
 };

@@ -33,7 +33,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use crate::config::{IceTransport, RoomConfig};
 use crate::outbox::{Outbox, StallWatch, outbox};
-use crate::room::LinkPath;
+use crate::types::LinkPath;
 
 /// Resolving peers' `.local` candidates needs a multicast socket, which a machine without a
 /// multicast route (only loopback, or offline) cannot open; webrtc-rs then refuses to create
@@ -53,7 +53,8 @@ fn mdns_mode() -> MulticastDnsMode {
 pub(crate) const DATA_CHANNEL_LABEL: &str = "plenum";
 /// SCTP message size both ends announce (webrtc-rs's ceiling, and what browsers announce):
 /// an envelope of the largest payload ([`crate::MAX_MESSAGE_BYTES`]) fits.
-pub(crate) const SCTP_MAX_MESSAGE: u32 = SctpMaxMessageSize::MAX_MESSAGE_SIZE;
+pub(crate) use crate::types::SCTP_MAX_MESSAGE;
+const _: () = assert!(SCTP_MAX_MESSAGE == SctpMaxMessageSize::MAX_MESSAGE_SIZE);
 /// Bytes a data channel may hold unsent before its writer waits.
 const SEND_BUFFER_LIMIT: usize = 4 * 1024 * 1024;
 /// Remote candidates held until the remote description is set; more are dropped (a
@@ -204,7 +205,7 @@ pub(crate) struct Link {
     pub(crate) open: bool,
     pub(crate) state: RTCPeerConnectionState,
     /// The path of the selected candidate pair, once connected.
-    pub(crate) path: Option<crate::room::LinkPath>,
+    pub(crate) path: Option<crate::types::LinkPath>,
     /// Local candidates gathered so far.
     pub(crate) candidates: usize,
     /// The DTLS fingerprints of the far side's description: an offer with the same ones

@@ -12,7 +12,7 @@ use plenum_signal::{SignalConnection, SignalEvent};
 use tokio::sync::mpsc;
 
 use crate::config::RoomConfig;
-use crate::room::JoinError;
+use crate::types::JoinError;
 
 /// First wait before reconnecting; doubles up to [`BACKOFF_MAX`].
 const BACKOFF_START: Duration = Duration::from_millis(250);

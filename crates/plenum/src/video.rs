@@ -20,7 +20,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use crate::outbound::{TrackSender, send_to_all};
 use crate::reassembly::Reassembler;
-use crate::room::{RoomError, RoomEvent};
+use crate::types::{RoomError, RoomEvent};
 
 /// Commands queued for the video task.
 const COMMAND_QUEUE: usize = 64;
