@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use plenum_overlay::{
-    Addressee, Appearance, CellMesh, CellMeshConfig, DropReason, FullMesh, HostConfig, HostMsg,
-    HostNode, HostOutput, Input, MeshFrame, Output, RelayConfig, RelayMsg, RelayNode, RelayOutput,
-    TreeConfig, TreeMsg, TreeNode, TreeOutput, TreeTarget,
+    Appearance, CellMesh, CellMeshConfig, DropReason, FullMesh, HostConfig, HostMsg, HostNode,
+    Input, MeshFrame, RelayConfig, RelayMsg, RelayNode, TreeConfig, TreeMsg, TreeNode, TreeTarget,
 };
 use plenum_proto::identity::{PublicKey, safety_code, sign_link, verify_link};
 use plenum_proto::overlay::{CellPlan, TopologySpec};
@@ -23,11 +22,10 @@ use crate::audio::{AudioCmd, AudioHandle, RtpIn};
 use crate::config::RoomConfig;
 use crate::link::{DATA_CHANNEL_LABEL, Link, LinkData, LinkEvent, LinkEventKind};
 use crate::outbound::TrackSender;
-use crate::overlay::Overlay;
+use crate::overlay::{Overlay, Step};
 use crate::session::{Reconnected, Welcome};
 use crate::types::{
-    LinkState, PeerInfo, PingError, RoomError, RoomEvent, SendError, Target, TreeEdge,
-    TreeSendError,
+    LinkState, PeerInfo, PingError, RoomError, RoomEvent, SendError, Target, TreeSendError,
 };
 use crate::video::{VideoCmd, VideoHandle};
 use plenum_proto::signal::Role;
@@ -528,51 +526,56 @@ impl Driver {
         }
     }
 
+    /// Carries out what the overlay asks, whichever topology it is, until it waits.
     async fn drive_mesh(&mut self) {
-        match self.mesh {
-            Overlay::Tree(_) => return self.drive_tree().await,
-            Overlay::Relay(_) => return self.drive_relay().await,
-            Overlay::Host(_) => return self.drive_host().await,
-            Overlay::Mesh(_) => {}
-        }
         loop {
-            let Overlay::Mesh(mesh) = &mut self.mesh else {
-                return;
-            };
-            match mesh.poll_output() {
-                Output::Connect { peer, initiate } => {
+            match self.mesh.step() {
+                Step::Link {
+                    peer,
+                    initiate,
+                    introduce: true,
+                } => self.overlay_link(peer, initiate).await,
+                Step::Link { peer, initiate, .. } => {
                     if initiate {
                         self.offer_to(&peer).await;
                     }
                 }
-                Output::Disconnect { peer, reason } => self.drop_link(&peer, reason).await,
-                Output::Heartbeat { peer } => self.heartbeat(&peer),
-                Output::Send { peer, frame } => {
-                    let bytes = Bytes::from(frame.to_envelope().encode());
+                Step::Unlink { peer, reason } => self.drop_link(&peer, reason).await,
+                Step::Heartbeat(peer) => self.heartbeat(&peer),
+                Step::Write { peer, bytes } => {
                     self.write(&peer, bytes);
                 }
-                Output::Deliver { origin, data, hops } => {
-                    let event = RoomEvent::MeshMessage {
-                        from: origin,
-                        data: Bytes::from(data),
-                        hops,
-                    };
-                    self.emit(event);
+                Step::Signal { to, payload } => self.signal(&to, payload).await,
+                Step::Server(frame) => self.send_to_server(frame).await,
+                Step::AskLink { peer, degree } => {
+                    let server_away = self.signal.is_none();
+                    match self.mesh.relay() {
+                        // The server is away: asked over the network instead.
+                        Some(relay) if server_away && !relay.neighbours().is_empty() => {
+                            relay.ask_over_network(peer, degree);
+                        }
+                        _ => {
+                            let payload = SignalPayload::RelayLink { degree };
+                            self.signal(&peer, payload).await;
+                        }
+                    }
                 }
-                Output::State(state) => {
-                    tracing::info!(
-                        cell = state.cell,
-                        cells = state.cells,
-                        size = state.cell_size,
-                        bridges = state.bridges.len(),
-                        "place in the room"
-                    );
-                    self.emit(RoomEvent::MeshState(state));
+                Step::Negotiation { from, payload } => {
+                    if self.roster.contains_key(&from) {
+                        self.on_negotiation(from, payload).await;
+                    } else {
+                        self.hold_early(from, payload);
+                    }
                 }
-                Output::PeerCell { peer, cell } => {
-                    self.emit(RoomEvent::MeshPeer { peer, cell });
+                Step::Malformed { peer, what, reason } => {
+                    self.malformed(peer, what, reason).await;
                 }
-                Output::Timeout(at) => {
+                Step::Synced(in_sync) => {
+                    self.synced.send_replace(in_sync);
+                    self.emit(RoomEvent::Synced { in_sync });
+                }
+                Step::Event(event) => self.emit(event),
+                Step::Timeout(at) => {
                     self.deadline = at;
                     return;
                 }
@@ -599,218 +602,6 @@ impl Driver {
     fn heartbeat(&mut self, peer: &PeerId) {
         let bytes = Envelope::control(EnvelopeKind::Heartbeat, 0).encode();
         self.write(peer, bytes.into());
-    }
-
-    /// Carries out what our tree node asks, and tells the application what it says.
-    async fn drive_tree(&mut self) {
-        loop {
-            let Some(tree) = self.mesh.tree() else {
-                return;
-            };
-            match tree.poll_output() {
-                TreeOutput::Connect { peer, initiate } => self.overlay_link(peer, initiate).await,
-                TreeOutput::Disconnect { peer } => self.drop_link(&peer, DropReason::Left).await,
-                TreeOutput::Heartbeat { peer } => self.heartbeat(&peer),
-                TreeOutput::Send { peer, msg } => {
-                    let bytes = Bytes::from(msg.to_envelope().encode());
-                    self.write(&peer, bytes);
-                }
-                TreeOutput::Signal { to, msg } => {
-                    let Some(msg) = msg.to_signal() else {
-                        continue;
-                    };
-                    let payload = SignalPayload::Tree { msg };
-                    match to {
-                        Addressee::Root => {
-                            self.send_to_server(ClientToServer::SignalRoot { payload })
-                                .await
-                        }
-                        Addressee::Peer(peer) => self.signal(&peer, payload).await,
-                    }
-                }
-                TreeOutput::ParentConnect(peer) => {
-                    self.tree_edge(peer, TreeEdge::ParentConnect).await
-                }
-                TreeOutput::ParentClose(peer) => self.tree_edge(peer, TreeEdge::ParentClose).await,
-                TreeOutput::ChildConnect(peer) => {
-                    self.tree_edge(peer, TreeEdge::ChildConnect).await
-                }
-                TreeOutput::ChildClose(peer) => self.tree_edge(peer, TreeEdge::ChildClose).await,
-                TreeOutput::State {
-                    parent,
-                    children,
-                    depth,
-                    is_root,
-                } => {
-                    tracing::info!(
-                        parent = parent.as_ref().map(PeerId::short),
-                        children = children.len(),
-                        ?depth,
-                        is_root,
-                        "place in the tree"
-                    );
-                    let event = RoomEvent::TreeState {
-                        parent,
-                        children,
-                        depth,
-                        is_root,
-                    };
-                    self.emit(event);
-                }
-                TreeOutput::Message {
-                    origin,
-                    from,
-                    from_parent,
-                    hops,
-                    data,
-                } => {
-                    let event = RoomEvent::TreeMessage {
-                        origin,
-                        from,
-                        from_parent,
-                        hops,
-                        data: Bytes::from(data),
-                    };
-                    self.emit(event);
-                }
-                TreeOutput::Timeout(at) => {
-                    self.deadline = at;
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Carries out what our relay node asks, and tells the application what it says.
-    async fn drive_relay(&mut self) {
-        loop {
-            let Some(relay) = self.mesh.relay() else {
-                return;
-            };
-            match relay.poll_output() {
-                RelayOutput::Connect { peer, initiate } => self.overlay_link(peer, initiate).await,
-                RelayOutput::Disconnect { peer } => self.drop_link(&peer, DropReason::Left).await,
-                RelayOutput::Heartbeat { peer } => self.heartbeat(&peer),
-                RelayOutput::Send { peer, msg } => {
-                    let bytes = Bytes::from(msg.to_envelope().encode());
-                    self.write(&peer, bytes);
-                }
-                RelayOutput::SignalLink { peer, degree } => {
-                    if self.signal.is_none() && !relay.neighbours().is_empty() {
-                        // The server is away: asked over the network instead.
-                        relay.ask_over_network(peer, degree);
-                    } else {
-                        self.signal(&peer, SignalPayload::RelayLink { degree })
-                            .await;
-                    }
-                }
-                RelayOutput::Deliver { origin, hops, data } => {
-                    let event = RoomEvent::RelayMessage {
-                        from: origin,
-                        hops,
-                        data: Bytes::from(data),
-                    };
-                    self.emit(event);
-                }
-                RelayOutput::Signal { origin, data } => {
-                    match serde_json::from_slice::<SignalPayload>(&data) {
-                        Ok(payload) if self.roster.contains_key(&origin) => {
-                            self.on_negotiation(origin, payload).await;
-                        }
-                        Ok(payload) => self.hold_early(origin, payload),
-                        Err(e) => {
-                            tracing::warn!(peer = origin.short(), error = %e, "relayed negotiation that does not decode dropped")
-                        }
-                    }
-                }
-                RelayOutput::LinkFailed { peer } => {
-                    let reason = format!(
-                        "no direct link after {} attempts",
-                        plenum_overlay::relay::CONNECT_ATTEMPTS
-                    );
-                    self.emit(RoomEvent::Error(RoomError::LinkFailed { peer, reason }));
-                }
-                RelayOutput::Unreachable { target, .. } => {
-                    tracing::info!(peer = target.short(), "relay target unreachable");
-                    self.emit(RoomEvent::Error(RoomError::Unreachable { peer: target }));
-                }
-                RelayOutput::Neighbours(neighbours) => {
-                    tracing::debug!(neighbours = neighbours.len(), "relay neighbours");
-                    self.emit(RoomEvent::RelayState { neighbours });
-                }
-                RelayOutput::Dropped { from, reason } => {
-                    tracing::warn!(peer = from.short(), reason, "relayed frame dropped");
-                }
-                RelayOutput::Timeout(at) => {
-                    self.deadline = at;
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Carries out what our host room peer asks, and tells the application what it says.
-    async fn drive_host(&mut self) {
-        loop {
-            let Some(host) = self.mesh.host() else {
-                return;
-            };
-            match host.poll_output() {
-                HostOutput::Connect { peer, initiate } => {
-                    if initiate {
-                        self.offer_to(&peer).await;
-                    }
-                }
-                HostOutput::Disconnect { peer, reason } => self.drop_link(&peer, reason).await,
-                HostOutput::Heartbeat { peer } => self.heartbeat(&peer),
-                HostOutput::Send { peer, msg } => {
-                    let bytes = Bytes::from(msg.to_envelope().encode());
-                    self.write(&peer, bytes);
-                }
-                HostOutput::Claim { epoch } => {
-                    tracing::info!(epoch, "claiming the vacant host seat");
-                    self.send_to_server(ClientToServer::ClaimHost { epoch })
-                        .await;
-                }
-                HostOutput::Deliver {
-                    origin,
-                    channel,
-                    data,
-                } => {
-                    let event = RoomEvent::Message {
-                        channel,
-                        from: origin,
-                        data: Bytes::from(data),
-                    };
-                    self.emit(event);
-                }
-                HostOutput::Host { peer, is_self } => {
-                    tracing::info!(host = peer.short(), is_self, "linked to the host");
-                    self.emit(RoomEvent::Host { peer, is_self });
-                }
-                HostOutput::Synced(in_sync) => {
-                    self.synced.send_replace(in_sync);
-                    self.emit(RoomEvent::Synced { in_sync });
-                }
-                HostOutput::InitData { peer, data } => {
-                    match serde_json::from_slice::<serde_json::Value>(&data) {
-                        Ok(data) => self.emit(RoomEvent::InitData { peer, data }),
-                        Err(e) => {
-                            self.malformed(peer, "join data", e.to_string()).await;
-                        }
-                    }
-                }
-                HostOutput::Overflow { dropped } => {
-                    tracing::warn!(dropped, "messages waiting for a host dropped");
-                    let error = RoomError::WaitingOverflow { dropped };
-                    self.emit(RoomEvent::Error(error));
-                }
-                HostOutput::Timeout(at) => {
-                    self.deadline = at;
-                    return;
-                }
-            }
-        }
     }
 
     /// Our verify hook's word on a peer's credentials: its held negotiation goes on, or it
@@ -882,11 +673,6 @@ impl Driver {
             RoomEvent::MemberLeft { peer, peers }
         };
         self.emit(event);
-    }
-
-    async fn tree_edge(&mut self, peer: PeerId, edge: TreeEdge) {
-        tracing::info!(peer = peer.short(), edge = edge.as_str(), "tree link");
-        self.emit(RoomEvent::TreeLink { peer, edge });
     }
 
     /// The server's plan for us in a cellular room: the peers it names are the ones we link.
