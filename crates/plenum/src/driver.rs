@@ -20,6 +20,7 @@ use webrtc::peer_connection::{RTCIceCandidateInit, RTCPeerConnectionState};
 
 use crate::audio::{AudioCmd, AudioHandle, RtpIn};
 use crate::config::RoomConfig;
+use crate::lifecycle::{Due, Reaction, Transport};
 use crate::link::{DATA_CHANNEL_LABEL, Link, LinkData, LinkEvent, LinkEventKind};
 use crate::outbound::TrackSender;
 use crate::overlay::{Overlay, Step};
@@ -34,15 +35,6 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 const LINK_EVENT_QUEUE: usize = 1024;
 const LINK_DATA_QUEUE: usize = 1024;
 const PING_FORGET_AFTER: Duration = Duration::from_secs(10);
-/// How long an ICE restart may take before it is tried again.
-const RESTART_TIMEOUT: Duration = Duration::from_secs(4);
-/// How long the side that does not start restarts waits for the other's before it starts
-/// one itself.
-const RESTART_GRACE: Duration = Duration::from_millis(750);
-/// How long after a restart (answered, or back) silence is not held against a link.
-const SCTP_CATCH_UP: Duration = Duration::from_secs(10);
-/// ICE restarts tried before a link is given up and made anew.
-const RESTART_TRIES: u32 = 3;
 /// How often restarts and our addresses are checked.
 const MAINTAIN_EVERY: Duration = Duration::from_millis(500);
 
@@ -807,7 +799,7 @@ impl Driver {
                 }
             }
             Some(SignalEvent::Frame(ServerToClient::PeerLeft { peer })) => {
-                if self.links.get(&peer).is_some_and(|l| l.open) {
+                if self.links.get(&peer).is_some_and(|l| l.life.is_open()) {
                     // The server lost it, our link did not (its signaling dropped, or the
                     // server restarted): the link's heartbeat decides, a `bye` ends it.
                     tracing::info!(peer = peer.short(), "server says left; link still up");
@@ -1079,10 +1071,7 @@ impl Driver {
                     return;
                 };
                 match link.accept_answer(sdp).await {
-                    Ok(()) if link.restarting.is_some() => {
-                        link.restart_answered = Some(Instant::now());
-                    }
-                    Ok(()) => {}
+                    Ok(()) => link.life.answered(Instant::now()),
                     Err(e) => self.link_failed(&from, format!("bad answer: {e}")).await,
                 }
             }
@@ -1127,7 +1116,7 @@ impl Driver {
             return self.on_fresh_offer(from, sdp).await;
         }
         tracing::info!(peer = from.short(), "answering an ICE restart");
-        link.peer_restart = Some(Instant::now());
+        link.life.answering_restart(Instant::now());
         match link.answer(&me, sdp).await {
             Ok(sdp) => self.send_answer(&from, sdp).await,
             Err(e) => {
@@ -1227,47 +1216,39 @@ impl Driver {
                 self.signal(&peer, payload).await;
             }
             LinkEventKind::State(state) => {
-                link.state = state;
                 tracing::debug!(peer = peer.short(), %state, "connection state");
-                match state {
-                    RTCPeerConnectionState::Connected => {
-                        link.path = link.selected_path().await;
-                        link.restarting = None;
-                        link.peer_restart = None;
-                        link.restart_due = None;
-                        tracing::info!(peer = peer.short(), path = ?link.path, "link connected");
-                        if std::mem::take(&mut link.down) {
-                            self.link_back(&peer).await;
+                let transport = match state {
+                    RTCPeerConnectionState::Connected => Transport::Connected,
+                    RTCPeerConnectionState::Disconnected => Transport::Disconnected,
+                    RTCPeerConnectionState::Failed => Transport::Failed,
+                    RTCPeerConnectionState::Closed => Transport::Closed,
+                    _ => Transport::Connecting,
+                };
+                // One side starts restarts (the smaller id), the other answers.
+                let we_start = self.me < peer;
+                match link.life.transport(now, transport, we_start) {
+                    Reaction::Nothing => {
+                        if transport == Transport::Connected {
+                            link.path = link.selected_path().await;
+                            tracing::info!(peer = peer.short(), path = ?link.path, "link connected");
                         }
                     }
-                    RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed
-                        if link.open =>
-                    {
-                        // The path is gone, the session is not: restart ICE before giving
-                        // up. One side starts it (the smaller id), the other answers.
-                        let first = !std::mem::replace(&mut link.down, true);
-                        let answering = link
-                            .peer_restart
-                            .is_some_and(|at| at.elapsed() < RESTART_TIMEOUT);
-                        let idle = link.restarting.is_none() && !answering;
-                        let ours = self.me < peer && idle;
-                        if idle && !ours && link.restart_due.is_none() {
-                            // The far side may not notice (it may still hear us): if its
-                            // restart does not come soon, start one ourselves.
-                            link.restart_due = Some(Instant::now() + RESTART_GRACE);
-                        }
+                    Reaction::Back => {
+                        link.path = link.selected_path().await;
+                        self.link_back(&peer).await;
+                    }
+                    Reaction::Down { first, restart } => {
                         if first {
                             tracing::info!(peer = peer.short(), %state, "link down");
                             self.emit(RoomEvent::LinkDown { peer: peer.clone() });
                         }
-                        if ours {
+                        if restart {
                             self.restart(&peer).await;
                         }
                     }
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                    Reaction::Failed => {
                         self.link_failed(&peer, format!("connection {state}")).await;
                     }
-                    _ => {}
                 }
             }
             LinkEventKind::Channel(channel) => {
@@ -1341,12 +1322,12 @@ impl Driver {
                 }
             }
             LinkEventKind::Open => {
-                if !link.open {
+                if link.life.channel_opened() {
                     self.link_opened(&peer).await;
                 }
             }
             LinkEventKind::Closed => {
-                link.open = false;
+                link.life.channel_closed();
                 self.mesh.handle_input(Input::LinkDown { peer, now });
             }
         }
@@ -1359,8 +1340,7 @@ impl Driver {
         let Some(link) = self.links.get_mut(peer) else {
             return;
         };
-        let tries = link.restarting.map_or(0, |(_, n)| n) + 1;
-        link.restarting = Some((Instant::now(), tries));
+        let tries = link.life.restart_started(Instant::now());
         tracing::info!(peer = peer.short(), tries, "ICE restart");
         match link.restart_offer().await {
             Ok(sdp) => self.send_offer(peer, sdp).await,
@@ -1388,9 +1368,6 @@ impl Driver {
             }
         }
         tracing::info!(peer = peer.short(), path = ?link.path, "link back");
-        if let Some(link) = self.links.get_mut(peer) {
-            link.back_at = Some(Instant::now());
-        }
         self.emit(RoomEvent::LinkUp { peer: peer.clone() });
     }
 
@@ -1412,7 +1389,7 @@ impl Driver {
             .collect();
         if publishers
             .iter()
-            .any(|p| self.links.get(p).is_some_and(|l| l.open))
+            .any(|p| self.links.get(p).is_some_and(|l| l.life.is_open()))
         {
             if self.pinging.take().is_some() {
                 tracing::info!("a publisher is linked again");
@@ -1469,55 +1446,30 @@ impl Driver {
                 self.stalled.insert(peer.clone());
             }
         }
-        let due: Vec<PeerId> = self
-            .links
-            .iter_mut()
-            .filter(|(_, l)| l.restart_due.is_some_and(|t| now >= t))
-            .filter_map(|(p, l)| {
-                l.restart_due = None;
-                let answering = l
-                    .peer_restart
-                    .is_some_and(|at| now.duration_since(at) < RESTART_TIMEOUT);
-                (l.down && l.restarting.is_none() && !answering).then(|| p.clone())
-            })
-            .collect();
-        for peer in due {
-            self.restart(&peer).await;
-        }
         // A link whose restart the far side took part in is alive even while nothing
         // arrives: SCTP retransmits on its backed-off timer (up to several seconds after
         // the path returns). The heartbeat must not give it up meanwhile. A peer that died
         // answers no restart, and the heartbeat catches it as before.
-        let shielded: Vec<PeerId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| {
-                [l.restart_answered, l.peer_restart, l.back_at]
-                    .into_iter()
-                    .flatten()
-                    .any(|at| now.duration_since(at) < SCTP_CATCH_UP)
-            })
-            .map(|(p, _)| p.clone())
-            .collect();
-        for peer in shielded {
-            self.mesh.handle_input(Input::Heard { peer, now });
+        let mut due = Vec::new();
+        for (peer, link) in &mut self.links {
+            if link.life.shielded(now) {
+                self.mesh.handle_input(Input::Heard {
+                    peer: peer.clone(),
+                    now,
+                });
+            }
+            match link.life.tick(now) {
+                Due::Nothing => {}
+                due_now => due.push((peer.clone(), due_now)),
+            }
         }
-        let stalled: Vec<(PeerId, u32)> = self
-            .links
-            .iter()
-            .filter_map(|(p, l)| match l.restarting {
-                Some((at, tries)) if now.duration_since(at) > RESTART_TIMEOUT => {
-                    Some((p.clone(), tries))
+        for (peer, due) in due {
+            match due {
+                Due::GiveUp { tries } => {
+                    let reason = format!("{tries} ICE restarts did not bring it back");
+                    self.link_failed(&peer, reason).await;
                 }
-                _ => None,
-            })
-            .collect();
-        for (peer, tries) in stalled {
-            if tries >= RESTART_TRIES {
-                self.link_failed(&peer, format!("{tries} ICE restarts did not bring it back"))
-                    .await;
-            } else {
-                self.restart(&peer).await;
+                _ => self.restart(&peer).await,
             }
         }
         if self.addresses.changed() {
@@ -1530,12 +1482,12 @@ impl Driver {
             let open: Vec<PeerId> = self
                 .links
                 .iter()
-                .filter(|(_, l)| l.open)
+                .filter(|(_, l)| l.life.is_open())
                 .map(|(p, _)| p.clone())
                 .collect();
             for peer in open {
                 if let Some(link) = self.links.get_mut(&peer)
-                    && !std::mem::replace(&mut link.down, true)
+                    && link.life.addresses_changed()
                 {
                     self.emit(RoomEvent::LinkDown { peer: peer.clone() });
                 }
@@ -1549,7 +1501,6 @@ impl Driver {
         let Some(link) = self.links.get_mut(peer) else {
             return;
         };
-        link.open = true;
         let audio = link.audio.clone();
         let video = [
             (plenum_media::Content::Camera, link.video.clone()),
@@ -1620,12 +1571,16 @@ impl Driver {
             generation,
             bytes,
         } = data;
-        let Some(link) = self.links.get(&peer).filter(|l| l.generation == generation) else {
+        let Some(link) = self
+            .links
+            .get_mut(&peer)
+            .filter(|l| l.generation == generation)
+        else {
             return;
         };
         // Data and the open event travel on different queues; data proves the channel
         // open, and the application must see the peer join before its first message.
-        if !link.open {
+        if link.life.channel_opened() {
             self.link_opened(&peer).await;
         }
         self.mesh.handle_input(Input::Heard {
@@ -1776,7 +1731,7 @@ impl Driver {
     fn open_outbox(&self, peer: &PeerId) -> Option<&crate::outbox::Outbox> {
         self.links
             .get(peer)
-            .filter(|l| l.open)
+            .filter(|l| l.life.is_open())
             .and_then(|l| l.writer.as_ref())
     }
 
@@ -2050,7 +2005,7 @@ impl Driver {
         let open: Vec<PeerId> = self
             .links
             .iter()
-            .filter(|(_, l)| l.open)
+            .filter(|(_, l)| l.life.is_open())
             .map(|(p, _)| p.clone())
             .collect();
         for peer in open {
@@ -2062,13 +2017,7 @@ impl Driver {
     fn link_state(&self, peer: &PeerId) -> LinkState {
         match self.links.get(peer) {
             None => LinkState::Waiting,
-            Some(l) if l.open && l.down => LinkState::Disconnected,
-            Some(l) if l.open => LinkState::Connected,
-            Some(l) => match l.state {
-                RTCPeerConnectionState::Failed => LinkState::Failed,
-                RTCPeerConnectionState::Disconnected => LinkState::Disconnected,
-                _ => LinkState::Connecting,
-            },
+            Some(l) => l.life.state(),
         }
     }
 
@@ -2145,7 +2094,7 @@ impl Driver {
 
     async fn drop_link(&mut self, peer: &PeerId, reason: DropReason) {
         if let Some(link) = self.links.remove(peer) {
-            if link.open && !link.down {
+            if link.life.is_up() {
                 self.emit(RoomEvent::LinkDown { peer: peer.clone() });
             }
             link.close();

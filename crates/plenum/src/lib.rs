@@ -35,6 +35,7 @@ pub mod datagram;
 mod driver;
 mod events;
 mod invite;
+mod lifecycle;
 mod link;
 mod media_thread;
 mod netwatch;

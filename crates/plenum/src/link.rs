@@ -202,8 +202,8 @@ pub(crate) struct Link {
     pub(crate) writer: Option<Outbox>,
     /// Whether the writer makes progress.
     pub(crate) stall: StallWatch,
-    pub(crate) open: bool,
-    pub(crate) state: RTCPeerConnectionState,
+    /// Opening, open, down and restarting, closed: the one place the link's state lives.
+    pub(crate) life: crate::lifecycle::Lifecycle,
     /// The path of the selected candidate pair, once connected.
     pub(crate) path: Option<crate::types::LinkPath>,
     /// Local candidates gathered so far.
@@ -211,19 +211,6 @@ pub(crate) struct Link {
     /// The DTLS fingerprints of the far side's description: an offer with the same ones
     /// renegotiates this connection (an ICE restart) instead of replacing it.
     pub(crate) remote_prints: Vec<String>,
-    /// The transport went down after being open (`link_down` reported).
-    pub(crate) down: bool,
-    /// An ICE restart of ours is under way: when it started, and how many were tried.
-    pub(crate) restarting: Option<(std::time::Instant, u32)>,
-    /// When we last answered the far side's ICE restart (we do not start one of our own
-    /// while it runs).
-    pub(crate) peer_restart: Option<std::time::Instant>,
-    /// When we start a restart ourselves if the far side has not by then.
-    pub(crate) restart_due: Option<std::time::Instant>,
-    /// When the far side answered our restart.
-    pub(crate) restart_answered: Option<std::time::Instant>,
-    /// When the link last came back from being down.
-    pub(crate) back_at: Option<std::time::Instant>,
     /// We sent an offer and have no answer yet.
     pub(crate) offering: bool,
     /// The remote description is set; candidates can be added.
@@ -267,8 +254,7 @@ impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Link")
             .field("generation", &self.generation)
-            .field("open", &self.open)
-            .field("state", &self.state)
+            .field("life", &self.life)
             .field("offering", &self.offering)
             .finish_non_exhaustive()
     }
@@ -354,17 +340,10 @@ impl Link {
             pc: Arc::new(pc),
             writer: None,
             stall: StallWatch::default(),
-            open: false,
-            state: RTCPeerConnectionState::New,
+            life: crate::lifecycle::Lifecycle::new(),
             path: None,
             candidates: 0,
             remote_prints: Vec::new(),
-            down: false,
-            restarting: None,
-            peer_restart: None,
-            restart_due: None,
-            restart_answered: None,
-            back_at: None,
             offering: false,
             remote_set: false,
             early_candidates: Vec::new(),
