@@ -10,7 +10,7 @@ use plenum_overlay::{
     Appearance, CellMesh, CellMeshConfig, DropReason, FullMesh, HostConfig, HostMsg, HostNode,
     Input, MeshFrame, RelayConfig, RelayMsg, RelayNode, TreeConfig, TreeMsg, TreeNode, TreeTarget,
 };
-use plenum_proto::identity::{PublicKey, safety_code, sign_link, verify_link};
+use plenum_proto::identity::{safety_code, sign_link};
 use plenum_proto::overlay::{CellPlan, TopologySpec};
 use plenum_proto::signal::{ClientToServer, PeerSummary, ServerToClient, SignalPayload};
 use plenum_proto::{ChannelName, DisplayName, Envelope, EnvelopeKind, PeerId, StreamAnnouncement};
@@ -18,6 +18,7 @@ use plenum_signal::{SignalConnection, SignalEvent};
 use tokio::sync::{mpsc, oneshot};
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCPeerConnectionState};
 
+use crate::admission::{Admission, Admit, Verdict};
 use crate::audio::{AudioCmd, AudioHandle, RtpIn};
 use crate::config::RoomConfig;
 use crate::lifecycle::{Due, Reaction, Transport};
@@ -38,14 +39,9 @@ const PING_FORGET_AFTER: Duration = Duration::from_secs(10);
 /// How often restarts and our addresses are checked.
 const MAINTAIN_EVERY: Duration = Duration::from_millis(500);
 
-/// Description numbers of departed peers remembered before they are forgotten.
-const REPLAY_MEMORY: usize = 1024;
 /// Streams a peer may announce at once, and the longest stream id.
 const MAX_STREAMS_PER_PEER: usize = 8;
 const MAX_STREAM_ID: usize = 64;
-/// Peers whose negotiation may wait for our verify hook at once, and frames held for each.
-const HELD_PEERS: usize = 64;
-const HELD_FRAMES: usize = 64;
 
 /// How long a media task may take to drop its devices when the room ends.
 const MEDIA_STOP: Duration = Duration::from_secs(5);
@@ -140,14 +136,10 @@ pub(crate) struct Driver {
     synced: tokio::sync::watch::Sender<bool>,
     /// Each peer's role, from the server.
     roles: HashMap<PeerId, Role>,
-    /// Peers whose credentials passed our verify hook (checked again after they leave).
-    passed: BTreeSet<PeerId>,
-    /// Negotiation from peers whose credentials are being checked, held in order.
-    awaiting: HashMap<PeerId, Vec<SignalPayload>>,
-    verdict_tx: mpsc::Sender<(PeerId, bool)>,
-    verdict_rx: mpsc::Receiver<(PeerId, bool)>,
-    /// Peers that refused us, or we them: never linked again while they stay.
-    refused: BTreeSet<PeerId>,
+    /// Credentials, identity keys and description numbers: who may negotiate with us.
+    admission: Admission,
+    /// Our verify hook at work, one task per peer it is asked about (aborted with the room).
+    verifying: tokio::task::JoinSet<(PeerId, bool)>,
     /// Messages to everyone sent while nobody else was there, for the first link.
     waiting: VecDeque<Bytes>,
     /// Our shared state, sent to every link that opens.
@@ -168,10 +160,6 @@ pub(crate) struct Driver {
     base_ice: Vec<crate::config::IceServer>,
     /// Peers whose token does not grant publishing: their streams are ignored.
     viewers: BTreeSet<PeerId>,
-    /// Peers' keys, proven by their signed descriptions.
-    keys: HashMap<PeerId, PublicKey>,
-    /// The number of the last description each peer signed: anything not newer is a replay.
-    seen_seq: HashMap<PeerId, u64>,
     /// The number of our last signed description.
     seq: u64,
     /// Peers the server said left while our link to them was up: gone when the link goes.
@@ -318,17 +306,14 @@ impl Driver {
         let base_ice = config.ice_servers.clone();
         let host_room = matches!(mesh, Overlay::Host(_));
         let (synced, _) = tokio::sync::watch::channel(!host_room);
-        let (verdict_tx, verdict_rx) = mpsc::channel(LINK_EVENT_QUEUE);
+        let admission = Admission::new(me.clone(), config.verify.is_some());
         let mut driver = Self {
             config,
             me,
             synced,
             roles,
-            passed: BTreeSet::new(),
-            awaiting: HashMap::new(),
-            verdict_tx,
-            verdict_rx,
-            refused: BTreeSet::new(),
+            admission,
+            verifying: tokio::task::JoinSet::new(),
             waiting: VecDeque::new(),
             state: None,
             had_publisher: false,
@@ -341,8 +326,6 @@ impl Driver {
             reconnecting: None,
             base_ice,
             viewers,
-            keys: HashMap::new(),
-            seen_seq: HashMap::new(),
             seq: clock_seq,
             server_gone: BTreeSet::new(),
             addresses: crate::netwatch::Addresses::now(),
@@ -425,7 +408,10 @@ impl Driver {
                 Some(data) = self.data_rx.recv() => self.on_data(data).await,
                 event = next_signal(&mut self.signal) => self.on_signal(event).await,
                 Some(back) = self.reconnect_rx.recv() => self.on_reconnected(back).await,
-                Some((peer, ok)) = self.verdict_rx.recv() => self.on_verdict(peer, ok).await,
+                Some(verdict) = self.verifying.join_next() => match verdict {
+                    Ok((peer, ok)) => self.on_verdict(peer, ok).await,
+                    Err(e) => tracing::warn!(error = %e, "the verify hook did not finish"),
+                },
                 () = tokio::time::sleep_until(self.deadline.into()) => {
                     let now = Instant::now();
                     self.pings.retain(|_, p| now.duration_since(p.sent) < PING_FORGET_AFTER);
@@ -599,27 +585,28 @@ impl Driver {
     /// Our verify hook's word on a peer's credentials: its held negotiation goes on, or it
     /// is told no and not linked.
     async fn on_verdict(&mut self, peer: PeerId, ok: bool) {
-        let Some(held) = self.awaiting.remove(&peer) else {
-            return;
-        };
-        if !ok {
-            tracing::warn!(
-                peer = peer.short(),
-                "refused: its credentials did not pass our check"
-            );
-            let reason = "credentials not accepted".to_owned();
-            self.signal(&peer, SignalPayload::Refused { reason }).await;
-            return self.refuse_link(&peer).await;
-        }
-        self.passed.insert(peer.clone());
-        for payload in held {
-            self.on_negotiation(peer.clone(), payload).await;
+        match self.admission.verdict(&peer, ok) {
+            Verdict::Stale => {}
+            Verdict::Refused => {
+                tracing::warn!(
+                    peer = peer.short(),
+                    "refused: its credentials did not pass our check"
+                );
+                let reason = "credentials not accepted".to_owned();
+                self.signal(&peer, SignalPayload::Refused { reason }).await;
+                self.refuse_link(&peer).await;
+            }
+            Verdict::Passed(held) => {
+                for payload in held {
+                    self.on_negotiation(peer.clone(), payload).await;
+                }
+            }
         }
     }
 
     /// No link to `peer` while it stays: ours is closed and the topology forgets it.
     async fn refuse_link(&mut self, peer: &PeerId) {
-        self.refused.insert(peer.clone());
+        self.admission.refuse(peer);
         self.pending.remove(peer);
         if self.links.contains_key(peer) {
             self.drop_link(peer, DropReason::Left).await;
@@ -631,26 +618,19 @@ impl Driver {
     }
 
     /// A peer left: if it comes back, its credentials are checked again, its key proven
-    /// again, its role told again. The number of its last description is kept for a
-    /// while (a replay of an old one stays refused), among at most [`REPLAY_MEMORY`].
+    /// again (see [`Admission::forget`]), its role told again.
     fn forget_checks(&mut self, peer: &PeerId) {
-        self.passed.remove(peer);
-        self.awaiting.remove(peer);
-        self.refused.remove(peer);
-        self.keys.remove(peer);
+        let roster = &self.roster;
+        self.admission.forget(peer, |p| roster.contains_key(p));
         self.roles.remove(peer);
         self.viewers.remove(peer);
         self.early.remove(peer);
-        if self.seen_seq.len() > REPLAY_MEMORY {
-            let roster = &self.roster;
-            self.seen_seq.retain(|p, _| roster.contains_key(p));
-        }
     }
 
     /// Whether we link to `peer` at all (a viewer links to publishers only).
     fn links_with(&self, peer: &PeerId) -> bool {
         let role = self.roles.get(peer).copied().unwrap_or_default();
-        self.config.role.links_with(role) && !self.refused.contains(peer)
+        self.config.role.links_with(role) && !self.admission.is_refused(peer)
     }
 
     /// In a host room, the room's peers changed: the application hears whom, and the list.
@@ -967,86 +947,27 @@ impl Driver {
     /// once, the polite one drops its own offer and answers; the impolite one ignores the
     /// colliding offer and waits for the answer to its own. Either way one link remains.
     async fn on_negotiation(&mut self, from: PeerId, payload: SignalPayload) {
-        if self.refused.contains(&from) {
-            tracing::debug!(
-                peer = from.short(),
-                "negotiation from a refused peer; ignored"
-            );
-            return;
-        }
-        if let Some(held) = self.awaiting.get_mut(&from) {
-            // Its credentials are being checked: everything waits in order, within a bound
-            // (a peer's negotiation is a description and a few candidates).
-            if held.len() < HELD_FRAMES {
-                held.push(payload);
-            } else {
-                tracing::debug!(
-                    peer = from.short(),
-                    "negotiation held past its bound; dropped"
-                );
-            }
-            return;
-        }
-        if let (
-            SignalPayload::Offer { credentials, .. } | SignalPayload::Answer { credentials, .. },
-            Some(verify),
-        ) = (&payload, &self.config.verify)
-            && !self.passed.contains(&from)
-        {
-            if self.awaiting.len() >= HELD_PEERS {
-                // The peer offers again after its connect timeout.
-                tracing::warn!(
-                    peer = from.short(),
-                    "too many peers being verified; offer dropped"
-                );
+        let payload = match self.admission.admit(&from, payload) {
+            Admit::Pass(payload) => payload,
+            Admit::Held => return,
+            Admit::Dropped(why) => return tracing::debug!(peer = from.short(), "{why}; dropped"),
+            Admit::Check { credentials } => {
+                let Some(verify) = &self.config.verify else {
+                    return;
+                };
+                let check = verify.check(from.clone(), credentials);
+                self.verifying.spawn(async move { (from, check.await) });
                 return;
             }
-            let check = verify.check(from.clone(), credentials.clone().unwrap_or_default());
-            let verdicts = self.verdict_tx.clone();
-            let peer = from.clone();
-            self.awaiting.insert(from, vec![payload]);
-            tokio::spawn(async move {
-                let ok = check.await;
-                let _ = verdicts.send((peer, ok)).await;
-            });
-            return;
-        }
-        let checked = match &payload {
-            SignalPayload::Offer {
-                sdp, key, seq, sig, ..
-            } => Some(("offer", sdp, key, *seq, sig)),
-            SignalPayload::Answer {
-                sdp, key, seq, sig, ..
-            } => Some(("answer", sdp, key, *seq, sig)),
-            SignalPayload::Candidate { .. }
-            | SignalPayload::Tree { .. }
-            | SignalPayload::RelayLink { .. }
-            | SignalPayload::Refused { .. } => None,
-        };
-        if let Some((kind, sdp, key, seq, sig)) = checked {
-            let verdict = verify_link(kind, &from, &self.me, seq, sdp, key, sig)
-                .map_err(|e| e.to_string())
-                .and_then(|key| match self.seen_seq.get(&from) {
-                    Some(last) if seq <= *last => {
-                        Err(format!("replayed description (number {seq}, last {last})"))
-                    }
-                    _ => Ok(key),
-                });
-            match verdict {
-                Ok(key) => {
-                    self.keys.insert(from.clone(), key);
-                    self.seen_seq.insert(from.clone(), seq);
-                }
-                Err(reason) => {
-                    tracing::warn!(peer = from.short(), %reason, "{kind} refused: identity mismatch");
-                    let error = RoomError::IdentityMismatch {
-                        peer: from.clone(),
-                        reason: format!("{kind}: {reason}"),
-                    };
-                    return self.emit(RoomEvent::Error(error));
-                }
+            Admit::Mismatch { kind, reason } => {
+                tracing::warn!(peer = from.short(), %reason, "{kind} refused: identity mismatch");
+                let error = RoomError::IdentityMismatch {
+                    peer: from,
+                    reason: format!("{kind}: {reason}"),
+                };
+                return self.emit(RoomEvent::Error(error));
             }
-        }
+        };
         if let SignalPayload::Offer { sdp, .. } = &payload
             && self.links.get(&from).is_some_and(|l| l.same_session(sdp))
         {
@@ -1899,9 +1820,9 @@ impl Driver {
                             name: name.clone(),
                             state,
                             path: self.links.get(peer).and_then(|l| l.path),
-                            safety_code: self.keys.get(peer).map(|k| safety_code(&mine, k)),
+                            safety_code: self.admission.key(peer).map(|k| safety_code(&mine, k)),
                             role: self.roles.get(peer).copied().unwrap_or_default(),
-                            refused: self.refused.contains(peer),
+                            refused: self.admission.is_refused(peer),
                         }
                     })
                     .collect();

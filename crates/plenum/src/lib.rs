@@ -29,6 +29,7 @@
 //! [`RoomError::Malformed`] events.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod admission;
 mod audio;
 mod config;
 pub mod datagram;
