@@ -23,6 +23,7 @@ use crate::audio::{AudioCmd, AudioHandle, RtpIn};
 use crate::config::RoomConfig;
 use crate::lifecycle::{Due, Reaction, Transport};
 use crate::link::{DATA_CHANNEL_LABEL, Link, LinkData, LinkEvent, LinkEventKind};
+use crate::negotiation::{self, OnOffer};
 use crate::outbound::TrackSender;
 use crate::overlay::{Overlay, Step};
 use crate::session::{Reconnected, Welcome};
@@ -968,26 +969,27 @@ impl Driver {
                 return self.emit(RoomEvent::Error(error));
             }
         };
-        if let SignalPayload::Offer { sdp, .. } = &payload
-            && self.links.get(&from).is_some_and(|l| l.same_session(sdp))
-        {
-            let sdp = sdp.clone();
-            return self.renegotiate(from, sdp).await;
-        }
         match payload {
             SignalPayload::Offer { sdp, .. } => {
-                let polite = self.me > from;
-                if self.links.get(&from).is_some_and(|l| l.offering) && !polite {
-                    tracing::debug!(
-                        peer = from.short(),
-                        "offer collision; keeping ours (impolite)"
-                    );
-                    return;
+                let polite = negotiation::polite(&self.me, &from);
+                let verdict = self
+                    .links
+                    .get(&from)
+                    .map_or(OnOffer::Fresh, |l| l.negotiation.on_offer(polite, &sdp));
+                match verdict {
+                    OnOffer::Ignore => {
+                        tracing::debug!(peer = from.short(), "offer collision; keeping ours");
+                    }
+                    OnOffer::Restart => self.renegotiate(from, sdp).await,
+                    OnOffer::Fresh => self.on_fresh_offer(from, sdp).await,
                 }
-                self.on_fresh_offer(from, sdp).await;
             }
             SignalPayload::Answer { sdp, .. } => {
-                let Some(link) = self.links.get_mut(&from).filter(|l| l.offering) else {
+                let Some(link) = self
+                    .links
+                    .get_mut(&from)
+                    .filter(|l| l.negotiation.expects_answer())
+                else {
                     tracing::debug!(peer = from.short(), "answer without an offer; ignored");
                     return;
                 };
@@ -1020,22 +1022,13 @@ impl Driver {
     }
 
     /// An offer for the connection we have (the far side restarts ICE): answered on it, so
-    /// data and media carry on where they were. Both restarting at once: the polite side
-    /// makes a new link instead, the impolite one waits for the answer to its own.
+    /// data and media carry on where they were. (Both restarting at once is glare, see
+    /// `negotiation.rs`: the polite side makes a new link instead.)
     async fn renegotiate(&mut self, from: PeerId, sdp: String) {
-        let polite = self.me > from;
         let me = self.me.clone();
         let Some(link) = self.links.get_mut(&from) else {
             return;
         };
-        if link.offering {
-            if !polite {
-                tracing::debug!(peer = from.short(), "restart collision; keeping ours");
-                return;
-            }
-            tracing::debug!(peer = from.short(), "restart collision; making a new link");
-            return self.on_fresh_offer(from, sdp).await;
-        }
         tracing::info!(peer = from.short(), "answering an ICE restart");
         link.life.answering_restart(Instant::now());
         match link.answer(&me, sdp).await {

@@ -39,6 +39,7 @@ mod invite;
 mod lifecycle;
 mod link;
 mod media_thread;
+mod negotiation;
 mod netwatch;
 mod outbound;
 mod outbox;

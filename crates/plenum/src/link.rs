@@ -32,6 +32,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::config::{IceTransport, RoomConfig};
+use crate::negotiation::Negotiation;
 use crate::outbox::{Outbox, StallWatch, outbox};
 use crate::types::LinkPath;
 
@@ -57,9 +58,6 @@ pub(crate) use crate::types::SCTP_MAX_MESSAGE;
 const _: () = assert!(SCTP_MAX_MESSAGE == SctpMaxMessageSize::MAX_MESSAGE_SIZE);
 /// Bytes a data channel may hold unsent before its writer waits.
 const SEND_BUFFER_LIMIT: usize = 4 * 1024 * 1024;
-/// Remote candidates held until the remote description is set; more are dropped (a
-/// browser gathers a handful per interface and server).
-const EARLY_CANDIDATES: usize = 64;
 /// Silence after which a link's ICE state goes `disconnected` (and we restart it).
 const ICE_DISCONNECTED: Duration = Duration::from_secs(2);
 /// Further silence after which it goes `failed`.
@@ -208,14 +206,8 @@ pub(crate) struct Link {
     pub(crate) path: Option<crate::types::LinkPath>,
     /// Local candidates gathered so far.
     pub(crate) candidates: usize,
-    /// The DTLS fingerprints of the far side's description: an offer with the same ones
-    /// renegotiates this connection (an ICE restart) instead of replacing it.
-    pub(crate) remote_prints: Vec<String>,
-    /// We sent an offer and have no answer yet.
-    pub(crate) offering: bool,
-    /// The remote description is set; candidates can be added.
-    pub(crate) remote_set: bool,
-    pub(crate) early_candidates: Vec<RTCIceCandidateInit>,
+    /// Where its offer/answer exchange stands, and candidates that came early.
+    pub(crate) negotiation: Negotiation<RTCIceCandidateInit>,
     /// Our Opus track on this link and its sender.
     pub(crate) audio: Option<LinkTrack>,
     /// Our VP8 track for the camera on this link and its sender.
@@ -255,7 +247,7 @@ impl std::fmt::Debug for Link {
         f.debug_struct("Link")
             .field("generation", &self.generation)
             .field("life", &self.life)
-            .field("offering", &self.offering)
+            .field("offering", &self.negotiation.is_offering())
             .finish_non_exhaustive()
     }
 }
@@ -343,10 +335,7 @@ impl Link {
             life: crate::lifecycle::Lifecycle::new(),
             path: None,
             candidates: 0,
-            remote_prints: Vec::new(),
-            offering: false,
-            remote_set: false,
-            early_candidates: Vec::new(),
+            negotiation: Negotiation::default(),
             audio: None,
             video: None,
             screen: None,
@@ -433,7 +422,7 @@ impl Link {
         let offer = self.pc.create_offer(None).await?;
         let sdp = offer.sdp.clone();
         self.pc.set_local_description(offer).await?;
-        self.offering = true;
+        self.negotiation.offered();
         Ok(sdp)
     }
 
@@ -444,16 +433,8 @@ impl Link {
         let offer = self.pc.create_offer(None).await?;
         let sdp = offer.sdp.clone();
         self.pc.set_local_description(offer).await?;
-        self.offering = true;
+        self.negotiation.offered();
         Ok(sdp)
-    }
-
-    /// Whether `sdp` renegotiates this connection: the far side's certificate is the one
-    /// it already presented.
-    pub(crate) fn same_session(&self, sdp: &str) -> bool {
-        self.remote_set
-            && !self.remote_prints.is_empty()
-            && plenum_proto::identity::fingerprints(sdp) == self.remote_prints
     }
 
     /// Applies a remote offer (a first one, or a restart of this connection) and returns
@@ -463,12 +444,12 @@ impl Link {
         me: &PeerId,
         sdp: String,
     ) -> webrtc::error::Result<String> {
-        self.remote_prints = plenum_proto::identity::fingerprints(&sdp);
+        let prints = sdp.clone();
         self.pc
             .set_remote_description(RTCSessionDescription::offer(sdp)?)
             .await?;
-        self.remote_set = true;
-        self.flush_candidates().await;
+        let early = self.negotiation.remote_set(&prints, false);
+        self.add_candidates(early).await;
         // After the offer: the tracks take the offer's transceivers.
         self.add_media(me).await?;
         let answer = self.pc.create_answer(None).await?;
@@ -479,32 +460,24 @@ impl Link {
 
     /// Applies the remote answer to our offer.
     pub(crate) async fn accept_answer(&mut self, sdp: String) -> webrtc::error::Result<()> {
-        self.remote_prints = plenum_proto::identity::fingerprints(&sdp);
+        let prints = sdp.clone();
         self.pc
             .set_remote_description(RTCSessionDescription::answer(sdp)?)
             .await?;
-        self.offering = false;
-        self.remote_set = true;
-        self.flush_candidates().await;
+        let early = self.negotiation.remote_set(&prints, true);
+        self.add_candidates(early).await;
         Ok(())
     }
 
+    /// A remote candidate: added, or held until the remote description is set.
     pub(crate) async fn add_candidate(&mut self, candidate: RTCIceCandidateInit) {
-        if !self.remote_set {
-            if self.early_candidates.len() >= EARLY_CANDIDATES {
-                tracing::debug!("too many candidates before the description; dropped");
-                return;
-            }
-            self.early_candidates.push(candidate);
-            return;
-        }
-        if let Err(e) = self.pc.add_ice_candidate(candidate).await {
-            tracing::debug!(error = %e, "remote candidate refused");
+        if let Some(candidate) = self.negotiation.candidate(candidate) {
+            self.add_candidates(vec![candidate]).await;
         }
     }
 
-    async fn flush_candidates(&mut self) {
-        for candidate in std::mem::take(&mut self.early_candidates) {
+    async fn add_candidates(&self, candidates: Vec<RTCIceCandidateInit>) {
+        for candidate in candidates {
             if let Err(e) = self.pc.add_ice_candidate(candidate).await {
                 tracing::debug!(error = %e, "remote candidate refused");
             }
