@@ -8,102 +8,19 @@
 //! of this test binary with it set.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-const LONG: Duration = Duration::from_secs(20);
 const CHILD: &str = "PLENUM_TEST_PULSE_CHILD";
 
-/// The private PulseAudio daemon, killed by its pid on drop, its directory removed.
-struct Pulse {
-    dir: std::path::PathBuf,
-    server: String,
-    daemon: Child,
-}
+#[path = "../../../tests/src/pulse.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod pulse;
 
-impl Drop for Pulse {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Pulse {
-    fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("plenum-pulse-leave-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("pulse dir");
-        let socket = dir.join("native");
-        let daemon = Command::new("pulseaudio")
-            .args(["-n", "--daemonize=no", "--exit-idle-time=-1"])
-            .arg(format!(
-                "--load=module-native-protocol-unix socket={} auth-anonymous=1",
-                socket.display()
-            ))
-            .arg("--load=module-null-sink sink_name=plenum_null")
-            .env("PULSE_RUNTIME_PATH", dir.join("run"))
-            .env("PULSE_STATE_PATH", dir.join("state"))
-            .env("HOME", &dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pulseaudio (Debian package pulseaudio)");
-        let pulse = Self {
-            server: format!("unix:{}", socket.display()),
-            dir,
-            daemon,
-        };
-        let deadline = Instant::now() + LONG;
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "pulseaudio did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        pactl(
-            &pulse.server,
-            &["set-default-source", "plenum_null.monitor"],
-        );
-        pulse
-    }
-}
-
-fn pactl(server: &str, args: &[&str]) -> String {
-    let out = Command::new("pactl")
-        .args(args)
-        .env("PULSE_SERVER", server)
-        .output()
-        .expect("pactl");
-    assert!(out.status.success(), "pactl {args:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Capture streams open on the server now.
-fn captures(server: &str) -> usize {
-    pactl(server, &["list", "short", "source-outputs"])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .count()
-}
-
-/// Waits until `captures` is `want`, up to [`LONG`].
-fn wait_captures(server: &str, want: usize, what: &str) {
-    let deadline = Instant::now() + LONG;
-    loop {
-        let now = captures(server);
-        if now == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {now} capture streams, not {want}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use pulse::{Pulse, wait_captures};
 
 #[test]
 fn leave_releases_the_microphone_while_a_room_handle_lives() {
-    let pulse = Pulse::start();
+    let pulse = Pulse::start("leave");
     let exe = std::env::current_exe().expect("test binary");
     let out = Command::new(exe)
         .args([
@@ -112,7 +29,7 @@ fn leave_releases_the_microphone_while_a_room_handle_lives() {
             "--include-ignored",
             "--nocapture",
         ])
-        .env("PULSE_SERVER", &pulse.server)
+        .env("PULSE_SERVER", pulse.server())
         .env(CHILD, "1")
         .output()
         .expect("run the child");

@@ -1,0 +1,77 @@
+//! The real app under Xvfb joins a large (cellular) room that sixteen CLI peers created
+//! with cells of at most three: its network panel draws the room's cells, the app's own
+//! cell and its bridges, and follows when the room changes. The screenshot goes to
+//! docs/screenshots/network-cells.png when PLENUM_ARTIFACTS names that directory.
+
+use plenum_e2e::app as support;
+
+use std::time::Duration;
+
+use support::cli::{self, Peer};
+use support::{Xvfb, app_with_network_panel, artifacts_dir, network_attr as panel, wait_for};
+
+const LONG: Duration = Duration::from_secs(40);
+
+#[test]
+fn app_draws_the_cells_of_a_large_room() {
+    let server = cli::serve(&[]);
+    let room = "town-hall";
+    let xvfb = Xvfb::start();
+    let cells = ["--topology", "cells", "--cell-size", "3"];
+    let mut peers: Vec<Peer> = (0..16)
+        .map(|i| cli::join(&server.url, room, &format!("Peer {i}"), &cells))
+        .collect();
+    let (_driver, app) =
+        app_with_network_panel(&xvfb, support::app_bin(), (&server.url, room), &[], "cells");
+
+    // Seventeen peers in cells of at most three: nine cells (radices 3 x 3), the app in one
+    // of them.
+    wait_for(LONG, "the cells drawn", || {
+        let cells = panel(&app, "data-cells")?;
+        (cells >= 5 && app.find_all("#network-panel circle.network-cell").len() as u64 == cells)
+            .then_some(())
+    });
+    let own = app.find_all("#network-panel circle.network-cell.own");
+    assert_eq!(own.len(), 1, "exactly one cell is ours");
+    assert_eq!(app.find_all("#network-panel circle.network-me").len(), 1);
+    let caption = app.text(&app.find("#network-caption").expect("a caption"));
+    assert!(caption.starts_with("Large room:"), "{caption}");
+
+    // A broadcast from every peer tells the app where each sits: the ring fills in.
+    for p in &mut peers {
+        p.proc
+            .cmd(serde_json::json!({"cmd": "mesh_send", "data": {"hello": p.name}}));
+    }
+    wait_for(LONG, "cells known from broadcasts", || {
+        (app.find_all("#network-panel circle.network-cell.known")
+            .len()
+            >= 4)
+            .then_some(())
+    });
+    // Bridges: a line per bridge of ours, to a cell marked as bridged.
+    let bridges = panel(&app, "data-bridges").unwrap_or(0) as usize;
+    assert_eq!(
+        app.find_all("#network-panel line.network-bridge").len(),
+        bridges
+    );
+    if bridges > 0 {
+        assert!(
+            !app.find_all("#network-panel circle.network-cell.bridged")
+                .is_empty()
+        );
+    }
+
+    // The room grows past its layout (28 peers outgrow nine cells of three): the panel
+    // follows the new one.
+    let before = panel(&app, "data-cells").unwrap_or(0);
+    let more: Vec<Peer> = (16..27)
+        .map(|i| cli::join(&server.url, room, &format!("Peer {i}"), &cells))
+        .collect();
+    wait_for(LONG, "a new layout drawn", || {
+        let now = panel(&app, "data-cells")?;
+        (now > before && app.find_all("#network-panel circle.network-cell").len() as u64 == now)
+            .then_some(())
+    });
+    xvfb.screenshot(&artifacts_dir().join("network-cells.png"));
+    drop(more);
+}

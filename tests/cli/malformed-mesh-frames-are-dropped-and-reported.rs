@@ -1,0 +1,99 @@
+//! A peer that writes broken or forged mesh frames on its link: a truncated frame, an origin
+//! that is not a peer id and an unknown envelope kind are each dropped and reported as
+//! `malformed_message`; a forged frame sent twice reaches the application once. The room
+//! carries on: a real broadcast still reaches everyone once.
+
+use plenum_e2e::cli as common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// A mesh frame's payload: ttl 8, the origin's cell, `origin`, then `data`.
+fn mesh_payload(origin: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![8, 255, 0, 0, 0, 0, 1, 0, 0, 0, 0, origin.len() as u8];
+    out.extend_from_slice(origin);
+    out.extend_from_slice(data);
+    out
+}
+
+fn mesh_messages(got: &[Value], key: &str) -> usize {
+    got.iter()
+        .filter(|v| event(v) == "mesh_message" && v["data"].get(key).is_some())
+        .count()
+}
+
+#[test]
+fn malformed_mesh_frames_are_dropped_and_reported() {
+    let server = serve(&[]);
+    let cells = ["--topology", "cells", "--cell-size", "4"];
+    let mut peers: Vec<Peer> = (0..3)
+        .map(|i| join(&server.url, "forged", &format!("p{i}"), &cells))
+        .collect();
+    // Wait until the three are linked: a broadcast reaches both others.
+    let mut nonce = 0;
+    loop {
+        nonce += 1;
+        assert!(nonce < 40, "the room never linked up");
+        peers[0]
+            .proc
+            .cmd(json!({"cmd":"mesh_send","data":{"up": nonce}}));
+        std::thread::sleep(Duration::from_millis(250));
+        let mut reached = 0;
+        for p in &mut peers[1..] {
+            let got = p.proc.drain_for(Duration::from_millis(10));
+            if got
+                .iter()
+                .any(|v| event(v) == "mesh_message" && v["data"]["up"] == nonce)
+            {
+                reached += 1;
+            }
+        }
+        if reached == 2 {
+            break;
+        }
+    }
+    let target = peers[1].id.clone();
+    let raw = |bytes: Vec<u8>| json!({"cmd":"raw","peer":target,"hex":hex(&bytes)});
+
+    // Truncated: a mesh payload of two bytes.
+    peers[0].proc.cmd(raw(envelope(6, &[8, 255])));
+    // An origin that is not a peer id.
+    peers[0]
+        .proc
+        .cmd(raw(envelope(6, &mesh_payload(b"no spaces!", b"{}"))));
+    // A kind no version knows.
+    peers[0].proc.cmd(raw(envelope(99, b"")));
+    // A well-formed frame, forged in p0's name, sent twice.
+    let forged = envelope(
+        6,
+        &mesh_payload(peers[0].id.as_bytes(), br#"{"forged":true}"#),
+    );
+    peers[0].proc.cmd(raw(forged.clone()));
+    peers[0].proc.cmd(raw(forged));
+    // And a real broadcast after all that.
+    peers[0]
+        .proc
+        .cmd(json!({"cmd":"mesh_send","data":{"after":true}}));
+
+    let got = peers[1].proc.drain_for(Duration::from_secs(2));
+    let errs = errors(&got);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(
+        errs.iter().all(|e| e.starts_with("malformed_message")),
+        "{errs:#?}"
+    );
+    assert!(errs.iter().any(|e| e.contains("truncated")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.contains("origin")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.contains("kind 99")), "{errs:#?}");
+    assert_eq!(
+        mesh_messages(&got, "forged"),
+        1,
+        "the forged frame once, its copy dropped"
+    );
+    assert_eq!(mesh_messages(&got, "after"), 1);
+    let third = peers[2].proc.drain_for(Duration::from_millis(500));
+    assert_eq!(mesh_messages(&third, "after"), 1);
+    assert!(errors(&third).is_empty(), "{:#?}", errors(&third));
+}

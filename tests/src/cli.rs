@@ -1,0 +1,669 @@
+//! Black-box helpers: real `plenum serve` and `plenum join` processes on 127.0.0.1.
+//! Every process is killed by its pid when its guard drops, also when a test fails.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The `plenum` binary, built next to the tests in the same target directory.
+pub fn bin() -> std::path::PathBuf {
+    crate::target_bin("plenum")
+}
+
+/// A child process, killed on drop.
+#[derive(Debug)]
+pub struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Value>,
+    /// While set, nobody reads the process's stdout (an application that stops reading).
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Every line seen so far, for assertions over the whole history.
+    pub seen: Vec<Value>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn reader(
+    stdout: std::process::ChildStdout,
+    tx: SyncSender<Value>,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            while paused.load(std::sync::atomic::Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let Ok(line) = line else { return };
+            let value = serde_json::from_str(&line).unwrap_or_else(|_| json!({"raw": line}));
+            if tx.send(value).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+impl Proc {
+    pub fn spawn(args: &[&str]) -> Self {
+        Self::spawn_program(bin(), args)
+    }
+
+    /// Runs another program the same way.
+    pub fn spawn_program(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Self {
+        Self::spawn_program_env(program, args, &[])
+    }
+
+    /// Runs a program with extra environment variables.
+    pub fn spawn_program_env(
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut command = Command::new(program);
+        command.envs(env.iter().copied());
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env(
+                "RUST_LOG",
+                "warn,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_sctp=error,webrtc=error",
+            );
+        }
+        let mut child = command
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn plenum");
+        let (tx, lines) = sync_channel(10_000);
+        let paused = std::sync::Arc::default();
+        reader(
+            child.stdout.take().expect("stdout"),
+            tx,
+            std::sync::Arc::clone(&paused),
+        );
+        let stdin = child.stdin.take();
+        Self {
+            child,
+            stdin,
+            lines,
+            paused,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Stops reading the process's stdout (after the line being read): its writes block
+    /// once the pipe is full, as an application that stops reading its events would.
+    pub fn pause_reading(&self) {
+        self.paused
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Reads its stdout again.
+    pub fn resume_reading(&self) {
+        self.paused
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process, by its pid.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Writes one JSON command line.
+    pub fn cmd(&mut self, value: Value) {
+        self.raw(&value.to_string());
+    }
+
+    /// Writes one raw line.
+    pub fn raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Takes stdin, to write from another thread (a write that blocks then cannot hang
+    /// the test).
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin open")
+    }
+
+    /// Closes stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the next line matching `pred`, up to `timeout`; panics with the history if none.
+    pub fn expect(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("timed out waiting for {what}; saw {:#?}", self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("process ended waiting for {what}; saw {:#?}", self.seen)
+                }
+            }
+        }
+    }
+
+    /// Collects every line that arrives within `window`.
+    pub fn drain_for(&mut self, window: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + window;
+        let mut got = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    got.push(v);
+                }
+                Err(_) => return got,
+            }
+        }
+    }
+
+    /// Waits for the process to exit, up to `timeout`; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn event(v: &Value) -> &str {
+    v.get("event").and_then(Value::as_str).unwrap_or("")
+}
+
+/// A running signaling server.
+#[derive(Debug)]
+pub struct Serve {
+    pub proc: Proc,
+    pub url: String,
+}
+
+pub fn serve(extra: &[&str]) -> Serve {
+    serve_in(None, extra)
+}
+
+/// [`serve`] inside a network namespace (or the test's own when `None`).
+pub fn serve_in(ns: Option<&NetNs>, extra: &[&str]) -> Serve {
+    let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--json"];
+    args.extend_from_slice(extra);
+    let mut proc = match ns {
+        Some(ns) => ns.spawn(&args, &[]),
+        None => Proc::spawn(&args),
+    };
+    let listening = proc.expect(Duration::from_secs(10), "listening", |v| {
+        event(v) == "listening"
+    });
+    let url = listening["url"].as_str().expect("url").to_owned();
+    Serve { proc, url }
+}
+
+/// A headless peer that has joined; `id` is its peer id.
+#[derive(Debug)]
+pub struct Peer {
+    pub proc: Proc,
+    pub id: String,
+    pub name: String,
+}
+
+pub fn spawn_join(url: &str, room: &str, name: &str, extra: &[&str]) -> Proc {
+    spawn_join_env(url, room, name, extra, &[])
+}
+
+/// [`spawn_join`] with extra environment variables for the peer.
+pub fn spawn_join_env(
+    url: &str,
+    room: &str,
+    name: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Proc {
+    Proc::spawn_program_env(bin(), &join_args(url, room, name, extra), env)
+}
+
+/// A headless peer on loopback joining through an invite link (its role comes from the
+/// invite unless `extra` says `--role`).
+pub fn spawn_join_invite(invite: &str, name: &str, extra: &[&str]) -> Proc {
+    Proc::spawn(&peer_args(&["--invite", invite], name, extra))
+}
+
+/// `plenum join` arguments for a headless peer on loopback.
+fn join_args<'a>(url: &'a str, room: &'a str, name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    peer_args(&["--server", url, "--room", room], name, extra)
+}
+
+/// `plenum join PLACE --name NAME --json --bind-ip 127.0.0.1 EXTRA...`.
+fn peer_args<'a>(place: &[&'a str], name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["join"];
+    args.extend_from_slice(place);
+    args.extend_from_slice(&["--name", name, "--json", "--bind-ip", "127.0.0.1"]);
+    args.extend_from_slice(extra);
+    args
+}
+
+/// [`spawn_join`] inside a network namespace.
+pub fn spawn_join_in(ns: &NetNs, url: &str, room: &str, name: &str, extra: &[&str]) -> Proc {
+    ns.spawn(&join_args(url, room, name, extra), &[])
+}
+
+/// A network namespace of this test's own whose loopback loses a share of every UDP
+/// datagram (nftables `numgen random` in the input hook: each datagram is judged once, on
+/// arrival, and the sender sees no error, as on a real lossy path).
+/// Signaling is TCP and is left alone; ICE, DTLS, SCTP and RTP all see the loss.
+/// Deleted on drop.
+#[derive(Debug)]
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    /// A fresh namespace of this test's own with its loopback up.
+    pub fn new() -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "plenum-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        run(&["ip", "netns", "add", &name]);
+        let ns = Self { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Two namespaces joined by a veth pair: `a` holds `a_addr` (CIDR) on `va`, `b` holds
+    /// `b_addr` on `vb`.
+    pub fn veth_pair(a_addr: &str, b_addr: &str) -> (Self, Self) {
+        let (a, b) = (Self::new(), Self::new());
+        a.exec(&[
+            "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb",
+        ]);
+        a.exec(&["ip", "link", "set", "vb", "netns", &b.name]);
+        a.exec(&["ip", "addr", "add", a_addr, "dev", "va"]);
+        b.exec(&["ip", "addr", "add", b_addr, "dev", "vb"]);
+        a.exec(&["ip", "link", "set", "va", "up"]);
+        b.exec(&["ip", "link", "set", "vb", "up"]);
+        (a, b)
+    }
+
+    pub fn lossy(loss_percent: u32) -> Self {
+        let ns = Self::new();
+        let rules = format!(
+            "table inet plenum {{
+               counter udp_all {{}}
+               counter udp_lost {{}}
+               chain arrive {{
+                 type filter hook input priority 0; policy accept;
+                 meta l4proto udp counter name udp_all
+                 meta l4proto udp numgen random mod 100 < {loss_percent} counter name udp_lost drop
+               }}
+             }}"
+        );
+        let rules_path = std::env::temp_dir().join(format!("{}.nft", ns.name));
+        std::fs::write(&rules_path, rules).expect("write rules");
+        ns.exec(&["nft", "-f", rules_path.to_str().expect("utf-8")]);
+        std::fs::remove_file(&rules_path).expect("cleanup rules");
+        ns
+    }
+
+    /// Runs a command inside the namespace to completion.
+    pub fn exec(&self, command: &[&str]) -> String {
+        let mut args = vec!["ip", "netns", "exec", &self.name];
+        args.extend_from_slice(command);
+        run(&args)
+    }
+
+    /// Starts `plenum` with `args` inside the namespace; `ip netns exec` replaces itself with
+    /// the program, so the guard's pid is the peer's.
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let bin = bin();
+        let mut full = vec!["netns", "exec", &self.name, bin.to_str().expect("utf-8")];
+        full.extend_from_slice(args);
+        Proc::spawn_program_env("ip", &full, env)
+    }
+
+    /// (datagrams sent, datagrams dropped) so far.
+    pub fn udp_counts(&self) -> (u64, u64) {
+        let packets = |counter: &str| -> u64 {
+            let out = self.exec(&["nft", "list", "counter", "inet", "plenum", counter]);
+            out.split_whitespace()
+                .skip_while(|w| *w != "packets")
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no packet count in {out}"))
+        };
+        (packets("udp_all"), packets("udp_lost"))
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Runs a command to completion; panics with its stderr when it fails.
+fn run(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (install iproute2 and nftables)", args[0]));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {} (network namespaces need root or CAP_NET_ADMIN)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn join(url: &str, room: &str, name: &str, extra: &[&str]) -> Peer {
+    join_env(url, room, name, extra, &[])
+}
+
+/// [`join`] with extra environment variables for the peer.
+pub fn join_env(url: &str, room: &str, name: &str, extra: &[&str], env: &[(&str, &str)]) -> Peer {
+    let mut proc = spawn_join_env(url, room, name, extra, env);
+    let joined = proc.expect(Duration::from_secs(10), "joined", |v| event(v) == "joined");
+    let id = joined["peer"].as_str().expect("peer id").to_owned();
+    Peer {
+        proc,
+        id,
+        name: name.to_owned(),
+    }
+}
+
+/// Starts `n` peers in `room` and waits until every one has seen every other join.
+pub fn full_room(url: &str, room: &str, n: usize) -> Vec<Peer> {
+    let mut peers: Vec<Peer> = (0..n)
+        .map(|i| join(url, room, &format!("p{i}"), &[]))
+        .collect();
+    let ids: Vec<String> = peers.iter().map(|p| p.id.clone()).collect();
+    for peer in &mut peers {
+        let mut want: Vec<&String> = ids.iter().filter(|id| **id != peer.id).collect();
+        while !want.is_empty() {
+            let v = peer.proc.expect(
+                Duration::from_secs(20),
+                "peer_join of every other peer",
+                |v| event(v) == "peer_join",
+            );
+            let id = v["peer"].as_str().unwrap_or("").to_owned();
+            let before = want.len();
+            want.retain(|w| **w != id);
+            assert_eq!(
+                before - 1,
+                want.len(),
+                "unexpected or repeated peer_join {id} at {}",
+                peer.name
+            );
+        }
+    }
+    peers
+}
+
+/// Messages a peer received within `window`, as (channel, from, data).
+pub fn messages(peer: &mut Peer, window: Duration) -> Vec<(String, String, Value)> {
+    peer.proc
+        .drain_for(window)
+        .into_iter()
+        .filter(|v| event(v) == "message")
+        .map(|v| {
+            (
+                v["channel"].as_str().unwrap_or("").to_owned(),
+                v["from"].as_str().unwrap_or("").to_owned(),
+                v["data"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// A WAV recording made by `--record-audio`, from its first audible sample on, skipping
+/// `settle` seconds more (jitter buffer start, first frames).
+pub fn recording(path: &std::path::Path, settle: f64) -> Vec<f32> {
+    use plenum_media::AudioSource;
+    let mut src = plenum_media::WavSource::open(path).expect("a recording");
+    let mut heard = vec![0.0; src.len()];
+    src.read(&mut heard);
+    let start = heard
+        .iter()
+        .position(|s| s.abs() > 0.01)
+        .expect("some sound");
+    let skip = (settle * f64::from(plenum_media::SAMPLE_RATE)) as usize;
+    heard.split_off((start + skip).min(heard.len()))
+}
+
+/// A file in the temp directory, removed on drop.
+#[derive(Debug)]
+pub struct TempFile(pub std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl TempFile {
+    /// Its path as text (temp paths are UTF-8 here).
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+/// Writes `secret` to a fresh temp file named after `tag` and this process.
+pub fn secret_file(tag: &str, secret: &str) -> TempFile {
+    let path = std::env::temp_dir().join(format!("plenum-{tag}-{}.secret", std::process::id()));
+    std::fs::write(&path, format!("{secret}\n")).expect("write secret");
+    TempFile(path)
+}
+
+/// What a broadcast test has seen its peers receive.
+pub trait Tally {
+    /// Reads what the live peers printed so far, without waiting.
+    fn collect(&mut self, peers: &mut [Peer], alive: &std::collections::BTreeSet<usize>);
+    /// How many times each peer received each broadcast, by `(peer, nonce)`.
+    fn got(&self) -> &std::collections::BTreeMap<(usize, u64), u32>;
+    /// Who received broadcast `nonce`, and how many times.
+    fn receivers(&self, nonce: u64) -> std::collections::BTreeMap<usize, u32> {
+        self.got()
+            .iter()
+            .filter(|((_, n), _)| *n == nonce)
+            .map(|((i, _), c)| (*i, *c))
+            .collect()
+    }
+}
+
+/// Sends `{"cmd": cmd, "data": {"nonce": n}}` from `from` until one broadcast reaches every
+/// other live peer (links may still be opening at first); asserts no peer ever gets one
+/// twice. Returns how long the complete broadcast took to reach its last peer.
+pub fn broadcast_until_all(
+    peers: &mut [Peer],
+    seen: &mut impl Tally,
+    alive: &std::collections::BTreeSet<usize>,
+    (from, cmd): (usize, &str),
+    nonce: &mut u64,
+    within: Duration,
+) -> Duration {
+    let deadline = Instant::now() + within;
+    let want: std::collections::BTreeSet<usize> =
+        alive.iter().copied().filter(|i| *i != from).collect();
+    loop {
+        *nonce += 1;
+        let n = *nonce;
+        let sent = Instant::now();
+        peers[from]
+            .proc
+            .cmd(json!({"cmd": cmd, "data": {"nonce": n}}));
+        let wait_until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < wait_until {
+            seen.collect(peers, alive);
+            std::thread::sleep(Duration::from_millis(1));
+            let got = seen.receivers(n);
+            if let Some((i, c)) = got.iter().find(|(_, c)| **c > 1) {
+                panic!("peer {i} received broadcast {n} {c} times");
+            }
+            assert!(
+                !got.contains_key(&from),
+                "the sender heard its own broadcast"
+            );
+            if got
+                .keys()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>()
+                == want
+            {
+                let took = sent.elapsed();
+                // Copies that arrive late would still show up as a second delivery.
+                std::thread::sleep(Duration::from_millis(300));
+                seen.collect(peers, alive);
+                assert!(seen.receivers(n).values().all(|c| *c == 1));
+                return took;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no broadcast from peer {from} reached all {} others within {within:?}; the last reached {}",
+            want.len(),
+            seen.receivers(n).len()
+        );
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An envelope of kind `kind` with message id 99 and `payload`.
+pub fn envelope(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![1, kind, 0, 0];
+    out.extend_from_slice(&99u64.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The `error` events among `got`, as `code: message`.
+pub fn errors(got: &[Value]) -> Vec<String> {
+    got.iter()
+        .filter(|v| event(v) == "error")
+        .map(|v| {
+            format!(
+                "{}: {}",
+                v["code"].as_str().unwrap_or(""),
+                v["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// A nats-server with JetStream on a free port of 127.0.0.1, killed by its pid on drop;
+/// its store directory is removed with it.
+#[derive(Debug)]
+pub struct Nats {
+    pub proc: Proc,
+    pub url: String,
+    store: std::path::PathBuf,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.proc.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+        let _ = std::fs::remove_file(self.store.with_extension("log"));
+    }
+}
+
+pub fn nats() -> Nats {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let store = std::env::temp_dir().join(format!("plenum-nats-{}-{port}", std::process::id()));
+    let port_arg = port.to_string();
+    let log = store.with_extension("log");
+    let proc = Proc::spawn_program(
+        "nats-server",
+        &[
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port_arg,
+            "-js",
+            "-sd",
+            store.to_str().expect("utf-8 temp dir"),
+            "-l",
+            log.to_str().expect("utf-8 temp dir"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nats-server did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Nats {
+        proc,
+        url: format!("nats://127.0.0.1:{port}"),
+        store,
+    }
+}
+
+/// `plenum serve` joined to the NATS cluster at `nats`; its `cluster_id` is its id there.
+pub fn serve_nats(nats: &str, extra: &[&str]) -> (Serve, String) {
+    let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--json", "--nats", nats];
+    args.extend_from_slice(extra);
+    let mut proc = Proc::spawn(&args);
+    let listening = proc.expect(Duration::from_secs(15), "listening", |v| {
+        event(v) == "listening"
+    });
+    let url = listening["url"].as_str().expect("url").to_owned();
+    let id = listening["cluster_id"]
+        .as_str()
+        .expect("cluster id")
+        .to_owned();
+    (Serve { proc, url }, id)
+}
