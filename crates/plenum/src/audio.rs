@@ -244,7 +244,7 @@ impl Task {
     }
 
     fn handle_rtp(&mut self, packet: RtpIn) {
-        let now = Instant::now();
+        let now = crate::clock::now();
         if !self.remotes.contains_key(&packet.peer) {
             let decoder = match OpusDecoder::new() {
                 Ok(d) => d,
@@ -271,7 +271,7 @@ impl Task {
     }
 
     async fn frame(&mut self) {
-        let now = Instant::now();
+        let now = crate::clock::now();
         self.frames += 1;
         if self.frames.is_multiple_of(250) {
             for (peer, remote) in &self.remotes {

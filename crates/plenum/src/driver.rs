@@ -219,12 +219,12 @@ impl Driver {
             topology,
             ..
         } = welcome;
-        let now = Instant::now();
+        let now = crate::clock::now();
         let seed = me.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         });
         let sparse = topology.is_overlay();
-        let clock_seq = std::time::SystemTime::now()
+        let clock_seq = crate::clock::wall()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
         let mut mesh = match (&topology, TreeConfig::from_spec(&topology)) {
@@ -414,7 +414,7 @@ impl Driver {
                     Err(e) => tracing::warn!(error = %e, "the verify hook did not finish"),
                 },
                 () = tokio::time::sleep_until(self.deadline.into()) => {
-                    let now = Instant::now();
+                    let now = crate::clock::now();
                     self.pings.retain(|_, p| now.duration_since(p.sent) < PING_FORGET_AFTER);
                     self.mesh.handle_input(Input::Tick { now });
                 }
@@ -614,7 +614,7 @@ impl Driver {
         }
         self.mesh.handle_input(Input::PeerGone {
             peer: peer.clone(),
-            now: Instant::now(),
+            now: crate::clock::now(),
         });
     }
 
@@ -650,7 +650,7 @@ impl Driver {
 
     /// The server's plan for us in a cellular room: the peers it names are the ones we link.
     async fn on_plan(&mut self, plan: CellPlan) {
-        let now = Instant::now();
+        let now = crate::clock::now();
         let mut named = BTreeSet::new();
         for s in plan
             .members
@@ -730,7 +730,7 @@ impl Driver {
         }));
         self.mesh.handle_input(Input::LinkDown {
             peer: peer.clone(),
-            now: Instant::now(),
+            now: crate::clock::now(),
         });
     }
 
@@ -750,7 +750,7 @@ impl Driver {
     }
 
     async fn on_signal(&mut self, event: Option<SignalEvent>) {
-        let now = Instant::now();
+        let now = crate::clock::now();
         match event {
             Some(SignalEvent::Frame(ServerToClient::PeerJoined {
                 peer,
@@ -904,7 +904,7 @@ impl Driver {
         self.signal = Some(signal);
         self.resume = welcome.resume;
         self.use_server_ice(welcome.ice_servers);
-        let now = Instant::now();
+        let now = crate::clock::now();
         if let Some(host) = self.mesh.host() {
             // A restarted server numbers its hosts from 1 again: its word wins.
             host.forget_epoch();
@@ -994,7 +994,7 @@ impl Driver {
                     return;
                 };
                 match link.accept_answer(sdp).await {
-                    Ok(()) => link.life.answered(Instant::now()),
+                    Ok(()) => link.life.answered(crate::clock::now()),
                     Err(e) => self.link_failed(&from, format!("bad answer: {e}")).await,
                 }
             }
@@ -1030,7 +1030,7 @@ impl Driver {
             return;
         };
         tracing::info!(peer = from.short(), "answering an ICE restart");
-        link.life.answering_restart(Instant::now());
+        link.life.answering_restart(crate::clock::now());
         match link.answer(&me, sdp).await {
             Ok(sdp) => self.send_answer(&from, sdp).await,
             Err(e) => {
@@ -1118,7 +1118,7 @@ impl Driver {
         else {
             return;
         };
-        let now = Instant::now();
+        let now = crate::clock::now();
         match kind {
             LinkEventKind::Candidate(init) => {
                 link.candidates += 1;
@@ -1254,7 +1254,7 @@ impl Driver {
         let Some(link) = self.links.get_mut(peer) else {
             return;
         };
-        let tries = link.life.restart_started(Instant::now());
+        let tries = link.life.restart_started(crate::clock::now());
         tracing::info!(peer = peer.short(), tries, "ICE restart");
         match link.restart_offer().await {
             Ok(sdp) => self.send_offer(peer, sdp).await,
@@ -1350,7 +1350,7 @@ impl Driver {
     }
 
     async fn maintain(&mut self) {
-        let now = Instant::now();
+        let now = crate::clock::now();
         self.report_overflows();
         self.ping_publishers(now).await;
         for (peer, link) in &mut self.links {
@@ -1423,7 +1423,7 @@ impl Driver {
         self.emit(RoomEvent::LinkUp { peer: peer.clone() });
         self.mesh.handle_input(Input::LinkUp {
             peer: peer.clone(),
-            now: Instant::now(),
+            now: crate::clock::now(),
         });
         let ours: Vec<Bytes> = self
             .streams
@@ -1499,7 +1499,7 @@ impl Driver {
         }
         self.mesh.handle_input(Input::Heard {
             peer: peer.clone(),
-            now: Instant::now(),
+            now: crate::clock::now(),
         });
         let envelope = match Envelope::decode(&bytes) {
             Ok(envelope) => envelope,
@@ -1544,14 +1544,14 @@ impl Driver {
                 Ok(frame) => self.mesh.handle_input(Input::Frame {
                     from: peer,
                     frame,
-                    now: Instant::now(),
+                    now: crate::clock::now(),
                 }),
                 Err(e) => {
                     self.malformed(peer, "mesh frame", e.to_string()).await;
                 }
             },
             EnvelopeKind::Tree => match (TreeMsg::from_envelope(&envelope), self.mesh.tree()) {
-                (Ok(msg), Some(tree)) => tree.handle_msg(peer, msg, Instant::now()),
+                (Ok(msg), Some(tree)) => tree.handle_msg(peer, msg, crate::clock::now()),
                 (Ok(_), None) => {
                     tracing::debug!(
                         peer = peer.short(),
@@ -1563,7 +1563,7 @@ impl Driver {
                 }
             },
             EnvelopeKind::Relay => match (RelayMsg::from_envelope(&envelope), self.mesh.relay()) {
-                (Ok(msg), Some(relay)) => relay.handle_msg(peer, msg, Instant::now()),
+                (Ok(msg), Some(relay)) => relay.handle_msg(peer, msg, crate::clock::now()),
                 (Ok(_), None) => {
                     tracing::debug!(
                         peer = peer.short(),
@@ -1579,7 +1579,7 @@ impl Driver {
                 Err(e) => self.malformed(peer, "state", e.to_string()).await,
             },
             EnvelopeKind::Host => match (HostMsg::from_envelope(&envelope), self.mesh.host()) {
-                (Ok(msg), Some(host)) => host.handle_msg(peer, msg, Instant::now()),
+                (Ok(msg), Some(host)) => host.handle_msg(peer, msg, crate::clock::now()),
                 (Ok(_), None) => {
                     tracing::debug!(
                         peer = peer.short(),
@@ -1597,7 +1597,7 @@ impl Driver {
                 self.forget_checks(&peer);
                 self.mesh.handle_input(Input::PeerGone {
                     peer: peer.clone(),
-                    now: Instant::now(),
+                    now: crate::clock::now(),
                 });
                 if known {
                     self.member_changed(peer, false).await;
@@ -1669,7 +1669,7 @@ impl Driver {
             self.drop_link(&peer, DropReason::Failed).await;
             self.mesh.handle_input(Input::LinkDown {
                 peer,
-                now: Instant::now(),
+                now: crate::clock::now(),
             });
         }
     }
@@ -1753,7 +1753,7 @@ impl Driver {
                 if let (Target::All, Some(host)) = (&to, self.mesh.host()) {
                     // Through the host, which relays it to everyone (queued while there
                     // is none).
-                    host.post(channel, data.to_vec(), Instant::now());
+                    host.post(channel, data.to_vec(), crate::clock::now());
                     let _ = reply.send(Ok(Vec::new()));
                     return;
                 }
@@ -1825,7 +1825,7 @@ impl Driver {
                 let nonce = self.next_id;
                 self.next_id += 1;
                 let bytes = Envelope::control(EnvelopeKind::Ping, nonce).encode();
-                let sent = Instant::now();
+                let sent = crate::clock::now();
                 if self.write(&peer, bytes.into()) {
                     self.pings.insert(nonce, PendingPing { sent, reply });
                 } else {
@@ -1851,10 +1851,10 @@ impl Driver {
             }
             Command::MeshSend(data) => match (self.mesh.host(), ChannelName::new("mesh")) {
                 // A host room's broadcast is a post through the host, on channel `mesh`.
-                (Some(host), Ok(channel)) => host.post(channel, data.to_vec(), Instant::now()),
+                (Some(host), Ok(channel)) => host.post(channel, data.to_vec(), crate::clock::now()),
                 _ => self.mesh.handle_input(Input::Broadcast {
                     data: data.to_vec(),
-                    now: Instant::now(),
+                    now: crate::clock::now(),
                 }),
             },
             Command::TreeSend { to, data, reply } => {
@@ -2025,7 +2025,7 @@ impl Driver {
             self.pending.remove(peer);
             self.mesh.handle_input(Input::PeerGone {
                 peer: peer.clone(),
-                now: Instant::now(),
+                now: crate::clock::now(),
             });
         }
         if reason != DropReason::Left && reason != DropReason::Failed {

@@ -31,6 +31,7 @@
 
 mod admission;
 mod audio;
+mod clock;
 mod config;
 pub mod datagram;
 mod driver;

@@ -244,6 +244,7 @@ impl Lifecycle {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test takes its origin from the clock
 mod tests {
     use proptest::prelude::*;
 

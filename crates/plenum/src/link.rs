@@ -373,7 +373,7 @@ impl Link {
         // Track ids differ between the two ends: webrtc-rs routes feedback by track id.
         let id = format!("{label}-{me}");
         let track = Arc::new(TrackLocalStaticSample::new(
-            std::time::Instant::now(),
+            crate::clock::now(),
             MediaStreamTrack::new(
                 me.as_str().to_owned(),
                 id,

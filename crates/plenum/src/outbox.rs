@@ -205,6 +205,7 @@ impl StallWatch {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test takes its origin from the clock
 mod tests {
     use super::*;
 

@@ -323,6 +323,7 @@ fn host_step(output: HostOutput) -> Option<Step> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test takes its origin from the clock
 mod tests {
     use std::time::Duration;
 

@@ -239,6 +239,7 @@ impl Reassembler {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test takes its origin from the clock
 mod tests {
     use super::*;
     use rtc::rtp::codec::vp8::Vp8Payloader;

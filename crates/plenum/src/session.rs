@@ -149,13 +149,14 @@ fn jittered(attempt: u32) -> Duration {
 /// Joins, retrying while the server cannot be reached until the join timeout has passed
 /// (a server restarting while we start is not a failure). Refusals end it at once.
 pub(crate) async fn connect(config: &RoomConfig) -> Result<(SignalConnection, Welcome), JoinError> {
-    let deadline = Instant::now() + config.join_timeout;
+    let deadline = crate::clock::now() + config.join_timeout;
     let mut tries = 0;
     loop {
         match attempt(config, None).await {
             Ok(joined) => return Ok(joined),
-            Err(e) if transient(&e) && Instant::now() < deadline => {
-                let wait = jittered(tries).min(deadline.saturating_duration_since(Instant::now()));
+            Err(e) if transient(&e) && crate::clock::now() < deadline => {
+                let wait =
+                    jittered(tries).min(deadline.saturating_duration_since(crate::clock::now()));
                 tracing::debug!(error = %e, ?wait, "signaling not reachable yet; retrying");
                 tokio::time::sleep(wait).await;
                 tries += 1;
@@ -176,7 +177,7 @@ pub(crate) fn reconnect(
     done: mpsc::Sender<Reconnected>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let started = Instant::now();
+        let started = crate::clock::now();
         let mut tries = 0;
         loop {
             tokio::time::sleep(jittered(tries)).await;

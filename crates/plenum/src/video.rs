@@ -101,7 +101,7 @@ impl Lane {
             encoder: None,
             keyframe_wanted: false,
             last_keyframe: None,
-            due: Instant::now(),
+            due: crate::clock::now(),
         }
     }
 
@@ -129,7 +129,7 @@ pub(crate) fn spawn(
     let task = Task {
         lanes: [Lane::new(Content::Camera), Lane::new(Content::Screen)],
         events,
-        epoch: Instant::now(),
+        epoch: crate::clock::now(),
         bitrate_kbps,
     };
     let thread =
@@ -173,7 +173,7 @@ impl Task {
                 .map(|l| l.due)
                 .min();
             let sleep = tokio::time::sleep_until(
-                next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+                next.unwrap_or_else(|| crate::clock::now() + Duration::from_secs(3600))
                     .into(),
             );
             tokio::select! {
@@ -204,7 +204,7 @@ impl Task {
                     }
                 }
                 () = sleep, if next.is_some() => {
-                    let now = Instant::now();
+                    let now = crate::clock::now();
                     for i in 0..self.lanes.len() {
                         let lane = &mut self.lanes[i];
                         if lane.source.is_none() || lane.due > now {
@@ -227,7 +227,7 @@ impl Task {
                 lane.encoder = None;
                 lane.keyframe_wanted = true;
                 lane.source = source;
-                lane.due = Instant::now();
+                lane.due = crate::clock::now();
             }
             VideoCmd::LinkUp { peer, lane, sender } => {
                 tracing::debug!(
@@ -302,7 +302,7 @@ impl Task {
         let Some(encoder) = lane.encoder.as_mut() else {
             return;
         };
-        let now = Instant::now();
+        let now = crate::clock::now();
         let force = lane.keyframe_wanted
             && lane
                 .last_keyframe
@@ -324,7 +324,7 @@ impl Task {
 
 /// Milliseconds of Unix time, low 32 bits: the capture stamp peers on one machine share.
 fn wall_clock_ms() -> Option<u32> {
-    let since = std::time::SystemTime::now()
+    let since = crate::clock::wall()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?;
     Some(since.as_millis() as u32)
@@ -373,13 +373,13 @@ pub(crate) async fn read_track(
                         packet.header.timestamp,
                         packet.header.marker,
                         packet.payload,
-                        Instant::now(),
+                        crate::clock::now(),
                     )
                 }
                 Some(TrackRemoteEvent::OnEnded) | None => break,
                 Some(_) => continue,
             },
-            _ = poll.tick() => reassembler.poll(Instant::now()),
+            _ = poll.tick() => reassembler.poll(crate::clock::now()),
         };
         for frame in frames {
             match frames_tx.try_send(frame.data) {
@@ -490,7 +490,7 @@ async fn request_keyframe(
     let Some(media_ssrc) = media_ssrc else {
         return;
     };
-    let now = Instant::now();
+    let now = crate::clock::now();
     if last.is_some_and(|t| now.duration_since(t) < REQUEST_GAP) {
         return;
     }
