@@ -300,7 +300,7 @@ pub struct NetNs {
 
 impl NetNs {
     /// A fresh namespace of this test's own with its loopback up.
-    pub fn new() -> Self {
+    pub fn create() -> Self {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
@@ -317,7 +317,7 @@ impl NetNs {
     /// Two namespaces joined by a veth pair: `a` holds `a_addr` (CIDR) on `va`, `b` holds
     /// `b_addr` on `vb`.
     pub fn veth_pair(a_addr: &str, b_addr: &str) -> (Self, Self) {
-        let (a, b) = (Self::new(), Self::new());
+        let (a, b) = (Self::create(), Self::create());
         a.exec(&[
             "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb",
         ]);
@@ -330,7 +330,7 @@ impl NetNs {
     }
 
     pub fn lossy(loss_percent: u32) -> Self {
-        let ns = Self::new();
+        let ns = Self::create();
         let rules = format!(
             "table inet plenum {{
                counter udp_all {{}}

@@ -1,7 +1,7 @@
 //! The signaling session: the `hello` / `join` handshake that proves our identity, and
 //! coming back after the server connection drops (backoff with jitter, resume token).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use plenum_proto::identity::join_message;
 use plenum_proto::overlay::TopologySpec;

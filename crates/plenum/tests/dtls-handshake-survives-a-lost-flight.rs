@@ -3,6 +3,7 @@
 //! the way. The handshake must still complete, on both sides, by retransmission; a peer
 //! that repeats its own flight in the meantime must not stop ours from being sent again
 //! (that stranded the handshake until it failed, ~8 s later, on lossy networks).
+#![allow(clippy::disallowed_methods)] // a test bounds its waits on the clock
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use std::process::Command;
 const CHILD: &str = "PLENUM_TEST_PULSE_CHILD";
 
 #[path = "../../../tests/src/pulse.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(dead_code, unreachable_pub, clippy::disallowed_methods)]
 mod pulse;
 
 use pulse::{Pulse, wait_captures};
