@@ -228,8 +228,34 @@ async fn rooms(args: &RoomsArgs) -> anyhow::Result<Value> {
     anchor.leave().await;
     greet_task.abort();
 
-    // 3. Throughput: reliable, ordered, 64 KiB messages over one link.
-    let throughput = throughput(&url, args.megabytes).await?;
+    // 3. Throughput: reliable, ordered, 64 KiB messages over one link, against webrtc-rs
+    // alone with the same channel settings, in turns (three of each, medians).
+    let mut ours = Vec::new();
+    let mut raw = Vec::new();
+    for turn in 0..3 {
+        ours.push(throughput(&url, args.megabytes).await?);
+        raw.push(raw_throughput(&url, args.megabytes, turn).await?);
+    }
+    let median = |runs: &[Value]| {
+        let mut rates: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r["mbit_per_s"].as_f64())
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        rates.get(rates.len() / 2).copied().unwrap_or(0.0)
+    };
+    let (ours_mbit, raw_mbit) = (median(&ours), median(&raw));
+    let throughput = json!({
+        "message_bytes": CHUNK,
+        "megabytes": args.megabytes,
+        "ordered": true,
+        "reliable": true,
+        "mbit_per_s": ours_mbit,
+        "runs_mbit_per_s": ours.iter().map(|r| r["mbit_per_s"].clone()).collect::<Vec<_>>(),
+        "webrtc_rs_mbit_per_s": raw_mbit,
+        "webrtc_rs_runs_mbit_per_s": raw.iter().map(|r| r["mbit_per_s"].clone()).collect::<Vec<_>>(),
+        "ratio_to_webrtc_rs": ours_mbit / raw_mbit.max(1e-9),
+    });
 
     // 4. Signaling server memory with idle joined peers, in a separate process.
     let memory = crate::bench_signal::idle_memory(args.idle_peers).await?;
@@ -256,6 +282,24 @@ async fn rooms(args: &RoomsArgs) -> anyhow::Result<Value> {
     }))
 }
 
+/// Message size of the throughput figures.
+const CHUNK: usize = 64 * 1024;
+
+/// webrtc-rs alone, with the links' settings and the same volume (see `plenum::baseline`).
+async fn raw_throughput(url: &str, megabytes: usize, turn: usize) -> anyhow::Result<Value> {
+    let config = loopback_peer(url, "raw", &format!("raw{turn}"))?;
+    let count = megabytes * 1024 * 1024 / CHUNK;
+    let figures = plenum::baseline::data_channel_throughput(&config, bytes_of(CHUNK), count)
+        .await
+        .context("webrtc-rs baseline")?;
+    Ok(json!({
+        "bytes": figures.bytes,
+        "messages": figures.messages,
+        "seconds": figures.elapsed.as_secs_f64(),
+        "mbit_per_s": figures.mbit_per_s(),
+    }))
+}
+
 async fn throughput(url: &str, megabytes: usize) -> anyhow::Result<Value> {
     let config = |name: &str| loopback_peer(url, "bulk", name);
     throughput_with(config, megabytes).await
@@ -266,7 +310,6 @@ pub(crate) async fn throughput_with(
     config: impl Fn(&str) -> anyhow::Result<RoomConfig>,
     megabytes: usize,
 ) -> anyhow::Result<Value> {
-    const CHUNK: usize = 64 * 1024;
     let (rx_room, mut rx_events) = Room::join(config("sink")?).await?;
     let (tx_room, mut tx_events) = Room::join(config("source")?).await?;
     let sink: PeerId = wait_for(&mut tx_events, "sink link", |e| match e {

@@ -31,6 +31,7 @@
 
 mod admission;
 mod audio;
+pub mod baseline;
 mod clock;
 mod config;
 pub mod datagram;
