@@ -64,6 +64,12 @@ const ICE_DISCONNECTED: Duration = Duration::from_secs(2);
 const ICE_FAILED: Duration = Duration::from_secs(10);
 /// Keep-alive checks on an idle pair.
 const ICE_KEEPALIVE: Duration = Duration::from_millis(500);
+/// How long a pair with a peer-reflexive remote candidate waits before it may be nominated.
+/// The far side's check often arrives before its candidate does through signaling, so its
+/// own host address first shows up as peer-reflexive; webrtc-rs's default (1 s, in case a
+/// better candidate follows) then made one join in ten wait a second on an idle loopback.
+/// The first pair that works is used at once, as browsers do.
+const ICE_PRFLX_WAIT: Duration = Duration::ZERO;
 
 /// The Opus payload type we offer.
 const OPUS_PAYLOAD_TYPE: u8 = 111;
@@ -279,6 +285,7 @@ impl Link {
                 Some(ICE_FAILED),
                 Some(ICE_KEEPALIVE),
             )
+            .with_prflx_acceptance_min_wait(Some(ICE_PRFLX_WAIT))
             // An ICE restart gathers afresh on today's addresses (the old ones may be gone).
             .with_discard_local_candidates_during_ice_restart(true)
             .with_include_loopback_candidate(true)

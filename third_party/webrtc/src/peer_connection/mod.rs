@@ -1289,6 +1289,9 @@ impl PeerConnection for PeerConnectionImpl {
             let mut core = self.inner.core.lock().await;
             core.add_remote_candidate(candidate.clone())?;
         }
+        // A new remote candidate may be checked at once (the agent forces a check on it):
+        // wake the driver to send it, not the next timer (the ICE check interval, 200 ms).
+        self.inner.wake_writes().await;
 
         let candidate_str = match candidate.candidate.strip_prefix("candidate:") {
             Some(s) => s,
