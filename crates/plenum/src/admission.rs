@@ -179,6 +179,54 @@ impl Admission {
     }
 }
 
+/// Peers of a cellular or relay room whose negotiation arrived before a plan (or the
+/// overlay) named them: held until one does (a plan reaches the two ends of a new link at
+/// slightly different times).
+pub(crate) const EARLY_PEERS: usize = 64;
+/// Frames held per such peer; past it the oldest goes.
+pub(crate) const EARLY_FRAMES: usize = 16;
+
+/// Negotiation from peers we do not know yet, in order, within bounds.
+#[derive(Debug, Default)]
+pub(crate) struct Early {
+    held: HashMap<PeerId, std::collections::VecDeque<SignalPayload>>,
+}
+
+impl Early {
+    /// Holds `payload` from `from`. False if it was dropped: too many unknown peers.
+    pub(crate) fn hold(&mut self, from: PeerId, payload: SignalPayload) -> bool {
+        if !self.held.contains_key(&from) && self.held.len() >= EARLY_PEERS {
+            return false;
+        }
+        let held = self.held.entry(from).or_default();
+        if held.len() >= EARLY_FRAMES {
+            held.pop_front();
+        }
+        held.push_back(payload);
+        true
+    }
+
+    /// What `peer` sent before we knew it, oldest first; none is held after.
+    pub(crate) fn take(&mut self, peer: &PeerId) -> Vec<SignalPayload> {
+        self.held.remove(peer).map(Vec::from).unwrap_or_default()
+    }
+
+    /// `peer` left.
+    pub(crate) fn forget(&mut self, peer: &PeerId) {
+        self.held.remove(peer);
+    }
+
+    #[cfg(test)]
+    fn sizes(&self) -> (usize, usize) {
+        let frames = self
+            .held
+            .values()
+            .map(std::collections::VecDeque::len)
+            .max();
+        (self.held.len(), frames.unwrap_or(0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use plenum_proto::identity::{Identity, sign_link};
@@ -363,6 +411,31 @@ mod tests {
         let gone = PeerId::new(format!("{:040x}", 0)).expect("hex id");
         admission.forget(&gone, |p| p.as_str().ends_with('1'));
         assert!(admission.seen_seq.len() < REPLAY_MEMORY);
+    }
+
+    #[test]
+    fn early_negotiation_is_held_in_order_within_bounds_and_released_once() {
+        let mut early = Early::default();
+        let first = Peer::new(1).id();
+        for n in 0..(EARLY_FRAMES as u32 + 4) {
+            assert!(early.hold(first.clone(), candidate(n)));
+        }
+        // The newest EARLY_FRAMES are kept, in order.
+        let kept: Vec<_> = (4..EARLY_FRAMES as u32 + 4).map(candidate).collect();
+        assert_eq!(early.take(&first), kept);
+        assert!(early.take(&first).is_empty(), "released once");
+        for seed in 0..EARLY_PEERS as u8 {
+            assert!(early.hold(Peer::new(seed + 10).id(), candidate(0)));
+        }
+        assert!(
+            !early.hold(Peer::new(200).id(), candidate(0)),
+            "a peer too many"
+        );
+        // A peer already held still adds to its own.
+        assert!(early.hold(Peer::new(10).id(), candidate(1)));
+        early.forget(&Peer::new(10).id());
+        assert_eq!(early.sizes().0, EARLY_PEERS - 1);
+        assert!(early.hold(Peer::new(200).id(), candidate(0)), "room again");
     }
 
     proptest! {

@@ -18,7 +18,7 @@ use plenum_signal::{SignalConnection, SignalEvent};
 use tokio::sync::{mpsc, oneshot};
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCPeerConnectionState};
 
-use crate::admission::{Admission, Admit, Verdict};
+use crate::admission::{Admission, Admit, Early, Verdict};
 use crate::audio::{AudioCmd, AudioHandle, RtpIn};
 use crate::config::RoomConfig;
 use crate::lifecycle::{Due, Reaction, Transport};
@@ -52,11 +52,6 @@ const MAX_TRACKS_PER_LINK: usize = 3;
 
 /// Signaling frames held while the server is away, sent when it is back (oldest dropped).
 const SIGNAL_BACKLOG: usize = 512;
-/// Peers of a cellular room whose negotiation arrived before a plan named them: held until
-/// one does (a plan reaches the two ends of a new link at slightly different times).
-const EARLY_PEERS: usize = 64;
-/// Frames held per such peer.
-const EARLY_FRAMES: usize = 16;
 
 /// What a [`Room`](crate::Room) handle asks of the driver.
 #[derive(Debug)]
@@ -178,7 +173,7 @@ pub(crate) struct Driver {
     /// Whether links follow the overlay (a cell plan, the tree), not the roster.
     sparse: bool,
     /// Negotiation from peers the overlay has not named yet (cellular and tree rooms).
-    early: HashMap<PeerId, Vec<SignalPayload>>,
+    early: Early,
     deadline: Instant,
     roster: BTreeMap<PeerId, DisplayName>,
     links: HashMap<PeerId, Link>,
@@ -338,7 +333,7 @@ impl Driver {
             data_rx,
             mesh,
             sparse,
-            early: HashMap::new(),
+            early: Early::default(),
             deadline: now,
             roster,
             links: HashMap::new(),
@@ -573,7 +568,7 @@ impl Driver {
         if initiate {
             self.offer_to(&peer).await;
         }
-        for payload in self.early.remove(&peer).unwrap_or_default() {
+        for payload in self.early.take(&peer) {
             self.on_negotiation(peer.clone(), payload).await;
         }
     }
@@ -625,7 +620,7 @@ impl Driver {
         self.admission.forget(peer, |p| roster.contains_key(p));
         self.roles.remove(peer);
         self.viewers.remove(peer);
-        self.early.remove(peer);
+        self.early.forget(peer);
     }
 
     /// Whether we link to `peer` at all (a viewer links to publishers only).
@@ -671,7 +666,7 @@ impl Driver {
         self.mesh.handle_input(Input::Plan { plan, now });
         self.drive_mesh().await;
         for peer in named {
-            for payload in self.early.remove(&peer).unwrap_or_default() {
+            for payload in self.early.take(&peer) {
                 self.on_negotiation(peer.clone(), payload).await;
             }
         }
@@ -679,18 +674,12 @@ impl Driver {
 
     /// Holds negotiation from a peer no plan has named yet.
     fn hold_early(&mut self, from: PeerId, payload: SignalPayload) {
-        if !self.early.contains_key(&from) && self.early.len() >= EARLY_PEERS {
+        if !self.early.hold(from.clone(), payload) {
             tracing::debug!(
                 peer = from.short(),
                 "too many unplanned peers negotiating; dropped"
             );
-            return;
         }
-        let held = self.early.entry(from).or_default();
-        if held.len() >= EARLY_FRAMES {
-            held.remove(0);
-        }
-        held.push(payload);
     }
 
     async fn new_link(&mut self, peer: &PeerId) -> Option<&mut Link> {
