@@ -20,6 +20,7 @@ use webrtc::peer_connection::{RTCIceCandidateInit, RTCPeerConnectionState};
 
 use crate::admission::{Admission, Admit, Early, Verdict};
 use crate::audio::{AudioCmd, AudioHandle, RtpIn};
+use crate::backlog::Backlog;
 use crate::config::RoomConfig;
 use crate::lifecycle::{Due, Reaction, Transport};
 use crate::link::{DATA_CHANNEL_LABEL, Link, LinkData, LinkEvent, LinkEventKind};
@@ -49,9 +50,6 @@ const MEDIA_STOP: Duration = Duration::from_secs(5);
 
 /// Remote tracks read per link: audio, camera and screen, as every link negotiates.
 const MAX_TRACKS_PER_LINK: usize = 3;
-
-/// Signaling frames held while the server is away, sent when it is back (oldest dropped).
-const SIGNAL_BACKLOG: usize = 512;
 
 /// What a [`Room`](crate::Room) handle asks of the driver.
 #[derive(Debug)]
@@ -146,7 +144,7 @@ pub(crate) struct Driver {
     /// The server connection; `None` while it is away and being reconnected.
     signal: Option<SignalConnection>,
     /// Frames made while the server was away.
-    backlog: VecDeque<ClientToServer>,
+    backlog: Backlog<ClientToServer>,
     /// The token that resumes our session after a drop.
     resume: String,
     reconnect_tx: mpsc::Sender<Reconnected>,
@@ -315,7 +313,7 @@ impl Driver {
             had_publisher: false,
             pinging: None,
             signal: Some(signal),
-            backlog: VecDeque::new(),
+            backlog: Backlog::default(),
             resume,
             reconnect_tx,
             reconnect_rx,
@@ -415,6 +413,7 @@ impl Driver {
                 }
             }
             self.drive_mesh().await;
+            self.flush_backlog();
             self.flush_all_pending();
             self.close_stalled().await;
         }
@@ -484,20 +483,26 @@ impl Driver {
         self.send_to_server(frame).await;
     }
 
-    /// Sends a frame to the server, or holds it until the server is back.
+    /// Sends a frame to the server, or holds it until the server is back or its queue has
+    /// room: the driver never waits for the server.
     async fn send_to_server(&mut self, frame: ClientToServer) {
-        let frame = match &self.signal {
-            Some(signal) => match signal.tx.send(frame).await {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(frame)) => frame,
-            },
-            None => frame,
-        };
-        self.backlog.push_back(frame);
-        if self.backlog.len() > SIGNAL_BACKLOG {
-            self.backlog.pop_front();
+        if !self.backlog.push(frame) {
             tracing::debug!("signaling backlog full; oldest frame dropped");
         }
+        self.flush_backlog();
+    }
+
+    /// Hands held frames to the server's connection while its queue has room.
+    fn flush_backlog(&mut self) {
+        let Some(signal) = &self.signal else {
+            return;
+        };
+        self.backlog.flush(|frame| match signal.tx.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(
+                mpsc::error::TrySendError::Full(frame) | mpsc::error::TrySendError::Closed(frame),
+            ) => Err(frame),
+        });
     }
 
     /// Carries out what the overlay asks, whichever topology it is, until it waits.
@@ -922,13 +927,7 @@ impl Driver {
             }
         }
         let held = self.backlog.len();
-        if let Some(signal) = &self.signal {
-            while let Some(frame) = self.backlog.pop_front() {
-                if signal.tx.send(frame).await.is_err() {
-                    break;
-                }
-            }
-        }
+        self.flush_backlog();
         tracing::info!(held, "signaling resumed");
         self.emit(RoomEvent::SignalingResumed);
     }

@@ -31,6 +31,7 @@
 
 mod admission;
 mod audio;
+mod backlog;
 pub mod baseline;
 mod clock;
 mod config;
