@@ -45,6 +45,8 @@ const MAINTAIN_EVERY: Duration = Duration::from_millis(500);
 const MAX_STREAMS_PER_PEER: usize = 8;
 const MAX_STREAM_ID: usize = 64;
 
+/// Commands held for a media task that lags (a link going up or down is one or two).
+const MEDIA_BACKLOG: usize = 1024;
 /// How long a media task may take to drop its devices when the room ends.
 const MEDIA_STOP: Duration = Duration::from_secs(5);
 
@@ -145,6 +147,9 @@ pub(crate) struct Driver {
     signal: Option<SignalConnection>,
     /// Frames made while the server was away.
     backlog: Backlog<ClientToServer>,
+    /// Commands for the media tasks that their queues could not take yet, in order.
+    audio_backlog: Backlog<AudioCmd>,
+    video_backlog: Backlog<VideoCmd>,
     /// The token that resumes our session after a drop.
     resume: String,
     reconnect_tx: mpsc::Sender<Reconnected>,
@@ -314,6 +319,8 @@ impl Driver {
             pinging: None,
             signal: Some(signal),
             backlog: Backlog::default(),
+            audio_backlog: Backlog::with_capacity(MEDIA_BACKLOG),
+            video_backlog: Backlog::with_capacity(MEDIA_BACKLOG),
             resume,
             reconnect_tx,
             reconnect_rx,
@@ -370,15 +377,44 @@ impl Driver {
     }
 
     /// Tells the media tasks a link's tracks went away (replaced, dropped or closed).
-    async fn audio_down(&self, peer: &PeerId) {
-        let cmd = AudioCmd::LinkDown { peer: peer.clone() };
-        if self.audio.cmds.send(cmd).await.is_err() {
-            tracing::debug!("audio task gone");
+    fn audio_down(&mut self, peer: &PeerId) {
+        self.to_audio(AudioCmd::LinkDown { peer: peer.clone() });
+        self.to_video(VideoCmd::LinkDown { peer: peer.clone() });
+    }
+
+    /// A command for the audio task, without waiting for it: what its queue cannot take
+    /// now waits in order and goes on a later step (see `flush_media`).
+    fn to_audio(&mut self, cmd: AudioCmd) {
+        if !self.audio_backlog.push(cmd) {
+            tracing::warn!("audio task far behind; oldest command dropped");
         }
-        let cmd = VideoCmd::LinkDown { peer: peer.clone() };
-        if self.video.cmds.send(cmd).await.is_err() {
-            tracing::debug!("video task gone");
+        self.flush_media();
+    }
+
+    fn to_video(&mut self, cmd: VideoCmd) {
+        if !self.video_backlog.push(cmd) {
+            tracing::warn!("video task far behind; oldest command dropped");
         }
+        self.flush_media();
+    }
+
+    /// Hands held commands to the media tasks while their queues have room.
+    fn flush_media(&mut self) {
+        let audio = &self.audio.cmds;
+        self.audio_backlog.flush(|cmd| {
+            audio.try_send(cmd).or_else(|e| match e {
+                mpsc::error::TrySendError::Full(cmd) => Err(cmd),
+                // The task is gone (the room is ending): nothing to tell it.
+                mpsc::error::TrySendError::Closed(_) => Ok(()),
+            })
+        });
+        let video = &self.video.cmds;
+        self.video_backlog.flush(|cmd| {
+            video.try_send(cmd).or_else(|e| match e {
+                mpsc::error::TrySendError::Full(cmd) => Err(cmd),
+                mpsc::error::TrySendError::Closed(_) => Ok(()),
+            })
+        });
     }
 
     pub(crate) async fn run(mut self) {
@@ -414,6 +450,7 @@ impl Driver {
             }
             self.drive_mesh().await;
             self.flush_backlog();
+            self.flush_media();
             self.flush_all_pending();
             self.close_stalled().await;
         }
@@ -692,7 +729,7 @@ impl Driver {
         self.next_generation += 1;
         if let Some(old) = self.links.remove(peer) {
             old.close();
-            self.audio_down(peer).await;
+            self.audio_down(peer);
         }
         let keyframes = self.video.keyframes.clone();
         match Link::new(
@@ -1426,9 +1463,7 @@ impl Driver {
                 peer: peer.clone(),
                 sender,
             };
-            if self.audio.cmds.send(cmd).await.is_err() {
-                tracing::debug!("audio task gone");
-            }
+            self.to_audio(cmd);
         }
         for (lane, track) in video {
             if let Some(sender) = track_sender(track, peer, "video").await {
@@ -1437,9 +1472,7 @@ impl Driver {
                     lane,
                     sender,
                 };
-                if self.video.cmds.send(cmd).await.is_err() {
-                    tracing::debug!("video task gone");
-                }
+                self.to_video(cmd);
             }
         }
         if self.joined.insert(peer.clone())
@@ -2000,7 +2033,7 @@ impl Driver {
                 self.emit(RoomEvent::LinkDown { peer: peer.clone() });
             }
             link.close();
-            self.audio_down(peer).await;
+            self.audio_down(peer);
         }
         if self.sparse && reason == DropReason::Left {
             // No longer in our plan or tree: another peer of the room, not one of ours.
