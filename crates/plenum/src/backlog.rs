@@ -42,12 +42,12 @@ impl<T> Backlog<T> {
         true
     }
 
-    /// Hands frames to `send` in order until it gives one back (the queue is full or
-    /// gone); that one stays first. Returns how many went.
-    pub(crate) fn flush(&mut self, mut send: impl FnMut(T) -> Result<(), T>) -> usize {
+    /// Hands frames to `send` in order until it gives one back (`Some`: the queue is
+    /// full); that one stays first. Returns how many went.
+    pub(crate) fn flush(&mut self, mut send: impl FnMut(T) -> Option<T>) -> usize {
         let mut sent = 0;
         while let Some(frame) = self.frames.pop_front() {
-            if let Err(frame) = send(frame) {
+            if let Some(frame) = send(frame) {
                 self.frames.push_front(frame);
                 break;
             }
@@ -74,9 +74,9 @@ mod tests {
         let sent = backlog.flush(|f| {
             if queue.len() < 2 {
                 queue.push(f);
-                Ok(())
+                None
             } else {
-                Err(f)
+                Some(f)
             }
         });
         assert_eq!((sent, queue.clone()), (2, vec![0, 1]));
@@ -84,7 +84,7 @@ mod tests {
         backlog.push(5);
         backlog.flush(|f| {
             queue.push(f);
-            Ok(())
+            None
         });
         assert_eq!(queue, vec![0, 1, 2, 3, 4, 5]);
         assert_eq!(backlog.len(), 0);
@@ -98,7 +98,7 @@ mod tests {
         let mut out = Vec::new();
         backlog.flush(|f| {
             out.push(f);
-            Ok(())
+            None
         });
         assert_eq!(out, vec![2, 3, 4]);
     }
@@ -116,7 +116,7 @@ mod tests {
                     next += 1;
                 } else {
                     let mut room = usize::from(op);
-                    backlog.flush(|f| if room > 0 { room -= 1; out.push(f); Ok(()) } else { Err(f) });
+                    backlog.flush(|f| if room > 0 { room -= 1; out.push(f); None } else { Some(f) });
                 }
                 prop_assert!(backlog.len() <= cap);
             }

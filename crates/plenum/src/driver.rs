@@ -378,20 +378,20 @@ impl Driver {
 
     /// Tells the media tasks a link's tracks went away (replaced, dropped or closed).
     fn audio_down(&mut self, peer: &PeerId) {
-        self.to_audio(AudioCmd::LinkDown { peer: peer.clone() });
-        self.to_video(VideoCmd::LinkDown { peer: peer.clone() });
+        self.tell_audio(AudioCmd::LinkDown { peer: peer.clone() });
+        self.tell_video(VideoCmd::LinkDown { peer: peer.clone() });
     }
 
     /// A command for the audio task, without waiting for it: what its queue cannot take
     /// now waits in order and goes on a later step (see `flush_media`).
-    fn to_audio(&mut self, cmd: AudioCmd) {
+    fn tell_audio(&mut self, cmd: AudioCmd) {
         if !self.audio_backlog.push(cmd) {
             tracing::warn!("audio task far behind; oldest command dropped");
         }
         self.flush_media();
     }
 
-    fn to_video(&mut self, cmd: VideoCmd) {
+    fn tell_video(&mut self, cmd: VideoCmd) {
         if !self.video_backlog.push(cmd) {
             tracing::warn!("video task far behind; oldest command dropped");
         }
@@ -402,18 +402,16 @@ impl Driver {
     fn flush_media(&mut self) {
         let audio = &self.audio.cmds;
         self.audio_backlog.flush(|cmd| {
-            audio.try_send(cmd).or_else(|e| match e {
-                mpsc::error::TrySendError::Full(cmd) => Err(cmd),
-                // The task is gone (the room is ending): nothing to tell it.
-                mpsc::error::TrySendError::Closed(_) => Ok(()),
-            })
+            match audio.try_send(cmd) {
+                Err(mpsc::error::TrySendError::Full(cmd)) => Some(cmd),
+                // Taken, or the task is gone (the room is ending): nothing to hold.
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+            }
         });
         let video = &self.video.cmds;
-        self.video_backlog.flush(|cmd| {
-            video.try_send(cmd).or_else(|e| match e {
-                mpsc::error::TrySendError::Full(cmd) => Err(cmd),
-                mpsc::error::TrySendError::Closed(_) => Ok(()),
-            })
+        self.video_backlog.flush(|cmd| match video.try_send(cmd) {
+            Err(mpsc::error::TrySendError::Full(cmd)) => Some(cmd),
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
         });
     }
 
@@ -535,10 +533,10 @@ impl Driver {
             return;
         };
         self.backlog.flush(|frame| match signal.tx.try_send(frame) {
-            Ok(()) => Ok(()),
+            Ok(()) => None,
             Err(
                 mpsc::error::TrySendError::Full(frame) | mpsc::error::TrySendError::Closed(frame),
-            ) => Err(frame),
+            ) => Some(frame),
         });
     }
 
@@ -1463,7 +1461,7 @@ impl Driver {
                 peer: peer.clone(),
                 sender,
             };
-            self.to_audio(cmd);
+            self.tell_audio(cmd);
         }
         for (lane, track) in video {
             if let Some(sender) = track_sender(track, peer, "video").await {
@@ -1472,7 +1470,7 @@ impl Driver {
                     lane,
                     sender,
                 };
-                self.to_video(cmd);
+                self.tell_video(cmd);
             }
         }
         if self.joined.insert(peer.clone())
