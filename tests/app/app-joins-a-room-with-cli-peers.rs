@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::cli::{self, Peer, event};
 use support::webdriver::Session;
-use support::{Driver, Xvfb, artifacts_dir, text_of, wait_for};
+use support::{Driver, Xvfb, artifacts_dir, painted, text_of, wait_for};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -363,7 +363,7 @@ fn app_joins_a_room_with_cli_peers() {
     });
     app.click(&app.find("#mode-button").unwrap());
     wait_for(LONG, "the grid", || app.find(".stage[data-mode='grid']"));
-    std::thread::sleep(Duration::from_millis(500));
+    painted(&app);
     xvfb.screenshot(&shots.join("call-video.png"));
 
     // Bob shares his screen (the one the app is on): the app shows it large, the others in
@@ -382,7 +382,7 @@ fn app_joins_a_room_with_cli_peers() {
         let frames = app.attribute(&app.find(&screen_tile)?, "data-frames")?;
         (frames.parse::<u32>().ok()? >= 3).then_some(())
     });
-    std::thread::sleep(Duration::from_millis(500));
+    painted(&app);
     xvfb.screenshot(&shots.join("call-screen-share.png"));
     app.click(&app.find("#layout-button").unwrap());
     wait_for(LONG, "the grid by choice", || {

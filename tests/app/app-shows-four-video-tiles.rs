@@ -1,7 +1,8 @@
 //! The real app under Xvfb in a call with four CLI peers, each sending the 640x360 test
 //! pattern at 30 fps: every remote tile keeps drawing new pictures. The pictures drawn per
-//! tile over a measured window are printed as JSON (docs/benchmarks.md records them); the
-//! test asserts that they arrive, never how fast.
+//! tile over a measured window (until every tile has drawn a set number more) are printed as
+//! JSON (docs/benchmarks.md records them); the test asserts that they arrive, never how
+//! fast.
 
 use plenum_e2e::app as support;
 
@@ -13,8 +14,9 @@ use support::webdriver::Session;
 use support::{Driver, Xvfb, artifacts_dir, wait_for};
 
 const LONG: Duration = Duration::from_secs(40);
-/// The window the drawing rate is measured over.
-const WINDOW: Duration = Duration::from_secs(8);
+/// The window the drawing rate is measured over: until every tile has drawn this many more
+/// pictures (eight seconds of what is sent), however long a busy machine takes.
+const WINDOW_PICTURES: u64 = 240;
 const SENT_FPS: f64 = 30.0;
 
 /// Pictures drawn so far on each peer's tile (`data-frames`).
@@ -128,8 +130,15 @@ fn four_remote_video_tiles_keep_drawing() {
     });
     let before = drawn(&app, &peers);
     let started = Instant::now();
-    std::thread::sleep(WINDOW);
-    let after = drawn(&app, &peers);
+    let after = wait_for(Duration::from_secs(180), "every tile drawing on", || {
+        let now = drawn(&app, &peers);
+        let enough = now.len() == before.len()
+            && now
+                .iter()
+                .zip(&before)
+                .all(|(a, b)| *a >= b + WINDOW_PICTURES);
+        enough.then_some(now)
+    });
     let seconds = started.elapsed().as_secs_f64();
     let fps: Vec<f64> = after
         .iter()

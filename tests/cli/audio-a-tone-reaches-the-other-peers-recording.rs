@@ -45,7 +45,7 @@ fn a_tone_is_recorded_at_its_frequency_and_level_without_gaps() {
     b.expect(LONG, "a speaks", |v| {
         event(v) == "speaking" && v["peer"] == a_id.as_str() && v["speaking"] == true
     });
-    std::thread::sleep(Duration::from_secs(3));
+    common::wait_recorded(&path, 0, 3.0, "three seconds of a's tone at b");
     b.cmd(json!({"cmd": "leave"}));
     assert_eq!(b.wait_exit(LONG), Some(0));
     a.cmd(json!({"cmd": "leave"}));
@@ -102,7 +102,14 @@ fn three_peers_each_record_the_two_others_and_not_themselves() {
             });
         }
     }
-    std::thread::sleep(Duration::from_secs(2));
+    // Every peer hears both others now: two seconds more of them on every recording.
+    let from: Vec<usize> = paths
+        .iter()
+        .map(|path| common::recorded_so_far(path).len())
+        .collect();
+    for (path, from) in paths.iter().zip(from) {
+        common::wait_recorded(path, from, 2.0, "two seconds of the two others");
+    }
     for p in &mut peers {
         p.cmd(json!({"cmd": "leave"}));
         assert_eq!(p.wait_exit(LONG), Some(0));

@@ -26,11 +26,13 @@ trait Mic {
 }
 
 impl Mic for Pulse {
-    /// Writes a 15 s tone and plays it into the null sink.
+    /// Writes a tone that outlasts every wait of these tests and plays it into the null
+    /// sink.
     fn play_tone(&self, hz: f64) -> Helper {
         let tone = self.dir().join("tone.wav");
         let mut rec = WavRecorder::create(&tone).expect("tone file");
-        let mut samples = vec![0.0; 15 * SAMPLE_RATE as usize];
+        let seconds = 2 * common::MEDIA_WAIT.as_secs() as usize;
+        let mut samples = vec![0.0; seconds * SAMPLE_RATE as usize];
         Sine::new(hz, 0.4).read(&mut samples);
         rec.write(&samples).expect("write tone");
         rec.finish().expect("finish tone");
@@ -62,7 +64,7 @@ fn a_tone_captured_from_a_real_input_device_reaches_the_far_side() {
     b.expect(LONG, "a speaks", |v| {
         event(v) == "speaking" && v["speaking"] == true
     });
-    std::thread::sleep(Duration::from_secs(3));
+    common::wait_recorded(&path, 0, 3.0, "three seconds of the microphone at b");
     b.cmd(json!({"cmd": "leave"}));
     assert_eq!(b.wait_exit(LONG), Some(0));
     a.cmd(json!({"cmd": "leave"}));
@@ -103,11 +105,12 @@ fn a_device_unplugged_mid_call_is_reported_and_another_source_takes_over() {
     b.expect(LONG, "a's message", |v| {
         event(v) == "message" && v["from"] == a_id.as_str() && v["data"] == "still here"
     });
+    let from = common::recorded_so_far(&path).len();
     a.cmd(json!({"cmd": "audio", "source": "sine:300"}));
     a.expect(LONG, "the new source", |v| {
         event(v) == "audio" && v["source"] == "sine:300"
     });
-    std::thread::sleep(Duration::from_secs(3));
+    common::wait_recorded(&path, from, 3.0, "three seconds of the new source at b");
     b.cmd(json!({"cmd": "leave"}));
     assert_eq!(b.wait_exit(LONG), Some(0));
     a.cmd(json!({"cmd": "leave"}));
@@ -148,8 +151,9 @@ fn echo_returned(tag: &str, extra: &[&str]) -> (f64, f64) {
     b.expect(LONG, "a speaks", |v| {
         event(v) == "speaking" && v["speaking"] == true
     });
+    let from = common::recorded_so_far(&path).len();
     let _voice = pulse.play_tone(1500.0);
-    std::thread::sleep(Duration::from_secs(4));
+    common::wait_recorded(&path, from, 4.0, "four seconds of what b sends back");
     a.cmd(json!({"cmd": "leave"}));
     assert_eq!(a.wait_exit(LONG), Some(0));
     b.cmd(json!({"cmd": "leave"}));

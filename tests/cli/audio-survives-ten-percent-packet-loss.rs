@@ -29,7 +29,7 @@ fn a_tone_survives_ten_percent_packet_loss() {
     b.expect(LONG, "a speaks", |v| {
         event(v) == "speaking" && v["peer"] == a_id.as_str() && v["speaking"] == true
     });
-    std::thread::sleep(Duration::from_secs(4));
+    common::wait_recorded(&path, 0, 4.0, "four seconds of a's tone through the loss");
     b.cmd(json!({"cmd": "leave"}));
     assert_eq!(b.wait_exit(LONG), Some(0));
     a.cmd(json!({"cmd": "leave"}));

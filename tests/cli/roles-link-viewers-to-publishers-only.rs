@@ -44,6 +44,17 @@ fn state_from<'a>(seen: &'a [Value], from: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// Waits until `peer` has the state of `from` (it may have come already), then a while for
+/// anything that should not come (a second copy, a message).
+fn wait_for_state(peer: &mut Peer, from: &str) {
+    if state_from(&peer.proc.seen, from).is_empty() {
+        peer.proc.expect(WAIT, "the state", |v| {
+            event(v) == "state" && v["peer"] == from
+        });
+    }
+    peer.proc.drain_for(Duration::from_millis(300));
+}
+
 #[test]
 fn roles_link_viewers_to_publishers_only() {
     let server = serve(&[]);
@@ -79,7 +90,7 @@ fn roles_link_viewers_to_publishers_only() {
         })
         .collect();
     assert_eq!(got, vec![1, 2], "in order, to the first viewer");
-    first.proc.drain_for(Duration::from_millis(300));
+    wait_for_state(&mut first, &p);
     assert_eq!(
         state_from(&first.proc.seen, &p),
         vec![&json!({"audio": true, "hand": false})],
@@ -90,7 +101,7 @@ fn roles_link_viewers_to_publishers_only() {
     second.proc.expect(WAIT, "link to the publisher", |v| {
         event(v) == "peer_join" && v["peer"] == p.as_str()
     });
-    second.proc.drain_for(Duration::from_millis(300));
+    wait_for_state(&mut second, &p);
     assert_eq!(state_from(&second.proc.seen, &p).len(), 1);
     assert!(
         !second.proc.seen.iter().any(|v| event(v) == "message"),

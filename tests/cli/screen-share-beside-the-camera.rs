@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, event, serve, spawn_join, spawn_join_env};
+use common::{MEDIA_WAIT, Proc, event, serve, spawn_join, spawn_join_env, wait_for};
 use plenum_media::{Stamp, TestPattern, VideoFrame, psnr, read_stamp};
 use serde_json::json;
 
@@ -52,8 +52,9 @@ impl Xvfb {
     }
 
     /// Shows a picture in a borderless window at the top-left corner (no window manager:
-    /// it covers the screen when it is the screen's size).
-    fn show(&mut self, png: &Path) {
+    /// it covers the screen when it is the screen's size), and waits until the screen shows
+    /// it: its stamp reads back from a capture of the whole screen.
+    fn show(&mut self, png: &Path, stamp: Stamp) {
         let viewer = Command::new("display")
             .args(["-borderwidth", "0", "-geometry", "+0+0"])
             .arg(png)
@@ -63,8 +64,20 @@ impl Xvfb {
             .spawn()
             .expect("ImageMagick display");
         self.viewer = Some(viewer);
-        // Mapped and drawn well before the peers below have linked.
-        std::thread::sleep(Duration::from_millis(500));
+        let capture = png.with_extension("screen.png");
+        wait_for(LONG, "the picture on the screen", || {
+            let status = Command::new("import")
+                .args(["-display", &self.display, "-window", "root"])
+                .arg(format!("PNG32:{}", capture.display()))
+                .stderr(Stdio::null())
+                .status()
+                .expect("ImageMagick import");
+            let shown = VideoFrame::load_png(&capture)
+                .ok()
+                .filter(|_| status.success())?;
+            (read_stamp(&shown).map(|s| s.counter) == Some(stamp.counter)).then_some(())
+        });
+        let _ = std::fs::remove_file(&capture);
     }
 }
 
@@ -110,17 +123,14 @@ fn a_shared_screen_arrives_beside_the_camera_and_stops_alone() {
     let mut x = Xvfb::start(1280, 720);
     let dir = frames_dir("share");
     // The known picture: the test pattern with a stamp no camera frame carries.
-    let shown = TestPattern::draw(
-        1280,
-        720,
-        Stamp {
-            counter: 4242,
-            capture_ms: 777,
-        },
-    );
+    let stamp = Stamp {
+        counter: 4242,
+        capture_ms: 777,
+    };
+    let shown = TestPattern::draw(1280, 720, stamp);
     let png = dir.join("shown.png");
     shown.save_png(&png).expect("picture written");
-    x.show(&png);
+    x.show(&png, stamp);
 
     let server = serve(&[]);
     let frames = dir.join("frames");
@@ -160,7 +170,10 @@ fn a_shared_screen_arrives_beside_the_camera_and_stops_alone() {
             .any(|v| v["metadata"]["source"] == "testsrc:320x180@15")
     );
 
-    std::thread::sleep(Duration::from_secs(3));
+    // Three seconds' worth of screen pictures at 4 a second, however long that takes.
+    wait_for(MEDIA_WAIT, "twelve screen pictures", || {
+        (saved(&frames, "-screen-").len() >= 12).then_some(())
+    });
     let pictures = saved(&frames, "-screen-");
     assert!(
         pictures.len() >= 3,
@@ -186,10 +199,18 @@ fn a_shared_screen_arrives_beside_the_camera_and_stops_alone() {
     a.cmd(json!({"cmd": "screen", "source": "none"}));
     let removed = b.expect(LONG, "the screen removed", |v| event(v) == "stream_remove");
     assert_eq!(removed["stream"], screen_stream.as_str());
-    std::thread::sleep(Duration::from_millis(500));
     let cameras = || saved(&frames, "").len() - saved(&frames, "-screen-").len();
+    // The saver writes in order and holds five pictures at most (one being written, four
+    // queued): six more camera pictures and every picture handed to it before the removal
+    // is on disk.
+    let at_removal = cameras();
+    wait_for(MEDIA_WAIT, "six camera pictures after the removal", || {
+        (cameras() >= at_removal + 6).then_some(())
+    });
     let (camera_before, screens) = (cameras(), saved(&frames, "-screen-").len());
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for(MEDIA_WAIT, "four camera pictures more", || {
+        (cameras() >= camera_before + 4).then_some(())
+    });
     assert!(
         cameras() >= camera_before + 4,
         "camera pictures kept coming: {camera_before} then {}",

@@ -36,10 +36,14 @@ fn peers_ride_out_a_server_restart_and_a_newcomer_finds_them_all() {
             });
     }
 
-    // A join started while the server is down waits for it (within the join timeout).
+    // A join started while the server is down waits for it (within the join timeout). The
+    // test holds the server's port meanwhile to see the newcomer knock: its join has begun
+    // and found no server there. Every knock is closed unanswered.
+    let port = std::net::TcpListener::bind(&addr).expect("the server's port, free now");
     let url = format!("ws://{addr}");
     let mut late = spawn_join(&url, "restart", "late", &[]);
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for_knock(&port, late.pid());
+    drop(port);
     let _restarted = serve_at(&addr);
     for peer in &mut peers {
         peer.proc
@@ -77,6 +81,55 @@ fn peers_ride_out_a_server_restart_and_a_newcomer_finds_them_all() {
                 event(v) == "message" && v["data"] == "hello all"
             });
     }
+}
+
+/// Accepts connections on `port` until one comes from process `pid`, closing each.
+fn wait_for_knock(port: &std::net::TcpListener, pid: u32) {
+    port.set_nonblocking(true).expect("nonblocking");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match port.accept() {
+            Ok((connection, from)) => {
+                // Reconnecting peers knock too; the newcomer's is the one its process holds.
+                if socket_of(pid, from.port()) {
+                    return;
+                }
+                drop(connection);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the newcomer never tried to reach the server"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+/// Whether process `pid` holds the TCP socket bound to local `port` (its file descriptors
+/// against the kernel's socket table).
+fn socket_of(pid: u32, port: u16) -> bool {
+    let inodes: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter_map(|link| {
+                    let link = link.to_str()?;
+                    Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local_port = fields
+            .get(1)
+            .and_then(|a| a.rsplit_once(':'))
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+        local_port == Some(port) && fields.get(9).is_some_and(|i| inodes.contains(*i))
+    })
 }
 
 /// `plenum serve` on a given address (the port the first server had).

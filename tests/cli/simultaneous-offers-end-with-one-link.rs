@@ -29,7 +29,14 @@ fn both_peers_offering_at_once_end_with_one_link() {
         b.proc
             .cmd(json!({"cmd":"send","channel":"chat","data":"from b"}));
         for (peer, want) in [(&mut a, "from b"), (&mut b, "from a")] {
-            let events = peer.proc.drain_for(Duration::from_secs(3));
+            // The other's message, however long it takes; then a while for anything that
+            // should not come (a copy, a leave, a second join).
+            let mut events = peer
+                .proc
+                .until(Duration::from_secs(20), "the other's message", |v| {
+                    event(v) == "message" && v["data"] == want
+                });
+            events.extend(peer.proc.drain_for(Duration::from_secs(3)));
             let msgs = events
                 .iter()
                 .filter(|v| event(v) == "message" && v["data"] == want)

@@ -206,8 +206,22 @@ fn a_tree_of_fifteen_forms_heals_and_outlives_its_root() {
         json!([{"peer": parent_id, "state": "connected"}]),
         "a leaf's one link is its parent"
     );
-    std::thread::sleep(Duration::from_millis(500));
-    seen.collect(&mut peers, &alive);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.direct.is_empty() {
+        assert!(Instant::now() < deadline, "nobody heard the one-hop send");
+        std::thread::sleep(Duration::from_millis(50));
+        seen.collect(&mut peers, &alive);
+    }
+    // Links are ordered: a copy passed on beyond the parent would reach any peer before a
+    // broadcast sent after it from the same leaf does.
+    broadcast_until_all(
+        &mut peers,
+        &mut seen,
+        &alive,
+        (from, "tree_broadcast"),
+        &mut nonce,
+        Duration::from_secs(20),
+    );
     let direct: Vec<usize> = seen.direct.iter().map(|(i, _)| *i).collect();
     assert_eq!(direct, vec![parent], "only the parent hears a one-hop send");
     assert_eq!(seen.direct[0].1["from_parent"], false);

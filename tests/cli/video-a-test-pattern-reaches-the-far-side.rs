@@ -7,7 +7,9 @@ use plenum_e2e::cli as common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{NetNs, Proc, event, serve, serve_in, spawn_join, spawn_join_in};
+use common::{
+    MEDIA_WAIT, NetNs, Proc, event, serve, serve_in, spawn_join, spawn_join_in, wait_for,
+};
 use plenum_media::{TestPattern, VideoFrame, psnr, read_stamp};
 use serde_json::json;
 
@@ -36,6 +38,31 @@ fn saved(dir: &Path) -> Vec<(u32, f64)> {
             Some((stamp.counter, psnr(&got, &sent)))
         })
         .collect()
+}
+
+/// How many pictures have been saved in `dir` so far (one may still be being written).
+fn count(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, Iterator::count)
+}
+
+/// Waits until `dir` holds `n` saved pictures: video has flowed for that long, however long
+/// a busy machine takes.
+fn wait_pictures(dir: &Path, n: usize, what: &str) {
+    wait_for(MEDIA_WAIT, what, || (count(dir) >= n).then_some(()));
+}
+
+/// The counter of the newest readable picture in `dir`.
+fn newest(dir: &Path) -> Option<u32> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .rev()
+        .find_map(|path| read_stamp(&VideoFrame::load_png(path).ok()?))
+        .map(|stamp| stamp.counter)
 }
 
 /// A peer that saves what it receives in `dir`, `per_second` pictures a second.
@@ -72,7 +99,7 @@ fn decoded_pictures_carry_increasing_counters_and_match_what_was_sent() {
     let added = b.expect(LONG, "a's video stream", |v| event(v) == "stream_add");
     assert_eq!(added["kind"], "video");
     assert_eq!(added["metadata"]["source"], "testsrc");
-    std::thread::sleep(Duration::from_secs(3));
+    wait_pictures(&dir, 15, "three seconds' worth of pictures at 5 a second");
     leave(&mut [&mut b, &mut a]);
 
     let frames = saved(&dir);
@@ -88,23 +115,41 @@ fn decoded_pictures_carry_increasing_counters_and_match_what_was_sent() {
 
 #[test]
 fn a_late_joiner_gets_a_picture_without_waiting_for_a_periodic_keyframe() {
-    // The sender's periodic keyframe is 10 s apart; the late joiner is in and out well
-    // before that, so any picture it shows came from a keyframe sent on its request.
+    // The sender's periodic keyframe comes 300 frames (10 s of the 30 fps pattern) after
+    // the last keyframe. The early peer's first picture is a keyframe; if the late joiner's
+    // first picture comes less than 300 frames after it, it came from a keyframe sent for
+    // the late joiner, not from a periodic one.
     let server = serve(&[]);
-    let dir = frames_dir("late");
+    let (dir, early_dir) = (frames_dir("late"), frames_dir("early"));
     let mut a = spawn_join(&server.url, "late", "a", &["--video", "testsrc"]);
-    let mut early = spawn_join(&server.url, "late", "early", &[]);
+    let mut early = spawn_saver(None, &server.url, "late", "early", &early_dir, "5");
     early.expect(LONG, "a's video", |v| event(v) == "stream_add");
-    std::thread::sleep(Duration::from_millis(1500));
+    // 1.5 s of pattern (45 frames) decoded before the late joiner comes.
+    let before = wait_for(MEDIA_WAIT, "45 frames of the pattern at early", || {
+        newest(&early_dir).filter(|counter| *counter >= 45)
+    });
+    let early_keyframe = saved(&early_dir)[0].0;
     let mut late = spawn_saver(None, &server.url, "late", "late", &dir, "10");
     late.expect(LONG, "a's video", |v| event(v) == "stream_add");
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_pictures(&dir, 1, "a picture at the late joiner");
     leave(&mut [&mut late, &mut early, &mut a]);
     let frames = saved(&dir);
     assert!(!frames.is_empty(), "the late joiner decoded nothing");
-    // It started from a picture sent after it joined (1.5 s of pattern = 45 frames earlier).
+    // It started from a picture sent after it joined.
     assert!(frames[0].0 >= 30, "first picture {:?}", frames[0]);
+    assert!(
+        frames[0].0 > before,
+        "first picture {:?}, from before the late joiner came (frame {before})",
+        frames[0]
+    );
+    assert!(
+        frames[0].0 < early_keyframe + 300,
+        "first picture {:?}: the periodic keyframe after frame {early_keyframe}, not one sent \
+         for the late joiner",
+        frames[0]
+    );
     std::fs::remove_dir_all(&dir).expect("cleanup");
+    std::fs::remove_dir_all(&early_dir).expect("cleanup");
 }
 
 #[test]
@@ -122,7 +167,7 @@ fn the_picture_recovers_through_ten_percent_packet_loss() {
     a.expect(LONG, "publishing", |v| event(v) == "video");
     let mut b = spawn_saver(Some(&ns), &server.url, "lossy", "b", &dir, "4");
     b.expect(LONG, "a's video", |v| event(v) == "stream_add");
-    std::thread::sleep(Duration::from_secs(6));
+    wait_pictures(&dir, 24, "six seconds' worth of pictures at 4 a second");
     leave(&mut [&mut b, &mut a]);
     let (sent, lost) = ns.udp_counts();
     assert!(
@@ -154,7 +199,7 @@ fn quality_at(bitrate: &str) -> f64 {
     a.expect(LONG, "publishing", |v| event(v) == "video");
     let mut b = spawn_saver(None, &server.url, "rate", "b", &dir, "5");
     b.expect(LONG, "a's video", |v| event(v) == "stream_add");
-    std::thread::sleep(Duration::from_secs(3));
+    wait_pictures(&dir, 15, "three seconds' worth of pictures at 5 a second");
     leave(&mut [&mut b, &mut a]);
     // The first second: the rate control settles.
     let frames: Vec<f64> = saved(&dir).iter().skip(5).map(|f| f.1).collect();

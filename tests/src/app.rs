@@ -2,6 +2,7 @@
 //! through plain WebDriver HTTP calls, next to real `plenum serve` / `plenum join` processes.
 //! Every process is stopped by its process id when its guard drops, also when a test fails.
 
+pub use crate::cli::wait_for;
 pub use crate::{cli, webdriver};
 
 use std::io::{BufRead, BufReader};
@@ -217,21 +218,6 @@ pub fn artifacts_dir() -> PathBuf {
     dir
 }
 
-/// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The app started by WebDriver with `args`, with its own config directory under `tag`
 /// (returned, for the test to remove).
 pub fn start_app(
@@ -289,4 +275,19 @@ pub fn app_with_network_panel(
 pub fn network_attr(app: &webdriver::Session, attr: &str) -> Option<u64> {
     let el = app.find("#network-panel")?;
     app.attribute(&el, attr)?.parse().ok()
+}
+
+/// Waits until the view has drawn two more frames: whatever it changed before the call is
+/// on the screen (for a screenshot of it), however busy the machine is.
+pub fn painted(app: &webdriver::Session) {
+    let done = app.execute_async(
+        "const done = arguments[arguments.length - 1];
+         requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+        serde_json::json!([]),
+    );
+    assert_eq!(
+        done,
+        serde_json::json!(true),
+        "the view did not draw: {done}"
+    );
 }

@@ -175,6 +175,19 @@ impl Proc {
         }
     }
 
+    /// Every line up to and including the next one matching `pred`, waiting up to
+    /// `timeout` for it; panics with the history if none comes.
+    pub fn until(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        let from = self.seen.len();
+        self.expect(timeout, what, pred);
+        self.seen[from..].to_vec()
+    }
+
     /// Collects every line that arrives within `window`.
     pub fn drain_for(&mut self, window: Duration) -> Vec<Value> {
         let deadline = Instant::now() + window;
@@ -459,6 +472,76 @@ pub fn messages(peer: &mut Peer, window: Duration) -> Vec<(String, String, Value
             )
         })
         .collect()
+}
+
+/// How long a test waits for media to have flowed for as long as it needs: generous, since a
+/// busy machine only makes the wait longer, never the test fail.
+pub const MEDIA_WAIT: Duration = Duration::from_secs(60);
+
+/// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The samples of a `--record-audio` recording that have reached the disk so far, while the
+/// peer still writes it: its header gives the data's length only once the recording is
+/// complete, so the data chunk is read to the end of the file.
+pub fn recorded_so_far(path: &std::path::Path) -> Vec<f32> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Vec::new();
+    }
+    let mut at = 12;
+    while let Some(header) = bytes.get(at..at + 8) {
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        if &header[..4] == b"data" {
+            return bytes[at + 8..]
+                .chunks_exact(2)
+                .map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / f32::from(i16::MAX))
+                .collect();
+        }
+        at += 8 + size + size % 2;
+    }
+    Vec::new()
+}
+
+/// Waits until the recording at `path` holds `seconds` of sound from its first audible
+/// sample at or after sample `from` on (`from`: what [`recorded_so_far`] returned before
+/// the sound was due), within [`MEDIA_WAIT`]. The wait is on what was recorded, so a slow
+/// machine takes longer to get there instead of handing the test less sound.
+pub fn wait_recorded(path: &std::path::Path, from: usize, seconds: f64, what: &str) {
+    let rate = f64::from(plenum_media::SAMPLE_RATE);
+    let want = (seconds * rate) as usize;
+    let deadline = Instant::now() + MEDIA_WAIT;
+    loop {
+        let got = recorded_so_far(path);
+        let after = got.get(from..).unwrap_or_default();
+        let heard = after
+            .iter()
+            .position(|s| s.abs() > 0.01)
+            .map_or(0, |start| after.len() - start);
+        if heard >= want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {:.2} s of sound recorded after {MEDIA_WAIT:?}, not {seconds} s",
+            heard as f64 / rate
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A WAV recording made by `--record-audio`, from its first audible sample on, skipping

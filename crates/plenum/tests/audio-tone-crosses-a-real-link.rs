@@ -23,6 +23,39 @@ impl Tape {
     fn take(&self) -> Vec<f32> {
         std::mem::take(&mut *self.0.lock().expect("tape"))
     }
+
+    /// Waits until the tape holds `seconds` of sound, however long a busy machine takes to
+    /// play it out, and takes it.
+    async fn take_seconds(&self, seconds: f64) -> Vec<f32> {
+        let want = (seconds * f64::from(SAMPLE_RATE)) as usize;
+        let held = || self.0.lock().expect("tape").len();
+        tokio::time::timeout(MEDIA_WAIT, async {
+            while held() < want {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{} of {want} samples after {MEDIA_WAIT:?}", held()));
+        self.take()
+    }
+}
+
+/// How long a test waits for sound to have played for as long as it needs.
+const MEDIA_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits for the next `Speaking` event saying `speaking`; returns its peer.
+async fn speaking(events: &mut RoomEvents, speaking: bool) -> plenum::PeerId {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match events.recv().await {
+                Some(RoomEvent::Speaking { peer, speaking: s }) if s == speaking => return peer,
+                Some(_) => {}
+                None => panic!("the room closed"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no speaking={speaking} event"))
 }
 
 async fn join(url: &str, name: &str) -> (Room, RoomEvents) {
@@ -67,20 +100,7 @@ async fn a_tone_is_heard_at_its_frequency_and_level_without_gaps() {
         .await
         .expect("source");
     // b reports a speaking a.
-    let speaking = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            if let Some(RoomEvent::Speaking {
-                peer,
-                speaking: true,
-            }) = b_events.recv().await
-            {
-                return peer;
-            }
-        }
-    })
-    .await
-    .expect("speaking event");
-    assert_eq!(&speaking, a.id());
+    assert_eq!(&speaking(&mut b_events, true).await, a.id());
     // The input level meter reads our own source: a 0.5 sine is -9 dBFS.
     let level = a.audio_level().await.expect("level");
     assert!((level + 9.03).abs() < 0.5, "{level} dBFS");
@@ -90,8 +110,7 @@ async fn a_tone_is_heard_at_its_frequency_and_level_without_gaps() {
         "b publishes nothing"
     );
     tape.take();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let heard = tape.take();
+    let heard = tape.take_seconds(3.0).await;
     assert!(
         heard.len() >= SAMPLE_RATE as usize * 2,
         "{} samples in 3 s",
@@ -114,25 +133,15 @@ async fn a_tone_is_heard_at_its_frequency_and_level_without_gaps() {
 
     // Muting stops the sound (and b hears the speaker stop); unmuting brings it back.
     a.set_audio_muted(true).await.expect("mute");
-    tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            if let Some(RoomEvent::Speaking {
-                speaking: false, ..
-            }) = b_events.recv().await
-            {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("stopped speaking");
+    speaking(&mut b_events, false).await;
     tape.take();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(rms_dbfs(&tape.take()) < -60.0, "muted audio is silent");
+    let muted = tape.take_seconds(0.5).await;
+    assert!(rms_dbfs(&muted) < -60.0, "muted audio is silent");
     a.set_audio_muted(false).await.expect("unmute");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(&speaking(&mut b_events, true).await, a.id());
+    tape.take();
     assert!(
-        tone_level_db(&tape.take(), SAMPLE_RATE, 440.0) > -6.0,
+        tone_level_db(&tape.take_seconds(0.5).await, SAMPLE_RATE, 440.0) > -6.0,
         "unmuted tone back"
     );
     a.leave().await;
@@ -164,13 +173,21 @@ async fn three_peers_each_hear_the_two_others_and_not_themselves() {
             .await
             .expect("source");
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every peer hears both others speak before its tape is listened to.
+    for (room, events) in &mut peers {
+        let mut heard = std::collections::BTreeSet::new();
+        while heard.len() < 2 {
+            let peer = speaking(events, true).await;
+            if &peer != room.id() {
+                heard.insert(peer);
+            }
+        }
+    }
     for t in &tapes {
         t.take();
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
     for (i, tape) in tapes.iter().enumerate() {
-        let heard = tape.take();
+        let heard = tape.take_seconds(2.0).await;
         for (j, tone) in tones.iter().enumerate() {
             let level = tone_level_db(&heard, SAMPLE_RATE, *tone);
             if i == j {
