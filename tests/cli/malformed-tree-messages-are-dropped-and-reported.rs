@@ -56,12 +56,12 @@ fn malformed_tree_messages_are_dropped_and_reported() {
 
     // The link is ordered: when the real broadcast arrives, everything sent before it on the
     // link has been handled. Then a while for copies that should not come.
-    let mut got = peers[1]
-        .proc
-        .until(Duration::from_secs(20), "the broadcast after", |v| {
-            tree_messages(std::slice::from_ref(v), "after") == 1
-        });
-    got.extend(peers[1].proc.drain_for(Duration::from_secs(2)));
+    let got = peers[1].proc.until_then_quiet(
+        Duration::from_secs(20),
+        "the broadcast after",
+        |v| tree_messages(std::slice::from_ref(v), "after") == 1,
+        Duration::from_secs(2),
+    );
     let errs = errors(&got);
     assert_eq!(errs.len(), 3, "{errs:#?}");
     assert!(
@@ -77,12 +77,12 @@ fn malformed_tree_messages_are_dropped_and_reported() {
         "the forged broadcast once, its copy dropped"
     );
     assert_eq!(tree_messages(&got, "after"), 1);
-    let mut third = peers[2]
-        .proc
-        .until(Duration::from_secs(20), "the broadcast after", |v| {
-            tree_messages(std::slice::from_ref(v), "after") == 1
-        });
-    third.extend(peers[2].proc.drain_for(Duration::from_millis(500)));
+    let third = peers[2].proc.until_then_quiet(
+        Duration::from_secs(20),
+        "the broadcast after",
+        |v| tree_messages(std::slice::from_ref(v), "after") == 1,
+        Duration::from_millis(500),
+    );
     assert_eq!(tree_messages(&third, "after"), 1);
     assert!(errors(&third).is_empty(), "{:#?}", errors(&third));
 }

@@ -188,6 +188,21 @@ impl Proc {
         self.seen[from..].to_vec()
     }
 
+    /// Every line up to the first that matches `pred` (within `timeout`), and then those
+    /// that come within `quiet` after it: for a marker sent last on an ordered link, and a
+    /// while for copies that should not come.
+    pub fn until_then_quiet(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+        quiet: Duration,
+    ) -> Vec<Value> {
+        let mut got = self.until(timeout, what, pred);
+        got.extend(self.drain_for(quiet));
+        got
+    }
+
     /// Collects every line that arrives within `window`.
     pub fn drain_for(&mut self, window: Duration) -> Vec<Value> {
         let deadline = Instant::now() + window;
