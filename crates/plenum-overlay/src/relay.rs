@@ -16,13 +16,22 @@
 //!   node falls back on when a neighbour dies (its other neighbours, as the tree's orphans
 //!   go to their grandparent).
 //! - **Asking for a link.** A `Link` request is routed to the peer (or sent through the
-//!   server while we have no link); the asked peer offers. A full peer refuses with its
-//!   neighbours closest to the asker, unless the asker has no link at all: then it takes
-//!   it and lets one of its neighbours go, telling that one to link to the newcomer in its
-//!   place (`Splice`): a link A–B becomes A–N–B, so a full network stays connected as it
-//!   grows, even with two neighbours each. A routed request that finds no way to its
-//!   target means the network is split: it is sent again through the server as from a
-//!   peer with no link, which joins the parts.
+//!   server while we have no link); the asked peer offers (of two asking each other, the
+//!   smaller id). A full peer refuses with its neighbours closest to the asker, unless the
+//!   asker has no link at all: then it takes it and lets one of its neighbours go, telling
+//!   that one to link to the newcomer in its place (`Splice`): a link A–B becomes A–N–B,
+//!   so a full network stays connected as it grows, even with two neighbours each. The
+//!   one told keeps its link until the new one is up, then lets it go (make before
+//!   break). A newcomer keeps a place free for that while it asks, and holds other
+//!   newcomers' requests meanwhile. Over the bound, a link whose peer is linked to
+//!   another of ours (so stays joined to us) goes first. A routed request that finds no way to its target
+//!   means the network is split: it is sent again through the server as from a peer with
+//!   no link, which joins the parts. Data never makes links.
+//! - **A link the application asks for** ([`RelayNode::connect`]) is taken even by a full
+//!   peer, and kept. The way the request came tells the target which of its links and
+//!   of the asker's stay joined to them both: a full end lets such a link go; if both
+//!   are full, they swap two links for two (the target says so in its acknowledgement),
+//!   every degree as it was and the network joined.
 //! - **Routing.** A frame goes to the unvisited neighbour closest to its target, or whose
 //!   own neighbours are (two hops of lookahead); a node with none sends it back one step (depth first, the frame carries the nodes it visited
 //!   and its path), so it reaches any peer of a connected network, greedily in O(log N)
@@ -215,7 +224,8 @@ pub enum RouteKind {
     Data,
     /// Negotiation for a direct link (the engine's signaling payload).
     Signal,
-    /// The sender asks for a direct link; `data` is its neighbour count (one byte).
+    /// The sender asks for a direct link; `data` is its neighbour count (one byte), 0 to
+    /// be taken even by a full peer. A link its application asked for is `[0, links]`.
     Link,
     /// The origin's frame was not reached its target: `data` is its seq (8 bytes), the
     /// target's id and the frame's kind (one byte).
@@ -223,6 +233,8 @@ pub enum RouteKind {
     /// A full peer refuses a link: `data` lists its neighbours nearest to the asker.
     Refuse,
     /// The target got the origin's data, signal or link frame `data` (8 bytes, its seq).
+    /// For a link the origin's application asked for, a list may follow: the origin's
+    /// neighbour to let go once the link is up, and whom that one links to instead.
     Ack,
 }
 
@@ -407,8 +419,13 @@ pub struct RelayNode {
     links: FullMesh,
     /// Open links, with their ids.
     up: BTreeMap<PeerId, RelayId>,
+    /// When each opened.
+    up_since: BTreeMap<PeerId, Instant>,
     /// Links asked for or being opened, with when they are given up.
     pending: BTreeMap<PeerId, Instant>,
+    /// Of those, the ones we took a request for: we offer; since when, and whether we
+    /// offered again already.
+    offering: BTreeMap<PeerId, (Instant, bool)>,
     /// Peers we know of, by bucket.
     known: BTreeMap<usize, Vec<(RelayId, PeerId)>>,
     /// Each neighbour's neighbours, as it last said.
@@ -428,9 +445,84 @@ pub struct RelayNode {
     /// Peers with no other link that we took while full: the neighbour we let go for
     /// them links to them in our place.
     lone: BTreeSet<PeerId>,
+    /// Such peers whose link is up while we are over the bound: until when we wait for
+    /// their neighbours (they may have taken links meanwhile) to choose whom the one we
+    /// let go links to.
+    splicing: BTreeMap<PeerId, Instant>,
+    /// Neighbours we told to link to another peer in our place (`Splice`): they let our
+    /// link go once theirs is up, so the network is never cut meanwhile.
+    leaving: BTreeMap<PeerId, Leaving>,
+    /// Peers we were told to link to in a neighbour's place: that neighbour, let go
+    /// once the link is up.
+    splice_for: BTreeMap<PeerId, PeerId>,
+    /// Of those, ones that refused us (not told yet, most likely): asked again then, so
+    /// many times so far.
+    splice_again: BTreeMap<PeerId, (Instant, u8)>,
     /// Direct links the application asked for and not open yet.
     wanted: BTreeMap<PeerId, Wanted>,
+    /// Open links an application asked for (ours, or the peer's): never let go to make
+    /// room, only closed by the application or the link.
+    asked: BTreeSet<PeerId>,
+    /// Askers for a link their application wanted, which we took: what we let go once
+    /// it is up (we were full).
+    room: BTreeMap<PeerId, Room>,
+    /// The same askers: which of their neighbours they let go (and whom it links to in
+    /// its place), told in our acknowledgements.
+    advice: BTreeMap<PeerId, Vec<PeerId>>,
+    /// Peers we asked for a link our application wanted: which neighbour of ours to let
+    /// go once it is up, as they told us (and whom that one links to).
+    told: BTreeMap<PeerId, (PeerId, Option<PeerId>)>,
+    /// Such links that opened while we were full, before their target told us whom to let
+    /// go: until when we wait for word.
+    awaiting_room: BTreeMap<PeerId, Instant>,
+    /// Neighbours that asked us for a link (so do not see ours): taken if our link to
+    /// them closes before then, unless we hear from them meanwhile (their end stands: the
+    /// request was older than the link).
+    asked_while_up: BTreeMap<PeerId, Asked>,
+    /// The peer we asked through the server while we had no link.
+    alone_ask: Option<PeerId>,
+    /// Asking with no link, we keep a second place free: a full peer that takes us
+    /// hands us one of its neighbours (`Splice`), which needs it. Kept until the first
+    /// other request takes it, or a while after our first link opened (`held_until`), or
+    /// our request failed.
+    reserve: bool,
+    /// Requests from peers with no link that came meanwhile: taken once the place is no
+    /// longer kept (two such on one full peer would overfill it).
+    held: BTreeMap<PeerId, (u8, Instant)>,
+    held_until: Instant,
     outputs: VecDeque<RelayOutput>,
+}
+
+/// What a full peer lets go once a link an application asked for is up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Room {
+    /// Our neighbour on the request's way: it stays joined to us along that way.
+    LetGo(PeerId),
+    /// `drop`, which links to `partner` in our place: the asker's neighbour on the way,
+    /// which the asker lets go (both were full).
+    Swap { drop: PeerId, partner: PeerId },
+}
+
+/// A neighbour that links to another in our place, then lets us go.
+#[derive(Debug, Clone)]
+struct Leaving {
+    /// When we stop waiting and decide again.
+    until: Instant,
+    /// The newcomer we took while full that it links to (or to whose neighbour), if that
+    /// is why it goes.
+    newcomer: Option<PeerId>,
+    /// The peer it links to.
+    instead: PeerId,
+    /// Decisions made so far.
+    tries: u8,
+}
+
+/// A link request from a peer we hold a link to.
+#[derive(Debug, Clone)]
+struct Asked {
+    degree: u8,
+    app: Option<(u8, Vec<PeerId>)>,
+    until: Instant,
 }
 
 impl RelayNode {
@@ -445,7 +537,9 @@ impl RelayNode {
             now,
             links,
             up: BTreeMap::new(),
+            up_since: BTreeMap::new(),
             pending: BTreeMap::new(),
+            offering: BTreeMap::new(),
             known: BTreeMap::new(),
             around: BTreeMap::new(),
             shunned: BTreeMap::new(),
@@ -457,7 +551,21 @@ impl RelayNode {
             unacked: BTreeMap::new(),
             rng: seed ^ 0x7e1a_7e1a,
             lone: BTreeSet::new(),
+            splicing: BTreeMap::new(),
+            leaving: BTreeMap::new(),
+            splice_for: BTreeMap::new(),
+            splice_again: BTreeMap::new(),
             wanted: BTreeMap::new(),
+            asked: BTreeSet::new(),
+            room: BTreeMap::new(),
+            advice: BTreeMap::new(),
+            told: BTreeMap::new(),
+            awaiting_room: BTreeMap::new(),
+            asked_while_up: BTreeMap::new(),
+            alone_ask: None,
+            reserve: false,
+            held: BTreeMap::new(),
+            held_until: now,
             outputs: VecDeque::new(),
         })
     }
@@ -510,7 +618,80 @@ impl RelayNode {
     }
 
     fn degree(&self) -> usize {
-        self.up.len() + self.pending.len()
+        self.up.len() + self.pending.len() + usize::from(self.reserved())
+    }
+
+    /// Whether we have no link and a request we made through the server is on its way.
+    fn asking_alone(&self) -> bool {
+        self.up.is_empty()
+            && self
+                .alone_ask
+                .as_ref()
+                .is_some_and(|p| self.pending.contains_key(p))
+    }
+
+    /// Whether we keep a place for a neighbour a full peer that took us may hand over:
+    /// while we ask, then as long as the peer that took us says it holds more links
+    /// than the bound (it has yet to hand one over), or has said nothing yet (for a
+    /// while).
+    fn reserved(&self) -> bool {
+        if !self.reserve {
+            return false;
+        }
+        if self.asking_alone() {
+            return true;
+        }
+        let Some(took) = self.alone_ask.as_ref().filter(|p| self.up.contains_key(*p)) else {
+            return false;
+        };
+        match self.around.get(took) {
+            Some(theirs) => theirs.len() > self.config.max_neighbours,
+            None => self.now < self.held_until,
+        }
+    }
+
+    /// Requests held while we kept a place, once we no longer do: one at a time, each
+    /// once the one before is in (taken at once, they would pile on us faster than we can
+    /// hand them our links). Not one we are linking with meanwhile, nor one that has given
+    /// up on us.
+    fn release_held(&mut self) {
+        if self.held.is_empty() || self.reserved() {
+            return;
+        }
+        self.reserve = false;
+        let stale = self.now.checked_sub(self.config.links.connect_timeout());
+        let (up, pending) = (&self.up, &self.pending);
+        self.held.retain(|p, (_, at)| {
+            !up.contains_key(p) && !pending.contains_key(p) && stale.is_none_or(|s| *at > s)
+        });
+        let busy = self.over_bound()
+            || !self.leaving.is_empty()
+            || !self.splicing.is_empty()
+            || self.pending.keys().any(|p| self.lone.contains(p));
+        if !busy && let Some((peer, (degree, _))) = self.held.pop_first() {
+            self.take_request(peer, degree, None);
+        }
+    }
+
+    /// Over the bound with nothing on its way to mend it (every link that could go was in
+    /// the middle of a splice when it opened): decided now, the newest link kept.
+    fn keep_bound(&mut self) {
+        if !self.over_bound() || !self.splicing.is_empty() || !self.awaiting_room.is_empty() {
+            return;
+        }
+        let Some(newest) = self
+            .up_since
+            .iter()
+            .max_by_key(|(_, at)| **at)
+            .map(|(p, _)| p.clone())
+        else {
+            return;
+        };
+        if !self.drop_redundant(&newest)
+            && let Some(evict) = self.link_to_let_go(&newest)
+        {
+            self.let_go(&evict, None, None);
+        }
     }
 
     /// Asks `peer` for a link: routed if we have links, through the server otherwise.
@@ -519,8 +700,10 @@ impl RelayNode {
         self.ask_via(peer, via_server, false);
     }
 
-    /// Asks `peer` for a link; `insist` asks as a peer with no link would, which a full
-    /// peer takes too (letting another go).
+    /// Asks `peer` for a link; `insist` (a link the application wants) asks as a peer with
+    /// no link would, which a full peer takes too (letting another go). Routed, such a
+    /// request also says how many links we hold, and the way it took tells the target
+    /// which of our links stays joined to it through the network.
     fn ask_via(&mut self, peer: PeerId, via_server: bool, insist: bool) {
         if self.up.contains_key(&peer) || self.pending.contains_key(&peer) || peer == self.me {
             return;
@@ -540,9 +723,16 @@ impl RelayNode {
         } else {
             self.up.len().min(255) as u8
         };
+        if via_server && self.up.is_empty() {
+            self.alone_ask = Some(peer.clone());
+            self.reserve = true;
+        }
         if via_server {
             self.outputs
                 .push_back(RelayOutput::SignalLink { peer, degree });
+        } else if insist {
+            let links = self.up.len().min(255) as u8;
+            self.route_reliable(RouteKind::Link, peer, vec![degree, links]);
         } else {
             self.route_reliable(RouteKind::Link, peer, vec![degree]);
         }
@@ -628,26 +818,69 @@ impl RelayNode {
         }
     }
 
-    /// Someone asked us for a link (routed, or through the server): take it if there is
-    /// room; if not, refuse with our neighbours closest to it, unless it has no link at
-    /// all, in which case we take it and hand it one of ours.
+    /// Someone asked us for a link through the server (its degree: its open links, 0 when
+    /// it has none or its application insists): take it if there is room; if not,
+    /// refuse with our neighbours closest to it, unless it has no link at all, in which
+    /// case we take it and hand it one of ours.
     pub fn link_requested(&mut self, from: PeerId, their_degree: u8) {
+        self.take_request(from, their_degree, None);
+    }
+
+    /// A link request, through the server or routed. `app`: the asker's application
+    /// wants the link; its open links and the way the request came (asker first).
+    fn take_request(&mut self, from: PeerId, their_degree: u8, app: Option<(u8, &[PeerId])>) {
         if from == self.me || RelayId::of(&from).is_none() {
             return;
         }
         self.learn(&from);
         if self.up.contains_key(&from) {
+            // It does not see our link, or it would not ask: its end is gone and ours does
+            // not know yet (a half-open link), or the request is older than the link.
+            // Which one shows soon: taken if our link closes before the asker gives up.
+            let asked = Asked {
+                degree: their_degree,
+                app: app.map(|(links, way)| (links, way.to_vec())),
+                until: self.now + self.config.links.connect_timeout() * 2,
+            };
+            self.asked_while_up.insert(from, asked);
             return;
         }
-        // A full peer takes a peer with no link (letting one of its links go, which links
-        // to the newcomer instead), or one asking to fill an empty bucket when it holds
-        // a link that neither side needs.
-        let full = self.degree() >= self.config.max_neighbours;
-        if full && their_degree == 0 {
-            self.lone.insert(from.clone());
+        if self.offering.contains_key(&from) && self.pending.contains_key(&from) {
+            // We are offering already (a copy of its request, or one held meanwhile):
+            // starting again would only undo the negotiation under way.
+            return;
         }
-        if full && their_degree > 0 && self.spare_link().is_none() {
-            // Refused: it learns our neighbours nearest to it instead.
+        let ours = self.alone_ask.as_ref() == Some(&from);
+        if self.reserved() && !ours {
+            let handed = self.alone_ask.as_ref().and_then(|p| self.around.get(p));
+            if handed.is_some_and(|theirs| theirs.iter().any(|(_, p)| *p == from)) {
+                // A neighbour of the peer that took us: the one it hands over.
+                self.reserve = false;
+            } else if their_degree == 0 && app.is_none() {
+                // Another peer with no link: it waits until our place is no longer kept.
+                self.held.insert(from, (their_degree, self.now));
+                return;
+            }
+        }
+        // We asked it too (or are told to link to it in another's place): both want the
+        // link, whoever is full. One side offers, the smaller id: were both to start
+        // again, each would undo the other's offer.
+        let asking = self.pending.contains_key(&from) || self.splice_for.contains_key(&from);
+        if asking && self.me > from {
+            return;
+        }
+        let full = !asking && self.degree() >= self.config.max_neighbours;
+        if let Some((links, way)) = app {
+            self.asked.insert(from.clone());
+            self.plan_room(&from, links, way, full);
+        } else if their_degree == 0 {
+            // A peer with no link is taken even when full: once it is up, if we are over
+            // the bound (full now, or once the links we are taking meanwhile open), one of
+            // our links goes and links to the newcomer instead.
+            self.lone.insert(from.clone());
+        } else if full && self.spare_link().is_none() {
+            // Or one asking to fill an empty bucket when it holds a link that neither side
+            // needs. Not this one: it learns our neighbours nearest to it instead.
             let target = RelayId::of(&from);
             let mut near: Vec<(&PeerId, &RelayId)> = self.up.iter().collect();
             if let Some(t) = target {
@@ -659,8 +892,10 @@ impl RelayNode {
             return;
         }
         // We offer. If we were waiting for its offer (we asked it too, perhaps through a
-        // server that is gone), we stop waiting: one side must offer.
-        if self.pending.contains_key(&from) {
+        // server that is gone), we stop waiting: one side must offer. The link layer must
+        // forget any older attempt, or it would take the appearance for one it knows and
+        // offer nothing.
+        if asking || self.links.neighbours().contains(&from) {
             self.links.handle_input(Input::PeerGone {
                 peer: from.clone(),
                 now: self.now,
@@ -670,11 +905,58 @@ impl RelayNode {
             from.clone(),
             self.now + self.config.links.connect_timeout() * 2,
         );
+        self.offering
+            .entry(from.clone())
+            .or_insert((self.now, false));
         self.links.handle_input(Input::PeerAppeared {
             peer: from,
             origin: Appearance::Roster,
             now: self.now,
         });
+    }
+
+    /// A link the application of `asker` wants, which came along `way`: who lets what go
+    /// once it is up, so that both ends stay within the bound and the network stays
+    /// joined. Along the way, the asker's first hop `a` and our last `b` stay joined to
+    /// us both. If we are full we let `b` go; if the asker is, it lets `a` go (told in our
+    /// acknowledgement). If both are, `b` must stay, so we let go a neighbour off the way
+    /// instead and it links to `a` in our place: a swap of two links for two, which
+    /// leaves every degree as it was and every peer joined.
+    fn plan_room(&mut self, asker: &PeerId, their_links: u8, way: &[PeerId], full: bool) {
+        self.room.remove(asker);
+        self.advice.remove(asker);
+        let n = way.len();
+        if n < 3 || way[0] != *asker || way[n - 1] != self.me {
+            if full {
+                // No way known (a direct neighbour's stale request): as for a lone peer.
+                self.lone.insert(asker.clone());
+            }
+            return;
+        }
+        let (a, b) = (way[1].clone(), way[n - 2].clone());
+        let they_full = usize::from(their_links) >= self.config.max_neighbours;
+        let off_way = self
+            .up
+            .iter()
+            .filter(|(p, _)| **p != a && **p != b && *p != asker)
+            .filter(|(p, _)| !self.settling(p))
+            .max_by_key(|(p, r)| self.let_go_rank(p, r))
+            .map(|(p, _)| p.clone());
+        match (full, they_full, off_way) {
+            (true, true, Some(drop)) => {
+                self.advice
+                    .insert(asker.clone(), vec![a.clone(), drop.clone()]);
+                self.room
+                    .insert(asker.clone(), Room::Swap { drop, partner: a });
+            }
+            (true, _, _) => {
+                self.room.insert(asker.clone(), Room::LetGo(b));
+            }
+            (false, true, _) => {
+                self.advice.insert(asker.clone(), vec![a]);
+            }
+            (false, false, _) => {}
+        }
     }
 
     /// The application sends `data` to `target`; returns the frame's number, which an
@@ -720,13 +1002,6 @@ impl RelayNode {
             self.unacked.remove(&seq);
             return;
         }
-        if kind == RouteKind::Data && attempt + 1 >= self.config.attempts {
-            // Twice no acknowledgement: the network may be split from the target. Asked
-            // through the server as by a peer with no link, the target joins the parts
-            // (once a while). Not at the first timeout: while a small network settles,
-            // a frame is often only late, and each such link makes a full peer splice.
-            self.bridge(target.clone());
-        }
         if attempt >= self.config.attempts {
             self.unacked.remove(&seq);
             match kind {
@@ -756,7 +1031,10 @@ impl RelayNode {
     }
 
     /// Forms a direct link to `peer` (its negotiation relayed over the network). The
-    /// application asked for it: a full peer takes it too.
+    /// application asked for it: a full peer takes it too, and either end that is full
+    /// makes room by letting a link go that keeps everyone joined (see the module docs).
+    /// The link is kept until [`disconnect`](Self::disconnect) or it fails; one that does
+    /// not open is reported ([`RelayOutput::LinkFailed`]) after [`CONNECT_ATTEMPTS`].
     pub fn connect(&mut self, peer: PeerId) {
         if peer == self.me || RelayId::of(&peer).is_none() || self.up.contains_key(&peer) {
             return;
@@ -830,8 +1108,26 @@ impl RelayNode {
 
     fn drop_link(&mut self, peer: &PeerId) {
         let was_up = self.up.remove(peer).is_some();
+        self.up_since.remove(peer);
+        self.offering.remove(peer);
         self.pending.remove(peer);
         self.around.remove(peer);
+        self.room.remove(peer);
+        self.advice.remove(peer);
+        self.told.remove(peer);
+        self.awaiting_room.remove(peer);
+        self.splicing.remove(peer);
+        self.leaving.remove(peer);
+        self.asked.remove(peer);
+        let now = self.now;
+        for l in self.leaving.values_mut() {
+            if l.instead == *peer || l.newcomer.as_ref() == Some(peer) {
+                // What it was leaving for is gone: decided again at once.
+                l.until = now;
+            }
+        }
+        self.splice_for.remove(peer);
+        self.splice_again.remove(peer);
         self.links.handle_input(Input::PeerGone {
             peer: peer.clone(),
             now: self.now,
@@ -841,6 +1137,9 @@ impl RelayNode {
         }
     }
 
+    /// Our neighbours changed: they hear the new list (what they know of our links is
+    /// what they decide on), and so does the application, but not while we are over the
+    /// bound (a link is on its way out): it is never told of more neighbours than that.
     fn changed(&mut self) {
         let list = self.neighbours();
         for peer in &list {
@@ -849,7 +1148,9 @@ impl RelayNode {
                 msg: RelayMsg::Neighbours(list.clone()),
             });
         }
-        self.outputs.push_back(RelayOutput::Neighbours(list));
+        if list.len() <= self.config.max_neighbours {
+            self.outputs.push_back(RelayOutput::Neighbours(list));
+        }
     }
 
     fn route_new(&mut self, kind: RouteKind, target: PeerId, data: Vec<u8>) -> u64 {
@@ -904,6 +1205,8 @@ impl RelayNode {
     /// A link we asked for will not come (refused, unreachable, timed out); one that
     /// opened meanwhile stays.
     fn stop_asking(&mut self, peer: PeerId) {
+        self.splice_for.remove(&peer);
+        self.offering.remove(&peer);
         if self.pending.remove(&peer).is_some() && !self.up.contains_key(&peer) {
             self.links.handle_input(Input::PeerGone {
                 peer,
@@ -1012,23 +1315,23 @@ impl RelayNode {
         self.route_new(RouteKind::Unreachable, frame.origin, data);
     }
 
+    /// Our frame `kind` for `target` found no way. A link request: the network is split
+    /// (or the target gone), and the server joins the parts. Data changes no link: its
+    /// timer sends it again while attempts are left (churn may have cut its way for a
+    /// moment), then the application hears. A link of the network's own for data would be
+    /// one more change to a network that is settling, each making a full peer let a link
+    /// go: it would never settle.
     fn not_reached(&mut self, target: PeerId, _seq: u64, kind: RouteKind) {
-        match kind {
-            // Churn may have cut the way, links may still be opening, or the network is
-            // split: a link through the server is asked for, and the frame's timer sends it
-            // again while attempts are left.
-            RouteKind::Data => self.bridge(target),
-            RouteKind::Link => {
-                let now = self.now;
-                if self.bridged.get(&target).is_some_and(|until| *until > now) {
-                    // Asked through the server already: it is gone.
-                    self.forget(&target);
-                    self.stop_asking(target);
-                } else {
-                    self.bridge(target);
-                }
-            }
-            _ => {}
+        if kind != RouteKind::Link {
+            return;
+        }
+        let now = self.now;
+        if self.bridged.get(&target).is_some_and(|until| *until > now) {
+            // Asked through the server already: it is gone.
+            self.forget(&target);
+            self.stop_asking(target);
+        } else {
+            self.bridge(target);
         }
     }
 
@@ -1067,24 +1370,71 @@ impl RelayNode {
             seq,
             hops,
             data,
+            path,
             ..
         } = frame;
         if matches!(kind, RouteKind::Data | RouteKind::Signal | RouteKind::Link) {
-            // Acknowledged every time (an acknowledgement may be what got lost), taken
-            // once.
-            self.route_new(RouteKind::Ack, origin.clone(), seq.to_be_bytes().to_vec());
-            if !self.remember(origin.clone(), seen_key(seq, DELIVERED)) {
-                return;
+            // Taken once, acknowledged every time (an acknowledgement may be what got
+            // lost). A link request's acknowledgement tells an asker whose application
+            // wants the link which of its links to let go for it, if any.
+            let first = self.remember(origin.clone(), seen_key(seq, DELIVERED));
+            if first {
+                match kind {
+                    RouteKind::Data => self.outputs.push_back(RelayOutput::Deliver {
+                        origin: origin.clone(),
+                        hops,
+                        data,
+                    }),
+                    RouteKind::Signal => self.outputs.push_back(RelayOutput::Signal {
+                        origin: origin.clone(),
+                        data,
+                    }),
+                    _ => {
+                        let degree = data.first().copied().unwrap_or(1);
+                        let app = match data.get(1) {
+                            Some(links) if degree == 0 => Some((*links, path.as_slice())),
+                            _ => None,
+                        };
+                        self.take_request(origin.clone(), degree, app);
+                    }
+                }
             }
+            let mut ack = seq.to_be_bytes().to_vec();
+            if kind == RouteKind::Link
+                && let Some(advice) = self.advice.get(&origin)
+            {
+                ack.extend(codec::encode_peers(advice));
+            }
+            self.route_new(RouteKind::Ack, origin, ack);
+            return;
         }
         match kind {
-            RouteKind::Data => self
-                .outputs
-                .push_back(RelayOutput::Deliver { origin, hops, data }),
             RouteKind::Ack => {
-                if let Some(seq) = data.first_chunk::<8>() {
-                    self.unacked.remove(&u64::from_be_bytes(*seq));
+                if let Some((seq, advice)) = data.split_first_chunk::<8>() {
+                    let acked = self.unacked.remove(&u64::from_be_bytes(*seq));
+                    if let Some(u) = acked
+                        && u.kind == RouteKind::Link
+                        && !advice.is_empty()
+                    {
+                        self.advised(origin, codec::decode_peers(advice));
+                    }
                 }
+            }
+            RouteKind::Refuse if self.splice_for.contains_key(&origin) => {
+                // The peer we are to link to in another's place refused: it is not told
+                // yet (its own word is on its way, or comes when it retries). Asked again
+                // in a while.
+                let tries = self.splice_again.get(&origin).map_or(0, |(_, n)| *n);
+                if tries < 3 {
+                    let at = self.now + self.config.ack_timeout;
+                    self.splice_again.insert(origin.clone(), (at, tries + 1));
+                }
+                self.pending.remove(&origin);
+                self.offering.remove(&origin);
+                self.links.handle_input(Input::PeerGone {
+                    peer: origin,
+                    now: self.now,
+                });
             }
             RouteKind::Refuse => {
                 self.shunned
@@ -1095,8 +1445,6 @@ impl RelayNode {
                 }
                 self.fill();
             }
-            RouteKind::Signal => self.outputs.push_back(RelayOutput::Signal { origin, data }),
-            RouteKind::Link => self.link_requested(origin, data.first().copied().unwrap_or(1)),
             RouteKind::Unreachable => {
                 if let Some((seq, rest)) = data.split_first_chunk::<8>()
                     && let Some((kind, target)) = rest.split_last()
@@ -1107,6 +1455,7 @@ impl RelayNode {
                     self.not_reached(target, u64::from_be_bytes(*seq), kind);
                 }
             }
+            RouteKind::Data | RouteKind::Signal | RouteKind::Link => {}
         }
     }
 
@@ -1118,6 +1467,7 @@ impl RelayNode {
     /// A message from the neighbour `from`.
     pub fn handle_msg(&mut self, from: PeerId, msg: RelayMsg, now: Instant) {
         self.now = self.now.max(now);
+        self.asked_while_up.remove(&from);
         self.links.handle_input(Input::Heard {
             peer: from.clone(),
             now,
@@ -1126,6 +1476,15 @@ impl RelayNode {
             return self.drop(from, "not a neighbour");
         }
         match msg {
+            RelayMsg::Neighbours(list)
+                if self.leaving.contains_key(&from) && !list.contains(&self.me) =>
+            {
+                // It linked elsewhere in our place and let us go.
+                for peer in list.iter().take(64) {
+                    self.learn(peer);
+                }
+                self.drop_link(&from);
+            }
             RelayMsg::Neighbours(list) => {
                 for peer in list.iter().take(64) {
                     self.learn(peer);
@@ -1135,13 +1494,28 @@ impl RelayNode {
                     .take(64)
                     .filter_map(|p| RelayId::of(&p).map(|r| (r, p)))
                     .collect();
-                self.around.insert(from, ids);
+                self.around.insert(from.clone(), ids);
+                if self.splicing.contains_key(&from) {
+                    self.splice_in(&from, 0);
+                }
+                if self.reserve {
+                    self.release_held();
+                }
             }
             RelayMsg::Splice(peer) => {
-                // Through the server: the link we would route it over is closing.
+                // The sender lets us go once we link to `peer` in its place (through the
+                // server, or over the network while it is away): until then its link
+                // keeps us joined to the network.
                 self.learn(&peer);
                 self.shunned.remove(&peer);
-                self.ask_via(peer, true, false);
+                if self.up.contains_key(&peer) || peer == self.me {
+                    self.shunned
+                        .insert(from.clone(), self.now + self.config.refresh * 4);
+                    self.drop_link(&from);
+                } else {
+                    self.splice_for.insert(peer.clone(), from);
+                    self.ask_via(peer, true, false);
+                }
             }
             RelayMsg::Route(frame) => self.on_route(from, frame),
         }
@@ -1149,7 +1523,8 @@ impl RelayNode {
 
     fn on_link_up(&mut self, peer: PeerId) {
         self.pending.remove(&peer);
-        self.wanted.remove(&peer);
+        self.offering.remove(&peer);
+        let ours = self.wanted.remove(&peer).is_some();
         if !self.links.neighbours().contains(&peer) {
             // A link we no longer want (given up on, or let go) opened after all.
             self.outputs.push_back(RelayOutput::Disconnect { peer });
@@ -1162,24 +1537,244 @@ impl RelayNode {
         if self.up.insert(peer.clone(), rid).is_some() {
             return;
         }
+        self.up_since.insert(peer.clone(), self.now);
         self.learn(&peer);
+        self.asked_while_up.remove(&peer);
+        if self.up.len() == 1 {
+            self.held_until = self.now + self.config.ack_timeout;
+        }
         let lone = self.lone.remove(&peer);
-        if self.up.len() > self.config.max_neighbours
-            && let Some(evict) = self.link_to_let_go(&peer)
-        {
-            if lone {
-                // The one we let go links to the newcomer in our place (asking over its
-                // link to us while that is still open), so the network stays connected.
-                self.outputs.push_back(RelayOutput::Send {
-                    peer: evict.clone(),
-                    msg: RelayMsg::Splice(peer.clone()),
-                });
-            }
+        let room = self.room.remove(&peer);
+        self.advice.remove(&peer);
+        if ours {
+            self.asked.insert(peer.clone());
+        }
+        if let Some(before) = self.splice_for.remove(&peer) {
+            // We link to it in a neighbour's place: that one's link goes now. Our list
+            // without it tells it so at once (a closing link is not always noticed soon).
+            let list: Vec<PeerId> = self.up.keys().filter(|p| **p != before).cloned().collect();
+            self.outputs.push_back(RelayOutput::Send {
+                peer: before.clone(),
+                msg: RelayMsg::Neighbours(list),
+            });
             self.shunned
-                .insert(evict.clone(), self.now + self.config.refresh * 4);
-            self.drop_link(&evict);
+                .insert(before.clone(), self.now + self.config.refresh * 4);
+            self.drop_link(&before);
+        }
+        if ours || self.told.contains_key(&peer) {
+            // A link our application asked for: the target says what we let go for it.
+            self.make_room_for(&peer);
+        } else if self.over_bound() {
+            match room {
+                Some(Room::Swap { drop, partner }) if self.up.contains_key(&drop) => {
+                    // The asker lets its link go to `partner` as agreed.
+                    self.let_go(&drop, Some(partner), None);
+                }
+                _ if self.drop_redundant(&peer) => {}
+                Some(Room::LetGo(b)) if self.up.contains_key(&b) => self.let_go(&b, None, None),
+                _ if lone => {
+                    // The one we let go links to the newcomer in our place, so the network
+                    // stays connected; but the newcomer may have taken links since it
+                    // asked, and have no room left: its neighbours say.
+                    let until = self.now + self.config.ack_timeout;
+                    self.splicing.insert(peer.clone(), until);
+                }
+                _ => {
+                    if let Some(evict) = self.link_to_let_go(&peer) {
+                        self.let_go(&evict, None, None);
+                    }
+                }
+            }
         }
         self.changed();
+        self.release_held();
+    }
+
+    /// Lets go a link whose peer stays joined to us without it, as far as we know: it is
+    /// linked to another of our neighbours (as it last said), one we have held for a
+    /// refresh at least (a newer one may have come to us in another's place, and be
+    /// letting that link go). Not `keep`, nor one in the middle of a splice. Whether
+    /// there was one.
+    fn drop_redundant(&mut self, keep: &PeerId) -> bool {
+        let steady = |q: &PeerId| {
+            self.up_since
+                .get(q)
+                .is_some_and(|at| *at + self.config.refresh <= self.now)
+        };
+        // Where links are traded to fill buckets, only a link neither side needs for a
+        // bucket: else the one let go would ask again, and trading never ends.
+        let trading = self.config.max_neighbours >= SPARE_FROM;
+        let spare = self
+            .up
+            .iter()
+            .filter(|(p, _)| *p != keep && !self.settling(p))
+            .filter(|(p, r)| {
+                !trading || (self.links_in(self.id.bucket(r)) >= 2 && self.covered_without_us(p, r))
+            })
+            .filter(|(p, _)| {
+                self.around.get(*p).is_some_and(|theirs| {
+                    theirs
+                        .iter()
+                        .any(|(_, q)| q != keep && *q != self.me && steady(q) && !self.settling(q))
+                })
+            })
+            .max_by_key(|(p, r)| self.let_go_rank(p, r))
+            .map(|(p, _)| p.clone());
+        match spare {
+            Some(peer) => {
+                self.let_go(&peer, None, None);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether we hold more links than the bound, besides those on their way out.
+    fn over_bound(&self) -> bool {
+        self.up.len() > self.config.max_neighbours + self.leaving.len()
+    }
+
+    /// Lets our neighbour `peer` go, not to be asked again for a while. With `instead`,
+    /// it links to that peer in our place first and then lets our link go itself (a
+    /// link it needed to stay joined to the network is replaced before it is cut);
+    /// `newcomer`: the peer we took while full that this makes room for.
+    fn let_go(&mut self, peer: &PeerId, instead: Option<PeerId>, newcomer: Option<PeerId>) {
+        self.shunned
+            .insert(peer.clone(), self.now + self.config.refresh * 4);
+        let Some(other) = instead else {
+            self.drop_link(peer);
+            return;
+        };
+        self.outputs.push_back(RelayOutput::Send {
+            peer: peer.clone(),
+            msg: RelayMsg::Splice(other.clone()),
+        });
+        let leaving = Leaving {
+            until: self.now + self.config.links.connect_timeout(),
+            newcomer,
+            instead: other,
+            tries: 1,
+        };
+        self.leaving.insert(peer.clone(), leaving);
+    }
+
+    /// A neighbour we told to link to another in our place has not let us go in time
+    /// (the other refused it, or is gone). Still over the bound, we decide again (its
+    /// newcomer's neighbours may say more by now), and in the end let it go.
+    fn leaving_late(&mut self, peer: &PeerId) {
+        let Some(leaving) = self.leaving.remove(peer) else {
+            return;
+        };
+        if !self.up.contains_key(peer) || !self.over_bound() {
+            return;
+        }
+        if self.drop_redundant(peer) {
+            return;
+        }
+        match leaving.newcomer {
+            Some(newcomer) if leaving.tries < 3 && self.up.contains_key(&newcomer) => {
+                self.splice_in(&newcomer, leaving.tries);
+            }
+            // A swap agreed with another peer: asked again as agreed.
+            None if leaving.tries < 3 => {
+                self.let_go(peer, Some(leaving.instead), None);
+                if let Some(l) = self.leaving.get_mut(peer) {
+                    l.tries = leaving.tries + 1;
+                }
+            }
+            // The newcomer has links of its own (it came from another part of a split
+            // network, or took others while it asked): it is joined through them, and it
+            // is its link that goes, not one of ours that may be all that joins a peer.
+            Some(newcomer)
+                if self.up.contains_key(&newcomer)
+                    && self
+                        .around
+                        .get(&newcomer)
+                        .is_some_and(|theirs| theirs.len() >= 2) =>
+            {
+                self.let_go(&newcomer, None, None);
+            }
+            _ => self.drop_link(peer),
+        }
+    }
+
+    /// A newcomer we took while full, as a peer with no link, said its neighbours (or
+    /// did not in time): we let a link go, and the one we let go links in our place to
+    /// the newcomer if it has room, else to one of its neighbours (which took it while it
+    /// had no link, so most likely has room itself).
+    fn splice_in(&mut self, newcomer: &PeerId, tries: u8) {
+        self.splicing.remove(newcomer);
+        if !self.over_bound() || !self.up.contains_key(newcomer) || self.drop_redundant(newcomer) {
+            return;
+        }
+        let Some(evict) = self.link_to_let_go(newcomer) else {
+            // Every other link is in a splice already: decided again once one is done.
+            let until = self.now + self.config.ack_timeout;
+            self.splicing.insert(newcomer.clone(), until);
+            return;
+        };
+        let theirs = self.around.get(newcomer);
+        let room = theirs.is_none_or(|a| a.len() < self.config.max_neighbours);
+        let instead = match (room, theirs, RelayId::of(&evict)) {
+            (false, Some(theirs), Some(e)) => theirs
+                .iter()
+                .filter(|(_, p)| *p != self.me && *p != evict)
+                .min_by_key(|(r, _)| r.distance(&e))
+                .map(|(_, p)| p.clone()),
+            _ => None,
+        };
+        let instead = instead.unwrap_or_else(|| newcomer.clone());
+        self.let_go(&evict, Some(instead), Some(newcomer.clone()));
+        if let Some(l) = self.leaving.get_mut(&evict) {
+            l.tries = tries + 1;
+        }
+    }
+
+    /// A link our application asked for is up: over the bound, we let go the neighbour
+    /// its target named (which stays joined to us through the network, or links in our
+    /// place to the one the target let go). Until it names one (its acknowledgement may
+    /// still be on its way) we wait an acknowledgement timeout, then let one go as any
+    /// full peer would.
+    fn make_room_for(&mut self, target: &PeerId) {
+        if !self.over_bound() || !self.up.contains_key(target) {
+            self.told.remove(target);
+            self.awaiting_room.remove(target);
+            return;
+        }
+        match self.told.remove(target) {
+            Some((go, instead)) if self.up.contains_key(&go) && go != *target => {
+                self.awaiting_room.remove(target);
+                self.let_go(&go, instead, None);
+            }
+            _ => match self.awaiting_room.get(target) {
+                Some(until) if self.now >= *until => {
+                    self.awaiting_room.remove(target);
+                    if !self.drop_redundant(target)
+                        && let Some(evict) = self.link_to_let_go(target)
+                    {
+                        self.let_go(&evict, None, None);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    let until = self.now + self.config.ack_timeout;
+                    self.awaiting_room.insert(target.clone(), until);
+                }
+            },
+        }
+    }
+
+    /// The target of a link our application asked for says which neighbour we let go
+    /// once it is up (`[go]`), and whom that one links to in our place (`[go, other]`).
+    fn advised(&mut self, target: PeerId, advice: Vec<PeerId>) {
+        let mut advice = advice.into_iter();
+        let Some(go) = advice.next() else {
+            return;
+        };
+        self.told.insert(target.clone(), (go, advice.next()));
+        if self.up.contains_key(&target) {
+            self.make_room_for(&target);
+        }
     }
 
     /// Whether `peer` (a neighbour, with id `r`) holds another link than ours in the
@@ -1201,6 +1796,7 @@ impl RelayNode {
         }
         self.up
             .iter()
+            .filter(|(p, _)| !self.settling(p))
             .filter(|(p, r)| self.links_in(self.id.bucket(r)) >= 2 && self.covered_without_us(p, r))
             .max_by_key(|(_, r)| (self.links_in(self.id.bucket(r)), self.id.distance(r)))
             .map(|(p, _)| p.clone())
@@ -1219,24 +1815,73 @@ impl RelayNode {
     fn link_to_let_go(&self, keep: &PeerId) -> Option<PeerId> {
         self.up
             .iter()
-            .filter(|(p, _)| *p != keep)
-            .max_by_key(|(p, r)| {
-                let ours = self.links_in(self.id.bucket(r));
-                let theirs = self.covered_without_us(p, r);
-                let keeps_others = self.around.get(*p).is_some_and(|a| a.len() >= 2);
-                (
-                    ours >= 2 && theirs,
-                    ours >= 2,
-                    keeps_others,
-                    ours,
-                    self.id.distance(r),
-                )
-            })
+            .filter(|(p, _)| *p != keep && !self.settling(p))
+            .max_by_key(|(p, r)| self.let_go_rank(p, r))
             .map(|(p, _)| p.clone())
     }
 
+    /// Whether the link to `peer` is not to be let go for another: an application asked
+    /// for it, or it is in the middle of a splice of ours (on its way out, or a newcomer
+    /// that one of those links to).
+    fn settling(&self, peer: &PeerId) -> bool {
+        self.asked.contains(peer)
+            || self.leaving.contains_key(peer)
+            || self.splicing.contains_key(peer)
+            || self
+                .leaving
+                .values()
+                .any(|l| l.instead == *peer || l.newcomer.as_ref() == Some(peer))
+    }
+
+    /// How readily the link to `peer` (id `r`) is let go: highest first.
+    fn let_go_rank(&self, peer: &PeerId, r: &RelayId) -> (bool, bool, bool, usize, [u8; 20]) {
+        let ours = self.links_in(self.id.bucket(r));
+        let theirs = self.covered_without_us(peer, r);
+        let keeps_others = self.around.get(peer).is_some_and(|a| a.len() >= 2);
+        (
+            ours >= 2 && theirs,
+            ours >= 2,
+            keeps_others,
+            ours,
+            self.id.distance(r),
+        )
+    }
+
     fn on_link_down(&mut self, peer: &PeerId) {
-        self.repair(peer);
+        let asked = self.asked_while_up.remove(peer);
+        if let Some((since, again)) = self.offering.get(peer).copied()
+            && !again
+            && !self.up.contains_key(peer)
+            && self.now < since + self.config.ack_timeout
+        {
+            // Our offer failed at once: the far end may have answered an older one it
+            // held. Offered again, once, with what we planned for the link.
+            self.offering.insert(peer.clone(), (since, true));
+            self.links.handle_input(Input::PeerGone {
+                peer: peer.clone(),
+                now: self.now,
+            });
+            self.links.handle_input(Input::PeerAppeared {
+                peer: peer.clone(),
+                origin: Appearance::Roster,
+                now: self.now,
+            });
+            return;
+        }
+        if let Some(Asked { degree, app, until }) = asked
+            && self.now < until
+        {
+            // It asked while our end still stood (its own had gone): the link is made
+            // again, nothing to mend.
+            self.drop_link(peer);
+            let app = app.as_ref().map(|(links, way)| (*links, way.as_slice()));
+            self.take_request(peer.clone(), degree, app);
+        } else if self.leaving.contains_key(peer) {
+            // Let go, and linked elsewhere in our place: nothing to mend.
+            self.drop_link(peer);
+        } else {
+            self.repair(peer);
+        }
         self.retry_wanted();
     }
 
@@ -1292,6 +1937,50 @@ impl RelayNode {
         for seq in due {
             self.retry(seq);
         }
+        let waited: Vec<PeerId> = self
+            .awaiting_room
+            .iter()
+            .filter(|(_, until)| now >= **until)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for target in waited {
+            self.make_room_for(&target);
+        }
+        let silent: Vec<PeerId> = self
+            .splicing
+            .iter()
+            .filter(|(_, until)| now >= **until)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for newcomer in silent {
+            self.splice_in(&newcomer, 0);
+        }
+        let late: Vec<PeerId> = self
+            .leaving
+            .iter()
+            .filter(|(_, l)| now >= l.until)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in late {
+            self.leaving_late(&peer);
+        }
+        self.asked_while_up.retain(|_, a| a.until > now);
+        let again: Vec<PeerId> = self
+            .splice_again
+            .iter()
+            .filter(|(p, (at, _))| now >= *at && !self.pending.contains_key(*p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in again {
+            if let Some((at, _)) = self.splice_again.get_mut(&peer) {
+                *at = now + self.config.refresh * 10;
+            }
+            if self.splice_for.contains_key(&peer) {
+                self.ask_via(peer, true, false);
+            }
+        }
+        self.keep_bound();
+        self.release_held();
         if now >= self.next_refresh {
             self.next_refresh = now + self.config.refresh;
             self.fill();
@@ -1318,6 +2007,7 @@ impl RelayNode {
             }
             Input::Heard { peer, now } => {
                 self.now = self.now.max(now);
+                self.asked_while_up.remove(&peer);
                 self.links.handle_input(Input::Heard { peer, now });
             }
             Input::PeerAppeared { peer, now, .. } => {
@@ -1357,6 +2047,24 @@ impl RelayNode {
                 }
                 if let Some(w) = self.wanted.values().filter_map(|w| w.next).min() {
                     at = at.min(w);
+                }
+                if let Some(w) = self.awaiting_room.values().min() {
+                    at = at.min(*w);
+                }
+                if let Some(w) = self.splicing.values().min() {
+                    at = at.min(*w);
+                }
+                if let Some((w, _)) = self.splice_again.values().min() {
+                    at = at.min(*w);
+                }
+                if let Some(w) = self.leaving.values().map(|l| l.until).min() {
+                    at = at.min(w);
+                }
+                if self.reserve && !self.asking_alone() && self.held_until > self.now {
+                    at = at.min(self.held_until);
+                }
+                if !self.held.is_empty() {
+                    at = at.min(self.now + self.config.ack_timeout);
                 }
                 RelayOutput::Timeout(at.max(self.now))
             }
