@@ -583,6 +583,12 @@ impl RelayNode {
         !self.pending.is_empty()
     }
 
+    /// Whether we hold no more links than the bound (a splice holds one more for a
+    /// while: the link on its way out stays until its replacement is up).
+    pub fn within_bound(&self) -> bool {
+        self.up.len() <= self.config.max_neighbours
+    }
+
     /// Peers we know of (not necessarily linked).
     pub fn known(&self) -> usize {
         self.known.values().map(Vec::len).sum()
@@ -1049,6 +1055,7 @@ impl RelayNode {
                 if self.splicing.contains_key(&from) {
                     self.splice_in(&from, 0);
                 }
+                self.newcomer_filled(&from);
                 if self.reserve {
                     self.release_held();
                 }

@@ -1008,6 +1008,45 @@ fn a_peer_told_to_link_in_anothers_place_keeps_that_link_until_its_own_is_up() {
     });
 }
 
+#[test]
+fn a_newcomer_that_fills_up_during_its_splice_is_let_go_at_once() {
+    let t0 = Instant::now();
+    let (a, b) = (hex_id(0x80, 1), hex_id(0x40, 1));
+    let mut x = full_node(a, b, [hex_id(1, 1), hex_id(1, 2)], t0);
+    let me = x.me.clone();
+    // A peer with no link asks: taken though we are full, and once it is up and says it
+    // has no other link, one of ours is told to link to it in our place.
+    let n = hex_id(0x20, 0x77);
+    x.link_requested(n.clone(), 0);
+    drain(&mut x);
+    x.handle_input(Input::LinkUp {
+        peer: n.clone(),
+        now: t0,
+    });
+    drain(&mut x);
+    x.handle_msg(n.clone(), RelayMsg::Neighbours(vec![me.clone()]), t0);
+    let spliced = drain(&mut x)
+        .into_iter()
+        .find_map(|o| match o {
+            RelayOutput::Send {
+                peer,
+                msg: RelayMsg::Splice(to),
+            } if to == n => Some(peer),
+            _ => None,
+        })
+        .expect("a neighbour is told to link to the newcomer");
+    assert!(!x.within_bound());
+    // Meanwhile the newcomer took links from others until it is full: it would refuse
+    // the spliced neighbour. Its link goes now, not when the splice times out.
+    let mut list = vec![me];
+    list.extend((0..SPARE_FROM as u8 - 1).map(|i| hex_id(0x21, i)));
+    x.handle_msg(n.clone(), RelayMsg::Neighbours(list), t0);
+    let out = drain(&mut x);
+    assert_eq!(disconnects(&out), vec![n.clone()], "{out:?}");
+    assert!(x.within_bound());
+    assert!(x.neighbours().contains(&spliced));
+}
+
 /// `x`, full at two neighbours (`t` on the way from the asker, `e` off it), asked over the
 /// network for a link by `r`'s application; `r` is full too and reached `x` through its
 /// neighbour `p1`. What `x` said.

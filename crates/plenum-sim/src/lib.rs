@@ -160,7 +160,8 @@ pub struct SimReport {
     pub rejoin_ms_p99: Option<u64>,
     /// Trees only: roots crowned after the first (the server's standby taking over).
     pub crowned: Option<u32>,
-    /// Most open links of one peer (at convergence or at the end, whichever is more).
+    /// Most open links of one peer while the room was settled (sampled at convergence,
+    /// after the last broadcast and at the end).
     pub max_degree: usize,
     /// Mean open links per peer at the end.
     pub mean_degree: f64,
@@ -967,6 +968,16 @@ impl Sim {
         self.input(b, Input::LinkUp { peer: ida, now });
     }
 
+    /// Takes the most links of one peer into `max_degree` if the room is settled now: in
+    /// passing, a peer may hold more (a relay splice keeps the link on its way out until
+    /// its replacement is up).
+    fn sample_degree(&mut self) {
+        if self.settled() {
+            let degree = self.degrees().into_iter().max().unwrap_or(0);
+            self.max_degree = self.max_degree.max(degree);
+        }
+    }
+
     fn degrees(&self) -> Vec<usize> {
         let mut degree = vec![0usize; self.nodes.len()];
         for ((a, b), l) in &self.links {
@@ -1131,7 +1142,7 @@ impl Sim {
                 Overlay::Mesh(m) => m.neighbours(),
                 Overlay::Cells(c) => c.neighbours(),
                 Overlay::Relay(r) => {
-                    if r.neighbours().is_empty() || r.asking() {
+                    if r.neighbours().is_empty() || r.asking() || !r.within_bound() {
                         return false;
                     }
                     r.neighbours()
@@ -1456,8 +1467,7 @@ impl Sim {
             self.input(origin, Input::Broadcast { data, now });
         }
         if b + 1 == self.config.broadcasts {
-            let degree = self.degrees().into_iter().max().unwrap_or(0);
-            self.max_degree = self.max_degree.max(degree);
+            self.sample_degree();
         }
     }
 
@@ -1504,6 +1514,7 @@ impl Sim {
             let i = ((hops.len() as f64 * p).ceil() as usize).clamp(1, hops.len()) - 1;
             hops[i]
         };
+        self.sample_degree();
         let degrees = self.degrees();
         let live: Vec<usize> = (0..self.nodes.len())
             .filter(|n| self.nodes[*n].alive)
@@ -1532,9 +1543,7 @@ impl Sim {
             crowned: is_tree.then_some(self.crowned),
             peers: self.config.peers,
             seed: self.config.seed,
-            max_degree: self
-                .max_degree
-                .max(degrees.iter().copied().max().unwrap_or(0)),
+            max_degree: self.max_degree,
             mean_degree: round3(mean_degree),
             delivery_ratio: if expected == 0 {
                 1.0

@@ -117,6 +117,31 @@ impl RelayNode {
         }
     }
 
+    /// Whether `newcomer` is full, as it last said, with two links besides ours.
+    fn filled_up(&self, newcomer: &PeerId) -> bool {
+        self.around.get(newcomer).is_some_and(|a| {
+            a.len() >= self.config.max_neighbours
+                && a.iter().filter(|(_, p)| *p != self.me).count() >= 2
+        })
+    }
+
+    /// A newcomer we spliced a neighbour to says it is full: it will refuse that
+    /// neighbour, so we decide again now rather than when the splice times out.
+    pub(super) fn newcomer_filled(&mut self, newcomer: &PeerId) {
+        if !self.filled_up(newcomer) {
+            return;
+        }
+        let stuck: Vec<PeerId> = self
+            .leaving
+            .iter()
+            .filter(|(_, l)| l.instead == *newcomer && l.newcomer.as_ref() == Some(newcomer))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in stuck {
+            self.leaving_late(&peer);
+        }
+    }
+
     /// A newcomer we took while full, as a peer with no link, said its neighbours (or
     /// did not in time): we let a link go, and the one we let go links in our place to
     /// the newcomer if it has room, else to one of its neighbours (which took it while it
@@ -133,6 +158,15 @@ impl RelayNode {
             return;
         };
         let theirs = self.around.get(newcomer);
+        if self.filled_up(newcomer) {
+            // It filled up with links of its own while we waited: it is joined through
+            // two others at least, has no room for the one we would hand it, and its
+            // neighbours (which took it while it had room) are most likely full as well.
+            // Its link goes. (At a bound of two, a full newcomer may hang on us alone:
+            // the splice is kept.)
+            self.let_go(newcomer, None, None);
+            return;
+        }
         let room = theirs.is_none_or(|a| a.len() < self.config.max_neighbours);
         let instead = match (room, theirs, RelayId::of(&evict)) {
             (false, Some(theirs), Some(e)) => theirs
