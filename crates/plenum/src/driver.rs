@@ -27,6 +27,7 @@ use crate::link::{DATA_CHANNEL_LABEL, Link, LinkData, LinkEvent, LinkEventKind};
 use crate::negotiation::{self, OnOffer};
 use crate::outbound::TrackSender;
 use crate::overlay::{Overlay, Step};
+use crate::room_core::{self, RoomCore};
 use crate::session::{Reconnected, Welcome};
 use crate::types::{
     LinkState, PeerInfo, PingError, RoomError, RoomEvent, SendError, Target, TreeSendError,
@@ -37,13 +38,8 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 const LINK_EVENT_QUEUE: usize = 1024;
 const LINK_DATA_QUEUE: usize = 1024;
-const PING_FORGET_AFTER: Duration = Duration::from_secs(10);
 /// How often restarts and our addresses are checked.
 const MAINTAIN_EVERY: Duration = Duration::from_millis(500);
-
-/// Streams a peer may announce at once, and the longest stream id.
-const MAX_STREAMS_PER_PEER: usize = 8;
-const MAX_STREAM_ID: usize = 64;
 
 /// Commands held for a media task that lags (a link going up or down is one or two).
 const MEDIA_BACKLOG: usize = 1024;
@@ -112,37 +108,21 @@ pub(crate) enum Command {
     },
 }
 
-/// A viewer's reconnect pings while its publishers are all gone.
-#[derive(Debug, Clone, Copy)]
-struct Pinging {
-    /// Attempts left (0: it gave up and said so).
-    left: u32,
-    next: Instant,
-}
-
-struct PendingPing {
-    sent: Instant,
-    reply: oneshot::Sender<Result<Duration, PingError>>,
-}
-
 pub(crate) struct Driver {
     config: RoomConfig,
     me: PeerId,
     /// Whether room messages flow (see `Room::wait_to_sync`).
     synced: tokio::sync::watch::Sender<bool>,
-    /// Each peer's role, from the server.
-    roles: HashMap<PeerId, Role>,
+    /// The room's own book: roster, roles, joins, shared state, streams, pings.
+    core: RoomCore,
+    /// When the core wants to be told the time next.
+    core_deadline: Instant,
     /// Credentials, identity keys and description numbers: who may negotiate with us.
     admission: Admission,
     /// Our verify hook at work, one task per peer it is asked about (aborted with the room).
     verifying: tokio::task::JoinSet<(PeerId, bool)>,
     /// Messages to everyone sent while nobody else was there, for the first link.
     waiting: VecDeque<Bytes>,
-    /// Our shared state, sent to every link that opens.
-    state: Option<serde_json::Value>,
-    /// A viewer: whether it has had a publisher, and its reconnect pings while all are gone.
-    had_publisher: bool,
-    pinging: Option<Pinging>,
     /// The server connection; `None` while it is away and being reconnected.
     signal: Option<SignalConnection>,
     /// Frames made while the server was away.
@@ -157,8 +137,6 @@ pub(crate) struct Driver {
     reconnecting: Option<tokio::task::JoinHandle<()>>,
     /// ICE servers from our configuration; the server's (TURN credentials) are added to them.
     base_ice: Vec<crate::config::IceServer>,
-    /// Peers whose token does not grant publishing: their streams are ignored.
-    viewers: BTreeSet<PeerId>,
     /// The number of our last signed description.
     seq: u64,
     /// Peers the server said left while our link to them was up: gone when the link goes.
@@ -178,25 +156,19 @@ pub(crate) struct Driver {
     /// Negotiation from peers the overlay has not named yet (cellular and tree rooms).
     early: Early,
     deadline: Instant,
-    roster: BTreeMap<PeerId, DisplayName>,
     links: HashMap<PeerId, Link>,
     /// Links found stalled in this step, closed at its end.
     stalled: BTreeSet<PeerId>,
     /// Messages dropped from each peer's queue since the last report (every half second).
     overflowed: BTreeMap<PeerId, usize>,
-    joined: BTreeSet<PeerId>,
     pending: HashMap<PeerId, VecDeque<Bytes>>,
-    pings: HashMap<u64, PendingPing>,
-    next_id: u64,
+    /// Who waits for the pong of each ping in flight.
+    ping_replies: HashMap<u64, oneshot::Sender<Result<Duration, PingError>>>,
     next_generation: u64,
     audio: AudioHandle,
     video: VideoHandle,
     /// The audio and video threads, joined when the room ends.
     media: Vec<crate::media_thread::MediaThread>,
-    /// Our published streams, announced to every link that opens.
-    streams: BTreeMap<String, StreamAnnouncement>,
-    /// Peers' streams we know of, by peer.
-    remote_streams: HashMap<PeerId, BTreeSet<String>>,
 }
 
 impl Driver {
@@ -271,9 +243,13 @@ impl Driver {
                 FullMesh::with_seed(config.mesh.clone(), now, seed).with_peer(me.clone()),
             )),
         };
-        let mut roster = BTreeMap::new();
-        let mut viewers = BTreeSet::new();
-        let mut roles = HashMap::new();
+        let mut core = RoomCore::new(
+            config.role,
+            config.lossy_channels.clone(),
+            config.ping_interval,
+            config.ping_attempts,
+            now,
+        );
         for PeerSummary {
             peer,
             name,
@@ -281,10 +257,8 @@ impl Driver {
             role,
         } in initial
         {
-            if !publish {
-                viewers.insert(peer.clone());
-            }
-            roles.insert(peer.clone(), role);
+            core.set_publisher(&peer, publish);
+            core.set_role(peer.clone(), role);
             if peer != me && config.role.links_with(role) {
                 mesh.handle_input(Input::PeerAppeared {
                     peer: peer.clone(),
@@ -295,7 +269,7 @@ impl Driver {
             if peer != me {
                 // A relay network's sample is whom it may link, not whom it has.
                 if !matches!(mesh, Overlay::Relay(_)) {
-                    roster.insert(peer, name);
+                    core.add_member(peer, name);
                 }
             }
         }
@@ -310,13 +284,11 @@ impl Driver {
             config,
             me,
             synced,
-            roles,
+            core,
+            core_deadline: now,
             admission,
             verifying: tokio::task::JoinSet::new(),
             waiting: VecDeque::new(),
-            state: None,
-            had_publisher: false,
-            pinging: None,
             signal: Some(signal),
             backlog: Backlog::default(),
             audio_backlog: Backlog::with_capacity(MEDIA_BACKLOG),
@@ -326,7 +298,6 @@ impl Driver {
             reconnect_rx,
             reconnecting: None,
             base_ice,
-            viewers,
             seq: clock_seq,
             server_gone: BTreeSet::new(),
             addresses: crate::netwatch::Addresses::now(),
@@ -340,20 +311,15 @@ impl Driver {
             sparse,
             early: Early::default(),
             deadline: now,
-            roster,
             links: HashMap::new(),
             stalled: BTreeSet::new(),
             overflowed: BTreeMap::new(),
-            joined: BTreeSet::new(),
             pending: HashMap::new(),
-            pings: HashMap::new(),
-            next_id: 1,
+            ping_replies: HashMap::new(),
             next_generation: 1,
             audio,
             video,
             media,
-            streams: BTreeMap::new(),
-            remote_streams: HashMap::new(),
         };
         driver.use_server_ice(ice_servers);
         driver
@@ -440,9 +406,9 @@ impl Driver {
                     Ok((peer, ok)) => self.on_verdict(peer, ok).await,
                     Err(e) => tracing::warn!(error = %e, "the verify hook did not finish"),
                 },
-                () = tokio::time::sleep_until(self.deadline.into()) => {
+                () = tokio::time::sleep_until(self.deadline.min(self.core_deadline).into()) => {
                     let now = crate::clock::now();
-                    self.pings.retain(|_, p| now.duration_since(p.sent) < PING_FORGET_AFTER);
+                    self.tell_core(room_core::Input::Tick);
                     self.mesh.handle_input(Input::Tick { now });
                 }
             }
@@ -491,6 +457,109 @@ impl Driver {
     fn emit(&self, event: RoomEvent) {
         // Nobody listening is not an error: the application dropped its event stream.
         self.events.send(event);
+    }
+
+    /// Tells the core what happened, now, and carries out what it says.
+    fn tell_core(&mut self, input: room_core::Input) {
+        self.core.handle_input(crate::clock::now(), input);
+        loop {
+            match self.core.poll_output() {
+                room_core::Output::Event(event) => self.emit(event),
+                room_core::Output::Lossy(event) => {
+                    self.events.send_lossy(event);
+                }
+                room_core::Output::Write { peer, bytes } => {
+                    self.write(&peer, bytes);
+                }
+                room_core::Output::WriteOpen(bytes) => self.write_to_open(bytes),
+                room_core::Output::Overlay { peer, envelope } => self.on_overlay(peer, envelope),
+                room_core::Output::Bye { peer, known } => {
+                    self.pending.remove(&peer);
+                    self.forget_checks(&peer);
+                    self.mesh.handle_input(Input::PeerGone {
+                        peer: peer.clone(),
+                        now: crate::clock::now(),
+                    });
+                    if known {
+                        self.member_changed(peer, false);
+                    }
+                }
+                room_core::Output::Pong { id, rtt } => {
+                    if let Some(reply) = self.ping_replies.remove(&id) {
+                        let _ = reply.send(Ok(rtt));
+                    }
+                }
+                room_core::Output::PingLost { id } => {
+                    if let Some(reply) = self.ping_replies.remove(&id) {
+                        let _ = reply.send(Err(PingError::Timeout(room_core::PING_FORGET_AFTER)));
+                    }
+                }
+                room_core::Output::Reoffer { peer } => {
+                    // Forgotten and met again: the link layer offers at once, whatever its
+                    // backoff.
+                    let now = crate::clock::now();
+                    self.mesh.handle_input(Input::PeerGone {
+                        peer: peer.clone(),
+                        now,
+                    });
+                    self.mesh.handle_input(Input::PeerAppeared {
+                        peer,
+                        origin: Appearance::Roster,
+                        now,
+                    });
+                }
+                room_core::Output::Timeout(at) => {
+                    self.core_deadline = at;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A topology's message from `peer`, for the overlay.
+    fn on_overlay(&mut self, peer: PeerId, envelope: Envelope) {
+        let now = crate::clock::now();
+        let (what, error) = match envelope.kind {
+            EnvelopeKind::Mesh => match MeshFrame::from_envelope(&envelope) {
+                Ok(frame) => {
+                    let from = peer;
+                    return self.mesh.handle_input(Input::Frame { from, frame, now });
+                }
+                Err(e) => ("mesh frame", e.to_string()),
+            },
+            EnvelopeKind::Tree => match (TreeMsg::from_envelope(&envelope), self.mesh.tree()) {
+                (Ok(msg), Some(tree)) => return tree.handle_msg(peer, msg, now),
+                (Ok(_), None) => {
+                    return tracing::debug!(
+                        peer = peer.short(),
+                        "tree message in a room without a tree; ignored"
+                    );
+                }
+                (Err(e), _) => ("tree message", e.to_string()),
+            },
+            EnvelopeKind::Relay => match (RelayMsg::from_envelope(&envelope), self.mesh.relay()) {
+                (Ok(msg), Some(relay)) => return relay.handle_msg(peer, msg, now),
+                (Ok(_), None) => {
+                    return tracing::debug!(
+                        peer = peer.short(),
+                        "relay message in a room without a relay network; ignored"
+                    );
+                }
+                (Err(e), _) => ("relay message", e.to_string()),
+            },
+            EnvelopeKind::Host => match (HostMsg::from_envelope(&envelope), self.mesh.host()) {
+                (Ok(msg), Some(host)) => return host.handle_msg(peer, msg, now),
+                (Ok(_), None) => {
+                    return tracing::debug!(
+                        peer = peer.short(),
+                        "host room message in a room without a host; ignored"
+                    );
+                }
+                (Err(e), _) => ("host room message", e.to_string()),
+            },
+            _ => return,
+        };
+        self.malformed(peer, what, error);
     }
 
     /// Sends a payload for `to` through the server, or holds it until the server is back.
@@ -575,14 +644,14 @@ impl Driver {
                     }
                 }
                 Step::Negotiation { from, payload } => {
-                    if self.roster.contains_key(&from) {
+                    if self.core.is_member(&from) {
                         self.on_negotiation(from, payload).await;
                     } else {
                         self.hold_early(from, payload);
                     }
                 }
                 Step::Malformed { peer, what, reason } => {
-                    self.malformed(peer, what, reason).await;
+                    self.malformed(peer, what, reason);
                 }
                 Step::Synced(in_sync) => {
                     self.synced.send_replace(in_sync);
@@ -601,9 +670,9 @@ impl Driver {
     /// id: these overlays do not say names), we offer if it is ours to, and negotiation it
     /// sent before we knew it is taken up.
     async fn overlay_link(&mut self, peer: PeerId, initiate: bool) {
-        if !self.roster.contains_key(&peer) {
+        if !self.core.is_member(&peer) {
             let name = DisplayName::new(peer.short()).unwrap_or_else(|_| self.config.name.clone());
-            self.roster.insert(peer.clone(), name);
+            self.core.add_member(peer.clone(), name);
         }
         if initiate {
             self.offer_to(&peer).await;
@@ -656,21 +725,20 @@ impl Driver {
     /// A peer left: if it comes back, its credentials are checked again, its key proven
     /// again (see [`Admission::forget`]), its role told again.
     fn forget_checks(&mut self, peer: &PeerId) {
-        let roster = &self.roster;
-        self.admission.forget(peer, |p| roster.contains_key(p));
-        self.roles.remove(peer);
-        self.viewers.remove(peer);
+        let core = &self.core;
+        self.admission.forget(peer, |p| core.is_member(p));
+        self.core.forget_roles(peer);
         self.early.forget(peer);
     }
 
     /// Whether we link to `peer` at all (a viewer links to publishers only).
     fn links_with(&self, peer: &PeerId) -> bool {
-        let role = self.roles.get(peer).copied().unwrap_or_default();
+        let role = self.core.role(peer);
         self.config.role.links_with(role) && !self.admission.is_refused(peer)
     }
 
     /// In a host room, the room's peers changed: the application hears whom, and the list.
-    async fn member_changed(&mut self, peer: PeerId, joined: bool) {
+    fn member_changed(&mut self, peer: PeerId, joined: bool) {
         let Some(host) = self.mesh.host() else {
             return;
         };
@@ -695,12 +763,8 @@ impl Driver {
             if s.peer == self.me {
                 continue;
             }
-            if s.publish {
-                self.viewers.remove(&s.peer);
-            } else {
-                self.viewers.insert(s.peer.clone());
-            }
-            self.roster.insert(s.peer.clone(), s.name.clone());
+            self.core.set_publisher(&s.peer, s.publish);
+            self.core.add_member(s.peer.clone(), s.name.clone());
             named.insert(s.peer.clone());
         }
         self.mesh.handle_input(Input::Plan { plan, now });
@@ -787,15 +851,11 @@ impl Driver {
                 publish,
                 role,
             })) => {
-                if publish {
-                    self.viewers.remove(&peer);
-                } else {
-                    self.viewers.insert(peer.clone());
-                }
+                self.core.set_publisher(&peer, publish);
                 if peer != self.me {
                     self.server_gone.remove(&peer);
-                    self.roles.insert(peer.clone(), role);
-                    let new = self.roster.insert(peer.clone(), name).is_none();
+                    self.core.set_role(peer.clone(), role);
+                    let new = self.core.add_member(peer.clone(), name);
                     if self.config.role.links_with(role) {
                         self.mesh.handle_input(Input::PeerAppeared {
                             peer: peer.clone(),
@@ -804,7 +864,7 @@ impl Driver {
                         });
                     }
                     if new {
-                        self.member_changed(peer, true).await;
+                        self.member_changed(peer, true);
                     }
                 }
             }
@@ -816,7 +876,7 @@ impl Driver {
                     self.server_gone.insert(peer);
                     return;
                 }
-                let known = self.roster.remove(&peer).is_some();
+                let known = self.core.remove_member(&peer);
                 self.pending.remove(&peer);
                 self.forget_checks(&peer);
                 self.mesh.handle_input(Input::PeerGone {
@@ -824,7 +884,7 @@ impl Driver {
                     now,
                 });
                 if known {
-                    self.member_changed(peer, false).await;
+                    self.member_changed(peer, false);
                 }
             }
             Some(SignalEvent::Frame(ServerToClient::Signal {
@@ -879,7 +939,7 @@ impl Driver {
                 ),
             },
             Some(SignalEvent::Frame(ServerToClient::Signal { from, payload })) => {
-                if self.roster.contains_key(&from) {
+                if self.core.is_member(&from) {
                     self.on_negotiation(from, payload).await;
                 } else if self.sparse {
                     self.hold_early(from, payload);
@@ -946,12 +1006,10 @@ impl Driver {
             role,
         } in welcome.peers
         {
-            if !publish {
-                self.viewers.insert(peer.clone());
-            }
-            if peer != self.me && !self.roster.contains_key(&peer) {
-                self.roster.insert(peer.clone(), name);
-                self.roles.insert(peer.clone(), role);
+            self.core.set_publisher(&peer, publish);
+            if peer != self.me && !self.core.is_member(&peer) {
+                self.core.add_member(peer.clone(), name);
+                self.core.set_role(peer.clone(), role);
                 if self.config.role.links_with(role) {
                     self.mesh.handle_input(Input::PeerAppeared {
                         peer,
@@ -1210,7 +1268,7 @@ impl Driver {
                     }));
                 }
             }
-            LinkEventKind::Track(track) if self.viewers.contains(&peer) => {
+            LinkEventKind::Track(track) if self.core.is_viewer(&peer) => {
                 tracing::info!(
                     peer = peer.short(),
                     "media from a peer not permitted to publish; dropped"
@@ -1314,68 +1372,28 @@ impl Driver {
     /// A viewer whose publishers are all gone tries them again every ping interval, so
     /// many times, then says so; after that the link layer's own backoff goes on trying,
     /// and a publisher that returns (or a new one) is linked.
-    async fn ping_publishers(&mut self, now: Instant) {
+    /// A viewer's publishers, for the core's watch over them.
+    fn watch_publishers(&mut self) {
         if self.config.role != Role::Viewer {
             return;
         }
-        let publishers: Vec<PeerId> = self
-            .roster
+        let linked: Vec<PeerId> = self
+            .core
+            .roster()
             .keys()
             .filter(|p| self.links_with(p))
             .cloned()
             .collect();
-        if publishers
+        let open = linked
             .iter()
-            .any(|p| self.links.get(p).is_some_and(|l| l.life.is_open()))
-        {
-            if self.pinging.take().is_some() {
-                tracing::info!("a publisher is linked again");
-            }
-            self.had_publisher = true;
-            return;
-        }
-        if !self.had_publisher {
-            return;
-        }
-        let interval = self.config.ping_interval;
-        let Some(pinging) = self.pinging.as_mut() else {
-            tracing::info!("every publisher is gone; pinging");
-            self.pinging = Some(Pinging {
-                left: self.config.ping_attempts,
-                next: now + interval,
-            });
-            return;
-        };
-        if now < pinging.next || pinging.left == 0 {
-            return;
-        }
-        pinging.left -= 1;
-        pinging.next = now + interval;
-        let left = pinging.left;
-        for peer in publishers {
-            // Forgotten and met again: the link layer offers at once, whatever its backoff.
-            self.mesh.handle_input(Input::PeerGone {
-                peer: peer.clone(),
-                now,
-            });
-            self.mesh.handle_input(Input::PeerAppeared {
-                peer,
-                origin: Appearance::Roster,
-                now,
-            });
-        }
-        if left == 0 {
-            let attempts = self.config.ping_attempts;
-            tracing::warn!(attempts, "no publisher answered; waiting for one to return");
-            let error = RoomError::PublishersGone { attempts };
-            self.emit(RoomEvent::Error(error));
-        }
+            .any(|p| self.links.get(p).is_some_and(|l| l.life.is_open()));
+        self.tell_core(room_core::Input::Publishers { linked, open });
     }
 
     async fn maintain(&mut self) {
         let now = crate::clock::now();
         self.report_overflows();
-        self.ping_publishers(now).await;
+        self.watch_publishers();
         for (peer, link) in &mut self.links {
             if let Some((queued, taken)) = link.writer.as_ref().map(|w| w.progress())
                 && link.stall.check(now, queued, taken) == crate::outbox::Health::Stalled
@@ -1448,14 +1466,7 @@ impl Driver {
             peer: peer.clone(),
             now: crate::clock::now(),
         });
-        let ours: Vec<Bytes> = self
-            .streams
-            .values()
-            .map(|a| Bytes::from(Envelope::stream(a).encode()))
-            .collect();
-        for bytes in ours {
-            self.write(peer, bytes);
-        }
+        self.tell_core(room_core::Input::LinkOpened { peer: peer.clone() });
         if let Some(sender) = track_sender(audio, peer, "audio").await {
             let cmd = AudioCmd::LinkUp {
                 peer: peer.clone(),
@@ -1472,19 +1483,6 @@ impl Driver {
                 };
                 self.tell_video(cmd);
             }
-        }
-        if self.joined.insert(peer.clone())
-            && let Some(name) = self.roster.get(peer).cloned()
-        {
-            tracing::info!(peer = peer.short(), "peer linked");
-            self.emit(RoomEvent::PeerJoin {
-                peer: peer.clone(),
-                name,
-            });
-        }
-        if let Some(state) = &self.state {
-            let bytes = state_envelope(state);
-            self.write(peer, bytes);
         }
         // Sent to everyone while nobody was there: the first peer gets it, in order, after
         // what was queued for it alone.
@@ -1520,113 +1518,14 @@ impl Driver {
             peer: peer.clone(),
             now: crate::clock::now(),
         });
-        let envelope = match Envelope::decode(&bytes) {
-            Ok(envelope) => envelope,
-            Err(e) => {
-                tracing::warn!(peer = peer.short(), error = %e, "malformed envelope dropped");
-                let error = RoomError::Malformed {
-                    peer,
-                    reason: e.to_string(),
-                };
-                return self.emit(RoomEvent::Error(error));
-            }
-        };
-        match envelope.kind {
-            EnvelopeKind::Data => {
-                if let Some(channel) = envelope.channel {
-                    let lossy = self.config.lossy_channels.contains(&channel);
-                    let data = Bytes::from(envelope.payload);
-                    let event = RoomEvent::Message {
-                        channel,
-                        from: peer,
-                        data,
-                    };
-                    if lossy {
-                        self.events.send_lossy(event);
-                    } else {
-                        self.emit(event);
-                    }
-                }
-            }
-            EnvelopeKind::Ping => {
-                let pong = Envelope::control(EnvelopeKind::Pong, envelope.id).encode();
-                self.write(&peer, pong.into());
-            }
-            EnvelopeKind::Pong => {
-                if let Some(ping) = self.pings.remove(&envelope.id) {
-                    let _ = ping.reply.send(Ok(ping.sent.elapsed()));
-                }
-            }
-            EnvelopeKind::Heartbeat => {}
-            EnvelopeKind::Stream => self.on_stream(peer, &envelope.payload).await,
-            EnvelopeKind::Mesh => match MeshFrame::from_envelope(&envelope) {
-                Ok(frame) => self.mesh.handle_input(Input::Frame {
-                    from: peer,
-                    frame,
-                    now: crate::clock::now(),
-                }),
-                Err(e) => {
-                    self.malformed(peer, "mesh frame", e.to_string()).await;
-                }
-            },
-            EnvelopeKind::Tree => match (TreeMsg::from_envelope(&envelope), self.mesh.tree()) {
-                (Ok(msg), Some(tree)) => tree.handle_msg(peer, msg, crate::clock::now()),
-                (Ok(_), None) => {
-                    tracing::debug!(
-                        peer = peer.short(),
-                        "tree message in a room without a tree; ignored"
-                    )
-                }
-                (Err(e), _) => {
-                    self.malformed(peer, "tree message", e.to_string()).await;
-                }
-            },
-            EnvelopeKind::Relay => match (RelayMsg::from_envelope(&envelope), self.mesh.relay()) {
-                (Ok(msg), Some(relay)) => relay.handle_msg(peer, msg, crate::clock::now()),
-                (Ok(_), None) => {
-                    tracing::debug!(
-                        peer = peer.short(),
-                        "relay message in a room without a relay network; ignored"
-                    )
-                }
-                (Err(e), _) => {
-                    self.malformed(peer, "relay message", e.to_string()).await;
-                }
-            },
-            EnvelopeKind::State => match serde_json::from_slice(&envelope.payload) {
-                Ok(state) => self.emit(RoomEvent::State { peer, state }),
-                Err(e) => self.malformed(peer, "state", e.to_string()).await,
-            },
-            EnvelopeKind::Host => match (HostMsg::from_envelope(&envelope), self.mesh.host()) {
-                (Ok(msg), Some(host)) => host.handle_msg(peer, msg, crate::clock::now()),
-                (Ok(_), None) => {
-                    tracing::debug!(
-                        peer = peer.short(),
-                        "host room message in a room without a host; ignored"
-                    )
-                }
-                (Err(e), _) => {
-                    self.malformed(peer, "host room message", e.to_string())
-                        .await;
-                }
-            },
-            EnvelopeKind::Bye => {
-                let known = self.roster.remove(&peer).is_some();
-                self.pending.remove(&peer);
-                self.forget_checks(&peer);
-                self.mesh.handle_input(Input::PeerGone {
-                    peer: peer.clone(),
-                    now: crate::clock::now(),
-                });
-                if known {
-                    self.member_changed(peer, false).await;
-                }
-            }
-        }
+        self.tell_core(room_core::Input::Envelope {
+            peer,
+            bytes: bytes.freeze(),
+        });
     }
 
     /// A peer sent bytes that do not decode as `what`: dropped, logged and reported.
-    async fn malformed(&mut self, peer: PeerId, what: &str, reason: String) {
+    fn malformed(&mut self, peer: PeerId, what: &str, reason: String) {
         tracing::warn!(peer = peer.short(), error = %reason, "malformed {what} dropped");
         let error = RoomError::Malformed { peer, reason };
         self.emit(RoomEvent::Error(error));
@@ -1779,7 +1678,8 @@ impl Driver {
                 let all = matches!(to, Target::All);
                 let targets: Vec<PeerId> = match to {
                     Target::All => self
-                        .roster
+                        .core
+                        .roster()
                         .keys()
                         .filter(|p| self.links_with(p))
                         .cloned()
@@ -1791,12 +1691,11 @@ impl Driver {
                         .into_iter()
                         .collect(),
                 };
-                if let Some(unknown) = targets.iter().find(|p| !self.roster.contains_key(*p)) {
+                if let Some(unknown) = targets.iter().find(|p| !self.core.is_member(p)) {
                     let _ = reply.send(Err(SendError::UnknownPeer(unknown.clone())));
                     return;
                 }
-                let id = self.next_id;
-                self.next_id += 1;
+                let id = self.core.next_id();
                 let bytes = Bytes::from(Envelope::data(channel, id, data.to_vec()).encode());
                 for peer in &targets {
                     self.deliver(peer, bytes.clone());
@@ -1822,7 +1721,8 @@ impl Driver {
             }
             Command::Peers { reply } => {
                 let peers = self
-                    .roster
+                    .core
+                    .roster()
                     .iter()
                     .map(|(peer, name)| {
                         let state = self.link_state(peer);
@@ -1833,7 +1733,7 @@ impl Driver {
                             state,
                             path: self.links.get(peer).and_then(|l| l.path),
                             safety_code: self.admission.key(peer).map(|k| safety_code(&mine, k)),
-                            role: self.roles.get(peer).copied().unwrap_or_default(),
+                            role: self.core.role(peer),
                             refused: self.admission.is_refused(peer),
                         }
                     })
@@ -1841,32 +1741,17 @@ impl Driver {
                 let _ = reply.send(peers);
             }
             Command::Ping { peer, reply } => {
-                let nonce = self.next_id;
-                self.next_id += 1;
-                let bytes = Envelope::control(EnvelopeKind::Ping, nonce).encode();
-                let sent = crate::clock::now();
-                if self.write(&peer, bytes.into()) {
-                    self.pings.insert(nonce, PendingPing { sent, reply });
+                let (id, bytes) = self.core.ping();
+                if self.write(&peer, bytes) {
+                    self.core.ping_sent(id);
+                    self.ping_replies.insert(id, reply);
                 } else {
                     let _ = reply.send(Err(PingError::NotConnected(peer)));
                 }
             }
             Command::Leave { .. } => {}
             Command::SetState { state, merge } => {
-                let state = match (self.state.take(), state, merge) {
-                    (
-                        Some(serde_json::Value::Object(mut old)),
-                        serde_json::Value::Object(new),
-                        true,
-                    ) => {
-                        old.extend(new);
-                        serde_json::Value::Object(old)
-                    }
-                    (_, state, _) => state,
-                };
-                let bytes = state_envelope(&state);
-                self.state = Some(state);
-                self.write_to_open(bytes);
+                self.tell_core(room_core::Input::State { state, merge });
             }
             Command::MeshSend(data) => match (self.mesh.host(), ChannelName::new("mesh")) {
                 // A host room's broadcast is a post through the host, on channel `mesh`.
@@ -1912,23 +1797,7 @@ impl Driver {
                 self.write(&peer, bytes);
             }
             Command::Stream(announcement) => {
-                match &announcement {
-                    StreamAnnouncement::Add { stream, .. } => {
-                        self.streams.insert(stream.clone(), announcement.clone());
-                    }
-                    StreamAnnouncement::Remove { stream } => {
-                        self.streams.remove(stream);
-                    }
-                    StreamAnnouncement::Muted { stream, muted } => {
-                        if let Some(StreamAnnouncement::Add { muted: m, .. }) =
-                            self.streams.get_mut(stream)
-                        {
-                            *m = *muted;
-                        }
-                    }
-                }
-                let bytes = Bytes::from(Envelope::stream(&announcement).encode());
-                self.write_to_open(bytes);
+                self.tell_core(room_core::Input::Stream(announcement));
             }
         }
     }
@@ -1954,77 +1823,6 @@ impl Driver {
         }
     }
 
-    /// A peer's stream announcement.
-    async fn on_stream(&mut self, peer: PeerId, payload: &[u8]) {
-        if self.viewers.contains(&peer) {
-            tracing::info!(
-                peer = peer.short(),
-                "stream announcement from a viewer; ignored"
-            );
-            return;
-        }
-        let announcement: StreamAnnouncement = match serde_json::from_slice(payload) {
-            Ok(a) => a,
-            Err(e) => {
-                let error = RoomError::Malformed {
-                    peer,
-                    reason: format!("bad stream announcement: {e}"),
-                };
-                return self.emit(RoomEvent::Error(error));
-            }
-        };
-        if let StreamAnnouncement::Add { stream, .. } = &announcement {
-            let known = self.remote_streams.get(&peer);
-            let over = if stream.len() > MAX_STREAM_ID {
-                Some(format!("a stream id longer than {MAX_STREAM_ID} bytes"))
-            } else if known.is_some_and(|s| !s.contains(stream) && s.len() >= MAX_STREAMS_PER_PEER)
-            {
-                Some(format!("more than {MAX_STREAMS_PER_PEER} streams"))
-            } else {
-                None
-            };
-            if let Some(reason) = over {
-                tracing::warn!(peer = peer.short(), %reason, "stream announcement refused");
-                return self.emit(RoomEvent::Error(RoomError::Malformed { peer, reason }));
-            }
-        }
-        let streams = self.remote_streams.entry(peer.clone()).or_default();
-        let event = match announcement {
-            StreamAnnouncement::Add {
-                stream,
-                kind,
-                metadata,
-                muted,
-            } => {
-                streams.insert(stream.clone());
-                RoomEvent::StreamAdded {
-                    peer,
-                    stream,
-                    kind,
-                    metadata,
-                    muted,
-                }
-            }
-            StreamAnnouncement::Remove { stream } => {
-                if !streams.remove(&stream) {
-                    return;
-                }
-                RoomEvent::StreamRemoved { peer, stream }
-            }
-            StreamAnnouncement::Muted { stream, muted } => {
-                if !streams.contains(&stream) {
-                    return;
-                }
-                RoomEvent::StreamMuted {
-                    peer,
-                    stream,
-                    muted,
-                }
-            }
-        };
-        self.emit(event);
-    }
-
     async fn drop_link(&mut self, peer: &PeerId, reason: DropReason) {
         if let Some(link) = self.links.remove(peer) {
             if link.life.is_up() {
@@ -2035,12 +1833,12 @@ impl Driver {
         }
         if self.sparse && reason == DropReason::Left {
             // No longer in our plan or tree: another peer of the room, not one of ours.
-            self.roster.remove(peer);
+            self.core.remove_member(peer);
             self.pending.remove(peer);
         }
         if self.server_gone.remove(peer) {
             // The server told us it left; with the link gone too, it is gone.
-            self.roster.remove(peer);
+            self.core.remove_member(peer);
             self.pending.remove(peer);
             self.mesh.handle_input(Input::PeerGone {
                 peer: peer.clone(),
@@ -2057,16 +1855,8 @@ impl Driver {
                 reason: reason.into(),
             }));
         }
-        for stream in self.remote_streams.remove(peer).unwrap_or_default() {
-            self.emit(RoomEvent::StreamRemoved {
-                peer: peer.clone(),
-                stream,
-            });
-        }
-        if self.joined.remove(peer) {
-            tracing::info!(peer = peer.short(), ?reason, "peer gone");
-            self.emit(RoomEvent::PeerLeave { peer: peer.clone() });
-        }
+        tracing::debug!(peer = peer.short(), ?reason, "link dropped");
+        self.tell_core(room_core::Input::LinkClosed { peer: peer.clone() });
     }
 
     async fn leave(&mut self) {
@@ -2092,19 +1882,6 @@ impl Driver {
             link.close();
         }
     }
-}
-
-/// Our shared state as it travels: JSON in a `state` envelope.
-fn state_envelope(state: &serde_json::Value) -> Bytes {
-    let envelope = Envelope {
-        kind: EnvelopeKind::State,
-        hops: 0,
-        channel: None,
-        id: 0,
-        // A JSON value always serializes.
-        payload: serde_json::to_vec(state).unwrap_or_default(),
-    };
-    Bytes::from(envelope.encode())
 }
 
 async fn next_signal(signal: &mut Option<SignalConnection>) -> Option<SignalEvent> {

@@ -49,6 +49,7 @@ mod outbox;
 mod overlay;
 mod reassembly;
 mod room;
+mod room_core;
 mod session;
 mod types;
 mod video;

@@ -1,0 +1,515 @@
+//! The room's own book, sans IO: who is in the room and in what role, who has joined us
+//! over an open link, our shared state and streams and the peers' streams, our pings, a
+//! viewer's watch over its publishers, and what each envelope from a link means.
+//!
+//! It is told the time and what happened ([`RoomCore::handle_input`]) and says what to do
+//! ([`RoomCore::poll_output`], drained until [`Output::Timeout`]); the driver carries that
+//! out. It holds no link, no task and no clock: links, negotiation, admission and the
+//! topology are parts of their own (`lifecycle`, `negotiation`, `admission`, `overlay`)
+//! that the driver steps beside it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use plenum_proto::signal::Role;
+use plenum_proto::{ChannelName, DisplayName, Envelope, EnvelopeKind, PeerId, StreamAnnouncement};
+
+use crate::types::{RoomError, RoomEvent};
+
+/// Streams a peer may announce at once, and the longest stream id.
+pub(crate) const MAX_STREAMS_PER_PEER: usize = 8;
+pub(crate) const MAX_STREAM_ID: usize = 64;
+/// A ping with no pong by then is forgotten (its caller has given up long before).
+pub(crate) const PING_FORGET_AFTER: Duration = Duration::from_secs(10);
+/// How long the core sleeps with nothing scheduled.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// What happened, as the core is told.
+#[derive(Debug, Clone)]
+pub(crate) enum Input {
+    /// Bytes the link to `peer` delivered.
+    Envelope { peer: PeerId, bytes: Bytes },
+    /// The data channel of our link to `peer` opened.
+    LinkOpened { peer: PeerId },
+    /// Our link to `peer` is gone: its streams end, and it leaves us if it had joined.
+    LinkClosed { peer: PeerId },
+    /// A viewer's publishers: those we link to, and whether a link to one is open.
+    Publishers { linked: Vec<PeerId>, open: bool },
+    /// Our own stream, added, removed or muted: announced to every open link now and to
+    /// each that opens later.
+    Stream(StreamAnnouncement),
+    /// Our shared state, replacing what we shared (or merged into it, both objects).
+    State {
+        state: serde_json::Value,
+        merge: bool,
+    },
+    /// Time passed.
+    Tick,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Output {
+    /// An event for the application that must not be lost.
+    Event(RoomEvent),
+    /// An event the application may miss if it lags (a lossy channel's message).
+    Lossy(RoomEvent),
+    /// Bytes for the link to `peer`, if it is open.
+    Write { peer: PeerId, bytes: Bytes },
+    /// Bytes for every open link.
+    WriteOpen(Bytes),
+    /// A topology's message from `peer`: for the overlay.
+    Overlay { peer: PeerId, envelope: Envelope },
+    /// `peer` said goodbye; `known`: it was in the room.
+    Bye { peer: PeerId, known: bool },
+    /// Our ping `id` came back after `rtt`.
+    Pong { id: u64, rtt: Duration },
+    /// Our ping `id` had no pong in time.
+    PingLost { id: u64 },
+    /// A viewer whose publishers are all gone meets `peer` again (the link layer offers
+    /// at once, whatever its backoff).
+    Reoffer { peer: PeerId },
+    /// Nothing more until then, unless an input comes first.
+    Timeout(Instant),
+}
+
+/// A viewer's reconnect pings while its publishers are all gone.
+#[derive(Debug, Clone, Copy)]
+struct Pinging {
+    /// Attempts left (0: it gave up and said so).
+    left: u32,
+    next: Instant,
+}
+
+/// The room's own book (see the module).
+#[derive(Debug)]
+pub(crate) struct RoomCore {
+    role: Role,
+    lossy: BTreeSet<ChannelName>,
+    ping_interval: Duration,
+    ping_attempts: u32,
+    now: Instant,
+    /// The room's peers as the server (or a plan, or the overlay) named them.
+    roster: BTreeMap<PeerId, DisplayName>,
+    /// Each peer's role, from the server.
+    roles: HashMap<PeerId, Role>,
+    /// Peers whose token does not grant publishing: their streams are ignored.
+    viewers: BTreeSet<PeerId>,
+    /// Peers the application has seen join over an open link.
+    joined: BTreeSet<PeerId>,
+    /// Our shared state, sent to every link that opens.
+    state: Option<serde_json::Value>,
+    /// Our published streams, announced to every link that opens.
+    streams: BTreeMap<String, StreamAnnouncement>,
+    /// Peers' streams we know of.
+    remote_streams: HashMap<PeerId, BTreeSet<String>>,
+    /// Our pings in flight: when each left.
+    pings: BTreeMap<u64, Instant>,
+    next_id: u64,
+    /// A viewer: whether it has had a publisher, and its pings while all are gone.
+    had_publisher: bool,
+    pinging: Option<Pinging>,
+    outputs: VecDeque<Output>,
+}
+
+impl RoomCore {
+    /// A core for a peer in `role`; messages on `lossy` channels may be dropped when the
+    /// application lags; a viewer whose publishers are gone pings `ping_attempts` times,
+    /// `ping_interval` apart.
+    pub(crate) fn new(
+        role: Role,
+        lossy: BTreeSet<ChannelName>,
+        ping_interval: Duration,
+        ping_attempts: u32,
+        now: Instant,
+    ) -> Self {
+        Self {
+            role,
+            lossy,
+            ping_interval,
+            ping_attempts,
+            now,
+            roster: BTreeMap::new(),
+            roles: HashMap::new(),
+            viewers: BTreeSet::new(),
+            joined: BTreeSet::new(),
+            state: None,
+            streams: BTreeMap::new(),
+            remote_streams: HashMap::new(),
+            pings: BTreeMap::new(),
+            next_id: 1,
+            had_publisher: false,
+            pinging: None,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// The room's peers and their names.
+    pub(crate) fn roster(&self) -> &BTreeMap<PeerId, DisplayName> {
+        &self.roster
+    }
+
+    pub(crate) fn is_member(&self, peer: &PeerId) -> bool {
+        self.roster.contains_key(peer)
+    }
+
+    /// Names `peer` a member; whether it is new.
+    pub(crate) fn add_member(&mut self, peer: PeerId, name: DisplayName) -> bool {
+        self.roster.insert(peer, name).is_none()
+    }
+
+    /// Takes `peer` off the roster; whether it was on it.
+    pub(crate) fn remove_member(&mut self, peer: &PeerId) -> bool {
+        self.roster.remove(peer).is_some()
+    }
+
+    /// A peer's role, as the server said (the default until it did).
+    pub(crate) fn role(&self, peer: &PeerId) -> Role {
+        self.roles.get(peer).copied().unwrap_or_default()
+    }
+
+    pub(crate) fn set_role(&mut self, peer: PeerId, role: Role) {
+        self.roles.insert(peer, role);
+    }
+
+    /// Whether `peer` may publish (its token grants it): a non-publisher's streams and
+    /// tracks are ignored.
+    pub(crate) fn set_publisher(&mut self, peer: &PeerId, publishes: bool) {
+        if publishes {
+            self.viewers.remove(peer);
+        } else {
+            self.viewers.insert(peer.clone());
+        }
+    }
+
+    pub(crate) fn is_viewer(&self, peer: &PeerId) -> bool {
+        self.viewers.contains(peer)
+    }
+
+    /// A peer left the room: its role and grants are told again if it comes back.
+    pub(crate) fn forget_roles(&mut self, peer: &PeerId) {
+        self.roles.remove(peer);
+        self.viewers.remove(peer);
+    }
+
+    /// A new ping's id and its envelope; [`Self::ping_sent`] once it is on its way.
+    pub(crate) fn ping(&mut self) -> (u64, Bytes) {
+        let id = self.next_id();
+        (
+            id,
+            Envelope::control(EnvelopeKind::Ping, id).encode().into(),
+        )
+    }
+
+    pub(crate) fn ping_sent(&mut self, id: u64) {
+        self.pings.insert(id, self.now);
+    }
+
+    /// A fresh id for an envelope of ours.
+    pub(crate) fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Takes in what happened at `now`.
+    pub(crate) fn handle_input(&mut self, now: Instant, input: Input) {
+        self.now = self.now.max(now);
+        match input {
+            Input::Envelope { peer, bytes } => self.on_envelope(peer, &bytes),
+            Input::LinkOpened { peer } => self.link_opened(peer),
+            Input::LinkClosed { peer } => self.link_closed(peer),
+            Input::Publishers { linked, open } => self.watch_publishers(linked, open),
+            Input::Stream(announcement) => self.our_stream(announcement),
+            Input::State { state, merge } => self.our_state(state, merge),
+            Input::Tick => self.tick(),
+        }
+    }
+
+    /// The next thing to do; [`Output::Timeout`] when there is nothing more.
+    pub(crate) fn poll_output(&mut self) -> Output {
+        if let Some(output) = self.outputs.pop_front() {
+            return output;
+        }
+        let mut at = self.now + IDLE;
+        if let Some(sent) = self.pings.values().min() {
+            at = at.min(*sent + PING_FORGET_AFTER);
+        }
+        if let Some(p) = self.pinging.filter(|p| p.left > 0) {
+            at = at.min(p.next);
+        }
+        Output::Timeout(at)
+    }
+
+    fn event(&mut self, event: RoomEvent) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn malformed(&mut self, peer: PeerId, what: &str, reason: impl std::fmt::Display) {
+        tracing::warn!(peer = peer.short(), error = %reason, "malformed {what} dropped");
+        let reason = reason.to_string();
+        self.event(RoomEvent::Error(RoomError::Malformed { peer, reason }));
+    }
+
+    fn on_envelope(&mut self, peer: PeerId, bytes: &[u8]) {
+        let envelope = match Envelope::decode(bytes) {
+            Ok(envelope) => envelope,
+            Err(e) => return self.malformed(peer, "envelope", e),
+        };
+        match envelope.kind {
+            EnvelopeKind::Data => {
+                let Some(channel) = envelope.channel else {
+                    return self.malformed(peer, "message", "a data envelope with no channel");
+                };
+                let lossy = self.lossy.contains(&channel);
+                let event = RoomEvent::Message {
+                    channel,
+                    from: peer,
+                    data: Bytes::from(envelope.payload),
+                };
+                self.outputs.push_back(if lossy {
+                    Output::Lossy(event)
+                } else {
+                    Output::Event(event)
+                });
+            }
+            EnvelopeKind::Ping => {
+                let pong = Envelope::control(EnvelopeKind::Pong, envelope.id).encode();
+                let bytes = Bytes::from(pong);
+                self.outputs.push_back(Output::Write { peer, bytes });
+            }
+            EnvelopeKind::Pong => {
+                if let Some(sent) = self.pings.remove(&envelope.id) {
+                    let rtt = self.now.saturating_duration_since(sent);
+                    let id = envelope.id;
+                    self.outputs.push_back(Output::Pong { id, rtt });
+                }
+            }
+            EnvelopeKind::Heartbeat => {}
+            EnvelopeKind::Stream => self.their_stream(peer, &envelope.payload),
+            EnvelopeKind::Mesh | EnvelopeKind::Tree | EnvelopeKind::Relay | EnvelopeKind::Host => {
+                self.outputs.push_back(Output::Overlay { peer, envelope });
+            }
+            EnvelopeKind::State => match serde_json::from_slice(&envelope.payload) {
+                Ok(state) => self.event(RoomEvent::State { peer, state }),
+                Err(e) => self.malformed(peer, "state", e),
+            },
+            EnvelopeKind::Bye => {
+                let known = self.roster.remove(&peer).is_some();
+                self.outputs.push_back(Output::Bye { peer, known });
+            }
+        }
+    }
+
+    /// A peer's stream announcement: its streams, bounded in number and id length; a
+    /// non-publisher's are ignored.
+    fn their_stream(&mut self, peer: PeerId, payload: &[u8]) {
+        if self.viewers.contains(&peer) {
+            tracing::info!(
+                peer = peer.short(),
+                "stream announcement from a viewer; ignored"
+            );
+            return;
+        }
+        let announcement: StreamAnnouncement = match serde_json::from_slice(payload) {
+            Ok(a) => a,
+            Err(e) => {
+                return self.malformed(peer, "stream", format!("bad stream announcement: {e}"));
+            }
+        };
+        if let StreamAnnouncement::Add { stream, .. } = &announcement {
+            let known = self.remote_streams.get(&peer);
+            let over = if stream.len() > MAX_STREAM_ID {
+                Some(format!("a stream id longer than {MAX_STREAM_ID} bytes"))
+            } else if known.is_some_and(|s| !s.contains(stream) && s.len() >= MAX_STREAMS_PER_PEER)
+            {
+                Some(format!("more than {MAX_STREAMS_PER_PEER} streams"))
+            } else {
+                None
+            };
+            if let Some(reason) = over {
+                return self.malformed(peer, "stream announcement", reason);
+            }
+        }
+        let streams = self.remote_streams.entry(peer.clone()).or_default();
+        let event = match announcement {
+            StreamAnnouncement::Add {
+                stream,
+                kind,
+                metadata,
+                muted,
+            } => {
+                streams.insert(stream.clone());
+                RoomEvent::StreamAdded {
+                    peer,
+                    stream,
+                    kind,
+                    metadata,
+                    muted,
+                }
+            }
+            StreamAnnouncement::Remove { stream } => {
+                if !streams.remove(&stream) {
+                    return;
+                }
+                RoomEvent::StreamRemoved { peer, stream }
+            }
+            StreamAnnouncement::Muted { stream, muted } => {
+                if !streams.contains(&stream) {
+                    return;
+                }
+                RoomEvent::StreamMuted {
+                    peer,
+                    stream,
+                    muted,
+                }
+            }
+        };
+        self.event(event);
+    }
+
+    /// The link's data channel opened: our streams and state go to it, and the peer joins
+    /// (once per link).
+    fn link_opened(&mut self, peer: PeerId) {
+        for announcement in self.streams.values() {
+            let bytes = Bytes::from(Envelope::stream(announcement).encode());
+            self.outputs.push_back(Output::Write {
+                peer: peer.clone(),
+                bytes,
+            });
+        }
+        if !self.joined.contains(&peer)
+            && let Some(name) = self.roster.get(&peer).cloned()
+        {
+            tracing::info!(peer = peer.short(), "peer linked");
+            self.joined.insert(peer.clone());
+            self.event(RoomEvent::PeerJoin {
+                peer: peer.clone(),
+                name,
+            });
+        }
+        if let Some(state) = &self.state {
+            let bytes = state_envelope(state);
+            self.outputs.push_back(Output::Write { peer, bytes });
+        }
+    }
+
+    /// The link is gone: the peer's streams end, and it leaves if it had joined.
+    fn link_closed(&mut self, peer: PeerId) {
+        for stream in self.remote_streams.remove(&peer).unwrap_or_default() {
+            self.event(RoomEvent::StreamRemoved {
+                peer: peer.clone(),
+                stream,
+            });
+        }
+        if self.joined.remove(&peer) {
+            tracing::info!(peer = peer.short(), "peer gone");
+            self.event(RoomEvent::PeerLeave { peer });
+        }
+    }
+
+    fn our_stream(&mut self, announcement: StreamAnnouncement) {
+        match &announcement {
+            StreamAnnouncement::Add { stream, .. } => {
+                self.streams.insert(stream.clone(), announcement.clone());
+            }
+            StreamAnnouncement::Remove { stream } => {
+                self.streams.remove(stream);
+            }
+            StreamAnnouncement::Muted { stream, muted } => {
+                if let Some(StreamAnnouncement::Add { muted: m, .. }) = self.streams.get_mut(stream)
+                {
+                    *m = *muted;
+                }
+            }
+        }
+        let bytes = Bytes::from(Envelope::stream(&announcement).encode());
+        self.outputs.push_back(Output::WriteOpen(bytes));
+    }
+
+    fn our_state(&mut self, state: serde_json::Value, merge: bool) {
+        let state = match (self.state.take(), state, merge) {
+            (Some(serde_json::Value::Object(mut old)), serde_json::Value::Object(new), true) => {
+                old.extend(new);
+                serde_json::Value::Object(old)
+            }
+            (_, state, _) => state,
+        };
+        self.outputs
+            .push_back(Output::WriteOpen(state_envelope(&state)));
+        self.state = Some(state);
+    }
+
+    /// A viewer with publishers linked stays quiet. Once every one is gone, it meets them
+    /// again every `ping_interval`, `ping_attempts` times, then says it gave up.
+    fn watch_publishers(&mut self, linked: Vec<PeerId>, open: bool) {
+        if self.role != Role::Viewer {
+            return;
+        }
+        if open {
+            if self.pinging.take().is_some() {
+                tracing::info!("a publisher is linked again");
+            }
+            self.had_publisher = true;
+            return;
+        }
+        if !self.had_publisher {
+            return;
+        }
+        let now = self.now;
+        let Some(pinging) = self.pinging.as_mut() else {
+            tracing::info!("every publisher is gone; pinging");
+            self.pinging = Some(Pinging {
+                left: self.ping_attempts,
+                next: now + self.ping_interval,
+            });
+            return;
+        };
+        if now < pinging.next || pinging.left == 0 {
+            return;
+        }
+        pinging.left -= 1;
+        pinging.next = now + self.ping_interval;
+        let left = pinging.left;
+        for peer in linked {
+            self.outputs.push_back(Output::Reoffer { peer });
+        }
+        if left == 0 {
+            let attempts = self.ping_attempts;
+            tracing::warn!(attempts, "no publisher answered; waiting for one to return");
+            self.event(RoomEvent::Error(RoomError::PublishersGone { attempts }));
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = self.now;
+        let lost: Vec<u64> = self
+            .pings
+            .iter()
+            .filter(|(_, sent)| now.saturating_duration_since(**sent) >= PING_FORGET_AFTER)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            self.pings.remove(&id);
+            self.outputs.push_back(Output::PingLost { id });
+        }
+    }
+}
+
+/// Our shared state as it travels: JSON in a `state` envelope.
+pub(crate) fn state_envelope(state: &serde_json::Value) -> Bytes {
+    let envelope = Envelope {
+        kind: EnvelopeKind::State,
+        hops: 0,
+        channel: None,
+        id: 0,
+        // A JSON value always serializes.
+        payload: serde_json::to_vec(state).unwrap_or_default(),
+    };
+    Bytes::from(envelope.encode())
+}
+
+#[cfg(test)]
+#[path = "room_core_tests.rs"]
+mod tests;

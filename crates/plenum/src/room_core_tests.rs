@@ -1,0 +1,545 @@
+// Tests take one real instant as the origin of their virtual clock, then only add to it.
+#![allow(clippy::disallowed_methods)]
+
+use super::*;
+use proptest::prelude::*;
+
+fn peer(n: u8) -> PeerId {
+    PeerId::new(format!("{n:02x}").repeat(20)).unwrap()
+}
+
+fn channel(name: &str) -> ChannelName {
+    ChannelName::new(name).unwrap()
+}
+
+fn core(role: Role) -> (RoomCore, Instant) {
+    let t0 = Instant::now();
+    let lossy = [channel("cursor")].into_iter().collect();
+    let core = RoomCore::new(role, lossy, Duration::from_secs(30), 3, t0);
+    (core, t0)
+}
+
+fn drain(core: &mut RoomCore) -> Vec<Output> {
+    let mut out = Vec::new();
+    loop {
+        match core.poll_output() {
+            Output::Timeout(_) => return out,
+            o => out.push(o),
+        }
+    }
+}
+
+fn deliver(core: &mut RoomCore, now: Instant, from: &PeerId, envelope: Envelope) -> Vec<Output> {
+    let bytes = Bytes::from(envelope.encode());
+    core.handle_input(
+        now,
+        Input::Envelope {
+            peer: from.clone(),
+            bytes,
+        },
+    );
+    drain(core)
+}
+
+fn add(stream: &str) -> StreamAnnouncement {
+    StreamAnnouncement::Add {
+        stream: stream.into(),
+        kind: "audio".into(),
+        metadata: serde_json::json!({}),
+        muted: false,
+    }
+}
+
+fn malformed(out: &[Output]) -> usize {
+    out.iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Event(RoomEvent::Error(RoomError::Malformed { .. }))
+            )
+        })
+        .count()
+}
+
+#[test]
+fn a_message_on_a_lossy_channel_may_be_dropped_and_others_may_not() {
+    let (mut core, t0) = core(Role::Both);
+    let a = peer(1);
+    let out = deliver(
+        &mut core,
+        t0,
+        &a,
+        Envelope::data(channel("cursor"), 1, b"xy".to_vec()),
+    );
+    assert!(
+        matches!(&out[..], [Output::Lossy(RoomEvent::Message { .. })]),
+        "{out:?}"
+    );
+    let out = deliver(
+        &mut core,
+        t0,
+        &a,
+        Envelope::data(channel("chat"), 2, b"hi".to_vec()),
+    );
+    match &out[..] {
+        [
+            Output::Event(RoomEvent::Message {
+                channel: c,
+                from,
+                data,
+            }),
+        ] => {
+            assert_eq!(c.as_str(), "chat");
+            assert_eq!(from, &a);
+            assert_eq!(&data[..], b"hi");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bytes_that_are_no_envelope_are_reported_and_change_nothing() {
+    let (mut core, t0) = core(Role::Both);
+    let a = peer(1);
+    for bytes in [&b""[..], b"\xff\xff\xff", b"\x00"] {
+        core.handle_input(
+            t0,
+            Input::Envelope {
+                peer: a.clone(),
+                bytes: Bytes::copy_from_slice(bytes),
+            },
+        );
+        let out = drain(&mut core);
+        assert_eq!(malformed(&out), 1, "{out:?}");
+        assert_eq!(out.len(), 1);
+    }
+    // A data envelope with no channel, a state that is not JSON, a stream that is not an
+    // announcement.
+    let mut no_channel = Envelope::data(channel("chat"), 1, b"x".to_vec());
+    no_channel.channel = None;
+    assert_eq!(malformed(&deliver(&mut core, t0, &a, no_channel)), 1);
+    let mut state = Envelope::control(EnvelopeKind::State, 0);
+    state.payload = b"{not json".to_vec();
+    assert_eq!(malformed(&deliver(&mut core, t0, &a, state)), 1);
+    let mut stream = Envelope::control(EnvelopeKind::Stream, 0);
+    stream.payload = br#"{"op":"dance"}"#.to_vec();
+    assert_eq!(malformed(&deliver(&mut core, t0, &a, stream)), 1);
+}
+
+#[test]
+fn a_ping_is_answered_with_its_id_and_our_pong_measures_the_virtual_round_trip() {
+    let (mut core, t0) = core(Role::Both);
+    let a = peer(1);
+    let out = deliver(&mut core, t0, &a, Envelope::control(EnvelopeKind::Ping, 77));
+    let pong = Bytes::from(Envelope::control(EnvelopeKind::Pong, 77).encode());
+    assert_eq!(
+        out,
+        vec![Output::Write {
+            peer: a.clone(),
+            bytes: pong
+        }]
+    );
+
+    let (id, bytes) = core.ping();
+    assert_eq!(Envelope::decode(&bytes).unwrap().kind, EnvelopeKind::Ping);
+    core.ping_sent(id);
+    // A pong for another id is not ours.
+    let other = Envelope::control(EnvelopeKind::Pong, id + 100);
+    assert!(deliver(&mut core, t0, &a, other).is_empty());
+    let later = t0 + Duration::from_millis(42);
+    let out = deliver(
+        &mut core,
+        later,
+        &a,
+        Envelope::control(EnvelopeKind::Pong, id),
+    );
+    assert_eq!(
+        out,
+        vec![Output::Pong {
+            id,
+            rtt: Duration::from_millis(42)
+        }]
+    );
+    // Answered once only.
+    assert!(
+        deliver(
+            &mut core,
+            later,
+            &a,
+            Envelope::control(EnvelopeKind::Pong, id)
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn a_ping_with_no_pong_is_lost_after_the_forget_time_and_the_core_wakes_for_it() {
+    let (mut core, t0) = core(Role::Both);
+    let (id, _) = core.ping();
+    core.ping_sent(id);
+    assert_eq!(core.poll_output(), Output::Timeout(t0 + PING_FORGET_AFTER));
+    core.handle_input(
+        t0 + PING_FORGET_AFTER - Duration::from_millis(1),
+        Input::Tick,
+    );
+    assert!(drain(&mut core).is_empty());
+    core.handle_input(t0 + PING_FORGET_AFTER, Input::Tick);
+    assert_eq!(drain(&mut core), vec![Output::PingLost { id }]);
+    // A late pong is nobody's.
+    let a = peer(1);
+    let late = Envelope::control(EnvelopeKind::Pong, id);
+    assert!(deliver(&mut core, t0 + PING_FORGET_AFTER, &a, late).is_empty());
+}
+
+#[test]
+fn a_peer_announces_at_most_its_bound_of_streams_with_short_ids() {
+    let (mut core, t0) = core(Role::Both);
+    let a = peer(1);
+    for i in 0..MAX_STREAMS_PER_PEER {
+        let out = deliver(&mut core, t0, &a, Envelope::stream(&add(&format!("s{i}"))));
+        assert!(
+            matches!(&out[..], [Output::Event(RoomEvent::StreamAdded { .. })]),
+            "{out:?}"
+        );
+    }
+    // One more is refused; one it has already is announced again (a renegotiation).
+    let out = deliver(&mut core, t0, &a, Envelope::stream(&add("one-too-many")));
+    assert_eq!(malformed(&out), 1);
+    let out = deliver(&mut core, t0, &a, Envelope::stream(&add("s0")));
+    assert!(matches!(
+        &out[..],
+        [Output::Event(RoomEvent::StreamAdded { .. })]
+    ));
+    // Another peer has its own bound; an id past the length bound is refused.
+    let b = peer(2);
+    let long = "x".repeat(MAX_STREAM_ID + 1);
+    assert_eq!(
+        malformed(&deliver(&mut core, t0, &b, Envelope::stream(&add(&long)))),
+        1
+    );
+    let out = deliver(
+        &mut core,
+        t0,
+        &b,
+        Envelope::stream(&add(&"x".repeat(MAX_STREAM_ID))),
+    );
+    assert!(matches!(
+        &out[..],
+        [Output::Event(RoomEvent::StreamAdded { .. })]
+    ));
+}
+
+#[test]
+fn removing_or_muting_a_stream_never_announced_says_nothing() {
+    let (mut core, t0) = core(Role::Both);
+    let a = peer(1);
+    let remove = StreamAnnouncement::Remove { stream: "s".into() };
+    let mute = StreamAnnouncement::Muted {
+        stream: "s".into(),
+        muted: true,
+    };
+    assert!(deliver(&mut core, t0, &a, Envelope::stream(&remove)).is_empty());
+    assert!(deliver(&mut core, t0, &a, Envelope::stream(&mute)).is_empty());
+    deliver(&mut core, t0, &a, Envelope::stream(&add("s")));
+    let out = deliver(&mut core, t0, &a, Envelope::stream(&mute));
+    assert!(matches!(
+        &out[..],
+        [Output::Event(RoomEvent::StreamMuted { muted: true, .. })]
+    ));
+    let out = deliver(&mut core, t0, &a, Envelope::stream(&remove));
+    assert!(matches!(
+        &out[..],
+        [Output::Event(RoomEvent::StreamRemoved { .. })]
+    ));
+    assert!(deliver(&mut core, t0, &a, Envelope::stream(&remove)).is_empty());
+}
+
+#[test]
+fn a_non_publishers_streams_are_ignored() {
+    let (mut core, t0) = core(Role::Both);
+    let v = peer(3);
+    core.set_publisher(&v, false);
+    assert!(deliver(&mut core, t0, &v, Envelope::stream(&add("s"))).is_empty());
+    core.set_publisher(&v, true);
+    assert_eq!(
+        deliver(&mut core, t0, &v, Envelope::stream(&add("s"))).len(),
+        1
+    );
+}
+
+#[test]
+fn an_opened_link_gets_our_streams_and_state_and_its_peer_joins_once() {
+    let (mut core, t0) = core(Role::Both);
+    let a = peer(1);
+    core.add_member(a.clone(), DisplayName::new("Ada").unwrap());
+    core.handle_input(t0, Input::Stream(add("mic")));
+    let state = serde_json::json!({"hand": true});
+    core.handle_input(
+        t0,
+        Input::State {
+            state: state.clone(),
+            merge: false,
+        },
+    );
+    let out = drain(&mut core);
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|o| matches!(o, Output::WriteOpen(_))));
+
+    core.handle_input(t0, Input::LinkOpened { peer: a.clone() });
+    let out = drain(&mut core);
+    let stream = Bytes::from(Envelope::stream(&add("mic")).encode());
+    assert_eq!(
+        out,
+        vec![
+            Output::Write {
+                peer: a.clone(),
+                bytes: stream
+            },
+            Output::Event(RoomEvent::PeerJoin {
+                peer: a.clone(),
+                name: DisplayName::new("Ada").unwrap()
+            }),
+            Output::Write {
+                peer: a.clone(),
+                bytes: state_envelope(&state)
+            },
+        ]
+    );
+    // The data channel is seen open twice (data and the open event race): one join.
+    core.handle_input(t0, Input::LinkOpened { peer: a.clone() });
+    let joins = drain(&mut core)
+        .into_iter()
+        .filter(|o| matches!(o, Output::Event(RoomEvent::PeerJoin { .. })))
+        .count();
+    assert_eq!(joins, 0);
+}
+
+#[test]
+fn a_closed_link_ends_its_peers_streams_and_a_joined_peer_leaves() {
+    let (mut core, t0) = core(Role::Both);
+    let (a, b) = (peer(1), peer(2));
+    core.add_member(a.clone(), DisplayName::new("Ada").unwrap());
+    core.handle_input(t0, Input::LinkOpened { peer: a.clone() });
+    deliver(&mut core, t0, &a, Envelope::stream(&add("mic")));
+    drain(&mut core);
+    core.handle_input(t0, Input::LinkClosed { peer: a.clone() });
+    assert_eq!(
+        drain(&mut core),
+        vec![
+            Output::Event(RoomEvent::StreamRemoved {
+                peer: a.clone(),
+                stream: "mic".into()
+            }),
+            Output::Event(RoomEvent::PeerLeave { peer: a.clone() }),
+        ]
+    );
+    // A link that opened to a peer nobody named never joined: it does not leave.
+    core.handle_input(t0, Input::LinkOpened { peer: b.clone() });
+    assert!(drain(&mut core).is_empty());
+    core.handle_input(t0, Input::LinkClosed { peer: b });
+    assert!(drain(&mut core).is_empty());
+}
+
+#[test]
+fn shared_state_is_replaced_or_merged() {
+    let (mut core, t0) = core(Role::Both);
+    let a = peer(1);
+    core.add_member(a.clone(), DisplayName::new("Ada").unwrap());
+    let set = |core: &mut RoomCore, state, merge| {
+        core.handle_input(t0, Input::State { state, merge });
+        drain(core);
+    };
+    set(&mut core, serde_json::json!({"x": 1, "y": 2}), false);
+    set(&mut core, serde_json::json!({"y": 3, "z": 4}), true);
+    core.handle_input(t0, Input::LinkOpened { peer: a.clone() });
+    let sent = drain(&mut core);
+    let want = state_envelope(&serde_json::json!({"x": 1, "y": 3, "z": 4}));
+    assert!(
+        sent.contains(&Output::Write {
+            peer: a.clone(),
+            bytes: want
+        }),
+        "{sent:?}"
+    );
+    set(&mut core, serde_json::json!({"z": 5}), false);
+    core.handle_input(t0, Input::LinkOpened { peer: a.clone() });
+    let want = state_envelope(&serde_json::json!({"z": 5}));
+    assert!(drain(&mut core).contains(&Output::Write {
+        peer: a,
+        bytes: want
+    }));
+}
+
+#[test]
+fn topology_messages_go_to_the_overlay_and_a_goodbye_takes_the_peer_off_the_roster() {
+    let (mut core, t0) = core(Role::Both);
+    let a = peer(1);
+    for kind in [
+        EnvelopeKind::Mesh,
+        EnvelopeKind::Tree,
+        EnvelopeKind::Relay,
+        EnvelopeKind::Host,
+    ] {
+        let out = deliver(&mut core, t0, &a, Envelope::control(kind, 5));
+        assert!(
+            matches!(&out[..], [Output::Overlay { peer, envelope }] if *peer == a && envelope.kind == kind),
+            "{out:?}"
+        );
+    }
+    assert!(
+        deliver(
+            &mut core,
+            t0,
+            &a,
+            Envelope::control(EnvelopeKind::Heartbeat, 0)
+        )
+        .is_empty()
+    );
+    core.add_member(a.clone(), DisplayName::new("Ada").unwrap());
+    let bye = Envelope::control(EnvelopeKind::Bye, 0);
+    let out = deliver(&mut core, t0, &a, bye.clone());
+    assert_eq!(
+        out,
+        vec![Output::Bye {
+            peer: a.clone(),
+            known: true
+        }]
+    );
+    assert!(!core.is_member(&a));
+    let out = deliver(&mut core, t0, &a, bye);
+    assert_eq!(
+        out,
+        vec![Output::Bye {
+            peer: a,
+            known: false
+        }]
+    );
+}
+
+#[test]
+fn a_viewer_whose_publishers_are_gone_meets_them_again_then_gives_up() {
+    let (mut core, t0) = core(Role::Viewer);
+    let p = peer(9);
+    let publishers = |open| Input::Publishers {
+        linked: vec![p.clone()],
+        open,
+    };
+    // Never had one: nothing to miss.
+    core.handle_input(t0, publishers(false));
+    assert!(drain(&mut core).is_empty());
+    core.handle_input(t0, publishers(true));
+    assert!(drain(&mut core).is_empty());
+    // All gone: it waits an interval, then meets them again each interval, three times.
+    core.handle_input(t0, publishers(false));
+    assert!(drain(&mut core).is_empty());
+    assert_eq!(
+        core.poll_output(),
+        Output::Timeout(t0 + Duration::from_secs(30))
+    );
+    let mut reoffers = 0;
+    let mut gave_up = 0;
+    for s in (1..=5).map(|k| t0 + Duration::from_secs(30 * k)) {
+        core.handle_input(s, publishers(false));
+        for o in drain(&mut core) {
+            match o {
+                Output::Reoffer { peer } if peer == p => reoffers += 1,
+                Output::Event(RoomEvent::Error(RoomError::PublishersGone { attempts: 3 })) => {
+                    gave_up += 1
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert_eq!((reoffers, gave_up), (3, 1));
+    // One returns: it starts over if they go again.
+    let back = t0 + Duration::from_secs(200);
+    core.handle_input(back, publishers(true));
+    core.handle_input(back, publishers(false));
+    core.handle_input(back + Duration::from_secs(30), publishers(false));
+    assert_eq!(drain(&mut core), vec![Output::Reoffer { peer: p }]);
+}
+
+#[test]
+fn a_publisher_never_watches_for_publishers() {
+    let (mut core, t0) = core(Role::Both);
+    let linked = vec![peer(9)];
+    for k in 0..5 {
+        let now = t0 + Duration::from_secs(30 * k);
+        let open = k == 0;
+        let input = Input::Publishers {
+            linked: linked.clone(),
+            open,
+        };
+        core.handle_input(now, input);
+    }
+    assert!(drain(&mut core).is_empty());
+}
+
+fn envelope_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..64),
+        (
+            0u8..11,
+            any::<u64>(),
+            proptest::collection::vec(any::<u8>(), 0..48)
+        )
+            .prop_map(|(kind, id, payload)| {
+                let mut e = Envelope::control(EnvelopeKind::Data, id);
+                e.kind = [
+                    EnvelopeKind::Data,
+                    EnvelopeKind::Ping,
+                    EnvelopeKind::Pong,
+                    EnvelopeKind::Heartbeat,
+                    EnvelopeKind::Bye,
+                    EnvelopeKind::Stream,
+                    EnvelopeKind::Mesh,
+                    EnvelopeKind::Tree,
+                    EnvelopeKind::Relay,
+                    EnvelopeKind::Host,
+                    EnvelopeKind::State,
+                ][kind as usize];
+                e.payload = payload;
+                e.encode()
+            }),
+        (0u16..40).prop_map(|n| Envelope::stream(&add(&format!("s{n}"))).encode()),
+    ]
+}
+
+proptest! {
+    /// Whatever peers send, in any order with links opening and closing: no panic, at
+    /// most the bound of streams per peer, and every peer that left had joined.
+    #[test]
+    fn any_input_keeps_the_book_bounded(
+        steps in proptest::collection::vec((0u8..4, 0u8..4, envelope_bytes()), 0..200)
+    ) {
+        let (mut core, t0) = core(Role::Viewer);
+        for n in 0..4 {
+            core.add_member(peer(n), DisplayName::new(format!("p{n}")).unwrap());
+        }
+        let mut joined = BTreeSet::new();
+        for (i, (what, who, bytes)) in steps.into_iter().enumerate() {
+            let now = t0 + Duration::from_millis(250 * i as u64);
+            let p = peer(who);
+            let input = match what {
+                0 => Input::LinkOpened { peer: p },
+                1 => Input::LinkClosed { peer: p },
+                2 => Input::Publishers { linked: vec![p], open: false },
+                _ => Input::Envelope { peer: p, bytes: bytes.into() },
+            };
+            core.handle_input(now, input);
+            for o in drain(&mut core) {
+                match o {
+                    Output::Event(RoomEvent::PeerJoin { peer, .. }) => {
+                        prop_assert!(joined.insert(peer));
+                    }
+                    Output::Event(RoomEvent::PeerLeave { peer }) => {
+                        prop_assert!(joined.remove(&peer));
+                    }
+                    _ => {}
+                }
+            }
+            prop_assert!(core.remote_streams.values().all(|s| s.len() <= MAX_STREAMS_PER_PEER));
+            prop_assert!(core.pings.is_empty());
+        }
+    }
+}
