@@ -79,6 +79,9 @@ impl Admission {
         if let Some(held) = self.awaiting.get_mut(from) {
             // Its credentials are being checked: everything waits in order, within a bound
             // (a peer's negotiation is a description and a few candidates).
+            if matches!(payload, SignalPayload::Offer { .. }) {
+                held.retain(|p| !of_a_negotiation(p));
+            }
             if held.len() >= HELD_FRAMES {
                 return Admit::Dropped("negotiation held past its bound");
             }
@@ -186,6 +189,18 @@ pub(crate) const EARLY_PEERS: usize = 64;
 /// Frames held per such peer; past it the oldest goes.
 pub(crate) const EARLY_FRAMES: usize = 16;
 
+/// Whether `payload` belongs to one negotiation: a new offer from its peer starts over, and
+/// what was held for the older one (its offer, an answer, candidates) would only break the
+/// new link if it were replayed (a peer offers again once its connect timeout passes).
+fn of_a_negotiation(payload: &SignalPayload) -> bool {
+    matches!(
+        payload,
+        SignalPayload::Offer { .. }
+            | SignalPayload::Answer { .. }
+            | SignalPayload::Candidate { .. }
+    )
+}
+
 /// Negotiation from peers we do not know yet, in order, within bounds.
 #[derive(Debug, Default)]
 pub(crate) struct Early {
@@ -199,6 +214,9 @@ impl Early {
             return false;
         }
         let held = self.held.entry(from).or_default();
+        if matches!(payload, SignalPayload::Offer { .. }) {
+            held.retain(|p| !of_a_negotiation(p));
+        }
         if held.len() >= EARLY_FRAMES {
             held.pop_front();
         }
@@ -436,6 +454,52 @@ mod tests {
         early.forget(&Peer::new(10).id());
         assert_eq!(early.sizes().0, EARLY_PEERS - 1);
         assert!(early.hold(Peer::new(200).id(), candidate(0)), "room again");
+    }
+
+    #[test]
+    fn a_held_offer_is_replaced_by_a_newer_one_with_everything_that_came_for_it() {
+        let me = Peer::new(100);
+        let peer = Peer::new(1);
+        let relay = SignalPayload::RelayLink { degree: 2 };
+        let (old, new) = (peer.offer(&me.id(), 1, None), peer.offer(&me.id(), 2, None));
+        // Held while unnamed: the stale offer and its candidates go, the rest stays in order.
+        let mut early = Early::default();
+        for p in [
+            old.clone(),
+            candidate(1),
+            relay.clone(),
+            new.clone(),
+            candidate(2),
+        ] {
+            assert!(early.hold(peer.id(), p));
+        }
+        assert_eq!(
+            early.take(&peer.id()),
+            vec![relay, new.clone(), candidate(2)]
+        );
+        // Held while our verify hook runs: the same.
+        let mut admission = Admission::new(me.id(), true);
+        let first = peer.offer(&me.id(), 1, Some("c"));
+        assert!(matches!(
+            admission.admit(&peer.id(), first),
+            Admit::Check { .. }
+        ));
+        assert!(matches!(
+            admission.admit(&peer.id(), candidate(1)),
+            Admit::Held
+        ));
+        assert!(matches!(
+            admission.admit(&peer.id(), new.clone()),
+            Admit::Held
+        ));
+        assert!(matches!(
+            admission.admit(&peer.id(), candidate(2)),
+            Admit::Held
+        ));
+        match admission.verdict(&peer.id(), true) {
+            Verdict::Passed(held) => assert_eq!(held, vec![new, candidate(2)]),
+            other => panic!("{other:?}"),
+        }
     }
 
     proptest! {
