@@ -24,6 +24,9 @@ pub(crate) enum BenchCommand {
     Turn(crate::bench_turn::TurnArgs),
     /// Host rooms: failover from the host's SIGKILL to every survivor relinked.
     Host(crate::bench_host::HostArgs),
+    /// A relay room at a small neighbour bound: when every pair is reached and stays so,
+    /// and how much the links change meanwhile.
+    Relay(crate::bench_relay::RelayArgs),
     /// Signaling servers alone and linked over NATS: join time, memory, joins per second.
     Signal(crate::bench_signal::SignalArgs),
     /// A frozen peer: the others' round trips and traffic while its link stalls, and how
@@ -62,6 +65,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Resume(args) => crate::bench_resume::resume(&args).await?,
         BenchCommand::Board(args) => crate::bench_board::board(&args).await?,
         BenchCommand::Host(args) => crate::bench_host::host(&args).await?,
+        BenchCommand::Relay(args) => crate::bench_relay::relay(&args).await?,
         BenchCommand::Signal(args) => crate::bench_signal::signal(&args).await?,
         BenchCommand::Stall(args) => crate::bench_stall::stall(&args).await?,
     };
@@ -113,6 +117,28 @@ pub(crate) async fn linked_pair(room: &str) -> anyhow::Result<Pair> {
         b,
         b_events,
     })
+}
+
+/// A `plenum join` process of this executable on loopback, printing JSON lines, with
+/// `args` after the common ones; its stdin and stdout piped, killed when dropped.
+pub(crate) fn join_process(
+    url: &str,
+    room: &str,
+    name: &str,
+    args: &[&str],
+) -> anyhow::Result<tokio::process::Child> {
+    use anyhow::Context;
+    let exe = std::env::current_exe().context("own executable")?;
+    tokio::process::Command::new(exe)
+        .args(["join", "--server", url, "--room", room, "--name", name])
+        .args(["--json", "--bind-ip", "127.0.0.1"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("spawn plenum join")
 }
 
 pub(crate) fn summary(mut samples: Vec<f64>) -> Value {

@@ -5,14 +5,13 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use plenum_signal::{Server, ServerConfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 
 use crate::bench::summary;
@@ -40,16 +39,7 @@ const LINES_AHEAD: usize = 4096;
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn spawn_peer(url: &str, room: &str, name: &str) -> anyhow::Result<Joined> {
-    let exe = std::env::current_exe().context("own executable")?;
-    let mut child = Command::new(exe)
-        .args(["join", "--server", url, "--room", room, "--name", name])
-        .args(["--json", "--bind-ip", "127.0.0.1", "--topology", "host"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("spawn plenum join")?;
+    let mut child = crate::bench::join_process(url, room, name, &["--topology", "host"])?;
     let stdout = child.stdout.take().context("child stdout")?;
     let (tx, mut lines) = mpsc::channel(LINES_AHEAD);
     tokio::spawn(async move {

@@ -5,6 +5,7 @@ mod bench;
 mod bench_audio;
 mod bench_board;
 mod bench_host;
+mod bench_relay;
 mod bench_resume;
 mod bench_signal;
 mod bench_stall;
