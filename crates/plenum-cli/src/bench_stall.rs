@@ -26,6 +26,9 @@ pub(crate) struct StallArgs {
     megabytes: usize,
 }
 
+/// The pause between two timed round trips, before and during the freeze.
+const PING_PAUSE: Duration = Duration::from_millis(10);
+
 /// The child peer, killed by its pid when dropped.
 struct Child(tokio::process::Child);
 
@@ -87,9 +90,12 @@ pub(crate) async fn stall(args: &StallArgs) -> anyhow::Result<Value> {
         c_links += 1;
     }
 
+    // Paced as the round trips during the freeze are: a ping after a pause finds the
+    // threads asleep, which costs a few tenths of a millisecond on its own.
     let mut before = Vec::new();
     for _ in 0..args.pings {
         before.push(c.ping(&a_id).await?.as_secs_f64() * 1000.0);
+        tokio::time::sleep(PING_PAUSE).await;
     }
 
     signal(b_pid, "STOP");
@@ -117,7 +123,7 @@ pub(crate) async fn stall(args: &StallArgs) -> anyhow::Result<Value> {
     let mut stalled_pings = Vec::new();
     for _ in 0..args.pings {
         stalled_pings.push(c.ping(&a_id).await?.as_secs_f64() * 1000.0);
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(PING_PAUSE).await;
     }
     // 2. Then a sends the burst to everyone: c gets it while b's link is still stalled.
     let count = args.megabytes * 16;

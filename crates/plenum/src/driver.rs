@@ -1743,7 +1743,7 @@ impl Driver {
             Command::Ping { peer, reply } => {
                 let (id, bytes) = self.core.ping();
                 if self.write(&peer, bytes) {
-                    self.core.ping_sent(id);
+                    self.core.ping_sent(id, crate::clock::now());
                     self.ping_replies.insert(id, reply);
                 } else {
                     let _ = reply.send(Err(PingError::NotConnected(peer)));

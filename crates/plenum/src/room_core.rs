@@ -202,8 +202,11 @@ impl RoomCore {
         )
     }
 
-    pub(crate) fn ping_sent(&mut self, id: u64) {
-        self.pings.insert(id, self.now);
+    /// Our ping `id` left at `now` (taken when it is written: the core's last input may be
+    /// long before).
+    pub(crate) fn ping_sent(&mut self, id: u64, now: Instant) {
+        self.now = self.now.max(now);
+        self.pings.insert(id, now);
     }
 
     /// A fresh id for an envelope of ours.

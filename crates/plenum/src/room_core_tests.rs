@@ -140,13 +140,15 @@ fn a_ping_is_answered_with_its_id_and_our_pong_measures_the_virtual_round_trip()
         }]
     );
 
+    // Sent a while after the core last heard anything: timed from when it left.
     let (id, bytes) = core.ping();
     assert_eq!(Envelope::decode(&bytes).unwrap().kind, EnvelopeKind::Ping);
-    core.ping_sent(id);
+    let sent = t0 + Duration::from_millis(10);
+    core.ping_sent(id, sent);
     // A pong for another id is not ours.
     let other = Envelope::control(EnvelopeKind::Pong, id + 100);
     assert!(deliver(&mut core, t0, &a, other).is_empty());
-    let later = t0 + Duration::from_millis(42);
+    let later = sent + Duration::from_millis(42);
     let out = deliver(
         &mut core,
         later,
@@ -176,7 +178,7 @@ fn a_ping_is_answered_with_its_id_and_our_pong_measures_the_virtual_round_trip()
 fn a_ping_with_no_pong_is_lost_after_the_forget_time_and_the_core_wakes_for_it() {
     let (mut core, t0) = core(Role::Both);
     let (id, _) = core.ping();
-    core.ping_sent(id);
+    core.ping_sent(id, t0);
     assert_eq!(core.poll_output(), Output::Timeout(t0 + PING_FORGET_AFTER));
     core.handle_input(
         t0 + PING_FORGET_AFTER - Duration::from_millis(1),
