@@ -2,7 +2,7 @@
 //! handles talk to it over a bounded command channel; webrtc-rs callbacks and data-channel
 //! readers forward into it over bounded channels; the topology tells it whom to link.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -121,8 +121,6 @@ pub(crate) struct Driver {
     admission: Admission,
     /// Our verify hook at work, one task per peer it is asked about (aborted with the room).
     verifying: tokio::task::JoinSet<(PeerId, bool)>,
-    /// Messages to everyone sent while nobody else was there, for the first link.
-    waiting: VecDeque<Bytes>,
     /// The server connection; `None` while it is away and being reconnected.
     signal: Option<SignalConnection>,
     /// Frames made while the server was away.
@@ -159,9 +157,6 @@ pub(crate) struct Driver {
     links: HashMap<PeerId, Link>,
     /// Links found stalled in this step, closed at its end.
     stalled: BTreeSet<PeerId>,
-    /// Messages dropped from each peer's queue since the last report (every half second).
-    overflowed: BTreeMap<PeerId, usize>,
-    pending: HashMap<PeerId, VecDeque<Bytes>>,
     /// Who waits for the pong of each ping in flight.
     ping_replies: HashMap<u64, oneshot::Sender<Result<Duration, PingError>>>,
     next_generation: u64,
@@ -243,11 +238,15 @@ impl Driver {
                 FullMesh::with_seed(config.mesh.clone(), now, seed).with_peer(me.clone()),
             )),
         };
+        let queues = room_core::Queues {
+            per_peer: config.queue_per_peer,
+            first_peer: config.queue_size,
+        };
         let mut core = RoomCore::new(
             config.role,
             config.lossy_channels.clone(),
-            config.ping_interval,
-            config.ping_attempts,
+            (config.ping_interval, config.ping_attempts),
+            queues,
             now,
         );
         for PeerSummary {
@@ -288,7 +287,6 @@ impl Driver {
             core_deadline: now,
             admission,
             verifying: tokio::task::JoinSet::new(),
-            waiting: VecDeque::new(),
             signal: Some(signal),
             backlog: Backlog::default(),
             audio_backlog: Backlog::with_capacity(MEDIA_BACKLOG),
@@ -313,8 +311,6 @@ impl Driver {
             deadline: now,
             links: HashMap::new(),
             stalled: BTreeSet::new(),
-            overflowed: BTreeMap::new(),
-            pending: HashMap::new(),
             ping_replies: HashMap::new(),
             next_generation: 1,
             audio,
@@ -462,6 +458,11 @@ impl Driver {
     /// Tells the core what happened, now, and carries out what it says.
     fn tell_core(&mut self, input: room_core::Input) {
         self.core.handle_input(crate::clock::now(), input);
+        self.drain_core();
+    }
+
+    /// Carries out what the core says until it waits.
+    fn drain_core(&mut self) {
         loop {
             match self.core.poll_output() {
                 room_core::Output::Event(event) => self.emit(event),
@@ -474,7 +475,6 @@ impl Driver {
                 room_core::Output::WriteOpen(bytes) => self.write_to_open(bytes),
                 room_core::Output::Overlay { peer, envelope } => self.on_overlay(peer, envelope),
                 room_core::Output::Bye { peer, known } => {
-                    self.pending.remove(&peer);
                     self.forget_checks(&peer);
                     self.mesh.handle_input(Input::PeerGone {
                         peer: peer.clone(),
@@ -712,7 +712,7 @@ impl Driver {
     /// No link to `peer` while it stays: ours is closed and the topology forgets it.
     async fn refuse_link(&mut self, peer: &PeerId) {
         self.admission.refuse(peer);
-        self.pending.remove(peer);
+        self.core.forget_queued(peer);
         if self.links.contains_key(peer) {
             self.drop_link(peer, DropReason::Left).await;
         }
@@ -877,7 +877,7 @@ impl Driver {
                     return;
                 }
                 let known = self.core.remove_member(&peer);
-                self.pending.remove(&peer);
+                self.core.forget_queued(&peer);
                 self.forget_checks(&peer);
                 self.mesh.handle_input(Input::PeerGone {
                     peer: peer.clone(),
@@ -1366,13 +1366,7 @@ impl Driver {
         self.emit(RoomEvent::LinkUp { peer: peer.clone() });
     }
 
-    /// Every half second: restarts that did not finish are retried (three tries, then the
-    /// link is given up and made anew), and a change of our addresses restarts every link
-    /// and the signaling connection at once instead of waiting for them to go silent.
-    /// A viewer whose publishers are all gone tries them again every ping interval, so
-    /// many times, then says so; after that the link layer's own backoff goes on trying,
-    /// and a publisher that returns (or a new one) is linked.
-    /// A viewer's publishers, for the core's watch over them.
+    /// A viewer's publishers, for the core's watch over them (told every half second).
     fn watch_publishers(&mut self) {
         if self.config.role != Role::Viewer {
             return;
@@ -1390,9 +1384,16 @@ impl Driver {
         self.tell_core(room_core::Input::Publishers { linked, open });
     }
 
+    /// Every half second: restarts that did not finish are retried (three tries, then the
+    /// link is given up and made anew), and a change of our addresses restarts every link
+    /// and the signaling connection at once instead of waiting for them to go silent.
+    /// The core hears the time (queue overflows are reported) and, in a viewer, how its
+    /// publishers are: one whose publishers are all gone tries them again every ping
+    /// interval, so many times, then says so; after that the link layer's own backoff goes
+    /// on trying, and a publisher that returns (or a new one) is linked.
     async fn maintain(&mut self) {
         let now = crate::clock::now();
-        self.report_overflows();
+        self.tell_core(room_core::Input::Tick);
         self.watch_publishers();
         for (peer, link) in &mut self.links {
             if let Some((queued, taken)) = link.writer.as_ref().map(|w| w.progress())
@@ -1483,15 +1484,6 @@ impl Driver {
                 };
                 self.tell_video(cmd);
             }
-        }
-        // Sent to everyone while nobody was there: the first peer gets it, in order, after
-        // what was queued for it alone.
-        let waiting = std::mem::take(&mut self.waiting);
-        if !waiting.is_empty() {
-            self.pending
-                .entry(peer.clone())
-                .or_default()
-                .extend(waiting);
         }
         self.flush_pending(peer);
     }
@@ -1595,27 +1587,10 @@ impl Driver {
     /// Sends to `peer`, or queues for it while its link is not open (or what was queued for
     /// it has not all gone out yet: order is kept).
     fn deliver(&mut self, peer: &PeerId, bytes: Bytes) {
-        let behind = self.pending.get(peer).is_some_and(|q| !q.is_empty());
-        if !behind && self.write(peer, bytes.clone()) {
+        if !self.core.is_behind(peer) && self.write(peer, bytes.clone()) {
             return;
         }
-        let queue = self.pending.entry(peer.clone()).or_default();
-        queue.push_back(bytes);
-        if queue.len() > self.config.queue_per_peer {
-            queue.pop_front();
-            // Counted, and reported with the others dropped since the last report (see
-            // `report_overflows`): a bulk sender to a gone peer makes a few events, not
-            // one per message.
-            *self.overflowed.entry(peer.clone()).or_default() += 1;
-        }
-    }
-
-    /// Reports the messages dropped from each peer's queue since the last report.
-    fn report_overflows(&mut self) {
-        for (peer, dropped) in std::mem::take(&mut self.overflowed) {
-            tracing::debug!(peer = peer.short(), dropped, "queued messages dropped");
-            self.emit(RoomEvent::Error(RoomError::QueueOverflow { peer, dropped }));
-        }
+        self.core.queue(peer, bytes);
     }
 
     /// Moves what waits for `peer` into its open link's outbox, up to the outbox's soft
@@ -1630,14 +1605,11 @@ impl Driver {
             if !room {
                 return;
             }
-            let Some(bytes) = self.pending.get_mut(peer).and_then(VecDeque::pop_front) else {
-                self.pending.remove(peer);
+            let Some(bytes) = self.core.next_queued(peer) else {
                 return;
             };
             if !self.write(peer, bytes.clone()) {
-                if let Some(queue) = self.pending.get_mut(peer) {
-                    queue.push_front(bytes);
-                }
+                self.core.requeue(peer, bytes);
                 return;
             }
         }
@@ -1646,12 +1618,9 @@ impl Driver {
     /// Flushes what waits for every open link (see `flush_pending`); called every step, so
     /// it looks only at peers whose link is open.
     fn flush_all_pending(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
         let ready: Vec<PeerId> = self
-            .pending
-            .keys()
+            .core
+            .queued_for()
             .filter(|p| self.open_outbox(p).is_some())
             .cloned()
             .collect();
@@ -1702,13 +1671,8 @@ impl Driver {
                 }
                 if all && targets.is_empty() {
                     // Nobody to send to yet: kept for the first peer whose link opens.
-                    self.waiting.push_back(bytes);
-                    if self.waiting.len() > self.config.queue_size {
-                        self.waiting.pop_front();
-                        tracing::warn!("a message waiting for a first peer dropped");
-                        let error = RoomError::WaitingOverflow { dropped: 1 };
-                        self.emit(RoomEvent::Error(error));
-                    }
+                    self.core.hold_for_first(bytes);
+                    self.drain_core();
                 }
                 self.flush_all_pending();
                 let full = targets
@@ -1745,6 +1709,8 @@ impl Driver {
                 if self.write(&peer, bytes) {
                     self.core.ping_sent(id, crate::clock::now());
                     self.ping_replies.insert(id, reply);
+                    // Its expiry is a new deadline.
+                    self.drain_core();
                 } else {
                     let _ = reply.send(Err(PingError::NotConnected(peer)));
                 }
@@ -1834,12 +1800,12 @@ impl Driver {
         if self.sparse && reason == DropReason::Left {
             // No longer in our plan or tree: another peer of the room, not one of ours.
             self.core.remove_member(peer);
-            self.pending.remove(peer);
+            self.core.forget_queued(peer);
         }
         if self.server_gone.remove(peer) {
             // The server told us it left; with the link gone too, it is gone.
             self.core.remove_member(peer);
-            self.pending.remove(peer);
+            self.core.forget_queued(peer);
             self.mesh.handle_input(Input::PeerGone {
                 peer: peer.clone(),
                 now: crate::clock::now(),

@@ -1,6 +1,7 @@
 //! The room's own book, sans IO: who is in the room and in what role, who has joined us
 //! over an open link, our shared state and streams and the peers' streams, our pings, a
-//! viewer's watch over its publishers, and what each envelope from a link means.
+//! viewer's watch over its publishers, the messages that wait for a peer's link (or for a
+//! first peer), and what each envelope from a link means.
 //!
 //! It is told the time and what happened ([`RoomCore::handle_input`]) and says what to do
 //! ([`RoomCore::poll_output`], drained until [`Output::Timeout`]); the driver carries that
@@ -22,6 +23,9 @@ pub(crate) const MAX_STREAMS_PER_PEER: usize = 8;
 pub(crate) const MAX_STREAM_ID: usize = 64;
 /// A ping with no pong by then is forgotten (its caller has given up long before).
 pub(crate) const PING_FORGET_AFTER: Duration = Duration::from_secs(10);
+/// How often messages dropped from full queues are reported (one event per peer, not one
+/// per message).
+pub(crate) const OVERFLOW_REPORT_EVERY: Duration = Duration::from_millis(500);
 /// How long the core sleeps with nothing scheduled.
 const IDLE: Duration = Duration::from_secs(60);
 
@@ -34,7 +38,9 @@ pub(crate) enum Input {
     LinkOpened { peer: PeerId },
     /// Our link to `peer` is gone: its streams end, and it leaves us if it had joined.
     LinkClosed { peer: PeerId },
-    /// A viewer's publishers: those we link to, and whether a link to one is open.
+    /// A viewer's publishers: those we link to, and whether a link to one is open. Told
+    /// periodically (the driver's maintenance, every half second): the watch acts on it,
+    /// not on its own timer.
     Publishers { linked: Vec<PeerId>, open: bool },
     /// Our own stream, added, removed or muted: announced to every open link now and to
     /// each that opens later.
@@ -110,7 +116,25 @@ pub(crate) struct RoomCore {
     /// A viewer: whether it has had a publisher, and its pings while all are gone.
     had_publisher: bool,
     pinging: Option<Pinging>,
+    /// Messages for a peer whose link is not open or cannot take them yet, oldest first,
+    /// `queue_per_peer` at most each.
+    pending: HashMap<PeerId, VecDeque<Bytes>>,
+    queue_per_peer: usize,
+    /// Messages to everyone sent while nobody else was there, for the first link;
+    /// `queue_size` at most.
+    waiting: VecDeque<Bytes>,
+    queue_size: usize,
+    /// Messages dropped from each peer's queue since the last report, and when that was.
+    overflowed: BTreeMap<PeerId, usize>,
+    reported: Instant,
     outputs: VecDeque<Output>,
+}
+
+/// How many messages may wait, for one peer and for a first peer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Queues {
+    pub(crate) per_peer: usize,
+    pub(crate) first_peer: usize,
 }
 
 impl RoomCore {
@@ -120,8 +144,8 @@ impl RoomCore {
     pub(crate) fn new(
         role: Role,
         lossy: BTreeSet<ChannelName>,
-        ping_interval: Duration,
-        ping_attempts: u32,
+        (ping_interval, ping_attempts): (Duration, u32),
+        queues: Queues,
         now: Instant,
     ) -> Self {
         Self {
@@ -141,7 +165,70 @@ impl RoomCore {
             next_id: 1,
             had_publisher: false,
             pinging: None,
+            pending: HashMap::new(),
+            queue_per_peer: queues.per_peer.max(1),
+            waiting: VecDeque::new(),
+            queue_size: queues.first_peer,
+            overflowed: BTreeMap::new(),
+            reported: now,
             outputs: VecDeque::new(),
+        }
+    }
+
+    /// Whether messages wait for `peer` already (a new one goes behind them).
+    pub(crate) fn is_behind(&self, peer: &PeerId) -> bool {
+        self.pending.get(peer).is_some_and(|q| !q.is_empty())
+    }
+
+    /// Keeps a message for `peer` until its link takes it; past the bound the oldest goes,
+    /// counted and reported with the others dropped since the last report.
+    pub(crate) fn queue(&mut self, peer: &PeerId, bytes: Bytes) {
+        let queue = self.pending.entry(peer.clone()).or_default();
+        queue.push_back(bytes);
+        if queue.len() > self.queue_per_peer {
+            queue.pop_front();
+            *self.overflowed.entry(peer.clone()).or_default() += 1;
+        }
+    }
+
+    /// The oldest message waiting for `peer`.
+    pub(crate) fn next_queued(&mut self, peer: &PeerId) -> Option<Bytes> {
+        let queue = self.pending.get_mut(peer)?;
+        let bytes = queue.pop_front();
+        if queue.is_empty() {
+            self.pending.remove(peer);
+        }
+        bytes
+    }
+
+    /// A message [`Self::next_queued`] gave that the link could not take after all: first
+    /// again.
+    pub(crate) fn requeue(&mut self, peer: &PeerId, bytes: Bytes) {
+        self.pending
+            .entry(peer.clone())
+            .or_default()
+            .push_front(bytes);
+    }
+
+    /// Peers that messages wait for.
+    pub(crate) fn queued_for(&self) -> impl Iterator<Item = &PeerId> {
+        self.pending.keys()
+    }
+
+    /// What waited for `peer` is dropped (it left, or is not ours to link).
+    pub(crate) fn forget_queued(&mut self, peer: &PeerId) {
+        self.pending.remove(peer);
+    }
+
+    /// A message to everyone while nobody is there: kept for the first peer whose link
+    /// opens; past the bound the oldest goes, reported at once.
+    pub(crate) fn hold_for_first(&mut self, bytes: Bytes) {
+        self.waiting.push_back(bytes);
+        if self.waiting.len() > self.queue_size {
+            self.waiting.pop_front();
+            tracing::warn!("a message waiting for a first peer dropped");
+            let error = RoomError::WaitingOverflow { dropped: 1 };
+            self.event(RoomEvent::Error(error));
         }
     }
 
@@ -239,8 +326,8 @@ impl RoomCore {
         if let Some(sent) = self.pings.values().min() {
             at = at.min(*sent + PING_FORGET_AFTER);
         }
-        if let Some(p) = self.pinging.filter(|p| p.left > 0) {
-            at = at.min(p.next);
+        if !self.overflowed.is_empty() {
+            at = at.min(self.reported + OVERFLOW_REPORT_EVERY);
         }
         Output::Timeout(at)
     }
@@ -300,6 +387,7 @@ impl RoomCore {
             },
             EnvelopeKind::Bye => {
                 let known = self.roster.remove(&peer).is_some();
+                self.pending.remove(&peer);
                 self.outputs.push_back(Output::Bye { peer, known });
             }
         }
@@ -394,7 +482,24 @@ impl RoomCore {
         }
         if let Some(state) = &self.state {
             let bytes = state_envelope(state);
-            self.outputs.push_back(Output::Write { peer, bytes });
+            self.outputs.push_back(Output::Write {
+                peer: peer.clone(),
+                bytes,
+            });
+        }
+        // Sent to everyone while nobody was there: the first peer gets it, in order, after
+        // what was queued for it alone.
+        if !self.waiting.is_empty() {
+            let waiting = std::mem::take(&mut self.waiting);
+            let queue = self.pending.entry(peer.clone()).or_default();
+            queue.extend(waiting);
+            // Within its own bound and the first peer's, however often its link opens.
+            let most = self.queue_per_peer + self.queue_size;
+            let over = queue.len().saturating_sub(most);
+            if over > 0 {
+                queue.drain(..over);
+                *self.overflowed.entry(peer).or_default() += over;
+            }
         }
     }
 
@@ -487,6 +592,13 @@ impl RoomCore {
 
     fn tick(&mut self) {
         let now = self.now;
+        if now >= self.reported + OVERFLOW_REPORT_EVERY {
+            self.reported = now;
+            for (peer, dropped) in std::mem::take(&mut self.overflowed) {
+                tracing::debug!(peer = peer.short(), dropped, "queued messages dropped");
+                self.event(RoomEvent::Error(RoomError::QueueOverflow { peer, dropped }));
+            }
+        }
         let lost: Vec<u64> = self
             .pings
             .iter()

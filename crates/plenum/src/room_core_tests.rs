@@ -15,7 +15,11 @@ fn channel(name: &str) -> ChannelName {
 fn core(role: Role) -> (RoomCore, Instant) {
     let t0 = Instant::now();
     let lossy = [channel("cursor")].into_iter().collect();
-    let core = RoomCore::new(role, lossy, Duration::from_secs(30), 3, t0);
+    let queues = Queues {
+        per_peer: 4,
+        first_peer: 2,
+    };
+    let core = RoomCore::new(role, lossy, (Duration::from_secs(30), 3), queues, t0);
     (core, t0)
 }
 
@@ -434,10 +438,8 @@ fn a_viewer_whose_publishers_are_gone_meets_them_again_then_gives_up() {
     // All gone: it waits an interval, then meets them again each interval, three times.
     core.handle_input(t0, publishers(false));
     assert!(drain(&mut core).is_empty());
-    assert_eq!(
-        core.poll_output(),
-        Output::Timeout(t0 + Duration::from_secs(30))
-    );
+    // It acts when told again, not on a timer of its own (nothing to spin on once due).
+    assert_eq!(core.poll_output(), Output::Timeout(t0 + IDLE));
     let mut reoffers = 0;
     let mut gave_up = 0;
     for s in (1..=5).map(|k| t0 + Duration::from_secs(30 * k)) {
@@ -475,6 +477,79 @@ fn a_publisher_never_watches_for_publishers() {
         core.handle_input(now, input);
     }
     assert!(drain(&mut core).is_empty());
+}
+
+fn msg(n: u8) -> Bytes {
+    Bytes::from(vec![n])
+}
+
+#[test]
+fn a_peers_queue_keeps_its_newest_messages_in_order_and_reports_the_dropped_once() {
+    let (mut core, t0) = core(Role::Both);
+    let (a, b) = (peer(1), peer(2));
+    assert!(!core.is_behind(&a));
+    for n in 0..7 {
+        core.queue(&a, msg(n));
+    }
+    core.queue(&b, msg(9));
+    assert!(core.is_behind(&a));
+    // Three dropped for `a` (bound 4), the oldest; reported together, half a second on.
+    core.handle_input(t0, Input::Tick);
+    assert!(drain(&mut core).is_empty());
+    assert_eq!(
+        core.poll_output(),
+        Output::Timeout(t0 + OVERFLOW_REPORT_EVERY)
+    );
+    core.handle_input(t0 + OVERFLOW_REPORT_EVERY, Input::Tick);
+    let report = Output::Event(RoomEvent::Error(RoomError::QueueOverflow {
+        peer: a.clone(),
+        dropped: 3,
+    }));
+    assert_eq!(drain(&mut core), vec![report]);
+    core.handle_input(t0 + OVERFLOW_REPORT_EVERY * 2, Input::Tick);
+    assert!(drain(&mut core).is_empty(), "reported once");
+    // The link takes them oldest first; one it could not take goes first again.
+    let first = core.next_queued(&a).unwrap();
+    assert_eq!(first, msg(3));
+    core.requeue(&a, first);
+    let got: Vec<Bytes> = std::iter::from_fn(|| core.next_queued(&a)).collect();
+    assert_eq!(got, (3..7).map(msg).collect::<Vec<_>>());
+    assert!(!core.is_behind(&a));
+    assert_eq!(core.queued_for().collect::<Vec<_>>(), vec![&b]);
+    core.forget_queued(&b);
+    assert_eq!(core.queued_for().count(), 0);
+}
+
+#[test]
+fn messages_to_everyone_while_alone_go_to_the_first_link_after_its_own() {
+    let (mut core, t0) = core(Role::Both);
+    let a = peer(1);
+    core.add_member(a.clone(), DisplayName::new("Ada").unwrap());
+    core.queue(&a, msg(0));
+    for n in 1..4 {
+        core.hold_for_first(msg(n));
+    }
+    // Bound 2: the oldest went, said at once.
+    let dropped = Output::Event(RoomEvent::Error(RoomError::WaitingOverflow { dropped: 1 }));
+    assert_eq!(drain(&mut core), vec![dropped]);
+    core.handle_input(t0, Input::LinkOpened { peer: a.clone() });
+    drain(&mut core);
+    let got: Vec<Bytes> = std::iter::from_fn(|| core.next_queued(&a)).collect();
+    assert_eq!(got, vec![msg(0), msg(2), msg(3)]);
+    // Only the first link: the next has nothing waiting.
+    let b = peer(2);
+    core.handle_input(t0, Input::LinkOpened { peer: b.clone() });
+    drain(&mut core);
+    assert!(core.next_queued(&b).is_none());
+}
+
+#[test]
+fn a_goodbye_drops_what_waited_for_the_peer() {
+    let (mut core, t0) = core(Role::Both);
+    let a = peer(1);
+    core.queue(&a, msg(1));
+    deliver(&mut core, t0, &a, Envelope::control(EnvelopeKind::Bye, 0));
+    assert!(!core.is_behind(&a));
 }
 
 fn envelope_bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -522,6 +597,11 @@ proptest! {
         for (i, (what, who, bytes)) in steps.into_iter().enumerate() {
             let now = t0 + Duration::from_millis(250 * i as u64);
             let p = peer(who);
+            if bytes.len() % 3 == 0 {
+                core.queue(&p, Bytes::from(bytes.clone()));
+            } else if bytes.len() % 3 == 1 {
+                core.hold_for_first(Bytes::from(bytes.clone()));
+            }
             let input = match what {
                 0 => Input::LinkOpened { peer: p },
                 1 => Input::LinkClosed { peer: p },
@@ -541,6 +621,10 @@ proptest! {
                 }
             }
             prop_assert!(core.remote_streams.values().all(|s| s.len() <= MAX_STREAMS_PER_PEER));
+            // A first link takes what waited for everyone on top of its own.
+            let most = core.queue_per_peer + core.queue_size;
+            prop_assert!(core.pending.values().all(|q| q.len() <= most));
+            prop_assert!(core.waiting.len() <= core.queue_size);
             prop_assert!(core.pings.is_empty());
         }
     }
