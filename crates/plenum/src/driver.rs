@@ -2,7 +2,7 @@
 //! handles talk to it over a bounded command channel; webrtc-rs callbacks and data-channel
 //! readers forward into it over bounded channels; the topology tells it whom to link.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,7 +18,6 @@ use plenum_signal::{SignalConnection, SignalEvent};
 use tokio::sync::{mpsc, oneshot};
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCPeerConnectionState};
 
-use crate::admission::{Admission, Admit, Early, Verdict};
 use crate::audio::{AudioCmd, AudioHandle, RtpIn};
 use crate::backlog::Backlog;
 use crate::config::RoomConfig;
@@ -48,6 +47,19 @@ const MEDIA_STOP: Duration = Duration::from_secs(5);
 
 /// Remote tracks read per link: audio, camera and screen, as every link negotiates.
 const MAX_TRACKS_PER_LINK: usize = 3;
+
+/// What the core said that the driver carries out with webrtc-rs or the server, after the
+/// core's outputs are drained (they are drained where nothing may be awaited).
+#[derive(Debug)]
+enum Deferred {
+    /// Admitted negotiation for the link to `from`.
+    Negotiate {
+        from: PeerId,
+        payload: SignalPayload,
+    },
+    /// Tell `peer` its credentials were refused, and close our link.
+    Refuse { peer: PeerId },
+}
 
 /// What a [`Room`](crate::Room) handle asks of the driver.
 #[derive(Debug)]
@@ -117,8 +129,8 @@ pub(crate) struct Driver {
     core: RoomCore,
     /// When the core wants to be told the time next.
     core_deadline: Instant,
-    /// Credentials, identity keys and description numbers: who may negotiate with us.
-    admission: Admission,
+    /// What the core said that waits for webrtc-rs or the server, in order.
+    deferred: VecDeque<Deferred>,
     /// Our verify hook at work, one task per peer it is asked about (aborted with the room).
     verifying: tokio::task::JoinSet<(PeerId, bool)>,
     /// The server connection; `None` while it is away and being reconnected.
@@ -151,8 +163,6 @@ pub(crate) struct Driver {
     mesh: Overlay,
     /// Whether links follow the overlay (a cell plan, the tree), not the roster.
     sparse: bool,
-    /// Negotiation from peers the overlay has not named yet (cellular and tree rooms).
-    early: Early,
     deadline: Instant,
     links: HashMap<PeerId, Link>,
     /// Links found stalled in this step, closed at its end.
@@ -242,13 +252,16 @@ impl Driver {
             per_peer: config.queue_per_peer,
             first_peer: config.queue_size,
         };
-        let mut core = RoomCore::new(
-            config.role,
-            config.lossy_channels.clone(),
-            (config.ping_interval, config.ping_attempts),
+        let core_config = room_core::CoreConfig {
+            me: me.clone(),
+            role: config.role,
+            lossy: config.lossy_channels.clone(),
+            ping_interval: config.ping_interval,
+            ping_attempts: config.ping_attempts,
             queues,
-            now,
-        );
+            verify: config.verify.is_some(),
+        };
+        let mut core = RoomCore::new(core_config, now);
         for PeerSummary {
             peer,
             name,
@@ -278,14 +291,13 @@ impl Driver {
         let base_ice = config.ice_servers.clone();
         let host_room = matches!(mesh, Overlay::Host(_));
         let (synced, _) = tokio::sync::watch::channel(!host_room);
-        let admission = Admission::new(me.clone(), config.verify.is_some());
         let mut driver = Self {
             config,
             me,
             synced,
             core,
             core_deadline: now,
-            admission,
+            deferred: VecDeque::new(),
             verifying: tokio::task::JoinSet::new(),
             signal: Some(signal),
             backlog: Backlog::default(),
@@ -307,7 +319,6 @@ impl Driver {
             data_rx,
             mesh,
             sparse,
-            early: Early::default(),
             deadline: now,
             links: HashMap::new(),
             stalled: BTreeSet::new(),
@@ -399,7 +410,10 @@ impl Driver {
                 event = next_signal(&mut self.signal) => self.on_signal(event).await,
                 Some(back) = self.reconnect_rx.recv() => self.on_reconnected(back).await,
                 Some(verdict) = self.verifying.join_next() => match verdict {
-                    Ok((peer, ok)) => self.on_verdict(peer, ok).await,
+                    Ok((peer, ok)) => {
+                        self.tell_core(room_core::Input::Verdict { peer, ok });
+                        self.run_deferred().await;
+                    }
                     Err(e) => tracing::warn!(error = %e, "the verify hook did not finish"),
                 },
                 () = tokio::time::sleep_until(self.deadline.min(self.core_deadline).into()) => {
@@ -475,7 +489,7 @@ impl Driver {
                 room_core::Output::WriteOpen(bytes) => self.write_to_open(bytes),
                 room_core::Output::Overlay { peer, envelope } => self.on_overlay(peer, envelope),
                 room_core::Output::Bye { peer, known } => {
-                    self.forget_checks(&peer);
+                    self.core.forget_checks(&peer);
                     self.mesh.handle_input(Input::PeerGone {
                         peer: peer.clone(),
                         now: crate::clock::now(),
@@ -507,6 +521,19 @@ impl Driver {
                         origin: Appearance::Roster,
                         now,
                     });
+                }
+                room_core::Output::Negotiate { from, payload } => {
+                    self.deferred
+                        .push_back(Deferred::Negotiate { from, payload });
+                }
+                room_core::Output::Refuse { peer } => {
+                    self.deferred.push_back(Deferred::Refuse { peer });
+                }
+                room_core::Output::Verify { peer, credentials } => {
+                    if let Some(verify) = &self.config.verify {
+                        let check = verify.check(peer.clone(), credentials);
+                        self.verifying.spawn(async move { (peer, check.await) });
+                    }
                 }
                 room_core::Output::Timeout(at) => {
                     self.core_deadline = at;
@@ -644,11 +671,9 @@ impl Driver {
                     }
                 }
                 Step::Negotiation { from, payload } => {
-                    if self.core.is_member(&from) {
-                        self.on_negotiation(from, payload).await;
-                    } else {
-                        self.hold_early(from, payload);
-                    }
+                    // Relayed by the overlay: a peer it has not named to us yet may be
+                    // about to be.
+                    self.gate(from, payload, true).await;
                 }
                 Step::Malformed { peer, what, reason } => {
                     self.malformed(peer, what, reason);
@@ -677,9 +702,8 @@ impl Driver {
         if initiate {
             self.offer_to(&peer).await;
         }
-        for payload in self.early.take(&peer) {
-            self.on_negotiation(peer.clone(), payload).await;
-        }
+        self.tell_core(room_core::Input::Named { peer });
+        self.run_deferred().await;
     }
 
     fn heartbeat(&mut self, peer: &PeerId) {
@@ -687,23 +711,28 @@ impl Driver {
         self.write(peer, bytes.into());
     }
 
-    /// Our verify hook's word on a peer's credentials: its held negotiation goes on, or it
-    /// is told no and not linked.
-    async fn on_verdict(&mut self, peer: PeerId, ok: bool) {
-        match self.admission.verdict(&peer, ok) {
-            Verdict::Stale => {}
-            Verdict::Refused => {
-                tracing::warn!(
-                    peer = peer.short(),
-                    "refused: its credentials did not pass our check"
-                );
-                let reason = "credentials not accepted".to_owned();
-                self.signal(&peer, SignalPayload::Refused { reason }).await;
-                self.refuse_link(&peer).await;
-            }
-            Verdict::Passed(held) => {
-                for payload in held {
-                    self.on_negotiation(peer.clone(), payload).await;
+    /// Negotiation from `from`, through the core's gate (held while unnamed if
+    /// `hold_unknown`; admitted, checked or refused), then to its link.
+    async fn gate(&mut self, from: PeerId, payload: SignalPayload, hold_unknown: bool) {
+        let input = room_core::Input::Negotiation {
+            from,
+            payload,
+            hold_unknown,
+        };
+        self.tell_core(input);
+        self.run_deferred().await;
+    }
+
+    /// What the core said that needs webrtc-rs or the server: admitted negotiation for its
+    /// link, and refusals to tell.
+    async fn run_deferred(&mut self) {
+        while let Some(work) = self.deferred.pop_front() {
+            match work {
+                Deferred::Negotiate { from, payload } => self.on_negotiation(from, payload).await,
+                Deferred::Refuse { peer } => {
+                    let reason = "credentials not accepted".to_owned();
+                    self.signal(&peer, SignalPayload::Refused { reason }).await;
+                    self.refuse_link(&peer).await;
                 }
             }
         }
@@ -711,8 +740,7 @@ impl Driver {
 
     /// No link to `peer` while it stays: ours is closed and the topology forgets it.
     async fn refuse_link(&mut self, peer: &PeerId) {
-        self.admission.refuse(peer);
-        self.core.forget_queued(peer);
+        self.core.refuse(peer);
         if self.links.contains_key(peer) {
             self.drop_link(peer, DropReason::Left).await;
         }
@@ -722,19 +750,10 @@ impl Driver {
         });
     }
 
-    /// A peer left: if it comes back, its credentials are checked again, its key proven
-    /// again (see [`Admission::forget`]), its role told again.
-    fn forget_checks(&mut self, peer: &PeerId) {
-        let core = &self.core;
-        self.admission.forget(peer, |p| core.is_member(p));
-        self.core.forget_roles(peer);
-        self.early.forget(peer);
-    }
-
     /// Whether we link to `peer` at all (a viewer links to publishers only).
     fn links_with(&self, peer: &PeerId) -> bool {
         let role = self.core.role(peer);
-        self.config.role.links_with(role) && !self.admission.is_refused(peer)
+        self.config.role.links_with(role) && !self.core.is_refused(peer)
     }
 
     /// In a host room, the room's peers changed: the application hears whom, and the list.
@@ -770,20 +789,9 @@ impl Driver {
         self.mesh.handle_input(Input::Plan { plan, now });
         self.drive_mesh().await;
         for peer in named {
-            for payload in self.early.take(&peer) {
-                self.on_negotiation(peer.clone(), payload).await;
-            }
+            self.tell_core(room_core::Input::Named { peer });
         }
-    }
-
-    /// Holds negotiation from a peer no plan has named yet.
-    fn hold_early(&mut self, from: PeerId, payload: SignalPayload) {
-        if !self.early.hold(from.clone(), payload) {
-            tracing::debug!(
-                peer = from.short(),
-                "too many unplanned peers negotiating; dropped"
-            );
-        }
+        self.run_deferred().await;
     }
 
     async fn new_link(&mut self, peer: &PeerId) -> Option<&mut Link> {
@@ -878,7 +886,7 @@ impl Driver {
                 }
                 let known = self.core.remove_member(&peer);
                 self.core.forget_queued(&peer);
-                self.forget_checks(&peer);
+                self.core.forget_checks(&peer);
                 self.mesh.handle_input(Input::PeerGone {
                     peer: peer.clone(),
                     now,
@@ -939,16 +947,8 @@ impl Driver {
                 ),
             },
             Some(SignalEvent::Frame(ServerToClient::Signal { from, payload })) => {
-                if self.core.is_member(&from) {
-                    self.on_negotiation(from, payload).await;
-                } else if self.sparse {
-                    self.hold_early(from, payload);
-                } else {
-                    tracing::debug!(
-                        peer = from.short(),
-                        "negotiation from a peer not in the roster; ignored"
-                    );
-                }
+                // In a cellular or tree room, a plan may name the peer soon.
+                self.gate(from, payload, self.sparse).await;
             }
             Some(SignalEvent::Frame(ServerToClient::IceServers { ice_servers })) => {
                 tracing::debug!("fresh TURN credentials");
@@ -1028,28 +1028,8 @@ impl Driver {
     /// Perfect negotiation. The peer with the larger id is polite: when both sides offer at
     /// once, the polite one drops its own offer and answers; the impolite one ignores the
     /// colliding offer and waits for the answer to its own. Either way one link remains.
+    /// Admitted negotiation, for the link to `from`.
     async fn on_negotiation(&mut self, from: PeerId, payload: SignalPayload) {
-        let payload = match self.admission.admit(&from, payload) {
-            Admit::Pass(payload) => payload,
-            Admit::Held => return,
-            Admit::Dropped(why) => return tracing::debug!(peer = from.short(), "{why}; dropped"),
-            Admit::Check { credentials } => {
-                let Some(verify) = &self.config.verify else {
-                    return;
-                };
-                let check = verify.check(from.clone(), credentials);
-                self.verifying.spawn(async move { (from, check.await) });
-                return;
-            }
-            Admit::Mismatch { kind, reason } => {
-                tracing::warn!(peer = from.short(), %reason, "{kind} refused: identity mismatch");
-                let error = RoomError::IdentityMismatch {
-                    peer: from,
-                    reason: format!("{kind}: {reason}"),
-                };
-                return self.emit(RoomEvent::Error(error));
-            }
-        };
         match payload {
             SignalPayload::Offer { sdp, .. } => {
                 let polite = negotiation::polite(&self.me, &from);
@@ -1696,9 +1676,9 @@ impl Driver {
                             name: name.clone(),
                             state,
                             path: self.links.get(peer).and_then(|l| l.path),
-                            safety_code: self.admission.key(peer).map(|k| safety_code(&mine, k)),
+                            safety_code: self.core.key(peer).map(|k| safety_code(&mine, k)),
                             role: self.core.role(peer),
-                            refused: self.admission.is_refused(peer),
+                            refused: self.core.is_refused(peer),
                         }
                     })
                     .collect();

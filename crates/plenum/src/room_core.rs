@@ -1,21 +1,24 @@
 //! The room's own book, sans IO: who is in the room and in what role, who has joined us
 //! over an open link, our shared state and streams and the peers' streams, our pings, a
 //! viewer's watch over its publishers, the messages that wait for a peer's link (or for a
-//! first peer), and what each envelope from a link means.
+//! first peer), what each envelope from a link means, and the gate negotiation passes
+//! before it reaches a link: held while its peer is not named yet, then admitted (identity,
+//! replay, the verify hook's word) or refused.
 //!
 //! It is told the time and what happened ([`RoomCore::handle_input`]) and says what to do
 //! ([`RoomCore::poll_output`], drained until [`Output::Timeout`]); the driver carries that
-//! out. It holds no link, no task and no clock: links, negotiation, admission and the
-//! topology are parts of their own (`lifecycle`, `negotiation`, `admission`, `overlay`)
-//! that the driver steps beside it.
+//! out. It holds no link, no task and no clock: a link's life and its perfect negotiation
+//! (`lifecycle`, `negotiation`) and the topology (`overlay`) are parts the driver still
+//! steps beside it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use plenum_proto::signal::Role;
+use plenum_proto::signal::{Role, SignalPayload};
 use plenum_proto::{ChannelName, DisplayName, Envelope, EnvelopeKind, PeerId, StreamAnnouncement};
 
+use crate::admission::{Admission, Admit, Early, Verdict};
 use crate::types::{RoomError, RoomEvent};
 
 /// Streams a peer may announce at once, and the longest stream id.
@@ -50,6 +53,18 @@ pub(crate) enum Input {
         state: serde_json::Value,
         merge: bool,
     },
+    /// Negotiation from `from` (an offer, an answer, a candidate), through the server or
+    /// relayed; from a peer not named yet it is held if `hold_unknown` (a plan or the
+    /// overlay may name it soon), else dropped.
+    Negotiation {
+        from: PeerId,
+        payload: SignalPayload,
+        hold_unknown: bool,
+    },
+    /// `peer` is named now: what it sent before goes on.
+    Named { peer: PeerId },
+    /// Our verify hook's word on `peer`'s credentials.
+    Verdict { peer: PeerId, ok: bool },
     /// Time passed.
     Tick,
 }
@@ -76,6 +91,18 @@ pub(crate) enum Output {
     /// A viewer whose publishers are all gone meets `peer` again (the link layer offers
     /// at once, whatever its backoff).
     Reoffer { peer: PeerId },
+    /// Negotiation admitted: for the link to `from`.
+    Negotiate {
+        from: PeerId,
+        payload: SignalPayload,
+    },
+    /// Ask our verify hook about `peer`'s credentials (its negotiation waits meanwhile).
+    Verify {
+        peer: PeerId,
+        credentials: serde_json::Value,
+    },
+    /// Our verify hook refused `peer`: tell it, and do not link it while it stays.
+    Refuse { peer: PeerId },
     /// Nothing more until then, unless an input comes first.
     Timeout(Instant),
 }
@@ -127,7 +154,29 @@ pub(crate) struct RoomCore {
     /// Messages dropped from each peer's queue since the last report, and when that was.
     overflowed: BTreeMap<PeerId, usize>,
     reported: Instant,
+    /// Credentials, identity keys and description numbers: who may negotiate with us.
+    admission: Admission,
+    /// Negotiation from peers not named yet.
+    early: Early,
     outputs: VecDeque<Output>,
+}
+
+/// What a core is made with.
+#[derive(Debug, Clone)]
+pub(crate) struct CoreConfig {
+    /// Our id.
+    pub(crate) me: PeerId,
+    /// Our role in the room.
+    pub(crate) role: Role,
+    /// Channels whose messages may be dropped when the application lags.
+    pub(crate) lossy: BTreeSet<ChannelName>,
+    /// A viewer whose publishers are gone pings this often, so many times.
+    pub(crate) ping_interval: Duration,
+    pub(crate) ping_attempts: u32,
+    /// How many messages may wait.
+    pub(crate) queues: Queues,
+    /// A verify hook checks the credentials of peers that negotiate with us.
+    pub(crate) verify: bool,
 }
 
 /// How many messages may wait, for one peer and for a first peer.
@@ -138,16 +187,17 @@ pub(crate) struct Queues {
 }
 
 impl RoomCore {
-    /// A core for a peer in `role`; messages on `lossy` channels may be dropped when the
-    /// application lags; a viewer whose publishers are gone pings `ping_attempts` times,
-    /// `ping_interval` apart.
-    pub(crate) fn new(
-        role: Role,
-        lossy: BTreeSet<ChannelName>,
-        (ping_interval, ping_attempts): (Duration, u32),
-        queues: Queues,
-        now: Instant,
-    ) -> Self {
+    /// A core as `config` says, at `now`.
+    pub(crate) fn new(config: CoreConfig, now: Instant) -> Self {
+        let CoreConfig {
+            me,
+            role,
+            lossy,
+            ping_interval,
+            ping_attempts,
+            queues,
+            verify,
+        } = config;
         Self {
             role,
             lossy,
@@ -171,8 +221,36 @@ impl RoomCore {
             queue_size: queues.first_peer,
             overflowed: BTreeMap::new(),
             reported: now,
+            admission: Admission::new(me, verify),
+            early: Early::default(),
             outputs: VecDeque::new(),
         }
+    }
+
+    /// No link to `peer` while it stays (its credentials, or ours, were refused).
+    pub(crate) fn refuse(&mut self, peer: &PeerId) {
+        self.admission.refuse(peer);
+        self.pending.remove(peer);
+    }
+
+    pub(crate) fn is_refused(&self, peer: &PeerId) -> bool {
+        self.admission.is_refused(peer)
+    }
+
+    /// The identity key `peer` proved, if it did.
+    pub(crate) fn key(&self, peer: &PeerId) -> Option<&plenum_proto::identity::PublicKey> {
+        self.admission.key(peer)
+    }
+
+    /// A peer left: if it comes back, its credentials are checked again, its key proven
+    /// again (see [`Admission::forget`]), its role told again, and nothing it sent before
+    /// it was named is kept.
+    pub(crate) fn forget_checks(&mut self, peer: &PeerId) {
+        let roster = &self.roster;
+        self.admission.forget(peer, |p| roster.contains_key(p));
+        self.roles.remove(peer);
+        self.viewers.remove(peer);
+        self.early.forget(peer);
     }
 
     /// Whether messages wait for `peer` already (a new one goes behind them).
@@ -274,12 +352,6 @@ impl RoomCore {
         self.viewers.contains(peer)
     }
 
-    /// A peer left the room: its role and grants are told again if it comes back.
-    pub(crate) fn forget_roles(&mut self, peer: &PeerId) {
-        self.roles.remove(peer);
-        self.viewers.remove(peer);
-    }
-
     /// A new ping's id and its envelope; [`Self::ping_sent`] once it is on its way.
     pub(crate) fn ping(&mut self) -> (u64, Bytes) {
         let id = self.next_id();
@@ -313,6 +385,17 @@ impl RoomCore {
             Input::Publishers { linked, open } => self.watch_publishers(linked, open),
             Input::Stream(announcement) => self.our_stream(announcement),
             Input::State { state, merge } => self.our_state(state, merge),
+            Input::Negotiation {
+                from,
+                payload,
+                hold_unknown,
+            } => self.negotiation(from, payload, hold_unknown),
+            Input::Named { peer } => {
+                for payload in self.early.take(&peer) {
+                    self.admit(peer.clone(), payload);
+                }
+            }
+            Input::Verdict { peer, ok } => self.verdict(peer, ok),
             Input::Tick => self.tick(),
         }
     }
@@ -389,6 +472,63 @@ impl RoomCore {
                 let known = self.roster.remove(&peer).is_some();
                 self.pending.remove(&peer);
                 self.outputs.push_back(Output::Bye { peer, known });
+            }
+        }
+    }
+
+    fn negotiation(&mut self, from: PeerId, payload: SignalPayload, hold_unknown: bool) {
+        if self.roster.contains_key(&from) {
+            return self.admit(from, payload);
+        }
+        if !hold_unknown {
+            tracing::debug!(
+                peer = from.short(),
+                "negotiation from a peer not in the roster; ignored"
+            );
+        } else if !self.early.hold(from.clone(), payload) {
+            tracing::debug!(
+                peer = from.short(),
+                "too many unnamed peers negotiating; dropped"
+            );
+        }
+    }
+
+    /// Negotiation from a peer in the room, through admission.
+    fn admit(&mut self, from: PeerId, payload: SignalPayload) {
+        match self.admission.admit(&from, payload) {
+            Admit::Pass(payload) => self.outputs.push_back(Output::Negotiate { from, payload }),
+            Admit::Held => {}
+            Admit::Dropped(why) => tracing::debug!(peer = from.short(), "{why}; dropped"),
+            Admit::Check { credentials } => self.outputs.push_back(Output::Verify {
+                peer: from,
+                credentials,
+            }),
+            Admit::Mismatch { kind, reason } => {
+                tracing::warn!(peer = from.short(), %reason, "{kind} refused: identity mismatch");
+                let reason = format!("{kind}: {reason}");
+                self.event(RoomEvent::Error(RoomError::IdentityMismatch {
+                    peer: from,
+                    reason,
+                }));
+            }
+        }
+    }
+
+    fn verdict(&mut self, peer: PeerId, ok: bool) {
+        match self.admission.verdict(&peer, ok) {
+            Verdict::Stale => {}
+            Verdict::Refused => {
+                tracing::warn!(
+                    peer = peer.short(),
+                    "refused: its credentials did not pass our check"
+                );
+                self.refuse(&peer);
+                self.outputs.push_back(Output::Refuse { peer });
+            }
+            Verdict::Passed(held) => {
+                for payload in held {
+                    self.admit(peer.clone(), payload);
+                }
             }
         }
     }

@@ -12,15 +12,24 @@ fn channel(name: &str) -> ChannelName {
     ChannelName::new(name).unwrap()
 }
 
+fn config(role: Role, verify: bool) -> CoreConfig {
+    CoreConfig {
+        me: peer(0xee),
+        role,
+        lossy: [channel("cursor")].into_iter().collect(),
+        ping_interval: Duration::from_secs(30),
+        ping_attempts: 3,
+        queues: Queues {
+            per_peer: 4,
+            first_peer: 2,
+        },
+        verify,
+    }
+}
+
 fn core(role: Role) -> (RoomCore, Instant) {
     let t0 = Instant::now();
-    let lossy = [channel("cursor")].into_iter().collect();
-    let queues = Queues {
-        per_peer: 4,
-        first_peer: 2,
-    };
-    let core = RoomCore::new(role, lossy, (Duration::from_secs(30), 3), queues, t0);
-    (core, t0)
+    (RoomCore::new(config(role, false), t0), t0)
 }
 
 fn drain(core: &mut RoomCore) -> Vec<Output> {
@@ -627,5 +636,196 @@ proptest! {
             prop_assert!(core.waiting.len() <= core.queue_size);
             prop_assert!(core.pings.is_empty());
         }
+    }
+}
+
+mod gate {
+    use plenum_proto::identity::{Identity, sign_link};
+
+    use super::*;
+
+    fn identity(seed: u8) -> Identity {
+        Identity::from_seed([seed; 32])
+    }
+
+    fn offer(from: &Identity, to: &PeerId, seq: u64, credentials: Option<&str>) -> SignalPayload {
+        let sdp = format!("v=0\r\na=fingerprint:sha-256 {seq:02X}:AB\r\n");
+        let sig = sign_link(from, "offer", to, seq, &sdp).unwrap();
+        SignalPayload::Offer {
+            sdp,
+            credentials: credentials.map(serde_json::Value::from),
+            key: from.public().encode(),
+            seq,
+            sig,
+        }
+    }
+
+    fn candidate(n: u32) -> SignalPayload {
+        SignalPayload::Candidate {
+            candidate: format!("candidate:{n} 1 udp 1 127.0.0.1 {n} typ host"),
+            sdp_mid: Some("0".into()),
+            sdp_mline_index: Some(0),
+        }
+    }
+
+    fn negotiation(from: &PeerId, payload: SignalPayload, hold_unknown: bool) -> Input {
+        Input::Negotiation {
+            from: from.clone(),
+            payload,
+            hold_unknown,
+        }
+    }
+
+    fn negotiated(out: Vec<Output>) -> Vec<SignalPayload> {
+        out.into_iter()
+            .map(|o| match o {
+                Output::Negotiate { payload, .. } => payload,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn negotiation_from_an_unnamed_peer_waits_for_its_name_or_is_dropped() {
+        let t0 = Instant::now();
+        let mut core = RoomCore::new(config(Role::Both, false), t0);
+        let me = peer(0xee);
+        let (a, b) = (identity(1), identity(2));
+        let first = offer(&a, &me, 1, None);
+        // Where no plan or overlay names peers, a stranger's negotiation goes nowhere.
+        core.handle_input(
+            t0,
+            negotiation(&b.peer_id(), offer(&b, &me, 1, None), false),
+        );
+        core.handle_input(t0, Input::Named { peer: b.peer_id() });
+        assert!(drain(&mut core).is_empty());
+        // Where one may, it waits, in order, and goes on once the peer is named.
+        core.handle_input(t0, negotiation(&a.peer_id(), first.clone(), true));
+        core.handle_input(t0, negotiation(&a.peer_id(), candidate(1), true));
+        assert!(drain(&mut core).is_empty());
+        core.add_member(a.peer_id(), DisplayName::new("Ada").unwrap());
+        core.handle_input(t0, Input::Named { peer: a.peer_id() });
+        assert_eq!(negotiated(drain(&mut core)), vec![first, candidate(1)]);
+        // A named peer's negotiation passes at once.
+        core.handle_input(t0, negotiation(&a.peer_id(), candidate(2), false));
+        assert_eq!(negotiated(drain(&mut core)), vec![candidate(2)]);
+    }
+
+    #[test]
+    fn our_verify_hook_holds_a_peers_negotiation_until_its_word() {
+        let t0 = Instant::now();
+        let mut core = RoomCore::new(config(Role::Both, true), t0);
+        let me = peer(0xee);
+        let (a, b) = (identity(1), identity(2));
+        for p in [&a, &b] {
+            core.add_member(p.peer_id(), DisplayName::new("p").unwrap());
+        }
+        let from_a = offer(&a, &me, 1, Some("token-a"));
+        core.handle_input(t0, negotiation(&a.peer_id(), from_a.clone(), false));
+        core.handle_input(t0, negotiation(&a.peer_id(), candidate(1), false));
+        assert_eq!(
+            drain(&mut core),
+            vec![Output::Verify {
+                peer: a.peer_id(),
+                credentials: serde_json::json!("token-a")
+            }]
+        );
+        core.handle_input(
+            t0,
+            Input::Verdict {
+                peer: a.peer_id(),
+                ok: true,
+            },
+        );
+        assert_eq!(negotiated(drain(&mut core)), vec![from_a, candidate(1)]);
+        assert!(core.key(&a.peer_id()).is_some(), "its key is proven");
+
+        // Refused: it is told, and nothing of it goes further while it stays.
+        core.handle_input(
+            t0,
+            negotiation(&b.peer_id(), offer(&b, &me, 1, Some("x")), false),
+        );
+        drain(&mut core);
+        core.queue(&b.peer_id(), Bytes::from_static(b"waiting"));
+        core.handle_input(
+            t0,
+            Input::Verdict {
+                peer: b.peer_id(),
+                ok: false,
+            },
+        );
+        assert_eq!(drain(&mut core), vec![Output::Refuse { peer: b.peer_id() }]);
+        assert!(core.is_refused(&b.peer_id()));
+        assert!(
+            !core.is_behind(&b.peer_id()),
+            "what waited for it is dropped"
+        );
+        core.handle_input(t0, negotiation(&b.peer_id(), candidate(3), false));
+        assert!(drain(&mut core).is_empty());
+        // A word on a peer nobody waits for changes nothing.
+        core.handle_input(
+            t0,
+            Input::Verdict {
+                peer: identity(9).peer_id(),
+                ok: false,
+            },
+        );
+        assert!(drain(&mut core).is_empty());
+    }
+
+    #[test]
+    fn an_offer_signed_by_another_key_is_reported_and_goes_no_further() {
+        let t0 = Instant::now();
+        let mut core = RoomCore::new(config(Role::Both, false), t0);
+        let me = peer(0xee);
+        let (a, mallory) = (identity(1), identity(2));
+        core.add_member(a.peer_id(), DisplayName::new("Ada").unwrap());
+        core.handle_input(
+            t0,
+            negotiation(&a.peer_id(), offer(&mallory, &me, 1, None), false),
+        );
+        match &drain(&mut core)[..] {
+            [Output::Event(RoomEvent::Error(RoomError::IdentityMismatch { peer, .. }))] => {
+                assert_eq!(peer, &a.peer_id());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(core.key(&a.peer_id()).is_none());
+    }
+
+    #[test]
+    fn a_peer_that_leaves_is_checked_again_and_nothing_it_held_is_kept() {
+        let t0 = Instant::now();
+        let mut core = RoomCore::new(config(Role::Both, true), t0);
+        let me = peer(0xee);
+        let a = identity(1);
+        core.add_member(a.peer_id(), DisplayName::new("Ada").unwrap());
+        core.handle_input(
+            t0,
+            negotiation(&a.peer_id(), offer(&a, &me, 1, Some("t")), false),
+        );
+        drain(&mut core);
+        core.handle_input(
+            t0,
+            Input::Verdict {
+                peer: a.peer_id(),
+                ok: true,
+            },
+        );
+        drain(&mut core);
+        // It leaves; while gone it sends more (held as a stranger's), then comes back.
+        core.remove_member(&a.peer_id());
+        core.forget_checks(&a.peer_id());
+        core.handle_input(t0, negotiation(&a.peer_id(), candidate(1), true));
+        core.forget_checks(&a.peer_id());
+        core.add_member(a.peer_id(), DisplayName::new("Ada").unwrap());
+        core.handle_input(t0, Input::Named { peer: a.peer_id() });
+        assert!(drain(&mut core).is_empty(), "held before it left: dropped");
+        // Its next offer is checked again.
+        core.handle_input(
+            t0,
+            negotiation(&a.peer_id(), offer(&a, &me, 2, Some("t")), false),
+        );
+        assert!(matches!(&drain(&mut core)[..], [Output::Verify { .. }]));
     }
 }
