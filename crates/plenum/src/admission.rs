@@ -245,11 +245,47 @@ impl Early {
     }
 }
 
+/// Negotiation as peers send it, for tests here and in the room's core.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use plenum_proto::identity::{Identity, sign_link};
+
+    use super::*;
+
+    /// An offer from `from` to `to`, signed, numbered `seq`.
+    pub(crate) fn offer(
+        from: &Identity,
+        to: &PeerId,
+        seq: u64,
+        credentials: Option<&str>,
+    ) -> SignalPayload {
+        let sdp = format!("v=0\r\na=fingerprint:sha-256 {seq:02X}:AB\r\n");
+        let sig = sign_link(from, "offer", to, seq, &sdp).unwrap();
+        SignalPayload::Offer {
+            sdp,
+            credentials: credentials.map(serde_json::Value::from),
+            key: from.public().encode(),
+            seq,
+            sig,
+        }
+    }
+
+    /// A host candidate numbered `n`.
+    pub(crate) fn candidate(n: u32) -> SignalPayload {
+        SignalPayload::Candidate {
+            candidate: format!("candidate:{n} 1 udp 1 127.0.0.1 {n} typ host"),
+            sdp_mid: Some("0".into()),
+            sdp_mline_index: Some(0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use plenum_proto::identity::{Identity, sign_link};
+    use plenum_proto::identity::Identity;
     use proptest::prelude::*;
 
+    use super::fixtures::candidate;
     use super::*;
 
     struct Peer {
@@ -268,23 +304,7 @@ mod tests {
         }
 
         fn offer(&self, to: &PeerId, seq: u64, credentials: Option<&str>) -> SignalPayload {
-            let sdp = format!("v=0\r\na=fingerprint:sha-256 {seq:02X}:AB\r\n");
-            let sig = sign_link(&self.identity, "offer", to, seq, &sdp).unwrap();
-            SignalPayload::Offer {
-                sdp,
-                credentials: credentials.map(serde_json::Value::from),
-                key: self.identity.public().encode(),
-                seq,
-                sig,
-            }
-        }
-    }
-
-    fn candidate(n: u32) -> SignalPayload {
-        SignalPayload::Candidate {
-            candidate: format!("candidate:{n} 1 udp 1 127.0.0.1 {n} typ host"),
-            sdp_mid: Some("0".into()),
-            sdp_mline_index: Some(0),
+            fixtures::offer(&self.identity, to, seq, credentials)
         }
     }
 

@@ -640,32 +640,13 @@ proptest! {
 }
 
 mod gate {
-    use plenum_proto::identity::{Identity, sign_link};
+    use plenum_proto::identity::Identity;
 
     use super::*;
+    use crate::admission::fixtures::{candidate, offer};
 
     fn identity(seed: u8) -> Identity {
         Identity::from_seed([seed; 32])
-    }
-
-    fn offer(from: &Identity, to: &PeerId, seq: u64, credentials: Option<&str>) -> SignalPayload {
-        let sdp = format!("v=0\r\na=fingerprint:sha-256 {seq:02X}:AB\r\n");
-        let sig = sign_link(from, "offer", to, seq, &sdp).unwrap();
-        SignalPayload::Offer {
-            sdp,
-            credentials: credentials.map(serde_json::Value::from),
-            key: from.public().encode(),
-            seq,
-            sig,
-        }
-    }
-
-    fn candidate(n: u32) -> SignalPayload {
-        SignalPayload::Candidate {
-            candidate: format!("candidate:{n} 1 udp 1 127.0.0.1 {n} typ host"),
-            sdp_mid: Some("0".into()),
-            sdp_mline_index: Some(0),
-        }
     }
 
     fn negotiation(from: &PeerId, payload: SignalPayload, hold_unknown: bool) -> Input {
