@@ -596,9 +596,10 @@ proptest! {
     /// most the bound of streams per peer, and every peer that left had joined.
     #[test]
     fn any_input_keeps_the_book_bounded(
-        steps in proptest::collection::vec((0u8..4, 0u8..4, envelope_bytes()), 0..200)
+        steps in proptest::collection::vec((0u8..8, 0u8..4, envelope_bytes()), 0..200)
     ) {
-        let (mut core, t0) = core(Role::Viewer);
+        let t0 = Instant::now();
+        let mut core = RoomCore::new(config(Role::Viewer, true), t0);
         for n in 0..4 {
             core.add_member(peer(n), DisplayName::new(format!("p{n}")).unwrap());
         }
@@ -615,7 +616,23 @@ proptest! {
                 0 => Input::LinkOpened { peer: p },
                 1 => Input::LinkClosed { peer: p },
                 2 => Input::Publishers { linked: vec![p], open: false },
-                _ => Input::Envelope { peer: p, bytes: bytes.into() },
+                3 => Input::Envelope { peer: p, bytes: bytes.into() },
+                4 => {
+                    let n = bytes.len() as u32;
+                    let payload = if n % 2 == 0 {
+                        crate::admission::fixtures::candidate(n)
+                    } else {
+                        let signer = plenum_proto::identity::Identity::from_seed([who; 32]);
+                        crate::admission::fixtures::offer(&signer, &peer(0xee), i as u64, Some("c"))
+                    };
+                    Input::Negotiation { from: p, payload, hold_unknown: n % 3 == 0 }
+                }
+                5 => Input::Verdict { peer: p, ok: bytes.len() % 2 == 0 },
+                6 => Input::Named { peer: p },
+                _ => {
+                    core.forget_checks(&p);
+                    Input::Tick
+                }
             };
             core.handle_input(now, input);
             for o in drain(&mut core) {
