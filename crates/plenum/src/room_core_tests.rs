@@ -619,13 +619,13 @@ proptest! {
                 3 => Input::Envelope { peer: p, bytes: bytes.into() },
                 4 => {
                     let n = bytes.len() as u32;
-                    let payload = if n % 2 == 0 {
+                    let payload = if n.is_multiple_of(2) {
                         crate::admission::fixtures::candidate(n)
                     } else {
                         let signer = plenum_proto::identity::Identity::from_seed([who; 32]);
                         crate::admission::fixtures::offer(&signer, &peer(0xee), i as u64, Some("c"))
                     };
-                    Input::Negotiation { from: p, payload, hold_unknown: n % 3 == 0 }
+                    Input::Negotiation { from: p, payload, hold_unknown: n.is_multiple_of(3) }
                 }
                 5 => Input::Verdict { peer: p, ok: bytes.len() % 2 == 0 },
                 6 => Input::Named { peer: p },
