@@ -12,63 +12,23 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use hmac::Mac as _;
-use plenum_overlay::{
-    CellDirectory, CellDirectoryConfig, Claim, HostSeat, RelayConfig, TreeConfig,
-};
+use plenum_overlay::{CellDirectory, CellDirectoryConfig, HostSeat, RelayConfig, TreeConfig};
 use plenum_proto::identity::{PublicKey, join_message};
 use plenum_proto::overlay::TopologySpec;
 use plenum_proto::signal::{
-    ClientToServer, ErrorCode, IceServerInfo, Limits, PeerSummary, Role, ServerToClient,
-    SignalPayload,
+    ClientToServer, ErrorCode, Limits, PeerSummary, Role, ServerToClient, SignalPayload,
 };
 use plenum_proto::token::{Claims, Grants, TokenError};
 use plenum_proto::{DisplayName, PROTOCOL_VERSION, PeerId, RoomName};
 use sha2::Digest as _;
 use subtle::ConstantTimeEq;
 
+mod host_seat;
+mod turn;
+pub use turn::TurnConfig;
+
 /// A connection's id, chosen by the I/O shell.
 pub type ConnId = u64;
-
-/// A TURN server whose credentials the registry mints per peer (the TURN REST scheme
-/// coturn checks with `use-auth-secret`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct TurnConfig {
-    /// `turn:` / `turns:` URLs.
-    pub urls: Vec<String>,
-    /// The secret shared with the TURN server (`static-auth-secret`).
-    pub secret: Vec<u8>,
-    /// How long minted credentials stay valid (default 1 h).
-    pub ttl: Duration,
-}
-
-impl std::fmt::Debug for TurnConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TurnConfig")
-            .field("urls", &self.urls)
-            .field("ttl", &self.ttl)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TurnConfig {
-    /// The credentials for `peer`, valid until `expiry` (Unix seconds): user name
-    /// `<expiry>:<peer>`, password base64(HMAC-SHA1(secret, user name)).
-    pub fn credentials(&self, peer: &PeerId, expiry: u64) -> IceServerInfo {
-        let username = format!("{expiry}:{peer}");
-        // HMAC takes keys of any length.
-        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(&self.secret)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-        mac.update(username.as_bytes());
-        let credential =
-            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-        IceServerInfo {
-            urls: self.urls.clone(),
-            username,
-            credential,
-        }
-    }
-}
 
 /// Limits the registry enforces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1041,109 +1001,6 @@ impl Registry {
         }
         for (conn, plan) in frames {
             self.send(conn, ServerToClient::Cell { plan });
-        }
-    }
-
-    /// The STUN and TURN servers for `peer`, TURN with credentials minted now; schedules
-    /// their renewal at half their lifetime.
-    fn ice_servers_for(&mut self, room_name: &RoomName, peer: &PeerId) -> Vec<IceServerInfo> {
-        let mut ice_servers = Vec::new();
-        if !self.config.stun_urls.is_empty() {
-            ice_servers.push(IceServerInfo {
-                urls: self.config.stun_urls.clone(),
-                username: String::new(),
-                credential: String::new(),
-            });
-        }
-        if let Some(turn) = &self.config.turn {
-            let expiry = self.unix_now() + turn.ttl.as_secs();
-            ice_servers.push(turn.credentials(peer, expiry));
-            let renew = self.now + turn.ttl / 2;
-            if let Some(m) = self
-                .rooms
-                .get_mut(room_name)
-                .and_then(|r| r.members.get_mut(peer))
-            {
-                m.renew_ice_at = Some(renew);
-            }
-        }
-        ice_servers
-    }
-
-    /// Sends fresh TURN credentials to connected members whose renewal is due.
-    fn renew_ice(&mut self, now: Instant) {
-        let due: Vec<(RoomName, PeerId, ConnId)> = self
-            .rooms
-            .iter()
-            .flat_map(|(name, room)| {
-                room.members.iter().filter_map(move |(peer, m)| {
-                    let conn = m.conn?;
-                    m.renew_ice_at
-                        .filter(|at| now >= *at)
-                        .map(|_| (name.clone(), peer.clone(), conn))
-                })
-            })
-            .collect();
-        for (room, peer, conn) in due {
-            let ice_servers = self.ice_servers_for(&room, &peer);
-            self.send(conn, ServerToClient::IceServers { ice_servers });
-        }
-    }
-
-    /// Tells `conn` who holds its host room's seat (nothing in other rooms).
-    fn tell_seat(&mut self, room_name: &RoomName, conn: ConnId) {
-        let Some(seat) = self.rooms.get(room_name).and_then(|r| r.seat.as_ref()) else {
-            return;
-        };
-        let (holder, epoch) = seat.holder();
-        let frame = ServerToClient::Host {
-            peer: holder.cloned(),
-            epoch,
-        };
-        self.send(conn, frame);
-    }
-
-    /// Tells every connected member of a host room who holds the seat.
-    fn tell_seat_to_all(&mut self, room_name: &RoomName) {
-        let conns: Vec<ConnId> = self
-            .rooms
-            .get(room_name)
-            .map(|r| r.members.values().filter_map(|m| m.conn).collect())
-            .unwrap_or_default();
-        for conn in conns {
-            self.tell_seat(room_name, conn);
-        }
-    }
-
-    /// `peer` left or went away: if it hosted its room, the seat is vacant and everyone
-    /// hears so at once (the peers choose the next host and it claims the seat).
-    fn vacate_seat(&mut self, room_name: &RoomName, peer: &PeerId) {
-        let vacated = self
-            .rooms
-            .get_mut(room_name)
-            .and_then(|r| r.seat.as_mut())
-            .is_some_and(|s| s.vacate(peer));
-        if vacated {
-            tracing::info!(room = %room_name, peer = peer.short(), "host gone; seat vacant");
-            self.tell_seat_to_all(room_name);
-        }
-    }
-
-    /// A peer claims the vacant seat of its host room.
-    fn claim_host(&mut self, conn: ConnId, room_name: &RoomName, me: PeerId, epoch: u64) {
-        let Some(seat) = self.rooms.get_mut(room_name).and_then(|r| r.seat.as_mut()) else {
-            let msg = format!("room {room_name} is not a host room: it has no seat to claim");
-            return self.refuse(conn, ErrorCode::BadTopology, msg, false);
-        };
-        match seat.claim(&me, epoch) {
-            Claim::Granted(epoch) => {
-                tracing::info!(room = %room_name, peer = me.short(), epoch, "host (claimed)");
-                self.tell_seat_to_all(room_name);
-            }
-            Claim::Refused { .. } => {
-                tracing::debug!(room = %room_name, peer = me.short(), epoch, "host claim lost");
-                self.tell_seat(room_name, conn);
-            }
         }
     }
 
