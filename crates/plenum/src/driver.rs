@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use plenum_overlay::{
-    Appearance, CellMesh, CellMeshConfig, DropReason, FullMesh, HostConfig, HostMsg, HostNode,
-    Input, MeshFrame, RelayConfig, RelayMsg, RelayNode, TreeConfig, TreeMsg, TreeNode, TreeTarget,
+    Appearance, CellMesh, CellMeshConfig, DropReason, FullMesh, HostConfig, HostNode, Input,
+    RelayConfig, RelayNode, TreeConfig, TreeMsg, TreeNode, TreeTarget,
 };
 use plenum_proto::identity::{safety_code, sign_link};
 use plenum_proto::overlay::{CellPlan, TopologySpec};
@@ -543,50 +543,13 @@ impl Driver {
         }
     }
 
-    /// A topology's message from `peer`, for the overlay.
+    /// A topology's message from `peer`, for the overlay; one that does not decode is
+    /// reported.
     fn on_overlay(&mut self, peer: PeerId, envelope: Envelope) {
         let now = crate::clock::now();
-        let (what, error) = match envelope.kind {
-            EnvelopeKind::Mesh => match MeshFrame::from_envelope(&envelope) {
-                Ok(frame) => {
-                    let from = peer;
-                    return self.mesh.handle_input(Input::Frame { from, frame, now });
-                }
-                Err(e) => ("mesh frame", e.to_string()),
-            },
-            EnvelopeKind::Tree => match (TreeMsg::from_envelope(&envelope), self.mesh.tree()) {
-                (Ok(msg), Some(tree)) => return tree.handle_msg(peer, msg, now),
-                (Ok(_), None) => {
-                    return tracing::debug!(
-                        peer = peer.short(),
-                        "tree message in a room without a tree; ignored"
-                    );
-                }
-                (Err(e), _) => ("tree message", e.to_string()),
-            },
-            EnvelopeKind::Relay => match (RelayMsg::from_envelope(&envelope), self.mesh.relay()) {
-                (Ok(msg), Some(relay)) => return relay.handle_msg(peer, msg, now),
-                (Ok(_), None) => {
-                    return tracing::debug!(
-                        peer = peer.short(),
-                        "relay message in a room without a relay network; ignored"
-                    );
-                }
-                (Err(e), _) => ("relay message", e.to_string()),
-            },
-            EnvelopeKind::Host => match (HostMsg::from_envelope(&envelope), self.mesh.host()) {
-                (Ok(msg), Some(host)) => return host.handle_msg(peer, msg, now),
-                (Ok(_), None) => {
-                    return tracing::debug!(
-                        peer = peer.short(),
-                        "host room message in a room without a host; ignored"
-                    );
-                }
-                (Err(e), _) => ("host room message", e.to_string()),
-            },
-            _ => return,
-        };
-        self.malformed(peer, what, error);
+        if let Err((what, error)) = self.mesh.on_envelope(peer.clone(), &envelope, now) {
+            self.malformed(peer, what, error);
+        }
     }
 
     /// Sends a payload for `to` through the server, or holds it until the server is back.

@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use plenum_overlay::{
-    Addressee, DropReason, HostNode, HostOutput, Input, Output, RelayNode, RelayOutput, Topology,
-    TreeNode, TreeOutput,
+    Addressee, DropReason, HostMsg, HostNode, HostOutput, Input, MeshFrame, Output, RelayMsg,
+    RelayNode, RelayOutput, Topology, TreeMsg, TreeNode, TreeOutput,
 };
 use plenum_proto::signal::{ClientToServer, SignalPayload};
-use plenum_proto::{Envelope, PeerId};
+use plenum_proto::{Envelope, EnvelopeKind, PeerId};
 
 use crate::types::{RoomError, RoomEvent, TreeEdge};
 
@@ -26,6 +26,60 @@ pub(crate) enum Overlay {
 }
 
 impl Overlay {
+    /// A topology's message from `peer` (a mesh frame, or a tree, relay or host room
+    /// message) for the node that speaks it; one for a topology the room does not run is
+    /// ignored. Err with what it was and why, when it does not decode.
+    pub(crate) fn on_envelope(
+        &mut self,
+        peer: PeerId,
+        envelope: &Envelope,
+        now: Instant,
+    ) -> Result<(), (&'static str, String)> {
+        let ignored = |what: &str| {
+            tracing::debug!(
+                peer = peer.short(),
+                "{what} in a room that does not run it; ignored"
+            );
+        };
+        match envelope.kind {
+            EnvelopeKind::Mesh => {
+                let frame = MeshFrame::from_envelope(envelope)
+                    .map_err(|e| ("mesh frame", e.to_string()))?;
+                self.handle_input(Input::Frame {
+                    from: peer,
+                    frame,
+                    now,
+                });
+            }
+            EnvelopeKind::Tree => {
+                let msg = TreeMsg::from_envelope(envelope)
+                    .map_err(|e| ("tree message", e.to_string()))?;
+                match self.tree() {
+                    Some(tree) => tree.handle_msg(peer, msg, now),
+                    None => ignored("a tree message"),
+                }
+            }
+            EnvelopeKind::Relay => {
+                let msg = RelayMsg::from_envelope(envelope)
+                    .map_err(|e| ("relay message", e.to_string()))?;
+                match self.relay() {
+                    Some(relay) => relay.handle_msg(peer, msg, now),
+                    None => ignored("a relay message"),
+                }
+            }
+            EnvelopeKind::Host => {
+                let msg = HostMsg::from_envelope(envelope)
+                    .map_err(|e| ("host room message", e.to_string()))?;
+                match self.host() {
+                    Some(host) => host.handle_msg(peer, msg, now),
+                    None => ignored("a host room message"),
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Link events, goodbyes, broadcasts and time go to whichever it is.
     pub(crate) fn handle_input(&mut self, input: Input) {
         match self {
