@@ -42,6 +42,17 @@ impl<T> Backlog<T> {
         true
     }
 
+    /// Holds `frames`, in order, before the others (they were taken out and could not
+    /// go); past the bound the oldest go.
+    pub(crate) fn hold_first(&mut self, frames: Vec<T>) {
+        for frame in frames.into_iter().rev() {
+            self.frames.push_front(frame);
+        }
+        while self.frames.len() > self.capacity {
+            self.frames.pop_front();
+        }
+    }
+
     /// Hands frames to `send` in order until it gives one back (`Some`: the queue is
     /// full); that one stays first. Returns how many went.
     pub(crate) fn flush(&mut self, mut send: impl FnMut(T) -> Option<T>) -> usize {

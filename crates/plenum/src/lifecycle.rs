@@ -27,6 +27,19 @@ pub(crate) enum Transport {
     Closed,
 }
 
+impl Transport {
+    /// As the transport names it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Disconnected => "disconnected",
+            Self::Failed => "failed",
+            Self::Closed => "closed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Negotiating; the data channel is not open yet.

@@ -32,7 +32,6 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::config::{IceTransport, RoomConfig};
-use crate::negotiation::Negotiation;
 use crate::outbox::{Outbox, StallWatch, outbox};
 use crate::types::LinkPath;
 
@@ -213,14 +212,10 @@ pub(crate) struct Link {
     pub(crate) writer: Option<Outbox>,
     /// Whether the writer makes progress.
     pub(crate) stall: StallWatch,
-    /// Opening, open, down and restarting, closed: the one place the link's state lives.
-    pub(crate) life: crate::lifecycle::Lifecycle,
     /// The path of the selected candidate pair, once connected.
     pub(crate) path: Option<crate::types::LinkPath>,
     /// Local candidates gathered so far.
     pub(crate) candidates: usize,
-    /// Where its offer/answer exchange stands, and candidates that came early.
-    pub(crate) negotiation: Negotiation<RTCIceCandidateInit>,
     /// Our Opus track on this link and its sender.
     pub(crate) audio: Option<LinkTrack>,
     /// Our VP8 track for the camera on this link and its sender.
@@ -259,8 +254,6 @@ impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Link")
             .field("generation", &self.generation)
-            .field("life", &self.life)
-            .field("offering", &self.negotiation.is_offering())
             .finish_non_exhaustive()
     }
 }
@@ -347,10 +340,8 @@ impl Link {
             pc: Arc::new(pc),
             writer: None,
             stall: StallWatch::default(),
-            life: crate::lifecycle::Lifecycle::new(),
             path: None,
             candidates: 0,
-            negotiation: Negotiation::default(),
             audio: None,
             video: None,
             screen: None,
@@ -437,7 +428,6 @@ impl Link {
         let offer = self.pc.create_offer(None).await?;
         let sdp = offer.sdp.clone();
         self.pc.set_local_description(offer).await?;
-        self.negotiation.offered();
         Ok(sdp)
     }
 
@@ -448,7 +438,6 @@ impl Link {
         let offer = self.pc.create_offer(None).await?;
         let sdp = offer.sdp.clone();
         self.pc.set_local_description(offer).await?;
-        self.negotiation.offered();
         Ok(sdp)
     }
 
@@ -459,12 +448,9 @@ impl Link {
         me: &PeerId,
         sdp: String,
     ) -> webrtc::error::Result<String> {
-        let prints = sdp.clone();
         self.pc
             .set_remote_description(RTCSessionDescription::offer(sdp)?)
             .await?;
-        let early = self.negotiation.remote_set(&prints, false);
-        self.add_candidates(early).await;
         // After the offer: the tracks take the offer's transceivers.
         self.add_media(me).await?;
         let answer = self.pc.create_answer(None).await?;
@@ -475,27 +461,16 @@ impl Link {
 
     /// Applies the remote answer to our offer.
     pub(crate) async fn accept_answer(&mut self, sdp: String) -> webrtc::error::Result<()> {
-        let prints = sdp.clone();
         self.pc
             .set_remote_description(RTCSessionDescription::answer(sdp)?)
             .await?;
-        let early = self.negotiation.remote_set(&prints, true);
-        self.add_candidates(early).await;
         Ok(())
     }
 
-    /// A remote candidate: added, or held until the remote description is set.
-    pub(crate) async fn add_candidate(&mut self, candidate: RTCIceCandidateInit) {
-        if let Some(candidate) = self.negotiation.candidate(candidate) {
-            self.add_candidates(vec![candidate]).await;
-        }
-    }
-
-    async fn add_candidates(&self, candidates: Vec<RTCIceCandidateInit>) {
-        for candidate in candidates {
-            if let Err(e) = self.pc.add_ice_candidate(candidate).await {
-                tracing::debug!(error = %e, "remote candidate refused");
-            }
+    /// A remote candidate (the core held it until the remote description was set).
+    pub(crate) async fn add_candidate(&self, candidate: RTCIceCandidateInit) {
+        if let Err(e) = self.pc.add_ice_candidate(candidate).await {
+            tracing::debug!(error = %e, "remote candidate refused");
         }
     }
 

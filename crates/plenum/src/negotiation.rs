@@ -10,6 +10,14 @@ use plenum_proto::PeerId;
 /// (a browser gathers a handful per interface and server).
 pub(crate) const EARLY_CANDIDATES: usize = 64;
 
+/// A remote ICE candidate as signaling carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub(crate) candidate: String,
+    pub(crate) sdp_mid: Option<String>,
+    pub(crate) sdp_mline_index: Option<u16>,
+}
+
 /// What a remote offer means for the link we have with its sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OnOffer {
@@ -52,6 +60,7 @@ impl<C> Default for Negotiation<C> {
 }
 
 impl<C> Negotiation<C> {
+    #[cfg(test)]
     pub(crate) fn is_offering(&self) -> bool {
         self.offering
     }

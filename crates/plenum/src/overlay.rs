@@ -6,11 +6,15 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use plenum_overlay::{
-    Addressee, DropReason, HostMsg, HostNode, HostOutput, Input, MeshFrame, Output, RelayMsg,
-    RelayNode, RelayOutput, Topology, TreeMsg, TreeNode, TreeOutput,
+    Addressee, CellMesh, CellMeshConfig, DropReason, FullMesh, HostConfig, HostMsg, HostNode,
+    HostOutput, Input, MeshFrame, Output, RelayConfig, RelayMsg, RelayNode, RelayOutput, Topology,
+    TreeConfig, TreeMsg, TreeNode, TreeOutput,
 };
+use plenum_proto::overlay::TopologySpec;
 use plenum_proto::signal::{ClientToServer, SignalPayload};
 use plenum_proto::{Envelope, EnvelopeKind, PeerId};
+
+use crate::config::RoomConfig;
 
 use crate::types::{RoomError, RoomEvent, TreeEdge};
 
@@ -25,7 +29,78 @@ pub(crate) enum Overlay {
     Host(Box<HostNode>),
 }
 
+impl std::fmt::Debug for Overlay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Mesh(_) => "Overlay::Mesh",
+            Self::Tree(_) => "Overlay::Tree",
+            Self::Relay(_) => "Overlay::Relay",
+            Self::Host(_) => "Overlay::Host",
+        })
+    }
+}
+
 impl Overlay {
+    /// Our node of the topology the server named for the room, at `now`. `seed` varies
+    /// its timers per peer; `clock_seq` orders a host room's values across runs.
+    pub(crate) fn for_room(
+        me: &PeerId,
+        topology: &TopologySpec,
+        config: &RoomConfig,
+        now: Instant,
+        seed: u64,
+        clock_seq: u64,
+    ) -> Self {
+        let links = config.mesh.clone();
+        let full_mesh = || {
+            Self::Mesh(Box::new(
+                FullMesh::with_seed(links.clone(), now, seed).with_peer(me.clone()),
+            ))
+        };
+        match (topology, TreeConfig::from_spec(topology)) {
+            (TopologySpec::Host {}, _) => {
+                let host = HostConfig::default().with_links(links.clone());
+                // JSON values always serialize.
+                let init = config
+                    .init_data
+                    .as_ref()
+                    .map(|v| serde_json::to_vec(v).unwrap_or_default());
+                let node = HostNode::new(me.clone(), host, now, seed, clock_seq, init);
+                Self::Host(Box::new(node))
+            }
+            (_, Ok(Some(tree))) => {
+                let tree = tree.with_links(links.clone());
+                // A root claimant waits for the server to crown it (at once, or when the
+                // root it stands by for goes).
+                Self::Tree(Box::new(if config.root_secret.is_some() {
+                    TreeNode::standby(me.clone(), tree, now, seed)
+                } else {
+                    TreeNode::join(me.clone(), tree, now, seed)
+                }))
+            }
+            (TopologySpec::Relay { .. }, _) => {
+                let relay = RelayConfig::from_spec(topology)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+                    .with_links(links.clone());
+                match RelayNode::new(me.clone(), relay, now, seed) {
+                    Some(node) => Self::Relay(Box::new(node)),
+                    // Peer ids are 40 hex digits; a relay node needs nothing else.
+                    None => full_mesh(),
+                }
+            }
+            (TopologySpec::Cells { .. }, _) => {
+                let cells = CellMeshConfig::builder()
+                    .links(links.clone())
+                    .build()
+                    .unwrap_or_default();
+                Self::Mesh(Box::new(CellMesh::new(me.clone(), cells, now, seed)))
+            }
+            _ => full_mesh(),
+        }
+    }
+
     /// A topology's message from `peer` (a mesh frame, or a tree, relay or host room
     /// message) for the node that speaks it; one for a topology the room does not run is
     /// ignored. Err with what it was and why, when it does not decode.

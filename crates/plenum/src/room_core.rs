@@ -1,25 +1,37 @@
-//! The room's own book, sans IO: who is in the room and in what role, who has joined us
-//! over an open link, our shared state and streams and the peers' streams, our pings, a
-//! viewer's watch over its publishers, the messages that wait for a peer's link (or for a
-//! first peer), what each envelope from a link means, and the gate negotiation passes
-//! before it reaches a link: held while its peer is not named yet, then admitted (identity,
-//! replay, the verify hook's word) or refused.
+//! The room's engine, sans IO. It owns who is in the room and in what role, who has
+//! joined us over an open link, our shared state and streams and the peers' streams, our
+//! pings, a viewer's watch over its publishers, the messages that wait for a peer's link
+//! (or for a first peer), what each envelope from a link means, the gate negotiation
+//! passes before it reaches a link (held while its peer is not named yet, then admitted:
+//! identity, replay, the verify hook's word; or refused), each link's life and perfect
+//! negotiation (`links`), the room's overlay behind one step and the signaling server's
+//! word and backlog (`topology`).
 //!
 //! It is told the time and what happened ([`RoomCore::handle_input`]) and says what to do
 //! ([`RoomCore::poll_output`], drained until [`Output::Timeout`]); the driver carries that
-//! out. It holds no link, no task and no clock: a link's life and its perfect negotiation
-//! (`lifecycle`, `negotiation`) and the topology (`overlay`) are parts the driver still
-//! steps beside it.
+//! out with webrtc-rs and the server connection, and tells it what came of it. It holds no
+//! connection, no task and no clock.
+
+mod links;
+mod topology;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use plenum_proto::signal::{Role, SignalPayload};
+use plenum_overlay::Input as OverlayInput;
+use plenum_proto::identity::Identity;
+use plenum_proto::signal::{ClientToServer, PeerSummary, Role, ServerToClient, SignalPayload};
 use plenum_proto::{ChannelName, DisplayName, Envelope, EnvelopeKind, PeerId, StreamAnnouncement};
 
 use crate::admission::{Admission, Admit, Early, Verdict};
+use crate::backlog::Backlog;
+use crate::lifecycle::Transport;
+use crate::negotiation::Candidate;
+use crate::overlay::Overlay;
 use crate::types::{RoomError, RoomEvent};
+
+pub(crate) use links::Description;
 
 /// Streams a peer may announce at once, and the longest stream id.
 pub(crate) const MAX_STREAMS_PER_PEER: usize = 8;
@@ -29,6 +41,8 @@ pub(crate) const PING_FORGET_AFTER: Duration = Duration::from_secs(10);
 /// How often messages dropped from full queues are reported (one event per peer, not one
 /// per message).
 pub(crate) const OVERFLOW_REPORT_EVERY: Duration = Duration::from_millis(500);
+/// How often links are checked (restarts due, silence excused) while there are any.
+pub(crate) const LINK_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// How long the core sleeps with nothing scheduled.
 const IDLE: Duration = Duration::from_secs(60);
 
@@ -37,14 +51,41 @@ const IDLE: Duration = Duration::from_secs(60);
 pub(crate) enum Input {
     /// Bytes the link to `peer` delivered.
     Envelope { peer: PeerId, bytes: Bytes },
-    /// The data channel of our link to `peer` opened.
-    LinkOpened { peer: PeerId },
-    /// Our link to `peer` is gone: its streams end, and it leaves us if it had joined.
-    LinkClosed { peer: PeerId },
-    /// A viewer's publishers: those we link to, and whether a link to one is open. Told
-    /// periodically (the driver's maintenance, every half second): the watch acts on it,
-    /// not on its own timer.
-    Publishers { linked: Vec<PeerId>, open: bool },
+    /// The transport (ICE and DTLS) of the link to `peer` changed state.
+    Transport { peer: PeerId, state: Transport },
+    /// The data channel of the link to `peer` opened.
+    ChannelOpen { peer: PeerId },
+    /// The data channel of the link to `peer` closed.
+    ChannelClosed { peer: PeerId },
+    /// Our link to `peer` found a local candidate.
+    Gathered { peer: PeerId, candidate: Candidate },
+    /// Our offer or answer for `peer` is made (see [`Output::Offer`], [`Output::Answer`],
+    /// [`Output::RestartIce`]).
+    Described {
+        peer: PeerId,
+        kind: Description,
+        sdp: String,
+    },
+    /// The link to `peer` failed: its transport, or a description that could not be made
+    /// or applied.
+    LinkFailed { peer: PeerId, reason: String },
+    /// No link to `peer` could be made at all.
+    NoLink { peer: PeerId, reason: String },
+    /// The link to `peer` holds `queued` envelopes it does not send (past its bound, or no
+    /// progress for too long).
+    Stalled { peer: PeerId, queued: usize },
+    /// Our network addresses changed.
+    AddressesChanged,
+    /// A frame from the signaling server.
+    Server(ServerToClient),
+    /// The server connection is gone; it is being made again.
+    ServerLost { reason: String },
+    /// The server connection is back; `peers` are the room's now.
+    ServerBack { peers: Vec<PeerSummary> },
+    /// The server connection's queue did not take this frame (see [`Output::Server`]).
+    ServerFull(ClientToServer),
+    /// The server connection's queue may have room again.
+    ServerReady,
     /// Our own stream, added, removed or muted: announced to every open link now and to
     /// each that opens later.
     Stream(StreamAnnouncement),
@@ -53,16 +94,6 @@ pub(crate) enum Input {
         state: serde_json::Value,
         merge: bool,
     },
-    /// Negotiation from `from` (an offer, an answer, a candidate), through the server or
-    /// relayed; from a peer not named yet it is held if `hold_unknown` (a plan or the
-    /// overlay may name it soon), else dropped.
-    Negotiation {
-        from: PeerId,
-        payload: SignalPayload,
-        hold_unknown: bool,
-    },
-    /// `peer` is named now: what it sent before goes on.
-    Named { peer: PeerId },
     /// Our verify hook's word on `peer`'s credentials.
     Verdict { peer: PeerId, ok: bool },
     /// Time passed.
@@ -76,33 +107,46 @@ pub(crate) enum Output {
     Event(RoomEvent),
     /// An event the application may miss if it lags (a lossy channel's message).
     Lossy(RoomEvent),
+    /// Whether room messages flow (a host room waits for its host).
+    Synced(bool),
     /// Bytes for the link to `peer`, if it is open.
     Write { peer: PeerId, bytes: Bytes },
-    /// Bytes for every open link.
-    WriteOpen(Bytes),
-    /// A topology's message from `peer`: for the overlay.
-    Overlay { peer: PeerId, envelope: Envelope },
-    /// `peer` said goodbye; `known`: it was in the room.
-    Bye { peer: PeerId, known: bool },
+    /// A frame for the server; if its queue cannot take it, [`Input::ServerFull`].
+    Server(ClientToServer),
+    /// Make a new link to `peer` (replacing any) and an offer on it: then
+    /// [`Input::Described`], or [`Input::NoLink`] / [`Input::LinkFailed`].
+    Offer { peer: PeerId },
+    /// Apply `peer`'s offer and answer it, on a new link (`fresh`, replacing any) or on
+    /// the one we have (an ICE restart); then [`Input::Described`].
+    Answer {
+        peer: PeerId,
+        sdp: String,
+        fresh: bool,
+    },
+    /// An offer with new ICE credentials on the link to `peer`; then [`Input::Described`].
+    RestartIce { peer: PeerId },
+    /// Apply `peer`'s answer to our offer.
+    TakeAnswer { peer: PeerId, sdp: String },
+    /// Add `peer`'s candidate to our link to it.
+    AddCandidate { peer: PeerId, candidate: Candidate },
+    /// Close our link to `peer` (its media ends).
+    Close { peer: PeerId },
+    /// The link to `peer` is open: its media tracks go to the media threads.
+    MediaUp { peer: PeerId },
+    /// Send keyframes on the link to `peer` (it came back).
+    Keyframes { peer: PeerId },
     /// Our ping `id` came back after `rtt`.
     Pong { id: u64, rtt: Duration },
     /// Our ping `id` had no pong in time.
     PingLost { id: u64 },
-    /// A viewer whose publishers are all gone meets `peer` again (the link layer offers
-    /// at once, whatever its backoff).
-    Reoffer { peer: PeerId },
-    /// Negotiation admitted: for the link to `from`.
-    Negotiate {
-        from: PeerId,
-        payload: SignalPayload,
-    },
     /// Ask our verify hook about `peer`'s credentials (its negotiation waits meanwhile).
     Verify {
         peer: PeerId,
         credentials: serde_json::Value,
     },
-    /// Our verify hook refused `peer`: tell it, and do not link it while it stays.
-    Refuse { peer: PeerId },
+    /// Drop the server connection and make it anew ([`Input::ServerLost`], then
+    /// [`Input::ServerBack`]).
+    DropServer { reason: String },
     /// Nothing more until then, unless an input comes first.
     Timeout(Instant),
 }
@@ -115,14 +159,19 @@ struct Pinging {
     next: Instant,
 }
 
-/// The room's own book (see the module).
+/// The room's engine (see the module).
 #[derive(Debug)]
 pub(crate) struct RoomCore {
+    me: PeerId,
     role: Role,
     lossy: BTreeSet<ChannelName>,
     ping_interval: Duration,
     ping_attempts: u32,
     now: Instant,
+    /// Our key, what we present with our descriptions, and the number of the last one.
+    identity: Identity,
+    credentials: Option<serde_json::Value>,
+    seq: u64,
     /// The room's peers as the server (or a plan, or the overlay) named them.
     roster: BTreeMap<PeerId, DisplayName>,
     /// Each peer's role, from the server.
@@ -158,6 +207,23 @@ pub(crate) struct RoomCore {
     admission: Admission,
     /// Negotiation from peers not named yet.
     early: Early,
+    /// Our links, by peer.
+    links: HashMap<PeerId, links::LinkBook>,
+    /// When links were last checked.
+    checked: Instant,
+    /// The room's topology: a full mesh, our cell of a cellular room, our tree or relay
+    /// node, or our peer of a host room; and when it wants the time next.
+    overlay: Overlay,
+    overlay_at: Instant,
+    /// Whether links follow the overlay (a cell plan, the tree), not the roster.
+    sparse: bool,
+    /// Peers the server said left while our link to them was up: gone when the link goes.
+    server_gone: BTreeSet<PeerId>,
+    /// Whether the server connection is there, and whether its queue refused a frame.
+    server_up: bool,
+    server_busy: bool,
+    /// Frames for the server that could not go yet.
+    backlog: Backlog<ClientToServer>,
     outputs: VecDeque<Output>,
 }
 
@@ -166,8 +232,16 @@ pub(crate) struct RoomCore {
 pub(crate) struct CoreConfig {
     /// Our id.
     pub(crate) me: PeerId,
+    /// Our key, and what we present with our descriptions.
+    pub(crate) identity: Identity,
+    pub(crate) credentials: Option<serde_json::Value>,
+    /// The number our descriptions count on from (the clock in microseconds, so that they
+    /// rise across runs too).
+    pub(crate) seq: u64,
     /// Our role in the room.
     pub(crate) role: Role,
+    /// Whether links follow the overlay (a cell plan, the tree), not the roster.
+    pub(crate) sparse: bool,
     /// Channels whose messages may be dropped when the application lags.
     pub(crate) lossy: BTreeSet<ChannelName>,
     /// A viewer whose publishers are gone pings this often, so many times.
@@ -187,11 +261,15 @@ pub(crate) struct Queues {
 }
 
 impl RoomCore {
-    /// A core as `config` says, at `now`.
-    pub(crate) fn new(config: CoreConfig, now: Instant) -> Self {
+    /// A core as `config` says, running `overlay`, at `now`.
+    pub(crate) fn new(config: CoreConfig, overlay: Overlay, now: Instant) -> Self {
         let CoreConfig {
             me,
+            identity,
+            credentials,
+            seq,
             role,
+            sparse,
             lossy,
             ping_interval,
             ping_attempts,
@@ -199,6 +277,19 @@ impl RoomCore {
             verify,
         } = config;
         Self {
+            me: me.clone(),
+            identity,
+            credentials,
+            seq,
+            links: HashMap::new(),
+            checked: now,
+            overlay,
+            overlay_at: now,
+            sparse,
+            server_gone: BTreeSet::new(),
+            server_up: true,
+            server_busy: false,
+            backlog: Backlog::default(),
             role,
             lossy,
             ping_interval,
@@ -375,26 +466,40 @@ impl RoomCore {
         id
     }
 
+    /// Whether we link to `peer` at all (a viewer links to publishers only, nobody links
+    /// to a peer refused).
+    pub(crate) fn links_with(&self, peer: &PeerId) -> bool {
+        self.role.links_with(self.role(peer)) && !self.is_refused(peer)
+    }
+
+    /// `peer` is named now: what it sent before goes on.
+    pub(crate) fn named(&mut self, peer: PeerId) {
+        for payload in self.early.take(&peer) {
+            self.admit(peer.clone(), payload);
+        }
+    }
+
     /// Takes in what happened at `now`.
     pub(crate) fn handle_input(&mut self, now: Instant, input: Input) {
         self.now = self.now.max(now);
         match input {
-            Input::Envelope { peer, bytes } => self.on_envelope(peer, &bytes),
-            Input::LinkOpened { peer } => self.link_opened(peer),
-            Input::LinkClosed { peer } => self.link_closed(peer),
-            Input::Publishers { linked, open } => self.watch_publishers(linked, open),
+            Input::Envelope { peer, bytes } => self.link_data(peer, &bytes),
+            Input::Transport { peer, state } => self.transport(peer, state),
+            Input::ChannelOpen { peer } => self.channel_open(peer),
+            Input::ChannelClosed { peer } => self.channel_closed(peer),
+            Input::Gathered { peer, candidate } => self.gathered(peer, candidate),
+            Input::Described { peer, kind, sdp } => self.described(peer, kind, sdp),
+            Input::LinkFailed { peer, reason } => self.link_failed(peer, reason),
+            Input::NoLink { peer, reason } => self.no_link(peer, reason),
+            Input::Stalled { peer, queued } => self.stalled(peer, queued),
+            Input::AddressesChanged => self.addresses_changed(),
+            Input::Server(frame) => self.on_server(frame),
+            Input::ServerLost { reason } => self.server_lost(reason),
+            Input::ServerBack { peers } => self.server_back(peers),
+            Input::ServerFull(frame) => self.server_full(frame),
+            Input::ServerReady => self.server_ready(),
             Input::Stream(announcement) => self.our_stream(announcement),
             Input::State { state, merge } => self.our_state(state, merge),
-            Input::Negotiation {
-                from,
-                payload,
-                hold_unknown,
-            } => self.negotiation(from, payload, hold_unknown),
-            Input::Named { peer } => {
-                for payload in self.early.take(&peer) {
-                    self.admit(peer.clone(), payload);
-                }
-            }
             Input::Verdict { peer, ok } => self.verdict(peer, ok),
             Input::Tick => self.tick(),
         }
@@ -402,15 +507,24 @@ impl RoomCore {
 
     /// The next thing to do; [`Output::Timeout`] when there is nothing more.
     pub(crate) fn poll_output(&mut self) -> Output {
+        if self.outputs.is_empty() {
+            self.step_overlay();
+        }
         if let Some(output) = self.outputs.pop_front() {
             return output;
         }
-        let mut at = self.now + IDLE;
+        let mut at = (self.now + IDLE).min(self.overlay_at);
         if let Some(sent) = self.pings.values().min() {
             at = at.min(*sent + PING_FORGET_AFTER);
         }
         if !self.overflowed.is_empty() {
             at = at.min(self.reported + OVERFLOW_REPORT_EVERY);
+        }
+        if !self.links.is_empty() {
+            at = at.min(self.checked + LINK_CHECK_EVERY);
+        }
+        if let Some(pinging) = self.pinging.filter(|p| p.left > 0) {
+            at = at.min(pinging.next);
         }
         Output::Timeout(at)
     }
@@ -462,7 +576,11 @@ impl RoomCore {
             EnvelopeKind::Heartbeat => {}
             EnvelopeKind::Stream => self.their_stream(peer, &envelope.payload),
             EnvelopeKind::Mesh | EnvelopeKind::Tree | EnvelopeKind::Relay | EnvelopeKind::Host => {
-                self.outputs.push_back(Output::Overlay { peer, envelope });
+                let now = self.now;
+                if let Err((what, reason)) = self.overlay.on_envelope(peer.clone(), &envelope, now)
+                {
+                    self.malformed(peer, what, reason);
+                }
             }
             EnvelopeKind::State => match serde_json::from_slice(&envelope.payload) {
                 Ok(state) => self.event(RoomEvent::State { peer, state }),
@@ -471,11 +589,14 @@ impl RoomCore {
             EnvelopeKind::Bye => {
                 let known = self.roster.remove(&peer).is_some();
                 self.pending.remove(&peer);
-                self.outputs.push_back(Output::Bye { peer, known });
+                self.bye(peer, known);
             }
         }
     }
 
+    /// Negotiation from `from` (an offer, an answer, a candidate), through the server or
+    /// relayed; from a peer not named yet it is held if `hold_unknown` (a plan or the
+    /// overlay may name it soon), else dropped.
     fn negotiation(&mut self, from: PeerId, payload: SignalPayload, hold_unknown: bool) {
         if self.roster.contains_key(&from) {
             return self.admit(from, payload);
@@ -496,7 +617,7 @@ impl RoomCore {
     /// Negotiation from a peer in the room, through admission.
     fn admit(&mut self, from: PeerId, payload: SignalPayload) {
         match self.admission.admit(&from, payload) {
-            Admit::Pass(payload) => self.outputs.push_back(Output::Negotiate { from, payload }),
+            Admit::Pass(payload) => self.on_negotiation(from, payload),
             Admit::Held => {}
             Admit::Dropped(why) => tracing::debug!(peer = from.short(), "{why}; dropped"),
             Admit::Check { credentials } => self.outputs.push_back(Output::Verify {
@@ -522,8 +643,9 @@ impl RoomCore {
                     peer = peer.short(),
                     "refused: its credentials did not pass our check"
                 );
-                self.refuse(&peer);
-                self.outputs.push_back(Output::Refuse { peer });
+                let reason = "credentials not accepted".to_owned();
+                self.signal(peer.clone(), SignalPayload::Refused { reason });
+                self.refuse_link(&peer);
             }
             Verdict::Passed(held) => {
                 for payload in held {
@@ -673,7 +795,7 @@ impl RoomCore {
             }
         }
         let bytes = Bytes::from(Envelope::stream(&announcement).encode());
-        self.outputs.push_back(Output::WriteOpen(bytes));
+        self.write_to_open(bytes);
     }
 
     fn our_state(&mut self, state: serde_json::Value, merge: bool) {
@@ -684,17 +806,33 @@ impl RoomCore {
             }
             (_, state, _) => state,
         };
-        self.outputs
-            .push_back(Output::WriteOpen(state_envelope(&state)));
+        self.write_to_open(state_envelope(&state));
         self.state = Some(state);
     }
 
+    /// Bytes for every open link.
+    fn write_to_open(&mut self, bytes: Bytes) {
+        for peer in self.open_peers() {
+            let bytes = bytes.clone();
+            self.outputs.push_back(Output::Write { peer, bytes });
+        }
+    }
+
     /// A viewer with publishers linked stays quiet. Once every one is gone, it meets them
-    /// again every `ping_interval`, `ping_attempts` times, then says it gave up.
-    fn watch_publishers(&mut self, linked: Vec<PeerId>, open: bool) {
+    /// again every `ping_interval`, `ping_attempts` times, then says it gave up; after that
+    /// the link layer's own backoff goes on trying, and a publisher that returns (or a new
+    /// one) is linked.
+    fn watch_publishers(&mut self) {
         if self.role != Role::Viewer {
             return;
         }
+        let linked: Vec<PeerId> = self
+            .roster
+            .keys()
+            .filter(|p| self.links_with(p))
+            .cloned()
+            .collect();
+        let open = linked.iter().any(|p| self.is_open(p));
         if open {
             if self.pinging.take().is_some() {
                 tracing::info!("a publisher is linked again");
@@ -721,7 +859,7 @@ impl RoomCore {
         pinging.next = now + self.ping_interval;
         let left = pinging.left;
         for peer in linked {
-            self.outputs.push_back(Output::Reoffer { peer });
+            self.meet_again(peer);
         }
         if left == 0 {
             let attempts = self.ping_attempts;
@@ -732,6 +870,12 @@ impl RoomCore {
 
     fn tick(&mut self) {
         let now = self.now;
+        self.overlay.handle_input(OverlayInput::Tick { now });
+        if now >= self.checked + LINK_CHECK_EVERY {
+            self.checked = now;
+            self.check_links();
+            self.watch_publishers();
+        }
         if now >= self.reported + OVERFLOW_REPORT_EVERY {
             self.reported = now;
             for (peer, dropped) in std::mem::take(&mut self.overflowed) {

@@ -2,6 +2,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use super::*;
+use crate::types::LinkState;
 use proptest::prelude::*;
 
 fn peer(n: u8) -> PeerId {
@@ -12,9 +13,46 @@ fn channel(name: &str) -> ChannelName {
     ChannelName::new(name).unwrap()
 }
 
+/// A topology that asks for nothing and keeps what it is told, for the tests of the
+/// core's own book (the overlays have their own tests; the two-core tests below run a real
+/// full mesh).
+struct Quiet {
+    told: std::sync::Arc<std::sync::Mutex<Vec<OverlayInput>>>,
+    until: Instant,
+}
+
+impl plenum_overlay::Topology for Quiet {
+    fn handle_input(&mut self, input: OverlayInput) {
+        self.told.lock().unwrap().push(input);
+    }
+
+    fn poll_output(&mut self) -> plenum_overlay::Output {
+        plenum_overlay::Output::Timeout(self.until)
+    }
+
+    fn neighbours(&self) -> Vec<PeerId> {
+        Vec::new()
+    }
+}
+
+type Told = std::sync::Arc<std::sync::Mutex<Vec<OverlayInput>>>;
+
+fn quiet(t0: Instant) -> (Overlay, Told) {
+    let told = Told::default();
+    let topology = Quiet {
+        told: told.clone(),
+        until: t0 + Duration::from_secs(3600),
+    };
+    (Overlay::Mesh(Box::new(topology)), told)
+}
+
 fn config(role: Role, verify: bool) -> CoreConfig {
     CoreConfig {
         me: peer(0xee),
+        identity: plenum_proto::identity::Identity::from_seed([0xee; 32]),
+        credentials: None,
+        seq: 1,
+        sparse: false,
         role,
         lossy: [channel("cursor")].into_iter().collect(),
         ping_interval: Duration::from_secs(30),
@@ -29,7 +67,14 @@ fn config(role: Role, verify: bool) -> CoreConfig {
 
 fn core(role: Role) -> (RoomCore, Instant) {
     let t0 = Instant::now();
-    (RoomCore::new(config(role, false), t0), t0)
+    (RoomCore::new(config(role, false), quiet(t0).0, t0), t0)
+}
+
+/// A link to `p` whose data channel opens now; what the core says.
+fn open(core: &mut RoomCore, now: Instant, p: &PeerId) -> Vec<Output> {
+    core.links.entry(p.clone()).or_default();
+    core.handle_input(now, Input::ChannelOpen { peer: p.clone() });
+    drain(core)
 }
 
 fn drain(core: &mut RoomCore) -> Vec<Output> {
@@ -296,16 +341,15 @@ fn an_opened_link_gets_our_streams_and_state_and_its_peer_joins_once() {
             merge: false,
         },
     );
-    let out = drain(&mut core);
-    assert_eq!(out.len(), 2);
-    assert!(out.iter().all(|o| matches!(o, Output::WriteOpen(_))));
+    // No link is open yet: nothing is written.
+    assert!(drain(&mut core).is_empty());
 
-    core.handle_input(t0, Input::LinkOpened { peer: a.clone() });
-    let out = drain(&mut core);
+    let out = open(&mut core, t0, &a);
     let stream = Bytes::from(Envelope::stream(&add("mic")).encode());
     assert_eq!(
         out,
         vec![
+            Output::Event(RoomEvent::LinkUp { peer: a.clone() }),
             Output::Write {
                 peer: a.clone(),
                 bytes: stream
@@ -318,15 +362,21 @@ fn an_opened_link_gets_our_streams_and_state_and_its_peer_joins_once() {
                 peer: a.clone(),
                 bytes: state_envelope(&state)
             },
+            Output::MediaUp { peer: a.clone() },
         ]
     );
     // The data channel is seen open twice (data and the open event race): one join.
-    core.handle_input(t0, Input::LinkOpened { peer: a.clone() });
-    let joins = drain(&mut core)
-        .into_iter()
-        .filter(|o| matches!(o, Output::Event(RoomEvent::PeerJoin { .. })))
-        .count();
-    assert_eq!(joins, 0);
+    assert!(open(&mut core, t0, &a).is_empty());
+    // A stream of ours goes to every open link now.
+    core.handle_input(t0, Input::Stream(add("cam")));
+    let cam = Bytes::from(Envelope::stream(&add("cam")).encode());
+    assert_eq!(
+        drain(&mut core),
+        vec![Output::Write {
+            peer: a,
+            bytes: cam
+        }]
+    );
 }
 
 #[test]
@@ -334,13 +384,26 @@ fn a_closed_link_ends_its_peers_streams_and_a_joined_peer_leaves() {
     let (mut core, t0) = core(Role::Both);
     let (a, b) = (peer(1), peer(2));
     core.add_member(a.clone(), DisplayName::new("Ada").unwrap());
-    core.handle_input(t0, Input::LinkOpened { peer: a.clone() });
+    open(&mut core, t0, &a);
     deliver(&mut core, t0, &a, Envelope::stream(&add("mic")));
     drain(&mut core);
-    core.handle_input(t0, Input::LinkClosed { peer: a.clone() });
+    // Its outbox stalled: the link closes, and the application hears why.
+    core.handle_input(
+        t0,
+        Input::Stalled {
+            peer: a.clone(),
+            queued: 9,
+        },
+    );
     assert_eq!(
         drain(&mut core),
         vec![
+            Output::Event(RoomEvent::Error(RoomError::LinkStalled {
+                peer: a.clone(),
+                queued: 9
+            })),
+            Output::Event(RoomEvent::LinkDown { peer: a.clone() }),
+            Output::Close { peer: a.clone() },
             Output::Event(RoomEvent::StreamRemoved {
                 peer: a.clone(),
                 stream: "mic".into()
@@ -348,11 +411,19 @@ fn a_closed_link_ends_its_peers_streams_and_a_joined_peer_leaves() {
             Output::Event(RoomEvent::PeerLeave { peer: a.clone() }),
         ]
     );
+    assert_eq!(core.link_state(&a), LinkState::Waiting);
     // A link that opened to a peer nobody named never joined: it does not leave.
-    core.handle_input(t0, Input::LinkOpened { peer: b.clone() });
-    assert!(drain(&mut core).is_empty());
-    core.handle_input(t0, Input::LinkClosed { peer: b });
-    assert!(drain(&mut core).is_empty());
+    let out = open(&mut core, t0, &b);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Event(RoomEvent::PeerJoin { .. })))
+    );
+    core.handle_input(t0, Input::Stalled { peer: b, queued: 1 });
+    assert!(
+        !drain(&mut core)
+            .iter()
+            .any(|o| matches!(o, Output::Event(RoomEvent::PeerLeave { .. })))
+    );
 }
 
 #[test]
@@ -366,8 +437,7 @@ fn shared_state_is_replaced_or_merged() {
     };
     set(&mut core, serde_json::json!({"x": 1, "y": 2}), false);
     set(&mut core, serde_json::json!({"y": 3, "z": 4}), true);
-    core.handle_input(t0, Input::LinkOpened { peer: a.clone() });
-    let sent = drain(&mut core);
+    let sent = open(&mut core, t0, &a);
     let want = state_envelope(&serde_json::json!({"x": 1, "y": 3, "z": 4}));
     assert!(
         sent.contains(&Output::Write {
@@ -376,10 +446,31 @@ fn shared_state_is_replaced_or_merged() {
         }),
         "{sent:?}"
     );
-    set(&mut core, serde_json::json!({"z": 5}), false);
-    core.handle_input(t0, Input::LinkOpened { peer: a.clone() });
+    // Replaced while the link is open: it goes at once, and to the next link too.
+    core.handle_input(
+        t0,
+        Input::State {
+            state: serde_json::json!({"z": 5}),
+            merge: false,
+        },
+    );
     let want = state_envelope(&serde_json::json!({"z": 5}));
-    assert!(drain(&mut core).contains(&Output::Write {
+    assert_eq!(
+        drain(&mut core),
+        vec![Output::Write {
+            peer: a.clone(),
+            bytes: want.clone()
+        }]
+    );
+    core.handle_input(
+        t0,
+        Input::Stalled {
+            peer: a.clone(),
+            queued: 1,
+        },
+    );
+    drain(&mut core);
+    assert!(open(&mut core, t0, &a).contains(&Output::Write {
         peer: a,
         bytes: want
     }));
@@ -387,19 +478,35 @@ fn shared_state_is_replaced_or_merged() {
 
 #[test]
 fn topology_messages_go_to_the_overlay_and_a_goodbye_takes_the_peer_off_the_roster() {
-    let (mut core, t0) = core(Role::Both);
+    let t0 = Instant::now();
+    let (overlay, told) = quiet(t0);
+    let mut core = RoomCore::new(config(Role::Both, false), overlay, t0);
     let a = peer(1);
-    for kind in [
-        EnvelopeKind::Mesh,
-        EnvelopeKind::Tree,
-        EnvelopeKind::Relay,
-        EnvelopeKind::Host,
-    ] {
+    // A mesh frame goes to the mesh; one that does not decode is reported.
+    let frame = plenum_overlay::MeshFrame {
+        origin: a.clone(),
+        seq: 1,
+        hops: 0,
+        ttl: 3,
+        dim: None,
+        intra: false,
+        epoch: 0,
+        origin_cell: 0,
+        data: b"hi".to_vec(),
+    };
+    assert!(deliver(&mut core, t0, &a, frame.to_envelope()).is_empty());
+    assert!(
+        told.lock()
+            .unwrap()
+            .iter()
+            .any(|i| matches!(i, OverlayInput::Frame { from, .. } if *from == a))
+    );
+    let out = deliver(&mut core, t0, &a, Envelope::control(EnvelopeKind::Mesh, 5));
+    assert_eq!(malformed(&out), 1, "{out:?}");
+    // Messages of topologies the room does not run are ignored.
+    for kind in [EnvelopeKind::Tree, EnvelopeKind::Relay, EnvelopeKind::Host] {
         let out = deliver(&mut core, t0, &a, Envelope::control(kind, 5));
-        assert!(
-            matches!(&out[..], [Output::Overlay { peer, envelope }] if *peer == a && envelope.kind == kind),
-            "{out:?}"
-        );
+        assert!(out.is_empty() || malformed(&out) == 1, "{out:?}");
     }
     assert!(
         deliver(
@@ -412,78 +519,99 @@ fn topology_messages_go_to_the_overlay_and_a_goodbye_takes_the_peer_off_the_rost
     );
     core.add_member(a.clone(), DisplayName::new("Ada").unwrap());
     let bye = Envelope::control(EnvelopeKind::Bye, 0);
-    let out = deliver(&mut core, t0, &a, bye.clone());
-    assert_eq!(
-        out,
-        vec![Output::Bye {
-            peer: a.clone(),
-            known: true
-        }]
-    );
+    deliver(&mut core, t0, &a, bye);
     assert!(!core.is_member(&a));
-    let out = deliver(&mut core, t0, &a, bye);
-    assert_eq!(
-        out,
-        vec![Output::Bye {
-            peer: a,
-            known: false
-        }]
+    assert!(
+        told.lock()
+            .unwrap()
+            .iter()
+            .any(|i| matches!(i, OverlayInput::PeerGone { peer, .. } if *peer == a)),
+        "the topology forgets it"
     );
 }
 
 #[test]
 fn a_viewer_whose_publishers_are_gone_meets_them_again_then_gives_up() {
-    let (mut core, t0) = core(Role::Viewer);
+    let t0 = Instant::now();
+    let (overlay, told) = quiet(t0);
+    let mut core = RoomCore::new(config(Role::Viewer, false), overlay, t0);
     let p = peer(9);
-    let publishers = |open| Input::Publishers {
-        linked: vec![p.clone()],
-        open,
+    core.add_member(p.clone(), DisplayName::new("Pub").unwrap());
+    let met_again = |told: &Told| {
+        let mut told = told.lock().unwrap();
+        let n = told
+            .iter()
+            .filter(|i| matches!(i, OverlayInput::PeerAppeared { peer, .. } if *peer == p))
+            .count();
+        told.clear();
+        n
+    };
+    let tick = |core: &mut RoomCore, at: Instant| {
+        core.handle_input(at, Input::Tick);
+        drain(core)
     };
     // Never had one: nothing to miss.
-    core.handle_input(t0, publishers(false));
-    assert!(drain(&mut core).is_empty());
-    core.handle_input(t0, publishers(true));
-    assert!(drain(&mut core).is_empty());
+    assert!(tick(&mut core, t0 + LINK_CHECK_EVERY).is_empty());
+    open(&mut core, t0, &p);
+    assert!(tick(&mut core, t0 + LINK_CHECK_EVERY * 2).is_empty());
     // All gone: it waits an interval, then meets them again each interval, three times.
-    core.handle_input(t0, publishers(false));
-    assert!(drain(&mut core).is_empty());
-    // It acts when told again, not on a timer of its own (nothing to spin on once due).
-    assert_eq!(core.poll_output(), Output::Timeout(t0 + IDLE));
+    core.handle_input(
+        t0,
+        Input::Stalled {
+            peer: p.clone(),
+            queued: 1,
+        },
+    );
+    drain(&mut core);
+    let gone = t0 + LINK_CHECK_EVERY * 3;
+    tick(&mut core, gone);
+    // It wakes for the next attempt by itself.
+    assert_eq!(
+        core.poll_output(),
+        Output::Timeout(gone + Duration::from_secs(30))
+    );
+    met_again(&told);
     let mut reoffers = 0;
     let mut gave_up = 0;
-    for s in (1..=5).map(|k| t0 + Duration::from_secs(30 * k)) {
-        core.handle_input(s, publishers(false));
-        for o in drain(&mut core) {
+    for s in (1..=5).map(|k| gone + Duration::from_secs(30 * k)) {
+        for o in tick(&mut core, s) {
             match o {
-                Output::Reoffer { peer } if peer == p => reoffers += 1,
                 Output::Event(RoomEvent::Error(RoomError::PublishersGone { attempts: 3 })) => {
                     gave_up += 1
                 }
                 other => panic!("{other:?}"),
             }
         }
+        reoffers += met_again(&told);
     }
     assert_eq!((reoffers, gave_up), (3, 1));
     // One returns: it starts over if they go again.
-    let back = t0 + Duration::from_secs(200);
-    core.handle_input(back, publishers(true));
-    core.handle_input(back, publishers(false));
-    core.handle_input(back + Duration::from_secs(30), publishers(false));
-    assert_eq!(drain(&mut core), vec![Output::Reoffer { peer: p }]);
+    let back = gone + Duration::from_secs(200);
+    open(&mut core, back, &p);
+    tick(&mut core, back);
+    core.handle_input(
+        back,
+        Input::Stalled {
+            peer: p.clone(),
+            queued: 1,
+        },
+    );
+    tick(&mut core, back + LINK_CHECK_EVERY);
+    met_again(&told);
+    tick(&mut core, back + LINK_CHECK_EVERY + Duration::from_secs(30));
+    assert_eq!(met_again(&told), 1);
 }
 
 #[test]
 fn a_publisher_never_watches_for_publishers() {
     let (mut core, t0) = core(Role::Both);
-    let linked = vec![peer(9)];
-    for k in 0..5 {
-        let now = t0 + Duration::from_secs(30 * k);
-        let open = k == 0;
-        let input = Input::Publishers {
-            linked: linked.clone(),
-            open,
-        };
-        core.handle_input(now, input);
+    let p = peer(9);
+    core.add_member(p.clone(), DisplayName::new("Pub").unwrap());
+    open(&mut core, t0, &p);
+    core.handle_input(t0, Input::Stalled { peer: p, queued: 1 });
+    drain(&mut core);
+    for k in 1..6 {
+        core.handle_input(t0 + Duration::from_secs(30 * k), Input::Tick);
     }
     assert!(drain(&mut core).is_empty());
 }
@@ -541,14 +669,12 @@ fn messages_to_everyone_while_alone_go_to_the_first_link_after_its_own() {
     // Bound 2: the oldest went, said at once.
     let dropped = Output::Event(RoomEvent::Error(RoomError::WaitingOverflow { dropped: 1 }));
     assert_eq!(drain(&mut core), vec![dropped]);
-    core.handle_input(t0, Input::LinkOpened { peer: a.clone() });
-    drain(&mut core);
+    open(&mut core, t0, &a);
     let got: Vec<Bytes> = std::iter::from_fn(|| core.next_queued(&a)).collect();
     assert_eq!(got, vec![msg(0), msg(2), msg(3)]);
     // Only the first link: the next has nothing waiting.
     let b = peer(2);
-    core.handle_input(t0, Input::LinkOpened { peer: b.clone() });
-    drain(&mut core);
+    open(&mut core, t0, &b);
     assert!(core.next_queued(&b).is_none());
 }
 
@@ -596,10 +722,10 @@ proptest! {
     /// most the bound of streams per peer, and every peer that left had joined.
     #[test]
     fn any_input_keeps_the_book_bounded(
-        steps in proptest::collection::vec((0u8..8, 0u8..4, envelope_bytes()), 0..200)
+        steps in proptest::collection::vec((0u8..9, 0u8..4, envelope_bytes()), 0..200)
     ) {
         let t0 = Instant::now();
-        let mut core = RoomCore::new(config(Role::Viewer, true), t0);
+        let mut core = RoomCore::new(config(Role::Viewer, true), quiet(t0).0, t0);
         for n in 0..4 {
             core.add_member(peer(n), DisplayName::new(format!("p{n}")).unwrap());
         }
@@ -613,9 +739,21 @@ proptest! {
                 core.hold_for_first(Bytes::from(bytes.clone()));
             }
             let input = match what {
-                0 => Input::LinkOpened { peer: p },
-                1 => Input::LinkClosed { peer: p },
-                2 => Input::Publishers { linked: vec![p], open: false },
+                0 => {
+                    core.links.entry(p.clone()).or_default();
+                    Input::ChannelOpen { peer: p }
+                }
+                1 => Input::Stalled { peer: p, queued: bytes.len() },
+                2 => {
+                    let state = [
+                        Transport::Connecting,
+                        Transport::Connected,
+                        Transport::Disconnected,
+                        Transport::Failed,
+                        Transport::Closed,
+                    ][bytes.len() % 5];
+                    Input::Transport { peer: p, state }
+                }
                 3 => Input::Envelope { peer: p, bytes: bytes.into() },
                 4 => {
                     let n = bytes.len() as u32;
@@ -625,10 +763,20 @@ proptest! {
                         let signer = plenum_proto::identity::Identity::from_seed([who; 32]);
                         crate::admission::fixtures::offer(&signer, &peer(0xee), i as u64, Some("c"))
                     };
-                    Input::Negotiation { from: p, payload, hold_unknown: n.is_multiple_of(3) }
+                    core.negotiation(p, payload, n.is_multiple_of(3));
+                    Input::Tick
                 }
                 5 => Input::Verdict { peer: p, ok: bytes.len() % 2 == 0 },
-                6 => Input::Named { peer: p },
+                6 => {
+                    core.named(p);
+                    Input::Tick
+                }
+                7 => match bytes.len() % 4 {
+                    0 => Input::ServerLost { reason: "gone".into() },
+                    1 => Input::ServerBack { peers: Vec::new() },
+                    2 => Input::Server(ServerToClient::PeerLeft { peer: p }),
+                    _ => Input::AddressesChanged,
+                },
                 _ => {
                     core.forget_checks(&p);
                     Input::Tick
@@ -652,6 +800,8 @@ proptest! {
             prop_assert!(core.pending.values().all(|q| q.len() <= most));
             prop_assert!(core.waiting.len() <= core.queue_size);
             prop_assert!(core.pings.is_empty());
+            prop_assert!(core.links.len() <= 4);
+            prop_assert!(core.backlog.len() <= crate::backlog::SIGNAL_BACKLOG);
         }
     }
 }
@@ -666,18 +816,30 @@ mod gate {
         Identity::from_seed([seed; 32])
     }
 
-    fn negotiation(from: &PeerId, payload: SignalPayload, hold_unknown: bool) -> Input {
-        Input::Negotiation {
-            from: from.clone(),
-            payload,
-            hold_unknown,
-        }
+    fn gate(core: &mut RoomCore, from: &PeerId, payload: SignalPayload, hold_unknown: bool) {
+        core.negotiation(from.clone(), payload, hold_unknown);
     }
 
-    fn negotiated(out: Vec<Output>) -> Vec<SignalPayload> {
+    /// What reached the link: an offer answered, or a candidate added (as the payloads
+    /// that carried them).
+    fn negotiated(out: Vec<Output>) -> Vec<String> {
         out.into_iter()
             .map(|o| match o {
-                Output::Negotiate { payload, .. } => payload,
+                Output::Answer { sdp, .. } => format!("offer {sdp}"),
+                Output::AddCandidate { candidate, .. } => {
+                    format!("candidate {}", candidate.candidate)
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn said(payloads: &[SignalPayload]) -> Vec<String> {
+        payloads
+            .iter()
+            .map(|p| match p {
+                SignalPayload::Offer { sdp, .. } => format!("offer {sdp}"),
+                SignalPayload::Candidate { candidate, .. } => format!("candidate {candidate}"),
                 other => panic!("{other:?}"),
             })
             .collect()
@@ -686,41 +848,38 @@ mod gate {
     #[test]
     fn negotiation_from_an_unnamed_peer_waits_for_its_name_or_is_dropped() {
         let t0 = Instant::now();
-        let mut core = RoomCore::new(config(Role::Both, false), t0);
+        let mut core = RoomCore::new(config(Role::Both, false), quiet(t0).0, t0);
         let me = peer(0xee);
         let (a, b) = (identity(1), identity(2));
         let first = offer(&a, &me, 1, None);
         // Where no plan or overlay names peers, a stranger's negotiation goes nowhere.
-        core.handle_input(
-            t0,
-            negotiation(&b.peer_id(), offer(&b, &me, 1, None), false),
-        );
-        core.handle_input(t0, Input::Named { peer: b.peer_id() });
+        gate(&mut core, &b.peer_id(), offer(&b, &me, 1, None), false);
+        core.named(b.peer_id());
         assert!(drain(&mut core).is_empty());
         // Where one may, it waits, in order, and goes on once the peer is named.
-        core.handle_input(t0, negotiation(&a.peer_id(), first.clone(), true));
-        core.handle_input(t0, negotiation(&a.peer_id(), candidate(1), true));
+        gate(&mut core, &a.peer_id(), first.clone(), true);
+        gate(&mut core, &a.peer_id(), candidate(1), true);
         assert!(drain(&mut core).is_empty());
         core.add_member(a.peer_id(), DisplayName::new("Ada").unwrap());
-        core.handle_input(t0, Input::Named { peer: a.peer_id() });
-        assert_eq!(negotiated(drain(&mut core)), vec![first, candidate(1)]);
+        core.named(a.peer_id());
+        assert_eq!(negotiated(drain(&mut core)), said(&[first, candidate(1)]));
         // A named peer's negotiation passes at once.
-        core.handle_input(t0, negotiation(&a.peer_id(), candidate(2), false));
-        assert_eq!(negotiated(drain(&mut core)), vec![candidate(2)]);
+        gate(&mut core, &a.peer_id(), candidate(2), false);
+        assert_eq!(negotiated(drain(&mut core)), said(&[candidate(2)]));
     }
 
     #[test]
     fn our_verify_hook_holds_a_peers_negotiation_until_its_word() {
         let t0 = Instant::now();
-        let mut core = RoomCore::new(config(Role::Both, true), t0);
+        let mut core = RoomCore::new(config(Role::Both, true), quiet(t0).0, t0);
         let me = peer(0xee);
         let (a, b) = (identity(1), identity(2));
         for p in [&a, &b] {
             core.add_member(p.peer_id(), DisplayName::new("p").unwrap());
         }
         let from_a = offer(&a, &me, 1, Some("token-a"));
-        core.handle_input(t0, negotiation(&a.peer_id(), from_a.clone(), false));
-        core.handle_input(t0, negotiation(&a.peer_id(), candidate(1), false));
+        gate(&mut core, &a.peer_id(), from_a.clone(), false);
+        gate(&mut core, &a.peer_id(), candidate(1), false);
         assert_eq!(
             drain(&mut core),
             vec![Output::Verify {
@@ -735,14 +894,11 @@ mod gate {
                 ok: true,
             },
         );
-        assert_eq!(negotiated(drain(&mut core)), vec![from_a, candidate(1)]);
+        assert_eq!(negotiated(drain(&mut core)), said(&[from_a, candidate(1)]));
         assert!(core.key(&a.peer_id()).is_some(), "its key is proven");
 
         // Refused: it is told, and nothing of it goes further while it stays.
-        core.handle_input(
-            t0,
-            negotiation(&b.peer_id(), offer(&b, &me, 1, Some("x")), false),
-        );
+        gate(&mut core, &b.peer_id(), offer(&b, &me, 1, Some("x")), false);
         drain(&mut core);
         core.queue(&b.peer_id(), Bytes::from_static(b"waiting"));
         core.handle_input(
@@ -752,13 +908,20 @@ mod gate {
                 ok: false,
             },
         );
-        assert_eq!(drain(&mut core), vec![Output::Refuse { peer: b.peer_id() }]);
+        let out = drain(&mut core);
+        // Held for the hook, it never had a link: there is none to close.
+        assert!(
+            matches!(&out[..], [
+                Output::Server(ClientToServer::Signal { to, payload: SignalPayload::Refused { .. }, .. }),
+            ] if *to == b.peer_id()),
+            "{out:?}"
+        );
         assert!(core.is_refused(&b.peer_id()));
         assert!(
             !core.is_behind(&b.peer_id()),
             "what waited for it is dropped"
         );
-        core.handle_input(t0, negotiation(&b.peer_id(), candidate(3), false));
+        gate(&mut core, &b.peer_id(), candidate(3), false);
         assert!(drain(&mut core).is_empty());
         // A word on a peer nobody waits for changes nothing.
         core.handle_input(
@@ -774,13 +937,15 @@ mod gate {
     #[test]
     fn an_offer_signed_by_another_key_is_reported_and_goes_no_further() {
         let t0 = Instant::now();
-        let mut core = RoomCore::new(config(Role::Both, false), t0);
+        let mut core = RoomCore::new(config(Role::Both, false), quiet(t0).0, t0);
         let me = peer(0xee);
         let (a, mallory) = (identity(1), identity(2));
         core.add_member(a.peer_id(), DisplayName::new("Ada").unwrap());
-        core.handle_input(
-            t0,
-            negotiation(&a.peer_id(), offer(&mallory, &me, 1, None), false),
+        gate(
+            &mut core,
+            &a.peer_id(),
+            offer(&mallory, &me, 1, None),
+            false,
         );
         match &drain(&mut core)[..] {
             [Output::Event(RoomEvent::Error(RoomError::IdentityMismatch { peer, .. }))] => {
@@ -794,14 +959,11 @@ mod gate {
     #[test]
     fn a_peer_that_leaves_is_checked_again_and_nothing_it_held_is_kept() {
         let t0 = Instant::now();
-        let mut core = RoomCore::new(config(Role::Both, true), t0);
+        let mut core = RoomCore::new(config(Role::Both, true), quiet(t0).0, t0);
         let me = peer(0xee);
         let a = identity(1);
         core.add_member(a.peer_id(), DisplayName::new("Ada").unwrap());
-        core.handle_input(
-            t0,
-            negotiation(&a.peer_id(), offer(&a, &me, 1, Some("t")), false),
-        );
+        gate(&mut core, &a.peer_id(), offer(&a, &me, 1, Some("t")), false);
         drain(&mut core);
         core.handle_input(
             t0,
@@ -814,16 +976,13 @@ mod gate {
         // It leaves; while gone it sends more (held as a stranger's), then comes back.
         core.remove_member(&a.peer_id());
         core.forget_checks(&a.peer_id());
-        core.handle_input(t0, negotiation(&a.peer_id(), candidate(1), true));
+        gate(&mut core, &a.peer_id(), candidate(1), true);
         core.forget_checks(&a.peer_id());
         core.add_member(a.peer_id(), DisplayName::new("Ada").unwrap());
-        core.handle_input(t0, Input::Named { peer: a.peer_id() });
+        core.named(a.peer_id());
         assert!(drain(&mut core).is_empty(), "held before it left: dropped");
         // Its next offer is checked again.
-        core.handle_input(
-            t0,
-            negotiation(&a.peer_id(), offer(&a, &me, 2, Some("t")), false),
-        );
+        gate(&mut core, &a.peer_id(), offer(&a, &me, 2, Some("t")), false);
         assert!(matches!(&drain(&mut core)[..], [Output::Verify { .. }]));
     }
 }
