@@ -13,29 +13,28 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use plenum_proto::identity::safety_code;
 use plenum_proto::signal::ClientToServer;
-use plenum_proto::{ChannelName, Envelope, EnvelopeKind, PeerId, StreamAnnouncement};
+use plenum_proto::{Envelope, EnvelopeKind, PeerId};
 use plenum_signal::{SignalConnection, SignalEvent};
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{mpsc, oneshot};
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCPeerConnectionState};
 
-use crate::audio::{AudioCmd, AudioHandle, RtpIn};
+use crate::audio::{AudioCmd, AudioHandle};
 use crate::backlog::Backlog;
 use crate::config::RoomConfig;
 use crate::lifecycle::Transport;
 use crate::link::{DATA_CHANNEL_LABEL, Link, LinkData, LinkEvent, LinkEventKind};
 use crate::negotiation::Candidate;
-use crate::outbound::TrackSender;
 use crate::overlay::Overlay;
 use crate::room_core::{self, Description, Input, Output, RoomCore};
 use crate::session::{Reconnected, Welcome};
-use crate::types::{
-    LinkState, PeerInfo, PingError, RoomError, RoomEvent, SendError, Target, TreeSendError,
-};
+use crate::types::{PingError, RoomError, RoomEvent};
 use crate::video::{VideoCmd, VideoHandle};
-use plenum_overlay::TreeTarget;
+
+mod commands;
+mod media;
+
+pub(crate) use commands::Command;
 
 const LINK_EVENT_QUEUE: usize = 1024;
 const LINK_DATA_QUEUE: usize = 1024;
@@ -49,65 +48,6 @@ const MEDIA_STOP: Duration = Duration::from_secs(5);
 
 /// Remote tracks read per link: audio, camera and screen, as every link negotiates.
 const MAX_TRACKS_PER_LINK: usize = 3;
-
-/// What a [`Room`](crate::Room) handle asks of the driver.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Send {
-        channel: ChannelName,
-        data: Bytes,
-        to: Target,
-        /// Ok with the outboxes of the targets that hold more than a sender should add
-        /// to: the sender waits for them, per link, and the driver does not.
-        reply: oneshot::Sender<Result<Vec<crate::outbox::Outbox>, SendError>>,
-    },
-    Peers {
-        reply: oneshot::Sender<Vec<PeerInfo>>,
-    },
-    Ping {
-        peer: PeerId,
-        reply: oneshot::Sender<Result<Duration, PingError>>,
-    },
-    Leave {
-        reply: oneshot::Sender<()>,
-    },
-    /// Announce a stream of ours (added, removed or muted) to every peer, now and to those
-    /// whose link opens later.
-    Stream(StreamAnnouncement),
-    /// Broadcast to every peer of the room over the overlay.
-    MeshSend(Bytes),
-    /// Share our state with the linked peers.
-    SetState {
-        state: serde_json::Value,
-        merge: bool,
-    },
-    /// Send to tree neighbours (tree rooms).
-    TreeSend {
-        to: TreeTarget,
-        data: Bytes,
-        reply: oneshot::Sender<Result<(), TreeSendError>>,
-    },
-    /// Send to a peer of a relay network, relayed if it is not a neighbour.
-    RelaySend {
-        to: PeerId,
-        data: Bytes,
-        reply: oneshot::Sender<Result<(), plenum_overlay::RelaySendError>>,
-    },
-    /// Form (or close) a direct link in a relay network.
-    RelayLink {
-        peer: PeerId,
-        up: bool,
-    },
-    /// Our direct links and their states.
-    Links {
-        reply: oneshot::Sender<Vec<(PeerId, LinkState)>>,
-    },
-    /// Bytes written as they are on the link to a peer, as a broken or hostile client could.
-    Raw {
-        peer: PeerId,
-        bytes: Bytes,
-    },
-}
 
 pub(crate) struct Driver {
     config: RoomConfig,
@@ -252,45 +192,6 @@ impl Driver {
             credential: s.credential,
         }));
         self.config.ice_servers = all;
-    }
-
-    /// Tells the media tasks a link's tracks went away (replaced, dropped or closed).
-    fn audio_down(&mut self, peer: &PeerId) {
-        self.tell_audio(AudioCmd::LinkDown { peer: peer.clone() });
-        self.tell_video(VideoCmd::LinkDown { peer: peer.clone() });
-    }
-
-    /// A command for the audio task, without waiting for it: what its queue cannot take
-    /// now waits in order and goes on a later step (see `flush_media`).
-    fn tell_audio(&mut self, cmd: AudioCmd) {
-        if !self.audio_backlog.push(cmd) {
-            tracing::warn!("audio task far behind; oldest command dropped");
-        }
-        self.flush_media();
-    }
-
-    fn tell_video(&mut self, cmd: VideoCmd) {
-        if !self.video_backlog.push(cmd) {
-            tracing::warn!("video task far behind; oldest command dropped");
-        }
-        self.flush_media();
-    }
-
-    /// Hands held commands to the media tasks while their queues have room.
-    fn flush_media(&mut self) {
-        let audio = &self.audio.cmds;
-        self.audio_backlog.flush(|cmd| {
-            match audio.try_send(cmd) {
-                Err(mpsc::error::TrySendError::Full(cmd)) => Some(cmd),
-                // Taken, or the task is gone (the room is ending): nothing to hold.
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
-            }
-        });
-        let video = &self.video.cmds;
-        self.video_backlog.flush(|cmd| match video.try_send(cmd) {
-            Err(mpsc::error::TrySendError::Full(cmd)) => Some(cmd),
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
-        });
     }
 
     pub(crate) async fn run(mut self) {
@@ -443,28 +344,6 @@ impl Driver {
                 }
             }
             Output::Timeout(_) => {}
-        }
-    }
-
-    /// Stops the audio and video tasks (dropping sources and sinks: devices close,
-    /// recordings complete) and joins their threads, whoever still holds a `Room`.
-    async fn stop_media(&mut self) {
-        let mut stopping = Vec::new();
-        let (done, stopped) = oneshot::channel();
-        if self.audio.cmds.send(AudioCmd::Stop(done)).await.is_ok() {
-            stopping.push(stopped);
-        }
-        let (done, stopped) = oneshot::channel();
-        if self.video.cmds.send(VideoCmd::Stop(done)).await.is_ok() {
-            stopping.push(stopped);
-        }
-        for stopped in stopping {
-            if tokio::time::timeout(MEDIA_STOP, stopped).await.is_err() {
-                tracing::warn!("a media task did not stop in time");
-            }
-        }
-        for thread in std::mem::take(&mut self.media) {
-            thread.join().await;
         }
     }
 
@@ -655,48 +534,7 @@ impl Driver {
                     tracing::debug!(peer = peer.short(), "unexpected data channel; ignored");
                 }
             }
-            LinkEventKind::Track(_) if link.tasks.len() >= MAX_TRACKS_PER_LINK => {
-                // Our links carry three tracks each way (audio, camera, screen): more is a
-                // peer growing our readers and decoders without bound. Left unread.
-                tracing::warn!(
-                    peer = peer.short(),
-                    "track beyond the link's bound; ignored"
-                );
-                link.refused_tracks += 1;
-                if link.refused_tracks == 1 {
-                    self.emit(RoomEvent::Error(RoomError::Malformed {
-                        peer,
-                        reason: format!("more than {MAX_TRACKS_PER_LINK} media tracks on one link"),
-                    }));
-                }
-            }
-            LinkEventKind::Track(track) if self.core.is_viewer(&peer) => {
-                tracing::info!(
-                    peer = peer.short(),
-                    "media from a peer not permitted to publish; dropped"
-                );
-                // Read and drop: an unread track fills webrtc-rs's queue and logs each packet.
-                link.tasks.push(tokio::spawn(async move {
-                    while track.poll().await.is_some() {}
-                }));
-            }
-            LinkEventKind::Track(track) => {
-                let task = if track.kind().await == RtpCodecKind::Video {
-                    let sink = self.video.sink.clone();
-                    let lane = if track.track_id().await.starts_with("screen-") {
-                        plenum_media::Content::Screen
-                    } else {
-                        plenum_media::Content::Camera
-                    };
-                    let events = self.events.clone();
-                    tokio::spawn(crate::video::read_track(peer, lane, track, sink, events))
-                } else {
-                    let audio = self.audio.clone();
-                    let loss = self.config.audio_loss_percent;
-                    tokio::spawn(read_track(audio, peer, track, loss))
-                };
-                link.tasks.push(task);
-            }
+            LinkEventKind::Track(track) => self.on_track(peer, track).await,
             LinkEventKind::GatheringComplete => {
                 let relay_only = self.config.ice_transport == crate::config::IceTransport::Relay;
                 if relay_only && link.candidates == 0 {
@@ -723,23 +561,6 @@ impl Driver {
         }
     }
 
-    /// Sends keyframes on the link to `peer`, so that the far side's video resumes at once.
-    fn keyframes(&mut self, peer: &PeerId) {
-        let Some(link) = self.links.get(peer) else {
-            return;
-        };
-        for track in [&link.video, &link.screen].into_iter().flatten() {
-            if self
-                .video
-                .keyframes
-                .try_send((peer.clone(), track.ssrc))
-                .is_err()
-            {
-                tracing::trace!("keyframe request already pending");
-            }
-        }
-    }
-
     /// Every half second: links whose outbox makes no progress are stalled, and a change
     /// of our addresses goes to the core (which restarts every link and the signaling
     /// connection at once instead of waiting for them to go silent).
@@ -756,36 +577,6 @@ impl Driver {
             self.tell(Input::AddressesChanged);
         }
         self.tell(Input::Tick);
-    }
-
-    /// The link to `peer` is open: its tracks go to the media tasks, queued messages leave.
-    async fn media_up(&mut self, peer: &PeerId) {
-        let Some(link) = self.links.get(peer) else {
-            return;
-        };
-        let audio = link.audio.clone();
-        let video = [
-            (plenum_media::Content::Camera, link.video.clone()),
-            (plenum_media::Content::Screen, link.screen.clone()),
-        ];
-        if let Some(sender) = track_sender(audio, peer, "audio").await {
-            let cmd = AudioCmd::LinkUp {
-                peer: peer.clone(),
-                sender,
-            };
-            self.tell_audio(cmd);
-        }
-        for (lane, track) in video {
-            if let Some(sender) = track_sender(track, peer, "video").await {
-                let cmd = VideoCmd::LinkUp {
-                    peer: peer.clone(),
-                    lane,
-                    sender,
-                };
-                self.tell_video(cmd);
-            }
-        }
-        self.flush_pending(peer);
     }
 
     fn on_data(&mut self, data: LinkData) {
@@ -840,158 +631,6 @@ impl Driver {
         self.links.get(peer).and_then(|l| l.writer.as_ref())
     }
 
-    /// Sends to `peer`, or queues for it while its link is not open (or what was queued for
-    /// it has not all gone out yet: order is kept).
-    fn deliver(&mut self, peer: &PeerId, bytes: Bytes) {
-        if !self.core.is_behind(peer) && self.write(peer, bytes.clone()) {
-            return;
-        }
-        self.core.queue(peer, bytes);
-    }
-
-    /// Moves what waits for `peer` into its open link's outbox, up to the outbox's soft
-    /// limit: a link that opens with a long queue behind it (up to `queue_per_peer` of the
-    /// largest messages) takes it as it drains, instead of all at once past the stall
-    /// bound. The rest goes on the next step.
-    fn flush_pending(&mut self, peer: &PeerId) {
-        loop {
-            let room = self
-                .open_outbox(peer)
-                .is_some_and(|w| w.progress().0 <= crate::outbox::SOFT_LIMIT);
-            if !room {
-                return;
-            }
-            let Some(bytes) = self.core.next_queued(peer) else {
-                return;
-            };
-            if !self.write(peer, bytes.clone()) {
-                self.core.requeue(peer, bytes);
-                return;
-            }
-        }
-    }
-
-    /// Flushes what waits for every open link (see `flush_pending`); called every step, so
-    /// it looks only at peers whose link is open.
-    fn flush_all_pending(&mut self) {
-        let ready: Vec<PeerId> = self
-            .core
-            .queued_for()
-            .filter(|p| self.open_outbox(p).is_some())
-            .cloned()
-            .collect();
-        for peer in ready {
-            self.flush_pending(&peer);
-        }
-    }
-
-    fn on_command(&mut self, command: Command) {
-        match command {
-            Command::Send {
-                channel,
-                data,
-                to,
-                reply,
-            } => {
-                let sent = self.send(channel, data, to);
-                let _ = reply.send(sent);
-            }
-            Command::Peers { reply } => {
-                let mine = self.config.identity.public();
-                let peers = self
-                    .core
-                    .roster()
-                    .iter()
-                    .map(|(peer, name)| PeerInfo {
-                        peer: peer.clone(),
-                        name: name.clone(),
-                        state: self.core.link_state(peer),
-                        path: self.links.get(peer).and_then(|l| l.path),
-                        safety_code: self.core.key(peer).map(|k| safety_code(&mine, k)),
-                        role: self.core.role(peer),
-                        refused: self.core.is_refused(peer),
-                    })
-                    .collect();
-                let _ = reply.send(peers);
-            }
-            Command::Ping { peer, reply } => {
-                let (id, bytes) = self.core.ping();
-                if self.write(&peer, bytes) {
-                    self.core.ping_sent(id, crate::clock::now());
-                    self.ping_replies.insert(id, reply);
-                } else {
-                    let _ = reply.send(Err(PingError::NotConnected(peer)));
-                }
-            }
-            Command::Leave { .. } => {}
-            Command::SetState { state, merge } => self.tell(Input::State { state, merge }),
-            Command::Stream(announcement) => self.tell(Input::Stream(announcement)),
-            Command::MeshSend(data) => self.core.broadcast(data.to_vec()),
-            Command::TreeSend { to, data, reply } => {
-                let _ = reply.send(self.core.tree_send(to, data.to_vec()));
-            }
-            Command::RelaySend { to, data, reply } => {
-                let _ = reply.send(self.core.relay_send(to, data.to_vec()));
-            }
-            Command::RelayLink { peer, up } => self.core.relay_link(peer, up),
-            Command::Links { reply } => {
-                let _ = reply.send(self.core.links());
-            }
-            Command::Raw { peer, bytes } => {
-                self.write(&peer, bytes);
-            }
-        }
-    }
-
-    /// A message on `channel` for `to`: written to open links, queued for the others; Ok
-    /// with the outboxes that hold more than a sender should add to.
-    fn send(
-        &mut self,
-        channel: ChannelName,
-        data: Bytes,
-        to: Target,
-    ) -> Result<Vec<crate::outbox::Outbox>, SendError> {
-        let all = matches!(to, Target::All);
-        if all && self.core.post_to_host(channel.clone(), data.to_vec()) {
-            // Through the host, which relays it to everyone (queued while there is none).
-            return Ok(Vec::new());
-        }
-        let targets: Vec<PeerId> = match to {
-            Target::All => self
-                .core
-                .roster()
-                .keys()
-                .filter(|p| self.core.links_with(p))
-                .cloned()
-                .collect(),
-            Target::One(peer) => vec![peer],
-            Target::Many(peers) => peers
-                .into_iter()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-        };
-        if let Some(unknown) = targets.iter().find(|p| !self.core.is_member(p)) {
-            return Err(SendError::UnknownPeer(unknown.clone()));
-        }
-        let id = self.core.next_id();
-        let bytes = Bytes::from(Envelope::data(channel, id, data.to_vec()).encode());
-        for peer in &targets {
-            self.deliver(peer, bytes.clone());
-        }
-        if all && targets.is_empty() {
-            // Nobody to send to yet: kept for the first peer whose link opens.
-            self.core.hold_for_first(bytes);
-        }
-        self.flush_all_pending();
-        Ok(targets
-            .iter()
-            .filter_map(|p| self.open_outbox(p))
-            .filter(|w| w.progress().0 > crate::outbox::SOFT_LIMIT)
-            .cloned()
-            .collect())
-    }
-
     async fn leave(&mut self) {
         let bye = Bytes::from(Envelope::control(EnvelopeKind::Bye, 0).encode());
         let peers: Vec<PeerId> = self.links.keys().cloned().collect();
@@ -1034,56 +673,4 @@ async fn next_signal(signal: &mut Option<SignalConnection>) -> Option<SignalEven
         Some(signal) => signal.rx.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// A link's track ready to write to, once its payload type is negotiated.
-async fn track_sender(
-    track: Option<crate::link::LinkTrack>,
-    peer: &PeerId,
-    what: &str,
-) -> Option<TrackSender> {
-    let track = track?;
-    let Some(payload_type) = track.payload_type().await else {
-        tracing::warn!(peer = peer.short(), "no {what} codec negotiated");
-        return None;
-    };
-    Some(TrackSender {
-        track: track.track,
-        ssrc: track.ssrc,
-        payload_type,
-    })
-}
-
-/// Reads a peer's Opus track and hands its packets to the audio task.
-async fn read_track(
-    audio: AudioHandle,
-    peer: PeerId,
-    track: std::sync::Arc<dyn webrtc::media_stream::track_remote::TrackRemote>,
-    loss_percent: u8,
-) {
-    use rand::{Rng, SeedableRng};
-    use webrtc::media_stream::track_remote::TrackRemoteEvent;
-    let mut dropped = 0u64;
-    let mut rng = rand::rngs::SmallRng::from_os_rng();
-    while let Some(event) = track.poll().await {
-        match event {
-            TrackRemoteEvent::OnRtpPacket(_) if rng.random_range(0..100u8) < loss_percent => {
-                dropped += 1;
-            }
-            TrackRemoteEvent::OnRtpPacket(packet) => {
-                let rtp = RtpIn {
-                    peer: peer.clone(),
-                    seq: packet.header.sequence_number,
-                    timestamp: packet.header.timestamp,
-                    payload: packet.payload,
-                };
-                if !audio.packet(rtp) {
-                    dropped += 1;
-                }
-            }
-            TrackRemoteEvent::OnEnded => break,
-            _ => {}
-        }
-    }
-    tracing::debug!(peer = peer.short(), dropped, "audio track ended");
 }

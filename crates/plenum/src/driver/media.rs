@@ -1,0 +1,224 @@
+//! The driver's media side: commands to the audio and video threads (never waited
+//! for: what their queues cannot take waits in order), the tracks a link carries each
+//! way, keyframes, and the threads' end.
+
+use std::sync::Arc;
+
+use plenum_proto::PeerId;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use tokio::sync::{mpsc, oneshot};
+use webrtc::media_stream::track_remote::TrackRemote;
+
+use super::{Driver, MAX_TRACKS_PER_LINK, MEDIA_STOP};
+use crate::audio::{AudioCmd, AudioHandle, RtpIn};
+use crate::outbound::TrackSender;
+use crate::types::{RoomError, RoomEvent};
+use crate::video::VideoCmd;
+
+impl Driver {
+    /// Tells the media tasks a link's tracks went away (replaced, dropped or closed).
+    pub(super) fn audio_down(&mut self, peer: &PeerId) {
+        self.tell_audio(AudioCmd::LinkDown { peer: peer.clone() });
+        self.tell_video(VideoCmd::LinkDown { peer: peer.clone() });
+    }
+
+    /// A command for the audio task, without waiting for it: what its queue cannot take
+    /// now waits in order and goes on a later step (see `flush_media`).
+    pub(super) fn tell_audio(&mut self, cmd: AudioCmd) {
+        if !self.audio_backlog.push(cmd) {
+            tracing::warn!("audio task far behind; oldest command dropped");
+        }
+        self.flush_media();
+    }
+
+    pub(super) fn tell_video(&mut self, cmd: VideoCmd) {
+        if !self.video_backlog.push(cmd) {
+            tracing::warn!("video task far behind; oldest command dropped");
+        }
+        self.flush_media();
+    }
+
+    /// Hands held commands to the media tasks while their queues have room.
+    pub(super) fn flush_media(&mut self) {
+        let audio = &self.audio.cmds;
+        self.audio_backlog.flush(|cmd| {
+            match audio.try_send(cmd) {
+                Err(mpsc::error::TrySendError::Full(cmd)) => Some(cmd),
+                // Taken, or the task is gone (the room is ending): nothing to hold.
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+            }
+        });
+        let video = &self.video.cmds;
+        self.video_backlog.flush(|cmd| match video.try_send(cmd) {
+            Err(mpsc::error::TrySendError::Full(cmd)) => Some(cmd),
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+        });
+    }
+
+    /// Stops the audio and video tasks (dropping sources and sinks: devices close,
+    /// recordings complete) and joins their threads, whoever still holds a `Room`.
+    pub(super) async fn stop_media(&mut self) {
+        let mut stopping = Vec::new();
+        let (done, stopped) = oneshot::channel();
+        if self.audio.cmds.send(AudioCmd::Stop(done)).await.is_ok() {
+            stopping.push(stopped);
+        }
+        let (done, stopped) = oneshot::channel();
+        if self.video.cmds.send(VideoCmd::Stop(done)).await.is_ok() {
+            stopping.push(stopped);
+        }
+        for stopped in stopping {
+            if tokio::time::timeout(MEDIA_STOP, stopped).await.is_err() {
+                tracing::warn!("a media task did not stop in time");
+            }
+        }
+        for thread in std::mem::take(&mut self.media) {
+            thread.join().await;
+        }
+    }
+
+    /// Sends keyframes on the link to `peer`, so that the far side's video resumes at once.
+    pub(super) fn keyframes(&mut self, peer: &PeerId) {
+        let Some(link) = self.links.get(peer) else {
+            return;
+        };
+        for track in [&link.video, &link.screen].into_iter().flatten() {
+            if self
+                .video
+                .keyframes
+                .try_send((peer.clone(), track.ssrc))
+                .is_err()
+            {
+                tracing::trace!("keyframe request already pending");
+            }
+        }
+    }
+
+    /// The link to `peer` is open: its tracks go to the media tasks, queued messages leave.
+    pub(super) async fn media_up(&mut self, peer: &PeerId) {
+        let Some(link) = self.links.get(peer) else {
+            return;
+        };
+        let audio = link.audio.clone();
+        let video = [
+            (plenum_media::Content::Camera, link.video.clone()),
+            (plenum_media::Content::Screen, link.screen.clone()),
+        ];
+        if let Some(sender) = track_sender(audio, peer, "audio").await {
+            let cmd = AudioCmd::LinkUp {
+                peer: peer.clone(),
+                sender,
+            };
+            self.tell_audio(cmd);
+        }
+        for (lane, track) in video {
+            if let Some(sender) = track_sender(track, peer, "video").await {
+                let cmd = VideoCmd::LinkUp {
+                    peer: peer.clone(),
+                    lane,
+                    sender,
+                };
+                self.tell_video(cmd);
+            }
+        }
+        self.flush_pending(peer);
+    }
+
+    /// A track the peer sends on its link: read (its media to the media threads), read
+    /// and dropped (a peer that may not publish), or left unread past the link's bound.
+    pub(super) async fn on_track(&mut self, peer: PeerId, track: Arc<dyn TrackRemote>) {
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        if link.tasks.len() >= MAX_TRACKS_PER_LINK {
+            // Our links carry three tracks each way (audio, camera, screen): more is a peer
+            // growing our readers and decoders without bound. Left unread.
+            tracing::warn!(
+                peer = peer.short(),
+                "track beyond the link's bound; ignored"
+            );
+            link.refused_tracks += 1;
+            if link.refused_tracks == 1 {
+                self.emit(RoomEvent::Error(RoomError::Malformed {
+                    peer,
+                    reason: format!("more than {MAX_TRACKS_PER_LINK} media tracks on one link"),
+                }));
+            }
+            return;
+        }
+        let task = if self.core.is_viewer(&peer) {
+            tracing::info!(
+                peer = peer.short(),
+                "media from a peer not permitted to publish; dropped"
+            );
+            // Read and drop: an unread track fills webrtc-rs's queue and logs each packet.
+            tokio::spawn(async move { while track.poll().await.is_some() {} })
+        } else if track.kind().await == RtpCodecKind::Video {
+            let sink = self.video.sink.clone();
+            let lane = if track.track_id().await.starts_with("screen-") {
+                plenum_media::Content::Screen
+            } else {
+                plenum_media::Content::Camera
+            };
+            let events = self.events.clone();
+            tokio::spawn(crate::video::read_track(peer, lane, track, sink, events))
+        } else {
+            let audio = self.audio.clone();
+            let loss = self.config.audio_loss_percent;
+            tokio::spawn(read_track(audio, peer, track, loss))
+        };
+        link.tasks.push(task);
+    }
+}
+
+/// A link's track ready to write to, once its payload type is negotiated.
+async fn track_sender(
+    track: Option<crate::link::LinkTrack>,
+    peer: &PeerId,
+    what: &str,
+) -> Option<TrackSender> {
+    let track = track?;
+    let Some(payload_type) = track.payload_type().await else {
+        tracing::warn!(peer = peer.short(), "no {what} codec negotiated");
+        return None;
+    };
+    Some(TrackSender {
+        track: track.track,
+        ssrc: track.ssrc,
+        payload_type,
+    })
+}
+
+/// Reads a peer's Opus track and hands its packets to the audio task.
+async fn read_track(
+    audio: AudioHandle,
+    peer: PeerId,
+    track: std::sync::Arc<dyn webrtc::media_stream::track_remote::TrackRemote>,
+    loss_percent: u8,
+) {
+    use rand::{Rng, SeedableRng};
+    use webrtc::media_stream::track_remote::TrackRemoteEvent;
+    let mut dropped = 0u64;
+    let mut rng = rand::rngs::SmallRng::from_os_rng();
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(_) if rng.random_range(0..100u8) < loss_percent => {
+                dropped += 1;
+            }
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                let rtp = RtpIn {
+                    peer: peer.clone(),
+                    seq: packet.header.sequence_number,
+                    timestamp: packet.header.timestamp,
+                    payload: packet.payload,
+                };
+                if !audio.packet(rtp) {
+                    dropped += 1;
+                }
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+    tracing::debug!(peer = peer.short(), dropped, "audio track ended");
+}
