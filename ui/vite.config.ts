@@ -3,7 +3,8 @@ import { defineConfig } from "vitest/config";
 // The Tauri window loads dist/ (built into the binary) or, in development, this dev server.
 export default defineConfig({
   clearScreen: false,
-  server: { port: 5173, strictPort: true },
+  // The chimes come from the repository's assets/, beside ui/.
+  server: { port: 5173, strictPort: true, fs: { allow: [".."] } },
   build: { target: "safari15", outDir: "dist", emptyOutDir: true, sourcemap: false },
   test: { environment: "jsdom", globals: true },
 });

@@ -166,3 +166,39 @@ fn bad_audio_sources_are_refused_and_the_peer_stays() {
     b.cmd(json!({"cmd": "leave"}));
     assert_eq!(b.wait_exit(LONG), Some(0));
 }
+
+/// The join chime the app plays (assets/sounds/join.wav, shared by the app and these tests)
+/// streams from a file source across a real link: the far side hears both of its notes, and
+/// not a note the chime does not have.
+#[test]
+fn the_apps_join_chime_from_assets_crosses_a_link() {
+    let chime = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sounds/join.wav");
+    assert!(chime.is_file(), "{} is missing", chime.display());
+    let source = format!("file:{}", chime.display());
+    let server = serve(&[]);
+    let path = wav_path("chime");
+    let mut a = spawn_join(&server.url, "chime", "a", &["--audio", &source]);
+    let a_id = joined(&mut a);
+    let mut b = spawn_join(
+        &server.url,
+        "chime",
+        "b",
+        &["--record-audio", path.to_str().expect("utf-8")],
+    );
+    joined(&mut b);
+    b.expect(LONG, "a chimes", |v| {
+        event(v) == "speaking" && v["peer"] == a_id.as_str() && v["speaking"] == true
+    });
+    common::wait_recorded(&path, 0, 3.0, "three seconds of a's chime at b");
+    b.cmd(json!({"cmd": "leave"}));
+    assert_eq!(b.wait_exit(LONG), Some(0));
+    a.cmd(json!({"cmd": "leave"}));
+    let heard = recording(&path);
+    let settled = &heard[SAMPLE_RATE as usize..];
+    let level = |hz| tone_level_db(settled, SAMPLE_RATE, hz);
+    let (low, high, absent) = (level(660.0), level(880.0), level(440.0));
+    assert!(low > -12.0, "the chime's 660 Hz note at {low} dB");
+    assert!(high > -12.0, "the chime's 880 Hz note at {high} dB");
+    assert!(absent < -25.0, "440 Hz, not in the chime, at {absent} dB");
+    std::fs::remove_file(&path).expect("cleanup");
+}

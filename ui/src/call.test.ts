@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Joined, PeerView, UiEvent } from "./bindings";
 import { EVENT } from "./bindings";
 import { CallView } from "./call";
+import { LEAVE_CHIME } from "./chimes";
 import { api, onEvent } from "./ipc";
 
 const me: PeerView = { id: "me1", name: "Carol", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false, role: "both", hand: false };
@@ -63,21 +64,24 @@ beforeEach(() => {
 afterEach(() => clearMocks());
 
 function view(onLeft = vi.fn(), as: Joined = joined) {
-  const call = new CallView(api, as, { openLink: vi.fn(), onLeft });
+  const playSound = vi.fn();
+  const call = new CallView(api, as, { openLink: vi.fn(), onLeft, playSound });
   document.body.replaceChildren(call.element);
-  return { call, onLeft };
+  return { call, onLeft, playSound };
 }
 
 describe("CallView", () => {
-  it("follows the roster: tiles, count, cursors of peers that left", async () => {
-    const { call } = view();
+  it("follows the roster: tiles, count, cursors of peers that left, a chime as Ada leaves", async () => {
+    const { call, playSound } = view();
     const un = await onEvent((e) => call.handle(e));
     await emit(EVENT, { type: "roster", peers: [me, ada] } satisfies UiEvent);
     expect(document.querySelectorAll(".tile")).toHaveLength(2);
     expect(document.querySelector("#participant-count")?.textContent).toBe("2 people");
     await emit(EVENT, { type: "cursor", peer: "ada1", x: 0.5, y: 0.5 } satisfies UiEvent);
     expect(document.querySelector(".cursor[data-peer='ada1'] .cursor-name")?.textContent).toBe("Ada");
+    expect(playSound).not.toHaveBeenCalled();
     await emit(EVENT, { type: "roster", peers: [me] } satisfies UiEvent);
+    expect(playSound).toHaveBeenCalledWith(LEAVE_CHIME);
     expect(document.querySelector(".cursor[data-peer='ada1']")).toBeNull();
     expect(document.querySelector("#participant-count")?.textContent).toBe("Just you");
     un();

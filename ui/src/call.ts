@@ -8,6 +8,7 @@ import { ChatPanel } from "./chat";
 import { Cursors, throttle } from "./cursors";
 import { h, isTyping } from "./dom";
 import { AudienceList } from "./audience";
+import { Chimes } from "./chimes";
 import { type Api, errorText } from "./ipc";
 import { NetworkPanel } from "./network";
 import { readPicture, Tiles } from "./tiles";
@@ -36,6 +37,8 @@ export interface CallOptions {
   openLink: (href: string) => void;
   /** The call ended; `askCode`: because a presenter asks for an access code. */
   onLeft: (reason: string | null, askCode?: boolean) => void;
+  /** Plays a sound (a chime); the page's own audio when absent. */
+  playSound?: (url: string) => void;
 }
 
 export class CallView {
@@ -48,6 +51,7 @@ export class CallView {
   readonly network: NetworkPanel;
   readonly audience = new AudienceList();
   private roster = new Map<string, PeerView>();
+  private chimes: Chimes;
   /** A presentation: someone presents or watches (or we do). */
   private webinar: boolean;
   private handButton: HTMLButtonElement;
@@ -86,6 +90,7 @@ export class CallView {
     private readonly options: CallOptions,
   ) {
     this.webinar = joined.role !== "both";
+    this.chimes = new Chimes(options.playSound);
     // A presentation opens on the presenters; a call opens on the whiteboard.
     this.mode = this.webinar ? "grid" : "board";
     const sendCursor = throttle<[number, number] | null>(50, (at) => void api.sendCursor(at).catch(() => {}));
@@ -598,6 +603,10 @@ export class CallView {
         const ids = new Set(event.peers.map((p) => p.id));
         for (const id of this.roster.keys()) if (!ids.has(id)) this.cursors.remove(id);
         this.roster = new Map(event.peers.map((p) => [p.id, p]));
+        this.chimes.roster(
+          event.peers.map((p) => p.id),
+          this.large || this.webinar,
+        );
         for (const p of event.peers) this.cursors.rename(p.id, p.name);
         const presenting = this.tiles.presenting;
         this.showRoster(event.peers);

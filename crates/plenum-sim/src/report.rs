@@ -1,0 +1,125 @@
+//! The figures of a run.
+
+use super::*;
+
+impl Sim {
+    pub(crate) fn report(&mut self, wall: Duration) -> SimReport {
+        if self.churning() {
+            // Peers that vanished within the grace are still planned: that is expected.
+        } else {
+            self.check_invariants();
+        }
+        let mut expected = 0u64;
+        let mut delivered = 0u64;
+        let mut receivers = 0u64;
+        let mut app_duplicates = 0u64;
+        let mut hops = Vec::new();
+        for (b, (at, origin)) in self.broadcast_times.iter().enumerate() {
+            for (n, node) in self.nodes.iter().enumerate() {
+                if n == *origin || self.unicast_targets.get(b).is_some_and(|t| *t != n) {
+                    continue;
+                }
+                // The first peers count once the room has converged; later ones once
+                // they have been in for a while.
+                let settled_in = node.joined_at <= self.last_initial_join
+                    || node.joined_at + SETTLE_BEFORE <= *at;
+                let present = settled_in && node.left_at.is_none_or(|l| l > at + DRAIN_AFTER);
+                if node.alive || node.left_at.is_some_and(|l| l > *at) {
+                    receivers += 1;
+                }
+                if !present {
+                    continue;
+                }
+                expected += 1;
+                if let Some((count, h)) = self.deliveries.get(&(b, n)) {
+                    delivered += 1;
+                    app_duplicates += u64::from(count.saturating_sub(1));
+                    hops.push(u32::from(*h));
+                }
+            }
+        }
+        hops.sort_unstable();
+        let pct = |p: f64| -> u32 {
+            if hops.is_empty() {
+                return 0;
+            }
+            let i = ((hops.len() as f64 * p).ceil() as usize).clamp(1, hops.len()) - 1;
+            hops[i]
+        };
+        self.sample_degree();
+        let degrees = self.degrees();
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|n| self.nodes[*n].alive)
+            .collect();
+        let mean_degree =
+            live.iter().map(|n| degrees[*n]).sum::<usize>() as f64 / live.len().max(1) as f64;
+        let copies: u64 = self.copies.iter().sum();
+        let is_tree = matches!(self.config.topology, Topology::Tree(_));
+        let mut rejoins = std::mem::take(&mut self.rejoin_times);
+        rejoins.sort_unstable();
+        let (cells, epochs) = match &self.directory {
+            Some(d) => (d.layout().cell_count(), d.epoch()),
+            None => (1, 1),
+        };
+        SimReport {
+            topology: match self.config.topology {
+                Topology::Mesh => "mesh",
+                Topology::Cells(_) => "cells",
+                Topology::Tree(_) => "tree",
+                Topology::Relay(_) => "relay",
+            },
+            depth_max: self.tree_depth_max(),
+            rejoins: is_tree.then_some(rejoins.len() as u64),
+            rejoin_ms_p50: is_tree.then(|| percentile(&rejoins, 0.5) / MS),
+            rejoin_ms_p99: is_tree.then(|| percentile(&rejoins, 0.99) / MS),
+            crowned: is_tree.then_some(self.crowned),
+            peers: self.config.peers,
+            seed: self.config.seed,
+            max_degree: self.max_degree,
+            mean_degree: round3(mean_degree),
+            delivery_ratio: if expected == 0 {
+                1.0
+            } else {
+                round6(delivered as f64 / expected as f64)
+            },
+            expected,
+            delivered,
+            app_duplicates,
+            hops_p50: pct(0.5),
+            hops_p99: pct(0.99),
+            hops_max: hops.last().copied().unwrap_or(0),
+            duplicates_per_peer: round3(copies as f64 / receivers.max(1) as f64),
+            signaling_frames_per_join: round3(self.server_frames as f64 / self.joins.max(1) as f64),
+            membership_frames_per_join: round3(
+                (self.server_frames - self.link_frames) as f64 / self.joins.max(1) as f64,
+            ),
+            link_frames_per_join: round3(self.link_frames as f64 / self.joins.max(1) as f64),
+            converged_after_ms: self.converged_at.map(|t| t / MS),
+            cells,
+            epochs,
+            joins: self.joins,
+            leaves: self.leaves,
+            broadcasts: self.broadcast_times.len(),
+            failed: self.failed,
+            violations: std::mem::take(&mut self.violations),
+            wall_ms: wall.as_millis() as u64,
+        }
+    }
+}
+
+/// The `p` quantile of sorted `values` (0 when there are none).
+fn percentile(values: &[u64], p: f64) -> u64 {
+    if values.is_empty() {
+        return 0;
+    }
+    let i = ((values.len() as f64 * p).ceil() as usize).clamp(1, values.len()) - 1;
+    values[i]
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1_000_000.0).round() / 1_000_000.0
+}
