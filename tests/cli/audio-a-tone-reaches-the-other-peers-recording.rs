@@ -29,15 +29,16 @@ fn joined(proc: &mut common::Proc) -> String {
         .to_owned()
 }
 
-#[test]
-fn a_tone_is_recorded_at_its_frequency_and_level_without_gaps() {
+/// Peer `a` publishes `source`, peer `b` records it; `b`'s recording once it holds three
+/// seconds of `a` (more than two, checked), and its path.
+fn three_seconds_at_b(source: &str, room: &str) -> (Vec<f32>, PathBuf) {
     let server = serve(&[]);
-    let path = wav_path("one");
-    let mut a = spawn_join(&server.url, "tone", "a", &["--audio", "sine:440"]);
+    let path = wav_path(room);
+    let mut a = spawn_join(&server.url, room, "a", &["--audio", source]);
     let a_id = joined(&mut a);
     let mut b = spawn_join(
         &server.url,
-        "tone",
+        room,
         "b",
         &["--record-audio", path.to_str().expect("utf-8")],
     );
@@ -45,7 +46,7 @@ fn a_tone_is_recorded_at_its_frequency_and_level_without_gaps() {
     b.expect(LONG, "a speaks", |v| {
         event(v) == "speaking" && v["peer"] == a_id.as_str() && v["speaking"] == true
     });
-    common::wait_recorded(&path, 0, 3.0, "three seconds of a's tone at b");
+    common::wait_recorded(&path, 0, 3.0, "three seconds of a at b");
     b.cmd(json!({"cmd": "leave"}));
     assert_eq!(b.wait_exit(LONG), Some(0));
     a.cmd(json!({"cmd": "leave"}));
@@ -55,6 +56,12 @@ fn a_tone_is_recorded_at_its_frequency_and_level_without_gaps() {
         "{} samples",
         heard.len()
     );
+    (heard, path)
+}
+
+#[test]
+fn a_tone_is_recorded_at_its_frequency_and_level_without_gaps() {
+    let (heard, path) = three_seconds_at_b("sine:440", "tone");
     let settled = &heard[SAMPLE_RATE as usize..];
     let f = dominant_frequency(settled, SAMPLE_RATE);
     assert!((f - 440.0).abs() < 2.0, "recorded {f} Hz");
@@ -174,26 +181,7 @@ fn bad_audio_sources_are_refused_and_the_peer_stays() {
 fn the_apps_join_chime_from_assets_crosses_a_link() {
     let chime = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sounds/join.wav");
     assert!(chime.is_file(), "{} is missing", chime.display());
-    let source = format!("file:{}", chime.display());
-    let server = serve(&[]);
-    let path = wav_path("chime");
-    let mut a = spawn_join(&server.url, "chime", "a", &["--audio", &source]);
-    let a_id = joined(&mut a);
-    let mut b = spawn_join(
-        &server.url,
-        "chime",
-        "b",
-        &["--record-audio", path.to_str().expect("utf-8")],
-    );
-    joined(&mut b);
-    b.expect(LONG, "a chimes", |v| {
-        event(v) == "speaking" && v["peer"] == a_id.as_str() && v["speaking"] == true
-    });
-    common::wait_recorded(&path, 0, 3.0, "three seconds of a's chime at b");
-    b.cmd(json!({"cmd": "leave"}));
-    assert_eq!(b.wait_exit(LONG), Some(0));
-    a.cmd(json!({"cmd": "leave"}));
-    let heard = recording(&path);
+    let (heard, path) = three_seconds_at_b(&format!("file:{}", chime.display()), "chime");
     let settled = &heard[SAMPLE_RATE as usize..];
     let level = |hz| tone_level_db(settled, SAMPLE_RATE, hz);
     let (low, high, absent) = (level(660.0), level(880.0), level(440.0));
