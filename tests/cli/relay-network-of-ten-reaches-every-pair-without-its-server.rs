@@ -98,8 +98,21 @@ fn a_relay_network_of_ten_reaches_every_pair_without_its_server() {
     );
     let mut linked: Vec<Vec<String>> = Vec::new();
     for (i, p) in peers.iter_mut().enumerate() {
-        let l = links(p);
-        assert!(l.len() <= 2, "{} holds {} links", p.name, l.len());
+        // A splice keeps the link it hands over until the new one is up (docs/overlays/
+        // relay.md), so a peer may hold one link more in passing; the bound holds once
+        // the splice is done.
+        let mut l = links(p);
+        let until = Instant::now() + Duration::from_secs(30);
+        while l.len() > 2 {
+            assert!(
+                Instant::now() < until,
+                "{} still holds {} links 30 s on: {l:?}",
+                p.name,
+                l.len()
+            );
+            p.proc.drain_for(Duration::from_millis(250));
+            l = links(p);
+        }
         // It announced its neighbours as they changed, never more than two.
         let said = announced.get(&i).cloned().unwrap_or_default();
         assert!(!said.is_empty(), "{} announced no relay_state", p.name);
