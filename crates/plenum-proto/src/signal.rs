@@ -40,6 +40,11 @@ pub enum SignalPayload {
         /// As for the offer.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         credentials: Option<serde_json::Value>,
+        /// The `seq` of the offer this answers: an answer to an offer the receiver has
+        /// since replaced is not applied to the connection that replaced it. Optional (a
+        /// client that leaves it out has its answer taken by whatever offer waits).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answers: Option<u64>,
     },
     /// The receiver's offer or answer was refused: its credentials did not pass the
     /// sender's check. No link follows.
@@ -648,6 +653,7 @@ mod tests {
             )
                 .prop_map(|(sdp, key, seq, sig)| SignalPayload::Answer {
                     credentials: None,
+                    answers: seq.checked_sub(1),
                     sdp,
                     key,
                     seq,

@@ -60,6 +60,12 @@ impl<C> Default for Negotiation<C> {
 }
 
 impl<C> Negotiation<C> {
+    /// The fingerprints of the far side's description, once set.
+    #[cfg(test)]
+    pub(crate) fn remote_prints(&self) -> &[String] {
+        &self.remote_prints
+    }
+
     #[cfg(test)]
     pub(crate) fn is_offering(&self) -> bool {
         self.offering

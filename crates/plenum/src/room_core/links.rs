@@ -23,6 +23,10 @@ pub(crate) struct LinkBook {
     pub(super) life: Lifecycle,
     /// Where its offer/answer exchange stands, and candidates that came early.
     pub(super) negotiation: Negotiation<Candidate>,
+    /// The number of our latest offer on it (an answer naming another is stale), and of
+    /// the far side's offer we answer.
+    offered: Option<u64>,
+    answering: Option<u64>,
 }
 
 /// Which of our descriptions is made.
@@ -92,7 +96,7 @@ impl RoomCore {
     pub(super) fn on_negotiation(&mut self, from: PeerId, payload: SignalPayload) {
         let now = self.now;
         match payload {
-            SignalPayload::Offer { sdp, .. } => {
+            SignalPayload::Offer { sdp, seq, .. } => {
                 let polite = negotiation::polite(&self.me, &from);
                 let verdict = self.links.get(&from).map_or(OnOffer::Fresh, |book| {
                     book.negotiation.on_offer(polite, &sdp)
@@ -109,6 +113,7 @@ impl RoomCore {
                         };
                         tracing::info!(peer = from.short(), "answering an ICE restart");
                         book.life.answering_restart(now);
+                        book.answering = Some(seq);
                         let early = book.negotiation.remote_set(&sdp, false);
                         self.outputs.push_back(Output::Answer {
                             peer: from.clone(),
@@ -118,7 +123,10 @@ impl RoomCore {
                         self.add_candidates(&from, early);
                     }
                     OnOffer::Fresh => {
-                        let mut book = LinkBook::default();
+                        let mut book = LinkBook {
+                            answering: Some(seq),
+                            ..LinkBook::default()
+                        };
                         book.negotiation.remote_set(&sdp, false);
                         self.links.insert(from.clone(), book);
                         self.outputs.push_back(Output::Answer {
@@ -129,7 +137,7 @@ impl RoomCore {
                     }
                 }
             }
-            SignalPayload::Answer { sdp, .. } => {
+            SignalPayload::Answer { sdp, answers, .. } => {
                 let Some(book) = self
                     .links
                     .get_mut(&from)
@@ -138,6 +146,16 @@ impl RoomCore {
                     tracing::debug!(peer = from.short(), "answer without an offer; ignored");
                     return;
                 };
+                if answers.is_some() && answers != book.offered {
+                    // It answers an offer of ours that a newer one replaced (with its
+                    // connection): applied to this one, it could never connect.
+                    tracing::debug!(
+                        peer = from.short(),
+                        ?answers,
+                        "answer to an older offer; ignored"
+                    );
+                    return;
+                }
                 let early = book.negotiation.remote_set(&sdp, true);
                 book.life.answered(now);
                 self.outputs.push_back(Output::TakeAnswer {
@@ -189,6 +207,14 @@ impl RoomCore {
     pub(super) fn described(&mut self, to: PeerId, kind: Description, sdp: String) {
         self.seq += 1;
         let seq = self.seq;
+        let answers = match (kind, self.links.get_mut(&to)) {
+            (Description::Offer, Some(book)) => {
+                book.offered = Some(seq);
+                None
+            }
+            (Description::Answer, Some(book)) => book.answering,
+            (_, None) => None,
+        };
         let sig = match sign_link(&self.identity, kind.as_str(), &to, seq, &sdp) {
             Ok(sig) => sig,
             Err(e) => {
@@ -212,6 +238,7 @@ impl RoomCore {
                 seq,
                 sig,
                 credentials,
+                answers,
             },
         };
         self.signal(to, payload);

@@ -405,3 +405,110 @@ fn a_stalled_link_is_closed_and_the_others_carry_on() {
         bytes: pong
     }));
 }
+
+mod converge {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One thing that happens to the pair.
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        /// Side `i` makes a new link and offers (its topology asked for one).
+        Offer(usize),
+        /// The server hands side `i` the oldest frame it holds for it.
+        Deliver(usize),
+        /// Side `i`'s transport reports the path gone, or back.
+        Down(usize),
+        Up(usize),
+        /// Time passes for side `i` (restart grace and retries).
+        Wait(usize),
+        /// Side `i`'s data channel opens.
+        Open(usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        (0usize..2, 0u8..11).prop_map(|(i, k)| match k {
+            0 => Step::Offer(i),
+            1 => Step::Down(i),
+            2 => Step::Up(i),
+            3 => Step::Wait(i),
+            4 => Step::Open(i),
+            _ => Step::Deliver(i),
+        })
+    }
+
+    /// The fingerprint line side `i`'s connection presents.
+    fn prints(pair: &Pair, i: usize) -> Vec<String> {
+        plenum_proto::identity::fingerprints(&sdp(pair.sides[i].cert))
+    }
+
+    proptest! {
+        /// Whatever the two sides do and in whatever order the server passes their
+        /// frames, once everything is delivered (and time passes for restarts) they agree
+        /// on one connection: neither waits for an answer, and each has set the other's
+        /// current description as its remote one.
+        #[test]
+        fn any_order_of_offers_restarts_and_delivery_ends_in_one_agreed_link(
+            steps in proptest::collection::vec(step(), 1..40)
+        ) {
+            let mut pair = Pair::new();
+            let (a, b) = (pair.peer(0), pair.peer(1));
+            // There is a link to agree on: side 0 starts one.
+            pair.sides[0].core.offer_to(b);
+            pair.run(0);
+            for s in steps {
+                match s {
+                    Step::Offer(i) => {
+                        let other = if i == 0 { pair.peer(1) } else { a.clone() };
+                        pair.sides[i].core.offer_to(other);
+                        pair.run(i);
+                    }
+                    Step::Deliver(i) => {
+                        if let Some(frame) = pair.wire[i].pop_front() {
+                            pair.input(i, Input::Server(frame));
+                        }
+                    }
+                    Step::Down(i) | Step::Up(i) => {
+                        let peer = pair.peer(1 - i);
+                        let state = if matches!(s, Step::Down(_)) {
+                            Transport::Disconnected
+                        } else {
+                            Transport::Connected
+                        };
+                        pair.input(i, Input::Transport { peer, state });
+                    }
+                    Step::Wait(i) => {
+                        pair.now += Duration::from_secs(1);
+                        pair.input(i, Input::Tick);
+                    }
+                    Step::Open(i) => {
+                        let peer = pair.peer(1 - i);
+                        pair.input(i, Input::ChannelOpen { peer });
+                    }
+                }
+            }
+            // Everything in flight arrives; the paths are up.
+            for _ in 0..20 {
+                pair.deliver(0);
+                pair.deliver(1);
+                if pair.wire.iter().all(VecDeque::is_empty) {
+                    break;
+                }
+            }
+            prop_assert!(pair.wire.iter().all(VecDeque::is_empty), "still talking");
+            for i in 0..2 {
+                let other = pair.peer(1 - i);
+                let book = pair.sides[i].core.links.get(&other);
+                prop_assert!(book.is_some(), "side {i} has no link");
+                let book = book.unwrap();
+                prop_assert!(!book.negotiation.is_offering(), "side {i} still waits for an answer");
+                prop_assert_eq!(
+                    book.negotiation.remote_prints(),
+                    &prints(&pair, 1 - i)[..],
+                    "side {} set another connection than side {}'s", i, 1 - i
+                );
+            }
+        }
+    }
+}
