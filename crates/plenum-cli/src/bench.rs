@@ -42,6 +42,9 @@ pub(crate) struct RoomsArgs {
     /// Joins to time.
     #[arg(long, default_value_t = 20)]
     joins: usize,
+    /// Joins to time from a new `plenum join` process, one after another.
+    #[arg(long, default_value_t = 7)]
+    process_joins: usize,
     /// Round trips to time.
     #[arg(long, default_value_t = 500)]
     pings: usize,
@@ -170,6 +173,37 @@ pub(crate) async fn wait_for<T>(
     .with_context(|| format!("no {what} within {deadline:?}"))?
 }
 
+/// Spawns `plenum join` into the bench room and times it to the anchor's greeting on its
+/// standard output, in milliseconds; then it leaves (killed if it does not end).
+async fn process_join(url: &str, i: usize) -> anyhow::Result<f64> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let started = Instant::now();
+    let mut child = join_process(url, "bench", &format!("process{i}"), &[])?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let greeted = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await? {
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if v["event"] == "message" {
+                return anyhow::Ok(started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        bail!("plenum join ended before its first message")
+    })
+    .await
+    .context("no first message from a new plenum join within 20 s")??;
+    if let Some(stdin) = child.stdin.as_mut() {
+        stdin.write_all(b"{\"cmd\":\"leave\"}\n").await?;
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        child.kill().await?;
+    }
+    Ok(greeted)
+}
+
 async fn rooms(args: &RoomsArgs) -> anyhow::Result<Value> {
     let server = Server::bind(
         SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -223,6 +257,14 @@ async fn rooms(args: &RoomsArgs) -> anyhow::Result<Value> {
         .await?;
         join_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         room.leave().await;
+    }
+
+    // 1b. The same from a new `plenum join` process: from its spawn to its first message
+    // (the greeting) on its standard output; it includes the process's start and its
+    // signaling handshake.
+    let mut process_ms = Vec::new();
+    for i in 0..args.process_joins {
+        process_ms.push(process_join(&url, i).await?);
     }
 
     // 2. Round trips: envelope ping/pong, and a 16-byte application echo.
@@ -299,6 +341,8 @@ async fn rooms(args: &RoomsArgs) -> anyhow::Result<Value> {
         "bench": "rooms",
         "join_to_first_message_ms": summary(join_ms),
         "join_to_peer_join_ms": summary(link_ms),
+        "process_join_to_first_message_ms": process_ms.clone(),
+        "process_join_to_first_message_summary_ms": summary(process_ms),
         "ping_rtt_ms": summary(ping_ms),
         "echo_16b_rtt_ms": summary(echo_ms),
         "throughput": throughput,
