@@ -9,7 +9,7 @@
 //! [`Room`](crate::Room) handles talk to it over a bounded command channel; webrtc-rs
 //! callbacks and data-channel readers forward into it over bounded channels.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -82,8 +82,9 @@ pub(crate) struct Driver {
     data_rx: mpsc::Receiver<LinkData>,
     /// Each link's WebRTC side (its state is the core's).
     links: HashMap<PeerId, Link>,
-    /// Links found stalled in this step, told to the core at its end.
-    stalled: BTreeSet<PeerId>,
+    /// Links found stalled in this step (by generation), told to the core at its end if
+    /// they are still the peer's link then.
+    stalled: BTreeMap<PeerId, u64>,
     /// Who waits for the pong of each ping in flight.
     ping_replies: HashMap<u64, oneshot::Sender<Result<Duration, PingError>>>,
     next_generation: u64,
@@ -166,7 +167,7 @@ impl Driver {
             data_tx,
             data_rx,
             links: HashMap::new(),
-            stalled: BTreeSet::new(),
+            stalled: BTreeMap::new(),
             ping_replies: HashMap::new(),
             next_generation: 1,
             audio,
@@ -238,12 +239,17 @@ impl Driver {
     /// messages move on.
     async fn after_step(&mut self) {
         self.execute().await;
-        for peer in std::mem::take(&mut self.stalled) {
-            let queued = self
+        for (peer, generation) in std::mem::take(&mut self.stalled) {
+            // A link made anew meanwhile is not the one that stalled.
+            let Some(queued) = self
                 .links
                 .get(&peer)
+                .filter(|l| l.generation == generation)
                 .and_then(|l| l.writer.as_ref())
-                .map_or(0, |w| w.progress().0);
+                .map(|w| w.progress().0)
+            else {
+                continue;
+            };
             self.tell(Input::Stalled { peer, queued });
         }
         if self.signal.is_some() && self.core.holds_for_server() {
@@ -570,7 +576,7 @@ impl Driver {
             if let Some((queued, taken)) = link.writer.as_ref().map(|w| w.progress())
                 && link.stall.check(now, queued, taken) == crate::outbox::Health::Stalled
             {
-                self.stalled.insert(peer.clone());
+                self.stalled.insert(peer.clone(), link.generation);
             }
         }
         if self.addresses.changed() {
@@ -603,6 +609,7 @@ impl Driver {
         let Some(writer) = self.open_outbox(peer) else {
             return false;
         };
+        let generation = self.links.get(peer).map_or(0, |l| l.generation);
         if bytes.len() > crate::link::SCTP_MAX_MESSAGE as usize {
             // The channel would refuse it; refused here, where it is known whose it is.
             tracing::warn!(
@@ -615,7 +622,7 @@ impl Driver {
         match writer.push(bytes) {
             Ok(queued) => {
                 if queued > crate::outbox::HARD_LIMIT {
-                    self.stalled.insert(peer.clone());
+                    self.stalled.insert(peer.clone(), generation);
                 }
                 true
             }

@@ -874,8 +874,10 @@ impl RoomCore {
         if now >= self.checked + LINK_CHECK_EVERY {
             self.checked = now;
             self.check_links();
-            self.watch_publishers();
         }
+        // Every tick: its deadline (the next attempt) is among the core's, and only the
+        // watch moves it on.
+        self.watch_publishers();
         if now >= self.reported + OVERFLOW_REPORT_EVERY {
             self.reported = now;
             for (peer, dropped) in std::mem::take(&mut self.overflowed) {

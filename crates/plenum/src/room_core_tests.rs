@@ -986,3 +986,34 @@ mod gate {
         assert!(matches!(&drain(&mut core)[..], [Output::Verify { .. }]));
     }
 }
+
+#[test]
+fn told_the_time_it_asks_for_the_core_always_moves_its_deadline_on() {
+    // A viewer whose publisher is gone, with a ping interval shorter than the link check:
+    // each deadline it gives, once reached, gives way to a later one (no spinning).
+    let t0 = Instant::now();
+    let mut config = config(Role::Viewer, false);
+    config.ping_interval = Duration::from_millis(100);
+    let mut core = RoomCore::new(config, quiet(t0).0, t0);
+    let p = peer(9);
+    core.add_member(p.clone(), DisplayName::new("Pub").unwrap());
+    open(&mut core, t0, &p);
+    // Linked at a link check, gone by the next.
+    let checked = t0 + LINK_CHECK_EVERY;
+    core.handle_input(checked, Input::Tick);
+    core.handle_input(checked, Input::Stalled { peer: p, queued: 1 });
+    let mut now = checked + LINK_CHECK_EVERY;
+    core.handle_input(now, Input::Tick);
+    for _ in 0..50 {
+        let at = loop {
+            match core.poll_output() {
+                Output::Timeout(at) => break at,
+                _ => continue,
+            }
+        };
+        assert!(at > now, "asked to be woken at {at:?}, already {now:?}");
+        now = at;
+        core.handle_input(now, Input::Tick);
+    }
+    assert!(now > checked + Duration::from_secs(1), "it got somewhere");
+}

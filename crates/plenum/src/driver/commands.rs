@@ -115,7 +115,7 @@ impl Driver {
             Command::Leave { .. } => {}
             Command::SetState { state, merge } => self.tell(Input::State { state, merge }),
             Command::Stream(announcement) => self.tell(Input::Stream(announcement)),
-            Command::MeshSend(data) => self.core.broadcast(data.to_vec()),
+            Command::MeshSend(data) => self.core.broadcast(crate::clock::now(), data.to_vec()),
             Command::TreeSend { to, data, reply } => {
                 let _ = reply.send(self.core.tree_send(to, data.to_vec()));
             }
@@ -141,7 +141,11 @@ impl Driver {
         to: Target,
     ) -> Result<Vec<crate::outbox::Outbox>, SendError> {
         let all = matches!(to, Target::All);
-        if all && self.core.post_to_host(channel.clone(), data.to_vec()) {
+        if all
+            && self
+                .core
+                .post_to_host(crate::clock::now(), channel.clone(), data.to_vec())
+        {
             // Through the host, which relays it to everyone (queued while there is none).
             return Ok(Vec::new());
         }

@@ -3,6 +3,7 @@
 //! for it, held while it is away or its queue is full.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use plenum_overlay::{Appearance, Input as OverlayInput, RelaySendError, TreeTarget};
 use plenum_proto::overlay::CellPlan;
@@ -407,7 +408,13 @@ impl RoomCore {
 
     /// A host room's post to everyone, through the host (queued while there is none).
     /// False when the room has no host.
-    pub(crate) fn post_to_host(&mut self, channel: ChannelName, data: Vec<u8>) -> bool {
+    pub(crate) fn post_to_host(
+        &mut self,
+        now: Instant,
+        channel: ChannelName,
+        data: Vec<u8>,
+    ) -> bool {
+        self.now = self.now.max(now);
         let now = self.now;
         match self.overlay.host() {
             Some(host) => {
@@ -420,7 +427,8 @@ impl RoomCore {
 
     /// A broadcast to every peer of the room over the overlay (a host room's is a post
     /// through the host, on channel `mesh`).
-    pub(crate) fn broadcast(&mut self, data: Vec<u8>) {
+    pub(crate) fn broadcast(&mut self, now: Instant, data: Vec<u8>) {
+        self.now = self.now.max(now);
         let now = self.now;
         match (self.overlay.host(), ChannelName::new("mesh")) {
             (Some(host), Ok(channel)) => host.post(channel, data, now),
