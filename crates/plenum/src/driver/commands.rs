@@ -141,11 +141,7 @@ impl Driver {
         to: Target,
     ) -> Result<Vec<crate::outbox::Outbox>, SendError> {
         let all = matches!(to, Target::All);
-        if all
-            && self
-                .core
-                .post_to_host(crate::clock::now(), channel.clone(), data.to_vec())
-        {
+        if all && self.core.post_to_host(crate::clock::now(), &channel, &data) {
             // Through the host, which relays it to everyone (queued while there is none).
             return Ok(Vec::new());
         }

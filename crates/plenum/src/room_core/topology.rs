@@ -411,14 +411,14 @@ impl RoomCore {
     pub(crate) fn post_to_host(
         &mut self,
         now: Instant,
-        channel: ChannelName,
-        data: Vec<u8>,
+        channel: &ChannelName,
+        data: &[u8],
     ) -> bool {
         self.now = self.now.max(now);
         let now = self.now;
         match self.overlay.host() {
             Some(host) => {
-                host.post(channel, data, now);
+                host.post(channel.clone(), data.to_vec(), now);
                 true
             }
             None => false,
