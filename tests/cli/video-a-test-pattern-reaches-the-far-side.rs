@@ -34,11 +34,27 @@ fn saved(dir: &Path) -> Vec<(u32, f64)> {
             let got = VideoFrame::load_png(path).ok()?;
             let stamp =
                 read_stamp(&got).unwrap_or_else(|| panic!("{} has no stamp", path.display()));
-            let sent = TestPattern::draw(got.width, got.height, stamp);
-            Some((stamp.counter, psnr(&got, &sent)))
+            Some((stamp.counter, psnr(&got, &sent_as(&got, stamp))))
         })
         .collect()
 }
+
+/// What the sender sent for `stamp` at the size `got` arrived at: its pattern at the size it
+/// sends ([`SENT`]), halved as a simulcast layer is until the sizes match.
+fn sent_as(got: &VideoFrame, stamp: plenum_media::Stamp) -> VideoFrame {
+    let mut sent = TestPattern::draw(SENT.0, SENT.1, stamp);
+    while sent.width > got.width && sent.width > 2 {
+        sent = sent.half();
+    }
+    if sent.width == got.width {
+        sent
+    } else {
+        TestPattern::draw(got.width, got.height, stamp)
+    }
+}
+
+/// The size every sender of these tests sends at.
+const SENT: (u32, u32) = (640, 360);
 
 /// How many pictures have been saved in `dir` so far (one may still be being written).
 fn count(dir: &Path) -> usize {

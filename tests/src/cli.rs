@@ -377,6 +377,65 @@ impl NetNs {
         ns
     }
 
+    /// Shapes what `dev` sends to `kbit` kbit/s (tbf: a 4 kB bucket, 200 ms of queue, as a
+    /// home uplink's modem holds), and counts the bytes it is handed (nftables, before the
+    /// shaper: what the peer put on the wire, see [`NetNs::bytes_out`]).
+    pub fn shape(&self, dev: &str, kbit: u32) {
+        let rate = format!("{kbit}kbit");
+        self.exec(&[
+            "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", &rate, "burst", "4kb",
+            "latency", "200ms",
+        ]);
+        let rules = format!(
+            "table inet plenum_out {{
+               counter out_bytes {{}}
+               chain out {{
+                 type filter hook output priority 0; policy accept;
+                 oifname \"{dev}\" counter name out_bytes
+               }}
+             }}"
+        );
+        let rules_path = std::env::temp_dir().join(format!("{}-out.nft", self.name));
+        std::fs::write(&rules_path, rules).expect("write rules");
+        self.exec(&["nft", "-f", rules_path.to_str().expect("utf-8")]);
+        std::fs::remove_file(&rules_path).expect("cleanup rules");
+    }
+
+    /// Bytes handed to the shaped device so far (IP and above).
+    pub fn bytes_out(&self) -> u64 {
+        let out = self.exec(&["nft", "list", "counter", "inet", "plenum_out", "out_bytes"]);
+        out.split_whitespace()
+            .skip_while(|w| *w != "bytes")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no byte count in {out}"))
+    }
+
+    /// `plenum join` inside the namespace, its candidates on `ip`.
+    pub fn spawn_join_at(
+        &self,
+        url: &str,
+        room: &str,
+        name: &str,
+        ip: &str,
+        extra: &[&str],
+    ) -> Proc {
+        let mut args = vec![
+            "join",
+            "--server",
+            url,
+            "--room",
+            room,
+            "--name",
+            name,
+            "--json",
+            "--bind-ip",
+            ip,
+        ];
+        args.extend_from_slice(extra);
+        self.spawn(&args, &[])
+    }
+
     /// Runs a command inside the namespace to completion.
     pub fn exec(&self, command: &[&str]) -> String {
         let mut args = vec!["ip", "netns", "exec", &self.name];

@@ -198,6 +198,7 @@ enum Command {
         peer: String,
     },
     Peers {},
+    Stats {},
     Leave {},
     /// Switch the published audio (same forms as --audio) without leaving.
     Audio {
@@ -787,6 +788,7 @@ async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
             ping(out, room, peer);
         }
         Command::Peers {} => peers(out, room).await,
+        Command::Stats {} => stats(out, room).await,
         Command::Raw { peer, hex } => {
             let Some(peer) = parse_peer(out, &peer) else {
                 return false;
@@ -936,6 +938,70 @@ async fn peers(out: &Out, room: &Room) {
         }
         Err(e) => out.error("room_closed", e.to_string()),
     }
+}
+
+/// The call's figures as one `stats` event.
+async fn stats(out: &Out, room: &Room) {
+    let stats = match room.stats().await {
+        Ok(stats) => stats,
+        Err(e) => return out.error("room_closed", e.to_string()),
+    };
+    let lane = |lane: plenum_media::Content| match lane {
+        plenum_media::Content::Camera => "camera",
+        plenum_media::Content::Screen => "screen",
+    };
+    let links: Vec<Value> = stats
+        .links
+        .iter()
+        .map(|l| {
+            let sending: Vec<Value> = l
+                .sending
+                .iter()
+                .map(|(kind, w, h)| json!({"lane": lane(*kind), "width": w, "height": h}))
+                .collect();
+            json!({
+                "peer": l.peer, "estimate_bps": l.estimate_bps, "send_bps": l.send_bps,
+                "receive_bps": l.receive_bps,
+                "rtt_ms": l.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                "loss": l.loss, "sent_bytes": l.sent_bytes, "received_bytes": l.received_bytes,
+                "retransmitted_bytes": l.retransmitted_bytes,
+                "retransmissions_refused": l.retransmissions_refused,
+                "queue_ms": l.queue.as_secs_f64() * 1000.0,
+                "sending": sending,
+            })
+        })
+        .collect();
+    let video: Vec<Value> = stats
+        .video
+        .iter()
+        .map(|v| {
+            json!({
+                "peer": v.peer, "lane": lane(v.lane), "frames": v.frames, "fps": v.fps,
+                "width": v.width, "height": v.height, "freezes": v.freezes,
+                "freeze_total_ms": v.freeze_total.as_millis() as u64,
+                "longest_freeze_ms": v.longest_freeze.as_millis() as u64,
+            })
+        })
+        .collect();
+    out.event(
+        json!({"event": "stats", "links": links, "video": video}),
+        || {
+            let lines: Vec<String> = stats
+                .links
+                .iter()
+                .map(|l| {
+                    format!(
+                        "  {} estimate {} kbit/s, sending {} kbit/s, receiving {} kbit/s",
+                        l.peer.short(),
+                        l.estimate_bps / 1000,
+                        l.send_bps / 1000,
+                        l.receive_bps / 1000
+                    )
+                })
+                .collect();
+            format!("* stats\n{}", lines.join("\n"))
+        },
+    );
 }
 
 /// Plain-text mode: a line is a chat message; `/peers`, `/ping ID`, `/leave` are commands.

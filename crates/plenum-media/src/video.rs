@@ -50,6 +50,31 @@ impl VideoFrame {
         )
     }
 
+    /// The picture at half its width and height (each an even number, at least 2): every
+    /// sample the mean of the 2 x 2 it replaces. What a simulcast layer is made from.
+    pub fn half(&self) -> VideoFrame {
+        let width = (self.width / 2).max(2) & !1;
+        let height = (self.height / 2).max(2) & !1;
+        let mut out = VideoFrame::black(width, height);
+        let (y, u, v) = self.planes();
+        let (cw, ch) = self.chroma_size();
+        let (ocw, och) = out.chroma_size();
+        let luma = (width * height) as usize;
+        let (oy, chroma) = out.data.split_at_mut(luma);
+        let (ou, ov) = chroma.split_at_mut(ocw * och);
+        halve(
+            y,
+            self.width as usize,
+            self.height as usize,
+            oy,
+            width as usize,
+            height as usize,
+        );
+        halve(u, cw, ch, ou, ocw, och);
+        halve(v, cw, ch, ov, ocw, och);
+        out
+    }
+
     pub fn y(&self) -> &[u8] {
         &self.data[..(self.width * self.height) as usize]
     }
@@ -230,6 +255,21 @@ pub fn psnr(a: &VideoFrame, b: &VideoFrame) -> f64 {
     10.0 * (255.0f64.powi(2) / mse).log10()
 }
 
+/// Writes `to` (`tw` x `th`) as the 2 x 2 means of `from` (`fw` x `fh`), clamped at edges.
+fn halve(from: &[u8], fw: usize, fh: usize, to: &mut [u8], tw: usize, th: usize) {
+    for y in 0..th {
+        let (r0, r1) = ((2 * y).min(fh - 1), (2 * y + 1).min(fh - 1));
+        for x in 0..tw {
+            let (c0, c1) = ((2 * x).min(fw - 1), (2 * x + 1).min(fw - 1));
+            let sum = u32::from(from[r0 * fw + c0])
+                + u32::from(from[r0 * fw + c1])
+                + u32::from(from[r1 * fw + c0])
+                + u32::from(from[r1 * fw + c1]);
+            to[y * tw + x] = ((sum + 2) / 4) as u8;
+        }
+    }
+}
+
 /// What the test pattern stamps into each picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
@@ -375,6 +415,25 @@ pub fn read_stamp(frame: &VideoFrame) -> Option<Stamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_halved_picture_keeps_its_stamp_and_its_look() {
+        let stamp = Stamp {
+            counter: 1234,
+            capture_ms: 99,
+        };
+        let full = TestPattern::draw(1280, 720, stamp);
+        let half = full.half();
+        assert_eq!((half.width, half.height), (640, 360));
+        let quarter = half.half();
+        assert_eq!((quarter.width, quarter.height), (320, 180));
+        assert_eq!(read_stamp(&quarter), Some(stamp));
+        // The mean of a flat 2 x 2 is its value; a picture of one grey stays that grey.
+        let grey = VideoFrame::black(6, 4).half();
+        assert_eq!((grey.width, grey.height), (2, 2));
+        assert!(grey.y().iter().all(|&l| l == 16));
+        assert!(grey.data[4..].iter().all(|&c| c == 128));
+    }
 
     #[test]
     fn stamps_read_back_after_vp8_at_a_low_bitrate() {

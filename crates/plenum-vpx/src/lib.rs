@@ -183,6 +183,12 @@ impl Encoder {
             ffi::vp8e_enc_control_id::VP8E_SET_NOISE_SENSITIVITY as c_int,
             0,
         )?;
+        // A keyframe at most four pictures' worth of bits: through a narrow path a big one
+        // takes long to cross, and the picture is frozen meanwhile.
+        encoder.control(
+            ffi::vp8e_enc_control_id::VP8E_SET_MAX_INTRA_BITRATE_PCT as c_int,
+            400,
+        )?;
         if config.content == Content::Screen {
             encoder.control(
                 ffi::vp8e_enc_control_id::VP8E_SET_SCREEN_CONTENT_MODE as c_int,

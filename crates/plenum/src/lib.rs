@@ -35,6 +35,7 @@ mod backlog;
 pub mod baseline;
 mod clock;
 mod config;
+mod congestion;
 pub mod datagram;
 mod driver;
 mod events;
@@ -51,6 +52,7 @@ mod reassembly;
 mod room;
 mod room_core;
 mod session;
+mod stats;
 mod types;
 mod video;
 
@@ -66,6 +68,7 @@ pub use plenum_proto::signal::Role;
 pub use plenum_proto::token::{Claims, Grants};
 pub use plenum_proto::{ChannelName, DisplayName, PeerId, RoomName};
 pub use room::{Channel, Room, RoomEvents};
+pub use stats::{CallStats, LinkReport, VideoReport};
 pub use types::{
     JoinError, LinkPath, LinkState, MAX_MESSAGE_BYTES, PeerInfo, PingError, PublishError,
     RoomClosed, RoomError, RoomEvent, SendError, Target, TreeEdge, TreeSendError, TreeTarget,

@@ -7,9 +7,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use plenum_proto::PeerId;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{Registry, Slot};
+use rtc::interceptor::Slot;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
@@ -226,6 +225,8 @@ pub(crate) struct Link {
     pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Tracks the peer offered beyond [`crate::driver`]'s bound, left unread.
     pub(crate) refused_tracks: u32,
+    /// What the link's chain learns of its path: the estimate, the round trip, its queue.
+    pub(crate) stats: Arc<crate::congestion::LinkStats>,
 }
 
 /// A link's outgoing media track (Opus or VP8).
@@ -312,8 +313,9 @@ impl Link {
             },
             RtpCodecKind::Video,
         )?;
-        // Codecs first: the default interceptors add NACK feedback to those registered.
-        let registry = register_default_interceptors(Registry::new(), &mut media)?.with(
+        // Codecs first: the chain adds the feedback its interceptors need to those registered.
+        let stats = Arc::new(crate::congestion::LinkStats::default());
+        let registry = crate::congestion::chain(&mut media, &stats)?.with(
             Slot::from(KEYFRAME_TAP_SLOT),
             KeyframeTap::new(peer.clone(), keyframes),
         );
@@ -347,6 +349,7 @@ impl Link {
             screen: None,
             tasks: Vec::new(),
             refused_tracks: 0,
+            stats,
         })
     }
 

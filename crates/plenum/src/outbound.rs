@@ -1,7 +1,6 @@
 //! What the audio and video tasks share: a link's outgoing track, ready to write to, and
 //! writing one encoded frame to every link.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,8 +24,8 @@ impl std::fmt::Debug for TrackSender {
 
 /// Writes one encoded frame (`what`: for the log) to every link's track; a link that cannot
 /// take it misses that frame, the others do not wait.
-pub(crate) async fn send_to_all(
-    senders: &HashMap<PeerId, TrackSender>,
+pub(crate) async fn send_to_all<'a>(
+    senders: impl IntoIterator<Item = (&'a PeerId, &'a TrackSender)>,
     data: Bytes,
     duration: Duration,
     now: Instant,

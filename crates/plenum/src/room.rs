@@ -498,6 +498,18 @@ impl Room {
         result.await.map_err(|_| RoomClosed)
     }
 
+    /// The call's figures: per link (its estimate, what it sends and receives, round trip,
+    /// loss, the picture size it carries) and per video stream we receive (frame rate,
+    /// size, freezes).
+    pub async fn stats(&self) -> Result<crate::CallStats, RoomClosed> {
+        let (reply, result) = oneshot::channel();
+        self.commands
+            .send(Command::Stats { reply })
+            .await
+            .map_err(|_| RoomClosed)?;
+        result.await.map_err(|_| RoomClosed)
+    }
+
     /// The peers of the room with the state of each link.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, RoomClosed> {
         let (reply, result) = oneshot::channel();

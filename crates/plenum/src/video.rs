@@ -18,9 +18,12 @@ use plenum_vpx::{Encoder, EncoderConfig};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+use crate::congestion::LinkStats;
 use crate::outbound::{TrackSender, send_to_all};
 use crate::reassembly::Reassembler;
 use crate::types::{RoomError, RoomEvent};
+
+mod layers;
 
 /// Commands queued for the video task.
 const COMMAND_QUEUE: usize = 64;
@@ -28,6 +31,8 @@ const COMMAND_QUEUE: usize = 64;
 pub(crate) const KEYFRAME_QUEUE: usize = 8;
 /// The least time between two keyframes sent on request.
 const KEYFRAME_GAP: Duration = Duration::from_millis(300);
+/// A link whose pacer holds more than this gets no new picture on top (its layer skips one).
+const MAX_QUEUE: Duration = Duration::from_millis(200);
 /// The least time between two keyframe requests a receiver sends.
 const REQUEST_GAP: Duration = Duration::from_millis(500);
 
@@ -37,6 +42,8 @@ pub(crate) enum VideoCmd {
         peer: PeerId,
         lane: Content,
         sender: TrackSender,
+        /// What the link learns of its path (its estimate picks the layer it gets).
+        stats: Arc<LinkStats>,
     },
     LinkDown {
         peer: PeerId,
@@ -71,6 +78,19 @@ pub(crate) struct VideoHandle {
     pub(crate) cmds: mpsc::Sender<VideoCmd>,
     pub(crate) keyframes: mpsc::Sender<KeyframeRequest>,
     pub(crate) sink: SharedSink,
+    /// The streams we receive, with their frame clocks (for [`crate::Room::stats`]).
+    pub(crate) receiving: Receiving,
+}
+
+/// Each received video stream's frame clock and picture size, by peer and lane.
+pub(crate) type Receiving =
+    Arc<Mutex<HashMap<(PeerId, Content), (crate::stats::FrameClock, (u32, u32))>>>;
+
+/// Where a remote track's reader and decoder hand what they make.
+pub(crate) struct TrackEnds {
+    pub(crate) sink: SharedSink,
+    pub(crate) events: crate::events::EventSender,
+    pub(crate) receiving: Receiving,
 }
 
 impl std::fmt::Debug for VideoHandle {
@@ -79,15 +99,60 @@ impl std::fmt::Debug for VideoHandle {
     }
 }
 
-/// One stream we publish (the camera, or a shared screen): its source, its encoder, and
-/// the track on every link it goes out on.
-struct Lane {
-    kind: Content,
-    senders: HashMap<PeerId, TrackSender>,
-    source: Option<Box<dyn VideoSource>>,
+/// One picture size of a lane: its encoder, and its keyframe and frame-rate state.
+struct Layer {
     encoder: Option<Encoder>,
     keyframe_wanted: bool,
     last_keyframe: Option<Instant>,
+    /// The least time between two keyframes sent on request: the time one takes to arrive.
+    keyframe_gap: Duration,
+    /// One picture of each `divisor` is sent (frame rate, when the rate alone is not enough).
+    divisor: u32,
+    /// Pictures since the last one sent.
+    skipped: u32,
+    /// The rate planned for it, in kbit/s.
+    rate: u32,
+}
+
+impl Layer {
+    fn new() -> Self {
+        Self {
+            encoder: None,
+            keyframe_wanted: true,
+            last_keyframe: None,
+            keyframe_gap: KEYFRAME_GAP,
+            divisor: 1,
+            skipped: 0,
+            rate: layers::FLOOR_KBPS,
+        }
+    }
+}
+
+/// A link a lane sends on: its track, what it has learnt of its path, and its layer.
+struct LaneLink {
+    sender: TrackSender,
+    stats: Arc<LinkStats>,
+    /// The layer the link gets pictures from (`None`: none yet).
+    layer: Option<usize>,
+    /// The layer the link moves to at that layer's next keyframe.
+    next: Option<usize>,
+}
+
+impl LaneLink {
+    fn wants(&self, layer: usize) -> bool {
+        self.layer == Some(layer) || self.next == Some(layer)
+    }
+}
+
+/// One stream we publish (the camera, or a shared screen): its source, its layers, and the
+/// track on every link it goes out on.
+struct Lane {
+    kind: Content,
+    links: HashMap<PeerId, LaneLink>,
+    source: Option<Box<dyn VideoSource>>,
+    layers: Vec<Layer>,
+    /// The size of the source's pictures the layers were made for.
+    size: Option<(u32, u32)>,
     /// When the next picture is due.
     due: Instant,
 }
@@ -96,17 +161,29 @@ impl Lane {
     fn new(kind: Content) -> Self {
         Self {
             kind,
-            senders: HashMap::new(),
+            links: HashMap::new(),
             source: None,
-            encoder: None,
-            keyframe_wanted: false,
-            last_keyframe: None,
+            layers: Vec::new(),
+            size: None,
             due: crate::clock::now(),
         }
     }
 
     fn every(&self) -> Duration {
         Duration::from_secs(1) / self.source.as_ref().map_or(30, |s| s.fps().clamp(1, 120))
+    }
+
+    /// A keyframe on `layer` as soon as the gap allows (the gap: the time the keyframe
+    /// takes to reach `stats`' peer, so a request repeated while one is on its way does
+    /// not make another).
+    fn want_keyframe(&mut self, layer: usize, stats: Option<&LinkStats>) {
+        if let Some(l) = self.layers.get_mut(layer) {
+            l.keyframe_wanted = true;
+            if let Some(stats) = stats {
+                let on_its_way = stats.rtt().unwrap_or_default() + stats.queue();
+                l.keyframe_gap = on_its_way.max(KEYFRAME_GAP);
+            }
+        }
     }
 }
 
@@ -138,6 +215,7 @@ pub(crate) fn spawn(
         cmds,
         keyframes,
         sink: Arc::new(Mutex::new(None)),
+        receiving: Arc::new(Mutex::new(HashMap::new())),
     };
     (handle, thread)
 }
@@ -181,8 +259,8 @@ impl Task {
                     Some(VideoCmd::Stop(done)) => {
                         for lane in &mut self.lanes {
                             lane.source = None;
-                            lane.encoder = None;
-                            lane.senders.clear();
+                            lane.layers.clear();
+                            lane.links.clear();
                         }
                         // The room may have stopped waiting.
                         let _ = done.send(());
@@ -193,15 +271,7 @@ impl Task {
                 },
                 Some((peer, ssrc)) = keyframes.recv() => {
                     tracing::debug!(peer = peer.short(), ssrc, "keyframe request received");
-                    // A request names our SSRC on that link; unknown ones ask both lanes.
-                    let known = self.lanes.iter().any(|l| {
-                        l.senders.get(&peer).is_some_and(|s| s.ssrc == ssrc)
-                    });
-                    for lane in &mut self.lanes {
-                        if !known || lane.senders.get(&peer).is_some_and(|s| s.ssrc == ssrc) {
-                            lane.keyframe_wanted = true;
-                        }
-                    }
+                    self.keyframe_asked(&peer, ssrc);
                 }
                 () = sleep, if next.is_some() => {
                     let now = crate::clock::now();
@@ -220,16 +290,48 @@ impl Task {
         }
     }
 
+    /// A request names our SSRC on that link; an unknown one asks both lanes.
+    fn keyframe_asked(&mut self, peer: &PeerId, ssrc: u32) {
+        let known = self.lanes.iter().any(|l| {
+            l.links
+                .get(peer)
+                .is_some_and(|link| link.sender.ssrc == ssrc)
+        });
+        for lane in &mut self.lanes {
+            let Some(link) = lane.links.get(peer) else {
+                continue;
+            };
+            if known && link.sender.ssrc != ssrc {
+                continue;
+            }
+            let Some(layer) = link.next.or(link.layer) else {
+                continue;
+            };
+            let stats = Arc::clone(&link.stats);
+            lane.want_keyframe(layer, Some(&stats));
+        }
+    }
+
     fn command(&mut self, cmd: VideoCmd) {
         match cmd {
             VideoCmd::Source(kind, source) => {
                 let lane = &mut self.lanes[lane_index(kind)];
-                lane.encoder = None;
-                lane.keyframe_wanted = true;
+                for link in lane.links.values_mut() {
+                    link.layer = None;
+                    link.next = None;
+                    link.stats.set_sending(lane_index(kind), None);
+                }
+                lane.layers.clear();
+                lane.size = None;
                 lane.source = source;
                 lane.due = crate::clock::now();
             }
-            VideoCmd::LinkUp { peer, lane, sender } => {
+            VideoCmd::LinkUp {
+                peer,
+                lane,
+                sender,
+                stats,
+            } => {
                 tracing::debug!(
                     peer = peer.short(),
                     ?lane,
@@ -237,14 +339,19 @@ impl Task {
                     "video track up"
                 );
                 let lane = &mut self.lanes[lane_index(lane)];
-                lane.senders.insert(peer, sender);
-                // A new receiver needs a keyframe to start from.
-                lane.keyframe_wanted = true;
-                lane.last_keyframe = None;
+                // Where to start is decided at the first picture, from the estimate; a new
+                // receiver needs a keyframe to start from.
+                let link = LaneLink {
+                    sender,
+                    stats,
+                    layer: None,
+                    next: None,
+                };
+                lane.links.insert(peer, link);
             }
             VideoCmd::LinkDown { peer } => {
                 for lane in &mut self.lanes {
-                    lane.senders.remove(&peer);
+                    lane.links.remove(&peer);
                 }
             }
             // Handled by the loop.
@@ -254,7 +361,14 @@ impl Task {
 
     async fn frame(&mut self, index: usize) {
         let epoch = self.epoch;
-        let bitrate_kbps = self.bitrate_kbps;
+        let configured = self.bitrate_kbps.filter(|_| index == 0);
+        // With a screen shared beside the camera, the screen gets most of each link.
+        let screen_on = self.lanes[1].source.is_some() && !self.lanes[1].links.is_empty();
+        let share = match (self.lanes[index].kind, screen_on) {
+            (_, false) => 1.0,
+            (Content::Camera, true) => 0.3,
+            (Content::Screen, true) => 0.7,
+        };
         let lane = &mut self.lanes[index];
         let Some(source) = lane.source.as_mut() else {
             return;
@@ -262,7 +376,7 @@ impl Task {
         if let Some(reason) = source.take_error() {
             tracing::warn!(lane = ?lane.kind, %reason, "video source failed; publishing stops");
             lane.source = None;
-            lane.encoder = None;
+            lane.layers.clear();
             let event = RoomEvent::Error(RoomError::VideoSource(reason));
             self.events.send(event);
             return;
@@ -272,54 +386,172 @@ impl Task {
         let Some(picture) = source.next_frame(capture_ms) else {
             return;
         };
-        if lane.senders.is_empty() {
+        if lane.links.is_empty() {
             return;
         }
         let (fps, content) = (source.fps(), source.content());
-        let stale = lane.encoder.as_ref().is_none_or(|e| {
-            (e.config().width, e.config().height) != (picture.width, picture.height)
-        });
-        if stale {
-            let configured = bitrate_kbps.filter(|_| lane.kind == Content::Camera);
-            let config = EncoderConfig {
-                width: picture.width,
-                height: picture.height,
-                bitrate_kbps: configured.unwrap_or_else(|| {
-                    EncoderConfig::bitrate_for(picture.width, picture.height, fps, content)
-                }),
-                fps,
-                content,
+        let sizes = layers::sizes(picture.width, picture.height, content);
+        if lane.size != Some((picture.width, picture.height)) {
+            // A new picture size: new layers, and every link starts again.
+            lane.size = Some((picture.width, picture.height));
+            lane.layers = sizes.iter().map(|_| Layer::new()).collect();
+            for link in lane.links.values_mut() {
+                link.layer = None;
+                link.next = None;
+                link.stats.set_sending(index, None);
+            }
+        }
+        let rates: Vec<u32> = sizes
+            .iter()
+            .map(|&(w, h)| EncoderConfig::bitrate_for(w, h, fps, content))
+            .collect();
+        plan(lane, &rates, share, configured);
+        let now = crate::clock::now();
+        let (ticks, duration) = frame_duration(fps);
+        let mut scaled = picture;
+        for (i, &(width, height)) in sizes.iter().enumerate() {
+            if i > 0 {
+                scaled = scaled.half();
+            }
+            if !lane.links.values().any(|l| l.wants(i)) {
+                // No link on this layer: not encoded (a link coming to it starts it anew).
+                lane.layers[i] = Layer::new();
+                continue;
+            }
+            let layer = &mut lane.layers[i];
+            layer.skipped += 1;
+            if layer.skipped < layer.divisor && !layer.keyframe_wanted {
+                continue;
+            }
+            // A link whose queue already holds more than it should wait for gets no new
+            // picture on top of it: the layer skips one, rather than grow the delay.
+            let backed_up = lane
+                .links
+                .values()
+                .any(|l| l.wants(i) && l.stats.queue() > MAX_QUEUE);
+            if backed_up && !layer.keyframe_wanted {
+                continue;
+            }
+            // The picture stands for those skipped since the last one sent.
+            let pictures = layer.skipped.max(1);
+            layer.skipped = 0;
+            let span = ticks * pictures;
+            let Some(encoded) = encode(layer, &scaled, (width, height), (span, fps), content, now)
+            else {
+                continue;
             };
-            match Encoder::new(config) {
-                Ok(encoder) => lane.encoder = Some(encoder),
-                Err(e) => {
-                    tracing::warn!(error = %e, "no video encoder; picture skipped");
-                    return;
+            if encoded.keyframe {
+                // Links waiting for this layer move to it on its keyframe.
+                for link in lane.links.values_mut().filter(|l| l.next == Some(i)) {
+                    link.layer = Some(i);
+                    link.next = None;
+                    link.stats.set_sending(index, Some((width, height)));
                 }
             }
-            lane.keyframe_wanted = true;
+            let on_layer: Vec<(&PeerId, &TrackSender)> = lane
+                .links
+                .iter()
+                .filter(|(_, l)| l.layer == Some(i))
+                .map(|(peer, l)| (peer, &l.sender))
+                .collect();
+            let data = Bytes::from(encoded.data);
+            send_to_all(on_layer, data, duration * pictures, now, "video").await;
         }
-        let Some(encoder) = lane.encoder.as_mut() else {
-            return;
-        };
-        let now = crate::clock::now();
-        let force = lane.keyframe_wanted
-            && lane
-                .last_keyframe
-                .is_none_or(|t| now.duration_since(t) >= KEYFRAME_GAP);
-        let (ticks, duration) = frame_duration(fps);
-        let encoded = match encoder.encode(&picture.data, ticks, force) {
-            Ok(Some(encoded)) => encoded,
-            Ok(None) => return, // the rate control dropped this picture
-            Err(e) => return tracing::warn!(error = %e, "encoding failed; picture skipped"),
-        };
-        if encoded.keyframe {
-            lane.keyframe_wanted = false;
-            lane.last_keyframe = Some(now);
-        }
-        let data = Bytes::from(encoded.data);
-        send_to_all(&lane.senders, data, duration, now, "video").await;
     }
+}
+
+/// Puts every link of `lane` on the layer its estimate affords (a move waits for that
+/// layer's keyframe), then sets each layer's rate and frame rate for its poorest link, at
+/// most `cap` kbit/s.
+fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>) {
+    let last = rates.len().saturating_sub(1);
+    let mut wanted = Vec::new();
+    for link in lane.links.values_mut() {
+        let budget = layers::budget_kbps(link.stats.estimate(), share);
+        // A new link starts on the layer its estimate affords, at that layer's keyframe.
+        let from = link.next.or(link.layer).unwrap_or(last);
+        let to = layers::choose(from, budget, rates);
+        if link.layer == Some(to) {
+            link.next = None;
+        } else if link.next != Some(to) {
+            link.next = Some(to);
+            wanted.push(to);
+        }
+    }
+    for layer in wanted {
+        lane.want_keyframe(layer, None);
+    }
+    for (i, &full) in rates.iter().enumerate() {
+        let poorest = lane
+            .links
+            .values()
+            .filter(|l| l.wants(i))
+            .map(|l| layers::budget_kbps(l.stats.estimate(), share))
+            .min();
+        let Some(budget) = poorest else { continue };
+        // A configured bitrate is the most any layer is sent at.
+        let budget = cap.map_or(budget, |cap| budget.min(cap));
+        let may_drop = i == last;
+        let (rate, divisor) = layers::rate_and_divisor(budget, full, may_drop);
+        let layer = &mut lane.layers[i];
+        layer.divisor = divisor;
+        layer.rate = rate;
+        if let Some(encoder) = layer.encoder.as_mut() {
+            let current = encoder.config().bitrate_kbps;
+            if current.abs_diff(rate) * 20 > current
+                && let Err(e) = encoder.set_bitrate(rate)
+            {
+                tracing::debug!(error = %e, "bitrate not changed");
+            }
+        }
+    }
+}
+
+/// Encodes one picture on a layer (making its encoder first), a keyframe when one is wanted
+/// and the gap allows.
+fn encode(
+    layer: &mut Layer,
+    picture: &plenum_media::VideoFrame,
+    (width, height): (u32, u32),
+    (ticks, fps): (u32, u32),
+    content: Content,
+    now: Instant,
+) -> Option<plenum_vpx::Encoded> {
+    if layer.encoder.is_none() {
+        let config = EncoderConfig {
+            width,
+            height,
+            bitrate_kbps: layer.rate,
+            fps,
+            content,
+        };
+        match Encoder::new(config) {
+            Ok(encoder) => layer.encoder = Some(encoder),
+            Err(e) => {
+                tracing::warn!(error = %e, "no video encoder; picture skipped");
+                return None;
+            }
+        }
+        layer.keyframe_wanted = true;
+    }
+    let encoder = layer.encoder.as_mut()?;
+    let force = layer.keyframe_wanted
+        && layer
+            .last_keyframe
+            .is_none_or(|t| now.duration_since(t) >= layer.keyframe_gap);
+    let encoded = match encoder.encode(&picture.data, ticks, force) {
+        Ok(Some(encoded)) => encoded,
+        Ok(None) => return None, // the rate control dropped this picture
+        Err(e) => {
+            tracing::warn!(error = %e, "encoding failed; picture skipped");
+            return None;
+        }
+    };
+    if encoded.keyframe {
+        layer.keyframe_wanted = false;
+        layer.last_keyframe = Some(now);
+    }
+    Some(encoded)
 }
 
 /// Milliseconds of Unix time, low 32 bits: the capture stamp peers on one machine share.
@@ -341,16 +573,28 @@ pub(crate) async fn read_track(
     peer: PeerId,
     lane: Content,
     track: Arc<dyn TrackRemote>,
-    sink: SharedSink,
-    events: crate::events::EventSender,
+    ends: TrackEnds,
 ) {
+    let TrackEnds {
+        sink,
+        events,
+        receiving,
+    } = ends;
+    let book = Arc::clone(&receiving);
     let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel::<Bytes>(DECODE_QUEUE);
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let decoder = {
         let (peer, lost) = (peer.clone(), Arc::clone(&lost));
         std::thread::Builder::new()
             .name(format!("vp8-{}", peer.short()))
-            .spawn(move || decode_frames(&peer, lane, &frames_rx, &sink, &events, &lost))
+            .spawn(move || {
+                let ends = TrackEnds {
+                    sink,
+                    events,
+                    receiving: book,
+                };
+                decode_frames(&peer, lane, &frames_rx, &ends, &lost)
+            })
     };
     let decoder = match decoder {
         Ok(thread) => thread,
@@ -404,6 +648,9 @@ pub(crate) async fn read_track(
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
+    if let Ok(mut receiving) = receiving.lock() {
+        receiving.remove(&(peer.clone(), lane));
+    }
     tracing::debug!(
         peer = peer.short(),
         stats = ?reassembler.stats(),
@@ -421,10 +668,14 @@ fn decode_frames(
     peer: &PeerId,
     lane: Content,
     frames: &std::sync::mpsc::Receiver<Bytes>,
-    sink: &SharedSink,
-    events: &crate::events::EventSender,
+    ends: &TrackEnds,
     lost: &std::sync::atomic::AtomicBool,
 ) -> u64 {
+    let TrackEnds {
+        sink,
+        events,
+        receiving,
+    } = ends;
     let mut decoder = match plenum_vpx::Decoder::new() {
         Ok(d) => d,
         Err(e) => {
@@ -444,6 +695,11 @@ fn decode_frames(
                 ) else {
                     continue;
                 };
+                if let Ok(mut receiving) = receiving.lock() {
+                    let entry = receiving.entry((peer.clone(), lane)).or_default();
+                    entry.0.frame(crate::clock::now());
+                    entry.1 = (picture.width, picture.height);
+                }
                 if let Ok(mut sink) = sink.lock()
                     && let Some(sink) = sink.as_mut()
                 {

@@ -66,6 +66,10 @@ pub(crate) enum Command {
     Links {
         reply: oneshot::Sender<Vec<(PeerId, LinkState)>>,
     },
+    /// The call's figures.
+    Stats {
+        reply: oneshot::Sender<crate::stats::CallStats>,
+    },
     /// Bytes written as they are on the link to a peer, as a broken or hostile client could.
     Raw {
         peer: PeerId,
@@ -125,6 +129,9 @@ impl Driver {
             Command::RelayLink { peer, up } => self.core.relay_link(peer, up),
             Command::Links { reply } => {
                 let _ = reply.send(self.core.links());
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats());
             }
             Command::Raw { peer, bytes } => {
                 self.write(&peer, bytes);

@@ -77,6 +77,53 @@ impl Driver {
         }
     }
 
+    /// The call's figures: each link's, and each video stream's we receive.
+    pub(super) fn stats(&self) -> crate::stats::CallStats {
+        let now = crate::clock::now();
+        let mut links: Vec<crate::stats::LinkReport> = self
+            .links
+            .iter()
+            .map(|(peer, link)| {
+                let f = link.stats.figures();
+                let lanes = [plenum_media::Content::Camera, plenum_media::Content::Screen];
+                crate::stats::LinkReport {
+                    peer: peer.clone(),
+                    estimate_bps: f.estimate_bps,
+                    send_bps: f.send_bps,
+                    receive_bps: f.receive_bps,
+                    rtt: f.rtt,
+                    loss: f64::from(f.loss_permille) / 1000.0,
+                    sent_bytes: f.sent_bytes,
+                    received_bytes: f.received_bytes,
+                    retransmitted_bytes: f.sent_rtx_bytes,
+                    retransmissions_refused: f.rtx_refused,
+                    queue: f.queue,
+                    sending: lanes
+                        .into_iter()
+                        .zip(f.sending)
+                        .filter_map(|(lane, size)| size.map(|(w, h)| (lane, w, h)))
+                        .collect(),
+                }
+            })
+            .collect();
+        links.sort_by(|a, b| a.peer.cmp(&b.peer));
+        let mut video: Vec<crate::stats::VideoReport> = self
+            .video
+            .receiving
+            .lock()
+            .map(|receiving| {
+                receiving
+                    .iter()
+                    .map(|((peer, lane), (clock, size))| {
+                        clock.report(peer.clone(), *lane, *size, now)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        video.sort_by(|a, b| (&a.peer, a.lane as u8).cmp(&(&b.peer, b.lane as u8)));
+        crate::stats::CallStats { links, video }
+    }
+
     /// Sends keyframes on the link to `peer`, so that the far side's video resumes at once.
     pub(super) fn keyframes(&mut self, peer: &PeerId) {
         let Some(link) = self.links.get(peer) else {
@@ -100,6 +147,7 @@ impl Driver {
             return;
         };
         let audio = link.audio.clone();
+        let stats = Arc::clone(&link.stats);
         let video = [
             (plenum_media::Content::Camera, link.video.clone()),
             (plenum_media::Content::Screen, link.screen.clone()),
@@ -117,6 +165,7 @@ impl Driver {
                     peer: peer.clone(),
                     lane,
                     sender,
+                    stats: Arc::clone(&stats),
                 };
                 self.tell_video(cmd);
             }
@@ -155,13 +204,19 @@ impl Driver {
             tokio::spawn(async move { while track.poll().await.is_some() {} })
         } else if track.kind().await == RtpCodecKind::Video {
             let sink = self.video.sink.clone();
+            let receiving = self.video.receiving.clone();
             let lane = if track.track_id().await.starts_with("screen-") {
                 plenum_media::Content::Screen
             } else {
                 plenum_media::Content::Camera
             };
             let events = self.events.clone();
-            tokio::spawn(crate::video::read_track(peer, lane, track, sink, events))
+            let ends = crate::video::TrackEnds {
+                sink,
+                events,
+                receiving,
+            };
+            tokio::spawn(crate::video::read_track(peer, lane, track, ends))
         } else {
             let audio = self.audio.clone();
             let loss = self.config.audio_loss_percent;

@@ -1,0 +1,315 @@
+//! Each link's fit to its path: what it may send, told by transport-wide feedback, and the
+//! interceptors that hold it to that.
+//!
+//! Every RTP packet carries a transport-wide sequence number; the receiver reports when each
+//! arrived (TWCC); the sender's estimator (GCC: delay- and loss-based) turns the reports into
+//! an estimate per link. Around it, written here, sans IO and told the time:
+//! - [`pacer::LinkPacer`] releases what the link sends at a rate above the estimate, audio
+//!   first and at once, retransmissions next within a share of the estimate (a storm of
+//!   requests cannot multiply the load), video last;
+//! - [`nack::NackAsker`] asks again for a missing packet at most [`nack::MAX_ASKS`] times, one
+//!   round trip apart, and never once it is too old to be played;
+//! - [`meter::LinkMeter`] counts what leaves and arrives and measures the round trip from
+//!   sender and receiver reports.
+//!
+//! What they learn is shared with the media threads through one [`LinkStats`] per link (plain
+//! atomics: the chain runs on webrtc-rs's task, the encoders on threads of their own): the
+//! video task reads each link's estimate and queue before every picture.
+
+pub(crate) mod meter;
+pub(crate) mod nack;
+pub(crate) mod pacer;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rtc::interceptor::{
+    CongestionControlBuilder, Gcc, NackResponderBuilder, Registry, Slot, TwccReceiverBuilder,
+    TwccSenderBuilder,
+};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers,
+};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+
+/// The estimate a link starts from, before the first feedback (bits per second).
+pub(crate) const INITIAL_ESTIMATE: u64 = 600_000;
+/// The least a link is ever told it may send: Opus and a small picture at a low rate.
+pub(crate) const MIN_ESTIMATE: u64 = 80_000;
+/// The most a link is ever told it may send.
+pub(crate) const MAX_ESTIMATE: u64 = 8_000_000;
+
+/// Where the meter sits: wire-ward of every generator (it sees sender reports and
+/// retransmissions leave) and of the pacer (it sees the release), application-ward of the
+/// congestion controller (it reads the estimate on the way in).
+const METER_SLOT: usize = 1_500;
+
+/// What a link's chain has learnt, shared with the media threads.
+#[derive(Debug)]
+pub(crate) struct LinkStats {
+    estimate_bps: AtomicU64,
+    rtt_us: AtomicU64,
+    queue_us: AtomicU64,
+    /// Fraction lost (x 256) in the newest report the peer sent about our streams.
+    loss_256: AtomicU64,
+    sent_bytes: AtomicU64,
+    sent_rtx_bytes: AtomicU64,
+    received_bytes: AtomicU64,
+    /// Retransmissions asked for and not sent: over the budget, or no longer useful.
+    rtx_refused: AtomicU64,
+    /// Video packets refused because the pacer's queue was full.
+    dropped: AtomicU64,
+    nacks_sent: AtomicU64,
+    nacks_given_up: AtomicU64,
+    /// What left and arrived over the last whole second, in bits per second.
+    send_bps: AtomicU64,
+    receive_bps: AtomicU64,
+    /// The picture size each lane (camera, screen) goes out at: width << 32 | height.
+    sending: [AtomicU64; 2],
+}
+
+impl Default for LinkStats {
+    fn default() -> Self {
+        Self {
+            estimate_bps: AtomicU64::new(INITIAL_ESTIMATE),
+            rtt_us: AtomicU64::new(0),
+            queue_us: AtomicU64::new(0),
+            loss_256: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
+            sent_rtx_bytes: AtomicU64::new(0),
+            received_bytes: AtomicU64::new(0),
+            rtx_refused: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            nacks_sent: AtomicU64::new(0),
+            nacks_given_up: AtomicU64::new(0),
+            send_bps: AtomicU64::new(0),
+            receive_bps: AtomicU64::new(0),
+            sending: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+}
+
+/// A copy of a link's figures at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LinkFigures {
+    pub(crate) estimate_bps: u64,
+    pub(crate) rtt: Option<Duration>,
+    pub(crate) queue: Duration,
+    /// Per mille, as the peer last reported it.
+    pub(crate) loss_permille: u32,
+    pub(crate) sent_bytes: u64,
+    pub(crate) sent_rtx_bytes: u64,
+    pub(crate) received_bytes: u64,
+    pub(crate) rtx_refused: u64,
+    pub(crate) dropped: u64,
+    pub(crate) nacks_sent: u64,
+    pub(crate) nacks_given_up: u64,
+    pub(crate) send_bps: u64,
+    pub(crate) receive_bps: u64,
+    /// The picture size (width, height) the camera and the screen go out at, if they do.
+    pub(crate) sending: [Option<(u32, u32)>; 2],
+}
+
+impl LinkStats {
+    /// What the link may send now, in bits per second.
+    pub(crate) fn estimate(&self) -> u64 {
+        self.estimate_bps.load(Ordering::Relaxed)
+    }
+
+    /// How long a video packet queued now waits in the pacer.
+    pub(crate) fn queue(&self) -> Duration {
+        Duration::from_micros(self.queue_us.load(Ordering::Relaxed))
+    }
+
+    /// The round trip, once a report has measured it.
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        match self.rtt_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    pub(crate) fn figures(&self) -> LinkFigures {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        LinkFigures {
+            estimate_bps: get(&self.estimate_bps),
+            rtt: self.rtt(),
+            queue: self.queue(),
+            loss_permille: (get(&self.loss_256) * 1000 / 256) as u32,
+            sent_bytes: get(&self.sent_bytes),
+            sent_rtx_bytes: get(&self.sent_rtx_bytes),
+            received_bytes: get(&self.received_bytes),
+            rtx_refused: get(&self.rtx_refused),
+            dropped: get(&self.dropped),
+            nacks_sent: get(&self.nacks_sent),
+            nacks_given_up: get(&self.nacks_given_up),
+            send_bps: get(&self.send_bps),
+            receive_bps: get(&self.receive_bps),
+            sending: [0, 1].map(|lane| match get(&self.sending[lane]) {
+                0 => None,
+                packed => Some(((packed >> 32) as u32, packed as u32)),
+            }),
+        }
+    }
+
+    /// Says at which size a lane (0: camera, 1: screen) goes out on this link.
+    pub(crate) fn set_sending(&self, lane: usize, size: Option<(u32, u32)>) {
+        let packed = size.map_or(0, |(w, h)| (u64::from(w) << 32) | u64::from(h));
+        if let Some(slot) = self.sending.get(lane) {
+            slot.store(packed, Ordering::Relaxed);
+        }
+    }
+
+    fn set_estimate(&self, bits_per_second: f64) {
+        let bps = (bits_per_second.max(0.0) as u64).clamp(MIN_ESTIMATE, MAX_ESTIMATE);
+        self.estimate_bps.store(bps, Ordering::Relaxed);
+    }
+
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The interceptors of one link: reports (RFC 3550), transport-wide feedback both ways, the
+/// estimator, our pacer, NACK asked for by our rules and answered from a send buffer, and the
+/// meter. Registers what the SDP must say for them (the transport-wide header extension and
+/// `transport-cc` feedback on audio and video; the simulcast extensions the defaults carry).
+pub(crate) fn chain(
+    media: &mut MediaEngine,
+    stats: &Arc<LinkStats>,
+) -> Result<Registry, rtc::shared::error::Error> {
+    configure_simulcast_extension_headers(media)?;
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        media.register_feedback(
+            RTCPFeedback {
+                typ: "transport-cc".to_owned(),
+                parameter: String::new(),
+            },
+            kind,
+        );
+        media.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+            },
+            kind,
+            None,
+        )?;
+    }
+    let estimator = Acknowledged::new(Gcc::new(
+        INITIAL_ESTIMATE as f64,
+        MIN_ESTIMATE as f64,
+        MAX_ESTIMATE as f64,
+    ));
+    let registry = configure_rtcp_reports(Registry::new())
+        .with(
+            Slot::CongestionControl,
+            CongestionControlBuilder::new(estimator).build(),
+        )
+        .with(
+            Slot::from(METER_SLOT),
+            meter::LinkMeter::new(Arc::clone(stats)),
+        )
+        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+        .with(Slot::Pacer, pacer::LinkPacer::new(Arc::clone(stats)))
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(Slot::NackGenerator, nack::NackAsker::new(Arc::clone(stats)))
+        .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build());
+    Ok(registry)
+}
+
+/// An estimate never more than half again what the path is seen to carry: GCC alone raises
+/// its estimate on a quiet path whatever we send, so a sender that sends less than it may
+/// (an encoder at its layer's top) would be told of room nobody has tried; when it then
+/// sends that much, the bottleneck's queue fills before the delay shows. What arrived, as
+/// the receiver's feedback says, over the last [`ACK_WINDOW`], bounds it (as WebRTC bounds
+/// its delay-based estimate by the acknowledged rate).
+pub(crate) struct Acknowledged<E> {
+    inner: E,
+    /// (when reported, bytes that arrived) over the window.
+    acked: std::collections::VecDeque<(std::time::Instant, u64)>,
+    first: Option<std::time::Instant>,
+    target: f64,
+}
+
+/// The window the acknowledged rate is measured over.
+const ACK_WINDOW: Duration = Duration::from_secs(1);
+/// How far above the acknowledged rate the estimate may go.
+const ACK_HEADROOM: f64 = 1.5;
+/// And this much more (bits per second), so a quiet link can still grow.
+const ACK_SLACK: f64 = 10_000.0;
+
+impl<E: rtc::interceptor::BandwidthEstimator> Acknowledged<E> {
+    pub(crate) fn new(inner: E) -> Self {
+        let target = inner.target_bitrate();
+        Self {
+            inner,
+            acked: std::collections::VecDeque::new(),
+            first: None,
+            target,
+        }
+    }
+
+    /// What arrived over the window, in bits per second; `None` before a whole window.
+    fn acknowledged(&self, now: std::time::Instant) -> Option<f64> {
+        let first = self.first?;
+        if now.saturating_duration_since(first) < ACK_WINDOW {
+            return None;
+        }
+        let bytes: u64 = self.acked.iter().map(|(_, b)| b).sum();
+        Some(bytes as f64 * 8.0 / ACK_WINDOW.as_secs_f64())
+    }
+}
+
+impl<E: rtc::interceptor::BandwidthEstimator> rtc::interceptor::BandwidthEstimator
+    for Acknowledged<E>
+{
+    fn on_reports(&mut self, now: std::time::Instant, reports: &[rtc::interceptor::PacketReport]) {
+        self.inner.on_reports(now, reports);
+        let arrived: u64 = reports
+            .iter()
+            .filter(|r| r.arrived)
+            .map(|r| r.size as u64)
+            .sum();
+        self.first.get_or_insert(now);
+        self.acked.push_back((now, arrived));
+        while self
+            .acked
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > ACK_WINDOW)
+        {
+            self.acked.pop_front();
+        }
+        let estimate = self.inner.target_bitrate();
+        self.target = match self.acknowledged(now) {
+            Some(acked) => estimate.min(acked * ACK_HEADROOM + ACK_SLACK),
+            None => estimate,
+        }
+        .max(MIN_ESTIMATE as f64);
+    }
+
+    fn target_bitrate(&self) -> f64 {
+        self.target
+    }
+
+    fn handle_timeout(&mut self, now: std::time::Instant) {
+        self.inner.handle_timeout(now);
+    }
+
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.inner.poll_timeout()
+    }
+}
+
+/// The bits a packet takes on the wire, RTP and below (UDP, IP, SRTP's tag), as a shaper
+/// counts them.
+pub(crate) fn wire_bits(rtp_bytes: usize) -> f64 {
+    /// IPv4 20 + UDP 8 + SRTP auth tag 10.
+    const BELOW_RTP: usize = 38;
+    ((rtp_bytes + BELOW_RTP) * 8) as f64
+}

@@ -1,0 +1,219 @@
+//! Asking for what did not arrive, without making a storm of it: a missing packet is asked
+//! for after a short wait for reordering, again at most [`MAX_ASKS`] times a round trip apart
+//! (a request sooner than the answer could come only doubles the load), and given up once it
+//! is older than [`MAX_AGE`] (the frame it belongs to has been given up by then).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{AttributedPacket, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    TransportLayerNack, nack_pairs_from_sequence_numbers,
+};
+use rtc::shared::TransportContext;
+
+use super::LinkStats;
+
+/// Times a packet is asked for at most.
+pub(crate) const MAX_ASKS: u8 = 3;
+/// A packet missing longer than this is given up (the reassembler waits 250 ms for a hole).
+pub(crate) const MAX_AGE: Duration = Duration::from_millis(400);
+/// How long a gap may be reordering before it is asked for.
+const REORDER_WAIT: Duration = Duration::from_millis(5);
+/// The round trip assumed before one is measured.
+const DEFAULT_RTT: Duration = Duration::from_millis(100);
+/// Requests are spaced by the round trip plus this.
+const RTT_MARGIN: Duration = Duration::from_millis(10);
+/// How often missing packets are looked at while there are any.
+const TICK: Duration = Duration::from_millis(10);
+/// A jump of more sequence numbers than this is a new start, not a loss.
+const MAX_GAP: u64 = 1_000;
+/// Missing packets tracked per stream at most (the oldest are given up first).
+const MAX_MISSING: usize = 512;
+
+#[derive(Debug, Clone, Copy)]
+struct Missing {
+    since: Instant,
+    asks: u8,
+    last_ask: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Stream {
+    /// The highest sequence number seen, extended past wraps.
+    highest: Option<u64>,
+    missing: BTreeMap<u64, Missing>,
+}
+
+impl Stream {
+    /// `seq`, extended to the wrap nearest the highest seen.
+    fn extend(&self, seq: u16) -> u64 {
+        let Some(highest) = self.highest else {
+            return u64::from(seq) + (1 << 16);
+        };
+        let base = highest & !0xffff;
+        [base.wrapping_sub(1 << 16), base, base + (1 << 16)]
+            .into_iter()
+            .map(|b| b + u64::from(seq))
+            .min_by_key(|c| c.abs_diff(highest))
+            .unwrap_or(highest)
+    }
+
+    fn arrived(&mut self, seq: u16, now: Instant) {
+        let ext = self.extend(seq);
+        match self.highest {
+            None => self.highest = Some(ext),
+            Some(highest) if ext > highest => {
+                if ext - highest > MAX_GAP {
+                    self.missing.clear();
+                } else {
+                    for lost in highest + 1..ext {
+                        self.missing.insert(
+                            lost,
+                            Missing {
+                                since: now,
+                                asks: 0,
+                                last_ask: None,
+                            },
+                        );
+                    }
+                    while self.missing.len() > MAX_MISSING {
+                        self.missing.pop_first();
+                    }
+                }
+                self.highest = Some(ext);
+            }
+            Some(_) => {
+                self.missing.remove(&ext);
+            }
+        }
+    }
+}
+
+pub(crate) struct NackAsker {
+    stats: Arc<LinkStats>,
+    streams: HashMap<u32, Stream>,
+    next: Option<Instant>,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl NackAsker {
+    pub(crate) fn new(stats: Arc<LinkStats>) -> Self {
+        Self {
+            stats,
+            streams: HashMap::new(),
+            next: None,
+            read: VecDeque::new(),
+            write: VecDeque::new(),
+        }
+    }
+
+    /// Asks for what is due on every stream, gives up what is too old or asked enough.
+    fn ask(&mut self, now: Instant) {
+        let spacing = self.stats.rtt().unwrap_or(DEFAULT_RTT) + RTT_MARGIN;
+        let mut given_up = 0u64;
+        for (&ssrc, stream) in &mut self.streams {
+            let mut due = Vec::new();
+            stream.missing.retain(|&seq, m| {
+                let stale = now.saturating_duration_since(m.since) > MAX_AGE;
+                if stale || m.asks >= MAX_ASKS {
+                    given_up += 1;
+                    return false;
+                }
+                let ready = match m.last_ask {
+                    None => now.saturating_duration_since(m.since) >= REORDER_WAIT,
+                    Some(last) => now.saturating_duration_since(last) >= spacing,
+                };
+                if ready {
+                    m.asks += 1;
+                    m.last_ask = Some(now);
+                    due.push(seq as u16);
+                }
+                true
+            });
+            if due.is_empty() {
+                continue;
+            }
+            LinkStats::add(&self.stats.nacks_sent, due.len() as u64);
+            let nack = TransportLayerNack {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+                nacks: nack_pairs_from_sequence_numbers(&due),
+            };
+            self.write.push_back(TaggedPacket {
+                now,
+                transport: TransportContext::default(),
+                message: AttributedPacket::new(Packet::Rtcp(vec![Box::new(nack)])),
+            });
+        }
+        LinkStats::add(&self.stats.nacks_given_up, given_up);
+        let waiting = self.streams.values().any(|s| !s.missing.is_empty());
+        self.next = waiting.then_some(now + TICK);
+    }
+}
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for NackAsker {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtp(rtp) = &msg.message.packet
+            && let Some(stream) = self.streams.get_mut(&rtp.header.ssrc)
+        {
+            stream.arrived(rtp.header.sequence_number, msg.now);
+            if self.next.is_none() && !stream.missing.is_empty() {
+                self.next = Some(msg.now + REORDER_WAIT);
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
+        if self.next.is_some_and(|next| now >= next) {
+            self.ask(now);
+        }
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        self.next
+    }
+}
+
+impl Interceptor for NackAsker {
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        let nack = info
+            .rtcp_feedback
+            .iter()
+            .any(|f| f.typ == "nack" && f.parameter.is_empty());
+        if nack {
+            self.streams.insert(info.ssrc, Stream::default());
+        }
+    }
+
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.streams.remove(&info.ssrc);
+    }
+
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+}

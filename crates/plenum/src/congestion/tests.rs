@@ -1,0 +1,323 @@
+//! The link's interceptors on a virtual clock: packets in, what leaves and when.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{
+    Attribute, AttributedPacket, Interceptor, Packet, RTCPFeedback, StreamInfo, TaggedPacket,
+};
+use rtc::rtcp::reception_report::ReceptionReport;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::sansio::Protocol;
+use rtc::shared::TransportContext;
+
+use super::meter::LinkMeter;
+use super::nack::{MAX_AGE, MAX_ASKS, NackAsker};
+use super::pacer::{LinkPacer, PACING_FACTOR};
+use super::{LinkStats, wire_bits};
+
+const AUDIO: u32 = 111;
+const VIDEO: u32 = 96;
+
+fn stream(ssrc: u32, mime: &str) -> StreamInfo {
+    StreamInfo {
+        ssrc,
+        mime_type: mime.to_owned(),
+        rtcp_feedback: vec![RTCPFeedback {
+            typ: "nack".to_owned(),
+            parameter: String::new(),
+        }],
+        ..Default::default()
+    }
+}
+
+fn rtp(ssrc: u32, seq: u16, payload: usize, now: Instant) -> TaggedPacket {
+    let packet = rtc::rtp::Packet {
+        header: rtc::rtp::header::Header {
+            version: 2,
+            ssrc,
+            sequence_number: seq,
+            ..Default::default()
+        },
+        payload: vec![0u8; payload].into(),
+    };
+    TaggedPacket {
+        now,
+        transport: TransportContext::default(),
+        message: AttributedPacket::new(Packet::Rtp(packet)),
+    }
+}
+
+fn rtcp(packet: impl rtc::rtcp::Packet + 'static, now: Instant) -> TaggedPacket {
+    TaggedPacket {
+        now,
+        transport: TransportContext::default(),
+        message: AttributedPacket::new(Packet::Rtcp(vec![Box::new(packet)])),
+    }
+}
+
+fn estimate(bps: f64, now: Instant) -> TaggedPacket {
+    let mut msg = rtcp(
+        ReceptionReportOnly(ReceptionReport::default()).into_rr(),
+        now,
+    );
+    msg.message.add(Attribute::TargetBitrateChanged {
+        bits_per_second: bps,
+    });
+    msg
+}
+
+/// An empty receiver report to carry an attribute on.
+struct ReceptionReportOnly(ReceptionReport);
+
+impl ReceptionReportOnly {
+    fn into_rr(self) -> rtc::rtcp::receiver_report::ReceiverReport {
+        rtc::rtcp::receiver_report::ReceiverReport {
+            ssrc: 9,
+            reports: vec![self.0],
+            ..Default::default()
+        }
+    }
+}
+
+fn drain_writes<P: Protocol<TaggedPacket, TaggedPacket, (), Wout = TaggedPacket>>(
+    p: &mut P,
+) -> Vec<TaggedPacket> {
+    std::iter::from_fn(|| p.poll_write()).collect()
+}
+
+/// Runs `p`'s timers from `from` to `to`, collecting (when, packet) of what it writes.
+fn run_until<P>(p: &mut P, from: Instant, to: Instant) -> Vec<(Instant, TaggedPacket)>
+where
+    P: Protocol<TaggedPacket, TaggedPacket, (), Wout = TaggedPacket, Time = Instant>,
+    P::Error: std::fmt::Debug,
+{
+    let mut out: Vec<_> = drain_writes(p).into_iter().map(|m| (from, m)).collect();
+    let mut last: Option<Instant> = None;
+    while let Some(at) = p.poll_timeout() {
+        // A deadline passed while nobody called is handled now; one that does not move on
+        // after it was handled would spin whoever drives the chain.
+        let at = at.max(from);
+        assert!(
+            last.is_none_or(|last| at > last),
+            "the deadline did not move on"
+        );
+        if at > to {
+            break;
+        }
+        last = Some(at);
+        p.handle_timeout(at).expect("timeout");
+        out.extend(drain_writes(p).into_iter().map(|m| (at, m)));
+    }
+    out
+}
+
+fn ssrc_of(msg: &TaggedPacket) -> Option<u32> {
+    match &msg.message.packet {
+        Packet::Rtp(p) => Some(p.header.ssrc),
+        _ => None,
+    }
+}
+
+#[test]
+fn the_pacer_holds_video_to_its_rate_and_lets_audio_through_at_once() {
+    let t0 = crate::clock::now();
+    let stats = Arc::new(LinkStats::default());
+    let mut pacer = LinkPacer::new(Arc::clone(&stats));
+    pacer.bind_local_stream(&stream(AUDIO, "audio/opus"));
+    pacer.bind_local_stream(&stream(VIDEO, "video/VP8"));
+    pacer.handle_read(estimate(500_000.0, t0)).unwrap();
+    assert_eq!(stats.estimate(), 500_000);
+
+    // A keyframe of 60 packets of 1,200 bytes: 0.6 Mbit, more than a second at 500 kbit/s.
+    for seq in 0..60 {
+        pacer.handle_write(rtp(VIDEO, seq, 1_200, t0)).unwrap();
+    }
+    let first = drain_writes(&mut pacer).len();
+    assert!(first < 10, "{first} packets burst out at once");
+    assert!(
+        stats.queue() > Duration::from_millis(500),
+        "{:?}",
+        stats.queue()
+    );
+
+    // Audio queued behind it leaves at once.
+    pacer.handle_write(rtp(AUDIO, 0, 100, t0)).unwrap();
+    let out = drain_writes(&mut pacer);
+    assert_eq!(out.len(), 1);
+    assert_eq!(ssrc_of(&out[0]), Some(AUDIO));
+
+    let released = run_until(&mut pacer, t0, t0 + Duration::from_secs(5));
+    assert_eq!(released.len() + first, 60, "everything leaves in the end");
+    let last = released.last().expect("released").0;
+    let bits = 60.0 * wire_bits(1_212);
+    let rate = bits / last.duration_since(t0).as_secs_f64();
+    assert!(
+        (500_000.0..=500_000.0 * PACING_FACTOR * 1.1).contains(&rate),
+        "paced at {rate:.0} bit/s"
+    );
+    assert_eq!(stats.queue(), Duration::ZERO);
+}
+
+#[test]
+fn retransmissions_beyond_their_share_of_the_estimate_are_refused() {
+    let t0 = crate::clock::now();
+    let stats = Arc::new(LinkStats::default());
+    let mut pacer = LinkPacer::new(Arc::clone(&stats));
+    pacer.bind_local_stream(&stream(VIDEO, "video/VP8"));
+    pacer.handle_read(estimate(300_000.0, t0)).unwrap();
+    // A storm: 200 retransmissions asked for at once.
+    for seq in 0..200 {
+        let mut msg = rtp(VIDEO, seq, 1_200, t0);
+        msg.message.add(Attribute::Retransmission);
+        pacer.handle_write(msg).unwrap();
+    }
+    let sent = run_until(&mut pacer, t0, t0 + Duration::from_secs(2)).len();
+    let refused = stats.figures().rtx_refused;
+    assert_eq!(sent as u64 + refused, 200);
+    assert!(sent <= 8, "{sent} retransmissions of a storm sent");
+}
+
+#[test]
+fn retransmissions_go_before_new_video() {
+    let t0 = crate::clock::now();
+    let stats = Arc::new(LinkStats::default());
+    let mut pacer = LinkPacer::new(Arc::clone(&stats));
+    pacer.bind_local_stream(&stream(VIDEO, "video/VP8"));
+    pacer.handle_read(estimate(1_000_000.0, t0)).unwrap();
+    for seq in 0..30 {
+        pacer.handle_write(rtp(VIDEO, seq, 1_200, t0)).unwrap();
+    }
+    let mut rtx = rtp(VIDEO, 1000, 1_200, t0);
+    rtx.message.add(Attribute::Retransmission);
+    pacer.handle_write(rtx).unwrap();
+    let order: Vec<u16> = run_until(&mut pacer, t0, t0 + Duration::from_secs(1))
+        .iter()
+        .filter_map(|(_, m)| match &m.message.packet {
+            Packet::Rtp(p) => Some(p.header.sequence_number),
+            _ => None,
+        })
+        .collect();
+    let at = order.iter().position(|s| *s == 1000).expect("sent");
+    assert!(at < 8, "the retransmission left {at}th: {order:?}");
+}
+
+fn nacked(msgs: &[(Instant, TaggedPacket)]) -> Vec<(Instant, Vec<u16>)> {
+    msgs.iter()
+        .filter_map(|(at, m)| match &m.message.packet {
+            Packet::Rtcp(ps) => ps[0]
+                .as_any()
+                .downcast_ref::<TransportLayerNack>()
+                .map(|n| {
+                    let seqs = n.nacks.iter().flat_map(|p| p.packet_list()).collect();
+                    (*at, seqs)
+                }),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_missing_packet_is_asked_for_a_few_times_a_round_trip_apart_then_given_up() {
+    let t0 = crate::clock::now();
+    let stats = Arc::new(LinkStats::default());
+    stats
+        .rtt_us
+        .store(200_000, std::sync::atomic::Ordering::Relaxed);
+    let mut asker = NackAsker::new(Arc::clone(&stats));
+    asker.bind_remote_stream(&stream(VIDEO, "video/VP8"));
+    for seq in [10u16, 11, 13] {
+        asker.handle_read(rtp(VIDEO, seq, 100, t0)).unwrap();
+    }
+    let asks = nacked(&run_until(&mut asker, t0, t0 + Duration::from_secs(2)));
+    assert!(!asks.is_empty(), "12 was never asked for");
+    assert!(asks.iter().all(|(_, seqs)| seqs == &[12]), "{asks:?}");
+    // 200 ms apart: the asks that fit in the age limit, at most MAX_ASKS.
+    assert_eq!(asks.len(), usize::from(MAX_ASKS).min(2), "{asks:?}");
+    for pair in asks.windows(2) {
+        assert!(pair[1].0 - pair[0].0 >= Duration::from_millis(200));
+    }
+    assert!(asks.iter().all(|(at, _)| *at - t0 <= MAX_AGE));
+    assert_eq!(stats.figures().nacks_given_up, 1);
+    assert_eq!(asker.poll_timeout(), None, "nothing left to look at");
+}
+
+#[test]
+fn a_packet_that_arrives_late_is_not_asked_for_again() {
+    let t0 = crate::clock::now();
+    let stats = Arc::new(LinkStats::default());
+    let mut asker = NackAsker::new(Arc::clone(&stats));
+    asker.bind_remote_stream(&stream(VIDEO, "video/VP8"));
+    asker.handle_read(rtp(VIDEO, 65_534, 100, t0)).unwrap();
+    // Across the wrap: 65535 and 0 missing.
+    asker.handle_read(rtp(VIDEO, 1, 100, t0)).unwrap();
+    let first = nacked(&run_until(&mut asker, t0, t0 + Duration::from_millis(20)));
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].1, vec![65_535, 0]);
+    // The retransmission of 65535 comes; only 0 is asked for again.
+    let t1 = t0 + Duration::from_millis(50);
+    asker.handle_read(rtp(VIDEO, 65_535, 100, t1)).unwrap();
+    let again = nacked(&run_until(&mut asker, t1, t0 + Duration::from_millis(300)));
+    assert!(!again.is_empty());
+    assert!(again.iter().all(|(_, s)| s == &[0]), "{again:?}");
+}
+
+#[test]
+fn a_jump_in_sequence_numbers_is_a_new_start_not_a_thousand_losses() {
+    let t0 = crate::clock::now();
+    let stats = Arc::new(LinkStats::default());
+    let mut asker = NackAsker::new(Arc::clone(&stats));
+    asker.bind_remote_stream(&stream(VIDEO, "video/VP8"));
+    asker.handle_read(rtp(VIDEO, 100, 100, t0)).unwrap();
+    asker.handle_read(rtp(VIDEO, 30_000, 100, t0)).unwrap();
+    let asks = nacked(&run_until(&mut asker, t0, t0 + Duration::from_secs(1)));
+    assert!(asks.is_empty(), "{asks:?}");
+}
+
+#[test]
+fn the_round_trip_is_measured_from_a_report_on_our_sender_report() {
+    let t0 = crate::clock::now();
+    let stats = Arc::new(LinkStats::default());
+    let mut meter = LinkMeter::new(Arc::clone(&stats));
+    meter.bind_local_stream(&stream(VIDEO, "video/VP8"));
+    let ntp: u64 = 0x1234_5678_9abc_def0;
+    let sr = SenderReport {
+        ssrc: VIDEO,
+        ntp_time: ntp,
+        ..Default::default()
+    };
+    meter.handle_write(rtcp(sr, t0)).unwrap();
+    assert_eq!(stats.rtt(), None);
+    // The peer held it 50 ms (3,277 / 65,536 s) and answered; it came back 130 ms later.
+    let report = ReceptionReport {
+        ssrc: VIDEO,
+        fraction_lost: 64,
+        last_sender_report: (ntp >> 16) as u32,
+        delay: 3_277,
+        ..Default::default()
+    };
+    let rr = ReceptionReportOnly(report).into_rr();
+    meter
+        .handle_read(rtcp(rr, t0 + Duration::from_millis(130)))
+        .unwrap();
+    let rtt = stats.rtt().expect("measured");
+    assert!(
+        rtt >= Duration::from_millis(79) && rtt <= Duration::from_millis(81),
+        "{rtt:?}"
+    );
+    assert_eq!(stats.figures().loss_permille, 250);
+    // A report on a sender report we never sent measures nothing.
+    let stray = ReceptionReport {
+        ssrc: VIDEO,
+        last_sender_report: 42,
+        ..Default::default()
+    };
+    meter
+        .handle_read(rtcp(
+            ReceptionReportOnly(stray).into_rr(),
+            t0 + Duration::from_secs(1),
+        ))
+        .unwrap();
+    assert_eq!(stats.rtt(), Some(rtt));
+}

@@ -1,0 +1,151 @@
+//! Which picture each link gets, from its estimate: the rules, apart from the encoders.
+//!
+//! A camera is sent in up to three layers (full size, half, quarter; none smaller than
+//! [`MIN_LAYER_WIDTH`]), a shared screen in one (text must stay legible: it loses frame rate,
+//! never resolution). Each link is on the highest layer its budget allows, with a margin
+//! between going up and coming down so an estimate that wobbles does not make it flap. A
+//! layer is encoded only while a link is on it, at the rate of the poorest link on it.
+
+use plenum_vpx::Content;
+
+/// Layers at most.
+pub(crate) const MAX_LAYERS: usize = 3;
+/// No layer narrower than this (after the first).
+pub(crate) const MIN_LAYER_WIDTH: u32 = 160;
+/// A link moves up to a layer when its budget reaches this share of the layer's full rate
+/// (low enough that the layer below, at its most, shows the path can carry it: the estimate
+/// never runs far ahead of what is sent).
+const UP: f64 = 0.34;
+/// A link moves down from a layer when its budget falls under this share of its full rate.
+const DOWN: f64 = 0.25;
+/// A layer may be encoded at up to this much more than its full rate, when its links afford
+/// it (the extra is what lets the estimate reach the layer above).
+const STRETCH: f64 = 1.25;
+/// Below this share of a layer's full rate, the layer loses frame rate instead.
+const FRAME_RATE_FROM: f64 = 0.5;
+/// Frame rate is divided by at most this (30 fps becomes 6).
+const MAX_DIVISOR: u32 = 5;
+/// What audio needs on a link, kept out of the video budget (Opus at 32 kbit/s and its
+/// packet overhead), in kbit/s.
+const AUDIO_KBPS: u64 = 48;
+/// The share of the estimate video may plan on: the rest is headroom for retransmissions,
+/// packet overhead and the estimate's own error.
+const VIDEO_SHARE: f64 = 0.85;
+/// The least a layer is encoded at, in kbit/s.
+pub(crate) const FLOOR_KBPS: u32 = 40;
+
+/// The sizes a source of `width` x `height` is sent at, largest first.
+pub(crate) fn sizes(width: u32, height: u32, content: Content) -> Vec<(u32, u32)> {
+    let mut sizes = vec![(width, height)];
+    if content == Content::Screen {
+        return sizes;
+    }
+    let (mut w, mut h) = (width, height);
+    while sizes.len() < MAX_LAYERS && (w / 2) >= MIN_LAYER_WIDTH {
+        (w, h) = ((w / 2).max(2) & !1, (h / 2).max(2) & !1);
+        sizes.push((w, h));
+    }
+    sizes
+}
+
+/// What a link whose estimate is `estimate_bps` may spend on one lane's video, in kbit/s
+/// (`share`: the lane's part when a screen is shared beside the camera).
+pub(crate) fn budget_kbps(estimate_bps: u64, share: f64) -> u32 {
+    let video = (estimate_bps as f64 * VIDEO_SHARE / 1000.0 - AUDIO_KBPS as f64).max(0.0);
+    (video * share) as u32
+}
+
+/// The layer a link on `current` should be on, with `budget` kbit/s and layers worth
+/// `rates` (largest first).
+pub(crate) fn choose(current: usize, budget: u32, rates: &[u32]) -> usize {
+    let last = rates.len().saturating_sub(1);
+    let current = current.min(last);
+    let budget = f64::from(budget);
+    // Up to the highest layer the budget clearly affords.
+    if let Some(up) = (0..current).find(|&l| budget >= UP * f64::from(rates[l])) {
+        return up;
+    }
+    // Down only once the budget clearly no longer holds this one.
+    let mut layer = current;
+    while layer < last && budget < DOWN * f64::from(rates[layer]) {
+        layer += 1;
+    }
+    layer
+}
+
+/// What a layer worth `full` kbit/s is encoded at when its poorest link has `budget`, and
+/// how many pictures it sends of each `divisor` (frame rate, when the rate alone is not
+/// enough: on the last layer, or on a screen).
+pub(crate) fn rate_and_divisor(budget: u32, full: u32, may_drop_frames: bool) -> (u32, u32) {
+    let top = (f64::from(full) * STRETCH) as u32;
+    let rate = budget.clamp(FLOOR_KBPS, top.max(FLOOR_KBPS));
+    if !may_drop_frames {
+        return (rate, 1);
+    }
+    let wanted = FRAME_RATE_FROM * f64::from(full);
+    let divisor = if f64::from(rate) >= wanted {
+        1
+    } else {
+        (wanted / f64::from(rate)).ceil() as u32
+    };
+    (rate, divisor.clamp(1, MAX_DIVISOR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_camera_has_three_layers_a_screen_one() {
+        assert_eq!(
+            sizes(1280, 720, Content::Camera),
+            vec![(1280, 720), (640, 360), (320, 180)]
+        );
+        assert_eq!(
+            sizes(640, 360, Content::Camera),
+            vec![(640, 360), (320, 180), (160, 90)]
+        );
+        assert_eq!(
+            sizes(320, 240, Content::Camera),
+            vec![(320, 240), (160, 120)]
+        );
+        assert_eq!(sizes(1920, 1080, Content::Screen), vec![(1920, 1080)]);
+    }
+
+    #[test]
+    fn a_link_climbs_and_falls_with_a_margin_between() {
+        let rates = [2765, 691, 172];
+        // From the bottom, 400 kbit/s affords the middle layer, not the top.
+        assert_eq!(choose(2, 400, &rates), 1);
+        assert_eq!(choose(2, 1000, &rates), 0);
+        // On the middle layer, a dip to 200 stays (over 25 % of 691); 150 goes down.
+        assert_eq!(choose(1, 200, &rates), 1);
+        assert_eq!(choose(1, 150, &rates), 2);
+        // On top, a fall to 500 goes down one layer; to 30, to the bottom.
+        assert_eq!(choose(0, 500, &rates), 1);
+        assert_eq!(choose(0, 30, &rates), 2);
+        // The bottom layer is the floor.
+        assert_eq!(choose(2, 0, &rates), 2);
+        // A lone layer is always the one.
+        assert_eq!(choose(0, 10, &[1000]), 0);
+    }
+
+    #[test]
+    fn frame_rate_goes_only_when_the_rate_alone_is_not_enough() {
+        assert_eq!(rate_and_divisor(500, 691, true), (500, 1));
+        assert_eq!(rate_and_divisor(900, 691, false), (863, 1));
+        // A screen worth 1,000 given 100: 100 kbit/s, one picture in five.
+        assert_eq!(rate_and_divisor(100, 1000, true), (100, 5));
+        assert_eq!(rate_and_divisor(250, 1000, true), (250, 2));
+        // Never under the floor, never an empty layer.
+        assert_eq!(rate_and_divisor(0, 172, true).0, FLOOR_KBPS);
+        assert_eq!(rate_and_divisor(0, 172, false), (FLOOR_KBPS, 1));
+    }
+
+    #[test]
+    fn the_budget_leaves_room_for_audio_and_headroom() {
+        assert_eq!(budget_kbps(600_000, 1.0), 462);
+        assert_eq!(budget_kbps(600_000, 0.5), 231);
+        assert_eq!(budget_kbps(30_000, 1.0), 0);
+    }
+}
