@@ -46,8 +46,8 @@ pub(crate) const MIN_ESTIMATE: u64 = 80_000;
 pub(crate) const MAX_ESTIMATE: u64 = 8_000_000;
 
 /// Where the meter sits: wire-ward of every generator (it sees sender reports and
-/// retransmissions leave) and of the pacer (it sees the release), application-ward of the
-/// congestion controller (it reads the estimate on the way in).
+/// retransmissions leave) and of the pacer (it sees the release). The estimate is the
+/// pacer's to publish: it reads it on the way in and holds the link to it.
 const METER_SLOT: usize = 1_500;
 
 /// What a link's chain has learnt, shared with the media threads.

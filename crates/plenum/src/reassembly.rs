@@ -75,17 +75,8 @@ impl Reassembler {
         std::mem::take(&mut self.ask_keyframe)
     }
 
-    /// The 64-bit sequence number nearest the highest seen.
     fn extend(&self, seq: u16) -> u64 {
-        let Some(highest) = self.highest else {
-            return u64::from(seq) + (1 << 16);
-        };
-        let base = highest & !0xffff;
-        [base.wrapping_sub(1 << 16), base, base + (1 << 16)]
-            .into_iter()
-            .map(|b| b + u64::from(seq))
-            .min_by_key(|c| c.abs_diff(highest))
-            .unwrap_or(base + u64::from(seq))
+        extend_seq(self.highest, seq)
     }
 
     /// Takes one RTP packet; returns the frames it completes, in order.
@@ -236,6 +227,21 @@ impl Reassembler {
         self.lose_picture();
         true
     }
+}
+
+/// An RTP sequence number as a 64-bit one: the one nearest `highest` (the highest seen so
+/// far, extended), across wraps either way; the first is put one wrap up, so that numbers
+/// a little below it still have room.
+pub(crate) fn extend_seq(highest: Option<u64>, seq: u16) -> u64 {
+    let Some(highest) = highest else {
+        return u64::from(seq) + (1 << 16);
+    };
+    let base = highest & !0xffff;
+    [base.wrapping_sub(1 << 16), base, base + (1 << 16)]
+        .into_iter()
+        .map(|b| b + u64::from(seq))
+        .min_by_key(|c| c.abs_diff(highest))
+        .unwrap_or(base + u64::from(seq))
 }
 
 #[cfg(test)]

@@ -408,8 +408,16 @@ impl Task {
         plan(lane, &rates, share, configured);
         let now = crate::clock::now();
         let (ticks, duration) = frame_duration(fps);
+        // Pictures are halved only as far down as the smallest layer a link is on.
+        let deepest = (0..sizes.len())
+            .rev()
+            .find(|&i| lane.links.values().any(|l| l.wants(i)));
         let mut scaled = picture;
         for (i, &(width, height)) in sizes.iter().enumerate() {
+            if deepest.is_none_or(|deepest| i > deepest) {
+                lane.layers[i] = Layer::new();
+                continue;
+            }
             if i > 0 {
                 scaled = scaled.half();
             }

@@ -1,5 +1,5 @@
 //! The link's meter: bytes out (first sends and retransmissions apart) and in, the loss the
-//! peer reports, the estimate as it changes, and the round trip: a reception report names our
+//! peer reports, and the round trip: a reception report names our
 //! sender report it answers (its NTP middle 32 bits) and how long the peer held it, so the
 //! round trip is the time since we sent that report less the peer's hold.
 
@@ -127,13 +127,6 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkMeter {
                 }
             }
             _ => {}
-        }
-        if let Some(Attribute::TargetBitrateChanged { bits_per_second }) =
-            msg.message.get(&Attribute::TargetBitrateChanged {
-                bits_per_second: 0.0,
-            })
-        {
-            self.stats.set_estimate(*bits_per_second);
         }
         self.read.push_back(msg);
         Ok(())

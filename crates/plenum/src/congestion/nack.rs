@@ -47,21 +47,8 @@ struct Stream {
 }
 
 impl Stream {
-    /// `seq`, extended to the wrap nearest the highest seen.
-    fn extend(&self, seq: u16) -> u64 {
-        let Some(highest) = self.highest else {
-            return u64::from(seq) + (1 << 16);
-        };
-        let base = highest & !0xffff;
-        [base.wrapping_sub(1 << 16), base, base + (1 << 16)]
-            .into_iter()
-            .map(|b| b + u64::from(seq))
-            .min_by_key(|c| c.abs_diff(highest))
-            .unwrap_or(highest)
-    }
-
     fn arrived(&mut self, seq: u16, now: Instant) {
-        let ext = self.extend(seq);
+        let ext = crate::reassembly::extend_seq(self.highest, seq);
         match self.highest {
             None => self.highest = Some(ext),
             Some(highest) if ext > highest => {

@@ -58,26 +58,19 @@ fn rtcp(packet: impl rtc::rtcp::Packet + 'static, now: Instant) -> TaggedPacket 
 }
 
 fn estimate(bps: f64, now: Instant) -> TaggedPacket {
-    let mut msg = rtcp(
-        ReceptionReportOnly(ReceptionReport::default()).into_rr(),
-        now,
-    );
+    let mut msg = rtcp(receiver_report(ReceptionReport::default()), now);
     msg.message.add(Attribute::TargetBitrateChanged {
         bits_per_second: bps,
     });
     msg
 }
 
-/// An empty receiver report to carry an attribute on.
-struct ReceptionReportOnly(ReceptionReport);
-
-impl ReceptionReportOnly {
-    fn into_rr(self) -> rtc::rtcp::receiver_report::ReceiverReport {
-        rtc::rtcp::receiver_report::ReceiverReport {
-            ssrc: 9,
-            reports: vec![self.0],
-            ..Default::default()
-        }
+/// A receiver report holding `report` (an empty one carries an attribute).
+fn receiver_report(report: ReceptionReport) -> rtc::rtcp::receiver_report::ReceiverReport {
+    rtc::rtcp::receiver_report::ReceiverReport {
+        ssrc: 9,
+        reports: vec![report],
+        ..Default::default()
     }
 }
 
@@ -297,7 +290,7 @@ fn the_round_trip_is_measured_from_a_report_on_our_sender_report() {
         delay: 3_277,
         ..Default::default()
     };
-    let rr = ReceptionReportOnly(report).into_rr();
+    let rr = receiver_report(report);
     meter
         .handle_read(rtcp(rr, t0 + Duration::from_millis(130)))
         .unwrap();
@@ -314,10 +307,7 @@ fn the_round_trip_is_measured_from_a_report_on_our_sender_report() {
         ..Default::default()
     };
     meter
-        .handle_read(rtcp(
-            ReceptionReportOnly(stray).into_rr(),
-            t0 + Duration::from_secs(1),
-        ))
+        .handle_read(rtcp(receiver_report(stray), t0 + Duration::from_secs(1)))
         .unwrap();
     assert_eq!(stats.rtt(), Some(rtt));
 }
