@@ -2,8 +2,9 @@
 //! interceptors that hold it to that.
 //!
 //! Every RTP packet carries a transport-wide sequence number; the receiver reports when each
-//! arrived (TWCC); the sender's estimator (GCC: delay- and loss-based) turns the reports into
-//! an estimate per link. Around it, written here, sans IO and told the time:
+//! arrived (TWCC); the sender's [`estimator::PathEstimator`] reads the bottleneck's queue and
+//! its losses from the reports and turns them into an estimate per link. Around it, written
+//! here, sans IO and told the time:
 //! - [`pacer::LinkPacer`] releases what the link sends at a rate above the estimate, audio
 //!   first and at once, retransmissions next within a share of the estimate (a storm of
 //!   requests cannot multiply the load), video last;
@@ -16,6 +17,7 @@
 //! atomics: the chain runs on webrtc-rs's task, the encoders on threads of their own): the
 //! video task reads each link's estimate and queue before every picture.
 
+pub(crate) mod estimator;
 pub(crate) mod meter;
 pub(crate) mod nack;
 pub(crate) mod pacer;
@@ -27,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rtc::interceptor::{
-    CongestionControlBuilder, Gcc, NackResponderBuilder, Registry, Slot, TwccReceiverBuilder,
+    CongestionControlBuilder, NackResponderBuilder, Registry, Slot, TwccReceiverBuilder,
     TwccSenderBuilder,
 };
 use rtc::peer_connection::configuration::interceptor_registry::{
@@ -201,11 +203,11 @@ pub(crate) fn chain(
             None,
         )?;
     }
-    let estimator = Acknowledged::new(Gcc::new(
+    let estimator = estimator::PathEstimator::new(
         INITIAL_ESTIMATE as f64,
         MIN_ESTIMATE as f64,
         MAX_ESTIMATE as f64,
-    ));
+    );
     let registry = configure_rtcp_reports(Registry::new())
         .with(
             Slot::CongestionControl,
@@ -221,89 +223,6 @@ pub(crate) fn chain(
         .with(Slot::NackGenerator, nack::NackAsker::new(Arc::clone(stats)))
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build());
     Ok(registry)
-}
-
-/// An estimate never more than half again what the path is seen to carry: GCC alone raises
-/// its estimate on a quiet path whatever we send, so a sender that sends less than it may
-/// (an encoder at its layer's top) would be told of room nobody has tried; when it then
-/// sends that much, the bottleneck's queue fills before the delay shows. What arrived, as
-/// the receiver's feedback says, over the last [`ACK_WINDOW`], bounds it (as WebRTC bounds
-/// its delay-based estimate by the acknowledged rate).
-pub(crate) struct Acknowledged<E> {
-    inner: E,
-    /// (when reported, bytes that arrived) over the window.
-    acked: std::collections::VecDeque<(std::time::Instant, u64)>,
-    first: Option<std::time::Instant>,
-    target: f64,
-}
-
-/// The window the acknowledged rate is measured over.
-const ACK_WINDOW: Duration = Duration::from_secs(1);
-/// How far above the acknowledged rate the estimate may go.
-const ACK_HEADROOM: f64 = 1.5;
-/// And this much more (bits per second), so a quiet link can still grow.
-const ACK_SLACK: f64 = 10_000.0;
-
-impl<E: rtc::interceptor::BandwidthEstimator> Acknowledged<E> {
-    pub(crate) fn new(inner: E) -> Self {
-        let target = inner.target_bitrate();
-        Self {
-            inner,
-            acked: std::collections::VecDeque::new(),
-            first: None,
-            target,
-        }
-    }
-
-    /// What arrived over the window, in bits per second; `None` before a whole window.
-    fn acknowledged(&self, now: std::time::Instant) -> Option<f64> {
-        let first = self.first?;
-        if now.saturating_duration_since(first) < ACK_WINDOW {
-            return None;
-        }
-        let bytes: u64 = self.acked.iter().map(|(_, b)| b).sum();
-        Some(bytes as f64 * 8.0 / ACK_WINDOW.as_secs_f64())
-    }
-}
-
-impl<E: rtc::interceptor::BandwidthEstimator> rtc::interceptor::BandwidthEstimator
-    for Acknowledged<E>
-{
-    fn on_reports(&mut self, now: std::time::Instant, reports: &[rtc::interceptor::PacketReport]) {
-        self.inner.on_reports(now, reports);
-        let arrived: u64 = reports
-            .iter()
-            .filter(|r| r.arrived)
-            .map(|r| r.size as u64)
-            .sum();
-        self.first.get_or_insert(now);
-        self.acked.push_back((now, arrived));
-        while self
-            .acked
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > ACK_WINDOW)
-        {
-            self.acked.pop_front();
-        }
-        let estimate = self.inner.target_bitrate();
-        self.target = match self.acknowledged(now) {
-            Some(acked) => estimate.min(acked * ACK_HEADROOM + ACK_SLACK),
-            None => estimate,
-        }
-        .max(MIN_ESTIMATE as f64);
-    }
-
-    fn target_bitrate(&self) -> f64 {
-        self.target
-    }
-
-    fn handle_timeout(&mut self, now: std::time::Instant) {
-        self.inner.handle_timeout(now);
-    }
-
-    fn poll_timeout(&self) -> Option<std::time::Instant> {
-        self.inner.poll_timeout()
-    }
 }
 
 /// The bits a packet takes on the wire, RTP and below (UDP, IP, SRTP's tag), as a shaper
