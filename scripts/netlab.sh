@@ -5,7 +5,7 @@
 # peer in the other. Prints, once a second, the bytes the sender has put on the wire;
 # both peers' `stats` events go to $OUT/a.out and $OUT/b.out.
 #   scripts/netlab.sh [RATE_KBIT] [SECONDS] [VIDEO]     (default: 600 30 testsrc:1280x720@30)
-# The same lab, with its assertions, is tests/cli/a-call-fits-a-narrow-path.rs.
+# The same lab, with its assertions, is tests/cli/calls-fit-their-path.rs.
 set -u
 RATE=${1:-600}; SECS=${2:-30}; VIDEO=${3:-testsrc:1280x720@30}
 P=${PLENUM:-target/debug/plenum}

@@ -357,8 +357,15 @@ impl NetNs {
         (a, b)
     }
 
+    /// A fresh namespace that loses `loss_percent` of the UDP datagrams it receives.
     pub fn lossy(loss_percent: u32) -> Self {
         let ns = Self::create();
+        ns.lose(loss_percent);
+        ns
+    }
+
+    /// Loses `loss_percent` of the UDP datagrams this namespace receives, at random.
+    pub fn lose(&self, loss_percent: u32) {
         let rules = format!(
             "table inet plenum {{
                counter udp_all {{}}
@@ -370,11 +377,10 @@ impl NetNs {
                }}
              }}"
         );
-        let rules_path = std::env::temp_dir().join(format!("{}.nft", ns.name));
+        let rules_path = std::env::temp_dir().join(format!("{}.nft", self.name));
         std::fs::write(&rules_path, rules).expect("write rules");
-        ns.exec(&["nft", "-f", rules_path.to_str().expect("utf-8")]);
+        self.exec(&["nft", "-f", rules_path.to_str().expect("utf-8")]);
         std::fs::remove_file(&rules_path).expect("cleanup rules");
-        ns
     }
 
     /// Shapes what `dev` sends to `kbit` kbit/s (tbf: a 4 kB bucket, 200 ms of queue, as a
@@ -399,6 +405,15 @@ impl NetNs {
         std::fs::write(&rules_path, rules).expect("write rules");
         self.exec(&["nft", "-f", rules_path.to_str().expect("utf-8")]);
         std::fs::remove_file(&rules_path).expect("cleanup rules");
+    }
+
+    /// Changes the rate of a device [`NetNs::shape`] shaped (the queue it holds stays).
+    pub fn reshape(&self, dev: &str, kbit: u32) {
+        let rate = format!("{kbit}kbit");
+        self.exec(&[
+            "tc", "qdisc", "change", "dev", dev, "root", "tbf", "rate", &rate, "burst", "4kb",
+            "latency", "200ms",
+        ]);
     }
 
     /// Bytes handed to the shaped device so far (IP and above).

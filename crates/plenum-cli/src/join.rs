@@ -983,8 +983,19 @@ async fn stats(out: &Out, room: &Room) {
             })
         })
         .collect();
+    let audio: Vec<Value> = stats
+        .audio
+        .iter()
+        .map(|a| {
+            json!({
+                "peer": a.peer, "packets": a.packets, "late": a.late,
+                "concealed": a.concealed, "recovered": a.recovered,
+                "delay_ms": a.delay.as_millis() as u64,
+            })
+        })
+        .collect();
     out.event(
-        json!({"event": "stats", "links": links, "video": video}),
+        json!({"event": "stats", "links": links, "video": video, "audio": audio}),
         || {
             let lines: Vec<String> = stats
                 .links

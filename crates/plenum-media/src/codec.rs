@@ -68,6 +68,16 @@ impl OpusEncoder {
         })
     }
 
+    /// Changes the bitrate (clamped to what Opus takes) and the loss the in-band FEC is
+    /// sized for, in percent (0..=100), between frames.
+    pub fn set_rate(&mut self, bitrate: i32, expected_loss: i32) -> Result<(), CodecError> {
+        self.inner
+            .set_bitrate(opus::Bitrate::Bits(bitrate.clamp(6_000, 510_000)))?;
+        self.inner
+            .set_packet_loss_perc(expected_loss.clamp(0, 100))?;
+        Ok(())
+    }
+
     /// Encodes one frame (960 samples, -1..=1).
     pub fn encode(&mut self, frame: &[f32]) -> Result<&[u8], CodecError> {
         if frame.len() != FRAME_SAMPLES {

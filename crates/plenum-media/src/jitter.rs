@@ -8,12 +8,16 @@
 //!
 //! How much it holds follows the network, in the spirit of libwebrtc's NetEQ: it estimates
 //! arrival jitter (RFC 3550's interarrival jitter, on the transit time of each packet) and
-//! aims to hold `max(min_delay, frame + 3 x jitter)` up to `max_delay`. When more is held
+//! the spread of transit times over the last [`DELAY_WINDOW`] (each packet's transit above
+//! the quickest one's: a bottleneck queue that fills and drains moves every packet by tens
+//! of milliseconds, slowly, which interarrival jitter does not see), and aims to hold
+//! `max(min_delay, frame + 3 x jitter, frame + the spread 95 % of packets arrived within)`
+//! up to `max_delay`. When more is held
 //! than that target plus a margin, the oldest frame is dropped (latency catches up); when the
 //! buffer runs dry, playout conceals; after a long silence (the sender stopped, or muted) it
 //! waits for the target delay again before resuming.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -78,6 +82,13 @@ pub struct JitterStats {
     pub overflow: u64,
 }
 
+/// The transit times the spread is measured over, back from the newest packet.
+pub const DELAY_WINDOW: Duration = Duration::from_secs(10);
+/// The spread is measured once the window holds packets that arrived this far apart.
+const MIN_SPAN: Duration = Duration::from_secs(1);
+/// The share of packets the held delay should cover.
+const COVERED: f64 = 0.95;
+
 #[derive(Debug)]
 struct Held {
     payload: Bytes,
@@ -102,6 +113,11 @@ pub struct JitterBuffer {
     /// RFC 3550 jitter estimate, in seconds.
     jitter: f64,
     last_transit: Option<f64>,
+    /// (arrival, transit) of the packets of the last [`DELAY_WINDOW`], in seconds.
+    transits: VecDeque<(f64, f64)>,
+    /// The transit above the window's quickest that [`COVERED`] of its packets arrived
+    /// within, in seconds.
+    spread: f64,
     epoch: Option<Instant>,
     idle: u32,
     stats: JitterStats,
@@ -123,6 +139,8 @@ impl JitterBuffer {
             buffering_since: None,
             jitter: 0.0,
             last_transit: None,
+            transits: VecDeque::new(),
+            spread: 0.0,
             epoch: None,
             idle: 0,
             stats: JitterStats::default(),
@@ -139,10 +157,54 @@ impl JitterBuffer {
         Duration::from_secs_f64(self.jitter)
     }
 
+    /// How far above the quickest packet of the last [`DELAY_WINDOW`] most packets arrived.
+    pub fn spread(&self) -> Duration {
+        Duration::from_secs_f64(self.spread)
+    }
+
     /// The delay the buffer aims to hold now.
     pub fn target_delay(&self) -> Duration {
-        let wanted = self.config.frame.as_secs_f64() + 3.0 * self.jitter;
+        let frame = self.config.frame.as_secs_f64();
+        let wanted = (frame + 3.0 * self.jitter).max(frame + self.spread);
         Duration::from_secs_f64(wanted).clamp(self.config.min_delay, self.config.max_delay)
+    }
+
+    fn note_transit(&mut self, arrival: f64, transit: f64) {
+        if self
+            .transits
+            .back()
+            .is_some_and(|(_, last)| (transit - last).abs() >= 1.0)
+        {
+            // A jump of seconds is a new stream or a timestamp reset: start over.
+            self.transits.clear();
+        }
+        self.transits.push_back((arrival, transit));
+        let window = DELAY_WINDOW.as_secs_f64();
+        while self
+            .transits
+            .front()
+            .is_some_and(|(at, _)| arrival - at > window)
+        {
+            self.transits.pop_front();
+        }
+        let span = self
+            .transits
+            .front()
+            .map_or(0.0, |(first, _)| arrival - first);
+        if span < MIN_SPAN.as_secs_f64() {
+            // Under a second of packets (a start, a burst) says little about the path.
+            self.spread = 0.0;
+            return;
+        }
+        let quickest = self
+            .transits
+            .iter()
+            .map(|(_, t)| *t)
+            .fold(f64::INFINITY, f64::min);
+        let mut above: Vec<f64> = self.transits.iter().map(|(_, t)| t - quickest).collect();
+        above.sort_by(f64::total_cmp);
+        let index = ((above.len() as f64 * COVERED) as usize).min(above.len() - 1);
+        self.spread = above[index];
     }
 
     fn target_frames(&self) -> u64 {
@@ -203,6 +265,7 @@ impl JitterBuffer {
             }
         }
         self.last_transit = Some(transit);
+        self.note_transit(arrival, transit);
         self.stats.received += 1;
         self.packets.insert(ext, Held { payload });
         if self.next.is_none() && self.buffering_since.is_none() {
@@ -244,9 +307,9 @@ impl JitterBuffer {
             self.stats.dropped += 1;
             next = oldest + 1;
         }
-        self.next = Some(next + 1);
-        self.played = Some(next);
         if let Some(held) = self.packets.remove(&next) {
+            self.next = Some(next + 1);
+            self.played = Some(next);
             self.idle = 0;
             return Playout::Packet(held.payload);
         }
@@ -258,9 +321,16 @@ impl JitterBuffer {
                 self.buffering_since = None;
                 return Playout::Silence;
             }
+            // Nothing held: this frame's packet is late (the path's delay grew) or the
+            // sender paused. Conceal and wait for it: when it comes it plays, a frame later
+            // than planned (the delay held grows by what the path's did), rather than being
+            // thrown away as late while every packet after it is late too.
             self.stats.concealed += 1;
             return Playout::Conceal;
         }
+        // Later packets are here and this one is not: it is lost. Move on.
+        self.next = Some(next + 1);
+        self.played = Some(next);
         self.idle = 0;
         if let Some(following) = self.packets.get(&(next + 1)) {
             self.stats.fec += 1;
@@ -394,6 +464,80 @@ mod tests {
             jittery.target_delay()
         );
         assert!(jittery.target_delay() <= JitterConfig::default().max_delay);
+    }
+
+    #[test]
+    fn a_queue_that_fills_and_drains_is_held_through_without_concealment() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        // Each packet waits in a bottleneck queue that grows to 80 ms over 2 s and drains in
+        // 0.5 s, again and again (a sender probing the path and backing off), with a little
+        // jitter on top. Interarrival jitter alone sees almost none of it.
+        let queue = |n: u32| {
+            let cycle = n % 125;
+            let ms = if cycle < 100 {
+                f64::from(cycle) * 0.8
+            } else {
+                80.0 - f64::from(cycle - 100) * 3.2
+            };
+            Duration::from_secs_f64(ms / 1000.0) + Duration::from_millis(u64::from(n % 3))
+        };
+        let mut arrivals: Vec<(Instant, u16)> = (0..1_000u32)
+            .map(|n| (t0 + F * n + queue(n), n as u16))
+            .collect();
+        arrivals.sort();
+        let mut concealed_late = 0;
+        let mut next = 0;
+        for tick in 0..1_010u32 {
+            let now = t0 + F * tick + Duration::from_millis(5);
+            while next < arrivals.len() && arrivals[next].0 <= now {
+                let (at, n) = arrivals[next];
+                jb.handle_packet(n, ts(n), pkt(n), at);
+                next += 1;
+            }
+            let before = jb.stats().concealed;
+            jb.poll_frame(now);
+            if (500..990).contains(&tick) && jb.stats().concealed > before {
+                concealed_late += 1;
+            }
+        }
+        assert_eq!(concealed_late, 0, "{:?}", jb.stats());
+        assert!(
+            jb.spread() >= Duration::from_millis(60),
+            "{:?}",
+            jb.spread()
+        );
+        assert!(jb.target_delay() <= JitterConfig::default().max_delay);
+    }
+
+    #[test]
+    fn a_sudden_longer_delay_is_waited_for_not_thrown_away() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        // From packet 100 on, every packet takes 120 ms longer (a queue filled at once).
+        let at = |n: u32| {
+            t0 + F * n
+                + if n >= 100 {
+                    Duration::from_millis(120)
+                } else {
+                    Duration::ZERO
+                }
+        };
+        let mut out = Vec::new();
+        let mut next = 0u32;
+        for tick in 0..300u32 {
+            let now = t0 + F * tick + Duration::from_millis(5);
+            while next < 300 && at(next) <= now {
+                jb.handle_packet(next as u16, ts(next as u16), pkt(next as u16), at(next));
+                next += 1;
+            }
+            out.push(jb.poll_frame(now));
+        }
+        let stats = jb.stats();
+        // Every packet is played: the playout waited (concealing) for the late ones.
+        assert_eq!(stats.late, 0, "{stats:?}");
+        assert!(stats.concealed <= 7, "{stats:?}");
+        assert!(!out[50..].contains(&Playout::Silence), "{stats:?}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! muting and stopping a stream never renegotiate: they only start or stop the packets.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,8 +29,13 @@ const COMMAND_QUEUE: usize = 64;
 
 /// What the room driver and the room handle tell the audio task.
 pub(crate) enum AudioCmd {
-    /// A link's Opus track is ready to send on.
-    LinkUp { peer: PeerId, sender: TrackSender },
+    /// A link's Opus track is ready to send on; `stats` is what its chain learns of the
+    /// path (the encoder's rate follows the poorest link).
+    LinkUp {
+        peer: PeerId,
+        sender: TrackSender,
+        stats: Arc<crate::congestion::LinkStats>,
+    },
     /// The link to a peer went: stop sending to it and forget its audio.
     LinkDown { peer: PeerId },
     /// Publish this source (replacing any), or stop publishing.
@@ -77,7 +83,15 @@ pub(crate) struct RtpIn {
 pub(crate) struct AudioHandle {
     pub(crate) cmds: mpsc::Sender<AudioCmd>,
     pub(crate) rtp: mpsc::Sender<RtpIn>,
+    /// What each heard peer's jitter buffer counts, refreshed every [`REPORT_EVERY`] frames.
+    pub(crate) hearing: Hearing,
 }
+
+/// The audio task's figures per heard peer, read by [`crate::Room::stats`].
+pub(crate) type Hearing = Arc<Mutex<HashMap<PeerId, crate::stats::AudioReport>>>;
+
+/// How often (in frames) the figures in [`Hearing`] are refreshed: five times a second.
+const REPORT_EVERY: u64 = 10;
 
 struct Remote {
     jitter: JitterBuffer,
@@ -86,7 +100,11 @@ struct Remote {
 }
 
 struct Task {
+    hearing: Hearing,
     senders: HashMap<PeerId, TrackSender>,
+    paths: HashMap<PeerId, Arc<crate::congestion::LinkStats>>,
+    /// The rate and expected loss the encoder is set to.
+    rate: OpusRate,
     remotes: HashMap<PeerId, Remote>,
     source: Option<Box<dyn AudioSource>>,
     encoder: Option<OpusEncoder>,
@@ -103,6 +121,57 @@ struct Task {
     dropped_rtp: u64,
     frames: u64,
     local_level: f32,
+}
+
+/// How often (in frames) the encoder's rate is fitted to the links: once a second.
+const ADAPT_EVERY: u64 = 50;
+
+/// The least Opus is ever given: wideband voice, with room for its FEC.
+pub(crate) const AUDIO_FLOOR: i32 = 16_000;
+/// The share of the poorest link's estimate audio may take (video has the rest).
+const AUDIO_SHARE: f64 = 0.1;
+/// The loss the FEC is sized for when none is reported, and at most (percent).
+const LOSS_FLOOR: i32 = 2;
+const LOSS_CEILING: i32 = 30;
+
+/// The encoder's rate: one encoder feeds every link, so the poorest link sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OpusRate {
+    pub(crate) bitrate: i32,
+    /// The loss the in-band FEC is sized for, in percent.
+    pub(crate) expected_loss: i32,
+}
+
+impl OpusRate {
+    /// What a new encoder starts at: the room's setting.
+    fn top(config: OpusConfig) -> Self {
+        Self {
+            bitrate: config.bitrate,
+            expected_loss: config.expected_loss,
+        }
+    }
+
+    /// The rate for these links: a tenth of the poorest estimate, between [`AUDIO_FLOOR`]
+    /// and the room's setting (a cap under the floor is kept: it was asked for), and FEC
+    /// sized for the worst loss reported, with a little more than seen.
+    pub(crate) fn for_paths(
+        config: OpusConfig,
+        paths: impl Iterator<Item = crate::congestion::LinkFigures>,
+    ) -> Self {
+        let (least, worst) = paths.fold((u64::MAX, 0u32), |(least, worst), f| {
+            (least.min(f.estimate_bps), worst.max(f.loss_permille))
+        });
+        if least == u64::MAX {
+            return Self::top(config);
+        }
+        let share = (least as f64 * AUDIO_SHARE) as i32;
+        let bitrate = share.clamp(AUDIO_FLOOR.min(config.bitrate), config.bitrate);
+        let loss_percent = ((worst * 3 / 2).div_ceil(10)) as i32;
+        Self {
+            bitrate,
+            expected_loss: loss_percent.clamp(LOSS_FLOOR, LOSS_CEILING),
+        }
+    }
 }
 
 /// The encoder settings for a bitrate cap in kbit/s (none: the default, 32).
@@ -124,8 +193,12 @@ pub(crate) fn spawn(
 ) -> (AudioHandle, crate::media_thread::MediaThread) {
     let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (rtp, rtp_rx) = mpsc::channel(RTP_QUEUE);
+    let hearing = Hearing::default();
     let task = Task {
+        hearing: Arc::clone(&hearing),
         senders: HashMap::new(),
+        paths: HashMap::new(),
+        rate: OpusRate::top(opus),
         remotes: HashMap::new(),
         source: None,
         encoder: None,
@@ -142,7 +215,7 @@ pub(crate) fn spawn(
         local_level: f32::NEG_INFINITY,
     };
     let thread = crate::media_thread::MediaThread::spawn("plenum-audio", task.run(cmd_rx, rtp_rx));
-    (AudioHandle { cmds, rtp }, thread)
+    (AudioHandle { cmds, rtp, hearing }, thread)
 }
 
 impl AudioHandle {
@@ -183,16 +256,25 @@ impl Task {
 
     fn handle_cmd(&mut self, cmd: AudioCmd) {
         match cmd {
-            AudioCmd::LinkUp { peer, sender } => {
+            AudioCmd::LinkUp {
+                peer,
+                sender,
+                stats,
+            } => {
                 tracing::debug!(
                     peer = peer.short(),
                     payload_type = sender.payload_type,
                     "audio track up"
                 );
+                self.paths.insert(peer.clone(), stats);
                 self.senders.insert(peer, sender);
             }
             AudioCmd::LinkDown { peer } => {
                 self.senders.remove(&peer);
+                self.paths.remove(&peer);
+                if let Ok(mut hearing) = self.hearing.lock() {
+                    hearing.remove(&peer);
+                }
                 if self
                     .remotes
                     .remove(&peer)
@@ -205,7 +287,10 @@ impl Task {
                 self.encoder = None;
                 if source.is_some() {
                     match OpusEncoder::new(self.opus) {
-                        Ok(encoder) => self.encoder = Some(encoder),
+                        Ok(encoder) => {
+                            self.encoder = Some(encoder);
+                            self.rate = OpusRate::top(self.opus);
+                        }
                         Err(e) => tracing::error!(error = %e, "no Opus encoder; not publishing"),
                     }
                 }
@@ -264,6 +349,27 @@ impl Task {
         }
     }
 
+    /// Refreshes the figures [`crate::Room::stats`] reads.
+    fn report(&self) {
+        let Ok(mut hearing) = self.hearing.lock() else {
+            return;
+        };
+        for (peer, remote) in &self.remotes {
+            let s = remote.jitter.stats();
+            hearing.insert(
+                peer.clone(),
+                crate::stats::AudioReport {
+                    peer: peer.clone(),
+                    packets: s.received,
+                    late: s.late,
+                    concealed: s.concealed,
+                    recovered: s.fec,
+                    delay: remote.jitter.target_delay(),
+                },
+            );
+        }
+    }
+
     fn speaking(&mut self, peer: PeerId, speaking: bool) {
         // Lossy: an application that lags gets the next change, not this one.
         self.events
@@ -273,6 +379,9 @@ impl Task {
     async fn frame(&mut self) {
         let now = crate::clock::now();
         self.frames += 1;
+        if self.frames.is_multiple_of(REPORT_EVERY) {
+            self.report();
+        }
         if self.frames.is_multiple_of(250) {
             for (peer, remote) in &self.remotes {
                 let s = remote.jitter.stats();
@@ -345,6 +454,19 @@ impl Task {
         if self.muted || self.senders.is_empty() {
             return;
         }
+        if self.frames.is_multiple_of(ADAPT_EVERY) {
+            let figures = self.paths.values().map(|path| path.figures());
+            let wanted = OpusRate::for_paths(self.opus, figures);
+            if wanted != self.rate {
+                match encoder.set_rate(wanted.bitrate, wanted.expected_loss) {
+                    Ok(()) => {
+                        tracing::debug!(?wanted, "audio rate follows the path");
+                        self.rate = wanted;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "the encoder refused a new rate"),
+                }
+            }
+        }
         let packet = match encoder.encode(&self.frame) {
             Ok(p) => Bytes::copy_from_slice(p),
             Err(e) => return tracing::warn!(error = %e, "encoding failed; frame skipped"),
@@ -370,6 +492,68 @@ mod tests {
             total += encoder.encode(&frame).unwrap().len();
         }
         total as f64 / 100.0
+    }
+
+    fn path(estimate_bps: u64, loss_permille: u32) -> crate::congestion::LinkFigures {
+        crate::congestion::LinkFigures {
+            estimate_bps,
+            loss_permille,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_audio_rate_follows_the_poorest_link_down_to_a_floor() {
+        let room = opus_config(None);
+        let rate = |paths: Vec<_>| OpusRate::for_paths(room, paths.into_iter());
+        // No links: the room's setting.
+        assert_eq!(rate(vec![]).bitrate, 32_000);
+        // Wide paths: the room's setting, FEC sized for a little loss.
+        let wide = rate(vec![path(2_000_000, 0), path(5_000_000, 0)]);
+        assert_eq!(
+            wide,
+            OpusRate {
+                bitrate: 32_000,
+                expected_loss: LOSS_FLOOR
+            }
+        );
+        // One narrow link sets it: a tenth of its estimate.
+        assert_eq!(
+            rate(vec![path(2_000_000, 0), path(200_000, 0)]).bitrate,
+            20_000
+        );
+        // Never under the floor.
+        assert_eq!(rate(vec![path(80_000, 0)]).bitrate, AUDIO_FLOOR);
+        // Loss sizes the FEC: 8 % seen, 12 % expected; and at most the ceiling.
+        assert_eq!(rate(vec![path(1_000_000, 80)]).expected_loss, 12);
+        assert_eq!(rate(vec![path(1_000_000, 900)]).expected_loss, LOSS_CEILING);
+        // A room capped under the floor keeps its cap.
+        let low = OpusRate::for_paths(opus_config(Some(8)), vec![path(80_000, 0)].into_iter());
+        assert_eq!(low.bitrate, 8_000);
+    }
+
+    #[test]
+    fn a_new_rate_reaches_a_running_encoder() {
+        let mut encoder = OpusEncoder::new(opus_config(None)).unwrap();
+        let mut state = 11u64;
+        let mut noise = || -> Vec<f32> {
+            (0..FRAME_SAMPLES)
+                .map(|_| (plenum_overlay::splitmix64(&mut state) % 2000) as f32 / 2000.0 - 0.5)
+                .collect()
+        };
+        let mut bytes = |encoder: &mut OpusEncoder| -> usize {
+            (0..50)
+                .map(|_| encoder.encode(&noise()).unwrap().len())
+                .sum()
+        };
+        let before = bytes(&mut encoder);
+        encoder.set_rate(AUDIO_FLOOR, 20).unwrap();
+        bytes(&mut encoder); // the encoder settles
+        let after = bytes(&mut encoder);
+        assert!(
+            after * 3 < before * 2,
+            "{after} bytes at the floor, {before} at 32 kbit/s"
+        );
     }
 
     #[test]

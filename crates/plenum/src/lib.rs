@@ -68,7 +68,7 @@ pub use plenum_proto::signal::Role;
 pub use plenum_proto::token::{Claims, Grants};
 pub use plenum_proto::{ChannelName, DisplayName, PeerId, RoomName};
 pub use room::{Channel, Room, RoomEvents};
-pub use stats::{CallStats, LinkReport, VideoReport};
+pub use stats::{AudioReport, CallStats, LinkReport, VideoReport};
 pub use types::{
     JoinError, LinkPath, LinkState, MAX_MESSAGE_BYTES, PeerInfo, PingError, PublishError,
     RoomClosed, RoomError, RoomEvent, SendError, Target, TreeEdge, TreeSendError, TreeTarget,

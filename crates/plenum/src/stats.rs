@@ -16,6 +16,25 @@ pub struct CallStats {
     pub links: Vec<LinkReport>,
     /// One per video stream we receive.
     pub video: Vec<VideoReport>,
+    /// One per peer we hear.
+    pub audio: Vec<AudioReport>,
+}
+
+/// One heard peer's audio figures.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AudioReport {
+    pub peer: PeerId,
+    /// Packets that arrived in time to be played.
+    pub packets: u64,
+    /// Packets that arrived after their turn (played as concealment instead).
+    pub late: u64,
+    /// 20 ms frames made up by the decoder (lost or late packets).
+    pub concealed: u64,
+    /// Frames recovered from the next packet's in-band FEC.
+    pub recovered: u64,
+    /// The delay the jitter buffer holds, to ride out the path's variation.
+    pub delay: Duration,
 }
 
 /// One link's figures.

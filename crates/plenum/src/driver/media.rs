@@ -121,7 +121,18 @@ impl Driver {
             })
             .unwrap_or_default();
         video.sort_by(|a, b| (&a.peer, a.lane as u8).cmp(&(&b.peer, b.lane as u8)));
-        crate::stats::CallStats { links, video }
+        let mut audio: Vec<crate::stats::AudioReport> = self
+            .audio
+            .hearing
+            .lock()
+            .map(|hearing| hearing.values().cloned().collect())
+            .unwrap_or_default();
+        audio.sort_by(|a, b| a.peer.cmp(&b.peer));
+        crate::stats::CallStats {
+            links,
+            video,
+            audio,
+        }
     }
 
     /// Sends keyframes on the link to `peer`, so that the far side's video resumes at once.
@@ -156,6 +167,7 @@ impl Driver {
             let cmd = AudioCmd::LinkUp {
                 peer: peer.clone(),
                 sender,
+                stats: Arc::clone(&stats),
             };
             self.tell_audio(cmd);
         }
