@@ -394,3 +394,82 @@ fn video_and_audio_keep_going_through_five_percent_loss() {
     );
     assert_tone(&heard, AUDIO_GAP_MS);
 }
+
+#[test]
+fn a_narrow_receiver_does_not_lower_what_the_others_receive() {
+    const NARROW: u32 = 400;
+    const MEASURED: u64 = 15;
+    const TOP: (u64, u64) = (1280, 720);
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    // a sends; b's downlink is 400 kbit/s (the hub's port towards it is shaped); c's is free.
+    let (hub, spokes) = NetNs::star(76, 3);
+    hub.shape("p1", NARROW);
+    let mut server = hub.spawn(&["serve", "--bind", "10.76.0.254:0", "--json"], &[]);
+    let url = server.expect(LONG, "listening", |v| event(v) == "listening")["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let video = ["--video", "testsrc:1280x720@30", "--audio", "sine:440"];
+    let mut a = spokes[0].spawn_join_at(&url, "mesh", "a", "10.76.0.1", &video);
+    let mut b = spokes[1].spawn_join_at(&url, "mesh", "b", "10.76.0.2", &[]);
+    let mut c = spokes[2].spawn_join_at(&url, "mesh", "c", "10.76.0.3", &[]);
+    for peer in [&mut b, &mut c] {
+        peer.expect(LONG, "a's video", |v| {
+            event(v) == "stream_add" && v["kind"] == "video"
+        });
+    }
+    // The ramp, then the measure. Only a sends video: each receiver's first stream is a's.
+    std::thread::sleep(Duration::from_secs(RAMP));
+    let video_of = |stats: &Value| stats["video"][0].clone();
+    let (b0, c0) = (video_of(&stats(&mut b)), video_of(&stats(&mut c)));
+    let mut sizes: Vec<Value> = Vec::new();
+    let t0 = Instant::now();
+    for second in 1..=MEASURED {
+        std::thread::sleep(
+            (t0 + Duration::from_secs(second)).saturating_duration_since(Instant::now()),
+        );
+        sizes.push(stats(&mut a)["links"].clone());
+    }
+    let (b1, c1) = (video_of(&stats(&mut b)), video_of(&stats(&mut c)));
+    for peer in [&mut a, &mut b, &mut c] {
+        peer.cmd(json!({"cmd": "leave"}));
+        assert_eq!(peer.wait_exit(LONG), Some(0));
+    }
+    server.kill();
+
+    let frames = |before: &Value, after: &Value| {
+        after["frames"].as_u64().unwrap_or(0) - before["frames"].as_u64().unwrap_or(0)
+    };
+    let (b_frames, c_frames) = (frames(&b0, &b1), frames(&c0, &c1));
+    eprintln!(
+        "{}",
+        json!({
+            "scenario": "mesh", "b_frames": b_frames, "c_frames": c_frames,
+            "b_video": b1, "c_video": c1, "a_links": sizes.last(),
+        })
+    );
+    let size = |v: &Value| {
+        (
+            v["width"].as_u64().unwrap_or(0),
+            v["height"].as_u64().unwrap_or(0),
+        )
+    };
+    // c, unconstrained, keeps the top layer at its full frame rate (20 of 30 fps at least,
+    // on a machine running three peers' codecs).
+    assert_eq!(size(&c1), TOP, "c receives {c1}");
+    assert!(
+        c_frames >= MEASURED * 20,
+        "c decoded {c_frames} pictures in {MEASURED} s"
+    );
+    assert!(
+        c1["freeze_total_ms"].as_u64().unwrap_or(0)
+            <= c0["freeze_total_ms"].as_u64().unwrap_or(0) + 500,
+        "c froze: {c0} -> {c1}"
+    );
+    // b, behind 400 kbit/s, gets a smaller layer, and pictures keep coming.
+    assert_ne!(size(&b1), TOP, "b receives {b1}");
+    assert!(
+        b_frames >= MEASURED * 10,
+        "b decoded {b_frames} pictures in {MEASURED} s"
+    );
+}

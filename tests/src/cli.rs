@@ -357,6 +357,49 @@ impl NetNs {
         (a, b)
     }
 
+    /// A hub and `n` namespaces around it: the hub bridges them (`br0`, 10.`subnet`.0.254);
+    /// namespace `i` holds 10.`subnet`.0.`i + 1` on its `eth0`, and the hub's port towards
+    /// it is `p{i}` (shape it to narrow what that namespace receives).
+    pub fn star(subnet: u8, n: usize) -> (Self, Vec<Self>) {
+        let hub = Self::create();
+        hub.exec(&["ip", "link", "add", "br0", "type", "bridge"]);
+        hub.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("10.{subnet}.0.254/24"),
+            "dev",
+            "br0",
+        ]);
+        hub.exec(&["ip", "link", "set", "br0", "up"]);
+        let spokes = (0..n)
+            .map(|i| {
+                let spoke = Self::create();
+                let port = format!("p{i}");
+                hub.exec(&[
+                    "ip",
+                    "link",
+                    "add",
+                    &port,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    &spoke.name,
+                ]);
+                hub.exec(&["ip", "link", "set", &port, "master", "br0"]);
+                hub.exec(&["ip", "link", "set", &port, "up"]);
+                let addr = format!("10.{subnet}.0.{}/24", i + 1);
+                spoke.exec(&["ip", "addr", "add", &addr, "dev", "eth0"]);
+                spoke.exec(&["ip", "link", "set", "eth0", "up"]);
+                spoke
+            })
+            .collect();
+        (hub, spokes)
+    }
+
     /// A fresh namespace that loses `loss_percent` of the UDP datagrams it receives.
     pub fn lossy(loss_percent: u32) -> Self {
         let ns = Self::create();
