@@ -11,6 +11,7 @@ pub mod bindings;
 mod commands;
 pub mod host;
 pub mod prefs;
+pub mod quality;
 pub mod session;
 pub mod socket;
 pub mod types;

@@ -168,6 +168,7 @@ impl Session {
             verified: false,
             role: req.role,
             hand: false,
+            quality: None,
         };
         let joined = Joined {
             me: me.clone(),
@@ -317,6 +318,8 @@ struct Task {
     verified: Verified,
     signaling: bool,
     last_roster: Vec<PeerView>,
+    /// (packets, concealed frames) of each heard peer's audio at the last refresh.
+    heard: BTreeMap<PeerId, (u64, u64)>,
     last_status: (bool, Vec<String>),
     /// Peers' speaking state and microphones (muted or not), from the room's events.
     speaking: BTreeSet<PeerId>,
@@ -360,6 +363,7 @@ impl Task {
             verified: Verified::default(),
             signaling: true,
             last_roster: Vec::new(),
+            heard: BTreeMap::new(),
             last_status: (true, Vec::new()),
             speaking: BTreeSet::new(),
             hands: BTreeSet::new(),
@@ -1007,6 +1011,7 @@ impl Task {
                     verified: false,
                     role: info.role.into(),
                     hand: false,
+                    quality: None,
                 });
             view.state = state;
             view.role = info.role.into();
@@ -1018,10 +1023,43 @@ impl Task {
             view.safety_code = info.safety_code;
             if state != PeerState::Connected {
                 view.rtt_ms = None;
+                view.quality = None;
             }
+        }
+        if let Ok(stats) = self.room.stats().await {
+            self.grade(&stats);
         }
         self.emit_roster().await;
         self.emit_status().await;
+    }
+
+    /// Each connected peer's link quality, from the call's statistics.
+    fn grade(&mut self, stats: &plenum::CallStats) {
+        for link in &stats.links {
+            let Some(view) = self.peers.get_mut(&link.peer) else {
+                continue;
+            };
+            if view.state != PeerState::Connected {
+                continue;
+            }
+            let video = stats
+                .video
+                .iter()
+                .find(|v| v.peer == link.peer && v.lane == Content::Camera);
+            let audio = stats.audio.iter().find(|a| a.peer == link.peer);
+            let heard = audio.map(|a| (a.packets, a.concealed));
+            let before = match heard {
+                Some(now) => self.heard.insert(link.peer.clone(), now),
+                None => self.heard.remove(&link.peer),
+            };
+            view.quality = Some(crate::quality::of_link(
+                link,
+                video,
+                audio,
+                before,
+                view.rtt_ms,
+            ));
+        }
     }
 
     async fn emit_network(&self) {

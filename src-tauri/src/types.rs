@@ -209,6 +209,51 @@ pub struct PeerView {
     pub role: Role,
     /// Whether its hand is raised (its shared state says `"hand": true`).
     pub hand: bool,
+    /// How its link is doing, once connected (refreshed every second).
+    pub quality: Option<LinkQuality>,
+}
+
+/// What a tile's connection indicator shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityGrade {
+    Good,
+    Fair,
+    Poor,
+}
+
+/// A connected peer's link, from the call's statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct LinkQuality {
+    /// The indicator: the worst of what follows.
+    pub grade: QualityGrade,
+    /// What we may send it (our estimate of the path), kbit/s.
+    pub estimate_kbps: u32,
+    /// What we send it and receive from it, kbit/s.
+    pub send_kbps: u32,
+    pub receive_kbps: u32,
+    /// The share of our packets lost on the way to it, percent.
+    pub loss_percent: f32,
+    /// The size our camera goes to it at (the layer its path affords).
+    pub sending: Option<(u32, u32)>,
+    /// Its camera as we receive it.
+    pub video: Option<ReceivedVideo>,
+    /// The share of its audio made up by concealment over the last second, percent.
+    pub concealed_percent: f32,
+    /// The delay our jitter buffer holds for its audio, ms.
+    pub audio_delay_ms: u32,
+}
+
+/// A received picture stream's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct ReceivedVideo {
+    pub width: u32,
+    pub height: u32,
+    /// Pictures over the last second.
+    pub fps: u32,
+    /// Pauses long enough to be seen, and their total, since the call began.
+    pub freezes: u32,
+    pub freeze_total_ms: u32,
 }
 
 /// The size a tile's video is shown at, in device pixels.

@@ -366,6 +366,29 @@ fn app_joins_a_room_with_cli_peers() {
     painted(&app);
     xvfb.screenshot(&shots.join("call-video.png"));
 
+    // Call quality: Bob's tile grades his link, and the statistics panel shows the figures
+    // the engine measures, his picture among them.
+    let bob_quality = format!(".tile[data-peer='{}'] .tile-quality", bob.id);
+    wait_for(LONG, "a grade on Bob's tile", || {
+        let grade = app.attribute(&app.find(&bob_quality)?, "data-grade")?;
+        ["good", "fair", "poor"]
+            .contains(&grade.as_str())
+            .then_some(())
+    });
+    app.click(&app.find("#stats-button").unwrap());
+    let bob_card = format!("#stats-panel .stats-card[data-peer='{}']", bob.id);
+    wait_for(
+        LONG,
+        "Bob's picture and its bytes in the statistics",
+        || {
+            text_of(&app, &bob_card)
+                .filter(|t| t.contains("Their camera640×360") && !t.contains("Receiving0 kbit/s"))
+        },
+    );
+    painted(&app);
+    xvfb.screenshot(&shots.join("call-statistics.png"));
+    app.click(&app.find("#stats-button").unwrap());
+
     // Bob shares his screen (the one the app is on): the app shows it large, the others in
     // a strip; the user can switch to the grid and back; when he stops, the grid returns.
     bob.proc.cmd(json!({"cmd": "screen", "source": "default"}));

@@ -386,6 +386,12 @@ fn video_and_audio_keep_going_through_five_percent_loss() {
         "{:?}",
         per_second_kbps(&samples)
     );
+    // The sender sees the loss the path makes (over its last second of feedback).
+    let seen = link(&sent)["loss"].as_f64().unwrap_or(0.0);
+    assert!(
+        (0.005..=0.15).contains(&seen),
+        "the sender sees {seen} lost of 5 %"
+    );
     // The lost audio is recovered from FEC or concealed: no hole.
     let audio = &received["audio"][0];
     assert!(

@@ -239,7 +239,57 @@ role: Role,
 /**
  * Whether its hand is raised (its shared state says `"hand": true`).
  */
-hand: boolean, };
+hand: boolean, 
+/**
+ * How its link is doing, once connected (refreshed every second).
+ */
+quality: LinkQuality | null, };
+
+export type QualityGrade = "good" | "fair" | "poor";
+
+export type LinkQuality = { 
+/**
+ * The indicator: the worst of what follows.
+ */
+grade: QualityGrade, 
+/**
+ * What we may send it (our estimate of the path), kbit/s.
+ */
+estimate_kbps: number, 
+/**
+ * What we send it and receive from it, kbit/s.
+ */
+send_kbps: number, receive_kbps: number, 
+/**
+ * The share of our packets lost on the way to it, percent.
+ */
+loss_percent: number, 
+/**
+ * The size our camera goes to it at (the layer its path affords).
+ */
+sending: [number, number] | null, 
+/**
+ * Its camera as we receive it.
+ */
+video: ReceivedVideo | null, 
+/**
+ * The share of its audio made up by concealment over the last second, percent.
+ */
+concealed_percent: number, 
+/**
+ * The delay our jitter buffer holds for its audio, ms.
+ */
+audio_delay_ms: number, };
+
+export type ReceivedVideo = { width: number, height: number, 
+/**
+ * Pictures over the last second.
+ */
+fps: number, 
+/**
+ * Pauses long enough to be seen, and their total, since the call began.
+ */
+freezes: number, freeze_total_ms: number, };
 
 export type ChatLine = { 
 /**

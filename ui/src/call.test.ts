@@ -7,8 +7,8 @@ import { CallView } from "./call";
 import { LEAVE_CHIME } from "./chimes";
 import { api, onEvent } from "./ipc";
 
-const me: PeerView = { id: "me1", name: "Carol", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false, role: "both", hand: false };
-const ada: PeerView = { id: "ada1", name: "Ada", state: "connected", rtt_ms: 0.4, colour: "hsl(200, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false, role: "both", hand: false };
+const me: PeerView = { id: "me1", name: "Carol", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false, role: "both", hand: false, quality: null };
+const ada: PeerView = { id: "ada1", name: "Ada", state: "connected", rtt_ms: 0.4, colour: "hsl(200, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false, role: "both", hand: false, quality: null };
 const joined: Joined = { me, room: "standup", server: "ws://127.0.0.1:1", invite: "plenum://join?server=ws%3A%2F%2F127.0.0.1%3A1&room=standup", hosting: false, role: "both" };
 
 let calls: Array<[string, unknown]>;

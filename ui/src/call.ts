@@ -11,6 +11,7 @@ import { AudienceList } from "./audience";
 import { Chimes } from "./chimes";
 import { type Api, errorText } from "./ipc";
 import { NetworkPanel } from "./network";
+import { StatsPanel } from "./stats";
 import { readPicture, Tiles } from "./tiles";
 
 export const SHORTCUTS: Array<[string, string]> = [
@@ -28,6 +29,7 @@ export const SHORTCUTS: Array<[string, string]> = [
   ["L", "Shared screen or presenter large / grid"],
   ["H", "Raise or lower your hand (watching a presentation)"],
   ["N", "Show or hide the network panel"],
+  ["Q", "Show or hide call statistics"],
   ["I", "Show the invite link"],
   ["?", "This help"],
   ["Esc", "Close dialogs"],
@@ -49,6 +51,7 @@ export class CallView {
   readonly tiles = new Tiles();
   readonly chat: ChatPanel;
   readonly network: NetworkPanel;
+  readonly stats = new StatsPanel();
   readonly audience = new AudienceList();
   private roster = new Map<string, PeerView>();
   private chimes: Chimes;
@@ -127,6 +130,8 @@ export class CallView {
     this.network = new NetworkPanel(joined.me.id);
     const networkButton = h("button", { class: "btn ghost", id: "network-button", title: "Network (N)" }, "Network");
     networkButton.addEventListener("click", () => this.network.show(!this.network.visible));
+    const statsButton = h("button", { class: "btn ghost", id: "stats-button", title: "Call statistics (Q)" }, "Stats");
+    statsButton.addEventListener("click", () => this.stats.show(!this.stats.visible));
     const inviteButton = h("button", { class: "btn ghost", id: "invite-button", title: "Invite (I)" }, "Invite");
     inviteButton.addEventListener("click", () => this.toggle(this.invite));
     this.micButton = h("button", { class: "btn ghost mic", id: "mic-button", title: "Microphone (M)", "data-mic": "off" }, "Mic off");
@@ -161,6 +166,7 @@ export class CallView {
       modeButton,
       chatButton,
       networkButton,
+      statsButton,
       inviteButton,
       helpButton,
       leave,
@@ -187,7 +193,7 @@ export class CallView {
       { class: "call", id: "call" },
       top,
       this.banner,
-      h("div", { class: "call-body" }, this.stage, this.audience.element, this.network.element, this.chat.element),
+      h("div", { class: "call-body" }, this.stage, this.audience.element, this.network.element, this.stats.element, this.chat.element),
       this.help,
       this.invite,
       this.confirm,
@@ -603,6 +609,7 @@ export class CallView {
         const ids = new Set(event.peers.map((p) => p.id));
         for (const id of this.roster.keys()) if (!ids.has(id)) this.cursors.remove(id);
         this.roster = new Map(event.peers.map((p) => [p.id, p]));
+        this.stats.update(event.peers);
         this.chimes.roster(
           event.peers.map((p) => p.id),
           this.large || this.webinar,
@@ -758,6 +765,11 @@ export class CallView {
       case "N":
         e.preventDefault();
         this.network.show(!this.network.visible);
+        break;
+      case "q":
+      case "Q":
+        e.preventDefault();
+        this.stats.show(!this.stats.visible);
         break;
       case "i":
       case "I":

@@ -5,7 +5,7 @@ import { api } from "./ipc";
 import { joinScreen, type Prefill } from "./join";
 
 const joined: Joined = {
-  me: { id: "me1", name: "Ada", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false, role: "both", hand: false },
+  me: { id: "me1", name: "Ada", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false, role: "both", hand: false, quality: null },
   room: "r",
   server: "ws://h:1",
   invite: "plenum://join?server=ws%3A%2F%2Fh%3A1&room=r",

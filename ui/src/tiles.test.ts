@@ -17,6 +17,7 @@ const peer = (id: string, state: PeerView["state"] = "connected", rtt_ms: number
   verified: false,
   role: "both",
   hand: false,
+  quality: null,
 });
 
 describe("tiles", () => {

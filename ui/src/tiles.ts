@@ -1,11 +1,12 @@
 // One tile per participant, ourselves first, in a grid that adapts to the count, and one per
 // shared screen. Each tile has a media area (the avatar, or the video on a canvas), the
-// name, the link state and the latency from the engine's ping. While someone shares a
+// name, the link state, the latency from the engine's ping and the link's quality. While someone shares a
 // screen the layout is the presenter's: the screen large, everyone else in a strip beside
 // it; the user can switch back to the grid. In a presentation (`stage`) the tiles are the
 // presenters', the first one large.
 import type { PeerView } from "./bindings";
 import { h, icon, initials } from "./dom";
+import { indicator, showGrade } from "./stats";
 
 const STATE_TEXT: Record<PeerView["state"], string> = {
   me: "You",
@@ -177,6 +178,7 @@ export class Tiles {
           h("span", { class: "tile-state" }, h("i", { class: "dot" }), h("span", { class: "tile-state-text" })),
           h("span", { class: "tile-path", title: "Relayed through a TURN server" }, "relay"),
           h("span", { class: "tile-rtt", title: "Round-trip time" }),
+          indicator(),
           h("button", { class: "tile-safety", type: "button", title: "Safety code", "aria-label": "Safety code" }, shieldIcon()),
           h("span", { class: "tile-muted", title: "Microphone muted", "aria-label": "Microphone muted" }, mutedIcon()),
         ),
@@ -196,6 +198,7 @@ export class Tiles {
     const rtt = peer.rtt_ms === null ? "" : `${peer.rtt_ms < 1 ? "<1" : Math.round(peer.rtt_ms)} ms`;
     set(".tile-rtt", rtt);
     part(".tile-rtt").hidden = rtt === "";
+    showGrade(part(".tile-quality"), screen ? null : peer.quality, peer.rtt_ms);
     part(".tile-muted").hidden = screen || peer.muted !== true;
     part(".tile-path").hidden = screen || peer.path !== "relay";
     const bar = part(".tile-bar");

@@ -1,5 +1,8 @@
-//! The link's meter: bytes out (first sends and retransmissions apart) and in, the loss the
-//! peer reports, and the round trip: a reception report names our
+//! The link's meter: bytes out (first sends and retransmissions apart) and in, the loss on
+//! the path, and the round trip. Loss is read from transport-wide feedback once the peer
+//! sends it (each packet's fate, first sends and retransmissions alike, over the last
+//! second); reception reports count a retransmitted packet as received, so they only stand in
+//! until then. The round trip: a reception report names our
 //! sender report it answers (its NTP middle 32 bits) and how long the peer held it, so the
 //! round trip is the time since we sent that report less the peer's hold.
 
@@ -12,6 +15,9 @@ use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket}
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
+    PacketStatusChunk, SymbolTypeTcc, TransportLayerCc,
+};
 use rtc::shared::marshal::MarshalSize;
 
 use super::LinkStats;
@@ -51,6 +57,9 @@ pub(crate) struct LinkMeter {
     sent_reports: VecDeque<(u32, Instant)>,
     sent: Window,
     received: Window,
+    /// (when, packets reported, packets lost) of each transport-wide feedback of the last
+    /// [`RATE_WINDOW`]; empty until the first.
+    fates: VecDeque<(Instant, u64, u64)>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
@@ -63,16 +72,41 @@ impl LinkMeter {
             sent_reports: VecDeque::new(),
             sent: Window::default(),
             received: Window::default(),
+            fates: VecDeque::new(),
             read: VecDeque::new(),
             write: VecDeque::new(),
         }
     }
 
+    /// A transport-wide feedback: the share of packets lost over the last second.
+    fn fates(&mut self, now: Instant, feedback: &TransportLayerCc) {
+        let (reported, lost) = packet_fates(feedback);
+        self.fates.push_back((now, reported, lost));
+        while self
+            .fates
+            .front()
+            .is_some_and(|(at, ..)| now.saturating_duration_since(*at) >= RATE_WINDOW)
+        {
+            self.fates.pop_front();
+        }
+        let (reported, lost) = self
+            .fates
+            .iter()
+            .fold((0, 0), |(r, l), (_, reported, lost)| {
+                (r + reported, l + lost)
+            });
+        if let Some(share) = (lost * 256).checked_div(reported) {
+            self.stats.loss_256.store(share, Ordering::Relaxed);
+        }
+    }
+
     fn reception(&mut self, now: Instant, reports: &[ReceptionReport]) {
         for report in reports.iter().filter(|r| self.local.contains(&r.ssrc)) {
-            self.stats
-                .loss_256
-                .store(u64::from(report.fraction_lost), Ordering::Relaxed);
+            if self.fates.is_empty() {
+                self.stats
+                    .loss_256
+                    .store(u64::from(report.fraction_lost), Ordering::Relaxed);
+            }
             if report.last_sender_report == 0 {
                 continue;
             }
@@ -100,6 +134,39 @@ impl LinkMeter {
     }
 }
 
+/// How many packets a transport-wide feedback reports, and how many of them as lost (the
+/// last chunk's padding past the count is not a packet).
+pub(crate) fn packet_fates(feedback: &TransportLayerCc) -> (u64, u64) {
+    let count = u64::from(feedback.packet_status_count);
+    let (mut seen, mut lost) = (0u64, 0u64);
+    for chunk in &feedback.packet_chunks {
+        let (n, missing) = match chunk {
+            PacketStatusChunk::RunLengthChunk(run) => {
+                let n = u64::from(run.run_length).min(count - seen);
+                let missing = if run.packet_status_symbol == SymbolTypeTcc::PacketNotReceived {
+                    n
+                } else {
+                    0
+                };
+                (n, missing)
+            }
+            PacketStatusChunk::StatusVectorChunk(vector) => {
+                let n = (vector.symbol_list.len() as u64).min(count - seen);
+                let missing = vector
+                    .symbol_list
+                    .iter()
+                    .take(n as usize)
+                    .filter(|s| **s == SymbolTypeTcc::PacketNotReceived)
+                    .count() as u64;
+                (n, missing)
+            }
+        };
+        seen += n;
+        lost += missing;
+    }
+    (seen, lost)
+}
+
 impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkMeter {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
@@ -123,6 +190,8 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkMeter {
                         self.reception(msg.now, &rr.reports);
                     } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
                         self.reception(msg.now, &sr.reports);
+                    } else if let Some(feedback) = any.downcast_ref::<TransportLayerCc>() {
+                        self.fates(msg.now, feedback);
                     }
                 }
             }

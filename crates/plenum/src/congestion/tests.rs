@@ -311,3 +311,57 @@ fn the_round_trip_is_measured_from_a_report_on_our_sender_report() {
         .unwrap();
     assert_eq!(stats.rtt(), Some(rtt));
 }
+
+#[test]
+fn loss_is_read_from_transport_wide_feedback_once_it_comes() {
+    use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
+        PacketStatusChunk, RunLengthChunk, StatusChunkTypeTcc, StatusVectorChunk,
+        SymbolSizeTypeTcc, SymbolTypeTcc, TransportLayerCc,
+    };
+    let t0 = crate::clock::now();
+    let stats = Arc::new(LinkStats::default());
+    let mut meter = LinkMeter::new(Arc::clone(&stats));
+    meter.bind_local_stream(&stream(VIDEO, "video/VP8"));
+    let run = |symbol, n| {
+        PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+            type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+            packet_status_symbol: symbol,
+            run_length: n,
+        })
+    };
+    // 20 packets: 15 received, 3 lost, then a vector of 2 received and 5 padding symbols
+    // past the count, which are no packets at all.
+    let mut symbols = vec![SymbolTypeTcc::PacketReceivedSmallDelta; 2];
+    symbols.extend([SymbolTypeTcc::PacketNotReceived; 5]);
+    let feedback = TransportLayerCc {
+        packet_status_count: 20,
+        packet_chunks: vec![
+            run(SymbolTypeTcc::PacketReceivedSmallDelta, 15),
+            run(SymbolTypeTcc::PacketNotReceived, 3),
+            PacketStatusChunk::StatusVectorChunk(StatusVectorChunk {
+                type_tcc: StatusChunkTypeTcc::StatusVectorChunk,
+                symbol_size: SymbolSizeTypeTcc::TwoBit,
+                symbol_list: symbols,
+            }),
+        ],
+        ..Default::default()
+    };
+    assert_eq!(super::meter::packet_fates(&feedback), (20, 3));
+    meter.handle_read(rtcp(feedback, t0)).unwrap();
+    // 3 of 20: 15 %, in 256ths.
+    let loss = stats.figures().loss_permille;
+    assert!((145..=150).contains(&loss), "{loss} per mille");
+    // A reception report, which counts retransmitted packets as received, no longer says.
+    let report = ReceptionReport {
+        ssrc: VIDEO,
+        fraction_lost: 0,
+        ..Default::default()
+    };
+    meter
+        .handle_read(rtcp(
+            receiver_report(report),
+            t0 + Duration::from_millis(10),
+        ))
+        .unwrap();
+    assert_eq!(stats.figures().loss_permille, loss);
+}
