@@ -145,8 +145,21 @@ impl Call {
 
     /// The ramp: the sender finds the path; what is heard from now on is measured.
     fn ramp(&mut self) {
-        self.run(RAMP);
+        self.ramp_until(|_| false);
+    }
+
+    /// The ramp, sampled every 250 ms: how long until `reached` first held, if it did.
+    fn ramp_until(&mut self, reached: impl Fn(&Second) -> bool) -> Option<Duration> {
+        let t0 = Instant::now();
+        let mut at = None;
+        while t0.elapsed() < Duration::from_secs(RAMP) {
+            if at.is_none() && reached(&self.sample()) {
+                at = Some(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
         self.audio_from = common::recorded_so_far(&self.recording.0).len();
+        at
     }
 
     /// Ends the call (both leave cleanly) and returns what the receiver heard since the ramp
@@ -274,7 +287,8 @@ fn a_path_that_narrows_and_widens_again_is_followed_down_and_back_up() {
     const TOP: Option<(u64, u64)> = Some((1280, 720));
     let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let mut call = Call::start("step", 78, WIDE, 0);
-    call.ramp();
+    // From the first picture announced to 720p on the wire: a figure.
+    let to_top = call.ramp_until(|s| s.sending == TOP);
     let wide = call.run(10);
     call.a_ns.reshape("va", NARROW);
     let narrow = call.run(20);
@@ -305,6 +319,7 @@ fn a_path_that_narrows_and_widens_again_is_followed_down_and_back_up() {
         "{}",
         json!({
             "scenario": "step", "seconds_at_top_while_wide": at_top,
+            "top_layer_after_start_s": to_top.map(|d| d.as_secs_f64()),
             "estimates_narrow_kbps": narrow.iter().map(|s| s.estimate_bps / 1000).collect::<Vec<_>>(),
             "sizes_narrow": narrow.iter().map(|s| s.sending).collect::<Vec<_>>(),
             "wire_kbps_narrow": per_second_kbps(&narrow),

@@ -37,16 +37,27 @@ struct Window {
 impl Window {
     /// Counts `bytes` at `now`; the rate of the window that closed, if one did.
     fn add(&mut self, now: Instant, bytes: u64) -> Option<u64> {
-        let start = *self.start.get_or_insert(now);
-        let elapsed = now.saturating_duration_since(start);
-        let closed = (elapsed >= RATE_WINDOW).then(|| {
+        self.start.get_or_insert(now);
+        let closed = self.close_due(now);
+        self.bytes += bytes;
+        closed
+    }
+
+    /// Closes the window if it is due, with or without traffic (a link that went quiet
+    /// reads 0, not its last busy second): its rate.
+    fn close_due(&mut self, now: Instant) -> Option<u64> {
+        let elapsed = now.saturating_duration_since(self.start?);
+        (elapsed >= RATE_WINDOW).then(|| {
             let rate = self.bytes * 8 * 1_000_000 / elapsed.as_micros().max(1) as u64;
             self.start = Some(now);
             self.bytes = 0;
             rate
-        });
-        self.bytes += bytes;
-        closed
+        })
+    }
+
+    /// When the window is due to close, once it has started.
+    fn due(&self) -> Option<Instant> {
+        self.start.map(|start| start + RATE_WINDOW)
     }
 }
 
@@ -237,6 +248,23 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkMeter {
 
     fn poll_write(&mut self) -> Option<TaggedPacket> {
         self.write.pop_front()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
+        if let Some(bps) = self.sent.close_due(now) {
+            self.stats.send_bps.store(bps, Ordering::Relaxed);
+        }
+        if let Some(bps) = self.received.close_due(now) {
+            self.stats.receive_bps.store(bps, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        [self.sent.due(), self.received.due()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 

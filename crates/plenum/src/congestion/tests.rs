@@ -365,3 +365,32 @@ fn loss_is_read_from_transport_wide_feedback_once_it_comes() {
         .unwrap();
     assert_eq!(stats.figures().loss_permille, loss);
 }
+
+#[test]
+fn a_link_that_goes_quiet_reads_no_rate_not_its_last_busy_second() {
+    let t0 = crate::clock::now();
+    let stats = Arc::new(LinkStats::default());
+    let mut meter = LinkMeter::new(Arc::clone(&stats));
+    meter.bind_local_stream(&stream(VIDEO, "video/VP8"));
+    // A busy second: 100 packets of 1,000 bytes.
+    for i in 0..100u16 {
+        meter
+            .handle_write(rtp(
+                VIDEO,
+                i,
+                988,
+                t0 + Duration::from_millis(u64::from(i) * 10),
+            ))
+            .unwrap();
+    }
+    let due = meter.poll_timeout().expect("a window to close");
+    assert_eq!(due, t0 + Duration::from_secs(1));
+    meter.handle_timeout(due).unwrap();
+    let busy = stats.figures().send_bps;
+    assert!((700_000..=900_000).contains(&busy), "{busy} bit/s");
+    // Then nothing is sent: the next second reads nothing.
+    let next = meter.poll_timeout().expect("the next window");
+    assert!(next > due, "no busy loop");
+    meter.handle_timeout(next).unwrap();
+    assert_eq!(stats.figures().send_bps, 0);
+}
