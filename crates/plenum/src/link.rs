@@ -179,7 +179,10 @@ impl Forwarder {
 impl PeerConnectionEventHandler for Forwarder {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         match event.candidate.to_json() {
-            Ok(init) => self.forward(LinkEventKind::Candidate(init)).await,
+            Ok(init) => {
+                tracing::debug!(candidate = %init.candidate, "local candidate");
+                self.forward(LinkEventKind::Candidate(init)).await;
+            }
             Err(e) => tracing::debug!(error = %e, "unserialisable local candidate"),
         }
     }
