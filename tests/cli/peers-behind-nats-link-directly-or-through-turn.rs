@@ -90,51 +90,6 @@ fn behind(router: NetNs, i: u8, symmetric: bool) -> Behind {
     }
 }
 
-/// coturn on the hub, its own process ended by pid when dropped.
-fn coturn(hub: &NetNs, ip: &str) -> Proc {
-    let pidfile = std::env::temp_dir().join(format!("{}-coturn.pid", hub.name));
-    let mut turn = Proc::spawn_program(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &hub.name,
-            "turnserver",
-            "-n",
-            "--listening-ip",
-            ip,
-            "--relay-ip",
-            ip,
-            "--listening-port",
-            "3478",
-            "--use-auth-secret",
-            "--static-auth-secret",
-            SECRET,
-            "--realm",
-            "plenum.test",
-            "--no-tls",
-            "--no-dtls",
-            "--no-cli",
-            "--log-file",
-            "stdout",
-            "--simple-log",
-            "--min-port",
-            "40000",
-            "--max-port",
-            "40200",
-            "--pidfile",
-            pidfile.to_str().expect("utf-8"),
-        ],
-    );
-    turn.expect(Duration::from_secs(10), "coturn ready", |v| {
-        v["raw"]
-            .as_str()
-            .unwrap_or("")
-            .contains("Total General servers")
-    });
-    turn
-}
-
 fn peers(p: &mut Proc) -> Value {
     p.cmd(json!({"cmd": "peers"}));
     p.expect(LONG, "peers", |v| event(v) == "peers")
@@ -146,7 +101,8 @@ fn link_behind_nats(subnet: u8, second_symmetric: bool) -> String {
     let (hub, mut routers) = NetNs::star(subnet, 2);
     let second = behind(routers.pop().expect("router"), 2, second_symmetric);
     let first = behind(routers.pop().expect("router"), 1, false);
-    let _turn = coturn(&hub, &hub_ip);
+    let prefix = ["ip", "netns", "exec", hub.name.as_str()];
+    let _turn = common::coturn(&prefix, &hub_ip, 3478, (40_000, 40_200), SECRET, &[]);
     let secret = secret_file(&format!("nat-{subnet}"), SECRET);
     let turn_url = format!("turn:{hub_ip}:3478");
     let stun_url = format!("stun:{hub_ip}:3478");

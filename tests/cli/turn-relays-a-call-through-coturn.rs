@@ -26,47 +26,16 @@ fn free_udp_port() -> u16 {
 }
 
 fn coturn() -> Coturn {
-    let port = free_udp_port().to_string();
+    let port = free_udp_port();
     let relay_min = free_udp_port().max(20_000);
-    let relay_max = (relay_min + 200).to_string();
-    let relay_min = relay_min.to_string();
-    let pidfile = std::env::temp_dir().join(format!("plenum-coturn-{port}.pid"));
-    let mut proc = Proc::spawn_program(
-        "turnserver",
-        &[
-            "-n",
-            "--listening-ip",
-            "127.0.0.1",
-            "--relay-ip",
-            "127.0.0.1",
-            "--listening-port",
-            &port,
-            "--use-auth-secret",
-            "--static-auth-secret",
-            SECRET,
-            "--realm",
-            "plenum.test",
-            "--allow-loopback-peers",
-            "--no-tls",
-            "--no-dtls",
-            "--no-cli",
-            "--log-file",
-            "stdout",
-            "--simple-log",
-            "--min-port",
-            &relay_min,
-            "--max-port",
-            &relay_max,
-            "--pidfile",
-            pidfile.to_str().expect("utf-8"),
-        ],
+    let proc = common::coturn(
+        &[],
+        "127.0.0.1",
+        port,
+        (relay_min, relay_min + 200),
+        SECRET,
+        &["--allow-loopback-peers"],
     );
-    proc.expect(Duration::from_secs(10), "coturn ready", |v| {
-        v["raw"]
-            .as_str()
-            .unwrap_or("")
-            .contains("Total General servers")
-    });
     Coturn {
         _proc: proc,
         url: format!("turn:127.0.0.1:{port}"),

@@ -709,6 +709,59 @@ impl TempFile {
 }
 
 /// Writes `secret` to a fresh temp file named after `tag` and this process.
+/// coturn with `use-auth-secret` = `secret` on `ip:port`, relaying from `ports` on the same
+/// address, started through `prefix` (empty, or `ip netns exec NS`: it execs, so the pid is
+/// coturn's) and ready; ended by pid when the returned process is dropped.
+pub fn coturn(
+    prefix: &[&str],
+    ip: &str,
+    port: u16,
+    ports: (u16, u16),
+    secret: &str,
+    extra: &[&str],
+) -> Proc {
+    let (port, min, max) = (port.to_string(), ports.0.to_string(), ports.1.to_string());
+    let pidfile =
+        std::env::temp_dir().join(format!("plenum-coturn-{}-{port}.pid", std::process::id()));
+    let mut command: Vec<&str> = prefix.to_vec();
+    command.extend([
+        "turnserver",
+        "-n",
+        "--listening-ip",
+        ip,
+        "--relay-ip",
+        ip,
+        "--listening-port",
+        &port,
+        "--use-auth-secret",
+        "--static-auth-secret",
+        secret,
+        "--realm",
+        "plenum.test",
+        "--no-tls",
+        "--no-dtls",
+        "--no-cli",
+        "--log-file",
+        "stdout",
+        "--simple-log",
+        "--min-port",
+        &min,
+        "--max-port",
+        &max,
+        "--pidfile",
+        pidfile.to_str().expect("utf-8"),
+    ]);
+    command.extend_from_slice(extra);
+    let mut proc = Proc::spawn_program(command[0], &command[1..]);
+    proc.expect(Duration::from_secs(10), "coturn ready", |v| {
+        v["raw"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Total General servers")
+    });
+    proc
+}
+
 pub fn secret_file(tag: &str, secret: &str) -> TempFile {
     let path = std::env::temp_dir().join(format!("plenum-{tag}-{}.secret", std::process::id()));
     std::fs::write(&path, format!("{secret}\n")).expect("write secret");

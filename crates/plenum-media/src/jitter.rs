@@ -202,9 +202,9 @@ impl JitterBuffer {
             .map(|(_, t)| *t)
             .fold(f64::INFINITY, f64::min);
         let mut above: Vec<f64> = self.transits.iter().map(|(_, t)| t - quickest).collect();
-        above.sort_by(f64::total_cmp);
         let index = ((above.len() as f64 * COVERED) as usize).min(above.len() - 1);
-        self.spread = above[index];
+        let (_, nth, _) = above.select_nth_unstable_by(index, f64::total_cmp);
+        self.spread = *nth;
     }
 
     fn target_frames(&self) -> u64 {
