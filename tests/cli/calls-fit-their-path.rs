@@ -380,6 +380,7 @@ fn video_and_audio_keep_going_through_five_percent_loss() {
             "freeze_ms": freeze_ms_over(&samples),
             "mean_estimate_kbps": mean_estimate, "most_in_5s_kbps": most_over_five_seconds(&samples),
             "sent_bytes": sent_bytes, "retransmitted_bytes": rtx_bytes,
+            "retransmissions_received": link(&received)["retransmissions_received"],
             "loss_seen_by_sender": link(&sent)["loss"],
             "longest_audio_gap_ms": longest_silence_ms(&heard, SAMPLE_RATE, -40.0),
             "video": received["video"][0], "audio": received["audio"][0],
@@ -390,6 +391,12 @@ fn video_and_audio_keep_going_through_five_percent_loss() {
     assert!(
         frames >= MEASURED * 10,
         "{frames} pictures in {MEASURED} s through 5 % loss"
+    );
+    // Lost video comes again on its repair stream (RTX) and fills the gaps.
+    assert!(
+        rtx_bytes > 0 && link(&received)["retransmissions_received"].as_u64() > Some(0),
+        "sent {rtx_bytes} bytes again; received: {}",
+        link(&received)
     );
     // Random loss under the estimator's threshold does not starve the link.
     assert!(

@@ -29,8 +29,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rtc::interceptor::{
-    CongestionControlBuilder, NackResponderBuilder, Registry, Slot, TwccReceiverBuilder,
-    TwccSenderBuilder,
+    CongestionControlBuilder, Interceptor, NackResponderBuilder, Registry, Slot, StreamInfo,
+    TaggedPacket, TwccReceiverBuilder, TwccSenderBuilder,
 };
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers,
@@ -69,6 +69,7 @@ pub(crate) struct LinkStats {
     dropped: AtomicU64,
     nacks_sent: AtomicU64,
     nacks_given_up: AtomicU64,
+    repaired: AtomicU64,
     /// What left and arrived over the last whole second, in bits per second.
     send_bps: AtomicU64,
     receive_bps: AtomicU64,
@@ -90,6 +91,7 @@ impl Default for LinkStats {
             dropped: AtomicU64::new(0),
             nacks_sent: AtomicU64::new(0),
             nacks_given_up: AtomicU64::new(0),
+            repaired: AtomicU64::new(0),
             send_bps: AtomicU64::new(0),
             receive_bps: AtomicU64::new(0),
             sending: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -112,6 +114,8 @@ pub(crate) struct LinkFigures {
     pub(crate) dropped: u64,
     pub(crate) nacks_sent: u64,
     pub(crate) nacks_given_up: u64,
+    /// Gaps filled by a retransmission on the repair stream.
+    pub(crate) repaired: u64,
     pub(crate) send_bps: u64,
     pub(crate) receive_bps: u64,
     /// The picture size (width, height) the camera and the screen go out at, if they do.
@@ -151,6 +155,7 @@ impl LinkStats {
             dropped: get(&self.dropped),
             nacks_sent: get(&self.nacks_sent),
             nacks_given_up: get(&self.nacks_given_up),
+            repaired: get(&self.repaired),
             send_bps: get(&self.send_bps),
             receive_bps: get(&self.receive_bps),
             sending: [0, 1].map(|lane| match get(&self.sending[lane]) {
@@ -217,12 +222,80 @@ pub(crate) fn chain(
             Slot::from(METER_SLOT),
             meter::LinkMeter::new(Arc::clone(stats)),
         )
-        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+        .with(
+            Slot::TwccSender,
+            RepairsNumbered(TwccSenderBuilder::new().build()),
+        )
         .with(Slot::Pacer, pacer::LinkPacer::new(Arc::clone(stats)))
         .with(Slot::NackResponder, NackResponderBuilder::new().build())
         .with(Slot::NackGenerator, nack::NackAsker::new(Arc::clone(stats)))
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build());
     Ok(registry)
+}
+
+/// The transport-wide numbering, extended to each stream's repair SSRC (RTX): a
+/// retransmission is a transmission like any other, and the estimator must see it arrive.
+/// The tagger numbers the SSRCs bound to it; this binds the repair SSRC beside its stream.
+struct RepairsNumbered<I>(I);
+
+impl<I> RepairsNumbered<I> {
+    /// `info` as its repair stream, if it has one.
+    fn repair(info: &StreamInfo) -> Option<StreamInfo> {
+        info.ssrc_rtx.map(|ssrc| StreamInfo {
+            ssrc,
+            ssrc_rtx: None,
+            payload_type: info.payload_type_rtx.unwrap_or(info.payload_type),
+            ..info.clone()
+        })
+    }
+}
+
+impl<I: Interceptor> rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for RepairsNumbered<I> {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = std::time::Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.0.handle_read(msg)
+    }
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.0.poll_read()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.0.handle_write(msg)
+    }
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.0.poll_write()
+    }
+    fn handle_timeout(&mut self, now: std::time::Instant) -> Result<(), Self::Error> {
+        self.0.handle_timeout(now)
+    }
+    fn poll_timeout(&mut self) -> Option<std::time::Instant> {
+        self.0.poll_timeout()
+    }
+}
+
+impl<I: Interceptor> Interceptor for RepairsNumbered<I> {
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        self.0.bind_local_stream(info);
+        if let Some(repair) = Self::repair(info) {
+            self.0.bind_local_stream(&repair);
+        }
+    }
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.0.unbind_local_stream(info);
+        if let Some(repair) = Self::repair(info) {
+            self.0.unbind_local_stream(&repair);
+        }
+    }
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        self.0.bind_remote_stream(info);
+    }
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.0.unbind_remote_stream(info);
+    }
 }
 
 /// The bits a packet takes on the wire, RTP and below (UDP, IP, SRTP's tag), as a shaper

@@ -10,12 +10,12 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
 use tokio::sync::mpsc;
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
@@ -110,6 +110,21 @@ fn vp8_codec() -> RTCRtpCodec {
             feedback("nack", ""),
             feedback("nack", "pli"),
         ],
+    }
+}
+
+/// The payload type of VP8's retransmissions.
+const VP8_RTX_PAYLOAD_TYPE: u8 = 97;
+
+/// Retransmissions of VP8 on a repair SSRC of their own (RFC 4588), as browsers send them:
+/// the original stream's sequence numbers, loss and jitter stay its own.
+fn vp8_rtx_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_RTX.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: format!("apt={VP8_PAYLOAD_TYPE}"),
+        rtcp_feedback: vec![],
     }
 }
 
@@ -316,6 +331,13 @@ impl Link {
             },
             RtpCodecKind::Video,
         )?;
+        media.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: vp8_rtx_codec(),
+                payload_type: VP8_RTX_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Video,
+        )?;
         // Codecs first: the chain adds the feedback its interceptors need to those registered.
         let stats = Arc::new(crate::congestion::LinkStats::default());
         let registry = crate::congestion::chain(&mut media, &stats)?.with(
@@ -374,9 +396,10 @@ impl Link {
     /// Adds one of our tracks: `label` is `audio`, `video` (the camera) or `screen`; the far
     /// side tells them apart by the track id, `{label}-{peer id}`.
     async fn add_track(&self, me: &PeerId, label: &str) -> webrtc::error::Result<LinkTrack> {
-        let ssrc = {
+        let (ssrc, repair_ssrc) = {
             use rand::{Rng, SeedableRng};
-            rand::rngs::SmallRng::from_os_rng().random::<u32>()
+            let mut rng = rand::rngs::SmallRng::from_os_rng();
+            (rng.random::<u32>(), rng.random::<u32>())
         };
         let (kind, codec, mime) = match label {
             "audio" => (RtpCodecKind::Audio, opus_codec(), MIME_TYPE_OPUS),
@@ -394,6 +417,8 @@ impl Link {
                 vec![RTCRtpEncodingParameters {
                     rtp_coding_parameters: RTCRtpCodingParameters {
                         ssrc: Some(ssrc),
+                        rtx: (kind == RtpCodecKind::Video)
+                            .then_some(RTCRtpRtxParameters { ssrc: repair_ssrc }),
                         ..Default::default()
                     },
                     codec,

@@ -58,6 +58,8 @@ pub struct LinkReport {
     pub retransmitted_bytes: u64,
     /// Retransmissions asked for and not sent (over their share of the estimate).
     pub retransmissions_refused: u64,
+    /// Retransmissions from the peer that came on its repair stream (RTX) and filled a gap.
+    pub retransmissions_received: u64,
     /// How long a video packet queued now would wait to leave.
     pub queue: Duration,
     /// The picture size each of our video streams goes out at on this link (camera, screen).

@@ -2,6 +2,10 @@
 //! for after a short wait for reordering, again at most [`MAX_ASKS`] times a round trip apart
 //! (a request sooner than the answer could come only doubles the load), and given up once it
 //! is older than [`MAX_AGE`] (the frame it belongs to has been given up by then).
+//!
+//! A retransmission may come on the stream's repair SSRC (RTX, RFC 4588): its payload starts
+//! with the sequence number it repairs, and that number counts as arrived on the original
+//! stream, so it is not asked for again.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -76,11 +80,30 @@ impl Stream {
             }
         }
     }
+
+    /// A retransmission of `seq` came on the repair stream: it is no longer missing. It never
+    /// moves the highest sequence number on (a repair is of something already seen missing).
+    /// Returns whether it was missing.
+    fn repaired(&mut self, seq: u16) -> bool {
+        self.highest.is_some_and(|highest| {
+            let ext = crate::reassembly::extend_seq(Some(highest), seq);
+            self.missing.remove(&ext).is_some()
+        })
+    }
+}
+
+/// The original stream a repair stream belongs to.
+#[derive(Debug, Clone, Copy)]
+struct Repair {
+    primary: u32,
+    payload_type: u8,
 }
 
 pub(crate) struct NackAsker {
     stats: Arc<LinkStats>,
     streams: HashMap<u32, Stream>,
+    /// Repair (RTX) SSRCs, each to its original stream.
+    repairs: HashMap<u32, Repair>,
     next: Option<Instant>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
@@ -91,6 +114,7 @@ impl NackAsker {
         Self {
             stats,
             streams: HashMap::new(),
+            repairs: HashMap::new(),
             next: None,
             read: VecDeque::new(),
             write: VecDeque::new(),
@@ -149,12 +173,19 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for NackAsker {
     type Time = Instant;
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtp(rtp) = &msg.message.packet
-            && let Some(stream) = self.streams.get_mut(&rtp.header.ssrc)
-        {
-            stream.arrived(rtp.header.sequence_number, msg.now);
-            if self.next.is_none() && !stream.missing.is_empty() {
-                self.next = Some(msg.now + REORDER_WAIT);
+        if let Packet::Rtp(rtp) = &msg.message.packet {
+            if let Some(stream) = self.streams.get_mut(&rtp.header.ssrc) {
+                stream.arrived(rtp.header.sequence_number, msg.now);
+                if self.next.is_none() && !stream.missing.is_empty() {
+                    self.next = Some(msg.now + REORDER_WAIT);
+                }
+            } else if let Some(repair) = self.repairs.get(&rtp.header.ssrc)
+                && rtp.header.payload_type == repair.payload_type
+                && let [hi, lo, ..] = rtp.payload[..]
+                && let Some(stream) = self.streams.get_mut(&repair.primary)
+                && stream.repaired(u16::from_be_bytes([hi, lo]))
+            {
+                LinkStats::add(&self.stats.repaired, 1);
             }
         }
         self.read.push_back(msg);
@@ -188,17 +219,36 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for NackAsker {
 
 impl Interceptor for NackAsker {
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        // A repair stream is bound in its own right too, after its original: it is not asked
+        // for (what it carries is).
+        if self.repairs.contains_key(&info.ssrc) {
+            return;
+        }
         let nack = info
             .rtcp_feedback
             .iter()
             .any(|f| f.typ == "nack" && f.parameter.is_empty());
         if nack {
             self.streams.insert(info.ssrc, Stream::default());
+            if let (Some(ssrc), Some(payload_type)) = (info.ssrc_rtx, info.payload_type_rtx) {
+                let primary = info.ssrc;
+                self.repairs.insert(
+                    ssrc,
+                    Repair {
+                        primary,
+                        payload_type,
+                    },
+                );
+            }
         }
     }
 
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
-        self.streams.remove(&info.ssrc);
+        if self.streams.remove(&info.ssrc).is_some()
+            && let Some(ssrc) = info.ssrc_rtx
+        {
+            self.repairs.remove(&ssrc);
+        }
     }
 
     fn bind_local_stream(&mut self, _: &StreamInfo) {}

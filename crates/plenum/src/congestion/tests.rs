@@ -394,3 +394,86 @@ fn a_link_that_goes_quiet_reads_no_rate_not_its_last_busy_second() {
     meter.handle_timeout(next).unwrap();
     assert_eq!(stats.figures().send_bps, 0);
 }
+
+/// `rtp` on a repair stream: payload type `pt`, the repaired sequence number first.
+fn repair(ssrc: u32, pt: u8, seq: u16, repairs: u16, now: Instant) -> TaggedPacket {
+    let mut msg = rtp(ssrc, seq, 0, now);
+    if let Packet::Rtp(p) = &mut msg.message.packet {
+        p.header.payload_type = pt;
+        let mut payload = repairs.to_be_bytes().to_vec();
+        payload.extend_from_slice(&[0u8; 100]);
+        p.payload = payload.into();
+    }
+    msg
+}
+
+#[test]
+fn a_retransmission_on_the_repair_stream_fills_its_gap() {
+    const REPAIR: u32 = 97_000;
+    let t0 = crate::clock::now();
+    let stats = Arc::new(LinkStats::default());
+    let mut asker = NackAsker::new(Arc::clone(&stats));
+    asker.bind_remote_stream(&StreamInfo {
+        ssrc_rtx: Some(REPAIR),
+        payload_type_rtx: Some(97),
+        ..stream(VIDEO, "video/VP8")
+    });
+    // The repair stream is bound in its own right as well, as webrtc-rs binds it.
+    asker.bind_remote_stream(&StreamInfo {
+        payload_type: 97,
+        ..stream(REPAIR, "video/VP8")
+    });
+    for seq in [10u16, 13] {
+        asker.handle_read(rtp(VIDEO, seq, 100, t0)).unwrap();
+    }
+    let first = nacked(&run_until(&mut asker, t0, t0 + Duration::from_millis(20)));
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].1, vec![11, 12]);
+    // 11 comes again on the repair stream; a packet of another payload type there (a probe)
+    // and one too short to name what it repairs change nothing.
+    let t1 = t0 + Duration::from_millis(50);
+    asker.handle_read(repair(REPAIR, 97, 0, 11, t1)).unwrap();
+    asker.handle_read(repair(REPAIR, 98, 1, 12, t1)).unwrap();
+    asker.handle_read(rtp(REPAIR, 2, 1, t1)).unwrap();
+    // A gap in the repair stream's own numbering is not asked for.
+    asker.handle_read(repair(REPAIR, 97, 9, 10, t1)).unwrap();
+    let again = nacked(&run_until(&mut asker, t1, t0 + Duration::from_millis(300)));
+    assert!(!again.is_empty(), "12 is still missing");
+    assert!(
+        again.iter().all(|(_, s)| s == &[12]),
+        "only 12, and only on the original stream: {again:?}"
+    );
+    assert_eq!(stats.figures().repaired, 1);
+}
+
+#[test]
+fn retransmissions_on_the_repair_stream_are_numbered_transport_wide() {
+    use rtc::interceptor::{RTPHeaderExtension, TwccSenderBuilder};
+    const REPAIR: u32 = 97_000;
+    let t0 = crate::clock::now();
+    let mut tagger = super::RepairsNumbered(TwccSenderBuilder::new().build());
+    tagger.bind_local_stream(&StreamInfo {
+        ssrc_rtx: Some(REPAIR),
+        payload_type_rtx: Some(97),
+        rtp_header_extensions: vec![RTPHeaderExtension {
+            uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+            id: 3,
+        }],
+        ..stream(VIDEO, "video/VP8")
+    });
+    tagger.handle_write(rtp(VIDEO, 1, 100, t0)).unwrap();
+    tagger.handle_write(repair(REPAIR, 97, 0, 1, t0)).unwrap();
+    tagger.handle_write(rtp(5, 1, 100, t0)).unwrap();
+    let numbered: Vec<bool> = drain_writes(&mut tagger)
+        .iter()
+        .map(|m| match &m.message.packet {
+            Packet::Rtp(p) => p.header.get_extension(3).is_some(),
+            _ => false,
+        })
+        .collect();
+    assert_eq!(
+        numbered,
+        [true, true, false],
+        "an unbound stream is left alone"
+    );
+}

@@ -97,6 +97,7 @@ impl Driver {
                     received_bytes: f.received_bytes,
                     retransmitted_bytes: f.sent_rtx_bytes,
                     retransmissions_refused: f.rtx_refused,
+                    retransmissions_received: f.repaired,
                     queue: f.queue,
                     sending: lanes
                         .into_iter()
