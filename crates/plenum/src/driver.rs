@@ -511,10 +511,16 @@ impl Driver {
         match kind {
             LinkEventKind::Candidate(init) => {
                 link.candidates += 1;
+                // webrtc-rs names no section (`sdp_mid: ""`); a browser wants the real one.
+                let named = init.sdp_mid.as_deref().is_some_and(|mid| !mid.is_empty());
                 let candidate = Candidate {
                     candidate: init.candidate,
-                    sdp_mid: init.sdp_mid,
-                    sdp_mline_index: init.sdp_mline_index,
+                    sdp_mid: if named {
+                        init.sdp_mid
+                    } else {
+                        link.bundle_mid.clone()
+                    },
+                    sdp_mline_index: if named { init.sdp_mline_index } else { Some(0) },
                 };
                 self.tell(Input::Gathered { peer, candidate });
             }

@@ -233,6 +233,9 @@ pub(crate) struct Link {
     pub(crate) path: Option<crate::types::LinkPath>,
     /// Local candidates gathered so far.
     pub(crate) candidates: usize,
+    /// The media section our candidates belong to (everything is bundled on the first):
+    /// its `a=mid`, from our last local description.
+    pub(crate) bundle_mid: Option<String>,
     /// Our Opus track on this link and its sender.
     pub(crate) audio: Option<LinkTrack>,
     /// Our VP8 track for the camera on this link and its sender.
@@ -245,6 +248,14 @@ pub(crate) struct Link {
     pub(crate) refused_tracks: u32,
     /// What the link's chain learns of its path: the estimate, the round trip, its queue.
     pub(crate) stats: Arc<crate::congestion::LinkStats>,
+}
+
+/// The `a=mid` of a description's first media section, the one a bundle's candidates
+/// belong to.
+pub(crate) fn first_mid(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|line| line.trim_end().strip_prefix("a=mid:"))
+        .map(str::to_owned)
 }
 
 /// A link's outgoing media track (Opus or VP8).
@@ -369,6 +380,7 @@ impl Link {
             stall: StallWatch::default(),
             path: None,
             candidates: 0,
+            bundle_mid: None,
             audio: None,
             video: None,
             screen: None,
@@ -459,6 +471,7 @@ impl Link {
         let offer = self.pc.create_offer(None).await?;
         let sdp = offer.sdp.clone();
         self.pc.set_local_description(offer).await?;
+        self.bundle_mid = first_mid(&sdp);
         Ok(sdp)
     }
 
@@ -469,6 +482,7 @@ impl Link {
         let offer = self.pc.create_offer(None).await?;
         let sdp = offer.sdp.clone();
         self.pc.set_local_description(offer).await?;
+        self.bundle_mid = first_mid(&sdp);
         Ok(sdp)
     }
 
@@ -487,6 +501,7 @@ impl Link {
         let answer = self.pc.create_answer(None).await?;
         let sdp = answer.sdp.clone();
         self.pc.set_local_description(answer).await?;
+        self.bundle_mid = first_mid(&sdp);
         Ok(sdp)
     }
 
@@ -692,4 +707,18 @@ impl rtc::interceptor::Interceptor for KeyframeTap {
     fn unbind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
     fn bind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
     fn unbind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn candidates_name_the_first_media_section() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\na=group:BUNDLE 0 1 2\r\n\
+                   m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n";
+        assert_eq!(super::first_mid(sdp).as_deref(), Some("0"));
+        let data_only = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:data\r\n";
+        assert_eq!(super::first_mid(data_only).as_deref(), Some("data"));
+        assert_eq!(super::first_mid("v=0\r\n"), None);
+    }
 }
