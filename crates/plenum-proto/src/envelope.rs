@@ -30,7 +30,7 @@ pub enum EnvelopeKind {
     Ping,
     /// The answer to a ping, with the same nonce.
     Pong,
-    /// Liveness: sent when a link has been quiet.
+    /// Liveness: sent every second on an open link (a link silent for 6 s is closed).
     Heartbeat,
     /// The sender is leaving the room.
     Bye,

@@ -236,6 +236,8 @@ pub(crate) struct Link {
     /// The media section our candidates belong to (everything is bundled on the first):
     /// its `a=mid`, from our last local description.
     pub(crate) bundle_mid: Option<String>,
+    /// The track ids of the peer's video sections, in the order of its last description.
+    pub(crate) remote_video: Vec<String>,
     /// Our Opus track on this link and its sender.
     pub(crate) audio: Option<LinkTrack>,
     /// Our VP8 track for the camera on this link and its sender.
@@ -256,6 +258,27 @@ pub(crate) fn first_mid(sdp: &str) -> Option<String> {
     sdp.lines()
         .find_map(|line| line.trim_end().strip_prefix("a=mid:"))
         .map(str::to_owned)
+}
+
+/// The track id (`a=msid`'s second word) of each video section of a description, in order;
+/// empty for a section without one.
+pub(crate) fn video_track_ids(sdp: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut in_video = false;
+    for line in sdp.lines().map(str::trim_end) {
+        if let Some(media) = line.strip_prefix("m=") {
+            in_video = media.starts_with("video ");
+            if in_video {
+                ids.push(String::new());
+            }
+        } else if in_video
+            && let Some(msid) = line.strip_prefix("a=msid:")
+            && let (Some(last), Some(track)) = (ids.last_mut(), msid.split_whitespace().nth(1))
+        {
+            *last = track.to_owned();
+        }
+    }
+    ids
 }
 
 /// A link's outgoing media track (Opus or VP8).
@@ -381,6 +404,7 @@ impl Link {
             path: None,
             candidates: 0,
             bundle_mid: None,
+            remote_video: Vec::new(),
             audio: None,
             video: None,
             screen: None,
@@ -406,7 +430,8 @@ impl Link {
     }
 
     /// Adds one of our tracks: `label` is `audio`, `video` (the camera) or `screen`; the far
-    /// side tells them apart by the track id, `{label}-{peer id}`.
+    /// side tells them apart by section (see [`Link::lane_of`]); the ids, `{label}-{peer id}`,
+    /// differ between the two ends, as webrtc-rs needs.
     async fn add_track(&self, me: &PeerId, label: &str) -> webrtc::error::Result<LinkTrack> {
         let (ssrc, repair_ssrc) = {
             use rand::{Rng, SeedableRng};
@@ -493,9 +518,11 @@ impl Link {
         me: &PeerId,
         sdp: String,
     ) -> webrtc::error::Result<String> {
+        let video = video_track_ids(&sdp);
         self.pc
             .set_remote_description(RTCSessionDescription::offer(sdp)?)
             .await?;
+        self.remote_video = video;
         // After the offer: the tracks take the offer's transceivers.
         self.add_media(me).await?;
         let answer = self.pc.create_answer(None).await?;
@@ -507,10 +534,24 @@ impl Link {
 
     /// Applies the remote answer to our offer.
     pub(crate) async fn accept_answer(&mut self, sdp: String) -> webrtc::error::Result<()> {
+        let video = video_track_ids(&sdp);
         self.pc
             .set_remote_description(RTCSessionDescription::answer(sdp)?)
             .await?;
+        self.remote_video = video;
         Ok(())
+    }
+
+    /// Which of our lanes a track of the peer's carries: the second video section is the
+    /// screen, the first the camera (a browser cannot choose its track ids, so the section
+    /// decides); a track in neither (an older peer's) by its id's prefix.
+    pub(crate) fn lane_of(&self, track_id: &str) -> plenum_media::Content {
+        match self.remote_video.iter().position(|id| id == track_id) {
+            Some(1) => plenum_media::Content::Screen,
+            Some(_) => plenum_media::Content::Camera,
+            None if track_id.starts_with("screen-") => plenum_media::Content::Screen,
+            None => plenum_media::Content::Camera,
+        }
     }
 
     /// A remote candidate (the core held it until the remote description was set).
@@ -720,5 +761,15 @@ mod tests {
         let data_only = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:data\r\n";
         assert_eq!(super::first_mid(data_only).as_deref(), Some("data"));
         assert_eq!(super::first_mid("v=0\r\n"), None);
+    }
+
+    #[test]
+    fn video_sections_name_their_tracks_in_order() {
+        // A browser's offer: ids it chose, the camera's section first, then the screen's.
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=msid:s a1\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=msid:- 6f1e\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=msid:s 9c2d\r\n";
+        assert_eq!(super::video_track_ids(sdp), ["6f1e", "", "9c2d"]);
     }
 }

@@ -218,11 +218,7 @@ impl Driver {
         } else if track.kind().await == RtpCodecKind::Video {
             let sink = self.video.sink.clone();
             let receiving = self.video.receiving.clone();
-            let lane = if track.track_id().await.starts_with("screen-") {
-                plenum_media::Content::Screen
-            } else {
-                plenum_media::Content::Camera
-            };
+            let lane = link.lane_of(&track.track_id().await);
             let events = self.events.clone();
             let ends = crate::video::TrackEnds {
                 sink,
