@@ -20,9 +20,11 @@
 mod client;
 mod entry;
 pub mod federation;
+mod http;
 mod hub;
 pub mod registry;
 mod server;
+pub mod site;
 
 pub use client::{
     MemoryDriver, NatsDriver, SignalConnection, SignalDriver, SignalError, SignalEvent, WsDriver,
@@ -31,3 +33,4 @@ pub use federation::{Federation, FederationError};
 pub use hub::Hub;
 pub use registry::{RegistryConfig, RegistryStats, TurnConfig};
 pub use server::{Server, ServerConfig};
+pub use site::Site;

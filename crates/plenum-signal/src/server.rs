@@ -36,6 +36,9 @@ pub struct ServerConfig {
     /// one that has not by then is closed, so that idle or trickling sockets cannot hold
     /// the connection slots that joins need.
     pub handshake_timeout: Duration,
+    /// The pages answered to plain HTTP requests on the same port (the guest client at
+    /// `/r/ROOM`); empty by default.
+    pub site: crate::Site,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +51,7 @@ impl Default for ServerConfig {
             keepalive: Duration::from_secs(10),
             nats: None,
             handshake_timeout: Duration::from_secs(10),
+            site: crate::Site::default(),
         }
     }
 }
@@ -196,17 +200,38 @@ pub(crate) fn ws_config(hard_limit: usize) -> WebSocketConfig {
         .max_frame_size(Some(hard_limit))
 }
 
-async fn serve_connection(stream: TcpStream, entry: Entry, config: std::sync::Arc<ServerConfig>) {
-    let upgrade = tokio_tungstenite::accept_async_with_config(
-        stream,
-        Some(ws_config(config.hard_frame_limit)),
-    );
-    let ws = match tokio::time::timeout(config.handshake_timeout, upgrade).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "websocket handshake failed");
-            return;
+/// Reads the request; answers a page request from the site and closes, or completes the
+/// WebSocket upgrade. `None`: the connection is done with.
+async fn upgrade(
+    mut stream: TcpStream,
+    config: &ServerConfig,
+) -> Option<tokio_tungstenite::WebSocketStream<crate::http::Replayed<TcpStream>>> {
+    use crate::http::{Replayed, Request};
+    let (request, head) = match crate::http::read_request(&mut stream).await {
+        Ok(Some(read)) => read,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::debug!(error = %e, "request not read");
+            return None;
         }
+    };
+    if request != Request::Upgrade {
+        if let Err(e) = crate::http::respond(&mut stream, &config.site, &request).await {
+            tracing::debug!(error = %e, "page not sent");
+        }
+        return None;
+    }
+    let stream = Replayed::new(head, stream);
+    tokio_tungstenite::accept_async_with_config(stream, Some(ws_config(config.hard_frame_limit)))
+        .await
+        .inspect_err(|e| tracing::debug!(error = %e, "websocket handshake failed"))
+        .ok()
+}
+
+async fn serve_connection(stream: TcpStream, entry: Entry, config: std::sync::Arc<ServerConfig>) {
+    let ws = match tokio::time::timeout(config.handshake_timeout, upgrade(stream, &config)).await {
+        Ok(Some(ws)) => ws,
+        Ok(None) => return,
         Err(_) => {
             tracing::debug!("websocket handshake not completed in time; closed");
             return;
