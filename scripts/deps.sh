@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building and testing Plenum needs on Debian/Ubuntu, if it is missing:
 # a C toolchain and pkg-config, the WebKitGTK/GTK libraries the desktop app links, Xvfb and
-# WebKitWebDriver for its end-to-end tests, Node.js and npm for its interface, a Rust
-# toolchain when none is on PATH, nats-server for the NATS signaling tests, and tauri-driver.
+# WebKitWebDriver for its end-to-end tests, Chromium for the browser-guest tests, Node.js and
+# npm for its interface, a Rust toolchain when none is on PATH, nats-server for the NATS
+# signaling tests, and tauri-driver.
 set -euo pipefail
 packages=(
   build-essential pkg-config python3 curl cmake
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libsoup-3.0-dev
-  xvfb xauth webkit2gtk-driver imagemagick
+  xvfb xauth webkit2gtk-driver imagemagick chromium
   iproute2 nftables coturn nats-server libvpx-dev libasound2-dev pulseaudio pulseaudio-utils alsa-utils libasound2-plugins
   libclang-dev libv4l-dev libxcb1-dev libxcb-randr0-dev libxcb-shm0-dev libxrandr-dev
   libwayland-dev libpipewire-0.3-dev libdbus-1-dev libegl-dev libgbm-dev libxkbcommon-dev

@@ -27,17 +27,18 @@ impl Hosted {
                 format!("cannot start the server: {e}"),
             )
         };
+        // Guests from a browser open `/r/ROOM` on this same port.
+        let config = || ServerConfig {
+            site: plenum_site::site(),
+            ..ServerConfig::default()
+        };
         let server = match bind {
-            Some(addr) => Server::bind(addr, ServerConfig::default())
-                .await
-                .map_err(failed)?,
+            Some(addr) => Server::bind(addr, config()).await.map_err(failed)?,
             None => {
                 let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-                match Server::bind(SocketAddr::new(any, DEFAULT_PORT), ServerConfig::default())
-                    .await
-                {
+                match Server::bind(SocketAddr::new(any, DEFAULT_PORT), config()).await {
                     Ok(server) => server,
-                    Err(_) => Server::bind(SocketAddr::new(any, 0), ServerConfig::default())
+                    Err(_) => Server::bind(SocketAddr::new(any, 0), config())
                         .await
                         .map_err(failed)?,
                 }

@@ -23,10 +23,18 @@ pub struct Proc {
     paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Every line seen so far, for assertions over the whole history.
     pub seen: Vec<Value>,
+    /// Whether it leads a process group of its own (ended together: a browser's children).
+    group: bool,
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if self.group {
+            // The whole group, by its id (the leader's pid): what it started goes with it.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -67,7 +75,19 @@ impl Proc {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start(Command::new(program), args, env, false)
+    }
+
+    /// Runs a program that starts programs of its own (a browser driver) in a process
+    /// group of its own, so that ending it ends them all, even if it cannot clean up.
+    pub fn spawn_group(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Self {
+        use std::os::unix::process::CommandExt;
         let mut command = Command::new(program);
+        command.process_group(0);
+        Self::start(command, args, &[], true)
+    }
+
+    fn start(mut command: Command, args: &[&str], env: &[(&str, &str)], group: bool) -> Self {
         command.envs(env.iter().copied());
         if std::env::var_os("RUST_LOG").is_none() {
             command.env(
@@ -96,6 +116,7 @@ impl Proc {
             lines,
             paused,
             seen: Vec::new(),
+            group,
         }
     }
 

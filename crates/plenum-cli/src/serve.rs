@@ -96,7 +96,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         registry,
         hard_frame_limit: args.max_frame_bytes.saturating_mul(32),
         nats: args.nats.clone(),
-        site: site(),
+        site: plenum_site::site(),
         ..ServerConfig::default()
     };
     let server = Server::bind(args.bind, config).await?;
@@ -112,13 +112,6 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!(stats = ?server.stats(), "shutting down");
     Ok(())
-}
-
-include!(concat!(env!("OUT_DIR"), "/site.rs"));
-
-/// The guest client and its assets, built in (`/r/ROOM` on the server's own port).
-pub(crate) fn site() -> plenum_signal::Site {
-    plenum_signal::Site::new(SITE_FILES.iter().copied())
 }
 
 async fn shutdown_signal() {

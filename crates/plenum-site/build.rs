@@ -1,4 +1,4 @@
-//! Builds the web pages `plenum serve` hands out into the binary: every file of the
+//! Builds the web pages a signaling server hands out into the binary: every file of the
 //! interface's build (`ui/dist`, made by `scripts/ui.sh`) but the desktop app's own
 //! `index.html`. Without a build the list is empty and the server says so at `/r/ROOM`.
 
