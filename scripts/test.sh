@@ -13,6 +13,10 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export CARGO_TERM_COLOR=never
 export PLENUM_ARTIFACTS="${PLENUM_ARTIFACTS:-$PWD/target/test-artifacts}"
 bash scripts/ui.sh --check
+# The browser-guest tests drive Debian's Chromium through playwright-core.
+if [ ! -d tests/browser/node_modules ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+  (cd tests/browser && npm install --no-save --no-audit --no-fund --loglevel=error)
+fi
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check
 fi

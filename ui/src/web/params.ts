@@ -1,0 +1,27 @@
+// What the guest page's address says: the room (`/r/ROOM`, or `?room=`), the signaling
+// server (`?server=`, else the server that served the page) and the name (`?name=`).
+
+export interface GuestParams {
+  room: string | null;
+  server: string;
+  name: string | null;
+}
+
+export function guestParams(location: Pick<Location, "pathname" | "search" | "protocol" | "host">): GuestParams {
+  const query = new URLSearchParams(location.search);
+  const path = /^\/r\/([^/]+)\/?$/.exec(location.pathname);
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  return {
+    room: path ? safeDecode(path[1]) : query.get("room") || null,
+    server: query.get("server") || `${scheme}://${location.host}/`,
+    name: query.get("name") || null,
+  };
+}
+
+function safeDecode(text: string): string | null {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return null;
+  }
+}

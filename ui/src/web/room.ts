@@ -1,0 +1,205 @@
+// A room as a browser guest sees it: join through the signaling server, link to every peer
+// of a mesh room, exchange channel messages, publish a microphone and a camera, leave.
+//
+//   const room = new Room();
+//   room.on("message", ({ from, channel, data }) => ...);
+//   await room.join({ server: "ws://host:port/", room: "standup", name: "Ada" });
+//   room.send("chat", { text: "hello" });
+import { controlEnvelope, dataEnvelope, encodeEnvelope, type Envelope, Kind } from "./envelope";
+import { Emitter } from "./emitter";
+import type { RoomEvents } from "./events";
+import { type Identity, loadIdentity } from "./identity";
+import { captureTrack, type Lane, type LocalTracks } from "./media";
+import { Peer, type PeerContext } from "./peer";
+import { type IceServer, type JoinRequest, type RosterEntry, type ServerFrame, Signaling, SignalingError } from "./signaling";
+import type { StreamInfo } from "./streams";
+
+export interface JoinOptions extends JoinRequest {
+  /** The signaling server's WebSocket URL. */
+  server: string;
+  /** Our identity; the one kept in this browser if absent. */
+  identity?: Identity;
+}
+
+/** A peer as the page lists it. */
+export interface PeerView {
+  peer: string;
+  name: string;
+  state: "connecting" | "connected";
+  safetyCode: string | null;
+}
+
+/** How often every open link hears from us. */
+const HEARTBEAT_MS = 1_000;
+
+export class Room extends Emitter<RoomEvents> {
+  private signaling: Signaling | null = null;
+  private identity: Identity | null = null;
+  private readonly members = new Map<string, Peer>();
+  private iceServers: IceServer[] = [];
+  private readonly tracks: LocalTracks = {};
+  private readonly published = new Map<Lane, StreamInfo>();
+  private streamCount = 0;
+  /** Our descriptions' counter: from the clock in microseconds, so it grows across reloads. */
+  private seq = Date.now() * 1000;
+  private messageId = 0n;
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** When our heartbeat last ran, and since when it has run on time: a page that was
+   * frozen (a stopped or suspended tab) does not take its own stall for its peers' silence. */
+  private lastTick = 0;
+  private awakeSince = 0;
+
+  /** Our peer id, once joined. */
+  get me(): string | null {
+    return this.identity?.id ?? null;
+  }
+
+  /** Joins; resolves with our peer id once the server let us in. */
+  async join(options: JoinOptions): Promise<string> {
+    const { server, identity, ...request } = options;
+    this.identity = identity ?? (await loadIdentity());
+    const { signaling, welcome } = await Signaling.connect(server, this.identity, request, {
+      frame: (frame) => this.onFrame(frame),
+      lost: (e) => this.emit("error", { code: e.code, message: e.message, fatal: e.fatal }),
+    });
+    if (welcome.topology && welcome.topology.kind !== "mesh") {
+      signaling.leave();
+      throw new SignalingError("unsupported_topology", `a ${welcome.topology.kind} room needs the Plenum app`, true);
+    }
+    this.signaling = signaling;
+    this.iceServers = welcome.ice_servers ?? [];
+    this.heartbeat = setInterval(() => this.tick(), HEARTBEAT_MS);
+    this.emit("joined", { peer: welcome.peer, room: welcome.room });
+    for (const entry of welcome.peers) this.admit(entry, true);
+    return welcome.peer;
+  }
+
+  /** The peers of the room and our links to them. */
+  peers(): PeerView[] {
+    return [...this.members.values()].map((p) => ({
+      peer: p.id,
+      name: p.name,
+      state: p.connected ? "connected" : "connecting",
+      safetyCode: p.safetyCode,
+    }));
+  }
+
+  /** Sends `data` as JSON text on `channel`, to `to` or to every linked peer; how many it reached. */
+  send(channel: string, data: unknown, to?: string): number {
+    const bytes = encodeEnvelope(dataEnvelope(channel, this.nextId(), new TextEncoder().encode(JSON.stringify(data))));
+    const targets = to === undefined ? [...this.members.values()] : [this.member(to)];
+    return targets.filter((peer) => peer.send(bytes)).length;
+  }
+
+  /** The round trip to `peer` over our link, in milliseconds. */
+  ping(peer: string): Promise<number> {
+    return this.member(peer).ping();
+  }
+
+  /** Sends our microphone to every peer; the track. */
+  publishMicrophone(): Promise<MediaStreamTrack> {
+    return this.publish("audio", { kind: "audio", metadata: {} });
+  }
+
+  /** Sends our camera to every peer; the track. */
+  publishCamera(): Promise<MediaStreamTrack> {
+    return this.publish("camera", { kind: "video", metadata: { type: "camera" } });
+  }
+
+  /** Says goodbye on every link, leaves the room and closes everything; every peer is
+   * reported left. The goodbyes and the leave go out at once (a page being closed has no
+   * time to wait); the links close once their goodbyes have left. */
+  async leave(): Promise<void> {
+    clearInterval(this.heartbeat);
+    const peers = [...this.members.values()];
+    this.members.clear();
+    const byes = peers.map((peer) => peer.bye());
+    this.signaling?.leave();
+    this.signaling = null;
+    for (const peer of peers) this.emit("peer-left", { peer: peer.id });
+    await Promise.all(byes);
+    for (const peer of peers) peer.close();
+    for (const track of Object.values(this.tracks)) track.stop();
+  }
+
+  private member(id: string): Peer {
+    const peer = this.members.get(id);
+    if (!peer) throw new Error(`no peer ${id} in the room`);
+    return peer;
+  }
+
+  private async publish(lane: "audio" | "camera", stream: { kind: string; metadata: unknown }): Promise<MediaStreamTrack> {
+    const had = this.tracks[lane];
+    if (had) return had;
+    const track = await captureTrack(lane);
+    this.tracks[lane] = track;
+    const info = { stream: `${stream.kind}-${++this.streamCount}`, ...stream, muted: false };
+    this.published.set(lane, info);
+    const announcement = encodeEnvelope(this.announcement(info));
+    await Promise.all([...this.members.values()].map((peer) => peer.setTrack(lane, track)));
+    for (const peer of this.members.values()) peer.send(announcement);
+    return track;
+  }
+
+  private announcement(info: StreamInfo): Envelope {
+    return controlEnvelope(Kind.Stream, 0n, new TextEncoder().encode(JSON.stringify({ op: "add", ...info })));
+  }
+
+  private onFrame(frame: ServerFrame): void {
+    switch (frame.type) {
+      case "peer_joined":
+        return this.admit(frame, false);
+      case "peer_left":
+        return this.dismiss(frame.peer);
+      case "signal":
+        return this.members.get(frame.from)?.signal(frame.payload);
+      case "ice_servers":
+        this.iceServers = frame.ice_servers;
+        return;
+      case "error":
+        return this.emit("error", { code: frame.code, message: frame.message, fatal: frame.fatal });
+    }
+  }
+
+  /** A peer of the room: linked at once if we are the newcomer, else when it offers. */
+  private admit(entry: RosterEntry, newcomer: boolean): void {
+    const me = this.identity;
+    if (!me || this.members.has(entry.peer) || entry.peer === me.id) return;
+    const peer = new Peer(this.context, me, entry);
+    this.members.set(entry.peer, peer);
+    this.emit("peer-joined", { peer: entry.peer, name: entry.name });
+    peer.start(newcomer);
+  }
+
+  private dismiss(id: string): void {
+    const peer = this.members.get(id);
+    if (!peer) return;
+    this.members.delete(id);
+    peer.close();
+    this.emit("peer-left", { peer: id });
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    if (now - this.lastTick > 2 * HEARTBEAT_MS) this.awakeSince = now;
+    this.lastTick = now;
+    for (const peer of this.members.values()) peer.tick(now, this.awakeSince);
+  }
+
+  private nextId(): bigint {
+    this.messageId += 1n;
+    return this.messageId;
+  }
+
+  /** What the peers need from the room. */
+  private readonly context: PeerContext = {
+    events: this,
+    rtcConfig: () => ({ iceServers: this.iceServers, bundlePolicy: "max-bundle" }),
+    tracks: () => this.tracks,
+    nextSeq: () => ++this.seq,
+    signal: (to, payload) => this.signaling?.signal(to, payload),
+    nextId: () => this.nextId(),
+    announcements: () => [...this.published.values()].map((info) => this.announcement(info)),
+    bye: (peer) => this.dismiss(peer),
+  };
+}
