@@ -31,8 +31,10 @@ impl Drop for Proc {
     fn drop(&mut self) {
         if self.group {
             // The whole group, by its id (the leader's pid): what it started goes with it.
+            // Nothing left of it (it ended cleanly) is no news.
             let _ = Command::new("kill")
                 .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .stderr(Stdio::null())
                 .status();
         }
         let _ = self.child.kill();
