@@ -512,15 +512,14 @@ impl Driver {
             LinkEventKind::Candidate(init) => {
                 link.candidates += 1;
                 // webrtc-rs names no section (`sdp_mid: ""`); a browser wants the real one.
-                let named = init.sdp_mid.as_deref().is_some_and(|mid| !mid.is_empty());
+                let (sdp_mid, sdp_mline_index) = match init.sdp_mid {
+                    Some(mid) if !mid.is_empty() => (Some(mid), init.sdp_mline_index),
+                    _ => (link.bundle_mid.clone(), Some(0)),
+                };
                 let candidate = Candidate {
                     candidate: init.candidate,
-                    sdp_mid: if named {
-                        init.sdp_mid
-                    } else {
-                        link.bundle_mid.clone()
-                    },
-                    sdp_mline_index: if named { init.sdp_mline_index } else { Some(0) },
+                    sdp_mid,
+                    sdp_mline_index,
                 };
                 self.tell(Input::Gathered { peer, candidate });
             }
