@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use plenum_signal::{RegistryConfig, Server, ServerConfig, TurnConfig};
+use plenum_signal::{RegistryConfig, Server, ServerConfig, Tls, TurnConfig};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
@@ -51,6 +51,13 @@ pub(crate) struct ServeArgs {
     /// JetStream: `nats-server -js`); peers of one room may then use any of them.
     #[arg(long)]
     nats: Option<String>,
+    /// Serve https:// and wss:// with this certificate chain (PEM); browsers allow a guest's
+    /// camera and microphone only on https (or localhost).
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// Reads a secret file: its content without surrounding whitespace, at least 16 bytes.
@@ -92,8 +99,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stun_urls: args.stun_url.clone(),
         ..RegistryConfig::default()
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::from_pem_files(cert, key)?),
+        _ => None,
+    };
     let config = ServerConfig {
         registry,
+        tls,
         hard_frame_limit: args.max_frame_bytes.saturating_mul(32),
         nats: args.nats.clone(),
         site: plenum_site::site(),

@@ -126,17 +126,12 @@ impl SignalDriver for WsDriver {
 
 impl WsDriver {
     async fn connect_to(&self, url: &str) -> Result<SignalConnection, SignalError> {
-        let connect = tokio_tungstenite::connect_async_with_config(
-            url,
-            Some(crate::server::ws_config(16 * 1024 * 1024)),
-            true,
-        );
-        let (ws, _) = tokio::time::timeout(self.timeout, connect)
+        let ws = tokio::time::timeout(self.timeout, crate::tls::connect_ws(url))
             .await
             .map_err(|_| SignalError::Timeout(url.to_owned(), self.timeout))?
-            .map_err(|e| SignalError::Unreachable {
+            .map_err(|reason| SignalError::Unreachable {
                 url: url.to_owned(),
-                reason: e.to_string(),
+                reason,
             })?;
         let (tx, mut frames) = mpsc::channel::<ClientToServer>(CLIENT_QUEUE);
         let (events, rx) = mpsc::channel(CLIENT_QUEUE);

@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 
 use crate::site::Site;
 
@@ -29,7 +28,9 @@ pub(crate) enum Request {
 
 /// Reads a request head from `stream`; returns what it asks and every byte read (the head
 /// and whatever followed it), or `None` if the connection ended first.
-pub(crate) async fn read_request(stream: &mut TcpStream) -> io::Result<Option<(Request, Vec<u8>)>> {
+pub(crate) async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> io::Result<Option<(Request, Vec<u8>)>> {
     use tokio::io::AsyncReadExt;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
@@ -74,8 +75,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<Request> {
 }
 
 /// Answers `request` (not an upgrade) from `site` and closes.
-pub(crate) async fn respond(
-    stream: &mut TcpStream,
+pub(crate) async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     site: &Site,
     request: &Request,
 ) -> io::Result<()> {

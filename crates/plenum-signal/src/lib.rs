@@ -25,6 +25,7 @@ mod hub;
 pub mod registry;
 mod server;
 pub mod site;
+mod tls;
 
 pub use client::{
     MemoryDriver, NatsDriver, SignalConnection, SignalDriver, SignalError, SignalEvent, WsDriver,
@@ -34,3 +35,4 @@ pub use hub::Hub;
 pub use registry::{RegistryConfig, RegistryStats, TurnConfig};
 pub use server::{Server, ServerConfig};
 pub use site::Site;
+pub use tls::{Tls, TlsError};

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -39,6 +40,9 @@ pub struct ServerConfig {
     /// The pages answered to plain HTTP requests on the same port (the guest client at
     /// `/r/ROOM`); empty by default.
     pub site: crate::Site,
+    /// Serve `https://` and `wss://` with this certificate ([`crate::Tls`]); plain HTTP
+    /// and `ws://` when `None` (the default).
+    pub tls: Option<crate::Tls>,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +56,7 @@ impl Default for ServerConfig {
             nats: None,
             handshake_timeout: Duration::from_secs(10),
             site: crate::Site::default(),
+            tls: None,
         }
     }
 }
@@ -62,6 +67,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Server {
     local_addr: SocketAddr,
+    secure: bool,
     hub: Hub,
     federation: Option<Federation>,
     task: tokio::task::JoinHandle<()>,
@@ -86,10 +92,12 @@ impl Server {
             Some(federation) => Entry::Federation(federation.clone()),
             None => Entry::Hub(hub.clone()),
         };
+        let secure = config.tls.is_some();
         let task = tokio::spawn(accept_loop(listener, entry, std::sync::Arc::new(config)));
         tracing::info!(%local_addr, "signaling server listening");
         Ok(Self {
             local_addr,
+            secure,
             hub,
             federation,
             task,
@@ -106,9 +114,10 @@ impl Server {
         self.local_addr
     }
 
-    /// The `ws://` URL clients connect to.
+    /// The URL clients connect to: `ws://`, or `wss://` with TLS.
     pub fn url(&self) -> String {
-        format!("ws://{}", self.local_addr)
+        let scheme = if self.secure { "wss" } else { "ws" };
+        format!("{scheme}://{}", self.local_addr)
     }
 
     /// The registry's counters.
@@ -202,10 +211,10 @@ pub(crate) fn ws_config(hard_limit: usize) -> WebSocketConfig {
 
 /// Reads the request; answers a page request from the site and closes, or completes the
 /// WebSocket upgrade. `None`: the connection is done with.
-async fn upgrade(
-    mut stream: TcpStream,
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     config: &ServerConfig,
-) -> Option<tokio_tungstenite::WebSocketStream<crate::http::Replayed<TcpStream>>> {
+) -> Option<tokio_tungstenite::WebSocketStream<crate::http::Replayed<S>>> {
     use crate::http::{Replayed, Request};
     let (request, head) = match crate::http::read_request(&mut stream).await {
         Ok(Some(read)) => read,
@@ -229,7 +238,30 @@ async fn upgrade(
 }
 
 async fn serve_connection(stream: TcpStream, entry: Entry, config: std::sync::Arc<ServerConfig>) {
-    let ws = match tokio::time::timeout(config.handshake_timeout, upgrade(stream, &config)).await {
+    let Some(tls) = config.tls.clone() else {
+        let handshake = config.handshake_timeout;
+        return serve_stream(stream, entry, config, handshake).await;
+    };
+    // The TLS handshake counts against the same deadline as the upgrade that follows it.
+    let started = Instant::now();
+    match tokio::time::timeout(config.handshake_timeout, tls.accept(stream)).await {
+        Ok(Ok(stream)) => {
+            let left = config.handshake_timeout.saturating_sub(started.elapsed());
+            serve_stream(stream, entry, config, left).await;
+        }
+        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!("TLS handshake not completed in time; closed"),
+    }
+}
+
+/// Serves one connection (plain or TLS) whose upgrade must complete within `handshake`.
+async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    entry: Entry,
+    config: std::sync::Arc<ServerConfig>,
+    handshake: Duration,
+) {
+    let ws = match tokio::time::timeout(handshake, upgrade(stream, &config)).await {
         Ok(Some(ws)) => ws,
         Ok(None) => return,
         Err(_) => {
