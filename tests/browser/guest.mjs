@@ -1,23 +1,32 @@
 // Drives the guest page (ui/guest.html) in headless Chromium for the end-to-end tests and
 // speaks JSON lines like `plenum join --json`.
 //
-//   node tests/browser/guest.mjs --url http://127.0.0.1:PORT/r/ROOM?name=Guest [--server ws://...]
+//   node tests/browser/guest.mjs --url http://127.0.0.1:PORT/r/ROOM?name=Guest [--server ws://...] [--audio-file WAV]
 //
-// `--server` is handed to the page as its `?server=`. Once: `npm ci` in this folder.
+// `--server` is handed to the page as its `?server=`; the fake microphone plays `--audio-file`
+// (16-bit PCM WAV, looped) instead of Chromium's beeps. Once: `npm ci` in this folder.
 // CHROMIUM names the browser (default /usr/bin/chromium).
 //
 // Events on stdout, read from the page's DOM as it changes:
 //   {"event":"joined","peer":ID}
-//   {"event":"peer","peer":ID,"name":N,"state":"connecting"|"connected"|"left","safety_code":C}
+//   {"event":"peer","peer":ID,"name":N,"state":"connecting"|"connected"|"reconnecting"|"left","safety_code":C,"speaking":B}
 //   {"event":"message","from":ID,"channel":"chat","data":{"text":T}}
+//   {"event":"cursor","peer":ID,"x":X,"y":Y}   a peer's cursor over the whiteboard
+//   {"event":"board","strokes":N}    the whiteboard now holds N strokes
+//   {"event":"video","peer":ID}      a peer's video tile shows pictures
 //   {"event":"stats","inbound":[{"kind","mid","packets_received","frames_decoded"}]}
 //   {"event":"left"}
-//   {"event":"error","message":M} (with "code" for a problem the page reports and carries on)
+//   {"event":"error","message":M} (with "code" for a problem the page reports and carries on:
+//   `note` for a line in the chat, `toast` for a notice)
 // Commands on stdin, one JSON object a line:
 //   {"cmd":"send","text":T}   types T into the chat and sends it
 //   {"cmd":"microphone"}      turns the (fake) microphone on
 //   {"cmd":"camera"}          turns the (fake) camera on
+//   {"cmd":"cursor","x":X,"y":Y}          moves the pointer over the whiteboard (fractions)
+//   {"cmd":"draw","points":[[X,Y],...]}   draws a stroke on the whiteboard
 //   {"cmd":"stats"}           the inbound RTP of the page's connections
+//   {"cmd":"media"}           pictures shown per tile, and who speaks:
+//                             {"event":"media","frames":{TILE:N},"speaking":[ID]}
 //   {"cmd":"leave"}           leaves the room and exits 0
 // It exits, closing the browser and deleting its profile, when stdin closes (0), on SIGTERM
 // or SIGINT (0), after a fatal error of the page (1) and on any failure of its own (1).
@@ -71,19 +80,29 @@ function watch() {
   const reported = new WeakSet();
   const fresh = (selector) => [...document.querySelectorAll(selector)].filter((el) => !reported.has(el) && reported.add(el));
   const snapshot = () => ({
-    status: document.getElementById('guest-status')?.textContent ?? '',
-    me: document.getElementById('guest-me')?.textContent ?? '',
-    peers: [...document.querySelectorAll('#guest-peers li[data-peer]')].map((li) => ({
-      peer: li.dataset.peer,
-      name: li.dataset.name ?? '',
-      state: li.dataset.state ?? '',
-      safety_code: li.dataset.safetyCode ?? null,
+    status: document.body.dataset.guest ?? '',
+    reason: document.getElementById('guest-status')?.textContent ?? '',
+    me: document.querySelector('.tile:not(.screen)[data-state="me"]')?.dataset.peer ?? '',
+    peers: [...document.querySelectorAll('.tile:not(.screen)[data-peer]')]
+      .filter((tile) => tile.dataset.state !== 'me')
+      .map((tile) => ({
+        peer: tile.dataset.peer,
+        name: tile.querySelector('.tile-name')?.textContent ?? '',
+        state: tile.dataset.state ?? '',
+        safety_code: tile.querySelector('.tile-safety')?.dataset.code || null,
+        speaking: tile.dataset.speaking === 'true',
+      })),
+    chat: fresh('#chat-list .chat-msg[data-from]:not(.own)').map((el) => ({
+      from: el.dataset.from,
+      text: el.querySelector('.chat-text')?.textContent ?? '',
     })),
-    chat: fresh('#guest-chat-log li[data-from]').map((li) => ({
-      from: li.dataset.from,
-      text: li.querySelector('.guest-chat-text')?.textContent ?? '',
-    })),
-    notes: fresh('#guest-chat-log li[data-error]').map((li) => ({ code: li.dataset.error, message: li.textContent })),
+    notes: fresh('#chat-list .chat-note').map((el) => ({ code: 'note', message: el.textContent })),
+    toast: document.getElementById('toast')?.hidden === false ? document.getElementById('toast').textContent : '',
+    strokes: Number(document.getElementById('board')?.dataset.strokes ?? '0'),
+    cursors: [...document.querySelectorAll('.cursor[data-peer]')].map((el) => ({ peer: el.dataset.peer, x: Number(el.dataset.x), y: Number(el.dataset.y) })),
+    videos: [...document.querySelectorAll('.tile[data-video="true"]')]
+      .filter((tile) => tile.dataset.state !== 'me' && Number(tile.dataset.frames ?? '0') > 0)
+      .map((tile) => tile.dataset.peer),
   });
   let queued = false;
   const report = () => {
@@ -101,17 +120,18 @@ function watch() {
 }
 
 function usage(why) {
-  process.stderr.write(`guest.mjs: ${why}\nusage: guest.mjs --url http://HOST:PORT/r/ROOM?name=NAME [--server ws://HOST:PORT/]\n`);
+  process.stderr.write(`guest.mjs: ${why}\nusage: guest.mjs --url http://HOST:PORT/r/ROOM?name=NAME [--server ws://HOST:PORT/] [--audio-file WAV]\n`);
   process.exit(2);
 }
 
-/** The page's address from the arguments. */
-function pageUrl(argv) {
+/** The page's address from the arguments (and the fake microphone's sound, if given). */
+function parseArgs(argv) {
   const given = {};
   for (let i = 0; i < argv.length; i += 2) {
-    if (!['--url', '--server'].includes(argv[i]) || argv[i + 1] === undefined) usage(`bad argument ${argv[i]}`);
+    if (!['--url', '--server', '--audio-file'].includes(argv[i]) || argv[i + 1] === undefined) usage(`bad argument ${argv[i]}`);
     given[argv[i].slice(2)] = argv[i + 1];
   }
+  if (given['audio-file']) ARGS.push(`--use-file-for-fake-audio-capture=${given['audio-file']}`);
   if (!given.url) usage('--url is required');
   let url;
   try {
@@ -120,6 +140,8 @@ function pageUrl(argv) {
     usage(`not a URL: ${given.url}`);
   }
   if (given.server) url.searchParams.set('server', given.server);
+  // The tests' servers use self-signed certificates.
+  if (url.protocol === 'https:') ARGS.push('--ignore-certificate-errors');
   return url.href;
 }
 
@@ -132,37 +154,50 @@ function print(event) {
 class Reporter {
   me = null;
   peers = new Map();
+  toast = '';
+  strokes = 0;
+  cursors = new Map();
+  videos = new Set();
 
   constructor(onFatal) {
     this.onFatal = onFatal;
   }
 
-  report({ status, me, peers, chat, notes }) {
+  report({ status, reason, me, peers, chat, notes, toast, strokes, cursors, videos }) {
     if (status === 'joined' && me && this.me === null) {
       this.me = me;
       print({ event: 'joined', peer: me });
     }
     for (const peer of peers) this.peer(peer);
     for (const id of this.peers.keys()) {
-      if (!peers.some((p) => p.peer === id)) this.peer({ peer: id, name: this.peers.get(id).name, state: 'left', safety_code: null });
+      if (!peers.some((p) => p.peer === id)) this.peer({ peer: id, name: this.peers.get(id).name, state: 'left', safety_code: null, speaking: false });
     }
-    for (const line of chat.filter((l) => l.from !== this.me)) {
-      print({ event: 'message', from: line.from, channel: 'chat', data: { text: line.text } });
+    for (const line of chat) print({ event: 'message', from: line.from, channel: 'chat', data: { text: line.text } });
+    for (const { code, message } of notes) print({ event: 'error', code, message });
+    if (toast && toast !== this.toast) print({ event: 'error', code: 'toast', message: toast });
+    this.toast = toast;
+    if (strokes !== this.strokes) print({ event: 'board', strokes });
+    this.strokes = strokes;
+    for (const c of cursors) {
+      const key = `${c.x},${c.y}`;
+      if (this.cursors.get(c.peer) !== key) print({ event: 'cursor', ...c });
+      this.cursors.set(c.peer, key);
     }
-    for (const { code, message } of notes) print({ event: 'error', code, message: message.replace(`${code}: `, '') });
-    if (status.startsWith('error: ')) this.onFatal(status.slice('error: '.length));
+    for (const peer of videos.filter((p) => !this.videos.has(p))) print({ event: 'video', peer });
+    this.videos = new Set(videos);
+    if (status === 'error') this.onFatal(reason.replace(/^error: /, ''));
   }
 
   peer(now) {
     const before = this.peers.get(now.peer);
-    if (before && ['name', 'state', 'safety_code'].every((k) => before[k] === now[k])) return;
+    if (before && ['name', 'state', 'safety_code', 'speaking'].every((k) => before[k] === now[k])) return;
     if (now.state === 'left') this.peers.delete(now.peer);
     else this.peers.set(now.peer, now);
     print({ event: 'peer', ...now });
   }
 }
 
-const url = pageUrl(process.argv.slice(2));
+const url = parseArgs(process.argv.slice(2));
 const profile = await mkdtemp(join(tmpdir(), 'plenum-guest-'));
 let context = null;
 let closing = null;
@@ -210,18 +245,45 @@ async function main() {
   await page.exposeFunction('plenumGuestReport', (state) => reporter.report(state));
   await page.addInitScript(watch);
 
+  /** A point of the whiteboard, in fractions of its area, as page coordinates. */
+  const onBoard = async (x, y) => {
+    const box = await page.locator('#board').boundingBox();
+    if (!box) throw new Error('the whiteboard is not shown');
+    return [box.x + x * box.width, box.y + y * box.height];
+  };
+  const fraction = (v) => typeof v === 'number' && v >= 0 && v <= 1;
   const commands = {
     send: async ({ text }) => {
       if (typeof text !== 'string') throw new Error('send takes a string "text"');
-      await page.fill('#guest-chat-input', text);
-      await page.click('#guest-chat-send');
+      if (await page.locator('#chat').isHidden()) await page.click('#chat-button');
+      await page.fill('#chat-input', text);
+      await page.click('#chat-send');
     },
-    microphone: () => page.click('#guest-mic'),
-    camera: () => page.click('#guest-camera'),
+    microphone: () => page.click('#mic-button'),
+    camera: () => page.click('#camera-button'),
+    cursor: async ({ x, y }) => {
+      if (!fraction(x) || !fraction(y)) throw new Error('cursor takes "x" and "y" in 0..=1');
+      await page.mouse.move(...(await onBoard(x, y)));
+    },
+    draw: async ({ points }) => {
+      if (!Array.isArray(points) || points.length < 2 || !points.every((p) => Array.isArray(p) && fraction(p[0]) && fraction(p[1]))) {
+        throw new Error('draw takes "points": at least two [x, y] in 0..=1');
+      }
+      await page.mouse.move(...(await onBoard(...points[0])));
+      await page.mouse.down();
+      for (const p of points.slice(1)) await page.mouse.move(...(await onBoard(...p)), { steps: 4 });
+      await page.mouse.up();
+    },
     stats: async () => print({ event: 'stats', inbound: await page.evaluate(() => window.plenumInbound()) }),
+    media: async () => {
+      const tiles = await page.evaluate(() =>
+        [...document.querySelectorAll('.tile[data-peer]')].map((t) => ({ peer: t.dataset.peer, frames: Number(t.dataset.frames ?? '0'), speaking: t.dataset.speaking === 'true' })),
+      );
+      print({ event: 'media', frames: Object.fromEntries(tiles.map((t) => [t.peer, t.frames])), speaking: tiles.filter((t) => t.speaking).map((t) => t.peer) });
+    },
     leave: async () => {
-      await page.click('#guest-leave');
-      await page.waitForFunction(() => document.getElementById('guest-status')?.textContent === 'left');
+      await page.click('#leave-button');
+      await page.waitForFunction(() => document.body.dataset.guest === 'left');
       print({ event: 'left' });
       await exit(0);
     },

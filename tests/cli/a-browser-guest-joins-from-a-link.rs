@@ -1,22 +1,40 @@
 //! A browser joins a room from a link: headless Chromium (Debian's, driven by
 //! `tests/browser/guest.mjs`) opens `/r/ROOM` on a real `plenum serve`, which hands out the
-//! guest page built into it; the page links with a CLI peer over WebRTC, both show the same
-//! safety code, chat goes both ways, and the page's leave is seen.
+//! guest page built into it, the app's own call view over the browser's WebRTC. With two CLI
+//! peers: the same safety code on both sides; chat, cursor and a whiteboard stroke both
+//! ways, and the page's board handed to a peer that comes later; the CLI peer's tone heard
+//! (the page's analyser says it speaks) and its test pattern shown in the page; the page's
+//! fake microphone recorded at its frequency and its camera's pictures saved by the CLI
+//! peer; the page's leave seen by both. And over TLS: the page from `https://`, signaling on
+//! `wss://`, a CLI peer checking the server's certificate.
 
 use plenum_e2e::cli as common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Proc, event, serve, spawn_join};
+use common::{MEDIA_WAIT, Proc, event, serve, spawn_join, spawn_join_env, wait_for};
+use plenum_media::analysis::dominant_frequency;
+use plenum_media::{AudioSource, SAMPLE_RATE, Sine, WavRecorder};
 use serde_json::{Value, json};
 
 const LONG: Duration = Duration::from_secs(60);
+/// The page's fake microphone plays this tone; the CLI peer sends 440 Hz.
+const PAGE_TONE_HZ: f64 = 660.0;
 
 /// The driver: a Chromium page speaking JSON lines on stdio, as `plenum join --json` does.
-fn guest(url: &str) -> Proc {
+fn guest(url: &str, audio: &Path) -> Proc {
     let driver = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser/guest.mjs");
-    Proc::spawn_group("node", &[driver.to_str().expect("utf-8"), "--url", url])
+    Proc::spawn_group(
+        "node",
+        &[
+            driver.to_str().expect("utf-8"),
+            "--url",
+            url,
+            "--audio-file",
+            audio.to_str().expect("utf-8"),
+        ],
+    )
 }
 
 fn safety_code_of(peers: &Value, peer: &str) -> Option<String> {
@@ -28,55 +46,268 @@ fn safety_code_of(peers: &Value, peer: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+fn joined(proc: &mut Proc) -> String {
+    proc.expect(LONG, "joined", |v| event(v) == "joined")["peer"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// Ten seconds of a tone, for the page's fake microphone (Chromium loops it).
+fn tone_file(dir: &Path) -> PathBuf {
+    let path = dir.join("page-tone.wav");
+    let mut samples = vec![0.0; 10 * SAMPLE_RATE as usize];
+    Sine::new(PAGE_TONE_HZ, 0.5).read(&mut samples);
+    let mut wav = WavRecorder::create(&path).expect("wav created");
+    wav.write(&samples).expect("wav written");
+    wav.finish().expect("wav finished");
+    path
+}
+
+/// The pictures saved from `peer` (files named after its id).
+fn pictures_of(dir: &Path, peer: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&peer[..8]) && !n.contains("-screen-"))
+        })
+        .collect()
+}
+
+fn near(value: &Value, want: f64) -> bool {
+    value.as_f64().is_some_and(|v| (v - want).abs() < 0.02)
+}
+
 #[test]
-fn a_browser_guest_chats_with_a_cli_peer_under_one_safety_code() {
+fn a_browser_guest_takes_part_in_a_call_with_cli_peers() {
+    let dir = std::env::temp_dir().join(format!("plenum-guest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let recording = dir.join("heard.wav");
+    let frames = dir.join("frames");
     let server = serve(&[]);
     let http = server.url.replacen("ws://", "http://", 1);
-    let mut cli = spawn_join(&server.url, "guests", "ada", &[]);
-    let cli_id = cli.expect(LONG, "joined", |v| event(v) == "joined")["peer"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let mut ada = spawn_join(
+        &server.url,
+        "guests",
+        "ada",
+        &[
+            "--audio",
+            "sine:440",
+            "--video",
+            "testsrc:320x180@15",
+            "--record-audio",
+            recording.to_str().expect("utf-8"),
+            "--save-frames",
+            frames.to_str().expect("utf-8"),
+            "--save-frames-per-second",
+            "4",
+        ],
+    );
+    let ada_id = joined(&mut ada);
 
-    let mut page = guest(&format!("{http}/r/guests?name=Guest"));
-    let guest_id = page.expect(LONG, "the page joined", |v| event(v) == "joined")["peer"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let mut page = guest(&format!("{http}/r/guests?name=Guest"), &tone_file(&dir));
+    let guest_id = joined(&mut page);
     assert_eq!(guest_id.len(), 40, "a peer id of 40 hex digits: {guest_id}");
-    cli.expect(LONG, "the guest's link", |v| {
+    ada.expect(LONG, "the guest's link", |v| {
         event(v) == "peer_join" && v["peer"] == guest_id.as_str()
     });
-    let code = page.expect(LONG, "the CLI peer's safety code", |v| {
-        event(v) == "peer" && v["peer"] == cli_id.as_str() && v["safety_code"].is_string()
+
+    // One safety code on both sides.
+    let code = page.expect(LONG, "ada's safety code", |v| {
+        event(v) == "peer" && v["peer"] == ada_id.as_str() && v["safety_code"].is_string()
     })["safety_code"]
         .as_str()
         .expect("code")
         .to_owned();
-    let cli_code = common::wait_for(LONG, "the guest's safety code", || {
-        cli.cmd(json!({"cmd": "peers"}));
-        let peers = cli.expect(LONG, "peers", |v| event(v) == "peers");
+    let ada_code = wait_for(LONG, "the guest's safety code", || {
+        ada.cmd(json!({"cmd": "peers"}));
+        let peers = ada.expect(LONG, "peers", |v| event(v) == "peers");
         safety_code_of(&peers, &guest_id)
     });
-    assert_eq!(code, cli_code, "both sides show one code");
+    assert_eq!(code, ada_code, "both sides show one code");
 
+    // Chat both ways.
     page.cmd(json!({"cmd": "send", "text": "hello from the browser"}));
-    let got = cli.expect(LONG, "the guest's chat", |v| {
+    let got = ada.expect(LONG, "the guest's chat", |v| {
         event(v) == "message" && v["channel"] == "chat"
     });
     assert_eq!(got["from"], guest_id.as_str());
     assert_eq!(got["data"], json!({"text": "hello from the browser"}));
-
-    cli.cmd(json!({"cmd": "send", "channel": "chat", "data": {"text": "hello from the terminal"}}));
-    let got = page.expect(LONG, "the CLI peer's chat", |v| event(v) == "message");
-    assert_eq!(got["from"], cli_id.as_str());
+    ada.cmd(json!({"cmd": "send", "channel": "chat", "data": {"text": "hello from the terminal"}}));
+    let got = page.expect(LONG, "ada's chat", |v| event(v) == "message");
+    assert_eq!(got["from"], ada_id.as_str());
     assert_eq!(got["data"], json!({"text": "hello from the terminal"}));
+
+    // Cursors both ways.
+    page.cmd(json!({"cmd": "cursor", "x": 0.25, "y": 0.75}));
+    let got = ada.expect(LONG, "the guest's cursor", |v| {
+        event(v) == "message" && v["channel"] == "cursor" && v["data"]["t"] == "at"
+    });
+    assert_eq!(got["from"], guest_id.as_str());
+    assert!(
+        near(&got["data"]["x"], 0.25) && near(&got["data"]["y"], 0.75),
+        "{got}"
+    );
+    ada.cmd(json!({"cmd": "send", "channel": "cursor", "data": {"t": "at", "x": 0.5, "y": 0.125}}));
+    let got = page.expect(LONG, "ada's cursor", |v| {
+        event(v) == "cursor" && v["peer"] == ada_id.as_str()
+    });
+    assert!(near(&got["x"], 0.5) && near(&got["y"], 0.125), "{got}");
+
+    // A whiteboard stroke each way.
+    page.cmd(json!({"cmd": "draw", "points": [[0.1, 0.1], [0.3, 0.2], [0.5, 0.4]]}));
+    let begin = ada.expect(LONG, "the guest's stroke", |v| {
+        event(v) == "message" && v["channel"] == "board" && v["data"]["t"] == "begin"
+    });
+    assert_eq!(begin["from"], guest_id.as_str());
+    assert_eq!(begin["data"]["tool"], "pen");
+    ada.expect(LONG, "the guest's stroke ends", |v| {
+        event(v) == "message" && v["channel"] == "board" && v["data"]["t"] == "end"
+    });
+    page.expect(LONG, "the page's own stroke", |v| {
+        event(v) == "board" && v["strokes"] == 1
+    });
+    for data in [
+        json!({"t": "begin", "seq": 0, "clock": 5, "tool": "pen", "colour": "#e11d48", "width": 6, "points": [[0.6, 0.6], [0.7, 0.65]]}),
+        json!({"t": "points", "seq": 0, "from": 2, "points": [[0.8, 0.7]]}),
+        json!({"t": "end", "seq": 0}),
+    ] {
+        ada.cmd(json!({"cmd": "send", "channel": "board", "data": data}));
+    }
+    page.expect(LONG, "ada's stroke on the page", |v| {
+        event(v) == "board" && v["strokes"] == 2
+    });
+
+    // A peer that comes later is handed the page's board.
+    let mut bob = spawn_join(&server.url, "guests", "bob", &[]);
+    joined(&mut bob);
+    let sync = bob.expect(LONG, "the guest's board", |v| {
+        event(v) == "message"
+            && v["channel"] == "board"
+            && v["from"] == guest_id.as_str()
+            && v["data"]["t"] == "sync"
+    });
+    let strokes = sync["data"]["strokes"].as_array().expect("strokes");
+    assert_eq!(strokes.len(), 2, "both strokes: {sync}");
+    assert!(
+        strokes
+            .iter()
+            .any(|s| s["author"] == guest_id.as_str() && s["done"] == true),
+        "{sync}"
+    );
+
+    // Media both ways.
+    page.cmd(json!({"cmd": "microphone"}));
+    page.cmd(json!({"cmd": "camera"}));
+    // Ada's test pattern drawn on her tile, and her tone heard by the page's analyser.
+    wait_for(MEDIA_WAIT, "ada's pictures and tone in the page", || {
+        page.cmd(json!({"cmd": "media"}));
+        let media = page.expect(LONG, "media", |v| event(v) == "media");
+        let pictures = media["frames"][ada_id.as_str()].as_u64().unwrap_or(0);
+        let speaking = media["speaking"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|p| p == ada_id.as_str()));
+        (pictures >= 10 && speaking).then_some(())
+    });
+    let inbound = wait_for(MEDIA_WAIT, "the page's inbound media", || {
+        page.cmd(json!({"cmd": "stats"}));
+        let stats = page.expect(LONG, "stats", |v| event(v) == "stats");
+        let inbound = stats["inbound"].as_array().cloned().unwrap_or_default();
+        let audio = inbound
+            .iter()
+            .any(|s| s["kind"] == "audio" && s["packets_received"].as_u64() > Some(50));
+        let video = inbound
+            .iter()
+            .any(|s| s["kind"] == "video" && s["frames_decoded"].as_u64() > Some(10));
+        (audio && video).then_some(inbound)
+    });
+    eprintln!("page inbound: {inbound:?}");
+    wait_for(MEDIA_WAIT, "the page's camera at ada", || {
+        (pictures_of(&frames, &guest_id).len() >= 4).then_some(())
+    });
+    common::wait_recorded(&recording, 0, 3.0, "three seconds of the page's microphone");
+    let heard = common::recorded_so_far(&recording);
+    let last = &heard[heard.len().saturating_sub(2 * SAMPLE_RATE as usize)..];
+    let f = dominant_frequency(last, SAMPLE_RATE);
+    assert!(
+        (f - PAGE_TONE_HZ).abs() < 5.0,
+        "ada heard {f} Hz from the page"
+    );
+
+    // The page leaves; both CLI peers see it.
+    page.cmd(json!({"cmd": "leave"}));
+    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
+    for cli in [&mut ada, &mut bob] {
+        cli.expect(LONG, "the guest's leave", |v| {
+            event(v) == "peer_leave" && v["peer"] == guest_id.as_str()
+        });
+        cli.cmd(json!({"cmd": "leave"}));
+        assert_eq!(cli.wait_exit(LONG), Some(0));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_guest_page_over_https_chats_with_a_peer_on_wss() {
+    let dir = std::env::temp_dir().join(format!("plenum-guest-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).expect("cert written");
+    std::fs::write(&key, made.signing_key.serialize_pem()).expect("key written");
+    let cert_path = cert.to_str().expect("utf-8");
+    let server = serve(&[
+        "--tls-cert",
+        cert_path,
+        "--tls-key",
+        key.to_str().expect("utf-8"),
+    ]);
+    assert!(server.url.starts_with("wss://"), "{}", server.url);
+
+    // A peer that does not trust the certificate cannot join; one that does, can.
+    let mut doubter = spawn_join(&server.url, "secure", "eve", &[]);
+    assert_eq!(
+        doubter.wait_exit(LONG),
+        Some(2),
+        "an untrusted certificate is refused"
+    );
+    let mut ada = spawn_join_env(
+        &server.url,
+        "secure",
+        "ada",
+        &[],
+        &[("SSL_CERT_FILE", cert_path)],
+    );
+    let ada_id = joined(&mut ada);
+
+    let https = server.url.replacen("wss://", "https://", 1);
+    let mut page = guest(&format!("{https}/r/secure?name=Guest"), &tone_file(&dir));
+    let guest_id = joined(&mut page);
+    ada.expect(LONG, "the guest's link", |v| {
+        event(v) == "peer_join" && v["peer"] == guest_id.as_str()
+    });
+    page.cmd(json!({"cmd": "send", "text": "hello over https"}));
+    let got = ada.expect(LONG, "the guest's chat", |v| {
+        event(v) == "message" && v["channel"] == "chat"
+    });
+    assert_eq!(got["data"], json!({"text": "hello over https"}));
+    ada.cmd(json!({"cmd": "send", "channel": "chat", "data": {"text": "and back"}}));
+    let got = page.expect(LONG, "ada's chat", |v| event(v) == "message");
+    assert_eq!(got["from"], ada_id.as_str());
 
     page.cmd(json!({"cmd": "leave"}));
     assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
-    cli.expect(LONG, "the guest's leave", |v| {
+    ada.expect(LONG, "the guest's leave", |v| {
         event(v) == "peer_leave" && v["peer"] == guest_id.as_str()
     });
-    cli.cmd(json!({"cmd": "leave"}));
-    assert_eq!(cli.wait_exit(LONG), Some(0));
+    ada.cmd(json!({"cmd": "leave"}));
+    assert_eq!(ada.wait_exit(LONG), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -76,6 +76,37 @@ export const api = {
 
 export type Api = typeof api;
 
+/** What the call view needs from the engine under it: the app's (over IPC) or a browser
+ * guest's own (over the browser's WebRTC). */
+export type CallApi = Pick<
+  Api,
+  | "sendChat"
+  | "raiseHand"
+  | "sendCursor"
+  | "boardBegin"
+  | "boardPoints"
+  | "boardEnd"
+  | "boardUndo"
+  | "boardClear"
+  | "setMic"
+  | "audioDevices"
+  | "micLevel"
+  | "setDevices"
+  | "videoSizes"
+  | "videoDevices"
+  | "setCamera"
+  | "shareScreen"
+  | "setVerified"
+  | "leave"
+> & {
+  /** Pictures as raw bytes, drawn on canvases (the app decodes them). */
+  videoSubscribe?: Api["videoSubscribe"];
+  pictureSocket?: Api["pictureSocket"];
+  /** Media as the browser's own streams (a browser decodes them): `show` puts a stream on a
+   * tile (a peer id, or `ID/screen`), `null` takes it off. */
+  media?: (show: (tile: string, stream: MediaStream | null) => void) => void;
+};
+
 export function onEvent(handler: (event: UiEvent) => void): Promise<UnlistenFn> {
   return listen<UiEvent>(EVENT, (e) => handler(e.payload));
 }

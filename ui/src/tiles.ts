@@ -55,6 +55,18 @@ export function readPicture(buffer: ArrayBuffer): Picture | null {
   return { peer, width, height, rgba: new Uint8ClampedArray(buffer, start, width * height * 4) };
 }
 
+/** Counts a video element's pictures on its tile (`data-frames`), as drawn pictures are. */
+function countFrames(tile: HTMLElement, video: HTMLVideoElement): void {
+  if (!("requestVideoFrameCallback" in video)) return;
+  const next = () =>
+    video.requestVideoFrameCallback(() => {
+      if (!video.isConnected && tile.dataset.frames) return;
+      tile.dataset.frames = String(Number(tile.dataset.frames ?? "0") + 1);
+      next();
+    });
+  next();
+}
+
 /** Columns and rows for `n` tiles: as square as possible, wider than tall. */
 export function gridFor(n: number): { cols: number; rows: number } {
   const count = Math.max(1, n);
@@ -68,6 +80,8 @@ export const screenTile = (peer: string) => `${peer}/screen`;
 export class Tiles {
   readonly element: HTMLElement;
   private tiles = new Map<string, HTMLElement>();
+  /** Streams shown in place of drawn pictures (a browser's own media), by tile. */
+  private streams = new Map<string, MediaStream>();
   /** The user asked for the grid while a screen is shared. */
   private preferGrid = false;
   /** A presentation: the first tile (a presenter) is large while there are several. */
@@ -119,6 +133,7 @@ export class Tiles {
         this.tiles.set(key, tile);
       }
       this.fill(tile, peer, screen);
+      if (this.streams.has(key)) this.showStream(tile, key);
       if (this.element.children[index] !== tile) this.element.insertBefore(tile, this.element.children[index] ?? null);
     });
     const { cols, rows } = gridFor(entries.length);
@@ -144,6 +159,34 @@ export class Tiles {
     if (canvas.height !== picture.height) canvas.height = picture.height;
     context.putImageData(new ImageData(picture.rgba, picture.width, picture.height), 0, 0);
     tile!.dataset.frames = String(Number(tile!.dataset.frames ?? "0") + 1);
+  }
+
+  /** Shows `stream` on a tile (a browser decodes and draws it itself); `null` goes back to
+   * drawn pictures. Kept for a tile that does not exist yet. */
+  attach(key: string, stream: MediaStream | null): void {
+    if (stream) this.streams.set(key, stream);
+    else this.streams.delete(key);
+    const tile = this.tiles.get(key);
+    if (tile) this.showStream(tile, key);
+  }
+
+  private showStream(tile: HTMLElement, key: string): void {
+    const media = tile.querySelector(".tile-media");
+    const current = tile.querySelector<HTMLCanvasElement | HTMLVideoElement>(".tile-video");
+    if (!media || !current) return;
+    const stream = this.streams.get(key) ?? null;
+    if (current instanceof HTMLVideoElement && current.srcObject === stream) return;
+    if (!stream) {
+      if (current instanceof HTMLVideoElement) current.replaceWith(h("canvas", { class: "tile-video" }));
+      return;
+    }
+    // Audio plays elsewhere: the tile's video is always muted.
+    const video = h("video", { class: "tile-video", autoplay: true, playsinline: true });
+    video.muted = true;
+    video.srcObject = stream;
+    countFrames(tile, video);
+    current.replaceWith(video);
+    void video.play().catch(() => {});
   }
 
   /** The size, in device pixels, each peer's video is shown at (peers with video only). */
@@ -208,6 +251,7 @@ export class Tiles {
     safety.hidden = screen || peer.safety_code === null;
     safety.dataset.peer = peer.id;
     safety.dataset.verified = String(peer.verified);
+    safety.dataset.code = peer.safety_code ?? "";
     safety.title = peer.verified ? "Verified: you compared the safety code" : "Safety code (not verified)";
   }
 }

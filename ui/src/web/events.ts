@@ -20,6 +20,8 @@ export interface RoomEvents {
   "stream-muted": { peer: string; stream: string; muted: boolean };
   /** A peer's media track arrived; `lane` says what it carries. */
   track: { peer: string; lane: Lane; track: MediaStreamTrack };
+  /** Our track on `lane` ended by itself (the user stopped sharing, a device went away). */
+  "local-ended": { lane: Lane };
   /** A peer's shared state. */
   state: { peer: string; state: unknown };
   /** Something failed. `fatal`: we are out of the room. */

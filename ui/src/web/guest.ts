@@ -1,40 +1,72 @@
-// The guest page: a browser joins a Plenum room with no app. The room comes from the address
-// (`/r/ROOM`), the signaling server is the one that served the page unless `?server=` names
-// another, and the name comes from `?name=` or a small form.
+// The guest page: a browser joins a Plenum room with no app, in the app's own call view.
+// The room comes from the address (`/r/ROOM`), the signaling server is the one that served
+// the page unless `?server=` names another, the name from `?name=` or the form, a room
+// token from `#token=` (kept out of server logs) or `?token=`, and a password from the form
+// when the room asks for one.
 import "../styles.css";
 import "./guest.css";
+import { CallView } from "../call";
 import { h } from "../dom";
-import { CHAT_CHANNEL, chatText, MAX_CHAT_BYTES } from "./chat";
-import { GuestView } from "./guest-view";
+import { GuestCall } from "./guest-call";
 import { Identity } from "./identity";
-import { guestParams } from "./params";
+import { type GuestParams, guestParams } from "./params";
 import { type JoinOptions, Room } from "./room";
 import { SignalingError } from "./signaling";
 
-const root = document.getElementById("guest") as HTMLElement;
+const root = document.getElementById("app") as HTMLElement;
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Asks for a display name; resolves once one is given. */
-function askName(room: string): Promise<string> {
+/** The page's state for anyone watching it (`data-guest` on the body): `joining`, `joined`,
+ * `left`, or `error`, with the reason in `#guest-status`. */
+function state(name: "asking" | "joining" | "joined" | "left" | "error", text = ""): void {
+  document.body.dataset.guest = name;
+  if (name !== "left" && name !== "error") return;
+  root.replaceChildren(
+    h(
+      "div",
+      { class: "join-screen" },
+      h(
+        "div",
+        { class: "join-card guest-ended" },
+        h("h1", {}, name === "left" ? "You left the call" : "Could not stay in the call"),
+        h("p", { id: "guest-status", class: "guest-status" }, name === "left" ? text || "left" : `error: ${text}`),
+        h("a", { class: "btn primary", id: "guest-rejoin", href: location.href }, "Join again"),
+      ),
+    ),
+  );
+}
+
+/** Asks for a display name (and a password where the room wants one); resolves with them. */
+function ask(params: GuestParams, notice: string | null, withPassword: boolean): Promise<{ name: string; password?: string }> {
+  state("asking");
   return new Promise((resolve) => {
-    const input = h("input", { id: "guest-name", class: "guest-input", placeholder: "Your name", maxlength: 64, required: true });
+    const name = h("input", { id: "guest-name", class: "guest-input", placeholder: "How others see you", maxlength: 64, required: true, autocomplete: "nickname" });
+    name.value = params.name ?? "";
+    const password = h("input", { id: "guest-password", type: "password", placeholder: "The room's password", autocomplete: "off" });
     const form = h(
       "form",
-      { id: "guest-name-form", class: "guest-name-form" },
-      h("h1", {}, `Join ${room}`),
-      input,
+      { id: "guest-name-form", class: "join-form" },
+      h("label", { class: "field" }, h("span", { class: "field-label" }, "Your name"), name),
+      withPassword && h("label", { class: "field" }, h("span", { class: "field-label" }, "Password"), password),
+      notice && h("p", { class: "form-error", id: "guest-error", role: "alert" }, notice),
       h("button", { id: "guest-join", class: "btn primary", type: "submit" }, "Join"),
     );
     form.addEventListener("submit", (e) => {
       e.preventDefault();
-      const name = input.value.trim();
-      if (name) resolve(name);
+      const chosen = name.value.trim();
+      if (chosen) resolve({ name: chosen, ...(withPassword ? { password: password.value } : {}) });
     });
-    root.replaceChildren(form);
-    input.focus();
+    root.replaceChildren(
+      h(
+        "div",
+        { class: "join-screen" },
+        h("div", { class: "join-card" }, h("h1", {}, `Join ${params.room}`), h("p", { class: "field-hint" }, "You join from this browser; nothing to install."), form),
+      ),
+    );
+    (params.name && withPassword ? password : name).focus();
   });
 }
 
@@ -49,76 +81,41 @@ async function join(room: Room, options: JoinOptions): Promise<string> {
   }
 }
 
-function show(room: Room, view: GuestView): void {
-  const refresh = (peer: string) => {
-    const entry = room.peers().find((p) => p.peer === peer);
-    if (entry) view.peer(entry);
-  };
-  room.on("peer-joined", ({ peer }) => refresh(peer));
-  room.on("linked", ({ peer }) => refresh(peer));
-  room.on("unlinked", ({ peer }) => {
-    refresh(peer);
-    view.dropMedia(peer);
+function enter(call: GuestCall, room: Room): void {
+  const view = new CallView(call, call.joined, {
+    openLink: (href) => {
+      if (/^https?:\/\//.test(href)) window.open(href, "_blank", "noopener,noreferrer");
+    },
+    onLeft: (reason) => state(reason ? "error" : "left", reason ?? "left"),
   });
-  room.on("peer-left", ({ peer }) => view.removePeer(peer));
-  room.on("track", ({ peer, lane, track }) => view.track(peer, lane, track));
-  room.on("message", ({ from, channel, data }) => {
-    const text = channel === CHAT_CHANNEL ? chatText(data) : null;
-    if (text !== null) view.chat(from, text, false);
-  });
-  room.on("error", ({ code, message, fatal }) => (fatal ? view.end(`error: ${message}`) : view.note(code, message)));
-}
-
-function controls(room: Room, view: GuestView): void {
-  view.chatForm.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const text = view.chatInput.value.trim();
-    if (!text) return;
-    if (new TextEncoder().encode(text).length > MAX_CHAT_BYTES) return view.note("too_long", `at most ${MAX_CHAT_BYTES} bytes`);
-    room.send(CHAT_CHANNEL, { text });
-    view.chat(room.me ?? "", text, true);
-    view.chatInput.value = "";
-  });
-  const turnOn = (button: HTMLButtonElement, done: string, on: () => Promise<unknown>) =>
-    button.addEventListener("click", async () => {
-      button.disabled = true;
-      try {
-        await on();
-        button.textContent = done;
-      } catch (e) {
-        button.disabled = false;
-        view.note("media", errorText(e));
-      }
-    });
-  turnOn(view.micButton, "Microphone is on", () => room.publishMicrophone());
-  turnOn(view.cameraButton, "Camera is on", async () => view.preview(await room.publishCamera()));
-  view.leaveButton.addEventListener("click", async () => {
-    view.leaveButton.disabled = true;
-    await room.leave();
-    view.end("left");
-  });
+  call.onEvent((event) => view.handle(event));
+  root.replaceChildren(view.element);
+  if (!room.grants.publish) view.element.dataset.viewOnly = "true";
+  state("joined");
   addEventListener("pagehide", () => void room.leave());
 }
 
 async function start(): Promise<void> {
   const params = guestParams(location);
-  if (!params.room) {
-    root.replaceChildren(h("p", { id: "guest-status", class: "guest-status" }, "error: the address names no room (/r/ROOM)"));
-    return;
-  }
-  const name = params.name ?? (await askName(params.room));
-  const view = new GuestView(params.room);
-  root.replaceChildren(view.element);
+  if (!params.room) return state("error", "the address names no room (/r/ROOM)");
   document.title = `${params.room} — Plenum`;
-  if (!isSecureContext) return view.status("error: this page needs https (or localhost) for its keys and media");
-  const room = new Room();
-  show(room, view);
-  controls(room, view);
-  try {
-    view.me(await join(room, { server: params.server, room: params.room, name }));
-    view.status("joined");
-  } catch (e) {
-    view.status(`error: ${errorText(e)}`);
+  if (!isSecureContext) return state("error", "this page needs https (or localhost) for its keys and media");
+  let notice: string | null = null;
+  let withPassword = false;
+  let answer = params.name ? { name: params.name } : await ask(params, null, false);
+  for (;;) {
+    state("joining");
+    const room = new Room();
+    try {
+      const id = await join(room, { server: params.server, room: params.room, token: params.token ?? undefined, ...answer });
+      const invite = `${location.origin}/r/${encodeURIComponent(params.room)}`;
+      return enter(new GuestCall(room, { id, name: answer.name }, params.room, params.server, invite), room);
+    } catch (e) {
+      if (!(e instanceof SignalingError) || e.code !== "bad_password") return state("error", errorText(e));
+      notice = withPassword ? "That password is not the room's." : "This room has a password.";
+      withPassword = true;
+      answer = await ask({ ...params, name: answer.name }, notice, true);
+    }
   }
 }
 

@@ -120,7 +120,7 @@ export class Link {
   }
 
   /** Puts `track` on our sender of `lane`. */
-  async setTrack(lane: Lane, track: MediaStreamTrack): Promise<void> {
+  async setTrack(lane: Lane, track: MediaStreamTrack | null): Promise<void> {
     await this.transceivers.get(lane)?.sender.replaceTrack(track);
   }
 

@@ -52,9 +52,19 @@ export async function takeTransceivers(pc: RTCPeerConnection, offer: string, tra
   return byLane;
 }
 
-/** Asks the browser for a microphone or camera track. */
-export async function captureTrack(lane: "audio" | "camera"): Promise<MediaStreamTrack> {
-  const stream = await navigator.mediaDevices.getUserMedia(lane === "audio" ? { audio: true } : { video: true });
+/** Asks the browser for a track: a microphone (with the browser's echo cancellation and
+ * noise suppression) or a camera, the device `deviceId` if given; or a screen, window or tab
+ * the user picks. */
+export async function captureTrack(lane: Lane, deviceId?: string): Promise<MediaStreamTrack> {
+  const device = deviceId ? { deviceId: { exact: deviceId } } : {};
+  const stream =
+    lane === "screen"
+      ? await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false })
+      : await navigator.mediaDevices.getUserMedia(
+          lane === "audio"
+            ? { audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, ...device } }
+            : { video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 }, ...device } },
+        );
   const [track] = stream.getTracks();
   if (!track) throw new Error(`no ${lane} track`);
   return track;

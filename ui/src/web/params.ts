@@ -1,20 +1,24 @@
 // What the guest page's address says: the room (`/r/ROOM`, or `?room=`), the signaling
-// server (`?server=`, else the server that served the page) and the name (`?name=`).
+// server (`?server=`, else the server that served the page), the name (`?name=`) and a room
+// token (`#token=`, which never reaches a server's log, or `?token=`).
 
 export interface GuestParams {
   room: string | null;
   server: string;
   name: string | null;
+  token: string | null;
 }
 
-export function guestParams(location: Pick<Location, "pathname" | "search" | "protocol" | "host">): GuestParams {
+export function guestParams(location: Pick<Location, "pathname" | "search" | "hash" | "protocol" | "host">): GuestParams {
   const query = new URLSearchParams(location.search);
+  const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
   const path = /^\/r\/([^/]+)\/?$/.exec(location.pathname);
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   return {
     room: path ? safeDecode(path[1]) : query.get("room") || null,
     server: query.get("server") || `${scheme}://${location.host}/`,
     name: query.get("name") || null,
+    token: fragment.get("token") || query.get("token") || null,
   };
 }
 

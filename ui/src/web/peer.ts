@@ -132,8 +132,8 @@ export class Peer {
     });
   }
 
-  /** Puts our `track` on the link's sender of `lane`. */
-  async setTrack(lane: Lane, track: MediaStreamTrack): Promise<void> {
+  /** Puts our `track` on the link's sender of `lane` (`null`: sends nothing there). */
+  async setTrack(lane: Lane, track: MediaStreamTrack | null): Promise<void> {
     await this.link?.setTrack(lane, track);
   }
 

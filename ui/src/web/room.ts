@@ -11,8 +11,8 @@ import type { RoomEvents } from "./events";
 import { type Identity, loadIdentity } from "./identity";
 import { captureTrack, type Lane, type LocalTracks } from "./media";
 import { Peer, type PeerContext } from "./peer";
-import { type IceServer, type JoinRequest, type RosterEntry, type ServerFrame, Signaling, SignalingError } from "./signaling";
-import type { StreamInfo } from "./streams";
+import { type Grants, type IceServer, type JoinRequest, type RosterEntry, type ServerFrame, Signaling, SignalingError } from "./signaling";
+import type { Announcement, StreamInfo } from "./streams";
 
 export interface JoinOptions extends JoinRequest {
   /** The signaling server's WebSocket URL. */
@@ -40,6 +40,8 @@ export class Room extends Emitter<RoomEvents> {
   private readonly tracks: LocalTracks = {};
   private readonly published = new Map<Lane, StreamInfo>();
   private streamCount = 0;
+  /** Our shared state; `undefined` until set. */
+  private state: unknown = undefined;
   /** Our descriptions' counter: from the clock in microseconds, so it grows across reloads. */
   private seq = Date.now() * 1000;
   private messageId = 0n;
@@ -48,6 +50,9 @@ export class Room extends Emitter<RoomEvents> {
    * frozen (a stopped or suspended tab) does not take its own stall for its peers' silence. */
   private lastTick = 0;
   private awakeSince = 0;
+
+  /** What the server lets us do in the room. */
+  grants: Grants = { publish: true, subscribe: true, admin: false };
 
   /** Our peer id, once joined. */
   get me(): string | null {
@@ -68,6 +73,7 @@ export class Room extends Emitter<RoomEvents> {
     }
     this.signaling = signaling;
     this.iceServers = welcome.ice_servers ?? [];
+    if (welcome.grants) this.grants = welcome.grants;
     this.heartbeat = setInterval(() => this.tick(), HEARTBEAT_MS);
     this.emit("joined", { peer: welcome.peer, room: welcome.room });
     for (const entry of welcome.peers) this.admit(entry, true);
@@ -97,13 +103,70 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   /** Sends our microphone to every peer; the track. */
-  publishMicrophone(): Promise<MediaStreamTrack> {
-    return this.publish("audio", { kind: "audio", metadata: {} });
+  publishMicrophone(deviceId?: string): Promise<MediaStreamTrack> {
+    return this.publish("audio", { kind: "audio", metadata: {} }, deviceId);
   }
 
   /** Sends our camera to every peer; the track. */
-  publishCamera(): Promise<MediaStreamTrack> {
-    return this.publish("camera", { kind: "video", metadata: { type: "camera" } });
+  publishCamera(deviceId?: string): Promise<MediaStreamTrack> {
+    return this.publish("camera", { kind: "video", metadata: { type: "camera" } }, deviceId);
+  }
+
+  /** Sends a screen, window or tab the user picks to every peer; the track. Sharing ends
+   * (and `local-ended` says so) when the user stops it in the browser's own controls. */
+  publishScreen(): Promise<MediaStreamTrack> {
+    return this.publish("screen", { kind: "video", metadata: { type: "screen" } });
+  }
+
+  /** Our track on `lane`, if we publish one. */
+  localTrack(lane: Lane): MediaStreamTrack | null {
+    return this.tracks[lane] ?? null;
+  }
+
+  /** Stops publishing `lane`: the track ends and every peer hears the stream is gone. */
+  async unpublish(lane: Lane): Promise<void> {
+    const track = this.tracks[lane];
+    const info = this.published.get(lane);
+    if (!track || !info) return;
+    delete this.tracks[lane];
+    this.published.delete(lane);
+    track.stop();
+    const removal = encodeEnvelope(this.streamEnvelope({ op: "remove", stream: info.stream }));
+    for (const peer of this.members.values()) peer.send(removal);
+    await Promise.all([...this.members.values()].map((peer) => peer.setTrack(lane, null)));
+  }
+
+  /** Mutes or unmutes what we publish on `lane` (a muted track sends silence or black),
+   * and tells every peer. */
+  mute(lane: Lane, muted: boolean): void {
+    const track = this.tracks[lane];
+    const info = this.published.get(lane);
+    if (!track || !info || info.muted === muted) return;
+    track.enabled = !muted;
+    info.muted = muted;
+    const note = encodeEnvelope(this.streamEnvelope({ op: "muted", stream: info.stream, muted }));
+    for (const peer of this.members.values()) peer.send(note);
+  }
+
+  /** Moves what we publish on `lane` to another device, with no new stream. */
+  async switchDevice(lane: "audio" | "camera", deviceId?: string): Promise<void> {
+    const old = this.tracks[lane];
+    const info = this.published.get(lane);
+    if (!old || !info) return;
+    const track = await captureTrack(lane, deviceId);
+    track.enabled = !info.muted;
+    this.tracks[lane] = track;
+    this.watchEnd(lane, track);
+    await Promise.all([...this.members.values()].map((peer) => peer.setTrack(lane, track)));
+    old.stop();
+  }
+
+  /** Our shared state (a JSON value every peer sees, such as a raised hand): sent now and to
+   * every link that opens later. */
+  setState(state: unknown): void {
+    this.state = state;
+    const bytes = encodeEnvelope(this.stateEnvelope(state));
+    for (const peer of this.members.values()) peer.send(bytes);
   }
 
   /** Says goodbye on every link, leaves the room and closes everything; every peer is
@@ -128,21 +191,41 @@ export class Room extends Emitter<RoomEvents> {
     return peer;
   }
 
-  private async publish(lane: "audio" | "camera", stream: { kind: string; metadata: unknown }): Promise<MediaStreamTrack> {
+  private async publish(lane: Lane, stream: { kind: string; metadata: unknown }, deviceId?: string): Promise<MediaStreamTrack> {
     const had = this.tracks[lane];
     if (had) return had;
-    const track = await captureTrack(lane);
+    if (!this.grants.publish) throw new Error("the room's token lets us watch, not publish");
+    const track = await captureTrack(lane, deviceId);
+    if (!this.signaling) {
+      track.stop();
+      throw new Error("not in a room");
+    }
     this.tracks[lane] = track;
+    this.watchEnd(lane, track);
     const info = { stream: `${stream.kind}-${++this.streamCount}`, ...stream, muted: false };
     this.published.set(lane, info);
-    const announcement = encodeEnvelope(this.announcement(info));
+    const announcement = encodeEnvelope(this.streamEnvelope({ op: "add", ...info }));
     await Promise.all([...this.members.values()].map((peer) => peer.setTrack(lane, track)));
     for (const peer of this.members.values()) peer.send(announcement);
     return track;
   }
 
-  private announcement(info: StreamInfo): Envelope {
-    return controlEnvelope(Kind.Stream, 0n, new TextEncoder().encode(JSON.stringify({ op: "add", ...info })));
+  /** A track that ends on its own (the user stopped sharing in the browser's controls, a
+   * device went away) is no longer published. */
+  private watchEnd(lane: Lane, track: MediaStreamTrack): void {
+    track.addEventListener("ended", () => {
+      if (this.tracks[lane] !== track) return;
+      void this.unpublish(lane);
+      this.emit("local-ended", { lane });
+    });
+  }
+
+  private streamEnvelope(announcement: Announcement): Envelope {
+    return controlEnvelope(Kind.Stream, 0n, new TextEncoder().encode(JSON.stringify(announcement)));
+  }
+
+  private stateEnvelope(state: unknown): Envelope {
+    return controlEnvelope(Kind.State, 0n, new TextEncoder().encode(JSON.stringify(state)));
   }
 
   private onFrame(frame: ServerFrame): void {
@@ -199,7 +282,10 @@ export class Room extends Emitter<RoomEvents> {
     nextSeq: () => ++this.seq,
     signal: (to, payload) => this.signaling?.signal(to, payload),
     nextId: () => this.nextId(),
-    announcements: () => [...this.published.values()].map((info) => this.announcement(info)),
+    announcements: () => [
+      ...[...this.published.values()].map((info) => this.streamEnvelope({ op: "add", ...info })),
+      ...(this.state === undefined ? [] : [this.stateEnvelope(this.state)]),
+    ],
     bye: (peer) => this.dismiss(peer),
   };
 }

@@ -41,6 +41,14 @@ export interface Welcome {
   peer_count: number;
   ice_servers?: IceServer[];
   topology?: { kind: string };
+  /** What our token lets us do (everything, without a token). */
+  grants?: Grants;
+}
+
+export interface Grants {
+  publish: boolean;
+  subscribe: boolean;
+  admin: boolean;
 }
 
 export interface OfferPayload extends SignedDescription {
