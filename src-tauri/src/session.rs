@@ -151,8 +151,9 @@ impl Session {
             room: room_name.clone(),
             role: presenting.then_some(plenum::Role::Viewer),
             credentials: asks_code,
-        }
-        .to_string();
+        };
+        let web_invite = invite.web_link();
+        let invite = invite.to_string();
         let me = PeerView {
             id: room.id().as_str().to_owned(),
             name: req.name.trim().to_owned(),
@@ -175,6 +176,7 @@ impl Session {
             room: room_name.as_str().to_owned(),
             server,
             invite,
+            web_invite,
             hosting: public_server.is_some(),
             role: req.role,
         };

@@ -112,6 +112,9 @@ pub struct Joined {
     pub server: String,
     /// A link others can paste to join: `plenum://join?server=...&room=...`.
     pub invite: String,
+    /// The link a browser opens to join with no install (the server's guest page), where
+    /// there is one.
+    pub web_invite: Option<String>,
     /// Whether the signaling server runs inside this app.
     pub hosting: bool,
     /// What we do in the room.

@@ -117,6 +117,11 @@ server: string,
  */
 invite: string, 
 /**
+ * The link a browser opens to join with no install (the server's guest page), where
+ * there is one.
+ */
+web_invite: string | null, 
+/**
  * Whether the signaling server runs inside this app.
  */
 hosting: boolean, 

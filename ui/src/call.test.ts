@@ -9,7 +9,7 @@ import { api, onEvent } from "./ipc";
 
 const me: PeerView = { id: "me1", name: "Carol", state: "me", rtt_ms: null, colour: "hsl(1, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false, role: "both", hand: false, quality: null };
 const ada: PeerView = { id: "ada1", name: "Ada", state: "connected", rtt_ms: 0.4, colour: "hsl(200, 70%, 45%)", speaking: false, muted: null, video: false, screen: false, path: null, safety_code: null, verified: false, role: "both", hand: false, quality: null };
-const joined: Joined = { me, room: "standup", server: "ws://127.0.0.1:1", invite: "plenum://join?server=ws%3A%2F%2F127.0.0.1%3A1&room=standup", hosting: false, role: "both" };
+const joined: Joined = { me, room: "standup", server: "ws://127.0.0.1:1", invite: "plenum://join?server=ws%3A%2F%2F127.0.0.1%3A1&room=standup", web_invite: "http://127.0.0.1:1/r/standup", hosting: false, role: "both" };
 
 let calls: Array<[string, unknown]>;
 
@@ -71,6 +71,21 @@ function view(onLeft = vi.fn(), as: Joined = joined) {
 }
 
 describe("CallView", () => {
+  it("invites with the app's link and a browser's, and says when a browser elsewhere cannot use it", () => {
+    const dialog = (as: Joined) => {
+      const { call } = view(vi.fn(), as);
+      call.close();
+      return call.element;
+    };
+    const local = dialog(joined);
+    expect((local.querySelector("#invite-link") as HTMLInputElement).value).toBe(joined.invite);
+    expect((local.querySelector("#invite-web-link") as HTMLInputElement).value).toBe("http://127.0.0.1:1/r/standup");
+    expect(local.querySelector("#invite-web-note")).toBeNull();
+    expect(dialog({ ...joined, web_invite: "http://192.168.1.20:7878/r/standup" }).querySelector("#invite-web-note")).not.toBeNull();
+    expect(dialog({ ...joined, web_invite: "https://meet.example/r/standup" }).querySelector("#invite-web-note")).toBeNull();
+    expect(dialog({ ...joined, web_invite: null }).querySelector("#invite-web-link")).toBeNull();
+  });
+
   it("follows the roster: tiles, count, cursors of peers that left, a chime as Ada leaves", async () => {
     const { call, playSound } = view();
     const un = await onEvent((e) => call.handle(e));

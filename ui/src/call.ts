@@ -9,7 +9,7 @@ import { Cursors, throttle } from "./cursors";
 import { h, isTyping } from "./dom";
 import { AudienceList } from "./audience";
 import { Chimes } from "./chimes";
-import { type Api, errorText } from "./ipc";
+import { type CallApi, errorText } from "./ipc";
 import { NetworkPanel } from "./network";
 import { StatsPanel } from "./stats";
 import { readPicture, Tiles } from "./tiles";
@@ -34,6 +34,16 @@ export const SHORTCUTS: Array<[string, string]> = [
   ["?", "This help"],
   ["Esc", "Close dialogs"],
 ];
+
+/** Whether a browser opening `link` gets no secure context (plain http to another machine). */
+export function insecure(link: string): boolean {
+  try {
+    const url = new URL(link);
+    return url.protocol === "http:" && !["localhost", "127.0.0.1", "[::1]"].includes(url.hostname);
+  } catch {
+    return false;
+  }
+}
 
 export interface CallOptions {
   openLink: (href: string) => void;
@@ -88,7 +98,7 @@ export class CallView {
   private keys = (e: KeyboardEvent) => this.key(e);
 
   constructor(
-    private readonly api: Api,
+    private readonly api: CallApi,
     readonly joined: Joined,
     private readonly options: CallOptions,
   ) {
@@ -211,8 +221,13 @@ export class CallView {
       const picture = readPicture(buffer);
       if (picture && !this.closed) this.tiles.draw(picture);
     };
-    void api.videoSubscribe(draw).catch(() => {});
-    void this.openPictureSocket(draw);
+    if (api.videoSubscribe) {
+      void api.videoSubscribe(draw).catch(() => {});
+      void this.openPictureSocket(draw);
+    }
+    api.media?.((tile, stream) => {
+      if (!this.closed) this.tiles.attach(tile, stream);
+    });
     this.updateCount();
     document.addEventListener("keydown", this.keys);
     // Frames are drawn only while something changes: a cursor easing, a board change, a resize.
@@ -230,7 +245,7 @@ export class CallView {
   }
 
   private async openPictureSocket(draw: (buffer: ArrayBuffer) => void): Promise<void> {
-    if (typeof WebSocket === "undefined") return;
+    if (typeof WebSocket === "undefined" || !this.api.pictureSocket) return;
     try {
       const { url, token } = await this.api.pictureSocket();
       if (this.closed || !url) return;
@@ -331,18 +346,22 @@ export class CallView {
   }
 
   private buildInvite(): HTMLElement {
-    const link = h("input", { class: "invite-link", id: "invite-link", readonly: true, value: this.joined.invite });
-    link.value = this.joined.invite;
-    const copy = h("button", { class: "btn primary", type: "button" }, "Copy");
-    copy.addEventListener("click", async () => {
-      link.select();
-      try {
-        await navigator.clipboard.writeText(link.value);
-        copy.textContent = "Copied";
-      } catch {
-        copy.textContent = "Select and copy";
-      }
-    });
+    const row = (id: string, value: string) => {
+      const link = h("input", { class: "invite-link", id, readonly: true, value });
+      link.value = value;
+      const copy = h("button", { class: "btn primary", type: "button" }, "Copy");
+      copy.addEventListener("click", async () => {
+        link.select();
+        try {
+          await navigator.clipboard.writeText(link.value);
+          copy.textContent = "Copied";
+        } catch {
+          copy.textContent = "Select and copy";
+        }
+      });
+      return h("div", { class: "invite-row" }, link, copy);
+    };
+    const web = this.joined.web_invite;
     const close = h("button", { class: "btn", id: "invite-close", type: "button" }, "Close");
     const el = h(
       "div",
@@ -351,8 +370,11 @@ export class CallView {
         "div",
         { class: "dialog", role: "dialog", "aria-label": "Invite" },
         h("h2", {}, "Invite people"),
-        h("p", {}, this.joined.hosting ? "This computer is hosting the room. Others on your network paste this link into Plenum's join screen:" : "Others paste this link into Plenum's join screen:"),
-        h("div", { class: "invite-row" }, link, copy),
+        h("p", {}, this.joined.hosting ? "This computer is hosting the room. In Plenum, others on your network paste this link into the join screen:" : "In Plenum, others paste this link into the join screen:"),
+        row("invite-link", this.joined.invite),
+        web && h("p", {}, "Or they open this link in a browser, with nothing to install:"),
+        web && row("invite-web-link", web),
+        web && insecure(web) && h("p", { class: "invite-note", id: "invite-web-note" }, "Browsers allow the camera and microphone only over https, so this link works in a browser on this computer only. For others, give the server a certificate (plenum serve --tls-cert) or put it behind https."),
         this.joined.role === "publisher" &&
           h("p", { class: "invite-note" }, "They join as viewers: they see and hear you, not each other. If you set an access code, tell it to them yourself; it is not in the link."),
         h("div", { class: "dialog-actions" }, close),

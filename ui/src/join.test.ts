@@ -9,6 +9,7 @@ const joined: Joined = {
   room: "r",
   server: "ws://h:1",
   invite: "plenum://join?server=ws%3A%2F%2Fh%3A1&room=r",
+  web_invite: null,
   hosting: false,
   role: "both",
 };

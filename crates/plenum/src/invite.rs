@@ -86,6 +86,32 @@ impl Invite {
             credentials,
         })
     }
+
+    /// The link a browser opens to join as a guest: the server's guest page,
+    /// `http(s)://HOST:PORT/r/ROOM` (a server URL with a path adds it as `?server=`).
+    /// `None` for a presenter's invite (the guest page joins with everyone) and for a server
+    /// URL that is not one.
+    pub fn web_link(&self) -> Option<String> {
+        if self.role.is_some() || self.credentials {
+            return None;
+        }
+        let ws = Url::parse(&self.server).ok()?;
+        let scheme = match ws.scheme() {
+            "ws" => "http",
+            "wss" => "https",
+            _ => return None,
+        };
+        let mut page = Url::parse(&format!("{scheme}://{}/r/", ws.host_str()?)).ok()?;
+        page.set_port(ws.port()).ok()?;
+        page.path_segments_mut()
+            .ok()?
+            .pop_if_empty()
+            .push(self.room.as_str());
+        if ws.path() != "/" && !ws.path().is_empty() {
+            page.query_pairs_mut().append_pair("server", &self.server);
+        }
+        Some(page.into())
+    }
 }
 
 impl fmt::Display for Invite {
@@ -122,6 +148,41 @@ mod tests {
             "plenum://join?server=ws%3A%2F%2F192.168.1.20%3A7878&room=team+sync"
         );
         assert_eq!(Invite::parse(&format!("  {link}\n")).unwrap(), invite);
+    }
+
+    #[test]
+    fn the_web_link_opens_the_servers_guest_page() {
+        let invite = |server: &str, room: &str| Invite {
+            server: server.into(),
+            room: RoomName::new(room).unwrap(),
+            role: None,
+            credentials: false,
+        };
+        assert_eq!(
+            invite("ws://192.168.1.20:7878", "team sync")
+                .web_link()
+                .as_deref(),
+            Some("http://192.168.1.20:7878/r/team%20sync")
+        );
+        assert_eq!(
+            invite("wss://meet.example/", "a/b?c").web_link().as_deref(),
+            Some("https://meet.example/r/a%2Fb%3Fc")
+        );
+        assert_eq!(
+            invite("wss://meet.example/signal", "standup")
+                .web_link()
+                .as_deref(),
+            Some("https://meet.example/r/standup?server=wss%3A%2F%2Fmeet.example%2Fsignal")
+        );
+        assert_eq!(
+            invite("ws://[::1]:8080", "x").web_link().as_deref(),
+            Some("http://[::1]:8080/r/x")
+        );
+        let presenting = Invite {
+            role: Some(Role::Viewer),
+            ..invite("ws://127.0.0.1:1", "talk")
+        };
+        assert_eq!(presenting.web_link(), None);
     }
 
     #[test]
