@@ -11,6 +11,8 @@
 //   {"event":"joined","peer":ID}
 //   {"event":"peer","peer":ID,"name":N,"state":"connecting"|"connected"|"reconnecting"|"left","safety_code":C,"speaking":B}
 //   {"event":"message","from":ID,"channel":"chat","data":{"text":T}}
+//   {"event":"message","from":ID,"channel":C,"length":N}   on any other channel: N is the
+//                                    length of the JSON string sent (or of the JSON text)
 //   {"event":"cursor","peer":ID,"x":X,"y":Y}   a peer's cursor over the whiteboard
 //   {"event":"board","strokes":N}    the whiteboard now holds N strokes
 //   {"event":"video","peer":ID}      a peer's video tile shows pictures
@@ -25,6 +27,9 @@
 //   {"cmd":"cursor","x":X,"y":Y}          moves the pointer over the whiteboard (fractions)
 //   {"cmd":"draw","points":[[X,Y],...]}   draws a stroke on the whiteboard
 //   {"cmd":"stats"}           the inbound RTP of the page's connections
+//   {"cmd":"payload","channel":C,"length":N[,"to":ID]}
+//                             sends a JSON string of N bytes (N - 2 letters) through the
+//                             room engine: {"event":"sent","reached":K}, or error `send_failed`
 //   {"cmd":"media"}           pictures shown per tile, and who speaks:
 //                             {"event":"media","frames":{TILE:N},"speaking":[ID]}
 //   {"cmd":"leave"}           leaves the room and exits 0
@@ -275,6 +280,20 @@ async function main() {
       await page.mouse.up();
     },
     stats: async () => print({ event: 'stats', inbound: await page.evaluate(() => window.plenumInbound()) }),
+    payload: async ({ channel, length, to }) => {
+      if (typeof channel !== 'string' || !Number.isInteger(length) || length < 2) throw new Error('payload takes "channel" and "length" (bytes of JSON, at least 2)');
+      const sent = await page.evaluate(
+        ({ channel, length, to }) => {
+          try {
+            return { reached: window.plenumRoom.send(channel, 'a'.repeat(length - 2), to ?? undefined) };
+          } catch (e) {
+            return { error: String(e?.message ?? e) };
+          }
+        },
+        { channel, length, to },
+      );
+      print(sent.error === undefined ? { event: 'sent', reached: sent.reached } : { event: 'error', code: 'send_failed', message: sent.error });
+    },
     media: async () => {
       const tiles = await page.evaluate(() =>
         [...document.querySelectorAll('.tile[data-peer]')].map((t) => ({ peer: t.dataset.peer, frames: Number(t.dataset.frames ?? '0'), speaking: t.dataset.speaking === 'true' })),
@@ -296,7 +315,16 @@ async function main() {
     queue = queue.then(() => command(commands, line)).catch((e) => fail(e.message));
   });
 
+  // Messages on channels the call view does not show, as `message` events with their length.
+  await page.exposeFunction('plenumGuestMessage', (m) => print({ event: 'message', ...m }));
   await page.goto(url);
+  await page.waitForFunction(() => window.plenumRoom, null, { timeout: 60_000 }).catch(() => undefined);
+  await page.evaluate(() =>
+    window.plenumRoom?.on('message', ({ from, channel, data }) => {
+      if (['chat', 'cursor', 'board'].includes(channel)) return;
+      window.plenumGuestMessage({ from, channel, length: typeof data === 'string' ? data.length : JSON.stringify(data).length });
+    }),
+  );
 }
 
 /** Runs one stdin line; a line that is not a command is reported, not fatal. */

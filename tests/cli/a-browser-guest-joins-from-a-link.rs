@@ -311,3 +311,65 @@ fn a_guest_page_over_https_chats_with_a_peer_on_wss() {
     assert_eq!(ada.wait_exit(LONG), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The largest payload the protocol allows (`plenum::MAX_MESSAGE_BYTES` with the longest
+/// channel name: an envelope of 262,144 bytes, the SCTP `max-message-size` both ends
+/// announce) crosses whole from the browser to a Rust peer and back; one byte more is
+/// refused before it leaves, on either side; the link carries on.
+#[test]
+fn the_largest_message_crosses_between_a_browser_and_a_rust_peer() {
+    let dir = std::env::temp_dir().join(format!("plenum-guest-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let server = serve(&[]);
+    let http = server.url.replacen("ws://", "http://", 1);
+    let mut ada = spawn_join(&server.url, "largest", "ada", &[]);
+    let ada_id = joined(&mut ada);
+    let mut page = guest(&format!("{http}/r/largest?name=Guest"), &tone_file(&dir));
+    let guest_id = joined(&mut page);
+    ada.expect(LONG, "the guest's link", |v| {
+        event(v) == "peer_join" && v["peer"] == guest_id.as_str()
+    });
+    let channel = "abcdefghijkl";
+    let largest = plenum::MAX_MESSAGE_BYTES;
+
+    // Browser to Rust: one byte too many is refused in the page; the largest arrives whole.
+    page.cmd(json!({"cmd": "payload", "channel": channel, "length": largest + 1}));
+    let refused = page.expect(LONG, "the page refuses", |v| {
+        event(v) == "error" || event(v) == "sent"
+    });
+    assert_eq!(refused["code"], "send_failed", "{refused}");
+    page.cmd(json!({"cmd": "payload", "channel": channel, "length": largest}));
+    let sent = page.expect(LONG, "the page sends", |v| event(v) == "sent");
+    assert_eq!(sent["reached"], 1, "{sent}");
+    let got = ada.expect(LONG, "the page's largest message", |v| {
+        event(v) == "message" && v["channel"] == channel
+    });
+    assert_eq!(got["from"], guest_id.as_str());
+    assert_eq!(got["data"].as_str().map(str::len), Some(largest - 2));
+
+    // Rust to browser: the same two sizes.
+    ada.cmd(json!({"cmd": "send", "channel": channel, "data": "b".repeat(largest - 1)}));
+    let refused = ada.expect(LONG, "send_failed", |v| event(v) == "error");
+    assert_eq!(refused["code"], "send_failed", "{refused}");
+    ada.cmd(json!({"cmd": "send", "channel": channel, "data": "a".repeat(largest - 2)}));
+    let got = page.expect(LONG, "ada's largest message", |v| {
+        event(v) == "message" && v["channel"] == channel
+    });
+    assert_eq!(got["from"], ada_id.as_str());
+    assert_eq!(got["length"], largest - 2);
+
+    // The link is as it was.
+    page.cmd(json!({"cmd": "send", "text": "still here"}));
+    ada.expect(LONG, "a message after", |v| {
+        event(v) == "message" && v["data"]["text"] == "still here"
+    });
+    assert!(
+        !ada.seen.iter().any(|v| event(v) == "peer_leave"),
+        "the link went down"
+    );
+    page.cmd(json!({"cmd": "leave"}));
+    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
+    ada.cmd(json!({"cmd": "leave"}));
+    assert_eq!(ada.wait_exit(LONG), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

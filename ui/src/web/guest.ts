@@ -89,6 +89,8 @@ function enter(call: GuestCall, room: Room): void {
     onLeft: (reason) => state(reason ? "error" : "left", reason ?? "left"),
   });
   call.onEvent((event) => view.handle(event));
+  // Scripts (and the end-to-end tests) reach the room engine from the page's console.
+  (window as unknown as { plenumRoom: Room }).plenumRoom = room;
   root.replaceChildren(view.element);
   if (!room.grants.publish) view.element.dataset.viewOnly = "true";
   state("joined");
