@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   build-essential pkg-config python3 curl cmake
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libsoup-3.0-dev
-  xvfb xauth webkit2gtk-driver imagemagick chromium
+  xvfb xauth webkit2gtk-driver imagemagick chromium firefox-esr
   iproute2 nftables coturn nats-server libvpx-dev libasound2-dev pulseaudio pulseaudio-utils alsa-utils libasound2-plugins
   libclang-dev libv4l-dev libxcb1-dev libxcb-randr0-dev libxcb-shm0-dev libxrandr-dev
   libwayland-dev libpipewire-0.3-dev libdbus-1-dev libegl-dev libgbm-dev libxkbcommon-dev

@@ -373,3 +373,82 @@ fn the_largest_message_crosses_between_a_browser_and_a_rust_peer() {
     assert_eq!(ada.wait_exit(LONG), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Headless Firefox (Debian's firefox-esr, over WebDriver BiDi) joins the same way: one
+/// safety code, chat both ways, the CLI peer's tone received, and Firefox's fake microphone
+/// (a 1 kHz tone) recorded by the CLI peer at its frequency.
+#[test]
+fn a_firefox_guest_chats_hears_and_is_heard() {
+    let dir = std::env::temp_dir().join(format!("plenum-guest-ff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let recording = dir.join("heard.wav");
+    let server = serve(&[]);
+    let http = server.url.replacen("ws://", "http://", 1);
+    let mut ada = spawn_join(
+        &server.url,
+        "firefox",
+        "ada",
+        &[
+            "--audio",
+            "sine:440",
+            "--record-audio",
+            recording.to_str().expect("utf-8"),
+        ],
+    );
+    let ada_id = joined(&mut ada);
+    let driver = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser/firefox-guest.mjs");
+    let url = format!("{http}/r/firefox?name=Fox");
+    let mut page = Proc::spawn_group("node", &[driver.to_str().expect("utf-8"), "--url", &url]);
+    let guest_id = joined(&mut page);
+    ada.expect(LONG, "the guest's link", |v| {
+        event(v) == "peer_join" && v["peer"] == guest_id.as_str()
+    });
+    let code = page.expect(LONG, "ada's link", |v| {
+        event(v) == "peer" && v["peer"] == ada_id.as_str()
+    })["safety_code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    let ada_code = wait_for(LONG, "the guest's safety code", || {
+        ada.cmd(json!({"cmd": "peers"}));
+        let peers = ada.expect(LONG, "peers", |v| event(v) == "peers");
+        safety_code_of(&peers, &guest_id)
+    });
+    assert_eq!(code, ada_code, "both sides show one code");
+
+    page.cmd(json!({"cmd": "send", "text": "hello from firefox"}));
+    let got = ada.expect(LONG, "the guest's chat", |v| {
+        event(v) == "message" && v["channel"] == "chat"
+    });
+    assert_eq!(got["data"], json!({"text": "hello from firefox"}));
+    ada.cmd(json!({"cmd": "send", "channel": "chat", "data": {"text": "hello, fox"}}));
+    let got = page.expect(LONG, "ada's chat", |v| {
+        event(v) == "message" && v["channel"] == "chat"
+    });
+    assert_eq!(got["data"], json!({"text": "hello, fox"}));
+
+    page.cmd(json!({"cmd": "microphone"}));
+    wait_for(MEDIA_WAIT, "ada's tone in firefox", || {
+        page.cmd(json!({"cmd": "stats"}));
+        let stats = page.expect(LONG, "stats", |v| event(v) == "stats");
+        stats["inbound"]
+            .as_array()?
+            .iter()
+            .any(|s| s["kind"] == "audio" && s["packets_received"].as_u64() > Some(50))
+            .then_some(())
+    });
+    common::wait_recorded(&recording, 0, 3.0, "three seconds of firefox's microphone");
+    let heard = common::recorded_so_far(&recording);
+    let last = &heard[heard.len().saturating_sub(2 * SAMPLE_RATE as usize)..];
+    let f = dominant_frequency(last, SAMPLE_RATE);
+    assert!((f - 1000.0).abs() < 10.0, "ada heard {f} Hz from firefox");
+
+    page.cmd(json!({"cmd": "leave"}));
+    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
+    ada.expect(LONG, "the guest's leave", |v| {
+        event(v) == "peer_leave" && v["peer"] == guest_id.as_str()
+    });
+    ada.cmd(json!({"cmd": "leave"}));
+    assert_eq!(ada.wait_exit(LONG), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
