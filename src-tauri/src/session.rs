@@ -836,6 +836,14 @@ impl Task {
                 })
                 .await;
             }
+            RoomEvent::Error(RoomError::ScreenSource(reason)) => {
+                warn!(%reason, "screen capture failed");
+                self.emit(UiEvent::VideoError {
+                    message: format!("Screen sharing stopped: {reason}"),
+                })
+                .await;
+                self.emit_roster().await;
+            }
             RoomEvent::Error(RoomError::AudioSource(reason)) => {
                 warn!(%reason, "microphone failed");
                 self.mic = MicState::Off;

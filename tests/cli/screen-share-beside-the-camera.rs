@@ -276,3 +276,45 @@ fn without_a_display_or_a_camera_the_peer_says_why_and_stays() {
     assert_eq!(err["code"], "screen_capture");
     leave(&mut [&mut a, &mut b]);
 }
+
+#[test]
+fn a_display_that_goes_away_ends_the_share_alone_and_says_screen_capture() {
+    let mut x = Xvfb::start(640, 360);
+    let server = serve(&[]);
+    let mut b = spawn_join(&server.url, "gone", "b", &[]);
+    let mut a = spawn_join_env(
+        &server.url,
+        "gone",
+        "a",
+        &[
+            "--video",
+            "testsrc:320x180@15",
+            "--screen",
+            "--screen-fps",
+            "5",
+        ],
+        &[("DISPLAY", &x.display)],
+    );
+    a.expect(LONG, "sharing", |v| event(v) == "screen");
+    let mut added = 0;
+    while added < 2 {
+        b.expect(LONG, "a's streams", |v| event(v) == "stream_add");
+        added += 1;
+    }
+    // The display goes away (its server ended by its process id) while the screen is shared.
+    let _ = x.server.kill();
+    let _ = x.server.wait();
+    let error = a.expect(LONG, "the share's failure", |v| event(v) == "error");
+    assert_eq!(error["code"], "screen_capture", "{error}");
+    // The peer stays, and so does its camera.
+    a.cmd(json!({"cmd": "send", "channel": "chat", "data": "still here"}));
+    let got = b.expect(LONG, "the message", |v| event(v) == "message");
+    assert_eq!(got["data"], "still here");
+    let late = b.drain_for(Duration::from_millis(500));
+    assert!(
+        late.iter().filter(|v| event(v) == "stream_remove").count() <= 1,
+        "at most the screen was removed: {late:?}"
+    );
+    leave(&mut [&mut a, &mut b]);
+    drop(x);
+}

@@ -326,6 +326,7 @@ fn error_code(error: &RoomError) -> &'static str {
         RoomError::NotVerified { .. } => "not_verified",
         RoomError::PublishersGone { .. } => "publishers_gone",
         RoomError::VideoSource(_) => "video_device",
+        RoomError::ScreenSource(_) => "screen_capture",
         RoomError::EventsLagged { .. } => "events_lagged",
         RoomError::LinkStalled { .. } => "link_stalled",
         _ => "room_error",

@@ -431,9 +431,13 @@ pub enum RoomError {
     /// Our audio source failed (a device went away); the call goes on without it.
     #[error("audio source failed: {0}")]
     AudioSource(String),
-    /// Our video source failed (a camera went away); the call goes on without it.
+    /// Our camera (or test pattern) failed (a camera went away); the call goes on without it.
     #[error("video source failed: {0}")]
     VideoSource(String),
+    /// Our screen capture failed (the display or the shared window went away); the call,
+    /// and the camera, go on without it.
+    #[error("screen capture failed: {0}")]
+    ScreenSource(String),
     /// The signaling connection ended; existing links go on, and the session is resumed
     /// when the server is back.
     #[error("signaling connection lost: {0}")]

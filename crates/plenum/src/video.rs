@@ -377,7 +377,11 @@ impl Task {
             tracing::warn!(lane = ?lane.kind, %reason, "video source failed; publishing stops");
             lane.source = None;
             lane.layers.clear();
-            let event = RoomEvent::Error(RoomError::VideoSource(reason));
+            let error = match lane.kind {
+                Content::Camera => RoomError::VideoSource(reason),
+                Content::Screen => RoomError::ScreenSource(reason),
+            };
+            let event = RoomEvent::Error(error);
             self.events.send(event);
             return;
         }
