@@ -30,6 +30,8 @@
 //   {"cmd":"payload","channel":C,"length":N[,"to":ID]}
 //                             sends a JSON string of N bytes (N - 2 letters) through the
 //                             room engine: {"event":"sent","reached":K}, or error `send_failed`
+//   {"cmd":"controls"}        which media buttons show:
+//                             {"event":"controls","microphone":B,"camera":B,"share":B}
 //   {"cmd":"media"}           pictures shown per tile, and who speaks:
 //                             {"event":"media","frames":{TILE:N},"speaking":[ID]}
 //   {"cmd":"leave"}           leaves the room and exits 0
@@ -293,6 +295,10 @@ async function main() {
         { channel, length, to },
       );
       print(sent.error === undefined ? { event: 'sent', reached: sent.reached } : { event: 'error', code: 'send_failed', message: sent.error });
+    },
+    controls: async () => {
+      const shown = (selector) => page.locator(selector).isVisible();
+      print({ event: 'controls', microphone: await shown('#mic-button'), camera: await shown('#camera-button'), share: await shown('#share-button') });
     },
     media: async () => {
       const tiles = await page.evaluate(() =>

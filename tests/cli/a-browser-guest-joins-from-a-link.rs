@@ -452,3 +452,80 @@ fn a_firefox_guest_chats_hears_and_is_heard() {
     assert_eq!(ada.wait_exit(LONG), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `plenum token ...`: its stdout, trimmed.
+fn mint(args: &[&str]) -> String {
+    let out = std::process::Command::new(common::bin())
+        .arg("token")
+        .args(args)
+        .output()
+        .expect("run plenum token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+/// On a server that admits only token holders, a page without a token is refused and says
+/// why; a viewer token (its name, no publishing) in the link's `#token=` joins a view-only
+/// page: no microphone, camera or share buttons, chat still goes.
+#[test]
+fn room_tokens_admit_guests_and_a_viewer_token_gives_a_view_only_page() {
+    let dir = std::env::temp_dir().join(format!("plenum-guest-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "a secret of more than sixteen bytes").expect("secret");
+    let secret = secret.to_str().expect("utf-8");
+    let server = serve(&["--token-secret-file", secret]);
+    let http = server.url.replacen("ws://", "http://", 1);
+    let token = |name: &str, extra: &[&str]| {
+        let mut args = vec!["--secret-file", secret, "--room", "tokens", "--name", name];
+        args.extend_from_slice(extra);
+        mint(&args)
+    };
+    let mut ada = spawn_join(&server.url, "tokens", "x", &["--token", &token("Ada", &[])]);
+    joined(&mut ada);
+
+    let mut refused = guest(&format!("{http}/r/tokens?name=Guest"), &tone_file(&dir));
+    let error = refused.expect(LONG, "the refusal", |v| event(v) == "error");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("token")),
+        "{error}"
+    );
+    assert_eq!(refused.wait_exit(LONG), Some(1));
+
+    let viewer = token("Vic", &["--viewer"]);
+    let mut page = guest(
+        &format!("{http}/r/tokens?name=Guest#token={viewer}"),
+        &tone_file(&dir),
+    );
+    let guest_id = joined(&mut page);
+    let link = ada.expect(LONG, "the viewer's link", |v| {
+        event(v) == "peer_join" && v["peer"] == guest_id.as_str()
+    });
+    assert_eq!(link["name"], "Vic", "the token's name: {link}");
+    page.cmd(json!({"cmd": "controls"}));
+    let controls = page.expect(LONG, "controls", |v| event(v) == "controls");
+    assert_eq!(
+        controls,
+        json!({"event": "controls", "microphone": false, "camera": false, "share": false})
+    );
+    page.cmd(json!({"cmd": "send", "text": "watching"}));
+    let got = ada.expect(LONG, "the viewer's chat", |v| {
+        event(v) == "message" && v["channel"] == "chat"
+    });
+    assert_eq!(got["data"], json!({"text": "watching"}));
+
+    page.cmd(json!({"cmd": "leave"}));
+    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
+    ada.cmd(json!({"cmd": "leave"}));
+    assert_eq!(ada.wait_exit(LONG), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
