@@ -13,6 +13,9 @@
 //   {"event":"message","from":ID,"channel":"chat","data":{"text":T}}
 //   {"event":"message","from":ID,"channel":C,"length":N}   on any other channel: N is the
 //                                    length of the JSON string sent (or of the JSON text)
+//   {"event":"password_asked","notice":T}   the room has a password: the page asks for it
+//   {"event":"status","banner":T}    the call's banner changed ("" once it is hidden): the
+//                                    server connection lost, links being made anew
 //   {"event":"cursor","peer":ID,"x":X,"y":Y}   a peer's cursor over the whiteboard
 //   {"event":"board","strokes":N}    the whiteboard now holds N strokes
 //   {"event":"video","peer":ID}      a peer's video tile shows pictures
@@ -30,6 +33,7 @@
 //   {"cmd":"payload","channel":C,"length":N[,"to":ID]}
 //                             sends a JSON string of N bytes (N - 2 letters) through the
 //                             room engine: {"event":"sent","reached":K}, or error `send_failed`
+//   {"cmd":"password","text":P}   answers the room's password form
 //   {"cmd":"controls"}        which media buttons show:
 //                             {"event":"controls","microphone":B,"camera":B,"share":B}
 //   {"cmd":"media"}           pictures shown per tile, and who speaks:
@@ -105,6 +109,8 @@ function watch() {
     })),
     notes: fresh('#chat-list .chat-note').map((el) => ({ code: 'note', message: el.textContent })),
     toast: document.getElementById('toast')?.hidden === false ? document.getElementById('toast').textContent : '',
+    banner: document.getElementById('banner')?.hidden === false ? document.getElementById('banner').textContent : '',
+    asked: fresh('#guest-password').map(() => document.getElementById('guest-error')?.textContent ?? ''),
     strokes: Number(document.getElementById('board')?.dataset.strokes ?? '0'),
     cursors: [...document.querySelectorAll('.cursor[data-peer]')].map((el) => ({ peer: el.dataset.peer, x: Number(el.dataset.x), y: Number(el.dataset.y) })),
     videos: [...document.querySelectorAll('.tile[data-video="true"]')]
@@ -162,6 +168,7 @@ class Reporter {
   me = null;
   peers = new Map();
   toast = '';
+  banner = '';
   strokes = 0;
   cursors = new Map();
   videos = new Set();
@@ -170,7 +177,8 @@ class Reporter {
     this.onFatal = onFatal;
   }
 
-  report({ status, reason, me, peers, chat, notes, toast, strokes, cursors, videos }) {
+  report({ status, reason, me, peers, chat, notes, toast, banner, asked, strokes, cursors, videos }) {
+    for (const notice of asked) print({ event: 'password_asked', notice });
     if (status === 'joined' && me && this.me === null) {
       this.me = me;
       print({ event: 'joined', peer: me });
@@ -183,6 +191,8 @@ class Reporter {
     for (const { code, message } of notes) print({ event: 'error', code, message });
     if (toast && toast !== this.toast) print({ event: 'error', code: 'toast', message: toast });
     this.toast = toast;
+    if (status === 'joined' && banner !== this.banner) print({ event: 'status', banner });
+    this.banner = banner;
     if (strokes !== this.strokes) print({ event: 'board', strokes });
     this.strokes = strokes;
     for (const c of cursors) {
@@ -295,6 +305,11 @@ async function main() {
         { channel, length, to },
       );
       print(sent.error === undefined ? { event: 'sent', reached: sent.reached } : { event: 'error', code: 'send_failed', message: sent.error });
+    },
+    password: async ({ text }) => {
+      if (typeof text !== 'string') throw new Error('password takes a string "text"');
+      await page.fill('#guest-password', text);
+      await page.click('#guest-join');
     },
     controls: async () => {
       const shown = (selector) => page.locator(selector).isVisible();

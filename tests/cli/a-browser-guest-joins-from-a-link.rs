@@ -529,3 +529,99 @@ fn room_tokens_admit_guests_and_a_viewer_token_gives_a_view_only_page() {
     assert_eq!(ada.wait_exit(LONG), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The server goes away under a call with a guest: the page says so and its link carries on;
+/// the server comes back on the same address and the page joins again by itself, so a peer
+/// that comes later links with it.
+#[test]
+fn a_guest_rides_out_a_server_restart() {
+    let dir = std::env::temp_dir().join(format!("plenum-guest-restart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut server = serve(&[]);
+    let addr = server.url.strip_prefix("ws://").expect("ws url").to_owned();
+    let mut ada = spawn_join(&server.url, "restart", "ada", &[]);
+    joined(&mut ada);
+    let mut page = guest(
+        &format!("http://{addr}/r/restart?name=Guest"),
+        &tone_file(&dir),
+    );
+    let guest_id = joined(&mut page);
+    ada.expect(LONG, "the guest's link", |v| {
+        event(v) == "peer_join" && v["peer"] == guest_id.as_str()
+    });
+
+    server.proc.kill();
+    let lost = page.expect(LONG, "the page says the server is gone", |v| {
+        event(v) == "status" && v["banner"].as_str().is_some_and(|b| !b.is_empty())
+    });
+    assert!(
+        lost["banner"]
+            .as_str()
+            .is_some_and(|b| b.contains("server")),
+        "{lost}"
+    );
+    page.cmd(json!({"cmd": "send", "text": "during the outage"}));
+    let got = ada.expect(LONG, "chat during the outage", |v| {
+        event(v) == "message" && v["channel"] == "chat"
+    });
+    assert_eq!(got["from"], guest_id.as_str());
+
+    let mut restarted = Proc::spawn(&["serve", "--bind", &addr, "--json"]);
+    restarted.expect(LONG, "listening", |v| event(v) == "listening");
+    page.expect(LONG, "the page is back", |v| {
+        event(v) == "status" && v["banner"] == ""
+    });
+    let mut bob = spawn_join(&format!("ws://{addr}"), "restart", "bob", &[]);
+    let bob_id = joined(&mut bob);
+    page.expect(LONG, "bob's link with the page", |v| {
+        event(v) == "peer" && v["peer"] == bob_id.as_str() && v["state"] == "connected"
+    });
+    page.cmd(json!({"cmd": "leave"}));
+    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
+    for cli in [&mut ada, &mut bob] {
+        cli.expect(LONG, "the guest's leave", |v| {
+            event(v) == "peer_leave" && v["peer"] == guest_id.as_str()
+        });
+        cli.cmd(json!({"cmd": "leave"}));
+        assert_eq!(cli.wait_exit(LONG), Some(0));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A room with a password: the page asks for it, says so when it is wrong, and joins with
+/// the right one.
+#[test]
+fn a_guest_gives_the_rooms_password() {
+    let dir = std::env::temp_dir().join(format!("plenum-guest-pw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let server = serve(&[]);
+    let http = server.url.replacen("ws://", "http://", 1);
+    let mut ada = spawn_join(&server.url, "locked", "ada", &["--password", "open sesame"]);
+    joined(&mut ada);
+    let mut page = guest(&format!("{http}/r/locked?name=Guest"), &tone_file(&dir));
+    let asked = page.expect(LONG, "the password form", |v| event(v) == "password_asked");
+    assert!(
+        asked["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("password")),
+        "{asked}"
+    );
+    page.cmd(json!({"cmd": "password", "text": "guess"}));
+    let again = page.expect(LONG, "the form again", |v| event(v) == "password_asked");
+    assert!(
+        again["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("not the room's")),
+        "{again}"
+    );
+    page.cmd(json!({"cmd": "password", "text": "open sesame"}));
+    let guest_id = joined(&mut page);
+    ada.expect(LONG, "the guest's link", |v| {
+        event(v) == "peer_join" && v["peer"] == guest_id.as_str()
+    });
+    page.cmd(json!({"cmd": "leave"}));
+    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
+    ada.cmd(json!({"cmd": "leave"}));
+    assert_eq!(ada.wait_exit(LONG), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

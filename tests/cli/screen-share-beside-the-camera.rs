@@ -25,11 +25,16 @@ struct Xvfb {
 
 impl Xvfb {
     fn start(width: u32, height: u32) -> Self {
-        // A display number no other server holds (its lock file is absent).
+        // A display number no other server holds (its lock file is absent) and that no
+        // other test of this process took (its server may not have locked it yet).
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let base = 200 + std::process::id() % 500;
-        let number = (base..base + 100)
-            .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists())
-            .expect("a free display number");
+        let number = std::iter::repeat_with(|| {
+            base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        })
+        .take(100)
+        .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists())
+        .expect("a free display number");
         let display = format!(":{number}");
         let server = Command::new("Xvfb")
             .args([&display, "-screen", "0", &format!("{width}x{height}x24")])

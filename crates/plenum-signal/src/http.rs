@@ -21,7 +21,12 @@ pub(crate) enum Request {
     /// A WebSocket upgrade: the signaling connection.
     Upgrade,
     /// A page (`head_only` for HEAD).
-    Get { target: String, head_only: bool },
+    Get {
+        target: String,
+        head_only: bool,
+        /// The client takes `Content-Encoding: gzip`.
+        gzip: bool,
+    },
     /// Something this server does not serve, with the status to answer.
     Refused(u16),
 }
@@ -64,13 +69,32 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<Request> {
             && std::str::from_utf8(h.value)
                 .is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
     });
+    let gzip = request.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("accept-encoding")
+            && std::str::from_utf8(h.value).is_ok_and(accepts_gzip)
+    });
     Some(match (request.method, request.path) {
         (Some("GET"), Some(_)) if upgrade => Request::Upgrade,
         (Some(method @ ("GET" | "HEAD")), Some(target)) => Request::Get {
             target: target.to_owned(),
             head_only: method == "HEAD",
+            gzip,
         },
         _ => Request::Refused(405),
+    })
+}
+
+/// Whether an `Accept-Encoding` value takes gzip (listed, and not with `q=0`).
+fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|coding| {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
     })
 }
 
@@ -80,16 +104,33 @@ pub(crate) async fn respond<S: AsyncWrite + Unpin>(
     site: &Site,
     request: &Request,
 ) -> io::Result<()> {
+    // Content-Encoding and Vary, for a page that has a gzipped form.
+    let mut encoding = "";
     let (status, content_type, body, cache, head_only): (u16, &str, &[u8], &str, bool) =
         match request {
-            Request::Get { target, head_only } => match site.lookup(target) {
+            Request::Get {
+                target,
+                head_only,
+                gzip,
+            } => match site.lookup(target) {
                 Some(page) => {
                     let cache = if page.immutable {
                         "public, max-age=31536000, immutable"
                     } else {
                         "no-cache"
                     };
-                    (200, page.content_type, page.body, cache, *head_only)
+                    let body = match page.gzip {
+                        Some(gzipped) if *gzip => {
+                            encoding = "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n";
+                            gzipped
+                        }
+                        Some(_) => {
+                            encoding = "Vary: Accept-Encoding\r\n";
+                            page.body
+                        }
+                        None => page.body,
+                    };
+                    (200, page.content_type, body, cache, *head_only)
                 }
                 None if target.starts_with("/r/") && !site.has_guest_page() => (
                     404,
@@ -113,8 +154,8 @@ pub(crate) async fn respond<S: AsyncWrite + Unpin>(
         };
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n\
-         Cache-Control: {cache}\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n\
-         Connection: close\r\n\r\n",
+         {encoding}Cache-Control: {cache}\r\nX-Content-Type-Options: nosniff\r\n\
+         Referrer-Policy: no-referrer\r\nConnection: close\r\n\r\n",
         reason = reason(status),
         len = body.len(),
     );
@@ -213,16 +254,31 @@ mod tests {
             parse(b"GET /r/standup?name=Ada HTTP/1.1\r\nHost: x\r\n\r\n"),
             Some(Request::Get {
                 target: "/r/standup?name=Ada".into(),
-                head_only: false
+                head_only: false,
+                gzip: false
             })
         );
         assert_eq!(
             parse(b"HEAD /r/x HTTP/1.1\r\n\r\n"),
             Some(Request::Get {
                 target: "/r/x".into(),
-                head_only: true
+                head_only: true,
+                gzip: false
             })
         );
+        for (accept, gzip) in [
+            ("gzip, deflate, br, zstd", true),
+            ("br;q=1.0, GZIP;q=0.5", true),
+            ("gzip;q=0, br", false),
+            ("identity", false),
+            ("*", true),
+        ] {
+            let head = format!("GET /r/x HTTP/1.1\r\nAccept-Encoding: {accept}\r\n\r\n");
+            assert!(
+                matches!(parse(head.as_bytes()), Some(Request::Get { gzip: g, .. }) if g == gzip),
+                "{accept}"
+            );
+        }
         assert_eq!(
             parse(b"POST /r/x HTTP/1.1\r\n\r\n"),
             Some(Request::Refused(405))

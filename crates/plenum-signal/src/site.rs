@@ -14,7 +14,13 @@ pub const GUEST_PAGE: &str = "/guest.html";
 /// The files a server hands out, by path (`/assets/x.js`), built into the binary.
 #[derive(Clone, Default)]
 pub struct Site {
-    files: Arc<HashMap<&'static str, &'static [u8]>>,
+    files: Arc<HashMap<&'static str, File>>,
+}
+
+#[derive(Clone, Copy)]
+struct File {
+    body: &'static [u8],
+    gzip: Option<&'static [u8]>,
 }
 
 impl std::fmt::Debug for Site {
@@ -30,6 +36,8 @@ impl std::fmt::Debug for Site {
 pub struct Page {
     pub content_type: &'static str,
     pub body: &'static [u8],
+    /// The same body gzipped, for a client that accepts it, where that is smaller.
+    pub gzip: Option<&'static [u8]>,
     /// Whether its content never changes under this path (a hashed asset): cached for good.
     pub immutable: bool,
 }
@@ -37,8 +45,20 @@ pub struct Page {
 impl Site {
     /// A site of these files, each `(path, body)` with `path` starting with `/`.
     pub fn new(files: impl IntoIterator<Item = (&'static str, &'static [u8])>) -> Self {
+        Self::with_gzip(files.into_iter().map(|(path, body)| (path, body, None)))
+    }
+
+    /// A site of these files, each `(path, body, the body gzipped)`.
+    pub fn with_gzip(
+        files: impl IntoIterator<Item = (&'static str, &'static [u8], Option<&'static [u8]>)>,
+    ) -> Self {
         Self {
-            files: Arc::new(files.into_iter().collect()),
+            files: Arc::new(
+                files
+                    .into_iter()
+                    .map(|(path, body, gzip)| (path, File { body, gzip }))
+                    .collect(),
+            ),
         }
     }
 
@@ -55,10 +75,11 @@ impl Site {
             Some(room) if !room.is_empty() && !room.contains('/') => (GUEST_PAGE, false),
             _ => (path, path.starts_with("/assets/")),
         };
-        let body = self.files.get(file)?;
+        let found = self.files.get(file)?;
         Some(Page {
             content_type: content_type(file),
-            body,
+            body: found.body,
+            gzip: found.gzip,
             immutable,
         })
     }

@@ -123,3 +123,46 @@ async fn the_websocket_shares_the_port() {
         "{frame:?}"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_takes_gzip_gets_the_gzipped_form() {
+    let server = server(Site::with_gzip([
+        (
+            "/assets/guest-1a2b.js",
+            b"export {} // long".as_slice(),
+            Some(b"GZIPPED".as_slice()),
+        ),
+        ("/guest.html", b"<!doctype html>".as_slice(), None),
+    ]))
+    .await;
+    let gzipped = ask(
+        &server,
+        "GET /assets/guest-1a2b.js HTTP/1.1\r\nAccept-Encoding: gzip, deflate, br\r\n\r\n",
+    )
+    .await;
+    assert!(gzipped.contains("Content-Encoding: gzip\r\n"), "{gzipped}");
+    assert!(gzipped.contains("Vary: Accept-Encoding\r\n"), "{gzipped}");
+    assert!(gzipped.contains("Content-Length: 7\r\n"), "{gzipped}");
+    assert!(gzipped.ends_with("\r\n\r\nGZIPPED"), "{gzipped}");
+
+    let plain = ask(&server, "GET /assets/guest-1a2b.js HTTP/1.1\r\n\r\n").await;
+    assert!(!plain.contains("Content-Encoding"), "{plain}");
+    assert!(plain.contains("Vary: Accept-Encoding\r\n"), "{plain}");
+    assert!(plain.ends_with("export {} // long"), "{plain}");
+
+    let refused = ask(
+        &server,
+        "GET /assets/guest-1a2b.js HTTP/1.1\r\nAccept-Encoding: gzip;q=0\r\n\r\n",
+    )
+    .await;
+    assert!(refused.ends_with("export {} // long"), "{refused}");
+
+    // A file without a gzipped form is sent as it is, whatever the client takes.
+    let page = ask(
+        &server,
+        "GET /r/standup HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\n",
+    )
+    .await;
+    assert!(!page.contains("Content-Encoding"), "{page}");
+    assert!(page.ends_with("<!doctype html>"), "{page}");
+}

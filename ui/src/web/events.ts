@@ -24,6 +24,9 @@ export interface RoomEvents {
   "local-ended": { lane: Lane };
   /** A peer's shared state. */
   state: { peer: string; state: unknown };
+  /** The server connection is back after `signaling_lost` (our session resumed, or
+   * joined anew under the same id). */
+  "signaling-back": Record<string, never>;
   /** Something failed. `fatal`: we are out of the room. */
   error: { code: string; message: string; peer?: string; fatal: boolean };
 }

@@ -135,6 +135,8 @@ describe("GuestCall", () => {
     const { events, room } = setup();
     room.emit("error", { code: "signaling_lost", message: "closed", fatal: false });
     expect(events.at(-1)).toEqual({ type: "status", signaling: false, reconnecting: [] });
+    room.emit("signaling-back", {});
+    expect(events.at(-1)).toEqual({ type: "status", signaling: true, reconnecting: [] });
     room.emit("error", { code: "room_full", message: "the room is full", fatal: true });
     expect(events.at(-1)).toEqual({ type: "closed", reason: "the room is full" });
   });

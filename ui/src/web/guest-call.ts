@@ -334,6 +334,10 @@ export class GuestCall implements CallApi {
         const hand = typeof state === "object" && state !== null && (state as { hand?: unknown }).hand === true;
         this.update(peer, (v) => (v.hand = hand));
       }),
+      room.on("signaling-back", () => {
+        this.signaling = true;
+        this.status();
+      }),
       room.on("local-ended", ({ lane }) => {
         if (lane === "screen") this.showOwn(screenTile(this.joined.me.id), null);
         if (lane === "camera") this.showOwn(this.joined.me.id, null);

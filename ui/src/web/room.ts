@@ -11,7 +11,7 @@ import type { RoomEvents } from "./events";
 import { type Identity, loadIdentity } from "./identity";
 import { captureTrack, type Lane, type LocalTracks } from "./media";
 import { Peer, type PeerContext } from "./peer";
-import { type Grants, type IceServer, type JoinRequest, type RosterEntry, type ServerFrame, Signaling, SignalingError } from "./signaling";
+import { type Grants, type IceServer, type JoinRequest, type RosterEntry, type ServerFrame, Signaling, SignalingError, type Welcome } from "./signaling";
 import type { Announcement, StreamInfo } from "./streams";
 
 export interface JoinOptions extends JoinRequest {
@@ -40,6 +40,11 @@ export class Room extends Emitter<RoomEvents> {
   private readonly tracks: LocalTracks = {};
   private readonly published = new Map<Lane, StreamInfo>();
   private streamCount = 0;
+  /** How we joined, to join again when the server connection drops. */
+  private request: ({ server: string } & JoinRequest) | null = null;
+  private resume: string | null = null;
+  private reconnecting = false;
+  private leaving = false;
   /** Our shared state; `undefined` until set. */
   private state: unknown = undefined;
   /** Our descriptions' counter: from the clock in microseconds, so it grows across reloads. */
@@ -63,21 +68,67 @@ export class Room extends Emitter<RoomEvents> {
   async join(options: JoinOptions): Promise<string> {
     const { server, identity, ...request } = options;
     this.identity = identity ?? (await loadIdentity());
-    const { signaling, welcome } = await Signaling.connect(server, this.identity, request, {
-      frame: (frame) => this.onFrame(frame),
-      lost: (e) => this.emit("error", { code: e.code, message: e.message, fatal: e.fatal }),
-    });
+    const { signaling, welcome } = await this.connect(server, request);
     if (welcome.topology && welcome.topology.kind !== "mesh") {
       signaling.leave();
       throw new SignalingError("unsupported_topology", `a ${welcome.topology.kind} room needs the Plenum app`, true);
     }
-    this.signaling = signaling;
-    this.iceServers = welcome.ice_servers ?? [];
-    if (welcome.grants) this.grants = welcome.grants;
+    this.request = { server, ...request };
+    this.welcomed(signaling, welcome);
     this.heartbeat = setInterval(() => this.tick(), HEARTBEAT_MS);
     this.emit("joined", { peer: welcome.peer, room: welcome.room });
     for (const entry of welcome.peers) this.admit(entry, true);
     return welcome.peer;
+  }
+
+  private connect(server: string, request: JoinRequest) {
+    return Signaling.connect(server, this.identity as Identity, request, {
+      frame: (frame) => this.onFrame(frame),
+      lost: (e) => {
+        this.signaling = null;
+        this.emit("error", { code: e.code, message: e.message, fatal: e.fatal });
+        this.reconnect();
+      },
+    });
+  }
+
+  private welcomed(signaling: Signaling, welcome: Welcome): void {
+    this.signaling = signaling;
+    this.iceServers = welcome.ice_servers ?? [];
+    if (welcome.grants) this.grants = welcome.grants;
+    this.resume = welcome.resume ?? null;
+  }
+
+  /** The server connection dropped: joins again with our last `resume` (the others see
+   * nothing if the server still holds our session), waiting 0.25 s doubling to 5 s, each a
+   * random 50-100 % of that, until it is back or we leave. Our links carry on meanwhile. */
+  private reconnect(): void {
+    const request = this.request;
+    if (!request || this.reconnecting || this.leaving) return;
+    this.reconnecting = true;
+    let wait = 250;
+    const attempt = async () => {
+      if (this.leaving) return;
+      const { server, ...join } = request;
+      try {
+        const { signaling, welcome } = await this.connect(server, { ...join, ...(this.resume ? { resume: this.resume } : {}) });
+        if (this.leaving) return signaling.leave();
+        this.reconnecting = false;
+        this.welcomed(signaling, welcome);
+        this.emit("signaling-back", {});
+        // A server that restarted knows no session: its welcome lists who is in the room.
+        for (const entry of welcome.peers) this.admit(entry, true);
+      } catch (e) {
+        const fatal = e instanceof SignalingError && e.fatal && e.code !== "join_failed";
+        if (fatal) {
+          this.reconnecting = false;
+          return this.emit("error", { code: (e as SignalingError).code, message: (e as SignalingError).message, fatal: true });
+        }
+        wait = Math.min(wait * 2, 5_000);
+        setTimeout(attempt, wait * (0.5 + Math.random() / 2));
+      }
+    };
+    setTimeout(attempt, wait * (0.5 + Math.random() / 2));
   }
 
   /** The peers of the room and our links to them. */
@@ -173,6 +224,7 @@ export class Room extends Emitter<RoomEvents> {
    * reported left. The goodbyes and the leave go out at once (a page being closed has no
    * time to wait); the links close once their goodbyes have left. */
   async leave(): Promise<void> {
+    this.leaving = true;
     clearInterval(this.heartbeat);
     const peers = [...this.members.values()];
     this.members.clear();

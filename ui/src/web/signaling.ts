@@ -17,6 +17,8 @@ export interface JoinRequest {
   name: string;
   password?: string;
   token?: string;
+  /** The `resume` of our last welcome: takes that session's place. */
+  resume?: string;
 }
 
 export interface RosterEntry {
@@ -43,6 +45,8 @@ export interface Welcome {
   topology?: { kind: string };
   /** What our token lets us do (everything, without a token). */
   grants?: Grants;
+  /** Resumes this session once, after a dropped connection. */
+  resume?: string;
 }
 
 export interface Grants {
