@@ -81,14 +81,40 @@ fn pictures_of(dir: &Path, peer: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// A scratch directory of this test process.
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("plenum-guest-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+/// The CLI peer sees the guest's link open.
+fn sees_link(cli: &mut Proc, guest: &str) -> Value {
+    cli.expect(LONG, "the guest's link", |v| {
+        event(v) == "peer_join" && v["peer"] == guest
+    })
+}
+
+/// The page leaves (its driver exits 0); each CLI peer sees it go, then leaves too.
+fn page_leaves(mut page: Proc, clis: &mut [&mut Proc], guest: &str) {
+    page.cmd(json!({"cmd": "leave"}));
+    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
+    for cli in clis {
+        cli.expect(LONG, "the guest's leave", |v| {
+            event(v) == "peer_leave" && v["peer"] == guest
+        });
+        cli.cmd(json!({"cmd": "leave"}));
+        assert_eq!(cli.wait_exit(LONG), Some(0));
+    }
+}
+
 fn near(value: &Value, want: f64) -> bool {
     value.as_f64().is_some_and(|v| (v - want).abs() < 0.02)
 }
 
 #[test]
 fn a_browser_guest_takes_part_in_a_call_with_cli_peers() {
-    let dir = std::env::temp_dir().join(format!("plenum-guest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("call");
     let recording = dir.join("heard.wav");
     let frames = dir.join("frames");
     let server = serve(&[]);
@@ -115,9 +141,7 @@ fn a_browser_guest_takes_part_in_a_call_with_cli_peers() {
     let mut page = guest(&format!("{http}/r/guests?name=Guest"), &tone_file(&dir));
     let guest_id = joined(&mut page);
     assert_eq!(guest_id.len(), 40, "a peer id of 40 hex digits: {guest_id}");
-    ada.expect(LONG, "the guest's link", |v| {
-        event(v) == "peer_join" && v["peer"] == guest_id.as_str()
-    });
+    sees_link(&mut ada, &guest_id);
 
     // One safety code on both sides.
     let code = page.expect(LONG, "ada's safety code", |v| {
@@ -242,22 +266,13 @@ fn a_browser_guest_takes_part_in_a_call_with_cli_peers() {
     );
 
     // The page leaves; both CLI peers see it.
-    page.cmd(json!({"cmd": "leave"}));
-    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
-    for cli in [&mut ada, &mut bob] {
-        cli.expect(LONG, "the guest's leave", |v| {
-            event(v) == "peer_leave" && v["peer"] == guest_id.as_str()
-        });
-        cli.cmd(json!({"cmd": "leave"}));
-        assert_eq!(cli.wait_exit(LONG), Some(0));
-    }
+    page_leaves(page, &mut [&mut ada, &mut bob], &guest_id);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_guest_page_over_https_chats_with_a_peer_on_wss() {
-    let dir = std::env::temp_dir().join(format!("plenum-guest-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("tls");
     let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, made.cert.pem()).expect("cert written");
@@ -290,9 +305,7 @@ fn a_guest_page_over_https_chats_with_a_peer_on_wss() {
     let https = server.url.replacen("wss://", "https://", 1);
     let mut page = guest(&format!("{https}/r/secure?name=Guest"), &tone_file(&dir));
     let guest_id = joined(&mut page);
-    ada.expect(LONG, "the guest's link", |v| {
-        event(v) == "peer_join" && v["peer"] == guest_id.as_str()
-    });
+    sees_link(&mut ada, &guest_id);
     page.cmd(json!({"cmd": "send", "text": "hello over https"}));
     let got = ada.expect(LONG, "the guest's chat", |v| {
         event(v) == "message" && v["channel"] == "chat"
@@ -302,13 +315,7 @@ fn a_guest_page_over_https_chats_with_a_peer_on_wss() {
     let got = page.expect(LONG, "ada's chat", |v| event(v) == "message");
     assert_eq!(got["from"], ada_id.as_str());
 
-    page.cmd(json!({"cmd": "leave"}));
-    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
-    ada.expect(LONG, "the guest's leave", |v| {
-        event(v) == "peer_leave" && v["peer"] == guest_id.as_str()
-    });
-    ada.cmd(json!({"cmd": "leave"}));
-    assert_eq!(ada.wait_exit(LONG), Some(0));
+    page_leaves(page, &mut [&mut ada], &guest_id);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -318,17 +325,14 @@ fn a_guest_page_over_https_chats_with_a_peer_on_wss() {
 /// refused before it leaves, on either side; the link carries on.
 #[test]
 fn the_largest_message_crosses_between_a_browser_and_a_rust_peer() {
-    let dir = std::env::temp_dir().join(format!("plenum-guest-big-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("big");
     let server = serve(&[]);
     let http = server.url.replacen("ws://", "http://", 1);
     let mut ada = spawn_join(&server.url, "largest", "ada", &[]);
     let ada_id = joined(&mut ada);
     let mut page = guest(&format!("{http}/r/largest?name=Guest"), &tone_file(&dir));
     let guest_id = joined(&mut page);
-    ada.expect(LONG, "the guest's link", |v| {
-        event(v) == "peer_join" && v["peer"] == guest_id.as_str()
-    });
+    sees_link(&mut ada, &guest_id);
     let channel = "abcdefghijkl";
     let largest = plenum::MAX_MESSAGE_BYTES;
 
@@ -367,10 +371,7 @@ fn the_largest_message_crosses_between_a_browser_and_a_rust_peer() {
         !ada.seen.iter().any(|v| event(v) == "peer_leave"),
         "the link went down"
     );
-    page.cmd(json!({"cmd": "leave"}));
-    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
-    ada.cmd(json!({"cmd": "leave"}));
-    assert_eq!(ada.wait_exit(LONG), Some(0));
+    page_leaves(page, &mut [&mut ada], &guest_id);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -379,8 +380,7 @@ fn the_largest_message_crosses_between_a_browser_and_a_rust_peer() {
 /// (a 1 kHz tone) recorded by the CLI peer at its frequency.
 #[test]
 fn a_firefox_guest_chats_hears_and_is_heard() {
-    let dir = std::env::temp_dir().join(format!("plenum-guest-ff-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("ff");
     let recording = dir.join("heard.wav");
     let server = serve(&[]);
     let http = server.url.replacen("ws://", "http://", 1);
@@ -400,9 +400,7 @@ fn a_firefox_guest_chats_hears_and_is_heard() {
     let url = format!("{http}/r/firefox?name=Fox");
     let mut page = Proc::spawn_group("node", &[driver.to_str().expect("utf-8"), "--url", &url]);
     let guest_id = joined(&mut page);
-    ada.expect(LONG, "the guest's link", |v| {
-        event(v) == "peer_join" && v["peer"] == guest_id.as_str()
-    });
+    sees_link(&mut ada, &guest_id);
     let code = page.expect(LONG, "ada's link", |v| {
         event(v) == "peer" && v["peer"] == ada_id.as_str()
     })["safety_code"]
@@ -443,13 +441,7 @@ fn a_firefox_guest_chats_hears_and_is_heard() {
     let f = dominant_frequency(last, SAMPLE_RATE);
     assert!((f - 1000.0).abs() < 10.0, "ada heard {f} Hz from firefox");
 
-    page.cmd(json!({"cmd": "leave"}));
-    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
-    ada.expect(LONG, "the guest's leave", |v| {
-        event(v) == "peer_leave" && v["peer"] == guest_id.as_str()
-    });
-    ada.cmd(json!({"cmd": "leave"}));
-    assert_eq!(ada.wait_exit(LONG), Some(0));
+    page_leaves(page, &mut [&mut ada], &guest_id);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -476,8 +468,7 @@ fn mint(args: &[&str]) -> String {
 /// page: no microphone, camera or share buttons, chat still goes.
 #[test]
 fn room_tokens_admit_guests_and_a_viewer_token_gives_a_view_only_page() {
-    let dir = std::env::temp_dir().join(format!("plenum-guest-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("token");
     let secret = dir.join("secret");
     std::fs::write(&secret, "a secret of more than sixteen bytes").expect("secret");
     let secret = secret.to_str().expect("utf-8");
@@ -507,9 +498,7 @@ fn room_tokens_admit_guests_and_a_viewer_token_gives_a_view_only_page() {
         &tone_file(&dir),
     );
     let guest_id = joined(&mut page);
-    let link = ada.expect(LONG, "the viewer's link", |v| {
-        event(v) == "peer_join" && v["peer"] == guest_id.as_str()
-    });
+    let link = sees_link(&mut ada, &guest_id);
     assert_eq!(link["name"], "Vic", "the token's name: {link}");
     page.cmd(json!({"cmd": "controls"}));
     let controls = page.expect(LONG, "controls", |v| event(v) == "controls");
@@ -523,10 +512,7 @@ fn room_tokens_admit_guests_and_a_viewer_token_gives_a_view_only_page() {
     });
     assert_eq!(got["data"], json!({"text": "watching"}));
 
-    page.cmd(json!({"cmd": "leave"}));
-    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
-    ada.cmd(json!({"cmd": "leave"}));
-    assert_eq!(ada.wait_exit(LONG), Some(0));
+    page_leaves(page, &mut [&mut ada], &guest_id);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -535,8 +521,7 @@ fn room_tokens_admit_guests_and_a_viewer_token_gives_a_view_only_page() {
 /// that comes later links with it.
 #[test]
 fn a_guest_rides_out_a_server_restart() {
-    let dir = std::env::temp_dir().join(format!("plenum-guest-restart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("restart");
     let mut server = serve(&[]);
     let addr = server.url.strip_prefix("ws://").expect("ws url").to_owned();
     let mut ada = spawn_join(&server.url, "restart", "ada", &[]);
@@ -546,9 +531,7 @@ fn a_guest_rides_out_a_server_restart() {
         &tone_file(&dir),
     );
     let guest_id = joined(&mut page);
-    ada.expect(LONG, "the guest's link", |v| {
-        event(v) == "peer_join" && v["peer"] == guest_id.as_str()
-    });
+    sees_link(&mut ada, &guest_id);
 
     server.proc.kill();
     let lost = page.expect(LONG, "the page says the server is gone", |v| {
@@ -576,15 +559,7 @@ fn a_guest_rides_out_a_server_restart() {
     page.expect(LONG, "bob's link with the page", |v| {
         event(v) == "peer" && v["peer"] == bob_id.as_str() && v["state"] == "connected"
     });
-    page.cmd(json!({"cmd": "leave"}));
-    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
-    for cli in [&mut ada, &mut bob] {
-        cli.expect(LONG, "the guest's leave", |v| {
-            event(v) == "peer_leave" && v["peer"] == guest_id.as_str()
-        });
-        cli.cmd(json!({"cmd": "leave"}));
-        assert_eq!(cli.wait_exit(LONG), Some(0));
-    }
+    page_leaves(page, &mut [&mut ada, &mut bob], &guest_id);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -592,8 +567,7 @@ fn a_guest_rides_out_a_server_restart() {
 /// the right one.
 #[test]
 fn a_guest_gives_the_rooms_password() {
-    let dir = std::env::temp_dir().join(format!("plenum-guest-pw-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch("pw");
     let server = serve(&[]);
     let http = server.url.replacen("ws://", "http://", 1);
     let mut ada = spawn_join(&server.url, "locked", "ada", &["--password", "open sesame"]);
@@ -616,12 +590,7 @@ fn a_guest_gives_the_rooms_password() {
     );
     page.cmd(json!({"cmd": "password", "text": "open sesame"}));
     let guest_id = joined(&mut page);
-    ada.expect(LONG, "the guest's link", |v| {
-        event(v) == "peer_join" && v["peer"] == guest_id.as_str()
-    });
-    page.cmd(json!({"cmd": "leave"}));
-    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
-    ada.cmd(json!({"cmd": "leave"}));
-    assert_eq!(ada.wait_exit(LONG), Some(0));
+    sees_link(&mut ada, &guest_id);
+    page_leaves(page, &mut [&mut ada], &guest_id);
     let _ = std::fs::remove_dir_all(&dir);
 }
