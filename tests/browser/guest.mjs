@@ -27,6 +27,8 @@
 //   {"cmd":"send","text":T}   types T into the chat and sends it
 //   {"cmd":"microphone"}      turns the (fake) microphone on
 //   {"cmd":"camera"}          turns the (fake) camera on
+//   {"cmd":"hand"}            raises (or lowers) the hand, watching a presentation
+//   {"cmd":"share"}           shares the (fake) screen
 //   {"cmd":"cursor","x":X,"y":Y}          moves the pointer over the whiteboard (fractions)
 //   {"cmd":"draw","points":[[X,Y],...]}   draws a stroke on the whiteboard
 //   {"cmd":"stats"}           the inbound RTP of the page's connections
@@ -61,6 +63,8 @@ const ARGS = [
   '--use-fake-ui-for-media-stream',
   '--allow-loopback-in-peer-connection',
   '--autoplay-policy=no-user-gesture-required',
+  // A screen share takes Chromium's fake screen without asking.
+  '--auto-select-desktop-capture-source=Entire screen',
 ];
 /** The longest any step in the page may take. */
 const STEP_TIMEOUT_MS = 10_000;
@@ -93,7 +97,7 @@ function watch() {
   const snapshot = () => ({
     status: document.body.dataset.guest ?? '',
     reason: document.getElementById('guest-status')?.textContent ?? '',
-    me: document.querySelector('.tile:not(.screen)[data-state="me"]')?.dataset.peer ?? '',
+    me: document.body.dataset.peer ?? '',
     peers: [...document.querySelectorAll('.tile:not(.screen)[data-peer]')]
       .filter((tile) => tile.dataset.state !== 'me')
       .map((tile) => ({
@@ -278,6 +282,11 @@ async function main() {
     },
     microphone: () => page.click('#mic-button'),
     camera: () => page.click('#camera-button'),
+    hand: () => page.click('#hand-button'),
+    share: async () => {
+      await page.click('#share-button');
+      await page.click('#share-start');
+    },
     cursor: async ({ x, y }) => {
       if (!fraction(x) || !fraction(y)) throw new Error('cursor takes "x" and "y" in 0..=1');
       await page.mouse.move(...(await onBoard(x, y)));

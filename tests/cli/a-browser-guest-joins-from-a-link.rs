@@ -4,9 +4,10 @@
 //! peers: the same safety code on both sides; chat, cursor and a whiteboard stroke both
 //! ways, and the page's board handed to a peer that comes later; the CLI peer's tone heard
 //! (the page's analyser says it speaks) and its test pattern shown in the page; the page's
-//! fake microphone recorded at its frequency and its camera's pictures saved by the CLI
-//! peer; the page's leave seen by both. And over TLS: the page from `https://`, signaling on
-//! `wss://`, a CLI peer checking the server's certificate.
+//! fake microphone recorded at its frequency, its camera's and its shared screen's pictures
+//! saved by the CLI peer; the page's leave seen by both. Then: Firefox; the largest message
+//! both ways; https and wss; room tokens and passwords; a server restart; a presentation
+//! watched from a presenter's link.
 
 use plenum_e2e::cli as common;
 
@@ -64,8 +65,17 @@ fn tone_file(dir: &Path) -> PathBuf {
     path
 }
 
-/// The pictures saved from `peer` (files named after its id).
+/// The camera pictures saved from `peer` (files named after its id).
 fn pictures_of(dir: &Path, peer: &str) -> Vec<PathBuf> {
+    saved(dir, peer, false)
+}
+
+/// The shared-screen pictures saved from `peer`.
+fn screens_of(dir: &Path, peer: &str) -> Vec<PathBuf> {
+    saved(dir, peer, true)
+}
+
+fn saved(dir: &Path, peer: &str, screen: bool) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(|e| e.ok().map(|e| e.path()))
@@ -76,7 +86,7 @@ fn pictures_of(dir: &Path, peer: &str) -> Vec<PathBuf> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&peer[..8]) && !n.contains("-screen-"))
+                .is_some_and(|n| n.starts_with(&peer[..8]) && n.contains("-screen-") == screen)
         })
         .collect()
 }
@@ -255,6 +265,17 @@ fn a_browser_guest_takes_part_in_a_call_with_cli_peers() {
     eprintln!("page inbound: {inbound:?}");
     wait_for(MEDIA_WAIT, "the page's camera at ada", || {
         (pictures_of(&frames, &guest_id).len() >= 4).then_some(())
+    });
+    // The page shares its (fake) screen beside the camera.
+    page.cmd(json!({"cmd": "share"}));
+    let shared = ada.expect(LONG, "the page's screen", |v| {
+        event(v) == "stream_add"
+            && v["peer"] == guest_id.as_str()
+            && v["metadata"]["type"] == "screen"
+    });
+    assert_eq!(shared["kind"], "video");
+    wait_for(MEDIA_WAIT, "the page's screen at ada", || {
+        (screens_of(&frames, &guest_id).len() >= 3).then_some(())
     });
     common::wait_recorded(&recording, 0, 3.0, "three seconds of the page's microphone");
     let heard = common::recorded_so_far(&recording);
@@ -592,5 +613,65 @@ fn a_guest_gives_the_rooms_password() {
     let guest_id = joined(&mut page);
     sees_link(&mut ada, &guest_id);
     page_leaves(page, &mut [&mut ada], &guest_id);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A presentation: a CLI presenter, the page opened from the presenter's web link
+/// (`?role=viewer`) and a CLI viewer. The page links to the presenter alone, shows its
+/// pictures, has nothing to publish, and its raised hand reaches the presenter.
+#[test]
+fn a_guest_watches_a_presentation_and_raises_a_hand() {
+    let dir = scratch("talk");
+    let server = serve(&[]);
+    let http = server.url.replacen("ws://", "http://", 1);
+    let mut presenter = spawn_join(
+        &server.url,
+        "talk",
+        "pres",
+        &[
+            "--role",
+            "publisher",
+            "--video",
+            "testsrc:320x180@15",
+            "--audio",
+            "sine:440",
+        ],
+    );
+    let presenter_id = joined(&mut presenter);
+    let mut viewer = spawn_join(&server.url, "talk", "vic", &["--role", "viewer"]);
+    joined(&mut viewer);
+    let mut page = guest(
+        &format!("{http}/r/talk?role=viewer&name=Guest"),
+        &tone_file(&dir),
+    );
+    let guest_id = joined(&mut page);
+    sees_link(&mut presenter, &guest_id);
+
+    wait_for(MEDIA_WAIT, "the presenter's pictures in the page", || {
+        page.cmd(json!({"cmd": "media"}));
+        let media = page.expect(LONG, "media", |v| event(v) == "media");
+        (media["frames"][presenter_id.as_str()].as_u64() >= Some(10)).then_some(())
+    });
+    page.cmd(json!({"cmd": "controls"}));
+    let controls = page.expect(LONG, "controls", |v| event(v) == "controls");
+    assert_eq!(
+        controls,
+        json!({"event": "controls", "microphone": false, "camera": false, "share": false})
+    );
+    page.cmd(json!({"cmd": "hand"}));
+    presenter.expect(LONG, "the guest's raised hand", |v| {
+        event(v) == "state" && v["peer"] == guest_id.as_str() && v["state"]["hand"] == true
+    });
+    // Viewers do not link to each other.
+    assert!(
+        !viewer
+            .drain_for(Duration::from_millis(500))
+            .iter()
+            .any(|v| event(v) == "peer_join" && v["peer"] == guest_id.as_str()),
+        "the other viewer linked to the guest"
+    );
+    page_leaves(page, &mut [&mut presenter], &guest_id);
+    viewer.cmd(json!({"cmd": "leave"}));
+    assert_eq!(viewer.wait_exit(LONG), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }

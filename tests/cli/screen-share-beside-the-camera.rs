@@ -35,6 +35,8 @@ impl Xvfb {
         .take(100)
         .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists())
         .expect("a free display number");
+        // A socket left by a server that was killed is in the way of the new one.
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{number}"));
         let display = format!(":{number}");
         let server = Command::new("Xvfb")
             .args([&display, "-screen", "0", &format!("{width}x{height}x24")])
@@ -43,9 +45,11 @@ impl Xvfb {
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb (scripts/deps.sh installs it)");
+        // Ready once its socket takes connections (a socket file alone may be a dead
+        // server's).
         let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             assert!(Instant::now() < deadline, "Xvfb did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -306,8 +310,10 @@ fn a_display_that_goes_away_ends_the_share_alone_and_says_screen_capture() {
         b.expect(LONG, "a's streams", |v| event(v) == "stream_add");
         added += 1;
     }
-    // The display goes away (its server ended by its process id) while the screen is shared.
-    let _ = x.server.kill();
+    // The display goes away (its server ended by its process id) while the screen is shared;
+    // SIGTERM, so that it removes its lock and socket.
+    let pid = x.server.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let _ = x.server.wait();
     let error = a.expect(LONG, "the share's failure", |v| event(v) == "error");
     assert_eq!(error["code"], "screen_capture", "{error}");

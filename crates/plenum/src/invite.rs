@@ -88,11 +88,11 @@ impl Invite {
     }
 
     /// The link a browser opens to join as a guest: the server's guest page,
-    /// `http(s)://HOST:PORT/r/ROOM` (a server URL with a path adds it as `?server=`).
-    /// `None` for a presenter's invite (the guest page joins with everyone) and for a server
-    /// URL that is not one.
+    /// `http(s)://HOST:PORT/r/ROOM` (a server URL with a path adds it as `?server=`, a
+    /// presenter's invite `?role=viewer`). `None` where the presenter asks for an access
+    /// code (the guest page has no way to give one) and for a server URL that is not one.
     pub fn web_link(&self) -> Option<String> {
-        if self.role.is_some() || self.credentials {
+        if self.credentials {
             return None;
         }
         let ws = Url::parse(&self.server).ok()?;
@@ -109,6 +109,9 @@ impl Invite {
             .push(self.room.as_str());
         if ws.path() != "/" && !ws.path().is_empty() {
             page.query_pairs_mut().append_pair("server", &self.server);
+        }
+        if let Some(role) = self.role.filter(|r| !r.is_both()) {
+            page.query_pairs_mut().append_pair("role", role.as_str());
         }
         Some(page.into())
     }
@@ -182,7 +185,15 @@ mod tests {
             role: Some(Role::Viewer),
             ..invite("ws://127.0.0.1:1", "talk")
         };
-        assert_eq!(presenting.web_link(), None);
+        assert_eq!(
+            presenting.web_link().as_deref(),
+            Some("http://127.0.0.1:1/r/talk?role=viewer")
+        );
+        let with_code = Invite {
+            credentials: true,
+            ..presenting
+        };
+        assert_eq!(with_code.web_link(), None);
     }
 
     #[test]

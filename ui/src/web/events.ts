@@ -1,12 +1,13 @@
 // What a room tells its page.
 import type { Lane } from "./media";
+import type { Role } from "./signaling";
 import type { StreamInfo } from "./streams";
 
 export interface RoomEvents {
   /** The server let us in; `peer` is our id. */
   joined: { peer: string; room: string };
   /** A peer is in the room (named by the welcome, or it came in later). */
-  "peer-joined": { peer: string; name: string };
+  "peer-joined": { peer: string; name: string; role: Role };
   /** A peer left the room (or said goodbye on its link). */
   "peer-left": { peer: string };
   /** Our link to a peer opened; both sides show the same safety code. */

@@ -33,9 +33,9 @@ class FakeRoom extends Emitter<RoomEvents> {
   async leave(): Promise<void> {}
 }
 
-function setup() {
+function setup(role: "both" | "viewer" = "both") {
   const room = new FakeRoom();
-  const call = new GuestCall(room as unknown as Room, { id: ME, name: "Me" }, "standup", "ws://127.0.0.1:1/", "http://127.0.0.1:1/r/standup");
+  const call = new GuestCall(room as unknown as Room, { id: ME, name: "Me" }, "standup", "ws://127.0.0.1:1/", "http://127.0.0.1:1/r/standup", role);
   const events: UiEvent[] = [];
   call.onEvent((e) => events.push(e));
   const roster = (): PeerView[] => {
@@ -44,7 +44,7 @@ function setup() {
   };
   const peer = (id: string) => roster().find((p) => p.id === id);
   const link = (id: string, name: string) => {
-    room.emit("peer-joined", { peer: id, name });
+    room.emit("peer-joined", { peer: id, name, role: "both" });
     room.emit("linked", { peer: id, name, safetyCode: "12345 67890" });
   };
   return { room, call, events, roster, peer, link };
@@ -59,7 +59,7 @@ describe("GuestCall", () => {
   it("shows us first, then each peer as it links, with its safety code", () => {
     const { roster, peer, link, room } = setup();
     expect(roster().map((p) => p.state)).toEqual(["me"]);
-    room.emit("peer-joined", { peer: ADA, name: "Ada" });
+    room.emit("peer-joined", { peer: ADA, name: "Ada", role: "both" });
     expect(peer(ADA)?.state).toBe("connecting");
     link(ADA, "Ada");
     expect(peer(ADA)).toMatchObject({ name: "Ada", state: "connected", safety_code: "12345 67890", colour: colourOf(ADA) });
@@ -129,6 +129,15 @@ describe("GuestCall", () => {
     room.emit("stream-muted", { peer: ADA, stream: "audio-1", muted: true });
     room.emit("stream-removed", { peer: ADA, stream: "video-3" });
     expect(peer(ADA)).toMatchObject({ muted: true, video: true, screen: false });
+  });
+
+  it("as a viewer, lists other viewers as in the room, not linking", () => {
+    const { call, room, peer } = setup("viewer");
+    expect(call.joined.role).toBe("viewer");
+    room.emit("peer-joined", { peer: ADA, name: "Ada", role: "publisher" });
+    room.emit("peer-joined", { peer: BOB, name: "Bob", role: "viewer" });
+    expect(peer(ADA)).toMatchObject({ state: "connecting", role: "publisher" });
+    expect(peer(BOB)).toMatchObject({ state: "in_room", role: "viewer" });
   });
 
   it("ends the call on a fatal error and says when the server is lost", () => {

@@ -26,6 +26,7 @@ import { CHAT_CHANNEL, chatText, MAX_CHAT_BYTES } from "./chat";
 import { cursorEvent, cursorMessage, CURSOR_CHANNEL } from "./cursor";
 import type { Lane } from "./media";
 import type { Room } from "./room";
+import type { Role } from "./signaling";
 import type { StreamInfo } from "./streams";
 
 /** How often each linked peer is pinged for the round trip the tiles show. */
@@ -74,6 +75,7 @@ export class GuestCall implements CallApi {
     roomName: string,
     server: string,
     webInvite: string,
+    role: Role = "both",
   ) {
     const view: PeerView = {
       id: me.id,
@@ -88,17 +90,17 @@ export class GuestCall implements CallApi {
       path: null,
       safety_code: null,
       verified: false,
-      role: "both",
+      role,
       hand: false,
       quality: null,
     };
     const invite = `plenum://join?${new URLSearchParams({ server, room: roomName })}`;
-    this.joined = { me: view, room: roomName, server, invite, web_invite: webInvite, hosting: false, role: "both" };
+    this.joined = { me: view, room: roomName, server, invite, web_invite: webInvite, hosting: false, role };
     this.board = new BoardState(me.id);
     this.audio = new AudioOut((peer, speaking) => this.update(peer, (v) => (v.speaking = speaking)));
     this.listen();
     for (const peer of room.peers()) {
-      this.admit(peer.peer, peer.name);
+      this.admit(peer.peer, peer.name, peer.role);
       if (peer.state === "connected") this.update(peer.peer, (v) => ((v.state = "connected"), (v.safety_code = peer.safetyCode)));
     }
     this.pinger = setInterval(() => this.pingAll(), PING_MS);
@@ -293,7 +295,7 @@ export class GuestCall implements CallApi {
   private listen(): void {
     const room = this.room;
     this.off.push(
-      room.on("peer-joined", ({ peer, name }) => this.admit(peer, name)),
+      room.on("peer-joined", ({ peer, name, role }) => this.admit(peer, name, role)),
       room.on("peer-left", ({ peer }) => this.dismiss(peer)),
       room.on("linked", ({ peer, safetyCode }) => {
         const member = this.members.get(peer);
@@ -392,10 +394,12 @@ export class GuestCall implements CallApi {
     }
   }
 
-  private admit(peer: string, name: string): void {
+  private admit(peer: string, name: string, role: Role): void {
     if (this.members.has(peer) || peer === this.joined.me.id) return;
+    // A viewer is not linked to another viewer: both are in the room, watching.
+    const state = this.joined.role === "viewer" && role === "viewer" ? "in_room" : "connecting";
     this.members.set(peer, {
-      view: { ...this.joined.me, id: peer, name, state: "connecting", colour: colourOf(peer), muted: null, hand: false, verified: false },
+      view: { ...this.joined.me, id: peer, name, state, role, colour: colourOf(peer), muted: null, hand: false, verified: false },
       streams: new Map(),
       tracks: new Map(),
       linked: false,

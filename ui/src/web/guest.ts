@@ -1,8 +1,8 @@
 // The guest page: a browser joins a Plenum room with no app, in the app's own call view.
 // The room comes from the address (`/r/ROOM`), the signaling server is the one that served
 // the page unless `?server=` names another, the name from `?name=` or the form, a room
-// token from `#token=` (kept out of server logs) or `?token=`, and a password from the form
-// when the room asks for one.
+// token from `#token=` (kept out of server logs) or `?token=`, the role from `?role=` (a
+// presenter's invite: `viewer`), and a password from the form when the room asks for one.
 import "../styles.css";
 import "./guest.css";
 import { CallView } from "../call";
@@ -19,8 +19,8 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** The page's state for anyone watching it (`data-guest` on the body): `joining`, `joined`,
- * `left`, or `error`, with the reason in `#guest-status`. */
+/** The page's state for anyone watching it (`data-guest` on the body): `joining`, `joined`
+ * (our id in `data-peer`), `left`, or `error`, with the reason in `#guest-status`. */
 function state(name: "asking" | "joining" | "joined" | "left" | "error", text = ""): void {
   document.body.dataset.guest = name;
   if (name !== "left" && name !== "error") return;
@@ -92,7 +92,8 @@ function enter(call: GuestCall, room: Room): void {
   // Scripts (and the end-to-end tests) reach the room engine from the page's console.
   (window as unknown as { plenumRoom: Room }).plenumRoom = room;
   root.replaceChildren(view.element);
-  if (!room.grants.publish) view.element.dataset.viewOnly = "true";
+  if (!room.grants.publish || room.role === "viewer") view.element.dataset.viewOnly = "true";
+  document.body.dataset.peer = call.joined.me.id;
   state("joined");
   addEventListener("pagehide", () => void room.leave());
 }
@@ -100,6 +101,8 @@ function enter(call: GuestCall, room: Room): void {
 async function start(): Promise<void> {
   const params = guestParams(location);
   if (!params.room) return state("error", "the address names no room (/r/ROOM)");
+  const role = params.role;
+  if (!role) return state("error", "the address's role is not publisher, viewer or both");
   document.title = `${params.room} — Plenum`;
   if (!isSecureContext) return state("error", "this page needs https (or localhost) for its keys and media");
   let notice: string | null = null;
@@ -109,9 +112,9 @@ async function start(): Promise<void> {
     state("joining");
     const room = new Room();
     try {
-      const id = await join(room, { server: params.server, room: params.room, token: params.token ?? undefined, ...answer });
-      const invite = `${location.origin}/r/${encodeURIComponent(params.room)}`;
-      return enter(new GuestCall(room, { id, name: answer.name }, params.room, params.server, invite), room);
+      const id = await join(room, { server: params.server, room: params.room, token: params.token ?? undefined, role, ...answer });
+      const invite = `${location.origin}/r/${encodeURIComponent(params.room)}${role === "viewer" ? "?role=viewer" : ""}`;
+      return enter(new GuestCall(room, { id, name: answer.name }, params.room, params.server, invite, role), room);
     } catch (e) {
       if (!(e instanceof SignalingError) || e.code !== "bad_password") return state("error", errorText(e));
       notice = withPassword ? "That password is not the room's." : "This room has a password.";

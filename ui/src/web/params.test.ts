@@ -8,14 +8,20 @@ const at = (url: string) => {
 
 describe("guestParams", () => {
   it("takes the room from /r/ROOM and the server from the page's host", () => {
-    expect(at("http://127.0.0.1:8080/r/stand%20up?name=Ada")).toEqual({ room: "stand up", server: "ws://127.0.0.1:8080/", name: "Ada", token: null });
+    expect(at("http://127.0.0.1:8080/r/stand%20up?name=Ada")).toEqual({ room: "stand up", server: "ws://127.0.0.1:8080/", name: "Ada", token: null, role: "both" });
     expect(at("https://plenum.example/r/standup/").server).toBe("wss://plenum.example/");
   });
 
   it("takes ?room= and ?server= when given", () => {
-    expect(at("http://localhost:4173/guest.html?room=standup&server=ws://127.0.0.1:9/")).toEqual({ room: "standup", server: "ws://127.0.0.1:9/", name: null, token: null });
+    expect(at("http://localhost:4173/guest.html?room=standup&server=ws://127.0.0.1:9/")).toEqual({ room: "standup", server: "ws://127.0.0.1:9/", name: null, token: null, role: "both" });
     expect(at("http://localhost/r/%E0%A4").room).toBeNull();
     expect(at("http://localhost/").room).toBeNull();
+  });
+
+  it("takes the role to join as, refusing one that is not a role", () => {
+    expect(at("http://localhost/r/talk?role=viewer").role).toBe("viewer");
+    expect(at("http://localhost/r/talk").role).toBe("both");
+    expect(at("http://localhost/r/talk?role=king").role).toBeNull();
   });
 
   it("takes a room token from the fragment, else from the query", () => {

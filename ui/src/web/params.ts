@@ -2,11 +2,16 @@
 // server (`?server=`, else the server that served the page), the name (`?name=`) and a room
 // token (`#token=`, which never reaches a server's log, or `?token=`).
 
+import type { Role } from "./signaling";
+
 export interface GuestParams {
   room: string | null;
   server: string;
   name: string | null;
   token: string | null;
+  /** How to take part (`?role=`): `viewer` watches a presentation; `null` for a role that
+   * is not one. */
+  role: Role | null;
 }
 
 export function guestParams(location: Pick<Location, "pathname" | "search" | "hash" | "protocol" | "host">): GuestParams {
@@ -19,7 +24,13 @@ export function guestParams(location: Pick<Location, "pathname" | "search" | "ha
     server: query.get("server") || `${scheme}://${location.host}/`,
     name: query.get("name") || null,
     token: fragment.get("token") || query.get("token") || null,
+    role: roleOf(query.get("role")),
   };
+}
+
+function roleOf(text: string | null): Role | null {
+  if (text === null || text === "") return "both";
+  return text === "viewer" || text === "publisher" || text === "both" ? text : null;
 }
 
 function safeDecode(text: string): string | null {

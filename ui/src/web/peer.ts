@@ -8,7 +8,7 @@ import type { RoomEvents } from "./events";
 import type { Identity } from "./identity";
 import { Link } from "./link";
 import type { Lane, LocalTracks } from "./media";
-import type { AnswerPayload, OfferPayload, RosterEntry, SignalPayload } from "./signaling";
+import type { AnswerPayload, OfferPayload, Role, RosterEntry, SignalPayload } from "./signaling";
 import { fingerprintList, safetyCode, type SignedDescription, signDescription, verifyDescription } from "./signed";
 import { parseAnnouncement, RemoteStreams } from "./streams";
 
@@ -59,6 +59,8 @@ export class Peer {
   readonly name: string;
   /** Whether the peer may publish media (its token grants it). */
   private readonly publishes: boolean;
+  /** How the peer takes part. */
+  readonly role: Role;
   private link: Link | null = null;
   /** Whether we told the page the current link is up. */
   private up = false;
@@ -84,6 +86,7 @@ export class Peer {
     this.id = entry.peer;
     this.name = entry.name;
     this.publishes = entry.publish !== false;
+    this.role = entry.role ?? "both";
   }
 
   /** Whether our link to the peer is open. */

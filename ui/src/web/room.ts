@@ -11,7 +11,7 @@ import type { RoomEvents } from "./events";
 import { type Identity, loadIdentity } from "./identity";
 import { captureTrack, type Lane, type LocalTracks } from "./media";
 import { Peer, type PeerContext } from "./peer";
-import { type Grants, type IceServer, type JoinRequest, type RosterEntry, type ServerFrame, Signaling, SignalingError, type Welcome } from "./signaling";
+import { type Grants, type IceServer, type JoinRequest, type Role, type RosterEntry, type ServerFrame, Signaling, SignalingError, type Welcome } from "./signaling";
 import type { Announcement, StreamInfo } from "./streams";
 
 export interface JoinOptions extends JoinRequest {
@@ -27,6 +27,7 @@ export interface PeerView {
   name: string;
   state: "connecting" | "connected";
   safetyCode: string | null;
+  role: Role;
 }
 
 /** How often every open link hears from us. */
@@ -56,6 +57,11 @@ export class Room extends Emitter<RoomEvents> {
   private lastTick = 0;
   private awakeSince = 0;
 
+  /** How we take part (the join's `role`). */
+  role: Role = "both";
+  /** Viewers a viewer does not link to (viewers watch the publishers only), by id. */
+  private readonly watchers = new Map<string, string>();
+
   /** What the server lets us do in the room. */
   grants: Grants = { publish: true, subscribe: true, admin: false };
 
@@ -74,6 +80,7 @@ export class Room extends Emitter<RoomEvents> {
       throw new SignalingError("unsupported_topology", `a ${welcome.topology.kind} room needs the Plenum app`, true);
     }
     this.request = { server, ...request };
+    this.role = request.role ?? "both";
     this.welcomed(signaling, welcome);
     this.heartbeat = setInterval(() => this.tick(), HEARTBEAT_MS);
     this.emit("joined", { peer: welcome.peer, room: welcome.room });
@@ -138,6 +145,7 @@ export class Room extends Emitter<RoomEvents> {
       name: p.name,
       state: p.connected ? "connected" : "connecting",
       safetyCode: p.safetyCode,
+      role: p.role,
     }));
   }
 
@@ -247,6 +255,7 @@ export class Room extends Emitter<RoomEvents> {
     const had = this.tracks[lane];
     if (had) return had;
     if (!this.grants.publish) throw new Error("the room's token lets us watch, not publish");
+    if (this.role === "viewer") throw new Error("a viewer watches: it does not publish");
     const track = await captureTrack(lane, deviceId);
     if (!this.signaling) {
       track.stop();
@@ -299,14 +308,20 @@ export class Room extends Emitter<RoomEvents> {
   /** A peer of the room: linked at once if we are the newcomer, else when it offers. */
   private admit(entry: RosterEntry, newcomer: boolean): void {
     const me = this.identity;
-    if (!me || this.members.has(entry.peer) || entry.peer === me.id) return;
+    if (!me || this.members.has(entry.peer) || this.watchers.has(entry.peer) || entry.peer === me.id) return;
+    const role = entry.role ?? "both";
+    this.emit("peer-joined", { peer: entry.peer, name: entry.name, role });
+    if (this.role === "viewer" && role === "viewer") {
+      this.watchers.set(entry.peer, entry.name);
+      return;
+    }
     const peer = new Peer(this.context, me, entry);
     this.members.set(entry.peer, peer);
-    this.emit("peer-joined", { peer: entry.peer, name: entry.name });
     peer.start(newcomer);
   }
 
   private dismiss(id: string): void {
+    if (this.watchers.delete(id)) return this.emit("peer-left", { peer: id });
     const peer = this.members.get(id);
     if (!peer) return;
     this.members.delete(id);

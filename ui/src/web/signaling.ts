@@ -19,14 +19,19 @@ export interface JoinRequest {
   token?: string;
   /** The `resume` of our last welcome: takes that session's place. */
   resume?: string;
+  /** How we take part: `viewer` watches the publishers (and links to no other viewer);
+   * absent means `both`. */
+  role?: Role;
 }
+
+export type Role = "publisher" | "viewer" | "both";
 
 export interface RosterEntry {
   peer: string;
   name: string;
   /** `false` for a peer whose token does not grant publishing. */
   publish?: boolean;
-  role?: "publisher" | "viewer" | "both";
+  role?: Role;
 }
 
 export interface IceServer {
