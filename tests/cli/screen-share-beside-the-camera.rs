@@ -289,6 +289,17 @@ fn without_a_display_or_a_camera_the_peer_says_why_and_stays() {
 #[test]
 fn a_display_that_goes_away_ends_the_share_alone_and_says_screen_capture() {
     let mut x = Xvfb::start(640, 360);
+    // The display is up and drawing before anyone captures it: a picture shows on it.
+    let dir = frames_dir("gone");
+    let stamp = Stamp {
+        counter: 77,
+        capture_ms: 1,
+    };
+    let png = dir.join("shown.png");
+    TestPattern::draw(640, 360, stamp)
+        .save_png(&png)
+        .expect("picture written");
+    x.show(&png, stamp);
     let server = serve(&[]);
     let mut b = spawn_join(&server.url, "gone", "b", &[]);
     let mut a = spawn_join_env(
@@ -328,4 +339,5 @@ fn a_display_that_goes_away_ends_the_share_alone_and_says_screen_capture() {
     );
     leave(&mut [&mut a, &mut b]);
     drop(x);
+    let _ = std::fs::remove_dir_all(&dir);
 }

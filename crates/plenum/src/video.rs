@@ -136,6 +136,8 @@ struct LaneLink {
     layer: Option<usize>,
     /// The layer the link moves to at that layer's next keyframe.
     next: Option<usize>,
+    /// When it may climb to a bigger layer again.
+    climb: layers::Climb,
 }
 
 impl LaneLink {
@@ -346,6 +348,7 @@ impl Task {
                     stats,
                     layer: None,
                     next: None,
+                    climb: layers::Climb::default(),
                 };
                 lane.links.insert(peer, link);
             }
@@ -409,8 +412,8 @@ impl Task {
             .iter()
             .map(|&(w, h)| EncoderConfig::bitrate_for(w, h, fps, content))
             .collect();
-        plan(lane, &rates, share, configured);
         let now = crate::clock::now();
+        plan(lane, &rates, share, configured, now);
         let (ticks, duration) = frame_duration(fps);
         // Pictures are halved only as far down as the smallest layer a link is on.
         let deepest = (0..sizes.len())
@@ -475,7 +478,7 @@ impl Task {
 /// Puts every link of `lane` on the layer its estimate affords (a move waits for that
 /// layer's keyframe), then sets each layer's rate and frame rate for its poorest link, at
 /// most `cap` kbit/s.
-fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>) {
+fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Instant) {
     let last = rates.len().saturating_sub(1);
     let mut wanted = Vec::new();
     for link in lane.links.values_mut() {
@@ -483,6 +486,7 @@ fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>) {
         // A new link starts on the layer its estimate affords, at that layer's keyframe.
         let from = link.next.or(link.layer).unwrap_or(last);
         let to = layers::choose(from, budget, rates);
+        let to = link.climb.gate(from, to, now);
         if link.layer == Some(to) {
             link.next = None;
         } else if link.next != Some(to) {

@@ -6,6 +6,8 @@
 //! between going up and coming down so an estimate that wobbles does not make it flap. A
 //! layer is encoded only while a link is on it, at the rate of the poorest link on it.
 
+use std::time::{Duration, Instant};
+
 use plenum_vpx::Content;
 
 /// Layers at most.
@@ -73,6 +75,64 @@ pub(crate) fn choose(current: usize, budget: u32, rates: &[u32]) -> usize {
     layer
 }
 
+/// After a link falls to a smaller layer it climbs again only once the wait since the fall
+/// is over and its budget has held the layer above for [`CLIMB_HOLD`]: an estimate that
+/// crept past what the path carries (it grows until delay shows) would otherwise climb at
+/// once, burst the bigger layer's keyframe into the path, and fall again, freezing the
+/// picture and holding up the sound each time.
+pub(crate) const CLIMB_HOLD: Duration = Duration::from_secs(2);
+/// The first wait after a fall; doubled for each fall that follows a climb within
+/// [`FAILED_CLIMB`], up to [`MOST_WAIT`].
+const FIRST_WAIT: Duration = Duration::from_secs(4);
+const MOST_WAIT: Duration = Duration::from_secs(32);
+const FAILED_CLIMB: Duration = Duration::from_secs(30);
+
+/// A link's climbing rule (see [`CLIMB_HOLD`]). A link that never fell climbs at once.
+#[derive(Debug, Default)]
+pub(crate) struct Climb {
+    /// No climb before this (set by a fall).
+    until: Option<Instant>,
+    wait: Duration,
+    /// Since when the budget has afforded a climb, after a fall.
+    affords_since: Option<Instant>,
+    climbed_at: Option<Instant>,
+}
+
+impl Climb {
+    /// The layer a link on `from` goes to, `choose` having said `to`, at `now`.
+    pub(crate) fn gate(&mut self, from: usize, to: usize, now: Instant) -> usize {
+        if to > from {
+            // A fall soon after a climb: the path did not carry it; wait longer next time.
+            let failed = self
+                .climbed_at
+                .is_some_and(|t| now.saturating_duration_since(t) < FAILED_CLIMB);
+            self.wait = if failed {
+                (self.wait * 2).clamp(FIRST_WAIT, MOST_WAIT)
+            } else {
+                FIRST_WAIT
+            };
+            self.until = Some(now + self.wait);
+            self.affords_since = None;
+            return to;
+        }
+        if to == from {
+            self.affords_since = None;
+            return to;
+        }
+        let Some(until) = self.until else {
+            self.climbed_at = Some(now);
+            return to;
+        };
+        let since = *self.affords_since.get_or_insert(now);
+        if now < until || now.saturating_duration_since(since) < CLIMB_HOLD {
+            return from;
+        }
+        self.affords_since = None;
+        self.climbed_at = Some(now);
+        to
+    }
+}
+
 /// What a layer worth `full` kbit/s is encoded at when its poorest link has `budget`, and
 /// how many pictures it sends of each `divisor` (frame rate, when the rate alone is not
 /// enough: on the last layer, or on a screen).
@@ -128,6 +188,38 @@ mod tests {
         assert_eq!(choose(2, 0, &rates), 2);
         // A lone layer is always the one.
         assert_eq!(choose(0, 10, &[1000]), 0);
+    }
+
+    #[test]
+    fn after_a_fall_a_link_climbs_only_after_a_wait_and_a_budget_that_holds() {
+        let t0 = crate::clock::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        let mut climb = Climb::default();
+        // Never fell: climbs at once.
+        assert_eq!(climb.gate(2, 1, at(0.0)), 1);
+        // Falls at 1 s (a failed climb): no climb before the wait, nor on a budget that
+        // affords it for less than the hold.
+        assert_eq!(climb.gate(1, 2, at(1.0)), 2);
+        assert_eq!(climb.gate(2, 1, at(3.0)), 2, "within the wait");
+        assert_eq!(climb.gate(2, 2, at(6.0)), 2);
+        assert_eq!(
+            climb.gate(2, 1, at(9.5)),
+            2,
+            "the budget only just affords it"
+        );
+        assert_eq!(climb.gate(2, 2, at(10.0)), 2, "and it dipped");
+        assert_eq!(climb.gate(2, 1, at(10.5)), 2);
+        assert_eq!(climb.gate(2, 1, at(12.0)), 2);
+        assert_eq!(climb.gate(2, 1, at(12.6)), 1, "held for the hold");
+        // It fails again soon after: the wait doubles (4 s, then 8 s, then 16 s).
+        assert_eq!(climb.gate(1, 2, at(13.0)), 2);
+        assert_eq!(climb.gate(2, 1, at(14.0)), 2);
+        assert_eq!(climb.gate(2, 1, at(20.9)), 2, "8 s after the fall");
+        assert_eq!(climb.gate(2, 1, at(21.1)), 1);
+        // A fall long after a climb starts from the first wait again.
+        assert_eq!(climb.gate(1, 2, at(100.0)), 2);
+        assert_eq!(climb.gate(2, 1, at(102.0)), 2);
+        assert_eq!(climb.gate(2, 1, at(104.1)), 1);
     }
 
     #[test]
