@@ -47,6 +47,23 @@ fn safety_code_of(peers: &Value, peer: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The safety code the page shows for the CLI peer `cli_id` once linked, which must be the
+/// one the CLI peer shows for the guest.
+fn one_safety_code(page: &mut Proc, cli: &mut Proc, cli_id: &str, guest_id: &str) {
+    let code = page.expect(LONG, "the CLI peer's safety code", |v| {
+        event(v) == "peer" && v["peer"] == cli_id && v["safety_code"].is_string()
+    })["safety_code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    let cli_code = wait_for(LONG, "the guest's safety code", || {
+        cli.cmd(json!({"cmd": "peers"}));
+        let peers = cli.expect(LONG, "peers", |v| event(v) == "peers");
+        safety_code_of(&peers, guest_id)
+    });
+    assert_eq!(code, cli_code, "both sides show one code");
+}
+
 fn joined(proc: &mut Proc) -> String {
     proc.expect(LONG, "joined", |v| event(v) == "joined")["peer"]
         .as_str()
@@ -154,18 +171,7 @@ fn a_browser_guest_takes_part_in_a_call_with_cli_peers() {
     sees_link(&mut ada, &guest_id);
 
     // One safety code on both sides.
-    let code = page.expect(LONG, "ada's safety code", |v| {
-        event(v) == "peer" && v["peer"] == ada_id.as_str() && v["safety_code"].is_string()
-    })["safety_code"]
-        .as_str()
-        .expect("code")
-        .to_owned();
-    let ada_code = wait_for(LONG, "the guest's safety code", || {
-        ada.cmd(json!({"cmd": "peers"}));
-        let peers = ada.expect(LONG, "peers", |v| event(v) == "peers");
-        safety_code_of(&peers, &guest_id)
-    });
-    assert_eq!(code, ada_code, "both sides show one code");
+    one_safety_code(&mut page, &mut ada, &ada_id, &guest_id);
 
     // Chat both ways.
     page.cmd(json!({"cmd": "send", "text": "hello from the browser"}));
@@ -422,18 +428,7 @@ fn a_firefox_guest_chats_hears_and_is_heard() {
     let mut page = Proc::spawn_group("node", &[driver.to_str().expect("utf-8"), "--url", &url]);
     let guest_id = joined(&mut page);
     sees_link(&mut ada, &guest_id);
-    let code = page.expect(LONG, "ada's link", |v| {
-        event(v) == "peer" && v["peer"] == ada_id.as_str()
-    })["safety_code"]
-        .as_str()
-        .expect("code")
-        .to_owned();
-    let ada_code = wait_for(LONG, "the guest's safety code", || {
-        ada.cmd(json!({"cmd": "peers"}));
-        let peers = ada.expect(LONG, "peers", |v| event(v) == "peers");
-        safety_code_of(&peers, &guest_id)
-    });
-    assert_eq!(code, ada_code, "both sides show one code");
+    one_safety_code(&mut page, &mut ada, &ada_id, &guest_id);
 
     page.cmd(json!({"cmd": "send", "text": "hello from firefox"}));
     let got = ada.expect(LONG, "the guest's chat", |v| {
@@ -466,24 +461,6 @@ fn a_firefox_guest_chats_hears_and_is_heard() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `plenum token ...`: its stdout, trimmed.
-fn mint(args: &[&str]) -> String {
-    let out = std::process::Command::new(common::bin())
-        .arg("token")
-        .args(args)
-        .output()
-        .expect("run plenum token");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
-}
-
 /// On a server that admits only token holders, a page without a token is refused and says
 /// why; a viewer token (its name, no publishing) in the link's `#token=` joins a view-only
 /// page: no microphone, camera or share buttons, chat still goes.
@@ -498,7 +475,7 @@ fn room_tokens_admit_guests_and_a_viewer_token_gives_a_view_only_page() {
     let token = |name: &str, extra: &[&str]| {
         let mut args = vec!["--secret-file", secret, "--room", "tokens", "--name", name];
         args.extend_from_slice(extra);
-        mint(&args)
+        common::mint(&args)
     };
     let mut ada = spawn_join(&server.url, "tokens", "x", &["--token", &token("Ada", &[])]);
     joined(&mut ada);

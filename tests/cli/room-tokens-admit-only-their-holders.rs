@@ -14,24 +14,6 @@ use plenum_proto::{DisplayName, RoomName};
 
 const SECRET: &str = "0123456789abcdef-room-secret";
 
-/// `plenum token ...`: its stdout, trimmed.
-fn mint(args: &[&str]) -> String {
-    let out = std::process::Command::new(bin())
-        .arg("token")
-        .args(args)
-        .output()
-        .expect("run plenum token");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
-}
-
 /// Joins with `extra` and expects a refusal with `code` and exit status 2.
 fn refused(url: &str, extra: &[&str], code: &str) {
     let mut proc = spawn_join(url, "standup", "x", extra);

@@ -958,3 +958,21 @@ pub fn serve_nats(nats: &str, extra: &[&str]) -> (Serve, String) {
         .to_owned();
     (Serve { proc, url }, id)
 }
+
+/// `plenum token ...`: its stdout, trimmed.
+pub fn mint(args: &[&str]) -> String {
+    let out = std::process::Command::new(bin())
+        .arg("token")
+        .args(args)
+        .output()
+        .expect("run plenum token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
