@@ -965,7 +965,7 @@ async fn stats(out: &Out, room: &Room) {
                 "receive_bps": l.receive_bps,
                 "rtt_ms": l.rtt.map(|d| d.as_secs_f64() * 1000.0),
                 "loss": l.loss, "sent_bytes": l.sent_bytes, "received_bytes": l.received_bytes,
-                "retransmitted_bytes": l.retransmitted_bytes,
+                "retransmitted_bytes": l.retransmitted_bytes, "probe_bytes": l.probe_bytes,
                 "retransmissions_refused": l.retransmissions_refused,
                 "retransmissions_received": l.retransmissions_received,
                 "queue_ms": l.queue.as_secs_f64() * 1000.0,

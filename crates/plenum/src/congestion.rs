@@ -62,6 +62,10 @@ pub(crate) struct LinkStats {
     loss_256: AtomicU64,
     sent_bytes: AtomicU64,
     sent_rtx_bytes: AtomicU64,
+    /// Probe copies sent (counted among `sent_rtx_bytes` too: they go on the repair stream).
+    sent_probe_bytes: AtomicU64,
+    /// The rate the link is filled up to while it probes (0: it does not).
+    probe_bps: AtomicU64,
     received_bytes: AtomicU64,
     /// Retransmissions asked for and not sent: over the budget, or no longer useful.
     rtx_refused: AtomicU64,
@@ -86,6 +90,8 @@ impl Default for LinkStats {
             loss_256: AtomicU64::new(0),
             sent_bytes: AtomicU64::new(0),
             sent_rtx_bytes: AtomicU64::new(0),
+            sent_probe_bytes: AtomicU64::new(0),
+            probe_bps: AtomicU64::new(0),
             received_bytes: AtomicU64::new(0),
             rtx_refused: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -108,7 +114,10 @@ pub(crate) struct LinkFigures {
     /// Per mille, as the peer last reported it.
     pub(crate) loss_permille: u32,
     pub(crate) sent_bytes: u64,
+    /// Sent again on request (probes not included).
     pub(crate) sent_rtx_bytes: u64,
+    /// Sent as probes.
+    pub(crate) sent_probe_bytes: u64,
     pub(crate) received_bytes: u64,
     pub(crate) rtx_refused: u64,
     pub(crate) dropped: u64,
@@ -133,6 +142,16 @@ impl LinkStats {
         Duration::from_micros(self.queue_us.load(Ordering::Relaxed))
     }
 
+    /// The rate to fill the link up to while it probes, in bits per second (0: no probe).
+    pub(crate) fn probe(&self) -> u64 {
+        self.probe_bps.load(Ordering::Relaxed)
+    }
+
+    /// Asks the pacer to fill the link up to `bps` while nothing else waits (0 ends it).
+    pub(crate) fn set_probe(&self, bps: u64) {
+        self.probe_bps.store(bps, Ordering::Relaxed);
+    }
+
     /// The round trip, once a report has measured it.
     pub(crate) fn rtt(&self) -> Option<Duration> {
         match self.rtt_us.load(Ordering::Relaxed) {
@@ -149,7 +168,8 @@ impl LinkStats {
             queue: self.queue(),
             loss_permille: (get(&self.loss_256) * 1000 / 256) as u32,
             sent_bytes: get(&self.sent_bytes),
-            sent_rtx_bytes: get(&self.sent_rtx_bytes),
+            sent_rtx_bytes: get(&self.sent_rtx_bytes).saturating_sub(get(&self.sent_probe_bytes)),
+            sent_probe_bytes: get(&self.sent_probe_bytes),
             received_bytes: get(&self.received_bytes),
             rtx_refused: get(&self.rtx_refused),
             dropped: get(&self.dropped),
@@ -216,7 +236,7 @@ pub(crate) fn chain(
     let registry = configure_rtcp_reports(Registry::new())
         .with(
             Slot::CongestionControl,
-            CongestionControlBuilder::new(estimator).build(),
+            RepairsNumbered(CongestionControlBuilder::new(estimator).build()),
         )
         .with(
             Slot::from(METER_SLOT),
@@ -233,9 +253,12 @@ pub(crate) fn chain(
     Ok(registry)
 }
 
-/// The transport-wide numbering, extended to each stream's repair SSRC (RTX): a
-/// retransmission is a transmission like any other, and the estimator must see it arrive.
-/// The tagger numbers the SSRCs bound to it; this binds the repair SSRC beside its stream.
+/// The transport-wide numbering and the estimator's send history, extended to each stream's
+/// repair SSRC (RTX): a retransmission (or a probe) is a transmission like any other, and the
+/// estimator must see it arrive. The tagger numbers, and the send history records, only the
+/// SSRCs bound to them; this binds the repair SSRC beside its stream. (Without it in the send
+/// history, the repair stream's bytes queued at the bottleneck unseen: the estimator read
+/// the path's rate as what the media alone got through, and cut below it again and again.)
 struct RepairsNumbered<I>(I);
 
 impl<I> RepairsNumbered<I> {

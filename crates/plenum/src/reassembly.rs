@@ -1,7 +1,8 @@
 //! Whole VP8 frames from RTP packets (RFC 7741), sans-IO: packets in any order go in, frames
 //! come out in order; a frame with a packet that never came is given up once a later frame
 //! is complete and the hole has had time for a retransmission, and then inter frames are held
-//! back until a keyframe.
+//! back until a keyframe. A complete keyframe never waits behind a hole: what comes before it
+//! is given up at once (nothing before a keyframe is needed to decode it or what follows).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -28,6 +29,8 @@ struct Held {
     timestamp: u32,
     marker: bool,
     head: bool,
+    /// The first packet of a keyframe.
+    key: bool,
     payload: Bytes,
     arrived: Instant,
 }
@@ -94,12 +97,18 @@ impl Reassembler {
         }
         self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
         let head = Vp8Packet::default().is_partition_head(&payload) && payload[0] & 0x0f == 0;
+        // A frame's first payload byte says whether it is a keyframe (bit 0 clear).
+        let key = head
+            && Vp8Packet::default()
+                .depacketize(&payload)
+                .is_ok_and(|frame| frame.first().is_some_and(|b| b & 0x01 == 0));
         self.held.insert(
             seq,
             Held {
                 timestamp,
                 marker,
                 head,
+                key,
                 payload,
                 arrived: now,
             },
@@ -118,11 +127,25 @@ impl Reassembler {
                 }
                 continue;
             }
-            if !self.give_up_oldest(now) {
+            if !self.skip_to_keyframe() && !self.give_up_oldest(now) {
                 break;
             }
         }
         out
+    }
+
+    /// The last packet of the frame starting at `first`, if all its packets are here.
+    fn complete_from(&self, first: u64) -> Option<u64> {
+        let timestamp = self.held.get(&first)?.timestamp;
+        for (expected, (&seq, h)) in (first..).zip(self.held.range(first..)) {
+            if seq != expected || h.timestamp != timestamp {
+                return None;
+            }
+            if h.marker {
+                return Some(seq);
+            }
+        }
+        None
     }
 
     /// The frame at the front, if all its packets are here.
@@ -131,18 +154,8 @@ impl Reassembler {
         if !held.head || self.done_through.is_some_and(|d| first != d + 1) {
             return None;
         }
+        let last = self.complete_from(first)?;
         let timestamp = held.timestamp;
-        let mut last = None;
-        for (expected, (&seq, h)) in (first..).zip(self.held.range(first..)) {
-            if seq != expected || h.timestamp != timestamp {
-                return None;
-            }
-            if h.marker {
-                last = Some(seq);
-                break;
-            }
-        }
-        let last = last?;
         let mut data = BytesMut::new();
         let mut depacketizer = Vp8Packet::default();
         let mut malformed = false;
@@ -195,6 +208,25 @@ impl Reassembler {
         self.stats.lost += 1;
         self.waiting_for_keyframe = true;
         self.ask_keyframe = true;
+    }
+
+    /// When the front is stuck behind a hole and a complete keyframe is held (one that could
+    /// go out in order would have), gives up everything before the keyframe, without asking
+    /// for another. Returns whether it did.
+    fn skip_to_keyframe(&mut self) -> bool {
+        let keyframe = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.key)
+            .map(|(&seq, _)| seq)
+            .find(|&seq| self.complete_from(seq).is_some());
+        let Some(keyframe) = keyframe else {
+            return false;
+        };
+        self.held.retain(|&seq, _| seq >= keyframe);
+        self.done_through = Some(keyframe - 1);
+        self.stats.lost += 1;
+        true
     }
 
     /// When the front is stuck behind a hole that has waited long enough (or too much is
@@ -318,7 +350,7 @@ mod tests {
         wire.frame(true, 0, 1);
         wire.frame(false, 3000, 2);
         wire.frame(false, 6000, 3);
-        wire.frame(true, 9000, 4);
+        wire.frame(false, 9000, 4);
         let lost_at = wire.out.iter().position(|p| p.1 == 3000).expect("frame 2") + 1;
         let mut packets = wire.out.clone();
         packets.remove(lost_at);
@@ -330,17 +362,76 @@ mod tests {
             1,
             "only the first frame before the hole times out"
         );
-        // Time passes with no retransmission: the hole is given up, the inter frame after it
-        // held back, the keyframe after that played.
+        // Time passes with no retransmission: the hole is given up, the inter frames after
+        // it held back, and a keyframe asked for; the one that comes is played.
         let next = r.poll(t0 + HOLE_WAIT);
-        let all: Vec<u32> = before.iter().chain(&next).map(|f| f.timestamp).collect();
-        assert_eq!(all, vec![0, 9000]);
+        assert!(next.is_empty(), "{next:?}");
         assert!(r.take_keyframe_request(), "asks for a keyframe");
         assert!(
-            r.stats().lost >= 1 && r.stats().skipped >= 1,
+            r.stats().lost >= 1 && r.stats().skipped >= 2,
             "{:?}",
             r.stats()
         );
+        wire.out.clear();
+        wire.frame(true, 12_000, 5);
+        let after = feed(&mut r, &wire.out, t0 + HOLE_WAIT);
+        let stamps: Vec<u32> = after.iter().map(|f| f.timestamp).collect();
+        assert_eq!(stamps, vec![12_000]);
+    }
+
+    #[test]
+    fn a_keyframe_behind_a_hole_plays_at_once() {
+        let mut wire = Wire {
+            seq: 65_500,
+            out: Vec::new(),
+        };
+        wire.frame(true, 0, 1);
+        wire.frame(false, 3000, 2);
+        wire.frame(false, 6000, 3);
+        wire.frame(true, 9000, 4);
+        wire.frame(false, 12_000, 5);
+        let lost_at = wire.out.iter().position(|p| p.1 == 3000).expect("frame 2") + 1;
+        let mut packets = wire.out.clone();
+        packets.remove(lost_at);
+        let mut r = Reassembler::new();
+        // No time passes: the hole has not waited, yet nothing before the keyframe matters.
+        let frames = feed(&mut r, &packets, Instant::now());
+        let stamps: Vec<u32> = frames.iter().map(|f| f.timestamp).collect();
+        assert_eq!(stamps, vec![0, 9000, 12_000]);
+        assert!(frames[1].keyframe);
+        assert_eq!(r.stats().lost, 1);
+        assert!(!r.take_keyframe_request(), "it has its keyframe");
+        // The retransmission that comes late is ignored.
+        let late = &wire.out[lost_at];
+        assert!(
+            r.push(late.0, late.1, late.2, late.3.clone(), Instant::now())
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_incomplete_keyframe_is_not_skipped_to() {
+        let mut wire = Wire {
+            seq: 7,
+            out: Vec::new(),
+        };
+        wire.frame(true, 0, 1);
+        wire.frame(false, 3000, 2);
+        wire.frame(true, 6000, 3);
+        let mut packets = wire.out.clone();
+        let hole = packets.iter().position(|p| p.1 == 3000).expect("frame 2") + 1;
+        let key_tail = packets.len() - 1;
+        packets.remove(key_tail);
+        packets.remove(hole);
+        let t0 = Instant::now();
+        let mut r = Reassembler::new();
+        let frames = feed(&mut r, &packets, t0);
+        assert_eq!(frames.len(), 1, "only the first keyframe: {frames:?}");
+        // The keyframe's last packet comes: it plays, the inter frame is given up.
+        let tail = &wire.out[wire.out.len() - 1];
+        let more = r.push(tail.0, tail.1, tail.2, tail.3.clone(), t0);
+        let stamps: Vec<u32> = more.iter().map(|f| f.timestamp).collect();
+        assert_eq!(stamps, vec![6000]);
     }
 
     #[test]

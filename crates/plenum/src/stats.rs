@@ -56,6 +56,9 @@ pub struct LinkReport {
     pub received_bytes: u64,
     /// Bytes sent again on request.
     pub retransmitted_bytes: u64,
+    /// Bytes sent as probes: copies of what was just sent, on the repair stream, while the
+    /// link tests whether its path carries a bigger picture.
+    pub probe_bytes: u64,
     /// Retransmissions asked for and not sent (over their share of the estimate).
     pub retransmissions_refused: u64,
     /// Retransmissions from the peer that came on its repair stream (RTX) and filled a gap.
@@ -108,6 +111,7 @@ impl FrameClock {
             let gap = now.saturating_duration_since(last);
             match self.mean {
                 Some(mean) if gap > (mean * 3).max(mean + Duration::from_millis(150)) => {
+                    tracing::debug!(gap_ms = gap.as_millis() as u64, "picture frozen");
                     self.freezes += 1;
                     self.freeze_total += gap;
                     self.longest = self.longest.max(gap);

@@ -262,6 +262,9 @@ impl Task {
                         for lane in &mut self.lanes {
                             lane.source = None;
                             lane.layers.clear();
+                            for link in lane.links.values() {
+                                link.stats.set_probe(0);
+                            }
                             lane.links.clear();
                         }
                         // The room may have stopped waiting.
@@ -322,6 +325,7 @@ impl Task {
                     link.layer = None;
                     link.next = None;
                     link.stats.set_sending(lane_index(kind), None);
+                    link.stats.set_probe(0);
                 }
                 lane.layers.clear();
                 lane.size = None;
@@ -456,8 +460,23 @@ impl Task {
                 continue;
             };
             if encoded.keyframe {
+                tracing::debug!(
+                    width,
+                    height,
+                    bytes = encoded.data.len(),
+                    "keyframe encoded"
+                );
                 // Links waiting for this layer move to it on its keyframe.
-                for link in lane.links.values_mut().filter(|l| l.next == Some(i)) {
+                for (peer, link) in lane.links.iter_mut().filter(|(_, l)| l.next == Some(i)) {
+                    tracing::debug!(
+                        peer = peer.short(),
+                        lane = ?lane.kind,
+                        from = ?link.layer,
+                        to = i,
+                        estimate = link.stats.estimate(),
+                        queue_us = link.stats.queue().as_micros() as u64,
+                        "layer moved"
+                    );
                     link.layer = Some(i);
                     link.next = None;
                     link.stats.set_sending(index, Some((width, height)));
@@ -485,8 +504,22 @@ fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Insta
         let budget = layers::budget_kbps(link.stats.estimate(), share);
         // A new link starts on the layer its estimate affords, at that layer's keyframe.
         let from = link.next.or(link.layer).unwrap_or(last);
-        let to = layers::choose(from, budget, rates);
-        let to = link.climb.gate(from, to, now);
+        let wanted_layer = layers::choose(from, budget, rates);
+        let to = link.climb.gate(from, wanted_layer, now);
+        // Only a lane with layers to climb probes (a screen has one).
+        if rates.len() > 1 {
+            let probe = wanted_layer < to && link.climb.probing(now);
+            if probe != (link.stats.probe() > 0) {
+                tracing::debug!(
+                    probe,
+                    estimate = link.stats.estimate(),
+                    to = wanted_layer,
+                    "probe"
+                );
+            }
+            link.stats
+                .set_probe(if probe { link.stats.estimate() } else { 0 });
+        }
         if link.layer == Some(to) {
             link.next = None;
         } else if link.next != Some(to) {

@@ -446,21 +446,26 @@ fn a_retransmission_on_the_repair_stream_fills_its_gap() {
     assert_eq!(stats.figures().repaired, 1);
 }
 
-#[test]
-fn retransmissions_on_the_repair_stream_are_numbered_transport_wide() {
-    use rtc::interceptor::{RTPHeaderExtension, TwccSenderBuilder};
-    const REPAIR: u32 = 97_000;
-    let t0 = crate::clock::now();
-    let mut tagger = super::RepairsNumbered(TwccSenderBuilder::new().build());
-    tagger.bind_local_stream(&StreamInfo {
-        ssrc_rtx: Some(REPAIR),
+/// The video stream with a repair stream `repair`, carrying transport-wide numbers (id 3).
+fn numbered_video_with_repair(repair: u32) -> StreamInfo {
+    StreamInfo {
+        ssrc_rtx: Some(repair),
         payload_type_rtx: Some(97),
-        rtp_header_extensions: vec![RTPHeaderExtension {
+        rtp_header_extensions: vec![rtc::interceptor::RTPHeaderExtension {
             uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
             id: 3,
         }],
         ..stream(VIDEO, "video/VP8")
-    });
+    }
+}
+
+#[test]
+fn retransmissions_on_the_repair_stream_are_numbered_transport_wide() {
+    use rtc::interceptor::TwccSenderBuilder;
+    const REPAIR: u32 = 97_000;
+    let t0 = crate::clock::now();
+    let mut tagger = super::RepairsNumbered(TwccSenderBuilder::new().build());
+    tagger.bind_local_stream(&numbered_video_with_repair(REPAIR));
     tagger.handle_write(rtp(VIDEO, 1, 100, t0)).unwrap();
     tagger.handle_write(repair(REPAIR, 97, 0, 1, t0)).unwrap();
     tagger.handle_write(rtp(5, 1, 100, t0)).unwrap();
@@ -476,4 +481,126 @@ fn retransmissions_on_the_repair_stream_are_numbered_transport_wide() {
         [true, true, false],
         "an unbound stream is left alone"
     );
+}
+
+/// A pacer and the NACK responder app-ward of it, as the link's chain has them, driven on a
+/// virtual clock from `from` to `to`: (when, packet) of what leaves.
+fn run_with_responder(
+    pacer: &mut LinkPacer,
+    responder: &mut impl Interceptor,
+    from: Instant,
+    to: Instant,
+) -> Vec<(Instant, TaggedPacket)> {
+    let mut out = Vec::new();
+    let mut now = from;
+    loop {
+        pacer.handle_timeout(now).expect("timeout");
+        // What the pacer reads up the chain (its own NACKs) reaches the responder, whose
+        // copies come back down through the pacer.
+        while let Some(read) = pacer.poll_read() {
+            responder.handle_read(read).expect("read");
+        }
+        while responder.poll_read().is_some() {}
+        while let Some(copy) = responder.poll_write() {
+            pacer.handle_write(copy).expect("write");
+        }
+        out.extend(drain_writes(pacer).into_iter().map(|m| (now, m)));
+        match pacer.poll_timeout() {
+            Some(at) if at <= to => now = at.max(now + Duration::from_micros(1)),
+            _ => break,
+        }
+    }
+    out
+}
+
+#[test]
+fn a_probing_link_is_filled_to_the_probe_rate_with_copies_on_the_repair_stream() {
+    use rtc::interceptor::NackResponderBuilder;
+    const REPAIR: u32 = 97_000;
+    let t0 = crate::clock::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let stats = Arc::new(LinkStats::default());
+    let mut pacer = LinkPacer::new(Arc::clone(&stats));
+    let mut responder = NackResponderBuilder::new().build();
+    let video = StreamInfo {
+        ssrc_rtx: Some(REPAIR),
+        payload_type_rtx: Some(97),
+        ..stream(VIDEO, "video/VP8")
+    };
+    pacer.bind_local_stream(&video);
+    responder.bind_local_stream(&video);
+    pacer.handle_read(estimate(1_000_000.0, t0)).unwrap();
+    while pacer.poll_read().is_some() {}
+    // A picture of 50 packets (0.5 Mbit) through the responder (which keeps them) and
+    // the pacer; the link then probes at 1 Mbit/s.
+    for seq in 0..50 {
+        responder.handle_write(rtp(VIDEO, seq, 1_200, t0)).unwrap();
+    }
+    for msg in drain_writes(&mut responder) {
+        pacer.handle_write(msg).unwrap();
+    }
+    stats.set_probe(1_000_000);
+    let sent = run_with_responder(&mut pacer, &mut responder, t0, at(2_000));
+
+    let is_copy = |m: &TaggedPacket| ssrc_of(m) == Some(REPAIR);
+    // Probes wait behind the picture: none leaves before its last packet.
+    let last_original = sent
+        .iter()
+        .rposition(|(_, m)| ssrc_of(m) == Some(VIDEO))
+        .expect("the picture left");
+    assert!(
+        sent[..last_original].iter().all(|(_, m)| !is_copy(m)),
+        "a probe went before the picture"
+    );
+    // Then the link is filled to the probe's rate, with copies of the picture's packets.
+    let copies: Vec<&(Instant, TaggedPacket)> = sent.iter().filter(|(_, m)| is_copy(m)).collect();
+    let bits: f64 = sent
+        .iter()
+        .filter(|(when, _)| *when >= at(1_000))
+        .filter_map(|(_, m)| match &m.message.packet {
+            Packet::Rtp(p) => Some(wire_bits(rtc::shared::marshal::MarshalSize::marshal_size(
+                p,
+            ))),
+            _ => None,
+        })
+        .sum();
+    assert!(
+        (800_000.0..=1_100_000.0).contains(&bits),
+        "{bits:.0} bit/s in the second second of a 1 Mbit/s probe"
+    );
+    for (_, copy) in &copies {
+        let Packet::Rtp(p) = &copy.message.packet else {
+            unreachable!()
+        };
+        let original = u16::from_be_bytes([p.payload[0], p.payload[1]]);
+        assert!(original < 50, "a copy of {original}");
+    }
+    let figures = stats.figures();
+    assert!(figures.sent_probe_bytes > 0 && figures.sent_rtx_bytes == 0);
+    assert_eq!(stats.queue(), Duration::ZERO, "probes hold nothing up");
+
+    // The probe ends: nothing more leaves.
+    stats.set_probe(0);
+    let after = run_with_responder(&mut pacer, &mut responder, at(2_000), at(3_000));
+    assert!(
+        after.len() <= 2,
+        "{} packets after the probe ended",
+        after.len()
+    );
+}
+
+#[test]
+fn retransmissions_on_the_repair_stream_are_in_the_estimators_send_history() {
+    use rtc::interceptor::CongestionControlBuilder;
+    const REPAIR: u32 = 97_000;
+    let t0 = crate::clock::now();
+    let estimator = super::estimator::PathEstimator::new(600_000.0, 80_000.0, 8_000_000.0);
+    let mut history = super::RepairsNumbered(CongestionControlBuilder::new(estimator).build());
+    history.bind_local_stream(&numbered_video_with_repair(REPAIR));
+    history.handle_write(rtp(VIDEO, 1, 100, t0)).unwrap();
+    history.handle_write(repair(REPAIR, 97, 0, 1, t0)).unwrap();
+    history.handle_write(rtp(5, 1, 100, t0)).unwrap();
+    assert_eq!(drain_writes(&mut history).len(), 3);
+    // The original and its repair await the peer's feedback; the unbound stream does not.
+    assert_eq!(history.0.outstanding(), 2);
 }

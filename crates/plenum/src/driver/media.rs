@@ -96,6 +96,7 @@ impl Driver {
                     sent_bytes: f.sent_bytes,
                     received_bytes: f.received_bytes,
                     retransmitted_bytes: f.sent_rtx_bytes,
+                    probe_bytes: f.sent_probe_bytes,
                     retransmissions_refused: f.rtx_refused,
                     retransmissions_received: f.repaired,
                     queue: f.queue,

@@ -133,6 +133,18 @@ impl Climb {
     }
 }
 
+impl Climb {
+    /// Whether a held climb is in its last [`CLIMB_HOLD`]: the link then fills its path up
+    /// to the estimate (a probe), so an estimate that crept past the path falls before the
+    /// bigger layer's keyframe is sent into it.
+    pub(crate) fn probing(&self, now: Instant) -> bool {
+        match (self.until, self.affords_since) {
+            (Some(until), Some(_)) => now + CLIMB_HOLD >= until,
+            _ => false,
+        }
+    }
+}
+
 /// What a layer worth `full` kbit/s is encoded at when its poorest link has `budget`, and
 /// how many pictures it sends of each `divisor` (frame rate, when the rate alone is not
 /// enough: on the last layer, or on a screen).
@@ -220,6 +232,31 @@ mod tests {
         assert_eq!(climb.gate(1, 2, at(100.0)), 2);
         assert_eq!(climb.gate(2, 1, at(102.0)), 2);
         assert_eq!(climb.gate(2, 1, at(104.1)), 1);
+    }
+
+    #[test]
+    fn a_held_climb_probes_its_path_for_the_last_hold_before_it() {
+        let t0 = crate::clock::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        let mut climb = Climb::default();
+        // A link that never fell climbs without a probe.
+        assert_eq!(climb.gate(2, 1, at(0.0)), 1);
+        assert!(!climb.probing(at(0.0)));
+        // It falls at 1 s: the wait runs to 5 s.
+        assert_eq!(climb.gate(1, 2, at(1.0)), 2);
+        assert!(!climb.probing(at(1.0)), "no climb is wanted");
+        assert_eq!(climb.gate(2, 1, at(2.0)), 2);
+        assert!(!climb.probing(at(2.0)), "the wait has long to go");
+        assert_eq!(climb.gate(2, 1, at(3.1)), 2);
+        assert!(climb.probing(at(3.1)), "the last 2 s before the climb");
+        // The probe showed the path could not carry it: the estimate fell, no climb.
+        assert_eq!(climb.gate(2, 2, at(3.5)), 2);
+        assert!(!climb.probing(at(3.5)));
+        // Wanted again after the wait: the probe runs for the whole hold, then it climbs.
+        assert_eq!(climb.gate(2, 1, at(6.0)), 2);
+        assert!(climb.probing(at(6.0)));
+        assert_eq!(climb.gate(2, 1, at(8.1)), 1);
+        assert!(!climb.probing(at(8.1)), "climbed");
     }
 
     #[test]
