@@ -381,6 +381,8 @@ fn video_and_audio_keep_going_through_five_percent_loss() {
             "mean_estimate_kbps": mean_estimate, "most_in_5s_kbps": most_over_five_seconds(&samples),
             "sent_bytes": sent_bytes, "retransmitted_bytes": rtx_bytes,
             "retransmissions_received": link(&received)["retransmissions_received"],
+            "retransmissions_refused": link(&sent)["retransmissions_refused"],
+            "probe_bytes": link(&sent)["probe_bytes"],
             "loss_seen_by_sender": link(&sent)["loss"],
             "longest_audio_gap_ms": longest_silence_ms(&heard, SAMPLE_RATE, -40.0),
             "video": received["video"][0], "audio": received["audio"][0],

@@ -254,6 +254,14 @@ impl Reassembler {
                 None => return false,
             },
         };
+        tracing::debug!(
+            front = ?front,
+            drop_to,
+            held = self.held.len(),
+            waited_ms = now.duration_since(oldest.arrived).as_millis() as u64,
+            done_through = ?self.done_through,
+            "hole given up"
+        );
         self.held.retain(|&seq, _| seq > drop_to);
         self.done_through = Some(drop_to);
         self.lose_picture();

@@ -6,6 +6,11 @@
 //! A retransmission may come on the stream's repair SSRC (RTX, RFC 4588): its payload starts
 //! with the sequence number it repairs, and that number counts as arrived on the original
 //! stream, so it is not asked for again.
+//!
+//! The round trip that spaces the asks is the time a first ask took to be answered, when
+//! one has been: a peer that only receives sends no sender reports, so the reports never
+//! measure its round trip, and the 100 ms assumed instead left a lost retransmission
+//! unasked-for until the frame waiting for it had frozen.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -83,12 +88,10 @@ impl Stream {
 
     /// A retransmission of `seq` came on the repair stream: it is no longer missing. It never
     /// moves the highest sequence number on (a repair is of something already seen missing).
-    /// Returns whether it was missing.
-    fn repaired(&mut self, seq: u16) -> bool {
-        self.highest.is_some_and(|highest| {
-            let ext = crate::reassembly::extend_seq(Some(highest), seq);
-            self.missing.remove(&ext).is_some()
-        })
+    /// Returns what was missing, if it was.
+    fn repaired(&mut self, seq: u16) -> Option<Missing> {
+        let ext = crate::reassembly::extend_seq(Some(self.highest?), seq);
+        self.missing.remove(&ext)
     }
 }
 
@@ -104,6 +107,8 @@ pub(crate) struct NackAsker {
     streams: HashMap<u32, Stream>,
     /// Repair (RTX) SSRCs, each to its original stream.
     repairs: HashMap<u32, Repair>,
+    /// How long a first ask took to be answered: the longest lately, decaying slowly.
+    answer_time: Option<Duration>,
     next: Option<Instant>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
@@ -115,6 +120,7 @@ impl NackAsker {
             stats,
             streams: HashMap::new(),
             repairs: HashMap::new(),
+            answer_time: None,
             next: None,
             read: VecDeque::new(),
             write: VecDeque::new(),
@@ -123,7 +129,8 @@ impl NackAsker {
 
     /// Asks for what is due on every stream, gives up what is too old or asked enough.
     fn ask(&mut self, now: Instant) {
-        let spacing = self.stats.rtt().unwrap_or(DEFAULT_RTT) + RTT_MARGIN;
+        let rtt = self.answer_time.or(self.stats.rtt()).unwrap_or(DEFAULT_RTT);
+        let spacing = rtt + RTT_MARGIN;
         let mut given_up = 0u64;
         for (&ssrc, stream) in &mut self.streams {
             let mut due = Vec::new();
@@ -183,9 +190,19 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for NackAsker {
                 && rtp.header.payload_type == repair.payload_type
                 && let [hi, lo, ..] = rtp.payload[..]
                 && let Some(stream) = self.streams.get_mut(&repair.primary)
-                && stream.repaired(u16::from_be_bytes([hi, lo]))
+                && let Some(missing) = stream.repaired(u16::from_be_bytes([hi, lo]))
             {
                 LinkStats::add(&self.stats.repaired, 1);
+                // Asked once: the answer says how long an ask takes.
+                if let (1, Some(asked)) = (missing.asks, missing.last_ask) {
+                    let took = msg.now.saturating_duration_since(asked);
+                    // Up at once (a queue grew: asks sooner than it drains are wasted),
+                    // down slowly.
+                    self.answer_time = Some(match self.answer_time {
+                        Some(smoothed) if took < smoothed => (smoothed * 7 + took) / 8,
+                        _ => took,
+                    });
+                }
             }
         }
         self.read.push_back(msg);

@@ -604,3 +604,35 @@ fn retransmissions_on_the_repair_stream_are_in_the_estimators_send_history() {
     // The original and its repair await the peer's feedback; the unbound stream does not.
     assert_eq!(history.0.outstanding(), 2);
 }
+
+#[test]
+fn asks_are_spaced_by_the_time_an_ask_takes_to_be_answered() {
+    const REPAIR: u32 = 97_000;
+    let t0 = crate::clock::now();
+    let ms = |n: u64| Duration::from_millis(n);
+    // No reports: a peer that only receives never measures its round trip from them.
+    let stats = Arc::new(LinkStats::default());
+    let mut asker = NackAsker::new(Arc::clone(&stats));
+    asker.bind_remote_stream(&numbered_video_with_repair(REPAIR));
+    for seq in [10u16, 12] {
+        asker.handle_read(rtp(VIDEO, seq, 100, t0)).unwrap();
+    }
+    let first = nacked(&run_until(&mut asker, t0, t0 + ms(20)));
+    assert_eq!(first.len(), 1);
+    // Its answer comes 15 ms after the ask.
+    let t1 = first[0].0 + ms(15);
+    asker.handle_read(repair(REPAIR, 97, 0, 11, t1)).unwrap();
+    // 14 goes missing; its repair is lost too: it is asked for again an answer's time
+    // later (15 ms and the margin), not after the 100 ms assumed without one.
+    for seq in [13u16, 15] {
+        asker.handle_read(rtp(VIDEO, seq, 100, t1)).unwrap();
+    }
+    let asks = nacked(&run_until(&mut asker, t1, t1 + ms(200)));
+    let times: Vec<Duration> = asks
+        .iter()
+        .filter(|(_, s)| s == &[14])
+        .map(|(at, _)| *at - t1)
+        .collect();
+    assert_eq!(times.len(), usize::from(MAX_ASKS), "{asks:?}");
+    assert!(times[1] - times[0] < ms(50), "{times:?}");
+}

@@ -116,6 +116,12 @@ impl Climb {
             return to;
         }
         if to == from {
+            // A probe that showed the path cannot carry the climb: as a climb that failed
+            // (each probe into a path that cannot take it raises the delay for a moment).
+            if self.probing(now) {
+                self.wait = (self.wait * 2).clamp(FIRST_WAIT, MOST_WAIT);
+                self.until = Some(now + self.wait);
+            }
             self.affords_since = None;
             return to;
         }
@@ -209,25 +215,23 @@ mod tests {
         let mut climb = Climb::default();
         // Never fell: climbs at once.
         assert_eq!(climb.gate(2, 1, at(0.0)), 1);
-        // Falls at 1 s (a failed climb): no climb before the wait, nor on a budget that
-        // affords it for less than the hold.
+        // Falls at 1 s (a failed climb): no climb before the wait (to 5 s), nor on a budget
+        // that affords it for less than the hold.
         assert_eq!(climb.gate(1, 2, at(1.0)), 2);
-        assert_eq!(climb.gate(2, 1, at(3.0)), 2, "within the wait");
-        assert_eq!(climb.gate(2, 2, at(6.0)), 2);
+        assert_eq!(climb.gate(2, 1, at(2.0)), 2, "within the wait");
+        assert_eq!(climb.gate(2, 2, at(2.5)), 2, "it dipped");
+        assert_eq!(climb.gate(2, 1, at(3.5)), 2);
         assert_eq!(
-            climb.gate(2, 1, at(9.5)),
+            climb.gate(2, 1, at(5.2)),
             2,
-            "the budget only just affords it"
+            "the wait is over, the hold is not"
         );
-        assert_eq!(climb.gate(2, 2, at(10.0)), 2, "and it dipped");
-        assert_eq!(climb.gate(2, 1, at(10.5)), 2);
-        assert_eq!(climb.gate(2, 1, at(12.0)), 2);
-        assert_eq!(climb.gate(2, 1, at(12.6)), 1, "held for the hold");
+        assert_eq!(climb.gate(2, 1, at(5.6)), 1, "held for the hold");
         // It fails again soon after: the wait doubles (4 s, then 8 s, then 16 s).
-        assert_eq!(climb.gate(1, 2, at(13.0)), 2);
-        assert_eq!(climb.gate(2, 1, at(14.0)), 2);
-        assert_eq!(climb.gate(2, 1, at(20.9)), 2, "8 s after the fall");
-        assert_eq!(climb.gate(2, 1, at(21.1)), 1);
+        assert_eq!(climb.gate(1, 2, at(6.0)), 2);
+        assert_eq!(climb.gate(2, 1, at(7.0)), 2);
+        assert_eq!(climb.gate(2, 1, at(13.9)), 2, "8 s after the fall");
+        assert_eq!(climb.gate(2, 1, at(14.1)), 1);
         // A fall long after a climb starts from the first wait again.
         assert_eq!(climb.gate(1, 2, at(100.0)), 2);
         assert_eq!(climb.gate(2, 1, at(102.0)), 2);
@@ -249,14 +253,16 @@ mod tests {
         assert!(!climb.probing(at(2.0)), "the wait has long to go");
         assert_eq!(climb.gate(2, 1, at(3.1)), 2);
         assert!(climb.probing(at(3.1)), "the last 2 s before the climb");
-        // The probe showed the path could not carry it: the estimate fell, no climb.
+        // The probe showed the path could not carry it: the estimate fell, no climb, and
+        // the wait doubles as for a failed climb (8 s, to 11.5 s).
         assert_eq!(climb.gate(2, 2, at(3.5)), 2);
         assert!(!climb.probing(at(3.5)));
-        // Wanted again after the wait: the probe runs for the whole hold, then it climbs.
         assert_eq!(climb.gate(2, 1, at(6.0)), 2);
-        assert!(climb.probing(at(6.0)));
-        assert_eq!(climb.gate(2, 1, at(8.1)), 1);
-        assert!(!climb.probing(at(8.1)), "climbed");
+        assert!(!climb.probing(at(6.0)), "the wait has long to go");
+        assert_eq!(climb.gate(2, 1, at(9.6)), 2);
+        assert!(climb.probing(at(9.6)));
+        assert_eq!(climb.gate(2, 1, at(11.6)), 1);
+        assert!(!climb.probing(at(11.6)), "climbed");
     }
 
     #[test]
