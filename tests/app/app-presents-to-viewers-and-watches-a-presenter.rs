@@ -79,6 +79,19 @@ fn the_app_presents_to_viewers_who_need_its_access_code() {
         "{invite}"
     );
     assert!(!invite.contains("k1"), "the code stays out of the link");
+    // The web link for browser guests says so too: the page asks for the code.
+    let web = app
+        .execute(
+            "return document.getElementById('invite-web-link').value;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        web.ends_with("/r/keynote?role=viewer&credentials=required") && !web.contains("k1"),
+        "{web}"
+    );
 
     let code = r#"{"code":"k1"}"#;
     let mut v1 = join_invite(&invite, "Vera", &["--credentials", code]);

@@ -14,6 +14,8 @@
 //   {"event":"message","from":ID,"channel":C,"length":N}   on any other channel: N is the
 //                                    length of the JSON string sent (or of the JSON text)
 //   {"event":"password_asked","notice":T}   the room has a password: the page asks for it
+//   {"event":"code_asked","notice":T}   the page asks for an access code (again, with the
+//                                    refusal as the notice, when a presenter refused one)
 //   {"event":"status","banner":T}    the call's banner changed ("" once it is hidden): the
 //                                    server connection lost, links being made anew
 //   {"event":"cursor","peer":ID,"x":X,"y":Y}   a peer's cursor over the whiteboard
@@ -36,6 +38,7 @@
 //                             sends a JSON string of N bytes (N - 2 letters) through the
 //                             room engine: {"event":"sent","reached":K}, or error `send_failed`
 //   {"cmd":"password","text":P}   answers the room's password form
+//   {"cmd":"code","text":C}   answers the access code form
 //   {"cmd":"controls"}        which media buttons show:
 //                             {"event":"controls","microphone":B,"camera":B,"share":B}
 //   {"cmd":"media"}           pictures shown per tile, and who speaks:
@@ -115,6 +118,7 @@ function watch() {
     toast: document.getElementById('toast')?.hidden === false ? document.getElementById('toast').textContent : '',
     banner: document.getElementById('banner')?.hidden === false ? document.getElementById('banner').textContent : '',
     asked: fresh('#guest-password').map(() => document.getElementById('guest-error')?.textContent ?? ''),
+    codes: fresh('#guest-code').map(() => document.getElementById('guest-error')?.textContent ?? ''),
     strokes: Number(document.getElementById('board')?.dataset.strokes ?? '0'),
     cursors: [...document.querySelectorAll('.cursor[data-peer]')].map((el) => ({ peer: el.dataset.peer, x: Number(el.dataset.x), y: Number(el.dataset.y) })),
     videos: [...document.querySelectorAll('.tile[data-video="true"]')]
@@ -181,8 +185,9 @@ class Reporter {
     this.onFatal = onFatal;
   }
 
-  report({ status, reason, me, peers, chat, notes, toast, banner, asked, strokes, cursors, videos }) {
+  report({ status, reason, me, peers, chat, notes, toast, banner, asked, codes, strokes, cursors, videos }) {
     for (const notice of asked) print({ event: 'password_asked', notice });
+    for (const notice of codes) print({ event: 'code_asked', notice });
     if (status === 'joined' && me && this.me === null) {
       this.me = me;
       print({ event: 'joined', peer: me });
@@ -318,6 +323,11 @@ async function main() {
     password: async ({ text }) => {
       if (typeof text !== 'string') throw new Error('password takes a string "text"');
       await page.fill('#guest-password', text);
+      await page.click('#guest-join');
+    },
+    code: async ({ text }) => {
+      if (typeof text !== 'string') throw new Error('code takes a string "text"');
+      await page.fill('#guest-code', text);
       await page.click('#guest-join');
     },
     controls: async () => {

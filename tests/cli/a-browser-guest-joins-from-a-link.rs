@@ -6,7 +6,7 @@
 //! (the page's analyser says it speaks) and its test pattern shown in the page; the page's
 //! fake microphone recorded at its frequency, its camera's and its shared screen's pictures
 //! saved by the CLI peer; the page's leave seen by both. Then: Firefox; the largest message
-//! both ways; https and wss; room tokens and passwords; a server restart; a presentation
+//! both ways; https and wss; room tokens, passwords and access codes; a server restart; a presentation
 //! watched from a presenter's link.
 
 use plenum_e2e::cli as common;
@@ -590,6 +590,53 @@ fn a_guest_gives_the_rooms_password() {
     let guest_id = joined(&mut page);
     sees_link(&mut ada, &guest_id);
     page_leaves(page, &mut [&mut ada], &guest_id);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A presenter who asks for an access code: the page from its web link
+/// (`?credentials=required`) asks for the code, a wrong one is refused by the presenter and
+/// the form comes back saying so, and the right one links.
+#[test]
+fn a_guest_gives_the_presenters_access_code() {
+    let dir = scratch("code");
+    let server = serve(&[]);
+    let http = server.url.replacen("ws://", "http://", 1);
+    let mut presenter = spawn_join(
+        &server.url,
+        "coded",
+        "pres",
+        &[
+            "--role",
+            "publisher",
+            "--accept-credentials",
+            r#"{"code":"2468"}"#,
+        ],
+    );
+    joined(&mut presenter);
+    let mut page = guest(
+        &format!("{http}/r/coded?role=viewer&credentials=required&name=Guest"),
+        &tone_file(&dir),
+    );
+    page.expect(LONG, "the access code form", |v| event(v) == "code_asked");
+    page.cmd(json!({"cmd": "code", "text": "1357"}));
+    let guest_id = joined(&mut page);
+    let again = page.expect(LONG, "the form again", |v| event(v) == "code_asked");
+    assert!(
+        again["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("pres did not accept your access code")),
+        "{again}"
+    );
+    assert!(
+        !presenter
+            .drain_for(Duration::from_millis(200))
+            .iter()
+            .any(|v| event(v) == "peer_join" && v["peer"] == guest_id.as_str()),
+        "the presenter linked to a guest with the wrong code"
+    );
+    page.cmd(json!({"cmd": "code", "text": "2468"}));
+    sees_link(&mut presenter, &guest_id);
+    page_leaves(page, &mut [&mut presenter], &guest_id);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -89,12 +89,10 @@ impl Invite {
 
     /// The link a browser opens to join as a guest: the server's guest page,
     /// `http(s)://HOST:PORT/r/ROOM` (a server URL with a path adds it as `?server=`, a
-    /// presenter's invite `?role=viewer`). `None` where the presenter asks for an access
-    /// code (the guest page has no way to give one) and for a server URL that is not one.
+    /// presenter's invite `?role=viewer`, an access code asked for `?credentials=required`:
+    /// the page then asks for the code, which never goes in the link). `None` for a server
+    /// URL that is not one.
     pub fn web_link(&self) -> Option<String> {
-        if self.credentials {
-            return None;
-        }
         let ws = Url::parse(&self.server).ok()?;
         let scheme = match ws.scheme() {
             "ws" => "http",
@@ -112,6 +110,10 @@ impl Invite {
         }
         if let Some(role) = self.role.filter(|r| !r.is_both()) {
             page.query_pairs_mut().append_pair("role", role.as_str());
+        }
+        if self.credentials {
+            page.query_pairs_mut()
+                .append_pair("credentials", "required");
         }
         Some(page.into())
     }
@@ -193,7 +195,10 @@ mod tests {
             credentials: true,
             ..presenting
         };
-        assert_eq!(with_code.web_link(), None);
+        assert_eq!(
+            with_code.web_link().as_deref(),
+            Some("http://127.0.0.1:1/r/talk?role=viewer&credentials=required")
+        );
     }
 
     #[test]

@@ -69,6 +69,13 @@ describe("GuestCall", () => {
     expect(peer(ADA)).toBeUndefined();
   });
 
+  it("says which peer refused our access code, as the app does", () => {
+    const { room, events } = setup("viewer");
+    room.emit("peer-joined", { peer: ADA, name: "Ada", role: "publisher" });
+    room.emit("error", { code: "not_verified", message: "refused by the peer: not verified", peer: ADA, fatal: false });
+    expect(events.filter((e) => e.type === "not_verified")).toEqual([{ type: "not_verified", name: "Ada", reason: "refused by the peer: not verified" }]);
+  });
+
   it("turns the collaboration channels into the view's events and refuses what is not valid", () => {
     const { events, link, room } = setup();
     link(ADA, "Ada");

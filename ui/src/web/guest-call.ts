@@ -361,6 +361,9 @@ export class GuestCall implements CallApi {
           this.status();
         } else if (peer && code === "malformed_message") {
           this.emit({ type: "ignored", peer, channel: "", reason: message });
+        } else if (peer && code === "not_verified") {
+          const name = this.members.get(peer)?.view.name ?? peer.slice(0, 8);
+          this.emit({ type: "not_verified", name, reason: message });
         } else {
           console.warn(`${code}: ${message}`);
         }

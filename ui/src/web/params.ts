@@ -1,6 +1,7 @@
 // What the guest page's address says: the room (`/r/ROOM`, or `?room=`), the signaling
 // server (`?server=`, else the server that served the page), the name (`?name=`) and a room
-// token (`#token=`, which never reaches a server's log, or `?token=`).
+// token (`#token=`, which never reaches a server's log, or `?token=`); whether an access code
+// is asked for (`?credentials=required`; the code itself is typed in, never in the address).
 
 import type { Role } from "./signaling";
 
@@ -12,6 +13,8 @@ export interface GuestParams {
   /** How to take part (`?role=`): `viewer` watches a presentation; `null` for a role that
    * is not one. */
   role: Role | null;
+  /** The room's presenter asks for an access code (`?credentials=required`). */
+  credentials: boolean;
 }
 
 export function guestParams(location: Pick<Location, "pathname" | "search" | "hash" | "protocol" | "host">): GuestParams {
@@ -25,6 +28,7 @@ export function guestParams(location: Pick<Location, "pathname" | "search" | "ha
     name: query.get("name") || null,
     token: fragment.get("token") || query.get("token") || null,
     role: roleOf(query.get("role")),
+    credentials: query.get("credentials") === "required",
   };
 }
 

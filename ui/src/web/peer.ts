@@ -28,6 +28,8 @@ export interface PeerContext {
   tracks(): LocalTracks;
   /** The number of our next description (one counter for all of them). */
   nextSeq(): number;
+  /** What our offers and answers present to the peer's check, if anything. */
+  credentials(): unknown;
   signal(to: string, payload: SignalPayload): void;
   /** The next id of a data or ping envelope. */
   nextId(): bigint;
@@ -197,7 +199,7 @@ export class Peer {
     const signed = await signDescription(this.me, "offer", this.id, this.ctx.nextSeq(), sdp);
     if (link !== this.link) return;
     link.offeredSeq = signed.seq;
-    this.ctx.signal(this.id, { kind: "offer", ...signed });
+    this.ctx.signal(this.id, { kind: "offer", ...signed, ...this.presented() });
     link.described();
   }
 
@@ -211,8 +213,14 @@ export class Peer {
     const sdp = await link.answer(offer.sdp, this.ctx.tracks());
     const signed = await signDescription(this.me, "answer", this.id, this.ctx.nextSeq(), sdp);
     if (link !== this.link) return;
-    this.ctx.signal(this.id, { kind: "answer", ...signed, answers: offer.seq });
+    this.ctx.signal(this.id, { kind: "answer", ...signed, answers: offer.seq, ...this.presented() });
     link.described();
+  }
+
+  /** `credentials`, where we present any. */
+  private presented(): { credentials?: unknown } {
+    const credentials = this.ctx.credentials();
+    return credentials === undefined ? {} : { credentials };
   }
 
   private async onAnswer(answer: AnswerPayload): Promise<void> {

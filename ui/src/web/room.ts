@@ -19,6 +19,9 @@ export interface JoinOptions extends JoinRequest {
   server: string;
   /** Our identity; the one kept in this browser if absent. */
   identity?: Identity;
+  /** Presented with every offer and answer (an access code: `{"code": C}`); never sent to
+   * the server. */
+  credentials?: unknown;
 }
 
 /** A peer as the page lists it. */
@@ -37,6 +40,7 @@ export class Room extends Emitter<RoomEvents> {
   private signaling: Signaling | null = null;
   private identity: Identity | null = null;
   private readonly members = new Map<string, Peer>();
+  private credentials: unknown = undefined;
   private iceServers: IceServer[] = [];
   private readonly tracks: LocalTracks = {};
   private readonly published = new Map<Lane, StreamInfo>();
@@ -72,8 +76,9 @@ export class Room extends Emitter<RoomEvents> {
 
   /** Joins; resolves with our peer id once the server let us in. */
   async join(options: JoinOptions): Promise<string> {
-    const { server, identity, ...request } = options;
+    const { server, identity, credentials, ...request } = options;
     this.identity = identity ?? (await loadIdentity());
+    this.credentials = credentials;
     const { signaling, welcome } = await this.connect(server, request);
     if (welcome.topology && welcome.topology.kind !== "mesh") {
       signaling.leave();
@@ -347,6 +352,7 @@ export class Room extends Emitter<RoomEvents> {
     rtcConfig: () => ({ iceServers: this.iceServers, bundlePolicy: "max-bundle" }),
     tracks: () => this.tracks,
     nextSeq: () => ++this.seq,
+    credentials: () => this.credentials,
     signal: (to, payload) => this.signaling?.signal(to, payload),
     nextId: () => this.nextId(),
     announcements: () => [

@@ -62,10 +62,13 @@ export interface Grants {
 
 export interface OfferPayload extends SignedDescription {
   kind: "offer";
+  /** What we present to the receiver's check (an access code: `{"code": C}`). */
+  credentials?: unknown;
 }
 
 export interface AnswerPayload extends SignedDescription {
   kind: "answer";
+  credentials?: unknown;
   /** The `seq` of the offer it answers. */
   answers?: number;
 }
