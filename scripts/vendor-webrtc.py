@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Rebuild third_party/{webrtc,rtc,rtc-dtls} from the published crates plus third_party/patches/.
+"""Rebuild third_party/{webrtc,rtc,rtc-dtls,rtc-sctp} from the published crates plus third_party/patches/.
 
 Usage: scripts/vendor-webrtc.py [crate ...]  (all of them by default; the published crates
 must be in ~/.cargo/registry, e.g. fetched by a scratch project that depends on them)
@@ -10,7 +10,7 @@ without examples, tests, benches and dev-dependencies); the patches are then app
 """
 import glob, os, re, shutil, subprocess, sys
 
-CRATES = {"webrtc": "0.21.1", "rtc": "0.21.1", "rtc-dtls": "0.21.1"}
+CRATES = {"webrtc": "0.21.1", "rtc": "0.21.1", "rtc-dtls": "0.21.1", "rtc-sctp": "0.21.1"}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEST = os.path.join(ROOT, "third_party")
 REGISTRY = os.path.expanduser(os.environ.get("CARGO_HOME", "~/.cargo")) + "/registry/src/*/"
@@ -43,6 +43,6 @@ for name, version in CRATES.items():
         manifest = strip_manifest(f.read())
     with open(os.path.join(dst, "Cargo.toml"), "w") as f:
         f.write(manifest)
-    for patch in sorted(glob.glob(os.path.join(DEST, "patches", f"{name}-*.patch"))):
+    for patch in sorted(glob.glob(os.path.join(DEST, "patches", f"{name}-[0-9]*.patch"))):
         subprocess.run(["patch", "-p1", "-d", dst, "-i", patch], check=True)
         print(f"applied {os.path.basename(patch)} to {name}")
