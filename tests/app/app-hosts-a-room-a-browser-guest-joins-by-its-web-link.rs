@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::cli::{Proc, event};
 use support::webdriver::Session;
-use support::{Driver, Xvfb, artifacts_dir, wait_for};
+use support::{Xvfb, artifacts_dir, wait_for};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -25,15 +25,7 @@ fn strokes(app: &Session) -> u64 {
 #[test]
 fn app_hosts_a_room_a_browser_guest_joins_by_its_web_link() {
     let xvfb = Xvfb::start();
-    let config = std::env::temp_dir().join(format!("plenum-e2e-web-{}", std::process::id()));
-    let driver = Driver::start(
-        &xvfb.display,
-        &[
-            ("XDG_CONFIG_HOME", config.to_str().unwrap()),
-            ("PLENUM_HOST_BIND", "127.0.0.1:0"),
-        ],
-    );
-    let app = Session::start(driver.port, support::app_bin().as_ref(), &[]);
+    let (_driver, app, config) = support::start_hosting_app(&xvfb, "web");
     let name = wait_for(LONG, "the join screen", || app.find("#join-name"));
     app.type_text(&name, "Hana");
     app.type_text(&app.find("#join-room").unwrap(), "web-party");
@@ -100,21 +92,7 @@ fn app_hosts_a_room_a_browser_guest_joins_by_its_web_link() {
     wait_for(LONG, "the guest's stroke in the app", || {
         (strokes(&app) == 1).then_some(())
     });
-    let r: Vec<f64> = app
-        .execute(
-            "const r = document.querySelector('#board').getBoundingClientRect(); return [r.left, r.top, r.width, r.height];",
-            json!([]),
-        )
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    let px = |fx: f64, fy: f64| ((r[0] + fx * r[2]) as i64, (r[1] + fy * r[3]) as i64);
-    let path: Vec<(i64, i64)> = (0..=8)
-        .map(|i| px(0.2 + f64::from(i) * 0.05, 0.8 - f64::from(i % 2) * 0.06))
-        .collect();
-    app.drag(&path);
+    support::draw_zigzag(&app, 9);
     page.expect(LONG, "the app's stroke in the page", |v| {
         event(v) == "board" && v["strokes"] == 2
     });

@@ -7,23 +7,14 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::cli::{Proc, event};
-use support::webdriver::Session;
-use support::{Driver, Xvfb, artifacts_dir, wait_for};
+use support::{Xvfb, artifacts_dir, wait_for};
 
 const LONG: Duration = Duration::from_secs(30);
 
 #[test]
 fn app_hosts_a_room_a_cli_peer_joins_by_invite() {
     let xvfb = Xvfb::start();
-    let config = std::env::temp_dir().join(format!("plenum-e2e-host-{}", std::process::id()));
-    let driver = Driver::start(
-        &xvfb.display,
-        &[
-            ("XDG_CONFIG_HOME", config.to_str().unwrap()),
-            ("PLENUM_HOST_BIND", "127.0.0.1:0"),
-        ],
-    );
-    let app = Session::start(driver.port, support::app_bin().as_ref(), &[]);
+    let (_driver, app, config) = support::start_hosting_app(&xvfb, "host");
     let shots = artifacts_dir();
 
     // The join screen, with a clear error for a join without a name.

@@ -252,21 +252,7 @@ fn app_joins_a_room_with_cli_peers() {
     });
 
     // A stroke drawn in the app reaches both peers.
-    let surface = app.execute(
-        "const r = document.querySelector('#board').getBoundingClientRect(); return [r.left, r.top, r.width, r.height];",
-        json!([]),
-    );
-    let r: Vec<f64> = surface
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    let px = |fx: f64, fy: f64| ((r[0] + fx * r[2]) as i64, (r[1] + fy * r[3]) as i64);
-    let path: Vec<(i64, i64)> = (0..=12)
-        .map(|i| px(0.2 + i as f64 * 0.05, 0.8 - (i % 2) as f64 * 0.06))
-        .collect();
-    app.drag(&path);
+    support::draw_zigzag(&app, 13);
     for peer in [&mut ada, &mut bob] {
         let begin = expect_msg(peer, "board", &app_id, "the app's stroke begins", |d| {
             d["t"] == "begin"

@@ -226,16 +226,59 @@ pub fn start_app(
     args: &[String],
     tag: &str,
 ) -> (Driver, webdriver::Session, PathBuf) {
+    start_app_with(xvfb, app, args, tag, &[])
+}
+
+/// The app as [`start_app`] starts it, hosting rooms on a free loopback port (its join
+/// screen's Host button).
+pub fn start_hosting_app(xvfb: &Xvfb, tag: &str) -> (Driver, webdriver::Session, PathBuf) {
+    start_app_with(
+        xvfb,
+        app_bin(),
+        &[],
+        tag,
+        &[("PLENUM_HOST_BIND", "127.0.0.1:0")],
+    )
+}
+
+fn start_app_with(
+    xvfb: &Xvfb,
+    app: &str,
+    args: &[String],
+    tag: &str,
+    env: &[(&str, &str)],
+) -> (Driver, webdriver::Session, PathBuf) {
     let config = std::env::temp_dir().join(format!("plenum-e2e-{tag}-{}", std::process::id()));
-    let driver = Driver::start(
-        &xvfb.display,
-        &[(
-            "XDG_CONFIG_HOME",
-            config.to_str().expect("a UTF-8 temp path"),
-        )],
-    );
+    let mut vars = vec![(
+        "XDG_CONFIG_HOME",
+        config.to_str().expect("a UTF-8 temp path"),
+    )];
+    vars.extend_from_slice(env);
+    let driver = Driver::start(&xvfb.display, &vars);
     let session = webdriver::Session::start(driver.port, app.as_ref(), args);
     (driver, session, config)
+}
+
+/// Draws a zigzag of `points` points across the app's whiteboard (from 20 % in, 80 % down,
+/// 5 % of its width a step), as a pointer would.
+pub fn draw_zigzag(app: &webdriver::Session, points: u32) {
+    let r: Vec<f64> = app
+        .execute(
+            "const r = document.querySelector('#board').getBoundingClientRect(); return [r.left, r.top, r.width, r.height];",
+            serde_json::json!([]),
+        )
+        .as_array()
+        .expect("the board's box")
+        .iter()
+        .map(|v| v.as_f64().expect("a number"))
+        .collect();
+    let path: Vec<(i64, i64)> = (0..points)
+        .map(|i| {
+            let (fx, fy) = (0.2 + f64::from(i) * 0.05, 0.8 - f64::from(i % 2) * 0.06);
+            ((r[0] + fx * r[2]) as i64, (r[1] + fy * r[3]) as i64)
+        })
+        .collect();
+    app.drag(&path);
 }
 
 /// `document.querySelector(css).textContent`, or `None` when nothing matches.

@@ -137,17 +137,16 @@ impl LinkPacer {
             if !probe {
                 self.queued_bits -= bits;
             }
-            if let Packet::Rtp(rtp) = &packet.message.packet
-                && !packet.message.has(&Attribute::Retransmission)
-            {
-                self.recent
-                    .push_back((rtp.header.ssrc, rtp.header.sequence_number, bits));
-                if self.recent.len() > RECENT {
-                    self.recent.pop_front();
+            if let Packet::Rtp(rtp) = &packet.message.packet {
+                if probe {
+                    LinkStats::add(&self.stats.sent_probe_bytes, rtp.marshal_size() as u64);
+                } else if !packet.message.has(&Attribute::Retransmission) {
+                    self.recent
+                        .push_back((rtp.header.ssrc, rtp.header.sequence_number, bits));
+                    if self.recent.len() > RECENT {
+                        self.recent.pop_front();
+                    }
                 }
-            }
-            if probe && let Packet::Rtp(rtp) = &packet.message.packet {
-                LinkStats::add(&self.stats.sent_probe_bytes, rtp.marshal_size() as u64);
             }
             if let Some(fill) = self.fill.as_mut().filter(|_| !probe) {
                 fill.consume(bits);

@@ -137,9 +137,7 @@ impl Climb {
         self.climbed_at = Some(now);
         to
     }
-}
 
-impl Climb {
     /// Whether a held climb is in its last [`CLIMB_HOLD`]: the link then fills its path up
     /// to the estimate (a probe), so an estimate that crept past the path falls before the
     /// bigger layer's keyframe is sent into it.
