@@ -5,7 +5,9 @@
 //! because the browser, in its turn, answered our INIT. RFC 4960 section 5.2.1 has an
 //! endpoint in COOKIE-WAIT answer the peer's INIT with an INIT ACK from the association it
 //! began. Two such endpoints, each initiating and neither taking associations, must open
-//! one association between them, on a clock of their own.
+//! one association between them, on a clock of their own. And the browser's INIT can come
+//! before ours is begun at all (it overtakes the DTLS handshake's completion on our side):
+//! it is held and answered by the association we then begin.
 #![allow(clippy::disallowed_methods)] // the simulated clock starts from the real one
 
 use std::collections::VecDeque;
@@ -31,6 +33,8 @@ struct Side {
     connected: bool,
     /// INITs of the peer this side refused (an INIT that reaches no association).
     ignored: usize,
+    /// INIT ACKs this side sent (SCTP packets whose first chunk is one).
+    init_acks_sent: usize,
 }
 
 impl Side {
@@ -61,6 +65,7 @@ impl Side {
             associations,
             connected: false,
             ignored: 0,
+            init_acks_sent: 0,
         }
     }
 
@@ -74,6 +79,9 @@ impl Side {
                 }
             }
         }
+        /// The chunk type of an INIT ACK, first after the 12-byte common header.
+        const INIT_ACK: u8 = 2;
+        self.init_acks_sent += out.iter().filter(|d| d.get(12) == Some(&INIT_ACK)).count();
         out
     }
 
@@ -162,4 +170,33 @@ fn an_endpoint_that_takes_associations_still_makes_its_own_for_an_init() {
         "not open after {took:?}"
     );
     assert_eq!(server.associations.len(), 1);
+}
+
+#[test]
+fn an_init_that_comes_before_our_association_begins_is_answered_by_it() {
+    let now = Instant::now();
+    // B (the browser, DTLS server) begins first; A (us, DTLS client) has not yet heard
+    // that its handshake is complete, so it has no association when B's INIT comes.
+    let mut a = Side::new(A, false, None, now);
+    let mut b = Side::new(B, false, Some(A), now);
+    for datagram in b.transmit(now) {
+        a.receive(now, B, datagram);
+    }
+    assert!(a.associations.is_empty());
+    assert_eq!(a.ignored, 1, "the early INIT begins nothing by itself");
+    a.ignored = 0;
+    // Now A begins its association, as the handshake's completion has it do.
+    let begun = a
+        .endpoint
+        .connect(now, ClientConfig::new(TransportConfig::default()), B)
+        .expect("connect");
+    a.associations.push(begun);
+    let (a, b, took) = open(a, b, now, Duration::from_secs(10));
+    assert!(a.connected && b.connected, "not open after {took:?}");
+    assert_eq!((a.associations.len(), b.associations.len()), (1, 1));
+    // Opened at once, not when B's INIT timer (1 s or more) sent it again.
+    assert!(took < Duration::from_millis(500), "took {took:?}");
+    // B's INIT was answered with an INIT ACK from the association A began.
+    assert_eq!(a.init_acks_sent, 1, "B's INIT went unanswered");
+    assert_eq!(b.ignored, 0);
 }

@@ -54,6 +54,9 @@ pub struct Endpoint {
     ///
     /// Equivalent to a `ServerConfig.accept_buffer` of `0`, but can be changed after the endpoint is constructed.
     reject_new_associations: bool,
+    /// An INIT that came before this endpoint, which accepts no association of its own,
+    /// began one: handed to the association `connect` makes (see [`Endpoint::connect`]).
+    early_init: Option<TransportMessage<Payload>>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -87,6 +90,7 @@ impl Endpoint {
             associations: Slab::new(),
             local_cid_generator: (endpoint_config.aid_generator_factory.as_ref())(),
             reject_new_associations: false,
+            early_init: None,
             endpoint_config,
             server_config,
         }
@@ -166,6 +170,28 @@ impl Endpoint {
             ));
         }
 
+        // An INIT before this endpoint began its own association (a browser's INIT can
+        // overtake the DTLS handshake's completion, after which the DTLS client connects):
+        // kept for that association, which answers it as a colliding INIT.
+        if self.server_config.is_none()
+            && self.associations.is_empty()
+            && partial_decode.first_chunk_type == CT_INIT
+            && partial_decode.initiate_tag.is_some()
+        {
+            debug!("holding an INIT that came before our association began");
+            self.early_init = Some(TransportMessage {
+                now,
+                transport: TransportContext {
+                    local_addr: self.local_addr,
+                    peer_addr: remote,
+                    ecn,
+                    transport_protocol: self.transport_protocol,
+                },
+                message: Payload::PartialDecode(partial_decode),
+            });
+            return None;
+        }
+
         //
         // Potentially create a new association
         //
@@ -205,8 +231,13 @@ impl Endpoint {
         let remote_aid = RandomAssociationIdGenerator::new().generate_aid();
         let local_aid = self.new_aid();
 
-        let (ch, conn) =
+        let (ch, mut conn) =
             self.add_association(remote_aid, local_aid, remote, now, None, config.transport);
+        // The peer's INIT that came first is answered now, from this association in
+        // COOKIE-WAIT (RFC 4960 section 5.2.1).
+        if let Some(init) = self.early_init.take() {
+            conn.handle_event(AssociationEvent(AssociationEventInner::Datagram(init)));
+        }
         Ok((ch, conn))
     }
 
