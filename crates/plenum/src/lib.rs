@@ -39,6 +39,7 @@ mod congestion;
 pub mod datagram;
 mod driver;
 mod events;
+pub mod forward;
 mod invite;
 mod lifecycle;
 mod link;

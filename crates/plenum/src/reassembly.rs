@@ -96,12 +96,8 @@ impl Reassembler {
             return Vec::new(); // late duplicate or retransmission of a finished frame
         }
         self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
-        let head = Vp8Packet::default().is_partition_head(&payload) && payload[0] & 0x0f == 0;
-        // A frame's first payload byte says whether it is a keyframe (bit 0 clear).
-        let key = head
-            && Vp8Packet::default()
-                .depacketize(&payload)
-                .is_ok_and(|frame| frame.first().is_some_and(|b| b & 0x01 == 0));
+        let head = starts_frame(&payload);
+        let key = head && starts_keyframe(&payload);
         self.held.insert(
             seq,
             Held {
@@ -267,6 +263,20 @@ impl Reassembler {
         self.lose_picture();
         true
     }
+}
+
+/// Whether a VP8 RTP payload is the first packet of a frame (the start of partition 0).
+pub(crate) fn starts_frame(payload: &Bytes) -> bool {
+    !payload.is_empty() && Vp8Packet::default().is_partition_head(payload) && payload[0] & 0x0f == 0
+}
+
+/// Whether a VP8 RTP payload is the first packet of a keyframe (the frame's first byte has
+/// bit 0 clear).
+pub(crate) fn starts_keyframe(payload: &Bytes) -> bool {
+    starts_frame(payload)
+        && Vp8Packet::default()
+            .depacketize(payload)
+            .is_ok_and(|frame| frame.first().is_some_and(|b| b & 0x01 == 0))
 }
 
 /// An RTP sequence number as a 64-bit one: the one nearest `highest` (the highest seen so
