@@ -97,7 +97,7 @@ impl Reassembler {
         }
         self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
         let head = starts_frame(&payload);
-        let key = head && starts_keyframe(&payload);
+        let key = head && frame_is_key(&payload);
         self.held.insert(
             seq,
             Held {
@@ -267,16 +267,21 @@ impl Reassembler {
 
 /// Whether a VP8 RTP payload is the first packet of a frame (the start of partition 0).
 pub(crate) fn starts_frame(payload: &Bytes) -> bool {
-    !payload.is_empty() && Vp8Packet::default().is_partition_head(payload) && payload[0] & 0x0f == 0
+    // (An empty payload is no partition's head, so the index below is safe.)
+    Vp8Packet::default().is_partition_head(payload) && payload[0] & 0x0f == 0
 }
 
-/// Whether a VP8 RTP payload is the first packet of a keyframe (the frame's first byte has
-/// bit 0 clear).
+/// Whether a VP8 RTP payload is the first packet of a keyframe.
 pub(crate) fn starts_keyframe(payload: &Bytes) -> bool {
-    starts_frame(payload)
-        && Vp8Packet::default()
-            .depacketize(payload)
-            .is_ok_and(|frame| frame.first().is_some_and(|b| b & 0x01 == 0))
+    starts_frame(payload) && frame_is_key(payload)
+}
+
+/// Whether the frame a frame's first payload begins is a keyframe (its first byte has bit 0
+/// clear).
+fn frame_is_key(payload: &Bytes) -> bool {
+    Vp8Packet::default()
+        .depacketize(payload)
+        .is_ok_and(|frame| frame.first().is_some_and(|b| b & 0x01 == 0))
 }
 
 /// An RTP sequence number as a 64-bit one: the one nearest `highest` (the highest seen so

@@ -693,6 +693,7 @@ mod tests {
             "estimate {most}"
         );
     }
+
     /// The estimate after one probe cluster at 1.6 Mbit/s (1,200-byte packets, 100 ms)
     /// through a bottleneck of `path` bits per second, with the packets at `lost` lost after
     /// it, and one packet after the cluster to show it was reported whole.
