@@ -7,8 +7,7 @@
 //! here, sans IO and told the time:
 //! - [`pacer::LinkPacer`] releases what the link sends at a rate above the estimate, audio
 //!   first and at once, retransmissions next within a share of the estimate (a storm of
-//!   requests cannot multiply the load), video next; and before a climb to a bigger picture,
-//!   short probe clusters whose arrival rate tells the estimator what the path carries;
+//!   requests cannot multiply the load), video last;
 //! - [`nack::NackAsker`] asks again for a missing packet at most [`nack::MAX_ASKS`] times, one
 //!   round trip apart, and never once it is too old to be played;
 //! - [`meter::LinkMeter`] counts what leaves and arrives and measures the round trip from
@@ -25,9 +24,9 @@ pub(crate) mod pacer;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rtc::interceptor::{
     CongestionControlBuilder, Interceptor, NackResponderBuilder, Registry, Slot, StreamInfo,
@@ -80,18 +79,6 @@ pub(crate) struct LinkStats {
     receive_bps: AtomicU64,
     /// The picture size each lane (camera, screen) goes out at: width << 32 | height.
     sending: [AtomicU64; 2],
-    /// The newest probe cluster the pacer began (ended or running).
-    cluster: Mutex<Option<ProbeCluster>>,
-}
-
-/// A short stretch in which the pacer filled the link up to a probe's rate: every packet
-/// that left in it (media and copies alike) belongs to it. The estimator compares the rate
-/// they arrived at with the rate they left at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ProbeCluster {
-    pub(crate) from: Instant,
-    /// When it ended (`None` while it runs).
-    pub(crate) to: Option<Instant>,
 }
 
 impl Default for LinkStats {
@@ -114,7 +101,6 @@ impl Default for LinkStats {
             send_bps: AtomicU64::new(0),
             receive_bps: AtomicU64::new(0),
             sending: [AtomicU64::new(0), AtomicU64::new(0)],
-            cluster: Mutex::new(None),
         }
     }
 }
@@ -164,18 +150,6 @@ impl LinkStats {
     /// Asks the pacer to fill the link up to `bps` while nothing else waits (0 ends it).
     pub(crate) fn set_probe(&self, bps: u64) {
         self.probe_bps.store(bps, Ordering::Relaxed);
-    }
-
-    /// Notes the probe cluster the pacer began or ended (it replaces the one before).
-    pub(crate) fn note_cluster(&self, cluster: ProbeCluster) {
-        if let Ok(mut slot) = self.cluster.lock() {
-            *slot = Some(cluster);
-        }
-    }
-
-    /// The newest probe cluster, ended or running.
-    pub(crate) fn cluster(&self) -> Option<ProbeCluster> {
-        *self.cluster.lock().ok()?
     }
 
     /// The round trip, once a report has measured it.
@@ -258,8 +232,7 @@ pub(crate) fn chain(
         INITIAL_ESTIMATE as f64,
         MIN_ESTIMATE as f64,
         MAX_ESTIMATE as f64,
-    )
-    .with_probes(Arc::clone(stats));
+    );
     let registry = configure_rtcp_reports(Registry::new())
         .with(
             Slot::CongestionControl,

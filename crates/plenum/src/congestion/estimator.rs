@@ -15,22 +15,16 @@
 //!   faster again once well above it or long after;
 //! - loss over [`LOSS_HIGH`] in the last second cuts it in proportion (a path that drops
 //!   without queueing); random loss under it is left to retransmission;
-//! - it is never more than twice what the receiver acknowledged over the last second (plus a
-//!   little), so a sender that sends less than it may is not told of much room nobody has
-//!   tried;
-//! - a probe cluster (the pacer filling the link to a rate for a moment, see
-//!   [`super::pacer`]) whose packets arrived clearly slower than they left shows what the
-//!   path carries: the estimate falls to that, whatever the queue says.
+//! - it is never more than half again what the receiver acknowledged over the last second
+//!   (plus a little), so a sender that sends less than it may is not told of room nobody has
+//!   tried.
 //!
 //! Sans IO: told the time with each report.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{BandwidthEstimator, PacketReport};
-
-use super::{LinkStats, ProbeCluster};
 
 /// A standing queue over this is congestion: the estimate falls.
 pub(crate) const HIGH_QUEUE: Duration = Duration::from_millis(40);
@@ -79,55 +73,6 @@ const DRAIN_WINDOW: Duration = Duration::from_millis(500);
 const MAX_STEP: Duration = Duration::from_millis(200);
 /// Loss is measured over at least this many packets.
 const LOSS_MIN_PACKETS: u32 = 20;
-/// A probe cluster whose packets arrived under this share of the rate they left at filled
-/// the bottleneck: they arrived at the path's rate.
-const PROBE_SATURATED: f64 = 0.9;
-/// The estimate after a probe that filled the path: this share of the rate it carried.
-const PROBE_BACKOFF: f64 = 0.95;
-/// A cluster tells nothing with fewer packets than this in its measured part, or spread
-/// over less time than [`PROBE_MIN_SPAN`].
-const PROBE_MIN_PACKETS: usize = 5;
-const PROBE_MIN_SPAN: Duration = Duration::from_millis(20);
-/// A cluster not reported on within this is forgotten.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// What was reported of the packets of one probe cluster.
-#[derive(Debug)]
-struct ClusterTally {
-    cluster: ProbeCluster,
-    /// (departure, arrival on the receiver's clock if it arrived, size), in departure order.
-    packets: Vec<(Instant, Option<Duration>, usize)>,
-    /// Reported on whole and judged.
-    done: bool,
-}
-
-impl ClusterTally {
-    /// (the rate the cluster left at, the rate it arrived at), in bits per second; `None`
-    /// when too little of it was seen. The first third of what arrived is left out: the
-    /// bottleneck lets a burst through at once before its queue builds. A packet lost
-    /// between two that arrived is counted as carried (random loss is not the path's rate).
-    fn rates(&self) -> Option<(f64, f64)> {
-        let arrived: Vec<usize> = (0..self.packets.len())
-            .filter(|&i| self.packets[i].1.is_some())
-            .collect();
-        let first = *arrived.get(arrived.len() / 3)?;
-        let last = *arrived.last()?;
-        let measured = &self.packets[first..=last];
-        if measured.len() < PROBE_MIN_PACKETS {
-            return None;
-        }
-        let (first_departure, first_arrival, _) = self.packets[first];
-        let (last_departure, last_arrival, _) = self.packets[last];
-        let departed = last_departure.saturating_duration_since(first_departure);
-        let arrived = last_arrival?.checked_sub(first_arrival?)?;
-        if departed < PROBE_MIN_SPAN || arrived.is_zero() {
-            return None;
-        }
-        // The first packet's bits are what the span's start waited for, not part of it.
-        let bits = measured[1..].iter().map(|p| p.2 as f64 * 8.0).sum::<f64>();
-        Some((bits / departed.as_secs_f64(), bits / arrived.as_secs_f64()))
-    }
-}
 
 /// The last fall of the estimate.
 #[derive(Debug, Clone, Copy)]
@@ -167,10 +112,6 @@ pub(crate) struct PathEstimator {
     /// What each feedback of the last [`WINDOW`] reported.
     window: VecDeque<Batch>,
     first_report: Option<Instant>,
-    /// Where the pacer notes its probe clusters.
-    probes: Option<Arc<LinkStats>>,
-    /// The probe cluster being reported on.
-    cluster: Option<ClusterTally>,
 }
 
 impl PathEstimator {
@@ -187,64 +128,7 @@ impl PathEstimator {
             last_update: None,
             window: VecDeque::new(),
             first_report: None,
-            probes: None,
-            cluster: None,
         }
-    }
-
-    /// Reads the probe clusters the pacer notes in `stats`.
-    pub(crate) fn with_probes(mut self, stats: Arc<LinkStats>) -> Self {
-        self.probes = Some(stats);
-        self
-    }
-
-    /// Tallies `reports` against the newest probe cluster (from its start: its first
-    /// packets are reported while it still runs); returns what a cluster that has been
-    /// reported on whole showed: (left at, arrived at), once.
-    fn tally_probe(&mut self, now: Instant, reports: &[PacketReport]) -> Option<(f64, f64)> {
-        let cluster = self.probes.as_ref()?.cluster()?;
-        if self
-            .cluster
-            .as_ref()
-            .is_none_or(|t| t.cluster.from != cluster.from)
-        {
-            self.cluster = Some(ClusterTally {
-                cluster,
-                packets: Vec::new(),
-                done: false,
-            });
-        }
-        let tally = self.cluster.as_mut()?;
-        if tally.done {
-            return None;
-        }
-        tally.cluster = cluster;
-        let ProbeCluster { from, to } = cluster;
-        let mut whole = false;
-        for report in reports {
-            if report.departure < from {
-                continue;
-            }
-            if to.is_some_and(|to| report.departure > to) {
-                whole = true;
-            } else {
-                let arrival = report.arrived.then_some(report.arrival).flatten();
-                tally.packets.push((report.departure, arrival, report.size));
-            }
-        }
-        let to = to?;
-        if !whole && now.saturating_duration_since(to) < PROBE_TIMEOUT {
-            return None;
-        }
-        tally.done = true;
-        tally.packets.sort_by_key(|p| p.0);
-        let rates = tally.rates();
-        tracing::debug!(
-            ?rates,
-            packets = tally.packets.len(),
-            "probe cluster reported"
-        );
-        rates
     }
 
     fn one_way_delay_us(&mut self, report: &PacketReport) -> Option<i64> {
@@ -419,15 +303,6 @@ impl BandwidthEstimator for PathEstimator {
         self.last_update = Some(now);
 
         let (acked, loss) = self.window_figures(now);
-        // A probe that filled the path shows what it carries.
-        if let Some((left, arrived)) = self.tally_probe(now, reports)
-            && arrived < PROBE_SATURATED * left
-            && self.target > arrived * PROBE_BACKOFF
-        {
-            self.fall(now, arrived, PROBE_BACKOFF);
-            self.target = self.target.clamp(self.min, self.max);
-            return;
-        }
         let drained = self.drain_rate(now).or(acked).unwrap_or(self.target);
         // A queue that stands while the estimate is above what the path drains is a path
         // that narrowed: follow it at once, whatever the last fall.
@@ -692,76 +567,5 @@ mod tests {
             most <= 2_500_000.0 * ACK_HEADROOM + 100_000.0,
             "estimate {most}"
         );
-    }
-
-    /// The estimate after one probe cluster at 1.6 Mbit/s (1,200-byte packets, 100 ms)
-    /// through a bottleneck of `path` bits per second, with the packets at `lost` lost after
-    /// it, and one packet after the cluster to show it was reported whole.
-    fn after_a_probe(path: f64, lost: &[usize]) -> f64 {
-        let t0 = crate::clock::now();
-        let stats = Arc::new(LinkStats::default());
-        let mut estimator =
-            PathEstimator::new(1_600_000.0, 80_000.0, 8_000_000.0).with_probes(Arc::clone(&stats));
-        let spacing = Duration::from_secs_f64((PACKET * 8) as f64 / 1_600_000.0);
-        let serialised = Duration::from_secs_f64((PACKET * 8) as f64 / path);
-        let receiver_clock = Duration::from_secs(1_000);
-        let mut free = t0;
-        let mut reports = Vec::new();
-        for i in 0..18 {
-            let departure = t0 + spacing * i as u32;
-            free = free.max(departure) + serialised;
-            reports.push(PacketReport {
-                ssrc: 1,
-                id: i as u64,
-                rtp_sequence_number: i as u16,
-                is_twcc: true,
-                twcc_sequence_number: i as u16,
-                size: PACKET,
-                arrived: !lost.contains(&i),
-                departure,
-                arrival: (!lost.contains(&i)).then(|| receiver_clock + (free - t0)),
-                ecn: Ecn::default(),
-            });
-        }
-        let cluster_end = reports.last().map(|r| r.departure).unwrap();
-        // The next packet, after the cluster.
-        let mut after = reports.last().cloned().unwrap();
-        after.departure = cluster_end + Duration::from_millis(50);
-        after.arrival = Some(receiver_clock + (free - t0) + Duration::from_millis(50));
-        after.arrived = true;
-        reports.push(after);
-        // Its first packets are reported while it still runs, the rest after it ended.
-        stats.note_cluster(ProbeCluster { from: t0, to: None });
-        let rest = reports.split_off(6);
-        estimator.on_reports(t0 + Duration::from_millis(60), &reports);
-        stats.note_cluster(ProbeCluster {
-            from: t0,
-            to: Some(cluster_end),
-        });
-        estimator.on_reports(t0 + Duration::from_millis(300), &rest);
-        estimator.target_bitrate()
-    }
-
-    #[test]
-    fn a_probe_the_path_cannot_carry_brings_the_estimate_down_to_what_it_carried() {
-        // The queue at its least in the feedback is none (the cluster's first packets met
-        // an empty bottleneck): only the cluster's arrival rate shows the estimate is high.
-        let estimate = after_a_probe(1_000_000.0, &[]);
-        assert!(
-            (800_000.0..=1_000_000.0).contains(&estimate),
-            "estimate {estimate} after a probe through 1 Mbit/s"
-        );
-    }
-
-    #[test]
-    fn a_probe_the_path_carries_leaves_the_estimate_alone_even_through_random_loss() {
-        // (It may grow in between, as any path with no queue lets it.)
-        for lost in [&[][..], &[7, 12]] {
-            let estimate = after_a_probe(2_000_000.0, lost);
-            assert!(
-                estimate >= 1_600_000.0,
-                "estimate {estimate} after a probe through 2 Mbit/s, {lost:?} lost"
-            );
-        }
     }
 }

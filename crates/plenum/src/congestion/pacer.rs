@@ -8,17 +8,12 @@
 //! 3. **video**, as the budget allows. The time the queue would take to drain is published
 //!    in [`LinkStats`] so the encoder can skip pictures rather than feed a queue that grows;
 //! 4. **probes**, when the video task asks for them ([`LinkStats::set_probe`]: a link waiting
-//!    to climb to a bigger picture): in short clusters ([`PROBE_CLUSTER`], one each
-//!    [`PROBE_EVERY`]), while nothing else waits, the link is filled up to the probe's rate
-//!    with copies of what it just sent, on the repair stream (as browsers pad). Each cluster
-//!    is noted in [`LinkStats`]; the estimator compares the rate its packets arrived at with
-//!    the rate they left at, and if the path could not carry it, the estimate falls to what
-//!    it carried before the bigger picture's keyframe is ever sent into it. A cluster is
-//!    short so the queue it builds on a path that cannot carry it stays short too (a probe
-//!    held for seconds filled a 200 ms modem queue and lost sound and repairs behind it).
-//!    The copies are asked of the NACK responder (app-ward of us) with a NACK of our own, so
-//!    they are numbered on the repair stream like any retransmission; the receiver drops
-//!    them as duplicates.
+//!    to climb to a bigger picture): while nothing else waits, the link is filled up to the
+//!    probe's rate with copies of what it just sent, on the repair stream (as browsers pad).
+//!    If the path cannot carry that rate, a queue shows and the estimate falls before the
+//!    bigger picture's keyframe is ever sent into it. The copies are asked of the NACK
+//!    responder (app-ward of us) with a NACK of our own, so they are numbered on the repair
+//!    stream like any retransmission; the receiver drops them as duplicates.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -31,7 +26,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLa
 use rtc::shared::TransportContext;
 use rtc::shared::marshal::MarshalSize;
 
-use super::{LinkStats, ProbeCluster, wire_bits};
+use super::{LinkStats, wire_bits};
 
 /// The pacing rate, as a multiple of the estimate: room to drain a keyframe quickly while
 /// the encoder, which follows the estimate itself, keeps the average inside it.
@@ -49,12 +44,9 @@ const BURST_BITS: f64 = 5.0 * 1_250.0 * 8.0;
 const GRANULARITY: Duration = Duration::from_millis(1);
 /// Video packets remembered after they leave, to be sent again as probes.
 const RECENT: usize = 64;
-/// How long a probe cluster fills the link: long enough that its packets' arrivals show the
-/// bottleneck's rate, short enough that the queue it builds on a path that cannot carry it
-/// stays far under a modem's (at 1.6 times the path's rate, about 60 ms).
-pub(crate) const PROBE_CLUSTER: Duration = Duration::from_millis(100);
-/// While a link probes, a cluster starts this often.
-pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// Probe copies asked for and not yet gone, at most this long of the probe's rate (and at
+/// least one): a probe fills the link evenly, never in a burst.
+const PROBE_AHEAD: Duration = Duration::from_millis(20);
 
 pub(crate) struct LinkPacer {
     stats: Arc<LinkStats>,
@@ -71,12 +63,8 @@ pub(crate) struct LinkPacer {
     recent: VecDeque<(u32, u16, f64)>,
     /// Probe copies asked for, (repair SSRC, the original's sequence number), and when.
     asked: HashMap<(u32, u16), Instant>,
-    /// What the link may still put out to reach the probe's rate (while a cluster runs).
+    /// What the link may still put out to reach the probe's rate (while probing).
     fill: Option<Pacer>,
-    /// When the running cluster began.
-    cluster_from: Option<Instant>,
-    /// No cluster starts before this (while probing).
-    next_cluster: Option<Instant>,
     /// Bits of `rtx` and `video` (probes wait for nothing and hold nothing up).
     queued_bits: f64,
     /// When the queues were last looked at.
@@ -100,8 +88,6 @@ impl LinkPacer {
             recent: VecDeque::new(),
             asked: HashMap::new(),
             fill: None,
-            cluster_from: None,
-            next_cluster: None,
             queued_bits: 0.0,
             released: None,
             out: VecDeque::new(),
@@ -131,15 +117,10 @@ impl LinkPacer {
             .find(|q| !q.is_empty())
     }
 
-    /// The head of [`Self::next_queue`], taken if the budget lets it leave now (a probe
-    /// copy: if the running cluster's rate has room for it too).
+    /// The head of [`Self::next_queue`], taken if the budget lets it leave now.
     fn pop_releasable(&mut self) -> Option<(TaggedPacket, f64)> {
         let bits = Self::bits(self.next_queue()?.front()?);
         if !self.budget.can_release(bits) {
-            return None;
-        }
-        let probe_next = self.rtx.is_empty() && self.video.is_empty();
-        if probe_next && !self.fill.as_ref().is_some_and(|f| f.can_release(bits)) {
             return None;
         }
         let packet = self.next_queue()?.pop_front()?;
@@ -147,15 +128,10 @@ impl LinkPacer {
         Some((packet, bits))
     }
 
-    /// Starts or ends a probe cluster as due; releases what the budget allows,
-    /// retransmissions first.
+    /// Releases what the budget allows, retransmissions first; then asks for probes.
     fn release(&mut self, now: Instant) {
         self.released = Some(now);
-        self.run_clusters(now);
         self.budget.refill(now);
-        if let Some(fill) = self.fill.as_mut() {
-            fill.refill(now);
-        }
         while let Some((mut packet, bits)) = self.pop_releasable() {
             let probe = self.asked_for(&packet);
             if !probe {
@@ -172,7 +148,7 @@ impl LinkPacer {
                     }
                 }
             }
-            if let Some(fill) = self.fill.as_mut() {
+            if let Some(fill) = self.fill.as_mut().filter(|_| !probe) {
                 fill.consume(bits);
             }
             // It leaves now: what records departures below must see this instant.
@@ -183,6 +159,7 @@ impl LinkPacer {
             self.queued_bits = 0.0;
         }
         self.publish_queue();
+        self.ask_for_probes(now);
     }
 
     /// The probe copy `packet` would be: (repair SSRC, the original's sequence number).
@@ -209,70 +186,47 @@ impl LinkPacer {
         Self::copy_of(packet).is_some_and(|key| self.asked.remove(&key).is_some())
     }
 
-    /// Ends the running cluster, if one runs, and notes it for the estimator; copies that
-    /// have not left by then are dropped.
-    fn end_cluster(&mut self, now: Instant) {
-        if let Some(from) = self.cluster_from.take() {
-            self.stats.note_cluster(ProbeCluster {
-                from,
-                to: Some(now),
-            });
+    /// While probing, with nothing else waiting, asks the responder for copies of what left
+    /// last, as much as the probe's rate has room for (paid for now, when asked).
+    fn ask_for_probes(&mut self, now: Instant) {
+        let target = self.stats.probe() as f64;
+        if target <= 0.0 {
+            self.fill = None;
+            self.asked.clear();
+            return;
         }
-        self.fill = None;
-        // Copies still to come back are recognised (by `asked`) and dropped.
-        for copy in std::mem::take(&mut self.probes) {
-            self.asked_for(&copy);
-        }
-    }
-
-    /// While the video task asks for a probe: starts a cluster each [`PROBE_EVERY`] and ends
-    /// it after [`PROBE_CLUSTER`].
-    fn run_clusters(&mut self, now: Instant) {
         // A copy that never came back (no longer in the responder's buffer) is forgotten.
         self.asked
             .retain(|_, at| now.saturating_duration_since(*at) < Duration::from_secs(1));
-        let target = self.stats.probe() as f64;
-        if target <= 0.0 {
-            self.end_cluster(now);
-            self.next_cluster = None;
+        let fill = self
+            .fill
+            .get_or_insert_with(|| Pacer::new(target).with_burst_bits(BURST_BITS));
+        fill.set_target_bitrate(target);
+        fill.refill(now);
+        if !(self.rtx.is_empty() && self.video.is_empty() && self.probes.is_empty()) {
             return;
         }
-        match self.cluster_from {
-            Some(from) if now.saturating_duration_since(from) >= PROBE_CLUSTER => {
-                self.end_cluster(now);
-            }
-            Some(_) => {}
-            None if self.next_cluster.is_some_and(|at| now < at) => {}
-            None => self.start_cluster(now, target),
-        }
-    }
-
-    /// Starts a cluster at `target` bits per second: asks the responder (with a NACK of our
-    /// own) for copies of what left last, as many as the cluster could send; they leave as
-    /// the cluster's rate has room for them, after everything else.
-    fn start_cluster(&mut self, now: Instant, target: f64) {
-        self.cluster_from = Some(now);
-        self.next_cluster = Some(now + PROBE_EVERY);
-        self.stats.note_cluster(ProbeCluster {
-            from: now,
-            to: None,
-        });
-        // Empty at first: a cluster is a rate, not a burst.
-        let mut fill = Pacer::new(target).with_burst_bits(BURST_BITS);
-        fill.refill(now);
-        fill.consume(fill.budget_bits());
-        self.fill = Some(fill);
-        let mut wanted = target * PROBE_CLUSTER.as_secs_f64();
         let mut nacks: HashMap<u32, Vec<NackPair>> = HashMap::new();
-        for &(ssrc, seq, bits) in self.recent.iter().rev() {
-            if wanted <= 0.0 {
+        let ahead = Self::probe_ahead(target);
+        for _ in 0..self.recent.len() {
+            if self.asked.len() >= ahead {
                 break;
             }
+            let Some(&(ssrc, seq, bits)) = self.recent.front() else {
+                break;
+            };
+            if !fill.can_afford(bits) {
+                break;
+            }
+            // Round the recent packets, so each is copied once before any twice.
+            self.recent.rotate_left(1);
             let Some(&repair) = self.repairs.get(&ssrc) else {
                 continue;
             };
-            self.asked.insert((repair, seq), now);
-            wanted -= bits;
+            if self.asked.insert((repair, seq), now).is_some() {
+                continue;
+            }
+            fill.consume(bits);
             nacks.entry(ssrc).or_default().push(NackPair {
                 packet_id: seq,
                 lost_packets: 0,
@@ -300,30 +254,26 @@ impl LinkPacer {
             .store(us, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The bits of the next retransmission or video packet (probes are timed apart).
     fn head_bits(&self) -> Option<f64> {
-        self.rtx.front().or(self.video.front()).map(Self::bits)
+        self.rtx
+            .front()
+            .or(self.video.front())
+            .or(self.probes.front())
+            .map(Self::bits)
     }
 
-    /// While probing: when the running cluster's rate has room for the next copy (with the
-    /// link's own budget), or the cluster ends, or the next one begins.
+    /// How many probe copies may be asked for ahead at `rate` (full-size packets).
+    fn probe_ahead(rate: f64) -> usize {
+        let packets = rate * PROBE_AHEAD.as_secs_f64() / wire_bits(1_200);
+        (packets as usize).max(1)
+    }
+
+    /// When the probe's rate next has room for a copy, while probing with nothing queued.
     fn probe_due(&self) -> Option<Instant> {
-        if self.stats.probe() == 0 {
-            return None;
-        }
-        let Some(from) = self.cluster_from else {
-            return self.next_cluster;
-        };
-        let end = from + PROBE_CLUSTER;
-        let copy = self
-            .fill
-            .as_ref()
-            .zip(self.probes.front().map(Self::bits))
-            .and_then(|(fill, bits)| {
-                let room = fill.releasable_at(bits)?;
-                Some(room.max(self.budget.releasable_at(bits)?))
-            });
-        Some(copy.map_or(end, |copy| copy.min(end)))
+        let fill = self.fill.as_ref()?;
+        let &(_, _, bits) = self.recent.front()?;
+        (self.asked.len() < Self::probe_ahead(fill.target_bitrate())).then_some(())?;
+        fill.affordable_at(bits)
     }
 }
 
@@ -368,12 +318,7 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkPacer {
             }
             self.out.push_back(msg);
         } else if self.is_probe(&msg) {
-            if self.cluster_from.is_some() {
-                self.probes.push_back(msg);
-            } else {
-                // Back after its cluster ended: not sent.
-                self.asked_for(&msg);
-            }
+            self.probes.push_back(msg);
         } else if msg.message.has(&Attribute::Retransmission) {
             self.rtx_budget.refill(now);
             if self.rtx_budget.can_afford(bits) && self.rtx.len() < RTX_QUEUE_LIMIT {
@@ -381,11 +326,6 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkPacer {
                 self.queued_bits += bits;
                 self.rtx.push_back(msg);
             } else {
-                tracing::debug!(
-                    budget_bits = self.rtx_budget.budget_bits() as i64,
-                    queued = self.rtx.len(),
-                    "retransmission refused"
-                );
                 LinkStats::add(&self.stats.rtx_refused, 1);
             }
         } else if self.video.len() < QUEUE_LIMIT {
@@ -415,7 +355,10 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkPacer {
         let head = self
             .head_bits()
             .and_then(|bits| self.budget.releasable_at(bits));
-        let at = [head, self.probe_due()].into_iter().flatten().min()?;
+        let at = match head {
+            Some(head) => head,
+            None => self.probe_due()?,
+        };
         Some(self.released.map_or(at, |last| at.max(last + GRANULARITY)))
     }
 }

@@ -138,9 +138,9 @@ impl Climb {
         to
     }
 
-    /// Whether a held climb is in its last [`CLIMB_HOLD`]: the link then probes its path at
-    /// the estimate (short clusters, see `congestion::pacer`), so an estimate that crept past
-    /// the path falls before the bigger layer's keyframe is sent into it.
+    /// Whether a held climb is in its last [`CLIMB_HOLD`]: the link then fills its path up
+    /// to the estimate (a probe), so an estimate that crept past the path falls before the
+    /// bigger layer's keyframe is sent into it.
     pub(crate) fn probing(&self, now: Instant) -> bool {
         match (self.until, self.affords_since) {
             (Some(until), Some(_)) => now + CLIMB_HOLD >= until,
