@@ -997,7 +997,10 @@ async fn stats(out: &Out, room: &Room) {
         })
         .collect();
     out.event(
-        json!({"event": "stats", "links": links, "video": video, "audio": audio}),
+        json!({
+            "event": "stats", "links": links, "video": video, "audio": audio,
+            "forwarded_packets": stats.forwarded_packets,
+        }),
         || {
             let lines: Vec<String> = stats
                 .links

@@ -275,7 +275,18 @@ impl Driver {
 
     async fn carry_out(&mut self, output: Output) {
         match output {
-            Output::Event(event) => self.emit(event),
+            Output::Event(event) => {
+                if let RoomEvent::TreeState {
+                    parent,
+                    children,
+                    is_root,
+                    ..
+                } = &event
+                {
+                    self.tree_moved(parent.clone(), children, *is_root).await;
+                }
+                self.emit(event);
+            }
             Output::Lossy(event) => {
                 self.events.send_lossy(event);
             }

@@ -149,6 +149,8 @@ impl<K: Clone + Eq + Hash> Forwarder<K> {
         self.layers = layers.to_vec();
         self.asked.clear();
         self.wanted.clear();
+        // Requests not yet sent name the old upstream's streams.
+        self.requests.clear();
         let mut want = Vec::new();
         for link in self.links.values_mut() {
             link.anchor = None;

@@ -54,6 +54,7 @@ mod room;
 mod room_core;
 mod session;
 mod stats;
+mod tree_media;
 mod types;
 mod video;
 

@@ -18,6 +18,8 @@ pub struct CallStats {
     pub video: Vec<VideoReport>,
     /// One per peer we hear.
     pub audio: Vec<AudioReport>,
+    /// Media packets we passed on, undecoded, to our children in a tree room.
+    pub forwarded_packets: u64,
 }
 
 /// One heard peer's audio figures.

@@ -16,11 +16,13 @@ use plenum_media::{Content, VideoSink, VideoSource};
 use plenum_proto::PeerId;
 use plenum_vpx::{Encoder, EncoderConfig};
 use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use crate::congestion::LinkStats;
 use crate::outbound::{TrackSender, send_to_all};
 use crate::reassembly::Reassembler;
+use crate::tree_media::TreeMedia;
 use crate::types::{RoomError, RoomEvent};
 
 mod layers;
@@ -80,6 +82,8 @@ pub(crate) struct VideoHandle {
     pub(crate) sink: SharedSink,
     /// The streams we receive, with their frame clocks (for [`crate::Room::stats`]).
     pub(crate) receiving: Receiving,
+    /// Forwarding down a tree, shared with the driver, the task and the readers.
+    pub(crate) tree: Arc<TreeMedia>,
 }
 
 /// Each received video stream's frame clock and picture size, by peer and lane.
@@ -195,6 +199,8 @@ struct Task {
     epoch: Instant,
     /// The configured bitrate for the camera; `None`: chosen from the picture size.
     bitrate_kbps: Option<u32>,
+    /// Links we forward to: their keyframe requests go to the forwarding unit.
+    tree: Arc<TreeMedia>,
 }
 
 /// Starts a room's video task on a thread of its own (encoding is CPU work that must not
@@ -205,11 +211,13 @@ pub(crate) fn spawn(
 ) -> (VideoHandle, crate::media_thread::MediaThread) {
     let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (keyframes, keyframe_rx) = mpsc::channel(KEYFRAME_QUEUE);
+    let tree = Arc::new(TreeMedia::default());
     let task = Task {
         lanes: [Lane::new(Content::Camera), Lane::new(Content::Screen)],
         events,
         epoch: crate::clock::now(),
         bitrate_kbps,
+        tree: Arc::clone(&tree),
     };
     let thread =
         crate::media_thread::MediaThread::spawn("plenum-video", task.run(cmd_rx, keyframe_rx));
@@ -218,6 +226,7 @@ pub(crate) fn spawn(
         keyframes,
         sink: Arc::new(Mutex::new(None)),
         receiving: Arc::new(Mutex::new(HashMap::new())),
+        tree,
     };
     (handle, thread)
 }
@@ -295,8 +304,12 @@ impl Task {
         }
     }
 
-    /// A request names our SSRC on that link; an unknown one asks both lanes.
+    /// A request names our SSRC on that link; an unknown one asks both lanes. One from a
+    /// link we forward to goes to the forwarding unit.
     fn keyframe_asked(&mut self, peer: &PeerId, ssrc: u32) {
+        if self.tree.keyframe_wanted(peer, ssrc, crate::clock::now()) {
+            return;
+        }
         let known = self.lanes.iter().any(|l| {
             l.links
                 .get(peer)
@@ -623,7 +636,9 @@ pub(crate) async fn read_track(
     lane: Content,
     track: Arc<dyn TrackRemote>,
     ends: TrackEnds,
+    tree: Arc<TreeMedia>,
 ) {
+    let tree_lane = crate::tree_media::video_lane(lane);
     let TrackEnds {
         sink,
         events,
@@ -661,6 +676,12 @@ pub(crate) async fn read_track(
             event = track.poll() => match event {
                 Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
                     media_ssrc.get_or_insert(packet.header.ssrc);
+                    let now = crate::clock::now();
+                    for (child, packet) in tree.push(&peer, tree_lane, &packet, now) {
+                        if let Err(e) = child.write_rtp(packet).await {
+                            tracing::trace!(error = %e, "forwarded packet not sent");
+                        }
+                    }
                     reassembler.push(
                         packet.header.sequence_number,
                         packet.header.timestamp,
@@ -689,6 +710,9 @@ pub(crate) async fn read_track(
         }
         if reassembler.take_keyframe_request() || reassembler.waiting() {
             request_keyframe(&*track, media_ssrc, &mut last_request).await;
+        }
+        for ssrc in tree.keyframe_requests(&peer, tree_lane, crate::clock::now()) {
+            send_pli(&*track, ssrc).await;
         }
     }
     drop(frames_tx);
@@ -791,7 +815,6 @@ async fn request_keyframe(
     media_ssrc: Option<u32>,
     last: &mut Option<Instant>,
 ) {
-    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
     let Some(media_ssrc) = media_ssrc else {
         return;
     };
@@ -800,6 +823,12 @@ async fn request_keyframe(
         return;
     }
     *last = Some(now);
+    send_pli(track, media_ssrc).await;
+}
+
+/// Sends a picture-loss indication for `media_ssrc` on `track`'s link.
+async fn send_pli(track: &dyn TrackRemote, media_ssrc: u32) {
+    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
     let pli = PictureLossIndication {
         sender_ssrc: 0,
         media_ssrc,

@@ -18,6 +18,12 @@ use crate::video::VideoCmd;
 impl Driver {
     /// Tells the media tasks a link's tracks went away (replaced, dropped or closed).
     pub(super) fn audio_down(&mut self, peer: &PeerId) {
+        self.video.tree.drop_link(peer);
+        self.media_tasks_down(peer);
+    }
+
+    /// Tells the media tasks to stop writing to a link's tracks.
+    fn media_tasks_down(&mut self, peer: &PeerId) {
         self.tell_audio(AudioCmd::LinkDown { peer: peer.clone() });
         self.tell_video(VideoCmd::LinkDown { peer: peer.clone() });
     }
@@ -134,6 +140,7 @@ impl Driver {
             links,
             video,
             audio,
+            forwarded_packets: self.video.tree.forwarded(),
         }
     }
 
@@ -154,37 +161,78 @@ impl Driver {
         }
     }
 
-    /// The link to `peer` is open: its tracks go to the media tasks, queued messages leave.
+    /// The link to `peer` is open: its tracks go to the media tasks (or carry what we
+    /// forward, to a child in a tree), queued messages leave.
     pub(super) async fn media_up(&mut self, peer: &PeerId) {
         let Some(link) = self.links.get(peer) else {
             return;
         };
-        let audio = link.audio.clone();
         let stats = Arc::clone(&link.stats);
-        let video = [
-            (plenum_media::Content::Camera, link.video.clone()),
-            (plenum_media::Content::Screen, link.screen.clone()),
+        let tracks = [link.audio.clone(), link.video.clone(), link.screen.clone()];
+        let [audio, video, screen] = tracks;
+        let tracks: crate::tree_media::LinkTracks = [
+            track_sender(audio, peer, "audio").await,
+            track_sender(video, peer, "video").await,
+            track_sender(screen, peer, "video").await,
         ];
-        if let Some(sender) = track_sender(audio, peer, "audio").await {
+        let now = crate::clock::now();
+        if !self.video.tree.adopt(peer, &tracks, &stats, now) {
+            self.own_media_up(peer, tracks, &stats);
+        }
+        self.flush_pending(peer);
+    }
+
+    /// Our own media goes out on a link's tracks.
+    fn own_media_up(
+        &mut self,
+        peer: &PeerId,
+        tracks: crate::tree_media::LinkTracks,
+        stats: &Arc<crate::congestion::LinkStats>,
+    ) {
+        let [audio, video, screen] = tracks;
+        if let Some(sender) = audio {
             let cmd = AudioCmd::LinkUp {
                 peer: peer.clone(),
                 sender,
-                stats: Arc::clone(&stats),
+                stats: Arc::clone(stats),
             };
             self.tell_audio(cmd);
         }
-        for (lane, track) in video {
-            if let Some(sender) = track_sender(track, peer, "video").await {
+        let lanes = [
+            (plenum_media::Content::Camera, video),
+            (plenum_media::Content::Screen, screen),
+        ];
+        for (lane, sender) in lanes {
+            if let Some(sender) = sender {
                 let cmd = VideoCmd::LinkUp {
                     peer: peer.clone(),
                     lane,
                     sender,
-                    stats: Arc::clone(&stats),
+                    stats: Arc::clone(stats),
                 };
                 self.tell_video(cmd);
             }
         }
-        self.flush_pending(peer);
+    }
+
+    /// Our place in a tree changed: children we now forward to stop carrying our own media,
+    /// links we no longer forward to carry it again.
+    pub(super) async fn tree_moved(
+        &mut self,
+        parent: Option<PeerId>,
+        children: &[PeerId],
+        is_root: bool,
+    ) {
+        let now = crate::clock::now();
+        let moved = self.video.tree.route(parent, children, is_root, now);
+        for peer in moved.forwarded {
+            tracing::debug!(peer = peer.short(), "forwarding to a child");
+            self.media_tasks_down(&peer);
+        }
+        for peer in moved.released {
+            tracing::debug!(peer = peer.short(), "no longer forwarding to a link");
+            self.media_up(&peer).await;
+        }
     }
 
     /// A track the peer sends on its link: read (its media to the media threads), read
@@ -226,11 +274,13 @@ impl Driver {
                 events,
                 receiving,
             };
-            tokio::spawn(crate::video::read_track(peer, lane, track, ends))
+            let tree = Arc::clone(&self.video.tree);
+            tokio::spawn(crate::video::read_track(peer, lane, track, ends, tree))
         } else {
             let audio = self.audio.clone();
             let loss = self.config.audio_loss_percent;
-            tokio::spawn(read_track(audio, peer, track, loss))
+            let tree = Arc::clone(&self.video.tree);
+            tokio::spawn(read_track(audio, peer, track, loss, tree))
         };
         link.tasks.push(task);
     }
@@ -260,8 +310,10 @@ async fn read_track(
     peer: PeerId,
     track: std::sync::Arc<dyn webrtc::media_stream::track_remote::TrackRemote>,
     loss_percent: u8,
+    tree: Arc<crate::tree_media::TreeMedia>,
 ) {
     use rand::{Rng, SeedableRng};
+    use webrtc::media_stream::track_local::TrackLocal;
     use webrtc::media_stream::track_remote::TrackRemoteEvent;
     let mut dropped = 0u64;
     let mut rng = rand::rngs::SmallRng::from_os_rng();
@@ -271,6 +323,13 @@ async fn read_track(
                 dropped += 1;
             }
             TrackRemoteEvent::OnRtpPacket(packet) => {
+                let now = crate::clock::now();
+                let lane = crate::tree_media::AUDIO;
+                for (child, packet) in tree.push(&peer, lane, &packet, now) {
+                    if let Err(e) = child.write_rtp(packet).await {
+                        tracing::trace!(error = %e, "forwarded packet not sent");
+                    }
+                }
                 let rtp = RtpIn {
                     peer: peer.clone(),
                     seq: packet.header.sequence_number,

@@ -1,0 +1,243 @@
+//! A node's forwarding on a virtual clock: which links carry what the parent sends, and
+//! what goes upstream.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use plenum_proto::PeerId;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp::{Header, Packet};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+
+use super::{AUDIO, LinkTracks, Moved, TreeMedia};
+use crate::congestion::LinkStats;
+use crate::forward::KEYFRAME_GAP;
+use crate::outbound::TrackSender;
+
+const CAMERA: usize = 1;
+const UP: u32 = 0x5000;
+
+fn peer(name: &str) -> PeerId {
+    PeerId::new(format!("{name:0<8}")).expect("a peer id")
+}
+
+/// A link's three tracks; the SSRCs are `base`, `base + 1`, `base + 2`.
+fn tracks(base: u32) -> LinkTracks {
+    std::array::from_fn(|i| {
+        let kind = if i == AUDIO {
+            RtpCodecKind::Audio
+        } else {
+            RtpCodecKind::Video
+        };
+        let track = MediaStreamTrack::new(
+            "stream".to_owned(),
+            format!("track-{base}-{i}"),
+            "label".to_owned(),
+            kind,
+            vec![],
+        );
+        let track = TrackLocalStaticSample::new(crate::clock::now(), track).expect("a track");
+        Some(TrackSender {
+            track: Arc::new(track),
+            ssrc: base + i as u32,
+            payload_type: if i == AUDIO { 111 } else { 96 },
+        })
+    })
+}
+
+/// A one-packet VP8 picture (a keyframe if `key`) from upstream.
+fn picture(ssrc: u32, seq: u16, key: bool) -> Packet {
+    Packet {
+        header: Header {
+            version: 2,
+            marker: true,
+            payload_type: 100,
+            sequence_number: seq,
+            timestamp: u32::from(seq) * 3_000,
+            ssrc,
+            ..Header::default()
+        },
+        // S set, partition 0; the frame's first byte's bit 0 is clear on a keyframe.
+        payload: vec![0x10, u8::from(!key), 0xab, 0xcd].into(),
+    }
+}
+
+fn up(media: &TreeMedia, name: &str, base: u32, now: Instant) -> bool {
+    media.adopt(
+        &peer(name),
+        &tracks(base),
+        &Arc::new(LinkStats::default()),
+        now,
+    )
+}
+
+/// The SSRCs and sequence numbers the children's tracks got, in order.
+fn sent(writes: &[super::Write]) -> Vec<u16> {
+    writes
+        .iter()
+        .map(|(_, p)| p.header.sequence_number)
+        .collect()
+}
+
+#[test]
+fn a_child_gets_the_parents_stream_from_its_keyframe_under_its_own_ssrc() {
+    let media = TreeMedia::default();
+    let t0 = crate::clock::now();
+    assert!(
+        !up(&media, "parent", 100, t0),
+        "the parent's link stays ours"
+    );
+    assert!(!up(&media, "child", 200, t0), "no place in a tree yet");
+    let moved = media.route(Some(peer("parent")), &[peer("child")], false, t0);
+    assert_eq!(
+        moved,
+        Moved {
+            forwarded: vec![peer("child")],
+            released: vec![]
+        }
+    );
+    assert!(media.forwards_to(&peer("child")));
+    assert!(!media.forwards_to(&peer("parent")));
+
+    // The first packet names the upstream stream, and a keyframe of it is asked for.
+    let writes = media.push(&peer("parent"), CAMERA, &picture(UP, 10, false), t0);
+    assert!(writes.is_empty(), "nothing before a keyframe");
+    assert_eq!(
+        media.keyframe_requests(&peer("parent"), CAMERA, t0),
+        vec![UP]
+    );
+    assert!(
+        media
+            .keyframe_requests(&peer("child"), CAMERA, t0)
+            .is_empty()
+    );
+
+    let writes = media.push(&peer("parent"), CAMERA, &picture(UP, 11, true), t0);
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0].1.header.ssrc, 201, "the child's camera track");
+    assert_eq!(writes[0].1.header.payload_type, 96);
+    let writes = media.push(&peer("parent"), CAMERA, &picture(UP, 12, false), t0);
+    assert_eq!(sent(&writes), vec![12]);
+
+    // Nobody else's packets are forwarded.
+    let writes = media.push(&peer("child"), CAMERA, &picture(UP, 13, true), t0);
+    assert!(writes.is_empty());
+    assert_eq!(media.forwarded(), 2);
+}
+
+#[test]
+fn the_root_forwards_nothing_and_its_children_carry_its_own_media() {
+    let media = TreeMedia::default();
+    let t0 = crate::clock::now();
+    up(&media, "child", 200, t0);
+    let moved = media.route(None, &[peer("child")], true, t0);
+    assert_eq!(moved, Moved::default());
+    assert!(!media.forwards_to(&peer("child")));
+    assert!(
+        media
+            .push(&peer("child"), CAMERA, &picture(UP, 1, true), t0)
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_child_whose_media_comes_up_later_is_forwarded_to_then() {
+    let media = TreeMedia::default();
+    let t0 = crate::clock::now();
+    let moved = media.route(Some(peer("parent")), &[peer("child")], false, t0);
+    assert_eq!(moved, Moved::default(), "no tracks yet");
+    assert!(
+        up(&media, "child", 200, t0),
+        "its tracks are the forwarder's"
+    );
+    let writes = media.push(&peer("parent"), AUDIO, &picture(UP, 1, false), t0);
+    assert_eq!(writes.len(), 1, "audio needs no keyframe");
+    assert_eq!(writes[0].1.header.ssrc, 200);
+}
+
+#[test]
+fn a_child_that_leaves_or_a_promotion_gives_links_back() {
+    let media = TreeMedia::default();
+    let t0 = crate::clock::now();
+    up(&media, "a", 200, t0);
+    up(&media, "b", 300, t0);
+    media.route(Some(peer("parent")), &[peer("a"), peer("b")], false, t0);
+    let moved = media.route(Some(peer("parent")), &[peer("b")], false, t0);
+    assert_eq!(moved.released, vec![peer("a")]);
+    // Promoted to root: the remaining child carries our own media again.
+    let moved = media.route(None, &[peer("b")], true, t0);
+    assert_eq!(moved.released, vec![peer("b")]);
+    assert!(!media.forwards_to(&peer("b")));
+    media.drop_link(&peer("b"));
+    let moved = media.route(Some(peer("parent")), &[peer("b")], false, t0);
+    assert_eq!(
+        moved,
+        Moved::default(),
+        "a link whose media is down is not forwarded to"
+    );
+}
+
+#[test]
+fn a_childs_keyframe_request_goes_upstream_once_per_gap() {
+    let media = TreeMedia::default();
+    let t0 = crate::clock::now();
+    up(&media, "a", 200, t0);
+    up(&media, "b", 300, t0);
+    media.route(Some(peer("parent")), &[peer("a"), peer("b")], false, t0);
+    media.push(&peer("parent"), CAMERA, &picture(UP, 1, true), t0);
+    assert_eq!(
+        media.keyframe_requests(&peer("parent"), CAMERA, t0),
+        vec![UP]
+    );
+
+    let t1 = t0 + Duration::from_millis(10);
+    assert!(media.keyframe_wanted(&peer("a"), 201, t1));
+    assert!(media.keyframe_wanted(&peer("b"), 301, t1));
+    assert!(
+        media
+            .keyframe_requests(&peer("parent"), CAMERA, t1)
+            .is_empty(),
+        "inside the gap"
+    );
+    let t2 = t0 + KEYFRAME_GAP;
+    assert_eq!(
+        media.keyframe_requests(&peer("parent"), CAMERA, t2),
+        vec![UP],
+        "both children's requests, as one"
+    );
+    // A request on a link that is not forwarded to is the video task's own.
+    assert!(!media.keyframe_wanted(&peer("parent"), 101, t2));
+}
+
+#[test]
+fn a_new_parent_continues_each_childs_numbering_from_its_keyframe() {
+    let media = TreeMedia::default();
+    let t0 = crate::clock::now();
+    up(&media, "child", 200, t0);
+    media.route(Some(peer("old")), &[peer("child")], false, t0);
+    let mut got = Vec::new();
+    for seq in 500..503 {
+        got.extend(media.push(&peer("old"), CAMERA, &picture(UP, seq, seq == 500), t0));
+    }
+    // The parent dies; a new one is found, whose stream numbers differently.
+    media.route(None, &[peer("child")], false, t0);
+    media.route(Some(peer("new")), &[peer("child")], false, t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(
+        media
+            .push(&peer("old"), CAMERA, &picture(UP, 503, false), t1)
+            .is_empty(),
+        "the old parent's late packets are dropped"
+    );
+    got.extend(media.push(&peer("new"), CAMERA, &picture(0x7000, 9_000, false), t1));
+    assert_eq!(
+        media.keyframe_requests(&peer("new"), CAMERA, t1),
+        vec![0x7000],
+        "a keyframe of the new upstream is asked for"
+    );
+    got.extend(media.push(&peer("new"), CAMERA, &picture(0x7000, 9_001, true), t1));
+    got.extend(media.push(&peer("new"), CAMERA, &picture(0x7000, 9_002, false), t1));
+    assert_eq!(sent(&got), vec![500, 501, 502, 503, 504]);
+    assert!(got.iter().all(|(_, p)| p.header.ssrc == 201));
+}

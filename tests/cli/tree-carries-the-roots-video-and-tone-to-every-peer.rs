@@ -1,0 +1,266 @@
+//! Media down a broadcast tree: a root publishing the stamped test pattern and a tone, and
+//! fourteen viewers under it with at most three children each. Every viewer, whatever its
+//! depth, decodes the pattern in order and hears the tone: the peers in between pass the
+//! packets on without decoding them. Then an inner peer is killed: its children find new
+//! parents and every survivor's pictures go on, still in order.
+//!
+//! It prints how long the killed peer's children went without a picture (docs/benchmarks.md
+//! records it; nothing is asserted on it).
+
+use plenum_e2e::cli as common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use plenum_media::analysis::dominant_frequency;
+use plenum_media::{SAMPLE_RATE, VideoFrame, read_stamp};
+use serde_json::{Value, json};
+
+const VIEWERS: usize = 14;
+const TONE: f64 = 440.0;
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("plenum-tree-media-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// A picture a viewer saved.
+struct Saved {
+    name: String,
+    counter: u32,
+    /// When the root captured it (its wall clock, low 32 bits of Unix milliseconds).
+    capture_ms: u32,
+    saved: SystemTime,
+}
+
+/// Every picture saved in `dir` so far, in the order the peer saved them (each sender's
+/// files are numbered; a new parent's start again at 1).
+fn pictures(dir: &Path) -> Vec<Saved> {
+    let mut files: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| {
+                let e = e.ok()?;
+                Some((
+                    e.metadata().ok()?.modified().ok()?,
+                    e.file_name().into_string().ok()?,
+                ))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|(saved, name)| {
+            // A file still being written reads as an error; it is skipped.
+            let got = VideoFrame::load_png(&dir.join(&name)).ok()?;
+            let stamp = read_stamp(&got).unwrap_or_else(|| panic!("{name} has no stamp"));
+            Some(Saved {
+                name,
+                counter: stamp.counter,
+                capture_ms: stamp.capture_ms,
+                saved,
+            })
+        })
+        .collect()
+}
+
+/// The counters of one sender's files, in the order it numbered them.
+fn in_order(saved: &[Saved]) -> BTreeMap<String, Vec<u32>> {
+    let mut by_sender: BTreeMap<String, Vec<(String, u32)>> = BTreeMap::new();
+    for p in saved {
+        let sender = p.name.split('-').next().unwrap_or_default().to_owned();
+        by_sender
+            .entry(sender)
+            .or_default()
+            .push((p.name.clone(), p.counter));
+    }
+    by_sender
+        .into_iter()
+        .map(|(sender, mut files)| {
+            files.sort();
+            (sender, files.into_iter().map(|(_, c)| c).collect())
+        })
+        .collect()
+}
+
+fn assert_in_order(i: usize, saved: &[Saved]) {
+    for (sender, counters) in in_order(saved) {
+        assert!(
+            counters.windows(2).all(|w| w[0] < w[1]),
+            "viewer {i}'s pictures from {sender} out of order: {counters:?}"
+        );
+    }
+}
+
+/// The newest frame counter among the pictures of `dir`.
+fn newest(dir: &Path) -> u32 {
+    pictures(dir).iter().map(|p| p.counter).max().unwrap_or(0)
+}
+
+/// The newest `tree_state` of each viewer that reported one.
+fn states(viewers: &mut [Peer], alive: &BTreeSet<usize>, into: &mut BTreeMap<usize, Value>) {
+    for &i in alive {
+        for v in viewers[i].proc.drain_for(Duration::ZERO) {
+            if event(&v) == "tree_state" {
+                into.insert(i, v);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_roots_video_and_tone_reach_every_peer_and_resume_after_a_forwarder_dies() {
+    let server = serve(&[]);
+    let tree = ["--topology", "tree", "--max-degree", "3"];
+    let mut root_args = tree.to_vec();
+    root_args.extend([
+        "--root",
+        "--secret",
+        "s3cret",
+        "--video",
+        "testsrc:320x180@15",
+        "--audio",
+        "sine:440",
+    ]);
+    let mut root = join(&server.url, "webinar", "root", &root_args);
+    root.proc.expect(Duration::from_secs(10), "crowned", |v| {
+        event(v) == "tree_state" && v["is_root"] == true
+    });
+
+    let dir = scratch("run");
+    let frames: Vec<PathBuf> = (0..VIEWERS)
+        .map(|i| dir.join(format!("frames-{i}")))
+        .collect();
+    let wavs: Vec<PathBuf> = (0..VIEWERS)
+        .map(|i| dir.join(format!("heard-{i}.wav")))
+        .collect();
+    let mut viewers: Vec<Peer> = (0..VIEWERS)
+        .map(|i| {
+            let mut args = tree.to_vec();
+            args.extend([
+                "--save-frames",
+                frames[i].to_str().expect("utf-8"),
+                "--save-frames-per-second",
+                "5",
+                "--record-audio",
+                wavs[i].to_str().expect("utf-8"),
+            ]);
+            join(&server.url, "webinar", &format!("v{i}"), &args)
+        })
+        .collect();
+    let mut alive: BTreeSet<usize> = (0..VIEWERS).collect();
+
+    // Two seconds of pictures at every viewer, and two seconds of the tone.
+    for (i, path) in frames.iter().enumerate() {
+        wait_for(MEDIA_WAIT, &format!("eight pictures at viewer {i}"), || {
+            (pictures(path).len() >= 8).then_some(())
+        });
+    }
+    for (i, wav) in wavs.iter().enumerate() {
+        wait_recorded(wav, 0, 2.0, &format!("the tone at viewer {i}"));
+        let heard = recorded_so_far(wav);
+        let last = &heard[heard.len().saturating_sub(SAMPLE_RATE as usize)..];
+        let f = dominant_frequency(last, SAMPLE_RATE);
+        assert!((f - TONE).abs() < 5.0, "viewer {i} hears {f} Hz");
+    }
+    let mut state = BTreeMap::new();
+    states(&mut viewers, &alive, &mut state);
+    let depth = |s: &Value| s["depth"].as_u64().unwrap_or(0);
+    let deepest = state.values().map(depth).max().unwrap_or(0);
+    assert!(
+        deepest >= 2,
+        "some viewer must be reached through a forwarder: {state:#?}"
+    );
+    for (i, path) in frames.iter().enumerate() {
+        assert_in_order(i, &pictures(path));
+    }
+
+    // Kill a forwarder: its children rejoin and their pictures resume.
+    let inner = *state
+        .iter()
+        .find(|(_, s)| s["children"].as_array().is_some_and(|c| !c.is_empty()))
+        .expect("a viewer with children")
+        .0;
+    let orphans: Vec<usize> = state[&inner]["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .filter_map(|c| {
+            viewers
+                .iter()
+                .position(|v| Some(v.id.as_str()) == c.as_str())
+        })
+        .collect();
+    assert!(!orphans.is_empty());
+    let before: BTreeMap<usize, u32> = orphans.iter().map(|&i| (i, newest(&frames[i]))).collect();
+    let killed = SystemTime::now();
+    let killed_ms = killed
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64 as u32);
+    viewers[inner].proc.kill();
+    alive.remove(&inner);
+    let mut gaps = Vec::new();
+    for &i in &orphans {
+        // The first picture captured after the kill, and when the orphan saved it.
+        let resumed = wait_for(MEDIA_WAIT, &format!("orphan {i}'s pictures again"), || {
+            pictures(&frames[i])
+                .iter()
+                .filter(|p| {
+                    p.counter > before[&i] && p.capture_ms.wrapping_sub(killed_ms) < 1 << 31
+                })
+                .map(|p| p.saved)
+                .min()
+        });
+        gaps.push(
+            resumed
+                .duration_since(killed)
+                .map_or(0, |d| d.as_millis() as u64),
+        );
+    }
+    // Every survivor sees the pattern go on, in order.
+    let now: BTreeMap<usize, u32> = alive.iter().map(|&i| (i, newest(&frames[i]))).collect();
+    for &i in &alive {
+        wait_for(MEDIA_WAIT, &format!("viewer {i}'s pictures go on"), || {
+            (newest(&frames[i]) > now[&i] + 15).then_some(())
+        });
+        assert_in_order(i, &pictures(&frames[i]));
+    }
+    // The peers in between forwarded what they received; the leaves forwarded nothing.
+    for &i in &alive {
+        viewers[i].proc.cmd(json!({"cmd": "stats"}));
+        let stats = viewers[i]
+            .proc
+            .expect(Duration::from_secs(10), "stats", |v| event(v) == "stats");
+        let forwarded = stats["forwarded_packets"]
+            .as_u64()
+            .expect("forwarded_packets");
+        states(&mut viewers, &alive, &mut state);
+        let children = state[&i]["children"].as_array().map_or(0, Vec::len);
+        if children > 0 {
+            assert!(
+                forwarded > 0,
+                "viewer {i} has {children} children and forwarded nothing"
+            );
+        }
+    }
+
+    println!(
+        "{}",
+        json!({
+            "viewers": VIEWERS,
+            "max_degree": 3,
+            "deepest": deepest,
+            "orphans": orphans.len(),
+            "kill_to_orphans_picture_ms": gaps,
+        })
+    );
+    // The peers end before their directory goes.
+    drop(viewers);
+    drop(root);
+    let _ = std::fs::remove_dir_all(&dir);
+}
