@@ -32,6 +32,9 @@ pub(crate) enum BenchCommand {
     /// A frozen peer: the others' round trips and traffic while its link stalls, and how
     /// soon it is given up and linked again.
     Stall(crate::bench_stall::StallArgs),
+    /// Media down a broadcast tree: glass-to-glass latency by depth, and the CPU a
+    /// forwarder spends per stream it passes on.
+    Tree(crate::bench_tree::TreeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +74,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Relay(args) => crate::bench_relay::relay(&args).await?,
         BenchCommand::Signal(args) => crate::bench_signal::signal(&args).await?,
         BenchCommand::Stall(args) => crate::bench_stall::stall(&args).await?,
+        BenchCommand::Tree(args) => crate::bench_tree::tree(&args).await?,
     };
     println!("{}", serde_json::to_string_pretty(&figures)?);
     Ok(())

@@ -22,7 +22,7 @@ pub(crate) struct VideoArgs {
 }
 
 /// Encode and decode speed of VP8 at a size, frames per second on one core.
-fn codec_speed(width: u32, height: u32) -> anyhow::Result<Value> {
+pub(crate) fn codec_speed(width: u32, height: u32) -> anyhow::Result<Value> {
     let mut pattern = TestPattern::new(width, height);
     let pictures: Vec<VideoFrame> = (0..300).map(|i| pattern.next_picture(i)).collect();
     let config = EncoderConfig {

@@ -162,6 +162,10 @@ pub(crate) struct JoinArgs {
     /// other peers' enforcement).
     #[arg(long, hide = true)]
     publish_without_grant: bool,
+    /// Read the stamp of each test-pattern picture received and report its glass-to-glass
+    /// latency (`stamp_latency_ms` in `stats`, the pictures since the last one).
+    #[arg(long, hide = true)]
+    stamp_latency: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -265,6 +269,9 @@ enum To {
 
 struct Out {
     json: bool,
+    /// With `--stamp-latency`: the glass-to-glass latency of each picture received since
+    /// the last `stats`.
+    stamps: Option<crate::video::Latencies>,
 }
 
 impl Out {
@@ -334,7 +341,11 @@ fn error_code(error: &RoomError) -> &'static str {
 }
 
 pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
-    let out = Out { json: args.json };
+    let stamps = args.stamp_latency.then(crate::video::Latencies::default);
+    let out = Out {
+        json: args.json,
+        stamps: stamps.clone(),
+    };
     let mut role = args.role.map(|role| match role {
         RoleArg::Publisher => plenum::Role::Publisher,
         RoleArg::Viewer => plenum::Role::Viewer,
@@ -465,11 +476,18 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
             Err(e) => out.error("audio_device", e.to_string()),
         }
     }
+    let mut sink: Option<Box<dyn plenum_media::VideoSink>> = None;
     if let Some(dir) = &args.save_frames {
         match crate::video::FrameSaver::new(dir.clone(), args.save_frames_per_second) {
-            Ok(saver) => room.set_video_sink(Some(Box::new(saver))),
+            Ok(saver) => sink = Some(Box::new(saver)),
             Err(e) => out.error("video_file", format!("{}: {e}", dir.display())),
         }
+    }
+    if let Some(latencies) = stamps {
+        sink = Some(Box::new(crate::video::StampLatency::new(latencies, sink)));
+    }
+    if sink.is_some() {
+        room.set_video_sink(sink);
     }
     // A source that cannot be opened is reported; the peer stays in the room without it.
     set_audio(&out, &room, &args.audio).await;
@@ -901,7 +919,7 @@ fn ping(out: &Out, room: &Room, peer: PeerId) {
     let room = room.clone();
     let json = out.json;
     tokio::spawn(async move {
-        let out = Out { json };
+        let out = Out { json, stamps: None };
         match room.ping(&peer).await {
             Ok(rtt) => {
                 let rtt_ms = rtt.as_secs_f64() * 1000.0;
@@ -997,10 +1015,16 @@ async fn stats(out: &Out, room: &Room) {
         })
         .collect();
     out.event(
-        json!({
-            "event": "stats", "links": links, "video": video, "audio": audio,
-            "forwarded_packets": stats.forwarded_packets,
-        }),
+        {
+            let mut event = json!({
+                "event": "stats", "links": links, "video": video, "audio": audio,
+                "forwarded_packets": stats.forwarded_packets,
+            });
+            if let Some(stamps) = &out.stamps {
+                event["stamp_latency_ms"] = json!(stamps.take());
+            }
+            event
+        },
         || {
             let lines: Vec<String> = stats
                 .links

@@ -9,6 +9,7 @@ mod bench_relay;
 mod bench_resume;
 mod bench_signal;
 mod bench_stall;
+mod bench_tree;
 mod bench_turn;
 mod bench_video;
 mod devices;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use plenum_media::{Content, TestPattern, VideoFrame, VideoSink, VideoSource};
@@ -53,7 +54,10 @@ fn camera(rest: &str) -> Result<Box<dyn VideoSource>, (&'static str, String)> {
 }
 
 /// `WxH[@FPS]` (either part may be empty: the default).
-fn mode(spec: &str, default: (u32, u32, u32)) -> Result<(u32, u32, u32), (&'static str, String)> {
+pub(crate) fn mode(
+    spec: &str,
+    default: (u32, u32, u32),
+) -> Result<(u32, u32, u32), (&'static str, String)> {
     let (size, fps) = spec.split_once('@').unwrap_or((spec, ""));
     let (width, height) = if size.is_empty() {
         (default.0, default.1)
@@ -153,6 +157,50 @@ impl VideoSink for FrameSaver {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => tracing::debug!("frame saver busy; picture skipped"),
             Err(TrySendError::Disconnected(_)) => tracing::warn!("frame saver gone"),
+        }
+    }
+}
+
+/// Glass-to-glass latencies in milliseconds, gathered by [`StampLatency`].
+#[derive(Clone, Default)]
+pub(crate) struct Latencies(Arc<Mutex<Vec<f64>>>);
+
+impl Latencies {
+    /// What was gathered since the last call.
+    pub(crate) fn take(&self) -> Vec<f64> {
+        self.0
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
+}
+
+/// Reads the stamp of each received test-pattern picture: the time from its capture (the
+/// sender's wall clock, the same machine's in a bench) to now, when it is decoded. The
+/// picture goes on to `inner`.
+pub(crate) struct StampLatency {
+    latencies: Latencies,
+    inner: Option<Box<dyn VideoSink>>,
+}
+
+impl StampLatency {
+    pub(crate) fn new(latencies: Latencies, inner: Option<Box<dyn VideoSink>>) -> Self {
+        Self { latencies, inner }
+    }
+}
+
+impl VideoSink for StampLatency {
+    fn frame(&mut self, peer: &str, lane: Content, frame: VideoFrame) {
+        if let Some(stamp) = plenum_media::read_stamp(&frame) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u32);
+            if let Ok(mut l) = self.latencies.0.lock() {
+                l.push(f64::from(now.wrapping_sub(stamp.capture_ms)));
+            }
+        }
+        if let Some(inner) = &mut self.inner {
+            inner.frame(peer, lane, frame);
         }
     }
 }
