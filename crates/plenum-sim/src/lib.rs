@@ -208,8 +208,34 @@ pub struct SimReport {
     /// Broken invariants of the cellular mesh seen at convergence and at the end
     /// (docs/overlays/cells.md); empty when all hold.
     pub violations: Vec<String>,
+    /// What one presenter's stream (its audio and camera) costs the peers at the end, with
+    /// media as the engine carries it in this topology.
+    pub media: MediaLoad,
     /// Real time the simulation took.
     pub wall_ms: u64,
+}
+
+/// One presenter's stream through the room, counted in streams: a tree's root forwarded
+/// along tree edges (every node passes it to its children); in every other topology the
+/// first live peer, whose stream goes out on its own links only (no peer forwards media
+/// there yet).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MediaLoad {
+    /// Share of the other live peers the stream reaches.
+    pub reach: f64,
+    /// Streams the presenter uploads.
+    pub presenter_upload: usize,
+    /// Streams the busiest other peer uploads (forwarding).
+    pub upload_max: usize,
+    /// Streams uploaded per live peer, on average (the presenter's included).
+    pub upload_mean: f64,
+    /// Peers that forward the stream.
+    pub forwarders: usize,
+    /// Streams the busiest peer downloads.
+    pub download_max: usize,
+    /// What the presenter would upload in a full mesh of the same live peers (and what
+    /// every peer would, in a mesh where everyone publishes).
+    pub mesh_presenter_upload: usize,
 }
 
 /// Runs one simulation.

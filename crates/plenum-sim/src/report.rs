@@ -102,7 +102,78 @@ impl Sim {
             broadcasts: self.broadcast_times.len(),
             failed: self.failed,
             violations: std::mem::take(&mut self.violations),
+            media: self.media_load(&degrees),
             wall_ms: wall.as_millis() as u64,
+        }
+    }
+}
+
+impl Sim {
+    /// One presenter's stream through the room as it stands (see [`MediaLoad`]).
+    fn media_load(&self, degrees: &[usize]) -> MediaLoad {
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|n| self.nodes[*n].alive)
+            .collect();
+        let others = live.len().saturating_sub(1);
+        let tree = |n: usize| match &self.nodes[n].overlay {
+            Overlay::Tree(t) => Some(t),
+            _ => None,
+        };
+        let (presenter, uploads, reached) = if live.iter().any(|n| tree(*n).is_some()) {
+            let root = live
+                .iter()
+                .copied()
+                .find(|n| tree(*n).is_some_and(|t| t.is_root()));
+            // Every attached node forwards to its children; the root's children get it
+            // first-hand.
+            let uploads: Vec<(usize, usize)> = live
+                .iter()
+                .map(|n| (*n, tree(*n).map_or(0, |t| t.children().len())))
+                .collect();
+            let reached = live
+                .iter()
+                .filter(|n| Some(**n) != root && tree(**n).is_some_and(|t| t.depth().is_some()))
+                .count();
+            (root, uploads, reached)
+        } else {
+            let presenter = live.first().copied();
+            let uploads = live
+                .iter()
+                .map(|n| {
+                    (
+                        *n,
+                        if Some(*n) == presenter {
+                            degrees[*n]
+                        } else {
+                            0
+                        },
+                    )
+                })
+                .collect();
+            let reached = presenter.map_or(0, |p| degrees[p]);
+            (presenter, uploads, reached)
+        };
+        let presenter_upload = presenter
+            .and_then(|p| uploads.iter().find(|(n, _)| *n == p))
+            .map_or(0, |(_, u)| *u);
+        let forwarding: Vec<usize> = uploads
+            .iter()
+            .filter(|(n, u)| Some(*n) != presenter && *u > 0)
+            .map(|(_, u)| *u)
+            .collect();
+        let total: usize = uploads.iter().map(|(_, u)| u).sum();
+        MediaLoad {
+            reach: if others == 0 {
+                1.0
+            } else {
+                round3(reached as f64 / others as f64)
+            },
+            presenter_upload,
+            upload_max: forwarding.iter().copied().max().unwrap_or(0),
+            upload_mean: round3(total as f64 / live.len().max(1) as f64),
+            forwarders: forwarding.len(),
+            download_max: usize::from(reached > 0),
+            mesh_presenter_upload: others,
         }
     }
 }

@@ -27,6 +27,16 @@ proptest! {
         prop_assert!(depth <= plenum_overlay::tree::complete_depth(peers, degree) + 1, "depth {} for {} peers of degree {}", depth, peers, degree);
         // Children plus the parent.
         prop_assert!(report.max_degree <= degree + 1, "{:?}", report);
+        // The root's stream, forwarded along tree edges, reaches everyone; nobody uploads
+        // more copies than it has children, and a chain or more forwards it.
+        let media = &report.media;
+        prop_assert_eq!(media.reach, 1.0, "{:?}", media);
+        prop_assert!(media.presenter_upload <= degree && media.upload_max <= degree, "{:?}", media);
+        prop_assert_eq!(media.mesh_presenter_upload, peers - 1);
+        prop_assert!(media.upload_mean <= 1.0, "{:?}", media);
+        if peers > degree + 1 {
+            prop_assert!(media.forwarders > 0, "{:?}", media);
+        }
     }
 }
 
