@@ -2,7 +2,9 @@
 //! fourteen viewers under it with at most three children each. Every viewer, whatever its
 //! depth, decodes the pattern in order and hears the tone: the peers in between pass the
 //! packets on without decoding them. Then an inner peer is killed: its children find new
-//! parents and every survivor's pictures go on, still in order.
+//! parents and every survivor's pictures go on, still in order. Then the deepest viewer's
+//! raised hand is accepted: its voice goes on the tree's stage and every other peer, the
+//! root too, hears it, where before only its parent did; it does not hear itself.
 //!
 //! It prints how long the killed peer's children went without a picture (docs/benchmarks.md
 //! records it; nothing is asserted on it).
@@ -14,12 +16,21 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use plenum_media::analysis::dominant_frequency;
+use plenum_media::analysis::{dominant_frequency, tone_level_db};
 use plenum_media::{SAMPLE_RATE, VideoFrame, read_stamp};
 use serde_json::{Value, json};
 
 const VIEWERS: usize = 14;
 const TONE: f64 = 440.0;
+/// The raised hand's voice.
+const HAND: f64 = 660.0;
+
+/// The level of `hz` in the last second `wav` recorded (dB; very low when absent).
+fn last_second_level(wav: &Path, hz: f64) -> f64 {
+    let heard = recorded_so_far(wav);
+    let last = &heard[heard.len().saturating_sub(SAMPLE_RATE as usize)..];
+    tone_level_db(last, SAMPLE_RATE, hz)
+}
 
 fn scratch(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("plenum-tree-media-{}-{tag}", std::process::id()));
@@ -127,12 +138,14 @@ fn the_roots_video_and_tone_reach_every_peer_and_resume_after_a_forwarder_dies()
         "--audio",
         "sine:440",
     ]);
+    let dir = scratch("run");
+    let root_wav = dir.join("heard-root.wav");
+    root_args.extend(["--record-audio", root_wav.to_str().expect("utf-8")]);
     let mut root = join(&server.url, "webinar", "root", &root_args);
     root.proc.expect(Duration::from_secs(10), "crowned", |v| {
         event(v) == "tree_state" && v["is_root"] == true
     });
 
-    let dir = scratch("run");
     let frames: Vec<PathBuf> = (0..VIEWERS)
         .map(|i| dir.join(format!("frames-{i}")))
         .collect();
@@ -230,6 +243,60 @@ fn the_roots_video_and_tone_reach_every_peer_and_resume_after_a_forwarder_dies()
         });
         assert_in_order(i, &pictures(&frames[i]));
     }
+    // The deepest viewer raises its hand and speaks: only its parent hears it.
+    states(&mut viewers, &alive, &mut state);
+    let hand = *alive
+        .iter()
+        .max_by_key(|i| state.get(*i).map_or(0, depth))
+        .expect("a viewer");
+    let hand_parent = state[&hand]["parent"]
+        .as_str()
+        .expect("a parent")
+        .to_owned();
+    let parent = alive
+        .iter()
+        .copied()
+        .find(|i| viewers[*i].id == hand_parent);
+    viewers[hand]
+        .proc
+        .cmd(json!({"cmd": "audio", "source": format!("sine:{HAND}")}));
+    let far = *alive
+        .iter()
+        .find(|i| **i != hand && Some(**i) != parent)
+        .expect("a viewer far from the hand");
+    if let Some(parent) = parent {
+        wait_for(MEDIA_WAIT, "the hand's parent hearing it", || {
+            (last_second_level(&wavs[parent], HAND) > -20.0).then_some(())
+        });
+        let level = last_second_level(&wavs[far], HAND);
+        assert!(
+            level < -35.0,
+            "viewer {far} hears the hand at {level} dB before the stage"
+        );
+    }
+    // The presenter accepts it: every peer puts it on the stage, and everyone hears it.
+    let speaker = viewers[hand].id.clone();
+    root.proc.cmd(json!({"cmd": "stage", "peer": speaker}));
+    for &i in &alive {
+        viewers[i]
+            .proc
+            .cmd(json!({"cmd": "stage", "peer": speaker}));
+    }
+    wait_for(MEDIA_WAIT, "the root hearing the hand", || {
+        (last_second_level(&root_wav, HAND) > -20.0).then_some(())
+    });
+    for &i in alive.iter().filter(|i| **i != hand) {
+        wait_for(MEDIA_WAIT, &format!("viewer {i} hearing the hand"), || {
+            (last_second_level(&wavs[i], HAND) > -20.0).then_some(())
+        });
+        assert!(
+            last_second_level(&wavs[i], TONE) > -20.0,
+            "viewer {i} still hears the root"
+        );
+    }
+    let itself = last_second_level(&wavs[hand], HAND);
+    assert!(itself < -35.0, "the hand hears itself at {itself} dB");
+
     // The peers in between forwarded what they received; the leaves forwarded nothing.
     for &i in &alive {
         viewers[i].proc.cmd(json!({"cmd": "stats"}));

@@ -231,6 +231,10 @@ enum Command {
         to: String,
         data: Value,
     },
+    /// Whose voice the tree's stage carries (null: nobody's).
+    Stage {
+        peer: Option<String>,
+    },
     /// List our direct links.
     Links {},
     /// Share our state with linked peers (merged into the last when `merge`).
@@ -834,6 +838,18 @@ async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
         }
         Command::MeshSend { data } | Command::TreeBroadcast { data } => {
             if room.mesh_send(data.to_string()).await.is_err() {
+                out.error("closed", "the room is closed");
+            }
+        }
+        Command::Stage { peer } => {
+            let speaker = match peer {
+                Some(id) => match parse_peer(out, &id) {
+                    Some(peer) => Some(peer),
+                    None => return false,
+                },
+                None => None,
+            };
+            if room.set_stage(speaker).await.is_err() {
                 out.error("closed", "the room is closed");
             }
         }

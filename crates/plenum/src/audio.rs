@@ -42,6 +42,9 @@ pub(crate) enum AudioCmd {
     Source(Option<Box<dyn AudioSource>>),
     /// Mute or unmute what we publish (nothing is sent while muted).
     Muted(bool),
+    /// Our voice goes on a tree's stage (to every peer of the room), not on our links'
+    /// audio tracks; or no longer.
+    Stage(bool),
     /// Echo cancellation and noise suppression for microphone sources.
     Processing(ProcessingConfig),
     /// The level of our source's last frame (dBFS; -inf without a source).
@@ -61,6 +64,7 @@ impl std::fmt::Debug for AudioCmd {
             Self::LinkDown { peer } => write!(f, "LinkDown({})", peer.short()),
             Self::Source(s) => write!(f, "Source({})", s.is_some()),
             Self::Muted(m) => write!(f, "Muted({m})"),
+            Self::Stage(s) => write!(f, "Stage({s})"),
             Self::Processing(p) => write!(f, "Processing({p:?})"),
             Self::Sink(s, _) => write!(f, "Sink({})", s.is_some()),
             Self::Level(_) => f.write_str("Level"),
@@ -114,6 +118,9 @@ struct Task {
     processing: ProcessingConfig,
     processor: Option<VoiceProcessor>,
     muted: bool,
+    /// Our voice is the tree's stage: it goes through `tree`.
+    on_stage: bool,
+    tree: Arc<crate::tree_media::TreeMedia>,
     sink: Option<Box<dyn AudioSink>>,
     events: crate::events::EventSender,
     frame: Vec<f32>,
@@ -190,6 +197,7 @@ pub(crate) fn spawn(
     events: crate::events::EventSender,
     processing: ProcessingConfig,
     opus: OpusConfig,
+    tree: Arc<crate::tree_media::TreeMedia>,
 ) -> (AudioHandle, crate::media_thread::MediaThread) {
     let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (rtp, rtp_rx) = mpsc::channel(RTP_QUEUE);
@@ -206,6 +214,8 @@ pub(crate) fn spawn(
         processing,
         processor: None,
         muted: false,
+        on_stage: false,
+        tree,
         sink: None,
         events,
         frame: vec![0.0; FRAME_SAMPLES],
@@ -298,6 +308,7 @@ impl Task {
                 self.update_processor();
             }
             AudioCmd::Muted(muted) => self.muted = muted,
+            AudioCmd::Stage(on) => self.on_stage = on,
             AudioCmd::Processing(config) => {
                 self.processing = config;
                 self.update_processor();
@@ -451,7 +462,7 @@ impl Task {
             processor.capture(&mut self.frame);
         }
         self.local_level = plenum_media::analysis::rms_dbfs(&self.frame);
-        if self.muted || self.senders.is_empty() {
+        if self.muted || (self.senders.is_empty() && !self.on_stage) {
             return;
         }
         if self.frames.is_multiple_of(ADAPT_EVERY) {
@@ -471,6 +482,15 @@ impl Task {
             Ok(p) => Bytes::copy_from_slice(p),
             Err(e) => return tracing::warn!(error = %e, "encoding failed; frame skipped"),
         };
+        if self.on_stage {
+            use webrtc::media_stream::track_local::TrackLocal;
+            for (neighbour, packet) in self.tree.push_own(packet, now) {
+                if let Err(e) = neighbour.write_rtp(packet).await {
+                    tracing::trace!(error = %e, "stage frame not sent");
+                }
+            }
+            return;
+        }
         send_to_all(&self.senders, packet, FRAME, now, "audio").await;
     }
 }

@@ -46,8 +46,10 @@ const MEDIA_BACKLOG: usize = 1024;
 /// How long a media task may take to drop its devices when the room ends.
 const MEDIA_STOP: Duration = Duration::from_secs(5);
 
-/// Remote tracks read per link: audio, camera and screen, as every link negotiates.
+/// Remote tracks read per link: audio, camera and screen, as every link negotiates, and
+/// the stage in a tree room.
 const MAX_TRACKS_PER_LINK: usize = 3;
+const MAX_TRACKS_PER_TREE_LINK: usize = 4;
 
 pub(crate) struct Driver {
     config: RoomConfig,
@@ -92,6 +94,8 @@ pub(crate) struct Driver {
     video: VideoHandle,
     /// The audio and video threads, joined when the room ends.
     media: Vec<crate::media_thread::MediaThread>,
+    /// A tree room: links carry the stage too, and media is forwarded down the tree.
+    tree_room: bool,
 }
 
 impl Driver {
@@ -121,6 +125,7 @@ impl Driver {
             .map_or(0, |d| d.as_micros() as u64);
         let overlay = Overlay::for_room(&me, &topology, &config, now, seed, clock_seq);
         let host_room = matches!(overlay, Overlay::Host(_));
+        let tree_room = matches!(overlay, Overlay::Tree(_));
         let core_config = room_core::CoreConfig {
             me: me.clone(),
             identity: config.identity.clone(),
@@ -173,6 +178,7 @@ impl Driver {
             audio,
             video,
             media,
+            tree_room,
         };
         driver.use_server_ice(ice_servers);
         driver
@@ -412,7 +418,8 @@ impl Driver {
         )
         .await
         {
-            Ok(link) => {
+            Ok(mut link) => {
+                link.carries_stage = self.tree_room;
                 self.links.insert(peer.clone(), link);
                 self.links.get_mut(peer)
             }

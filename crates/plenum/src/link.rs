@@ -244,6 +244,10 @@ pub(crate) struct Link {
     pub(crate) video: Option<LinkTrack>,
     /// Our VP8 track for a shared screen.
     pub(crate) screen: Option<LinkTrack>,
+    /// Whether the link carries the stage's voice too (a tree room's links).
+    pub(crate) carries_stage: bool,
+    /// Our Opus track for the stage (see `tree_media.rs`).
+    pub(crate) stage: Option<LinkTrack>,
     /// The readers of the peer's tracks: aborted when the link closes.
     pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Tracks the peer offered beyond [`crate::driver`]'s bound, left unread.
@@ -408,6 +412,8 @@ impl Link {
             audio: None,
             video: None,
             screen: None,
+            carries_stage: false,
+            stage: None,
             tasks: Vec::new(),
             refused_tracks: 0,
             stats,
@@ -426,6 +432,9 @@ impl Link {
         if self.screen.is_none() {
             self.screen = Some(self.add_track(me, "screen").await?);
         }
+        if self.carries_stage && self.stage.is_none() {
+            self.stage = Some(self.add_track(me, "stage").await?);
+        }
         Ok(())
     }
 
@@ -439,7 +448,7 @@ impl Link {
             (rng.random::<u32>(), rng.random::<u32>())
         };
         let (kind, codec, mime) = match label {
-            "audio" => (RtpCodecKind::Audio, opus_codec(), MIME_TYPE_OPUS),
+            "audio" | "stage" => (RtpCodecKind::Audio, opus_codec(), MIME_TYPE_OPUS),
             _ => (RtpCodecKind::Video, vp8_codec(), MIME_TYPE_VP8),
         };
         // Track ids differ between the two ends: webrtc-rs routes feedback by track id.

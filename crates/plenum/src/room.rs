@@ -86,10 +86,15 @@ impl Room {
         let room = config.room.clone();
         tracing::info!(room = %room, peer = me.short(), peers = roster_len, "joined");
         let opus = crate::audio::opus_config(config.audio_bitrate_kbps);
-        let (audio, audio_thread) =
-            crate::audio::spawn(events_tx.clone(), config.voice_processing, opus);
+        let tree = std::sync::Arc::new(crate::tree_media::TreeMedia::default());
+        let (audio, audio_thread) = crate::audio::spawn(
+            events_tx.clone(),
+            config.voice_processing,
+            opus,
+            std::sync::Arc::clone(&tree),
+        );
         let (video, video_thread) =
-            crate::video::spawn(events_tx.clone(), config.video_bitrate_kbps);
+            crate::video::spawn(events_tx.clone(), config.video_bitrate_kbps, tree);
         let driver = Driver::new(
             config,
             signal,
@@ -149,6 +154,19 @@ impl Room {
     /// Mutes or unmutes what we publish: while muted nothing is sent.
     pub async fn set_audio_muted(&self, muted: bool) -> Result<(), RoomClosed> {
         self.audio(crate::audio::AudioCmd::Muted(muted)).await
+    }
+
+    /// In a tree room: whose voice the stage carries to every peer of the room (a viewer
+    /// whose raised hand the presenter accepted), `None` for nobody. Every peer is told the
+    /// same: the one named sends its audio on the stage instead of to its own links, the
+    /// others pass the stage on along the tree and play it as that peer's voice. Peers
+    /// learn who is on stage from the application (the presenter's word, sent over the
+    /// room); in other rooms this does nothing.
+    pub async fn set_stage(&self, speaker: Option<PeerId>) -> Result<(), RoomClosed> {
+        self.commands
+            .send(Command::Stage(speaker))
+            .await
+            .map_err(|_| RoomClosed)
     }
 
     /// Turns echo cancellation and noise suppression for microphones on or off, at once.

@@ -10,23 +10,38 @@
 //! here and write what comes back to the children's tracks, and send the keyframe requests
 //! the unit aggregates upstream; a child's own request reaches the unit through the video
 //! task, which hears every link's PLIs.
+//!
+//! **The stage**: every tree link carries a fourth track, the stage's voice (Opus): a peer
+//! the application puts on stage (a viewer whose raised hand the presenter accepted). Its
+//! audio goes on the stage track of each of its tree links, and every node passes what a
+//! neighbour sends on the stage to each other neighbour, so it floods along tree edges and
+//! reaches everyone once, never back to where it came from. One voice at a time: a second
+//! neighbour's stage packets are dropped until the first has been silent for
+//! [`STAGE_HANDOVER`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use plenum_media::Content;
 use plenum_proto::PeerId;
-use rtc::rtp::Packet;
+use rtc::rtp::{Header, Packet};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 
 use crate::congestion::LinkStats;
 use crate::forward::{Forwarder, Kind};
 use crate::outbound::TrackSender;
 
-/// A link's lanes as this module numbers them.
+/// A link's lanes as this module numbers them: audio, camera, screen (from the parent to
+/// the children), and the stage (from anywhere to everywhere).
 pub(crate) const AUDIO: usize = 0;
-pub(crate) const LANES: usize = 3;
+pub(crate) const STAGE: usize = 3;
+pub(crate) const LANES: usize = 4;
+
+/// How long the stage's voice must be silent before another neighbour's is taken.
+pub(crate) const STAGE_HANDOVER: Duration = Duration::from_millis(500);
+/// RTP timestamp ticks of one 20 ms Opus frame.
+const OPUS_FRAME_TICKS: u32 = 960;
 
 /// The lane index of a video lane.
 pub(crate) fn video_lane(lane: Content) -> usize {
@@ -65,6 +80,20 @@ struct Link {
     stats: Arc<LinkStats>,
 }
 
+/// Where the stage's voice comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StageSource {
+    Us,
+    Neighbour(PeerId),
+}
+
+/// Our own voice on the stage as RTP: its stream's SSRC and next numbers.
+struct OwnStage {
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+}
+
 struct State {
     parent: Option<PeerId>,
     children: BTreeSet<PeerId>,
@@ -76,6 +105,14 @@ struct State {
     /// The upstream SSRC of each lane, once a packet of our parent's came.
     upstream: [Option<u32>; LANES],
     lanes: [Forwarder<PeerId>; LANES],
+    /// The voice the stage carries, as the application set it.
+    speaker: Option<PeerId>,
+    stage_from: Option<StageSource>,
+    /// When the stage's neighbour last sent.
+    stage_heard: Option<Instant>,
+    /// The links the stage goes to now.
+    stage_links: BTreeSet<PeerId>,
+    own: OwnStage,
 }
 
 /// A node's forwarding, shared by the driver, the video task and the track readers.
@@ -103,7 +140,17 @@ impl Default for TreeMedia {
                     Forwarder::new(Kind::Audio),
                     Forwarder::new(Kind::Video),
                     Forwarder::new(Kind::Video),
+                    Forwarder::new(Kind::Audio),
                 ],
+                speaker: None,
+                stage_from: None,
+                stage_heard: None,
+                stage_links: BTreeSet::new(),
+                own: OwnStage {
+                    ssrc: rand::random(),
+                    seq: rand::random(),
+                    ts: rand::random(),
+                },
             }),
         }
     }
@@ -160,6 +207,7 @@ impl TreeMedia {
         };
         // New tracks (a new connection): the unit starts the link again.
         state.forwarding.remove(peer);
+        state.stage_links.remove(peer);
         for lane in &mut state.lanes {
             lane.remove_link(peer);
         }
@@ -173,8 +221,13 @@ impl TreeMedia {
         let mut state = self.state();
         state.links.remove(peer);
         state.forwarding.remove(peer);
+        state.stage_links.remove(peer);
         for lane in &mut state.lanes {
             lane.remove_link(peer);
+        }
+        if state.stage_from == Some(StageSource::Neighbour(peer.clone())) {
+            state.stage_from = None;
+            state.sync_stage(crate::clock::now());
         }
     }
 
@@ -198,24 +251,7 @@ impl TreeMedia {
         if state.parent.as_ref() != Some(from) || state.forwarding.is_empty() {
             return Vec::new();
         }
-        let ssrc = packet.header.ssrc;
-        if state.upstream[lane] != Some(ssrc) {
-            state.upstream[lane] = Some(ssrc);
-            state.lanes[lane].set_upstream(&[ssrc], now);
-        }
-        let unit = &mut state.lanes[lane];
-        unit.push(packet);
-        let mut writes = Vec::new();
-        while let Some(out) = unit.poll_packet() {
-            let track = state
-                .links
-                .get(&out.link)
-                .and_then(|l| l.tracks[lane].as_ref());
-            if let Some(track) = track {
-                writes.push((Arc::clone(&track.track), out.packet));
-            }
-        }
-        writes
+        state.forward(lane, packet, now)
     }
 
     /// The keyframe requests due upstream on `lane`, if `from` is our parent: the SSRCs to
@@ -251,6 +287,84 @@ impl TreeMedia {
         true
     }
 
+    /// The voice the stage carries is `speaker`'s (`None`: nobody's). Returns whether it is
+    /// ours: our audio then goes on the stage ([`TreeMedia::push_own`]), not on our links'
+    /// own audio tracks. The root is never on the stage: everyone hears it already.
+    pub(crate) fn set_stage(&self, speaker: Option<PeerId>, me: &PeerId, now: Instant) -> bool {
+        let mut state = self.state();
+        let ours = speaker.as_ref() == Some(me) && !state.is_root;
+        state.speaker = speaker;
+        if !ours && state.stage_from == Some(StageSource::Us) {
+            state.stage_from = None;
+            state.sync_stage(now);
+        }
+        ours
+    }
+
+    /// Whose voice the stage carries, for the audio task's mix.
+    pub(crate) fn speaker(&self) -> Option<PeerId> {
+        self.state().speaker.clone()
+    }
+
+    /// A stage packet from the neighbour `from`: the writes that pass it on to every other
+    /// neighbour, or `None` if it is not the stage's voice (not a tree neighbour, or a
+    /// second voice while the first still speaks), which is then not played either.
+    pub(crate) fn push_stage(
+        &self,
+        from: &PeerId,
+        packet: &Packet,
+        now: Instant,
+    ) -> Option<Vec<Write>> {
+        let mut state = self.state();
+        let state = &mut *state;
+        if !state.neighbours().any(|n| n == from) {
+            return None;
+        }
+        let from_here = StageSource::Neighbour(from.clone());
+        match &state.stage_from {
+            Some(StageSource::Us) => return None,
+            Some(source) if *source == from_here => {}
+            Some(_)
+                if state
+                    .stage_heard
+                    .is_some_and(|t| now.saturating_duration_since(t) < STAGE_HANDOVER) =>
+            {
+                return None;
+            }
+            _ => {
+                state.stage_from = Some(from_here);
+                state.sync_stage(now);
+            }
+        }
+        state.stage_heard = Some(now);
+        Some(state.forward(STAGE, packet, now))
+    }
+
+    /// One of our Opus frames for the stage: the writes that put it on every neighbour's
+    /// stage track.
+    pub(crate) fn push_own(&self, payload: bytes::Bytes, now: Instant) -> Vec<Write> {
+        let mut state = self.state();
+        let state = &mut *state;
+        if state.stage_from != Some(StageSource::Us) {
+            state.stage_from = Some(StageSource::Us);
+            state.sync_stage(now);
+        }
+        let own = &mut state.own;
+        let packet = Packet {
+            header: Header {
+                version: 2,
+                sequence_number: own.seq,
+                timestamp: own.ts,
+                ssrc: own.ssrc,
+                ..Header::default()
+            },
+            payload,
+        };
+        own.seq = own.seq.wrapping_add(1);
+        own.ts = own.ts.wrapping_add(OPUS_FRAME_TICKS);
+        state.forward(STAGE, &packet, now)
+    }
+
     /// Packets forwarded so far, over every lane.
     pub(crate) fn forwarded(&self) -> u64 {
         self.state().lanes.iter().map(|l| l.stats().forwarded).sum()
@@ -258,6 +372,60 @@ impl TreeMedia {
 }
 
 impl State {
+    /// Our tree neighbours: the parent and the children.
+    fn neighbours(&self) -> impl Iterator<Item = &PeerId> {
+        self.parent.iter().chain(self.children.iter())
+    }
+
+    /// `packet` through `lane`'s unit: the writes to the links it goes to.
+    fn forward(&mut self, lane: usize, packet: &Packet, now: Instant) -> Vec<Write> {
+        let ssrc = packet.header.ssrc;
+        if self.upstream[lane] != Some(ssrc) {
+            self.upstream[lane] = Some(ssrc);
+            self.lanes[lane].set_upstream(&[ssrc], now);
+        }
+        let unit = &mut self.lanes[lane];
+        unit.push(packet);
+        let mut writes = Vec::new();
+        while let Some(out) = unit.poll_packet() {
+            let track = self
+                .links
+                .get(&out.link)
+                .and_then(|l| l.tracks[lane].as_ref());
+            if let Some(track) = track {
+                writes.push((Arc::clone(&track.track), out.packet));
+            }
+        }
+        writes
+    }
+
+    /// Puts the stage on every neighbour's link but the one it comes from.
+    fn sync_stage(&mut self, now: Instant) {
+        let from = match &self.stage_from {
+            Some(StageSource::Neighbour(peer)) => Some(peer.clone()),
+            _ => None,
+        };
+        let want: BTreeSet<PeerId> = self
+            .neighbours()
+            .filter(|n| Some(*n) != from.as_ref())
+            .filter(|n| {
+                self.links
+                    .get(*n)
+                    .is_some_and(|l| l.tracks[STAGE].is_some())
+            })
+            .cloned()
+            .collect();
+        for peer in self.stage_links.difference(&want) {
+            self.lanes[STAGE].remove_link(peer);
+        }
+        for peer in want.difference(&self.stage_links) {
+            if let Some(t) = self.links.get(peer).and_then(|l| l.tracks[STAGE].as_ref()) {
+                self.lanes[STAGE].add_link(peer.clone(), t.ssrc, t.payload_type, 0, now);
+            }
+        }
+        self.stage_links = want;
+    }
+
     /// Puts every child whose media is up under forwarding while we are not the root, and
     /// gives every other link back to our own media.
     fn sync(&mut self, now: Instant) -> Moved {
@@ -272,7 +440,7 @@ impl State {
         };
         let mut moved = Moved::default();
         for peer in self.forwarding.difference(&want) {
-            for lane in &mut self.lanes {
+            for lane in &mut self.lanes[..STAGE] {
                 lane.remove_link(peer);
             }
             if let Some(link) = self.links.get(peer) {
@@ -285,7 +453,7 @@ impl State {
             let Some(link) = self.links.get(peer) else {
                 continue;
             };
-            for (lane, track) in link.tracks.iter().enumerate() {
+            for (lane, track) in link.tracks[..STAGE].iter().enumerate() {
                 if let Some(t) = track {
                     self.lanes[lane].add_link(peer.clone(), t.ssrc, t.payload_type, 0, now);
                 }
@@ -293,6 +461,12 @@ impl State {
             moved.forwarded.push(peer.clone());
         }
         self.forwarding = want;
+        if let Some(StageSource::Neighbour(from)) = &self.stage_from
+            && !self.neighbours().any(|n| n == from)
+        {
+            self.stage_from = None;
+        }
+        self.sync_stage(now);
         moved
     }
 }

@@ -208,10 +208,10 @@ struct Task {
 pub(crate) fn spawn(
     events: crate::events::EventSender,
     bitrate_kbps: Option<u32>,
+    tree: Arc<TreeMedia>,
 ) -> (VideoHandle, crate::media_thread::MediaThread) {
     let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (keyframes, keyframe_rx) = mpsc::channel(KEYFRAME_QUEUE);
-    let tree = Arc::new(TreeMedia::default());
     let task = Task {
         lanes: [Lane::new(Content::Camera), Lane::new(Content::Screen)],
         events,

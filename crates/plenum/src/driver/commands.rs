@@ -45,6 +45,8 @@ pub(crate) enum Command {
         state: serde_json::Value,
         merge: bool,
     },
+    /// Whose voice a tree's stage carries.
+    Stage(Option<PeerId>),
     /// Send to tree neighbours (tree rooms).
     TreeSend {
         to: TreeTarget,
@@ -120,6 +122,13 @@ impl Driver {
             Command::SetState { state, merge } => self.tell(Input::State { state, merge }),
             Command::Stream(announcement) => self.tell(Input::Stream(announcement)),
             Command::MeshSend(data) => self.core.broadcast(crate::clock::now(), data.to_vec()),
+            Command::Stage(speaker) => {
+                let ours = self
+                    .video
+                    .tree
+                    .set_stage(speaker, &self.me, crate::clock::now());
+                self.tell_audio(crate::audio::AudioCmd::Stage(ours));
+            }
             Command::TreeSend { to, data, reply } => {
                 let _ = reply.send(self.core.tree_send(to, data.to_vec()));
             }

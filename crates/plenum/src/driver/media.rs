@@ -9,7 +9,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{mpsc, oneshot};
 use webrtc::media_stream::track_remote::TrackRemote;
 
-use super::{Driver, MAX_TRACKS_PER_LINK, MEDIA_STOP};
+use super::{Driver, MAX_TRACKS_PER_LINK, MAX_TRACKS_PER_TREE_LINK, MEDIA_STOP};
 use crate::audio::{AudioCmd, AudioHandle, RtpIn};
 use crate::outbound::TrackSender;
 use crate::types::{RoomError, RoomEvent};
@@ -168,12 +168,18 @@ impl Driver {
             return;
         };
         let stats = Arc::clone(&link.stats);
-        let tracks = [link.audio.clone(), link.video.clone(), link.screen.clone()];
-        let [audio, video, screen] = tracks;
+        let tracks = [
+            link.audio.clone(),
+            link.video.clone(),
+            link.screen.clone(),
+            link.stage.clone(),
+        ];
+        let [audio, video, screen, stage] = tracks;
         let tracks: crate::tree_media::LinkTracks = [
             track_sender(audio, peer, "audio").await,
             track_sender(video, peer, "video").await,
             track_sender(screen, peer, "video").await,
+            track_sender(stage, peer, "stage").await,
         ];
         let now = crate::clock::now();
         if !self.video.tree.adopt(peer, &tracks, &stats, now) {
@@ -189,7 +195,8 @@ impl Driver {
         tracks: crate::tree_media::LinkTracks,
         stats: &Arc<crate::congestion::LinkStats>,
     ) {
-        let [audio, video, screen] = tracks;
+        // The stage's track is the forwarding's alone.
+        let [audio, video, screen, _stage] = tracks;
         if let Some(sender) = audio {
             let cmd = AudioCmd::LinkUp {
                 peer: peer.clone(),
@@ -241,7 +248,12 @@ impl Driver {
         let Some(link) = self.links.get_mut(&peer) else {
             return;
         };
-        if link.tasks.len() >= MAX_TRACKS_PER_LINK {
+        let bound = if self.tree_room {
+            MAX_TRACKS_PER_TREE_LINK
+        } else {
+            MAX_TRACKS_PER_LINK
+        };
+        if link.tasks.len() >= bound {
             // Our links carry three tracks each way (audio, camera, screen): more is a peer
             // growing our readers and decoders without bound. Left unread.
             tracing::warn!(
@@ -252,12 +264,17 @@ impl Driver {
             if link.refused_tracks == 1 {
                 self.emit(RoomEvent::Error(RoomError::Malformed {
                     peer,
-                    reason: format!("more than {MAX_TRACKS_PER_LINK} media tracks on one link"),
+                    reason: format!("more than {bound} media tracks on one link"),
                 }));
             }
             return;
         }
-        let task = if self.core.is_viewer(&peer) {
+        let track_id = track.track_id().await;
+        let task = if self.tree_room && track_id.starts_with("stage-") {
+            let audio = self.audio.clone();
+            let tree = Arc::clone(&self.video.tree);
+            tokio::spawn(read_stage(audio, peer, track, tree))
+        } else if self.core.is_viewer(&peer) {
             tracing::info!(
                 peer = peer.short(),
                 "media from a peer not permitted to publish; dropped"
@@ -267,7 +284,7 @@ impl Driver {
         } else if track.kind().await == RtpCodecKind::Video {
             let sink = self.video.sink.clone();
             let receiving = self.video.receiving.clone();
-            let lane = link.lane_of(&track.track_id().await);
+            let lane = link.lane_of(&track_id);
             let events = self.events.clone();
             let ends = crate::video::TrackEnds {
                 sink,
@@ -302,6 +319,48 @@ async fn track_sender(
         ssrc: track.ssrc,
         payload_type,
     })
+}
+
+/// Reads a neighbour's stage track in a tree room: each packet the stage takes is passed on
+/// to our other neighbours and played as the stage speaker's voice.
+async fn read_stage(
+    audio: AudioHandle,
+    peer: PeerId,
+    track: Arc<dyn TrackRemote>,
+    tree: Arc<crate::tree_media::TreeMedia>,
+) {
+    use webrtc::media_stream::track_local::TrackLocal;
+    use webrtc::media_stream::track_remote::TrackRemoteEvent;
+    let mut refused = 0u64;
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                let now = crate::clock::now();
+                let Some(writes) = tree.push_stage(&peer, &packet, now) else {
+                    refused += 1;
+                    continue;
+                };
+                for (neighbour, packet) in writes {
+                    if let Err(e) = neighbour.write_rtp(packet).await {
+                        tracing::trace!(error = %e, "stage packet not sent");
+                    }
+                }
+                // Played as the speaker's own voice (nobody's, until the application
+                // names the speaker).
+                if let Some(speaker) = tree.speaker() {
+                    let _ = audio.packet(RtpIn {
+                        peer: speaker,
+                        seq: packet.header.sequence_number,
+                        timestamp: packet.header.timestamp,
+                        payload: packet.payload,
+                    });
+                }
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+    tracing::debug!(peer = peer.short(), refused, "stage track ended");
 }
 
 /// Reads a peer's Opus track and hands its packets to the audio task.

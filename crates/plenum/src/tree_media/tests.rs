@@ -10,7 +10,7 @@ use rtc::rtp::{Header, Packet};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 
-use super::{AUDIO, LinkTracks, Moved, TreeMedia};
+use super::{AUDIO, LinkTracks, Moved, STAGE, STAGE_HANDOVER, TreeMedia};
 use crate::congestion::LinkStats;
 use crate::forward::KEYFRAME_GAP;
 use crate::outbound::TrackSender;
@@ -25,7 +25,8 @@ fn peer(name: &str) -> PeerId {
 /// A link's three tracks; the SSRCs are `base`, `base + 1`, `base + 2`.
 fn tracks(base: u32) -> LinkTracks {
     std::array::from_fn(|i| {
-        let kind = if i == AUDIO {
+        let audio = i == AUDIO || i == STAGE;
+        let kind = if audio {
             RtpCodecKind::Audio
         } else {
             RtpCodecKind::Video
@@ -41,7 +42,7 @@ fn tracks(base: u32) -> LinkTracks {
         Some(TrackSender {
             track: Arc::new(track),
             ssrc: base + i as u32,
-            payload_type: if i == AUDIO { 111 } else { 96 },
+            payload_type: if audio { 111 } else { 96 },
         })
     })
 }
@@ -240,4 +241,99 @@ fn a_new_parent_continues_each_childs_numbering_from_its_keyframe() {
     got.extend(media.push(&peer("new"), CAMERA, &picture(0x7000, 9_002, false), t1));
     assert_eq!(sent(&got), vec![500, 501, 502, 503, 504]);
     assert!(got.iter().all(|(_, p)| p.header.ssrc == 201));
+}
+
+/// The SSRCs a batch of writes went out on.
+fn ssrcs(writes: &[super::Write]) -> Vec<u32> {
+    let mut out: Vec<u32> = writes.iter().map(|(_, p)| p.header.ssrc).collect();
+    out.sort_unstable();
+    out
+}
+
+/// A node under `parent` with children `a` and `b`, every link's media up.
+fn node_with_neighbours() -> (TreeMedia, Instant) {
+    let media = TreeMedia::default();
+    let t0 = crate::clock::now();
+    up(&media, "parent", 100, t0);
+    up(&media, "a", 200, t0);
+    up(&media, "b", 300, t0);
+    media.route(Some(peer("parent")), &[peer("a"), peer("b")], false, t0);
+    (media, t0)
+}
+
+#[test]
+fn the_stage_floods_to_every_neighbour_but_the_one_it_came_from() {
+    let (media, t0) = node_with_neighbours();
+    let writes = media
+        .push_stage(&peer("a"), &picture(0x9000, 1, false), t0)
+        .expect("the stage's voice");
+    assert_eq!(
+        ssrcs(&writes),
+        vec![103, 303],
+        "the parent's and b's stage tracks"
+    );
+    // From the parent, later: the same voice going the other way would be a second voice.
+    let t1 = t0 + Duration::from_millis(100);
+    assert!(
+        media
+            .push_stage(&peer("parent"), &picture(0x9001, 1, false), t1)
+            .is_none(),
+        "a second voice while the first speaks"
+    );
+    assert!(
+        media
+            .push_stage(&peer("stranger"), &picture(0x9002, 1, false), t1)
+            .is_none(),
+        "not a tree neighbour"
+    );
+    // The first voice falls silent: the parent's is taken, and goes to both children.
+    let t2 = t1 + STAGE_HANDOVER;
+    let writes = media
+        .push_stage(&peer("parent"), &picture(0x9001, 2, false), t2)
+        .expect("the next voice");
+    assert_eq!(ssrcs(&writes), vec![203, 303]);
+}
+
+#[test]
+fn our_own_voice_on_the_stage_goes_to_every_neighbour_and_keeps_others_off() {
+    let (media, t0) = node_with_neighbours();
+    assert!(media.set_stage(Some(peer("me")), &peer("me"), t0));
+    let first = media.push_own(vec![1, 2, 3].into(), t0);
+    assert_eq!(ssrcs(&first), vec![103, 203, 303]);
+    let second = media.push_own(vec![4, 5, 6].into(), t0);
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(
+            b.1.header.sequence_number,
+            a.1.header.sequence_number.wrapping_add(1)
+        );
+        assert_eq!(b.1.header.timestamp, a.1.header.timestamp.wrapping_add(960));
+    }
+    let later = t0 + STAGE_HANDOVER * 4;
+    assert!(
+        media
+            .push_stage(&peer("a"), &picture(0x9000, 1, false), later)
+            .is_none(),
+        "we are the stage"
+    );
+    // Someone else is put on the stage: their voice is taken and played as theirs.
+    assert!(!media.set_stage(Some(peer("a")), &peer("me"), later));
+    assert_eq!(media.speaker(), Some(peer("a")));
+    let writes = media
+        .push_stage(&peer("a"), &picture(0x9000, 2, false), later)
+        .expect("a's voice");
+    assert_eq!(ssrcs(&writes), vec![103, 303]);
+}
+
+#[test]
+fn the_root_is_never_on_the_stage_but_passes_it_on() {
+    let media = TreeMedia::default();
+    let t0 = crate::clock::now();
+    up(&media, "a", 200, t0);
+    up(&media, "b", 300, t0);
+    media.route(None, &[peer("a"), peer("b")], true, t0);
+    assert!(!media.set_stage(Some(peer("root")), &peer("root"), t0));
+    let writes = media
+        .push_stage(&peer("b"), &picture(0x9000, 1, false), t0)
+        .expect("b's voice");
+    assert_eq!(ssrcs(&writes), vec![203], "to the other child only");
 }
