@@ -1017,3 +1017,61 @@ fn told_the_time_it_asks_for_the_core_always_moves_its_deadline_on() {
     }
     assert!(now > checked + Duration::from_secs(1), "it got somewhere");
 }
+
+/// In a tree room a parent link whose path goes silent is given up at once: the orphan
+/// rejoins (its request leaves) and the link closes, rather than an ICE restart being tried
+/// while its subtree waits for the silence timeout.
+#[test]
+fn a_tree_gives_up_a_silent_parent_at_once_and_rejoins() {
+    use plenum_overlay::{TreeConfig, TreeMsg, TreeNode};
+    let t0 = Instant::now();
+    let tree = TreeConfig::builder().max_degree(2).build().unwrap();
+    let node = TreeNode::join(peer(0xee), tree, t0, 1);
+    let mut core = RoomCore::new(config(Role::Both, false), Overlay::Tree(Box::new(node)), t0);
+    drain(&mut core);
+    let parent = peer(0x01);
+    core.overlay
+        .tree()
+        .unwrap()
+        .handle_msg(parent.clone(), TreeMsg::Accept { depth: 1 }, t0);
+    drain(&mut core);
+    open(&mut core, t0, &parent);
+    core.handle_input(
+        t0,
+        Input::Transport {
+            peer: parent.clone(),
+            state: Transport::Connected,
+        },
+    );
+    drain(&mut core);
+    assert_eq!(core.overlay.tree().unwrap().parent(), Some(&parent));
+
+    let t1 = t0 + Duration::from_secs(1);
+    core.handle_input(
+        t1,
+        Input::Transport {
+            peer: parent.clone(),
+            state: Transport::Disconnected,
+        },
+    );
+    let out = drain(&mut core);
+    assert_eq!(
+        core.overlay.tree().unwrap().parent(),
+        None,
+        "the parent is given up"
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Close { peer } if *peer == parent)),
+        "its link closes: {out:?}"
+    );
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::RestartIce { .. })),
+        "no restart: {out:?}"
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Server(ClientToServer::SignalRoot { .. }))),
+        "the orphan asks to join again: {out:?}"
+    );
+}

@@ -300,6 +300,15 @@ impl RoomCore {
                     tracing::info!(peer = peer.short(), ?state, "link down");
                     self.event(RoomEvent::LinkDown { peer: peer.clone() });
                 }
+                if first && self.overlay.tree().is_some() {
+                    // A tree heals around a silent link at once (the orphan rejoins through
+                    // its grandparent, its subtree with it) rather than wait for a restart
+                    // or the silence timeout: a dead forwarder's subtree is without media
+                    // for the ICE timeout, not the 6 s the link would take to give up.
+                    self.overlay
+                        .handle_input(OverlayInput::LinkDown { peer, now });
+                    return;
+                }
                 if restart {
                     self.restart(&peer);
                 }
