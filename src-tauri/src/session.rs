@@ -768,6 +768,7 @@ impl Task {
                 children,
                 depth,
                 is_root,
+                ..
             } => {
                 info!(
                     is_root,

@@ -99,8 +99,13 @@ fn in_order(saved: &[Saved]) -> BTreeMap<String, Vec<u32>> {
         .collect()
 }
 
-fn assert_in_order(i: usize, saved: &[Saved]) {
+/// Every picture in order, and all of them the root's, whichever neighbour forwarded them.
+fn assert_in_order(i: usize, saved: &[Saved], root: &str) {
     for (sender, counters) in in_order(saved) {
+        assert_eq!(
+            sender, root,
+            "viewer {i} shows the root's pictures under another name"
+        );
         assert!(
             counters.windows(2).all(|w| w[0] < w[1]),
             "viewer {i}'s pictures from {sender} out of order: {counters:?}"
@@ -189,8 +194,11 @@ fn the_roots_video_and_tone_reach_every_peer_and_resume_after_a_forwarder_dies()
         deepest >= 2,
         "some viewer must be reached through a forwarder: {state:#?}"
     );
+    for (i, s) in &state {
+        assert_eq!(s["root"], root.id.as_str(), "viewer {i} knows the root");
+    }
     for (i, path) in frames.iter().enumerate() {
-        assert_in_order(i, &pictures(path));
+        assert_in_order(i, &pictures(path), &root.id);
     }
 
     // Kill a forwarder: its children rejoin and their pictures resume.
@@ -241,7 +249,7 @@ fn the_roots_video_and_tone_reach_every_peer_and_resume_after_a_forwarder_dies()
         wait_for(MEDIA_WAIT, &format!("viewer {i}'s pictures go on"), || {
             (newest(&frames[i]) > now[&i] + 15).then_some(())
         });
-        assert_in_order(i, &pictures(&frames[i]));
+        assert_in_order(i, &pictures(&frames[i]), &root.id);
     }
     // The deepest viewer raises its hand and speaks: only its parent hears it.
     states(&mut viewers, &alive, &mut state);

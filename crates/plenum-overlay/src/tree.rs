@@ -160,12 +160,14 @@ pub enum TreeMsg {
     },
     /// The receiver's offer to be a parent is not needed (the sender has one).
     Decline,
-    /// Parent to child: the child's depth and grandparent.
+    /// Parent to child: the child's depth, grandparent and the tree's root.
     Welcome {
         /// The child's depth.
         depth: u32,
         /// The child's grandparent (the parent's parent), if any.
         grandparent: Option<PeerId>,
+        /// The root, as the parent knows it (whose media the tree carries down).
+        root: Option<PeerId>,
     },
     /// Child to parent: the child's subtree size.
     Subtree {
@@ -273,6 +275,8 @@ pub enum TreeOutput {
         depth: Option<u32>,
         /// Whether we are the root.
         is_root: bool,
+        /// The root, once known (ourselves, or as our parent's welcome named it).
+        root: Option<PeerId>,
     },
     /// A broadcast reached us, once.
     Message {
@@ -314,6 +318,8 @@ pub struct TreeNode {
     grandparent: Option<PeerId>,
     /// The parent we lost, until we have a new one (our requests name it).
     lost: Option<PeerId>,
+    /// The root as our parent's welcome last named it.
+    known_root: Option<PeerId>,
     depth: Option<u32>,
     children: BTreeMap<PeerId, Child>,
     /// Join requests waiting for a child to link (all slots held by candidates).
@@ -402,6 +408,7 @@ impl TreeNode {
             rejoin_deadline: None,
             grandparent: None,
             lost: None,
+            known_root: None,
             depth: None,
             children: BTreeMap::new(),
             waiting: VecDeque::new(),
@@ -452,7 +459,17 @@ impl TreeNode {
             children: self.children(),
             depth: self.depth,
             is_root: self.root,
+            root: self.root_id(),
         });
+    }
+
+    /// The tree's root: ourselves, or as our parent's welcome named it.
+    pub fn root_id(&self) -> Option<PeerId> {
+        if self.root {
+            Some(self.me.clone())
+        } else {
+            self.known_root.clone()
+        }
     }
 
     fn request(&mut self, to: Addressee) {
@@ -604,6 +621,7 @@ impl TreeNode {
     fn welcome_children(&mut self) {
         let depth = self.depth.map(|d| d + 1);
         let grandparent = self.parent.clone();
+        let root = self.root_id();
         for child in self.children() {
             if let Some(depth) = depth {
                 self.outputs.push_back(TreeOutput::Send {
@@ -611,6 +629,7 @@ impl TreeNode {
                     msg: TreeMsg::Welcome {
                         depth,
                         grandparent: grandparent.clone(),
+                        root: root.clone(),
                     },
                 });
             }
@@ -664,6 +683,7 @@ impl TreeNode {
                     msg: TreeMsg::Welcome {
                         depth: depth + 1,
                         grandparent: self.parent.clone(),
+                        root: self.root_id(),
                     },
                 });
             }
@@ -815,11 +835,16 @@ impl TreeNode {
                     self.retry_waiting();
                 }
             }
-            TreeMsg::Welcome { depth, grandparent } => {
+            TreeMsg::Welcome {
+                depth,
+                grandparent,
+                root,
+            } => {
                 if self.parent.as_ref() == Some(&from) {
-                    let changed = self.depth != Some(depth);
+                    let changed = self.depth != Some(depth) || self.known_root != root;
                     self.depth = Some(depth);
                     self.grandparent = grandparent;
+                    self.known_root = root;
                     if changed {
                         self.welcome_children();
                         self.state();

@@ -156,10 +156,12 @@ fn an_orphan_names_its_lost_parent_and_asks_the_root_again_when_unanswered() {
         TreeMsg::Welcome {
             depth: 2,
             grandparent: Some(id("g")),
+            root: Some(id("r")),
         },
         t0,
     );
     drain(&mut node);
+    assert_eq!(node.root_id(), Some(id("r")), "the parent's welcome names the root");
     node.handle_input(Input::LinkDown {
         peer: id("p"),
         now: t0,
@@ -551,7 +553,8 @@ fn a_standby_is_silent_until_promoted() {
         parent: None,
         children: vec![],
         depth: Some(0),
-        is_root: true
+        is_root: true,
+        root: Some(id("s")),
     }));
     s.handle_msg(
         id("a"),

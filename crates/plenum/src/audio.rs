@@ -76,7 +76,10 @@ impl std::fmt::Debug for AudioCmd {
 /// An RTP packet from a peer's track.
 #[derive(Debug)]
 pub(crate) struct RtpIn {
+    /// Whose voice it is (in a tree, the root's or the stage speaker's).
     pub(crate) peer: PeerId,
+    /// The link it came over: a new one is a new stream of that voice (its own numbers).
+    pub(crate) via: PeerId,
     pub(crate) seq: u16,
     pub(crate) timestamp: u32,
     pub(crate) payload: Bytes,
@@ -98,6 +101,8 @@ pub(crate) type Hearing = Arc<Mutex<HashMap<PeerId, crate::stats::AudioReport>>>
 const REPORT_EVERY: u64 = 10;
 
 struct Remote {
+    /// The link this voice's packets come over.
+    via: PeerId,
     jitter: JitterBuffer,
     decoder: OpusDecoder,
     speaking: SpeakingDetector,
@@ -341,12 +346,19 @@ impl Task {
 
     fn handle_rtp(&mut self, packet: RtpIn) {
         let now = crate::clock::now();
-        if !self.remotes.contains_key(&packet.peer) {
+        // The same voice over another link (a new parent in a tree) is numbered anew: it
+        // starts a jitter buffer and decoder of its own.
+        let moved = self
+            .remotes
+            .get(&packet.peer)
+            .is_some_and(|r| r.via != packet.via);
+        if moved || !self.remotes.contains_key(&packet.peer) {
             let decoder = match OpusDecoder::new() {
                 Ok(d) => d,
                 Err(e) => return tracing::error!(error = %e, "no Opus decoder"),
             };
             let remote = Remote {
+                via: packet.via.clone(),
                 jitter: JitterBuffer::new(JitterConfig::default()),
                 decoder,
                 speaking: SpeakingDetector::new(SpeakingConfig::default()),

@@ -286,10 +286,17 @@ impl Driver {
                     parent,
                     children,
                     is_root,
+                    root,
                     ..
                 } = &event
                 {
-                    self.tree_moved(parent.clone(), children, *is_root).await;
+                    let place = crate::tree_media::Place {
+                        parent: parent.clone(),
+                        children: children.clone(),
+                        is_root: *is_root,
+                        root: root.clone(),
+                    };
+                    self.tree_moved(place).await;
                 }
                 self.emit(event);
             }

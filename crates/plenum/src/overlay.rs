@@ -319,6 +319,7 @@ fn tree_step(output: TreeOutput) -> Option<Step> {
             children,
             depth,
             is_root,
+            root,
         } => {
             tracing::info!(
                 parent = parent.as_ref().map(PeerId::short),
@@ -332,6 +333,7 @@ fn tree_step(output: TreeOutput) -> Option<Step> {
                 children,
                 depth,
                 is_root,
+                root,
             })
         }
         TreeOutput::Message {

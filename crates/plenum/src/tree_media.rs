@@ -96,6 +96,8 @@ struct OwnStage {
 
 struct State {
     parent: Option<PeerId>,
+    /// The tree's root, once known.
+    root: Option<PeerId>,
     children: BTreeSet<PeerId>,
     is_root: bool,
     /// Every link whose media is up, with its tracks.
@@ -131,6 +133,7 @@ impl Default for TreeMedia {
         Self {
             state: Mutex::new(State {
                 parent: None,
+                root: None,
                 children: BTreeSet::new(),
                 is_root: false,
                 links: HashMap::new(),
@@ -156,6 +159,16 @@ impl Default for TreeMedia {
     }
 }
 
+/// Our place in the tree, as the tree's state says it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Place {
+    pub(crate) parent: Option<PeerId>,
+    pub(crate) children: Vec<PeerId>,
+    pub(crate) is_root: bool,
+    /// The root, once known.
+    pub(crate) root: Option<PeerId>,
+}
+
 /// Which links a change of place handed to forwarding, and which it gave back to our own
 /// media.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -173,22 +186,28 @@ impl TreeMedia {
     }
 
     /// Our place in the tree changed.
-    pub(crate) fn route(
-        &self,
-        parent: Option<PeerId>,
-        children: &[PeerId],
-        is_root: bool,
-        now: Instant,
-    ) -> Moved {
+    pub(crate) fn route(&self, place: Place, now: Instant) -> Moved {
         let mut state = self.state();
-        if state.parent != parent {
+        if state.parent != place.parent {
             // Packets of a new parent start a new upstream (`push`).
             state.upstream = [None; LANES];
         }
-        state.parent = parent;
-        state.children = children.iter().cloned().collect();
-        state.is_root = is_root;
+        state.parent = place.parent;
+        state.children = place.children.into_iter().collect();
+        state.is_root = place.is_root;
+        state.root = place.root;
         state.sync(now)
+    }
+
+    /// Whose media a track of `peer`'s carries, for the sink, the mix and the figures:
+    /// the root's, when `peer` is our parent (it forwards the root's, or is the root);
+    /// otherwise `peer`'s own.
+    pub(crate) fn origin(&self, peer: &PeerId) -> PeerId {
+        let state = self.state();
+        match (&state.parent, &state.root) {
+            (Some(parent), Some(root)) if parent == peer => root.clone(),
+            _ => peer.clone(),
+        }
     }
 
     /// A link's media is up with these tracks. Returns whether we forward to it (its tracks

@@ -260,6 +260,9 @@ pub enum RoomEvent {
         depth: Option<u32>,
         /// Whether we are the root.
         is_root: bool,
+        /// The root, once known: whose media reaches us down the tree, and the name
+        /// under which we hear and see it.
+        root: Option<PeerId>,
     },
     /// A tree link opened or closed.
     TreeLink {

@@ -649,6 +649,7 @@ pub(crate) async fn read_track(
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let decoder = {
         let (peer, lost) = (peer.clone(), Arc::clone(&lost));
+        let tree = Arc::clone(&tree);
         std::thread::Builder::new()
             .name(format!("vp8-{}", peer.short()))
             .spawn(move || {
@@ -657,7 +658,7 @@ pub(crate) async fn read_track(
                     events,
                     receiving: book,
                 };
-                decode_frames(&peer, lane, &frames_rx, &ends, &lost)
+                decode_frames(&peer, lane, &frames_rx, &ends, &lost, &tree)
             })
     };
     let decoder = match decoder {
@@ -721,6 +722,8 @@ pub(crate) async fn read_track(
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
+    // A stream seen under the root's name (forwarded) goes on under it through the next
+    // parent's track; only a peer's own is forgotten with its track.
     if let Ok(mut receiving) = receiving.lock() {
         receiving.remove(&(peer.clone(), lane));
     }
@@ -743,6 +746,7 @@ fn decode_frames(
     frames: &std::sync::mpsc::Receiver<Bytes>,
     ends: &TrackEnds,
     lost: &std::sync::atomic::AtomicBool,
+    tree: &TreeMedia,
 ) -> u64 {
     let TrackEnds {
         sink,
@@ -768,15 +772,17 @@ fn decode_frames(
                 ) else {
                     continue;
                 };
+                // Forwarded pictures are the root's, whichever neighbour brought them.
+                let origin = tree.origin(peer);
                 if let Ok(mut receiving) = receiving.lock() {
-                    let entry = receiving.entry((peer.clone(), lane)).or_default();
+                    let entry = receiving.entry((origin.clone(), lane)).or_default();
                     entry.0.frame(crate::clock::now());
                     entry.1 = (picture.width, picture.height);
                 }
                 if let Ok(mut sink) = sink.lock()
                     && let Some(sink) = sink.as_mut()
                 {
-                    sink.frame(peer.as_str(), lane, picture);
+                    sink.frame(origin.as_str(), lane, picture);
                 }
             }
             Ok(None) => {}

@@ -79,10 +79,17 @@ impl TreeMsg {
                 payload.extend_from_slice(&depth.to_be_bytes());
             }
             Self::Decline => payload.push(DECLINE),
-            Self::Welcome { depth, grandparent } => {
+            Self::Welcome {
+                depth,
+                grandparent,
+                root,
+            } => {
                 payload.push(WELCOME);
                 payload.extend_from_slice(&depth.to_be_bytes());
                 push_peer(&mut payload, grandparent.as_ref());
+                if root.is_some() {
+                    push_peer(&mut payload, root.as_ref());
+                }
             }
             Self::Subtree { size } => {
                 payload.push(SUBTREE);
@@ -140,8 +147,14 @@ impl TreeMsg {
             DECLINE => Self::Decline,
             WELCOME => {
                 let (depth, p) = read_u32(p)?;
-                let (grandparent, _) = read_peer(p)?;
-                Self::Welcome { depth, grandparent }
+                let (grandparent, p) = read_peer(p)?;
+                // The root came later: a welcome without it is an older peer's.
+                let root = if p.is_empty() { None } else { read_peer(p)?.0 };
+                Self::Welcome {
+                    depth,
+                    grandparent,
+                    root,
+                }
             }
             SUBTREE => Self::Subtree {
                 size: read_u32(p)?.0,
@@ -225,10 +238,12 @@ mod tests {
             TreeMsg::Welcome {
                 depth: 2,
                 grandparent: Some(peer("g")),
+                root: Some(peer("r")),
             },
             TreeMsg::Welcome {
                 depth: 1,
                 grandparent: None,
+                root: None,
             },
             TreeMsg::Subtree { size: 40 },
             TreeMsg::Direct {

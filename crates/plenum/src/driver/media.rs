@@ -224,14 +224,9 @@ impl Driver {
 
     /// Our place in a tree changed: children we now forward to stop carrying our own media,
     /// links we no longer forward to carry it again.
-    pub(super) async fn tree_moved(
-        &mut self,
-        parent: Option<PeerId>,
-        children: &[PeerId],
-        is_root: bool,
-    ) {
+    pub(super) async fn tree_moved(&mut self, place: crate::tree_media::Place) {
         let now = crate::clock::now();
-        let moved = self.video.tree.route(parent, children, is_root, now);
+        let moved = self.video.tree.route(place, now);
         for peer in moved.forwarded {
             tracing::debug!(peer = peer.short(), "forwarding to a child");
             self.media_tasks_down(&peer);
@@ -350,6 +345,7 @@ async fn read_stage(
                 if let Some(speaker) = tree.speaker() {
                     let _ = audio.packet(RtpIn {
                         peer: speaker,
+                        via: peer.clone(),
                         seq: packet.header.sequence_number,
                         timestamp: packet.header.timestamp,
                         payload: packet.payload,
@@ -390,7 +386,9 @@ async fn read_track(
                     }
                 }
                 let rtp = RtpIn {
-                    peer: peer.clone(),
+                    // Forwarded audio is the root's, whichever neighbour brought it.
+                    peer: tree.origin(&peer),
+                    via: peer.clone(),
                     seq: packet.header.sequence_number,
                     timestamp: packet.header.timestamp,
                     payload: packet.payload,

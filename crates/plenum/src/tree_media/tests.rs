@@ -10,7 +10,7 @@ use rtc::rtp::{Header, Packet};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 
-use super::{AUDIO, LinkTracks, Moved, STAGE, STAGE_HANDOVER, TreeMedia};
+use super::{AUDIO, LinkTracks, Moved, Place, STAGE, STAGE_HANDOVER, TreeMedia};
 use crate::congestion::LinkStats;
 use crate::forward::KEYFRAME_GAP;
 use crate::outbound::TrackSender;
@@ -64,6 +64,17 @@ fn picture(ssrc: u32, seq: u16, key: bool) -> Packet {
     }
 }
 
+/// A place under `parent` (none: the root, or looking for one) with `children`; the root is
+/// "root".
+fn at(parent: Option<PeerId>, children: &[PeerId], is_root: bool) -> Place {
+    Place {
+        parent,
+        children: children.to_vec(),
+        is_root,
+        root: Some(peer("root")),
+    }
+}
+
 fn up(media: &TreeMedia, name: &str, base: u32, now: Instant) -> bool {
     media.adopt(
         &peer(name),
@@ -90,7 +101,7 @@ fn a_child_gets_the_parents_stream_from_its_keyframe_under_its_own_ssrc() {
         "the parent's link stays ours"
     );
     assert!(!up(&media, "child", 200, t0), "no place in a tree yet");
-    let moved = media.route(Some(peer("parent")), &[peer("child")], false, t0);
+    let moved = media.route(at(Some(peer("parent")), &[peer("child")], false), t0);
     assert_eq!(
         moved,
         Moved {
@@ -132,7 +143,7 @@ fn the_root_forwards_nothing_and_its_children_carry_its_own_media() {
     let media = TreeMedia::default();
     let t0 = crate::clock::now();
     up(&media, "child", 200, t0);
-    let moved = media.route(None, &[peer("child")], true, t0);
+    let moved = media.route(at(None, &[peer("child")], true), t0);
     assert_eq!(moved, Moved::default());
     assert!(!media.forwards_to(&peer("child")));
     assert!(
@@ -146,7 +157,7 @@ fn the_root_forwards_nothing_and_its_children_carry_its_own_media() {
 fn a_child_whose_media_comes_up_later_is_forwarded_to_then() {
     let media = TreeMedia::default();
     let t0 = crate::clock::now();
-    let moved = media.route(Some(peer("parent")), &[peer("child")], false, t0);
+    let moved = media.route(at(Some(peer("parent")), &[peer("child")], false), t0);
     assert_eq!(moved, Moved::default(), "no tracks yet");
     assert!(
         up(&media, "child", 200, t0),
@@ -163,15 +174,15 @@ fn a_child_that_leaves_or_a_promotion_gives_links_back() {
     let t0 = crate::clock::now();
     up(&media, "a", 200, t0);
     up(&media, "b", 300, t0);
-    media.route(Some(peer("parent")), &[peer("a"), peer("b")], false, t0);
-    let moved = media.route(Some(peer("parent")), &[peer("b")], false, t0);
+    media.route(at(Some(peer("parent")), &[peer("a"), peer("b")], false), t0);
+    let moved = media.route(at(Some(peer("parent")), &[peer("b")], false), t0);
     assert_eq!(moved.released, vec![peer("a")]);
     // Promoted to root: the remaining child carries our own media again.
-    let moved = media.route(None, &[peer("b")], true, t0);
+    let moved = media.route(at(None, &[peer("b")], true), t0);
     assert_eq!(moved.released, vec![peer("b")]);
     assert!(!media.forwards_to(&peer("b")));
     media.drop_link(&peer("b"));
-    let moved = media.route(Some(peer("parent")), &[peer("b")], false, t0);
+    let moved = media.route(at(Some(peer("parent")), &[peer("b")], false), t0);
     assert_eq!(
         moved,
         Moved::default(),
@@ -185,7 +196,7 @@ fn a_childs_keyframe_request_goes_upstream_once_per_gap() {
     let t0 = crate::clock::now();
     up(&media, "a", 200, t0);
     up(&media, "b", 300, t0);
-    media.route(Some(peer("parent")), &[peer("a"), peer("b")], false, t0);
+    media.route(at(Some(peer("parent")), &[peer("a"), peer("b")], false), t0);
     media.push(&peer("parent"), CAMERA, &picture(UP, 1, true), t0);
     assert_eq!(
         media.keyframe_requests(&peer("parent"), CAMERA, t0),
@@ -216,14 +227,14 @@ fn a_new_parent_continues_each_childs_numbering_from_its_keyframe() {
     let media = TreeMedia::default();
     let t0 = crate::clock::now();
     up(&media, "child", 200, t0);
-    media.route(Some(peer("old")), &[peer("child")], false, t0);
+    media.route(at(Some(peer("old")), &[peer("child")], false), t0);
     let mut got = Vec::new();
     for seq in 500..503 {
         got.extend(media.push(&peer("old"), CAMERA, &picture(UP, seq, seq == 500), t0));
     }
     // The parent dies; a new one is found, whose stream numbers differently.
-    media.route(None, &[peer("child")], false, t0);
-    media.route(Some(peer("new")), &[peer("child")], false, t0);
+    media.route(at(None, &[peer("child")], false), t0);
+    media.route(at(Some(peer("new")), &[peer("child")], false), t0);
     let t1 = t0 + Duration::from_secs(1);
     assert!(
         media
@@ -257,7 +268,7 @@ fn node_with_neighbours() -> (TreeMedia, Instant) {
     up(&media, "parent", 100, t0);
     up(&media, "a", 200, t0);
     up(&media, "b", 300, t0);
-    media.route(Some(peer("parent")), &[peer("a"), peer("b")], false, t0);
+    media.route(at(Some(peer("parent")), &[peer("a"), peer("b")], false), t0);
     (media, t0)
 }
 
@@ -330,10 +341,34 @@ fn the_root_is_never_on_the_stage_but_passes_it_on() {
     let t0 = crate::clock::now();
     up(&media, "a", 200, t0);
     up(&media, "b", 300, t0);
-    media.route(None, &[peer("a"), peer("b")], true, t0);
+    media.route(at(None, &[peer("a"), peer("b")], true), t0);
     assert!(!media.set_stage(Some(peer("root")), &peer("root"), t0));
     let writes = media
         .push_stage(&peer("b"), &picture(0x9000, 1, false), t0)
         .expect("b's voice");
     assert_eq!(ssrcs(&writes), vec![203], "to the other child only");
+}
+
+#[test]
+fn what_comes_from_the_parent_is_the_roots_and_the_rest_is_its_senders() {
+    let media = TreeMedia::default();
+    let t0 = crate::clock::now();
+    assert_eq!(
+        media.origin(&peer("parent")),
+        peer("parent"),
+        "no place yet"
+    );
+    media.route(at(Some(peer("parent")), &[peer("child")], false), t0);
+    assert_eq!(media.origin(&peer("parent")), peer("root"));
+    assert_eq!(media.origin(&peer("child")), peer("child"));
+    let unknown = Place {
+        root: None,
+        ..at(Some(peer("parent")), &[], false)
+    };
+    media.route(unknown, t0);
+    assert_eq!(
+        media.origin(&peer("parent")),
+        peer("parent"),
+        "the root not known yet"
+    );
 }
