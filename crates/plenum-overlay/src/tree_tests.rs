@@ -161,7 +161,11 @@ fn an_orphan_names_its_lost_parent_and_asks_the_root_again_when_unanswered() {
         t0,
     );
     drain(&mut node);
-    assert_eq!(node.root_id(), Some(id("r")), "the parent's welcome names the root");
+    assert_eq!(
+        node.root_id(),
+        Some(id("r")),
+        "the parent's welcome names the root"
+    );
     node.handle_input(Input::LinkDown {
         peer: id("p"),
         now: t0,
