@@ -103,7 +103,12 @@ fn processing_speed() -> f64 {
 
 /// This process's CPU time so far (user + system), from /proc (Linux).
 pub(crate) fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_of("self")
+}
+
+/// CPU time the process `pid` (`self`: this one) has used.
+pub(crate) fn cpu_of(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -77,11 +77,7 @@ fn spawn(
 
 /// CPU time a process has used.
 fn cpu_of(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
+    crate::bench_audio::cpu_of(&pid.to_string())
 }
 
 /// Each peer's newest tree state: (depth, children).

@@ -121,12 +121,8 @@ impl VideoSink for Stamps {
         let Some(stamp) = read_stamp(&frame) else {
             return;
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u32)
-            .unwrap_or(0);
         if let Ok(mut l) = self.latencies.lock() {
-            l.push(f64::from(now.wrapping_sub(stamp.capture_ms)));
+            l.push(crate::video::since_capture_ms(stamp));
         }
         if let Ok(mut c) = self.counters.lock() {
             c.push(stamp.counter);

@@ -189,15 +189,21 @@ impl StampLatency {
     }
 }
 
+/// The time from a stamped picture's capture (the sender's wall clock, this machine's in a
+/// bench) to now, in milliseconds.
+pub(crate) fn since_capture_ms(stamp: plenum_media::Stamp) -> f64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u32);
+    f64::from(now.wrapping_sub(stamp.capture_ms))
+}
+
 impl VideoSink for StampLatency {
     fn frame(&mut self, peer: &str, lane: Content, frame: VideoFrame) {
-        if let Some(stamp) = plenum_media::read_stamp(&frame) {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u32);
-            if let Ok(mut l) = self.latencies.0.lock() {
-                l.push(f64::from(now.wrapping_sub(stamp.capture_ms)));
-            }
+        if let Some(stamp) = plenum_media::read_stamp(&frame)
+            && let Ok(mut l) = self.latencies.0.lock()
+        {
+            l.push(since_capture_ms(stamp));
         }
         if let Some(inner) = &mut self.inner {
             inner.frame(peer, lane, frame);

@@ -348,11 +348,11 @@ impl Task {
         let now = crate::clock::now();
         // The same voice over another link (a new parent in a tree) is numbered anew: it
         // starts a jitter buffer and decoder of its own.
-        let moved = self
+        let fresh = self
             .remotes
             .get(&packet.peer)
-            .is_some_and(|r| r.via != packet.via);
-        if moved || !self.remotes.contains_key(&packet.peer) {
+            .is_none_or(|r| r.via != packet.via);
+        if fresh {
             let decoder = match OpusDecoder::new() {
                 Ok(d) => d,
                 Err(e) => return tracing::error!(error = %e, "no Opus decoder"),
@@ -495,12 +495,7 @@ impl Task {
             Err(e) => return tracing::warn!(error = %e, "encoding failed; frame skipped"),
         };
         if self.on_stage {
-            use webrtc::media_stream::track_local::TrackLocal;
-            for (neighbour, packet) in self.tree.push_own(packet, now) {
-                if let Err(e) = neighbour.write_rtp(packet).await {
-                    tracing::trace!(error = %e, "stage frame not sent");
-                }
-            }
+            crate::tree_media::send(self.tree.push_own(packet, now)).await;
             return;
         }
         send_to_all(&self.senders, packet, FRAME, now, "audio").await;

@@ -75,6 +75,17 @@ pub(crate) type LinkTracks = [Option<TrackSender>; LANES];
 /// What a forwarded packet needs: the child's track and the packet as it carries it.
 pub(crate) type Write = (Arc<TrackLocalStaticSample>, Packet);
 
+/// Makes the writes the unit returned, each through its link's chain; a link that cannot
+/// take one misses it, the others do not wait.
+pub(crate) async fn send(writes: Vec<Write>) {
+    use webrtc::media_stream::track_local::TrackLocal;
+    for (track, packet) in writes {
+        if let Err(e) = track.write_rtp(packet).await {
+            tracing::trace!(error = %e, "forwarded packet not sent");
+        }
+    }
+}
+
 struct Link {
     tracks: [Option<Out>; LANES],
     stats: Arc<LinkStats>,

@@ -16,7 +16,6 @@ use plenum_media::{Content, VideoSink, VideoSource};
 use plenum_proto::PeerId;
 use plenum_vpx::{Encoder, EncoderConfig};
 use tokio::sync::mpsc;
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use crate::congestion::LinkStats;
@@ -636,7 +635,7 @@ pub(crate) async fn read_track(
     lane: Content,
     track: Arc<dyn TrackRemote>,
     ends: TrackEnds,
-    tree: Arc<TreeMedia>,
+    tree: Option<Arc<TreeMedia>>,
 ) {
     let tree_lane = crate::tree_media::video_lane(lane);
     let TrackEnds {
@@ -649,7 +648,7 @@ pub(crate) async fn read_track(
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let decoder = {
         let (peer, lost) = (peer.clone(), Arc::clone(&lost));
-        let tree = Arc::clone(&tree);
+        let tree = tree.clone();
         std::thread::Builder::new()
             .name(format!("vp8-{}", peer.short()))
             .spawn(move || {
@@ -658,7 +657,7 @@ pub(crate) async fn read_track(
                     events,
                     receiving: book,
                 };
-                decode_frames(&peer, lane, &frames_rx, &ends, &lost, &tree)
+                decode_frames(&peer, lane, &frames_rx, &ends, &lost, tree.as_deref())
             })
     };
     let decoder = match decoder {
@@ -677,11 +676,9 @@ pub(crate) async fn read_track(
             event = track.poll() => match event {
                 Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
                     media_ssrc.get_or_insert(packet.header.ssrc);
-                    let now = crate::clock::now();
-                    for (child, packet) in tree.push(&peer, tree_lane, &packet, now) {
-                        if let Err(e) = child.write_rtp(packet).await {
-                            tracing::trace!(error = %e, "forwarded packet not sent");
-                        }
+                    if let Some(tree) = &tree {
+                        let now = crate::clock::now();
+                        crate::tree_media::send(tree.push(&peer, tree_lane, &packet, now)).await;
                     }
                     reassembler.push(
                         packet.header.sequence_number,
@@ -712,8 +709,10 @@ pub(crate) async fn read_track(
         if reassembler.take_keyframe_request() || reassembler.waiting() {
             request_keyframe(&*track, media_ssrc, &mut last_request).await;
         }
-        for ssrc in tree.keyframe_requests(&peer, tree_lane, crate::clock::now()) {
-            send_pli(&*track, ssrc).await;
+        if let Some(tree) = &tree {
+            for ssrc in tree.keyframe_requests(&peer, tree_lane, crate::clock::now()) {
+                send_pli(&*track, ssrc).await;
+            }
         }
     }
     drop(frames_tx);
@@ -746,7 +745,7 @@ fn decode_frames(
     frames: &std::sync::mpsc::Receiver<Bytes>,
     ends: &TrackEnds,
     lost: &std::sync::atomic::AtomicBool,
-    tree: &TreeMedia,
+    tree: Option<&TreeMedia>,
 ) -> u64 {
     let TrackEnds {
         sink,
@@ -773,7 +772,7 @@ fn decode_frames(
                     continue;
                 };
                 // Forwarded pictures are the root's, whichever neighbour brought them.
-                let origin = tree.origin(peer);
+                let origin = tree.map_or_else(|| peer.clone(), |t| t.origin(peer));
                 if let Ok(mut receiving) = receiving.lock() {
                     let entry = receiving.entry((origin.clone(), lane)).or_default();
                     entry.0.frame(crate::clock::now());

@@ -237,9 +237,16 @@ impl Driver {
         }
     }
 
+    /// What a track's reader forwards through and names media after: the tree's
+    /// forwarding in a tree room, nothing in any other (its packets skip it).
+    fn tree_readers(&self) -> Option<Arc<crate::tree_media::TreeMedia>> {
+        self.tree_room.then(|| Arc::clone(&self.video.tree))
+    }
+
     /// A track the peer sends on its link: read (its media to the media threads), read
     /// and dropped (a peer that may not publish), or left unread past the link's bound.
     pub(super) async fn on_track(&mut self, peer: PeerId, track: Arc<dyn TrackRemote>) {
+        let tree = self.tree_readers();
         let Some(link) = self.links.get_mut(&peer) else {
             return;
         };
@@ -286,12 +293,10 @@ impl Driver {
                 events,
                 receiving,
             };
-            let tree = Arc::clone(&self.video.tree);
             tokio::spawn(crate::video::read_track(peer, lane, track, ends, tree))
         } else {
             let audio = self.audio.clone();
             let loss = self.config.audio_loss_percent;
-            let tree = Arc::clone(&self.video.tree);
             tokio::spawn(read_track(audio, peer, track, loss, tree))
         };
         link.tasks.push(task);
@@ -324,7 +329,6 @@ async fn read_stage(
     track: Arc<dyn TrackRemote>,
     tree: Arc<crate::tree_media::TreeMedia>,
 ) {
-    use webrtc::media_stream::track_local::TrackLocal;
     use webrtc::media_stream::track_remote::TrackRemoteEvent;
     let mut refused = 0u64;
     while let Some(event) = track.poll().await {
@@ -335,11 +339,7 @@ async fn read_stage(
                     refused += 1;
                     continue;
                 };
-                for (neighbour, packet) in writes {
-                    if let Err(e) = neighbour.write_rtp(packet).await {
-                        tracing::trace!(error = %e, "stage packet not sent");
-                    }
-                }
+                crate::tree_media::send(writes).await;
                 // Played as the speaker's own voice (nobody's, until the application
                 // names the speaker).
                 if let Some(speaker) = tree.speaker() {
@@ -365,10 +365,9 @@ async fn read_track(
     peer: PeerId,
     track: std::sync::Arc<dyn webrtc::media_stream::track_remote::TrackRemote>,
     loss_percent: u8,
-    tree: Arc<crate::tree_media::TreeMedia>,
+    tree: Option<Arc<crate::tree_media::TreeMedia>>,
 ) {
     use rand::{Rng, SeedableRng};
-    use webrtc::media_stream::track_local::TrackLocal;
     use webrtc::media_stream::track_remote::TrackRemoteEvent;
     let mut dropped = 0u64;
     let mut rng = rand::rngs::SmallRng::from_os_rng();
@@ -378,16 +377,18 @@ async fn read_track(
                 dropped += 1;
             }
             TrackRemoteEvent::OnRtpPacket(packet) => {
-                let now = crate::clock::now();
-                let lane = crate::tree_media::AUDIO;
-                for (child, packet) in tree.push(&peer, lane, &packet, now) {
-                    if let Err(e) = child.write_rtp(packet).await {
-                        tracing::trace!(error = %e, "forwarded packet not sent");
+                // Forwarded audio is the root's, whichever neighbour brought it.
+                let voice = match &tree {
+                    Some(tree) => {
+                        let now = crate::clock::now();
+                        let lane = crate::tree_media::AUDIO;
+                        crate::tree_media::send(tree.push(&peer, lane, &packet, now)).await;
+                        tree.origin(&peer)
                     }
-                }
+                    None => peer.clone(),
+                };
                 let rtp = RtpIn {
-                    // Forwarded audio is the root's, whichever neighbour brought it.
-                    peer: tree.origin(&peer),
+                    peer: voice,
                     via: peer.clone(),
                     seq: packet.header.sequence_number,
                     timestamp: packet.header.timestamp,
