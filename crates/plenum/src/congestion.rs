@@ -47,6 +47,10 @@ pub(crate) const MIN_ESTIMATE: u64 = 80_000;
 /// The most a link is ever told it may send.
 pub(crate) const MAX_ESTIMATE: u64 = 8_000_000;
 
+/// How often a receiver reports what arrived (transport-wide feedback). A queue shows to the
+/// sender no sooner than its report: at 100 ms, a probe into a path too narrow for it had
+/// built a queue of 80-120 ms before its sender could see it.
+const FEEDBACK_INTERVAL: Duration = Duration::from_millis(50);
 /// Where the meter sits: wire-ward of every generator (it sees sender reports and
 /// retransmissions leave) and of the pacer (it sees the release). The estimate is the
 /// pacer's to publish: it reads it on the way in and holds the link to it.
@@ -232,7 +236,8 @@ pub(crate) fn chain(
         INITIAL_ESTIMATE as f64,
         MIN_ESTIMATE as f64,
         MAX_ESTIMATE as f64,
-    );
+    )
+    .watching(Arc::clone(stats));
     let registry = configure_rtcp_reports(Registry::new())
         .with(
             Slot::CongestionControl,
@@ -249,7 +254,12 @@ pub(crate) fn chain(
         .with(Slot::Pacer, pacer::LinkPacer::new(Arc::clone(stats)))
         .with(Slot::NackResponder, NackResponderBuilder::new().build())
         .with(Slot::NackGenerator, nack::NackAsker::new(Arc::clone(stats)))
-        .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build());
+        .with(
+            Slot::TwccReceiver,
+            TwccReceiverBuilder::new()
+                .with_interval(FEEDBACK_INTERVAL)
+                .build(),
+        );
     Ok(registry)
 }
 

@@ -11,8 +11,10 @@ use bytes::{Bytes, BytesMut};
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
 
-/// How long a hole may wait for a retransmission (NACKs go out every 100 ms).
-const HOLE_WAIT: Duration = Duration::from_millis(250);
+/// How long a hole may wait for a retransmission: as long as it is still asked for. A
+/// shorter wait gives up repairs already on their way whenever a queue stands on the path
+/// (each is then a keyframe request and a freeze).
+const HOLE_WAIT: Duration = crate::congestion::nack::MAX_AGE;
 /// Packets held at most; past this, the oldest frame is given up.
 const MAX_HELD: usize = 2048;
 
@@ -332,6 +334,25 @@ mod tests {
         }
     }
 
+    type Sent = (u16, u32, bool, Bytes);
+
+    /// A keyframe and three inter frames; what arrived (all but the second frame's second
+    /// packet), and that packet.
+    fn a_packet_of_the_second_of_four_frames_lost() -> (Wire, Vec<Sent>, Sent) {
+        let mut wire = Wire {
+            seq: 100,
+            out: Vec::new(),
+        };
+        wire.frame(true, 0, 1);
+        wire.frame(false, 3000, 2);
+        wire.frame(false, 6000, 3);
+        wire.frame(false, 9000, 4);
+        let lost_at = wire.out.iter().position(|p| p.1 == 3000).expect("frame 2") + 1;
+        let mut packets = wire.out.clone();
+        let lost = packets.remove(lost_at);
+        (wire, packets, lost)
+    }
+
     fn feed(r: &mut Reassembler, packets: &[(u16, u32, bool, Bytes)], now: Instant) -> Vec<Frame> {
         packets
             .iter()
@@ -366,17 +387,7 @@ mod tests {
 
     #[test]
     fn a_lost_packet_costs_its_frame_and_inter_frames_wait_for_a_keyframe() {
-        let mut wire = Wire {
-            seq: 100,
-            out: Vec::new(),
-        };
-        wire.frame(true, 0, 1);
-        wire.frame(false, 3000, 2);
-        wire.frame(false, 6000, 3);
-        wire.frame(false, 9000, 4);
-        let lost_at = wire.out.iter().position(|p| p.1 == 3000).expect("frame 2") + 1;
-        let mut packets = wire.out.clone();
-        packets.remove(lost_at);
+        let (mut wire, packets, _) = a_packet_of_the_second_of_four_frames_lost();
         let t0 = Instant::now();
         let mut r = Reassembler::new();
         let before = feed(&mut r, &packets, t0);
@@ -400,6 +411,23 @@ mod tests {
         let after = feed(&mut r, &wire.out, t0 + HOLE_WAIT);
         let stamps: Vec<u32> = after.iter().map(|f| f.timestamp).collect();
         assert_eq!(stamps, vec![12_000]);
+    }
+
+    #[test]
+    fn a_repair_that_comes_while_it_is_still_asked_for_completes_its_frame() {
+        let (_, packets, repair) = a_packet_of_the_second_of_four_frames_lost();
+        let t0 = Instant::now();
+        let mut r = Reassembler::new();
+        assert_eq!(feed(&mut r, &packets, t0).len(), 1);
+        // Behind a standing queue a repair takes a few hundred ms: the hole waits for it as
+        // long as the receiver asks for it.
+        let late = t0 + crate::congestion::nack::MAX_AGE - Duration::from_millis(50);
+        assert!(r.poll(late).is_empty());
+        let frames = r.push(repair.0, repair.1, repair.2, repair.3, late);
+        let stamps: Vec<u32> = frames.iter().map(|f| f.timestamp).collect();
+        assert_eq!(stamps, vec![3000, 6000, 9000]);
+        assert_eq!(r.stats().lost, 0);
+        assert!(!r.take_keyframe_request());
     }
 
     #[test]

@@ -529,8 +529,8 @@ fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Insta
                     "probe"
                 );
             }
-            link.stats
-                .set_probe(if probe { link.stats.estimate() } else { 0 });
+            let rate = layers::probe_bps(rates[wanted_layer], share).min(link.stats.estimate());
+            link.stats.set_probe(if probe { rate } else { 0 });
         }
         if link.layer == Some(to) {
             link.next = None;
@@ -624,8 +624,12 @@ fn wall_clock_ms() -> Option<u32> {
 }
 
 /// Frames reassembled and waiting for a track's decoder thread; a frame that finds the
-/// queue full is dropped and a keyframe asked for (decoding fell behind).
-const DECODE_QUEUE: usize = 4;
+/// queue full is dropped and a keyframe asked for (decoding fell behind). Room for every
+/// frame a repaired hole releases at once (a hole waits up to 400 ms: 24 frames at 60 fps);
+/// with less, each repair that came late became a keyframe request and a freeze.
+const DECODE_QUEUE: usize = 32;
+const _: () =
+    assert!(DECODE_QUEUE as u128 >= crate::congestion::nack::MAX_AGE.as_millis() * 60 / 1000);
 
 /// Reads a peer's VP8 track: reassembles frames and hands them to a decoder thread of the
 /// track's own, which hands pictures to the sink; asks for keyframes when it starts and

@@ -7,7 +7,7 @@
 //! between a delay and the least delay seen, so [`PathEstimator`] reads the queue directly:
 //! - the **standing queue** is the least queueing delay of a feedback batch (jitter in the
 //!   receiver's stamping adds to some packets, never to all of them);
-//! - above [`HIGH_QUEUE`] the estimate falls to [`BACKOFF`] times what arrived (the rate the
+//! - above [`HIGH_QUEUE`] ([`PROBE_QUEUE`] while the link probes) the estimate falls to [`BACKOFF`] times what arrived (the rate the
 //!   bottleneck was seen to drain), and does not fall again until the cut has had a round
 //!   trip to show, and then only if the queue is not draining;
 //! - under [`LOW_QUEUE`] it grows: fast until the first sign of congestion (the path is
@@ -22,14 +22,22 @@
 //! Sans IO: told the time with each report.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{BandwidthEstimator, PacketReport};
+
+use super::LinkStats;
 
 /// A standing queue over this is congestion: the estimate falls.
 pub(crate) const HIGH_QUEUE: Duration = Duration::from_millis(40);
 /// A standing queue under this is a path with room: the estimate grows.
 pub(crate) const LOW_QUEUE: Duration = Duration::from_millis(15);
+/// While the link probes (fills the path up to the estimate, before a bigger picture), a
+/// standing queue over this already fails the probe: the probe is what tells whether the
+/// path has room, and every millisecond of queue it builds delays the repairs of the losses
+/// around it (a repair that comes late is a frozen picture).
+pub(crate) const PROBE_QUEUE: Duration = Duration::from_millis(20);
 /// A fall takes the estimate to this share of what arrived.
 pub(crate) const BACKOFF: f64 = 0.85;
 /// A standing queue over this falls harder: the path is far narrower than we sent.
@@ -112,6 +120,8 @@ pub(crate) struct PathEstimator {
     /// What each feedback of the last [`WINDOW`] reported.
     window: VecDeque<Batch>,
     first_report: Option<Instant>,
+    /// The link's figures, read for whether it probes.
+    stats: Option<Arc<LinkStats>>,
 }
 
 impl PathEstimator {
@@ -128,7 +138,19 @@ impl PathEstimator {
             last_update: None,
             window: VecDeque::new(),
             first_report: None,
+            stats: None,
         }
+    }
+
+    /// Reads from `stats` whether the link probes (see [`PROBE_QUEUE`]).
+    pub(crate) fn watching(mut self, stats: Arc<LinkStats>) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// Whether the link fills its path up to the estimate now, to test it.
+    fn probing(&self) -> bool {
+        self.stats.as_ref().is_some_and(|s| s.probe() > 0)
     }
 
     fn one_way_delay_us(&mut self, report: &PacketReport) -> Option<i64> {
@@ -224,6 +246,13 @@ impl PathEstimator {
     /// Falls to `factor` times `drained` (or stays, if lower), remembering `drained` as the
     /// rate that congested the path.
     fn fall(&mut self, now: Instant, drained: f64, factor: f64) {
+        tracing::debug!(
+            from = self.target as u64,
+            drained = drained as u64,
+            factor,
+            queue_ms = self.queue.as_millis() as u64,
+            "estimate falls"
+        );
         self.target = self.target.min(drained * factor);
         self.last_fall = Some(Fall {
             at: now,
@@ -307,7 +336,11 @@ impl BandwidthEstimator for PathEstimator {
         // A queue that stands while the estimate is above what the path drains is a path
         // that narrowed: follow it at once, whatever the last fall.
         let above_path = self.target > drained;
-        if self.queue > HIGH_QUEUE && (above_path || self.may_fall(now)) {
+        // A probe tests the estimate as it stood: it fails at a shorter queue, and the
+        // estimate does not grow under it (the fill would follow it up).
+        let probing = self.probing();
+        let high_queue = if probing { PROBE_QUEUE } else { HIGH_QUEUE };
+        if self.queue > high_queue && (above_path || self.may_fall(now)) {
             let factor = if self.queue > SEVERE_QUEUE {
                 SEVERE_BACKOFF
             } else {
@@ -316,7 +349,7 @@ impl BandwidthEstimator for PathEstimator {
             self.fall(now, drained, factor);
         } else if loss > LOSS_HIGH && self.may_fall(now) {
             self.fall(now, self.target, 1.0 - 0.5 * loss);
-        } else if self.queue < LOW_QUEUE && loss <= LOSS_HIGH {
+        } else if self.queue < LOW_QUEUE && loss <= LOSS_HIGH && !probing {
             let growth = self.growth();
             self.target *= 1.0 + growth * step.as_secs_f64();
             if let Some(acked) = acked {
@@ -554,6 +587,79 @@ mod tests {
             reached.is_some_and(|t| t < 15.0),
             "1.5 Mbit/s reached at {reached:?} s"
         );
+    }
+
+    /// Feeds `estimator` a packet of [`PACKET`] bytes every 10 ms from `from` to `to` (ms
+    /// after `start`), each `queue` late, reported every 50 ms.
+    fn feed(
+        estimator: &mut PathEstimator,
+        start: Instant,
+        (from, to): (u64, u64),
+        queue: Duration,
+    ) {
+        let mut reports = Vec::new();
+        for ms in (from..to).step_by(10) {
+            let departure = start + Duration::from_millis(ms);
+            reports.push(PacketReport {
+                ssrc: 1,
+                id: ms,
+                rtp_sequence_number: (ms / 10) as u16,
+                is_twcc: true,
+                twcc_sequence_number: (ms / 10) as u16,
+                size: PACKET,
+                arrived: true,
+                departure,
+                arrival: Some(Duration::from_millis(ms + 10) + queue),
+                ecn: Ecn::default(),
+            });
+            if reports.len() == 5 {
+                estimator.on_reports(departure + Duration::from_millis(20) + queue, &reports);
+                reports.clear();
+            }
+        }
+    }
+
+    #[test]
+    fn a_probe_fails_at_a_queue_the_link_otherwise_lets_stand() {
+        for probing in [false, true] {
+            let start = crate::clock::now();
+            let stats = Arc::new(LinkStats::default());
+            let mut estimator =
+                PathEstimator::new(1_200_000.0, 80_000.0, 8_000_000.0).watching(Arc::clone(&stats));
+            feed(&mut estimator, start, (0, 1_500), Duration::ZERO);
+            let before = estimator.target_bitrate();
+            stats.set_probe(if probing { before as u64 } else { 0 });
+            feed(
+                &mut estimator,
+                start,
+                (1_500, 2_000),
+                // 35 ms late, 10 of them each packet's own time at 960 kbit/s: 25 ms queued.
+                Duration::from_millis(35),
+            );
+            let after = estimator.target_bitrate();
+            if probing {
+                assert!(after < before * 0.9, "a probe at {before} left {after}");
+            } else {
+                assert!(after >= before, "{before} fell to {after} at a 25 ms queue");
+            }
+        }
+    }
+
+    #[test]
+    fn the_estimate_holds_while_it_is_probed() {
+        let start = crate::clock::now();
+        let stats = Arc::new(LinkStats::default());
+        let mut estimator =
+            PathEstimator::new(600_000.0, 80_000.0, 8_000_000.0).watching(Arc::clone(&stats));
+        feed(&mut estimator, start, (0, 1_500), Duration::ZERO);
+        let before = estimator.target_bitrate();
+        stats.set_probe(before as u64);
+        feed(&mut estimator, start, (1_500, 3_000), Duration::ZERO);
+        assert_eq!(estimator.target_bitrate(), before);
+        // Once the probe is over, an empty path lets it grow again.
+        stats.set_probe(0);
+        feed(&mut estimator, start, (3_000, 4_000), Duration::ZERO);
+        assert!(estimator.target_bitrate() > before);
     }
 
     #[test]

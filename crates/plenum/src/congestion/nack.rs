@@ -26,7 +26,7 @@ use super::LinkStats;
 
 /// Times a packet is asked for at most.
 pub(crate) const MAX_ASKS: u8 = 3;
-/// A packet missing longer than this is given up (the reassembler waits 250 ms for a hole).
+/// A packet missing longer than this is given up (the reassembler waits as long for a hole).
 pub(crate) const MAX_AGE: Duration = Duration::from_millis(400);
 /// How long a gap may be reordering before it is asked for.
 const REORDER_WAIT: Duration = Duration::from_millis(5);
@@ -137,6 +137,7 @@ impl NackAsker {
             stream.missing.retain(|&seq, m| {
                 let stale = now.saturating_duration_since(m.since) > MAX_AGE;
                 if stale || m.asks >= MAX_ASKS {
+                    tracing::trace!(seq, asks = m.asks, stale, "missing packet given up");
                     given_up += 1;
                     return false;
                 }

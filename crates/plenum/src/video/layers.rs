@@ -57,6 +57,22 @@ pub(crate) fn budget_kbps(estimate_bps: u64, share: f64) -> u32 {
     (video * share) as u32
 }
 
+/// The estimate (bits per second) at which a link's budget for one lane is `kbps`: the
+/// inverse of [`budget_kbps`].
+pub(crate) fn estimate_for(kbps: f64, share: f64) -> u64 {
+    ((kbps / share + AUDIO_KBPS as f64) * 1000.0 / VIDEO_SHARE) as u64
+}
+
+/// The rate a link probes at before it climbs to a layer worth `full` kbit/s: a little over
+/// the estimate the climb needs, and no more. A probe at a far higher estimate (one grown
+/// past the path while the link sent less) only builds a deeper queue before it fails.
+pub(crate) fn probe_bps(full: u32, share: f64) -> u64 {
+    (estimate_for(UP * f64::from(full), share) as f64 * PROBE_MARGIN) as u64
+}
+
+/// How far over a climb's need a probe fills the path.
+const PROBE_MARGIN: f64 = 1.1;
+
 /// The layer a link on `current` should be on, with `budget` kbit/s and layers worth
 /// `rates` (largest first).
 pub(crate) fn choose(current: usize, budget: u32, rates: &[u32]) -> usize {
@@ -186,6 +202,18 @@ mod tests {
             vec![(320, 240), (160, 120)]
         );
         assert_eq!(sizes(1920, 1080, Content::Screen), vec![(1920, 1080)]);
+    }
+
+    #[test]
+    fn a_probe_fills_to_what_the_climb_needs() {
+        let rates = [2765, 691, 172];
+        for share in [1.0, 0.3] {
+            let probe = probe_bps(rates[0], share);
+            // At the probe's rate the link climbs; a little under the need, it does not.
+            assert_eq!(choose(1, budget_kbps(probe, share), &rates), 0);
+            let under = (probe as f64 / PROBE_MARGIN * 0.97) as u64;
+            assert_eq!(choose(1, budget_kbps(under, share), &rates), 1);
+        }
     }
 
     #[test]
