@@ -31,14 +31,9 @@ use super::{LinkStats, wire_bits};
 /// The pacing rate, as a multiple of the estimate: room to drain a keyframe quickly while
 /// the encoder, which follows the estimate itself, keeps the average inside it.
 pub(crate) const PACING_FACTOR: f64 = 1.5;
-/// The share of the estimate retransmissions may take, over [`RTX_WINDOW`]: a storm of
-/// requests cannot multiply the load, yet a burst of losses (a queue that overflowed for a
-/// moment) is repaired at once. With a budget of a few packets at a tenth of the estimate,
-/// such a burst's repairs were refused, and every refused one cost a keyframe and a freeze.
-pub(crate) const RTX_SHARE: f64 = 0.25;
-/// What retransmissions may spend at once: their share of [`RTX_WINDOW`] (at least
-/// [`BURST_BITS`]).
-const RTX_WINDOW: Duration = Duration::from_secs(1);
+/// The share of the estimate retransmissions may take (with video's share, they stay within
+/// the estimate).
+pub(crate) const RTX_SHARE: f64 = 0.1;
 /// Video packets held at most (about a second of 720p at 2 Mbit/s); more are refused.
 pub(crate) const QUEUE_LIMIT: usize = 400;
 /// Retransmissions held at most.
@@ -53,56 +48,11 @@ const RECENT: usize = 64;
 /// least one): a probe fills the link evenly, never in a burst.
 const PROBE_AHEAD: Duration = Duration::from_millis(20);
 
-/// What retransmissions may still spend, in bits: refilled at their share of the estimate,
-/// holding at most that share of [`RTX_WINDOW`]. It admits or refuses; the pacer's own
-/// budget paces what it admits.
-#[derive(Debug)]
-struct RtxBudget {
-    rate: f64,
-    bits: f64,
-    refilled: Option<Instant>,
-}
-
-impl RtxBudget {
-    fn new(estimate: f64) -> Self {
-        let rate = estimate * RTX_SHARE;
-        Self {
-            rate,
-            bits: Self::most(rate),
-            refilled: None,
-        }
-    }
-
-    fn most(rate: f64) -> f64 {
-        (rate * RTX_WINDOW.as_secs_f64()).max(BURST_BITS)
-    }
-
-    /// Follows a new estimate; what was spent stays spent.
-    fn set_estimate(&mut self, estimate: f64) {
-        self.rate = estimate * RTX_SHARE;
-        self.bits = self.bits.min(Self::most(self.rate));
-    }
-
-    /// Spends `bits` if there are that many left at `now`.
-    fn spend(&mut self, bits: f64, now: Instant) -> bool {
-        if let Some(then) = self.refilled {
-            let earned = now.saturating_duration_since(then).as_secs_f64() * self.rate;
-            self.bits = (self.bits + earned).min(Self::most(self.rate));
-        }
-        self.refilled = Some(now);
-        let afford = self.bits >= bits;
-        if afford {
-            self.bits -= bits;
-        }
-        afford
-    }
-}
-
 pub(crate) struct LinkPacer {
     stats: Arc<LinkStats>,
     audio: HashSet<u32>,
     budget: Pacer,
-    rtx_budget: RtxBudget,
+    rtx_budget: Pacer,
     rtx: VecDeque<TaggedPacket>,
     video: VecDeque<TaggedPacket>,
     /// Copies asked for as probes, come back from the responder, waiting to leave.
@@ -130,7 +80,7 @@ impl LinkPacer {
             stats,
             audio: HashSet::new(),
             budget: Pacer::new(estimate * PACING_FACTOR).with_burst_bits(BURST_BITS),
-            rtx_budget: RtxBudget::new(estimate),
+            rtx_budget: Pacer::new(estimate * RTX_SHARE).with_burst_bits(BURST_BITS),
             rtx: VecDeque::new(),
             video: VecDeque::new(),
             probes: VecDeque::new(),
@@ -156,7 +106,7 @@ impl LinkPacer {
         self.stats.set_estimate(bits_per_second);
         let estimate = self.stats.estimate() as f64;
         self.budget.set_target_bitrate(estimate * PACING_FACTOR);
-        self.rtx_budget.set_estimate(estimate);
+        self.rtx_budget.set_target_bitrate(estimate * RTX_SHARE);
         self.publish_queue();
     }
 
@@ -370,11 +320,12 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkPacer {
         } else if self.is_probe(&msg) {
             self.probes.push_back(msg);
         } else if msg.message.has(&Attribute::Retransmission) {
-            if self.rtx.len() < RTX_QUEUE_LIMIT && self.rtx_budget.spend(bits, now) {
+            self.rtx_budget.refill(now);
+            if self.rtx_budget.can_afford(bits) && self.rtx.len() < RTX_QUEUE_LIMIT {
+                self.rtx_budget.consume(bits);
                 self.queued_bits += bits;
                 self.rtx.push_back(msg);
             } else {
-                tracing::trace!(queued = self.rtx.len(), "retransmission refused");
                 LinkStats::add(&self.stats.rtx_refused, 1);
             }
         } else if self.video.len() < QUEUE_LIMIT {

@@ -173,24 +173,6 @@ fn retransmissions_beyond_their_share_of_the_estimate_are_refused() {
 }
 
 #[test]
-fn a_burst_of_losses_is_repaired_at_once() {
-    let t0 = crate::clock::now();
-    let stats = Arc::new(LinkStats::default());
-    let mut pacer = LinkPacer::new(Arc::clone(&stats));
-    pacer.bind_local_stream(&stream(VIDEO, "video/VP8"));
-    pacer.handle_read(estimate(800_000.0, t0)).unwrap();
-    // A queue overflowed for a moment: twelve packets in a row were lost, and asked for.
-    for seq in 0..12 {
-        let mut msg = rtp(VIDEO, seq, 1_200, t0);
-        msg.message.add(Attribute::Retransmission);
-        pacer.handle_write(msg).unwrap();
-    }
-    let sent = run_until(&mut pacer, t0, t0 + Duration::from_secs(1)).len();
-    assert_eq!(stats.figures().rtx_refused, 0);
-    assert_eq!(sent, 12);
-}
-
-#[test]
 fn retransmissions_go_before_new_video() {
     let t0 = crate::clock::now();
     let stats = Arc::new(LinkStats::default());
