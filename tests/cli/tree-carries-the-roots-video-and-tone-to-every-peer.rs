@@ -2,9 +2,11 @@
 //! fourteen viewers under it with at most three children each. Every viewer, whatever its
 //! depth, decodes the pattern in order and hears the tone: the peers in between pass the
 //! packets on without decoding them. Then an inner peer is killed: its children find new
-//! parents and every survivor's pictures go on, still in order. Then the deepest viewer's
-//! raised hand is accepted: its voice goes on the tree's stage and every other peer, the
-//! root too, hears it, where before only its parent did; it does not hear itself.
+//! parents and every survivor's pictures go on, still in order. Then the deepest viewer
+//! raises its hand: the root hears of it through the tree, a viewer's own word to put
+//! someone on stage is refused, and the root's puts the hand on stage: every peer is
+//! told, and every other peer, the root too, hears its voice, where before only its
+//! parent did; it does not hear itself.
 //!
 //! It prints how long the killed peer's children went without a picture (docs/benchmarks.md
 //! records it; nothing is asserted on it).
@@ -282,13 +284,31 @@ fn the_roots_video_and_tone_reach_every_peer_and_resume_after_a_forwarder_dies()
             "viewer {far} hears the hand at {level} dB before the stage"
         );
     }
-    // The presenter accepts it: every peer puts it on the stage, and everyone hears it.
+    // The hand goes up the tree: the presenter (the root) hears of it.
     let speaker = viewers[hand].id.clone();
+    viewers[hand].proc.cmd(json!({"cmd": "hand"}));
+    root.proc
+        .expect(MEDIA_WAIT, "the raised hand at the root", |v| {
+            event(v) == "hand" && v["peer"] == speaker.as_str() && v["raised"] == true
+        });
+    // Only the root puts anyone on stage: a viewer's word is refused.
+    let far_id = viewers[far].id.clone();
+    viewers[far]
+        .proc
+        .cmd(json!({"cmd": "stage", "peer": far_id}));
+    viewers[far]
+        .proc
+        .expect(MEDIA_WAIT, "a viewer's stage refused", |v| {
+            event(v) == "error" && v["code"] == "stage_refused"
+        });
+    // The presenter accepts it: the word goes down the tree, and everyone hears it.
     root.proc.cmd(json!({"cmd": "stage", "peer": speaker}));
     for &i in &alive {
         viewers[i]
             .proc
-            .cmd(json!({"cmd": "stage", "peer": speaker}));
+            .expect(MEDIA_WAIT, &format!("viewer {i} told the stage"), |v| {
+                event(v) == "stage" && v["speaker"] == speaker.as_str()
+            });
     }
     wait_for(MEDIA_WAIT, "the root hearing the hand", || {
         (last_second_level(&root_wav, HAND) > -20.0).then_some(())

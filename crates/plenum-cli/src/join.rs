@@ -231,9 +231,14 @@ enum Command {
         to: String,
         data: Value,
     },
-    /// Whose voice the tree's stage carries (null: nobody's).
+    /// At a tree's root: whose voice the stage carries (null: nobody's).
     Stage {
         peer: Option<String>,
+    },
+    /// Raise (or lower) our hand to a tree's root.
+    Hand {
+        #[serde(default = "raised")]
+        raised: bool,
     },
     /// List our direct links.
     Links {},
@@ -717,6 +722,20 @@ fn print_event(out: &Out, event: RoomEvent) {
                 || format!("[relay] {from}: {value}"),
             )
         }
+        RoomEvent::Hand { peer, raised } => out.event(
+            json!({"event": "hand", "peer": peer, "raised": raised}),
+            || match raised {
+                true => format!("* {peer} raised a hand"),
+                false => format!("* {peer} lowered a hand"),
+            },
+        ),
+        RoomEvent::Stage { speaker } => out.event(
+            json!({"event": "stage", "speaker": speaker}),
+            || match &speaker {
+                Some(p) => format!("* {p} is on stage"),
+                None => "* nobody is on stage".into(),
+            },
+        ),
         RoomEvent::TreeLink { peer, edge } => out.event(
             json!({"event": edge.as_str(), "peer": peer}),
             || format!("* {} {peer}", edge.as_str().replace('_', " ")),
@@ -849,8 +868,13 @@ async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
                 },
                 None => None,
             };
-            if room.set_stage(speaker).await.is_err() {
-                out.error("closed", "the room is closed");
+            if let Err(e) = room.set_stage(speaker).await {
+                out.error("stage_refused", e.to_string());
+            }
+        }
+        Command::Hand { raised } => {
+            if let Err(e) = room.raise_hand(raised).await {
+                out.error("hand_refused", e.to_string());
             }
         }
         Command::TreeSend { to, data } => {
@@ -1085,4 +1109,9 @@ async fn handle_text_command(out: &Out, room: &Room, line: &str) -> bool {
         }
     }
     false
+}
+
+/// A hand command without `raised` raises it.
+fn raised() -> bool {
+    true
 }

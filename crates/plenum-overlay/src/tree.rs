@@ -24,6 +24,11 @@
 //!   `(origin, seq)` filters copies. Each node keeps the last `history` of broadcasts and
 //!   sends them over a link that opens to a new parent or child, so a broadcast in flight
 //!   while a subtree rejoins reaches it afterwards (copies stop at the filter).
+//! - **Hands and the stage.** A viewer's raised hand goes up, parent by parent, to the
+//!   root, which alone decides whose voice the stage carries ([`TreeNode::set_stage`]).
+//!   Its word goes down: a node takes the stage's speaker only from its parent, passes it
+//!   to its children, and tells each child that links to it, so the whole tree agrees
+//!   and no child can put anyone on stage.
 //! - **Root and standby.** The server makes the first peer that claims the root with the
 //!   room's secret the root; a later claimant with the same secret is a standby
 //!   ([`TreeNode::standby`]), outside the tree, until the server hands it the root
@@ -179,6 +184,19 @@ pub enum TreeMsg {
         /// The bytes.
         data: Vec<u8>,
     },
+    /// Child to parent, passed up to the root: `peer` raised (or lowered) its hand.
+    Hand {
+        /// Whose hand.
+        peer: PeerId,
+        /// Raised or lowered.
+        raised: bool,
+    },
+    /// Parent to child, from the root down: whose voice the stage carries (`None`:
+    /// nobody's).
+    Stage {
+        /// The peer on stage.
+        speaker: Option<PeerId>,
+    },
     /// A broadcast along tree edges.
     Data {
         /// The node that broadcast it.
@@ -203,9 +221,12 @@ pub enum TreeTarget {
     Peer(PeerId),
 }
 
-/// Why [`TreeNode::send`] sent nothing.
+/// Why [`TreeNode::send`] (or a hand, or the stage) sent nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TreeSendError {
+    /// Only the root decides who is on stage.
+    #[error("only the tree's root puts a peer on stage")]
+    NotRoot,
     /// We have no parent (we are the root, or not in the tree yet).
     #[error("no parent: this node is the root or not in the tree yet")]
     NoParent,
@@ -278,6 +299,19 @@ pub enum TreeOutput {
         /// The root, once known (ourselves, or as our parent's welcome named it).
         root: Option<PeerId>,
     },
+    /// At the root: a viewer raised (or lowered) its hand.
+    Hand {
+        /// Whose hand.
+        peer: PeerId,
+        /// Raised or lowered.
+        raised: bool,
+    },
+    /// The root put `speaker` on stage (`None`: took everyone off): told at the root when
+    /// it decides, and at every other node when its parent passes the word on.
+    Stage {
+        /// The peer on stage.
+        speaker: Option<PeerId>,
+    },
     /// A broadcast reached us, once.
     Message {
         /// The node that broadcast it.
@@ -327,6 +361,8 @@ pub struct TreeNode {
     seen: HashSet<(PeerId, u64)>,
     history: VecDeque<(Instant, TreeMsg)>,
     next_seq: u64,
+    /// Whose voice the stage carries, as the root said.
+    stage: Option<PeerId>,
     outputs: VecDeque<TreeOutput>,
 }
 
@@ -415,6 +451,7 @@ impl TreeNode {
             seen: HashSet::new(),
             history: VecDeque::new(),
             next_seq: 1,
+            stage: None,
             outputs: VecDeque::new(),
         }
     }
@@ -687,6 +724,12 @@ impl TreeNode {
                     },
                 });
             }
+            self.outputs.push_back(TreeOutput::Send {
+                peer: peer.clone(),
+                msg: TreeMsg::Stage {
+                    speaker: self.stage.clone(),
+                },
+            });
             self.replay(&peer);
             self.report_subtree();
             self.state();
@@ -777,6 +820,56 @@ impl TreeNode {
         }
     }
 
+    /// Raises or lowers our hand: the word goes up to the root (which is told with
+    /// [`TreeOutput::Hand`]). A hand raised while we have no parent is not sent.
+    pub fn raise_hand(&mut self, raised: bool) -> Result<(), TreeSendError> {
+        if self.root {
+            return Err(TreeSendError::NoParent);
+        }
+        let parent = self.parent.clone().ok_or(TreeSendError::NoParent)?;
+        self.outputs.push_back(TreeOutput::Send {
+            peer: parent,
+            msg: TreeMsg::Hand {
+                peer: self.me.clone(),
+                raised,
+            },
+        });
+        Ok(())
+    }
+
+    /// At the root: puts `speaker` on stage (`None`: nobody), for the whole tree.
+    pub fn set_stage(&mut self, speaker: Option<PeerId>) -> Result<(), TreeSendError> {
+        if !self.root {
+            return Err(TreeSendError::NotRoot);
+        }
+        self.take_stage(speaker);
+        Ok(())
+    }
+
+    /// Whose voice the stage carries, as the root said.
+    pub fn stage(&self) -> Option<&PeerId> {
+        self.stage.as_ref()
+    }
+
+    /// Takes the stage's speaker and passes it on to the children, if it changed.
+    fn take_stage(&mut self, speaker: Option<PeerId>) {
+        if self.stage == speaker {
+            return;
+        }
+        self.stage = speaker.clone();
+        self.outputs.push_back(TreeOutput::Stage {
+            speaker: speaker.clone(),
+        });
+        for child in self.children() {
+            self.outputs.push_back(TreeOutput::Send {
+                peer: child,
+                msg: TreeMsg::Stage {
+                    speaker: speaker.clone(),
+                },
+            });
+        }
+    }
+
     /// Sends the application's bytes to tree neighbours, one hop (they do not pass them
     /// on). Sending to children when there are none sends nothing and is not an error.
     pub fn send(&mut self, to: TreeTarget, data: Vec<u8>) -> Result<(), TreeSendError> {
@@ -858,6 +951,30 @@ impl TreeNode {
                 {
                     child.subtree = size;
                     self.report_subtree();
+                }
+            }
+            TreeMsg::Hand { peer, raised } => {
+                // Only up the tree, from a linked child: the root hears it.
+                if self
+                    .children
+                    .get(&from)
+                    .is_none_or(|c| c.deadline.is_some())
+                {
+                    return;
+                }
+                if self.root {
+                    self.outputs.push_back(TreeOutput::Hand { peer, raised });
+                } else if let Some(parent) = self.parent.clone() {
+                    self.outputs.push_back(TreeOutput::Send {
+                        peer: parent,
+                        msg: TreeMsg::Hand { peer, raised },
+                    });
+                }
+            }
+            TreeMsg::Stage { speaker } => {
+                // Only the root's word, down from our parent.
+                if !self.root && self.parent.as_ref() == Some(&from) {
+                    self.take_stage(speaker);
                 }
             }
             TreeMsg::Data {

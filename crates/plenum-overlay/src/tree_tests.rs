@@ -261,6 +261,10 @@ struct Net {
     up: BTreeSet<(PeerId, PeerId)>,
     queue: VecDeque<(PeerId, Delivery)>,
     got: BTreeMap<(PeerId, Vec<u8>), u32>,
+    /// Hands each node was told of: (the node, whose hand, raised).
+    hands: Vec<(PeerId, PeerId, bool)>,
+    /// The stage each node was last told of.
+    stages: BTreeMap<PeerId, Option<PeerId>>,
 }
 
 impl Net {
@@ -277,6 +281,8 @@ impl Net {
             up: BTreeSet::new(),
             queue: VecDeque::new(),
             got: BTreeMap::new(),
+            hands: Vec::new(),
+            stages: BTreeMap::new(),
         };
         net.nodes.insert(
             root.clone(),
@@ -382,6 +388,10 @@ impl Net {
             TreeOutput::Message { data, .. } => {
                 *self.got.entry((me.clone(), data)).or_default() += 1;
             }
+            TreeOutput::Hand { peer, raised } => self.hands.push((me.clone(), peer, raised)),
+            TreeOutput::Stage { speaker } => {
+                self.stages.insert(me.clone(), speaker);
+            }
             _ => {}
         }
     }
@@ -411,6 +421,23 @@ impl Net {
             ));
         }
         self.run();
+    }
+
+    /// A node that joins now.
+    fn add(&mut self, name: &str) -> PeerId {
+        let me = id(name);
+        let node = TreeNode::join(me.clone(), config(2), self.now, 99);
+        self.nodes.insert(me.clone(), node);
+        self.run();
+        me
+    }
+
+    /// The stage as each live node holds it.
+    fn stage_everywhere(&self) -> BTreeSet<Option<PeerId>> {
+        self.alive()
+            .into_iter()
+            .map(|p| self.nodes[p].stage().cloned())
+            .collect()
     }
 
     fn alive(&self) -> Vec<&PeerId> {
@@ -670,4 +697,95 @@ mod trees {
             }
         }
     }
+}
+
+#[test]
+fn a_raised_hand_reaches_the_root_alone_and_only_the_roots_stage_reaches_everyone() {
+    let mut net = Net::new(15, 2);
+    net.check(2);
+    let root = net.root.clone();
+    // The deepest node raises its hand: the root alone is told, through every level.
+    let far = net
+        .alive()
+        .into_iter()
+        .max_by_key(|p| net.nodes[*p].depth())
+        .unwrap()
+        .clone();
+    assert!(net.nodes[&far].depth() >= Some(3));
+    net.nodes.get_mut(&far).unwrap().raise_hand(true).unwrap();
+    net.run();
+    assert_eq!(net.hands, vec![(root.clone(), far.clone(), true)]);
+    // The root has nobody to raise its hand to.
+    assert_eq!(
+        net.nodes.get_mut(&root).unwrap().raise_hand(true),
+        Err(TreeSendError::NoParent)
+    );
+    // Only the root puts anyone on stage.
+    assert_eq!(
+        net.nodes
+            .get_mut(&far)
+            .unwrap()
+            .set_stage(Some(far.clone())),
+        Err(TreeSendError::NotRoot)
+    );
+    assert!(net.stages.is_empty());
+    net.nodes
+        .get_mut(&root)
+        .unwrap()
+        .set_stage(Some(far.clone()))
+        .unwrap();
+    net.run();
+    assert_eq!(net.stage_everywhere(), BTreeSet::from([Some(far.clone())]));
+    let told: BTreeSet<&PeerId> = net.stages.keys().collect();
+    assert_eq!(
+        told,
+        net.alive().into_iter().collect(),
+        "every node is told"
+    );
+    // A child cannot put anyone on stage, nor send a hand down or sideways.
+    let parent = net.nodes[&far].parent().cloned().unwrap();
+    let now = net.now;
+    net.nodes.get_mut(&parent).unwrap().handle_msg(
+        far.clone(),
+        TreeMsg::Stage { speaker: None },
+        now,
+    );
+    net.run();
+    assert_eq!(net.stage_everywhere(), BTreeSet::from([Some(far.clone())]));
+    let child = net.nodes[&root].children()[0].clone();
+    net.nodes.get_mut(&child).unwrap().handle_msg(
+        root.clone(),
+        TreeMsg::Hand {
+            peer: root.clone(),
+            raised: true,
+        },
+        now,
+    );
+    net.run();
+    assert_eq!(net.hands.len(), 1, "a hand from the parent goes nowhere");
+    // A node that joins later is told the stage by its parent.
+    let late = net.add("n900");
+    net.check(2);
+    assert_eq!(net.nodes[&late].stage(), Some(&far));
+    // The stage comes down again: everyone hears it.
+    net.nodes.get_mut(&root).unwrap().set_stage(None).unwrap();
+    net.run();
+    assert_eq!(net.stage_everywhere(), BTreeSet::from([None]));
+}
+
+#[test]
+fn a_new_root_starts_with_nobody_on_stage_and_the_tree_follows_it() {
+    let mut net = Net::new(12, 3);
+    let root = net.root.clone();
+    let speaker = leaf(&net);
+    net.nodes
+        .get_mut(&root)
+        .unwrap()
+        .set_stage(Some(speaker.clone()))
+        .unwrap();
+    net.run();
+    assert_eq!(net.stage_everywhere(), BTreeSet::from([Some(speaker)]));
+    net.kill(&root);
+    net.check(3);
+    assert_eq!(net.stage_everywhere(), BTreeSet::from([None]));
 }

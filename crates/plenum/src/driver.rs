@@ -298,6 +298,13 @@ impl Driver {
                     };
                     self.tree_moved(place).await;
                 }
+                if let RoomEvent::Stage { speaker } = &event {
+                    let ours =
+                        self.video
+                            .tree
+                            .set_stage(speaker.clone(), &self.me, crate::clock::now());
+                    self.tell_audio(crate::audio::AudioCmd::Stage(ours));
+                }
                 self.emit(event);
             }
             Output::Lossy(event) => {

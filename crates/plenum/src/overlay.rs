@@ -349,6 +349,14 @@ fn tree_step(output: TreeOutput) -> Option<Step> {
             hops,
             data: Bytes::from(data),
         }),
+        TreeOutput::Hand { peer, raised } => {
+            tracing::info!(peer = peer.short(), raised, "hand");
+            Step::Event(RoomEvent::Hand { peer, raised })
+        }
+        TreeOutput::Stage { speaker } => {
+            tracing::info!(speaker = speaker.as_ref().map(PeerId::short), "stage");
+            Step::Event(RoomEvent::Stage { speaker })
+        }
         TreeOutput::Timeout(at) => Step::Timeout(at),
     })
 }

@@ -156,17 +156,35 @@ impl Room {
         self.audio(crate::audio::AudioCmd::Muted(muted)).await
     }
 
-    /// In a tree room: whose voice the stage carries to every peer of the room (a viewer
-    /// whose raised hand the presenter accepted), `None` for nobody. Every peer is told the
-    /// same: the one named sends its audio on the stage instead of to its own links, the
-    /// others pass the stage on along the tree and play it as that peer's voice. Peers
-    /// learn who is on stage from the application (the presenter's word, sent over the
-    /// room); in other rooms this does nothing.
-    pub async fn set_stage(&self, speaker: Option<PeerId>) -> Result<(), RoomClosed> {
-        self.commands
-            .send(Command::Stage(speaker))
+    /// At a tree room's root (the presenter): whose voice the stage carries to every peer
+    /// of the room (a viewer whose raised hand the presenter accepted), `None` for nobody.
+    /// The word goes down the tree, and each peer reports it ([`RoomEvent::Stage`]): the
+    /// one named sends its audio on the stage instead of to its own links, the others pass
+    /// the stage on along the tree and play it as that peer's voice. Any other peer gets
+    /// [`TreeSendError::NotRoot`]; a room that is not a tree, [`TreeSendError::NotATree`].
+    pub async fn set_stage(&self, speaker: Option<PeerId>) -> Result<(), TreeSendError> {
+        self.tree_command(|reply| Command::Stage { speaker, reply })
             .await
-            .map_err(|_| RoomClosed)
+    }
+
+    /// In a tree room: raises (or lowers) our hand. The word goes up the tree to the root,
+    /// which reports it ([`RoomEvent::Hand`]) and may put us on stage. The root itself has
+    /// no one to raise it to ([`TreeSendError::NoParent`]), nor has a peer between parents.
+    pub async fn raise_hand(&self, raised: bool) -> Result<(), TreeSendError> {
+        self.tree_command(|reply| Command::Hand { raised, reply })
+            .await
+    }
+
+    /// Sends a tree command and waits for its answer.
+    async fn tree_command(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<(), TreeSendError>>) -> Command,
+    ) -> Result<(), TreeSendError> {
+        let (reply, result) = oneshot::channel();
+        if self.commands.send(command(reply)).await.is_err() {
+            return Err(TreeSendError::Closed);
+        }
+        result.await.map_err(|_| TreeSendError::Closed)?
     }
 
     /// Turns echo cancellation and noise suppression for microphones on or off, at once.
@@ -454,16 +472,9 @@ impl Room {
         to: TreeTarget,
         data: impl Into<Bytes>,
     ) -> Result<(), TreeSendError> {
-        let (reply, result) = oneshot::channel();
-        let command = Command::TreeSend {
-            to,
-            data: data.into(),
-            reply,
-        };
-        if self.commands.send(command).await.is_err() {
-            return Err(TreeSendError::Closed);
-        }
-        result.await.map_err(|_| TreeSendError::Closed)?
+        let data = data.into();
+        self.tree_command(|reply| Command::TreeSend { to, data, reply })
+            .await
     }
 
     /// Sends `data` to `to` through the relay network: directly if it is a neighbour,

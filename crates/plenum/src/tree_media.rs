@@ -12,7 +12,8 @@
 //! task, which hears every link's PLIs.
 //!
 //! **The stage**: every tree link carries a fourth track, the stage's voice (Opus): a peer
-//! the application puts on stage (a viewer whose raised hand the presenter accepted). Its
+//! the root puts on stage (a viewer whose raised hand the presenter accepted; the word
+//! comes down the tree, and while nobody is on stage no stage packet is passed on). Its
 //! audio goes on the stage track of each of its tree links, and every node passes what a
 //! neighbour sends on the stage to each other neighbour, so it floods along tree edges and
 //! reaches everyone once, never back to where it came from. One voice at a time: a second
@@ -337,8 +338,9 @@ impl TreeMedia {
     }
 
     /// A stage packet from the neighbour `from`: the writes that pass it on to every other
-    /// neighbour, or `None` if it is not the stage's voice (not a tree neighbour, or a
-    /// second voice while the first still speaks), which is then not played either.
+    /// neighbour, or `None` if it is not the stage's voice (nobody is on stage, not a tree
+    /// neighbour, or a second voice while the first still speaks), which is then not
+    /// played either.
     pub(crate) fn push_stage(
         &self,
         from: &PeerId,
@@ -347,7 +349,8 @@ impl TreeMedia {
     ) -> Option<Vec<Write>> {
         let mut state = self.state();
         let state = &mut *state;
-        if !state.neighbours().any(|n| n == from) {
+        // Nobody on stage (as the root said): nothing is passed on or played.
+        if state.speaker.is_none() || !state.neighbours().any(|n| n == from) {
             return None;
         }
         let from_here = StageSource::Neighbour(from.clone());

@@ -95,6 +95,9 @@ pub enum TreeSendError {
     /// We have no parent (we are the root, or not in the tree yet).
     #[error("no parent: this peer is the root or not in the tree yet")]
     NoParent,
+    /// Only the tree's root puts a peer on stage.
+    #[error("only the tree's root puts a peer on stage")]
+    NotRoot,
     /// The peer is not our parent or a linked child.
     #[error("{0} is not a tree neighbour")]
     NotNeighbour(PeerId),
@@ -107,6 +110,7 @@ impl From<plenum_overlay::TreeSendError> for TreeSendError {
     fn from(e: plenum_overlay::TreeSendError) -> Self {
         match e {
             plenum_overlay::TreeSendError::NoParent => Self::NoParent,
+            plenum_overlay::TreeSendError::NotRoot => Self::NotRoot,
             plenum_overlay::TreeSendError::NotNeighbour(p) => Self::NotNeighbour(p),
         }
     }
@@ -263,6 +267,20 @@ pub enum RoomEvent {
         /// The root, once known: whose media reaches us down the tree, and the name
         /// under which we hear and see it.
         root: Option<PeerId>,
+    },
+    /// At a tree's root: a viewer raised (or lowered) its hand
+    /// ([`Room::raise_hand`](crate::Room::raise_hand)).
+    Hand {
+        /// Whose hand.
+        peer: PeerId,
+        /// Raised or lowered.
+        raised: bool,
+    },
+    /// In a tree room: the root put `speaker` on stage (`None`: nobody). Its voice now
+    /// reaches every peer along the tree.
+    Stage {
+        /// The peer on stage.
+        speaker: Option<PeerId>,
     },
     /// A tree link opened or closed.
     TreeLink {

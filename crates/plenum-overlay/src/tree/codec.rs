@@ -10,6 +10,8 @@
 //! 4   subtree    size (u32 BE)
 //! 5   data       n (u8), origin id (n bytes), the application's bytes
 //! 6   direct     the application's bytes
+//! 7   hand       raised (u8, 0 or 1), n (u8), the peer's id (n bytes)
+//! 8   stage      n (u8, 0: nobody), the speaker's id (n bytes)
 //! ```
 //!
 //! A data message's sequence number is the envelope's id and its hop count the envelope's.
@@ -29,6 +31,8 @@ const WELCOME: u8 = 3;
 const SUBTREE: u8 = 4;
 const DATA: u8 = 5;
 const DIRECT: u8 = 6;
+const HAND: u8 = 7;
+const STAGE: u8 = 8;
 
 impl From<WireError> for TreeFrameError {
     fn from(e: WireError) -> Self {
@@ -51,6 +55,9 @@ pub enum TreeFrameError {
     /// A peer id that is not one.
     #[error("tree message names an invalid peer id")]
     BadPeer,
+    /// A flag byte that is neither 0 nor 1.
+    #[error("tree message flag {0} is neither 0 nor 1")]
+    BadFlag(u8),
     /// An op this version does not know.
     #[error("unknown tree message op {0}")]
     UnknownOp(u8),
@@ -94,6 +101,14 @@ impl TreeMsg {
             Self::Subtree { size } => {
                 payload.push(SUBTREE);
                 payload.extend_from_slice(&size.to_be_bytes());
+            }
+            Self::Hand { peer, raised } => {
+                payload.extend_from_slice(&[HAND, u8::from(*raised)]);
+                push_peer(&mut payload, Some(peer));
+            }
+            Self::Stage { speaker } => {
+                payload.push(STAGE);
+                push_peer(&mut payload, speaker.as_ref());
             }
             Self::Direct { data } => {
                 payload.reserve(1 + data.len());
@@ -169,6 +184,19 @@ impl TreeMsg {
                 }
             }
             DIRECT => Self::Direct { data: p.to_vec() },
+            HAND => {
+                let (raised, p) = p.split_first().ok_or(TreeFrameError::Truncated(0))?;
+                let raised = match raised {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(TreeFrameError::BadFlag(*raised)),
+                };
+                let peer = read_peer(p)?.0.ok_or(TreeFrameError::BadPeer)?;
+                Self::Hand { peer, raised }
+            }
+            STAGE => Self::Stage {
+                speaker: read_peer(p)?.0,
+            },
             other => return Err(TreeFrameError::UnknownOp(other)),
         })
     }
@@ -255,6 +283,18 @@ mod tests {
                 hops: 4,
                 data: b"{\"x\":1}".to_vec(),
             },
+            TreeMsg::Hand {
+                peer: peer("v"),
+                raised: true,
+            },
+            TreeMsg::Hand {
+                peer: peer("v"),
+                raised: false,
+            },
+            TreeMsg::Stage {
+                speaker: Some(peer("v")),
+            },
+            TreeMsg::Stage { speaker: None },
         ];
         for msg in msgs {
             let bytes = msg.to_envelope().encode();
@@ -274,10 +314,34 @@ mod tests {
             TreeMsg::from_envelope(&env),
             Err(TreeFrameError::Truncated(2))
         );
-        env.payload = vec![9];
+        env.payload = vec![99];
         assert_eq!(
             TreeMsg::from_envelope(&env),
-            Err(TreeFrameError::UnknownOp(9))
+            Err(TreeFrameError::UnknownOp(99))
+        );
+        // A hand: no flag, a flag that is not one, no peer.
+        env.payload = vec![HAND];
+        assert_eq!(
+            TreeMsg::from_envelope(&env),
+            Err(TreeFrameError::Truncated(0))
+        );
+        env.payload = vec![HAND, 2, 1, b'v'];
+        assert_eq!(
+            TreeMsg::from_envelope(&env),
+            Err(TreeFrameError::BadFlag(2))
+        );
+        env.payload = vec![HAND, 1, 0];
+        assert_eq!(TreeMsg::from_envelope(&env), Err(TreeFrameError::BadPeer));
+        env.payload = vec![HAND, 1, 5, b'v'];
+        assert_eq!(
+            TreeMsg::from_envelope(&env),
+            Err(TreeFrameError::Truncated(2))
+        );
+        // A stage naming a speaker it does not hold.
+        env.payload = vec![STAGE];
+        assert_eq!(
+            TreeMsg::from_envelope(&env),
+            Err(TreeFrameError::Truncated(0))
         );
         env.payload = vec![DATA, 0];
         assert_eq!(TreeMsg::from_envelope(&env), Err(TreeFrameError::BadPeer));

@@ -45,8 +45,16 @@ pub(crate) enum Command {
         state: serde_json::Value,
         merge: bool,
     },
-    /// Whose voice a tree's stage carries.
-    Stage(Option<PeerId>),
+    /// Whose voice a tree's stage carries (at the root).
+    Stage {
+        speaker: Option<PeerId>,
+        reply: oneshot::Sender<Result<(), TreeSendError>>,
+    },
+    /// Raise or lower our hand to a tree's root.
+    Hand {
+        raised: bool,
+        reply: oneshot::Sender<Result<(), TreeSendError>>,
+    },
     /// Send to tree neighbours (tree rooms).
     TreeSend {
         to: TreeTarget,
@@ -122,12 +130,11 @@ impl Driver {
             Command::SetState { state, merge } => self.tell(Input::State { state, merge }),
             Command::Stream(announcement) => self.tell(Input::Stream(announcement)),
             Command::MeshSend(data) => self.core.broadcast(crate::clock::now(), data.to_vec()),
-            Command::Stage(speaker) => {
-                let ours = self
-                    .video
-                    .tree
-                    .set_stage(speaker, &self.me, crate::clock::now());
-                self.tell_audio(crate::audio::AudioCmd::Stage(ours));
+            Command::Stage { speaker, reply } => {
+                let _ = reply.send(self.core.set_stage(speaker));
+            }
+            Command::Hand { raised, reply } => {
+                let _ = reply.send(self.core.raise_hand(raised));
             }
             Command::TreeSend { to, data, reply } => {
                 let _ = reply.send(self.core.tree_send(to, data.to_vec()));

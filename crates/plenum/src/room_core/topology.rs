@@ -446,6 +446,22 @@ impl RoomCore {
         }
     }
 
+    /// Raises or lowers our hand to a tree's root.
+    pub(crate) fn raise_hand(&mut self, raised: bool) -> Result<(), TreeSendError> {
+        match self.overlay.tree() {
+            Some(tree) => tree.raise_hand(raised).map_err(TreeSendError::from),
+            None => Err(TreeSendError::NotATree),
+        }
+    }
+
+    /// At a tree's root: puts `speaker` on stage for the whole tree.
+    pub(crate) fn set_stage(&mut self, speaker: Option<PeerId>) -> Result<(), TreeSendError> {
+        match self.overlay.tree() {
+            Some(tree) => tree.set_stage(speaker).map_err(TreeSendError::from),
+            None => Err(TreeSendError::NotATree),
+        }
+    }
+
     /// Data for a peer of a relay network, relayed if it is not a neighbour.
     pub(crate) fn relay_send(&mut self, to: PeerId, data: Vec<u8>) -> Result<(), RelaySendError> {
         match self.overlay.relay() {

@@ -275,6 +275,14 @@ fn node_with_neighbours() -> (TreeMedia, Instant) {
 #[test]
 fn the_stage_floods_to_every_neighbour_but_the_one_it_came_from() {
     let (media, t0) = node_with_neighbours();
+    // Nobody is on stage yet: a neighbour's stage packets go nowhere.
+    assert!(
+        media
+            .push_stage(&peer("a"), &picture(0x9000, 0, false), t0)
+            .is_none(),
+        "nobody is on stage"
+    );
+    assert!(!media.set_stage(Some(peer("speaker")), &peer("me"), t0));
     let writes = media
         .push_stage(&peer("a"), &picture(0x9000, 1, false), t0)
         .expect("the stage's voice");
