@@ -296,8 +296,12 @@ fn a_path_that_narrows_and_widens_again_is_followed_down_and_back_up() {
     // Back up: sampled until the top layer is sent again, 20 s at most.
     let widened = Instant::now();
     let mut back_up = None;
+    let mut climbing = Vec::new();
     while widened.elapsed() < Duration::from_secs(20) {
-        if call.sample().sending == TOP {
+        let sample = call.sample();
+        let top = sample.sending == TOP;
+        climbing.push(sample);
+        if top {
             back_up = Some(widened.elapsed());
             break;
         }
@@ -325,6 +329,7 @@ fn a_path_that_narrows_and_widens_again_is_followed_down_and_back_up() {
             "wire_kbps_narrow": per_second_kbps(&narrow),
             "narrow_settled_kbps": narrow_kbps,
             "back_at_top_after_s": back_up.map(|d| d.as_secs_f64()),
+            "climbing": climbing.iter().map(|s| (s.estimate_bps / 1000, s.sending)).collect::<Vec<_>>(),
             "longest_freeze_ms": longest_freeze,
             "frames_narrow": frames_over(&narrow),
             "longest_audio_gap_ms": longest_silence_ms(&heard, SAMPLE_RATE, -40.0),

@@ -156,6 +156,11 @@ impl LinkStats {
         self.probe_bps.store(bps, Ordering::Relaxed);
     }
 
+    /// The share of packets the path lost over the last second of feedback.
+    pub(crate) fn loss(&self) -> f64 {
+        self.loss_256.load(Ordering::Relaxed) as f64 / 256.0
+    }
+
     /// The round trip, once a report has measured it.
     pub(crate) fn rtt(&self) -> Option<Duration> {
         match self.rtt_us.load(Ordering::Relaxed) {

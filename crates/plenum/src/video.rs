@@ -517,6 +517,7 @@ fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Insta
         // A new link starts on the layer its estimate affords, at that layer's keyframe.
         let from = link.next.or(link.layer).unwrap_or(last);
         let wanted_layer = layers::choose(from, budget, rates);
+        link.climb.set_lossy(link.stats.loss() > layers::LOSSY);
         let to = link.climb.gate(from, wanted_layer, now);
         // Only a lane with layers to climb probes (a screen has one).
         if rates.len() > 1 {

@@ -101,6 +101,14 @@ pub(crate) const CLIMB_HOLD: Duration = Duration::from_secs(2);
 /// [`FAILED_CLIMB`], up to [`MOST_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_secs(4);
 const MOST_WAIT: Duration = Duration::from_secs(32);
+/// On a path that loses no packets, failed probes alone lengthen the wait up to this: a
+/// probe that fails there costs a moment's queue, not a keyframe burst, and a path that
+/// widens must be found again within seconds. On a path that loses packets the repairs of
+/// its losses wait in that queue and come late (a frozen moment), so there the wait goes
+/// on doubling to [`MOST_WAIT`].
+const MOST_PROBE_WAIT: Duration = Duration::from_secs(8);
+/// A link that lost more than this share of its packets over the last second is lossy.
+pub(crate) const LOSSY: f64 = 0.01;
 const FAILED_CLIMB: Duration = Duration::from_secs(30);
 
 /// A link's climbing rule (see [`CLIMB_HOLD`]). A link that never fell climbs at once.
@@ -112,9 +120,16 @@ pub(crate) struct Climb {
     /// Since when the budget has afforded a climb, after a fall.
     affords_since: Option<Instant>,
     climbed_at: Option<Instant>,
+    /// Whether the path loses packets (see [`MOST_PROBE_WAIT`]).
+    lossy: bool,
 }
 
 impl Climb {
+    /// Says whether the link's path loses packets now (see [`MOST_PROBE_WAIT`]).
+    pub(crate) fn set_lossy(&mut self, lossy: bool) {
+        self.lossy = lossy;
+    }
+
     /// The layer a link on `from` goes to, `choose` having said `to`, at `now`.
     pub(crate) fn gate(&mut self, from: usize, to: usize, now: Instant) -> usize {
         if to > from {
@@ -129,13 +144,21 @@ impl Climb {
             };
             self.until = Some(now + self.wait);
             self.affords_since = None;
+            // A fall that goes on down a layer more is the same failure, not another.
+            self.climbed_at = None;
             return to;
         }
         if to == from {
             // A probe that showed the path cannot carry the climb: as a climb that failed
             // (each probe into a path that cannot take it raises the delay for a moment).
             if self.probing(now) {
-                self.wait = (self.wait * 2).clamp(FIRST_WAIT, MOST_WAIT);
+                let most = if self.lossy {
+                    MOST_WAIT
+                } else {
+                    MOST_PROBE_WAIT
+                };
+                let doubled = (self.wait * 2).clamp(FIRST_WAIT, most);
+                self.wait = self.wait.max(doubled);
                 self.until = Some(now + self.wait);
             }
             self.affords_since = None;
@@ -289,6 +312,46 @@ mod tests {
         assert!(climb.probing(at(9.6)));
         assert_eq!(climb.gate(2, 1, at(11.6)), 1);
         assert!(!climb.probing(at(11.6)), "climbed");
+    }
+
+    #[test]
+    fn a_fall_down_two_layers_is_one_failure_and_failed_probes_wait_at_most_eight_seconds() {
+        let t0 = crate::clock::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        let mut climb = Climb::default();
+        assert_eq!(climb.gate(2, 0, at(0.0)), 0);
+        // The path narrows: down a layer, and a moment later down another. One failure:
+        // the wait is the first one, from the second fall (to 5.2 s).
+        assert_eq!(climb.gate(0, 1, at(1.0)), 1);
+        assert_eq!(climb.gate(1, 2, at(1.2)), 2);
+        assert_eq!(climb.gate(2, 1, at(3.3)), 2);
+        assert!(climb.probing(at(3.3)), "the last 2 s of a 4 s wait");
+        // Probe after probe fails: 8 s each time, never 16 or 32.
+        let mut t = 3.5;
+        for _ in 0..4 {
+            assert_eq!(climb.gate(2, 2, at(t)), 2, "the probe failed");
+            assert_eq!(climb.gate(2, 1, at(t + 5.9)), 2);
+            assert!(!climb.probing(at(t + 5.9)), "6 s into an 8 s wait");
+            assert_eq!(climb.gate(2, 1, at(t + 6.1)), 2);
+            assert!(climb.probing(at(t + 6.1)), "the last 2 s of an 8 s wait");
+            t += 6.2;
+        }
+        // The path widened: the probe holds, and the link climbs at the wait's end.
+        assert_eq!(climb.gate(2, 1, at(t + 1.9)), 1);
+        // On a path that loses packets, failed probes go on doubling the wait.
+        let mut climb = Climb::default();
+        climb.set_lossy(true);
+        assert_eq!(climb.gate(2, 1, at(0.0)), 1);
+        assert_eq!(climb.gate(1, 2, at(1.0)), 2);
+        let mut t = 3.1;
+        for wait in [8.0, 16.0, 32.0, 32.0] {
+            assert_eq!(climb.gate(2, 1, at(t)), 2);
+            assert!(climb.probing(at(t)));
+            assert_eq!(climb.gate(2, 2, at(t + 0.1)), 2, "the probe failed");
+            t += 0.1 + wait - 1.9;
+            assert_eq!(climb.gate(2, 1, at(t - 0.2)), 2);
+            assert!(!climb.probing(at(t - 0.2)), "{wait} s: not yet");
+        }
     }
 
     #[test]
