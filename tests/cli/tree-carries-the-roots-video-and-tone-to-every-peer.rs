@@ -287,9 +287,14 @@ fn the_roots_video_and_tone_reach_every_peer_and_resume_after_a_forwarder_dies()
     // The hand goes up the tree: the presenter (the root) hears of it.
     let speaker = viewers[hand].id.clone();
     viewers[hand].proc.cmd(json!({"cmd": "hand"}));
+    // It names the viewer as it named itself: the root is not linked to it.
+    let hand_name = format!("v{hand}");
     root.proc
         .expect(MEDIA_WAIT, "the raised hand at the root", |v| {
-            event(v) == "hand" && v["peer"] == speaker.as_str() && v["raised"] == true
+            event(v) == "hand"
+                && v["peer"] == speaker.as_str()
+                && v["name"] == hand_name.as_str()
+                && v["raised"] == true
         });
     // Only the root puts anyone on stage: a viewer's word is refused.
     let far_id = viewers[far].id.clone();

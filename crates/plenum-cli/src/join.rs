@@ -722,11 +722,11 @@ fn print_event(out: &Out, event: RoomEvent) {
                 || format!("[relay] {from}: {value}"),
             )
         }
-        RoomEvent::Hand { peer, raised } => out.event(
-            json!({"event": "hand", "peer": peer, "raised": raised}),
+        RoomEvent::Hand { peer, name, raised } => out.event(
+            json!({"event": "hand", "peer": peer, "name": name, "raised": raised}),
             || match raised {
-                true => format!("* {peer} raised a hand"),
-                false => format!("* {peer} lowered a hand"),
+                true => format!("* {name} ({peer}) raised a hand"),
+                false => format!("* {name} ({peer}) lowered a hand"),
             },
         ),
         RoomEvent::Stage { speaker } => out.event(

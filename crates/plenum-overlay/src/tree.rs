@@ -37,8 +37,8 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use plenum_proto::PeerId;
 use plenum_proto::overlay::TopologySpec;
+use plenum_proto::{DisplayName, PeerId};
 
 mod codec;
 pub use codec::TreeFrameError;
@@ -188,6 +188,8 @@ pub enum TreeMsg {
     Hand {
         /// Whose hand.
         peer: PeerId,
+        /// Its name (the root has no link to most of the tree, so no other way to know it).
+        name: DisplayName,
         /// Raised or lowered.
         raised: bool,
     },
@@ -303,6 +305,8 @@ pub enum TreeOutput {
     Hand {
         /// Whose hand.
         peer: PeerId,
+        /// Its name, as it said.
+        name: DisplayName,
         /// Raised or lowered.
         raised: bool,
     },
@@ -822,7 +826,7 @@ impl TreeNode {
 
     /// Raises or lowers our hand: the word goes up to the root (which is told with
     /// [`TreeOutput::Hand`]). A hand raised while we have no parent is not sent.
-    pub fn raise_hand(&mut self, raised: bool) -> Result<(), TreeSendError> {
+    pub fn raise_hand(&mut self, raised: bool, name: DisplayName) -> Result<(), TreeSendError> {
         if self.root {
             return Err(TreeSendError::NoParent);
         }
@@ -831,6 +835,7 @@ impl TreeNode {
             peer: parent,
             msg: TreeMsg::Hand {
                 peer: self.me.clone(),
+                name,
                 raised,
             },
         });
@@ -953,7 +958,7 @@ impl TreeNode {
                     self.report_subtree();
                 }
             }
-            TreeMsg::Hand { peer, raised } => {
+            TreeMsg::Hand { peer, name, raised } => {
                 // Only up the tree, from a linked child: the root hears it.
                 if self
                     .children
@@ -963,11 +968,12 @@ impl TreeNode {
                     return;
                 }
                 if self.root {
-                    self.outputs.push_back(TreeOutput::Hand { peer, raised });
+                    self.outputs
+                        .push_back(TreeOutput::Hand { peer, name, raised });
                 } else if let Some(parent) = self.parent.clone() {
                     self.outputs.push_back(TreeOutput::Send {
                         peer: parent,
-                        msg: TreeMsg::Hand { peer, raised },
+                        msg: TreeMsg::Hand { peer, name, raised },
                     });
                 }
             }

@@ -261,8 +261,8 @@ struct Net {
     up: BTreeSet<(PeerId, PeerId)>,
     queue: VecDeque<(PeerId, Delivery)>,
     got: BTreeMap<(PeerId, Vec<u8>), u32>,
-    /// Hands each node was told of: (the node, whose hand, raised).
-    hands: Vec<(PeerId, PeerId, bool)>,
+    /// Hands each node was told of: (the node, whose hand, its name, raised).
+    hands: Vec<(PeerId, PeerId, String, bool)>,
     /// The stage each node was last told of.
     stages: BTreeMap<PeerId, Option<PeerId>>,
 }
@@ -388,7 +388,10 @@ impl Net {
             TreeOutput::Message { data, .. } => {
                 *self.got.entry((me.clone(), data)).or_default() += 1;
             }
-            TreeOutput::Hand { peer, raised } => self.hands.push((me.clone(), peer, raised)),
+            TreeOutput::Hand { peer, name, raised } => {
+                self.hands
+                    .push((me.clone(), peer, name.as_str().to_owned(), raised));
+            }
             TreeOutput::Stage { speaker } => {
                 self.stages.insert(me.clone(), speaker);
             }
@@ -712,12 +715,23 @@ fn a_raised_hand_reaches_the_root_alone_and_only_the_roots_stage_reaches_everyon
         .unwrap()
         .clone();
     assert!(net.nodes[&far].depth() >= Some(3));
-    net.nodes.get_mut(&far).unwrap().raise_hand(true).unwrap();
+    let name = DisplayName::new("Far Away").unwrap();
+    net.nodes
+        .get_mut(&far)
+        .unwrap()
+        .raise_hand(true, name.clone())
+        .unwrap();
     net.run();
-    assert_eq!(net.hands, vec![(root.clone(), far.clone(), true)]);
+    assert_eq!(
+        net.hands,
+        vec![(root.clone(), far.clone(), "Far Away".to_owned(), true)]
+    );
     // The root has nobody to raise its hand to.
     assert_eq!(
-        net.nodes.get_mut(&root).unwrap().raise_hand(true),
+        net.nodes
+            .get_mut(&root)
+            .unwrap()
+            .raise_hand(true, name.clone()),
         Err(TreeSendError::NoParent)
     );
     // Only the root puts anyone on stage.
@@ -757,6 +771,7 @@ fn a_raised_hand_reaches_the_root_alone_and_only_the_roots_stage_reaches_everyon
         root.clone(),
         TreeMsg::Hand {
             peer: root.clone(),
+            name,
             raised: true,
         },
         now,

@@ -349,9 +349,9 @@ fn tree_step(output: TreeOutput) -> Option<Step> {
             hops,
             data: Bytes::from(data),
         }),
-        TreeOutput::Hand { peer, raised } => {
+        TreeOutput::Hand { peer, name, raised } => {
             tracing::info!(peer = peer.short(), raised, "hand");
-            Step::Event(RoomEvent::Hand { peer, raised })
+            Step::Event(RoomEvent::Hand { peer, name, raised })
         }
         TreeOutput::Stage { speaker } => {
             tracing::info!(speaker = speaker.as_ref().map(PeerId::short), "stage");

@@ -273,6 +273,8 @@ pub enum RoomEvent {
     Hand {
         /// Whose hand.
         peer: PeerId,
+        /// Its name, as it said (most of a tree is not linked to the root).
+        name: DisplayName,
         /// Raised or lowered.
         raised: bool,
     },

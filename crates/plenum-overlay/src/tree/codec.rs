@@ -10,7 +10,7 @@
 //! 4   subtree    size (u32 BE)
 //! 5   data       n (u8), origin id (n bytes), the application's bytes
 //! 6   direct     the application's bytes
-//! 7   hand       raised (u8, 0 or 1), n (u8), the peer's id (n bytes)
+//! 7   hand       raised (u8, 0 or 1), n (u8), the peer's id (n bytes), its name (UTF-8)
 //! 8   stage      n (u8, 0: nobody), the speaker's id (n bytes)
 //! ```
 //!
@@ -19,7 +19,7 @@
 //! decline) travel as [`TreeSignal`]s.
 
 use plenum_proto::overlay::TreeSignal;
-use plenum_proto::{Envelope, EnvelopeKind};
+use plenum_proto::{DisplayName, Envelope, EnvelopeKind};
 
 use super::TreeMsg;
 use crate::wire::{WireError, push_peer, read_peer, read_u32};
@@ -55,6 +55,10 @@ pub enum TreeFrameError {
     /// A peer id that is not one.
     #[error("tree message names an invalid peer id")]
     BadPeer,
+    /// A display name that is not one (not UTF-8, empty, too long, or with control
+    /// characters).
+    #[error("tree message names an invalid display name")]
+    BadName,
     /// A flag byte that is neither 0 nor 1.
     #[error("tree message flag {0} is neither 0 nor 1")]
     BadFlag(u8),
@@ -102,9 +106,10 @@ impl TreeMsg {
                 payload.push(SUBTREE);
                 payload.extend_from_slice(&size.to_be_bytes());
             }
-            Self::Hand { peer, raised } => {
+            Self::Hand { peer, name, raised } => {
                 payload.extend_from_slice(&[HAND, u8::from(*raised)]);
                 push_peer(&mut payload, Some(peer));
+                payload.extend_from_slice(name.as_str().as_bytes());
             }
             Self::Stage { speaker } => {
                 payload.push(STAGE);
@@ -191,8 +196,13 @@ impl TreeMsg {
                     1 => true,
                     _ => return Err(TreeFrameError::BadFlag(*raised)),
                 };
-                let peer = read_peer(p)?.0.ok_or(TreeFrameError::BadPeer)?;
-                Self::Hand { peer, raised }
+                let (peer, name) = read_peer(p)?;
+                let peer = peer.ok_or(TreeFrameError::BadPeer)?;
+                let name = std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|n| DisplayName::new(n).ok())
+                    .ok_or(TreeFrameError::BadName)?;
+                Self::Hand { peer, name, raised }
             }
             STAGE => Self::Stage {
                 speaker: read_peer(p)?.0,
@@ -285,10 +295,12 @@ mod tests {
             },
             TreeMsg::Hand {
                 peer: peer("v"),
+                name: DisplayName::new("Ada Lovelace").unwrap(),
                 raised: true,
             },
             TreeMsg::Hand {
                 peer: peer("v"),
+                name: DisplayName::new("é").unwrap(),
                 raised: false,
             },
             TreeMsg::Stage {
@@ -325,13 +337,18 @@ mod tests {
             TreeMsg::from_envelope(&env),
             Err(TreeFrameError::Truncated(0))
         );
-        env.payload = vec![HAND, 2, 1, b'v'];
+        env.payload = vec![HAND, 2, 1, b'v', b'A'];
         assert_eq!(
             TreeMsg::from_envelope(&env),
             Err(TreeFrameError::BadFlag(2))
         );
-        env.payload = vec![HAND, 1, 0];
+        env.payload = vec![HAND, 1, 0, b'A'];
         assert_eq!(TreeMsg::from_envelope(&env), Err(TreeFrameError::BadPeer));
+        // A hand without a name, with one that is not UTF-8, with a control character.
+        for name in [&b""[..], &[0xff, 0xfe], b"a\nb"] {
+            env.payload = [&[HAND, 1, 1, b'v'][..], name].concat();
+            assert_eq!(TreeMsg::from_envelope(&env), Err(TreeFrameError::BadName));
+        }
         env.payload = vec![HAND, 1, 5, b'v'];
         assert_eq!(
             TreeMsg::from_envelope(&env),

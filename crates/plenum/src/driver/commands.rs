@@ -134,7 +134,8 @@ impl Driver {
                 let _ = reply.send(self.core.set_stage(speaker));
             }
             Command::Hand { raised, reply } => {
-                let _ = reply.send(self.core.raise_hand(raised));
+                let name = self.config.name.clone();
+                let _ = reply.send(self.core.raise_hand(raised, name));
             }
             Command::TreeSend { to, data, reply } => {
                 let _ = reply.send(self.core.tree_send(to, data.to_vec()));

@@ -447,9 +447,13 @@ impl RoomCore {
     }
 
     /// Raises or lowers our hand to a tree's root.
-    pub(crate) fn raise_hand(&mut self, raised: bool) -> Result<(), TreeSendError> {
+    pub(crate) fn raise_hand(
+        &mut self,
+        raised: bool,
+        name: DisplayName,
+    ) -> Result<(), TreeSendError> {
         match self.overlay.tree() {
-            Some(tree) => tree.raise_hand(raised).map_err(TreeSendError::from),
+            Some(tree) => tree.raise_hand(raised, name).map_err(TreeSendError::from),
             None => Err(TreeSendError::NotATree),
         }
     }
