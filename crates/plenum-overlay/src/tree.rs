@@ -728,12 +728,7 @@ impl TreeNode {
                     },
                 });
             }
-            self.outputs.push_back(TreeOutput::Send {
-                peer: peer.clone(),
-                msg: TreeMsg::Stage {
-                    speaker: self.stage.clone(),
-                },
-            });
+            self.tell_stage(peer.clone());
             self.replay(&peer);
             self.report_subtree();
             self.state();
@@ -827,9 +822,7 @@ impl TreeNode {
     /// Raises or lowers our hand: the word goes up to the root (which is told with
     /// [`TreeOutput::Hand`]). A hand raised while we have no parent is not sent.
     pub fn raise_hand(&mut self, raised: bool, name: DisplayName) -> Result<(), TreeSendError> {
-        if self.root {
-            return Err(TreeSendError::NoParent);
-        }
+        // The root has none.
         let parent = self.parent.clone().ok_or(TreeSendError::NoParent)?;
         self.outputs.push_back(TreeOutput::Send {
             peer: parent,
@@ -862,17 +855,19 @@ impl TreeNode {
             return;
         }
         self.stage = speaker.clone();
-        self.outputs.push_back(TreeOutput::Stage {
-            speaker: speaker.clone(),
-        });
+        self.outputs.push_back(TreeOutput::Stage { speaker });
         for child in self.children() {
-            self.outputs.push_back(TreeOutput::Send {
-                peer: child,
-                msg: TreeMsg::Stage {
-                    speaker: speaker.clone(),
-                },
-            });
+            self.tell_stage(child);
         }
+    }
+
+    /// Tells `child` who is on stage.
+    fn tell_stage(&mut self, child: PeerId) {
+        let speaker = self.stage.clone();
+        self.outputs.push_back(TreeOutput::Send {
+            peer: child,
+            msg: TreeMsg::Stage { speaker },
+        });
     }
 
     /// Sends the application's bytes to tree neighbours, one hop (they do not pass them

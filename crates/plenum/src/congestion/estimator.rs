@@ -7,9 +7,10 @@
 //! between a delay and the least delay seen, so [`PathEstimator`] reads the queue directly:
 //! - the **standing queue** is the least queueing delay of a feedback batch (jitter in the
 //!   receiver's stamping adds to some packets, never to all of them);
-//! - above [`HIGH_QUEUE`] ([`PROBE_QUEUE`] while the link probes) the estimate falls to [`BACKOFF`] times what arrived (the rate the
-//!   bottleneck was seen to drain), and does not fall again until the cut has had a round
-//!   trip to show, and then only if the queue is not draining;
+//! - above [`HIGH_QUEUE`] ([`PROBE_QUEUE`] while the link probes) the estimate falls to
+//!   [`BACKOFF`] times what arrived (the rate the bottleneck was seen to drain), and does
+//!   not fall again until the cut has had a round trip to show, and then only if the queue
+//!   is not draining;
 //! - under [`LOW_QUEUE`] it grows: fast until the first sign of congestion (the path is
 //!   probed rather than crept up to), then gently near the rate that last congested it, and
 //!   faster again once well above it or long after;
