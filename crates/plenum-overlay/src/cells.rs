@@ -15,9 +15,11 @@
 
 mod directory;
 mod layout;
+mod stage;
 
 pub use directory::{CellDirectory, CellDirectoryConfig, CellDirectoryConfigBuilder};
 pub use layout::Layout;
+pub use stage::{STAGE_SEATS, StageBoard};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};

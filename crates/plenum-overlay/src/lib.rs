@@ -34,7 +34,9 @@ pub mod relay;
 pub mod tree;
 mod wire;
 
-pub use cells::{CellDirectory, CellDirectoryConfig, CellMesh, CellMeshConfig, Layout};
+pub use cells::{
+    CellDirectory, CellDirectoryConfig, CellMesh, CellMeshConfig, Layout, STAGE_SEATS, StageBoard,
+};
 pub use frame::{FrameError, MeshFrame};
 pub use full_mesh::{FullMesh, FullMeshConfig, FullMeshConfigBuilder};
 pub use host::{Claim, HostConfig, HostFrameError, HostMsg, HostNode, HostOutput, HostSeat};

@@ -138,6 +138,16 @@ pub enum ClientToServer {
         /// The epoch of the host that went (from the `host` frame that said so).
         epoch: u64,
     },
+    /// In a cells room: whether the sender wants the stage (its voice to every cell), because
+    /// it speaks or has raised its hand. Sent when either changes; the server answers the
+    /// room with `stage` when the seats change.
+    Floor {
+        /// Its voice is on (the speaking detector's word, with its hysteresis).
+        speaking: bool,
+        /// Its hand is up.
+        #[serde(default)]
+        hand: bool,
+    },
     /// Leave the room; the server then closes the connection.
     Leave {},
     /// Keep-alive; answered with `pong`.
@@ -153,6 +163,7 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "signal",
     "signal_root",
     "claim_host",
+    "floor",
     "leave",
     "ping",
 ];
@@ -255,6 +266,17 @@ pub struct Limits {
     pub max_peers_per_room: usize,
 }
 
+/// A peer on a cells room's stage, with what the others need to route and show its voice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageSeat {
+    /// The peer.
+    pub peer: PeerId,
+    /// Its display name.
+    pub name: DisplayName,
+    /// Its cell.
+    pub cell: u32,
+}
+
 /// A frame the signaling server sends to a peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -299,6 +321,12 @@ pub enum ServerToClient {
     Cell {
         /// The plan; it replaces the last one.
         plan: crate::overlay::CellPlan,
+    },
+    /// In a cells room: who holds each seat of the stage, whose voice reaches every cell.
+    /// Sent to every member when a seat changes, and to a member after its welcome.
+    Stage {
+        /// The seats, always the room's stage size long; `null` for an empty one.
+        seats: Vec<Option<StageSeat>>,
     },
     /// In a tree room: the receiver is now the root (sent to the first root claimant after
     /// its welcome, and to the standby that takes over from a root that left).

@@ -12,11 +12,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use plenum_overlay::{CellDirectory, CellDirectoryConfig, HostSeat, RelayConfig, TreeConfig};
+use plenum_overlay::{
+    CellDirectory, CellDirectoryConfig, HostSeat, RelayConfig, STAGE_SEATS, StageBoard, TreeConfig,
+};
 use plenum_proto::identity::{PublicKey, join_message};
 use plenum_proto::overlay::TopologySpec;
 use plenum_proto::signal::{
-    ClientToServer, ErrorCode, Limits, PeerSummary, Role, ServerToClient, SignalPayload,
+    ClientToServer, ErrorCode, Limits, PeerSummary, Role, ServerToClient, SignalPayload, StageSeat,
 };
 use plenum_proto::token::{Claims, Grants, TokenError};
 use plenum_proto::{DisplayName, PROTOCOL_VERSION, PeerId, RoomName};
@@ -191,6 +193,8 @@ struct Room {
     /// The cell plan of a cellular room: its members learn their cell and bridges from
     /// it, not the whole roster.
     cells: Option<CellDirectory>,
+    /// A cellular room's stage, and the seats its members were last told.
+    stage: Option<(StageBoard, Vec<Option<StageSeat>>)>,
     /// Who is root of a tree room, and who stands by.
     tree: Option<TreeRoot>,
     /// Who hosts a host room.
@@ -542,6 +546,20 @@ impl Registry {
             (ClientToServer::ClaimHost { epoch }, Some((room, me))) => {
                 self.claim_host(conn, &room, me, epoch)
             }
+            (ClientToServer::Floor { speaking, hand }, Some((room, me))) => {
+                match self.rooms.get_mut(&room).and_then(|r| r.stage.as_mut()) {
+                    Some((board, _)) => {
+                        board.set_wants(&me, speaking || hand);
+                        self.stage_changed(&room);
+                    }
+                    None => self.refuse(
+                        conn,
+                        ErrorCode::BadTopology,
+                        format!("room {room} is not a cells room: it has no stage"),
+                        false,
+                    ),
+                }
+            }
             (ClientToServer::Signal { to, from, payload }, Some((room, me))) => {
                 if from.as_ref().is_some_and(|f| *f != me) {
                     return self.refuse(
@@ -681,11 +699,15 @@ impl Registry {
                     }
                 };
                 let seat = matches!(topology, TopologySpec::Host {}).then(HostSeat::new);
+                let stage = cells
+                    .is_some()
+                    .then(|| (StageBoard::new(STAGE_SEATS), vec![None; STAGE_SEATS]));
                 let room = Room {
                     password,
                     members: BTreeMap::new(),
                     topology,
                     cells,
+                    stage,
                     tree,
                     seat,
                 };
@@ -722,7 +744,10 @@ impl Registry {
                 role,
             });
             self.welcome(conn, &room_name, &peer, grants, resume);
-            return self.send_plans(&room_name);
+            if !self.send_plans(&room_name) {
+                self.tell_stage(&room_name, conn);
+            }
+            return;
         }
         if let Some(tree) = room.tree.as_mut() {
             // A tree's peers learn whom to link from the tree: nobody else hears of a join.
@@ -847,6 +872,7 @@ impl Registry {
             .and_then(|c| c.plan(peer));
         if let Some(plan) = plan {
             self.send(conn, ServerToClient::Cell { plan });
+            self.tell_stage(room_name, conn);
         }
         self.tell_seat(room_name, conn);
         let is_root = self
@@ -985,10 +1011,11 @@ impl Registry {
         );
     }
 
-    /// Sends every plan the room's cell directory has changed to its peer.
-    fn send_plans(&mut self, room_name: &RoomName) {
+    /// Sends every plan the room's cell directory has changed to its peer. Returns whether
+    /// the stage went to every member too (a seated peer's cell moved).
+    fn send_plans(&mut self, room_name: &RoomName) -> bool {
         let Some(room) = self.rooms.get_mut(room_name) else {
-            return;
+            return false;
         };
         let mut frames = Vec::new();
         if let Some(cells) = room.cells.as_mut() {
@@ -1001,6 +1028,64 @@ impl Registry {
         }
         for (conn, plan) in frames {
             self.send(conn, ServerToClient::Cell { plan });
+        }
+        // A seated peer's cell may have moved with the plans.
+        self.stage_changed(room_name)
+    }
+
+    /// A cellular room's stage as its members are told it: each seat's holder with its name
+    /// and cell.
+    fn stage_seats(&self, room_name: &RoomName) -> Option<Vec<Option<StageSeat>>> {
+        let room = self.rooms.get(room_name)?;
+        let (board, _) = room.stage.as_ref()?;
+        let cells = room.cells.as_ref()?;
+        Some(
+            board
+                .seats()
+                .iter()
+                .map(|seat| {
+                    let peer = seat.as_ref()?;
+                    Some(StageSeat {
+                        peer: peer.clone(),
+                        name: room.members.get(peer)?.name.clone(),
+                        cell: cells.cell_of(peer)?,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// Tells every member of a cellular room the stage, if it changed since they were last
+    /// told. Returns whether it did.
+    fn stage_changed(&mut self, room_name: &RoomName) -> bool {
+        let Some(seats) = self.stage_seats(room_name) else {
+            return false;
+        };
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return false;
+        };
+        let Some((board, sent)) = room.stage.as_mut() else {
+            return false;
+        };
+        board.take_changed();
+        if *sent == seats {
+            return false;
+        }
+        sent.clone_from(&seats);
+        let conns: Vec<ConnId> = room.members.values().filter_map(|m| m.conn).collect();
+        for conn in conns {
+            let seats = seats.clone();
+            self.send(conn, ServerToClient::Stage { seats });
+        }
+        true
+    }
+
+    /// Tells a member who joined or came back the stage, if anyone is on it.
+    fn tell_stage(&mut self, room_name: &RoomName, conn: ConnId) {
+        if let Some(seats) = self.stage_seats(room_name)
+            && seats.iter().any(Option::is_some)
+        {
+            self.send(conn, ServerToClient::Stage { seats });
         }
     }
 
@@ -1034,13 +1119,17 @@ impl Registry {
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };
+        if let Some((board, _)) = room.stage.as_mut() {
+            board.handle_leave(peer);
+        }
         if let Some(cells) = room.cells.as_mut() {
             cells.handle_leave(peer);
             if room.members.is_empty() {
                 self.rooms.remove(room_name);
                 return;
             }
-            return self.send_plans(room_name);
+            self.send_plans(room_name);
+            return;
         }
         if let Some(tree) = room.tree.as_mut() {
             tree.standby.retain(|p| p != peer);

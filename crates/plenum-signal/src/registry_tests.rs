@@ -904,6 +904,77 @@ fn a_resumed_session_gets_its_plan_again() {
     assert_eq!(plan.members.len(), 2);
 }
 
+fn stages(frames: &[ServerToClient]) -> Vec<Vec<Option<PeerId>>> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerToClient::Stage { seats } => Some(
+                seats
+                    .iter()
+                    .map(|s| s.as_ref().map(|s| s.peer.clone()))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_cellular_rooms_stage_seats_who_speaks_and_tells_everyone() {
+    let mut w = World::new(RegistryConfig::default());
+    let cells = json!({"topology": {"kind": "cells", "cell_size": 3}});
+    w.try_join(1, "big", cells);
+    for conn in 2..=6 {
+        w.join(conn, "big", None);
+    }
+    let id = |conn: ConnId| identity(conn).peer_id();
+    let out = w.frame(3, r#"{"type":"floor","speaking":true}"#);
+    for conn in 1..=6 {
+        assert_eq!(
+            stages(&sent_to(&out, conn)),
+            vec![vec![Some(id(3)), None, None, None]],
+            "peer {conn} told the stage"
+        );
+    }
+    match sent_to(&out, 1).iter().find_map(|f| match f {
+        ServerToClient::Stage { seats } => seats[0].clone(),
+        _ => None,
+    }) {
+        Some(seat) => {
+            assert_eq!(seat.name.as_str(), "n3");
+            assert!(seat.cell < 2, "two cells of three: {}", seat.cell);
+        }
+        None => panic!("no seat"),
+    }
+    // Saying it again sends nothing; a hand takes the next seat.
+    let out = w.frame(3, r#"{"type":"floor","speaking":true}"#);
+    assert!(stages(&sent_to(&out, 1)).is_empty());
+    let out = w.frame(5, r#"{"type":"floor","speaking":false,"hand":true}"#);
+    assert_eq!(
+        stages(&sent_to(&out, 2)),
+        vec![vec![Some(id(3)), Some(id(5)), None, None]]
+    );
+    // A newcomer hears the stage after its plan; a speaker that leaves frees its seat.
+    let out = w.try_join(7, "big", json!({}));
+    assert_eq!(
+        stages(&sent_to(&out, 7)),
+        vec![vec![Some(id(3)), Some(id(5)), None, None]]
+    );
+    let out = w.frame(3, r#"{"type":"leave"}"#);
+    assert_eq!(
+        stages(&sent_to(&out, 7)),
+        vec![vec![None, Some(id(5)), None, None]]
+    );
+}
+
+#[test]
+fn the_floor_in_a_room_without_a_stage_is_refused() {
+    let mut w = World::new(RegistryConfig::default());
+    w.join(1, "mesh", None);
+    let out = w.frame(1, r#"{"type":"floor","speaking":true}"#);
+    assert_eq!(error_code(&sent_to(&out, 1)), Some(ErrorCode::BadTopology));
+}
+
 #[test]
 fn a_cellular_room_holds_more_than_a_mesh_room() {
     let mut w = World::new(RegistryConfig {
