@@ -736,6 +736,16 @@ fn print_event(out: &Out, event: RoomEvent) {
                 None => "* nobody is on stage".into(),
             },
         ),
+        RoomEvent::Seats { seats } => {
+            let shown: Vec<String> = seats
+                .iter()
+                .map(|s| s.as_ref().map_or("-".into(), |s| s.name.to_string()))
+                .collect();
+            out.event(
+                json!({"event": "seats", "seats": seats}),
+                || format!("* on stage: {}", shown.join(", ")),
+            )
+        }
         RoomEvent::TreeLink { peer, edge } => out.event(
             json!({"event": edge.as_str(), "peer": peer}),
             || format!("* {} {peer}", edge.as_str().replace('_', " ")),

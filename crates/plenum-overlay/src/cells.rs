@@ -166,6 +166,7 @@ impl CellMesh {
                 .map(|(p, (cell, _))| (p.clone(), *cell))
                 .collect(),
             epoch: plan.epoch,
+            radices: plan.layout.radices().to_vec(),
         })
     }
 

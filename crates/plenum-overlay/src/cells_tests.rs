@@ -132,6 +132,7 @@ fn a_plan_links_the_cell_and_the_bridges_smaller_id_offering() {
             is_bridge: true,
             bridges: vec![(id("b0"), 3), (id("b1"), 1)],
             epoch: 1,
+            radices: vec![3, 3],
         })
     );
     assert!(out.contains(&Output::PeerCell {

@@ -211,6 +211,9 @@ pub struct MeshState {
     pub bridges: Vec<(PeerId, u32)>,
     /// The layout's number (grows when the room is split anew).
     pub epoch: u32,
+    /// The layout's radices: cell `c` written in them, least significant digit first (empty
+    /// for a room of one cell).
+    pub radices: Vec<u16>,
 }
 
 /// A sans-IO topology.

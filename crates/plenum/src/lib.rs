@@ -32,6 +32,7 @@
 mod admission;
 mod audio;
 mod backlog;
+mod cell_stage;
 pub mod baseline;
 mod clock;
 mod config;

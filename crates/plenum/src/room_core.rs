@@ -217,6 +217,9 @@ pub(crate) struct RoomCore {
     overlay_at: Instant,
     /// Whether links follow the overlay (a cell plan, the tree), not the roster.
     sparse: bool,
+    /// In a cells room: whether we want the stage, because we speak or our hand is up, as
+    /// the server was last told.
+    floor: Floor,
     /// Peers the server said left while our link to them was up: gone when the link goes.
     server_gone: BTreeSet<PeerId>,
     /// Whether the server connection is there, and whether its queue refused a frame.
@@ -225,6 +228,13 @@ pub(crate) struct RoomCore {
     /// Frames for the server that could not go yet.
     backlog: Backlog<ClientToServer>,
     outputs: VecDeque<Output>,
+}
+
+/// Why we want a cells room's stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Floor {
+    pub(crate) speaking: bool,
+    pub(crate) hand: bool,
 }
 
 /// What a core is made with.
@@ -286,6 +296,7 @@ impl RoomCore {
             overlay,
             overlay_at: now,
             sparse,
+            floor: Floor::default(),
             server_gone: BTreeSet::new(),
             server_up: true,
             server_busy: false,

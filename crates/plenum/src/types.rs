@@ -284,6 +284,12 @@ pub enum RoomEvent {
         /// The peer on stage.
         speaker: Option<PeerId>,
     },
+    /// In a cells room: who holds each seat of the stage, whose voices reach every cell
+    /// (`None`: an empty seat). The server seats whoever speaks or raises a hand.
+    Seats {
+        /// The seats, in order; a seat's voice keeps its seat while it speaks.
+        seats: Vec<Option<plenum_proto::signal::StageSeat>>,
+    },
     /// A tree link opened or closed.
     TreeLink {
         /// The peer at the other end.

@@ -99,6 +99,27 @@ impl Layout {
         found
     }
 
+    /// The highest digit in which `a` and `b` differ; `None` for one cell. A broadcast from
+    /// `a`'s cell enters `b` along this digit (digits are fixed lowest first).
+    pub fn last_difference(&self, a: u32, b: u32) -> Option<u8> {
+        (0..self.radices.len())
+            .rev()
+            .find(|d| self.digit(a, *d) != self.digit(b, *d))
+            .map(|d| d as u8)
+    }
+
+    /// Whether a broadcast from `origin`'s cell enters `cell` from `via`: the neighbour of
+    /// `cell` along [`Self::last_difference`] that has `origin`'s digit there.
+    pub fn enters_from(&self, origin: u32, cell: u32, via: u32) -> bool {
+        match self.last_difference(origin, cell) {
+            Some(d) => {
+                self.edge_digit(cell, via) == Some(d)
+                    && self.digit(via, usize::from(d)) == self.digit(origin, usize::from(d))
+            }
+            None => false,
+        }
+    }
+
     /// The neighbours of `cell` with the digit each differs in, in digit then cell order.
     pub fn neighbours(&self, cell: u32) -> Vec<(u8, u32)> {
         let mut out = Vec::new();
@@ -134,6 +155,36 @@ mod tests {
             assert!(l.cell_count() >= cells, "{cells}: {:?}", l.radices());
             assert!(l.radices().iter().all(|r| (2..=12).contains(r)));
         }
+    }
+
+    #[test]
+    fn every_cell_is_entered_from_exactly_one_neighbour_of_a_broadcasts_tree() {
+        let l = Layout::from_radices(&[3, 4, 2]).unwrap();
+        for origin in 0..l.cell_count() {
+            for cell in 0..l.cell_count() {
+                let parents: Vec<u32> = l
+                    .neighbours(cell)
+                    .into_iter()
+                    .map(|(_, n)| n)
+                    .filter(|n| l.enters_from(origin, cell, *n))
+                    .collect();
+                if cell == origin {
+                    assert!(parents.is_empty());
+                    assert_eq!(l.last_difference(origin, cell), None);
+                    continue;
+                }
+                assert_eq!(parents.len(), 1, "{origin} -> {cell}: {parents:?}");
+                // The parent is one digit nearer the origin, along a lower digit than the
+                // step into the cell.
+                let parent = parents[0];
+                let d = l.last_difference(origin, cell).unwrap();
+                assert!(l.last_difference(origin, parent).is_none_or(|p| p < d));
+            }
+        }
+        // Cells 1 and 10 of [3, 4, 2] (digits 1,0,0 and 1,3,0) differ in digit 1.
+        assert_eq!(l.last_difference(1, 10), Some(1));
+        assert!(l.enters_from(1, 10, 1));
+        assert!(!l.enters_from(1, 10, 4));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use plenum_proto::overlay::CellPlan;
 use plenum_proto::signal::{ClientToServer, PeerSummary, ServerToClient, SignalPayload};
 use plenum_proto::{ChannelName, DisplayName, PeerId};
 
-use super::{Output, RoomCore};
+use super::{Floor, Output, RoomCore};
 use crate::overlay::{Overlay, Step};
 use crate::types::{RoomError, RoomEvent, TreeSendError};
 
@@ -179,6 +179,11 @@ impl RoomCore {
                     && self.sparse
                 {
                     self.on_plan(plan);
+                }
+            }
+            ServerToClient::Stage { seats } => {
+                if self.cells_room() {
+                    self.event(RoomEvent::Seats { seats });
                 }
             }
             ServerToClient::Root {} => {
@@ -452,9 +457,44 @@ impl RoomCore {
         raised: bool,
         name: DisplayName,
     ) -> Result<(), TreeSendError> {
+        if self.cells_room() {
+            let floor = Floor {
+                hand: raised,
+                ..self.floor
+            };
+            self.set_floor(floor);
+            return Ok(());
+        }
         match self.overlay.tree() {
             Some(tree) => tree.raise_hand(raised, name).map_err(TreeSendError::from),
             None => Err(TreeSendError::NotATree),
+        }
+    }
+
+    /// Whether the room is cellular (links follow a cell plan).
+    pub(crate) fn cells_room(&self) -> bool {
+        matches!(self.overlay, Overlay::Mesh(_)) && self.sparse
+    }
+
+    /// In a cells room: whether our voice is on (the speaking detector's word). The server
+    /// hears of a change, and seats us on the stage or frees our seat.
+    pub(crate) fn set_speaking(&mut self, speaking: bool) {
+        if self.cells_room() {
+            let floor = Floor {
+                speaking,
+                ..self.floor
+            };
+            self.set_floor(floor);
+        }
+    }
+
+    fn set_floor(&mut self, floor: Floor) {
+        if floor != self.floor {
+            self.floor = floor;
+            self.for_server(ClientToServer::Floor {
+                speaking: floor.speaking,
+                hand: floor.hand,
+            });
         }
     }
 

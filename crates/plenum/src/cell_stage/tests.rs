@@ -1,0 +1,218 @@
+//! The stage's forwarding on a virtual clock: which neighbours a seated voice comes from
+//! and goes to, and the words that keep each peer to one copy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use plenum_overlay::MeshState;
+use plenum_proto::signal::StageSeat;
+use plenum_proto::{DisplayName, PeerId};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp::{Header, Packet};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+
+use super::{CellStage, Control, ControlError, SOURCE_SILENCE, STAGE_SEATS};
+use crate::outbound::TrackSender;
+
+fn peer(name: &str) -> PeerId {
+    PeerId::new(format!("{name:0<8}")).expect("a peer id")
+}
+
+/// A link's stage tracks; seat `i`'s SSRC is `base + i`.
+fn tracks(base: u32) -> Vec<Option<TrackSender>> {
+    (0..STAGE_SEATS)
+        .map(|i| {
+            let track = MediaStreamTrack::new(
+                "stream".to_owned(),
+                format!("stage{i}-{base}"),
+                "label".to_owned(),
+                RtpCodecKind::Audio,
+                vec![],
+            );
+            let track = TrackLocalStaticSample::new(crate::clock::now(), track).expect("a track");
+            Some(TrackSender {
+                track: Arc::new(track),
+                ssrc: base + i as u32,
+                payload_type: 111,
+            })
+        })
+        .collect()
+}
+
+fn voice(ssrc: u32, seq: u16) -> Packet {
+    Packet {
+        header: Header {
+            version: 2,
+            payload_type: 111,
+            sequence_number: seq,
+            timestamp: u32::from(seq) * 960,
+            ssrc,
+            ..Header::default()
+        },
+        payload: vec![0xf8, 0xff, 0xfe].into(),
+    }
+}
+
+/// "m" in cell 1 of three cells (radices [3]) with cell mates "a" and "b", and bridges to
+/// "x" in cell 0 and "y" in cell 2. Every link is up; link `n`'s SSRCs start at `n * 100`.
+fn stage() -> CellStage {
+    let stage = CellStage::new(peer("m"));
+    stage.place(&MeshState {
+        cell: 1,
+        cells: 3,
+        cell_size: 3,
+        is_bridge: true,
+        bridges: vec![(peer("x"), 0), (peer("y"), 2)],
+        epoch: 1,
+        radices: vec![3],
+    });
+    for (n, name) in ["a", "b", "x", "y"].iter().enumerate() {
+        stage.adopt(&peer(name), &tracks((n as u32 + 1) * 100));
+    }
+    stage
+}
+
+fn seat(name: &str, cell: u32) -> Option<StageSeat> {
+    Some(StageSeat {
+        peer: peer(name),
+        name: DisplayName::new(name).expect("a name"),
+        cell,
+    })
+}
+
+/// Which links the writes went to, by their seat-0 SSRC base.
+fn went_to(writes: &[super::Write]) -> Vec<u32> {
+    let mut to: Vec<u32> = writes.iter().map(|(_, p)| p.header.ssrc / 100).collect();
+    to.sort_unstable();
+    to
+}
+
+#[test]
+fn a_voice_from_the_cell_it_enters_by_floods_the_cell_and_a_copy_is_stopped() {
+    let stage = stage();
+    let now = Instant::now();
+    assert_eq!(stage.set_seats(&[seat("h", 0), None, None, None]), None);
+    // Over the bridge from cell 0 (we are an entry): to both cell mates, not on to cell 2
+    // (cell 0 reaches it itself).
+    let pushed = stage.push(&peer("x"), 0, &voice(7, 1), now);
+    assert_eq!(pushed.play, Some(peer("h")));
+    assert_eq!(went_to(&pushed.writes), [1, 2]);
+    assert!(pushed.controls.is_empty());
+    // Another entry floods it too: that copy is neither played nor passed on, and its
+    // sender is told to stop, once per interval.
+    let copy = stage.push(&peer("a"), 0, &voice(8, 1), now);
+    assert_eq!(copy.play, None);
+    assert!(copy.writes.is_empty());
+    let prune = Control::Prune {
+        seat: 0,
+        holder: peer("h"),
+    };
+    assert_eq!(copy.controls, [(peer("a"), prune)]);
+    let again = stage.push(&peer("a"), 0, &voice(8, 2), now + Duration::from_millis(20));
+    assert!(again.controls.is_empty());
+    // The source falls silent: the neighbour we stopped is asked to send again.
+    let later = now + SOURCE_SILENCE;
+    let graft = Control::Graft {
+        seat: 0,
+        holder: peer("h"),
+    };
+    assert_eq!(stage.tick(later), [(peer("a"), graft)]);
+    // From a cell mate the voice is played and goes nowhere: the mate's entry flooded it.
+    let from_mate = stage.push(&peer("a"), 0, &voice(8, 3), later);
+    assert_eq!(from_mate.play, Some(peer("h")));
+    assert!(from_mate.writes.is_empty());
+}
+
+#[test]
+fn a_voice_from_our_cell_comes_from_its_speaker_and_goes_over_every_bridge() {
+    let stage = stage();
+    let now = Instant::now();
+    stage.set_seats(&[None, seat("a", 1), None, None]);
+    let pushed = stage.push(&peer("a"), 1, &voice(9, 1), now);
+    assert_eq!(pushed.play, Some(peer("a")));
+    assert_eq!(went_to(&pushed.writes), [3, 4], "both bridges, no cell mate");
+    // Nobody else may send us our own cell's voice: a bridge's copy is stopped.
+    let stray = stage.push(&peer("x"), 1, &voice(10, 1), now);
+    assert_eq!(stray.play, None);
+    assert!(stray.writes.is_empty());
+    assert_eq!(stray.controls.len(), 1);
+    // An empty seat carries nothing.
+    let empty = stage.push(&peer("a"), 2, &voice(9, 2), now);
+    assert_eq!(empty.play, None);
+    assert!(empty.writes.is_empty());
+}
+
+#[test]
+fn our_seat_goes_to_every_neighbour_but_those_that_stopped_us() {
+    let stage = stage();
+    let now = Instant::now();
+    assert_eq!(stage.set_seats(&[None, None, seat("m", 1), None]), Some(2));
+    let writes = stage.push_own(2, vec![1, 2, 3].into(), now);
+    assert_eq!(went_to(&writes), [1, 2, 3, 4]);
+    // Each link's copy carries that link's own track.
+    assert!(writes.iter().all(|(_, p)| p.header.ssrc % 100 == 2));
+    let prune = |holder: &str| Control::Prune {
+        seat: 2,
+        holder: peer(holder),
+    };
+    stage.control(&peer("y"), prune("m"));
+    // A word about another holder's voice is stale and changes nothing.
+    stage.control(&peer("x"), prune("h"));
+    let writes = stage.push_own(2, vec![4].into(), now);
+    assert_eq!(went_to(&writes), [1, 2, 3]);
+    let graft = Control::Graft {
+        seat: 2,
+        holder: peer("m"),
+    };
+    stage.control(&peer("y"), graft);
+    assert_eq!(went_to(&stage.push_own(2, vec![5].into(), now)), [1, 2, 3, 4]);
+    // Not ours any more: nothing goes.
+    stage.set_seats(&[None, None, seat("b", 1), None]);
+    assert!(stage.push_own(2, vec![6].into(), now).is_empty());
+}
+
+#[test]
+fn a_lost_source_asks_the_stopped_to_send_and_a_new_holder_starts_afresh() {
+    let stage = stage();
+    let now = Instant::now();
+    stage.set_seats(&[seat("h", 0), None, None, None]);
+    stage.push(&peer("x"), 0, &voice(7, 1), now);
+    let copy = stage.push(&peer("b"), 0, &voice(8, 1), now);
+    assert_eq!(copy.controls.len(), 1);
+    let graft = Control::Graft {
+        seat: 0,
+        holder: peer("h"),
+    };
+    assert_eq!(stage.drop_link(&peer("x")), [(peer("b"), graft)]);
+    let pushed = stage.push(&peer("b"), 0, &voice(8, 2), now);
+    assert_eq!(pushed.play, Some(peer("h")));
+    // Another holder: the seat's tree is new; whoever sends first is the source.
+    stage.set_seats(&[seat("g", 2), None, None, None]);
+    assert_eq!(stage.holder(0), Some(peer("g")));
+    // Cell 2's voice enters cell 1 over the bridge to y.
+    let pushed = stage.push(&peer("y"), 0, &voice(11, 1), now);
+    assert_eq!(pushed.play, Some(peer("g")));
+    assert_eq!(went_to(&pushed.writes), [1, 2]);
+}
+
+#[test]
+fn stage_words_round_trip_and_broken_ones_are_errors() {
+    for word in [
+        Control::Prune {
+            seat: 3,
+            holder: peer("h"),
+        },
+        Control::Graft {
+            seat: 0,
+            holder: peer("g"),
+        },
+    ] {
+        assert_eq!(Control::decode(&word.encode()), Ok(word));
+    }
+    assert_eq!(Control::decode(&[0]), Err(ControlError::Truncated(1)));
+    assert_eq!(Control::decode(b"\x00\x09h0000000"), Err(ControlError::BadSeat(9)));
+    assert_eq!(Control::decode(b"\x07\x00h0000000"), Err(ControlError::UnknownOp(7)));
+    assert_eq!(Control::decode(b"\x00\x00"), Err(ControlError::BadHolder));
+    assert_eq!(Control::decode(b"\x00\x00\xff\xfe"), Err(ControlError::BadHolder));
+}
