@@ -4,7 +4,7 @@
 //! offset  size  field
 //! 0       1     version (1)
 //! 1       1     kind (0 data, 1 ping, 2 pong, 3 heartbeat, 4 bye, 5 stream, 6 mesh,
-//!                     7 tree, 8 relay, 9 host, 10 state)
+//!                     7 tree, 8 relay, 9 host, 10 state, 11 stage)
 //! 2       1     hops: how many times an overlay has forwarded it (0 = from the sender)
 //! 3       1     n: channel name length in bytes, 0..=12 (0 for control kinds)
 //! 4       n     channel name, UTF-8
@@ -49,6 +49,9 @@ pub enum EnvelopeKind {
     Host,
     /// The sender's shared state (JSON: audio on, hand raised...), replacing the last.
     State,
+    /// A cells room's word between neighbours about a seat's voice on the stage (stop
+    /// sending it to me, send it again), read by the engine's stage forwarding.
+    Stage,
 }
 
 /// What a [`EnvelopeKind::Stream`] envelope says about one of the sender's streams.
@@ -94,6 +97,7 @@ impl EnvelopeKind {
             Self::Relay => 8,
             Self::Host => 9,
             Self::State => 10,
+            Self::Stage => 11,
         }
     }
 
@@ -110,6 +114,7 @@ impl EnvelopeKind {
             8 => Self::Relay,
             9 => Self::Host,
             10 => Self::State,
+            11 => Self::Stage,
             _ => return None,
         })
     }

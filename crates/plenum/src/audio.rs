@@ -45,6 +45,9 @@ pub(crate) enum AudioCmd {
     /// Our voice goes on a tree's stage (to every peer of the room), not on our links'
     /// audio tracks; or no longer.
     Stage(bool),
+    /// Our voice holds this seat of a cells room's stage (to every cell), not our cell
+    /// links' audio tracks; or no seat.
+    Seat(Option<usize>),
     /// Echo cancellation and noise suppression for microphone sources.
     Processing(ProcessingConfig),
     /// The level of our source's last frame (dBFS; -inf without a source).
@@ -65,6 +68,7 @@ impl std::fmt::Debug for AudioCmd {
             Self::Source(s) => write!(f, "Source({})", s.is_some()),
             Self::Muted(m) => write!(f, "Muted({m})"),
             Self::Stage(s) => write!(f, "Stage({s})"),
+            Self::Seat(s) => write!(f, "Seat({s:?})"),
             Self::Processing(p) => write!(f, "Processing({p:?})"),
             Self::Sink(s, _) => write!(f, "Sink({})", s.is_some()),
             Self::Level(_) => f.write_str("Level"),
@@ -78,8 +82,9 @@ impl std::fmt::Debug for AudioCmd {
 pub(crate) struct RtpIn {
     /// Whose voice it is (in a tree, the root's or the stage speaker's).
     pub(crate) peer: PeerId,
-    /// The link it came over: a new one is a new stream of that voice (its own numbers).
-    pub(crate) via: PeerId,
+    /// The link it came over, and the link's track: a new one is a new stream of that voice
+    /// (its own numbers). Tracks: [`TRACK_AUDIO`], [`TRACK_STAGE`], a seat's.
+    pub(crate) via: (PeerId, u8),
     pub(crate) seq: u16,
     pub(crate) timestamp: u32,
     pub(crate) payload: Bytes,
@@ -92,17 +97,40 @@ pub(crate) struct AudioHandle {
     pub(crate) rtp: mpsc::Sender<RtpIn>,
     /// What each heard peer's jitter buffer counts, refreshed every [`REPORT_EVERY`] frames.
     pub(crate) hearing: Hearing,
+    /// A cells room's stage forwarding, which our voice goes through while it holds a seat.
+    pub(crate) cells: Arc<crate::cell_stage::CellStage>,
+    /// Whether our voice is on, as a detector with a long hold says (a cells room's server
+    /// seats us on the stage while it is).
+    pub(crate) speaking: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The audio task's figures per heard peer, read by [`crate::Room::stats`].
 pub(crate) type Hearing = Arc<Mutex<HashMap<PeerId, crate::stats::AudioReport>>>;
 
+/// Our own voice's detector: as the room's for others, but "not speaking" only after 2 s
+/// of quiet, so that a cells room's stage keeps a speaker's seat through its pauses.
+const OWN_SPEAKING: SpeakingConfig = SpeakingConfig {
+    on_dbfs: -45.0,
+    off_dbfs: -55.0,
+    on_frames: 3,
+    off_frames: 100,
+};
+
 /// How often (in frames) the figures in [`Hearing`] are refreshed: five times a second.
 const REPORT_EVERY: u64 = 10;
 
+/// A link's audio track, as [`RtpIn::via`] names it.
+pub(crate) const TRACK_AUDIO: u8 = 0;
+/// A tree link's stage track.
+pub(crate) const TRACK_STAGE: u8 = 1;
+/// A cells link's track of seat `n`.
+pub(crate) fn track_seat(n: usize) -> u8 {
+    2 + n as u8
+}
+
 struct Remote {
-    /// The link this voice's packets come over.
-    via: PeerId,
+    /// The link (and its track) this voice's packets come over.
+    via: (PeerId, u8),
     jitter: JitterBuffer,
     decoder: OpusDecoder,
     speaking: SpeakingDetector,
@@ -126,6 +154,11 @@ struct Task {
     /// Our voice is the tree's stage: it goes through `tree`.
     on_stage: bool,
     tree: Arc<crate::tree_media::TreeMedia>,
+    /// Our voice holds this seat of a cells room's stage: it goes through `cells`.
+    seat: Option<usize>,
+    cells: Arc<crate::cell_stage::CellStage>,
+    own_speaking: SpeakingDetector,
+    speaking: tokio::sync::watch::Sender<bool>,
     sink: Option<Box<dyn AudioSink>>,
     events: crate::events::EventSender,
     frame: Vec<f32>,
@@ -203,10 +236,12 @@ pub(crate) fn spawn(
     processing: ProcessingConfig,
     opus: OpusConfig,
     tree: Arc<crate::tree_media::TreeMedia>,
+    cells: Arc<crate::cell_stage::CellStage>,
 ) -> (AudioHandle, crate::media_thread::MediaThread) {
     let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (rtp, rtp_rx) = mpsc::channel(RTP_QUEUE);
     let hearing = Hearing::default();
+    let (speaking, speaking_rx) = tokio::sync::watch::channel(false);
     let task = Task {
         hearing: Arc::clone(&hearing),
         senders: HashMap::new(),
@@ -221,6 +256,10 @@ pub(crate) fn spawn(
         muted: false,
         on_stage: false,
         tree,
+        seat: None,
+        cells: Arc::clone(&cells),
+        own_speaking: SpeakingDetector::new(OWN_SPEAKING),
+        speaking,
         sink: None,
         events,
         frame: vec![0.0; FRAME_SAMPLES],
@@ -230,7 +269,14 @@ pub(crate) fn spawn(
         local_level: f32::NEG_INFINITY,
     };
     let thread = crate::media_thread::MediaThread::spawn("plenum-audio", task.run(cmd_rx, rtp_rx));
-    (AudioHandle { cmds, rtp, hearing }, thread)
+    let handle = AudioHandle {
+        cmds,
+        rtp,
+        hearing,
+        cells,
+        speaking: speaking_rx,
+    };
+    (handle, thread)
 }
 
 impl AudioHandle {
@@ -311,9 +357,13 @@ impl Task {
                 }
                 self.source = source;
                 self.update_processor();
+                // A new source (or none) starts quiet.
+                self.own_speaking = SpeakingDetector::new(OWN_SPEAKING);
+                self.speaking.send_replace(false);
             }
             AudioCmd::Muted(muted) => self.muted = muted,
             AudioCmd::Stage(on) => self.on_stage = on,
+            AudioCmd::Seat(seat) => self.seat = seat,
             AudioCmd::Processing(config) => {
                 self.processing = config;
                 self.update_processor();
@@ -474,7 +524,15 @@ impl Task {
             processor.capture(&mut self.frame);
         }
         self.local_level = plenum_media::analysis::rms_dbfs(&self.frame);
-        if self.muted || (self.senders.is_empty() && !self.on_stage) {
+        let level = if self.muted {
+            f32::NEG_INFINITY
+        } else {
+            self.local_level
+        };
+        if let Some(speaking) = self.own_speaking.handle_level(level) {
+            self.speaking.send_replace(speaking);
+        }
+        if self.muted || (self.senders.is_empty() && !self.on_stage && self.seat.is_none()) {
             return;
         }
         if self.frames.is_multiple_of(ADAPT_EVERY) {
@@ -496,6 +554,10 @@ impl Task {
         };
         if self.on_stage {
             crate::tree_media::send(self.tree.push_own(packet, now)).await;
+            return;
+        }
+        if let Some(seat) = self.seat {
+            crate::tree_media::send(self.cells.push_own(seat, packet, now)).await;
             return;
         }
         send_to_all(&self.senders, packet, FRAME, now, "audio").await;

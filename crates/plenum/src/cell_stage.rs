@@ -221,6 +221,11 @@ impl CellStage {
         self.state().place.bridges.contains_key(peer)
     }
 
+    /// Our bridge partners.
+    pub(crate) fn bridges(&self) -> BTreeSet<PeerId> {
+        self.state().place.bridges.keys().cloned().collect()
+    }
+
     /// The server's seats. Returns the seat that is ours, if one is: our voice then goes on
     /// it ([`CellStage::push_own`]), not on our cell links' audio tracks.
     pub(crate) fn set_seats(&self, seats: &[Option<StageSeat>]) -> Option<usize> {
@@ -228,11 +233,7 @@ impl CellStage {
         let state = &mut *state;
         let mut ours = None;
         for (i, seat) in state.seats.iter_mut().enumerate() {
-            let holder = seats
-                .get(i)
-                .cloned()
-                .flatten()
-                .map(|s| (s.peer, s.cell));
+            let holder = seats.get(i).cloned().flatten().map(|s| (s.peer, s.cell));
             if holder.as_ref().is_some_and(|(p, _)| *p == state.me) {
                 ours = Some(i);
             }
@@ -245,9 +246,15 @@ impl CellStage {
     }
 
     /// Who holds `seat`.
+    #[cfg(test)]
     pub(crate) fn holder(&self, seat: usize) -> Option<PeerId> {
         let state = self.state();
-        state.seats.get(seat)?.holder.as_ref().map(|(p, _)| p.clone())
+        state
+            .seats
+            .get(seat)?
+            .holder
+            .as_ref()
+            .map(|(p, _)| p.clone())
     }
 
     /// A link's media is up with these stage tracks (one per seat).
@@ -294,6 +301,8 @@ impl CellStage {
             Control::Prune { seat, holder } => (seat, holder, true),
             Control::Graft { seat, holder } => (seat, holder, false),
         };
+        let seat_n = seat;
+        let state = &mut *state;
         let Some(seat) = state.seats.get_mut(usize::from(seat)) else {
             return;
         };
@@ -301,6 +310,13 @@ impl CellStage {
         if seat.holder.as_ref().map(|(p, _)| p) != Some(&holder) {
             return;
         }
+        tracing::debug!(
+            me = state.me.short(),
+            from = from.short(),
+            seat = seat_n,
+            stop,
+            "a neighbour's word on a seat"
+        );
         if stop {
             seat.stop_us.insert(from.clone());
         } else {
@@ -337,6 +353,13 @@ impl CellStage {
                 .get(from)
                 .is_none_or(|at| now.saturating_duration_since(*at) >= PRUNE_AGAIN);
             if due {
+                tracing::debug!(
+                    me = state.me.short(),
+                    seat,
+                    from = from.short(),
+                    source = s.source.as_ref().map(|(p, _)| p.short()),
+                    "a copy of a seat's voice: stop it"
+                );
                 s.stopped.insert(from.clone(), now);
                 let prune = Control::Prune {
                     seat: seat as u8,
@@ -347,6 +370,14 @@ impl CellStage {
             return pushed;
         }
         s.stopped.remove(from);
+        if s.source.as_ref().is_none_or(|(p, _)| p != from) {
+            tracing::debug!(
+                me = state.me.short(),
+                seat,
+                from = from.short(),
+                "a seat's voice comes from this neighbour"
+            );
+        }
         s.source = Some((from.clone(), now));
         let targets = targets(state, seat, &holder, holder_cell, Some(from));
         pushed.writes = forward(state, seat, targets, packet, now);
@@ -487,6 +518,14 @@ fn forward(
 ) -> Vec<Write> {
     let links = &state.links;
     let s = &mut state.seats[seat];
+    if s.out != targets {
+        tracing::debug!(
+            me = state.me.short(),
+            seat,
+            to = ?targets.iter().map(PeerId::short).collect::<Vec<_>>(),
+            "a seat's voice goes to"
+        );
+    }
     for gone in s.out.difference(&targets) {
         s.unit.remove_link(gone);
     }

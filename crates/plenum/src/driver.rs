@@ -9,7 +9,7 @@
 //! [`Room`](crate::Room) handles talk to it over a bounded command channel; webrtc-rs
 //! callbacks and data-channel readers forward into it over bounded channels.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -50,6 +50,10 @@ const MEDIA_STOP: Duration = Duration::from_secs(5);
 /// the stage in a tree room.
 const MAX_TRACKS_PER_LINK: usize = 3;
 const MAX_TRACKS_PER_TREE_LINK: usize = 4;
+/// And a cells room's: a track per seat of the stage besides.
+const MAX_TRACKS_PER_CELLS_LINK: usize = 3 + plenum_overlay::STAGE_SEATS;
+/// Words about the stage's voices waiting to be written to neighbours.
+const STAGE_WORDS_QUEUE: usize = 256;
 
 pub(crate) struct Driver {
     config: RoomConfig,
@@ -96,6 +100,14 @@ pub(crate) struct Driver {
     media: Vec<crate::media_thread::MediaThread>,
     /// A tree room: links carry the stage too, and media is forwarded down the tree.
     tree_room: bool,
+    /// A cells room: links carry the stage's seats too, and seated voices are forwarded
+    /// from cell to cell.
+    cells_room: bool,
+    /// Bridge partners: their links carry the stage, not our own media.
+    bridges: BTreeSet<PeerId>,
+    /// Words about the stage's voices from the track readers, for our neighbours.
+    stage_words_tx: mpsc::Sender<(PeerId, crate::cell_stage::Control)>,
+    stage_words_rx: mpsc::Receiver<(PeerId, crate::cell_stage::Control)>,
 }
 
 impl Driver {
@@ -126,6 +138,7 @@ impl Driver {
         let overlay = Overlay::for_room(&me, &topology, &config, now, seed, clock_seq);
         let host_room = matches!(overlay, Overlay::Host(_));
         let tree_room = matches!(overlay, Overlay::Tree(_));
+        let cells_room = matches!(topology, plenum_proto::overlay::TopologySpec::Cells { .. });
         let core_config = room_core::CoreConfig {
             me: me.clone(),
             identity: config.identity.clone(),
@@ -147,6 +160,7 @@ impl Driver {
         let (link_tx, link_rx) = mpsc::channel(LINK_EVENT_QUEUE);
         let (data_tx, data_rx) = mpsc::channel(LINK_DATA_QUEUE);
         let (reconnect_tx, reconnect_rx) = mpsc::channel(1);
+        let (stage_words_tx, stage_words_rx) = mpsc::channel(STAGE_WORDS_QUEUE);
         let base_ice = config.ice_servers.clone();
         let (synced, _) = tokio::sync::watch::channel(!host_room);
         let mut driver = Self {
@@ -179,6 +193,10 @@ impl Driver {
             video,
             media,
             tree_room,
+            cells_room,
+            bridges: BTreeSet::new(),
+            stage_words_tx,
+            stage_words_rx,
         };
         driver.use_server_ice(ice_servers);
         driver
@@ -222,6 +240,11 @@ impl Driver {
                 Some(data) = self.data_rx.recv() => self.on_data(data),
                 event = next_signal(&mut self.signal) => self.on_signal(event),
                 Some(back) = self.reconnect_rx.recv() => self.on_reconnected(back),
+                Some((peer, word)) = self.stage_words_rx.recv() => self.say(&peer, &word),
+                Ok(()) = self.audio.speaking.changed() => {
+                    let speaking = *self.audio.speaking.borrow_and_update();
+                    self.core.set_speaking(speaking);
+                }
                 Some(verdict) = self.verifying.join_next() => match verdict {
                     Ok((peer, ok)) => self.tell(Input::Verdict { peer, ok }),
                     Err(e) => tracing::warn!(error = %e, "the verify hook did not finish"),
@@ -298,6 +321,16 @@ impl Driver {
                     };
                     self.tree_moved(place).await;
                 }
+                if let RoomEvent::MeshState(state) = &event
+                    && self.cells_room
+                {
+                    self.audio.cells.place(state);
+                    self.cells_moved().await;
+                }
+                if let RoomEvent::Seats { seats } = &event {
+                    let ours = self.audio.cells.set_seats(seats);
+                    self.tell_audio(crate::audio::AudioCmd::Seat(ours));
+                }
                 if let RoomEvent::Stage { speaker } = &event {
                     let ours =
                         self.video
@@ -359,6 +392,7 @@ impl Driver {
             }
             Output::MediaUp { peer } => self.media_up(&peer).await,
             Output::Keyframes { peer } => self.keyframes(&peer),
+            Output::StageWord { peer, word } => self.audio.cells.control(&peer, word),
             Output::Pong { id, rtt } => {
                 if let Some(reply) = self.ping_replies.remove(&id) {
                     let _ = reply.send(Ok(rtt));
@@ -434,6 +468,7 @@ impl Driver {
         {
             Ok(mut link) => {
                 link.carries_stage = self.tree_room;
+                link.carries_seats = self.cells_room;
                 self.links.insert(peer.clone(), link);
                 self.links.get_mut(peer)
             }
@@ -619,7 +654,24 @@ impl Driver {
         if self.addresses.changed() {
             self.tell(Input::AddressesChanged);
         }
+        if self.cells_room {
+            for (peer, word) in self.audio.cells.tick(now) {
+                self.say(&peer, &word);
+            }
+        }
         self.tell(Input::Tick);
+    }
+
+    /// Writes a word about the stage's voices to a neighbour.
+    fn say(&mut self, peer: &PeerId, word: &crate::cell_stage::Control) {
+        let envelope = Envelope {
+            kind: EnvelopeKind::Stage,
+            hops: 0,
+            channel: None,
+            id: 0,
+            payload: word.encode(),
+        };
+        self.write(peer, Bytes::from(envelope.encode()));
     }
 
     fn on_data(&mut self, data: LinkData) {

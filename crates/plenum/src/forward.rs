@@ -112,6 +112,8 @@ pub struct Forwarder<K> {
     /// The upstream SSRC of each layer, largest first.
     layers: Vec<u32>,
     links: HashMap<K, Link>,
+    /// The last output of links removed: one added again is numbered on from it.
+    retired: HashMap<K, (u16, u32)>,
     /// When a keyframe of each layer was last asked for.
     asked: HashMap<usize, Instant>,
     /// Layers a keyframe is wanted of, not yet asked for (inside the gap).
@@ -127,6 +129,7 @@ impl<K: Clone + Eq + Hash> Forwarder<K> {
             kind,
             layers: Vec::new(),
             links: HashMap::new(),
+            retired: HashMap::new(),
             asked: HashMap::new(),
             wanted: BTreeSet::new(),
             packets: VecDeque::new(),
@@ -162,8 +165,16 @@ impl<K: Clone + Eq + Hash> Forwarder<K> {
     }
 
     /// A downstream link: its track's SSRC and payload type, and the layer it starts on.
-    /// It gets nothing before a keyframe of that layer, which is asked for.
+    /// It gets nothing before a keyframe of that layer, which is asked for. A link that was
+    /// removed (it stopped taking the stream for a while) is numbered on from its last
+    /// output: the receiver's SRTP follows a stream by its sequence numbers, and a stream
+    /// that jumped by half their range would be refused there.
     pub fn add_link(&mut self, key: K, ssrc: u32, payload_type: u8, layer: usize, now: Instant) {
+        let last = self
+            .links
+            .get(&key)
+            .and_then(|l| l.last)
+            .or_else(|| self.retired.remove(&key));
         self.links.insert(
             key,
             Link {
@@ -171,14 +182,16 @@ impl<K: Clone + Eq + Hash> Forwarder<K> {
                 payload_type,
                 target: layer,
                 anchor: None,
-                last: None,
+                last,
             },
         );
         self.want_keyframe(layer, now);
     }
 
     pub fn remove_link(&mut self, key: &K) {
-        self.links.remove(key);
+        if let Some(last) = self.links.remove(key).and_then(|l| l.last) {
+            self.retired.insert(key.clone(), last);
+        }
     }
 
     /// The layer a link's estimate allows (0: the largest). It moves at that layer's next

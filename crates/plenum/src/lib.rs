@@ -32,8 +32,8 @@
 mod admission;
 mod audio;
 mod backlog;
-mod cell_stage;
 pub mod baseline;
+mod cell_stage;
 mod clock;
 mod config;
 mod congestion;

@@ -248,12 +248,27 @@ pub(crate) struct Link {
     pub(crate) carries_stage: bool,
     /// Our Opus track for the stage (see `tree_media.rs`).
     pub(crate) stage: Option<LinkTrack>,
+    /// Whether the link carries a cells room's stage: one Opus track per seat.
+    pub(crate) carries_seats: bool,
+    /// Our Opus tracks for the seats, in seat order (see `cell_stage.rs`).
+    pub(crate) seats: Vec<LinkTrack>,
     /// The readers of the peer's tracks: aborted when the link closes.
     pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Tracks the peer offered beyond [`crate::driver`]'s bound, left unread.
     pub(crate) refused_tracks: u32,
     /// What the link's chain learns of its path: the estimate, the round trip, its queue.
     pub(crate) stats: Arc<crate::congestion::LinkStats>,
+}
+
+/// The label of a cells room's seat tracks, followed by the seat's number (`seat0`); their
+/// ids are `{label}-{peer id}`.
+pub(crate) const SEAT_LABEL: &str = "seat";
+
+/// The seat a track carries, from its id (`seat2-...`), in a cells room.
+pub(crate) fn seat_of(track_id: &str) -> Option<usize> {
+    let (label, _) = track_id.split_once('-')?;
+    let seat: usize = label.strip_prefix(SEAT_LABEL)?.parse().ok()?;
+    (seat < plenum_overlay::STAGE_SEATS).then_some(seat)
 }
 
 /// The `a=mid` of a description's first media section, the one a bundle's candidates
@@ -414,6 +429,8 @@ impl Link {
             screen: None,
             carries_stage: false,
             stage: None,
+            carries_seats: false,
+            seats: Vec::new(),
             tasks: Vec::new(),
             refused_tracks: 0,
             stats,
@@ -435,6 +452,12 @@ impl Link {
         if self.carries_stage && self.stage.is_none() {
             self.stage = Some(self.add_track(me, "stage").await?);
         }
+        if self.carries_seats && self.seats.is_empty() {
+            for seat in 0..plenum_overlay::STAGE_SEATS {
+                let track = self.add_track(me, &format!("{SEAT_LABEL}{seat}")).await?;
+                self.seats.push(track);
+            }
+        }
         Ok(())
     }
 
@@ -449,6 +472,9 @@ impl Link {
         };
         let (kind, codec, mime) = match label {
             "audio" | "stage" => (RtpCodecKind::Audio, opus_codec(), MIME_TYPE_OPUS),
+            seat if seat.starts_with(SEAT_LABEL) => {
+                (RtpCodecKind::Audio, opus_codec(), MIME_TYPE_OPUS)
+            }
             _ => (RtpCodecKind::Video, vp8_codec(), MIME_TYPE_VP8),
         };
         // Track ids differ between the two ends: webrtc-rs routes feedback by track id.

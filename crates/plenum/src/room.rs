@@ -87,11 +87,13 @@ impl Room {
         tracing::info!(room = %room, peer = me.short(), peers = roster_len, "joined");
         let opus = crate::audio::opus_config(config.audio_bitrate_kbps);
         let tree = std::sync::Arc::new(crate::tree_media::TreeMedia::default());
+        let cells = std::sync::Arc::new(crate::cell_stage::CellStage::new(me.clone()));
         let (audio, audio_thread) = crate::audio::spawn(
             events_tx.clone(),
             config.voice_processing,
             opus,
             std::sync::Arc::clone(&tree),
+            cells,
         );
         let (video, video_thread) =
             crate::video::spawn(events_tx.clone(), config.video_bitrate_kbps, tree);

@@ -135,6 +135,11 @@ pub(crate) enum Output {
     MediaUp { peer: PeerId },
     /// Send keyframes on the link to `peer` (it came back).
     Keyframes { peer: PeerId },
+    /// A neighbour's word about a seat's voice on a cells room's stage.
+    StageWord {
+        peer: PeerId,
+        word: crate::cell_stage::Control,
+    },
     /// Our ping `id` came back after `rtt`.
     Pong { id: u64, rtt: Duration },
     /// Our ping `id` had no pong in time.
@@ -596,6 +601,10 @@ impl RoomCore {
             EnvelopeKind::State => match serde_json::from_slice(&envelope.payload) {
                 Ok(state) => self.event(RoomEvent::State { peer, state }),
                 Err(e) => self.malformed(peer, "state", e),
+            },
+            EnvelopeKind::Stage => match crate::cell_stage::Control::decode(&envelope.payload) {
+                Ok(word) => self.outputs.push_back(Output::StageWord { peer, word }),
+                Err(e) => self.malformed(peer, "stage word", e),
             },
             EnvelopeKind::Bye => {
                 let known = self.roster.remove(&peer).is_some();

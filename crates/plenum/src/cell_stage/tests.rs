@@ -2,7 +2,7 @@
 //! and goes to, and the words that keep each peer to one copy.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use plenum_overlay::MeshState;
 use plenum_proto::signal::StageSeat;
@@ -91,7 +91,7 @@ fn went_to(writes: &[super::Write]) -> Vec<u32> {
 #[test]
 fn a_voice_from_the_cell_it_enters_by_floods_the_cell_and_a_copy_is_stopped() {
     let stage = stage();
-    let now = Instant::now();
+    let now = crate::clock::now();
     assert_eq!(stage.set_seats(&[seat("h", 0), None, None, None]), None);
     // Over the bridge from cell 0 (we are an entry): to both cell mates, not on to cell 2
     // (cell 0 reaches it itself).
@@ -127,11 +127,15 @@ fn a_voice_from_the_cell_it_enters_by_floods_the_cell_and_a_copy_is_stopped() {
 #[test]
 fn a_voice_from_our_cell_comes_from_its_speaker_and_goes_over_every_bridge() {
     let stage = stage();
-    let now = Instant::now();
+    let now = crate::clock::now();
     stage.set_seats(&[None, seat("a", 1), None, None]);
     let pushed = stage.push(&peer("a"), 1, &voice(9, 1), now);
     assert_eq!(pushed.play, Some(peer("a")));
-    assert_eq!(went_to(&pushed.writes), [3, 4], "both bridges, no cell mate");
+    assert_eq!(
+        went_to(&pushed.writes),
+        [3, 4],
+        "both bridges, no cell mate"
+    );
     // Nobody else may send us our own cell's voice: a bridge's copy is stopped.
     let stray = stage.push(&peer("x"), 1, &voice(10, 1), now);
     assert_eq!(stray.play, None);
@@ -146,7 +150,7 @@ fn a_voice_from_our_cell_comes_from_its_speaker_and_goes_over_every_bridge() {
 #[test]
 fn our_seat_goes_to_every_neighbour_but_those_that_stopped_us() {
     let stage = stage();
-    let now = Instant::now();
+    let now = crate::clock::now();
     assert_eq!(stage.set_seats(&[None, None, seat("m", 1), None]), Some(2));
     let writes = stage.push_own(2, vec![1, 2, 3].into(), now);
     assert_eq!(went_to(&writes), [1, 2, 3, 4]);
@@ -166,7 +170,10 @@ fn our_seat_goes_to_every_neighbour_but_those_that_stopped_us() {
         holder: peer("m"),
     };
     stage.control(&peer("y"), graft);
-    assert_eq!(went_to(&stage.push_own(2, vec![5].into(), now)), [1, 2, 3, 4]);
+    assert_eq!(
+        went_to(&stage.push_own(2, vec![5].into(), now)),
+        [1, 2, 3, 4]
+    );
     // Not ours any more: nothing goes.
     stage.set_seats(&[None, None, seat("b", 1), None]);
     assert!(stage.push_own(2, vec![6].into(), now).is_empty());
@@ -175,7 +182,7 @@ fn our_seat_goes_to_every_neighbour_but_those_that_stopped_us() {
 #[test]
 fn a_lost_source_asks_the_stopped_to_send_and_a_new_holder_starts_afresh() {
     let stage = stage();
-    let now = Instant::now();
+    let now = crate::clock::now();
     stage.set_seats(&[seat("h", 0), None, None, None]);
     stage.push(&peer("x"), 0, &voice(7, 1), now);
     let copy = stage.push(&peer("b"), 0, &voice(8, 1), now);
@@ -211,8 +218,17 @@ fn stage_words_round_trip_and_broken_ones_are_errors() {
         assert_eq!(Control::decode(&word.encode()), Ok(word));
     }
     assert_eq!(Control::decode(&[0]), Err(ControlError::Truncated(1)));
-    assert_eq!(Control::decode(b"\x00\x09h0000000"), Err(ControlError::BadSeat(9)));
-    assert_eq!(Control::decode(b"\x07\x00h0000000"), Err(ControlError::UnknownOp(7)));
+    assert_eq!(
+        Control::decode(b"\x00\x09h0000000"),
+        Err(ControlError::BadSeat(9))
+    );
+    assert_eq!(
+        Control::decode(b"\x07\x00h0000000"),
+        Err(ControlError::UnknownOp(7))
+    );
     assert_eq!(Control::decode(b"\x00\x00"), Err(ControlError::BadHolder));
-    assert_eq!(Control::decode(b"\x00\x00\xff\xfe"), Err(ControlError::BadHolder));
+    assert_eq!(
+        Control::decode(b"\x00\x00\xff\xfe"),
+        Err(ControlError::BadHolder)
+    );
 }

@@ -9,7 +9,9 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{mpsc, oneshot};
 use webrtc::media_stream::track_remote::TrackRemote;
 
-use super::{Driver, MAX_TRACKS_PER_LINK, MAX_TRACKS_PER_TREE_LINK, MEDIA_STOP};
+use super::{
+    Driver, MAX_TRACKS_PER_CELLS_LINK, MAX_TRACKS_PER_LINK, MAX_TRACKS_PER_TREE_LINK, MEDIA_STOP,
+};
 use crate::audio::{AudioCmd, AudioHandle, RtpIn};
 use crate::outbound::TrackSender;
 use crate::types::{RoomError, RoomEvent};
@@ -19,6 +21,9 @@ impl Driver {
     /// Tells the media tasks a link's tracks went away (replaced, dropped or closed).
     pub(super) fn audio_down(&mut self, peer: &PeerId) {
         self.video.tree.drop_link(peer);
+        for (to, word) in self.audio.cells.drop_link(peer) {
+            self.say(&to, &word);
+        }
         self.media_tasks_down(peer);
     }
 
@@ -140,7 +145,7 @@ impl Driver {
             links,
             video,
             audio,
-            forwarded_packets: self.video.tree.forwarded(),
+            forwarded_packets: self.video.tree.forwarded() + self.audio.cells.forwarded(),
         }
     }
 
@@ -182,10 +187,37 @@ impl Driver {
             track_sender(stage, peer, "stage").await,
         ];
         let now = crate::clock::now();
-        if !self.video.tree.adopt(peer, &tracks, &stats, now) {
+        let mut seats = Vec::new();
+        for track in link.seats.clone() {
+            seats.push(track_sender(Some(track), peer, "seat").await);
+        }
+        let forwarded = self.video.tree.adopt(peer, &tracks, &stats, now);
+        if self.cells_room {
+            self.audio.cells.adopt(peer, &seats);
+        }
+        // A bridge partner's link carries the stage from cell to cell, nothing of ours.
+        if !forwarded && !self.audio.cells.is_bridge(peer) {
             self.own_media_up(peer, tracks, &stats);
         }
         self.flush_pending(peer);
+    }
+
+    /// Our bridges in a cells room may have changed with a new plan: a link that became one
+    /// stops carrying our own media, one that no longer is carries it again.
+    pub(super) async fn cells_moved(&mut self) {
+        let now = self.audio.cells.bridges();
+        let before = std::mem::replace(&mut self.bridges, now.clone());
+        for peer in now.difference(&before) {
+            if self.links.contains_key(peer) {
+                tracing::debug!(peer = peer.short(), "a bridge now: the stage only");
+                self.media_tasks_down(peer);
+            }
+        }
+        for peer in before.difference(&now) {
+            if self.links.contains_key(peer) {
+                self.media_up(peer).await;
+            }
+        }
     }
 
     /// Our own media goes out on a link's tracks.
@@ -252,6 +284,8 @@ impl Driver {
         };
         let bound = if self.tree_room {
             MAX_TRACKS_PER_TREE_LINK
+        } else if self.cells_room {
+            MAX_TRACKS_PER_CELLS_LINK
         } else {
             MAX_TRACKS_PER_LINK
         };
@@ -272,10 +306,15 @@ impl Driver {
             return;
         }
         let track_id = track.track_id().await;
+        let seat = crate::link::seat_of(&track_id).filter(|_| self.cells_room);
         let task = if self.tree_room && track_id.starts_with("stage-") {
             let audio = self.audio.clone();
             let tree = Arc::clone(&self.video.tree);
             tokio::spawn(read_stage(audio, peer, track, tree))
+        } else if let Some(seat) = seat {
+            let audio = self.audio.clone();
+            let words = self.stage_words_tx.clone();
+            tokio::spawn(read_seat(audio, peer, track, seat, words))
         } else if self.core.is_viewer(&peer) {
             tracing::info!(
                 peer = peer.short(),
@@ -345,7 +384,7 @@ async fn read_stage(
                 if let Some(speaker) = tree.speaker() {
                     let _ = audio.packet(RtpIn {
                         peer: speaker,
-                        via: peer.clone(),
+                        via: (peer.clone(), crate::audio::TRACK_STAGE),
                         seq: packet.header.sequence_number,
                         timestamp: packet.header.timestamp,
                         payload: packet.payload,
@@ -357,6 +396,49 @@ async fn read_stage(
         }
     }
     tracing::debug!(peer = peer.short(), refused, "stage track ended");
+}
+
+/// Reads a neighbour's track of a seat of a cells room's stage: the voice it carries is
+/// passed on along the cells and played as the seated peer's, when this neighbour is the
+/// seat's source; a copy from another is dropped and its sender told to stop.
+async fn read_seat(
+    audio: AudioHandle,
+    peer: PeerId,
+    track: Arc<dyn TrackRemote>,
+    seat: usize,
+    words: mpsc::Sender<(PeerId, crate::cell_stage::Control)>,
+) {
+    use webrtc::media_stream::track_remote::TrackRemoteEvent;
+    let mut copies = 0u64;
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                let now = crate::clock::now();
+                let pushed = audio.cells.push(&peer, seat, &packet, now);
+                for word in pushed.controls {
+                    if words.try_send(word).is_err() {
+                        tracing::debug!("stage word dropped; the next copy asks again");
+                    }
+                }
+                crate::tree_media::send(pushed.writes).await;
+                match pushed.play {
+                    Some(voice) => {
+                        let _ = audio.packet(RtpIn {
+                            peer: voice,
+                            via: (peer.clone(), crate::audio::track_seat(seat)),
+                            seq: packet.header.sequence_number,
+                            timestamp: packet.header.timestamp,
+                            payload: packet.payload,
+                        });
+                    }
+                    None => copies += 1,
+                }
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+    tracing::debug!(peer = peer.short(), seat, copies, "seat track ended");
 }
 
 /// Reads a peer's Opus track and hands its packets to the audio task.
@@ -389,7 +471,7 @@ async fn read_track(
                 };
                 let rtp = RtpIn {
                     peer: voice,
-                    via: peer.clone(),
+                    via: (peer.clone(), crate::audio::TRACK_AUDIO),
                     seq: packet.header.sequence_number,
                     timestamp: packet.header.timestamp,
                     payload: packet.payload,

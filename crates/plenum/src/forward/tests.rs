@@ -308,6 +308,38 @@ fn audio_is_forwarded_from_any_packet_and_no_keyframe_is_asked_for() {
 }
 
 #[test]
+fn a_link_removed_and_added_again_is_numbered_on_from_its_last_packet() {
+    let t0 = crate::clock::now();
+    let mut f = Forwarder::new(Kind::Audio);
+    f.set_upstream(&[U0], t0);
+    f.add_link("a", 0xa, 111, 0, t0);
+    let voice = |seq: u16| Packet {
+        header: Header {
+            version: 2,
+            payload_type: 111,
+            sequence_number: seq,
+            timestamp: u32::from(seq) * 960,
+            ssrc: U0,
+            ..Header::default()
+        },
+        payload: Bytes::from_static(&[0xfc, 0xff, 0xfe]),
+    };
+    f.push(&voice(100));
+    f.push(&voice(101));
+    f.remove_link(&"a");
+    f.push(&voice(102));
+    // Back after a while, and from another upstream far along its own numbers.
+    f.add_link("a", 0xa, 111, 0, t0);
+    f.set_upstream(&[U1], t0);
+    let mut far = voice(40_000);
+    far.header.ssrc = U1;
+    f.push(&far);
+    let out = numbers(&drain(&mut f), "a");
+    assert_eq!(out.len(), 3);
+    assert!(consecutive(&out), "{out:?}");
+}
+
+#[test]
 fn packets_of_no_known_stream_empty_or_garbled_are_dropped_not_forwarded() {
     let t0 = crate::clock::now();
     let mut f = Forwarder::new(Kind::Video);

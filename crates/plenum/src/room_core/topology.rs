@@ -181,10 +181,8 @@ impl RoomCore {
                     self.on_plan(plan);
                 }
             }
-            ServerToClient::Stage { seats } => {
-                if self.cells_room() {
-                    self.event(RoomEvent::Seats { seats });
-                }
+            ServerToClient::Stage { seats } if self.cells_room() => {
+                self.event(RoomEvent::Seats { seats });
             }
             ServerToClient::Root {} => {
                 if let Some(tree) = self.overlay.tree() {

@@ -1,0 +1,349 @@
+//! The stage of a cells room: twenty-four peers in cells of at most four. Each peer hears
+//! its cell mates; a voice reaches the other cells only from the stage, whose seats the
+//! server gives whoever speaks (or raises a hand), four at most. A speaker in one cell is
+//! seated and heard in every cell; a second speaker elsewhere takes the next seat and is
+//! heard everywhere too; when the first falls quiet, its seat empties and the other cells
+//! stop hearing it. Six speakers at once: four are seated and heard in every cell, the two
+//! waiting are heard in their own cells only, and no peer receives more voices than the
+//! seats plus its cell mates.
+
+use plenum_e2e::cli as common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use plenum_media::SAMPLE_RATE;
+use plenum_media::analysis::tone_level_db;
+use serde_json::{Value, json};
+
+const PEERS: usize = 24;
+const CELL_SIZE: &str = "4";
+const SEATS: usize = 4;
+/// The six speakers' tones: no sum or difference of two of them (which a clipped mix
+/// makes) lands near a third.
+const TONES: [f64; 6] = [573.0, 832.0, 923.0, 1042.0, 1196.0, 1315.0];
+
+/// The power of `hz` in the last second `wav` recorded, in dB of full scale (a lone tone of
+/// the CLI's at -9; very low when absent, whatever else plays, and for silence).
+fn last_second_level(wav: &Path, hz: f64) -> f64 {
+    let heard = recorded_so_far(wav);
+    let last = &heard[heard.len().saturating_sub(SAMPLE_RATE as usize)..];
+    let mean_square =
+        last.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / last.len().max(1) as f64;
+    // The share of the tone in what plays, times what plays.
+    tone_level_db(last, SAMPLE_RATE, hz) + 10.0 * mean_square.max(1e-20).log10()
+}
+
+const HEARD_DB: f64 = -25.0;
+const SILENT_DB: f64 = -45.0;
+
+/// The last `mesh_state` and `seats` of each peer and every broadcast each received.
+#[derive(Default)]
+struct Seen {
+    state: BTreeMap<usize, Value>,
+    seats: BTreeMap<usize, Value>,
+    got: BTreeMap<(usize, u64), u32>,
+}
+
+impl Tally for Seen {
+    fn collect(&mut self, peers: &mut [Peer], alive: &BTreeSet<usize>) {
+        for &i in alive {
+            for v in peers[i].proc.drain_for(Duration::ZERO) {
+                match event(&v) {
+                    "mesh_state" => {
+                        self.state.insert(i, v);
+                    }
+                    "seats" => {
+                        self.seats.insert(i, v["seats"].clone());
+                    }
+                    "mesh_message" => {
+                        let nonce = v["data"]["nonce"].as_u64().expect("nonce");
+                        *self.got.entry((i, nonce)).or_default() += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn got(&self) -> &BTreeMap<(usize, u64), u32> {
+        &self.got
+    }
+}
+
+impl Seen {
+    fn cell(&self, i: usize) -> u64 {
+        self.state[&i]["cell_id"].as_u64().expect("cell_id")
+    }
+
+    /// Whom peer `i` was last told holds each seat.
+    fn seated(&self, i: usize) -> Vec<Option<String>> {
+        self.seats
+            .get(&i)
+            .and_then(Value::as_array)
+            .map_or_else(Vec::new, |seats| {
+                seats
+                    .iter()
+                    .map(|s| s["peer"].as_str().map(str::to_owned))
+                    .collect()
+            })
+    }
+}
+
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("plenum-cells-stage-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// Waits until every peer was told a stage whose holders are exactly `holders` (in any
+/// seats).
+fn wait_seats(peers: &mut [Peer], seen: &mut Seen, alive: &BTreeSet<usize>, holders: &[&str]) {
+    let want: BTreeSet<&str> = holders.iter().copied().collect();
+    wait_for(
+        MEDIA_WAIT,
+        &format!("every peer told the stage {want:?}"),
+        || {
+            seen.collect(peers, alive);
+            alive
+                .iter()
+                .all(|i| {
+                    let seated = seen.seated(*i);
+                    let got: BTreeSet<&str> = seated.iter().flatten().map(String::as_str).collect();
+                    got == want
+                })
+                .then_some(())
+        },
+    );
+}
+
+/// The voices each peer received in a window: those whose played packets grew.
+fn voices(peers: &mut [Peer], alive: &BTreeSet<usize>) -> BTreeMap<usize, BTreeSet<String>> {
+    let snapshot = |peers: &mut [Peer]| -> BTreeMap<usize, BTreeMap<String, u64>> {
+        alive
+            .iter()
+            .map(|&i| {
+                peers[i].proc.cmd(json!({"cmd": "stats"}));
+                let stats = peers[i]
+                    .proc
+                    .expect(Duration::from_secs(10), "stats", |v| event(v) == "stats");
+                let heard = stats["audio"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|h| {
+                                let peer = h["peer"].as_str().unwrap_or("").to_owned();
+                                (peer, h["packets"].as_u64().unwrap_or(0))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (i, heard)
+            })
+            .collect()
+    };
+    let before = snapshot(peers);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = snapshot(peers);
+    after
+        .into_iter()
+        .map(|(i, heard)| {
+            let grew = heard
+                .into_iter()
+                .filter(|(peer, n)| before[&i].get(peer).is_none_or(|b| n > b))
+                .map(|(peer, _)| peer)
+                .collect();
+            (i, grew)
+        })
+        .collect()
+}
+
+#[test]
+fn a_cells_rooms_stage_carries_its_speakers_to_every_cell() {
+    let server = serve(&[]);
+    let dir = scratch();
+    let wavs: Vec<PathBuf> = (0..PEERS)
+        .map(|i| dir.join(format!("heard-{i}.wav")))
+        .collect();
+    let mut peers: Vec<Peer> = (0..PEERS)
+        .map(|i| {
+            let wav = wavs[i].to_str().expect("utf-8");
+            let args = [
+                "--topology",
+                "cells",
+                "--cell-size",
+                CELL_SIZE,
+                "--record-audio",
+                wav,
+            ];
+            join(&server.url, "stage", &format!("p{i}"), &args)
+        })
+        .collect();
+    let alive: BTreeSet<usize> = (0..PEERS).collect();
+    let mut seen = Seen::default();
+    let mut nonce = 0;
+    // Every link of every cell and bridge is up once a broadcast reaches everyone.
+    broadcast_until_all(
+        &mut peers,
+        &mut seen,
+        &alive,
+        (0, "mesh_send"),
+        &mut nonce,
+        Duration::from_secs(120),
+    );
+    let cells: BTreeSet<u64> = alive.iter().map(|i| seen.cell(*i)).collect();
+    assert!(
+        cells.len() >= 3,
+        "twenty-four peers in cells of four: {cells:?}"
+    );
+    let mates = |seen: &Seen, i: usize| -> BTreeSet<usize> {
+        alive
+            .iter()
+            .copied()
+            .filter(|j| *j != i && seen.cell(*j) == seen.cell(i))
+            .collect()
+    };
+
+    // A speaker: seated, and heard in every cell.
+    let first = 0;
+    let first_id = peers[first].id.clone();
+    peers[first]
+        .proc
+        .cmd(json!({"cmd": "audio", "source": "sine:440"}));
+    wait_seats(&mut peers, &mut seen, &alive, &[&first_id]);
+    for &i in alive.iter().filter(|i| **i != first) {
+        wait_for(
+            MEDIA_WAIT,
+            &format!("peer {i} hearing the first speaker"),
+            || (last_second_level(&wavs[i], 440.0) > HEARD_DB).then_some(()),
+        );
+    }
+
+    // A second speaker in another cell takes the next seat and is heard everywhere too.
+    let second = *alive
+        .iter()
+        .find(|i| seen.cell(**i) != seen.cell(first))
+        .expect("a peer in another cell");
+    let second_id = peers[second].id.clone();
+    peers[second]
+        .proc
+        .cmd(json!({"cmd": "audio", "source": "sine:660"}));
+    wait_seats(&mut peers, &mut seen, &alive, &[&first_id, &second_id]);
+    for &i in alive.iter().filter(|i| **i != second) {
+        wait_for(
+            MEDIA_WAIT,
+            &format!("peer {i} hearing the second speaker"),
+            || (last_second_level(&wavs[i], 660.0) > HEARD_DB).then_some(()),
+        );
+    }
+
+    // The first falls quiet: its seat empties (after its detector's hold), and the other
+    // cells no longer hear it.
+    peers[first]
+        .proc
+        .cmd(json!({"cmd": "audio", "source": "none"}));
+    wait_seats(&mut peers, &mut seen, &alive, &[&second_id]);
+    for &i in alive.iter().filter(|i| seen.cell(**i) != seen.cell(first)) {
+        wait_for(
+            MEDIA_WAIT,
+            &format!("peer {i} no longer hearing the first"),
+            || (last_second_level(&wavs[i], 440.0) < SILENT_DB).then_some(()),
+        );
+    }
+
+    // Six speakers, one per cell where it can: four seats, two wait. Nobody receives more
+    // voices than the seats plus its cell mates, and a waiting speaker is heard in its own
+    // cell only.
+    peers[second]
+        .proc
+        .cmd(json!({"cmd": "audio", "source": "none"}));
+    wait_seats(&mut peers, &mut seen, &alive, &[]);
+    let mut speakers: Vec<usize> = Vec::new();
+    for cell in cells.iter().take(TONES.len()) {
+        if let Some(i) = alive.iter().find(|i| seen.cell(**i) == *cell) {
+            speakers.push(*i);
+        }
+    }
+    for i in alive.iter() {
+        if speakers.len() >= TONES.len() {
+            break;
+        }
+        if !speakers.contains(i) {
+            speakers.push(*i);
+        }
+    }
+    for (n, &i) in speakers.iter().enumerate() {
+        let hz = TONES[n];
+        peers[i]
+            .proc
+            .cmd(json!({"cmd": "audio", "source": format!("sine:{hz}")}));
+    }
+    wait_for(MEDIA_WAIT, "four seats taken", || {
+        seen.collect(&mut peers, &alive);
+        alive
+            .iter()
+            .all(|i| seen.seated(*i).iter().flatten().count() == SEATS)
+            .then_some(())
+    });
+    let seated: BTreeSet<String> = seen.seated(first).into_iter().flatten().collect();
+    let ids: BTreeMap<String, usize> = alive.iter().map(|i| (peers[*i].id.clone(), *i)).collect();
+    for s in &seated {
+        assert!(
+            speakers.contains(&ids[s]),
+            "seated {s} is one of the speakers"
+        );
+    }
+    // Every seated voice reaches every cell.
+    for s in &seated {
+        let hz = TONES[speakers.iter().position(|i| *i == ids[s]).unwrap_or(0)];
+        for &i in alive.iter().filter(|i| **i != ids[s]) {
+            wait_for(
+                MEDIA_WAIT,
+                &format!("peer {i} hearing seated {hz} Hz"),
+                || (last_second_level(&wavs[i], hz) > HEARD_DB).then_some(()),
+            );
+        }
+    }
+    let received = voices(&mut peers, &alive);
+    let mut most = 0;
+    for (&i, heard) in &received {
+        let mates = mates(&seen, i);
+        let mate_ids: BTreeSet<&String> = mates.iter().map(|j| &peers[*j].id).collect();
+        let from_afar: Vec<&String> = heard.iter().filter(|p| !mate_ids.contains(p)).collect();
+        assert!(
+            from_afar.len() <= SEATS,
+            "peer {i} receives {} voices from other cells: {from_afar:?}",
+            from_afar.len()
+        );
+        for p in &from_afar {
+            assert!(
+                seated.contains(*p),
+                "peer {i} receives {p}, neither a cell mate nor seated"
+            );
+        }
+        assert!(heard.len() <= SEATS + mates.len());
+        most = most.max(heard.len());
+    }
+    // The waiting speakers are heard by their cell mates (and, as checked above, by no
+    // one else: a mix of six clipped tones is no measure of an absent one).
+    for &w in speakers.iter().filter(|i| !seated.contains(&peers[**i].id)) {
+        for i in mates(&seen, w) {
+            assert!(
+                received[&i].contains(&peers[w].id),
+                "peer {i} does not receive its cell mate {w}, a speaker waiting for a seat"
+            );
+        }
+    }
+    println!(
+        "{}",
+        json!({
+            "peers": PEERS,
+            "cells": cells.len(),
+            "seated": seated.len(),
+            "most_voices_received_by_one_peer": most,
+        })
+    );
+}
