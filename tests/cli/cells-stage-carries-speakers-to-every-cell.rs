@@ -3,9 +3,9 @@
 //! server gives whoever speaks (or raises a hand), four at most. A speaker in one cell is
 //! seated and heard in every cell; a second speaker elsewhere takes the next seat and is
 //! heard everywhere too; when the first falls quiet, its seat empties and the other cells
-//! stop hearing it. Six speakers at once: four are seated and heard in every cell, the two
-//! waiting are heard in their own cells only, and no peer receives more voices than the
-//! seats plus its cell mates.
+//! stop hearing it. A raised hand takes a seat and gives it back. Six speakers at once:
+//! four are seated and heard in every cell, the two waiting are heard in their own cells
+//! only, and no peer receives more voices than the seats plus its cell mates.
 
 use plenum_e2e::cli as common;
 
@@ -261,6 +261,17 @@ fn a_cells_rooms_stage_carries_its_speakers_to_every_cell() {
         .proc
         .cmd(json!({"cmd": "audio", "source": "none"}));
     wait_seats(&mut peers, &mut seen, &alive, &[]);
+
+    // A raised hand takes a seat without a word, and gives it back when lowered.
+    let hand = PEERS - 1;
+    let hand_id = peers[hand].id.clone();
+    peers[hand].proc.cmd(json!({"cmd": "hand"}));
+    wait_seats(&mut peers, &mut seen, &alive, &[&hand_id]);
+    peers[hand]
+        .proc
+        .cmd(json!({"cmd": "hand", "raised": false}));
+    wait_seats(&mut peers, &mut seen, &alive, &[]);
+
     let mut speakers: Vec<usize> = Vec::new();
     for cell in cells.iter().take(TONES.len()) {
         if let Some(i) = alive.iter().find(|i| seen.cell(**i) == *cell) {

@@ -235,7 +235,7 @@ enum Command {
     Stage {
         peer: Option<String>,
     },
-    /// Raise (or lower) our hand to a tree's root.
+    /// Raise (or lower) our hand: to a tree's root, or for a seat on a cells room's stage.
     Hand {
         #[serde(default = "raised")]
         raised: bool,

@@ -182,6 +182,17 @@ fn bytes_that_are_no_envelope_are_reported_and_change_nothing() {
     let mut stream = Envelope::control(EnvelopeKind::Stream, 0);
     stream.payload = br#"{"op":"dance"}"#.to_vec();
     assert_eq!(malformed(&deliver(&mut core, t0, &a, stream)), 1);
+    // A stage word past the stage's seats; a good one goes to the stage's forwarding.
+    let mut stage = Envelope::control(EnvelopeKind::Stage, 0);
+    stage.payload = b"\x00\x07".to_vec();
+    stage.payload.extend_from_slice(a.as_str().as_bytes());
+    assert_eq!(malformed(&deliver(&mut core, t0, &a, stage.clone())), 1);
+    stage.payload[1] = 2;
+    let out = deliver(&mut core, t0, &a, stage);
+    assert!(
+        matches!(out.as_slice(), [Output::StageWord { peer, .. }] if *peer == a),
+        "{out:?}"
+    );
 }
 
 #[test]
