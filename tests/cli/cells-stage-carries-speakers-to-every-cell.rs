@@ -210,10 +210,12 @@ fn a_cells_rooms_stage_carries_its_speakers_to_every_cell() {
     // A speaker: seated, and heard in every cell.
     let first = 0;
     let first_id = peers[first].id.clone();
+    let spoke = std::time::Instant::now();
     peers[first]
         .proc
         .cmd(json!({"cmd": "audio", "source": "sine:440"}));
     wait_seats(&mut peers, &mut seen, &alive, &[&first_id]);
+    let seated_ms = spoke.elapsed().as_millis() as u64;
     for &i in alive.iter().filter(|i| **i != first) {
         wait_for(
             MEDIA_WAIT,
@@ -221,6 +223,8 @@ fn a_cells_rooms_stage_carries_its_speakers_to_every_cell() {
             || (last_second_level(&wavs[i], 440.0) > HEARD_DB).then_some(()),
         );
     }
+    // The last second at the last peer to pass holds the tone loud enough.
+    let heard_everywhere_ms = spoke.elapsed().as_millis() as u64;
 
     // A second speaker in another cell takes the next seat and is heard everywhere too.
     let second = *alive
@@ -354,6 +358,8 @@ fn a_cells_rooms_stage_carries_its_speakers_to_every_cell() {
             "peers": PEERS,
             "cells": cells.len(),
             "seated": seated.len(),
+            "speaking_to_seated_everywhere_ms": seated_ms,
+            "speaking_to_loud_in_every_cell_ms": heard_everywhere_ms,
             "most_voices_received_by_one_peer": most,
         })
     );

@@ -113,6 +113,13 @@ pub struct CellMesh {
     next_seq: u64,
     known: HashMap<PeerId, u32>,
     waiting: VecDeque<Vec<u8>>,
+    /// Frames for planned peers whose link is not open yet (a new plan's links take a
+    /// moment to come up): sent when it opens, the oldest dropped past [`PENDING_MAX`].
+    pending: HashMap<PeerId, VecDeque<MeshFrame>>,
+    /// Broadcasts of the last [`RECENT`], as they came or left: a new plan sends them to
+    /// the peers it newly names, so that one in flight while the links change (a leaving
+    /// bridge, a mate moved to another cell) still reaches everyone.
+    recent: VecDeque<(Instant, MeshFrame)>,
     outputs: VecDeque<Output>,
     duplicates: u64,
 }
@@ -121,6 +128,12 @@ pub struct CellMesh {
 const FLOODED: u8 = 1;
 /// This peer sent the broadcast over its bridges.
 const BRIDGED: u8 = 2;
+
+/// Frames held for one planned peer whose link is not open yet.
+const PENDING_MAX: usize = 64;
+/// How long a broadcast is kept to be sent again over a new plan's links, and how many.
+const RECENT: Duration = Duration::from_secs(2);
+const RECENT_MAX: usize = 256;
 
 /// Peers whose cell a node remembers for display before it starts over.
 const KNOWN_MAX: usize = 4096;
@@ -142,6 +155,8 @@ impl CellMesh {
             next_seq: 1,
             known: HashMap::new(),
             waiting: VecDeque::new(),
+            pending: HashMap::new(),
+            recent: VecDeque::new(),
             outputs: VecDeque::new(),
             duplicates: 0,
         }
@@ -232,11 +247,13 @@ impl CellMesh {
         let now = self.now;
         for gone in before.difference(&after) {
             self.up.remove(gone);
+            self.pending.remove(gone);
             self.links.handle_input(Input::PeerGone {
                 peer: gone.clone(),
                 now,
             });
         }
+        let newly: Vec<PeerId> = after.difference(&before).cloned().collect();
         for new in after.difference(&before) {
             // The smaller id offers: both ends compute the same.
             let origin = if self.me < *new {
@@ -259,7 +276,41 @@ impl CellMesh {
         if let Some(state) = self.state() {
             self.outputs.push_back(Output::State(state));
         }
+        // What went round just before may not have reached the peers the plan moved: they
+        // get it again (once their link opens; their filter drops what they had).
+        let recent: Vec<MeshFrame> = self
+            .recent
+            .iter()
+            .filter(|(at, _)| now.saturating_duration_since(*at) < RECENT)
+            .map(|(_, f)| f.clone())
+            .collect();
+        for peer in &newly {
+            for frame in &recent {
+                let again = MeshFrame {
+                    hops: frame.hops.saturating_add(1),
+                    dim: None,
+                    intra: false,
+                    ..frame.clone()
+                };
+                if again.hops < again.ttl {
+                    self.send(peer, again);
+                }
+            }
+        }
         self.flush_waiting();
+    }
+
+    /// Keeps a broadcast for [`RECENT`].
+    fn keep(&mut self, frame: &MeshFrame) {
+        let cutoff = self.now.checked_sub(RECENT);
+        while let Some((at, _)) = self.recent.front() {
+            if self.recent.len() >= RECENT_MAX || cutoff.is_some_and(|c| *at < c) {
+                self.recent.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.recent.push_back((self.now, frame.clone()));
     }
 
     /// What this peer has done with a broadcast; `None` if it is new (then remembered).
@@ -291,6 +342,13 @@ impl CellMesh {
                 peer: peer.clone(),
                 frame,
             });
+        } else if self.wanted.contains(peer) {
+            // Planned, its link not open yet (or back soon): it goes when the link opens.
+            let queue = self.pending.entry(peer.clone()).or_default();
+            if queue.len() >= PENDING_MAX {
+                queue.pop_front();
+            }
+            queue.push_back(frame);
         }
     }
 
@@ -315,6 +373,7 @@ impl CellMesh {
         };
         self.next_seq += 1;
         self.remember(&frame.origin, frame.seq);
+        self.keep(&frame);
         self.forward(None, frame, 0);
     }
 
@@ -334,6 +393,7 @@ impl CellMesh {
                 done
             }
             None => {
+                self.keep(&frame);
                 self.learn(&frame.origin, frame.origin_cell);
                 self.outputs.push_back(Output::Deliver {
                     origin: frame.origin.clone(),
@@ -448,6 +508,12 @@ impl Topology for CellMesh {
                 self.now = self.now.max(now);
                 if self.wanted.contains(&peer) {
                     self.up.insert(peer.clone());
+                    for frame in self.pending.remove(&peer).unwrap_or_default() {
+                        self.outputs.push_back(Output::Send {
+                            peer: peer.clone(),
+                            frame,
+                        });
+                    }
                 }
                 self.links.handle_input(Input::LinkUp { peer, now });
             }

@@ -193,12 +193,40 @@ fn the_origin_floods_its_cell_and_every_bridge() {
             ("b1".into(), Some(1), false),
             ("c".into(), None, true)
         ],
-        "x's link is down: it gets nothing from us"
+        "x's link is down: it gets nothing from us yet"
     );
     assert!(
         !out.iter().any(|o| matches!(o, Output::Deliver { .. })),
         "no delivery to ourselves"
     );
+    // A planned peer's frames wait for its link (a new plan's links take a moment).
+    mesh.handle_input(Input::LinkUp {
+        peer: id("x"),
+        now: t0,
+    });
+    let out = drain(&mut mesh);
+    assert_eq!(sends(&out), vec![("x".into(), None, true)]);
+    // A peer the plan no longer names gets nothing it was held.
+    mesh.handle_input(Input::LinkDown {
+        peer: id("c"),
+        now: t0,
+    });
+    mesh.handle_input(Input::Broadcast {
+        data: b"again".to_vec(),
+        now: t0,
+    });
+    let mut smaller = plan(2);
+    smaller.members.retain(|m| m.peer != id("c"));
+    mesh.handle_input(Input::Plan {
+        plan: smaller,
+        now: t0,
+    });
+    drain(&mut mesh);
+    mesh.handle_input(Input::LinkUp {
+        peer: id("c"),
+        now: t0,
+    });
+    assert!(sends(&drain(&mut mesh)).is_empty());
 }
 
 #[test]
@@ -335,9 +363,8 @@ fn broadcasts_before_the_first_plan_wait_for_it() {
         plan: plan(1),
         now: t0,
     });
-    drain(&mut mesh);
-    // Flushed at the plan; links were not up, so nothing left yet (the cell mates will
-    // not see it): the plan is what makes sending possible at all.
+    assert!(sends(&drain(&mut mesh)).is_empty(), "no link is up yet");
+    // Flushed at the plan, held for each planned peer until its link opens.
     mesh.handle_input(Input::LinkUp {
         peer: id("c"),
         now: t0,
@@ -346,7 +373,15 @@ fn broadcasts_before_the_first_plan_wait_for_it() {
         data: b"later".to_vec(),
         now: t0,
     });
-    assert_eq!(sends(&drain(&mut mesh)), vec![("c".into(), None, true)]);
+    let out = drain(&mut mesh);
+    let data: Vec<&[u8]> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { peer, frame } if *peer == id("c") => Some(frame.data.as_slice()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(data, [&b"early"[..], &b"later"[..]]);
 }
 
 #[test]
@@ -484,4 +519,43 @@ mod sequences {
             }
         }
     }
+}
+
+#[test]
+fn a_new_plan_sends_the_last_broadcasts_to_the_peers_it_newly_names() {
+    let t0 = Instant::now();
+    let mut mesh = node(t0);
+    mesh.handle_input(Input::Frame {
+        from: id("b0"),
+        frame: frame("o", Some(0), false, 1),
+        now: t0,
+    });
+    drain(&mut mesh);
+    // A new layout moves "d" into our cell: it gets what went round just before, once its
+    // link opens; the others, who had it, get nothing again.
+    let mut moved = plan(2);
+    moved.members.push(summary("d"));
+    mesh.handle_input(Input::Plan {
+        plan: moved,
+        now: t0 + Duration::from_millis(500),
+    });
+    assert!(sends(&drain(&mut mesh)).is_empty());
+    mesh.handle_input(Input::LinkUp {
+        peer: id("d"),
+        now: t0 + Duration::from_millis(600),
+    });
+    let out = drain(&mut mesh);
+    assert_eq!(sends(&out), vec![("d".into(), None, false)]);
+    // Past the window, a newly named peer gets nothing old.
+    let mut later = plan(3);
+    later.members.push(summary("e"));
+    mesh.handle_input(Input::Plan {
+        plan: later,
+        now: t0 + Duration::from_secs(5),
+    });
+    mesh.handle_input(Input::LinkUp {
+        peer: id("e"),
+        now: t0 + Duration::from_secs(5),
+    });
+    assert!(sends(&drain(&mut mesh)).is_empty());
 }

@@ -216,9 +216,10 @@ pub struct SimReport {
 }
 
 /// One presenter's stream through the room, counted in streams: a tree's root forwarded
-/// along tree edges (every node passes it to its children); in every other topology the
-/// first live peer, whose stream goes out on its own links only (no peer forwards media
-/// there yet).
+/// along tree edges (every node passes it to its children); in a cells room the first live
+/// peer's voice seated on the stage, passed from cell to cell (one bridge per edge of the
+/// broadcast tree of cells, the entry flooding its cell); in a mesh the first live peer,
+/// whose stream goes out on its own links only.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MediaLoad {
     /// Share of the other live peers the stream reaches.

@@ -135,6 +135,8 @@ impl Sim {
                 .filter(|n| Some(**n) != root && tree(**n).is_some_and(|t| t.depth().is_some()))
                 .count();
             (root, uploads, reached)
+        } else if let Some(directory) = &self.directory {
+            self.stage_load(directory, &live)
         } else {
             let presenter = live.first().copied();
             let uploads = live
@@ -175,6 +177,57 @@ impl Sim {
             download_max: usize::from(reached > 0),
             mesh_presenter_upload: others,
         }
+    }
+}
+
+impl Sim {
+    /// A seated voice through a cells room (the first live peer's): it follows the
+    /// broadcast tree of cells rooted at its cell. Once copies are stopped, each edge of
+    /// that tree carries it over one of its bridges, the peer at the far end floods its
+    /// cell, and the speaker sends it to its own cell: every peer receives it once.
+    fn stage_load(
+        &self,
+        directory: &CellDirectory,
+        live: &[usize],
+    ) -> (Option<usize>, Vec<(usize, usize)>, usize) {
+        let presenter = live.first().copied();
+        let index: HashMap<&PeerId, usize> =
+            live.iter().map(|n| (&self.nodes[*n].id, *n)).collect();
+        let mut uploads: HashMap<usize, usize> = live.iter().map(|n| (*n, 0)).collect();
+        let origin = presenter.and_then(|p| directory.cell_of(&self.nodes[p].id));
+        let (Some(presenter), Some(origin)) = (presenter, origin) else {
+            return (presenter, uploads.into_iter().collect(), 0);
+        };
+        let layout = directory.layout();
+        let mut reached = 0;
+        for (cell, members) in directory.cells().iter().enumerate() {
+            let cell = cell as u32;
+            let others = members.len().saturating_sub(1);
+            if cell == origin {
+                *uploads.entry(presenter).or_default() += others;
+                reached += others;
+                continue;
+            }
+            let parent = layout
+                .neighbours(cell)
+                .into_iter()
+                .map(|(_, n)| n)
+                .find(|n| layout.enters_from(origin, cell, *n));
+            let bridge = parent.and_then(|p| {
+                let key = (p.min(cell), p.max(cell));
+                let (low, high) = directory.edges().get(&key)?.first()?;
+                Some(if p < cell { (low, high) } else { (high, low) })
+            });
+            let Some((near, far)) = bridge else {
+                continue;
+            };
+            if let (Some(near), Some(far)) = (index.get(near), index.get(far)) {
+                *uploads.entry(*near).or_default() += 1;
+                *uploads.entry(*far).or_default() += others;
+                reached += members.len();
+            }
+        }
+        (Some(presenter), uploads.into_iter().collect(), reached)
     }
 }
 

@@ -95,12 +95,18 @@ fn a_cellular_room_costs_the_server_the_same_per_join_at_any_size() {
     let mesh = run(room(Topology::Mesh, 250, 3));
     assert!(mesh.signaling_frames_per_join > 3.0 * small.signaling_frames_per_join);
 
-    // Media stays in the cell (no peer forwards it yet): a presenter reaches its cell mates
-    // and bridge partners only, at an upload bounded by its links; a mesh presenter reaches
-    // everyone at an upload of the whole room.
-    assert!(large.media.reach < 0.1, "{:?}", large.media);
+    // A seated voice reaches everyone, passed from cell to cell: the presenter and every
+    // forwarder upload at most their links, every peer downloads it once; a mesh presenter
+    // reaches everyone at an upload of the whole room.
+    assert_eq!(large.media.reach, 1.0, "{:?}", large.media);
     assert!(large.media.presenter_upload <= large.max_degree);
-    assert_eq!(large.media.forwarders, 0);
+    assert!(
+        large.media.upload_max <= large.max_degree,
+        "{:?}",
+        large.media
+    );
+    assert!(large.media.forwarders > 0);
+    assert_eq!(large.media.download_max, 1);
     assert_eq!(mesh.media.reach, 1.0);
     assert_eq!(mesh.media.presenter_upload, 249);
 }

@@ -140,11 +140,16 @@ impl CellDirectoryConfig {
     }
 }
 
+/// A room of several cells becomes one again when it holds this many fewer peers than a
+/// cell may.
+const SHRINK_MARGIN: usize = 2;
+
 /// The cell plan of a cellular room, kept by the signaling server.
 ///
 /// Peers go to the smallest cell (cells differ by at most one peer); when every cell is
 /// full the room is laid out anew with more cells (a new epoch), keeping as many peers in
-/// their cells as it can; when it shrinks to a quarter, with fewer. Each edge of the cell
+/// their cells as it can; when it shrinks to a quarter, with fewer, and when it fits one
+/// cell with two places to spare, as one cell (a full mesh). Each edge of the cell
 /// graph ([`Layout`]) has `bridges_per_edge` links between distinct peers of its two cells,
 /// given to the peers with the fewest bridges so that no peer carries more than two more
 /// than its cell mates. Each change marks the peers whose plan it touched; only they are
@@ -251,7 +256,10 @@ impl CellDirectory {
         self.dirty.remove(peer);
         let n = self.peers.len();
         let cells = self.layout.cell_count() as usize;
-        if cells > 1 && (n * 4 < cells * self.config.cap(n) || n < cells * 2) {
+        // Back to one cell (a full mesh) once the room fits it with two seats to spare, so
+        // that a peer coming and going at the size does not split and join it each time.
+        let fits_one = n + SHRINK_MARGIN <= self.config.cap(n);
+        if cells > 1 && (fits_one || n * 4 < cells * self.config.cap(n) || n < cells * 2) {
             return self.relayout();
         }
         self.balance(cell);
@@ -634,6 +642,29 @@ mod tests {
                     .iter()
                     .any(|b| &b.peer.peer == y && b.cell == 1)
             );
+        }
+    }
+
+    #[test]
+    fn a_room_that_shrinks_to_fit_one_cell_with_room_to_spare_is_one_cell_again() {
+        let mut d = fixed(6);
+        for i in 0..7 {
+            d.handle_join(summary(i));
+        }
+        drain(&mut d);
+        assert_eq!(d.layout().cell_count(), 2);
+        // Six would fill the cell: the room stays split until it is down to four.
+        d.handle_leave(&summary(6).peer);
+        d.handle_leave(&summary(5).peer);
+        assert_eq!(d.layout().cell_count(), 2);
+        d.handle_leave(&summary(4).peer);
+        let plans = drain(&mut d);
+        assert_eq!(d.layout().cell_count(), 1);
+        assert_eq!(d.epoch(), 3);
+        assert_eq!(plans.len(), 4, "a new layout tells everyone");
+        for (_, plan) in &plans {
+            assert_eq!(plan.members.len(), 4);
+            assert!(plan.bridges.is_empty());
         }
     }
 

@@ -169,6 +169,12 @@ impl Driver {
             // Through the host, which relays it to everyone (queued while there is none).
             return Ok(Vec::new());
         }
+        if all && self.core.cells_room() {
+            // Across the cells: our links reach our cell and a few bridges only.
+            self.core
+                .broadcast_message(crate::clock::now(), &channel, &data);
+            return Ok(Vec::new());
+        }
         let targets: Vec<PeerId> = match to {
             Target::All => self
                 .core

@@ -11,6 +11,12 @@ use plenum_proto::signal::{ClientToServer, PeerSummary, ServerToClient, SignalPa
 use plenum_proto::{ChannelName, DisplayName, PeerId};
 
 use super::{Floor, Output, RoomCore};
+
+/// In a cells room a broadcast's first byte says what it carries: the application's
+/// `mesh_send` bytes, or a message on a channel sent to everyone (the channel name's length
+/// and the name follow).
+const CELLS_MESH: u8 = 0;
+const CELLS_CHANNEL: u8 = 1;
 use crate::overlay::{Overlay, Step};
 use crate::types::{RoomError, RoomEvent, TreeSendError};
 
@@ -62,9 +68,62 @@ impl RoomCore {
                 self.outputs.push_back(Output::Synced(in_sync));
                 self.event(RoomEvent::Synced { in_sync });
             }
+            Step::Event(RoomEvent::MeshMessage { from, data, hops }) if self.cells_room() => {
+                self.cells_broadcast(from, &data, hops);
+            }
             Step::Event(event) => self.event(event),
             Step::Timeout(at) => self.overlay_at = at,
         }
+    }
+
+    /// A cells room's broadcast as it came: the application's `mesh_send`, or a message
+    /// on a channel to everyone.
+    fn cells_broadcast(&mut self, from: PeerId, data: &[u8], hops: u8) {
+        match data {
+            [CELLS_MESH, rest @ ..] => {
+                let data = bytes::Bytes::copy_from_slice(rest);
+                self.event(RoomEvent::MeshMessage { from, data, hops });
+            }
+            [CELLS_CHANNEL, n, rest @ ..] => {
+                let channel = rest
+                    .split_at_checked(usize::from(*n))
+                    .and_then(|(name, data)| {
+                        let name = std::str::from_utf8(name).ok()?;
+                        Some((ChannelName::new(name).ok()?, data))
+                    });
+                let Some((channel, data)) = channel else {
+                    return self.malformed(from, "cells broadcast", "a bad channel name");
+                };
+                let lossy = self.lossy.contains(&channel);
+                let event = RoomEvent::Message {
+                    channel,
+                    from,
+                    data: bytes::Bytes::copy_from_slice(data),
+                };
+                self.outputs.push_back(if lossy {
+                    Output::Lossy(event)
+                } else {
+                    Output::Event(event)
+                });
+            }
+            _ => self.malformed(from, "cells broadcast", "an unknown kind"),
+        }
+    }
+
+    /// In a cells room: a message on `channel` for everyone, as a broadcast across the
+    /// cells (our links reach only our cell and a few bridges).
+    pub(crate) fn broadcast_message(&mut self, now: Instant, channel: &ChannelName, data: &[u8]) {
+        let name = channel.as_str().as_bytes();
+        let mut wrapped = Vec::with_capacity(2 + name.len() + data.len());
+        wrapped.push(CELLS_CHANNEL);
+        // Channel names are at most 12 bytes.
+        wrapped.push(name.len() as u8);
+        wrapped.extend_from_slice(name);
+        wrapped.extend_from_slice(data);
+        self.now = self.now.max(now);
+        let now = self.now;
+        self.overlay
+            .handle_input(OverlayInput::Broadcast { data: wrapped, now });
     }
 
     /// A link a tree or relay node asks for: the peer joins the roster (under its short
@@ -433,8 +492,16 @@ impl RoomCore {
     pub(crate) fn broadcast(&mut self, now: Instant, data: Vec<u8>) {
         self.now = self.now.max(now);
         let now = self.now;
+        let cells = self.cells_room();
         match (self.overlay.host(), ChannelName::new("mesh")) {
             (Some(host), Ok(channel)) => host.post(channel, data, now),
+            _ if cells => {
+                let mut wrapped = Vec::with_capacity(1 + data.len());
+                wrapped.push(CELLS_MESH);
+                wrapped.extend_from_slice(&data);
+                self.overlay
+                    .handle_input(OverlayInput::Broadcast { data: wrapped, now });
+            }
             _ => self
                 .overlay
                 .handle_input(OverlayInput::Broadcast { data, now }),
