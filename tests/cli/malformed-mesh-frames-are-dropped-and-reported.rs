@@ -1,7 +1,8 @@
 //! A peer that writes broken or forged mesh frames on its link: a truncated frame, an origin
-//! that is not a peer id and an unknown envelope kind are each dropped and reported as
-//! `malformed_message`; a forged frame sent twice reaches the application once. The room
-//! carries on: a real broadcast still reaches everyone once.
+//! that is not a peer id, an unknown envelope kind, a cells broadcast of an unknown kind
+//! and a channel message to everyone with a bad channel name are each dropped and reported
+//! as `malformed_message`; a forged frame sent twice reaches the application once. The
+//! room carries on: a real broadcast still reaches everyone once.
 
 use plenum_e2e::cli as common;
 
@@ -66,10 +67,18 @@ fn malformed_mesh_frames_are_dropped_and_reported() {
         .cmd(raw(envelope(6, &mesh_payload(b"no spaces!", b"{}"))));
     // A kind no version knows.
     peers[0].proc.cmd(raw(envelope(99, b"")));
-    // A well-formed frame, forged in p0's name, sent twice.
+    // A cells broadcast of a kind no version knows, in p2's name.
+    let unknown_kind = mesh_payload(peers[2].id.as_bytes(), b"\x07{}");
+    peers[0].proc.cmd(raw(envelope(6, &unknown_kind)));
+    // A channel message to everyone whose channel name runs past its end, in another name.
+    let stranger = "5".repeat(40);
+    let bad_channel = mesh_payload(stranger.as_bytes(), b"\x01\x7fchat");
+    peers[0].proc.cmd(raw(envelope(6, &bad_channel)));
+    // A well-formed frame (the application's bytes: kind 0), forged in p0's name, sent
+    // twice.
     let forged = envelope(
         6,
-        &mesh_payload(peers[0].id.as_bytes(), br#"{"forged":true}"#),
+        &mesh_payload(peers[0].id.as_bytes(), b"\x00{\"forged\":true}"),
     );
     peers[0].proc.cmd(raw(forged.clone()));
     peers[0].proc.cmd(raw(forged));
@@ -87,7 +96,7 @@ fn malformed_mesh_frames_are_dropped_and_reported() {
         Duration::from_secs(2),
     );
     let errs = errors(&got);
-    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert_eq!(errs.len(), 5, "{errs:#?}");
     assert!(
         errs.iter().all(|e| e.starts_with("malformed_message")),
         "{errs:#?}"
@@ -95,6 +104,8 @@ fn malformed_mesh_frames_are_dropped_and_reported() {
     assert!(errs.iter().any(|e| e.contains("truncated")), "{errs:#?}");
     assert!(errs.iter().any(|e| e.contains("origin")), "{errs:#?}");
     assert!(errs.iter().any(|e| e.contains("kind 99")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.contains("unknown kind")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.contains("channel name")), "{errs:#?}");
     assert_eq!(
         mesh_messages(&got, "forged"),
         1,
@@ -108,5 +119,13 @@ fn malformed_mesh_frames_are_dropped_and_reported() {
         Duration::from_millis(500),
     );
     assert_eq!(mesh_messages(&third, "after"), 1);
-    assert!(errors(&third).is_empty(), "{:#?}", errors(&third));
+    // What the forged broadcasts carry is read where they are delivered: the frames
+    // themselves were whole, so they were passed on, and p2 reports their contents too.
+    assert!(
+        errors(&third)
+            .iter()
+            .all(|e| e.contains("unknown kind") || e.contains("channel name")),
+        "{:#?}",
+        errors(&third)
+    );
 }
