@@ -1086,3 +1086,56 @@ fn a_tree_gives_up_a_silent_parent_at_once_and_rejoins() {
         "the orphan asks to join again: {out:?}"
     );
 }
+
+fn floors(out: &[Output]) -> Vec<(bool, bool)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Server(ClientToServer::Floor { speaking, hand }) => Some((*speaking, *hand)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn in_a_cells_room_our_voice_and_hand_ask_the_server_for_a_seat_and_ask_again_after_a_restart() {
+    let t0 = Instant::now();
+    let cells = CoreConfig {
+        sparse: true,
+        ..config(Role::Both, false)
+    };
+    let mut core = RoomCore::new(cells, quiet(t0).0, t0);
+    drain(&mut core);
+    core.set_speaking(true);
+    assert_eq!(floors(&drain(&mut core)), [(true, false)]);
+    // Said once: the same word again sends nothing.
+    core.set_speaking(true);
+    assert!(floors(&drain(&mut core)).is_empty());
+    let name = plenum_proto::DisplayName::new("me").unwrap();
+    assert!(core.raise_hand(true, name).is_ok());
+    assert_eq!(floors(&drain(&mut core)), [(true, true)]);
+    core.set_speaking(false);
+    assert_eq!(floors(&drain(&mut core)), [(false, true)]);
+    // The server went and came back (perhaps restarted, its stage empty): asked again.
+    core.handle_input(
+        t0,
+        Input::ServerLost {
+            reason: "gone".into(),
+        },
+    );
+    core.handle_input(t0, Input::ServerBack { peers: Vec::new() });
+    assert_eq!(floors(&drain(&mut core)), [(false, true)]);
+    // The server's seats are the room's event.
+    let seats = vec![None, None, None, None];
+    core.handle_input(t0, Input::Server(ServerToClient::Stage { seats }));
+    let out = drain(&mut core);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Event(RoomEvent::Seats { seats }) if seats.len() == 4)),
+        "{out:?}"
+    );
+    // A room that is not cellular has no stage: our voice asks for nothing.
+    let (mut mesh, _) = self::core(Role::Both);
+    drain(&mut mesh);
+    mesh.set_speaking(true);
+    assert!(floors(&drain(&mut mesh)).is_empty());
+}

@@ -462,6 +462,15 @@ impl RoomCore {
             }
         }
         self.server_up = true;
+        // A restarted server knows nothing of a cells room's stage: our wish for a seat
+        // goes again (a server that kept it changes nothing).
+        if self.cells_room() && self.floor != Floor::default() {
+            let floor = self.floor;
+            self.for_server(ClientToServer::Floor {
+                speaking: floor.speaking,
+                hand: floor.hand,
+            });
+        }
         let held = self.backlog.len();
         self.server_ready();
         tracing::info!(held, "signaling resumed");
