@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use plenum_overlay::{Layout, MeshState, STAGE_SEATS};
 use plenum_proto::PeerId;
 use plenum_proto::signal::StageSeat;
-use rtc::rtp::{Header, Packet};
+use rtc::rtp::Packet;
 
 use crate::forward::{Forwarder, Kind};
 use crate::outbound::TrackSender;
-use crate::tree_media::Write;
+use crate::tree_media::{Out, OwnVoice, Write};
 
 /// A source that sent nothing for this long while its seat is held is given up: the
 /// neighbours we stopped are asked to send again.
@@ -33,8 +33,6 @@ pub(crate) const SOURCE_SILENCE: Duration = Duration::from_millis(600);
 /// A neighbour that goes on sending after we told it to stop is told again at most this
 /// often (the first word may be lost, or cross a graft).
 const PRUNE_AGAIN: Duration = Duration::from_millis(500);
-/// RTP timestamp ticks of one 20 ms Opus frame.
-const OPUS_FRAME_TICKS: u32 = 960;
 
 /// What a neighbour asks of us about one seat's voice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,14 +88,6 @@ impl Control {
     }
 }
 
-/// One outgoing stage track of a link.
-#[derive(Clone)]
-struct Out {
-    track: Arc<webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample>,
-    ssrc: u32,
-    payload_type: u8,
-}
-
 /// Our place in the cells: our cell, the layout, and our bridges by partner (its cell and
 /// the digit the cells differ in). Every other link is a cell mate's.
 #[derive(Debug, Clone, Default)]
@@ -120,8 +110,8 @@ struct Seat {
     out: BTreeSet<PeerId>,
     unit: Forwarder<PeerId>,
     upstream: Option<u32>,
-    /// Our own voice's numbers, when the seat is ours.
-    own: (u32, u16, u32),
+    /// Our own voice's stream, when the seat is ours.
+    own: OwnVoice,
 }
 
 impl Seat {
@@ -134,7 +124,7 @@ impl Seat {
             out: BTreeSet::new(),
             unit: Forwarder::new(Kind::Audio),
             upstream: None,
-            own: (rand::random(), rand::random(), rand::random()),
+            own: OwnVoice::new(),
         }
     }
 
@@ -260,13 +250,7 @@ impl CellStage {
     /// A link's media is up with these stage tracks (one per seat).
     pub(crate) fn adopt(&self, peer: &PeerId, tracks: &[Option<TrackSender>]) {
         let mut state = self.state();
-        let outs = std::array::from_fn(|i| {
-            tracks.get(i).and_then(Option::as_ref).map(|t| Out {
-                track: Arc::clone(&t.track),
-                ssrc: t.ssrc,
-                payload_type: t.payload_type,
-            })
-        });
+        let outs = std::array::from_fn(|i| tracks.get(i).and_then(Option::as_ref).map(Out::from));
         state.links.insert(peer.clone(), outs);
         for seat in &mut state.seats {
             // New tracks: the unit starts the link again.
@@ -399,18 +383,7 @@ impl CellStage {
         if holder != state.me {
             return Vec::new();
         }
-        let (ssrc, seq, ts) = s.own;
-        s.own = (ssrc, seq.wrapping_add(1), ts.wrapping_add(OPUS_FRAME_TICKS));
-        let packet = Packet {
-            header: Header {
-                version: 2,
-                sequence_number: seq,
-                timestamp: ts,
-                ssrc,
-                ..Header::default()
-            },
-            payload,
-        };
+        let packet = s.own.next(payload);
         let targets = targets(state, seat, &holder, cell, None);
         forward(state, seat, targets, &packet, now)
     }

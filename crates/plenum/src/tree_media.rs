@@ -54,10 +54,10 @@ pub(crate) fn video_lane(lane: Content) -> usize {
 
 /// One outgoing track of a link.
 #[derive(Clone)]
-struct Out {
-    track: Arc<TrackLocalStaticSample>,
-    ssrc: u32,
-    payload_type: u8,
+pub(crate) struct Out {
+    pub(crate) track: Arc<TrackLocalStaticSample>,
+    pub(crate) ssrc: u32,
+    pub(crate) payload_type: u8,
 }
 
 impl From<&TrackSender> for Out {
@@ -99,11 +99,40 @@ enum StageSource {
     Neighbour(PeerId),
 }
 
-/// Our own voice on the stage as RTP: its stream's SSRC and next numbers.
-struct OwnStage {
+/// Our own voice on a stage as RTP: its stream's SSRC and next numbers (the tree's stage,
+/// and each seat of a cells room's).
+pub(crate) struct OwnVoice {
     ssrc: u32,
     seq: u16,
     ts: u32,
+}
+
+impl OwnVoice {
+    /// A stream of random SSRC and starting numbers.
+    pub(crate) fn new() -> Self {
+        Self {
+            ssrc: rand::random(),
+            seq: rand::random(),
+            ts: rand::random(),
+        }
+    }
+
+    /// One Opus frame of ours as this stream's next packet.
+    pub(crate) fn next(&mut self, payload: bytes::Bytes) -> Packet {
+        let packet = Packet {
+            header: Header {
+                version: 2,
+                sequence_number: self.seq,
+                timestamp: self.ts,
+                ssrc: self.ssrc,
+                ..Header::default()
+            },
+            payload,
+        };
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(OPUS_FRAME_TICKS);
+        packet
+    }
 }
 
 struct State {
@@ -126,7 +155,7 @@ struct State {
     stage_heard: Option<Instant>,
     /// The links the stage goes to now.
     stage_links: BTreeSet<PeerId>,
-    own: OwnStage,
+    own: OwnVoice,
 }
 
 /// A node's forwarding, shared by the driver, the video task and the track readers.
@@ -161,11 +190,7 @@ impl Default for TreeMedia {
                 stage_from: None,
                 stage_heard: None,
                 stage_links: BTreeSet::new(),
-                own: OwnStage {
-                    ssrc: rand::random(),
-                    seq: rand::random(),
-                    ts: rand::random(),
-                },
+                own: OwnVoice::new(),
             }),
         }
     }
@@ -382,19 +407,7 @@ impl TreeMedia {
             state.stage_from = Some(StageSource::Us);
             state.sync_stage(now);
         }
-        let own = &mut state.own;
-        let packet = Packet {
-            header: Header {
-                version: 2,
-                sequence_number: own.seq,
-                timestamp: own.ts,
-                ssrc: own.ssrc,
-                ..Header::default()
-            },
-            payload,
-        };
-        own.seq = own.seq.wrapping_add(1);
-        own.ts = own.ts.wrapping_add(OPUS_FRAME_TICKS);
+        let packet = state.own.next(payload);
         state.forward(STAGE, &packet, now)
     }
 

@@ -11,14 +11,14 @@ use plenum_proto::signal::{ClientToServer, PeerSummary, ServerToClient, SignalPa
 use plenum_proto::{ChannelName, DisplayName, PeerId};
 
 use super::{Floor, Output, RoomCore};
+use crate::overlay::{Overlay, Step};
+use crate::types::{RoomError, RoomEvent, TreeSendError};
 
 /// In a cells room a broadcast's first byte says what it carries: the application's
 /// `mesh_send` bytes, or a message on a channel sent to everyone (the channel name's length
 /// and the name follow).
 const CELLS_MESH: u8 = 0;
 const CELLS_CHANNEL: u8 = 1;
-use crate::overlay::{Overlay, Step};
-use crate::types::{RoomError, RoomEvent, TreeSendError};
 
 impl RoomCore {
     /// Carries the overlay's steps into outputs until it waits.
@@ -69,7 +69,7 @@ impl RoomCore {
                 self.event(RoomEvent::Synced { in_sync });
             }
             Step::Event(RoomEvent::MeshMessage { from, data, hops }) if self.cells_room() => {
-                self.cells_broadcast(from, &data, hops);
+                self.cells_broadcast(from, data, hops);
             }
             Step::Event(event) => self.event(event),
             Step::Timeout(at) => self.overlay_at = at,
@@ -78,27 +78,26 @@ impl RoomCore {
 
     /// A cells room's broadcast as it came: the application's `mesh_send`, or a message
     /// on a channel to everyone.
-    fn cells_broadcast(&mut self, from: PeerId, data: &[u8], hops: u8) {
-        match data {
-            [CELLS_MESH, rest @ ..] => {
-                let data = bytes::Bytes::copy_from_slice(rest);
+    fn cells_broadcast(&mut self, from: PeerId, data: bytes::Bytes, hops: u8) {
+        match &data[..] {
+            [CELLS_MESH, ..] => {
+                let data = data.slice(1..);
                 self.event(RoomEvent::MeshMessage { from, data, hops });
             }
             [CELLS_CHANNEL, n, rest @ ..] => {
+                let start = 2 + usize::from(*n);
                 let channel = rest
-                    .split_at_checked(usize::from(*n))
-                    .and_then(|(name, data)| {
-                        let name = std::str::from_utf8(name).ok()?;
-                        Some((ChannelName::new(name).ok()?, data))
-                    });
-                let Some((channel, data)) = channel else {
+                    .get(..usize::from(*n))
+                    .and_then(|name| std::str::from_utf8(name).ok())
+                    .and_then(|name| ChannelName::new(name).ok());
+                let Some(channel) = channel else {
                     return self.malformed(from, "cells broadcast", "a bad channel name");
                 };
                 let lossy = self.lossy.contains(&channel);
                 let event = RoomEvent::Message {
                     channel,
                     from,
-                    data: bytes::Bytes::copy_from_slice(data),
+                    data: data.slice(start..),
                 };
                 self.outputs.push_back(if lossy {
                     Output::Lossy(event)
@@ -114,16 +113,18 @@ impl RoomCore {
     /// cells (our links reach only our cell and a few bridges).
     pub(crate) fn broadcast_message(&mut self, now: Instant, channel: &ChannelName, data: &[u8]) {
         let name = channel.as_str().as_bytes();
-        let mut wrapped = Vec::with_capacity(2 + name.len() + data.len());
-        wrapped.push(CELLS_CHANNEL);
         // Channel names are at most 12 bytes.
-        wrapped.push(name.len() as u8);
-        wrapped.extend_from_slice(name);
-        wrapped.extend_from_slice(data);
+        let head = [&[CELLS_CHANNEL, name.len() as u8][..], name].concat();
+        self.cells_out(now, &head, data);
+    }
+
+    /// A cells room's broadcast of `data` behind `head` (its kind, and what the kind says).
+    fn cells_out(&mut self, now: Instant, head: &[u8], data: &[u8]) {
         self.now = self.now.max(now);
         let now = self.now;
+        let data = [head, data].concat();
         self.overlay
-            .handle_input(OverlayInput::Broadcast { data: wrapped, now });
+            .handle_input(OverlayInput::Broadcast { data, now });
     }
 
     /// A link a tree or relay node asks for: the peer joins the roster (under its short
@@ -499,18 +500,13 @@ impl RoomCore {
     /// A broadcast to every peer of the room over the overlay (a host room's is a post
     /// through the host, on channel `mesh`).
     pub(crate) fn broadcast(&mut self, now: Instant, data: Vec<u8>) {
+        if self.cells_room() {
+            return self.cells_out(now, &[CELLS_MESH], &data);
+        }
         self.now = self.now.max(now);
         let now = self.now;
-        let cells = self.cells_room();
         match (self.overlay.host(), ChannelName::new("mesh")) {
             (Some(host), Ok(channel)) => host.post(channel, data, now),
-            _ if cells => {
-                let mut wrapped = Vec::with_capacity(1 + data.len());
-                wrapped.push(CELLS_MESH);
-                wrapped.extend_from_slice(&data);
-                self.overlay
-                    .handle_input(OverlayInput::Broadcast { data: wrapped, now });
-            }
             _ => self
                 .overlay
                 .handle_input(OverlayInput::Broadcast { data, now }),
