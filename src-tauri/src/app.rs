@@ -34,6 +34,8 @@ pub struct App {
     hosted: Mutex<Option<Hosted>>,
     /// Peers' newest pictures and the tile sizes, shared with the video pump.
     pub video: VideoTiles,
+    /// The device check, while it runs (before a call).
+    check: std::sync::Arc<std::sync::Mutex<crate::devices::DeviceCheck>>,
 }
 
 impl App {
@@ -55,6 +57,7 @@ impl App {
             session: Mutex::new(None),
             hosted: Mutex::new(None),
             video: VideoTiles::default(),
+            check: Default::default(),
         }
     }
 
@@ -63,9 +66,36 @@ impl App {
         prefs::load(&self.prefs_path)
     }
 
-    /// The room the command line asked for, if any.
+    /// The room the command line asked for, if any; without `--name`, as the name we last
+    /// used (asked for once, then remembered).
     pub fn launch_request(&self) -> Result<Option<JoinRequest>, CommandError> {
-        self.args.request()
+        Ok(self.args.request()?.map(|req| self.named(req)))
+    }
+
+    /// The room an invite link opened while the app runs names, as our remembered name.
+    pub fn invited(&self, link: &str) -> Result<JoinRequest, CommandError> {
+        let args = Args {
+            invite: Some(link.to_owned()),
+            ..Args::default()
+        };
+        match args.request()? {
+            Some(req) => Ok(self.named(req)),
+            None => Err(CommandError::bad_input("not an invite link")),
+        }
+    }
+
+    /// Sends an event to the view (dropped, with a log line, when the view is far behind).
+    pub fn notify(&self, event: UiEvent) {
+        if let Err(e) = self.ui.try_send(event) {
+            warn!(error = %e, "event for the view dropped");
+        }
+    }
+
+    fn named(&self, mut req: JoinRequest) -> JoinRequest {
+        if req.name.trim().is_empty() {
+            req.name = self.prefs().name;
+        }
+        req
     }
 
     /// Reads an invite link.
@@ -128,6 +158,8 @@ impl App {
         req: &JoinRequest,
         public: Option<&str>,
     ) -> Result<Joined, CommandError> {
+        // The call opens the devices the check held.
+        self.device_check_stop().await;
         if req.name.trim().is_empty() {
             return Err(CommandError::bad_input("Enter your name."));
         }
@@ -253,6 +285,80 @@ impl App {
             microphone: prefs.microphone,
             speaker: prefs.speaker,
         }
+    }
+
+    /// Ends the device check and remembers that it was done, with the name others see us
+    /// by when given (the first run asks for it once).
+    pub async fn device_check_done(&self, name: Option<&str>) -> Result<(), CommandError> {
+        let mut prefs = self.prefs();
+        if let Some(name) = name {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 64 {
+                return Err(CommandError::bad_input(
+                    "Enter your name (at most 64 characters).",
+                ));
+            }
+            prefs.name = name.to_owned();
+        }
+        prefs.checked = true;
+        prefs::save(&self.prefs_path, &prefs)
+            .map_err(|e| CommandError::bad_input(format!("not saved: {e}")))?;
+        self.device_check_stop().await;
+        Ok(())
+    }
+
+    /// Starts (or restarts) the device check on `microphone` and `camera` (a camera id,
+    /// `default` or `testsrc`; `None`: none); the preview goes to the `preview` tile.
+    pub async fn device_check(
+        &self,
+        microphone: Option<String>,
+        camera: Option<String>,
+    ) -> Result<crate::types::DeviceReport, CommandError> {
+        if self.session.lock().await.is_some() {
+            return Err(CommandError::new(
+                ErrorKind::AlreadyInRoom,
+                "the device check runs before a call; the call's settings choose devices",
+            ));
+        }
+        let speakers = plenum_media::device::list().outputs.len();
+        let (check, tiles) = (std::sync::Arc::clone(&self.check), self.video.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut check = check
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            check.start(microphone, camera, speakers, &tiles)
+        })
+        .await
+        .map_err(|e| CommandError::new(ErrorKind::Device, e))
+    }
+
+    /// The checked microphone's level, dBFS (`-inf` when none is read).
+    pub fn device_check_level(&self) -> f32 {
+        self.check
+            .lock()
+            .map(|c| c.level())
+            .unwrap_or(f32::NEG_INFINITY)
+    }
+
+    /// Ends the device check (its devices close).
+    pub async fn device_check_stop(&self) {
+        let check = std::sync::Arc::clone(&self.check);
+        // Joining the device threads blocks for up to a frame.
+        let _ = tokio::task::spawn_blocking(move || {
+            check
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .stop();
+        })
+        .await;
+        self.video.forget(crate::devices::PREVIEW_TILE);
+    }
+
+    /// Plays the test sound on `speaker` (`None`: the default).
+    pub async fn play_test_sound(&self, speaker: Option<String>) -> Result<(), CommandError> {
+        tokio::task::spawn_blocking(move || crate::devices::play_test_sound(speaker.as_deref()))
+            .await
+            .map_err(|e| CommandError::new(ErrorKind::Device, e))?
     }
 
     /// Chooses the microphone and speaker (remembered; applied at once in a call).

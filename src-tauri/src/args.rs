@@ -40,6 +40,11 @@ pub struct Args {
     /// Where "Host on this computer" listens (default: every interface, port 7878).
     #[arg(long, env = "PLENUM_HOST_BIND")]
     pub host_bind: Option<SocketAddr>,
+    /// Asks the update server instead of opening a call: `check` prints what it offers,
+    /// `install` also installs a newer version (the answer is one JSON line on stdout; the
+    /// exit status is 0 when up to date or installed, 1 when refused or failed).
+    #[arg(long, value_enum)]
+    pub update: Option<UpdateArg>,
     /// An invite link (plenum://join?server=...&room=...).
     pub invite: Option<String>,
 }
@@ -84,6 +89,15 @@ impl Args {
             viewer_code: None,
         }))
     }
+}
+
+/// `--update` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpdateArg {
+    /// Say what the update server offers.
+    Check,
+    /// Install a newer version if one is offered.
+    Install,
 }
 
 /// `--role` values.

@@ -28,4 +28,12 @@
     "set_verified",
     "picture_socket",
     "transport_probe",
+    "about",
+    "check_update",
+    "install_update",
+    "device_check_done",
+    "device_check",
+    "device_check_level",
+    "device_check_stop",
+    "play_test_sound",
 ]

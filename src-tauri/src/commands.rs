@@ -198,3 +198,51 @@ pub(crate) async fn transport_probe(
     }
     Ok(sent)
 }
+
+#[tauri::command]
+pub(crate) fn about(handle: tauri::AppHandle) -> crate::types::AboutInfo {
+    crate::about(&handle)
+}
+
+#[tauri::command]
+pub(crate) async fn check_update(handle: tauri::AppHandle) -> Result<crate::types::UpdateView> {
+    crate::update::check(&handle).await
+}
+
+/// Installs the offered update (the user said yes), then restarts into it.
+#[tauri::command]
+pub(crate) async fn install_update(handle: tauri::AppHandle, app: State<'_, App>) -> Result<()> {
+    crate::update::install(&handle).await?;
+    app.leave().await;
+    handle.restart()
+}
+
+#[tauri::command]
+pub(crate) async fn device_check_done(app: State<'_, App>, name: Option<String>) -> Result<()> {
+    app.device_check_done(name.as_deref()).await
+}
+
+#[tauri::command]
+pub(crate) async fn device_check(
+    app: State<'_, App>,
+    microphone: Option<String>,
+    camera: Option<String>,
+) -> Result<crate::types::DeviceReport> {
+    app.device_check(microphone, camera).await
+}
+
+#[tauri::command]
+pub(crate) fn device_check_level(app: State<'_, App>) -> f32 {
+    app.device_check_level()
+}
+
+#[tauri::command]
+pub(crate) async fn device_check_stop(app: State<'_, App>) -> Result<()> {
+    app.device_check_stop().await;
+    Ok(())
+}
+
+#[tauri::command]
+pub(crate) async fn play_test_sound(app: State<'_, App>, speaker: Option<String>) -> Result<()> {
+    app.play_test_sound(speaker).await
+}

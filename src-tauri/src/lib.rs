@@ -9,21 +9,25 @@ pub mod app;
 pub mod args;
 pub mod bindings;
 mod commands;
+pub mod devices;
 pub mod host;
 pub mod prefs;
 pub mod quality;
 pub mod session;
 pub mod socket;
 pub mod types;
+pub mod update;
 pub mod video;
 
 use std::process::ExitCode;
 
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tauri::ipc::{Channel, InvokeResponseBody};
-use tauri::{Emitter, Manager};
+use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tauri_plugin_deep_link::DeepLinkExt;
+use tauri_plugin_window_state::StateFlags;
 use tokio::sync::mpsc;
 
 pub use app::App;
@@ -85,6 +89,58 @@ impl std::fmt::Debug for VideoPump {
     }
 }
 
+/// What the About dialog shows.
+pub fn about<R: Runtime>(handle: &AppHandle<R>) -> types::AboutInfo {
+    let info = handle.package_info();
+    types::AboutInfo {
+        name: info.name.clone(),
+        version: info.version.to_string(),
+        licence: env!("CARGO_PKG_LICENSE").to_owned(),
+        package: tauri::utils::platform::bundle_type().map(|b| b.to_string()),
+    }
+}
+
+/// Reads the command line, with the version the app was built as (a release may be built
+/// as another version than the workspace's).
+fn parse_args(version: &str) -> args::Args {
+    // Once per run: clap keeps the version for the process's life.
+    let version: &'static str = version.to_owned().leak();
+    let matches = args::Args::command().version(version).get_matches();
+    args::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Hands an invite link opened while the app runs to the view, and brings the window up.
+fn open_invite<R: Runtime>(handle: &AppHandle<R>, link: &str) {
+    if let Some(window) = handle.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
+    let app = handle.state::<App>();
+    match app.invited(link) {
+        Ok(request) => app.notify(types::UiEvent::Invited { request }),
+        Err(e) => tracing::warn!(%link, error = %e, "an invite link that does not name a room"),
+    }
+}
+
+/// `plenum-app --update check|install`: asks the update server, prints one JSON line, and
+/// ends the app (0: up to date or installed; 1: refused or failed).
+async fn update_from_command_line<R: Runtime>(handle: AppHandle<R>, mode: args::UpdateArg) {
+    let result = match mode {
+        args::UpdateArg::Check => update::check(&handle)
+            .await
+            .map(|view| serde_json::json!({ "update": view })),
+        args::UpdateArg::Install => update::install(&handle)
+            .await
+            .map(|version| serde_json::json!({ "installed": version })),
+    };
+    let (line, code) = match result {
+        Ok(line) => (line, 0),
+        Err(e) => (serde_json::json!({ "error": e }), 1),
+    };
+    println!("{line}");
+    handle.exit(code);
+}
+
 /// Runs the app until its window closes.
 pub fn run() -> ExitCode {
     tracing_subscriber::fmt()
@@ -94,17 +150,55 @@ pub fn run() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = args::Args::parse();
-    let result = tauri::Builder::default()
+    let context = tauri::generate_context!();
+    let args = parse_args(&context.package_info().version.to_string());
+    let update_mode = args.update;
+    let mut builder = tauri::Builder::default();
+    if update_mode.is_none() {
+        // A second start (an invite link clicked while the app runs) hands its command line
+        // to this one (the link reaches `on_open_url`) and ends.
+        builder = builder
+            .plugin(tauri_plugin_single_instance::init(|handle, _argv, _cwd| {
+                if let Some(window) = handle.get_webview_window("main") {
+                    let _ = window.unminimize();
+                    let _ = window.set_focus();
+                }
+            }))
+            .plugin(
+                tauri_plugin_window_state::Builder::new()
+                    .with_state_flags(
+                        StateFlags::SIZE | StateFlags::POSITION | StateFlags::MAXIMIZED,
+                    )
+                    .build(),
+            );
+    }
+    let result = builder
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_updater::Builder::new().build())
         .plugin(tauri_plugin_opener::init())
         .setup(move |tauri_app| {
             let config_dir = tauri_app.path().app_config_dir()?;
             let (ui_tx, mut ui_rx) = mpsc::channel(1024);
+            if let Some(mode) = update_mode {
+                if let Some(window) = tauri_app.get_webview_window("main") {
+                    window.hide()?;
+                }
+                tauri::async_runtime::spawn(update_from_command_line(
+                    tauri_app.handle().clone(),
+                    mode,
+                ));
+            }
             let app = App::new(args, config_dir, ui_tx);
             let socket = tauri::async_runtime::block_on(socket::PictureSocket::bind())?;
             tauri_app.manage(VideoPump::start(app.video.clone(), socket.clone())?);
             tauri_app.manage(socket);
             tauri_app.manage(app);
+            let handle = tauri_app.handle().clone();
+            tauri_app.deep_link().on_open_url(move |event| {
+                for url in event.urls() {
+                    open_invite(&handle, url.as_str());
+                }
+            });
             let handle = tauri_app.handle().clone();
             tauri::async_runtime::spawn(async move {
                 while let Some(event) = ui_rx.recv().await {
@@ -143,8 +237,16 @@ pub fn run() -> ExitCode {
             commands::set_verified,
             commands::picture_socket,
             commands::transport_probe,
+            commands::about,
+            commands::check_update,
+            commands::install_update,
+            commands::device_check_done,
+            commands::device_check,
+            commands::device_check_level,
+            commands::device_check_stop,
+            commands::play_test_sound,
         ])
-        .build(tauri::generate_context!());
+        .build(context);
     let app = match result {
         Ok(app) => app,
         Err(e) => {
@@ -152,12 +254,16 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    app.run(|handle, event| {
+    let code = app.run_return(|handle, event| {
         if let tauri::RunEvent::ExitRequested { .. } = event {
             // Say goodbye to the room before the process ends.
             let state = handle.state::<App>();
             tauri::async_runtime::block_on(state.leave());
         }
     });
-    ExitCode::SUCCESS
+    if code == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

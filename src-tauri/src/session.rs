@@ -1135,7 +1135,7 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 /// Opens a camera by id or name (`default`: the first), or the test pattern (`testsrc`).
-fn open_camera(name: &str) -> Result<Box<dyn VideoSource>, CommandError> {
+pub(crate) fn open_camera(name: &str) -> Result<Box<dyn VideoSource>, CommandError> {
     if name == TEST_PATTERN {
         return Ok(Box::new(
             plenum_media::TestPattern::new(640, 360).with_fps(30),

@@ -147,6 +147,54 @@ pub struct Prefs {
     /// Peers whose safety code the user compared and marked verified (their ids, which
     /// their keys derive).
     pub verified: Vec<String>,
+    /// Whether the first run's device check is done (it is shown until then).
+    pub checked: bool,
+}
+
+/// What the device check found: a sentence for each device that is missing or would not
+/// open (`null`: it works).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, TS)]
+pub struct DeviceReport {
+    pub microphone: Option<String>,
+    pub camera: Option<String>,
+    pub speaker: Option<String>,
+}
+
+/// What the About dialog shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct AboutInfo {
+    /// The app's name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its licence (an SPDX expression).
+    pub licence: String,
+    /// How it was installed: `deb`, `appimage`, or `null` for a build run from a checkout.
+    pub package: Option<String>,
+}
+
+/// What the update server offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct UpdateView {
+    /// The version running.
+    pub current: String,
+    /// The manifest's address.
+    pub server: String,
+    /// A newer version, when there is one.
+    pub available: Option<UpdateInfo>,
+    /// Why nothing is offered (up to date, or the server offers an older version).
+    pub note: Option<String>,
+}
+
+/// A newer version the update server offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct UpdateInfo {
+    /// Its version.
+    pub version: String,
+    /// Its release notes.
+    pub notes: String,
+    /// When it was published.
+    pub date: Option<String>,
 }
 
 /// A signaling server and room read from an invite link.
@@ -309,6 +357,11 @@ pub struct StrokeStarted {
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum UiEvent {
+    /// An invite link was opened (clicked in a browser or a chat) while the app runs.
+    Invited {
+        /// The room it names, with our remembered name.
+        request: JoinRequest,
+    },
     /// Everyone in the room (ourselves first), whenever a state or a latency changes.
     Roster {
         /// The participants.
@@ -517,6 +570,8 @@ pub enum ErrorKind {
     SendFailed,
     /// An audio device could not be opened.
     Device,
+    /// An update could not be checked for or installed.
+    Update,
 }
 
 /// Why a command failed; the view shows `message`.

@@ -108,7 +108,7 @@ impl VideoSink for VideoTiles {
 
 impl VideoTiles {
     /// The newest picture for a tile.
-    fn show(&self, tile: String, frame: VideoFrame) {
+    pub fn show(&self, tile: String, frame: VideoFrame) {
         if let Ok(mut state) = self.state.lock() {
             state.next += 1;
             let seq = state.next;

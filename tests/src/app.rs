@@ -150,7 +150,7 @@ impl Xvfb {
 #[derive(Debug)]
 pub struct Driver {
     pub port: u16,
-    _guard: Guard,
+    guard: Guard,
 }
 
 impl Driver {
@@ -190,10 +190,13 @@ impl Driver {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        Self {
-            port,
-            _guard: guard,
-        }
+        Self { port, guard }
+    }
+
+    /// The driver's process id, which is also the id of the process group holding the
+    /// driver and every app it started.
+    pub fn pid(&self) -> u32 {
+        self.guard.pid()
     }
 }
 
@@ -241,6 +244,24 @@ pub fn start_hosting_app(xvfb: &Xvfb, tag: &str) -> (Driver, webdriver::Session,
     )
 }
 
+/// The app as a new user first starts it (no config at all: its first run), with `env`.
+pub fn start_first_run_app(
+    xvfb: &Xvfb,
+    tag: &str,
+    env: &[(&str, &str)],
+) -> (Driver, webdriver::Session, PathBuf) {
+    let config = std::env::temp_dir().join(format!("plenum-e2e-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&config);
+    let mut vars = vec![(
+        "XDG_CONFIG_HOME",
+        config.to_str().expect("a UTF-8 temp path"),
+    )];
+    vars.extend_from_slice(env);
+    let driver = Driver::start(&xvfb.display, &vars);
+    let session = webdriver::Session::start(driver.port, app_bin().as_ref(), &[]);
+    (driver, session, config)
+}
+
 fn start_app_with(
     xvfb: &Xvfb,
     app: &str,
@@ -249,6 +270,10 @@ fn start_app_with(
     env: &[(&str, &str)],
 ) -> (Driver, webdriver::Session, PathBuf) {
     let config = std::env::temp_dir().join(format!("plenum-e2e-{tag}-{}", std::process::id()));
+    // An app past its first run (the device check, which its own test covers).
+    let prefs = config.join("app.plenum.desktop");
+    std::fs::create_dir_all(&prefs).expect("config dir");
+    std::fs::write(prefs.join("prefs.json"), r#"{"checked": true}"#).expect("prefs");
     let mut vars = vec![(
         "XDG_CONFIG_HOME",
         config.to_str().expect("a UTF-8 temp path"),

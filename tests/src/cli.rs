@@ -326,7 +326,7 @@ fn join_args<'a>(url: &'a str, room: &'a str, name: &'a str, extra: &[&'a str]) 
 }
 
 /// `plenum join PLACE --name NAME --json --bind-ip 127.0.0.1 EXTRA...`.
-fn peer_args<'a>(place: &[&'a str], name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+pub fn peer_args<'a>(place: &[&'a str], name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["join"];
     args.extend_from_slice(place);
     args.extend_from_slice(&["--name", name, "--json", "--bind-ip", "127.0.0.1"]);

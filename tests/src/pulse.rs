@@ -101,6 +101,12 @@ impl Pulse {
         Helper(child)
     }
 
+    /// Stops the sound server (by its process id): every device it offered is gone, and
+    /// opening one fails.
+    pub fn stop(&mut self) {
+        drop(self.daemon.take());
+    }
+
     /// Removes the null sink and with it the monitor source, as pulling out a USB headset
     /// does.
     pub fn unplug(&self) {

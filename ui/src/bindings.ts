@@ -165,7 +165,11 @@ speaker: string | null,
  * Peers whose safety code the user compared and marked verified (their ids, which
  * their keys derive).
  */
-verified: Array<string>, };
+verified: Array<string>, 
+/**
+ * Whether the first run's device check is done (it is shown until then).
+ */
+checked: boolean, };
 
 export type InviteView = { 
 /**
@@ -184,6 +188,58 @@ role: Role,
  * Whether the presenter asks for an access code.
  */
 access_code: boolean, };
+
+export type AboutInfo = { 
+/**
+ * The app's name.
+ */
+name: string, 
+/**
+ * Its version.
+ */
+version: string, 
+/**
+ * Its licence (an SPDX expression).
+ */
+licence: string, 
+/**
+ * How it was installed: `deb`, `appimage`, or `null` for a build run from a checkout.
+ */
+package: string | null, };
+
+export type DeviceReport = { microphone: string | null, camera: string | null, speaker: string | null, };
+
+export type UpdateView = { 
+/**
+ * The version running.
+ */
+current: string, 
+/**
+ * The manifest's address.
+ */
+server: string, 
+/**
+ * A newer version, when there is one.
+ */
+available: UpdateInfo | null, 
+/**
+ * Why nothing is offered (up to date, or the server offers an older version).
+ */
+note: string | null, };
+
+export type UpdateInfo = { 
+/**
+ * Its version.
+ */
+version: string, 
+/**
+ * Its release notes.
+ */
+notes: string, 
+/**
+ * When it was published.
+ */
+date: string | null, };
 
 export type PeerState = "me" | "connecting" | "connected" | "reconnecting" | "in_room" | "refused";
 
@@ -346,7 +402,11 @@ seq: number,
  */
 change: BoardChange, };
 
-export type UiEvent = { "type": "roster", 
+export type UiEvent = { "type": "invited", 
+/**
+ * The room it names, with our remembered name.
+ */
+request: JoinRequest, } | { "type": "roster", 
 /**
  * The participants.
  */
@@ -444,7 +504,7 @@ reason: string, } | { "type": "closed",
  */
 reason: string | null, };
 
-export type ErrorKind = "bad_input" | "not_in_room" | "already_in_room" | "unreachable" | "refused" | "host_failed" | "send_failed" | "device";
+export type ErrorKind = "bad_input" | "not_in_room" | "already_in_room" | "unreachable" | "refused" | "host_failed" | "send_failed" | "device" | "update";
 
 export type CommandError = { 
 /**
@@ -648,7 +708,15 @@ export type Command =
   | "share_screen"
   | "set_verified"
   | "picture_socket"
-  | "transport_probe";
+  | "transport_probe"
+  | "about"
+  | "check_update"
+  | "install_update"
+  | "device_check_done"
+  | "device_check"
+  | "device_check_level"
+  | "device_check_stop"
+  | "play_test_sound";
 
 /** The event carrying `UiEvent`s. */
 export const EVENT = "plenum";

@@ -51,6 +51,8 @@ export interface CallOptions {
   onLeft: (reason: string | null, askCode?: boolean) => void;
   /** Plays a sound (a chime); the page's own audio when absent. */
   playSound?: (url: string) => void;
+  /** Opens the About dialog (the help dialog offers it); absent in a browser guest. */
+  showAbout?: () => void;
 }
 
 export class CallView {
@@ -306,12 +308,18 @@ export class CallView {
   private buildHelp(): HTMLElement {
     const rows = SHORTCUTS.map(([k, what]) => h("tr", {}, h("td", {}, h("kbd", {}, k)), h("td", {}, what)));
     const close = h("button", { class: "btn", type: "button" }, "Close");
+    const showAbout = this.options.showAbout;
+    const about = showAbout && h("button", { class: "btn ghost", type: "button", id: "help-about" }, "About Plenum");
     const el = h(
       "div",
       { class: "overlay", id: "help", hidden: true },
-      h("div", { class: "dialog", role: "dialog", "aria-label": "Keyboard shortcuts" }, h("h2", {}, "Keyboard shortcuts"), h("table", { class: "keys" }, ...rows), h("div", { class: "dialog-actions" }, close)),
+      h("div", { class: "dialog", role: "dialog", "aria-label": "Keyboard shortcuts" }, h("h2", {}, "Keyboard shortcuts"), h("table", { class: "keys" }, ...rows), h("div", { class: "dialog-actions" }, about, close)),
     );
     close.addEventListener("click", () => (el.hidden = true));
+    about?.addEventListener("click", () => {
+      el.hidden = true;
+      showAbout?.();
+    });
     el.addEventListener("click", (e) => e.target === el && (el.hidden = true));
     return el;
   }
@@ -554,6 +562,27 @@ export class CallView {
       } catch (e) {
         this.notify(errorText(e));
       }
+    });
+  }
+
+  /** An invite to another room arrived: resolves whether the user leaves this call for it. */
+  confirmSwitch(room: string): Promise<boolean> {
+    const yes = h("button", { class: "btn primary", id: "confirm-switch", type: "button" }, `Join ${room}`);
+    const no = h("button", { class: "btn", type: "button" }, "Stay here");
+    this.confirm.replaceChildren(
+      h("div", { class: "dialog", role: "alertdialog" }, h("h2", {}, `Join ${room}?`), h("p", {}, "You opened an invite to another room. Joining it leaves this call."), h("div", { class: "dialog-actions" }, no, yes)),
+    );
+    this.confirm.hidden = false;
+    yes.focus();
+    return new Promise((resolve) => {
+      no.addEventListener("click", () => {
+        this.confirm.hidden = true;
+        resolve(false);
+      });
+      yes.addEventListener("click", () => {
+        this.confirm.hidden = true;
+        resolve(true);
+      });
     });
   }
 

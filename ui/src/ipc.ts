@@ -3,11 +3,13 @@
 import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
+  AboutInfo,
   AudioDevices,
   BoardChange,
   ChatLine,
   Command,
   CommandError,
+  DeviceReport,
   HostRequest,
   InviteView,
   JoinRequest,
@@ -21,6 +23,7 @@ import type {
   StrokeStarted,
   TileSize,
   UiEvent,
+  UpdateView,
   VideoDevices,
   VideoState,
 } from "./bindings";
@@ -66,6 +69,17 @@ export const api = {
   /** A monitor or `window:ID` starts sharing; `null` stops. */
   shareScreen: (target: string | null) => call<VideoState>("share_screen", { target }),
   setVerified: (peer: string, verified: boolean) => call<null>("set_verified", { peer, verified }),
+  about: () => call<AboutInfo>("about"),
+  checkUpdate: () => call<UpdateView>("check_update"),
+  /** Installs the offered update and restarts into it: resolves only if it fails. */
+  installUpdate: () => call<null>("install_update"),
+  /** Ends the device check; the first run also gives our name. */
+  deviceCheckDone: (name: string | null) => call<null>("device_check_done", { name }),
+  /** Opens the microphone and camera (`default`, an id or `testsrc`; `null`: none) for the device check. */
+  deviceCheck: (microphone: string | null, camera: string | null) => call<DeviceReport>("device_check", { microphone, camera }),
+  deviceCheckLevel: () => call<number | null>("device_check_level"),
+  deviceCheckStop: () => call<null>("device_check_stop"),
+  playTestSound: (speaker: string | null) => call<null>("play_test_sound", { speaker }),
   /** Pictures arrive as raw bytes on a channel, never as JSON events. */
   videoSubscribe: (onPicture: (buffer: ArrayBuffer) => void) => {
     const channel = new Channel<ArrayBuffer>();

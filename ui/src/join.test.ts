@@ -13,7 +13,7 @@ const joined: Joined = {
   hosting: false,
   role: "both",
 };
-const prefs: Prefs = { name: "Ada", server: "ws://h:1", recent: [{ server: "ws://old:2", room: "retro" }], microphone: null, speaker: null, verified: [] };
+const prefs: Prefs = { name: "Ada", server: "ws://h:1", recent: [{ server: "ws://old:2", room: "retro" }], microphone: null, speaker: null, verified: [], checked: true };
 
 afterEach(() => clearMocks());
 

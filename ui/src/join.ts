@@ -25,6 +25,8 @@ export function joinScreen(
   prefill: Prefill,
   notice: string | null,
   onJoined: (joined: Joined) => void,
+  showAbout?: () => void,
+  checkDevices?: () => void,
 ): HTMLElement {
   const name = h("input", { id: "join-name", autocomplete: "nickname", maxlength: 64, placeholder: "How others see you" });
   const room = h("input", { id: "join-room", maxlength: 64, placeholder: "e.g. design-review" });
@@ -175,5 +177,17 @@ export function joinScreen(
       form,
     ),
     prefs.recent.length > 0 && h("div", { class: "recent-card" }, h("h2", {}, "Recent rooms"), recent),
+    footer(showAbout, checkDevices),
   );
+}
+
+function footer(showAbout?: () => void, checkDevices?: () => void): HTMLElement | null {
+  const link = (id: string, text: string, run?: () => void) => {
+    if (!run) return null;
+    const button = h("button", { class: "link-button", type: "button", id }, text);
+    button.addEventListener("click", run);
+    return button;
+  };
+  const links = [link("check-button", "Check your devices", checkDevices), link("about-button", "About Plenum and updates", showAbout)];
+  return links.some(Boolean) ? h("footer", { class: "join-footer" }, ...links) : null;
 }
