@@ -13,6 +13,11 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 bash scripts/deps.sh
+# The test's own desktop session: a session bus (the single-instance hand-over) and xdg-open.
+for p in dbus-daemon xdg-utils; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >&2
+done
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"

@@ -59,20 +59,30 @@ fi
 export TAURI_SIGNING_PRIVATE_KEY="$key"
 export TAURI_SIGNING_PRIVATE_KEY_PASSWORD=""
 
+# The CLI ships in the same package (/usr/bin/plenum). The package depends on the libraries
+# both binaries link, as dpkg-shlibdeps reads them.
+bash scripts/ui.sh
+# Each on its own, as tauri-cli builds the app (one set of features per package, no rebuild).
+cargo build --release --locked -p plenum-cli
+cargo build --release --locked -p plenum-app
+shlibs=$(mktemp -d)
+mkdir -p "$shlibs/debian"
+printf 'Source: plenum\n\nPackage: plenum\nArchitecture: any\n' > "$shlibs/debian/control"
+depends=$(cd "$shlibs" && dpkg-shlibdeps -O -e"$CARGO_TARGET_DIR/release/plenum-app" \
+  -e"$CARGO_TARGET_DIR/release/plenum" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+rm -rf "$shlibs"
+[ -n "$depends" ] || { echo "dpkg-shlibdeps named no libraries for the package" >&2; exit 1; }
+
 version="${PLENUM_VERSION:-$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)}"
-overlay=$(python3 - "$version" "$key.pub" "${PLENUM_UPDATE_URL:-}" <<'EOF'
+overlay=$(python3 - "$version" "$key.pub" "${PLENUM_UPDATE_URL:-}" "$depends" "$CARGO_TARGET_DIR/release/plenum" <<'EOF'
 import json, sys
-version, pubkey_file, url = sys.argv[1:]
+version, pubkey_file, url, depends, cli = sys.argv[1:]
 updater = {"pubkey": open(pubkey_file).read().strip(), "endpoints": [url] if url else []}
-print(json.dumps({"version": version, "plugins": {"updater": updater}}))
+deb = {"depends": [d.strip() for d in depends.split(",") if d.strip()], "files": {"/usr/bin/plenum": cli}}
+print(json.dumps({"version": version, "plugins": {"updater": updater}, "bundle": {"linux": {"deb": deb}}}))
 EOF
 )
-
-# The CLI ships in the same package (/usr/bin/plenum).
-cargo build --release --locked -p plenum-cli
-bash scripts/ui.sh
-APPIMAGE_EXTRACT_AND_RUN=1 cargo tauri build --ci --bundles deb,appimage --config "$overlay" \
-  --config "{\"bundle\":{\"linux\":{\"deb\":{\"files\":{\"/usr/bin/plenum\":\"$CARGO_TARGET_DIR/release/plenum\"}}}}}"
+APPIMAGE_EXTRACT_AND_RUN=1 cargo tauri build --ci --bundles deb,appimage --config "$overlay"
 
 bundle="$CARGO_TARGET_DIR/release/bundle"
 out="$root/target/release/bundle"

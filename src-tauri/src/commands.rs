@@ -214,7 +214,7 @@ pub(crate) async fn check_update(handle: tauri::AppHandle) -> Result<crate::type
 pub(crate) async fn install_update(handle: tauri::AppHandle, app: State<'_, App>) -> Result<()> {
     crate::update::install(&handle).await?;
     app.leave().await;
-    handle.restart()
+    crate::update::restart(&handle)
 }
 
 #[tauri::command]

@@ -10,6 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use tauri::utils::config::BundleType;
 use tauri::{AppHandle, Runtime};
 use tauri_plugin_updater::{Error as UpdaterError, Update, UpdaterExt};
 use url::Url;
@@ -137,6 +138,33 @@ pub async fn install<R: Runtime>(app: &AppHandle<R>) -> Result<String, CommandEr
         .map_err(|e| explain(e, &url))?;
     tracing::info!(%version, "update installed");
     Ok(version)
+}
+
+/// Ends this app and starts the version just installed. An AppImage restarts from its file
+/// (which now holds the new version): run without FUSE (`--appimage-extract-and-run`) it
+/// runs from an extracted copy, which is what Tauri's own restart would start again.
+pub fn restart<R: Runtime>(app: &AppHandle<R>) -> ! {
+    let appimage = std::env::var_os("APPIMAGE")
+        .filter(|_| tauri::utils::platform::bundle_type() == Some(BundleType::AppImage));
+    if let Some(appimage) = appimage {
+        let mounted = std::env::current_exe()
+            .map(|exe| exe.to_string_lossy().contains("/.mount_"))
+            .unwrap_or(false);
+        let mut command = std::process::Command::new(&appimage);
+        command.args(std::env::args_os().skip(1));
+        if !mounted {
+            command.env("APPIMAGE_EXTRACT_AND_RUN", "1");
+        }
+        // The new process must find the single-instance name free.
+        app.cleanup_before_exit();
+        match command.spawn() {
+            Ok(_) => std::process::exit(0),
+            Err(e) => {
+                tracing::warn!(error = %e, "the new version did not start; restarting as before")
+            }
+        }
+    }
+    app.restart()
 }
 
 /// A sentence for an updater error.
