@@ -13,8 +13,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 bash scripts/deps.sh
-# The test's own desktop session: a session bus (the single-instance hand-over) and xdg-open.
-for p in dbus-daemon xdg-utils; do
+# The test's own desktop session: a session bus (the single-instance hand-over), xdg-open, and
+# sudo (how the updater gets root's rights for dpkg with no desktop to ask for a password).
+for p in dbus-daemon xdg-utils sudo; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >&2
 done

@@ -141,17 +141,25 @@ pub async fn install<R: Runtime>(app: &AppHandle<R>) -> Result<String, CommandEr
 }
 
 /// Ends this app and starts the version just installed. An AppImage restarts from its file
-/// (which now holds the new version): run without FUSE (`--appimage-extract-and-run`) it
-/// runs from an extracted copy, which is what Tauri's own restart would start again.
+/// (which now holds the new version), once this one's files are gone: its runtime removes
+/// (or unmounts) them when this process ends, and a new start must not unpack into them
+/// meanwhile. Run without FUSE (`--appimage-extract-and-run`), the app runs from an
+/// extracted copy, which is what Tauri's own restart would start again.
 pub fn restart<R: Runtime>(app: &AppHandle<R>) -> ! {
     let appimage = std::env::var_os("APPIMAGE")
         .filter(|_| tauri::utils::platform::bundle_type() == Some(BundleType::AppImage));
     if let Some(appimage) = appimage {
-        let mounted = std::env::current_exe()
-            .map(|exe| exe.to_string_lossy().contains("/.mount_"))
-            .unwrap_or(false);
-        let mut command = std::process::Command::new(&appimage);
-        command.args(std::env::args_os().skip(1));
+        let appdir = std::env::var_os("APPDIR").unwrap_or_default();
+        let mounted = appdir.to_string_lossy().contains("/.mount_");
+        // Waits (10 s at most) for this instance's files to go, then starts the AppImage.
+        let script = r#"i=0; while [ -n "$1" ] && [ -e "$1" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done; shift; exec "$@""#;
+        let mut command = std::process::Command::new("/bin/sh");
+        command
+            .args(["-c", script, "plenum-restart"])
+            .arg(&appdir)
+            .arg(&appimage)
+            .args(std::env::args_os().skip(1))
+            .current_dir("/");
         if !mounted {
             command.env("APPIMAGE_EXTRACT_AND_RUN", "1");
         }

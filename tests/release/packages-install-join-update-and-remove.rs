@@ -7,7 +7,8 @@
 //! - The .deb installs with apt (pulling its dependencies), ships the app, the CLI, the
 //!   desktop entry and every icon size; `plenum://` names its desktop entry; the installed
 //!   app joins a room; an invite opened with `xdg-open` starts it into the room, and one
-//!   opened while it runs goes to the running app; `apt-get remove` takes it all away.
+//!   opened while it runs goes to the running app; N+1 from the update server replaces it
+//!   through dpkg; `apt-get remove` takes it all away.
 //! - The AppImage starts (`--appimage-extract-and-run`: no FUSE here) and joins.
 //! - Updates from a local server: N sees N+1 and installs it (the AppImage is replaced) and
 //!   restarts into it when the user clicks; a package signed with another key, an older
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use plenum_e2e::app::{Driver, Guard, Xvfb, artifacts_dir, wait_for};
+use plenum_e2e::app::{Driver, Guard, Xvfb, artifacts_dir, group_members, wait_for};
 use plenum_e2e::cli::{Proc, event, peer_args};
 use plenum_e2e::webdriver;
 use serde_json::{Value, json};
@@ -336,6 +337,38 @@ fn the_deb_installs_starts_joins_opens_invites_and_removes_cleanly() {
         });
     }
 
+    {
+        // N+1 as a .deb from the update server: the updater hands the package to dpkg with
+        // the administrator's rights (here root's sudo; on a desktop pkexec asks for a
+        // password), and the installed app is N+1.
+        let (base, routes) = http_server();
+        let work = home.dir.join("work");
+        std::fs::create_dir_all(&work).expect("work dir");
+        routes
+            .lock()
+            .expect("routes")
+            .push(("/next.deb".into(), release.next.deb.clone()));
+        let signature = read(Path::new(&format!("{}.sig", release.next.deb.display())));
+        let manifest_path = work.join("deb.json");
+        let entry = json!({ "url": format!("{base}/next.deb"), "signature": signature.trim() });
+        let body = json!({
+            "version": release.next.version,
+            "pub_date": "2026-12-06T00:00:00Z",
+            "platforms": { "linux-x86_64-deb": entry },
+        });
+        std::fs::write(&manifest_path, body.to_string()).expect("manifest");
+        routes
+            .lock()
+            .expect("routes")
+            .push(("/deb.json".into(), manifest_path));
+        let mut update_env = env.clone();
+        update_env.push(("PLENUM_UPDATE_URL".into(), format!("{base}/deb.json")));
+        let (ok, out) = run("/usr/bin/plenum-app", &["--update", "install"], &update_env);
+        assert!(ok, "the .deb update installs: {out}");
+        let (_, version) = run("/usr/bin/plenum-app", &["--version"], &[]);
+        assert!(version.contains(&release.next.version), "{version}");
+    }
+
     apt(&["remove", "-y", "-qq", "plenum"]);
     for file in [
         "/usr/bin/plenum-app",
@@ -563,17 +596,12 @@ fn updates_install_a_newer_signed_version_and_refuse_everything_else() {
     xvfb.screenshot(&artifacts_dir().join("update-offered.png"));
     let install = session.find("#update-install").expect("the install button");
     session.click(&install);
-    // The AppImage on disk is N+1 now, and a process of it runs.
+    // The AppImage on disk is N+1 now (its bytes: running it here would share, and then
+    // remove, the directory the restarted app unpacks into), and a process of it runs.
     let next_bytes = bytes(&release.next.appimage);
     wait_until(LONG, "the AppImage replaced", || {
         bytes(&installed) == next_bytes
     });
-    let (ok, version) = run(
-        &installed.to_string_lossy(),
-        &["--appimage-extract-and-run", "--version"],
-        &env,
-    );
-    assert!(ok && version.contains(next), "{version}");
     wait_until(LONG, "the app restarted as N+1", || {
         running_versions(driver.pid())
             .iter()
@@ -583,8 +611,8 @@ fn updates_install_a_newer_signed_version_and_refuse_everything_else() {
 
 /// The versions of the app processes in `group` (each one's executable asked `--version`).
 fn running_versions(group: u32) -> Vec<String> {
-    let (_, pids) = run("ps", &["-o", "pid=", "-g", &group.to_string()], &[]);
-    pids.split_whitespace()
+    group_members(group)
+        .into_iter()
         .filter_map(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok())
         .filter(|exe| exe.file_name().is_some_and(|f| f == "plenum-app"))
         .map(|exe| run(&exe.to_string_lossy(), &["--version"], &[]).1)

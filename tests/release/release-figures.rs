@@ -3,7 +3,7 @@
 //! memory at idle in a two-peer call.
 //!
 //! `PLENUM_RELEASE_DIR=DIR PLENUM_APP=target/release/plenum-app PLENUM_CLI=target/release/plenum
-//! cargo run --release -p plenum-e2e --features release-check --example release-figures`
+//! cargo run -p plenum-e2e --features release-check --example release-figures`
 //! (`DIR` as scripts/release-check.sh leaves it: `n/deb/`, `n/appimage/`). Needs Xvfb,
 //! tauri-driver and WebKitWebDriver.
 
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use plenum_e2e::app::{Driver, Xvfb, wait_for};
+use plenum_e2e::app::{Driver, Xvfb, group_members, wait_for};
 use plenum_e2e::cli::{Proc, event, peer_args};
 use plenum_e2e::webdriver;
 use serde_json::json;
@@ -53,12 +53,8 @@ fn installed_kib(deb: &Path) -> u64 {
 /// Proportional set size of every process in `group` (the driver, the app and its WebKit
 /// helpers), and of the processes whose executable is `name`, in KiB.
 fn pss_kib(group: u32, names: &[&str]) -> (u64, u64) {
-    let out = Command::new("ps")
-        .args(["-o", "pid=", "-g", &group.to_string()])
-        .output()
-        .expect("ps");
     let (mut all, mut named) = (0, 0);
-    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+    for pid in group_members(group) {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
         let exe = exe
             .file_name()
