@@ -147,6 +147,7 @@ impl App {
         let joined = self.join_as(&join, Some(&public)).await?;
         let mut prefs = self.prefs();
         prefs.name = joined.me.name.clone();
+        prefs.checked = true;
         if let Err(e) = prefs::save(&self.prefs_path, &prefs) {
             warn!(error = %e, "prefs not saved");
         }

@@ -29,8 +29,10 @@ pub fn load(path: &Path) -> Prefs {
     }
 }
 
-/// Records a join: the name, the server, and the room first among the recent ones.
+/// Records a join: the name, the server, and the room first among the recent ones. A user
+/// who has been in a call is past the first run (the device check is not shown again).
 pub fn remember(prefs: &mut Prefs, name: &str, server: &str, room: &str) {
+    prefs.checked = true;
     prefs.name = name.to_owned();
     prefs.server = server.to_owned();
     let entry = RecentRoom {
@@ -67,6 +69,7 @@ mod tests {
         }
         remember(&mut prefs, "Ada L", "ws://a", "room5");
         assert_eq!(prefs.name, "Ada L");
+        assert!(prefs.checked, "past the first run once in a call");
         assert_eq!(prefs.recent.len(), MAX_RECENT);
         assert_eq!(prefs.recent[0].room, "room5");
         assert_eq!(prefs.recent.iter().filter(|r| r.room == "room5").count(), 1);

@@ -52,13 +52,11 @@ pub fn endpoint(configured: &[Url], env: Option<&str>) -> Result<Option<Url>, Co
     }
 }
 
-/// An update the server offers, checked and ready to install.
-struct Offer {
-    update: Update,
-}
-
-/// Finds out whether the update server offers a newer version.
-async fn find<R: Runtime>(app: &AppHandle<R>) -> Result<(UpdateView, Option<Offer>), CommandError> {
+/// Finds out whether the update server offers a newer version: what to show, and the update
+/// to install.
+async fn find<R: Runtime>(
+    app: &AppHandle<R>,
+) -> Result<(UpdateView, Option<Update>), CommandError> {
     let current = app.package_info().version.to_string();
     let config = app.config().plugins.0.get("updater").cloned();
     let setting = |key: &str| config.as_ref().and_then(|c| c.get(key)).cloned();
@@ -112,7 +110,7 @@ async fn find<R: Runtime>(app: &AppHandle<R>) -> Result<(UpdateView, Option<Offe
             (None, _) => Some(format!("Plenum {current} is up to date.")),
         },
     };
-    Ok((view, update.map(|update| Offer { update })))
+    Ok((view, update))
 }
 
 /// What the update server offers.
@@ -123,8 +121,8 @@ pub async fn check<R: Runtime>(app: &AppHandle<R>) -> Result<UpdateView, Command
 /// Downloads, verifies and installs the newer version the server offers (the user said yes),
 /// and answers the version installed. The caller restarts into it.
 pub async fn install<R: Runtime>(app: &AppHandle<R>) -> Result<String, CommandError> {
-    let (view, offer) = find(app).await?;
-    let Some(Offer { update }) = offer else {
+    let (view, update) = find(app).await?;
+    let Some(update) = update else {
         return Err(CommandError::new(
             ErrorKind::Update,
             view.note.unwrap_or_else(|| "no update to install".into()),

@@ -663,3 +663,105 @@ async fn safety_codes_match_across_peers_and_verification_is_remembered() {
     a.app.leave().await;
     b.app.leave().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_run_keeps_a_name_that_invites_then_join_as() {
+    let link = "plenum://join?server=ws%3A%2F%2F127.0.0.1%3A9&room=standup";
+    let a = peer(
+        "first-run",
+        Args {
+            invite: Some(link.into()),
+            ..Args::default()
+        },
+    );
+    assert!(
+        !a.app.prefs().checked,
+        "a new app has not run its device check"
+    );
+    // Before a name is kept, a launch invite asks for one (the join screen).
+    let launch = a
+        .app
+        .launch_request()
+        .expect("a request")
+        .expect("the invite's room");
+    assert_eq!(
+        (launch.room.as_str(), launch.name.as_str()),
+        ("standup", "")
+    );
+    // A blank or overlong name is refused and nothing is kept.
+    assert_eq!(
+        err(a.app.device_check_done(Some("  ")).await),
+        ErrorKind::BadInput
+    );
+    assert_eq!(
+        err(a.app.device_check_done(Some(&"n".repeat(65))).await),
+        ErrorKind::BadInput
+    );
+    assert!(!a.app.prefs().checked);
+    a.app.device_check_done(Some(" Ada ")).await.expect("kept");
+    let prefs = a.app.prefs();
+    assert!(prefs.checked);
+    assert_eq!(prefs.name, "Ada");
+    // From now on invites join as Ada: at launch and while the app runs.
+    let launch = a
+        .app
+        .launch_request()
+        .expect("a request")
+        .expect("the room");
+    assert_eq!(launch.name, "Ada");
+    let invited = a
+        .app
+        .invited("plenum://join?server=ws%3A%2F%2F127.0.0.1%3A9&room=retro&role=viewer")
+        .expect("an invite");
+    assert_eq!(
+        (invited.room.as_str(), invited.name.as_str(), invited.role),
+        ("retro", "Ada", Role::Viewer)
+    );
+    for bad in [
+        "https://example.com/r/x",
+        "plenum://leave?room=x",
+        "not a link",
+    ] {
+        assert_eq!(err(a.app.invited(bad)), ErrorKind::BadInput, "{bad}");
+    }
+    // A later check (without a name) keeps the name.
+    a.app.device_check_done(None).await.expect("kept");
+    assert_eq!(a.app.prefs().name, "Ada");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_check_previews_the_test_pattern_and_names_what_fails() {
+    let a = peer("check", Args::default());
+    // No microphone on this machine, or one: either way the report says which.
+    let report = a
+        .app
+        .device_check(Some("no such microphone".into()), Some("testsrc".into()))
+        .await
+        .expect("a report");
+    let microphone = report.microphone.expect("a microphone that does not exist");
+    assert!(microphone.contains("microphone"), "{microphone}");
+    assert_eq!(report.camera, None, "the test pattern opens");
+    a.app.video.set_sizes([("preview".to_owned(), 160, 90)]);
+    let picture = picture_for(&a.app, "preview").await;
+    assert!(
+        picture.len() > 160 * 90 * 4,
+        "a whole picture for the preview tile"
+    );
+    assert_eq!(
+        a.app.device_check_level(),
+        f32::NEG_INFINITY,
+        "no microphone, no level"
+    );
+    // A camera that is not there is named; the check can run again and stop.
+    let report = a
+        .app
+        .device_check(None, Some("no such camera".into()))
+        .await
+        .expect("a report");
+    let camera = report.camera.expect("a camera that does not exist");
+    assert!(
+        camera.contains("camera") || camera.contains("Camera"),
+        "{camera}"
+    );
+    a.app.device_check_stop().await;
+}
