@@ -106,4 +106,17 @@ describe("device check", () => {
     expect(api.setDevices).toHaveBeenLastCalledWith(null, "spk2");
     expect(api.deviceCheckDone).toHaveBeenLastCalledWith("Ada");
   });
+
+  it("stops asking for the level once another screen replaced it", async () => {
+    const { api } = fakeApi();
+    const screen = deviceCheck(api, prefs, true, () => {});
+    document.body.append(screen);
+    await vi.waitFor(() => expect(api.deviceCheckLevel).toHaveBeenCalled());
+    screen.remove();
+    // One more tick notices; after it nothing more is asked.
+    await new Promise((r) => setTimeout(r, 250));
+    const asked = api.deviceCheckLevel.mock.calls.length;
+    await new Promise((r) => setTimeout(r, 350));
+    expect(api.deviceCheckLevel.mock.calls.length).toBe(asked);
+  });
 });

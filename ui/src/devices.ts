@@ -50,6 +50,8 @@ export function deviceCheck(api: DeviceApi, prefs: Prefs, firstRun: boolean, don
   const play = h("button", { class: "btn", type: "button", id: "check-play" }, "Play a test sound");
   const go = h("button", { class: "btn primary", type: "submit", id: "check-done" }, firstRun ? "Continue" : "Done");
   let closed = false;
+  /** Whether the screen has been in the page (it goes when another screen replaces it). */
+  let shown = false;
 
   const show = (report: DeviceReport) => {
     for (const key of ["microphone", "camera", "speaker"] as const) {
@@ -81,7 +83,10 @@ export function deviceCheck(api: DeviceApi, prefs: Prefs, firstRun: boolean, don
     .then(() => api.videoSizes([{ peer: PREVIEW_TILE, ...PREVIEW }]))
     .catch((e) => (error.textContent = errorText(e)));
 
+  // Until the user continues, or the screen goes (an invite opened meanwhile joins a call).
   const poll = setInterval(async () => {
+    if (screen.isConnected) shown = true;
+    else if (shown) closed = true;
     if (closed) return clearInterval(poll);
     const level = await api.deviceCheckLevel().catch(() => null);
     meter.value = level === null ? -60 : Math.max(-60, level);
@@ -150,7 +155,7 @@ export function deviceCheck(api: DeviceApi, prefs: Prefs, firstRun: boolean, don
     done();
   });
 
-  return h(
+  const screen = h(
     "main",
     { class: "join-screen", id: "device-check" },
     h(
@@ -165,4 +170,5 @@ export function deviceCheck(api: DeviceApi, prefs: Prefs, firstRun: boolean, don
       form,
     ),
   );
+  return screen;
 }
