@@ -109,12 +109,17 @@ fn parse_args(version: &str) -> args::Args {
     args::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
-/// Hands an invite link opened while the app runs to the view, and brings the window up.
-fn open_invite<R: Runtime>(handle: &AppHandle<R>, link: &str) {
+/// Brings the window up (a second start, or a link, wants the user to see it).
+fn raise_window<R: Runtime>(handle: &AppHandle<R>) {
     if let Some(window) = handle.get_webview_window("main") {
+        // A desktop that refuses focus leaves the window where it is; nothing else depends on it.
         let _ = window.unminimize();
         let _ = window.set_focus();
     }
+}
+
+/// Hands an invite link opened while the app runs to the view.
+fn open_invite<R: Runtime>(handle: &AppHandle<R>, link: &str) {
     let app = handle.state::<App>();
     match app.invited(link) {
         Ok(request) => app.notify(types::UiEvent::Invited { request }),
@@ -159,10 +164,7 @@ pub fn run() -> ExitCode {
         // to this one (the link reaches `on_open_url`) and ends.
         builder = builder
             .plugin(tauri_plugin_single_instance::init(|handle, _argv, _cwd| {
-                if let Some(window) = handle.get_webview_window("main") {
-                    let _ = window.unminimize();
-                    let _ = window.set_focus();
-                }
+                raise_window(handle);
             }))
             .plugin(
                 tauri_plugin_window_state::Builder::new()
