@@ -60,6 +60,10 @@ struct Second {
     sending: Option<(u64, u64)>,
     frames: u64,
     freeze_total_ms: u64,
+    /// What the sender's data channel sent over the last second, in bits per second.
+    data_bps: u64,
+    /// Messages the receiver has had on the `file` channel so far.
+    file_messages: usize,
 }
 
 struct Call {
@@ -127,6 +131,13 @@ impl Call {
             freeze_total_ms: received["video"][0]["freeze_total_ms"]
                 .as_u64()
                 .unwrap_or(0),
+            data_bps: link(&sent)["data_send_bps"].as_u64().unwrap_or(0),
+            file_messages: self
+                .b
+                .seen
+                .iter()
+                .filter(|v| event(v) == "message" && v["channel"] == "file")
+                .count(),
         }
     }
 
@@ -507,4 +518,71 @@ fn a_narrow_receiver_does_not_lower_what_the_others_receive() {
         b_frames >= MEASURED * 10,
         "b decoded {b_frames} pictures in {MEASURED} s"
     );
+}
+
+/// A file sent during a call: it goes through, inside the estimate, and the call keeps its
+/// picture. (Before the data channel was paced, its association filled the path as it
+/// found it, the estimate fell to its floor, and the picture to its smallest layer for the
+/// transfer and the 15 s after it.)
+#[test]
+fn a_file_sent_during_a_call_shares_the_path_with_it() {
+    const RATE: u32 = 1_000;
+    const MEASURED: u64 = 25;
+    /// 16 messages of 40 kB: 5.1 Mbit, five seconds of the whole path.
+    const MESSAGES: usize = 16;
+    const MESSAGE_BYTES: usize = 40_000;
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let mut call = Call::start("file", 75, RATE, 0);
+    call.ramp();
+    let chunk = "x".repeat(MESSAGE_BYTES);
+    for i in 0..MESSAGES {
+        call.a
+            .cmd(json!({"cmd": "send", "channel": "file", "data": format!("{i:02}{chunk}")}));
+    }
+    let samples = call.run(MEASURED);
+    let (heard, received, _) = call.end();
+    let done_after = samples.iter().position(|s| s.file_messages == MESSAGES);
+    let most_data_kbps = samples.iter().map(|s| s.data_bps / 1000).max().unwrap_or(0);
+    let smallest = samples.iter().filter_map(|s| s.sending).min();
+    eprintln!(
+        "{}",
+        json!({
+            "scenario": "file", "file_done_after_s": done_after,
+            "frames_in_measured_window": frames_over(&samples),
+            "freeze_ms": freeze_ms_over(&samples),
+            "wire_kbps_per_second": per_second_kbps(&samples),
+            "data_kbps_per_second": samples.iter().map(|s| s.data_bps / 1000).collect::<Vec<_>>(),
+            "most_in_5s_kbps": most_over_five_seconds(&samples),
+            "estimates_kbps": samples.iter().map(|s| s.estimate_bps / 1000).collect::<Vec<_>>(),
+            "sizes": samples.iter().map(|s| s.sending).collect::<Vec<_>>(),
+            "longest_audio_gap_ms": longest_silence_ms(&heard, SAMPLE_RATE, -40.0),
+            "video": received["video"][0], "audio": received["audio"][0],
+        })
+    );
+    // The file arrives whole, and the sender's figures saw it go.
+    assert!(
+        done_after.is_some(),
+        "{} of {MESSAGES} messages in {MEASURED} s",
+        samples.last().map_or(0, |s| s.file_messages)
+    );
+    assert!(most_data_kbps > 0, "no data counted: {samples:?}");
+    // The call keeps fitting the path, and keeps its picture: the estimate is the path's,
+    // not what the media was left, and the camera stays above its smallest layer.
+    assert!(
+        most_over_five_seconds(&samples) <= f64::from(RATE) * 1.2,
+        "{:?}",
+        per_second_kbps(&samples)
+    );
+    let mean_estimate = mean_estimate_kbps(&samples);
+    assert!(
+        (0.7..=1.3).contains(&(mean_estimate / f64::from(RATE))),
+        "estimate {mean_estimate:.0} kbit/s for a {RATE} kbit/s path: {samples:?}"
+    );
+    assert!(
+        smallest > Some((320, 180)),
+        "the camera went down to {smallest:?}: {samples:?}"
+    );
+    assert!(frames_over(&samples) >= MEASURED * 15, "{samples:?}");
+    assert!(freeze_ms_over(&samples) <= 500, "{samples:?}");
+    assert_tone(&heard, AUDIO_GAP_MS);
 }

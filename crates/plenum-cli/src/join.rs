@@ -1031,6 +1031,7 @@ async fn stats(out: &Out, room: &Room) {
             json!({
                 "peer": l.peer, "estimate_bps": l.estimate_bps, "send_bps": l.send_bps,
                 "receive_bps": l.receive_bps,
+                "data_send_bps": l.data_send_bps, "data_pace_bps": l.data_pace_bps,
                 "rtt_ms": l.rtt.map(|d| d.as_secs_f64() * 1000.0),
                 "loss": l.loss, "sent_bytes": l.sent_bytes, "received_bytes": l.received_bytes,
                 "retransmitted_bytes": l.retransmitted_bytes, "probe_bytes": l.probe_bytes,

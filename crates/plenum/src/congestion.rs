@@ -16,6 +16,12 @@
 //! What they learn is shared with the media threads through one [`LinkStats`] per link (plain
 //! atomics: the chain runs on webrtc-rs's task, the encoders on threads of their own): the
 //! video task reads each link's estimate and queue before every picture.
+//!
+//! The link's data channel shares the path: while the link carries video, its SCTP
+//! association is paced inside the estimate ([`data_rate`]: a share of it at least, what
+//! the media leaves at most), the video plans on what the data leaves
+//! ([`LinkStats::media_estimate`]), and the estimator counts what the data sent beside
+//! what the feedback acknowledges. Without video, the association's own windows govern it.
 
 pub(crate) mod estimator;
 pub(crate) mod meter;
@@ -26,6 +32,8 @@ mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use rtc::sctp::SendPace;
 use std::time::Duration;
 
 use rtc::interceptor::{
@@ -44,8 +52,12 @@ use rtc::rtp_transceiver::rtp_sender::{
 pub(crate) const INITIAL_ESTIMATE: u64 = 600_000;
 /// The least a link is ever told it may send: Opus and a small picture at a low rate.
 pub(crate) const MIN_ESTIMATE: u64 = 80_000;
-/// The most a link is ever told it may send.
-pub(crate) const MAX_ESTIMATE: u64 = 8_000_000;
+/// The most a link is ever told it may send (video alone never needs it: it bounds what a
+/// data channel beside it may take).
+pub(crate) const MAX_ESTIMATE: u64 = 50_000_000;
+/// The share of the estimate a data channel may take while the link carries video, at
+/// least: a file sent during a call goes on, and the video keeps the rest.
+pub(crate) const DATA_SHARE: f64 = 0.3;
 
 /// How often a receiver reports what arrived (transport-wide feedback). A queue shows to the
 /// sender no sooner than its report: at 100 ms, a probe into a path too narrow for it had
@@ -83,6 +95,10 @@ pub(crate) struct LinkStats {
     receive_bps: AtomicU64,
     /// The picture size each lane (camera, screen) goes out at: width << 32 | height.
     sending: [AtomicU64; 2],
+    /// The data channel's pace, shared with its SCTP association.
+    data: Arc<SendPace>,
+    /// What the data channel sent over the last whole second, in bits per second.
+    data_bps: AtomicU64,
 }
 
 impl Default for LinkStats {
@@ -105,6 +121,8 @@ impl Default for LinkStats {
             send_bps: AtomicU64::new(0),
             receive_bps: AtomicU64::new(0),
             sending: [AtomicU64::new(0), AtomicU64::new(0)],
+            data: Arc::default(),
+            data_bps: AtomicU64::new(0),
         }
     }
 }
@@ -131,6 +149,10 @@ pub(crate) struct LinkFigures {
     pub(crate) repaired: u64,
     pub(crate) send_bps: u64,
     pub(crate) receive_bps: u64,
+    /// What the data channel sent over the last second, and the rate it is paced at (0:
+    /// not paced), in bits per second.
+    pub(crate) data_bps: u64,
+    pub(crate) data_pace_bps: u64,
     /// The picture size (width, height) the camera and the screen go out at, if they do.
     pub(crate) sending: [Option<(u32, u32)>; 2],
 }
@@ -139,6 +161,42 @@ impl LinkStats {
     /// What the link may send now, in bits per second.
     pub(crate) fn estimate(&self) -> u64 {
         self.estimate_bps.load(Ordering::Relaxed)
+    }
+
+    /// What the link's media may plan on now: the estimate less what its data channel
+    /// takes (the rate it is paced at while data waits, else what it sent over the last
+    /// second), and never less than all but [`DATA_SHARE`] of it. (The data may take more
+    /// only where the media leaves it unused: were the media to plan on less for it, the
+    /// data would be given more, and the media would shrink on and on.)
+    pub(crate) fn media_estimate(&self) -> u64 {
+        let estimate = self.estimate();
+        let waiting = if self.data.pending_bytes() > 0 {
+            self.data.rate_bps()
+        } else {
+            0
+        };
+        let data = waiting
+            .max(self.data_bps.load(Ordering::Relaxed))
+            .min((estimate as f64 * DATA_SHARE) as u64);
+        estimate.saturating_sub(data).max(MIN_ESTIMATE)
+    }
+
+    /// The data channel's pace, for its SCTP association.
+    pub(crate) fn data_pace(&self) -> Arc<SendPace> {
+        Arc::clone(&self.data)
+    }
+
+    /// What the data channel sent over the last second, in bits per second.
+    pub(crate) fn data_bps(&self) -> u64 {
+        self.data_bps.load(Ordering::Relaxed)
+    }
+
+    /// Paces the data channel for the estimate and the media as they are now.
+    fn pace_data(&self) {
+        let video = self.sending.iter().any(|s| s.load(Ordering::Relaxed) != 0);
+        let media = self.send_bps.load(Ordering::Relaxed);
+        self.data
+            .set_rate_bps(data_rate(self.estimate(), media, video));
     }
 
     /// How long a video packet queued now waits in the pacer.
@@ -187,6 +245,8 @@ impl LinkStats {
             repaired: get(&self.repaired),
             send_bps: get(&self.send_bps),
             receive_bps: get(&self.receive_bps),
+            data_bps: get(&self.data_bps),
+            data_pace_bps: self.data.rate_bps(),
             sending: [0, 1].map(|lane| match get(&self.sending[lane]) {
                 0 => None,
                 packed => Some(((packed >> 32) as u32, packed as u32)),
@@ -205,6 +265,7 @@ impl LinkStats {
     fn set_estimate(&self, bits_per_second: f64) {
         let bps = (bits_per_second.max(0.0) as u64).clamp(MIN_ESTIMATE, MAX_ESTIMATE);
         self.estimate_bps.store(bps, Ordering::Relaxed);
+        self.pace_data();
     }
 
     fn add(counter: &AtomicU64, n: u64) {
@@ -334,6 +395,19 @@ impl<I: Interceptor> Interceptor for RepairsNumbered<I> {
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
         self.0.unbind_remote_stream(info);
     }
+}
+
+/// The rate a link's data channel may go at (bits per second; 0: not paced), for an
+/// estimate, the rate its media went at over the last second, and whether it carries video.
+/// Without video, the data is what the link carries, and the association's own congestion
+/// control is left to find the path (the estimate knows only audio, if anything). With
+/// video, the data gets [`DATA_SHARE`] of the estimate, or what the media leaves if more.
+pub(crate) fn data_rate(estimate: u64, media_bps: u64, video: bool) -> u64 {
+    if !video {
+        return 0;
+    }
+    let share = (estimate as f64 * DATA_SHARE) as u64;
+    share.max(estimate.saturating_sub(media_bps))
 }
 
 /// The bits a packet takes on the wire, RTP and below (UDP, IP, SRTP's tag), as a shaper

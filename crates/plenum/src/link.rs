@@ -348,8 +348,11 @@ impl Link {
                 credential: s.credential.clone(),
             })
             .collect();
+        let stats = Arc::new(crate::congestion::LinkStats::default());
         let settings = SettingEngineBuilder::new()
             .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(SCTP_MAX_MESSAGE))
+            // The data channel shares the path with the media (see `congestion`).
+            .with_sctp_send_pace(stats.data_pace())
             // A silent path is noticed within ICE_DISCONNECTED and restarted then, well
             // before the room's heartbeat (6 s) gives the link up.
             .with_ice_timeouts(
@@ -392,7 +395,6 @@ impl Link {
             RtpCodecKind::Video,
         )?;
         // Codecs first: the chain adds the feedback its interceptors need to those registered.
-        let stats = Arc::new(crate::congestion::LinkStats::default());
         let registry = crate::congestion::chain(&mut media, &stats)?.with(
             Slot::from(KEYFRAME_TAP_SLOT),
             KeyframeTap::new(peer.clone(), keyframes),

@@ -50,6 +50,11 @@ pub struct LinkReport {
     pub send_bps: u64,
     /// What it received over the last second (RTP, bits per second).
     pub receive_bps: u64,
+    /// What its data channel sent over the last second (SCTP DATA, bits per second).
+    pub data_send_bps: u64,
+    /// The rate its data channel is held to, in bits per second: a share of the estimate
+    /// while the link carries our video, 0 (not paced) otherwise.
+    pub data_pace_bps: u64,
     /// The round trip, from RTCP reports, once measured.
     pub rtt: Option<Duration>,
     /// The share of our packets the peer last reported lost (0 to 1).

@@ -513,7 +513,7 @@ fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Insta
     let last = rates.len().saturating_sub(1);
     let mut wanted = Vec::new();
     for link in lane.links.values_mut() {
-        let budget = layers::budget_kbps(link.stats.estimate(), share);
+        let budget = layers::budget_kbps(link.stats.media_estimate(), share);
         // A new link starts on the layer its estimate affords, at that layer's keyframe.
         let from = link.next.or(link.layer).unwrap_or(last);
         let wanted_layer = layers::choose(from, budget, rates);
@@ -530,7 +530,8 @@ fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Insta
                     "probe"
                 );
             }
-            let rate = layers::probe_bps(rates[wanted_layer], share).min(link.stats.estimate());
+            let rate =
+                layers::probe_bps(rates[wanted_layer], share).min(link.stats.media_estimate());
             link.stats.set_probe(if probe { rate } else { 0 });
         }
         if link.layer == Some(to) {
@@ -548,7 +549,7 @@ fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Insta
             .links
             .values()
             .filter(|l| l.wants(i))
-            .map(|l| layers::budget_kbps(l.stats.estimate(), share))
+            .map(|l| layers::budget_kbps(l.stats.media_estimate(), share))
             .min();
         let Some(budget) = poorest else { continue };
         // A configured bitrate is the most any layer is sent at.

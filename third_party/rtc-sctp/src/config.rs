@@ -1,6 +1,7 @@
 use crate::util::{AssociationIdGenerator, RandomAssociationIdGenerator};
 
 use crate::TimerConfig;
+use crate::association::pace::SendPace;
 use std::fmt;
 use std::sync::Arc;
 
@@ -61,6 +62,7 @@ pub struct TransportConfig {
     max_num_outbound_streams: u16,
     max_num_inbound_streams: u16,
     timer_config: TimerConfig,
+    send_pace: Option<Arc<SendPace>>,
 }
 
 impl Default for TransportConfig {
@@ -72,6 +74,7 @@ impl Default for TransportConfig {
             max_num_outbound_streams: u16::MAX,
             max_num_inbound_streams: u16::MAX,
             timer_config: TimerConfig::default(),
+            send_pace: None,
         }
     }
 }
@@ -142,6 +145,18 @@ impl TransportConfig {
     /// The configured retransmission limits.
     pub fn timer_config(&self) -> TimerConfig {
         self.timer_config
+    }
+
+    /// Paces new DATA at the rate `pace` holds, which its owner may change at any time; the
+    /// association counts what it sent in it. See [`SendPace`].
+    pub fn with_send_pace(mut self, pace: Arc<SendPace>) -> Self {
+        self.send_pace = Some(pace);
+        self
+    }
+
+    /// The pace new DATA is held to, if one was set.
+    pub fn send_pace(&self) -> Option<Arc<SendPace>> {
+        self.send_pace.clone()
     }
 }
 

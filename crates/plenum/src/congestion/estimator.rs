@@ -143,7 +143,8 @@ impl PathEstimator {
         }
     }
 
-    /// Reads from `stats` whether the link probes (see [`PROBE_QUEUE`]).
+    /// Reads from `stats` whether the link probes (see [`PROBE_QUEUE`]) and what its data
+    /// channel sent.
     pub(crate) fn watching(mut self, stats: Arc<LinkStats>) -> Self {
         self.stats = Some(stats);
         self
@@ -332,8 +333,16 @@ impl BandwidthEstimator for PathEstimator {
             .min(MAX_STEP);
         self.last_update = Some(now);
 
+        // The data channel shares the path unseen by the feedback: what it sent counts as
+        // acknowledged and drained beside what the feedback reports.
+        let data = self.stats.as_ref().map_or(0.0, |s| s.data_bps() as f64);
         let (acked, loss) = self.window_figures(now);
-        let drained = self.drain_rate(now).or(acked).unwrap_or(self.target);
+        let acked = acked.map(|acked| acked + data);
+        let drained = self
+            .drain_rate(now)
+            .map(|drained| drained + data)
+            .or(acked)
+            .unwrap_or(self.target);
         // A queue that stands while the estimate is above what the path drains is a path
         // that narrowed: follow it at once, whatever the last fall.
         let above_path = self.target > drained;

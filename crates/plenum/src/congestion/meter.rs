@@ -68,6 +68,9 @@ pub(crate) struct LinkMeter {
     sent_reports: VecDeque<(u32, Instant)>,
     sent: Window,
     received: Window,
+    /// The data channel's bytes, as its association counts them: (when, count) at the
+    /// start of the current window.
+    data_mark: Option<(Instant, u64)>,
     /// (when, packets reported, packets lost) of each transport-wide feedback of the last
     /// [`RATE_WINDOW`]; empty until the first.
     fates: VecDeque<(Instant, u64, u64)>,
@@ -83,6 +86,7 @@ impl LinkMeter {
             sent_reports: VecDeque::new(),
             sent: Window::default(),
             received: Window::default(),
+            data_mark: None,
             fates: VecDeque::new(),
             read: VecDeque::new(),
             write: VecDeque::new(),
@@ -224,6 +228,7 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkMeter {
                 if let Some(bps) = self.sent.add(msg.now, bytes) {
                     self.stats.send_bps.store(bps, Ordering::Relaxed);
                 }
+                self.measure_data(msg.now);
                 if msg.message.has(&Attribute::Retransmission) {
                     LinkStats::add(&self.stats.sent_rtx_bytes, bytes);
                 }
@@ -254,6 +259,7 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkMeter {
         if let Some(bps) = self.sent.close_due(now) {
             self.stats.send_bps.store(bps, Ordering::Relaxed);
         }
+        self.measure_data(now);
         if let Some(bps) = self.received.close_due(now) {
             self.stats.receive_bps.store(bps, Ordering::Relaxed);
         }
@@ -261,10 +267,28 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkMeter {
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
-        [self.sent.due(), self.received.due()]
+        let data_due = self.data_mark.map(|(at, _)| at + RATE_WINDOW);
+        [self.sent.due(), self.received.due(), data_due]
             .into_iter()
             .flatten()
             .min()
+    }
+}
+
+impl LinkMeter {
+    /// Publishes what the data channel sent over the window that closed, if one did, and
+    /// paces it anew for the media as they went over it.
+    fn measure_data(&mut self, now: Instant) {
+        let sent = self.stats.data.sent_bytes();
+        let (at, from) = *self.data_mark.get_or_insert((now, sent));
+        let elapsed = now.saturating_duration_since(at);
+        if elapsed < RATE_WINDOW {
+            return;
+        }
+        let bps = sent.saturating_sub(from) * 8 * 1_000_000 / elapsed.as_micros().max(1) as u64;
+        self.stats.data_bps.store(bps, Ordering::Relaxed);
+        self.stats.pace_data();
+        self.data_mark = Some((now, sent));
     }
 }
 

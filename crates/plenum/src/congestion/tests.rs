@@ -1,6 +1,7 @@
 //! The link's interceptors on a virtual clock: packets in, what leaves and when.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{
@@ -635,4 +636,45 @@ fn asks_are_spaced_by_the_time_an_ask_takes_to_be_answered() {
         .collect();
     assert_eq!(times.len(), usize::from(MAX_ASKS), "{asks:?}");
     assert!(times[1] - times[0] < ms(50), "{times:?}");
+}
+
+#[test]
+fn a_data_channel_is_paced_only_beside_our_video_at_its_share_or_what_the_media_leave() {
+    use super::{DATA_SHARE, data_rate};
+    // No video of ours on the link: the association's own windows govern it.
+    assert_eq!(data_rate(1_000_000, 40_000, false), 0);
+    // Video filling the estimate: the data's share.
+    let share = (1_000_000.0 * DATA_SHARE) as u64;
+    assert_eq!(data_rate(1_000_000, 1_000_000, true), share);
+    // Video that needs less than the estimate leaves the rest to the data.
+    assert_eq!(data_rate(10_000_000, 1_700_000, true), 8_300_000);
+
+    let stats = LinkStats::default();
+    stats.set_estimate(1_000_000.0);
+    assert_eq!(stats.figures().data_pace_bps, 0);
+    stats.set_sending(0, Some((640, 360)));
+    stats.send_bps.store(1_000_000, Ordering::Relaxed);
+    stats.set_estimate(1_000_000.0);
+    assert_eq!(stats.figures().data_pace_bps, share);
+    // The video stops: the next measure leaves the data unpaced.
+    stats.set_sending(0, None);
+    stats.set_estimate(1_000_000.0);
+    assert_eq!(stats.figures().data_pace_bps, 0);
+}
+
+#[test]
+fn the_media_plan_on_what_the_data_leaves_them_and_never_less_than_all_but_its_share() {
+    use super::DATA_SHARE;
+    let stats = LinkStats::default();
+    stats.set_estimate(1_000_000.0);
+    assert_eq!(stats.media_estimate(), 1_000_000);
+    stats.data_bps.store(200_000, Ordering::Relaxed);
+    assert_eq!(stats.media_estimate(), 800_000);
+    // Data that took more (where the media left it unused) does not shrink the media's plan
+    // past its share.
+    stats.data_bps.store(900_000, Ordering::Relaxed);
+    assert_eq!(
+        stats.media_estimate(),
+        1_000_000 - (1_000_000.0 * DATA_SHARE) as u64
+    );
 }

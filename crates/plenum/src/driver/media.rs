@@ -102,6 +102,8 @@ impl Driver {
                     estimate_bps: f.estimate_bps,
                     send_bps: f.send_bps,
                     receive_bps: f.receive_bps,
+                    data_send_bps: f.data_bps,
+                    data_pace_bps: f.data_pace_bps,
                     rtt: f.rtt,
                     loss: f64::from(f.loss_permille) / 1000.0,
                     sent_bytes: f.sent_bytes,

@@ -61,6 +61,7 @@ use thiserror::Error;
 pub(crate) mod state;
 pub(crate) mod stats;
 pub(crate) mod stream;
+pub(crate) mod pace;
 pub(crate) mod timer;
 
 #[cfg(test)]
@@ -220,6 +221,8 @@ pub struct Association {
 
     pub(crate) rto_mgr: RtoManager,
     timers: TimerTable,
+    /// The rate new DATA may go at, when the owner set one.
+    pace: pace::Pacer,
 
     // Congestion control parameters
     max_receive_buffer_size: u32,
@@ -315,6 +318,7 @@ impl Default for Association {
 
             rto_mgr: RtoManager::default(),
             timers: TimerTable::default(),
+            pace: pace::Pacer::default(),
 
             // Congestion control parameters
             max_receive_buffer_size: 0,
@@ -400,6 +404,7 @@ impl Association {
 
             rto_mgr: RtoManager::new(),
             timers: TimerTable::new(config.timer_config()),
+            pace: pace::Pacer::new(config.send_pace()),
 
             mtu,
             cwnd,
@@ -476,7 +481,10 @@ impl Association {
     /// - a call was made to `handle_timeout`
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_timeout()
+        match (self.timers.next_timeout(), self.pace.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Returns packets to transmit
@@ -520,6 +528,7 @@ impl Association {
     /// `Instant` that was output by `poll_timeout`; however spurious extra calls will simply
     /// no-op and therefore are safe.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.pace.handle_timeout(now);
         for &timer in &Timer::VALUES {
             let (expired, failure, n_rtos) = self.timers.is_expired(timer, now);
             if !expired {
@@ -2967,6 +2976,10 @@ impl Association {
                     break; // would exceeds cwnd
                 }
 
+                if !self.pace.allows(now) {
+                    break; // over the rate the owner set
+                }
+
                 if data_len > self.rwnd as usize {
                     break; // no more rwnd
                 }
@@ -2977,6 +2990,7 @@ impl Association {
                     now,
                 ) {
                     self.rwnd -= data_len as u32;
+                    self.pace.sent(data_len);
                     chunks.push(chunk);
                 } else {
                     self.fail_message_queue(Error::OtherSctpErr(
@@ -2987,10 +3001,11 @@ impl Association {
             }
 
             // the data sender can always have one DATA chunk in flight to the receiver
-            if chunks.is_empty() && self.inflight_queue.is_empty() {
+            if chunks.is_empty() && self.inflight_queue.is_empty() && self.pace.allows(now) {
                 // Send zero window probe
                 if let Some(c) = self.pending_queue.peek() {
                     let (beginning_fragment, unordered) = (c.beginning_fragment, c.unordered);
+                    self.pace.sent(c.user_data.len());
 
                     if let Some(chunk) = self.move_pending_data_chunk_to_inflight_queue(
                         beginning_fragment,
@@ -3008,6 +3023,7 @@ impl Association {
             }
         }
 
+        self.pace.pending(self.pending_queue.get_num_bytes());
         (chunks, sis_to_reset)
     }
 

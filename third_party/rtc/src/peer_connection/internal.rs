@@ -138,13 +138,14 @@ impl RTCPeerConnection {
         })?;
 
         // Create the SCTP transport
-        let sctp_transport = SctpTransport::new(
+        let mut sctp_transport = SctpTransport::new(
             setting_engine.sctp_max_message_size,
             setting_engine.sctp_max_receive_buffer_size,
             setting_engine.sctp_mtu,
             sctp_transport_id,
             dtls_transport_id,
         );
+        sctp_transport.send_pace = setting_engine.sctp_send_pace.clone();
 
         // Create Pipeline Context
         let ice_handler_context = IceHandlerContext::new(ice_transport);

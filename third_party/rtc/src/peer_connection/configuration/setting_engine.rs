@@ -374,6 +374,9 @@ pub struct SettingEngine {
     /// budget via rtc-sctp's `max_payload_size_for_mtu`. `None` uses the rtc-sctp
     /// default (`INITIAL_MTU`, 1191 — the TURN-relayed IPv6 minimum-MTU budget).
     pub(crate) sctp_mtu: Option<u32>,
+    /// Paces the SCTP association's new DATA at the rate it holds (see rtc-sctp's
+    /// `SendPace`). `None`: DATA goes as the association's windows allow.
+    pub(crate) sctp_send_pace: Option<Arc<::sctp::SendPace>>,
     pub(crate) ignore_rid_pause_for_recv: bool,
     pub(crate) write_ssrc_attributes_for_simulcast: bool,
 }
@@ -1400,6 +1403,14 @@ impl SettingEngineBuilder {
     /// default, leave this unset.
     pub fn with_sctp_mtu(mut self, mtu: u32) -> Self {
         self.0.sctp_mtu = Some(mtu);
+        self
+    }
+
+    /// Paces the SCTP association's new DATA at the rate `pace` holds, which the caller may
+    /// change at any time (0: not paced), and counts what it sent there: for an application
+    /// that shares one path between its data channels and its media.
+    pub fn with_sctp_send_pace(mut self, pace: Arc<::sctp::SendPace>) -> Self {
+        self.0.sctp_send_pace = Some(pace);
         self
     }
 

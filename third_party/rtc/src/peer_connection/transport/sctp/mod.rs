@@ -51,6 +51,9 @@ pub(crate) struct SctpTransport {
     // `EndpointConfig` in `start()`. None uses the sctp crate default (INITIAL_MTU, 1191).
     pub(crate) mtu: Option<u32>,
 
+    // Optional pace for the association's new DATA (SettingEngine's `sctp_send_pace`).
+    pub(crate) send_pace: Option<std::sync::Arc<::sctp::SendPace>>,
+
     pub(crate) internal_buffer: Vec<u8>,
 }
 
@@ -74,6 +77,7 @@ impl SctpTransport {
             negotiated_max_message_size: None,
             max_receive_buffer_size,
             mtu,
+            send_pace: None,
             internal_buffer: vec![],
         }
     }
@@ -184,6 +188,9 @@ impl SctpTransport {
             .with_sctp_port(local_port);
         if let Some(recv_buf) = self.max_receive_buffer_size {
             sctp_transport_config = sctp_transport_config.with_max_receive_buffer_size(recv_buf);
+        }
+        if let Some(pace) = &self.send_pace {
+            sctp_transport_config = sctp_transport_config.with_send_pace(pace.clone());
         }
         //TODO: add remote_port support
 
