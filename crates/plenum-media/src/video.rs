@@ -50,11 +50,38 @@ impl VideoFrame {
         )
     }
 
+    /// The size [`Self::half`] makes of a picture of `width` x `height`.
+    pub fn half_size(width: u32, height: u32) -> (u32, u32) {
+        ((width / 2).max(2) & !1, (height / 2).max(2) & !1)
+    }
+
+    /// The size [`Self::three_quarters`] makes of a picture of `width` x `height`.
+    pub fn three_quarters_size(width: u32, height: u32) -> (u32, u32) {
+        ((width * 3 / 4).max(2) & !1, (height * 3 / 4).max(2) & !1)
+    }
+
     /// The picture at half its width and height (each an even number, at least 2): every
     /// sample the mean of the 2 x 2 it replaces. What a simulcast layer is made from.
     pub fn half(&self) -> VideoFrame {
-        let width = (self.width / 2).max(2) & !1;
-        let height = (self.height / 2).max(2) & !1;
+        let (width, height) = Self::half_size(self.width, self.height);
+        self.resampled(width, height, halve)
+    }
+
+    /// The picture at three quarters of its width and height (each an even number): every
+    /// 4 x 4 block becomes 3 x 3 samples, each the mean of the area it covers. The step
+    /// between a simulcast layer and its half (960x540 between 1280x720 and 640x360).
+    pub fn three_quarters(&self) -> VideoFrame {
+        let (width, height) = Self::three_quarters_size(self.width, self.height);
+        self.resampled(width, height, three_quarters)
+    }
+
+    /// The picture at `width` x `height`, each plane resampled by `scale`.
+    fn resampled(
+        &self,
+        width: u32,
+        height: u32,
+        scale: fn(&[u8], usize, usize, &mut [u8], usize, usize),
+    ) -> VideoFrame {
         let mut out = VideoFrame::black(width, height);
         let (y, u, v) = self.planes();
         let (cw, ch) = self.chroma_size();
@@ -62,7 +89,7 @@ impl VideoFrame {
         let luma = (width * height) as usize;
         let (oy, chroma) = out.data.split_at_mut(luma);
         let (ou, ov) = chroma.split_at_mut(ocw * och);
-        halve(
+        scale(
             y,
             self.width as usize,
             self.height as usize,
@@ -70,8 +97,8 @@ impl VideoFrame {
             width as usize,
             height as usize,
         );
-        halve(u, cw, ch, ou, ocw, och);
-        halve(v, cw, ch, ov, ocw, och);
+        scale(u, cw, ch, ou, ocw, och);
+        scale(v, cw, ch, ov, ocw, och);
         out
     }
 
@@ -266,6 +293,25 @@ fn halve(from: &[u8], fw: usize, fh: usize, to: &mut [u8], tw: usize, th: usize)
                 + u32::from(from[r1 * fw + c0])
                 + u32::from(from[r1 * fw + c1]);
             to[y * tw + x] = ((sum + 2) / 4) as u8;
+        }
+    }
+}
+
+/// Three samples from four: each output sample covers 4/3 of an input sample, so its
+/// weights over the four (in quarters) are 3+1, 2+2 and 1+3 by its place in the three.
+fn three_quarters(from: &[u8], fw: usize, fh: usize, to: &mut [u8], tw: usize, th: usize) {
+    const TAPS: [[(usize, u32); 2]; 3] = [[(0, 3), (1, 1)], [(1, 2), (2, 2)], [(2, 1), (3, 3)]];
+    for y in 0..th {
+        let rows = TAPS[y % 3].map(|(dy, w)| (((y / 3) * 4 + dy).min(fh - 1), w));
+        for x in 0..tw {
+            let cols = TAPS[x % 3].map(|(dx, w)| (((x / 3) * 4 + dx).min(fw - 1), w));
+            let mut sum = 0u32;
+            for (r, wy) in rows {
+                for (c, wx) in cols {
+                    sum += wy * wx * u32::from(from[r * fw + c]);
+                }
+            }
+            to[y * tw + x] = ((sum + 8) / 16) as u8;
         }
     }
 }
@@ -475,6 +521,42 @@ mod tests {
             read += 1;
         }
         assert!(read >= 55, "{read} of 60 frames came out");
+    }
+
+    #[test]
+    fn a_picture_at_three_quarters_keeps_its_stamp_and_its_look() {
+        let stamp = Stamp {
+            counter: 4321,
+            capture_ms: 77,
+        };
+        let full = TestPattern::draw(1280, 720, stamp);
+        let three = full.three_quarters();
+        assert_eq!((three.width, three.height), (960, 540));
+        assert_eq!(read_stamp(&three), Some(stamp));
+        let small = TestPattern::draw(640, 360, stamp).three_quarters();
+        assert_eq!((small.width, small.height), (480, 270));
+        assert_eq!(read_stamp(&small), Some(stamp));
+        // An area mean keeps the picture's mean brightness.
+        let mean =
+            |f: &VideoFrame| f.y().iter().map(|&l| f64::from(l)).sum::<f64>() / f.y().len() as f64;
+        assert!(
+            (mean(&three) - mean(&full)).abs() < 1.0,
+            "{} against {}",
+            mean(&three),
+            mean(&full)
+        );
+        // A flat picture stays flat; an odd size is rounded down to even.
+        let grey = VideoFrame::black(10, 6).three_quarters();
+        assert_eq!((grey.width, grey.height), (6, 4));
+        assert!(grey.y().iter().all(|&l| l == 16));
+        assert!(grey.data[24..].iter().all(|&c| c == 128));
+        // A step from black to white four samples wide lands between them, in order.
+        let mut edge = VideoFrame::black(8, 4);
+        for row in 0..4 {
+            edge.data[row * 8 + 4..row * 8 + 8].fill(235);
+        }
+        let row: Vec<u8> = edge.three_quarters().y()[..6].to_vec();
+        assert_eq!(row, vec![16, 16, 16, 235, 235, 235]);
     }
 
     #[test]

@@ -26,6 +26,8 @@ use crate::types::{RoomError, RoomEvent};
 
 mod layers;
 
+use layers::Scale;
+
 /// Commands queued for the video task.
 const COMMAND_QUEUE: usize = 64;
 /// Keyframe requests queued (one pending is as good as many).
@@ -431,24 +433,28 @@ impl Task {
         let now = crate::clock::now();
         plan(lane, &rates, share, configured, now);
         let (ticks, duration) = frame_duration(fps);
-        // Pictures are halved only as far down as the smallest layer a link is on.
-        let deepest = (0..sizes.len())
-            .rev()
-            .find(|&i| lane.links.values().any(|l| l.wants(i)));
-        let mut scaled = picture;
+        // A layer's picture is made only when a link is on it or it is made from it.
+        let wanted: Vec<bool> = (0..sizes.len())
+            .map(|i| lane.links.values().any(|l| l.wants(i)))
+            .collect();
+        let needed = layers::needed(&sizes, &wanted);
+        let mut made: Vec<Option<plenum_media::VideoFrame>> = vec![Some(picture)];
         for (i, &(width, height)) in sizes.iter().enumerate() {
-            if deepest.is_none_or(|deepest| i > deepest) {
-                lane.layers[i] = Layer::new();
-                continue;
-            }
             if i > 0 {
-                scaled = scaled.half();
+                let from = |j: usize| made.get(j).and_then(Option::as_ref);
+                let picture = match layers::made_from(&sizes, i) {
+                    _ if !needed[i] => None,
+                    Some(Scale::HalfOf(j)) => from(j).map(|p| p.half()),
+                    Some(Scale::ThreeQuarters) => from(0).map(|p| p.three_quarters()),
+                    None => None,
+                };
+                made.push(picture);
             }
-            if !lane.links.values().any(|l| l.wants(i)) {
-                // No link on this layer: not encoded (a link coming to it starts it anew).
+            // No link on this layer: not encoded (a link coming to it starts it anew).
+            let Some(scaled) = made[i].as_ref().filter(|_| wanted[i]) else {
                 lane.layers[i] = Layer::new();
                 continue;
-            }
+            };
             let layer = &mut lane.layers[i];
             layer.skipped += 1;
             if layer.skipped < layer.divisor && !layer.keyframe_wanted {
@@ -467,7 +473,7 @@ impl Task {
             let pictures = layer.skipped.max(1);
             layer.skipped = 0;
             let span = ticks * pictures;
-            let Some(encoded) = encode(layer, &scaled, (width, height), (span, fps), content, now)
+            let Some(encoded) = encode(layer, scaled, (width, height), (span, fps), content, now)
             else {
                 continue;
             };

@@ -1,17 +1,19 @@
 //! Which picture each link gets, from its estimate: the rules, apart from the encoders.
 //!
-//! A camera is sent in up to three layers (full size, half, quarter; none smaller than
-//! [`MIN_LAYER_WIDTH`]), a shared screen in one (text must stay legible: it loses frame rate,
+//! A camera is sent in up to four layers (full size, three quarters, half, quarter; none
+//! narrower than [`MIN_LAYER_WIDTH`]: 1280x720, 960x540, 640x360, 320x180), a shared
+//! screen in one (text must stay legible: it loses frame rate,
 //! never resolution). Each link is on the highest layer its budget allows, with a margin
 //! between going up and coming down so an estimate that wobbles does not make it flap. A
 //! layer is encoded only while a link is on it, at the rate of the poorest link on it.
 
 use std::time::{Duration, Instant};
 
+use plenum_media::VideoFrame;
 use plenum_vpx::Content;
 
 /// Layers at most.
-pub(crate) const MAX_LAYERS: usize = 3;
+pub(crate) const MAX_LAYERS: usize = 4;
 /// No layer narrower than this (after the first).
 pub(crate) const MIN_LAYER_WIDTH: u32 = 160;
 /// A link moves up to a layer when its budget reaches this share of the layer's full rate
@@ -42,12 +44,55 @@ pub(crate) fn sizes(width: u32, height: u32, content: Content) -> Vec<(u32, u32)
     if content == Content::Screen {
         return sizes;
     }
+    // Three quarters: the step between full size and half, where a path carries more
+    // than half's pixels and less than the whole's.
+    let three = VideoFrame::three_quarters_size(width, height);
+    if three.0 >= MIN_LAYER_WIDTH && three.0 < width {
+        sizes.push(three);
+    }
     let (mut w, mut h) = (width, height);
     while sizes.len() < MAX_LAYERS && (w / 2) >= MIN_LAYER_WIDTH {
-        (w, h) = ((w / 2).max(2) & !1, (h / 2).max(2) & !1);
+        (w, h) = VideoFrame::half_size(w, h);
         sizes.push((w, h));
     }
     sizes
+}
+
+/// How layer `i` of `sizes` is made: from the layer it is half of, or else (three
+/// quarters) from the full picture. `None` for the full picture itself.
+pub(crate) fn made_from(sizes: &[(u32, u32)], i: usize) -> Option<Scale> {
+    let &size = sizes.get(i).filter(|_| i > 0)?;
+    Some(
+        (0..i)
+            .rev()
+            .find(|&j| VideoFrame::half_size(sizes[j].0, sizes[j].1) == size)
+            .map_or(Scale::ThreeQuarters, Scale::HalfOf),
+    )
+}
+
+/// Which layers' pictures must be made: those `wanted`, and those they are made from.
+pub(crate) fn needed(sizes: &[(u32, u32)], wanted: &[bool]) -> Vec<bool> {
+    let mut needed: Vec<bool> = (0..sizes.len())
+        .map(|i| wanted.get(i).copied().unwrap_or(false))
+        .collect();
+    for i in (1..sizes.len()).rev() {
+        if needed[i] {
+            match made_from(sizes, i) {
+                Some(Scale::HalfOf(j)) => needed[j] = true,
+                Some(Scale::ThreeQuarters) | None => needed[0] = true,
+            }
+        }
+    }
+    needed
+}
+
+/// See [`made_from`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scale {
+    /// Half of that layer's picture.
+    HalfOf(usize),
+    /// Three quarters of the full picture.
+    ThreeQuarters,
 }
 
 /// What a link whose estimate is `estimate_bps` may spend on one lane's video, in kbit/s
@@ -211,20 +256,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_camera_has_three_layers_a_screen_one() {
-        assert_eq!(
-            sizes(1280, 720, Content::Camera),
-            vec![(1280, 720), (640, 360), (320, 180)]
-        );
+    fn a_camera_has_up_to_four_layers_a_screen_one() {
+        let hd = sizes(1280, 720, Content::Camera);
+        assert_eq!(hd, vec![(1280, 720), (960, 540), (640, 360), (320, 180)]);
         assert_eq!(
             sizes(640, 360, Content::Camera),
-            vec![(640, 360), (320, 180), (160, 90)]
+            vec![(640, 360), (480, 270), (320, 180), (160, 90)]
         );
         assert_eq!(
             sizes(320, 240, Content::Camera),
-            vec![(320, 240), (160, 120)]
+            vec![(320, 240), (240, 180), (160, 120)]
         );
+        assert_eq!(sizes(200, 150, Content::Camera), vec![(200, 150)]);
         assert_eq!(sizes(1920, 1080, Content::Screen), vec![(1920, 1080)]);
+        // The quarter needs the half it is made from, not the three quarters.
+        assert_eq!(
+            needed(&hd, &[false, false, false, true]),
+            vec![true, false, true, true]
+        );
+        assert_eq!(
+            needed(&hd, &[false, true, false, false]),
+            vec![true, true, false, false]
+        );
+        // Each made from a picture it divides evenly.
+        let made: Vec<_> = (0..hd.len()).map(|i| made_from(&hd, i)).collect();
+        assert_eq!(
+            made,
+            vec![
+                None,
+                Some(Scale::ThreeQuarters),
+                Some(Scale::HalfOf(0)),
+                Some(Scale::HalfOf(2))
+            ]
+        );
     }
 
     #[test]
