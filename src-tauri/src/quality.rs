@@ -119,6 +119,7 @@ pub fn of_link(
         estimate_kbps,
         send_kbps: (link.send_bps / 1000) as u32,
         receive_kbps: (link.receive_bps / 1000) as u32,
+        data_kbps: (link.data_send_bps / 1000) as u32,
         loss_percent,
         sending: link
             .sending

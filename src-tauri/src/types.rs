@@ -283,6 +283,9 @@ pub struct LinkQuality {
     /// What we send it and receive from it, kbit/s.
     pub send_kbps: u32,
     pub receive_kbps: u32,
+    /// What our data channel sends it (the whiteboard, chat, files), kbit/s: it shares the
+    /// path with our media, which give it part of the estimate while it has something to send.
+    pub data_kbps: u32,
     /// The share of our packets lost on the way to it, percent.
     pub loss_percent: f32,
     /// The size our camera goes to it at (the layer its path affords).

@@ -322,6 +322,11 @@ estimate_kbps: number,
  */
 send_kbps: number, receive_kbps: number, 
 /**
+ * What our data channel sends it (the whiteboard, chat, files), kbit/s: it shares the
+ * path with our media, which give it part of the estimate while it has something to send.
+ */
+data_kbps: number, 
+/**
  * The share of our packets lost on the way to it, percent.
  */
 loss_percent: number, 

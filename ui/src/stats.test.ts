@@ -8,6 +8,7 @@ const quality = (over: Partial<LinkQuality> = {}): LinkQuality => ({
   estimate_kbps: 1850,
   send_kbps: 1420,
   receive_kbps: 610,
+  data_kbps: 0,
   loss_percent: 0.4,
   sending: [1280, 720],
   video: { width: 640, height: 360, fps: 30, freezes: 0, freeze_total_ms: 0 },
@@ -51,6 +52,8 @@ describe("call statistics", () => {
     expect(table.get("Their camera")).toBe("640×360, 24 fps");
     expect(table.get("Freezes")).toBe("2 (1.3 s)");
     expect(table.get("Round trip")).toBe("12 ms");
+    expect(table.has("Data sent")).toBe(false);
+    expect(new Map(rows(peer("a", quality({ data_kbps: 320 })))).get("Data sent")).toBe("320 kbit/s");
     expect(rows(peer("b", null))).toEqual([]);
   });
 

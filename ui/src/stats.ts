@@ -34,6 +34,7 @@ export function rows(peer: PeerView): Array<[string, string]> {
     ["Path estimate", rate(q.estimate_kbps)],
     ["Sending", rate(q.send_kbps)],
     ["Receiving", rate(q.receive_kbps)],
+    ...(q.data_kbps > 0 ? ([["Data sent", rate(q.data_kbps)]] as Array<[string, string]>) : []),
     ["Loss", `${q.loss_percent.toFixed(1)} %`],
     ["Round trip", peer.rtt_ms === null ? "—" : `${Math.round(peer.rtt_ms)} ms`],
     ["Your camera to them", size(q.sending)],
