@@ -40,9 +40,13 @@ fn saved(dir: &Path) -> Vec<(u32, f64)> {
 }
 
 /// What the sender sent for `stamp` at the size `got` arrived at: its pattern at the size it
-/// sends ([`SENT`]), halved as a simulcast layer is until the sizes match.
+/// sends ([`SENT`]), made smaller as a simulcast layer is (three quarters of it, or halved
+/// until the sizes match).
 fn sent_as(got: &VideoFrame, stamp: plenum_media::Stamp) -> VideoFrame {
     let mut sent = TestPattern::draw(SENT.0, SENT.1, stamp);
+    if VideoFrame::three_quarters_size(SENT.0, SENT.1) == (got.width, got.height) {
+        return sent.three_quarters();
+    }
     while sent.width > got.width && sent.width > 2 {
         sent = sent.half();
     }
