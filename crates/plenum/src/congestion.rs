@@ -18,8 +18,8 @@
 //! video task reads each link's estimate and queue before every picture.
 //!
 //! The link's data channel shares the path: while the link carries video, its SCTP
-//! association is paced inside the estimate ([`data_rate`]: a share of it at least, what
-//! the media leaves at most), the video plans on what the data leaves
+//! association is paced inside the estimate ([`data_rate`]: a share of it, or what the
+//! media leave if more), the video plans on what the data leaves
 //! ([`LinkStats::media_estimate`]), and the estimator counts what the data sent beside
 //! what the feedback acknowledges. Without video, the association's own windows govern it.
 
@@ -170,7 +170,7 @@ impl LinkStats {
     /// data would be given more, and the media would shrink on and on.)
     pub(crate) fn media_estimate(&self) -> u64 {
         let estimate = self.estimate();
-        let waiting = if self.data.pending_bytes() > 0 {
+        let waiting = if self.data.held_bytes() > 0 {
             self.data.rate_bps()
         } else {
             0

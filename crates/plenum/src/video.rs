@@ -149,6 +149,16 @@ impl LaneLink {
     fn wants(&self, layer: usize) -> bool {
         self.layer == Some(layer) || self.next == Some(layer)
     }
+
+    /// The lane `index` no longer goes out on this link: it starts again at the next
+    /// picture, and the link's figures stop saying it carries the lane (which also lets its
+    /// data channel go unpaced) or probes for it.
+    fn stop(&mut self, index: usize) {
+        self.layer = None;
+        self.next = None;
+        self.stats.set_sending(index, None);
+        self.stats.set_probe(0);
+    }
 }
 
 /// One stream we publish (the camera, or a shared screen): its source, its layers, and the
@@ -336,10 +346,7 @@ impl Task {
             VideoCmd::Source(kind, source) => {
                 let lane = &mut self.lanes[lane_index(kind)];
                 for link in lane.links.values_mut() {
-                    link.layer = None;
-                    link.next = None;
-                    link.stats.set_sending(lane_index(kind), None);
-                    link.stats.set_probe(0);
+                    link.stop(lane_index(kind));
                 }
                 lane.layers.clear();
                 lane.size = None;
@@ -371,8 +378,12 @@ impl Task {
                 lane.links.insert(peer, link);
             }
             VideoCmd::LinkDown { peer } => {
-                for lane in &mut self.lanes {
-                    lane.links.remove(&peer);
+                // The link itself may stay (a peer no longer ours to send to in a large
+                // room): it no longer carries our video.
+                for (index, lane) in self.lanes.iter_mut().enumerate() {
+                    if let Some(mut link) = lane.links.remove(&peer) {
+                        link.stop(index);
+                    }
                 }
             }
             // Handled by the loop.
@@ -398,6 +409,10 @@ impl Task {
             tracing::warn!(lane = ?lane.kind, %reason, "video source failed; publishing stops");
             lane.source = None;
             lane.layers.clear();
+            lane.size = None;
+            for link in lane.links.values_mut() {
+                link.stop(index);
+            }
             let error = match lane.kind {
                 Content::Camera => RoomError::VideoSource(reason),
                 Content::Screen => RoomError::ScreenSource(reason),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub struct SendPace {
     rate_bps: AtomicU64,
     sent_bytes: AtomicU64,
-    pending_bytes: AtomicU64,
+    held_bytes: AtomicU64,
 }
 
 impl SendPace {
@@ -32,9 +32,10 @@ impl SendPace {
         self.sent_bytes.load(Ordering::Relaxed)
     }
 
-    /// User data queued and not yet sent once, in bytes.
-    pub fn pending_bytes(&self) -> u64 {
-        self.pending_bytes.load(Ordering::Relaxed)
+    /// User data the pace holds back (queued, not yet sent once, and next in line when the
+    /// rate stopped it), in bytes; 0 while nothing waits for the rate alone.
+    pub fn held_bytes(&self) -> u64 {
+        self.held_bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -52,6 +53,8 @@ pub(crate) struct Pacer {
     refilled: Option<Instant>,
     /// When enough will have been refilled for the next chunk, while one waits.
     wake: Option<Instant>,
+    /// Whether the last chunk looked at was held back by the rate.
+    held: bool,
 }
 
 impl Pacer {
@@ -72,6 +75,7 @@ impl Pacer {
         let rate = self.rate();
         if rate <= 0.0 {
             self.wake = None;
+            self.held = false;
             return true;
         }
         if let Some(then) = self.refilled {
@@ -81,8 +85,10 @@ impl Pacer {
         self.refilled = Some(now);
         if self.tokens >= 0.0 {
             self.wake = None;
+            self.held = false;
             return true;
         }
+        self.held = true;
         let wait = Duration::from_secs_f64(-self.tokens / rate).max(Duration::from_millis(1));
         self.wake = Some(now + wait);
         false
@@ -99,10 +105,12 @@ impl Pacer {
         }
     }
 
-    /// Tells the owner how much user data waits to go.
+    /// Tells the owner how much user data waits to go, `bytes` in all: held by the rate if
+    /// the rate stopped the last chunk, else nothing (cwnd, rwnd or an empty queue did).
     pub(crate) fn pending(&self, bytes: usize) {
         if let Some(shared) = &self.shared {
-            shared.pending_bytes.store(bytes as u64, Ordering::Relaxed);
+            let held = if self.held { bytes as u64 } else { 0 };
+            shared.held_bytes.store(held, Ordering::Relaxed);
         }
     }
 
@@ -115,6 +123,15 @@ impl Pacer {
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.wake.is_some_and(|wake| wake <= now) {
             self.wake = None;
+        }
+    }
+}
+
+impl Drop for Pacer {
+    /// An association that ends holds nothing back.
+    fn drop(&mut self) {
+        if let Some(shared) = &self.shared {
+            shared.held_bytes.store(0, Ordering::Relaxed);
         }
     }
 }
