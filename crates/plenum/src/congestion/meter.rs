@@ -68,9 +68,10 @@ pub(crate) struct LinkMeter {
     sent_reports: VecDeque<(u32, Instant)>,
     sent: Window,
     received: Window,
-    /// The data channel's bytes, as its association counts them: (when, count) at the
-    /// start of the current window.
-    data_mark: Option<(Instant, u64)>,
+    /// The data channel's bytes, as its association counts them, and how many of them
+    /// `data` has counted.
+    data: Window,
+    data_counted: u64,
     /// (when, packets reported, packets lost) of each transport-wide feedback of the last
     /// [`RATE_WINDOW`]; empty until the first.
     fates: VecDeque<(Instant, u64, u64)>,
@@ -86,7 +87,8 @@ impl LinkMeter {
             sent_reports: VecDeque::new(),
             sent: Window::default(),
             received: Window::default(),
-            data_mark: None,
+            data: Window::default(),
+            data_counted: 0,
             fates: VecDeque::new(),
             read: VecDeque::new(),
             write: VecDeque::new(),
@@ -267,8 +269,7 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkMeter {
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
-        let data_due = self.data_mark.map(|(at, _)| at + RATE_WINDOW);
-        [self.sent.due(), self.received.due(), data_due]
+        [self.sent.due(), self.received.due(), self.data.due()]
             .into_iter()
             .flatten()
             .min()
@@ -280,15 +281,12 @@ impl LinkMeter {
     /// paces it anew for the media as they went over it.
     fn measure_data(&mut self, now: Instant) {
         let sent = self.stats.data.sent_bytes();
-        let (at, from) = *self.data_mark.get_or_insert((now, sent));
-        let elapsed = now.saturating_duration_since(at);
-        if elapsed < RATE_WINDOW {
-            return;
+        let new = sent.saturating_sub(self.data_counted);
+        self.data_counted = sent;
+        if let Some(bps) = self.data.add(now, new) {
+            self.stats.data_bps.store(bps, Ordering::Relaxed);
+            self.stats.pace_data();
         }
-        let bps = sent.saturating_sub(from) * 8 * 1_000_000 / elapsed.as_micros().max(1) as u64;
-        self.stats.data_bps.store(bps, Ordering::Relaxed);
-        self.stats.pace_data();
-        self.data_mark = Some((now, sent));
     }
 }
 
