@@ -1,7 +1,12 @@
 //! Asking for what did not arrive, without making a storm of it: a missing packet is asked
-//! for after a short wait for reordering, again at most [`MAX_ASKS`] times a round trip apart
-//! (a request sooner than the answer could come only doubles the load), and given up once it
-//! is older than [`MAX_AGE`] (the frame it belongs to has been given up by then).
+//! for after a short wait for reordering, then again at most [`MAX_ASKS`] times in all, the
+//! first repeat a round trip later (a request sooner than the answer could come only doubles
+//! the load) and each next one twice as long after the last, up to a quarter of [`MAX_AGE`];
+//! it is given up once it is older than that (the frame it belongs to has been given up by
+//! then). The growing gaps spread the asks over the time the frame can wait: on a short
+//! round trip, three asks one round trip apart were all spent within 75 ms, while a queue
+//! that had grown on the path still held the first answer, and the packet was given up with
+//! most of its 400 ms still to run.
 //!
 //! A retransmission may come on the stream's repair SSRC (RTX, RFC 4588): its payload starts
 //! with the sequence number it repairs, and that number counts as arrived on the original
@@ -25,7 +30,7 @@ use rtc::shared::TransportContext;
 use super::LinkStats;
 
 /// Times a packet is asked for at most.
-pub(crate) const MAX_ASKS: u8 = 3;
+pub(crate) const MAX_ASKS: u8 = 6;
 /// A packet missing longer than this is given up (the reassembler waits as long for a hole).
 pub(crate) const MAX_AGE: Duration = Duration::from_millis(400);
 /// How long a gap may be reordering before it is asked for.
@@ -131,6 +136,9 @@ impl NackAsker {
     fn ask(&mut self, now: Instant) {
         let rtt = self.answer_time.or(self.stats.rtt()).unwrap_or(DEFAULT_RTT);
         let spacing = rtt + RTT_MARGIN;
+        // The gap before the ask after `asks`: one spacing, doubling, capped (never below one).
+        let longest = spacing.max(MAX_AGE / 4);
+        let gap = |asks: u8| (spacing * (1u32 << asks.saturating_sub(1).min(8))).min(longest);
         let mut given_up = 0u64;
         for (&ssrc, stream) in &mut self.streams {
             let mut due = Vec::new();
@@ -143,7 +151,7 @@ impl NackAsker {
                 }
                 let ready = match m.last_ask {
                     None => now.saturating_duration_since(m.since) >= REORDER_WAIT,
-                    Some(last) => now.saturating_duration_since(last) >= spacing,
+                    Some(last) => now.saturating_duration_since(last) >= gap(m.asks),
                 };
                 if ready {
                     m.asks += 1;
