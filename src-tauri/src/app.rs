@@ -218,6 +218,11 @@ impl App {
         self.with(async |s| s.raise_hand(raised).await).await
     }
 
+    /// At a tree room's root: puts a viewer on stage (`None`: nobody).
+    pub async fn set_stage(&self, peer: Option<String>) -> Result<(), CommandError> {
+        self.with(async |s| s.set_stage(peer).await).await
+    }
+
     /// Sends a chat message.
     pub async fn send_chat(&self, text: String) -> Result<ChatLine, CommandError> {
         self.with(async |s| s.chat(text).await).await

@@ -20,6 +20,7 @@ pub fn generate() -> String {
         Role::decl(&cfg),
         NetworkView::decl(&cfg),
         NetworkPeer::decl(&cfg),
+        StagePeer::decl(&cfg),
         Joined::decl(&cfg),
         RecentRoom::decl(&cfg),
         Prefs::decl(&cfg),

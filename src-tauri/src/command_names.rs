@@ -9,6 +9,7 @@
     "leave",
     "send_chat",
     "raise_hand",
+    "set_stage",
     "send_cursor",
     "board_begin",
     "board_points",

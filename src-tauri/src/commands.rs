@@ -54,6 +54,11 @@ pub(crate) async fn raise_hand(app: State<'_, App>, raised: bool) -> Result<bool
 }
 
 #[tauri::command]
+pub(crate) async fn set_stage(app: State<'_, App>, peer: Option<String>) -> Result<()> {
+    app.set_stage(peer).await
+}
+
+#[tauri::command]
 pub(crate) async fn send_cursor(app: State<'_, App>, at: Option<(f32, f32)>) -> Result<()> {
     app.send_cursor(at).await
 }

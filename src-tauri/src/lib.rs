@@ -220,6 +220,7 @@ pub fn run() -> ExitCode {
             commands::leave,
             commands::send_chat,
             commands::raise_hand,
+            commands::set_stage,
             commands::send_cursor,
             commands::board_begin,
             commands::board_points,

@@ -58,6 +58,7 @@ enum Cmd {
     Camera(Option<String>, Reply<Result<VideoState, CommandError>>),
     Screen(Option<String>, Reply<Result<VideoState, CommandError>>),
     Hand(bool, Reply<Result<bool, CommandError>>),
+    Stage(Option<String>, Reply<Result<(), CommandError>>),
     /// The verified peers changed: show it.
     Refresh,
     Leave(Reply<()>),
@@ -185,6 +186,7 @@ impl Session {
         room.set_video_sink(Some(tiles.sink()));
         let mut task = Task::new(room, me, ui, tiles)?;
         task.verified = verified;
+        task.tree = req.shape == RoomShape::Tree;
         (task.microphone, task.speaker) = devices;
         tokio::spawn(task.run(events, cmd_rx));
         Ok(Self { cmds, joined })
@@ -290,6 +292,12 @@ impl Session {
         self.call(|r| Cmd::Hand(raised, r)).await?
     }
 
+    /// In a tree room, at its root (the presenter): puts a viewer on stage, its voice to
+    /// every viewer (`None`: nobody).
+    pub async fn set_stage(&self, peer: Option<String>) -> Result<(), CommandError> {
+        self.call(|r| Cmd::Stage(peer, r)).await?
+    }
+
     /// Shows the verified peers again (after the user marked one).
     pub async fn refresh(&self) {
         // A session that ended has nothing to show.
@@ -327,6 +335,13 @@ struct Task {
     speaking: BTreeSet<PeerId>,
     /// Peers whose shared state says their hand is raised.
     hands: BTreeSet<PeerId>,
+    /// Whether the room is a broadcast tree (hands go up it to the root, which alone puts a
+    /// viewer on stage).
+    tree: bool,
+    /// At a tree's root: the viewers whose hand is up, oldest first, with their names.
+    tree_hands: Vec<(PeerId, String)>,
+    /// In a tree room: who is on stage, and its name if its hand said one.
+    on_stage: Option<(PeerId, Option<String>)>,
     muted: BTreeMap<PeerId, bool>,
     mic: MicState,
     microphone: Option<String>,
@@ -342,6 +357,17 @@ struct Task {
 
 /// Peers whose cell the network panel is told of, at most.
 const NETWORK_KNOWN_MAX: usize = 512;
+/// Raised hands a tree's root lists at most (the oldest stay; a newer one waits until
+/// one is answered or lowered).
+const TREE_HANDS_MAX: usize = 256;
+
+/// A tree room's refusal, for the user.
+fn tree_error(e: plenum::TreeSendError) -> CommandError {
+    match e {
+        plenum::TreeSendError::Closed => CommandError::not_in_room(),
+        e => CommandError::new(ErrorKind::SendFailed, e),
+    }
+}
 
 impl Task {
     fn new(
@@ -369,6 +395,9 @@ impl Task {
             last_status: (true, Vec::new()),
             speaking: BTreeSet::new(),
             hands: BTreeSet::new(),
+            tree: false,
+            tree_hands: Vec::new(),
+            on_stage: None,
             muted: BTreeMap::new(),
             mic: MicState::Off,
             microphone: None,
@@ -654,14 +683,29 @@ impl Task {
             }
             Cmd::Refresh => self.refresh().await,
             Cmd::Hand(raised, reply) => {
-                let state = serde_json::json!({ "hand": raised });
-                let result = match self.room.set_state(state, true).await {
+                // In a tree the hand goes up to the root, which is linked to few of its
+                // viewers; elsewhere it is our shared state, which the presenters see.
+                let sent = if self.tree {
+                    self.room.raise_hand(raised).await.map_err(tree_error)
+                } else {
+                    let state = serde_json::json!({ "hand": raised });
+                    (self.room.set_state(state, true).await)
+                        .map_err(|_| CommandError::not_in_room())
+                };
+                let result = match sent {
                     Ok(()) => {
                         self.me.hand = raised;
                         self.emit_roster().await;
                         Ok(raised)
                     }
-                    Err(_) => Err(CommandError::not_in_room()),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(result);
+            }
+            Cmd::Stage(peer, reply) => {
+                let result = match peer.map(PeerId::new).transpose() {
+                    Ok(speaker) => self.room.set_stage(speaker).await.map_err(tree_error),
+                    Err(e) => Err(CommandError::bad_input(e)),
                 };
                 let _ = reply.send(result);
             }
@@ -770,6 +814,8 @@ impl Task {
                 is_root,
                 ..
             } => {
+                // The room's creator chose its shape; whoever joins learns it here.
+                self.tree = true;
                 info!(
                     is_root,
                     ?depth,
@@ -855,6 +901,23 @@ impl Task {
                 })
                 .await;
                 self.emit_roster().await;
+            }
+            RoomEvent::Hand { peer, name, raised } => {
+                info!(peer = %peer.short(), raised, "a hand up the tree");
+                self.tree_hands.retain(|(p, _)| *p != peer);
+                if raised && self.tree_hands.len() < TREE_HANDS_MAX {
+                    self.tree_hands.push((peer, name.as_str().to_owned()));
+                }
+                self.emit_stage().await;
+            }
+            RoomEvent::Stage { speaker, name } => {
+                info!(speaker = ?speaker.as_ref().map(PeerId::short), "stage");
+                // A viewer on stage has been answered: its hand is no longer waiting.
+                if let Some(speaker) = &speaker {
+                    self.tree_hands.retain(|(p, _)| p != speaker);
+                }
+                self.on_stage = speaker.map(|p| (p, name.map(|n| n.as_str().to_owned())));
+                self.emit_stage().await;
             }
             RoomEvent::State { peer, state } => {
                 // Only a boolean `true` raises a hand; anything else in the state is ignored.
@@ -1089,6 +1152,22 @@ impl Task {
             known: self.cells_known.iter().map(peer).collect(),
         };
         self.emit(UiEvent::Network { view }).await;
+    }
+
+    async fn emit_stage(&self) {
+        let view = |peer: &PeerId, name: Option<&String>| crate::types::StagePeer {
+            peer: peer.as_str().to_owned(),
+            name: name.cloned(),
+        };
+        let event = UiEvent::Stage {
+            speaker: self.on_stage.as_ref().map(|(p, n)| view(p, n.as_ref())),
+            hands: self
+                .tree_hands
+                .iter()
+                .map(|(p, n)| view(p, Some(n)))
+                .collect(),
+        };
+        self.emit(event).await;
     }
 
     async fn emit_roster(&mut self) {

@@ -438,6 +438,14 @@ pub enum UiEvent {
         /// Whether we are the root.
         is_root: bool,
     },
+    /// In a tree room (a presentation to a large audience): who is on stage, and at the
+    /// root (the presenter) the raised hands waiting, oldest first.
+    Stage {
+        /// The peer whose voice reaches every viewer, if any.
+        speaker: Option<StagePeer>,
+        /// At the root: the viewers whose hand is up (the presenter may invite one to speak).
+        hands: Vec<StagePeer>,
+    },
     /// Our direct neighbours in a relay room changed, for the network panel.
     Relay {
         /// The peers we link to directly.
@@ -455,6 +463,16 @@ pub enum UiEvent {
         /// Why, if not because we left.
         reason: Option<String>,
     },
+}
+
+/// A viewer of a tree room, on stage or with a hand up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct StagePeer {
+    /// Its id.
+    pub peer: String,
+    /// Its name, as its raised hand said (`null`: the presenter put on stage a viewer that
+    /// raised none, and most of a tree is not linked to it).
+    pub name: Option<String>,
 }
 
 /// Where we sit in a large (cellular) room.

@@ -32,12 +32,7 @@ fn app_hosts_a_room_a_browser_guest_joins_by_its_web_link() {
     app.click(&app.find("#host-button").unwrap());
 
     // The invite dialog: the app's link and the web link to the same room.
-    let web = wait_for(LONG, "the web link", || app.find("#invite-web-link"));
-    let web = app
-        .property(&web, "value")
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let web = support::value_of(&app, "#invite-web-link", "the web link");
     assert!(web.starts_with("http://127.0.0.1:"), "{web}");
     assert!(web.ends_with("/r/web-party"), "{web}");
     assert!(

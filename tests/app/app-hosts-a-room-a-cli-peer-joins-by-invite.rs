@@ -32,12 +32,7 @@ fn app_hosts_a_room_a_cli_peer_joins_by_invite() {
 
     // Host: the call view opens with the invite link shown.
     app.click(&app.find("#host-button").unwrap());
-    let link = wait_for(LONG, "the invite link", || app.find("#invite-link"));
-    let invite = app
-        .property(&link, "value")
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let invite = support::value_of(&app, "#invite-link", "the invite link");
     assert!(
         invite.starts_with("plenum://join?server=ws%3A%2F%2F127.0.0.1%3A"),
         "{invite}"

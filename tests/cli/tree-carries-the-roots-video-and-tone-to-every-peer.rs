@@ -306,13 +306,16 @@ fn the_roots_video_and_tone_reach_every_peer_and_resume_after_a_forwarder_dies()
         .expect(MEDIA_WAIT, "a viewer's stage refused", |v| {
             event(v) == "error" && v["code"] == "stage_refused"
         });
-    // The presenter accepts it: the word goes down the tree, and everyone hears it.
+    // The presenter accepts it: the word goes down the tree, with the name the hand came
+    // with (most viewers have no link to the speaker), and everyone hears it.
     root.proc.cmd(json!({"cmd": "stage", "peer": speaker}));
     for &i in &alive {
         viewers[i]
             .proc
             .expect(MEDIA_WAIT, &format!("viewer {i} told the stage"), |v| {
-                event(v) == "stage" && v["speaker"] == speaker.as_str()
+                event(v) == "stage"
+                    && v["speaker"] == speaker.as_str()
+                    && v["name"] == hand_name.as_str()
             });
     }
     wait_for(MEDIA_WAIT, "the root hearing the hand", || {

@@ -327,6 +327,15 @@ pub fn draw_zigzag(app: &webdriver::Session, points: u32) {
     app.drag(&path);
 }
 
+/// The value of the input `css` names (a link the app shows), once it is there.
+pub fn value_of(app: &webdriver::Session, css: &str, what: &str) -> String {
+    let input = wait_for(Duration::from_secs(40), what, || app.find(css));
+    app.property(&input, "value")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// `document.querySelector(css).textContent`, or `None` when nothing matches.
 pub fn text_of(app: &webdriver::Session, css: &str) -> Option<String> {
     let v = app.execute(

@@ -99,6 +99,17 @@ peer: string,
  */
 cell: number, };
 
+export type StagePeer = { 
+/**
+ * Its id.
+ */
+peer: string, 
+/**
+ * Its name, as its raised hand said (`null`: the presenter put on stage a viewer that
+ * raised none, and most of a tree is not linked to it).
+ */
+name: string | null, };
+
 export type Joined = { 
 /**
  * Ourselves, as our tile shows us.
@@ -491,7 +502,15 @@ depth: number | null,
 /**
  * Whether we are the root.
  */
-is_root: boolean, } | { "type": "relay", 
+is_root: boolean, } | { "type": "stage", 
+/**
+ * The peer whose voice reaches every viewer, if any.
+ */
+speaker: StagePeer | null, 
+/**
+ * At the root: the viewers whose hand is up (the presenter may invite one to speak).
+ */
+hands: Array<StagePeer>, } | { "type": "relay", 
 /**
  * The peers we link to directly.
  */
@@ -695,6 +714,7 @@ export type Command =
   | "leave"
   | "send_chat"
   | "raise_hand"
+  | "set_stage"
   | "send_cursor"
   | "board_begin"
   | "board_points"

@@ -325,6 +325,56 @@ describe("CallView", () => {
     call.close();
   });
 
+  it("presents down a tree: hands reach the presenter, who invites one to speak and ends it", async () => {
+    const { call } = view();
+    const panel = document.getElementById("tree-stage") as HTMLElement;
+    const hand = document.getElementById("hand-button") as HTMLElement;
+    expect(panel.hidden).toBe(true);
+    call.handle({ type: "tree", parent: null, children: ["v1", "v2"], depth: 0, is_root: true });
+    expect(panel.hidden).toBe(false);
+    // The root has nobody to raise a hand to.
+    expect(hand.hidden).toBe(true);
+    expect(document.querySelector("#tree-hands .viewer.empty")?.textContent).toBe("No hands up");
+    call.handle({ type: "stage", speaker: null, hands: [{ peer: "v9", name: "Vic" }, { peer: "v7", name: "Wes" }] });
+    expect(document.getElementById("toast")?.textContent).toBe("Wes raised a hand");
+    expect([...document.querySelectorAll("#tree-hands .viewer")].map((e) => e.getAttribute("data-peer"))).toEqual(["v9", "v7"]);
+    expect(document.getElementById("tree-hands-heading")?.textContent).toBe("Raised hands · 2");
+    (document.querySelector("#tree-hands .viewer[data-peer='v9'] .hand-accept") as HTMLElement).click();
+    await vi.waitFor(() => expect(calls.filter((c) => c[0] === "set_stage").map((c) => c[1])).toEqual([{ peer: "v9" }]));
+    // The room says so: Vic on stage, its hand answered.
+    call.handle({ type: "stage", speaker: { peer: "v9", name: "Vic" }, hands: [{ peer: "v7", name: "Wes" }] });
+    expect(document.getElementById("tree-stage-speaker")?.textContent).toBe("Vic is on stage");
+    expect(document.getElementById("toast")?.textContent).toBe("Vic is on stage");
+    const end = document.getElementById("tree-stage-end") as HTMLElement;
+    expect(end.hidden).toBe(false);
+    end.click();
+    await vi.waitFor(() => expect(calls.filter((c) => c[0] === "set_stage").map((c) => c[1])).toEqual([{ peer: "v9" }, { peer: null }]));
+    call.close();
+  });
+
+  it("watches down a tree: raises a hand, sees who is on stage, and lowers it once on stage", async () => {
+    const { call } = view();
+    const hand = document.getElementById("hand-button") as HTMLElement;
+    call.handle({ type: "tree", parent: "p1", children: [], depth: 2, is_root: false });
+    call.handle({ type: "roster", peers: [me] });
+    expect(hand.hidden).toBe(false);
+    // A viewer is shown no list of hands (they go to the presenter alone).
+    expect((document.getElementById("tree-hands") as HTMLElement).hidden).toBe(true);
+    expect((document.getElementById("tree-stage-end") as HTMLElement).hidden).toBe(true);
+    hand.click();
+    await vi.waitFor(() => expect(hand.dataset.hand).toBe("true"));
+    call.handle({ type: "stage", speaker: { peer: "me1", name: "Carol" }, hands: [] });
+    expect(document.getElementById("tree-stage-speaker")?.textContent).toBe("You are on stage: every viewer hears your microphone");
+    await vi.waitFor(() => expect(hand.dataset.hand).toBe("false"));
+    expect(calls.filter((c) => c[0] === "raise_hand").map((c) => c[1])).toEqual([{ raised: true }, { raised: false }]);
+    // A speaker whose hand said no name (the presenter chose it unasked).
+    call.handle({ type: "stage", speaker: { peer: "x1", name: null }, hands: [] });
+    expect(document.getElementById("tree-stage-speaker")?.textContent).toBe("A viewer is on stage");
+    call.handle({ type: "stage", speaker: null, hands: [] });
+    expect(document.getElementById("tree-stage-speaker")?.textContent).toBe("Nobody is on stage");
+    call.close();
+  });
+
   it("a call becomes a presentation when someone presents", () => {
     const { call } = view();
     expect((document.getElementById("audience") as HTMLElement).hidden).toBe(true);

@@ -13,6 +13,7 @@ import { type CallApi, errorText } from "./ipc";
 import { NetworkPanel } from "./network";
 import { StatsPanel } from "./stats";
 import { readPicture, Tiles } from "./tiles";
+import { TreeStage } from "./treestage";
 
 export const SHORTCUTS: Array<[string, string]> = [
   ["B", "Switch between whiteboard and participants"],
@@ -65,6 +66,9 @@ export class CallView {
   readonly network: NetworkPanel;
   readonly stats = new StatsPanel();
   readonly audience = new AudienceList();
+  readonly treeStage: TreeStage;
+  /** In a tree room, whether we are its root (the presenter); `null` in other rooms. */
+  private treeRoot: boolean | null = null;
   private roster = new Map<string, PeerView>();
   private chimes: Chimes;
   /** A presentation: someone presents or watches (or we do). */
@@ -105,6 +109,7 @@ export class CallView {
     private readonly options: CallOptions,
   ) {
     this.webinar = joined.role !== "both";
+    this.treeStage = new TreeStage(joined.me.id, (peer) => void this.setStage(peer));
     this.chimes = new Chimes(options.playSound);
     // A presentation opens on the presenters; a call opens on the whiteboard.
     this.mode = this.webinar ? "grid" : "board";
@@ -205,7 +210,7 @@ export class CallView {
       { class: "call", id: "call" },
       top,
       this.banner,
-      h("div", { class: "call-body" }, this.stage, this.audience.element, this.network.element, this.stats.element, this.chat.element),
+      h("div", { class: "call-body" }, this.stage, this.audience.element, this.treeStage.element, this.network.element, this.stats.element, this.chat.element),
       this.help,
       this.invite,
       this.confirm,
@@ -471,6 +476,12 @@ export class CallView {
     await this.shown(this.api.raiseHand(raise), (raised) => this.showHand(raised));
   }
 
+  /** At a tree's root: puts a viewer on stage, or nobody. */
+  async setStage(peer: string | null): Promise<void> {
+    if (!this.api.setStage) return;
+    await this.shown(this.api.setStage(peer), () => {});
+  }
+
   private showHand(raised: boolean): void {
     this.handButton.dataset.hand = String(raised);
     this.handButton.textContent = raised ? "Lower hand" : "Raise hand";
@@ -490,7 +501,9 @@ export class CallView {
     this.tiles.setStage(this.webinar);
     this.tiles.update(this.webinar ? presenters : peers);
     this.audience.show(this.webinar);
-    this.handButton.hidden = !this.webinar || this.joined.role === "publisher";
+    // In a tree room every viewer may raise a hand to the root; elsewhere viewers of a
+    // presentation may.
+    this.handButton.hidden = this.treeRoot ?? (!this.webinar || this.joined.role === "publisher");
     this.waiting.hidden = !this.webinar || presenters.length > 0;
     if (this.webinar) {
       for (const name of this.audience.update(peers)) if (this.joined.role === "publisher") this.notify(`${name} raised a hand`);
@@ -684,8 +697,22 @@ export class CallView {
       case "tree":
         this.large = true;
         this.network.updateTree(event.parent, event.children, event.depth, event.is_root);
+        if (this.treeRoot !== event.is_root) {
+          this.treeRoot = event.is_root;
+          this.treeStage.show(event.is_root);
+          this.handButton.hidden = event.is_root;
+        }
         this.updateCount();
         break;
+      case "stage": {
+        const before = this.treeStage.announce(this.treeStage.current);
+        for (const name of this.treeStage.update(event.speaker, event.hands)) this.notify(`${name} raised a hand`);
+        const now = this.treeStage.announce(event.speaker);
+        if (now !== before) this.notify(now);
+        // On stage, our hand has been answered.
+        if (event.speaker?.peer === this.joined.me.id && this.handButton.dataset.hand === "true") void this.toggleHand();
+        break;
+      }
       case "relay":
         this.large = true;
         this.network.updateRelay(event.neighbours);

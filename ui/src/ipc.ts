@@ -43,6 +43,8 @@ export const api = {
   sendChat: (text: string) => call<ChatLine>("send_chat", { text }),
   /** Raises (`true`) or lowers our hand; resolves with whether it is raised. */
   raiseHand: (raised: boolean) => call<boolean>("raise_hand", { raised }),
+  /** At a tree room's root (the presenter): puts a viewer on stage (`null`: nobody). */
+  setStage: (peer: string | null) => call<null>("set_stage", { peer }),
   sendCursor: (at: [number, number] | null) => call<null>("send_cursor", { at }),
   boardBegin: (start: StrokeStart) => call<StrokeStarted>("board_begin", { start }),
   boardPoints: (seq: number, points: Point[]) => call<BoardChange>("board_points", { seq, points }),
@@ -113,6 +115,8 @@ export type CallApi = Pick<
   | "setVerified"
   | "leave"
 > & {
+  /** Tree rooms' stage (the app's engine has them; a browser guest joins meshes only). */
+  setStage?: Api["setStage"];
   /** Pictures as raw bytes, drawn on canvases (the app decodes them). */
   videoSubscribe?: Api["videoSubscribe"];
   pictureSocket?: Api["pictureSocket"];

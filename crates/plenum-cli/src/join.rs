@@ -729,11 +729,12 @@ fn print_event(out: &Out, event: RoomEvent) {
                 false => format!("* {name} ({peer}) lowered a hand"),
             },
         ),
-        RoomEvent::Stage { speaker } => out.event(
-            json!({"event": "stage", "speaker": speaker}),
-            || match &speaker {
-                Some(p) => format!("* {p} is on stage"),
-                None => "* nobody is on stage".into(),
+        RoomEvent::Stage { speaker, name } => out.event(
+            json!({"event": "stage", "speaker": speaker, "name": name}),
+            || match (&speaker, &name) {
+                (Some(p), Some(name)) => format!("* {name} ({p}) is on stage"),
+                (Some(p), None) => format!("* {p} is on stage"),
+                (None, _) => "* nobody is on stage".into(),
             },
         ),
         RoomEvent::Seats { seats } => {

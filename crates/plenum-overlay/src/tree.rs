@@ -34,7 +34,7 @@
 //!   ([`TreeNode::standby`]), outside the tree, until the server hands it the root
 //!   ([`TreeNode::promote`]). The old root's children then rejoin through it.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use plenum_proto::overlay::TopologySpec;
@@ -198,6 +198,9 @@ pub enum TreeMsg {
     Stage {
         /// The peer on stage.
         speaker: Option<PeerId>,
+        /// Its name, as its hand said (most of the tree is not linked to it); `None` when
+        /// the root had none (it put on stage a peer that raised no hand).
+        name: Option<DisplayName>,
     },
     /// A broadcast along tree edges.
     Data {
@@ -315,6 +318,8 @@ pub enum TreeOutput {
     Stage {
         /// The peer on stage.
         speaker: Option<PeerId>,
+        /// Its name, as its hand said, when it raised one.
+        name: Option<DisplayName>,
     },
     /// A broadcast reached us, once.
     Message {
@@ -367,6 +372,10 @@ pub struct TreeNode {
     next_seq: u64,
     /// Whose voice the stage carries, as the root said.
     stage: Option<PeerId>,
+    /// The stage's speaker's name, as its hand said.
+    stage_name: Option<DisplayName>,
+    /// At the root: the names hands came with, to tell the tree who is on stage.
+    hand_names: HashMap<PeerId, DisplayName>,
     outputs: VecDeque<TreeOutput>,
 }
 
@@ -385,6 +394,9 @@ pub fn complete_depth(nodes: usize, degree: usize) -> u32 {
 /// Join requests held while every slot is a candidate (a root that many join at once
 /// holds them until its first children link).
 const WAITING_MAX: usize = 4096;
+/// Names of raised hands the root keeps at most (a hand past it is still reported; its
+/// peer, put on stage, goes without a name).
+const MAX_HAND_NAMES: usize = 4096;
 
 impl TreeNode {
     /// The root of a tree (the server has granted it the root's secret).
@@ -456,6 +468,8 @@ impl TreeNode {
             history: VecDeque::new(),
             next_seq: 1,
             stage: None,
+            stage_name: None,
+            hand_names: HashMap::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -840,7 +854,11 @@ impl TreeNode {
         if !self.root {
             return Err(TreeSendError::NotRoot);
         }
-        self.take_stage(speaker);
+        let name = speaker
+            .as_ref()
+            .and_then(|p| self.hand_names.get(p))
+            .cloned();
+        self.take_stage(speaker, name);
         Ok(())
     }
 
@@ -850,12 +868,13 @@ impl TreeNode {
     }
 
     /// Takes the stage's speaker and passes it on to the children, if it changed.
-    fn take_stage(&mut self, speaker: Option<PeerId>) {
-        if self.stage == speaker {
+    fn take_stage(&mut self, speaker: Option<PeerId>, name: Option<DisplayName>) {
+        if self.stage == speaker && self.stage_name == name {
             return;
         }
         self.stage = speaker.clone();
-        self.outputs.push_back(TreeOutput::Stage { speaker });
+        self.stage_name = name.clone();
+        self.outputs.push_back(TreeOutput::Stage { speaker, name });
         for child in self.children() {
             self.tell_stage(child);
         }
@@ -863,10 +882,10 @@ impl TreeNode {
 
     /// Tells `child` who is on stage.
     fn tell_stage(&mut self, child: PeerId) {
-        let speaker = self.stage.clone();
+        let (speaker, name) = (self.stage.clone(), self.stage_name.clone());
         self.outputs.push_back(TreeOutput::Send {
             peer: child,
-            msg: TreeMsg::Stage { speaker },
+            msg: TreeMsg::Stage { speaker, name },
         });
     }
 
@@ -963,6 +982,10 @@ impl TreeNode {
                     return;
                 }
                 if self.root {
+                    if self.hand_names.len() < MAX_HAND_NAMES || self.hand_names.contains_key(&peer)
+                    {
+                        self.hand_names.insert(peer.clone(), name.clone());
+                    }
                     self.outputs
                         .push_back(TreeOutput::Hand { peer, name, raised });
                 } else if let Some(parent) = self.parent.clone() {
@@ -972,10 +995,10 @@ impl TreeNode {
                     });
                 }
             }
-            TreeMsg::Stage { speaker } => {
+            TreeMsg::Stage { speaker, name } => {
                 // Only the root's word, down from our parent.
                 if !self.root && self.parent.as_ref() == Some(&from) {
-                    self.take_stage(speaker);
+                    self.take_stage(speaker, name);
                 }
             }
             TreeMsg::Data {

@@ -265,6 +265,8 @@ struct Net {
     hands: Vec<(PeerId, PeerId, String, bool)>,
     /// The stage each node was last told of.
     stages: BTreeMap<PeerId, Option<PeerId>>,
+    /// The name each node was told with the stage, last.
+    stage_names: BTreeMap<PeerId, Option<DisplayName>>,
 }
 
 impl Net {
@@ -283,6 +285,7 @@ impl Net {
             got: BTreeMap::new(),
             hands: Vec::new(),
             stages: BTreeMap::new(),
+            stage_names: BTreeMap::new(),
         };
         net.nodes.insert(
             root.clone(),
@@ -392,8 +395,9 @@ impl Net {
                 self.hands
                     .push((me.clone(), peer, name.as_str().to_owned(), raised));
             }
-            TreeOutput::Stage { speaker } => {
+            TreeOutput::Stage { speaker, name } => {
                 self.stages.insert(me.clone(), speaker);
+                self.stage_names.insert(me.clone(), name);
             }
             _ => {}
         }
@@ -756,12 +760,21 @@ fn a_raised_hand_reaches_the_root_alone_and_only_the_roots_stage_reaches_everyon
         net.alive().into_iter().collect(),
         "every node is told"
     );
+    // With the name its hand came with: most of the tree has no link to it.
+    assert!(
+        net.stage_names.values().all(|n| n.as_ref() == Some(&name)),
+        "{:?}",
+        net.stage_names
+    );
     // A child cannot put anyone on stage, nor send a hand down or sideways.
     let parent = net.nodes[&far].parent().cloned().unwrap();
     let now = net.now;
     net.nodes.get_mut(&parent).unwrap().handle_msg(
         far.clone(),
-        TreeMsg::Stage { speaker: None },
+        TreeMsg::Stage {
+            speaker: None,
+            name: None,
+        },
         now,
     );
     net.run();

@@ -331,7 +331,7 @@ impl Driver {
                     let ours = self.audio.cells.set_seats(seats);
                     self.tell_audio(crate::audio::AudioCmd::Seat(ours));
                 }
-                if let RoomEvent::Stage { speaker } = &event {
+                if let RoomEvent::Stage { speaker, .. } = &event {
                     let ours =
                         self.video
                             .tree

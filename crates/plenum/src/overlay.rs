@@ -353,9 +353,9 @@ fn tree_step(output: TreeOutput) -> Option<Step> {
             tracing::info!(peer = peer.short(), raised, "hand");
             Step::Event(RoomEvent::Hand { peer, name, raised })
         }
-        TreeOutput::Stage { speaker } => {
+        TreeOutput::Stage { speaker, name } => {
             tracing::info!(speaker = speaker.as_ref().map(PeerId::short), "stage");
-            Step::Event(RoomEvent::Stage { speaker })
+            Step::Event(RoomEvent::Stage { speaker, name })
         }
         TreeOutput::Timeout(at) => Step::Timeout(at),
     })

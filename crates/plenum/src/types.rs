@@ -283,6 +283,8 @@ pub enum RoomEvent {
     Stage {
         /// The peer on stage.
         speaker: Option<PeerId>,
+        /// Its name, as its raised hand said (`None`: it raised none, or nobody is on stage).
+        name: Option<DisplayName>,
     },
     /// In a cells room: who holds each seat of the stage, whose voices reach every cell
     /// (`None`: an empty seat). The server seats whoever speaks or raises a hand.

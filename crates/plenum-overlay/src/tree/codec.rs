@@ -111,9 +111,13 @@ impl TreeMsg {
                 push_peer(&mut payload, Some(peer));
                 payload.extend_from_slice(name.as_str().as_bytes());
             }
-            Self::Stage { speaker } => {
+            Self::Stage { speaker, name } => {
                 payload.push(STAGE);
                 push_peer(&mut payload, speaker.as_ref());
+                // After the peer, where older peers stop reading.
+                if let Some(name) = name {
+                    payload.extend_from_slice(name.as_str().as_bytes());
+                }
             }
             Self::Direct { data } => {
                 payload.reserve(1 + data.len());
@@ -204,9 +208,21 @@ impl TreeMsg {
                     .ok_or(TreeFrameError::BadName)?;
                 Self::Hand { peer, name, raised }
             }
-            STAGE => Self::Stage {
-                speaker: read_peer(p)?.0,
-            },
+            STAGE => {
+                let (speaker, name) = read_peer(p)?;
+                let name = match name {
+                    [] => None,
+                    name => Some(
+                        std::str::from_utf8(name)
+                            .ok()
+                            .and_then(|n| DisplayName::new(n).ok())
+                            .ok_or(TreeFrameError::BadName)?,
+                    ),
+                };
+                // A name without a speaker names nobody.
+                let name = name.filter(|_| speaker.is_some());
+                Self::Stage { speaker, name }
+            }
             other => return Err(TreeFrameError::UnknownOp(other)),
         })
     }
@@ -305,8 +321,16 @@ mod tests {
             },
             TreeMsg::Stage {
                 speaker: Some(peer("v")),
+                name: Some(DisplayName::new("Ada Lovelace").unwrap()),
             },
-            TreeMsg::Stage { speaker: None },
+            TreeMsg::Stage {
+                speaker: Some(peer("v")),
+                name: None,
+            },
+            TreeMsg::Stage {
+                speaker: None,
+                name: None,
+            },
         ];
         for msg in msgs {
             let bytes = msg.to_envelope().encode();
@@ -354,6 +378,11 @@ mod tests {
             TreeMsg::from_envelope(&env),
             Err(TreeFrameError::Truncated(2))
         );
+        // A stage whose speaker's name is not UTF-8, or holds a control character.
+        for name in [&[0xff, 0xfe][..], b"a\nb"] {
+            env.payload = [&[STAGE, 1, b'v'][..], name].concat();
+            assert_eq!(TreeMsg::from_envelope(&env), Err(TreeFrameError::BadName));
+        }
         // A stage naming a speaker it does not hold.
         env.payload = vec![STAGE];
         assert_eq!(
