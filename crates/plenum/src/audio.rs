@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use plenum_media::{
     AudioSink, AudioSource, FRAME_SAMPLES, JitterBuffer, JitterConfig, OpusConfig, OpusDecoder,
-    OpusEncoder, Playout, ProcessingConfig, SpeakingConfig, SpeakingDetector, VoiceProcessor,
+    OpusEncoder, Playout, ProcessingConfig, SAMPLE_RATE, SpeakingConfig, SpeakingDetector,
+    VoiceProcessor,
 };
 use plenum_proto::PeerId;
 use tokio::sync::mpsc;
@@ -163,6 +164,8 @@ struct Task {
     events: crate::events::EventSender,
     frame: Vec<f32>,
     mix: Vec<f32>,
+    /// Keeps the mix of every voice in range by turning it down, not clipping it.
+    limiter: plenum_media::mixer::Limiter,
     dropped_rtp: u64,
     frames: u64,
     local_level: f32,
@@ -264,6 +267,9 @@ pub(crate) fn spawn(
         events,
         frame: vec![0.0; FRAME_SAMPLES],
         mix: vec![0.0; FRAME_SAMPLES],
+        limiter: plenum_media::mixer::Limiter::new(
+            FRAME_SAMPLES as f32 * 1000.0 / SAMPLE_RATE as f32,
+        ),
         dropped_rtp: 0,
         frames: 0,
         local_level: f32::NEG_INFINITY,
@@ -499,7 +505,7 @@ impl Task {
         for (peer, speaking) in changes {
             self.speaking(peer, speaking);
         }
-        plenum_media::mixer::soft_clip(&mut self.mix);
+        self.limiter.process(&mut self.mix);
         if let Some(processor) = self.processor.as_mut() {
             processor.render(&self.mix);
         }
