@@ -367,6 +367,13 @@ describe("CallView", () => {
     expect(document.getElementById("tree-stage-speaker")?.textContent).toBe("You are on stage: every viewer hears your microphone");
     await vi.waitFor(() => expect(hand.dataset.hand).toBe("false"));
     expect(calls.filter((c) => c[0] === "raise_hand").map((c) => c[1])).toEqual([{ raised: true }, { raised: false }]);
+    // The stage's word can come before the answer to raising the hand: it is lowered then.
+    call.handle({ type: "stage", speaker: null, hands: [] });
+    hand.click();
+    call.handle({ type: "stage", speaker: { peer: "me1", name: "Carol" }, hands: [] });
+    await vi.waitFor(() => expect(calls.filter((c) => c[0] === "raise_hand")).toHaveLength(4));
+    await vi.waitFor(() => expect(hand.dataset.hand).toBe("false"));
+    expect(calls.filter((c) => c[0] === "raise_hand").map((c) => c[1])).toEqual([{ raised: true }, { raised: false }, { raised: true }, { raised: false }]);
     // A speaker whose hand said no name (the presenter chose it unasked).
     call.handle({ type: "stage", speaker: { peer: "x1", name: null }, hands: [] });
     expect(document.getElementById("tree-stage-speaker")?.textContent).toBe("A viewer is on stage");

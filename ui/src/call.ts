@@ -473,7 +473,19 @@ export class CallView {
   /** Raises our hand, or lowers it. */
   async toggleHand(): Promise<void> {
     const raise = this.handButton.dataset.hand !== "true";
-    await this.shown(this.api.raiseHand(raise), (raised) => this.showHand(raised));
+    const asked = this.shown(this.api.raiseHand(raise), (raised) => this.showHand(raised));
+    this.handAsked = asked;
+    await asked;
+  }
+
+  /** The last hand raised or lowered, until its answer is shown. */
+  private handAsked: Promise<void> = Promise.resolve();
+
+  /** Lowers our hand once what was last asked of it is shown (the word that answers a hand
+   * can come before the answer to raising it). */
+  private async lowerHand(): Promise<void> {
+    await this.handAsked;
+    if (this.handButton.dataset.hand === "true") await this.toggleHand();
   }
 
   /** At a tree's root: puts a viewer on stage, or nobody. */
@@ -710,7 +722,7 @@ export class CallView {
         const now = this.treeStage.announce(event.speaker);
         if (now !== before) this.notify(now);
         // On stage, our hand has been answered.
-        if (event.speaker?.peer === this.joined.me.id && this.handButton.dataset.hand === "true") void this.toggleHand();
+        if (event.speaker?.peer === this.joined.me.id) void this.lowerHand();
         break;
       }
       case "relay":
