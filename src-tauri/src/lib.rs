@@ -15,6 +15,7 @@ pub mod prefs;
 pub mod quality;
 pub mod session;
 pub mod socket;
+mod stage;
 pub mod types;
 pub mod update;
 pub mod video;

@@ -1,9 +1,11 @@
 //! A connected peer's link as the user sees it: the figures of the call's statistics and one
 //! grade for the tile's indicator, the worst of what they say.
 
-use plenum::{AudioReport, LinkReport, VideoReport};
+use std::collections::BTreeMap;
 
-use crate::types::{LinkQuality, QualityGrade, ReceivedVideo};
+use plenum::{AudioReport, CallStats, LinkReport, PeerId, VideoReport};
+
+use crate::types::{LinkQuality, PeerState, PeerView, QualityGrade, ReceivedVideo};
 
 /// Where each figure turns a link fair, then poor.
 struct Bounds {
@@ -89,6 +91,33 @@ pub fn concealed_share(now: (u64, u64), before: (u64, u64)) -> f32 {
         return 0.0;
     }
     made_up as f32 * 100.0 / (played + made_up) as f32
+}
+
+/// Each connected peer's link quality in `peers`, from the call's statistics; `heard` keeps
+/// each heard peer's audio (packets, concealed frames) from one refresh to the next.
+pub fn grade_links(
+    peers: &mut BTreeMap<PeerId, PeerView>,
+    heard: &mut BTreeMap<PeerId, (u64, u64)>,
+    stats: &CallStats,
+) {
+    for link in &stats.links {
+        let Some(view) = peers.get_mut(&link.peer) else {
+            continue;
+        };
+        if view.state != PeerState::Connected {
+            continue;
+        }
+        let video = stats
+            .video
+            .iter()
+            .find(|v| v.peer == link.peer && v.lane == plenum_media::Content::Camera);
+        let audio = stats.audio.iter().find(|a| a.peer == link.peer);
+        let before = match audio.map(|a| (a.packets, a.concealed)) {
+            Some(now) => heard.insert(link.peer.clone(), now),
+            None => heard.remove(&link.peer),
+        };
+        view.quality = Some(of_link(link, video, audio, before, view.rtt_ms));
+    }
 }
 
 /// The quality of one link: `heard_before` is the peer's audio (packets, concealed frames)

@@ -16,6 +16,7 @@ use plenum_collab::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::stage::{TreeStage, tree_error};
 use crate::types::{
     ChatLine, CommandError, ErrorKind, JoinRequest, Joined, PeerState, PeerView, Role, RoomShape,
     StrokeStart, StrokeStarted, UiEvent,
@@ -338,10 +339,8 @@ struct Task {
     /// Whether the room is a broadcast tree (hands go up it to the root, which alone puts a
     /// viewer on stage).
     tree: bool,
-    /// At a tree's root: the viewers whose hand is up, oldest first, with their names.
-    tree_hands: Vec<(PeerId, String)>,
-    /// In a tree room: who is on stage, and its name if its hand said one.
-    on_stage: Option<(PeerId, Option<String>)>,
+    /// In a tree room: who is on stage, and at the root the hands waiting.
+    stage: TreeStage,
     muted: BTreeMap<PeerId, bool>,
     mic: MicState,
     microphone: Option<String>,
@@ -357,17 +356,6 @@ struct Task {
 
 /// Peers whose cell the network panel is told of, at most.
 const NETWORK_KNOWN_MAX: usize = 512;
-/// Raised hands a tree's root lists at most (the oldest stay; a newer one waits until
-/// one is answered or lowered).
-const TREE_HANDS_MAX: usize = 256;
-
-/// A tree room's refusal, for the user.
-fn tree_error(e: plenum::TreeSendError) -> CommandError {
-    match e {
-        plenum::TreeSendError::Closed => CommandError::not_in_room(),
-        e => CommandError::new(ErrorKind::SendFailed, e),
-    }
-}
 
 impl Task {
     fn new(
@@ -396,8 +384,7 @@ impl Task {
             speaking: BTreeSet::new(),
             hands: BTreeSet::new(),
             tree: false,
-            tree_hands: Vec::new(),
-            on_stage: None,
+            stage: TreeStage::default(),
             muted: BTreeMap::new(),
             mic: MicState::Off,
             microphone: None,
@@ -692,15 +679,11 @@ impl Task {
                     (self.room.set_state(state, true).await)
                         .map_err(|_| CommandError::not_in_room())
                 };
-                let result = match sent {
-                    Ok(()) => {
-                        self.me.hand = raised;
-                        self.emit_roster().await;
-                        Ok(raised)
-                    }
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(result);
+                if sent.is_ok() {
+                    self.me.hand = raised;
+                    self.emit_roster().await;
+                }
+                let _ = reply.send(sent.map(|()| raised));
             }
             Cmd::Stage(peer, reply) => {
                 let result = match peer.map(PeerId::new).transpose() {
@@ -904,20 +887,13 @@ impl Task {
             }
             RoomEvent::Hand { peer, name, raised } => {
                 info!(peer = %peer.short(), raised, "a hand up the tree");
-                self.tree_hands.retain(|(p, _)| *p != peer);
-                if raised && self.tree_hands.len() < TREE_HANDS_MAX {
-                    self.tree_hands.push((peer, name.as_str().to_owned()));
-                }
-                self.emit_stage().await;
+                self.stage.hand(&peer, &name, raised);
+                self.emit(self.stage.event()).await;
             }
             RoomEvent::Stage { speaker, name } => {
                 info!(speaker = ?speaker.as_ref().map(PeerId::short), "stage");
-                // A viewer on stage has been answered: its hand is no longer waiting.
-                if let Some(speaker) = &speaker {
-                    self.tree_hands.retain(|(p, _)| p != speaker);
-                }
-                self.on_stage = speaker.map(|p| (p, name.map(|n| n.as_str().to_owned())));
-                self.emit_stage().await;
+                self.stage.set(speaker.as_ref(), name.as_ref());
+                self.emit(self.stage.event()).await;
             }
             RoomEvent::State { peer, state } => {
                 // Only a boolean `true` raises a hand; anything else in the state is ignored.
@@ -1101,39 +1077,10 @@ impl Task {
             }
         }
         if let Ok(stats) = self.room.stats().await {
-            self.grade(&stats);
+            crate::quality::grade_links(&mut self.peers, &mut self.heard, &stats);
         }
         self.emit_roster().await;
         self.emit_status().await;
-    }
-
-    /// Each connected peer's link quality, from the call's statistics.
-    fn grade(&mut self, stats: &plenum::CallStats) {
-        for link in &stats.links {
-            let Some(view) = self.peers.get_mut(&link.peer) else {
-                continue;
-            };
-            if view.state != PeerState::Connected {
-                continue;
-            }
-            let video = stats
-                .video
-                .iter()
-                .find(|v| v.peer == link.peer && v.lane == Content::Camera);
-            let audio = stats.audio.iter().find(|a| a.peer == link.peer);
-            let heard = audio.map(|a| (a.packets, a.concealed));
-            let before = match heard {
-                Some(now) => self.heard.insert(link.peer.clone(), now),
-                None => self.heard.remove(&link.peer),
-            };
-            view.quality = Some(crate::quality::of_link(
-                link,
-                video,
-                audio,
-                before,
-                view.rtt_ms,
-            ));
-        }
     }
 
     async fn emit_network(&self) {
@@ -1152,22 +1099,6 @@ impl Task {
             known: self.cells_known.iter().map(peer).collect(),
         };
         self.emit(UiEvent::Network { view }).await;
-    }
-
-    async fn emit_stage(&self) {
-        let view = |peer: &PeerId, name: Option<&String>| crate::types::StagePeer {
-            peer: peer.as_str().to_owned(),
-            name: name.cloned(),
-        };
-        let event = UiEvent::Stage {
-            speaker: self.on_stage.as_ref().map(|(p, n)| view(p, n.as_ref())),
-            hands: self
-                .tree_hands
-                .iter()
-                .map(|(p, n)| view(p, Some(n)))
-                .collect(),
-        };
-        self.emit(event).await;
     }
 
     async fn emit_roster(&mut self) {

@@ -1,0 +1,109 @@
+//! A tree room's stage as the call shows it: who is on it, and at the root (the presenter)
+//! the raised hands waiting, oldest first. Hands come up the tree (`RoomEvent::Hand`) and the
+//! root's word comes down it (`RoomEvent::Stage`), which answers the speaker's hand.
+
+use plenum::{DisplayName, PeerId, TreeSendError};
+
+use crate::types::{CommandError, ErrorKind, StagePeer, UiEvent};
+
+/// Raised hands a tree's root lists at most (the oldest stay; a newer one waits until one
+/// is answered or lowered).
+const HANDS_MAX: usize = 256;
+
+#[derive(Debug, Default)]
+pub(crate) struct TreeStage {
+    speaker: Option<StagePeer>,
+    hands: Vec<StagePeer>,
+}
+
+fn view(peer: &PeerId, name: Option<&DisplayName>) -> StagePeer {
+    StagePeer {
+        peer: peer.as_str().to_owned(),
+        name: name.map(|n| n.as_str().to_owned()),
+    }
+}
+
+impl TreeStage {
+    /// At the root: `peer` raised (or lowered) its hand.
+    pub(crate) fn hand(&mut self, peer: &PeerId, name: &DisplayName, raised: bool) {
+        self.hands.retain(|h| h.peer != peer.as_str());
+        if raised && self.hands.len() < HANDS_MAX {
+            self.hands.push(view(peer, Some(name)));
+        }
+    }
+
+    /// The root put `speaker` on stage (`None`: nobody); a speaker's hand is answered.
+    pub(crate) fn set(&mut self, speaker: Option<&PeerId>, name: Option<&DisplayName>) {
+        if let Some(speaker) = speaker {
+            self.hands.retain(|h| h.peer != speaker.as_str());
+        }
+        self.speaker = speaker.map(|p| view(p, name));
+    }
+
+    /// What the view shows.
+    pub(crate) fn event(&self) -> UiEvent {
+        UiEvent::Stage {
+            speaker: self.speaker.clone(),
+            hands: self.hands.clone(),
+        }
+    }
+}
+
+/// A tree room's refusal (of a hand or a stage), for the user.
+pub(crate) fn tree_error(e: TreeSendError) -> CommandError {
+    match e {
+        TreeSendError::Closed => CommandError::not_in_room(),
+        e => CommandError::new(ErrorKind::SendFailed, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(n: usize) -> PeerId {
+        PeerId::new(format!("{n:040x}")).expect("an id")
+    }
+
+    fn hands(stage: &TreeStage) -> Vec<String> {
+        stage.hands.iter().map(|h| h.peer.clone()).collect()
+    }
+
+    #[test]
+    fn hands_wait_oldest_first_until_lowered_or_answered() {
+        let name = DisplayName::new("Vic").expect("a name");
+        let mut stage = TreeStage::default();
+        for n in 1..=3 {
+            stage.hand(&peer(n), &name, true);
+        }
+        // Raised again: it keeps no second place, and goes to the back.
+        stage.hand(&peer(1), &name, true);
+        assert_eq!(
+            hands(&stage),
+            [2, 3, 1].map(|n| peer(n).as_str().to_owned())
+        );
+        stage.hand(&peer(3), &name, false);
+        stage.set(Some(&peer(2)), Some(&name));
+        assert_eq!(hands(&stage), [peer(1).as_str().to_owned()]);
+        let UiEvent::Stage { speaker, .. } = stage.event() else {
+            panic!("a stage event");
+        };
+        assert_eq!(speaker.and_then(|s| s.name).as_deref(), Some("Vic"));
+        stage.set(None, None);
+        assert!(matches!(
+            stage.event(),
+            UiEvent::Stage { speaker: None, .. }
+        ));
+    }
+
+    #[test]
+    fn the_root_lists_a_bounded_number_of_hands() {
+        let name = DisplayName::new("Wes").expect("a name");
+        let mut stage = TreeStage::default();
+        for n in 0..HANDS_MAX + 10 {
+            stage.hand(&peer(n), &name, true);
+        }
+        assert_eq!(stage.hands.len(), HANDS_MAX);
+        assert_eq!(stage.hands[0].peer, peer(0).as_str());
+    }
+}
