@@ -4,8 +4,7 @@
 //! that, even softly, is heard as distortion (and as intermodulation between the voices:
 //! tones nobody sent). A [`Limiter`] lowers the whole mix's gain instead, at once when a
 //! frame would go over its ceiling and back slowly once it would not, so each voice keeps
-//! its shape and the voices their balance; [`soft_clip`] is only the last guard, for the
-//! onset of a loud frame while the gain glides down.
+//! its shape and the voices their balance. ([`soft_clip`] is what the mix had before.)
 
 /// Adds `frame` into `mix` (same length; extra samples are ignored).
 pub fn add_into(mix: &mut [f32], frame: &[f32]) {
@@ -26,8 +25,9 @@ pub fn soft_clip(mix: &mut [f32]) {
 }
 
 /// A mix's gain control: each frame's peak is held under [`Limiter::CEILING`] by lowering
-/// the gain (within the frame, gliding from the last frame's gain), and the gain comes back
-/// towards 1 over about [`Limiter::RELEASE_MS`] once the mix is quieter.
+/// the gain for the whole frame at once, and the gain comes back towards 1 over about
+/// [`Limiter::RELEASE_MS`] once the mix is quieter, gliding across each frame (never past
+/// what that frame's peak allows, so no sample goes over the ceiling).
 #[derive(Debug, Clone)]
 pub struct Limiter {
     gain: f32,
@@ -36,7 +36,7 @@ pub struct Limiter {
 }
 
 impl Limiter {
-    /// The peak a limited mix stays under (the soft clip's knee, so it is never reached).
+    /// The peak a limited mix stays under.
     pub const CEILING: f32 = 0.8;
     /// How long the gain takes to come most of the way back (one time constant).
     pub const RELEASE_MS: f32 = 300.0;
@@ -54,7 +54,7 @@ impl Limiter {
         self.gain
     }
 
-    /// Limits `mix` in place, then soft-clips what the glide let over.
+    /// Limits `mix` in place.
     pub fn process(&mut self, mix: &mut [f32]) {
         // A frame that is not finite is no signal: silence rather than a stuck gain.
         if mix.iter().any(|s| !s.is_finite()) {
@@ -81,7 +81,6 @@ impl Limiter {
             *s *= g;
         }
         self.gain = target;
-        soft_clip(mix);
     }
 }
 

@@ -202,22 +202,14 @@ impl TreeMsg {
                 };
                 let (peer, name) = read_peer(p)?;
                 let peer = peer.ok_or(TreeFrameError::BadPeer)?;
-                let name = std::str::from_utf8(name)
-                    .ok()
-                    .and_then(|n| DisplayName::new(n).ok())
-                    .ok_or(TreeFrameError::BadName)?;
+                let name = read_name(name)?;
                 Self::Hand { peer, name, raised }
             }
             STAGE => {
                 let (speaker, name) = read_peer(p)?;
                 let name = match name {
                     [] => None,
-                    name => Some(
-                        std::str::from_utf8(name)
-                            .ok()
-                            .and_then(|n| DisplayName::new(n).ok())
-                            .ok_or(TreeFrameError::BadName)?,
-                    ),
+                    name => Some(read_name(name)?),
                 };
                 // A name without a speaker names nobody.
                 let name = name.filter(|_| speaker.is_some());
@@ -262,6 +254,14 @@ impl From<TreeSignal> for TreeMsg {
             TreeSignal::Decline {} => Self::Decline,
         }
     }
+}
+
+/// A display name that is the rest of a payload.
+fn read_name(bytes: &[u8]) -> Result<DisplayName, TreeFrameError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|n| DisplayName::new(n).ok())
+        .ok_or(TreeFrameError::BadName)
 }
 
 #[cfg(test)]
