@@ -699,6 +699,30 @@ pub fn wait_recorded(path: &std::path::Path, from: usize, seconds: f64, what: &s
     }
 }
 
+/// Waits until the last second of the recording at `path` is a tone of `hz` (within
+/// `tolerance`) at -30 dBFS or louder, within [`MEDIA_WAIT`]: a browser's microphone goes
+/// through its echo canceller and noise suppressor, which hold a sound down for a while
+/// after it begins, so the tone is waited for, not sampled at a fixed moment.
+pub fn wait_heard_tone(path: &std::path::Path, hz: f64, tolerance: f64, what: &str) {
+    use plenum_media::analysis::{dominant_frequency, rms_dbfs};
+    let rate = plenum_media::SAMPLE_RATE;
+    let deadline = Instant::now() + MEDIA_WAIT;
+    loop {
+        let got = recorded_so_far(path);
+        let last = &got[got.len().saturating_sub(rate as usize)..];
+        let (f, level) = (dominant_frequency(last, rate), rms_dbfs(last));
+        if (f - hz).abs() < tolerance && level > -30.0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the last second recorded after {MEDIA_WAIT:?} was {f:.1} Hz at {level:.1} dBFS, \
+             not {hz} Hz"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A WAV recording made by `--record-audio`, from its first audible sample on, skipping
 /// `settle` seconds more (jitter buffer start, first frames).
 pub fn recording(path: &std::path::Path, settle: f64) -> Vec<f32> {
