@@ -15,7 +15,11 @@
 //!   probed rather than crept up to), then gently near the rate that last congested it, and
 //!   faster again once well above it or long after;
 //! - loss over [`LOSS_HIGH`] in the last second cuts it in proportion (a path that drops
-//!   without queueing); random loss under it is left to retransmission;
+//!   without queueing); random loss under it is left to retransmission, and over
+//!   [`LOSS_LOW`] it holds the estimate under the rate that last congested the path for
+//!   [`LOSSY_HOLD`] (longer each time the path proves the same): there every repair crosses
+//!   the bottleneck, and the creep back to its edge a clean path can afford makes them late
+//!   (a late repair is a frozen picture);
 //! - it is never more than half again what the receiver acknowledged over the last second
 //!   (plus a little), so a sender that sends less than it may is not told of room nobody has
 //!   tried.
@@ -46,6 +50,15 @@ const SEVERE_QUEUE: Duration = Duration::from_millis(120);
 const SEVERE_BACKOFF: f64 = 0.7;
 /// Loss in the last second over this share cuts the estimate.
 pub(crate) const LOSS_HIGH: f64 = 0.1;
+/// Loss in the last second over this share makes the path lossy for [`LOSSY_MEMORY`].
+const LOSS_LOW: f64 = 0.02;
+const LOSSY_MEMORY: Duration = Duration::from_secs(5);
+/// On a lossy path, the estimate stays under [`NEAR_BELOW`] times the rate that last
+/// congested the path for this long after it did; then it may creep on, to find a path
+/// that widened. Each time that finds the same edge, the hold doubles, up to
+/// [`MAX_RETESTS`] times (160 s).
+const LOSSY_HOLD: Duration = Duration::from_secs(20);
+const MAX_RETESTS: u32 = 3;
 /// Growth per second, as a share of the estimate: before any congestion, near the rate that
 /// last congested the path, and away from it.
 const GROW_PROBE: f64 = 0.8;
@@ -93,6 +106,23 @@ struct Fall {
     shown: Option<(Instant, Duration)>,
 }
 
+/// Where a queue last showed the path's edge (see [`LOSSY_HOLD`]).
+#[derive(Debug, Clone, Copy)]
+struct Edge {
+    at: Instant,
+    /// What the bottleneck drained then.
+    rate: f64,
+    /// How many holds in a row ended at the same edge.
+    retests: u32,
+}
+
+impl Edge {
+    /// How long a lossy path's estimate stays under this edge.
+    fn hold(&self) -> Duration {
+        LOSSY_HOLD * (1 << self.retests)
+    }
+}
+
 /// What one feedback reported.
 #[derive(Debug, Clone, Copy)]
 struct Batch {
@@ -121,6 +151,10 @@ pub(crate) struct PathEstimator {
     /// What each feedback of the last [`WINDOW`] reported.
     window: VecDeque<Batch>,
     first_report: Option<Instant>,
+    /// Until when the path counts as lossy (see [`LOSS_LOW`]).
+    lossy_until: Option<Instant>,
+    /// The path's edge, as the last queue showed it.
+    edge: Option<Edge>,
     /// The link's figures, read for whether it probes.
     stats: Option<Arc<LinkStats>>,
 }
@@ -139,6 +173,8 @@ impl PathEstimator {
             last_update: None,
             window: VecDeque::new(),
             first_report: None,
+            lossy_until: None,
+            edge: None,
             stats: None,
         }
     }
@@ -263,6 +299,44 @@ impl PathEstimator {
         });
     }
 
+    /// A queue showed the path's edge at `drained`. A lossy path that shows the same edge
+    /// once a hold is over has not widened: the next hold is twice as long.
+    fn edge_at(&mut self, now: Instant, drained: f64) {
+        let retests = match self.edge {
+            Some(edge)
+                if self.lossy(now) && (edge.rate / NEAR..edge.rate * NEAR).contains(&drained) =>
+            {
+                if now.saturating_duration_since(edge.at) >= edge.hold() {
+                    (edge.retests + 1).min(MAX_RETESTS)
+                } else {
+                    edge.retests
+                }
+            }
+            _ => 0,
+        };
+        self.edge = Some(Edge {
+            at: now,
+            rate: drained,
+            retests,
+        });
+    }
+
+    fn lossy(&self, now: Instant) -> bool {
+        self.lossy_until.is_some_and(|until| now < until)
+    }
+
+    /// The most the estimate may grow to now: on a lossy path, under the rate that last
+    /// congested it (see [`LOSSY_HOLD`]).
+    fn ceiling(&self, now: Instant) -> f64 {
+        let lossy = self.lossy(now);
+        match self.edge {
+            Some(edge) if lossy && now.saturating_duration_since(edge.at) < edge.hold() => {
+                edge.rate * NEAR_BELOW
+            }
+            _ => self.max,
+        }
+    }
+
     /// Growth per second: fast before any congestion, gentle near the rate that last
     /// congested the path, faster below it and once well above it (the path has widened).
     fn growth(&self) -> f64 {
@@ -338,6 +412,9 @@ impl BandwidthEstimator for PathEstimator {
         let data = self.stats.as_ref().map_or(0.0, |s| s.data_bps() as f64);
         let (acked, loss) = self.window_figures(now);
         let acked = acked.map(|acked| acked + data);
+        if loss > LOSS_LOW {
+            self.lossy_until = Some(now + LOSSY_MEMORY);
+        }
         let drained = self
             .drain_rate(now)
             .map(|drained| drained + data)
@@ -357,14 +434,17 @@ impl BandwidthEstimator for PathEstimator {
                 BACKOFF
             };
             self.fall(now, drained, factor);
+            self.edge_at(now, drained);
         } else if loss > LOSS_HIGH && self.may_fall(now) {
             self.fall(now, self.target, 1.0 - 0.5 * loss);
         } else if self.queue < LOW_QUEUE && loss <= LOSS_HIGH && !probing {
             let growth = self.growth();
+            let before = self.target;
             self.target *= 1.0 + growth * step.as_secs_f64();
             if let Some(acked) = acked {
                 self.target = self.target.min(acked * ACK_HEADROOM + ACK_SLACK);
             }
+            self.target = self.target.min(self.ceiling(now).max(before));
         }
         self.target = self.target.clamp(self.min, self.max);
     }
@@ -578,6 +658,29 @@ mod tests {
             (700_000.0..=1_300_000.0).contains(&mean),
             "mean estimate {mean}"
         );
+    }
+
+    #[test]
+    fn on_a_lossy_path_the_estimate_stays_under_the_rate_that_last_queued() {
+        // Under random loss every repair crosses the bottleneck's queue: the creep back to
+        // the edge that a clean path can afford makes them late. Each test of the edge is
+        // a moment of queue; 20 s, then 40 s, apart (on a clean path: every 5 s or so).
+        let queued_episodes = |loss: u64| {
+            let trace = run(120, |_| 1_000_000.0, loss, 2_500_000.0);
+            let queued: Vec<f64> = trace
+                .after(10.0)
+                .filter(|p| p.3 > PROBE_QUEUE)
+                .map(|p| p.0)
+                .collect();
+            let episodes = queued.windows(2).filter(|w| w[1] - w[0] > 1.0).count()
+                + usize::from(!queued.is_empty());
+            (episodes, trace.mean_estimate(10.0, 120.0), queued)
+        };
+        let (episodes, mean, queued) = queued_episodes(5);
+        assert!(episodes <= 3, "{episodes} queues, at {queued:?} s");
+        assert!(mean >= 700_000.0, "mean estimate {mean}");
+        let (clean, _, _) = queued_episodes(0);
+        assert!(clean > 10, "{clean} queues on a clean path");
     }
 
     #[test]
