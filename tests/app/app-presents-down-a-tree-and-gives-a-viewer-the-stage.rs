@@ -93,6 +93,12 @@ fn app_presents_down_a_tree() {
             event(v) == "tree_state" && v["depth"] == 1
         });
     }
+    // The server hands out no roster in a tree room: the app names its children by what
+    // the server said with their frames.
+    let tile = format!(".tile:not(.screen)[data-peer='{vic_id}'] .tile-name");
+    wait_for(LONG, "Vic's name on Vic's tile", || {
+        (text_of(&app, &tile).as_deref() == Some("Vic")).then_some(())
+    });
     // Viewers are not linked to each other: Wes does not hear Vic.
     wait_for(LONG, "a second of Wes's recording", || {
         (recorded_so_far(&wav).len() > SAMPLE_RATE as usize * 2).then_some(())

@@ -362,6 +362,10 @@ pub enum ServerToClient {
     Signal {
         /// The sender, as the server knows it (never as the sender claimed it).
         from: PeerId,
+        /// The sender's name, as it joined: a tree or relay room hands out no roster, so
+        /// this is how a peer asked to link learns whom it links.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<DisplayName>,
         /// What it sent.
         payload: SignalPayload,
     },
@@ -644,6 +648,7 @@ mod tests {
     fn signal_frames_have_the_documented_shape() {
         let frame = ServerToClient::Signal {
             from: PeerId::new("abc").unwrap(),
+            name: None,
             payload: SignalPayload::Candidate {
                 candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
                 sdp_mid: Some("0".into()),
@@ -653,9 +658,28 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&frame.encode()).unwrap();
         assert_eq!(json["type"], "signal");
         assert_eq!(json["from"], "abc");
+        assert!(json.get("name").is_none(), "no name, no field");
         assert_eq!(json["payload"]["kind"], "candidate");
         assert_eq!(json["payload"]["sdp_mid"], "0");
         assert!(json["payload"].get("sdp_mline_index").is_none());
+    }
+
+    #[test]
+    fn a_relayed_signal_names_its_sender_and_reads_without_a_name() {
+        let named = ServerToClient::Signal {
+            from: PeerId::new("abc").unwrap(),
+            name: Some(DisplayName::new("Ada").unwrap()),
+            payload: SignalPayload::Refused {
+                reason: "no".into(),
+            },
+        };
+        let json: serde_json::Value = serde_json::from_str(&named.encode()).unwrap();
+        assert_eq!(json["name"], "Ada");
+        let bare = r#"{"type":"signal","from":"abc","payload":{"kind":"refused","reason":"no"}}"#;
+        assert!(matches!(
+            ServerToClient::decode(bare),
+            Ok(ServerToClient::Signal { name: None, .. })
+        ));
     }
 
     fn arb_payload() -> impl Strategy<Value = SignalPayload> {

@@ -577,7 +577,13 @@ impl Registry {
                     .map(|m| m.conn);
                 match target {
                     Some(Some(target)) => {
-                        self.send(target, ServerToClient::Signal { from: me, payload })
+                        let name = self.name_of(&room, &me);
+                        let frame = ServerToClient::Signal {
+                            from: me,
+                            name,
+                            payload,
+                        };
+                        self.send(target, frame)
                     }
                     // Away, within its resume grace: its links need nothing from us now.
                     Some(None) => {
@@ -886,6 +892,12 @@ impl Registry {
         true
     }
 
+    /// The name `peer` joined `room` under, for the frames it sends through us.
+    fn name_of(&self, room: &RoomName, peer: &PeerId) -> Option<DisplayName> {
+        let member = self.rooms.get(room)?.members.get(peer)?;
+        Some(member.name.clone())
+    }
+
     /// Makes `peer` the root of its tree room: tells it, and hands it the frames held for
     /// the root.
     fn crown(&mut self, room_name: &RoomName, peer: &PeerId) {
@@ -909,7 +921,15 @@ impl Registry {
             .collect();
         self.send(conn, ServerToClient::Root {});
         for (from, payload) in held {
-            self.send(conn, ServerToClient::Signal { from, payload });
+            let name = self.name_of(room_name, &from);
+            self.send(
+                conn,
+                ServerToClient::Signal {
+                    from,
+                    name,
+                    payload,
+                },
+            );
         }
     }
 
@@ -937,7 +957,13 @@ impl Registry {
                 tracing::debug!(peer = me.short(), "a frame from the root to itself dropped");
             }
             Some((_, Some(target))) => {
-                self.send(target, ServerToClient::Signal { from: me, payload })
+                let name = self.name_of(room_name, &me);
+                let frame = ServerToClient::Signal {
+                    from: me,
+                    name,
+                    payload,
+                };
+                self.send(target, frame)
             }
             _ => {
                 if tree.held.len() >= HELD_FOR_ROOT {

@@ -153,7 +153,7 @@ fn join_welcomes_and_announces() {
 }
 
 #[test]
-fn signal_is_relayed_to_the_addressed_peer_only_with_the_true_sender() {
+fn signal_is_relayed_to_the_addressed_peer_only_with_the_true_sender_and_its_name() {
     let mut w = World::new(RegistryConfig::default());
     let a = w.join(1, "r", None);
     let b = w.join(2, "r", None);
@@ -170,6 +170,7 @@ fn signal_is_relayed_to_the_addressed_peer_only_with_the_true_sender() {
             conn: 2,
             frame: ServerToClient::Signal {
                 from: a,
+                name: Some(DisplayName::new("n1").unwrap()),
                 payload: SignalPayload::Offer {
                     credentials: None,
                     sdp: "x".into(),

@@ -45,6 +45,8 @@ pub(crate) const OVERFLOW_REPORT_EVERY: Duration = Duration::from_millis(500);
 pub(crate) const LINK_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// How long the core sleeps with nothing scheduled.
 const IDLE: Duration = Duration::from_secs(60);
+/// Names heard from relayed frames of peers not on the roster, at most.
+pub(crate) const HEARD_NAMES: usize = 1024;
 
 /// What happened, as the core is told.
 #[derive(Debug, Clone)]
@@ -179,6 +181,9 @@ pub(crate) struct RoomCore {
     seq: u64,
     /// The room's peers as the server (or a plan, or the overlay) named them.
     roster: BTreeMap<PeerId, DisplayName>,
+    /// Names the server gave with frames it relayed from peers not on the roster yet
+    /// ([`HEARD_NAMES`] at most), for when a tree or relay node asks to link them.
+    heard_names: HashMap<PeerId, DisplayName>,
     /// Each peer's role, from the server.
     roles: HashMap<PeerId, Role>,
     /// Peers whose token does not grant publishing: their streams are ignored.
@@ -312,6 +317,7 @@ impl RoomCore {
             ping_attempts,
             now,
             roster: BTreeMap::new(),
+            heard_names: HashMap::new(),
             roles: HashMap::new(),
             viewers: BTreeSet::new(),
             joined: BTreeSet::new(),

@@ -1139,3 +1139,48 @@ fn in_a_cells_room_our_voice_and_hand_ask_the_server_for_a_seat_and_ask_again_af
     mesh.set_speaking(true);
     assert!(floors(&drain(&mut mesh)).is_empty());
 }
+
+/// A tree room's server hands out no roster: a peer the tree links is named by what the
+/// server says with the frames it relays from it, and a name heard from a peer the tree
+/// did not link puts nobody on the roster.
+#[test]
+fn a_tree_link_takes_the_name_the_server_gave_with_its_frames() {
+    use plenum_overlay::{TreeConfig, TreeNode};
+    use plenum_proto::overlay::TreeSignal;
+    let t0 = Instant::now();
+    let tree = TreeConfig::builder().max_degree(2).build().unwrap();
+    let node = TreeNode::join(peer(0xee), tree, t0, 1);
+    let mut core = RoomCore::new(config(Role::Both, false), Overlay::Tree(Box::new(node)), t0);
+    drain(&mut core);
+    let signal = |from: &PeerId, name: &str, payload| {
+        Input::Server(ServerToClient::Signal {
+            from: from.clone(),
+            name: Some(DisplayName::new(name).unwrap()),
+            payload,
+        })
+    };
+    // A stranger's candidate: its name is heard, but it is not linked.
+    let stranger = peer(0x02);
+    let candidate = SignalPayload::Candidate {
+        candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: None,
+    };
+    core.handle_input(t0, signal(&stranger, "Sam", candidate));
+    drain(&mut core);
+    assert!(!core.roster.contains_key(&stranger), "{:?}", core.roster);
+
+    // The parent's accept comes through the server with its name.
+    let parent = peer(0x01);
+    let accept = SignalPayload::Tree {
+        msg: TreeSignal::Accept { depth: 1 },
+    };
+    core.handle_input(t0, signal(&parent, "Ada", accept));
+    drain(&mut core);
+    let out = open(&mut core, t0, &parent);
+    let joined = out.iter().find_map(|o| match o {
+        Output::Event(RoomEvent::PeerJoin { peer, name }) if *peer == parent => Some(name),
+        _ => None,
+    });
+    assert_eq!(joined.map(DisplayName::as_str), Some("Ada"), "{out:?}");
+}

@@ -111,7 +111,11 @@ impl Pair {
                     if *to == self.sides[1 - i].me {
                         let from = self.sides[i].me.clone();
                         let payload = payload.clone();
-                        self.wire[1 - i].push_back(ServerToClient::Signal { from, payload });
+                        self.wire[1 - i].push_back(ServerToClient::Signal {
+                            from,
+                            name: None,
+                            payload,
+                        });
                     }
                     continue;
                 }

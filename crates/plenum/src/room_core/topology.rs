@@ -10,7 +10,7 @@ use plenum_proto::overlay::CellPlan;
 use plenum_proto::signal::{ClientToServer, PeerSummary, ServerToClient, SignalPayload};
 use plenum_proto::{ChannelName, DisplayName, PeerId};
 
-use super::{Floor, Output, RoomCore};
+use super::{Floor, HEARD_NAMES, Output, RoomCore};
 use crate::overlay::{Overlay, Step};
 use crate::types::{RoomError, RoomEvent, TreeSendError};
 
@@ -127,19 +127,41 @@ impl RoomCore {
             .handle_input(OverlayInput::Broadcast { data, now });
     }
 
-    /// A link a tree or relay node asks for: the peer joins the roster (under its short
-    /// id: these overlays do not say names), we offer if it is ours to, and negotiation it
-    /// sent before we knew it is taken up.
+    /// A link a tree or relay node asks for: the peer joins the roster (under the name
+    /// the server gave with what it relayed from it, or else its short id: these overlays
+    /// do not say names), we offer if it is ours to, and negotiation it sent before we
+    /// knew it is taken up.
     fn overlay_link(&mut self, peer: PeerId, initiate: bool) {
-        if !self.roster.contains_key(&peer)
-            && let Ok(name) = DisplayName::new(peer.short())
-        {
-            self.roster.insert(peer.clone(), name);
+        if !self.roster.contains_key(&peer) {
+            let name = self
+                .heard_names
+                .remove(&peer)
+                .or_else(|| DisplayName::new(peer.short()).ok());
+            if let Some(name) = name {
+                self.roster.insert(peer.clone(), name);
+            }
         }
         if initiate {
             self.offer_to(peer.clone());
         }
         self.named(peer);
+    }
+
+    /// The name the server gave with a frame it relayed from `peer`. A peer on the roster
+    /// under its short id (a tree or relay link) takes it; one not on it yet keeps it for
+    /// when its link is asked for (the roster is whom we may link: hearing a name must not
+    /// put a peer on it).
+    fn heard_name(&mut self, peer: &PeerId, name: &DisplayName) {
+        match self.roster.get_mut(peer) {
+            Some(known) if known.as_str() == peer.short() && known != name => {
+                *known = name.clone();
+            }
+            Some(_) => {}
+            None if self.heard_names.len() < HEARD_NAMES => {
+                self.heard_names.insert(peer.clone(), name.clone());
+            }
+            None => {}
+        }
     }
 
     /// The peers the server named when we joined.
@@ -174,6 +196,14 @@ impl RoomCore {
     /// A frame from the signaling server.
     pub(super) fn on_server(&mut self, frame: ServerToClient) {
         let now = self.now;
+        if let ServerToClient::Signal {
+            from,
+            name: Some(name),
+            ..
+        } = &frame
+        {
+            self.heard_name(from, name);
+        }
         match frame {
             ServerToClient::PeerJoined {
                 peer,
@@ -200,6 +230,7 @@ impl RoomCore {
                 }
             }
             ServerToClient::PeerLeft { peer } => {
+                self.heard_names.remove(&peer);
                 if self.is_open(&peer) {
                     // The server lost it, our link did not (its signaling dropped, or the
                     // server restarted): the link's heartbeat decides, a `bye` ends it.
@@ -221,6 +252,7 @@ impl RoomCore {
             ServerToClient::Signal {
                 from,
                 payload: SignalPayload::Refused { reason },
+                ..
             } => {
                 tracing::warn!(peer = from.short(), %reason, "our credentials were refused");
                 self.refuse_link(&from);
@@ -253,6 +285,7 @@ impl RoomCore {
             ServerToClient::Signal {
                 from,
                 payload: SignalPayload::RelayLink { degree },
+                ..
             } => match self.overlay.relay() {
                 Some(relay) => relay.link_requested(from, degree),
                 None => tracing::debug!(
@@ -263,6 +296,7 @@ impl RoomCore {
             ServerToClient::Signal {
                 from,
                 payload: SignalPayload::Tree { msg },
+                ..
             } => match self.overlay.tree() {
                 Some(tree) => tree.handle_msg(from, plenum_overlay::TreeMsg::from(msg), now),
                 None => tracing::debug!(
@@ -270,7 +304,7 @@ impl RoomCore {
                     "tree message in a room without a tree; ignored"
                 ),
             },
-            ServerToClient::Signal { from, payload } => {
+            ServerToClient::Signal { from, payload, .. } => {
                 // In a cellular or tree room, a plan may name the peer soon.
                 let hold = self.sparse;
                 self.negotiation(from, payload, hold);
