@@ -1029,17 +1029,24 @@ fn told_the_time_it_asks_for_the_core_always_moves_its_deadline_on() {
     assert!(now > checked + Duration::from_secs(1), "it got somewhere");
 }
 
-/// In a tree room a parent link whose path goes silent is given up at once: the orphan
-/// rejoins (its request leaves) and the link closes, rather than an ICE restart being tried
-/// while its subtree waits for the silence timeout.
-#[test]
-fn a_tree_gives_up_a_silent_parent_at_once_and_rejoins() {
-    use plenum_overlay::{TreeConfig, TreeMsg, TreeNode};
+/// A core of a tree room (degree 2) that has asked for a parent; what it said is drained.
+fn joining_a_tree() -> (RoomCore, Instant) {
+    use plenum_overlay::{TreeConfig, TreeNode};
     let t0 = Instant::now();
     let tree = TreeConfig::builder().max_degree(2).build().unwrap();
     let node = TreeNode::join(peer(0xee), tree, t0, 1);
     let mut core = RoomCore::new(config(Role::Both, false), Overlay::Tree(Box::new(node)), t0);
     drain(&mut core);
+    (core, t0)
+}
+
+/// In a tree room a parent link whose path goes silent is given up at once: the orphan
+/// rejoins (its request leaves) and the link closes, rather than an ICE restart being tried
+/// while its subtree waits for the silence timeout.
+#[test]
+fn a_tree_gives_up_a_silent_parent_at_once_and_rejoins() {
+    use plenum_overlay::TreeMsg;
+    let (mut core, t0) = joining_a_tree();
     let parent = peer(0x01);
     core.overlay
         .tree()
@@ -1145,13 +1152,8 @@ fn in_a_cells_room_our_voice_and_hand_ask_the_server_for_a_seat_and_ask_again_af
 /// did not link puts nobody on the roster.
 #[test]
 fn a_tree_link_takes_the_name_the_server_gave_with_its_frames() {
-    use plenum_overlay::{TreeConfig, TreeNode};
     use plenum_proto::overlay::TreeSignal;
-    let t0 = Instant::now();
-    let tree = TreeConfig::builder().max_degree(2).build().unwrap();
-    let node = TreeNode::join(peer(0xee), tree, t0, 1);
-    let mut core = RoomCore::new(config(Role::Both, false), Overlay::Tree(Box::new(node)), t0);
-    drain(&mut core);
+    let (mut core, t0) = joining_a_tree();
     let signal = |from: &PeerId, name: &str, payload| {
         Input::Server(ServerToClient::Signal {
             from: from.clone(),
