@@ -69,6 +69,27 @@ enum Cmd {
 pub type Verified = std::sync::Arc<std::sync::RwLock<BTreeSet<String>>>;
 
 /// A stable colour for a peer, the same on every peer: a hue from a hash of its id.
+/// A participant as its tile first shows it.
+fn peer_view(peer: &PeerId, name: &str, role: Role) -> PeerView {
+    PeerView {
+        id: peer.as_str().to_owned(),
+        name: name.to_owned(),
+        state: PeerState::Connecting,
+        rtt_ms: None,
+        colour: colour_of(peer.as_str()),
+        speaking: false,
+        muted: None,
+        video: false,
+        screen: false,
+        path: None,
+        safety_code: None,
+        verified: false,
+        role,
+        hand: false,
+        quality: None,
+    }
+}
+
 pub fn colour_of(peer: &str) -> String {
     // FNV-1a: tiny, and the same everywhere.
     let hash = peer.bytes().fold(0x811c_9dc5_u32, |h, b| {
@@ -795,10 +816,12 @@ impl Task {
                 children,
                 depth,
                 is_root,
-                ..
+                root,
+                root_name,
             } => {
                 // The room's creator chose its shape; whoever joins learns it here.
                 self.tree = true;
+                self.stage.set_root(is_root, root, root_name.as_ref());
                 info!(
                     is_root,
                     ?depth,
@@ -812,6 +835,7 @@ impl Task {
                     is_root,
                 };
                 self.emit(event).await;
+                self.refresh().await;
             }
             RoomEvent::SignalingResumed => {
                 info!("signaling connection back");
@@ -1014,7 +1038,11 @@ impl Task {
         let Ok(infos) = self.room.peers().await else {
             return;
         };
-        let present: BTreeSet<PeerId> = infos.iter().map(|i| i.peer.clone()).collect();
+        let mut present: BTreeSet<PeerId> = infos.iter().map(|i| i.peer.clone()).collect();
+        let presenter = self.stage.unlinked_root(|p| present.contains(p));
+        if let Some((root, _)) = &presenter {
+            present.insert(root.clone());
+        }
         let gone: Vec<PeerId> = self
             .peers
             .keys()
@@ -1046,23 +1074,7 @@ impl Task {
             let view = self
                 .peers
                 .entry(info.peer.clone())
-                .or_insert_with(|| PeerView {
-                    id: info.peer.as_str().to_owned(),
-                    name: info.name.as_str().to_owned(),
-                    state,
-                    rtt_ms: None,
-                    colour: colour_of(info.peer.as_str()),
-                    speaking: false,
-                    muted: None,
-                    video: false,
-                    screen: false,
-                    path: None,
-                    safety_code: None,
-                    verified: false,
-                    role: info.role.into(),
-                    hand: false,
-                    quality: None,
-                });
+                .or_insert_with(|| peer_view(&info.peer, info.name.as_str(), info.role.into()));
             view.state = state;
             view.role = info.role.into();
             view.path = info.path.map(|p| p.as_str().to_owned());
@@ -1075,6 +1087,14 @@ impl Task {
                 view.rtt_ms = None;
                 view.quality = None;
             }
+        }
+        if let Some((root, name)) = presenter {
+            let view = self
+                .peers
+                .entry(root.clone())
+                .or_insert_with(|| peer_view(&root, &name, Role::Publisher));
+            view.name = name;
+            view.state = PeerState::Presenting;
         }
         if let Ok(stats) = self.room.stats().await {
             crate::quality::grade_links(&mut self.peers, &mut self.heard, &stats);
@@ -1108,6 +1128,13 @@ impl Task {
             view.muted = self.muted.get(peer).copied();
             view.video = self.video.contains_key(peer);
             view.screen = self.screens.contains_key(peer);
+            // A presenter down the tree announces nothing to us: its pictures say it.
+            if view.state == PeerState::Presenting {
+                view.video = self.tiles.shows(peer.as_str());
+                view.screen = self
+                    .tiles
+                    .shows(&crate::video::tile_name(peer.as_str(), Content::Screen));
+            }
         }
         let roster: Vec<PeerView> = std::iter::once(self.me.clone())
             .chain(self.peers.values().cloned())

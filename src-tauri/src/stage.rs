@@ -1,6 +1,10 @@
 //! A tree room's stage as the call shows it: who is on it, and at the root (the presenter)
 //! the raised hands waiting, oldest first. Hands come up the tree (`RoomEvent::Hand`) and the
 //! root's word comes down it (`RoomEvent::Stage`), which answers the speaker's hand.
+//!
+//! It also keeps the presenter for a viewer deeper than the root's children: that viewer is
+//! not linked to the root, whose media comes down the tree under the root's id, so the call
+//! shows the root a tile of its own (`PeerState::Presenting`), named as the tree said.
 
 use plenum::{DisplayName, PeerId, TreeSendError};
 
@@ -14,6 +18,8 @@ const HANDS_MAX: usize = 256;
 pub(crate) struct TreeStage {
     speaker: Option<StagePeer>,
     hands: Vec<StagePeer>,
+    /// The tree's root and its name, while it is not us.
+    root: Option<(PeerId, String)>,
 }
 
 fn view(peer: &PeerId, name: Option<&DisplayName>) -> StagePeer {
@@ -38,6 +44,29 @@ impl TreeStage {
             self.hands.retain(|h| h.peer != speaker.as_str());
         }
         self.speaker = speaker.map(|p| view(p, name));
+    }
+
+    /// Our place in the tree changed: `root` is the tree's root, once known, named
+    /// `root_name` (or its short id, until the tree says).
+    pub(crate) fn set_root(
+        &mut self,
+        is_root: bool,
+        root: Option<PeerId>,
+        root_name: Option<&DisplayName>,
+    ) {
+        self.root = root.filter(|_| !is_root).map(|root| {
+            let name = root_name.map_or_else(|| root.short().to_owned(), |n| n.as_str().to_owned());
+            (root, name)
+        });
+    }
+
+    /// The presenter to show beside the peers we are linked to (`linked`): the tree's
+    /// root, if it is none of them.
+    pub(crate) fn unlinked_root(
+        &self,
+        linked: impl Fn(&PeerId) -> bool,
+    ) -> Option<(PeerId, String)> {
+        self.root.clone().filter(|(root, _)| !linked(root))
     }
 
     /// What the view shows.
@@ -67,6 +96,30 @@ mod tests {
 
     fn hands(stage: &TreeStage) -> Vec<String> {
         stage.hands.iter().map(|h| h.peer.clone()).collect()
+    }
+
+    #[test]
+    fn the_root_is_shown_beside_our_links_only_when_we_are_not_linked_to_it() {
+        let mut stage = TreeStage::default();
+        let root = peer(7);
+        // Named by its short id until the tree says its name.
+        stage.set_root(false, Some(root.clone()), None);
+        let none = |_: &PeerId| false;
+        assert_eq!(
+            stage.unlinked_root(none),
+            Some((root.clone(), root.short().to_owned()))
+        );
+        let rita = DisplayName::new("Rita").expect("a name");
+        stage.set_root(false, Some(root.clone()), Some(&rita));
+        assert_eq!(
+            stage.unlinked_root(none),
+            Some((root.clone(), "Rita".into()))
+        );
+        // Linked to it (its child): its own tile is the link's.
+        assert_eq!(stage.unlinked_root(|p| *p == root), None);
+        // We are the root.
+        stage.set_root(true, Some(peer(1)), Some(&rita));
+        assert_eq!(stage.unlinked_root(none), None);
     }
 
     #[test]

@@ -224,6 +224,9 @@ pub enum PeerState {
     Reconnecting,
     /// In the room, and never linked to us: both of us are viewers.
     InRoom,
+    /// A tree room's presenter (its root), not linked to us: its media comes down the
+    /// tree.
+    Presenting,
     /// Not linked: one of us refused the other's access code.
     Refused,
 }

@@ -59,6 +59,13 @@ impl VideoTiles {
         }
     }
 
+    /// Whether `tile` has a picture.
+    pub fn shows(&self, tile: &str) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|state| state.latest.contains_key(tile))
+    }
+
     /// Forgets a peer's picture (it left or stopped its video).
     pub fn forget(&self, peer: &str) {
         if let Ok(mut state) = self.state.lock() {

@@ -5,10 +5,12 @@
 //! stage: every viewer is told, with its name, and the other viewer, which has no link to
 //! it, hears its voice through the tree. "End" takes it off again.
 //!
-//! Then the app watches a tree whose root is a CLI peer: its "Raise hand" reaches the root
-//! with the app's name, and the root's word puts the app on stage, which the app says.
-//! A screenshot goes to docs/screenshots/presenting-down-a-tree.png when PLENUM_ARTIFACTS
-//! names that directory.
+//! Then the app watches a tree whose root is a CLI peer, from under another viewer (the
+//! root takes one child): the root, which the app is not linked to, has a tile named as the
+//! tree said, with its test pattern on it; the app's "Raise hand" reaches the root with the
+//! app's name, and the root's word puts the app on stage, which the app says.
+//! Screenshots go to docs/screenshots/presenting-down-a-tree.png and
+//! watching-down-a-tree.png when PLENUM_ARTIFACTS names that directory.
 
 use plenum_e2e::app as support;
 
@@ -152,9 +154,24 @@ fn app_watches_a_tree_and_is_put_on_stage() {
     let mut root = cli::join(
         &server.url,
         room,
-        "Root",
-        &["--topology", "tree", "--root", "--secret", "s"],
+        "Rita",
+        &[
+            "--topology",
+            "tree",
+            "--root",
+            "--secret",
+            "s",
+            "--max-degree",
+            "1",
+            "--video",
+            "testsrc:320x180@15",
+        ],
     );
+    // The root's one child: the app comes under it.
+    let mut cy = cli::join(&server.url, room, "Cy", &["--topology", "tree"]);
+    cy.proc.expect(LONG, "Cy under the root", |v| {
+        event(v) == "tree_state" && v["depth"] == 1
+    });
     let (_driver, app) = support::app_with_network_panel(
         &xvfb,
         support::app_bin(),
@@ -162,6 +179,27 @@ fn app_watches_a_tree_and_is_put_on_stage() {
         &["--shape", "tree"],
         "tree-viewer",
     );
+    // The presenter's tile: named as the tree said, its pictures come down the tree.
+    let tile = format!(".tile[data-peer='{}']", root.id);
+    wait_for(LONG, "the presenter's tile", || {
+        let name = text_of(&app, &format!("{tile} .tile-name"))?;
+        let state = app.attribute(&app.find(&tile)?, "data-state")?;
+        (name == "Rita" && state == "presenting").then_some(())
+    });
+    // The network panel's room goes to the tiles.
+    app.click(&app.find("#network-button").expect("the network button"));
+    let canvas = format!("{tile} canvas.tile-video");
+    wait_for(LONG, "the presenter's test pattern", || {
+        let script = "const c = document.querySelector(arguments[0]);
+            if (!c || !c.width || getComputedStyle(c).display === 'none') return 0;
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const levels = new Set();
+            for (let i = 0; i < d.length; i += 4 * 31) levels.add(d[i] >> 3);
+            return levels.size;";
+        (app.execute(script, json!([canvas])).as_u64() > Some(8)).then_some(())
+    });
+    painted(&app);
+    xvfb.screenshot(&artifacts_dir().join("watching-down-a-tree.png"));
     let hand = wait_for(LONG, "the hand button", || {
         app.find("#hand-button")
             .filter(|e| app.property(e, "hidden") == json!(false))

@@ -78,6 +78,10 @@ describe("trees and relay networks", () => {
     expect(panel.element.textContent).toContain("depth 2");
     expect(panel.element.textContent).toContain("1 child");
     expect(panel.element.querySelectorAll("line")).toHaveLength(2);
+    // The roster that follows (our links) does not make it a mesh.
+    panel.showMesh(3);
+    expect(panel.element.textContent).toContain("depth 2");
+    expect(panel.element.textContent).not.toContain("Full mesh");
     panel.updateTree(null, ["a", "b"], 0, true);
     expect(panel.element.textContent).toContain("you are its root, with 2 children");
     panel.updateRelay(["n1", "n2", "n3"]);

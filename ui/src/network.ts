@@ -108,6 +108,8 @@ export class NetworkPanel {
   private readonly drawing: HTMLElement;
   private readonly caption: HTMLElement;
   private view: NetworkView | null = null;
+  /** The room is a tree or a relay network: its own picture stays, whatever the roster says. */
+  private overlay = false;
 
   constructor(private readonly me: string) {
     this.caption = h("p", { class: "network-caption", id: "network-caption" });
@@ -126,7 +128,7 @@ export class NetworkPanel {
 
   /** A full-mesh room of `people` (ourselves included). */
   showMesh(people: number): void {
-    if (this.view) return;
+    if (this.view || this.overlay) return;
     const links = people - 1;
     this.caption.textContent =
       people <= 1 ? "Full mesh. Nobody else is here yet." : `Full mesh: you link to each of the other ${links} ${links === 1 ? "person" : "people"} directly.`;
@@ -149,6 +151,7 @@ export class NetworkPanel {
   /** Our place in a tree room. */
   updateTree(parent: string | null, children: string[], depth: number | null, isRoot: boolean): void {
     this.view = null;
+    this.overlay = true;
     const kids = `${children.length} ${children.length === 1 ? "child" : "children"}`;
     this.caption.textContent = isRoot
       ? `Broadcast tree: you are its root, with ${kids}.`
@@ -178,6 +181,7 @@ export class NetworkPanel {
   /** Our direct neighbours in a relay room. */
   updateRelay(neighbours: string[]): void {
     this.view = null;
+    this.overlay = true;
     const n = neighbours.length;
     this.caption.textContent =
       n === 0

@@ -14,6 +14,7 @@ const STATE_TEXT: Record<PeerView["state"], string> = {
   connected: "Connected",
   reconnecting: "Reconnecting…",
   in_room: "Watching",
+  presenting: "Presenting",
   refused: "Not admitted",
 };
 

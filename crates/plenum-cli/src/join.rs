@@ -673,8 +673,8 @@ fn print_event(out: &Out, event: RoomEvent) {
         RoomEvent::LinkUp { peer } => out.event(json!({"event": "link_up", "peer": peer}), || {
             format!("* link to {peer} up")
         }),
-        RoomEvent::TreeState { parent, children, depth, is_root, root } => out.event(
-            json!({"event": "tree_state", "parent": parent, "children": children, "depth": depth, "is_root": is_root, "root": root}),
+        RoomEvent::TreeState { parent, children, depth, is_root, root, root_name } => out.event(
+            json!({"event": "tree_state", "parent": parent, "children": children, "depth": depth, "is_root": is_root, "root": root, "root_name": root_name}),
             || match (is_root, &parent) {
                 (true, _) => format!("* tree root with {} children", children.len()),
                 (false, Some(p)) => format!("* in the tree under {p} at depth {}, {} children", depth.unwrap_or(0), children.len()),

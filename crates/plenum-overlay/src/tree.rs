@@ -173,6 +173,9 @@ pub enum TreeMsg {
         grandparent: Option<PeerId>,
         /// The root, as the parent knows it (whose media the tree carries down).
         root: Option<PeerId>,
+        /// The root's name, as the parent knows it (most of the tree is not linked to
+        /// the root, and the server hands out no roster).
+        root_name: Option<DisplayName>,
     },
     /// Child to parent: the child's subtree size.
     Subtree {
@@ -303,6 +306,8 @@ pub enum TreeOutput {
         is_root: bool,
         /// The root, once known (ourselves, or as our parent's welcome named it).
         root: Option<PeerId>,
+        /// The root's name, once known.
+        root_name: Option<DisplayName>,
     },
     /// At the root: a viewer raised (or lowered) its hand.
     Hand {
@@ -361,8 +366,11 @@ pub struct TreeNode {
     grandparent: Option<PeerId>,
     /// The parent we lost, until we have a new one (our requests name it).
     lost: Option<PeerId>,
-    /// The root as our parent's welcome last named it.
+    /// The root as our parent's welcome last named it, and its name.
     known_root: Option<PeerId>,
+    known_root_name: Option<DisplayName>,
+    /// Our own name, which our welcomes give as the root's while we are the root.
+    name: Option<DisplayName>,
     depth: Option<u32>,
     children: BTreeMap<PeerId, Child>,
     /// Join requests waiting for a child to link (all slots held by candidates).
@@ -447,6 +455,12 @@ impl TreeNode {
         self.root
     }
 
+    /// Our name: the tree is told it as the root's while we are the root.
+    pub fn named(mut self, name: DisplayName) -> Self {
+        self.name = Some(name);
+        self
+    }
+
     fn new(me: PeerId, config: TreeConfig, now: Instant, seed: u64, root: bool) -> Self {
         let links = FullMesh::with_seed(config.links.clone(), now, seed);
         Self {
@@ -461,6 +475,8 @@ impl TreeNode {
             grandparent: None,
             lost: None,
             known_root: None,
+            known_root_name: None,
+            name: None,
             depth: None,
             children: BTreeMap::new(),
             waiting: VecDeque::new(),
@@ -515,7 +531,17 @@ impl TreeNode {
             depth: self.depth,
             is_root: self.root,
             root: self.root_id(),
+            root_name: self.root_name(),
         });
+    }
+
+    /// The root's name: ours, or as our parent's welcome said it.
+    fn root_name(&self) -> Option<DisplayName> {
+        if self.root {
+            self.name.clone()
+        } else {
+            self.known_root_name.clone()
+        }
     }
 
     /// The tree's root: ourselves, or as our parent's welcome named it.
@@ -676,7 +702,7 @@ impl TreeNode {
     fn welcome_children(&mut self) {
         let depth = self.depth.map(|d| d + 1);
         let grandparent = self.parent.clone();
-        let root = self.root_id();
+        let (root, root_name) = (self.root_id(), self.root_name());
         for child in self.children() {
             if let Some(depth) = depth {
                 self.outputs.push_back(TreeOutput::Send {
@@ -685,6 +711,7 @@ impl TreeNode {
                         depth,
                         grandparent: grandparent.clone(),
                         root: root.clone(),
+                        root_name: root_name.clone(),
                     },
                 });
             }
@@ -739,6 +766,7 @@ impl TreeNode {
                         depth: depth + 1,
                         grandparent: self.parent.clone(),
                         root: self.root_id(),
+                        root_name: self.root_name(),
                     },
                 });
             }
@@ -951,12 +979,16 @@ impl TreeNode {
                 depth,
                 grandparent,
                 root,
+                root_name,
             } => {
                 if self.parent.as_ref() == Some(&from) {
-                    let changed = self.depth != Some(depth) || self.known_root != root;
+                    let changed = self.depth != Some(depth)
+                        || self.known_root != root
+                        || self.known_root_name != root_name;
                     self.depth = Some(depth);
                     self.grandparent = grandparent;
                     self.known_root = root;
+                    self.known_root_name = root_name;
                     if changed {
                         self.welcome_children();
                         self.state();

@@ -157,14 +157,22 @@ fn an_orphan_names_its_lost_parent_and_asks_the_root_again_when_unanswered() {
             depth: 2,
             grandparent: Some(id("g")),
             root: Some(id("r")),
+            root_name: Some(DisplayName::new("Rita").unwrap()),
         },
         t0,
     );
-    drain(&mut node);
+    let out = drain(&mut node);
     assert_eq!(
         node.root_id(),
         Some(id("r")),
         "the parent's welcome names the root"
+    );
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            TreeOutput::State { root_name: Some(name), .. } if name.as_str() == "Rita"
+        )),
+        "and says its name: {out:?}"
     );
     node.handle_input(Input::LinkDown {
         peer: id("p"),
@@ -593,6 +601,7 @@ fn a_standby_is_silent_until_promoted() {
         depth: Some(0),
         is_root: true,
         root: Some(id("s")),
+        root_name: None,
     }));
     s.handle_msg(
         id("a"),

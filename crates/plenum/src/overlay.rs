@@ -72,11 +72,12 @@ impl Overlay {
                 let tree = tree.with_links(links.clone());
                 // A root claimant waits for the server to crown it (at once, or when the
                 // root it stands by for goes).
-                Self::Tree(Box::new(if config.root_secret.is_some() {
+                let node = if config.root_secret.is_some() {
                     TreeNode::standby(me.clone(), tree, now, seed)
                 } else {
                     TreeNode::join(me.clone(), tree, now, seed)
-                }))
+                };
+                Self::Tree(Box::new(node.named(config.name.clone())))
             }
             (TopologySpec::Relay { .. }, _) => {
                 let relay = RelayConfig::from_spec(topology)
@@ -320,6 +321,7 @@ fn tree_step(output: TreeOutput) -> Option<Step> {
             depth,
             is_root,
             root,
+            root_name,
         } => {
             tracing::info!(
                 parent = parent.as_ref().map(PeerId::short),
@@ -334,6 +336,7 @@ fn tree_step(output: TreeOutput) -> Option<Step> {
                 depth,
                 is_root,
                 root,
+                root_name,
             })
         }
         TreeOutput::Message {

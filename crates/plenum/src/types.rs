@@ -267,6 +267,8 @@ pub enum RoomEvent {
         /// The root, once known: whose media reaches us down the tree, and the name
         /// under which we hear and see it.
         root: Option<PeerId>,
+        /// The root's display name, once known (most of the tree is not linked to it).
+        root_name: Option<DisplayName>,
     },
     /// At a tree's root: a viewer raised (or lowered) its hand
     /// ([`Room::raise_hand`](crate::Room::raise_hand)).

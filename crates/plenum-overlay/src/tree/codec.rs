@@ -6,12 +6,14 @@
 //! 0   join       subtree (u32 BE), n (u8), requester id (n bytes, UTF-8)
 //! 1   accept     depth (u32 BE)
 //! 2   decline    -
-//! 3   welcome    depth (u32 BE), n (u8, 0: no grandparent), grandparent id (n bytes)
+//! 3   welcome    depth (u32 BE), n (u8, 0: no grandparent), grandparent id (n bytes),
+//!                then (if the root is known) n (u8), the root's id (n bytes), its name
+//!                (UTF-8, if known)
 //! 4   subtree    size (u32 BE)
 //! 5   data       n (u8), origin id (n bytes), the application's bytes
 //! 6   direct     the application's bytes
 //! 7   hand       raised (u8, 0 or 1), n (u8), the peer's id (n bytes), its name (UTF-8)
-//! 8   stage      n (u8, 0: nobody), the speaker's id (n bytes)
+//! 8   stage      n (u8, 0: nobody), the speaker's id (n bytes), its name (UTF-8, if known)
 //! ```
 //!
 //! A data message's sequence number is the envelope's id and its hop count the envelope's.
@@ -94,12 +96,17 @@ impl TreeMsg {
                 depth,
                 grandparent,
                 root,
+                root_name,
             } => {
                 payload.push(WELCOME);
                 payload.extend_from_slice(&depth.to_be_bytes());
                 push_peer(&mut payload, grandparent.as_ref());
                 if root.is_some() {
                     push_peer(&mut payload, root.as_ref());
+                    // After the root, where older peers stop reading.
+                    if let Some(name) = root_name {
+                        payload.extend_from_slice(name.as_str().as_bytes());
+                    }
                 }
             }
             Self::Subtree { size } => {
@@ -172,12 +179,22 @@ impl TreeMsg {
             WELCOME => {
                 let (depth, p) = read_u32(p)?;
                 let (grandparent, p) = read_peer(p)?;
-                // The root came later: a welcome without it is an older peer's.
-                let root = if p.is_empty() { None } else { read_peer(p)?.0 };
+                // The root came later, and its name after it: a welcome without them is
+                // an older peer's.
+                let (root, root_name) = match p {
+                    [] => (None, None),
+                    p => match read_peer(p)? {
+                        (root, []) => (root, None),
+                        (root, name) => (root, Some(read_name(name)?)),
+                    },
+                };
+                // A name without a root names nobody.
+                let root_name = root_name.filter(|_| root.is_some());
                 Self::Welcome {
                     depth,
                     grandparent,
                     root,
+                    root_name,
                 }
             }
             SUBTREE => Self::Subtree {
@@ -293,11 +310,19 @@ mod tests {
                 depth: 2,
                 grandparent: Some(peer("g")),
                 root: Some(peer("r")),
+                root_name: Some(DisplayName::new("Rita").unwrap()),
+            },
+            TreeMsg::Welcome {
+                depth: 2,
+                grandparent: Some(peer("g")),
+                root: Some(peer("r")),
+                root_name: None,
             },
             TreeMsg::Welcome {
                 depth: 1,
                 grandparent: None,
                 root: None,
+                root_name: None,
             },
             TreeMsg::Subtree { size: 40 },
             TreeMsg::Direct {
