@@ -178,21 +178,8 @@ impl Session {
         let web_invite = invite.web_link();
         let invite = invite.to_string();
         let me = PeerView {
-            id: room.id().as_str().to_owned(),
-            name: req.name.trim().to_owned(),
             state: PeerState::Me,
-            rtt_ms: None,
-            colour: colour_of(room.id().as_str()),
-            speaking: false,
-            muted: None,
-            video: false,
-            screen: false,
-            path: None,
-            safety_code: None,
-            verified: false,
-            role: req.role,
-            hand: false,
-            quality: None,
+            ..peer_view(room.id(), req.name.trim(), req.role)
         };
         let joined = Joined {
             me: me.clone(),
