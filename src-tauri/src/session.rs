@@ -1079,7 +1079,7 @@ impl Task {
             let view = self
                 .peers
                 .entry(root.clone())
-                .or_insert_with(|| peer_view(&root, &name, Role::Publisher));
+                .or_insert_with(|| peer_view(&root, &name, Role::Both));
             view.name = name;
             view.state = PeerState::Presenting;
         }

@@ -186,6 +186,10 @@ fn app_watches_a_tree_and_is_put_on_stage() {
         let state = app.attribute(&app.find(&tile)?, "data-state")?;
         (name == "Rita" && state == "presenting").then_some(())
     });
+    // Linked to Cy alone; the presenter comes down the tree.
+    wait_for(LONG, "the count of links", || {
+        text_of(&app, "#participant-count").filter(|t| t == "Large room · linked to 1")
+    });
     // The network panel's room goes to the tiles.
     app.click(&app.find("#network-button").expect("the network button"));
     let canvas = format!("{tile} canvas.tile-video");

@@ -674,8 +674,10 @@ export class CallView {
       this.count.textContent = `${n - viewers} presenting · ${viewers} watching`;
       return;
     }
-    // In a large room the roster holds the peers we link to, not everyone.
-    if (this.large) this.count.textContent = `Large room · linked to ${n - 1}`;
+    // In a large room the roster holds the peers we link to (and a tree's presenter, whose
+    // media comes down the tree), not everyone.
+    const linked = [...this.roster.values()].filter((p) => p.state !== "me" && p.state !== "presenting").length;
+    if (this.large) this.count.textContent = `Large room · linked to ${linked}`;
     else this.count.textContent = n === 1 ? "Just you" : `${n} people`;
   }
 
