@@ -808,6 +808,7 @@ impl Task {
             } => {
                 // The room's creator chose its shape; whoever joins learns it here.
                 self.tree = true;
+                let root_id = root.as_ref().map(|r| r.as_str().to_owned());
                 self.stage.set_root(is_root, root, root_name.as_ref());
                 info!(
                     is_root,
@@ -820,6 +821,7 @@ impl Task {
                     children: children.iter().map(|p| p.as_str().to_owned()).collect(),
                     depth,
                     is_root,
+                    root: root_id,
                 };
                 self.emit(event).await;
                 self.refresh().await;

@@ -440,6 +440,8 @@ pub enum UiEvent {
         depth: Option<u32>,
         /// Whether we are the root.
         is_root: bool,
+        /// The root (the presenter), once known.
+        root: Option<String>,
     },
     /// In a tree room (a presentation to a large audience): who is on stage, and at the
     /// root (the presenter) the raised hands waiting, oldest first.

@@ -502,7 +502,11 @@ depth: number | null,
 /**
  * Whether we are the root.
  */
-is_root: boolean, } | { "type": "stage", 
+is_root: boolean, 
+/**
+ * The root (the presenter), once known.
+ */
+root: string | null, } | { "type": "stage", 
 /**
  * The peer whose voice reaches every viewer, if any.
  */

@@ -330,7 +330,7 @@ describe("CallView", () => {
     const panel = document.getElementById("tree-stage") as HTMLElement;
     const hand = document.getElementById("hand-button") as HTMLElement;
     expect(panel.hidden).toBe(true);
-    call.handle({ type: "tree", parent: null, children: ["v1", "v2"], depth: 0, is_root: true });
+    call.handle({ type: "tree", parent: null, children: ["v1", "v2"], depth: 0, is_root: true, root: "me1" });
     expect(panel.hidden).toBe(false);
     // The root has nobody to raise a hand to.
     expect(hand.hidden).toBe(true);
@@ -355,8 +355,14 @@ describe("CallView", () => {
   it("watches down a tree: raises a hand, sees who is on stage, and lowers it once on stage", async () => {
     const { call } = view();
     const hand = document.getElementById("hand-button") as HTMLElement;
-    call.handle({ type: "tree", parent: "p1", children: [], depth: 2, is_root: false });
-    call.handle({ type: "roster", peers: [me] });
+    call.handle({ type: "tree", parent: "p1", children: [], depth: 2, is_root: false, root: "r1" });
+    const rita: PeerView = { ...ada, id: "r1", name: "Rita", state: "presenting" };
+    call.handle({ type: "roster", peers: [me, ada, rita] });
+    // The presenter first and large, in the participants view.
+    const tiles = document.getElementById("tiles") as HTMLElement;
+    expect(tiles.querySelector(".tile")?.getAttribute("data-peer")).toBe("r1");
+    expect(tiles.dataset.layout).toBe("presenter");
+    expect(document.querySelector(".stage")?.getAttribute("data-mode")).toBe("grid");
     expect(hand.hidden).toBe(false);
     // A viewer is shown no list of hands (they go to the presenter alone).
     expect((document.getElementById("tree-hands") as HTMLElement).hidden).toBe(true);

@@ -69,6 +69,8 @@ export class CallView {
   readonly treeStage: TreeStage;
   /** In a tree room, whether we are its root (the presenter); `null` in other rooms. */
   private treeRoot: boolean | null = null;
+  /** A tree room's root while we are a viewer in it: the presenter, shown large. */
+  private presenter: string | null = null;
   private roster = new Map<string, PeerView>();
   private chimes: Chimes;
   /** A presentation: someone presents or watches (or we do). */
@@ -510,8 +512,11 @@ export class CallView {
     const presenters = peers.filter((p) => p.role !== "viewer");
     // The presenters first (their first tile is the large one), then anyone taking part.
     presenters.sort((a, b) => Number(b.role === "publisher") - Number(a.role === "publisher"));
-    this.tiles.setStage(this.webinar);
-    this.tiles.update(this.webinar ? presenters : peers);
+    // Watching down a tree: its root, the presenter, first and large.
+    const featured = this.presenter !== null && peers.some((p) => p.id === this.presenter);
+    const first = (p: PeerView) => Number(p.id === this.presenter);
+    this.tiles.setStage(this.webinar || featured);
+    this.tiles.update(this.webinar ? presenters : featured ? [...peers].sort((a, b) => first(b) - first(a)) : peers);
     this.audience.show(this.webinar);
     // In a tree room every viewer may raise a hand to the root; elsewhere viewers of a
     // presentation may.
@@ -715,6 +720,14 @@ export class CallView {
           this.treeRoot = event.is_root;
           this.treeStage.show(event.is_root);
           this.handButton.hidden = event.is_root;
+        }
+        if (this.presenter !== (event.is_root ? null : event.root)) {
+          this.presenter = event.is_root ? null : event.root;
+          // A viewer watches the presenter, not the whiteboard.
+          if (this.presenter !== null) this.setMode("grid");
+          this.showRoster([...this.roster.values()]);
+          this.showLayout();
+          this.sendVideoSizes();
         }
         this.updateCount();
         break;
