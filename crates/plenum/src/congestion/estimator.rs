@@ -50,7 +50,8 @@ const SEVERE_QUEUE: Duration = Duration::from_millis(120);
 const SEVERE_BACKOFF: f64 = 0.7;
 /// Loss in the last second over this share cuts the estimate.
 pub(crate) const LOSS_HIGH: f64 = 0.1;
-/// Loss in the last second over this share makes the path lossy for [`LOSSY_MEMORY`].
+/// Loss in the last second over this share, of what was sent while no queue stood, makes
+/// the path lossy for [`LOSSY_MEMORY`].
 const LOSS_LOW: f64 = 0.02;
 const LOSSY_MEMORY: Duration = Duration::from_secs(5);
 /// On a lossy path, the estimate stays under [`NEAR_BELOW`] times the rate that last
@@ -132,6 +133,9 @@ struct Batch {
     lost: u32,
     /// The newest arrival in it, on the receiver's clock.
     newest_arrival: Option<Duration>,
+    /// Whether a queue stood (over [`LOW_QUEUE`]) when it was sent: its losses may be the
+    /// queue's overflow rather than the path's own.
+    queued: bool,
 }
 
 /// The estimator of one link. See the module's text.
@@ -239,6 +243,22 @@ impl PathEstimator {
             .is_some_and(|first| now.saturating_duration_since(first) >= WINDOW);
         let acked = whole.then(|| bytes as f64 * 8.0 / WINDOW.as_secs_f64());
         (acked, loss)
+    }
+
+    /// The share lost over the window of what was sent while no queue stood: loss the path
+    /// makes by itself, not a full queue's overflow (a narrow path that drops what its queue
+    /// cannot hold is not lossy once we fit it).
+    fn random_loss(&self) -> f64 {
+        let (reported, lost) = self
+            .window
+            .iter()
+            .filter(|b| !b.queued)
+            .fold((0u32, 0u32), |(r, l), b| (r + b.reported, l + b.lost));
+        if reported >= LOSS_MIN_PACKETS {
+            f64::from(lost) / f64::from(reported)
+        } else {
+            0.0
+        }
     }
 
     /// The rate the bottleneck drained at over the newest [`DRAIN_WINDOW`], by the
@@ -393,6 +413,7 @@ impl BandwidthEstimator for PathEstimator {
             reported: reports.len() as u32,
             lost,
             newest_arrival,
+            queued: self.queue > LOW_QUEUE,
         });
         while self
             .window
@@ -412,7 +433,7 @@ impl BandwidthEstimator for PathEstimator {
         let data = self.stats.as_ref().map_or(0.0, |s| s.data_bps() as f64);
         let (acked, loss) = self.window_figures(now);
         let acked = acked.map(|acked| acked + data);
-        if loss > LOSS_LOW {
+        if self.random_loss() > LOSS_LOW {
             self.lossy_until = Some(now + LOSSY_MEMORY);
         }
         let drained = self
