@@ -26,6 +26,7 @@ use sha2::Digest as _;
 use subtle::ConstantTimeEq;
 
 mod host_seat;
+mod tree_root;
 mod turn;
 pub use turn::TurnConfig;
 
@@ -576,15 +577,7 @@ impl Registry {
                     .filter(|_| to != me)
                     .map(|m| m.conn);
                 match target {
-                    Some(Some(target)) => {
-                        let name = self.name_of(&room, &me);
-                        let frame = ServerToClient::Signal {
-                            from: me,
-                            name,
-                            payload,
-                        };
-                        self.send(target, frame)
-                    }
+                    Some(Some(target)) => self.relay(target, &room, me, payload),
                     // Away, within its resume grace: its links need nothing from us now.
                     Some(None) => {
                         tracing::debug!(peer = to.short(), "signal to an away peer dropped")
@@ -892,87 +885,24 @@ impl Registry {
         true
     }
 
-    /// The name `peer` joined `room` under, for the frames it sends through us.
-    fn name_of(&self, room: &RoomName, peer: &PeerId) -> Option<DisplayName> {
-        let member = self.rooms.get(room)?.members.get(peer)?;
-        Some(member.name.clone())
-    }
-
-    /// Makes `peer` the root of its tree room: tells it, and hands it the frames held for
-    /// the root.
-    fn crown(&mut self, room_name: &RoomName, peer: &PeerId) {
-        let Some(room) = self.rooms.get_mut(room_name) else {
-            return;
-        };
-        let conn = room.members.get(peer).and_then(|m| m.conn);
-        let Some(tree) = room.tree.as_mut() else {
-            return;
-        };
-        tree.root = Some(peer.clone());
-        tree.standby.retain(|p| p != peer);
-        let Some(conn) = conn else {
-            return;
-        };
-        tracing::info!(room = %room_name, peer = peer.short(), "tree root");
-        let held: Vec<_> = tree
-            .held
-            .drain(..)
-            .filter(|(from, _)| from != peer)
-            .collect();
-        self.send(conn, ServerToClient::Root {});
-        for (from, payload) in held {
-            let name = self.name_of(room_name, &from);
-            self.send(
-                conn,
-                ServerToClient::Signal {
-                    from,
-                    name,
-                    payload,
-                },
-            );
-        }
-    }
-
-    /// Relays a frame to the root of the sender's tree room, or holds it until there is one.
-    fn relay_to_root(
+    /// Relays `payload` from `from` to `conn`, with the name `from` joined `room` under.
+    pub(super) fn relay(
         &mut self,
         conn: ConnId,
-        room_name: &RoomName,
-        me: PeerId,
+        room: &RoomName,
+        from: PeerId,
         payload: SignalPayload,
     ) {
-        let Some(room) = self.rooms.get_mut(room_name) else {
-            return;
-        };
-        let Some(tree) = room.tree.as_mut() else {
-            let msg = format!("room {room_name} is not a tree: it has no root");
-            return self.refuse(conn, ErrorCode::BadTopology, msg, false);
-        };
-        let target = tree
-            .root
-            .as_ref()
-            .map(|r| (r.clone(), room.members.get(r).and_then(|m| m.conn)));
-        match target {
-            Some((root, _)) if root == me => {
-                tracing::debug!(peer = me.short(), "a frame from the root to itself dropped");
-            }
-            Some((_, Some(target))) => {
-                let name = self.name_of(room_name, &me);
-                let frame = ServerToClient::Signal {
-                    from: me,
-                    name,
-                    payload,
-                };
-                self.send(target, frame)
-            }
-            _ => {
-                if tree.held.len() >= HELD_FOR_ROOT {
-                    tree.held.pop_front();
-                    tracing::debug!(room = %room_name, "frames held for the root: oldest dropped");
-                }
-                tree.held.push_back((me, payload));
-            }
-        }
+        let member = self.rooms.get(room).and_then(|r| r.members.get(&from));
+        let name = member.map(|m| m.name.clone());
+        self.send(
+            conn,
+            ServerToClient::Signal {
+                from,
+                name,
+                payload,
+            },
+        );
     }
 
     fn welcome(
