@@ -31,7 +31,7 @@ pub(crate) mod pacer;
 mod tests;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rtc::sctp::SendPace;
 use std::time::Duration;
@@ -82,6 +82,9 @@ pub(crate) struct LinkStats {
     sent_probe_bytes: AtomicU64,
     /// The rate the link is filled up to while it probes (0: it does not).
     probe_bps: AtomicU64,
+    /// Whether the path loses packets by itself, with no queue standing (the estimator's
+    /// word): there, repairs come in clusters and may spend more at once.
+    lossy: AtomicBool,
     received_bytes: AtomicU64,
     /// Retransmissions asked for and not sent: over the budget, or no longer useful.
     rtx_refused: AtomicU64,
@@ -112,6 +115,7 @@ impl Default for LinkStats {
             sent_rtx_bytes: AtomicU64::new(0),
             sent_probe_bytes: AtomicU64::new(0),
             probe_bps: AtomicU64::new(0),
+            lossy: AtomicBool::new(false),
             received_bytes: AtomicU64::new(0),
             rtx_refused: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -212,6 +216,16 @@ impl LinkStats {
     /// Asks the pacer to fill the link up to `bps` while nothing else waits (0 ends it).
     pub(crate) fn set_probe(&self, bps: u64) {
         self.probe_bps.store(bps, Ordering::Relaxed);
+    }
+
+    /// Whether the path loses packets by itself (see [`Self::set_lossy`]).
+    pub(crate) fn lossy(&self) -> bool {
+        self.lossy.load(Ordering::Relaxed)
+    }
+
+    /// Says whether the path loses packets with no queue standing.
+    pub(crate) fn set_lossy(&self, lossy: bool) {
+        self.lossy.store(lossy, Ordering::Relaxed);
     }
 
     /// The share of packets the path lost over the last second of feedback.

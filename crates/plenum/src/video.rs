@@ -625,7 +625,10 @@ fn encode(
             .is_none_or(|t| now.duration_since(t) >= layer.keyframe_gap);
     let encoded = match encoder.encode(&picture.data, ticks, force) {
         Ok(Some(encoded)) => encoded,
-        Ok(None) => return None, // the rate control dropped this picture
+        Ok(None) => {
+            tracing::debug!(width, height, "the rate control dropped a picture");
+            return None;
+        }
         Err(e) => {
             tracing::warn!(error = %e, "encoding failed; picture skipped");
             return None;

@@ -34,6 +34,12 @@ pub(crate) const PACING_FACTOR: f64 = 1.5;
 /// The share of the estimate retransmissions may take (with video's share, they stay within
 /// the estimate).
 pub(crate) const RTX_SHARE: f64 = 0.1;
+/// On a path that loses packets by itself, retransmissions may spend this long of their
+/// share at once: random loss comes in clusters (at 5 %, a second in thirty loses over
+/// 10 %), and a cluster's repairs refused for want of a few packets' budget froze the
+/// picture until a keyframe came (505 ms). Elsewhere loss is a queue's overflow, and its
+/// repairs only deepen the queue: they spend [`BURST_BITS`] at once.
+const RTX_WINDOW: f64 = 2.0;
 /// Video packets held at most (about a second of 720p at 2 Mbit/s); more are refused.
 pub(crate) const QUEUE_LIMIT: usize = 400;
 /// Retransmissions held at most.
@@ -47,6 +53,15 @@ const RECENT: usize = 64;
 /// Probe copies asked for and not yet gone, at most this long of the probe's rate (and at
 /// least one): a probe fills the link evenly, never in a burst.
 const PROBE_AHEAD: Duration = Duration::from_millis(20);
+
+/// What retransmissions sent at `rate` may spend at once (see [`RTX_WINDOW`]).
+fn rtx_burst(rate: f64, lossy: bool) -> f64 {
+    if lossy {
+        (rate * RTX_WINDOW).max(BURST_BITS)
+    } else {
+        BURST_BITS
+    }
+}
 
 pub(crate) struct LinkPacer {
     stats: Arc<LinkStats>,
@@ -107,7 +122,17 @@ impl LinkPacer {
         let estimate = self.stats.estimate() as f64;
         self.budget.set_target_bitrate(estimate * PACING_FACTOR);
         self.rtx_budget.set_target_bitrate(estimate * RTX_SHARE);
+        self.fit_rtx_burst();
         self.publish_queue();
+    }
+
+    /// Gives retransmissions the burst the path calls for now, keeping what they saved up
+    /// within it.
+    fn fit_rtx_burst(&mut self) {
+        let burst = rtx_burst(self.rtx_budget.target_bitrate(), self.stats.lossy());
+        if burst != self.rtx_budget.burst_bits() {
+            self.rtx_budget = self.rtx_budget.clone().with_burst_bits(burst);
+        }
     }
 
     /// The queue whose head leaves next: retransmissions, then video, then probes.
@@ -132,6 +157,9 @@ impl LinkPacer {
     fn release(&mut self, now: Instant) {
         self.released = Some(now);
         self.budget.refill(now);
+        // Saved up while nothing was lost, for the next cluster of losses.
+        self.fit_rtx_burst();
+        self.rtx_budget.refill(now);
         while let Some((mut packet, bits)) = self.pop_releasable() {
             let probe = self.asked_for(&packet);
             if !probe {
@@ -320,12 +348,18 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkPacer {
         } else if self.is_probe(&msg) {
             self.probes.push_back(msg);
         } else if msg.message.has(&Attribute::Retransmission) {
+            self.fit_rtx_burst();
             self.rtx_budget.refill(now);
             if self.rtx_budget.can_afford(bits) && self.rtx.len() < RTX_QUEUE_LIMIT {
                 self.rtx_budget.consume(bits);
                 self.queued_bits += bits;
                 self.rtx.push_back(msg);
             } else {
+                tracing::debug!(
+                    queued = self.rtx.len(),
+                    budget_bps = self.rtx_budget.target_bitrate() as u64,
+                    "retransmission refused"
+                );
                 LinkStats::add(&self.stats.rtx_refused, 1);
             }
         } else if self.video.len() < QUEUE_LIMIT {

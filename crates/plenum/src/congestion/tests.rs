@@ -171,6 +171,36 @@ fn retransmissions_beyond_their_share_of_the_estimate_are_refused() {
     assert!(sent <= 8, "{sent} retransmissions of a storm sent");
 }
 
+#[test]
+fn a_cluster_of_random_losses_is_repaired_whole_and_a_queues_overflow_is_not() {
+    assert_eq!(repaired_of_a_cluster(true), 12);
+    // Loss from a queue's overflow: its repairs would only deepen the queue.
+    assert!(repaired_of_a_cluster(false) < 8);
+}
+
+/// How many of twelve packets lost over 400 ms at 800 kbit/s are sent again, on a path
+/// that loses packets by itself (`lossy`) or not.
+fn repaired_of_a_cluster(lossy: bool) -> usize {
+    let t0 = crate::clock::now();
+    let stats = Arc::new(LinkStats::default());
+    stats.set_lossy(lossy);
+    let mut pacer = LinkPacer::new(Arc::clone(&stats));
+    pacer.bind_local_stream(&stream(VIDEO, "video/VP8"));
+    pacer.handle_read(estimate(800_000.0, t0)).unwrap();
+    // The link has been sending a while: its budget has filled.
+    pacer.handle_timeout(t0).unwrap();
+    let start = t0 + Duration::from_secs(3);
+    pacer.handle_timeout(start).unwrap();
+    let mut sent = 0;
+    for n in 0..12u16 {
+        let at = start + Duration::from_millis(33) * u32::from(n);
+        pacer.handle_write(resent(n, n, 1_200, at)).unwrap();
+        sent += run_until(&mut pacer, at, at + Duration::from_millis(33)).len();
+    }
+    assert_eq!(stats.figures().rtx_refused, 12 - sent as u64);
+    sent
+}
+
 /// A retransmission (of packet `original`) as the responder hands it to the pacer, `bytes`
 /// long on the repair stream.
 fn resent(seq: u16, original: u16, bytes: usize, now: Instant) -> TaggedPacket {
