@@ -190,12 +190,13 @@ fn app_watches_a_tree_and_is_put_on_stage() {
     wait_for(LONG, "the count of links", || {
         text_of(&app, "#participant-count").filter(|t| t == "Large room · linked to 1")
     });
-    // The network panel's room goes to the tiles.
-    app.click(&app.find("#network-button").expect("the network button"));
+    // With the network panel and the chat open beside it, the presenter's picture is drawn
+    // large enough to see (side panels give way to the tiles).
     let canvas = format!("{tile} canvas.tile-video");
     wait_for(LONG, "the presenter's test pattern", || {
         let script = "const c = document.querySelector(arguments[0]);
             if (!c || !c.width || getComputedStyle(c).display === 'none') return 0;
+            if (c.getBoundingClientRect().width < 320) return 0;
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             const levels = new Set();
             for (let i = 0; i < d.length; i += 4 * 31) levels.add(d[i] >> 3);

@@ -167,6 +167,21 @@ describe("CallView", () => {
     call.close();
   });
 
+  it("opens the network and statistics panels one at a time, by button and by key", () => {
+    const { call } = view();
+    const network = document.querySelector("#network-panel") as HTMLElement;
+    const stats = document.querySelector("#stats-panel") as HTMLElement;
+    (document.querySelector("#network-button") as HTMLElement).click();
+    expect([network.hidden, stats.hidden]).toEqual([false, true]);
+    (document.querySelector("#stats-button") as HTMLElement).click();
+    expect([network.hidden, stats.hidden]).toEqual([true, false]);
+    document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "n", bubbles: true }));
+    expect([network.hidden, stats.hidden]).toEqual([false, true]);
+    document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "n", bubbles: true }));
+    expect([network.hidden, stats.hidden]).toEqual([true, true]);
+    call.close();
+  });
+
   it("leaves through the engine and hands back to the join screen", async () => {
     const { call, onLeft } = view();
     (document.querySelector("#leave-button") as HTMLElement).click();

@@ -148,9 +148,9 @@ export class CallView {
     chatButton.addEventListener("click", () => this.chat.show(!this.chat.visible));
     this.network = new NetworkPanel(joined.me.id);
     const networkButton = h("button", { class: "btn ghost", id: "network-button", title: "Network (N)" }, "Network");
-    networkButton.addEventListener("click", () => this.network.show(!this.network.visible));
+    networkButton.addEventListener("click", () => this.toggleTool("network"));
     const statsButton = h("button", { class: "btn ghost", id: "stats-button", title: "Call statistics (Q)" }, "Stats");
-    statsButton.addEventListener("click", () => this.stats.show(!this.stats.visible));
+    statsButton.addEventListener("click", () => this.toggleTool("stats"));
     const inviteButton = h("button", { class: "btn ghost", id: "invite-button", title: "Invite (I)" }, "Invite");
     inviteButton.addEventListener("click", () => this.toggle(this.invite));
     this.micButton = h("button", { class: "btn ghost mic", id: "mic-button", title: "Microphone (M)", "data-mic": "off" }, "Mic off");
@@ -398,6 +398,15 @@ export class CallView {
     close.addEventListener("click", () => (el.hidden = true));
     el.addEventListener("click", (e) => e.target === el && (el.hidden = true));
     return el;
+  }
+
+  /** Opens or closes the network or statistics panel: one of the two at a time, so the tiles
+   * keep their room beside the chat and the audience. */
+  toggleTool(which: "network" | "stats"): void {
+    const [panel, other] = which === "network" ? [this.network, this.stats] : [this.stats, this.network];
+    const on = !panel.visible;
+    if (on) other.show(false);
+    panel.show(on);
   }
 
   private toggle(el: HTMLElement): void {
@@ -869,12 +878,12 @@ export class CallView {
       case "n":
       case "N":
         e.preventDefault();
-        this.network.show(!this.network.visible);
+        this.toggleTool("network");
         break;
       case "q":
       case "Q":
         e.preventDefault();
-        this.stats.show(!this.stats.visible);
+        this.toggleTool("stats");
         break;
       case "i":
       case "I":
