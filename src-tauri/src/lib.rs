@@ -110,6 +110,41 @@ fn parse_args(version: &str) -> args::Args {
     args::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
+/// What the app remembers of its window between runs.
+const WINDOW_STATE: StateFlags = StateFlags::SIZE
+    .union(StateFlags::POSITION)
+    .union(StateFlags::MAXIMIZED);
+/// A window moved or resized is remembered once it has been still this long.
+const WINDOW_STILL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Saves the window's place and size each time it comes to rest after a move or a resize,
+/// not only when it is closed: an app ended any other way (logging out, a crash, a kill)
+/// opens where it was all the same.
+fn save_window_state_when_still<R: Runtime>(app: &AppHandle<R>, window: &tauri::WebviewWindow<R>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tauri_plugin_window_state::AppHandleExt;
+    let moves = Arc::new(AtomicU64::new(0));
+    let app = app.clone();
+    window.on_window_event(move |event| {
+        if !matches!(
+            event,
+            tauri::WindowEvent::Moved(_) | tauri::WindowEvent::Resized(_)
+        ) {
+            return;
+        }
+        let this = moves.fetch_add(1, Ordering::Relaxed) + 1;
+        let (moves, app) = (Arc::clone(&moves), app.clone());
+        tauri::async_runtime::spawn(async move {
+            tokio::time::sleep(WINDOW_STILL).await;
+            if moves.load(Ordering::Relaxed) == this
+                && let Err(e) = app.save_window_state(WINDOW_STATE)
+            {
+                tracing::debug!(error = %e, "window state not saved");
+            }
+        });
+    });
+}
+
 /// Brings the window up (a second start, or a link, wants the user to see it).
 fn raise_window<R: Runtime>(handle: &AppHandle<R>) {
     if let Some(window) = handle.get_webview_window("main") {
@@ -169,9 +204,7 @@ pub fn run() -> ExitCode {
             }))
             .plugin(
                 tauri_plugin_window_state::Builder::new()
-                    .with_state_flags(
-                        StateFlags::SIZE | StateFlags::POSITION | StateFlags::MAXIMIZED,
-                    )
+                    .with_state_flags(WINDOW_STATE)
                     .build(),
             );
     }
@@ -182,6 +215,11 @@ pub fn run() -> ExitCode {
         .setup(move |tauri_app| {
             let config_dir = tauri_app.path().app_config_dir()?;
             let (ui_tx, mut ui_rx) = mpsc::channel(1024);
+            if update_mode.is_none()
+                && let Some(window) = tauri_app.get_webview_window("main")
+            {
+                save_window_state_when_still(tauri_app.handle(), &window);
+            }
             if let Some(mode) = update_mode {
                 if let Some(window) = tauri_app.get_webview_window("main") {
                     window.hide()?;

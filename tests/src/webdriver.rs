@@ -52,6 +52,21 @@ impl Session {
         body["value"].clone()
     }
 
+    /// The window's place and size: (x, y, width, height).
+    pub fn window_rect(&self) -> (i64, i64, i64, i64) {
+        let v = self.get("/window/rect");
+        let n = |k: &str| v[k].as_f64().map_or(-1, |f| f.round() as i64);
+        (n("x"), n("y"), n("width"), n("height"))
+    }
+
+    /// Moves and resizes the window, as a user dragging it would.
+    pub fn set_window_rect(&self, (x, y, width, height): (i64, i64, i64, i64)) -> Value {
+        self.post(
+            "/window/rect",
+            &json!({"x": x, "y": y, "width": width, "height": height}),
+        )
+    }
+
     /// The first element matching a CSS selector, if any.
     pub fn find(&self, css: &str) -> Option<String> {
         let v = self.post("/element", &json!({"using": "css selector", "value": css}));
