@@ -215,15 +215,13 @@ pub fn run() -> ExitCode {
         .setup(move |tauri_app| {
             let config_dir = tauri_app.path().app_config_dir()?;
             let (ui_tx, mut ui_rx) = mpsc::channel(1024);
-            if update_mode.is_none()
-                && let Some(window) = tauri_app.get_webview_window("main")
-            {
-                save_window_state_when_still(tauri_app.handle(), &window);
+            if let Some(window) = tauri_app.get_webview_window("main") {
+                match update_mode {
+                    None => save_window_state_when_still(tauri_app.handle(), &window),
+                    Some(_) => window.hide()?,
+                }
             }
             if let Some(mode) = update_mode {
-                if let Some(window) = tauri_app.get_webview_window("main") {
-                    window.hide()?;
-                }
                 tauri::async_runtime::spawn(update_from_command_line(
                     tauri_app.handle().clone(),
                     mode,

@@ -126,6 +126,12 @@ impl LinkPacer {
         self.publish_queue();
     }
 
+    /// Brings retransmissions' budget up to `now`, within the burst the path calls for.
+    fn refill_rtx(&mut self, now: Instant) {
+        self.fit_rtx_burst();
+        self.rtx_budget.refill(now);
+    }
+
     /// Gives retransmissions the burst the path calls for now, keeping what they saved up
     /// within it.
     fn fit_rtx_burst(&mut self) {
@@ -158,8 +164,7 @@ impl LinkPacer {
         self.released = Some(now);
         self.budget.refill(now);
         // Saved up while nothing was lost, for the next cluster of losses.
-        self.fit_rtx_burst();
-        self.rtx_budget.refill(now);
+        self.refill_rtx(now);
         while let Some((mut packet, bits)) = self.pop_releasable() {
             let probe = self.asked_for(&packet);
             if !probe {
@@ -348,8 +353,7 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for LinkPacer {
         } else if self.is_probe(&msg) {
             self.probes.push_back(msg);
         } else if msg.message.has(&Attribute::Retransmission) {
-            self.fit_rtx_burst();
-            self.rtx_budget.refill(now);
+            self.refill_rtx(now);
             if self.rtx_budget.can_afford(bits) && self.rtx.len() < RTX_QUEUE_LIMIT {
                 self.rtx_budget.consume(bits);
                 self.queued_bits += bits;
