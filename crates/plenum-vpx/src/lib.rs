@@ -151,15 +151,14 @@ impl Encoder {
         cfg.rc_buf_initial_sz = 500;
         cfg.rc_buf_optimal_sz = 600;
         cfg.rc_buf_sz = 1000;
-        // Keyframes when asked for, and a safety net every 10 s. Each keyframe costs twice:
-        // it is coded at the coarsest quantizer the budget allows, and the picture after it
-        // codes the detail back at once, about six pictures' worth of bits (measured on the
-        // test pattern at 960x540, 620 kbit/s: 4 KB, then 15 KB, against 2.5 KB a picture).
-        // At 100 s (libwebrtc's interval) the falls those bursts caused every 10 s were gone,
-        // and with them what kept an app-limited estimate near the path: probes then filled
-        // the path 16 % over it (docs/benchmarks.md).
+        // Keyframes when asked for, and a safety net every 100 s (libwebrtc's 3,000
+        // frames). Each keyframe costs twice: it is coded at the coarsest quantizer the
+        // budget allows, and the picture after it codes the detail back at once, about six
+        // pictures' worth of bits (measured on the test pattern at 960x540, 620 kbit/s: 4 KB,
+        // then 15 KB, against 2.5 KB a picture). On a lossy path that burst was a 40-50 ms
+        // queue every 10 s, repairs waiting behind it (docs/benchmarks.md).
         cfg.kf_mode = ffi::vpx_kf_mode::VPX_KF_AUTO;
-        cfg.kf_max_dist = config.fps.max(1) * 10;
+        cfg.kf_max_dist = config.fps.max(1) * 100;
         let mut ctx = Box::new(MaybeUninit::<ffi::vpx_codec_ctx_t>::uninit());
         // SAFETY: `ctx` is writable storage that init fills; `cfg` is a valid config.
         let ctx = unsafe {

@@ -542,7 +542,8 @@ fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Insta
         let to = link.climb.gate(from, wanted_layer, now);
         // Only a lane with layers to climb probes (a screen has one).
         if rates.len() > 1 {
-            let probe = wanted_layer < to && link.climb.probing(now);
+            let share_now = link.climb.probe_share(now).filter(|_| wanted_layer < to);
+            let probe = share_now.is_some();
             if probe != (link.stats.probe() > 0) {
                 tracing::debug!(
                     probe,
@@ -551,9 +552,10 @@ fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Insta
                     "probe"
                 );
             }
-            let rate =
-                layers::probe_bps(rates[wanted_layer], share).min(link.stats.media_estimate());
-            link.stats.set_probe(if probe { rate } else { 0 });
+            let rate = layers::probe_bps(rates[wanted_layer], share)
+                .min(link.stats.media_estimate()) as f64;
+            link.stats
+                .set_probe(share_now.map_or(0, |ramp| (rate * ramp).max(1.0) as u64));
         }
         if link.layer == Some(to) {
             link.next = None;

@@ -226,12 +226,26 @@ impl Climb {
     /// to the estimate (a probe), so an estimate that crept past the path falls before the
     /// bigger layer's keyframe is sent into it.
     pub(crate) fn probing(&self, now: Instant) -> bool {
-        match (self.until, self.affords_since) {
-            (Some(until), Some(_)) => now + CLIMB_HOLD >= until,
-            _ => false,
-        }
+        self.probe_share(now).is_some()
+    }
+
+    /// While probing, the share of the probe's rate the link fills to now: it rises from
+    /// [`PROBE_FROM`] over the first [`PROBE_RAMP`] of the probe, then holds at the whole.
+    /// A path narrower than the probe then starts to queue at a rate only a little over
+    /// its own, and the queue that fails the probe is shown before it grows deep (at once,
+    /// 16 % over a 1 Mbit/s path left a 60-120 ms queue behind a failed probe).
+    pub(crate) fn probe_share(&self, now: Instant) -> Option<f64> {
+        let (until, since) = self.until.zip(self.affords_since)?;
+        let start = since.max(until.checked_sub(CLIMB_HOLD)?);
+        (now + CLIMB_HOLD >= until).then_some(())?;
+        let ramp = now.saturating_duration_since(start).as_secs_f64() / PROBE_RAMP.as_secs_f64();
+        Some(PROBE_FROM + (1.0 - PROBE_FROM) * ramp.min(1.0))
     }
 }
+
+/// A probe fills from this share of its rate, rising to the whole over [`PROBE_RAMP`].
+const PROBE_FROM: f64 = 0.75;
+const PROBE_RAMP: Duration = Duration::from_millis(1500);
 
 /// What a layer worth `full` kbit/s is encoded at when its poorest link has `budget`, and
 /// how many pictures it sends of each `divisor` (frame rate, when the rate alone is not
@@ -366,6 +380,12 @@ mod tests {
         assert!(!climb.probing(at(2.0)), "the wait has long to go");
         assert_eq!(climb.gate(2, 1, at(3.1)), 2);
         assert!(climb.probing(at(3.1)), "the last 2 s before the climb");
+        // The probe fills from three quarters of its rate, rising to the whole over 1.5 s
+        // from its start (at 3 s), then holding there.
+        let share = |s: f64| climb.probe_share(at(s)).unwrap();
+        assert!((share(3.0) - 0.75).abs() < 1e-9, "{}", share(3.0));
+        assert!((share(3.75) - 0.875).abs() < 1e-9, "{}", share(3.75));
+        assert!((share(4.5) - 1.0).abs() < 1e-9 && share(4.9) == 1.0);
         // The probe showed the path could not carry it: the estimate fell, no climb, and
         // the wait doubles as for a failed climb (8 s, to 11.5 s).
         assert_eq!(climb.gate(2, 2, at(3.5)), 2);
