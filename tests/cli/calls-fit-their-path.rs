@@ -3,7 +3,9 @@
 //! and its bytes counted by nftables before the shaper; a 720p30 camera and a tone from the
 //! sender, the receiver recording what it hears. The sender must fit the path: pictures keep
 //! coming, the tone keeps playing, and what it puts on the wire stays near what the path
-//! carries. Three paths: a narrow one, one that narrows and widens again, and a lossy one.
+//! carries. The paths: a narrow one, one that narrows and widens again, a lossy one, a mesh
+//! with one narrow receiver, and a file sent during the call (beside video, and beside a
+//! voice alone).
 //!
 //! The scenarios run one at a time (a lock): each is two encoders and decoders at work, and
 //! two at once on two cores would measure the machine, not the path.
@@ -81,6 +83,12 @@ impl Call {
     /// A call from `a` (camera and tone) to `b` through `kbit` kbit/s, `b` losing
     /// `loss_percent` of what it receives; returns once `b` has `a`'s video.
     fn start(room: &str, subnet: u8, kbit: u32, loss_percent: u32) -> Self {
+        Self::start_with(room, subnet, kbit, loss_percent, true)
+    }
+
+    /// As [`Call::start`]; without `video`, `a` sends the tone alone, and this returns once
+    /// `b` has it.
+    fn start_with(room: &str, subnet: u8, kbit: u32, loss_percent: u32, video: bool) -> Self {
         let (a_ip, b_ip) = (format!("10.{subnet}.0.1"), format!("10.{subnet}.0.2"));
         let (a_ns, b_ns) = NetNs::veth_pair(&format!("{a_ip}/24"), &format!("{b_ip}/24"));
         a_ns.shape("va", kbit);
@@ -97,16 +105,16 @@ impl Call {
             std::env::temp_dir().join(format!("plenum-{room}-{}.wav", std::process::id())),
         );
         let record = recording.0.to_str().expect("utf-8").to_owned();
-        let a = a_ns.spawn_join_at(
-            &url,
-            room,
-            "a",
-            &a_ip,
-            &["--video", "testsrc:1280x720@30", "--audio", "sine:440"],
-        );
+        let media: &[&str] = if video {
+            &["--video", "testsrc:1280x720@30", "--audio", "sine:440"]
+        } else {
+            &["--audio", "sine:440"]
+        };
+        let a = a_ns.spawn_join_at(&url, room, "a", &a_ip, media);
         let mut b = b_ns.spawn_join_at(&url, room, "b", &b_ip, &["--record-audio", &record]);
-        b.expect(LONG, "a's video", |v| {
-            event(v) == "stream_add" && v["kind"] == "video"
+        let kind = if video { "video" } else { "audio" };
+        b.expect(LONG, "a's first stream", |v| {
+            event(v) == "stream_add" && v["kind"] == kind
         });
         Self {
             a_ns,
@@ -584,5 +592,50 @@ fn a_file_sent_during_a_call_shares_the_path_with_it() {
     );
     assert!(frames_over(&samples) >= MEASURED * 15, "{samples:?}");
     assert!(freeze_ms_over(&samples) <= 500, "{samples:?}");
+    assert_tone(&heard, AUDIO_GAP_MS);
+}
+
+/// A file sent during a voice call on a narrow path: the data goes at what the path leaves
+/// the voice, not as fast as its association finds room in the modem's queue, so the tone
+/// keeps playing.
+#[test]
+fn a_file_sent_during_a_voice_call_leaves_the_voice_its_room() {
+    const RATE: u32 = 400;
+    const MEASURED: u64 = 25;
+    /// 8 messages of 40 kB: 2.6 Mbit, about seven seconds of the whole path.
+    const MESSAGES: usize = 8;
+    const MESSAGE_BYTES: usize = 40_000;
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let mut call = Call::start_with("voicefile", 74, RATE, 0, false);
+    call.ramp();
+    let chunk = "x".repeat(MESSAGE_BYTES);
+    for i in 0..MESSAGES {
+        call.a
+            .cmd(json!({"cmd": "send", "channel": "file", "data": format!("{i:02}{chunk}")}));
+    }
+    let samples = call.run(MEASURED);
+    let (heard, _, _) = call.end();
+    let done_after = samples.iter().position(|s| s.file_messages == MESSAGES);
+    eprintln!(
+        "{}",
+        json!({
+            "scenario": "voice_file", "file_done_after_s": done_after,
+            "wire_kbps_per_second": per_second_kbps(&samples),
+            "data_kbps_per_second": samples.iter().map(|s| s.data_bps / 1000).collect::<Vec<_>>(),
+            "most_in_5s_kbps": most_over_five_seconds(&samples),
+            "estimates_kbps": samples.iter().map(|s| s.estimate_bps / 1000).collect::<Vec<_>>(),
+            "longest_audio_gap_ms": longest_silence_ms(&heard, SAMPLE_RATE, -40.0),
+        })
+    );
+    assert!(
+        done_after.is_some(),
+        "{} of {MESSAGES} messages in {MEASURED} s",
+        samples.last().map_or(0, |s| s.file_messages)
+    );
+    assert!(
+        most_over_five_seconds(&samples) <= f64::from(RATE) * 1.2,
+        "{:?}",
+        per_second_kbps(&samples)
+    );
     assert_tone(&heard, AUDIO_GAP_MS);
 }

@@ -690,25 +690,26 @@ fn asks_are_spaced_by_the_time_an_ask_takes_to_be_answered() {
 }
 
 #[test]
-fn a_data_channel_is_paced_only_beside_our_video_at_its_share_or_what_the_media_leave() {
+fn a_data_channel_is_paced_while_media_flow_at_its_share_or_what_the_media_leave() {
     use super::{DATA_SHARE, data_rate};
-    // No video of ours on the link: the association's own windows govern it.
-    assert_eq!(data_rate(1_000_000, 40_000, false), 0);
+    // No media on the link: the association's own windows govern it.
+    assert_eq!(data_rate(1_000_000, 0), 0);
     // Video filling the estimate: the data's share.
     let share = (1_000_000.0 * DATA_SHARE) as u64;
-    assert_eq!(data_rate(1_000_000, 1_000_000, true), share);
-    // Video that needs less than the estimate leaves the rest to the data.
-    assert_eq!(data_rate(10_000_000, 1_700_000, true), 8_300_000);
+    assert_eq!(data_rate(1_000_000, 1_000_000), share);
+    // Media that need less than the estimate leave the rest to the data: a voice alone
+    // leaves it nearly all.
+    assert_eq!(data_rate(10_000_000, 1_700_000), 8_300_000);
+    assert_eq!(data_rate(400_000, 48_000), 352_000);
 
     let stats = LinkStats::default();
     stats.set_estimate(1_000_000.0);
     assert_eq!(stats.figures().data_pace_bps, 0);
-    stats.set_sending(0, Some((640, 360)));
     stats.send_bps.store(1_000_000, Ordering::Relaxed);
     stats.set_estimate(1_000_000.0);
     assert_eq!(stats.figures().data_pace_bps, share);
-    // The video stops: the next measure leaves the data unpaced.
-    stats.set_sending(0, None);
+    // The media stop: the next measure leaves the data unpaced.
+    stats.send_bps.store(0, Ordering::Relaxed);
     stats.set_estimate(1_000_000.0);
     assert_eq!(stats.figures().data_pace_bps, 0);
 }
