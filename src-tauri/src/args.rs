@@ -27,7 +27,8 @@ pub struct Args {
     /// Create the room as a large room (cells of peers joined by bridges): --shape cells.
     #[arg(long)]
     pub cells: bool,
-    /// How a new room links its peers: mesh, cells, tree or relay.
+    /// How a new room links its peers: mesh, cells, tree or relay (default: cells, a mesh
+    /// up to its cell size; a mesh to present or watch).
     #[arg(long, value_enum)]
     pub shape: Option<ShapeArg>,
     /// What we do in the room: both (the default, or the invite's role), publisher
@@ -68,23 +69,28 @@ impl Args {
         let (Some(server), Some(room)) = (server, room) else {
             return Ok(None);
         };
+        let role = match self.role {
+            Some(RoleArg::Both) => Role::Both,
+            Some(RoleArg::Publisher) => Role::Publisher,
+            Some(RoleArg::Viewer) => Role::Viewer,
+            None => invited_as.unwrap_or_default(),
+        };
         Ok(Some(JoinRequest {
             server,
             room,
             name: self.name.clone().unwrap_or_default(),
             password: self.password.clone(),
             shape: match (self.shape, self.cells) {
-                (Some(ShapeArg::Mesh), _) | (None, false) => RoomShape::Mesh,
+                (Some(ShapeArg::Mesh), _) => RoomShape::Mesh,
                 (Some(ShapeArg::Cells), _) | (None, true) => RoomShape::Cells,
                 (Some(ShapeArg::Tree), _) => RoomShape::Tree,
                 (Some(ShapeArg::Relay), _) => RoomShape::Relay,
+                // A room grows by default (a mesh up to its cell size, cells beyond); a
+                // presentation's viewers link to its presenters only, in a mesh.
+                (None, false) if role == Role::Both => RoomShape::Cells,
+                (None, false) => RoomShape::Mesh,
             },
-            role: match self.role {
-                Some(RoleArg::Both) => Role::Both,
-                Some(RoleArg::Publisher) => Role::Publisher,
-                Some(RoleArg::Viewer) => Role::Viewer,
-                None => invited_as.unwrap_or_default(),
-            },
+            role,
             access_code: self.access_code.clone(),
             viewer_code: None,
         }))
@@ -166,5 +172,22 @@ mod tests {
         assert_eq!(req.access_code.as_deref(), Some("k"));
         let req = parse(&[link, "--role", "both"]).request().unwrap().unwrap();
         assert_eq!(req.role, Role::Both);
+    }
+
+    #[test]
+    fn a_room_grows_by_default_and_a_presentation_is_a_mesh() {
+        let shape = |args: &[&str]| {
+            let mut all = vec!["--server", "ws://h:1", "--room", "r", "--name", "Ada"];
+            all.extend_from_slice(args);
+            parse(&all).request().unwrap().unwrap().shape
+        };
+        assert_eq!(shape(&[]), RoomShape::Cells);
+        assert_eq!(shape(&["--shape", "mesh"]), RoomShape::Mesh);
+        assert_eq!(shape(&["--role", "publisher"]), RoomShape::Mesh);
+        assert_eq!(shape(&["--role", "viewer"]), RoomShape::Mesh);
+        assert_eq!(
+            shape(&["--role", "publisher", "--shape", "tree"]),
+            RoomShape::Tree
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! The real app under Xvfb joins a large (cellular) room that sixteen CLI peers created
 //! with cells of at most three: its network panel draws the room's cells, the app's own
 //! cell and its bridges, and follows when the room changes. The screenshot goes to
-//! docs/screenshots/network-cells.png when PLENUM_ARTIFACTS names that directory.
+//! docs/screenshots/network-cells.png when PLENUM_ARTIFACTS names that directory. And a room
+//! the app creates as it does by default grows into cells past eight people and back.
 
 use plenum_e2e::app as support;
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use support::cli::{self, Peer};
@@ -12,8 +14,12 @@ use support::{Xvfb, app_with_network_panel, artifacts_dir, network_attr as panel
 
 const LONG: Duration = Duration::from_secs(40);
 
+/// One app and its crowd at a time: two on two cores would test the machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn app_draws_the_cells_of_a_large_room() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = cli::serve(&[]);
     let room = "town-hall";
     let xvfb = Xvfb::start();
@@ -74,4 +80,35 @@ fn app_draws_the_cells_of_a_large_room() {
     });
     xvfb.screenshot(&artifacts_dir().join("network-cells.png"));
     drop(more);
+}
+
+/// The app creates a room as it does by default (no shape given): one cell, a full mesh,
+/// up to eight people; at ten the room is in cells and the app says it is a large room;
+/// when five leave it is one cell again and reads as a call of five.
+#[test]
+fn a_room_the_app_creates_grows_into_cells_and_back() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = cli::serve(&[]);
+    let room = "grows";
+    let xvfb = Xvfb::start();
+    let (_driver, app) =
+        app_with_network_panel(&xvfb, support::app_bin(), (&server.url, room), &[], "grows");
+    let count = || support::text_of(&app, "#participant-count").unwrap_or_default();
+    let mut peers: Vec<Peer> = (0..4)
+        .map(|i| cli::join(&server.url, room, &format!("Peer {i}"), &[]))
+        .collect();
+    wait_for(LONG, "a call of five in one cell", || {
+        (panel(&app, "data-cells")? == 1 && count() == "5 people").then_some(())
+    });
+    peers.extend((4..9).map(|i| cli::join(&server.url, room, &format!("Peer {i}"), &[])));
+    wait_for(LONG, "a large room of ten in cells", || {
+        (panel(&app, "data-cells")? > 1 && count().starts_with("Large room")).then_some(())
+    });
+    for mut peer in peers.drain(4..) {
+        peer.proc.cmd(serde_json::json!({"cmd": "leave"}));
+        assert_eq!(peer.proc.wait_exit(LONG), Some(0));
+    }
+    wait_for(LONG, "a call of five in one cell again", || {
+        (panel(&app, "data-cells")? == 1 && count() == "5 people").then_some(())
+    });
 }

@@ -696,3 +696,106 @@ fn a_guest_watches_a_presentation_and_raises_a_hand() {
     assert_eq!(viewer.wait_exit(LONG), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The room's plan as a peer last printed it: how many cells.
+fn cells_seen(cli: &Proc) -> Option<u64> {
+    cli.seen
+        .iter()
+        .rev()
+        .find(|v| event(v) == "mesh_state")
+        .and_then(|v| v["cells"].as_u64())
+}
+
+/// A browser in a cells room (as the app's rooms are, to grow past a mesh). The room is one
+/// cell, a full mesh, and the page links to everyone in it; while the page is there the room
+/// stays one cell past its cell size, with nobody seated on its stage (a seated voice goes
+/// on a track a browser does not play): the page hears the speaker and links to the peers
+/// that come. Once the page leaves the room splits, and a browser that comes then is told
+/// plainly that the room needs the app.
+#[test]
+fn a_guest_holds_a_cells_room_in_one_mesh_until_it_leaves() {
+    const ROOM: &str = "grows";
+    let dir = scratch("cells");
+    let server = serve(&[]);
+    let http = server.url.replacen("ws://", "http://", 1);
+    let cells = ["--topology", "cells", "--cell-size", "3"];
+    let mut with_tone = cells.to_vec();
+    with_tone.extend(["--audio", "sine:440"]);
+    let mut ada = spawn_join(&server.url, ROOM, "ada", &with_tone);
+    let ada_id = joined(&mut ada);
+    let mut page = guest(&format!("{http}/r/{ROOM}?name=Guest"), &tone_file(&dir));
+    let guest_id = joined(&mut page);
+    sees_link(&mut ada, &guest_id);
+
+    // Three more: five in a room of cells of three, and the page linked to each.
+    let mut others: Vec<(Proc, String)> = (0..3)
+        .map(|i| {
+            let mut cli = spawn_join(&server.url, ROOM, &format!("p{i}"), &cells);
+            let id = joined(&mut cli);
+            sees_link(&mut cli, &guest_id);
+            (cli, id)
+        })
+        .collect();
+    // Chat both ways: a cells room's message to everyone goes as a broadcast, which the
+    // page reads; the page's goes on each of its links.
+    for (cli, id) in &mut others {
+        cli.cmd(json!({"cmd": "send", "channel": "chat", "data": {"text": "hello guest"}}));
+        page.expect(LONG, "a newcomer's chat", |v| {
+            event(v) == "message" && v["from"] == id.as_str()
+        });
+    }
+    page.cmd(json!({"cmd": "send", "text": "hello all"}));
+    for cli in std::iter::once(&mut ada).chain(others.iter_mut().map(|(cli, _)| cli)) {
+        let got = cli.expect(LONG, "the page's chat", |v| {
+            event(v) == "message" && v["channel"] == "chat" && v["from"] == guest_id.as_str()
+        });
+        assert_eq!(got["data"], json!({"text": "hello all"}));
+    }
+    // Ada speaks, and is heard on her own track.
+    wait_for(MEDIA_WAIT, "ada's tone in the page", || {
+        page.cmd(json!({"cmd": "media"}));
+        let media = page.expect(LONG, "media", |v| event(v) == "media");
+        media["speaking"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|p| p == ada_id.as_str()))
+            .then_some(())
+    });
+    ada.drain_for(Duration::ZERO);
+    assert_eq!(cells_seen(&ada), Some(1), "held in one cell");
+    // Seated while alone, she was unseated as the page came.
+    let seats = ada.seen.iter().rev().find(|v| event(v) == "seats");
+    assert!(
+        seats.is_some_and(|v| v["seats"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(Value::is_null))),
+        "ada's stage while the page was there: {seats:?}"
+    );
+
+    // The page goes: the room splits, and ada (who speaks) takes a seat again.
+    page.cmd(json!({"cmd": "leave"}));
+    assert_eq!(page.wait_exit(LONG), Some(0), "the driver ends cleanly");
+    for cli in std::iter::once(&mut ada).chain(others.iter_mut().map(|(cli, _)| cli)) {
+        wait_for(LONG, "the room in cells", || {
+            cli.drain_for(Duration::from_millis(100));
+            (cells_seen(cli) > Some(1)).then_some(())
+        });
+    }
+    wait_for(LONG, "ada seated", || {
+        ada.drain_for(Duration::from_millis(100));
+        let seats = ada.seen.iter().rev().find(|v| event(v) == "seats")?;
+        (seats["seats"][0]["peer"] == ada_id.as_str()).then_some(())
+    });
+
+    // A browser now is refused, with the reason.
+    let mut late = guest(&format!("{http}/r/{ROOM}?name=Late"), &tone_file(&dir));
+    let refused = late.expect(LONG, "the page's refusal", |v| event(v) == "error");
+    let message = refused["message"].as_str().unwrap_or("");
+    assert!(message.contains("Plenum app"), "{refused}");
+    assert_eq!(late.wait_exit(LONG), Some(1));
+
+    for cli in std::iter::once(&mut ada).chain(others.iter_mut().map(|(cli, _)| cli)) {
+        cli.cmd(json!({"cmd": "leave"}));
+        assert_eq!(cli.wait_exit(LONG), Some(0));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -103,6 +103,24 @@ describe("CallView", () => {
     call.close();
   });
 
+  it("reads a room of one cell as a call, and as a large room once it has grown into cells", async () => {
+    const { call, playSound } = view();
+    const count = () => document.querySelector("#participant-count")?.textContent;
+    const network = (cells: number) => call.handle({ type: "network", view: { cell: 0, cells, cell_size: 2, bridges: [], known: [] } });
+    network(1);
+    call.handle({ type: "roster", peers: [me, ada] });
+    expect(count()).toBe("2 people");
+    call.handle({ type: "roster", peers: [me] });
+    expect(playSound).toHaveBeenCalledWith(LEAVE_CHIME);
+    network(2);
+    call.handle({ type: "roster", peers: [me, ada] });
+    expect(count()).toBe("Large room · linked to 1");
+    playSound.mockClear();
+    call.handle({ type: "roster", peers: [me] });
+    expect(playSound).not.toHaveBeenCalled();
+    call.close();
+  });
+
   it("shows the banner while reconnecting and hides it after", () => {
     const { call } = view();
     const banner = document.querySelector("#banner") as HTMLElement;

@@ -718,7 +718,8 @@ export class CallView {
         break;
       }
       case "network":
-        this.large = true;
+        // A room of one cell is a full mesh: a call like any other until it grows.
+        this.large = event.view.cells > 1;
         this.network.update(event.view);
         this.updateCount();
         break;

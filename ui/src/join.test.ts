@@ -48,10 +48,10 @@ describe("join screen", () => {
     $("join-password").value = "pw";
     (document.getElementById("join-form") as HTMLFormElement).requestSubmit();
     await vi.waitFor(() => expect(onJoined).toHaveBeenCalledWith(joined));
-    expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "r", name: "Ada", password: "pw", shape: "mesh", role: "both", access_code: null, viewer_code: null } }]);
+    expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "r", name: "Ada", password: "pw", shape: "cells", role: "both", access_code: null, viewer_code: null } }]);
   });
 
-  it("creates a large room when asked", async () => {
+  it("creates an always-full mesh when asked", async () => {
     const { $ } = screen(() => null);
     const seen: unknown[] = [];
     mockIPC((cmd, args) => {
@@ -59,9 +59,9 @@ describe("join screen", () => {
       return cmd === "join" ? joined : null;
     });
     $("join-room").value = "town-hall";
-    ($("join-shape") as unknown as HTMLSelectElement).value = "cells";
+    ($("join-shape") as unknown as HTMLSelectElement).value = "mesh";
     (document.getElementById("join-form") as HTMLFormElement).requestSubmit();
-    await vi.waitFor(() => expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "town-hall", name: "Ada", password: null, shape: "cells", role: "both", access_code: null, viewer_code: null } }]));
+    await vi.waitFor(() => expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "town-hall", name: "Ada", password: null, shape: "mesh", role: "both", access_code: null, viewer_code: null } }]));
   });
 
   it("shows the engine's error and stays usable", async () => {

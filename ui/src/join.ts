@@ -32,9 +32,11 @@ export function joinScreen(
   const room = h("input", { id: "join-room", maxlength: 64, placeholder: "e.g. design-review" });
   const server = h("input", { id: "join-server", placeholder: "ws://host:7878 or an invite link" });
   const password = h("input", { id: "join-password", type: "password", placeholder: "Optional", autocomplete: "off" });
-  const shape = select("join-shape", prefill.shape ?? "mesh", [
-    ["mesh", "Everyone linked to everyone"],
-    ["cells", "Large room (cells)"],
+  // A room grows by default: everyone linked to everyone up to eight, cells beyond
+  // (docs/benchmarks.md, "A room that grows into cells and back").
+  const shape = select("join-shape", prefill.shape ?? "cells", [
+    ["cells", "Grows with the room (everyone linked up to 8, cells beyond)"],
+    ["mesh", "Everyone linked to everyone, however many"],
     ["tree", "Broadcast tree (the host is its root)"],
     ["relay", "Relay network (a few links each)"],
   ]);
@@ -63,6 +65,8 @@ export function joinScreen(
   const host = h("button", { class: "btn", id: "host-button", type: "button" }, "Host on this computer");
   const showRole = () => {
     const presenting = as() === "publisher";
+    // A presentation's viewers link to its presenters only: a mesh (or a tree), not cells.
+    if (as() !== "both" && chosen() === "cells") shape.value = "mesh";
     codeField.hidden = !presenting && !askCode;
     codeLabel.textContent = presenting ? "Viewers' access code" : "Access code";
     code.placeholder = presenting ? "Optional" : "The presenter's access code";

@@ -60,6 +60,10 @@ describe("NetworkPanel", () => {
     // A mesh roster update no longer overrides the cells.
     panel.showMesh(2);
     expect(panel.element.textContent).toContain("9 cells");
+    // A room of one cell (one that has not grown yet, or shrank back) reads as a mesh.
+    panel.update({ ...view, cells: 1, cell: 0, cell_size: 5, bridges: [] });
+    expect(panel.element.textContent).toContain("one cell: you link to each of the other 4 people");
+    expect(panel.element.textContent).not.toContain("Large room");
   });
 });
 

@@ -138,10 +138,14 @@ export class NetworkPanel {
   update(view: NetworkView): void {
     this.view = view;
     const bridges = view.bridges.length;
+    const others = view.cell_size - 1;
+    // A room of one cell is a full mesh that splits into cells as it grows.
     this.caption.textContent =
-      `Large room: ${view.cells} ${view.cells === 1 ? "cell" : "cells"}. You are in cell ${view.cell} with ${view.cell_size - 1} ` +
-      `${view.cell_size === 2 ? "other" : "others"}` +
-      (bridges > 0 ? `, and bridge to ${bridges} other ${bridges === 1 ? "cell" : "cells"}.` : ".");
+      view.cells === 1
+        ? `Full mesh, one cell: you link to each of the other ${others} ${others === 1 ? "person" : "people"} directly. The room splits into cells as it grows.`
+        : `Large room: ${view.cells} cells. You are in cell ${view.cell} with ${others} ` +
+          `${others === 1 ? "other" : "others"}` +
+          (bridges > 0 ? `, and bridge to ${bridges} other ${bridges === 1 ? "cell" : "cells"}.` : ".");
     this.element.dataset.cell = String(view.cell);
     this.element.dataset.cells = String(view.cells);
     this.element.dataset.bridges = String(bridges);

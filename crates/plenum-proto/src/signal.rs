@@ -115,6 +115,10 @@ pub enum ClientToServer {
         /// Viewers link to publishers only.
         #[serde(default, skip_serializing_if = "Role::is_both")]
         role: Role,
+        /// This peer links only in a full mesh (a browser guest): a cells room holds it
+        /// only while it is one cell, and stays one cell, with no stage, while it is there.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        mesh_only: bool,
     },
     /// Relay `payload` to the root of the sender's tree room (held while the room has
     /// none, until a standby takes over).
@@ -776,6 +780,7 @@ mod tests {
                             } else {
                                 Role::Both
                             },
+                            mesh_only: version % 5 == 0,
                         }
                     }
                 ),

@@ -183,6 +183,9 @@ struct Member {
     away_until: Option<Instant>,
     /// When its TURN credentials are renewed (half their lifetime after issue).
     renew_ice_at: Option<Instant>,
+    /// It links only in a full mesh (a browser guest): a cells room stays one cell while
+    /// it is there.
+    mesh_only: bool,
 }
 
 #[derive(Debug)]
@@ -606,6 +609,7 @@ impl Registry {
             topology,
             root,
             role,
+            mesh_only,
         } = join
         else {
             return;
@@ -664,7 +668,19 @@ impl Registry {
                 if let Err((code, msg)) = check_root_claim(room, &room_name, root.as_deref()) {
                     return self.refuse(conn, code, msg, true);
                 }
-                let most = if room.topology.is_overlay() {
+                if mesh_only
+                    && let Some(cells) = room.cells.as_ref()
+                    && cells.layout().cell_count() > 1
+                {
+                    let msg = format!(
+                        "room {room_name} has grown into cells of peers, and a browser links \
+                         only in a full mesh: join it with the Plenum app"
+                    );
+                    return self.refuse(conn, ErrorCode::BadTopology, msg, true);
+                }
+                // A room held in one cell is a full mesh, and holds what a mesh room does.
+                let held = mesh_only || room.cells.as_ref().is_some_and(CellDirectory::held);
+                let most = if room.topology.is_overlay() && !held {
                     self.config.max_peers_per_cellular_room
                 } else {
                     self.config.max_peers_per_room
@@ -732,10 +748,14 @@ impl Registry {
                 resume: resume.clone(),
                 away_until: None,
                 renew_ice_at: None,
+                mesh_only,
             },
         );
         tracing::info!(room = %room_name, peer = peer.short(), "peer joined");
         if let Some(cells) = room.cells.as_mut() {
+            if mesh_only {
+                cells.hold_one_cell(true);
+            }
             cells.handle_join(PeerSummary {
                 peer: peer.clone(),
                 name,
@@ -995,6 +1015,11 @@ impl Registry {
         let room = self.rooms.get(room_name)?;
         let (board, _) = room.stage.as_ref()?;
         let cells = room.cells.as_ref()?;
+        // A room held in one cell is a full mesh: every voice reaches everyone on its own
+        // track, and a member there (a browser) knows no stage.
+        if cells.held() {
+            return Some(vec![None; board.seats().len()]);
+        }
         Some(
             board
                 .seats()
@@ -1080,6 +1105,8 @@ impl Registry {
         }
         if let Some(cells) = room.cells.as_mut() {
             cells.handle_leave(peer);
+            // The last member that links only in a full mesh gone, the room may split.
+            cells.hold_one_cell(room.members.values().any(|m| m.mesh_only));
             if room.members.is_empty() {
                 self.rooms.remove(room_name);
                 return;

@@ -969,6 +969,45 @@ fn a_cellular_rooms_stage_seats_who_speaks_and_tells_everyone() {
 }
 
 #[test]
+fn a_cellular_room_with_a_mesh_only_member_stays_one_cell_without_a_stage_until_it_goes() {
+    let mut w = World::new(RegistryConfig::default());
+    let cells = json!({"topology": {"kind": "cells", "cell_size": 3}});
+    w.try_join(1, "big", cells);
+    w.join(2, "big", None);
+    let id = |conn: ConnId| identity(conn).peer_id();
+    w.frame(1, r#"{"type":"floor","speaking":true}"#);
+    // A browser comes in: the seat it could not hear is emptied for everyone.
+    let out = w.try_join(3, "big", json!({"name": "guest", "mesh_only": true}));
+    assert!(matches!(
+        sent_to(&out, 3).first(),
+        Some(ServerToClient::Welcome { .. })
+    ));
+    assert_eq!(stages(&sent_to(&out, 1)), vec![vec![None; 4]]);
+    // Past the cell size of three the room stays one cell: everyone's plan names all.
+    for conn in 4..=6 {
+        let out = w.try_join(conn, "big", json!({}));
+        let plan = plans(&sent_to(&out, 3))
+            .pop()
+            .expect("the guest's new plan");
+        assert_eq!(plan.cell_count(), 1);
+        assert_eq!(plan.members.len(), conn as usize);
+    }
+    let out = w.frame(4, r#"{"type":"floor","speaking":true}"#);
+    assert!(stages(&sent_to(&out, 1)).is_empty(), "no seat while held");
+    // The browser goes: the six split at once, and the speakers are seated again.
+    let out = w.frame(3, r#"{"type":"leave"}"#);
+    let plan = plans(&sent_to(&out, 1)).pop().expect("a new plan");
+    assert!(plan.cell_count() > 1, "{plan:?}");
+    assert_eq!(
+        stages(&sent_to(&out, 2)),
+        vec![vec![Some(id(1)), Some(id(4)), None, None]]
+    );
+    // Now a browser is refused, plainly.
+    let out = w.try_join(7, "big", json!({"name": "late guest", "mesh_only": true}));
+    assert_eq!(error_code(&sent_to(&out, 7)), Some(ErrorCode::BadTopology));
+}
+
+#[test]
 fn the_floor_in_a_room_without_a_stage_is_refused() {
     let mut w = World::new(RegistryConfig::default());
     w.join(1, "mesh", None);

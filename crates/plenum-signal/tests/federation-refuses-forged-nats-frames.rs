@@ -83,6 +83,7 @@ fn join_frame(who: &Identity, challenge: &str, room: &str) -> ClientToServer {
         topology: None,
         root: None,
         role: Default::default(),
+        mesh_only: false,
     }
 }
 

@@ -40,6 +40,7 @@ async fn a_welcome_of_many_peers_arrives_whole() {
             topology: None,
             root: None,
             role: Default::default(),
+            mesh_only: false,
         };
         let sent = join.encode();
         conn.tx.send(join).await.unwrap();

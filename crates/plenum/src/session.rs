@@ -61,6 +61,7 @@ pub(crate) async fn handshake(
             topology: (config.topology != TopologySpec::Mesh).then(|| config.topology.clone()),
             root: config.root_secret.clone(),
             role: config.role,
+            mesh_only: false,
         };
         signal
             .tx

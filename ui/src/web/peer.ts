@@ -2,6 +2,7 @@
 // offers, perfect negotiation, signed and numbered descriptions, retries with backoff, the
 // heartbeat and the silence that closes a link, and the envelopes that arrive on it. All
 // of a peer's negotiation runs in order, one step at a time.
+import { type Broadcast, readBroadcast } from "./broadcast";
 import { controlEnvelope, decodeEnvelope, encodeEnvelope, type Envelope, Kind } from "./envelope";
 import type { Emitter } from "./emitter";
 import type { RoomEvents } from "./events";
@@ -37,6 +38,8 @@ export interface PeerContext {
   announcements(): Envelope[];
   /** The peer said goodbye on its link. */
   bye(peer: string): void;
+  /** Whether a cells room's broadcast `(origin, id)` is new (and so to be delivered). */
+  firstBroadcast(origin: string, id: bigint): boolean;
 }
 
 const RETRY_FIRST_MS = 500;
@@ -315,7 +318,21 @@ export class Peer {
         return this.announced(envelope.payload);
       case Kind.State:
         return this.stated(envelope.payload);
+      case Kind.Mesh:
+        return this.broadcast(envelope);
     }
+  }
+
+  /** A cells room's broadcast: its channel message, delivered once from its origin. */
+  private broadcast(envelope: Envelope): void {
+    let message: Broadcast | null;
+    try {
+      message = readBroadcast(envelope.payload);
+    } catch (e) {
+      return this.error("malformed_message", e instanceof Error ? e.message : String(e));
+    }
+    if (!message || !this.ctx.firstBroadcast(message.origin, envelope.id)) return;
+    this.ctx.events.emit("message", { from: message.origin, channel: message.channel, data: jsonOrText(message.payload) });
   }
 
   /** Takes ping `id` off the waiting list. */

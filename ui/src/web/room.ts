@@ -5,13 +5,14 @@
 //   room.on("message", ({ from, channel, data }) => ...);
 //   await room.join({ server: "ws://host:port/", room: "standup", name: "Ada" });
 //   room.send("chat", { text: "hello" });
+import { Delivered } from "./broadcast";
 import { controlEnvelope, dataEnvelope, encodeEnvelope, type Envelope, Kind } from "./envelope";
 import { Emitter } from "./emitter";
 import type { RoomEvents } from "./events";
 import { type Identity, loadIdentity } from "./identity";
 import { captureTrack, type Lane, type LocalTracks } from "./media";
 import { Peer, type PeerContext } from "./peer";
-import { type Grants, type IceServer, type JoinRequest, type Role, type RosterEntry, type ServerFrame, Signaling, SignalingError, type Welcome } from "./signaling";
+import { type CellPlan, type Grants, type IceServer, type JoinRequest, type Role, type RosterEntry, type ServerFrame, Signaling, SignalingError, type Welcome } from "./signaling";
 import type { Announcement, StreamInfo } from "./streams";
 
 export interface JoinOptions extends JoinRequest {
@@ -61,6 +62,11 @@ export class Room extends Emitter<RoomEvents> {
   private lastTick = 0;
   private awakeSince = 0;
 
+  /** The epoch of the last cells room plan we followed. */
+  private planEpoch = 0;
+  /** The cells room's broadcasts delivered. */
+  private readonly delivered = new Delivered();
+
   /** How we take part (the join's `role`). */
   role: Role = "both";
   /** Viewers a viewer does not link to (viewers watch the publishers only), by id. */
@@ -80,7 +86,7 @@ export class Room extends Emitter<RoomEvents> {
     this.identity = identity ?? (await loadIdentity());
     this.credentials = credentials;
     const { signaling, welcome } = await this.connect(server, request);
-    if (welcome.topology && welcome.topology.kind !== "mesh") {
+    if (welcome.topology && !["mesh", "cells"].includes(welcome.topology.kind)) {
       signaling.leave();
       throw new SignalingError("unsupported_topology", `a ${welcome.topology.kind} room needs the Plenum app`, true);
     }
@@ -302,6 +308,11 @@ export class Room extends Emitter<RoomEvents> {
         return this.dismiss(frame.peer);
       case "signal":
         return this.members.get(frame.from)?.signal(frame.payload);
+      case "cell":
+        return this.follow(frame.plan);
+      case "stage":
+        // Empty while we are in the room (it is held in one cell, a full mesh).
+        return;
       case "ice_servers":
         this.iceServers = frame.ice_servers;
         return;
@@ -323,6 +334,17 @@ export class Room extends Emitter<RoomEvents> {
     const peer = new Peer(this.context, me, entry);
     this.members.set(entry.peer, peer);
     peer.start(newcomer);
+  }
+
+  /** A cells room's plan: we link to exactly its members (the smaller id offers, as both
+   * ends compute alike) and drop whoever it no longer names. An older plan is ignored. */
+  private follow(plan: CellPlan): void {
+    const me = this.identity?.id;
+    if (!me || plan.epoch < this.planEpoch) return;
+    this.planEpoch = plan.epoch;
+    const named = new Set(plan.members.map((m) => m.peer));
+    for (const id of [...this.members.keys(), ...this.watchers.keys()]) if (!named.has(id)) this.dismiss(id);
+    for (const entry of plan.members) this.admit(entry, me < entry.peer);
   }
 
   private dismiss(id: string): void {
@@ -360,5 +382,6 @@ export class Room extends Emitter<RoomEvents> {
       ...(this.state === undefined ? [] : [this.stateEnvelope(this.state)]),
     ],
     bye: (peer) => this.dismiss(peer),
+    firstBroadcast: (origin, id) => this.delivered.first(origin, id),
   };
 }

@@ -34,6 +34,14 @@ export interface RosterEntry {
   role?: Role;
 }
 
+/** Our place in a cells room (docs/protocol.md, `cell`): we link to exactly its `members`.
+ * A browser is let only into a cells room that is one cell, and the room stays one cell
+ * while it is there, so it has no bridges. */
+export interface CellPlan {
+  epoch: number;
+  members: RosterEntry[];
+}
+
 export interface IceServer {
   urls: string | string[];
   username?: string;
@@ -83,6 +91,8 @@ export type SignalPayload = OfferPayload | AnswerPayload | CandidatePayload | Re
 /** What the server sends once we are in the room. */
 export type ServerFrame =
   | ({ type: "peer_joined" } & RosterEntry)
+  | { type: "cell"; plan: CellPlan }
+  | { type: "stage" }
   | { type: "peer_left"; peer: string }
   | { type: "signal"; from: string; payload: SignalPayload }
   | { type: "ice_servers"; ice_servers: IceServer[] }
@@ -151,7 +161,9 @@ export class Signaling {
         const frame = parseFrame(e.data);
         if (frame?.type === "hello" && typeof frame.challenge === "string") {
           const proof = await identity.sign(joinMessage(frame.challenge, join.room));
-          socket.send(JSON.stringify({ type: "join", version: SIGNALING_VERSION, ...join, key: identity.key, proof }));
+          // We link only in a full mesh: a cells room holds us only while it is one cell,
+          // and stays one while we are there (docs/protocol.md, `join`).
+          socket.send(JSON.stringify({ type: "join", version: SIGNALING_VERSION, ...join, key: identity.key, proof, mesh_only: true }));
         } else if (frame?.type === "error") {
           fail(new SignalingError(String(frame.code), String(frame.message), true));
         } else if (frame?.type === "welcome") {

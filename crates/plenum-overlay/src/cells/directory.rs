@@ -169,6 +169,9 @@ pub struct CellDirectory {
     load: BTreeMap<PeerId, u32>,
     dirty: BTreeSet<PeerId>,
     queued: VecDeque<PeerId>,
+    /// The room is held in one cell, however many it holds (see
+    /// [`hold_one_cell`](Self::hold_one_cell)).
+    held: bool,
 }
 
 impl CellDirectory {
@@ -186,6 +189,7 @@ impl CellDirectory {
             load: BTreeMap::new(),
             dirty: BTreeSet::new(),
             queued: VecDeque::new(),
+            held: false,
         };
         d.by_size.insert((0, 0));
         d
@@ -226,6 +230,27 @@ impl CellDirectory {
         &self.edges
     }
 
+    /// Holds a room of one cell in one cell, however it grows (a member that can link
+    /// only in a full mesh is in it), or lets it go: a room then over its cell size is
+    /// laid out anew at once. A room of several cells is not held (the server does not
+    /// let such a member into it).
+    pub fn hold_one_cell(&mut self, hold: bool) {
+        let hold = hold && self.layout.cell_count() == 1;
+        if self.held == hold {
+            return;
+        }
+        self.held = hold;
+        let n = self.peers.len();
+        if !hold && n > self.config.cap(n) {
+            self.relayout();
+        }
+    }
+
+    /// Whether the room is held in one cell.
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
     /// A peer enters the room.
     pub fn handle_join(&mut self, peer: PeerSummary) {
         let id = peer.peer.clone();
@@ -234,7 +259,7 @@ impl CellDirectory {
             return;
         }
         let n = self.peers.len() + 1;
-        if n > self.layout.cell_count() as usize * self.config.cap(n) {
+        if !self.held && n > self.layout.cell_count() as usize * self.config.cap(n) {
             self.peers.insert(id, (peer, 0));
             return self.relayout();
         }
@@ -643,6 +668,36 @@ mod tests {
                     .any(|b| &b.peer.peer == y && b.cell == 1)
             );
         }
+    }
+
+    #[test]
+    fn a_held_room_stays_one_cell_past_its_size_and_splits_once_let_go() {
+        let mut d = fixed(6);
+        for i in 0..5 {
+            d.handle_join(summary(i));
+        }
+        drain(&mut d);
+        d.hold_one_cell(true);
+        assert!(d.held());
+        for i in 5..9 {
+            d.handle_join(summary(i));
+        }
+        let plans = drain(&mut d);
+        assert_eq!(d.layout().cell_count(), 1, "held: one cell of nine");
+        assert_eq!(d.epoch(), 1);
+        assert!(
+            plans
+                .iter()
+                .all(|(_, p)| p.members.len() == 9 && p.bridges.is_empty())
+        );
+        // Let go, the nine are laid out anew at once, and everyone is told.
+        d.hold_one_cell(false);
+        assert!(!d.held());
+        assert_eq!(d.layout().cell_count(), 3, "nine in cells two thirds full");
+        assert_eq!(drain(&mut d).len(), 9);
+        // A room of several cells cannot be held.
+        d.hold_one_cell(true);
+        assert!(!d.held());
     }
 
     #[test]
