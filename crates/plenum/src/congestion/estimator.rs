@@ -8,7 +8,8 @@
 //! - the **standing queue** is the least queueing delay of a feedback batch (jitter in the
 //!   receiver's stamping adds to some packets, never to all of them);
 //! - above [`HIGH_QUEUE`] ([`PROBE_QUEUE`] while the link probes) the estimate falls to
-//!   [`BACKOFF`] times what arrived (the rate the bottleneck was seen to drain), and does
+//!   [`BACKOFF`] times what arrived (the rate the bottleneck was seen to drain: over the
+//!   packets that met the standing queue, once there are enough of them), and does
 //!   not fall again until the cut has had a round trip to show, and then only if the queue
 //!   is not draining;
 //! - under [`LOW_QUEUE`] it grows: fast until the first sign of congestion (the path is
@@ -272,6 +273,22 @@ impl PathEstimator {
             .filter(|b| now.saturating_duration_since(b.at) < DRAIN_WINDOW)
             .filter(|b| b.newest_arrival.is_some())
             .collect();
+        // Packets that met a standing queue arrived at the rate the bottleneck drains;
+        // those before it, at the rate we sent. Where the queue has stood long enough to
+        // tell, only they count: a path that narrows sevenfold at once is then followed in
+        // one fall, not in four (each of which moved the camera a layer down, with a
+        // keyframe into the full queue).
+        let standing = recent.iter().rev().take_while(|b| b.queued).count();
+        let from = recent.len().saturating_sub(standing + 1);
+        if let Some(rate) = Self::arrival_rate(&recent[from..]) {
+            return Some(rate);
+        }
+        Self::arrival_rate(&recent)
+    }
+
+    /// The rate `batches` arrived at: their bytes after the first over the time from its
+    /// newest arrival to the last's, if that is long enough to tell.
+    fn arrival_rate(recent: &[&Batch]) -> Option<f64> {
         let (first, last) = (recent.first()?, recent.last()?);
         let span = last.newest_arrival?.checked_sub(first.newest_arrival?)?;
         let bytes: u64 = recent.iter().skip(1).map(|b| b.bytes).sum();
