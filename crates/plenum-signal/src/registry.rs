@@ -686,7 +686,12 @@ impl Registry {
                     self.config.max_peers_per_room
                 };
                 if room.members.len() >= most {
-                    let msg = format!("room {room_name} holds its maximum of {most} peers");
+                    let why = if held && room.topology.is_overlay() {
+                        " while it is one full mesh (a browser guest is in it, or would be)"
+                    } else {
+                        ""
+                    };
+                    let msg = format!("room {room_name} holds its maximum of {most} peers{why}");
                     return self.refuse(conn, ErrorCode::RoomFull, msg, true);
                 }
             }

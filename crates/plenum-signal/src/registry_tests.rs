@@ -1008,6 +1008,29 @@ fn a_cellular_room_with_a_mesh_only_member_stays_one_cell_without_a_stage_until_
 }
 
 #[test]
+fn a_cellular_room_held_by_a_browser_holds_what_a_mesh_room_does() {
+    let mut w = World::new(RegistryConfig {
+        max_peers_per_room: 3,
+        max_peers_per_cellular_room: 10,
+        ..RegistryConfig::default()
+    });
+    w.try_join(1, "big", json!({"topology": {"kind": "cells"}}));
+    w.try_join(2, "big", json!({"name": "guest", "mesh_only": true}));
+    w.join(3, "big", None);
+    let out = w.try_join(4, "big", json!({}));
+    let refused = sent_to(&out, 4);
+    assert_eq!(error_code(&refused), Some(ErrorCode::RoomFull));
+    assert!(
+        matches!(&refused[0], ServerToClient::Error { message, .. } if message.contains("browser guest")),
+        "{refused:?}"
+    );
+    // The browser gone, the room holds what a cells room does.
+    w.frame(2, r#"{"type":"leave"}"#);
+    w.join(4, "big", None);
+    w.join(5, "big", None);
+}
+
+#[test]
 fn the_floor_in_a_room_without_a_stage_is_refused() {
     let mut w = World::new(RegistryConfig::default());
     w.join(1, "mesh", None);

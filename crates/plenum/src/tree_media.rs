@@ -238,12 +238,20 @@ impl TreeMedia {
 
     /// Whose media a track of `peer`'s carries, for the sink, the mix and the figures:
     /// the root's, when `peer` is our parent (it forwards the root's, or is the root);
-    /// otherwise `peer`'s own.
-    pub(crate) fn origin(&self, peer: &PeerId) -> PeerId {
+    /// `peer`'s own from a child, or at the root. `None` while it cannot be told: before
+    /// we have a place (the only link is to the parent-to-be), or from our parent before
+    /// we know the root. Its media then reach nobody: named after the forwarder, the
+    /// root's pictures would show under another's name.
+    pub(crate) fn origin(&self, peer: &PeerId) -> Option<PeerId> {
         let state = self.state();
+        if state.is_root {
+            return Some(peer.clone());
+        }
         match (&state.parent, &state.root) {
-            (Some(parent), Some(root)) if parent == peer => root.clone(),
-            _ => peer.clone(),
+            (Some(parent), Some(root)) if parent == peer => Some(root.clone()),
+            (Some(parent), None) if parent == peer => None,
+            (Some(_), _) => Some(peer.clone()),
+            (None, _) => None,
         }
     }
 

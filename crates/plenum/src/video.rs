@@ -803,8 +803,12 @@ fn decode_frames(
                 ) else {
                     continue;
                 };
-                // Forwarded pictures are the root's, whichever neighbour brought them.
-                let origin = tree.map_or_else(|| peer.clone(), |t| t.origin(peer));
+                // Forwarded pictures are the root's, whichever neighbour brought them (and
+                // shown to nobody until we know whose they are).
+                let Some(origin) = tree.map_or_else(|| Some(peer.clone()), |t| t.origin(peer))
+                else {
+                    continue;
+                };
                 if let Ok(mut receiving) = receiving.lock() {
                     let entry = receiving.entry((origin.clone(), lane)).or_default();
                     entry.0.frame(crate::clock::now());

@@ -467,7 +467,11 @@ async fn read_track(
                         let now = crate::clock::now();
                         let lane = crate::tree_media::AUDIO;
                         crate::tree_media::send(tree.push(&peer, lane, &packet, now)).await;
-                        tree.origin(&peer)
+                        // Played once we know whose voice it is.
+                        let Some(origin) = tree.origin(&peer) else {
+                            continue;
+                        };
+                        origin
                     }
                     None => peer.clone(),
                 };

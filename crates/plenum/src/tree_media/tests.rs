@@ -361,14 +361,10 @@ fn the_root_is_never_on_the_stage_but_passes_it_on() {
 fn what_comes_from_the_parent_is_the_roots_and_the_rest_is_its_senders() {
     let media = TreeMedia::default();
     let t0 = crate::clock::now();
-    assert_eq!(
-        media.origin(&peer("parent")),
-        peer("parent"),
-        "no place yet"
-    );
+    assert_eq!(media.origin(&peer("parent")), None, "no place yet");
     media.route(at(Some(peer("parent")), &[peer("child")], false), t0);
-    assert_eq!(media.origin(&peer("parent")), peer("root"));
-    assert_eq!(media.origin(&peer("child")), peer("child"));
+    assert_eq!(media.origin(&peer("parent")), Some(peer("root")));
+    assert_eq!(media.origin(&peer("child")), Some(peer("child")));
     let unknown = Place {
         root: None,
         ..at(Some(peer("parent")), &[], false)
@@ -376,7 +372,10 @@ fn what_comes_from_the_parent_is_the_roots_and_the_rest_is_its_senders() {
     media.route(unknown, t0);
     assert_eq!(
         media.origin(&peer("parent")),
-        peer("parent"),
-        "the root not known yet"
+        None,
+        "the root not known yet: not the parent's"
     );
+    // At the root, what comes from a child is the child's.
+    media.route(at(None, &[peer("child")], true), t0);
+    assert_eq!(media.origin(&peer("child")), Some(peer("child")));
 }
