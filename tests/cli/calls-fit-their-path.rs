@@ -127,6 +127,16 @@ impl Call {
         }
     }
 
+    /// The sender sends a file: `messages` messages of `bytes` bytes (each numbered) on
+    /// the `file` channel, all at once.
+    fn send_file(&mut self, messages: usize, bytes: usize) {
+        let chunk = "x".repeat(bytes);
+        for i in 0..messages {
+            self.a
+                .cmd(json!({"cmd": "send", "channel": "file", "data": format!("{i:02}{chunk}")}));
+        }
+    }
+
     /// One sample now.
     fn sample(&mut self) -> Second {
         let received = stats(&mut self.b);
@@ -542,11 +552,7 @@ fn a_file_sent_during_a_call_shares_the_path_with_it() {
     let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let mut call = Call::start("file", 75, RATE, 0);
     call.ramp();
-    let chunk = "x".repeat(MESSAGE_BYTES);
-    for i in 0..MESSAGES {
-        call.a
-            .cmd(json!({"cmd": "send", "channel": "file", "data": format!("{i:02}{chunk}")}));
-    }
+    call.send_file(MESSAGES, MESSAGE_BYTES);
     let samples = call.run(MEASURED);
     let (heard, received, _) = call.end();
     let done_after = samples.iter().position(|s| s.file_messages == MESSAGES);
@@ -608,11 +614,7 @@ fn a_file_sent_during_a_voice_call_leaves_the_voice_its_room() {
     let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let mut call = Call::start_with("voicefile", 74, RATE, 0, false);
     call.ramp();
-    let chunk = "x".repeat(MESSAGE_BYTES);
-    for i in 0..MESSAGES {
-        call.a
-            .cmd(json!({"cmd": "send", "channel": "file", "data": format!("{i:02}{chunk}")}));
-    }
+    call.send_file(MESSAGES, MESSAGE_BYTES);
     let samples = call.run(MEASURED);
     let (heard, _, _) = call.end();
     let done_after = samples.iter().position(|s| s.file_messages == MESSAGES);
