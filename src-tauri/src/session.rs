@@ -908,6 +908,15 @@ impl Task {
                 self.stage.set(speaker.as_ref(), name.as_ref());
                 self.emit(self.stage.event()).await;
             }
+            RoomEvent::Seats { presenter, .. } => {
+                // A presenter in another cell: its pictures cross the cells, and the call
+                // shows it a tile of its own.
+                let me = PeerId::new(self.me.id.clone()).ok();
+                if let Some(me) = me {
+                    self.stage.set_presenter(presenter.as_ref(), &me);
+                }
+                self.refresh().await;
+            }
             RoomEvent::State { peer, state } => {
                 // Only a boolean `true` raises a hand; anything else in the state is ignored.
                 if state.get("hand") == Some(&serde_json::Value::Bool(true)) {
@@ -1028,7 +1037,7 @@ impl Task {
             return;
         };
         let mut present: BTreeSet<PeerId> = infos.iter().map(|i| i.peer.clone()).collect();
-        let presenter = self.stage.unlinked_root(|p| present.contains(p));
+        let presenter = self.stage.unlinked_presenter(|p| present.contains(p));
         if let Some((root, _)) = &presenter {
             present.insert(root.clone());
         }

@@ -5,8 +5,11 @@
 //! It also keeps the presenter for a viewer deeper than the root's children: that viewer is
 //! not linked to the root, whose media comes down the tree under the root's id, so the call
 //! shows the root a tile of its own (`PeerState::Presenting`), named as the tree said.
+//! So does a cells room's presenter in another cell, whose pictures cross the cells
+//! (`RoomEvent::Seats`).
 
 use plenum::{DisplayName, PeerId, TreeSendError};
+use plenum_proto::signal::StageSeat;
 
 use crate::types::{CommandError, ErrorKind, StagePeer, UiEvent};
 
@@ -20,6 +23,8 @@ pub(crate) struct TreeStage {
     hands: Vec<StagePeer>,
     /// The tree's root and its name, while it is not us.
     root: Option<(PeerId, String)>,
+    /// A cells room's presenter and its name, while it is not us.
+    presenter: Option<(PeerId, String)>,
 }
 
 fn view(peer: &PeerId, name: Option<&DisplayName>) -> StagePeer {
@@ -60,13 +65,24 @@ impl TreeStage {
         });
     }
 
+    /// A cells room's presenter (`None`: nobody presents), as the server said; `me` is
+    /// never shown as another.
+    pub(crate) fn set_presenter(&mut self, presenter: Option<&StageSeat>, me: &PeerId) {
+        self.presenter = presenter
+            .filter(|p| p.peer != *me)
+            .map(|p| (p.peer.clone(), p.name.as_str().to_owned()));
+    }
+
     /// The presenter to show beside the peers we are linked to (`linked`): the tree's
-    /// root, if it is none of them.
-    pub(crate) fn unlinked_root(
+    /// root, or a cells room's presenter, if it is none of them.
+    pub(crate) fn unlinked_presenter(
         &self,
         linked: impl Fn(&PeerId) -> bool,
     ) -> Option<(PeerId, String)> {
-        self.root.clone().filter(|(root, _)| !linked(root))
+        self.root
+            .clone()
+            .or_else(|| self.presenter.clone())
+            .filter(|(root, _)| !linked(root))
     }
 
     /// What the view shows.
@@ -106,20 +122,44 @@ mod tests {
         stage.set_root(false, Some(root.clone()), None);
         let none = |_: &PeerId| false;
         assert_eq!(
-            stage.unlinked_root(none),
+            stage.unlinked_presenter(none),
             Some((root.clone(), root.short().to_owned()))
         );
         let rita = DisplayName::new("Rita").expect("a name");
         stage.set_root(false, Some(root.clone()), Some(&rita));
         assert_eq!(
-            stage.unlinked_root(none),
+            stage.unlinked_presenter(none),
             Some((root.clone(), "Rita".into()))
         );
         // Linked to it (its child): its own tile is the link's.
-        assert_eq!(stage.unlinked_root(|p| *p == root), None);
+        assert_eq!(stage.unlinked_presenter(|p| *p == root), None);
         // We are the root.
         stage.set_root(true, Some(peer(1)), Some(&rita));
-        assert_eq!(stage.unlinked_root(none), None);
+        assert_eq!(stage.unlinked_presenter(none), None);
+    }
+
+    #[test]
+    fn a_cells_rooms_presenter_is_shown_while_we_are_not_linked_to_it_and_never_ourselves() {
+        let mut stage = TreeStage::default();
+        let me = peer(1);
+        let seat = |n: usize| StageSeat {
+            peer: peer(n),
+            name: DisplayName::new("Pia").expect("a name"),
+            cell: 2,
+        };
+        let none = |_: &PeerId| false;
+        stage.set_presenter(Some(&seat(5)), &me);
+        assert_eq!(
+            stage.unlinked_presenter(none),
+            Some((peer(5), "Pia".into()))
+        );
+        // A cell mate: its own tile is the link's.
+        assert_eq!(stage.unlinked_presenter(|p| *p == peer(5)), None);
+        stage.set_presenter(Some(&seat(1)), &me);
+        assert_eq!(stage.unlinked_presenter(none), None);
+        stage.set_presenter(Some(&seat(5)), &me);
+        stage.set_presenter(None, &me);
+        assert_eq!(stage.unlinked_presenter(none), None);
     }
 
     #[test]

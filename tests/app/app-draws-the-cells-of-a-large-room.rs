@@ -1,7 +1,9 @@
 //! The real app under Xvfb joins a large (cellular) room that sixteen CLI peers created
 //! with cells of at most three: its network panel draws the room's cells, the app's own
 //! cell and its bridges, and follows when the room changes. The screenshot goes to
-//! docs/screenshots/network-cells.png when PLENUM_ARTIFACTS names that directory. And a room
+//! docs/screenshots/network-cells.png when PLENUM_ARTIFACTS names that directory. A peer in
+//! another cell presents: the app shows its tile and the pictures that cross the cells
+//! (docs/screenshots/presenter-across-cells.png). And a room
 //! the app creates as it does by default grows into cells past eight people and back.
 
 use plenum_e2e::app as support;
@@ -66,6 +68,41 @@ fn app_draws_the_cells_of_a_large_room() {
                 .is_empty()
         );
     }
+
+    // A peer the app is not linked to (in another cell) presents the test pattern: the
+    // app shows it a tile of its own, and its pictures, which cross the cells.
+    let far = peers
+        .iter()
+        .position(|p| app.find(&format!(".tile[data-peer='{}']", p.id)).is_none())
+        .expect("a peer the app is not linked to");
+    peers[far]
+        .proc
+        .cmd(serde_json::json!({"cmd": "video", "source": "testsrc:320x180@15"}));
+    peers[far].proc.cmd(serde_json::json!({"cmd": "present"}));
+    let tile = format!(".tile[data-peer='{}']", peers[far].id);
+    wait_for(LONG, "the presenter's tile", || {
+        let name = support::text_of(&app, &format!("{tile} .tile-name"))?;
+        let state = app.attribute(&app.find(&tile)?, "data-state")?;
+        (name == peers[far].name && state == "presenting").then_some(())
+    });
+    let canvas = format!("{tile} canvas.tile-video");
+    wait_for(LONG, "the presenter's test pattern", || {
+        let script = "const c = document.querySelector(arguments[0]);
+            if (!c || !c.width || getComputedStyle(c).display === 'none') return 0;
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const levels = new Set();
+            for (let i = 0; i < d.length; i += 4 * 31) levels.add(d[i] >> 3);
+            return levels.size;";
+        (app.execute(script, serde_json::json!([canvas])).as_u64() > Some(8)).then_some(())
+    });
+    xvfb.screenshot(&artifacts_dir().join("presenter-across-cells.png"));
+    // It stops: the tile goes with it.
+    peers[far]
+        .proc
+        .cmd(serde_json::json!({"cmd": "present", "on": false}));
+    wait_for(LONG, "the presenter's tile gone", || {
+        app.find(&tile).is_none().then_some(())
+    });
 
     // The room grows past its layout (28 peers outgrow nine cells of three): the panel
     // follows the new one.

@@ -6,6 +6,11 @@
 //! stop hearing it. A raised hand takes a seat and gives it back. Six speakers at once:
 //! four are seated and heard in every cell, the two waiting are heard in their own cells
 //! only, and no peer receives more voices than the seats plus its cell mates.
+//!
+//! Then a peer publishing the stamped test pattern presents: every peer of every cell
+//! decodes its pictures, in order and under its name, passed on by the peers between
+//! without decoding, and none decodes any other picture from outside its cell. When it
+//! stops presenting, the other cells stop receiving them and its cell mates go on.
 
 use plenum_e2e::cli as common;
 
@@ -14,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use plenum_media::SAMPLE_RATE;
 use plenum_media::analysis::tone_level_db;
+use plenum_media::{SAMPLE_RATE, VideoFrame, read_stamp};
 use serde_json::{Value, json};
 
 const PEERS: usize = 24;
@@ -39,11 +44,13 @@ fn last_second_level(wav: &Path, hz: f64) -> f64 {
 const HEARD_DB: f64 = -25.0;
 const SILENT_DB: f64 = -45.0;
 
-/// The last `mesh_state` and `seats` of each peer and every broadcast each received.
+/// The last `mesh_state`, `seats` and presenter of each peer and every broadcast each
+/// received.
 #[derive(Default)]
 struct Seen {
     state: BTreeMap<usize, Value>,
     seats: BTreeMap<usize, Value>,
+    presenter: BTreeMap<usize, Option<String>>,
     got: BTreeMap<(usize, u64), u32>,
 }
 
@@ -57,6 +64,8 @@ impl Tally for Seen {
                     }
                     "seats" => {
                         self.seats.insert(i, v["seats"].clone());
+                        let presenter = v["presenter"]["peer"].as_str().map(str::to_owned);
+                        self.presenter.insert(i, presenter);
                     }
                     "mesh_message" => {
                         let nonce = v["data"]["nonce"].as_u64().expect("nonce");
@@ -90,6 +99,45 @@ impl Seen {
                     .collect()
             })
     }
+}
+
+/// The frame counters of the pictures of `sender`'s camera that `dir` holds, in the order
+/// they were saved (files are numbered per sender).
+fn counters(dir: &Path, sender: &str) -> Vec<u32> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&format!("{sender}-")) && !n.contains("-screen-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        // A file still being written reads as an error; it is skipped.
+        .filter_map(|n| VideoFrame::load_png(&dir.join(n)).ok())
+        .map(|p| read_stamp(&p).expect("a stamped picture").counter)
+        .collect()
+}
+
+/// Waits until every peer was told that `presenter` presents (`None`: nobody).
+fn wait_presenter(
+    peers: &mut [Peer],
+    seen: &mut Seen,
+    alive: &BTreeSet<usize>,
+    presenter: Option<&str>,
+) {
+    wait_for(
+        MEDIA_WAIT,
+        &format!("every peer told {presenter:?} presents"),
+        || {
+            seen.collect(peers, alive);
+            alive
+                .iter()
+                .all(|i| seen.presenter.get(i).cloned().flatten().as_deref() == presenter)
+                .then_some(())
+        },
+    );
 }
 
 fn scratch() -> PathBuf {
@@ -168,9 +216,13 @@ fn a_cells_rooms_stage_carries_its_speakers_to_every_cell() {
     let wavs: Vec<PathBuf> = (0..PEERS)
         .map(|i| dir.join(format!("heard-{i}.wav")))
         .collect();
+    let frames: Vec<PathBuf> = (0..PEERS)
+        .map(|i| dir.join(format!("frames-{i}")))
+        .collect();
     let mut peers: Vec<Peer> = (0..PEERS)
         .map(|i| {
             let wav = wavs[i].to_str().expect("utf-8");
+            let saved = frames[i].to_str().expect("utf-8");
             let args = [
                 "--topology",
                 "cells",
@@ -178,6 +230,8 @@ fn a_cells_rooms_stage_carries_its_speakers_to_every_cell() {
                 CELL_SIZE,
                 "--record-audio",
                 wav,
+                "--save-frames",
+                saved,
             ];
             join(&server.url, "stage", &format!("p{i}"), &args)
         })
@@ -352,6 +406,100 @@ fn a_cells_rooms_stage_carries_its_speakers_to_every_cell() {
             );
         }
     }
+    for &i in &speakers {
+        peers[i].proc.cmd(json!({"cmd": "audio", "source": "none"}));
+    }
+    wait_seats(&mut peers, &mut seen, &alive, &[]);
+
+    // A presenter, with the stamped test pattern: its pictures reach every cell.
+    let presenter = PEERS / 2;
+    let presenter_id = peers[presenter].id.clone();
+    peers[presenter]
+        .proc
+        .cmd(json!({"cmd": "video", "source": "testsrc:320x180@15"}));
+    let presented = std::time::Instant::now();
+    peers[presenter].proc.cmd(json!({"cmd": "present"}));
+    wait_presenter(&mut peers, &mut seen, &alive, Some(&presenter_id));
+    // Its voice holds a seat, silent or not.
+    wait_seats(&mut peers, &mut seen, &alive, &[&presenter_id]);
+    let others: Vec<usize> = alive.iter().copied().filter(|i| *i != presenter).collect();
+    for &i in &others {
+        wait_for(
+            MEDIA_WAIT,
+            &format!(
+                "peer {i} (cell {}) saving the presenter's pictures",
+                seen.cell(i)
+            ),
+            || (counters(&frames[i], &presenter_id).len() >= 4).then_some(()),
+        );
+    }
+    let seen_everywhere_ms = presented.elapsed().as_millis() as u64;
+    for &i in &others {
+        let got = counters(&frames[i], &presenter_id);
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "peer {i}'s pictures of the presenter out of order: {got:?}"
+        );
+        // No picture from outside its cell but the presenter's is decoded.
+        peers[i].proc.cmd(json!({"cmd": "stats"}));
+        let stats = peers[i]
+            .proc
+            .expect(Duration::from_secs(10), "stats", |v| event(v) == "stats");
+        let mates = mates(&seen, i);
+        for video in stats["video"].as_array().into_iter().flatten() {
+            let from = video["peer"].as_str().unwrap_or_default();
+            assert!(
+                from == presenter_id || mates.iter().any(|m| peers[*m].id == from),
+                "peer {i} decodes pictures of {from}, neither a cell mate nor the presenter"
+            );
+        }
+    }
+    // It stops presenting: the other cells stop receiving its pictures, its cell mates
+    // (linked to it) go on.
+    peers[presenter]
+        .proc
+        .cmd(json!({"cmd": "present", "on": false}));
+    wait_presenter(&mut peers, &mut seen, &alive, None);
+    let far: Vec<usize> = others
+        .iter()
+        .copied()
+        .filter(|i| seen.cell(*i) != seen.cell(presenter))
+        .collect();
+    let near: Vec<usize> = others
+        .iter()
+        .copied()
+        .filter(|i| seen.cell(*i) == seen.cell(presenter))
+        .collect();
+    let saved = |who: &[usize]| -> BTreeMap<usize, usize> {
+        who.iter()
+            .map(|i| (*i, counters(&frames[*i], &presenter_id).len()))
+            .collect()
+    };
+    // The cell mates go on: each saves four more pictures (twice, the first while what
+    // was on its way to the other cells settles).
+    let mut before = BTreeMap::new();
+    for round in 0..2 {
+        let near_before = saved(&near);
+        for &i in &near {
+            wait_for(
+                MEDIA_WAIT,
+                &format!("cell mate {i} still saving the presenter's pictures"),
+                || (counters(&frames[i], &presenter_id).len() >= near_before[&i] + 4).then_some(()),
+            );
+        }
+        if round == 0 {
+            before = saved(&far);
+        }
+    }
+    let after = saved(&far);
+    for &i in &far {
+        assert!(
+            after[&i] <= before[&i] + 1,
+            "peer {i} in another cell goes on receiving the presenter: {} pictures, then {}",
+            before[&i],
+            after[&i]
+        );
+    }
     println!(
         "{}",
         json!({
@@ -361,6 +509,7 @@ fn a_cells_rooms_stage_carries_its_speakers_to_every_cell() {
             "speaking_to_seated_everywhere_ms": seated_ms,
             "speaking_to_loud_in_every_cell_ms": heard_everywhere_ms,
             "most_voices_received_by_one_peer": most,
+            "presenting_to_pictures_in_every_cell_ms": seen_everywhere_ms,
         })
     );
 }

@@ -121,6 +121,25 @@ describe("CallView", () => {
     call.close();
   });
 
+  it("shows a large room's presenter from another cell first and large, in the participants view", () => {
+    const { call } = view();
+    call.handle({ type: "network", view: { cell: 0, cells: 3, cell_size: 3, bridges: [], known: [] } });
+    call.handle({ type: "roster", peers: [me, ada] });
+    const tiles = document.getElementById("tiles") as HTMLElement;
+    const firstTile = () => tiles.querySelector(".tile")?.getAttribute("data-peer");
+    expect(firstTile()).not.toBe("p9");
+    const pia: PeerView = { ...ada, id: "p9", name: "Pia", state: "presenting", video: true };
+    call.handle({ type: "roster", peers: [me, ada, pia] });
+    expect(firstTile()).toBe("p9");
+    expect(tiles.dataset.layout).toBe("presenter");
+    expect(document.querySelector(".stage")?.getAttribute("data-mode")).toBe("grid");
+    // It stops presenting: its tile goes, the call is laid out as before.
+    call.handle({ type: "roster", peers: [me, ada] });
+    expect(tiles.querySelector(".tile[data-peer='p9']")).toBeNull();
+    expect(tiles.dataset.layout).toBe("grid");
+    call.close();
+  });
+
   it("shows the banner while reconnecting and hides it after", () => {
     const { call } = view();
     const banner = document.querySelector("#banner") as HTMLElement;

@@ -521,9 +521,11 @@ export class CallView {
     const presenters = peers.filter((p) => p.role !== "viewer");
     // The presenters first (their first tile is the large one), then anyone taking part.
     presenters.sort((a, b) => Number(b.role === "publisher") - Number(a.role === "publisher"));
-    // Watching down a tree: its root, the presenter, first and large.
-    const featured = this.presenter !== null && peers.some((p) => p.id === this.presenter);
-    const first = (p: PeerView) => Number(p.id === this.presenter);
+    // Watching down a tree: its root, the presenter, first and large; so is a large room's
+    // presenter from another cell, whose pictures cross the cells.
+    const spotlight = this.presenter ?? peers.find((p) => p.state === "presenting")?.id ?? null;
+    const featured = spotlight !== null && peers.some((p) => p.id === spotlight);
+    const first = (p: PeerView) => Number(p.id === spotlight);
     this.tiles.setStage(this.webinar || featured);
     this.tiles.update(this.webinar ? presenters : featured ? [...peers].sort((a, b) => first(b) - first(a)) : peers);
     this.audience.show(this.webinar);
@@ -700,6 +702,8 @@ export class CallView {
       case "roster": {
         const ids = new Set(event.peers.map((p) => p.id));
         for (const id of this.roster.keys()) if (!ids.has(id)) this.cursors.remove(id);
+        const shows = (peers: Iterable<PeerView>) => [...peers].some((p) => p.state === "presenting");
+        const presenterCame = !shows(this.roster.values()) && shows(event.peers);
         this.roster = new Map(event.peers.map((p) => [p.id, p]));
         this.stats.update(event.peers);
         this.chimes.roster(
@@ -709,8 +713,9 @@ export class CallView {
         for (const p of event.peers) this.cursors.rename(p.id, p.name);
         const presenting = this.tiles.presenting;
         this.showRoster(event.peers);
-        // A screen shared by someone: show it (the participants view, screen large).
-        if (!presenting && this.tiles.presenting) this.setMode("grid");
+        // A screen shared by someone, or a presenter from another cell: show it (the
+        // participants view, the screen or presenter large).
+        if ((!presenting && this.tiles.presenting) || presenterCame) this.setMode("grid");
         this.showLayout();
         this.sendVideoSizes();
         this.updateCount();

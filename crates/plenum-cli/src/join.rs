@@ -240,6 +240,11 @@ enum Command {
         #[serde(default = "raised")]
         raised: bool,
     },
+    /// Present in a cells room (our camera and screen to every cell), or stop.
+    Present {
+        #[serde(default = "raised")]
+        on: bool,
+    },
     /// List our direct links.
     Links {},
     /// Share our state with linked peers (merged into the last when `merge`).
@@ -737,14 +742,17 @@ fn print_event(out: &Out, event: RoomEvent) {
                 (None, _) => "* nobody is on stage".into(),
             },
         ),
-        RoomEvent::Seats { seats } => {
+        RoomEvent::Seats { seats, presenter } => {
             let shown: Vec<String> = seats
                 .iter()
                 .map(|s| s.as_ref().map_or("-".into(), |s| s.name.to_string()))
                 .collect();
+            let presents = presenter
+                .as_ref()
+                .map_or(String::new(), |p| format!("; {} presents", p.name));
             out.event(
-                json!({"event": "seats", "seats": seats}),
-                || format!("* on stage: {}", shown.join(", ")),
+                json!({"event": "seats", "seats": seats, "presenter": presenter}),
+                || format!("* on stage: {}{presents}", shown.join(", ")),
             )
         }
         RoomEvent::TreeLink { peer, edge } => out.event(
@@ -886,6 +894,11 @@ async fn handle_json_command(out: &Out, room: &Room, line: &str) -> bool {
         Command::Hand { raised } => {
             if let Err(e) = room.raise_hand(raised).await {
                 out.error("hand_refused", e.to_string());
+            }
+        }
+        Command::Present { on } => {
+            if let Err(e) = room.present(on).await {
+                out.error("present_refused", e.to_string());
             }
         }
         Command::TreeSend { to, data } => {

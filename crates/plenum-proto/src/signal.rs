@@ -143,7 +143,7 @@ pub enum ClientToServer {
         epoch: u64,
     },
     /// In a cells room: whether the sender wants the stage (its voice to every cell), because
-    /// it speaks or has raised its hand. Sent when either changes; the server answers the
+    /// it speaks or has raised its hand, and whether it presents (its pictures too). Sent when either changes; the server answers the
     /// room with `stage` when the seats change.
     Floor {
         /// Its voice is on (the speaking detector's word, with its hysteresis).
@@ -151,6 +151,9 @@ pub enum ClientToServer {
         /// Its hand is up.
         #[serde(default)]
         hand: bool,
+        /// It presents: its camera and screen are to reach every cell (and its voice).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        presenting: bool,
     },
     /// Leave the room; the server then closes the connection.
     Leave {},
@@ -331,6 +334,10 @@ pub enum ServerToClient {
     Stage {
         /// The seats, always the room's stage size long; `null` for an empty one.
         seats: Vec<Option<StageSeat>>,
+        /// Who presents: its camera and screen reach every cell. One at a time; a second
+        /// that asks waits for the first to stop.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        presenter: Option<StageSeat>,
     },
     /// In a tree room: the receiver is now the root (sent to the first root claimant after
     /// its welcome, and to the standby that takes over from a root that left).

@@ -188,6 +188,33 @@ struct Member {
     mesh_only: bool,
 }
 
+/// A cells room's stage as its members were told it: the seats and the presenter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Told {
+    seats: Vec<Option<StageSeat>>,
+    presenter: Option<StageSeat>,
+}
+
+impl Told {
+    fn empty() -> Self {
+        Self {
+            seats: vec![None; STAGE_SEATS],
+            presenter: None,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.presenter.is_none() && self.seats.iter().all(Option::is_none)
+    }
+
+    fn frame(&self) -> ServerToClient {
+        ServerToClient::Stage {
+            seats: self.seats.clone(),
+            presenter: self.presenter.clone(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Room {
     password: Option<String>,
@@ -197,8 +224,8 @@ struct Room {
     /// The cell plan of a cellular room: its members learn their cell and bridges from
     /// it, not the whole roster.
     cells: Option<CellDirectory>,
-    /// A cellular room's stage, and the seats its members were last told.
-    stage: Option<(StageBoard, Vec<Option<StageSeat>>)>,
+    /// A cellular room's stage, and what its members were last told of it.
+    stage: Option<(StageBoard, Told)>,
     /// Who is root of a tree room, and who stands by.
     tree: Option<TreeRoot>,
     /// Who hosts a host room.
@@ -550,10 +577,19 @@ impl Registry {
             (ClientToServer::ClaimHost { epoch }, Some((room, me))) => {
                 self.claim_host(conn, &room, me, epoch)
             }
-            (ClientToServer::Floor { speaking, hand }, Some((room, me))) => {
+            (
+                ClientToServer::Floor {
+                    speaking,
+                    hand,
+                    presenting,
+                },
+                Some((room, me)),
+            ) => {
                 match self.rooms.get_mut(&room).and_then(|r| r.stage.as_mut()) {
                     Some((board, _)) => {
-                        board.set_wants(&me, speaking || hand);
+                        // A presenter's voice is on the stage too, speaking or not.
+                        board.set_wants(&me, speaking || hand || presenting);
+                        board.set_presenting(&me, presenting);
                         self.stage_changed(&room);
                     }
                     None => self.refuse(
@@ -721,7 +757,7 @@ impl Registry {
                 let seat = matches!(topology, TopologySpec::Host {}).then(HostSeat::new);
                 let stage = cells
                     .is_some()
-                    .then(|| (StageBoard::new(STAGE_SEATS), vec![None; STAGE_SEATS]));
+                    .then(|| (StageBoard::new(STAGE_SEATS), Told::empty()));
                 let room = Room {
                     password,
                     members: BTreeMap::new(),
@@ -1014,37 +1050,41 @@ impl Registry {
         self.stage_changed(room_name)
     }
 
-    /// A cellular room's stage as its members are told it: each seat's holder with its name
-    /// and cell.
-    fn stage_seats(&self, room_name: &RoomName) -> Option<Vec<Option<StageSeat>>> {
+    /// A cellular room's stage as its members are told it: each seat's holder, and the
+    /// presenter, with its name and cell.
+    fn stage_told(&self, room_name: &RoomName) -> Option<Told> {
         let room = self.rooms.get(room_name)?;
         let (board, _) = room.stage.as_ref()?;
         let cells = room.cells.as_ref()?;
-        // A room held in one cell is a full mesh: every voice reaches everyone on its own
-        // track, and a member there (a browser) knows no stage.
+        // A room held in one cell is a full mesh: every voice and picture reaches everyone
+        // on its own tracks, and a member there (a browser) knows no stage.
         if cells.held() {
-            return Some(vec![None; board.seats().len()]);
+            return Some(Told {
+                seats: vec![None; board.seats().len()],
+                presenter: None,
+            });
         }
-        Some(
-            board
+        let seat = |peer: &PeerId| {
+            Some(StageSeat {
+                peer: peer.clone(),
+                name: room.members.get(peer)?.name.clone(),
+                cell: cells.cell_of(peer)?,
+            })
+        };
+        Some(Told {
+            seats: board
                 .seats()
                 .iter()
-                .map(|seat| {
-                    let peer = seat.as_ref()?;
-                    Some(StageSeat {
-                        peer: peer.clone(),
-                        name: room.members.get(peer)?.name.clone(),
-                        cell: cells.cell_of(peer)?,
-                    })
-                })
+                .map(|holder| seat(holder.as_ref()?))
                 .collect(),
-        )
+            presenter: board.presenter().and_then(seat),
+        })
     }
 
     /// Tells every member of a cellular room the stage, if it changed since they were last
     /// told. Returns whether it did.
     fn stage_changed(&mut self, room_name: &RoomName) -> bool {
-        let Some(seats) = self.stage_seats(room_name) else {
+        let Some(told) = self.stage_told(room_name) else {
             return false;
         };
         let Some(room) = self.rooms.get_mut(room_name) else {
@@ -1054,24 +1094,23 @@ impl Registry {
             return false;
         };
         board.take_changed();
-        if *sent == seats {
+        if *sent == told {
             return false;
         }
-        sent.clone_from(&seats);
+        sent.clone_from(&told);
         let conns: Vec<ConnId> = room.members.values().filter_map(|m| m.conn).collect();
         for conn in conns {
-            let seats = seats.clone();
-            self.send(conn, ServerToClient::Stage { seats });
+            self.send(conn, told.frame());
         }
         true
     }
 
     /// Tells a member who joined or came back the stage, if anyone is on it.
     fn tell_stage(&mut self, room_name: &RoomName, conn: ConnId) {
-        if let Some(seats) = self.stage_seats(room_name)
-            && seats.iter().any(Option::is_some)
+        if let Some(told) = self.stage_told(room_name)
+            && !told.is_empty()
         {
-            self.send(conn, ServerToClient::Stage { seats });
+            self.send(conn, told.frame());
         }
     }
 

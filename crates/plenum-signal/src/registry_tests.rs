@@ -909,7 +909,7 @@ fn stages(frames: &[ServerToClient]) -> Vec<Vec<Option<PeerId>>> {
     frames
         .iter()
         .filter_map(|f| match f {
-            ServerToClient::Stage { seats } => Some(
+            ServerToClient::Stage { seats, .. } => Some(
                 seats
                     .iter()
                     .map(|s| s.as_ref().map(|s| s.peer.clone()))
@@ -938,7 +938,7 @@ fn a_cellular_rooms_stage_seats_who_speaks_and_tells_everyone() {
         );
     }
     match sent_to(&out, 1).iter().find_map(|f| match f {
-        ServerToClient::Stage { seats } => seats[0].clone(),
+        ServerToClient::Stage { seats, .. } => seats[0].clone(),
         _ => None,
     }) {
         Some(seat) => {
@@ -966,6 +966,53 @@ fn a_cellular_rooms_stage_seats_who_speaks_and_tells_everyone() {
         stages(&sent_to(&out, 7)),
         vec![vec![None, Some(id(5)), None, None]]
     );
+}
+
+fn presenters(frames: &[ServerToClient]) -> Vec<Option<PeerId>> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerToClient::Stage { presenter, .. } => {
+                Some(presenter.as_ref().map(|s| s.peer.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_cellular_rooms_presenter_is_told_to_everyone_with_a_seat_for_its_voice() {
+    let mut w = World::new(RegistryConfig::default());
+    let cells = json!({"topology": {"kind": "cells", "cell_size": 3}});
+    w.try_join(1, "big", cells);
+    for conn in 2..=6 {
+        w.join(conn, "big", None);
+    }
+    let id = |conn: ConnId| identity(conn).peer_id();
+    let out = w.frame(4, r#"{"type":"floor","speaking":false,"presenting":true}"#);
+    for conn in 1..=6 {
+        let told = sent_to(&out, conn);
+        assert_eq!(presenters(&told), vec![Some(id(4))], "peer {conn}");
+        // Its voice has a seat, silent or not.
+        assert_eq!(stages(&told), vec![vec![Some(id(4)), None, None, None]]);
+    }
+    // A second presenter waits; its voice takes a seat meanwhile.
+    let out = w.frame(2, r#"{"type":"floor","speaking":false,"presenting":true}"#);
+    let told = sent_to(&out, 1);
+    assert_eq!(presenters(&told), vec![Some(id(4))]);
+    assert_eq!(
+        stages(&told),
+        vec![vec![Some(id(4)), Some(id(2)), None, None]]
+    );
+    // A newcomer hears who presents.
+    let out = w.try_join(7, "big", json!({}));
+    assert_eq!(presenters(&sent_to(&out, 7)), vec![Some(id(4))]);
+    // The presenter leaves: the one waiting presents.
+    let out = w.frame(4, r#"{"type":"leave"}"#);
+    assert_eq!(presenters(&sent_to(&out, 7)), vec![Some(id(2))]);
+    let out = w.frame(2, r#"{"type":"floor","speaking":false}"#);
+    assert_eq!(presenters(&sent_to(&out, 1)), vec![None]);
+    assert_eq!(stages(&sent_to(&out, 1)), vec![vec![None; 4]]);
 }
 
 #[test]

@@ -13,11 +13,19 @@
 //! sends it to stop (`prune`); when its source goes, or falls silent, it asks the ones it
 //! stopped to send again (`graft`). So each peer receives each seated voice once, and no
 //! more than the seats besides its own cell's streams.
+//!
+//! **The presenter**: the server names one peer whose camera and screen reach every cell,
+//! on two more lanes (VP8) that travel the same way. Its video task encodes for each link
+//! at the layer that link's estimate allows and writes to the link's presenter tracks;
+//! the peers between pass the packets on through a video `Forwarder` per lane, which
+//! answers a downstream keyframe request by asking upstream (at most once per interval),
+//! and re-anchors each link at the keyframe of a new source.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use plenum_media::Content;
 use plenum_overlay::{Layout, MeshState, STAGE_SEATS};
 use plenum_proto::PeerId;
 use plenum_proto::signal::StageSeat;
@@ -26,6 +34,20 @@ use rtc::rtp::Packet;
 use crate::forward::{Forwarder, Kind};
 use crate::outbound::TrackSender;
 use crate::tree_media::{Out, OwnVoice, Write};
+
+/// The stage's lanes: a voice per seat, then the presenter's camera and screen.
+pub(crate) const LANES: usize = STAGE_SEATS + 2;
+/// The lane of the presenter's camera; its screen's is the next.
+pub(crate) const PRESENTER_CAMERA: usize = STAGE_SEATS;
+
+/// The picture a lane carries: `None` for a voice.
+pub(crate) fn lane_content(lane: usize) -> Option<Content> {
+    match lane.checked_sub(PRESENTER_CAMERA)? {
+        0 => Some(Content::Camera),
+        1 => Some(Content::Screen),
+        _ => None,
+    }
+}
 
 /// A source that sent nothing for this long while its seat is held is given up: the
 /// neighbours we stopped are asked to send again.
@@ -50,7 +72,7 @@ pub(crate) enum ControlError {
     Truncated(usize),
     #[error("unknown stage control op {0}")]
     UnknownOp(u8),
-    #[error("stage control names seat {0}; the stage has {STAGE_SEATS}")]
+    #[error("stage control names lane {0}; the stage has {LANES}")]
     BadSeat(u8),
     #[error("stage control names a holder that is not a peer id")]
     BadHolder,
@@ -72,7 +94,7 @@ impl Control {
         let [op, seat, holder @ ..] = bytes else {
             return Err(ControlError::Truncated(bytes.len()));
         };
-        if usize::from(*seat) >= STAGE_SEATS {
+        if usize::from(*seat) >= LANES {
             return Err(ControlError::BadSeat(*seat));
         }
         let holder = std::str::from_utf8(holder)
@@ -115,14 +137,14 @@ struct Seat {
 }
 
 impl Seat {
-    fn new() -> Self {
+    fn new(kind: Kind) -> Self {
         Self {
             holder: None,
             source: None,
             stopped: BTreeMap::new(),
             stop_us: BTreeSet::new(),
             out: BTreeSet::new(),
-            unit: Forwarder::new(Kind::Audio),
+            unit: Forwarder::new(kind),
             upstream: None,
             own: OwnVoice::new(),
         }
@@ -150,8 +172,9 @@ pub(crate) struct Pushed {
 struct State {
     me: PeerId,
     place: Place,
-    links: HashMap<PeerId, [Option<Out>; STAGE_SEATS]>,
-    seats: [Seat; STAGE_SEATS],
+    links: HashMap<PeerId, [Option<Out>; LANES]>,
+    /// The seats' voices, then the presenter's pictures.
+    seats: [Seat; LANES],
 }
 
 /// A peer's stage forwarding, shared by the driver, the audio task and the track readers.
@@ -172,7 +195,10 @@ impl CellStage {
                 me,
                 place: Place::default(),
                 links: HashMap::new(),
-                seats: std::array::from_fn(|_| Seat::new()),
+                seats: std::array::from_fn(|lane| match lane_content(lane) {
+                    Some(_) => Seat::new(Kind::Video),
+                    None => Seat::new(Kind::Audio),
+                }),
             }),
         }
     }
@@ -216,38 +242,53 @@ impl CellStage {
         self.state().place.bridges.keys().cloned().collect()
     }
 
-    /// The server's seats. Returns the seat that is ours, if one is: our voice then goes on
-    /// it ([`CellStage::push_own`]), not on our cell links' audio tracks.
-    pub(crate) fn set_seats(&self, seats: &[Option<StageSeat>]) -> Option<usize> {
+    /// The server's seats and presenter. Returns the seat that is ours, if one is (our
+    /// voice then goes on it, [`CellStage::push_own`], not on our cell links' audio
+    /// tracks), and whether we present (our video task then writes our camera and screen
+    /// to every cell mate's and bridge's presenter tracks).
+    pub(crate) fn set_seats(
+        &self,
+        seats: &[Option<StageSeat>],
+        presenter: Option<&StageSeat>,
+    ) -> (Option<usize>, bool) {
         let mut state = self.state();
         let state = &mut *state;
         let mut ours = None;
         for (i, seat) in state.seats.iter_mut().enumerate() {
-            let holder = seats.get(i).cloned().flatten().map(|s| (s.peer, s.cell));
-            if holder.as_ref().is_some_and(|(p, _)| *p == state.me) {
+            let holder = match lane_content(i) {
+                Some(_) => presenter.cloned(),
+                None => seats.get(i).cloned().flatten(),
+            };
+            let holder = holder.map(|s| (s.peer, s.cell));
+            if i < STAGE_SEATS && holder.as_ref().is_some_and(|(p, _)| *p == state.me) {
                 ours = Some(i);
             }
             if seat.holder != holder {
                 seat.holder = holder;
                 seat.reset();
+                // Another's stream: each link starts again from its keyframe, and while the
+                // lane is ours, its links are our video task's.
+                for peer in std::mem::take(&mut seat.out) {
+                    seat.unit.remove_link(&peer);
+                }
             }
         }
-        ours
+        let presenting = presenter.is_some_and(|p| p.peer == state.me);
+        (ours, presenting)
     }
 
-    /// Who holds `seat`.
-    #[cfg(test)]
-    pub(crate) fn holder(&self, seat: usize) -> Option<PeerId> {
+    /// Who holds `lane`: a seat's speaker, or the presenter.
+    pub(crate) fn holder(&self, lane: usize) -> Option<PeerId> {
         let state = self.state();
         state
             .seats
-            .get(seat)?
+            .get(lane)?
             .holder
             .as_ref()
             .map(|(p, _)| p.clone())
     }
 
-    /// A link's media is up with these stage tracks (one per seat).
+    /// A link's media is up with these stage tracks (one per lane).
     pub(crate) fn adopt(&self, peer: &PeerId, tracks: &[Option<TrackSender>]) {
         let mut state = self.state();
         let outs = std::array::from_fn(|i| tracks.get(i).and_then(Option::as_ref).map(Out::from));
@@ -327,6 +368,9 @@ impl CellStage {
         let take = valid_source(&state.place, &holder, holder_cell, from)
             && match &s.source {
                 Some((source, _)) if source == from => true,
+                // Straight from the holder: no path is shorter (and the holder is never
+                // told to stop: its video task writes to every neighbour).
+                _ if *from == holder => true,
                 Some((_, heard)) => now.saturating_duration_since(*heard) >= SOURCE_SILENCE,
                 // No source yet: this neighbour is it.
                 None => true,
@@ -404,6 +448,41 @@ impl CellStage {
             }
         }
         words
+    }
+
+    /// The keyframe requests due upstream on a picture lane, if `from` is its source: the
+    /// SSRCs to send a PLI for.
+    pub(crate) fn keyframe_requests(&self, from: &PeerId, lane: usize, now: Instant) -> Vec<u32> {
+        let mut state = self.state();
+        let Some(seat) = state.seats.get_mut(lane) else {
+            return Vec::new();
+        };
+        if seat.source.as_ref().is_none_or(|(s, _)| s != from) {
+            return Vec::new();
+        }
+        seat.unit.due_keyframe_requests(now)
+    }
+
+    /// A neighbour asked for a keyframe on its track with `ssrc`. Returns whether it is a
+    /// presenter track we forward to it (otherwise the request is for our own video).
+    pub(crate) fn keyframe_wanted(&self, peer: &PeerId, ssrc: u32, now: Instant) -> bool {
+        let mut state = self.state();
+        let state = &mut *state;
+        let Some(tracks) = state.links.get(peer) else {
+            return false;
+        };
+        let mut ours = false;
+        let lanes = tracks
+            .iter()
+            .zip(state.seats.iter_mut())
+            .skip(PRESENTER_CAMERA);
+        for (track, seat) in lanes {
+            if track.as_ref().is_some_and(|t| t.ssrc == ssrc) && seat.out.contains(peer) {
+                seat.unit.keyframe_wanted(peer, now);
+                ours = true;
+            }
+        }
+        ours
     }
 
     /// Stage packets forwarded so far, over every seat.

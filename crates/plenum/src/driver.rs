@@ -50,8 +50,9 @@ const MEDIA_STOP: Duration = Duration::from_secs(5);
 /// the stage in a tree room.
 const MAX_TRACKS_PER_LINK: usize = 3;
 const MAX_TRACKS_PER_TREE_LINK: usize = 4;
-/// And a cells room's: a track per seat of the stage besides.
-const MAX_TRACKS_PER_CELLS_LINK: usize = 3 + plenum_overlay::STAGE_SEATS;
+/// And a cells room's: a track per lane of the stage besides (each seat's voice, the
+/// presenter's camera and screen).
+const MAX_TRACKS_PER_CELLS_LINK: usize = 3 + crate::cell_stage::LANES;
 /// Words about the stage's voices waiting to be written to neighbours.
 const STAGE_WORDS_QUEUE: usize = 256;
 
@@ -105,6 +106,12 @@ pub(crate) struct Driver {
     cells_room: bool,
     /// Bridge partners: their links carry the stage, not our own media.
     bridges: BTreeSet<PeerId>,
+    /// The server made us a cells room's presenter: our camera and screen go on every
+    /// link's presenter tracks.
+    presenting: bool,
+    /// We asked to present ([`crate::Room::present`]), or share a screen, which presents.
+    present_asked: bool,
+    screen_shared: bool,
     /// Words about the stage's voices from the track readers, for our neighbours.
     stage_words_tx: mpsc::Sender<(PeerId, crate::cell_stage::Control)>,
     stage_words_rx: mpsc::Receiver<(PeerId, crate::cell_stage::Control)>,
@@ -195,6 +202,9 @@ impl Driver {
             tree_room,
             cells_room,
             bridges: BTreeSet::new(),
+            presenting: false,
+            present_asked: false,
+            screen_shared: false,
             stage_words_tx,
             stage_words_rx,
         };
@@ -327,9 +337,8 @@ impl Driver {
                     self.audio.cells.place(state);
                     self.cells_moved().await;
                 }
-                if let RoomEvent::Seats { seats } = &event {
-                    let ours = self.audio.cells.set_seats(seats);
-                    self.tell_audio(crate::audio::AudioCmd::Seat(ours));
+                if let RoomEvent::Seats { seats, presenter } = &event {
+                    self.stage_told(seats, presenter.as_ref()).await;
                 }
                 if let RoomEvent::Stage { speaker, .. } = &event {
                     let ours =
@@ -390,7 +399,12 @@ impl Driver {
                     self.audio_down(&peer);
                 }
             }
-            Output::MediaUp { peer } => self.media_up(&peer).await,
+            Output::MediaUp { peer } => {
+                if let Some(link) = self.links.get_mut(&peer) {
+                    link.opened = true;
+                }
+                self.media_up(&peer).await;
+            }
             Output::Keyframes { peer } => self.keyframes(&peer),
             Output::StageWord { peer, word } => self.audio.cells.control(&peer, word),
             Output::Pong { id, rtt } => {

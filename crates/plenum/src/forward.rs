@@ -347,6 +347,15 @@ impl<K: Clone + Eq + Hash> Forwarder<K> {
         self.requests.pop_front()
     }
 
+    /// The keyframe requests due upstream at `now` (a wanted one whose gap ended among
+    /// them): the SSRCs to send a PLI for. For an IO shell that looks in as it reads.
+    pub fn due_keyframe_requests(&mut self, now: Instant) -> Vec<u32> {
+        if self.poll_timeout().is_some_and(|at| at <= now) {
+            self.handle_timeout(now);
+        }
+        std::iter::from_fn(|| self.poll_keyframe_request()).collect()
+    }
+
     /// When a keyframe wanted inside the gap may be asked for.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.wanted

@@ -73,6 +73,7 @@ pub use plenum_proto::{ChannelName, DisplayName, PeerId, RoomName};
 pub use room::{Channel, Room, RoomEvents};
 pub use stats::{AudioReport, CallStats, LinkReport, VideoReport};
 pub use types::{
-    JoinError, LinkPath, LinkState, MAX_MESSAGE_BYTES, PeerInfo, PingError, PublishError,
-    RoomClosed, RoomError, RoomEvent, SendError, Target, TreeEdge, TreeSendError, TreeTarget,
+    JoinError, LinkPath, LinkState, MAX_MESSAGE_BYTES, PeerInfo, PingError, PresentError,
+    PublishError, RoomClosed, RoomError, RoomEvent, SendError, Target, TreeEdge, TreeSendError,
+    TreeTarget,
 };

@@ -250,8 +250,11 @@ pub(crate) struct Link {
     pub(crate) stage: Option<LinkTrack>,
     /// Whether the link carries a cells room's stage: one Opus track per seat.
     pub(crate) carries_seats: bool,
-    /// Our Opus tracks for the seats, in seat order (see `cell_stage.rs`).
+    /// Our Opus tracks for the seats, in seat order, then our VP8 tracks for the presenter's
+    /// camera and screen (see `cell_stage.rs`).
     pub(crate) seats: Vec<LinkTrack>,
+    /// Whether the link's media came up (its tracks went to the media tasks once).
+    pub(crate) opened: bool,
     /// The readers of the peer's tracks: aborted when the link closes.
     pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Tracks the peer offered beyond [`crate::driver`]'s bound, left unread.
@@ -264,9 +267,16 @@ pub(crate) struct Link {
 /// ids are `{label}-{peer id}`.
 pub(crate) const SEAT_LABEL: &str = "seat";
 
-/// The seat a track carries, from its id (`seat2-...`), in a cells room.
+/// The labels of a cells room's presenter tracks: its camera's and its screen's (VP8).
+pub(crate) const PRESENTER_LABELS: [&str; 2] = ["pcamera", "pscreen"];
+
+/// The stage lane a track carries, from its id, in a cells room: a seat's voice
+/// (`seat2-...`: 2), or the presenter's camera or screen (the lanes after the seats).
 pub(crate) fn seat_of(track_id: &str) -> Option<usize> {
     let (label, _) = track_id.split_once('-')?;
+    if let Some(i) = PRESENTER_LABELS.iter().position(|l| *l == label) {
+        return Some(plenum_overlay::STAGE_SEATS + i);
+    }
     let seat: usize = label.strip_prefix(SEAT_LABEL)?.parse().ok()?;
     (seat < plenum_overlay::STAGE_SEATS).then_some(seat)
 }
@@ -433,6 +443,7 @@ impl Link {
             stage: None,
             carries_seats: false,
             seats: Vec::new(),
+            opened: false,
             tasks: Vec::new(),
             refused_tracks: 0,
             stats,
@@ -458,6 +469,9 @@ impl Link {
             for seat in 0..plenum_overlay::STAGE_SEATS {
                 let track = self.add_track(me, &format!("{SEAT_LABEL}{seat}")).await?;
                 self.seats.push(track);
+            }
+            for label in PRESENTER_LABELS {
+                self.seats.push(self.add_track(me, label).await?);
             }
         }
         Ok(())
@@ -798,6 +812,23 @@ mod tests {
         let data_only = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:data\r\n";
         assert_eq!(super::first_mid(data_only).as_deref(), Some("data"));
         assert_eq!(super::first_mid("v=0\r\n"), None);
+    }
+
+    #[test]
+    fn stage_tracks_are_told_by_their_ids() {
+        use plenum_overlay::STAGE_SEATS;
+        let id = "0123456789abcdef";
+        assert_eq!(super::seat_of(&format!("seat0-{id}")), Some(0));
+        assert_eq!(super::seat_of(&format!("seat3-{id}")), Some(3));
+        assert_eq!(super::seat_of(&format!("pcamera-{id}")), Some(STAGE_SEATS));
+        assert_eq!(
+            super::seat_of(&format!("pscreen-{id}")),
+            Some(STAGE_SEATS + 1)
+        );
+        // A seat past the stage, our own lanes, a browser's ids: none.
+        for other in ["seat4-", "seat-", "audio-", "video-", "screen-", "6f1e", ""] {
+            assert_eq!(super::seat_of(&format!("{other}{id}")), None, "{other}");
+        }
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crate::config::RoomConfig;
 use crate::driver::{Command, Driver};
 pub use crate::events::RoomEvents;
 use crate::types::{
-    JoinError, LinkState, MAX_MESSAGE_BYTES, PeerInfo, PingError, PublishError, RoomClosed,
-    SendError, Target, TreeSendError, TreeTarget,
+    JoinError, LinkState, MAX_MESSAGE_BYTES, PeerInfo, PingError, PresentError, PublishError,
+    RoomClosed, SendError, Target, TreeSendError, TreeTarget,
 };
 
 const COMMAND_QUEUE: usize = 256;
@@ -93,10 +93,10 @@ impl Room {
             config.voice_processing,
             opus,
             std::sync::Arc::clone(&tree),
-            cells,
+            std::sync::Arc::clone(&cells),
         );
         let (video, video_thread) =
-            crate::video::spawn(events_tx.clone(), config.video_bitrate_kbps, tree);
+            crate::video::spawn(events_tx.clone(), config.video_bitrate_kbps, (tree, cells));
         let driver = Driver::new(
             config,
             signal,
@@ -175,6 +175,21 @@ impl Room {
     pub async fn raise_hand(&self, raised: bool) -> Result<(), TreeSendError> {
         self.tree_command(|reply| Command::Hand { raised, reply })
             .await
+    }
+
+    /// In a cells room: presents (or stops). The server names one presenter at a time
+    /// (another that asks waits for it to stop) and tells every member
+    /// ([`RoomEvent::Seats`]); the presenter's camera and screen then reach every cell,
+    /// passed on by the peers between without decoding, and its voice holds a seat.
+    /// Sharing a screen asks for it too, until the screen stops. Any other room:
+    /// [`PresentError::NotCells`].
+    pub async fn present(&self, on: bool) -> Result<(), PresentError> {
+        let (reply, result) = oneshot::channel();
+        let command = Command::Present { on, reply };
+        if self.commands.send(command).await.is_err() {
+            return Err(PresentError::Closed);
+        }
+        result.await.map_err(|_| PresentError::Closed)?
     }
 
     /// Sends a tree command and waits for its answer.

@@ -245,6 +245,18 @@ pub(crate) struct RoomCore {
 pub(crate) struct Floor {
     pub(crate) speaking: bool,
     pub(crate) hand: bool,
+    pub(crate) presenting: bool,
+}
+
+impl Floor {
+    /// The frame that tells the server.
+    pub(crate) fn frame(self) -> ClientToServer {
+        ClientToServer::Floor {
+            speaking: self.speaking,
+            hand: self.hand,
+            presenting: self.presenting,
+        }
+    }
 }
 
 /// What a core is made with.

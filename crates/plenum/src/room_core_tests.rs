@@ -1097,7 +1097,18 @@ fn a_tree_gives_up_a_silent_parent_at_once_and_rejoins() {
 fn floors(out: &[Output]) -> Vec<(bool, bool)> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Server(ClientToServer::Floor { speaking, hand }) => Some((*speaking, *hand)),
+            Output::Server(ClientToServer::Floor { speaking, hand, .. }) => {
+                Some((*speaking, *hand))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn presenting(out: &[Output]) -> Vec<bool> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Server(ClientToServer::Floor { presenting, .. }) => Some(*presenting),
             _ => None,
         })
         .collect()
@@ -1131,19 +1142,46 @@ fn in_a_cells_room_our_voice_and_hand_ask_the_server_for_a_seat_and_ask_again_af
     );
     core.handle_input(t0, Input::ServerBack { peers: Vec::new() });
     assert_eq!(floors(&drain(&mut core)), [(false, true)]);
-    // The server's seats are the room's event.
+    // Presenting is asked for beside the rest, and asked again after a restart too.
+    core.set_presenting(true);
+    assert_eq!(presenting(&drain(&mut core)), [true]);
+    core.handle_input(
+        t0,
+        Input::ServerLost {
+            reason: "gone".into(),
+        },
+    );
+    core.handle_input(t0, Input::ServerBack { peers: Vec::new() });
+    let out = drain(&mut core);
+    assert_eq!(
+        (floors(&out), presenting(&out)),
+        (vec![(false, true)], vec![true])
+    );
+    // The server's seats and presenter are the room's event.
     let seats = vec![None, None, None, None];
-    core.handle_input(t0, Input::Server(ServerToClient::Stage { seats }));
+    let presenter = Some(plenum_proto::signal::StageSeat {
+        peer: peer(7),
+        name: plenum_proto::DisplayName::new("shows").unwrap(),
+        cell: 1,
+    });
+    let stage = ServerToClient::Stage {
+        seats,
+        presenter: presenter.clone(),
+    };
+    core.handle_input(t0, Input::Server(stage));
     let out = drain(&mut core);
     assert!(
-        out.iter()
-            .any(|o| matches!(o, Output::Event(RoomEvent::Seats { seats }) if seats.len() == 4)),
+        out.iter().any(
+            |o| matches!(o, Output::Event(RoomEvent::Seats { seats, presenter: p })
+            if seats.len() == 4 && *p == presenter)
+        ),
         "{out:?}"
     );
     // A room that is not cellular has no stage: our voice asks for nothing.
     let (mut mesh, _) = self::core(Role::Both);
     drain(&mut mesh);
     mesh.set_speaking(true);
+    mesh.set_presenting(true);
     assert!(floors(&drain(&mut mesh)).is_empty());
 }
 

@@ -325,11 +325,7 @@ impl TreeMedia {
         if state.parent.as_ref() != Some(from) {
             return Vec::new();
         }
-        let unit = &mut state.lanes[lane];
-        if unit.poll_timeout().is_some_and(|at| at <= now) {
-            unit.handle_timeout(now);
-        }
-        std::iter::from_fn(|| unit.poll_keyframe_request()).collect()
+        state.lanes[lane].due_keyframe_requests(now)
     }
 
     /// A child asked for a keyframe on the track with `ssrc`. Returns whether it was a

@@ -293,6 +293,8 @@ pub enum RoomEvent {
     Seats {
         /// The seats, in order; a seat's voice keeps its seat while it speaks.
         seats: Vec<Option<plenum_proto::signal::StageSeat>>,
+        /// Who presents: its camera and screen reach every cell ([`crate::Room::present`]).
+        presenter: Option<plenum_proto::signal::StageSeat>,
     },
     /// A tree link opened or closed.
     TreeLink {
@@ -493,6 +495,18 @@ pub enum RoomError {
         /// What did not match.
         reason: String,
     },
+}
+
+/// Why [`crate::Room::present`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PresentError {
+    /// Only a cells room has a presenter: in any other, whoever links to us sees what we
+    /// publish already.
+    #[error("the room is not a cells room: whoever links to this peer sees its video already")]
+    NotCells,
+    /// The room is closed.
+    #[error("the room is closed")]
+    Closed,
 }
 
 /// Why a stream could not be published.

@@ -91,6 +91,76 @@ pub(crate) struct VideoHandle {
 pub(crate) type Receiving =
     Arc<Mutex<HashMap<(PeerId, Content), (crate::stats::FrameClock, (u32, u32))>>>;
 
+/// What a remote video track's reader passes packets through, and whom its pictures are
+/// named after.
+#[derive(Clone)]
+pub(crate) enum Relay {
+    /// A peer's own track: its pictures are its own.
+    Own,
+    /// A tree room's link: what our parent sends goes on to our children, and is the
+    /// root's.
+    Tree(Arc<TreeMedia>),
+    /// A presenter lane of a cells room's stage: passed on along the cells when this
+    /// neighbour is the lane's source (a copy is dropped and its sender told to stop), and
+    /// the presenter's.
+    Stage {
+        cells: Arc<crate::cell_stage::CellStage>,
+        lane: usize,
+        words: mpsc::Sender<(PeerId, crate::cell_stage::Control)>,
+    },
+}
+
+impl Relay {
+    /// Passes a packet of `from`'s on (on the tree's `lane`); returns whether it is to be
+    /// decoded here.
+    async fn packet(
+        &self,
+        from: &PeerId,
+        lane: Content,
+        packet: &rtc::rtp::Packet,
+        now: Instant,
+    ) -> bool {
+        match self {
+            Self::Own => true,
+            Self::Tree(tree) => {
+                let lane = crate::tree_media::video_lane(lane);
+                crate::tree_media::send(tree.push(from, lane, packet, now)).await;
+                true
+            }
+            Self::Stage { cells, lane, words } => {
+                let pushed = cells.push(from, *lane, packet, now);
+                for word in pushed.controls {
+                    if words.try_send(word).is_err() {
+                        tracing::debug!("stage word dropped; the next copy asks again");
+                    }
+                }
+                crate::tree_media::send(pushed.writes).await;
+                pushed.play.is_some()
+            }
+        }
+    }
+
+    /// The keyframe requests due upstream through `from`'s link: the SSRCs to ask for.
+    fn keyframe_requests(&self, from: &PeerId, lane: Content, now: Instant) -> Vec<u32> {
+        match self {
+            Self::Own => Vec::new(),
+            Self::Tree(tree) => {
+                tree.keyframe_requests(from, crate::tree_media::video_lane(lane), now)
+            }
+            Self::Stage { cells, lane, .. } => cells.keyframe_requests(from, *lane, now),
+        }
+    }
+
+    /// Whose pictures `from`'s track carries; `None` while it cannot be told.
+    fn origin(&self, from: &PeerId) -> Option<PeerId> {
+        match self {
+            Self::Own => Some(from.clone()),
+            Self::Tree(tree) => tree.origin(from),
+            Self::Stage { cells, lane, .. } => cells.holder(*lane),
+        }
+    }
+}
+
 /// Where a remote track's reader and decoder hand what they make.
 pub(crate) struct TrackEnds {
     pub(crate) sink: SharedSink,
@@ -212,6 +282,8 @@ struct Task {
     bitrate_kbps: Option<u32>,
     /// Links we forward to: their keyframe requests go to the forwarding unit.
     tree: Arc<TreeMedia>,
+    /// And links we pass a cells room's presenter on to.
+    cells: Arc<crate::cell_stage::CellStage>,
 }
 
 /// Starts a room's video task on a thread of its own (encoding is CPU work that must not
@@ -219,7 +291,7 @@ struct Task {
 pub(crate) fn spawn(
     events: crate::events::EventSender,
     bitrate_kbps: Option<u32>,
-    tree: Arc<TreeMedia>,
+    (tree, cells): (Arc<TreeMedia>, Arc<crate::cell_stage::CellStage>),
 ) -> (VideoHandle, crate::media_thread::MediaThread) {
     let (cmds, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (keyframes, keyframe_rx) = mpsc::channel(KEYFRAME_QUEUE);
@@ -229,6 +301,7 @@ pub(crate) fn spawn(
         epoch: crate::clock::now(),
         bitrate_kbps,
         tree: Arc::clone(&tree),
+        cells,
     };
     let thread =
         crate::media_thread::MediaThread::spawn("plenum-video", task.run(cmd_rx, keyframe_rx));
@@ -318,7 +391,9 @@ impl Task {
     /// A request names our SSRC on that link; an unknown one asks both lanes. One from a
     /// link we forward to goes to the forwarding unit.
     fn keyframe_asked(&mut self, peer: &PeerId, ssrc: u32) {
-        if self.tree.keyframe_wanted(peer, ssrc, crate::clock::now()) {
+        let now = crate::clock::now();
+        if self.tree.keyframe_wanted(peer, ssrc, now) || self.cells.keyframe_wanted(peer, ssrc, now)
+        {
             return;
         }
         let known = self.lanes.iter().any(|l| {
@@ -667,9 +742,8 @@ pub(crate) async fn read_track(
     lane: Content,
     track: Arc<dyn TrackRemote>,
     ends: TrackEnds,
-    tree: Option<Arc<TreeMedia>>,
+    relay: Relay,
 ) {
-    let tree_lane = crate::tree_media::video_lane(lane);
     let TrackEnds {
         sink,
         events,
@@ -680,7 +754,7 @@ pub(crate) async fn read_track(
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let decoder = {
         let (peer, lost) = (peer.clone(), Arc::clone(&lost));
-        let tree = tree.clone();
+        let relay = relay.clone();
         std::thread::Builder::new()
             .name(format!("vp8-{}", peer.short()))
             .spawn(move || {
@@ -689,7 +763,7 @@ pub(crate) async fn read_track(
                     events,
                     receiving: book,
                 };
-                decode_frames(&peer, lane, &frames_rx, &ends, &lost, tree.as_deref())
+                decode_frames(&peer, lane, &frames_rx, &ends, &lost, &relay)
             })
     };
     let decoder = match decoder {
@@ -703,14 +777,17 @@ pub(crate) async fn read_track(
     let mut poll = tokio::time::interval(Duration::from_millis(50));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     request_keyframe(&*track, media_ssrc, &mut last_request).await;
+    // Whether the last packet was ours to decode (a stage copy is not; nor asked a
+    // keyframe of).
+    let mut decoding = true;
     loop {
         let frames = tokio::select! {
             event = track.poll() => match event {
                 Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
                     media_ssrc.get_or_insert(packet.header.ssrc);
-                    if let Some(tree) = &tree {
-                        let now = crate::clock::now();
-                        crate::tree_media::send(tree.push(&peer, tree_lane, &packet, now)).await;
+                    decoding = relay.packet(&peer, lane, &packet, crate::clock::now()).await;
+                    if !decoding {
+                        continue;
                     }
                     reassembler.push(
                         packet.header.sequence_number,
@@ -738,13 +815,11 @@ pub(crate) async fn read_track(
         if lost.swap(false, std::sync::atomic::Ordering::AcqRel) {
             reassembler.lose();
         }
-        if reassembler.take_keyframe_request() || reassembler.waiting() {
+        if decoding && (reassembler.take_keyframe_request() || reassembler.waiting()) {
             request_keyframe(&*track, media_ssrc, &mut last_request).await;
         }
-        if let Some(tree) = &tree {
-            for ssrc in tree.keyframe_requests(&peer, tree_lane, crate::clock::now()) {
-                send_pli(&*track, ssrc).await;
-            }
+        for ssrc in relay.keyframe_requests(&peer, lane, crate::clock::now()) {
+            send_pli(&*track, ssrc).await;
         }
     }
     drop(frames_tx);
@@ -777,7 +852,7 @@ fn decode_frames(
     frames: &std::sync::mpsc::Receiver<Bytes>,
     ends: &TrackEnds,
     lost: &std::sync::atomic::AtomicBool,
-    tree: Option<&TreeMedia>,
+    relay: &Relay,
 ) -> u64 {
     let TrackEnds {
         sink,
@@ -803,10 +878,9 @@ fn decode_frames(
                 ) else {
                     continue;
                 };
-                // Forwarded pictures are the root's, whichever neighbour brought them (and
-                // shown to nobody until we know whose they are).
-                let Some(origin) = tree.map_or_else(|| Some(peer.clone()), |t| t.origin(peer))
-                else {
+                // Forwarded pictures are the root's or the presenter's, whichever neighbour
+                // brought them (and shown to nobody until we know whose they are).
+                let Some(origin) = relay.origin(peer) else {
                     continue;
                 };
                 if let Ok(mut receiving) = receiving.lock() {

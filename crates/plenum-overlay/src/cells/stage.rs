@@ -4,6 +4,10 @@
 //! seat is taken; a seat that empties goes to the first in the queue. A seat's holder keeps
 //! it until it no longer wants it or leaves: the hysteresis is the speaking detector's,
 //! whose "not speaking" comes after seconds of quiet.
+//!
+//! Beside the seats, one presenter: a peer whose camera and screen reach every cell. It
+//! holds the place until it stops presenting or leaves; another that asks meanwhile waits
+//! in a queue of its own and takes over when the place empties.
 
 use std::collections::VecDeque;
 
@@ -18,6 +22,9 @@ pub struct StageBoard {
     seats: Vec<Option<PeerId>>,
     /// Who wants the stage and has no seat, first first.
     waiting: VecDeque<PeerId>,
+    presenter: Option<PeerId>,
+    /// Who asked to present while another did, first first.
+    presenters_waiting: VecDeque<PeerId>,
     changed: bool,
 }
 
@@ -27,6 +34,8 @@ impl StageBoard {
         Self {
             seats: vec![None; seats.max(1)],
             waiting: VecDeque::new(),
+            presenter: None,
+            presenters_waiting: VecDeque::new(),
             changed: false,
         }
     }
@@ -41,7 +50,34 @@ impl StageBoard {
         self.waiting.iter()
     }
 
-    /// Whether the seats changed since the last call.
+    /// Who presents.
+    pub fn presenter(&self) -> Option<&PeerId> {
+        self.presenter.as_ref()
+    }
+
+    /// `peer` presents (`true`) or no longer does.
+    pub fn set_presenting(&mut self, peer: &PeerId, presenting: bool) {
+        let holds = self.presenter.as_ref() == Some(peer);
+        match (presenting, holds) {
+            (true, true) => {}
+            (true, false) if self.presenter.is_none() => {
+                self.presenter = Some(peer.clone());
+                self.changed = true;
+            }
+            (true, false) => {
+                if !self.presenters_waiting.contains(peer) {
+                    self.presenters_waiting.push_back(peer.clone());
+                }
+            }
+            (false, true) => {
+                self.presenter = self.presenters_waiting.pop_front();
+                self.changed = true;
+            }
+            (false, false) => self.presenters_waiting.retain(|p| p != peer),
+        }
+    }
+
+    /// Whether the seats or the presenter changed since the last call.
     pub fn take_changed(&mut self) -> bool {
         std::mem::take(&mut self.changed)
     }
@@ -71,9 +107,11 @@ impl StageBoard {
         }
     }
 
-    /// `peer` left the room: its seat goes to the first waiting, or empties.
+    /// `peer` left the room: its seat goes to the first waiting, or empties; so does the
+    /// presenter's place if it held it.
     pub fn handle_leave(&mut self, peer: &PeerId) {
         self.set_wants(peer, false);
+        self.set_presenting(peer, false);
     }
 }
 
@@ -134,6 +172,37 @@ mod tests {
         assert_eq!(board.waiting().count(), 0);
         board.set_wants(&peer(4), false);
         assert_eq!(seated(&board), [Some(3), None]);
+    }
+
+    #[test]
+    fn one_presents_at_a_time_and_the_next_takes_over_when_it_stops_or_leaves() {
+        let mut board = StageBoard::new(4);
+        let presenter = |b: &StageBoard| {
+            b.presenter()
+                .map(|p| u32::from_str_radix(p.as_str(), 16).unwrap())
+        };
+        board.set_presenting(&peer(1), true);
+        assert!(board.take_changed());
+        assert_eq!(presenter(&board), Some(1));
+        // A second waits; asking again changes nothing.
+        board.set_presenting(&peer(2), true);
+        board.set_presenting(&peer(3), true);
+        board.set_presenting(&peer(2), true);
+        assert!(!board.take_changed());
+        assert_eq!(presenter(&board), Some(1));
+        // The seats are apart from the presenter.
+        board.set_wants(&peer(1), false);
+        assert_eq!(presenter(&board), Some(1));
+        board.set_presenting(&peer(1), false);
+        assert!(board.take_changed());
+        assert_eq!(presenter(&board), Some(2));
+        // One that gives up waiting is not made presenter later.
+        board.set_presenting(&peer(3), false);
+        board.handle_leave(&peer(2));
+        assert!(board.take_changed());
+        assert_eq!(presenter(&board), None);
+        board.set_presenting(&peer(4), false);
+        assert!(!board.take_changed());
     }
 
     #[test]

@@ -12,22 +12,26 @@ use rtc::rtp::{Header, Packet};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 
-use super::{CellStage, Control, ControlError, SOURCE_SILENCE, STAGE_SEATS};
+use super::{CellStage, Control, ControlError, LANES, PRESENTER_CAMERA, SOURCE_SILENCE};
 use crate::outbound::TrackSender;
 
 fn peer(name: &str) -> PeerId {
     PeerId::new(format!("{name:0<8}")).expect("a peer id")
 }
 
-/// A link's stage tracks; seat `i`'s SSRC is `base + i`.
+/// A link's stage tracks; lane `i`'s SSRC is `base + i`.
 fn tracks(base: u32) -> Vec<Option<TrackSender>> {
-    (0..STAGE_SEATS)
+    (0..LANES)
         .map(|i| {
+            let kind = match super::lane_content(i) {
+                Some(_) => RtpCodecKind::Video,
+                None => RtpCodecKind::Audio,
+            };
             let track = MediaStreamTrack::new(
                 "stream".to_owned(),
                 format!("stage{i}-{base}"),
                 "label".to_owned(),
-                RtpCodecKind::Audio,
+                kind,
                 vec![],
             );
             let track = TrackLocalStaticSample::new(crate::clock::now(), track).expect("a track");
@@ -92,7 +96,10 @@ fn went_to(writes: &[super::Write]) -> Vec<u32> {
 fn a_voice_from_the_cell_it_enters_by_floods_the_cell_and_a_copy_is_stopped() {
     let stage = stage();
     let now = crate::clock::now();
-    assert_eq!(stage.set_seats(&[seat("h", 0), None, None, None]), None);
+    assert_eq!(
+        stage.set_seats(&[seat("h", 0), None, None, None], None),
+        (None, false)
+    );
     // Over the bridge from cell 0 (we are an entry): to both cell mates, not on to cell 2
     // (cell 0 reaches it itself).
     let pushed = stage.push(&peer("x"), 0, &voice(7, 1), now);
@@ -128,7 +135,7 @@ fn a_voice_from_the_cell_it_enters_by_floods_the_cell_and_a_copy_is_stopped() {
 fn a_voice_from_our_cell_comes_from_its_speaker_and_goes_over_every_bridge() {
     let stage = stage();
     let now = crate::clock::now();
-    stage.set_seats(&[None, seat("a", 1), None, None]);
+    stage.set_seats(&[None, seat("a", 1), None, None], None);
     let pushed = stage.push(&peer("a"), 1, &voice(9, 1), now);
     assert_eq!(pushed.play, Some(peer("a")));
     assert_eq!(
@@ -151,7 +158,10 @@ fn a_voice_from_our_cell_comes_from_its_speaker_and_goes_over_every_bridge() {
 fn our_seat_goes_to_every_neighbour_but_those_that_stopped_us() {
     let stage = stage();
     let now = crate::clock::now();
-    assert_eq!(stage.set_seats(&[None, None, seat("m", 1), None]), Some(2));
+    assert_eq!(
+        stage.set_seats(&[None, None, seat("m", 1), None], None),
+        (Some(2), false)
+    );
     let writes = stage.push_own(2, vec![1, 2, 3].into(), now);
     assert_eq!(went_to(&writes), [1, 2, 3, 4]);
     // Each link's copy carries that link's own track.
@@ -175,7 +185,7 @@ fn our_seat_goes_to_every_neighbour_but_those_that_stopped_us() {
         [1, 2, 3, 4]
     );
     // Not ours any more: nothing goes.
-    stage.set_seats(&[None, None, seat("b", 1), None]);
+    stage.set_seats(&[None, None, seat("b", 1), None], None);
     assert!(stage.push_own(2, vec![6].into(), now).is_empty());
 }
 
@@ -183,7 +193,7 @@ fn our_seat_goes_to_every_neighbour_but_those_that_stopped_us() {
 fn a_lost_source_asks_the_stopped_to_send_and_a_new_holder_starts_afresh() {
     let stage = stage();
     let now = crate::clock::now();
-    stage.set_seats(&[seat("h", 0), None, None, None]);
+    stage.set_seats(&[seat("h", 0), None, None, None], None);
     stage.push(&peer("x"), 0, &voice(7, 1), now);
     let copy = stage.push(&peer("b"), 0, &voice(8, 1), now);
     assert_eq!(copy.controls.len(), 1);
@@ -195,7 +205,7 @@ fn a_lost_source_asks_the_stopped_to_send_and_a_new_holder_starts_afresh() {
     let pushed = stage.push(&peer("b"), 0, &voice(8, 2), now);
     assert_eq!(pushed.play, Some(peer("h")));
     // Another holder: the seat's tree is new; whoever sends first is the source.
-    stage.set_seats(&[seat("g", 2), None, None, None]);
+    stage.set_seats(&[seat("g", 2), None, None, None], None);
     assert_eq!(stage.holder(0), Some(peer("g")));
     // Cell 2's voice enters cell 1 over the bridge to y.
     let pushed = stage.push(&peer("y"), 0, &voice(11, 1), now);
@@ -219,8 +229,8 @@ fn stage_words_round_trip_and_broken_ones_are_errors() {
     }
     assert_eq!(Control::decode(&[0]), Err(ControlError::Truncated(1)));
     assert_eq!(
-        Control::decode(b"\x00\x09h0000000"),
-        Err(ControlError::BadSeat(9))
+        Control::decode(b"\x00\x06h0000000"),
+        Err(ControlError::BadSeat(6))
     );
     assert_eq!(
         Control::decode(b"\x07\x00h0000000"),
@@ -231,4 +241,106 @@ fn stage_words_round_trip_and_broken_ones_are_errors() {
         Control::decode(b"\x00\x00\xff\xfe"),
         Err(ControlError::BadHolder)
     );
+}
+
+/// One picture of the presenter's camera as `parts` VP8 packets on `ssrc` (a keyframe if
+/// `key`), numbered from `seq`.
+fn picture(ssrc: u32, seq: u16, key: bool, parts: u16) -> Vec<Packet> {
+    (0..parts)
+        .map(|i| {
+            let mut payload = vec![0xab_u8; 40];
+            // VP8 payload descriptor: S on the first packet; the frame's first byte has bit
+            // 0 clear on a keyframe.
+            payload[0] = if i == 0 { 0x10 } else { 0x00 };
+            payload[1] = if key { 0x00 } else { 0x01 };
+            Packet {
+                header: Header {
+                    version: 2,
+                    marker: i + 1 == parts,
+                    payload_type: 96,
+                    sequence_number: seq.wrapping_add(i),
+                    timestamp: u32::from(seq) * 3000,
+                    ssrc,
+                    ..Header::default()
+                },
+                payload: payload.into(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_presenters_pictures_cross_the_cells_from_a_keyframe_and_keyframe_requests_go_upstream() {
+    let stage = stage();
+    let now = crate::clock::now();
+    let camera = PRESENTER_CAMERA;
+    // The presenter is in cell 0: its pictures enter our cell over the bridge to x.
+    assert_eq!(
+        stage.set_seats(&[seat("h", 0), None, None, None], seat("h", 0).as_ref()),
+        (None, false)
+    );
+    assert_eq!(stage.holder(camera), Some(peer("h")));
+    assert_eq!(stage.holder(camera + 1), Some(peer("h")));
+    // A picture that is not a keyframe is played here (our decoder waits for one) but
+    // passed on to nobody yet; the cell mates' links wait for a keyframe, asked upstream.
+    let pushed = stage.push(&peer("x"), camera, &picture(7, 1, false, 1)[0], now);
+    assert_eq!(pushed.play, Some(peer("h")));
+    assert!(pushed.writes.is_empty());
+    assert_eq!(stage.keyframe_requests(&peer("x"), camera, now), [7]);
+    // Not asked of a neighbour that is not the source.
+    assert!(stage.keyframe_requests(&peer("a"), camera, now).is_empty());
+    // The keyframe goes to both cell mates, on their camera lane's tracks, numbered on.
+    let mut writes = Vec::new();
+    for p in picture(7, 2, true, 3) {
+        writes.extend(stage.push(&peer("x"), camera, &p, now).writes);
+    }
+    assert_eq!(went_to(&writes), [1, 1, 1, 2, 2, 2]);
+    assert!(
+        writes
+            .iter()
+            .all(|(_, p)| p.header.ssrc % 100 == camera as u32)
+    );
+    // A cell mate's decoder lost the picture: the request for its track goes upstream,
+    // once however many ask inside the gap.
+    let later = now + Duration::from_secs(1);
+    assert!(stage.keyframe_wanted(&peer("a"), 100 + camera as u32, later));
+    assert!(stage.keyframe_wanted(&peer("b"), 200 + camera as u32, later));
+    assert_eq!(stage.keyframe_requests(&peer("x"), camera, later), [7]);
+    // A request that names no presenter track we pass on is for our own video.
+    assert!(!stage.keyframe_wanted(&peer("a"), 100, later));
+    assert!(!stage.keyframe_wanted(&peer("y"), 400 + camera as u32, later));
+}
+
+#[test]
+fn the_presenter_itself_is_taken_over_a_copy_and_never_told_to_stop() {
+    let stage = stage();
+    let now = crate::clock::now();
+    let camera = PRESENTER_CAMERA;
+    // The presenter is x, across the bridge in cell 0.
+    stage.set_seats(&[None, None, None, None], seat("x", 0).as_ref());
+    // A cell mate's copy comes first: it is the source for now.
+    let first = stage.push(&peer("a"), camera, &picture(5, 1, true, 1)[0], now);
+    assert_eq!(first.play, Some(peer("x")));
+    // The presenter's own packets come straight over the bridge: they are taken, and the
+    // cell mate is told to stop.
+    let direct = stage.push(&peer("x"), camera, &picture(7, 1, true, 1)[0], now);
+    assert_eq!(direct.play, Some(peer("x")));
+    assert!(direct.controls.is_empty());
+    let copy = stage.push(&peer("a"), camera, &picture(5, 2, false, 1)[0], now);
+    assert_eq!(copy.play, None);
+    let prune = Control::Prune {
+        seat: camera as u8,
+        holder: peer("x"),
+    };
+    assert_eq!(copy.controls, [(peer("a"), prune)]);
+    // We present: nothing of ours goes through the stage's units (our video task writes
+    // to the presenter tracks), and a neighbour's packets on its lanes are not taken.
+    assert_eq!(
+        stage.set_seats(&[None, None, None, None], seat("m", 1).as_ref()),
+        (None, true)
+    );
+    let pushed = stage.push(&peer("a"), camera, &picture(5, 3, true, 1)[0], now);
+    assert_eq!(pushed.play, None);
+    assert!(pushed.writes.is_empty());
+    assert!(!stage.keyframe_wanted(&peer("a"), 100 + camera as u32, now));
 }

@@ -12,7 +12,9 @@ use tokio::sync::oneshot;
 
 use super::Driver;
 use crate::room_core::Input;
-use crate::types::{LinkState, PeerInfo, PingError, SendError, Target, TreeSendError};
+use crate::types::{
+    LinkState, PeerInfo, PingError, PresentError, SendError, Target, TreeSendError,
+};
 
 /// What a [`Room`](crate::Room) handle asks of the driver.
 #[derive(Debug)]
@@ -49,6 +51,11 @@ pub(crate) enum Command {
     Stage {
         speaker: Option<PeerId>,
         reply: oneshot::Sender<Result<(), TreeSendError>>,
+    },
+    /// Present in a cells room (our camera and screen to every cell), or stop.
+    Present {
+        on: bool,
+        reply: oneshot::Sender<Result<(), PresentError>>,
     },
     /// Raise or lower our hand to a tree's root.
     Hand {
@@ -128,7 +135,32 @@ impl Driver {
             }
             Command::Leave { .. } => {}
             Command::SetState { state, merge } => self.tell(Input::State { state, merge }),
-            Command::Stream(announcement) => self.tell(Input::Stream(announcement)),
+            Command::Stream(announcement) => {
+                // A screen shared in a cells room presents it to every cell.
+                let screen = |stream: &str| stream.starts_with("screen-");
+                match &announcement {
+                    StreamAnnouncement::Add { stream, .. } if screen(stream) => {
+                        self.screen_shared = true;
+                        self.ask_to_present();
+                    }
+                    StreamAnnouncement::Remove { stream } if screen(stream) => {
+                        self.screen_shared = false;
+                        self.ask_to_present();
+                    }
+                    _ => {}
+                }
+                self.tell(Input::Stream(announcement));
+            }
+            Command::Present { on, reply } => {
+                let result = if self.cells_room {
+                    self.present_asked = on;
+                    self.ask_to_present();
+                    Ok(())
+                } else {
+                    Err(PresentError::NotCells)
+                };
+                let _ = reply.send(result);
+            }
             Command::MeshSend(data) => self.core.broadcast(crate::clock::now(), data.to_vec()),
             Command::Stage { speaker, reply } => {
                 let _ = reply.send(self.core.set_stage(speaker));
@@ -154,6 +186,12 @@ impl Driver {
                 self.write(&peer, bytes);
             }
         }
+    }
+
+    /// Tells the server whether we present: asked for, or a screen shared.
+    fn ask_to_present(&mut self) {
+        self.core
+            .set_presenting(self.present_asked || self.screen_shared);
     }
 
     /// A message on `channel` for `to`: written to open links, queued for the others; Ok

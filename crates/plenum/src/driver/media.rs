@@ -156,7 +156,13 @@ impl Driver {
         let Some(link) = self.links.get(peer) else {
             return;
         };
-        for track in [&link.video, &link.screen].into_iter().flatten() {
+        // A presenter's pictures go on the presenter's tracks.
+        let presenter = link.seats.get(crate::cell_stage::PRESENTER_CAMERA..);
+        let tracks: Vec<&crate::link::LinkTrack> = match presenter {
+            Some(tracks) if self.presenting => tracks.iter().collect(),
+            _ => [&link.video, &link.screen].into_iter().flatten().collect(),
+        };
+        for track in tracks {
             if self
                 .video
                 .keyframes
@@ -191,17 +197,56 @@ impl Driver {
         let now = crate::clock::now();
         let mut seats = Vec::new();
         for track in link.seats.clone() {
-            seats.push(track_sender(Some(track), peer, "seat").await);
+            seats.push(track_sender(Some(track), peer, "stage").await);
         }
         let forwarded = self.video.tree.adopt(peer, &tracks, &stats, now);
         if self.cells_room {
             self.audio.cells.adopt(peer, &seats);
         }
-        // A bridge partner's link carries the stage from cell to cell, nothing of ours.
-        if !forwarded && !self.audio.cells.is_bridge(peer) {
+        let bridge = self.audio.cells.is_bridge(peer);
+        if self.presenting {
+            // Our camera and screen go on the presenter's tracks, to every cell mate and
+            // over every bridge; our voice has a seat.
+            let [audio, _, _, stage] = tracks;
+            let mut seats = seats;
+            let [camera, screen] = [0, 1].map(|i| {
+                seats
+                    .get_mut(crate::cell_stage::PRESENTER_CAMERA + i)
+                    .and_then(Option::take)
+            });
+            let audio = audio.filter(|_| !bridge);
+            self.own_media_up(peer, [audio, camera, screen, stage], &stats);
+        } else if !forwarded && !bridge {
+            // A bridge partner's link carries the stage from cell to cell, nothing of ours.
             self.own_media_up(peer, tracks, &stats);
         }
         self.flush_pending(peer);
+    }
+
+    /// The server's stage: our seat, if we hold one, and whether we present. A change of
+    /// the latter moves our camera and screen between our own tracks and the presenter's.
+    pub(super) async fn stage_told(
+        &mut self,
+        seats: &[Option<plenum_proto::signal::StageSeat>],
+        presenter: Option<&plenum_proto::signal::StageSeat>,
+    ) {
+        let (ours, presenting) = self.audio.cells.set_seats(seats, presenter);
+        self.tell_audio(AudioCmd::Seat(ours));
+        if presenting == self.presenting {
+            return;
+        }
+        tracing::info!(presenting, "our pictures to every cell");
+        self.presenting = presenting;
+        let opened: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.opened)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in opened {
+            self.media_tasks_down(&peer);
+            self.media_up(&peer).await;
+        }
     }
 
     /// Our bridges in a cells room may have changed with a new plan: a link that became one
@@ -213,10 +258,14 @@ impl Driver {
             if self.links.contains_key(peer) {
                 tracing::debug!(peer = peer.short(), "a bridge now: the stage only");
                 self.media_tasks_down(peer);
+                if self.presenting {
+                    self.media_up(peer).await;
+                }
             }
         }
         for peer in before.difference(&now) {
             if self.links.contains_key(peer) {
+                self.media_tasks_down(peer);
                 self.media_up(peer).await;
             }
         }
@@ -277,6 +326,32 @@ impl Driver {
         self.tree_room.then(|| Arc::clone(&self.video.tree))
     }
 
+    /// Reads a video track: a presenter lane of a cells room's stage (`stage`), or the
+    /// peer's own camera or screen (forwarded down a tree in a tree room).
+    fn read_video(
+        &self,
+        peer: PeerId,
+        track: Arc<dyn TrackRemote>,
+        lane: plenum_media::Content,
+        stage: Option<usize>,
+    ) -> tokio::task::JoinHandle<()> {
+        let ends = crate::video::TrackEnds {
+            sink: self.video.sink.clone(),
+            events: self.events.clone(),
+            receiving: self.video.receiving.clone(),
+        };
+        let relay = match (stage, self.tree_readers()) {
+            (Some(lane), _) => crate::video::Relay::Stage {
+                cells: Arc::clone(&self.audio.cells),
+                lane,
+                words: self.stage_words_tx.clone(),
+            },
+            (None, Some(tree)) => crate::video::Relay::Tree(tree),
+            (None, None) => crate::video::Relay::Own,
+        };
+        tokio::spawn(crate::video::read_track(peer, lane, track, ends, relay))
+    }
+
     /// A track the peer sends on its link: read (its media to the media threads), read
     /// and dropped (a peer that may not publish), or left unread past the link's bound.
     pub(super) async fn on_track(&mut self, peer: PeerId, track: Arc<dyn TrackRemote>) {
@@ -308,15 +383,19 @@ impl Driver {
             return;
         }
         let track_id = track.track_id().await;
+        let own_lane = link.lane_of(&track_id);
         let seat = crate::link::seat_of(&track_id).filter(|_| self.cells_room);
         let task = if self.tree_room && track_id.starts_with("stage-") {
             let audio = self.audio.clone();
             let tree = Arc::clone(&self.video.tree);
-            tokio::spawn(read_stage(audio, peer, track, tree))
+            tokio::spawn(read_stage(audio, peer.clone(), track, tree))
+        } else if let Some(lane) = seat.and_then(crate::cell_stage::lane_content) {
+            // The presenter's pictures, whoever brings them.
+            self.read_video(peer.clone(), track, lane, seat)
         } else if let Some(seat) = seat {
             let audio = self.audio.clone();
             let words = self.stage_words_tx.clone();
-            tokio::spawn(read_seat(audio, peer, track, seat, words))
+            tokio::spawn(read_seat(audio, peer.clone(), track, seat, words))
         } else if self.core.is_viewer(&peer) {
             tracing::info!(
                 peer = peer.short(),
@@ -325,22 +404,16 @@ impl Driver {
             // Read and drop: an unread track fills webrtc-rs's queue and logs each packet.
             tokio::spawn(async move { while track.poll().await.is_some() {} })
         } else if track.kind().await == RtpCodecKind::Video {
-            let sink = self.video.sink.clone();
-            let receiving = self.video.receiving.clone();
-            let lane = link.lane_of(&track_id);
-            let events = self.events.clone();
-            let ends = crate::video::TrackEnds {
-                sink,
-                events,
-                receiving,
-            };
-            tokio::spawn(crate::video::read_track(peer, lane, track, ends, tree))
+            self.read_video(peer.clone(), track, own_lane, None)
         } else {
             let audio = self.audio.clone();
             let loss = self.config.audio_loss_percent;
-            tokio::spawn(read_track(audio, peer, track, loss, tree))
+            tokio::spawn(read_track(audio, peer.clone(), track, loss, tree))
         };
-        link.tasks.push(task);
+        match self.links.get_mut(&peer) {
+            Some(link) => link.tasks.push(task),
+            None => task.abort(),
+        }
     }
 }
 

@@ -273,8 +273,8 @@ impl RoomCore {
                     self.on_plan(plan);
                 }
             }
-            ServerToClient::Stage { seats } if self.cells_room() => {
-                self.event(RoomEvent::Seats { seats });
+            ServerToClient::Stage { seats, presenter } if self.cells_room() => {
+                self.event(RoomEvent::Seats { seats, presenter });
             }
             ServerToClient::Root {} => {
                 if let Some(tree) = self.overlay.tree() {
@@ -501,10 +501,7 @@ impl RoomCore {
         // goes again (a server that kept it changes nothing).
         if self.cells_room() && self.floor != Floor::default() {
             let floor = self.floor;
-            self.for_server(ClientToServer::Floor {
-                speaking: floor.speaking,
-                hand: floor.hand,
-            });
+            self.for_server(floor.frame());
         }
         let held = self.backlog.len();
         self.server_ready();
@@ -592,13 +589,22 @@ impl RoomCore {
         }
     }
 
+    /// In a cells room: whether we present (our camera and screen to every cell, and our
+    /// voice). The server hears of a change; one peer presents at a time.
+    pub(crate) fn set_presenting(&mut self, presenting: bool) {
+        if self.cells_room() {
+            let floor = Floor {
+                presenting,
+                ..self.floor
+            };
+            self.set_floor(floor);
+        }
+    }
+
     fn set_floor(&mut self, floor: Floor) {
         if floor != self.floor {
             self.floor = floor;
-            self.for_server(ClientToServer::Floor {
-                speaking: floor.speaking,
-                hand: floor.hand,
-            });
+            self.for_server(floor.frame());
         }
     }
 
