@@ -26,6 +26,11 @@ describe("a cells room's broadcast", () => {
     expect(() => readBroadcast(frame("ada", []))).toThrow(/origin/);
     expect(() => readBroadcast(frame("ada", [1, 9, ...text("chat")]))).toThrow(/channel name/);
     expect(() => readBroadcast(frame("ada", [1, 0]))).toThrow(/channel name/);
+    // Whole, but not a name any peer may send: longer than a channel name may be, or with
+    // a control character.
+    const long = "c".repeat(13);
+    expect(() => readBroadcast(frame("ada", [1, long.length, ...text(long), 1]))).toThrow(/not a channel name/);
+    expect(() => readBroadcast(frame("ada", [1, 3, ...text("a\nb"), 1]))).toThrow(/not a channel name/);
   });
 
   it("is delivered once, and forgets the oldest beyond its memory", () => {

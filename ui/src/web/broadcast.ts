@@ -15,6 +15,8 @@
 //   12+n    rest  a kind (0: mesh_send bytes; 1: a channel message) and its bytes:
 //                 1 byte the channel name's length, the name, the message
 
+import { validChannel } from "./envelope";
+
 /** A channel message broadcast to every peer of a cells room. */
 export interface Broadcast {
   origin: string;
@@ -38,6 +40,9 @@ export function readBroadcast(payload: Uint8Array): Broadcast | null {
   const length = payload[rest + 1];
   if (length === undefined || length === 0 || payload.length < rest + 2 + length) throw new Error("a broadcast's channel name is truncated");
   const channel = new TextDecoder("utf-8", { fatal: true }).decode(payload.subarray(rest + 2, rest + 2 + length));
+  // A channel name no peer may send (too long, control characters) is malformed, as in a
+  // data envelope.
+  if (!validChannel(channel)) throw new Error(`a broadcast's channel name ${JSON.stringify(channel)} is not a channel name`);
   return { origin, channel, payload: payload.subarray(rest + 2 + length) };
 }
 
