@@ -3,7 +3,7 @@
 //! cell and its bridges, and follows when the room changes. The screenshot goes to
 //! docs/screenshots/network-cells.png when PLENUM_ARTIFACTS names that directory. A peer in
 //! another cell presents: the app shows its tile and the pictures that cross the cells
-//! (docs/screenshots/presenter-across-cells.png). And a room
+//! (docs/screenshots/presenter-across-cells.png); sharing its screen presents it too. And a room
 //! the app creates as it does by default grows into cells past eight people and back.
 
 use plenum_e2e::app as support;
@@ -26,8 +26,10 @@ fn app_draws_the_cells_of_a_large_room() {
     let room = "town-hall";
     let xvfb = Xvfb::start();
     let cells = ["--topology", "cells", "--cell-size", "3"];
+    // Any of them can share the screen the app is shown on.
+    let display = [("DISPLAY", xvfb.display.as_str())];
     let mut peers: Vec<Peer> = (0..16)
-        .map(|i| cli::join(&server.url, room, &format!("Peer {i}"), &cells))
+        .map(|i| cli::join_env(&server.url, room, &format!("Peer {i}"), &cells, &display))
         .collect();
     let (_driver, app) =
         app_with_network_panel(&xvfb, support::app_bin(), (&server.url, room), &[], "cells");
@@ -102,6 +104,30 @@ fn app_draws_the_cells_of_a_large_room() {
         .cmd(serde_json::json!({"cmd": "present", "on": false}));
     wait_for(LONG, "the presenter's tile gone", || {
         app.find(&tile).is_none().then_some(())
+    });
+    // Sharing a screen in a large room presents it: the app shows the screen of a peer in
+    // another cell first and large.
+    peers[far]
+        .proc
+        .cmd(serde_json::json!({"cmd": "screen", "source": "default"}));
+    let screen_tile = format!(".tile[data-peer='{}/screen']", peers[far].id);
+    wait_for(LONG, "pictures of the shared screen", || {
+        let frames = app.attribute(&app.find(&screen_tile)?, "data-frames")?;
+        (frames.parse::<u32>().ok()? >= 3).then_some(())
+    });
+    let first_tile = app.execute(
+        "return document.querySelector('#tiles').firstElementChild.dataset.peer",
+        serde_json::json!([]),
+    );
+    assert_eq!(
+        first_tile,
+        serde_json::json!(format!("{}/screen", peers[far].id))
+    );
+    peers[far]
+        .proc
+        .cmd(serde_json::json!({"cmd": "screen", "source": "none"}));
+    wait_for(LONG, "the shared screen gone", || {
+        app.find(&screen_tile).is_none().then_some(())
     });
 
     // The room grows past its layout (28 peers outgrow nine cells of three): the panel
