@@ -908,12 +908,12 @@ impl Task {
                 self.stage.set(speaker.as_ref(), name.as_ref());
                 self.emit(self.stage.event()).await;
             }
-            RoomEvent::Seats { presenter, .. } => {
-                // A presenter in another cell: its pictures cross the cells, and the call
-                // shows it a tile of its own.
+            RoomEvent::Seats { seats, presenter } => {
+                // A presenter or a speaker in another cell: its pictures or its voice cross
+                // the cells, and the call shows it a tile of its own.
                 let me = PeerId::new(self.me.id.clone()).ok();
                 if let Some(me) = me {
-                    self.stage.set_presenter(presenter.as_ref(), &me);
+                    self.stage.set_cells_stage(&seats, presenter.as_ref(), &me);
                 }
                 self.refresh().await;
             }
@@ -1038,9 +1038,11 @@ impl Task {
         };
         let mut present: BTreeSet<PeerId> = infos.iter().map(|i| i.peer.clone()).collect();
         let presenter = self.stage.unlinked_presenter(|p| present.contains(p));
+        let speakers = self.stage.unlinked_speakers(|p| present.contains(p));
         if let Some((root, _)) = &presenter {
             present.insert(root.clone());
         }
+        present.extend(speakers.iter().map(|(p, _)| p.clone()));
         let gone: Vec<PeerId> = self
             .peers
             .keys()
@@ -1093,6 +1095,14 @@ impl Task {
                 .or_insert_with(|| peer_view(&root, &name, Role::Both));
             view.name = name;
             view.state = PeerState::Presenting;
+        }
+        for (speaker, name) in speakers {
+            let view = self
+                .peers
+                .entry(speaker.clone())
+                .or_insert_with(|| peer_view(&speaker, &name, Role::Both));
+            view.name = name;
+            view.state = PeerState::OnStage;
         }
         if let Ok(stats) = self.room.stats().await {
             crate::quality::grade_links(&mut self.peers, &mut self.heard, &stats);

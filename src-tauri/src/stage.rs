@@ -25,6 +25,8 @@ pub(crate) struct TreeStage {
     root: Option<(PeerId, String)>,
     /// A cells room's presenter and its name, while it is not us.
     presenter: Option<(PeerId, String)>,
+    /// A cells room's seated speakers and their names, but us.
+    speakers: Vec<(PeerId, String)>,
 }
 
 fn view(peer: &PeerId, name: Option<&DisplayName>) -> StagePeer {
@@ -65,12 +67,36 @@ impl TreeStage {
         });
     }
 
-    /// A cells room's presenter (`None`: nobody presents), as the server said; `me` is
-    /// never shown as another.
-    pub(crate) fn set_presenter(&mut self, presenter: Option<&StageSeat>, me: &PeerId) {
-        self.presenter = presenter
+    /// A cells room's stage as the server said it: its seated speakers and its presenter
+    /// (`None`: nobody presents); `me` is never shown as another.
+    pub(crate) fn set_cells_stage(
+        &mut self,
+        seats: &[Option<StageSeat>],
+        presenter: Option<&StageSeat>,
+        me: &PeerId,
+    ) {
+        let named = |p: &StageSeat| (p.peer.clone(), p.name.as_str().to_owned());
+        self.presenter = presenter.filter(|p| p.peer != *me).map(named);
+        self.speakers = seats
+            .iter()
+            .flatten()
             .filter(|p| p.peer != *me)
-            .map(|p| (p.peer.clone(), p.name.as_str().to_owned()));
+            .map(named)
+            .collect();
+    }
+
+    /// The seated speakers to show beside the peers we are linked to (`linked`) and the
+    /// presenter: those in other cells, whose voices cross the cells.
+    pub(crate) fn unlinked_speakers(
+        &self,
+        linked: impl Fn(&PeerId) -> bool,
+    ) -> Vec<(PeerId, String)> {
+        let presenter = self.presenter.as_ref().map(|(p, _)| p);
+        self.speakers
+            .iter()
+            .filter(|(p, _)| !linked(p) && Some(p) != presenter)
+            .cloned()
+            .collect()
     }
 
     /// The presenter to show beside the peers we are linked to (`linked`): the tree's
@@ -139,7 +165,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cells_rooms_presenter_is_shown_while_we_are_not_linked_to_it_and_never_ourselves() {
+    fn a_cells_rooms_presenter_and_speakers_are_shown_while_we_are_not_linked_to_them() {
         let mut stage = TreeStage::default();
         let me = peer(1);
         let seat = |n: usize| StageSeat {
@@ -148,18 +174,23 @@ mod tests {
             cell: 2,
         };
         let none = |_: &PeerId| false;
-        stage.set_presenter(Some(&seat(5)), &me);
+        let seats = [Some(seat(5)), None, Some(seat(6)), Some(seat(1))];
+        stage.set_cells_stage(&seats, Some(&seat(5)), &me);
         assert_eq!(
             stage.unlinked_presenter(none),
             Some((peer(5), "Pia".into()))
         );
+        // The speakers shown beside: neither the presenter (its own tile) nor us.
+        assert_eq!(stage.unlinked_speakers(none), [(peer(6), "Pia".into())]);
         // A cell mate: its own tile is the link's.
         assert_eq!(stage.unlinked_presenter(|p| *p == peer(5)), None);
-        stage.set_presenter(Some(&seat(1)), &me);
+        assert!(stage.unlinked_speakers(|p| *p == peer(6)).is_empty());
+        stage.set_cells_stage(&seats, Some(&seat(1)), &me);
         assert_eq!(stage.unlinked_presenter(none), None);
-        stage.set_presenter(Some(&seat(5)), &me);
-        stage.set_presenter(None, &me);
+        assert_eq!(stage.unlinked_speakers(none).len(), 2);
+        stage.set_cells_stage(&[None, None, None, None], None, &me);
         assert_eq!(stage.unlinked_presenter(none), None);
+        assert!(stage.unlinked_speakers(none).is_empty());
     }
 
     #[test]

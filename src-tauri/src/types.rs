@@ -224,9 +224,12 @@ pub enum PeerState {
     Reconnecting,
     /// In the room, and never linked to us: both of us are viewers.
     InRoom,
-    /// A tree room's presenter (its root), not linked to us: its media comes down the
-    /// tree.
+    /// A tree room's presenter (its root), or a cells room's in another cell, not linked
+    /// to us: its media comes down the tree, or across the cells.
     Presenting,
+    /// A cells room's speaker in another cell, seated on the stage: its voice crosses the
+    /// cells.
+    OnStage,
     /// Not linked: one of us refused the other's access code.
     Refused,
 }

@@ -129,6 +129,23 @@ fn app_draws_the_cells_of_a_large_room() {
     wait_for(LONG, "the shared screen gone", || {
         app.find(&screen_tile).is_none().then_some(())
     });
+    // A peer in another cell speaks: its voice crosses the cells, and the app shows who it
+    // is, on stage; when it falls quiet its seat empties and the tile goes.
+    peers[far]
+        .proc
+        .cmd(serde_json::json!({"cmd": "audio", "source": "sine:440"}));
+    wait_for(LONG, "the speaker on stage", || {
+        let name = support::text_of(&app, &format!("{tile} .tile-name"))?;
+        let state = app.attribute(&app.find(&tile)?, "data-state")?;
+        (name == peers[far].name && state == "on_stage").then_some(())
+    });
+    xvfb.screenshot(&artifacts_dir().join("speaker-from-another-cell.png"));
+    peers[far]
+        .proc
+        .cmd(serde_json::json!({"cmd": "audio", "source": "none"}));
+    wait_for(LONG, "the speaker's tile gone", || {
+        app.find(&tile).is_none().then_some(())
+    });
 
     // The room grows past its layout (28 peers outgrow nine cells of three): the panel
     // follows the new one.

@@ -252,7 +252,7 @@ notes: string,
  */
 date: string | null, };
 
-export type PeerState = "me" | "connecting" | "connected" | "reconnecting" | "in_room" | "presenting" | "refused";
+export type PeerState = "me" | "connecting" | "connected" | "reconnecting" | "in_room" | "presenting" | "on_stage" | "refused";
 
 export type PeerView = { 
 /**

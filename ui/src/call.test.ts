@@ -133,6 +133,11 @@ describe("CallView", () => {
     expect(firstTile()).toBe("p9");
     expect(tiles.dataset.layout).toBe("presenter");
     expect(document.querySelector(".stage")?.getAttribute("data-mode")).toBe("grid");
+    // A speaker from another cell is on stage: a tile that says so, not counted as linked.
+    const sal: PeerView = { ...ada, id: "s7", name: "Sal", state: "on_stage", video: false };
+    call.handle({ type: "roster", peers: [me, ada, pia, sal] });
+    expect(tiles.querySelector(".tile[data-peer='s7']")?.textContent).toContain("On stage");
+    expect(document.querySelector("#participant-count")?.textContent).toBe("Large room · linked to 1");
     // It stops presenting: its tile goes, the call is laid out as before.
     call.handle({ type: "roster", peers: [me, ada] });
     expect(tiles.querySelector(".tile[data-peer='p9']")).toBeNull();

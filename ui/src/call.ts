@@ -692,7 +692,7 @@ export class CallView {
     }
     // In a large room the roster holds the peers we link to (and a tree's presenter, whose
     // media comes down the tree), not everyone.
-    const linked = [...this.roster.values()].filter((p) => p.state !== "me" && p.state !== "presenting").length;
+    const linked = [...this.roster.values()].filter((p) => p.state !== "me" && p.state !== "presenting" && p.state !== "on_stage").length;
     if (this.large) this.count.textContent = `Large room · linked to ${linked}`;
     else this.count.textContent = n === 1 ? "Just you" : `${n} people`;
   }

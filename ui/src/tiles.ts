@@ -15,6 +15,7 @@ const STATE_TEXT: Record<PeerView["state"], string> = {
   reconnecting: "Reconnecting…",
   in_room: "Watching",
   presenting: "Presenting",
+  on_stage: "On stage",
   refused: "Not admitted",
 };
 
