@@ -139,6 +139,10 @@ fn app_draws_the_cells_of_a_large_room() {
         let state = app.attribute(&app.find(&tile)?, "data-state")?;
         (name == peers[far].name && state == "on_stage").then_some(())
     });
+    wait_for(LONG, "the speaker's tile lit as it speaks", || {
+        let speaking = app.attribute(&app.find(&tile)?, "data-speaking")?;
+        (speaking == "true").then_some(())
+    });
     xvfb.screenshot(&artifacts_dir().join("speaker-from-another-cell.png"));
     peers[far]
         .proc

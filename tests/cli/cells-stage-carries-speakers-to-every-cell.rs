@@ -10,7 +10,9 @@
 //! Then a peer publishing the stamped test pattern presents: every peer of every cell
 //! decodes its pictures, in order and under its name, passed on by the peers between
 //! without decoding, and none decodes any other picture from outside its cell. When it
-//! stops presenting, the other cells stop receiving them and its cell mates go on.
+//! stops presenting, the other cells stop receiving them and its cell mates go on. It
+//! presents again and a bridge peer that passes its pictures on dies: every survivor's
+//! pictures go on, in order (the test prints how long the longest wait was).
 
 use plenum_e2e::cli as common;
 
@@ -118,6 +120,24 @@ fn counters(dir: &Path, sender: &str) -> Vec<u32> {
         .filter_map(|n| VideoFrame::load_png(&dir.join(n)).ok())
         .map(|p| read_stamp(&p).expect("a stamped picture").counter)
         .collect()
+}
+
+/// When `dir` saved its first picture of `sender`'s captured at or after `after_ms` (the
+/// low 32 bits of Unix milliseconds, as the stamp carries them).
+fn captured_after(dir: &Path, sender: &str, after_ms: u32) -> Option<std::time::SystemTime> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().into_string().ok()?;
+            if !name.starts_with(&format!("{sender}-")) || name.contains("-screen-") {
+                return None;
+            }
+            let stamp = read_stamp(&VideoFrame::load_png(&e.path()).ok()?)?;
+            let late = stamp.capture_ms.wrapping_sub(after_ms) < 1 << 31;
+            late.then(|| e.metadata().ok()?.modified().ok())?
+        })
+        .min()
 }
 
 /// Waits until every peer was told that `presenter` presents (`None`: nobody).
@@ -500,6 +520,76 @@ fn a_cells_rooms_stage_carries_its_speakers_to_every_cell() {
             after[&i]
         );
     }
+
+    // It presents again, and a bridge peer of another cell, which passes its pictures on,
+    // dies: the peers it fed take them from another neighbour (those it stopped are asked
+    // again once the source falls silent) and go on from a keyframe, in order.
+    peers[presenter].proc.cmd(json!({"cmd": "present"}));
+    wait_presenter(&mut peers, &mut seen, &alive, Some(&presenter_id));
+    // The bridge peers outside its cell, and how many packets each passed on so far.
+    let bridges: Vec<usize> = others
+        .iter()
+        .copied()
+        .filter(|i| seen.cell(*i) != seen.cell(presenter) && seen.state[i]["is_bridge"] == true)
+        .collect();
+    let forwarded = |peers: &mut [Peer]| -> BTreeMap<usize, u64> {
+        bridges
+            .iter()
+            .map(|&i| {
+                peers[i].proc.cmd(json!({"cmd": "stats"}));
+                let stats = peers[i]
+                    .proc
+                    .expect(Duration::from_secs(10), "stats", |v| event(v) == "stats");
+                (i, stats["forwarded_packets"].as_u64().unwrap_or(0))
+            })
+            .collect()
+    };
+    let before = forwarded(&mut peers);
+    for &i in &others {
+        let had = counters(&frames[i], &presenter_id).len();
+        wait_for(
+            MEDIA_WAIT,
+            &format!("peer {i} saving the presenter's pictures again"),
+            || (counters(&frames[i], &presenter_id).len() >= had + 2).then_some(()),
+        );
+    }
+    // The one that passed on the most meanwhile: some peers take the pictures from it.
+    let after = forwarded(&mut peers);
+    let victim = *bridges
+        .iter()
+        .max_by_key(|i| after[*i] - before[*i])
+        .expect("a bridge peer outside the presenter's cell");
+    assert!(
+        after[&victim] > before[&victim],
+        "no bridge outside the presenter's cell passes its pictures on"
+    );
+    let survivors: Vec<usize> = others.iter().copied().filter(|i| *i != victim).collect();
+    let killed = std::time::SystemTime::now();
+    let killed_ms = killed
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64 as u32);
+    peers[victim].proc.kill();
+    let mut longest_ms = 0u64;
+    for &i in &survivors {
+        // The first picture captured after the kill, and when it was saved.
+        let resumed = wait_for(
+            MEDIA_WAIT,
+            &format!(
+                "peer {i} (cell {}) seeing the presenter after a forwarder died",
+                seen.cell(i)
+            ),
+            || captured_after(&frames[i], &presenter_id, killed_ms),
+        );
+        let gap = resumed
+            .duration_since(killed)
+            .map_or(0, |d| d.as_millis() as u64);
+        longest_ms = longest_ms.max(gap);
+        let got = counters(&frames[i], &presenter_id);
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "peer {i}'s pictures of the presenter out of order after the death: {got:?}"
+        );
+    }
     println!(
         "{}",
         json!({
@@ -510,6 +600,7 @@ fn a_cells_rooms_stage_carries_its_speakers_to_every_cell() {
             "speaking_to_loud_in_every_cell_ms": heard_everywhere_ms,
             "most_voices_received_by_one_peer": most,
             "presenting_to_pictures_in_every_cell_ms": seen_everywhere_ms,
+            "forwarder_death_to_every_survivors_picture_ms": longest_ms,
         })
     );
 }
