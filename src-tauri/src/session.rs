@@ -912,9 +912,16 @@ impl Task {
                 // A presenter or a speaker in another cell: its pictures or its voice cross
                 // the cells, and the call shows it a tile of its own.
                 let me = PeerId::new(self.me.id.clone()).ok();
-                if let Some(me) = me {
-                    self.stage.set_cells_stage(&seats, presenter.as_ref(), &me);
+                if let Some(me) = &me {
+                    self.stage.set_cells_stage(&seats, presenter.as_ref(), me);
                 }
+                let you = presenter
+                    .as_ref()
+                    .is_some_and(|p| Some(&p.peer) == me.as_ref());
+                let name = presenter
+                    .filter(|_| !you)
+                    .map(|p| p.name.as_str().to_owned());
+                self.emit(UiEvent::RoomPresenter { name, you }).await;
                 self.refresh().await;
             }
             RoomEvent::State { peer, state } => {

@@ -454,6 +454,14 @@ pub enum UiEvent {
         /// At the root: the viewers whose hand is up (the presenter may invite one to speak).
         hands: Vec<StagePeer>,
     },
+    /// In a large (cells) room: who presents to every cell, if anyone (its camera and
+    /// screen reach the whole room; anyone else's stay in their cell).
+    RoomPresenter {
+        /// Its name, when it is another.
+        name: Option<String>,
+        /// Whether it is us.
+        you: bool,
+    },
     /// Our direct neighbours in a relay room changed, for the network panel.
     Relay {
         /// The peers we link to directly.

@@ -87,6 +87,10 @@ fn app_draws_the_cells_of_a_large_room() {
         let state = app.attribute(&app.find(&tile)?, "data-state")?;
         (name == peers[far].name && state == "presenting").then_some(())
     });
+    let says = format!("{} presents", peers[far].name);
+    wait_for(LONG, "the top bar naming the presenter", || {
+        support::text_of(&app, "#room-presenter-pill").filter(|t| *t == says)
+    });
     let canvas = format!("{tile} canvas.tile-video");
     wait_for(LONG, "the presenter's test pattern", || {
         let script = "const c = document.querySelector(arguments[0]);

@@ -514,7 +514,15 @@ speaker: StagePeer | null,
 /**
  * At the root: the viewers whose hand is up (the presenter may invite one to speak).
  */
-hands: Array<StagePeer>, } | { "type": "relay", 
+hands: Array<StagePeer>, } | { "type": "room_presenter", 
+/**
+ * Its name, when it is another.
+ */
+name: string | null, 
+/**
+ * Whether it is us.
+ */
+you: boolean, } | { "type": "relay", 
 /**
  * The peers we link to directly.
  */

@@ -138,6 +138,17 @@ describe("CallView", () => {
     call.handle({ type: "roster", peers: [me, ada, pia, sal] });
     expect(tiles.querySelector(".tile[data-peer='s7']")?.textContent).toContain("On stage");
     expect(document.querySelector("#participant-count")?.textContent).toBe("Large room · linked to 1");
+    // The top bar says who presents to the whole room, and what it means for our screen.
+    const pill = document.getElementById("room-presenter-pill") as HTMLElement;
+    expect(pill.hidden).toBe(true);
+    call.handle({ type: "room_presenter", name: "Pia", you: false });
+    expect(pill.hidden).toBe(false);
+    expect(pill.textContent).toBe("Pia presents");
+    expect(pill.title).toContain("reach every cell");
+    call.handle({ type: "room_presenter", name: null, you: true });
+    expect(pill.textContent).toBe("Presenting to everyone");
+    call.handle({ type: "room_presenter", name: null, you: false });
+    expect(pill.hidden).toBe(true);
     // It stops presenting: its tile goes, the call is laid out as before.
     call.handle({ type: "roster", peers: [me, ada] });
     expect(tiles.querySelector(".tile[data-peer='p9']")).toBeNull();

@@ -69,6 +69,9 @@ export class CallView {
   readonly treeStage: TreeStage;
   /** In a tree room, whether we are its root (the presenter); `null` in other rooms. */
   private treeRoot: boolean | null = null;
+  /** A large room's presenter: another's name, or us. */
+  private presenting: { name: string | null; you: boolean } = { name: null, you: false };
+  private readonly roomPresenter = h("span", { class: "pill", id: "room-presenter-pill" });
   /** A tree room's root while we are a viewer in it: the presenter, shown large. */
   private presenter: string | null = null;
   private roster = new Map<string, PeerView>();
@@ -157,6 +160,7 @@ export class CallView {
     this.micButton.addEventListener("click", () => void this.toggleMic());
     this.cameraButton = h("button", { class: "btn ghost", id: "camera-button", title: "Camera (V)", "data-camera": "off" }, "Camera off");
     this.cameraButton.addEventListener("click", () => void this.toggleCamera());
+    this.roomPresenter.hidden = true;
     this.shareButton = h("button", { class: "btn ghost", id: "share-button", title: "Share your screen (S)", "data-sharing": "false" }, "Share screen");
     this.shareButton.addEventListener("click", () => void this.toggleShare());
     this.layoutButton = h("button", { class: "btn ghost", id: "layout-button", title: "Shared screen large / grid (L)", hidden: true }, "Grid");
@@ -175,6 +179,7 @@ export class CallView {
       h("div", { class: "room-title" }, h("strong", { id: "room-name" }, joined.room), this.count),
       joined.hosting && h("span", { class: "pill", title: "The signaling server runs in this app" }, "Hosting"),
       joined.role === "publisher" && h("span", { class: "pill live", id: "presenting-pill", title: "Viewers see and hear you, not each other" }, "Presenting"),
+      this.roomPresenter,
       h("div", { class: "spacer" }),
       this.handButton,
       this.micButton,
@@ -432,11 +437,27 @@ export class CallView {
     await this.shown(this.api.setMic(on), (s) => this.showMic(s));
   }
 
+  /** A large room's presenter, as the pill says it: ours, another's (with what that means
+   * for a screen we share), or nobody's. */
+  private showRoomPresenter(): void {
+    const { name, you } = this.presenting;
+    const sharing = this.shareButton.dataset.sharing === "true";
+    this.roomPresenter.hidden = !you && name === null;
+    this.roomPresenter.classList.toggle("live", you);
+    this.roomPresenter.textContent = you ? "Presenting to everyone" : `${name} presents`;
+    this.roomPresenter.title = you
+      ? "Your camera and screen reach every cell of this large room"
+      : sharing
+        ? `${name} presents to the whole room: your screen is seen in your cell only, until they stop`
+        : `${name} presents to the whole room: their camera and screen reach every cell`;
+  }
+
   private showVideo(state: { camera: boolean; screen: boolean }): void {
     this.cameraButton.dataset.camera = state.camera ? "on" : "off";
     this.cameraButton.textContent = state.camera ? "Camera on" : "Camera off";
     this.shareButton.dataset.sharing = String(state.screen);
     this.shareButton.textContent = state.screen ? "Stop sharing" : "Share screen";
+    this.showRoomPresenter();
   }
 
   async toggleCamera(): Promise<void> {
@@ -745,6 +766,10 @@ export class CallView {
           this.sendVideoSizes();
         }
         this.updateCount();
+        break;
+      case "room_presenter":
+        this.presenting = { name: event.name, you: event.you };
+        this.showRoomPresenter();
         break;
       case "stage": {
         const before = this.treeStage.announce(this.treeStage.current);
