@@ -909,19 +909,11 @@ impl Task {
                 self.emit(self.stage.event()).await;
             }
             RoomEvent::Seats { seats, presenter } => {
-                // A presenter or a speaker in another cell: its pictures or its voice cross
-                // the cells, and the call shows it a tile of its own.
-                let me = PeerId::new(self.me.id.clone()).ok();
-                if let Some(me) = &me {
-                    self.stage.set_cells_stage(&seats, presenter.as_ref(), me);
-                }
-                let you = presenter
-                    .as_ref()
-                    .is_some_and(|p| Some(&p.peer) == me.as_ref());
-                let name = presenter
-                    .filter(|_| !you)
-                    .map(|p| p.name.as_str().to_owned());
-                self.emit(UiEvent::RoomPresenter { name, you }).await;
+                // A presenter or a speaker in another cell gets a tile of its own.
+                let told = self
+                    .stage
+                    .set_cells_stage(&seats, presenter.as_ref(), &self.me.id);
+                self.emit(told).await;
                 self.refresh().await;
             }
             RoomEvent::State { peer, state } => {
@@ -1095,21 +1087,17 @@ impl Task {
                 view.quality = None;
             }
         }
-        if let Some((root, name)) = presenter {
+        let unlinked = presenter
+            .map(|p| (p, PeerState::Presenting))
+            .into_iter()
+            .chain(speakers.into_iter().map(|s| (s, PeerState::OnStage)));
+        for ((peer, name), state) in unlinked {
             let view = self
                 .peers
-                .entry(root.clone())
-                .or_insert_with(|| peer_view(&root, &name, Role::Both));
+                .entry(peer.clone())
+                .or_insert_with(|| peer_view(&peer, &name, Role::Both));
             view.name = name;
-            view.state = PeerState::Presenting;
-        }
-        for (speaker, name) in speakers {
-            let view = self
-                .peers
-                .entry(speaker.clone())
-                .or_insert_with(|| peer_view(&speaker, &name, Role::Both));
-            view.name = name;
-            view.state = PeerState::OnStage;
+            view.state = state;
         }
         if let Ok(stats) = self.room.stats().await {
             crate::quality::grade_links(&mut self.peers, &mut self.heard, &stats);

@@ -68,21 +68,25 @@ impl TreeStage {
     }
 
     /// A cells room's stage as the server said it: its seated speakers and its presenter
-    /// (`None`: nobody presents); `me` is never shown as another.
+    /// (`None`: nobody presents); `me` (our id) is never shown as another. Returns what the
+    /// top bar says of the presenter.
     pub(crate) fn set_cells_stage(
         &mut self,
         seats: &[Option<StageSeat>],
         presenter: Option<&StageSeat>,
-        me: &PeerId,
-    ) {
+        me: &str,
+    ) -> UiEvent {
         let named = |p: &StageSeat| (p.peer.clone(), p.name.as_str().to_owned());
-        self.presenter = presenter.filter(|p| p.peer != *me).map(named);
+        let you = presenter.is_some_and(|p| p.peer.as_str() == me);
+        self.presenter = presenter.filter(|_| !you).map(named);
         self.speakers = seats
             .iter()
             .flatten()
-            .filter(|p| p.peer != *me)
+            .filter(|p| p.peer.as_str() != me)
             .map(named)
             .collect();
+        let name = self.presenter.as_ref().map(|(_, name)| name.clone());
+        UiEvent::RoomPresenter { name, you }
     }
 
     /// The seated speakers to show beside the peers we are linked to (`linked`) and the
@@ -175,7 +179,7 @@ mod tests {
         };
         let none = |_: &PeerId| false;
         let seats = [Some(seat(5)), None, Some(seat(6)), Some(seat(1))];
-        stage.set_cells_stage(&seats, Some(&seat(5)), &me);
+        stage.set_cells_stage(&seats, Some(&seat(5)), me.as_str());
         assert_eq!(
             stage.unlinked_presenter(none),
             Some((peer(5), "Pia".into()))
@@ -185,10 +189,10 @@ mod tests {
         // A cell mate: its own tile is the link's.
         assert_eq!(stage.unlinked_presenter(|p| *p == peer(5)), None);
         assert!(stage.unlinked_speakers(|p| *p == peer(6)).is_empty());
-        stage.set_cells_stage(&seats, Some(&seat(1)), &me);
+        stage.set_cells_stage(&seats, Some(&seat(1)), me.as_str());
         assert_eq!(stage.unlinked_presenter(none), None);
         assert_eq!(stage.unlinked_speakers(none).len(), 2);
-        stage.set_cells_stage(&[None, None, None, None], None, &me);
+        stage.set_cells_stage(&[None, None, None, None], None, me.as_str());
         assert_eq!(stage.unlinked_presenter(none), None);
         assert!(stage.unlinked_speakers(none).is_empty());
     }

@@ -18,14 +18,16 @@ use plenum_overlay::{
 use plenum_proto::identity::{PublicKey, join_message};
 use plenum_proto::overlay::TopologySpec;
 use plenum_proto::signal::{
-    ClientToServer, ErrorCode, Limits, PeerSummary, Role, ServerToClient, SignalPayload, StageSeat,
+    ClientToServer, ErrorCode, Limits, PeerSummary, Role, ServerToClient, SignalPayload,
 };
 use plenum_proto::token::{Claims, Grants, TokenError};
 use plenum_proto::{DisplayName, PROTOCOL_VERSION, PeerId, RoomName};
 use sha2::Digest as _;
+use stage::Told;
 use subtle::ConstantTimeEq;
 
 mod host_seat;
+mod stage;
 mod tree_root;
 mod turn;
 pub use turn::TurnConfig;
@@ -186,33 +188,6 @@ struct Member {
     /// It links only in a full mesh (a browser guest): a cells room stays one cell while
     /// it is there.
     mesh_only: bool,
-}
-
-/// A cells room's stage as its members were told it: the seats and the presenter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Told {
-    seats: Vec<Option<StageSeat>>,
-    presenter: Option<StageSeat>,
-}
-
-impl Told {
-    fn empty() -> Self {
-        Self {
-            seats: vec![None; STAGE_SEATS],
-            presenter: None,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.presenter.is_none() && self.seats.iter().all(Option::is_none)
-    }
-
-    fn frame(&self) -> ServerToClient {
-        ServerToClient::Stage {
-            seats: self.seats.clone(),
-            presenter: self.presenter.clone(),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -1048,70 +1023,6 @@ impl Registry {
         }
         // A seated peer's cell may have moved with the plans.
         self.stage_changed(room_name)
-    }
-
-    /// A cellular room's stage as its members are told it: each seat's holder, and the
-    /// presenter, with its name and cell.
-    fn stage_told(&self, room_name: &RoomName) -> Option<Told> {
-        let room = self.rooms.get(room_name)?;
-        let (board, _) = room.stage.as_ref()?;
-        let cells = room.cells.as_ref()?;
-        // A room held in one cell is a full mesh: every voice and picture reaches everyone
-        // on its own tracks, and a member there (a browser) knows no stage.
-        if cells.held() {
-            return Some(Told {
-                seats: vec![None; board.seats().len()],
-                presenter: None,
-            });
-        }
-        let seat = |peer: &PeerId| {
-            Some(StageSeat {
-                peer: peer.clone(),
-                name: room.members.get(peer)?.name.clone(),
-                cell: cells.cell_of(peer)?,
-            })
-        };
-        Some(Told {
-            seats: board
-                .seats()
-                .iter()
-                .map(|holder| seat(holder.as_ref()?))
-                .collect(),
-            presenter: board.presenter().and_then(seat),
-        })
-    }
-
-    /// Tells every member of a cellular room the stage, if it changed since they were last
-    /// told. Returns whether it did.
-    fn stage_changed(&mut self, room_name: &RoomName) -> bool {
-        let Some(told) = self.stage_told(room_name) else {
-            return false;
-        };
-        let Some(room) = self.rooms.get_mut(room_name) else {
-            return false;
-        };
-        let Some((board, sent)) = room.stage.as_mut() else {
-            return false;
-        };
-        board.take_changed();
-        if *sent == told {
-            return false;
-        }
-        sent.clone_from(&told);
-        let conns: Vec<ConnId> = room.members.values().filter_map(|m| m.conn).collect();
-        for conn in conns {
-            self.send(conn, told.frame());
-        }
-        true
-    }
-
-    /// Tells a member who joined or came back the stage, if anyone is on it.
-    fn tell_stage(&mut self, room_name: &RoomName, conn: ConnId) {
-        if let Some(told) = self.stage_told(room_name)
-            && !told.is_empty()
-        {
-            self.send(conn, told.frame());
-        }
     }
 
     /// A member's connection ended without `leave`: it may resume within the grace.
