@@ -42,7 +42,12 @@ fn link(stats: &Value) -> &Value {
 
 /// The camera's size on the sender's link, if it sends it.
 fn sending(stats: &Value) -> Option<(u64, u64)> {
-    link(stats)["sending"]
+    sending_of(link(stats))
+}
+
+/// The camera's size on a link, as `stats` reports it.
+fn sending_of(link: &Value) -> Option<(u64, u64)> {
+    link["sending"]
         .as_array()?
         .iter()
         .find(|s| s["lane"] == "camera")
@@ -52,6 +57,23 @@ fn sending(stats: &Value) -> Option<(u64, u64)> {
                 s["height"].as_u64().unwrap_or(0),
             )
         })
+}
+
+/// The link to `peer` in a peer's `stats`.
+fn link_to(stats: &Value, peer: &str) -> Value {
+    stats["links"]
+        .as_array()
+        .and_then(|links| links.iter().find(|l| l["peer"] == peer))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// A peer's id, from its `joined` event.
+fn joined(peer: &mut Proc) -> String {
+    peer.expect(LONG, "joined", |v| event(v) == "joined")["peer"]
+        .as_str()
+        .expect("an id")
+        .to_owned()
 }
 
 /// One second of the call, as both sides saw it.
@@ -640,4 +662,148 @@ fn a_file_sent_during_a_voice_call_leaves_the_voice_its_room() {
         per_second_kbps(&samples)
     );
     assert_tone(&heard, AUDIO_GAP_MS);
+}
+
+/// A tree of three in a line: the root `a` sends 720p to `b`, which passes it on to `c`
+/// without decoding; `c`'s downlink is 400 kbit/s. `b` tells `a` the narrowest path below
+/// it, so `a` sends `b` a picture that fits `c`'s path (before, `b` passed on 720p that
+/// `c`'s path could not carry, and `c`'s picture froze). When `c`'s path widens, the
+/// branch climbs.
+#[test]
+fn a_narrow_path_down_a_tree_holds_the_branch_above_it_to_what_it_carries() {
+    const NARROW: u32 = 400;
+    const WIDE: u32 = 20_000;
+    const MEASURED: u64 = 15;
+    const TOP: (u64, u64) = (1280, 720);
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let (hub, spokes) = NetNs::star(79, 3);
+    hub.shape("p2", NARROW);
+    let mut server = hub.spawn(&["serve", "--bind", "10.79.0.254:0", "--json"], &[]);
+    let url = server.expect(LONG, "listening", |v| event(v) == "listening")["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let tree = ["--topology", "tree", "--max-degree", "1"];
+    let mut root = tree.to_vec();
+    root.extend(["--root", "--secret", "s3cret"]);
+    root.extend(["--video", "testsrc:1280x720@30", "--audio", "sine:440"]);
+    let mut a = spokes[0].spawn_join_at(&url, "line", "a", "10.79.0.1", &root);
+    a.expect(LONG, "crowned", |v| {
+        event(v) == "tree_state" && v["is_root"] == true
+    });
+    let mut b = spokes[1].spawn_join_at(&url, "line", "b", "10.79.0.2", &tree);
+    let b_id = joined(&mut b);
+    b.expect(LONG, "a's video at b", |v| {
+        event(v) == "stream_add" && v["kind"] == "video"
+    });
+    let mut c = spokes[2].spawn_join_at(&url, "line", "c", "10.79.0.3", &tree);
+    let c_id = joined(&mut c);
+    c.expect(LONG, "c under b", |v| {
+        event(v) == "tree_state" && v["depth"] == 2
+    });
+    // Forwarded pictures are announced by no stream of b's own: c's figures tell.
+    common::wait_for(LONG, "the root's pictures at c", || {
+        let got = stats(&mut c)["video"][0]["frames"].as_u64().unwrap_or(0);
+        (got > 0).then_some(())
+    });
+    // The ramp, then the measure: what a sends b, and what c decodes.
+    std::thread::sleep(Duration::from_secs(RAMP));
+    let video_of = |stats: &Value| stats["video"][0].clone();
+    let c0 = video_of(&stats(&mut c));
+    let mut narrow: Vec<(Value, Value)> = Vec::new();
+    let t0 = Instant::now();
+    for second in 1..=MEASURED {
+        std::thread::sleep(
+            (t0 + Duration::from_secs(second)).saturating_duration_since(Instant::now()),
+        );
+        narrow.push((
+            link_to(&stats(&mut a), &b_id),
+            link_to(&stats(&mut b), &c_id),
+        ));
+    }
+    let c1 = video_of(&stats(&mut c));
+    // c's path widens: the branch climbs past the layer it had, 40 s at most.
+    let area = |size: Option<(u64, u64)>| size.map_or(0, |(w, h)| w * h);
+    let narrowest_sent = narrow
+        .iter()
+        .map(|(a, _)| area(sending_of(a)))
+        .max()
+        .unwrap_or(0);
+    hub.reshape("p2", WIDE);
+    let widened = Instant::now();
+    let mut climbed = None;
+    let mut climbing = Vec::new();
+    while widened.elapsed() < Duration::from_secs(40) {
+        let to_b = link_to(&stats(&mut a), &b_id);
+        let size = sending_of(&to_b);
+        climbing.push((to_b["cap_bps"].as_u64().map(|c| c / 1000), size));
+        if area(size) > narrowest_sent {
+            climbed = Some(widened.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let c2 = video_of(&stats(&mut c));
+    for peer in [&mut c, &mut b, &mut a] {
+        peer.cmd(json!({"cmd": "leave"}));
+        assert_eq!(peer.wait_exit(LONG), Some(0));
+    }
+    server.kill();
+
+    let frames = |before: &Value, after: &Value| {
+        after["frames"].as_u64().unwrap_or(0) - before["frames"].as_u64().unwrap_or(0)
+    };
+    let freeze = |before: &Value, after: &Value| {
+        after["freeze_total_ms"].as_u64().unwrap_or(0)
+            - before["freeze_total_ms"].as_u64().unwrap_or(0)
+    };
+    let c_frames = frames(&c0, &c1);
+    let c_freeze_ms = freeze(&c0, &c1);
+    let b_to_c_kbps: Vec<u64> = narrow
+        .iter()
+        .map(|(_, b)| b["send_bps"].as_u64().unwrap_or(0) / 1000)
+        .collect();
+    eprintln!(
+        "{}",
+        json!({
+            "scenario": "tree_line", "c_frames": c_frames, "c_freeze_ms": c_freeze_ms,
+            "c_video": c1,
+            "a_to_b_sizes": narrow.iter().map(|(a, _)| sending_of(a)).collect::<Vec<_>>(),
+            "a_to_b_caps_kbps": narrow.iter().map(|(a, _)| a["cap_bps"].as_u64().map(|c| c / 1000)).collect::<Vec<_>>(),
+            "b_to_c_send_kbps": b_to_c_kbps,
+            "climbed_after_s": climbed.map(|d| d.as_secs_f64()),
+            "climbing": climbing,
+            "c_video_after": c2,
+        })
+    );
+    // a hears of c's path through b, and sends b less than 720p.
+    let settled = &narrow[5..];
+    assert!(
+        settled.iter().all(|(a, _)| a["cap_bps"].as_u64().is_some()),
+        "b never told a of the path below it: {narrow:?}"
+    );
+    assert!(
+        settled.iter().all(|(a, _)| sending_of(a) != Some(TOP)),
+        "a sends b 720p while c's path carries {NARROW} kbit/s: {narrow:?}"
+    );
+    // What b passes on fits c's path, and c's pictures keep coming (10 of 30 fps at least,
+    // on a machine running three peers' codecs).
+    let b_to_c = b_to_c_kbps[5..].iter().sum::<u64>() as f64 / (b_to_c_kbps.len() - 5) as f64;
+    assert!(
+        b_to_c <= f64::from(NARROW) * 1.2,
+        "b passes on {b_to_c:.0} kbit/s into {NARROW}"
+    );
+    assert!(
+        c_frames >= MEASURED * 10,
+        "c decoded {c_frames} pictures in {MEASURED} s"
+    );
+    assert!(
+        c_freeze_ms <= 1_000,
+        "c froze {c_freeze_ms} ms: {c0} -> {c1}"
+    );
+    // The path widens: the branch climbs.
+    assert!(
+        climbed.is_some(),
+        "no bigger picture 40 s after c's path widened: {climbing:?}"
+    );
 }

@@ -1052,6 +1052,7 @@ async fn stats(out: &Out, room: &Room) {
                 "retransmissions_refused": l.retransmissions_refused,
                 "retransmissions_received": l.retransmissions_received,
                 "queue_ms": l.queue.as_secs_f64() * 1000.0,
+                "cap_bps": l.cap_bps,
                 "sending": sending,
             })
         })

@@ -31,6 +31,7 @@ use plenum_proto::PeerId;
 use plenum_proto::signal::StageSeat;
 use rtc::rtp::Packet;
 
+use crate::congestion::{CapReports, LinkStats};
 use crate::forward::{Forwarder, Kind};
 use crate::outbound::TrackSender;
 use crate::tree_media::{Out, OwnVoice, Write};
@@ -173,8 +174,12 @@ struct State {
     me: PeerId,
     place: Place,
     links: HashMap<PeerId, [Option<Out>; LANES]>,
+    /// What each link has learnt of its path.
+    paths: HashMap<PeerId, Arc<LinkStats>>,
     /// The seats' voices, then the presenter's pictures.
     seats: [Seat; LANES],
+    /// What we last told each presenter lane's source of the narrowest path below us.
+    caps: CapReports<PeerId>,
 }
 
 /// A peer's stage forwarding, shared by the driver, the audio task and the track readers.
@@ -195,6 +200,8 @@ impl CellStage {
                 me,
                 place: Place::default(),
                 links: HashMap::new(),
+                paths: HashMap::new(),
+                caps: CapReports::default(),
                 seats: std::array::from_fn(|lane| match lane_content(lane) {
                     Some(_) => Seat::new(Kind::Video),
                     None => Seat::new(Kind::Audio),
@@ -288,11 +295,18 @@ impl CellStage {
             .map(|(p, _)| p.clone())
     }
 
-    /// A link's media is up with these stage tracks (one per lane).
-    pub(crate) fn adopt(&self, peer: &PeerId, tracks: &[Option<TrackSender>]) {
+    /// A link's media is up with these stage tracks (one per lane), and what it learns of
+    /// its path.
+    pub(crate) fn adopt(
+        &self,
+        peer: &PeerId,
+        tracks: &[Option<TrackSender>],
+        path: &Arc<LinkStats>,
+    ) {
         let mut state = self.state();
         let outs = std::array::from_fn(|i| tracks.get(i).and_then(Option::as_ref).map(Out::from));
         state.links.insert(peer.clone(), outs);
+        state.paths.insert(peer.clone(), Arc::clone(path));
         for seat in &mut state.seats {
             // New tracks: the unit starts the link again.
             seat.out.remove(peer);
@@ -305,6 +319,8 @@ impl CellStage {
     pub(crate) fn drop_link(&self, peer: &PeerId) -> Vec<(PeerId, Control)> {
         let mut state = self.state();
         state.links.remove(peer);
+        state.paths.remove(peer);
+        state.caps.forget(peer);
         let mut words = Vec::new();
         for (i, seat) in state.seats.iter_mut().enumerate() {
             seat.out.remove(peer);
@@ -461,6 +477,26 @@ impl CellStage {
             return Vec::new();
         }
         seat.unit.due_keyframe_requests(now)
+    }
+
+    /// The most to tell `from` we take, if it is the source of the presenter's pictures on
+    /// `lane` and one is due: the narrowest path of the neighbours we pass them on to (a
+    /// REMB on its link, which its sender fits what it sends to).
+    pub(crate) fn cap_due(&self, from: &PeerId, lane: usize, now: Instant) -> Option<u64> {
+        let mut state = self.state();
+        let State {
+            paths, seats, caps, ..
+        } = &mut *state;
+        let seat = seats.get(lane)?;
+        if seat.source.as_ref().is_none_or(|(s, _)| s != from) {
+            return None;
+        }
+        let below = seat
+            .out
+            .iter()
+            .filter_map(|peer| paths.get(peer))
+            .map(|p| &**p);
+        caps.due(from, below, now)
     }
 
     /// A neighbour asked for a keyframe on its track with `ssrc`. Returns whether it is a

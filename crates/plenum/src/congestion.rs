@@ -31,11 +31,11 @@ pub(crate) mod pacer;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rtc::sctp::SendPace;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rtc::interceptor::{
     CongestionControlBuilder, Interceptor, NackResponderBuilder, Registry, Slot, StreamInfo,
@@ -59,6 +59,12 @@ pub(crate) const MAX_ESTIMATE: u64 = 50_000_000;
 /// The share of the estimate a data channel may take while the link carries media, at
 /// least: a file sent during a call goes on, and the video keeps the rest.
 pub(crate) const DATA_SHARE: f64 = 0.3;
+
+/// How often a forwarder tells its upstream neighbour the narrowest path below it.
+pub(crate) const CAP_EVERY: Duration = Duration::from_millis(500);
+/// A cap not told again for this long no longer holds (the neighbour stopped passing the
+/// stream on, or left).
+pub(crate) const CAP_HOLDS: Duration = Duration::from_secs(2);
 
 /// How often a receiver reports what arrived (transport-wide feedback). A queue shows to the
 /// sender no sooner than its report: at 100 ms, a probe into a path too narrow for it had
@@ -103,6 +109,9 @@ pub(crate) struct LinkStats {
     data: Arc<SendPace>,
     /// What the data channel sent over the last whole second, in bits per second.
     data_bps: AtomicU64,
+    /// The most the peer said it takes (REMB), and when: a forwarder's narrowest path
+    /// below it.
+    cap: Mutex<Option<(u64, Instant)>>,
 }
 
 impl Default for LinkStats {
@@ -128,6 +137,7 @@ impl Default for LinkStats {
             sending: [AtomicU64::new(0), AtomicU64::new(0)],
             data: Arc::default(),
             data_bps: AtomicU64::new(0),
+            cap: Mutex::new(None),
         }
     }
 }
@@ -184,6 +194,32 @@ impl LinkStats {
             .max(self.data_bps.load(Ordering::Relaxed))
             .min((estimate as f64 * DATA_SHARE) as u64);
         estimate.saturating_sub(data).max(MIN_ESTIMATE)
+    }
+
+    /// What the link's media may plan on at `now`: [`Self::media_estimate`], and no more
+    /// than the peer said it takes (the narrowest path of those it passes our media on to).
+    pub(crate) fn fitted_estimate(&self, now: Instant) -> u64 {
+        let media = self.media_estimate();
+        self.cap(now)
+            .map_or(media, |cap| media.min(cap.max(MIN_ESTIMATE)))
+    }
+
+    /// The most the peer said it takes, while that holds ([`CAP_HOLDS`] after it said so).
+    pub(crate) fn cap(&self, now: Instant) -> Option<u64> {
+        let cap = *self
+            .cap
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cap.filter(|&(_, at)| now.saturating_duration_since(at) < CAP_HOLDS)
+            .map(|(bps, _)| bps)
+    }
+
+    /// The peer said it takes at most `bps` (a REMB that arrived at `now`).
+    pub(crate) fn set_cap(&self, bps: u64, now: Instant) {
+        *self
+            .cap
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((bps, now));
     }
 
     /// The data channel's pace, for its SCTP association.
@@ -283,6 +319,57 @@ impl LinkStats {
 
     fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// When a forwarder last told each upstream neighbour the narrowest path below it.
+///
+/// A peer that passes a stream on (down a tree, or across cells) tells the neighbour it
+/// takes it from, as a REMB on that link, what the narrowest of the links it passes it to
+/// may plan on ([`LinkStats::fitted_estimate`], which holds what their own peers told in
+/// turn). The sender plans that link's media on no more, so what it sends fits every path
+/// below, not only its own. Sans IO, told the time.
+#[derive(Debug)]
+pub(crate) struct CapReports<K> {
+    last: std::collections::HashMap<K, Instant>,
+}
+
+impl<K> Default for CapReports<K> {
+    fn default() -> Self {
+        Self {
+            last: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<K: Clone + Eq + std::hash::Hash> CapReports<K> {
+    /// The cap due to `upstream` at `now`, if one is (at most one each [`CAP_EVERY`]): the
+    /// least of what the links `below` may plan on. `None` while nothing is below: the cap
+    /// told before then lapses ([`CAP_HOLDS`]).
+    pub(crate) fn due<'a>(
+        &mut self,
+        upstream: &K,
+        below: impl IntoIterator<Item = &'a LinkStats>,
+        now: Instant,
+    ) -> Option<u64> {
+        let recent = self
+            .last
+            .get(upstream)
+            .is_some_and(|&at| now.saturating_duration_since(at) < CAP_EVERY);
+        if recent {
+            return None;
+        }
+        let narrowest = below
+            .into_iter()
+            .map(|stats| stats.fitted_estimate(now))
+            .min()?;
+        self.last.insert(upstream.clone(), now);
+        Some(narrowest)
+    }
+
+    /// Forgets `peer` (its link went).
+    pub(crate) fn forget(&mut self, peer: &K) {
+        self.last.remove(peer);
     }
 }
 

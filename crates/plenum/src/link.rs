@@ -406,8 +406,8 @@ impl Link {
         )?;
         // Codecs first: the chain adds the feedback its interceptors need to those registered.
         let registry = crate::congestion::chain(&mut media, &stats)?.with(
-            Slot::from(KEYFRAME_TAP_SLOT),
-            KeyframeTap::new(peer.clone(), keyframes),
+            Slot::from(FEEDBACK_TAP_SLOT),
+            FeedbackTap::new(peer.clone(), keyframes, Arc::clone(&stats)),
         );
         let pc = PeerConnectionBuilder::new()
             .with_configuration(
@@ -721,24 +721,32 @@ fn path_of(local: RTCIceCandidateType, remote: RTCIceCandidateType) -> LinkPath 
     }
 }
 
-/// Where the keyframe tap sits in the interceptor chain: after the defaults (closest to the
+/// Where the feedback tap sits in the interceptor chain: after the defaults (closest to the
 /// network come first), before the terminus.
-const KEYFRAME_TAP_SLOT: usize = 12_500;
+const FEEDBACK_TAP_SLOT: usize = 12_500;
 
-/// Watches inbound RTCP for picture-loss and full-intra requests about our video and tells
-/// the video task (by peer and SSRC) to send a keyframe. Everything passes through unchanged.
-struct KeyframeTap {
+/// Watches inbound RTCP for what the peer asks of our media: picture-loss and full-intra
+/// requests (the video task is told, by peer and SSRC, to send a keyframe), and the most it
+/// takes (REMB: a forwarder's narrowest path below it; the link's figures keep it, and our
+/// media plan on it). Everything passes through unchanged.
+struct FeedbackTap {
     peer: PeerId,
     keyframes: mpsc::Sender<crate::video::KeyframeRequest>,
+    stats: Arc<crate::congestion::LinkStats>,
     read: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
     write: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
 }
 
-impl KeyframeTap {
-    fn new(peer: PeerId, keyframes: mpsc::Sender<crate::video::KeyframeRequest>) -> Self {
+impl FeedbackTap {
+    fn new(
+        peer: PeerId,
+        keyframes: mpsc::Sender<crate::video::KeyframeRequest>,
+        stats: Arc<crate::congestion::LinkStats>,
+    ) -> Self {
         Self {
             peer,
             keyframes,
+            stats,
             read: std::collections::VecDeque::new(),
             write: std::collections::VecDeque::new(),
         }
@@ -746,7 +754,7 @@ impl KeyframeTap {
 }
 
 impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::TaggedPacket, ()>
-    for KeyframeTap
+    for FeedbackTap
 {
     type Rout = rtc::interceptor::TaggedPacket;
     type Wout = rtc::interceptor::TaggedPacket;
@@ -757,7 +765,17 @@ impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::Tag
     fn handle_read(&mut self, msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
         use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
         use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
         if let rtc::interceptor::Packet::Rtcp(packets) = &msg.message.packet {
+            let most = packets
+                .iter()
+                .filter_map(|p| p.as_any().downcast_ref::<ReceiverEstimatedMaximumBitrate>())
+                .map(|remb| remb.bitrate)
+                .filter(|bps| bps.is_finite() && *bps >= 0.0)
+                .reduce(f32::min);
+            if let Some(bps) = most {
+                self.stats.set_cap(bps as u64, msg.now);
+            }
             let asked = packets.iter().flat_map(|p| {
                 let any = p.as_any();
                 let pli = any
@@ -794,7 +812,7 @@ impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::Tag
     }
 }
 
-impl rtc::interceptor::Interceptor for KeyframeTap {
+impl rtc::interceptor::Interceptor for FeedbackTap {
     fn bind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
     fn unbind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
     fn bind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
@@ -839,5 +857,54 @@ mod tests {
                    m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\n\
                    m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=msid:s 9c2d\r\n";
         assert_eq!(super::video_track_ids(sdp), ["6f1e", "", "9c2d"]);
+    }
+
+    #[test]
+    fn the_feedback_tap_asks_for_keyframes_and_keeps_the_peers_cap() {
+        use rtc::interceptor::{AttributedPacket, Packet, TaggedPacket};
+        use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+        use rtc::sansio::Protocol;
+        let peer = plenum_proto::PeerId::new("peer0000").expect("a peer id");
+        let (keyframes, mut asked) = tokio::sync::mpsc::channel(4);
+        let stats = std::sync::Arc::new(crate::congestion::LinkStats::default());
+        let mut tap = super::FeedbackTap::new(peer.clone(), keyframes, stats.clone());
+        let now = crate::clock::now();
+        let remb = |bitrate: f32| -> Box<dyn rtc::rtcp::Packet> {
+            Box::new(ReceiverEstimatedMaximumBitrate {
+                sender_ssrc: 0,
+                bitrate,
+                ssrcs: vec![7],
+            })
+        };
+        let pli = Box::new(PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: 7,
+        });
+        let read = |tap: &mut super::FeedbackTap, packets: Vec<Box<dyn rtc::rtcp::Packet>>| {
+            tap.handle_read(TaggedPacket {
+                now,
+                transport: Default::default(),
+                message: AttributedPacket::new(Packet::Rtcp(packets)),
+            })
+            .expect("read");
+            tap.poll_read().expect("passed on");
+        };
+        read(&mut tap, vec![pli, remb(350_000.0)]);
+        assert_eq!(asked.try_recv().ok(), Some((peer, 7)));
+        assert_eq!(stats.cap(now), Some(350_000));
+        assert_eq!(stats.fitted_estimate(now), 350_000);
+        // A nonsense rate is no word at all: the cap told before stands.
+        read(&mut tap, vec![remb(f32::NAN), remb(-1.0)]);
+        assert_eq!(stats.cap(now), Some(350_000));
+        // Two in one packet: the lesser holds.
+        read(&mut tap, vec![remb(900_000.0), remb(200_000.0)]);
+        assert_eq!(stats.cap(now), Some(200_000));
+        // It lapses unless told again.
+        assert_eq!(stats.cap(now + crate::congestion::CAP_HOLDS), None);
+        assert_eq!(
+            stats.fitted_estimate(now + crate::congestion::CAP_HOLDS),
+            stats.media_estimate()
+        );
     }
 }

@@ -72,6 +72,10 @@ pub struct LinkReport {
     pub retransmissions_received: u64,
     /// How long a video packet queued now would wait to leave.
     pub queue: Duration,
+    /// The most the peer says it takes, in bits per second, while it says so: it passes
+    /// our media on (down a tree, or across cells), and the narrowest path below it is
+    /// narrower than the estimate. Our media to it plan on the lesser of the two.
+    pub cap_bps: Option<u64>,
     /// The picture size each of our video streams goes out at on this link (camera, screen).
     pub sending: Vec<(Content, u32, u32)>,
 }

@@ -29,7 +29,7 @@ use plenum_proto::PeerId;
 use rtc::rtp::{Header, Packet};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 
-use crate::congestion::LinkStats;
+use crate::congestion::{CapReports, LinkStats};
 use crate::forward::{Forwarder, Kind};
 use crate::outbound::TrackSender;
 
@@ -156,6 +156,8 @@ struct State {
     /// The links the stage goes to now.
     stage_links: BTreeSet<PeerId>,
     own: OwnVoice,
+    /// What we last told our parent of the narrowest path below us.
+    caps: CapReports<PeerId>,
 }
 
 /// A node's forwarding, shared by the driver, the video task and the track readers.
@@ -191,6 +193,7 @@ impl Default for TreeMedia {
                 stage_heard: None,
                 stage_links: BTreeSet::new(),
                 own: OwnVoice::new(),
+                caps: CapReports::default(),
             }),
         }
     }
@@ -284,6 +287,7 @@ impl TreeMedia {
     pub(crate) fn drop_link(&self, peer: &PeerId) {
         let mut state = self.state();
         state.links.remove(peer);
+        state.caps.forget(peer);
         state.forwarding.remove(peer);
         state.stage_links.remove(peer);
         for lane in &mut state.lanes {
@@ -326,6 +330,28 @@ impl TreeMedia {
             return Vec::new();
         }
         state.lanes[lane].due_keyframe_requests(now)
+    }
+
+    /// The most to tell `from` we take, if it is our parent and one is due: the narrowest
+    /// path of the children we pass its media on to (a REMB on its link; it sends no more
+    /// than that fits, so a child behind a narrow path does not get more than it carries).
+    pub(crate) fn cap_due(&self, from: &PeerId, now: Instant) -> Option<u64> {
+        let mut state = self.state();
+        let State {
+            parent,
+            forwarding,
+            links,
+            caps,
+            ..
+        } = &mut *state;
+        if parent.as_ref() != Some(from) {
+            return None;
+        }
+        let below = forwarding
+            .iter()
+            .filter_map(|child| links.get(child))
+            .map(|link| &*link.stats);
+        caps.due(from, below, now)
     }
 
     /// A child asked for a keyframe on the track with `ssrc`. Returns whether it was a

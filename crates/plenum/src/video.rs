@@ -151,6 +151,16 @@ impl Relay {
         }
     }
 
+    /// The most to tell `from` we take on its link, if it is due: we pass its stream on,
+    /// and this is the narrowest path it goes on to.
+    fn cap_due(&self, from: &PeerId, now: Instant) -> Option<u64> {
+        match self {
+            Self::Own => None,
+            Self::Tree(tree) => tree.cap_due(from, now),
+            Self::Stage { cells, lane, .. } => cells.cap_due(from, *lane, now),
+        }
+    }
+
     /// Whose pictures `from`'s track carries; `None` while it cannot be told.
     fn origin(&self, from: &PeerId) -> Option<PeerId> {
         match self {
@@ -602,14 +612,17 @@ impl Task {
     }
 }
 
-/// Puts every link of `lane` on the layer its estimate affords (a move waits for that
-/// layer's keyframe), then sets each layer's rate and frame rate for its poorest link, at
-/// most `cap` kbit/s.
+/// Puts every link of `lane` on the layer its estimate affords (no more than its peer says
+/// the paths it passes our pictures on to carry; a move waits for that layer's keyframe),
+/// then sets each layer's rate and frame rate for its poorest link, at most `cap` kbit/s.
 fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Instant) {
     let last = rates.len().saturating_sub(1);
     let mut wanted = Vec::new();
     for link in lane.links.values_mut() {
-        let budget = layers::budget_kbps(link.stats.media_estimate(), share);
+        // What the link may carry, and no more than the narrowest path below it, if its
+        // peer passes our pictures on.
+        let estimate = link.stats.fitted_estimate(now);
+        let budget = layers::budget_kbps(estimate, share);
         // A new link starts on the layer its estimate affords, at that layer's keyframe.
         let from = link.next.or(link.layer).unwrap_or(last);
         let wanted_layer = layers::choose(from, budget, rates);
@@ -627,8 +640,7 @@ fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Insta
                     "probe"
                 );
             }
-            let rate = layers::probe_bps(rates[wanted_layer], share)
-                .min(link.stats.media_estimate()) as f64;
+            let rate = layers::probe_bps(rates[wanted_layer], share).min(estimate) as f64;
             link.stats
                 .set_probe(share_now.map_or(0, |ramp| (rate * ramp).max(1.0) as u64));
         }
@@ -647,7 +659,7 @@ fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Insta
             .links
             .values()
             .filter(|l| l.wants(i))
-            .map(|l| layers::budget_kbps(l.stats.media_estimate(), share))
+            .map(|l| layers::budget_kbps(l.stats.fitted_estimate(now), share))
             .min();
         let Some(budget) = poorest else { continue };
         // A configured bitrate is the most any layer is sent at.
@@ -818,8 +830,14 @@ pub(crate) async fn read_track(
         if decoding && (reassembler.take_keyframe_request() || reassembler.waiting()) {
             request_keyframe(&*track, media_ssrc, &mut last_request).await;
         }
-        for ssrc in relay.keyframe_requests(&peer, lane, crate::clock::now()) {
+        let now = crate::clock::now();
+        for ssrc in relay.keyframe_requests(&peer, lane, now) {
             send_pli(&*track, ssrc).await;
+        }
+        if let Some(media_ssrc) = media_ssrc
+            && let Some(bps) = relay.cap_due(&peer, now)
+        {
+            send_cap(&*track, media_ssrc, bps).await;
         }
     }
     drop(frames_tx);
@@ -941,6 +959,21 @@ async fn request_keyframe(
     send_pli(track, media_ssrc).await;
 }
 
+/// Tells `track`'s sender the most we take (a REMB naming `media_ssrc`, in bits per second):
+/// the narrowest path we pass its stream on to.
+async fn send_cap(track: &dyn TrackRemote, media_ssrc: u32, bps: u64) {
+    use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+    let remb = ReceiverEstimatedMaximumBitrate {
+        sender_ssrc: 0,
+        bitrate: bps as f32,
+        ssrcs: vec![media_ssrc],
+    };
+    match track.write_rtcp(vec![Box::new(remb)]).await {
+        Ok(()) => tracing::trace!(media_ssrc, bps, "cap told upstream"),
+        Err(e) => tracing::debug!(error = %e, "cap not told upstream"),
+    }
+}
+
 /// Sends a picture-loss indication for `media_ssrc` on `track`'s link.
 async fn send_pli(track: &dyn TrackRemote, media_ssrc: u32) {
     use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -951,5 +984,84 @@ async fn send_pli(track: &dyn TrackRemote, media_ssrc: u32) {
     match track.write_rtcp(vec![Box::new(pli)]).await {
         Ok(()) => tracing::debug!(media_ssrc, "keyframe requested"),
         Err(e) => tracing::debug!(error = %e, "keyframe request not sent"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use plenum_media::Content;
+    use plenum_proto::PeerId;
+    use plenum_vpx::EncoderConfig;
+    use rtc::media_stream::MediaStreamTrack;
+    use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+    use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+
+    use super::{Lane, LaneLink, Layer, layers, plan};
+    use crate::congestion::{CAP_HOLDS, LinkStats};
+    use crate::outbound::TrackSender;
+
+    fn link(id: &str, stats: &Arc<LinkStats>) -> LaneLink {
+        let track = MediaStreamTrack::new(
+            "stream".to_owned(),
+            format!("video-{id}"),
+            "label".to_owned(),
+            RtpCodecKind::Video,
+            vec![],
+        );
+        let track = TrackLocalStaticSample::new(crate::clock::now(), track).expect("a track");
+        LaneLink {
+            sender: TrackSender {
+                track: Arc::new(track),
+                ssrc: 1,
+                payload_type: 96,
+            },
+            stats: Arc::clone(stats),
+            layer: None,
+            next: None,
+            climb: layers::Climb::default(),
+        }
+    }
+
+    #[test]
+    fn a_link_whose_peer_passes_our_pictures_on_gets_what_the_narrowest_path_below_carries() {
+        let now = crate::clock::now();
+        let rates: Vec<u32> = layers::sizes(1280, 720, Content::Camera)
+            .iter()
+            .map(|&(w, h)| EncoderConfig::bitrate_for(w, h, 30, Content::Camera))
+            .collect();
+        let last = rates.len() - 1;
+        let (wide, narrow) = (
+            Arc::new(LinkStats::default()),
+            Arc::new(LinkStats::default()),
+        );
+        let (a, b) = (
+            PeerId::new("aaaaaaaa").expect("an id"),
+            PeerId::new("bbbbbbbb").expect("an id"),
+        );
+        // Both links' own paths are alike; b passes our pictures on to a path of 150 kbit/s.
+        narrow.set_cap(150_000, now);
+        let mut lane = Lane::new(Content::Camera);
+        lane.layers = rates.iter().map(|_| Layer::new()).collect();
+        lane.links.insert(a.clone(), link("a", &wide));
+        lane.links.insert(b.clone(), link("b", &narrow));
+        plan(&mut lane, &rates, 1.0, None, now);
+        let wide_layer = lane.links[&a].next.expect("a layer for a");
+        assert!(
+            wide_layer < last,
+            "a's own path affords more than the least"
+        );
+        assert_eq!(lane.links[&b].next, Some(last), "b gets the smallest layer");
+        // The smallest layer is made for b at the rate the narrow path below it carries.
+        let fitted = layers::budget_kbps(150_000, 1.0);
+        assert_eq!(
+            lane.layers[last].rate,
+            layers::rate_and_divisor(fitted, rates[last], true).0
+        );
+        // b's word lapses (it no longer passes them on): it climbs as a's path does.
+        let later = now + CAP_HOLDS + layers::CLIMB_HOLD;
+        plan(&mut lane, &rates, 1.0, None, later);
+        assert_eq!(lane.links[&b].next, Some(wide_layer));
     }
 }

@@ -13,6 +13,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 
 use super::{CellStage, Control, ControlError, LANES, PRESENTER_CAMERA, SOURCE_SILENCE};
+use crate::congestion::LinkStats;
 use crate::outbound::TrackSender;
 
 fn peer(name: &str) -> PeerId {
@@ -61,6 +62,11 @@ fn voice(ssrc: u32, seq: u16) -> Packet {
 /// "m" in cell 1 of three cells (radices [3]) with cell mates "a" and "b", and bridges to
 /// "x" in cell 0 and "y" in cell 2. Every link is up; link `n`'s SSRCs start at `n * 100`.
 fn stage() -> CellStage {
+    stage_on(&Default::default())
+}
+
+/// [`stage`], its links to "a", "b", "x" and "y" learning of their paths in `paths`.
+fn stage_on(paths: &[Arc<LinkStats>; 4]) -> CellStage {
     let stage = CellStage::new(peer("m"));
     stage.place(&MeshState {
         cell: 1,
@@ -72,7 +78,7 @@ fn stage() -> CellStage {
         radices: vec![3],
     });
     for (n, name) in ["a", "b", "x", "y"].iter().enumerate() {
-        stage.adopt(&peer(name), &tracks((n as u32 + 1) * 100));
+        stage.adopt(&peer(name), &tracks((n as u32 + 1) * 100), &paths[n]);
     }
     stage
 }
@@ -343,4 +349,39 @@ fn the_presenter_itself_is_taken_over_a_copy_and_never_told_to_stop() {
     assert_eq!(pushed.play, None);
     assert!(pushed.writes.is_empty());
     assert!(!stage.keyframe_wanted(&peer("a"), 100 + camera as u32, now));
+}
+
+#[test]
+fn the_presenters_source_is_told_the_narrowest_path_we_pass_its_pictures_to() {
+    use crate::congestion::{CAP_EVERY, CAP_HOLDS, INITIAL_ESTIMATE};
+    let paths: [Arc<LinkStats>; 4] = Default::default();
+    let stage = stage_on(&paths);
+    let now = crate::clock::now();
+    let camera = PRESENTER_CAMERA;
+    // The presenter is in cell 0; its pictures enter our cell over the bridge to x, and we
+    // pass them on to our cell mates a and b.
+    stage.set_seats(&[None, None, None, None], seat("h", 0).as_ref());
+    assert_eq!(
+        stage.cap_due(&peer("x"), camera, now),
+        None,
+        "nothing passed on yet"
+    );
+    for p in picture(7, 1, true, 1) {
+        stage.push(&peer("x"), camera, &p, now);
+    }
+    // b passes them on in turn, and a path below it carries 300 kbit/s.
+    paths[1].set_cap(300_000, now);
+    assert_eq!(stage.cap_due(&peer("x"), camera, now), Some(300_000));
+    // Not again before its time, nor to a neighbour that is not the source.
+    assert_eq!(stage.cap_due(&peer("x"), camera, now + CAP_EVERY / 2), None);
+    assert_eq!(stage.cap_due(&peer("a"), camera, now + CAP_EVERY), None);
+    // b's word lapses: the narrowest is then our own links' estimate.
+    let later = now + CAP_HOLDS;
+    assert_eq!(
+        stage.cap_due(&peer("x"), camera, later),
+        Some(INITIAL_ESTIMATE)
+    );
+    // Once the link to x is gone, nothing is told to it.
+    stage.drop_link(&peer("x"));
+    assert_eq!(stage.cap_due(&peer("x"), camera, later + CAP_EVERY), None);
 }

@@ -113,6 +113,7 @@ impl Driver {
                     retransmissions_refused: f.rtx_refused,
                     retransmissions_received: f.repaired,
                     queue: f.queue,
+                    cap_bps: link.stats.cap(now),
                     sending: lanes
                         .into_iter()
                         .zip(f.sending)
@@ -201,7 +202,7 @@ impl Driver {
         }
         let forwarded = self.video.tree.adopt(peer, &tracks, &stats, now);
         if self.cells_room {
-            self.audio.cells.adopt(peer, &seats);
+            self.audio.cells.adopt(peer, &seats, &stats);
         }
         let bridge = self.audio.cells.is_bridge(peer);
         if self.presenting {

@@ -379,3 +379,40 @@ fn what_comes_from_the_parent_is_the_roots_and_the_rest_is_its_senders() {
     media.route(at(None, &[peer("child")], true), t0);
     assert_eq!(media.origin(&peer("child")), Some(peer("child")));
 }
+
+#[test]
+fn the_parent_is_told_the_narrowest_path_below_us() {
+    use crate::congestion::{CAP_EVERY, CAP_HOLDS, INITIAL_ESTIMATE};
+    let media = TreeMedia::default();
+    let t0 = crate::clock::now();
+    let parent = peer("parent");
+    let (a, b) = (
+        Arc::new(LinkStats::default()),
+        Arc::new(LinkStats::default()),
+    );
+    media.adopt(&peer("a"), &tracks(200), &a, t0);
+    media.adopt(&peer("b"), &tracks(300), &b, t0);
+    media.adopt(&parent, &tracks(100), &Arc::default(), t0);
+    // A leaf passes nothing on: it tells its parent nothing.
+    media.route(at(Some(parent.clone()), &[], false), t0);
+    assert_eq!(media.cap_due(&parent, t0), None);
+    // With children: the narrowest of their links, their own children's word included.
+    media.route(at(Some(parent.clone()), &[peer("a"), peer("b")], false), t0);
+    b.set_cap(250_000, t0);
+    assert_eq!(media.cap_due(&parent, t0), Some(250_000));
+    // At most once each CAP_EVERY, and only to the parent.
+    assert_eq!(media.cap_due(&parent, t0 + CAP_EVERY / 2), None);
+    assert_eq!(media.cap_due(&peer("a"), t0 + CAP_EVERY), None);
+    // b's word lapses unless told again: the narrowest is then our links' own estimate.
+    let later = t0 + CAP_HOLDS;
+    assert_eq!(media.cap_due(&parent, later), Some(INITIAL_ESTIMATE));
+    // A word of nothing at all is held to the least a link is ever told.
+    b.set_cap(0, later);
+    assert_eq!(
+        media.cap_due(&parent, later + CAP_EVERY),
+        Some(crate::congestion::MIN_ESTIMATE)
+    );
+    // The root has no parent to tell.
+    media.route(at(None, &[peer("a"), peer("b")], true), later);
+    assert_eq!(media.cap_due(&parent, later + CAP_EVERY * 2), None);
+}
