@@ -38,6 +38,9 @@ pub const KEYFRAME_GAP: Duration = Duration::from_millis(300);
 /// An upstream packet this far behind the newest forwarded is too old to forward (the link's
 /// receiver has given it up).
 const MAX_BEHIND: u64 = 1_000;
+/// How many of an upstream stream's latest sequence numbers are remembered as come, so a
+/// packet that comes twice is passed on once.
+const SEEN_WINDOW: u64 = 1_024;
 
 /// What is forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +76,9 @@ pub struct ForwardStats {
     pub forwarded: u64,
     /// Upstream packets dropped: of no known upstream SSRC, empty, or too old.
     pub dropped: u64,
+    /// Upstream packets that had come before (a retransmission of one that was not lost,
+    /// or a probe's copy): passed on once.
+    pub duplicates: u64,
     /// Keyframe requests sent upstream.
     pub keyframe_requests: u64,
     /// Times a link moved to another layer or upstream at a keyframe.
@@ -94,6 +100,56 @@ struct Anchor {
     highest: u64,
 }
 
+/// Which of an upstream stream's latest [`SEEN_WINDOW`] sequence numbers have come.
+#[derive(Debug, Default)]
+struct Seen {
+    highest: Option<u64>,
+    bits: Vec<u64>,
+}
+
+impl Seen {
+    /// Marks `seq` as come: `false` if it had come before, or is too old to tell.
+    fn first(&mut self, seq: u16) -> bool {
+        if self.bits.is_empty() {
+            self.bits = vec![0; (SEEN_WINDOW / 64) as usize];
+        }
+        let seq = extend_seq(self.highest, seq);
+        let highest = self.highest.unwrap_or(seq);
+        if seq > highest {
+            // Forget what the window moved past.
+            for old in (highest + 1)..=seq.min(highest + SEEN_WINDOW) {
+                self.set(old, false);
+            }
+            self.highest = Some(seq);
+        } else if highest - seq >= SEEN_WINDOW || (self.highest.is_some() && self.get(seq)) {
+            // Too old to tell, or come before.
+            return false;
+        }
+        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+        self.set(seq, true);
+        true
+    }
+
+    fn slot(seq: u64) -> (usize, u64) {
+        let i = seq % SEEN_WINDOW;
+        ((i / 64) as usize, 1 << (i % 64))
+    }
+
+    fn get(&self, seq: u64) -> bool {
+        let (word, bit) = Self::slot(seq);
+        self.bits[word] & bit != 0
+    }
+
+    fn set(&mut self, seq: u64, on: bool) {
+        let (word, bit) = Self::slot(seq);
+        if on {
+            self.bits[word] |= bit;
+        } else {
+            self.bits[word] &= !bit;
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Link {
     ssrc: u32,
@@ -111,6 +167,8 @@ pub struct Forwarder<K> {
     kind: Kind,
     /// The upstream SSRC of each layer, largest first.
     layers: Vec<u32>,
+    /// What has come of each layer.
+    seen: Vec<Seen>,
     links: HashMap<K, Link>,
     /// The last output of links removed: one added again is numbered on from it.
     retired: HashMap<K, (u16, u32)>,
@@ -128,6 +186,7 @@ impl<K: Clone + Eq + Hash> Forwarder<K> {
         Self {
             kind,
             layers: Vec::new(),
+            seen: Vec::new(),
             links: HashMap::new(),
             retired: HashMap::new(),
             asked: HashMap::new(),
@@ -150,6 +209,7 @@ impl<K: Clone + Eq + Hash> Forwarder<K> {
             return;
         }
         self.layers = layers.to_vec();
+        self.seen = layers.iter().map(|_| Seen::default()).collect();
         self.asked.clear();
         self.wanted.clear();
         // Requests not yet sent name the old upstream's streams.
@@ -256,6 +316,10 @@ impl<K: Clone + Eq + Hash> Forwarder<K> {
         };
         if packet.payload.is_empty() {
             self.stats.dropped += 1;
+            return;
+        }
+        if !self.seen[layer].first(packet.header.sequence_number) {
+            self.stats.duplicates += 1;
             return;
         }
         let start = match self.kind {

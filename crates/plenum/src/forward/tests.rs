@@ -284,6 +284,46 @@ fn a_repair_that_comes_late_from_upstream_fills_its_gap_downstream() {
 }
 
 #[test]
+fn a_packet_that_comes_twice_is_passed_on_once() {
+    let t0 = crate::clock::now();
+    let mut f = Forwarder::new(Kind::Video);
+    f.set_upstream(&[U0], t0);
+    f.add_link("a", 0xa, 96, 0, t0);
+    f.add_link("b", 0xb, 96, 0, t0);
+    let mut up = Upstream::new(U0, 65_530, 0);
+    let key = up.picture(true, 4);
+    let next = up.picture(false, 4);
+    push_all(&mut f, &key);
+    // A sender's probe (copies of what it just sent) and a retransmission of a packet that
+    // was not lost, across the wrap of the sequence numbers: nothing more goes downstream.
+    push_all(&mut f, &key[1..3]);
+    push_all(&mut f, &next);
+    push_all(&mut f, &key);
+    push_all(&mut f, &next[..2]);
+    let out = drain(&mut f);
+    for link in ["a", "b"] {
+        let got = numbers(&out, link);
+        assert_eq!(got.len(), 8, "{link}: {got:?}");
+        assert!(consecutive(&got), "{link}: {got:?}");
+    }
+    assert_eq!(f.stats().duplicates, 8);
+    // Much later, the same numbers come round again (a stream runs for hours): they are
+    // new packets, passed on.
+    for _ in 0..(65_536 / 4 - 2) {
+        push_all(&mut f, &up.picture(false, 4));
+    }
+    drain(&mut f);
+    let again = up.picture(false, 4);
+    assert_eq!(
+        again[0].header.sequence_number,
+        key[0].header.sequence_number
+    );
+    push_all(&mut f, &again);
+    assert_eq!(numbers(&drain(&mut f), "a").len(), 4);
+    assert_eq!(f.stats().duplicates, 8);
+}
+
+#[test]
 fn audio_is_forwarded_from_any_packet_and_no_keyframe_is_asked_for() {
     let t0 = crate::clock::now();
     let mut f = Forwarder::new(Kind::Audio);
@@ -356,10 +396,14 @@ fn packets_of_no_known_stream_empty_or_garbled_are_dropped_not_forwarded() {
     };
     f.push(&empty);
     // Garbage where VP8 should be: never a keyframe's start, so never forwarded here.
-    for garbage in [&[0xff_u8][..], &[0x10], &[0x90, 0xff], &[0x80]] {
+    for (seq, garbage) in [&[0xff_u8][..], &[0x10], &[0x90, 0xff], &[0x80]]
+        .into_iter()
+        .enumerate()
+    {
         f.push(&Packet {
             header: Header {
                 ssrc: U0,
+                sequence_number: seq as u16 + 1,
                 ..Header::default()
             },
             payload: Bytes::copy_from_slice(garbage),
