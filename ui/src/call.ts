@@ -176,7 +176,7 @@ export class CallView {
       "header",
       { class: "topbar" },
       h("img", { src: "/icon.png", alt: "", class: "topbar-icon" }),
-      h("div", { class: "room-title" }, h("strong", { id: "room-name" }, joined.room), this.count),
+      h("div", { class: "room-title", title: joined.room }, h("strong", { id: "room-name" }, joined.room), this.count),
       joined.hosting && h("span", { class: "pill", title: "The signaling server runs in this app" }, "Hosting"),
       joined.role === "publisher" && h("span", { class: "pill live", id: "presenting-pill", title: "Viewers see and hear you, not each other" }, "Presenting"),
       this.roomPresenter,
