@@ -41,6 +41,10 @@ pub(crate) const LANES: usize = STAGE_SEATS + 2;
 /// The lane of the presenter's camera; its screen's is the next.
 pub(crate) const PRESENTER_CAMERA: usize = STAGE_SEATS;
 
+/// The share of a link our own pictures plan on while it also carries a presenter's we
+/// pass on (the presenter's get the rest: it is what everyone watches).
+pub(crate) const OWN_SHARE_BESIDE_PRESENTER: f64 = 0.3;
+
 /// The picture a lane carries: `None` for a voice.
 pub(crate) fn lane_content(lane: usize) -> Option<Content> {
     match lane.checked_sub(PRESENTER_CAMERA)? {
@@ -481,7 +485,8 @@ impl CellStage {
 
     /// The most to tell `from` we take, if it is the source of the presenter's pictures on
     /// `lane` and one is due: the narrowest path of the neighbours we pass them on to (a
-    /// REMB on its link, which its sender fits what it sends to).
+    /// REMB on its link, which its sender fits what it sends to); on a link that also
+    /// carries our own pictures, the presenter's share of it.
     pub(crate) fn cap_due(&self, from: &PeerId, lane: usize, now: Instant) -> Option<u64> {
         let mut state = self.state();
         let State {
@@ -495,7 +500,15 @@ impl CellStage {
             .out
             .iter()
             .filter_map(|peer| paths.get(peer))
-            .map(|p| &**p);
+            .map(|path| {
+                let fitted = path.fitted_estimate(now);
+                // Beside our own pictures, the presenter's have their share of the link.
+                if path.sends_video() {
+                    (fitted as f64 * (1.0 - OWN_SHARE_BESIDE_PRESENTER)) as u64
+                } else {
+                    fitted
+                }
+            });
         caps.due(from, below, now)
     }
 
@@ -519,6 +532,16 @@ impl CellStage {
             }
         }
         ours
+    }
+
+    /// The neighbours we pass a presenter's pictures on to (from a source still sending).
+    pub(crate) fn relaying_pictures(&self) -> BTreeSet<PeerId> {
+        let state = self.state();
+        state.seats[PRESENTER_CAMERA..]
+            .iter()
+            .filter(|seat| seat.source.is_some())
+            .flat_map(|seat| seat.out.iter().cloned())
+            .collect()
     }
 
     /// Stage packets forwarded so far, over every seat.

@@ -303,6 +303,13 @@ impl LinkStats {
         }
     }
 
+    /// Whether our own camera or screen goes out on this link.
+    pub(crate) fn sends_video(&self) -> bool {
+        self.sending
+            .iter()
+            .any(|lane| lane.load(Ordering::Relaxed) != 0)
+    }
+
     /// Says at which size a lane (0: camera, 1: screen) goes out on this link.
     pub(crate) fn set_sending(&self, lane: usize, size: Option<(u32, u32)>) {
         let packed = size.map_or(0, |(w, h)| (u64::from(w) << 32) | u64::from(h));
@@ -344,12 +351,13 @@ impl<K> Default for CapReports<K> {
 
 impl<K: Clone + Eq + std::hash::Hash> CapReports<K> {
     /// The cap due to `upstream` at `now`, if one is (at most one each [`CAP_EVERY`]): the
-    /// least of what the links `below` may plan on. `None` while nothing is below: the cap
-    /// told before then lapses ([`CAP_HOLDS`]).
-    pub(crate) fn due<'a>(
+    /// least of what the links `below` may carry of the stream (bits per second; what each
+    /// may plan on, [`LinkStats::fitted_estimate`], or the share of it the stream has).
+    /// `None` while nothing is below: the cap told before then lapses ([`CAP_HOLDS`]).
+    pub(crate) fn due(
         &mut self,
         upstream: &K,
-        below: impl IntoIterator<Item = &'a LinkStats>,
+        below: impl IntoIterator<Item = u64>,
         now: Instant,
     ) -> Option<u64> {
         let recent = self
@@ -359,10 +367,7 @@ impl<K: Clone + Eq + std::hash::Hash> CapReports<K> {
         if recent {
             return None;
         }
-        let narrowest = below
-            .into_iter()
-            .map(|stats| stats.fitted_estimate(now))
-            .min()?;
+        let narrowest = below.into_iter().min()?;
         self.last.insert(upstream.clone(), now);
         Some(narrowest)
     }

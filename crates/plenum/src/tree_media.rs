@@ -350,7 +350,7 @@ impl TreeMedia {
         let below = forwarding
             .iter()
             .filter_map(|child| links.get(child))
-            .map(|link| &*link.stats);
+            .map(|link| link.stats.fitted_estimate(now));
         caps.due(from, below, now)
     }
 

@@ -7,7 +7,7 @@
 //! keyframe taps), at most one per [`KEYFRAME_GAP`]. A receiver asks when its track starts and
 //! whenever it had to give up a frame.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -531,7 +531,9 @@ impl Task {
             .map(|&(w, h)| EncoderConfig::bitrate_for(w, h, fps, content))
             .collect();
         let now = crate::clock::now();
-        plan(lane, &rates, share, configured, now);
+        // A link that also carries a presenter's pictures we pass on leaves them most of it.
+        let relaying = self.cells.relaying_pictures();
+        plan(lane, &rates, (share, &relaying), configured, now);
         let (ticks, duration) = frame_duration(fps);
         // A layer's picture is made only when a link is on it or it is made from it.
         let wanted: Vec<bool> = (0..sizes.len())
@@ -615,10 +617,27 @@ impl Task {
 /// Puts every link of `lane` on the layer its estimate affords (no more than its peer says
 /// the paths it passes our pictures on to carry; a move waits for that layer's keyframe),
 /// then sets each layer's rate and frame rate for its poorest link, at most `cap` kbit/s.
-fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Instant) {
+/// A lane plans on `share` of each link, and of a link in `relaying` (one that also carries
+/// a presenter's pictures we pass on) on [`crate::cell_stage::OWN_SHARE_BESIDE_PRESENTER`]
+/// of that.
+fn plan(
+    lane: &mut Lane,
+    rates: &[u32],
+    (share, relaying): (f64, &BTreeSet<PeerId>),
+    cap: Option<u32>,
+    now: Instant,
+) {
+    let share_of = |peer: &PeerId| {
+        if relaying.contains(peer) {
+            share * crate::cell_stage::OWN_SHARE_BESIDE_PRESENTER
+        } else {
+            share
+        }
+    };
     let last = rates.len().saturating_sub(1);
     let mut wanted = Vec::new();
-    for link in lane.links.values_mut() {
+    for (peer, link) in &mut lane.links {
+        let share = share_of(peer);
         // What the link may carry, and no more than the narrowest path below it, if its
         // peer passes our pictures on.
         let estimate = link.stats.fitted_estimate(now);
@@ -657,9 +676,9 @@ fn plan(lane: &mut Lane, rates: &[u32], share: f64, cap: Option<u32>, now: Insta
     for (i, &full) in rates.iter().enumerate() {
         let poorest = lane
             .links
-            .values()
-            .filter(|l| l.wants(i))
-            .map(|l| layers::budget_kbps(l.stats.fitted_estimate(now), share))
+            .iter()
+            .filter(|(_, l)| l.wants(i))
+            .map(|(peer, l)| layers::budget_kbps(l.stats.fitted_estimate(now), share_of(peer)))
             .min();
         let Some(budget) = poorest else { continue };
         // A configured bitrate is the most any layer is sent at.
@@ -989,6 +1008,7 @@ async fn send_pli(track: &dyn TrackRemote, media_ssrc: u32) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
     use std::sync::Arc;
 
     use plenum_media::Content;
@@ -1046,7 +1066,7 @@ mod tests {
         lane.layers = rates.iter().map(|_| Layer::new()).collect();
         lane.links.insert(a.clone(), link("a", &wide));
         lane.links.insert(b.clone(), link("b", &narrow));
-        plan(&mut lane, &rates, 1.0, None, now);
+        plan(&mut lane, &rates, (1.0, &BTreeSet::new()), None, now);
         let wide_layer = lane.links[&a].next.expect("a layer for a");
         assert!(
             wide_layer < last,
@@ -1061,7 +1081,41 @@ mod tests {
         );
         // b's word lapses (it no longer passes them on): it climbs as a's path does.
         let later = now + CAP_HOLDS + layers::CLIMB_HOLD;
-        plan(&mut lane, &rates, 1.0, None, later);
+        plan(&mut lane, &rates, (1.0, &BTreeSet::new()), None, later);
         assert_eq!(lane.links[&b].next, Some(wide_layer));
+    }
+
+    #[test]
+    fn a_link_that_also_carries_a_presenters_pictures_we_pass_on_leaves_them_most_of_it() {
+        let now = crate::clock::now();
+        let rates: Vec<u32> = layers::sizes(1280, 720, Content::Camera)
+            .iter()
+            .map(|&(w, h)| EncoderConfig::bitrate_for(w, h, 30, Content::Camera))
+            .collect();
+        let (mate, bridge) = (
+            Arc::new(LinkStats::default()),
+            Arc::new(LinkStats::default()),
+        );
+        let (a, b) = (
+            PeerId::new("aaaaaaaa").expect("an id"),
+            PeerId::new("bbbbbbbb").expect("an id"),
+        );
+        let mut lane = Lane::new(Content::Camera);
+        lane.layers = rates.iter().map(|_| Layer::new()).collect();
+        lane.links.insert(a.clone(), link("a", &mate));
+        lane.links.insert(b.clone(), link("b", &bridge));
+        // Alike paths; we pass the presenter's pictures on to b.
+        let relaying = BTreeSet::from([b.clone()]);
+        plan(&mut lane, &rates, (1.0, &relaying), None, now);
+        let (to_a, to_b) = (lane.links[&a].next, lane.links[&b].next);
+        assert!(to_b > to_a, "b gets a smaller layer: {to_a:?} {to_b:?}");
+        // Our pictures' rate on b's layer is what its share of the link affords.
+        let share = crate::cell_stage::OWN_SHARE_BESIDE_PRESENTER;
+        let budget = layers::budget_kbps(bridge.fitted_estimate(now), share);
+        let on_b = to_b.expect("a layer for b");
+        assert_eq!(
+            lane.layers[on_b].rate,
+            layers::rate_and_divisor(budget, rates[on_b], on_b == rates.len() - 1).0
+        );
     }
 }

@@ -381,7 +381,19 @@ fn the_presenters_source_is_told_the_narrowest_path_we_pass_its_pictures_to() {
         stage.cap_due(&peer("x"), camera, later),
         Some(INITIAL_ESTIMATE)
     );
+    // Our own pictures go to a and b too: the presenter's have their share of each link.
+    paths[0].set_sending(0, Some((640, 360)));
+    paths[1].set_sending(0, Some((640, 360)));
+    let share = 1.0 - super::OWN_SHARE_BESIDE_PRESENTER;
+    assert_eq!(
+        stage.cap_due(&peer("x"), camera, later + CAP_EVERY),
+        Some((INITIAL_ESTIMATE as f64 * share) as u64)
+    );
+    assert_eq!(stage.relaying_pictures(), [peer("a"), peer("b")].into());
     // Once the link to x is gone, nothing is told to it.
     stage.drop_link(&peer("x"));
-    assert_eq!(stage.cap_due(&peer("x"), camera, later + CAP_EVERY), None);
+    assert_eq!(
+        stage.cap_due(&peer("x"), camera, later + CAP_EVERY * 2),
+        None
+    );
 }
