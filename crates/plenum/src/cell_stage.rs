@@ -183,7 +183,7 @@ struct State {
     /// The seats' voices, then the presenter's pictures.
     seats: [Seat; LANES],
     /// What we last told each presenter lane's source of the narrowest path below us.
-    caps: CapReports<PeerId>,
+    caps: CapReports<(PeerId, usize)>,
 }
 
 /// A peer's stage forwarding, shared by the driver, the audio task and the track readers.
@@ -324,7 +324,9 @@ impl CellStage {
         let mut state = self.state();
         state.links.remove(peer);
         state.paths.remove(peer);
-        state.caps.forget(peer);
+        for lane in 0..LANES {
+            state.caps.forget(&(peer.clone(), lane));
+        }
         let mut words = Vec::new();
         for (i, seat) in state.seats.iter_mut().enumerate() {
             seat.out.remove(peer);
@@ -485,31 +487,36 @@ impl CellStage {
 
     /// The most to tell `from` we take, if it is the source of the presenter's pictures on
     /// `lane` and one is due: the narrowest path of the neighbours we pass them on to (a
-    /// REMB on its link, which its sender fits what it sends to); on a link that also
-    /// carries our own pictures, the presenter's share of it.
+    /// REMB on its link, which its sender fits what it sends to). Of a link that also
+    /// carries our own pictures, the presenter's share, and no more than that link's peer
+    /// said it takes of them.
     pub(crate) fn cap_due(&self, from: &PeerId, lane: usize, now: Instant) -> Option<u64> {
         let mut state = self.state();
         let State {
-            paths, seats, caps, ..
+            links,
+            paths,
+            seats,
+            caps,
+            ..
         } = &mut *state;
         let seat = seats.get(lane)?;
         if seat.source.as_ref().is_none_or(|(s, _)| s != from) {
             return None;
         }
-        let below = seat
-            .out
-            .iter()
-            .filter_map(|peer| paths.get(peer))
-            .map(|path| {
-                let fitted = path.fitted_estimate(now);
-                // Beside our own pictures, the presenter's have their share of the link.
-                if path.sends_video() {
-                    (fitted as f64 * (1.0 - OWN_SHARE_BESIDE_PRESENTER)) as u64
-                } else {
-                    fitted
-                }
-            });
-        caps.due(from, below, now)
+        let below = seat.out.iter().filter_map(|peer| {
+            let path = paths.get(peer)?;
+            let ssrc = links.get(peer)?.get(lane)?.as_ref()?.ssrc;
+            let told = path.cap_for(ssrc, now);
+            let media = path.media_estimate();
+            // Beside our own pictures, the presenter's have their share of the link.
+            let ours = if path.sends_video() {
+                (media as f64 * (1.0 - OWN_SHARE_BESIDE_PRESENTER)) as u64
+            } else {
+                media
+            };
+            Some(told.map_or(ours, |told| ours.min(told)))
+        });
+        caps.due(&(from.clone(), lane), below, now)
     }
 
     /// A neighbour asked for a keyframe on its track with `ssrc`. Returns whether it is a

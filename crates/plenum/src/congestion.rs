@@ -62,6 +62,8 @@ pub(crate) const DATA_SHARE: f64 = 0.3;
 
 /// How often a forwarder tells its upstream neighbour the narrowest path below it.
 pub(crate) const CAP_EVERY: Duration = Duration::from_millis(500);
+/// The most streams a link keeps a cap for (a link carries a few of ours).
+const MAX_CAPS: usize = 16;
 /// A cap not told again for this long no longer holds (the neighbour stopped passing the
 /// stream on, or left).
 pub(crate) const CAP_HOLDS: Duration = Duration::from_secs(2);
@@ -109,9 +111,9 @@ pub(crate) struct LinkStats {
     data: Arc<SendPace>,
     /// What the data channel sent over the last whole second, in bits per second.
     data_bps: AtomicU64,
-    /// The most the peer said it takes (REMB), and when: a forwarder's narrowest path
-    /// below it.
-    cap: Mutex<Option<(u64, Instant)>>,
+    /// The most the peer said it takes of each of our streams it names (REMB; 0: a REMB
+    /// that names none, for every stream), and when: a forwarder's narrowest path below it.
+    caps: Mutex<std::collections::HashMap<u32, (u64, Instant)>>,
 }
 
 impl Default for LinkStats {
@@ -137,7 +139,7 @@ impl Default for LinkStats {
             sending: [AtomicU64::new(0), AtomicU64::new(0)],
             data: Arc::default(),
             data_bps: AtomicU64::new(0),
-            cap: Mutex::new(None),
+            caps: Mutex::default(),
         }
     }
 }
@@ -196,30 +198,58 @@ impl LinkStats {
         estimate.saturating_sub(data).max(MIN_ESTIMATE)
     }
 
-    /// What the link's media may plan on at `now`: [`Self::media_estimate`], and no more
-    /// than the peer said it takes (the narrowest path of those it passes our media on to).
-    pub(crate) fn fitted_estimate(&self, now: Instant) -> u64 {
-        let media = self.media_estimate();
-        self.cap(now)
-            .map_or(media, |cap| media.min(cap.max(MIN_ESTIMATE)))
+    /// What our stream `ssrc` may plan on at `now`: [`Self::media_estimate`], and no more than
+    /// the peer said it takes of that stream (a peer that passes on only some of what we
+    /// send it names those).
+    pub(crate) fn fitted_estimate_for(&self, ssrc: u32, now: Instant) -> u64 {
+        Self::fit(self.media_estimate(), self.cap_for(ssrc, now))
     }
 
-    /// The most the peer said it takes, while that holds ([`CAP_HOLDS`] after it said so).
+    fn fit(estimate: u64, cap: Option<u64>) -> u64 {
+        cap.map_or(estimate, |cap| estimate.min(cap.max(MIN_ESTIMATE)))
+    }
+
+    /// The least the peer said it takes of any of our streams, while that holds
+    /// ([`CAP_HOLDS`] after it said so).
     pub(crate) fn cap(&self, now: Instant) -> Option<u64> {
-        let cap = *self
-            .cap
+        self.caps_holding(now).into_iter().map(|(_, bps)| bps).min()
+    }
+
+    /// The most the peer said it takes of our stream `ssrc`, while that holds.
+    pub(crate) fn cap_for(&self, ssrc: u32, now: Instant) -> Option<u64> {
+        self.caps_holding(now)
+            .into_iter()
+            .filter(|&(named, _)| named == ssrc || named == 0)
+            .map(|(_, bps)| bps)
+            .min()
+    }
+
+    fn caps_holding(&self, now: Instant) -> Vec<(u32, u64)> {
+        let caps = self
+            .caps
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cap.filter(|&(_, at)| now.saturating_duration_since(at) < CAP_HOLDS)
-            .map(|(bps, _)| bps)
+        caps.iter()
+            .filter(|(_, (_, at))| now.saturating_duration_since(*at) < CAP_HOLDS)
+            .map(|(&ssrc, &(bps, _))| (ssrc, bps))
+            .collect()
     }
 
-    /// The peer said it takes at most `bps` (a REMB that arrived at `now`).
-    pub(crate) fn set_cap(&self, bps: u64, now: Instant) {
-        *self
-            .cap
+    /// The peer said it takes at most `bps` of the streams `ssrcs` names (of every stream,
+    /// if it names none): a REMB that arrived at `now`.
+    pub(crate) fn set_cap(&self, bps: u64, ssrcs: &[u32], now: Instant) {
+        let mut caps = self
+            .caps
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((bps, now));
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        caps.retain(|_, (_, at)| now.saturating_duration_since(*at) < CAP_HOLDS);
+        let named = if ssrcs.is_empty() { &[0][..] } else { ssrcs };
+        // A REMB names a handful of streams; more is not ours to keep.
+        for &ssrc in named.iter().take(MAX_CAPS) {
+            if caps.len() < MAX_CAPS || caps.contains_key(&ssrc) {
+                caps.insert(ssrc, (bps, now));
+            }
+        }
     }
 
     /// The data channel's pace, for its SCTP association.
@@ -333,8 +363,8 @@ impl LinkStats {
 ///
 /// A peer that passes a stream on (down a tree, or across cells) tells the neighbour it
 /// takes it from, as a REMB on that link, what the narrowest of the links it passes it to
-/// may plan on ([`LinkStats::fitted_estimate`], which holds what their own peers told in
-/// turn). The sender plans that link's media on no more, so what it sends fits every path
+/// may plan on ([`LinkStats::fitted_estimate_for`], which holds what their own peers told
+/// in turn). The sender plans that link's media on no more, so what it sends fits every path
 /// below, not only its own. Sans IO, told the time.
 #[derive(Debug)]
 pub(crate) struct CapReports<K> {
@@ -352,7 +382,7 @@ impl<K> Default for CapReports<K> {
 impl<K: Clone + Eq + std::hash::Hash> CapReports<K> {
     /// The cap due to `upstream` at `now`, if one is (at most one each [`CAP_EVERY`]): the
     /// least of what the links `below` may carry of the stream (bits per second; what each
-    /// may plan on, [`LinkStats::fitted_estimate`], or the share of it the stream has).
+    /// may plan on, [`LinkStats::fitted_estimate_for`], or the share of it the stream has).
     /// `None` while nothing is below: the cap told before then lapses ([`CAP_HOLDS`]).
     pub(crate) fn due(
         &mut self,

@@ -107,27 +107,38 @@ struct Seen {
     bits: Vec<u64>,
 }
 
+/// Whether an upstream packet is new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    New,
+    /// It came before.
+    Again,
+    /// Too far behind the newest to tell.
+    TooOld,
+}
+
 impl Seen {
-    /// Marks `seq` as come: `false` if it had come before, or is too old to tell.
-    fn first(&mut self, seq: u16) -> bool {
+    /// Marks `seq` as come.
+    fn arrive(&mut self, seq: u16) -> Arrival {
         if self.bits.is_empty() {
             self.bits = vec![0; (SEEN_WINDOW / 64) as usize];
         }
         let seq = extend_seq(self.highest, seq);
-        let highest = self.highest.unwrap_or(seq);
-        if seq > highest {
-            // Forget what the window moved past.
-            for old in (highest + 1)..=seq.min(highest + SEEN_WINDOW) {
-                self.set(old, false);
+        match self.highest {
+            Some(highest) if seq > highest => {
+                // Forget what the window moved past.
+                for old in (highest + 1)..=seq.min(highest + SEEN_WINDOW) {
+                    self.set(old, false);
+                }
+                self.highest = Some(seq);
             }
-            self.highest = Some(seq);
-        } else if highest - seq >= SEEN_WINDOW || (self.highest.is_some() && self.get(seq)) {
-            // Too old to tell, or come before.
-            return false;
+            Some(highest) if highest - seq >= SEEN_WINDOW => return Arrival::TooOld,
+            Some(_) if self.get(seq) => return Arrival::Again,
+            Some(_) => {}
+            None => self.highest = Some(seq),
         }
-        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
         self.set(seq, true);
-        true
+        Arrival::New
     }
 
     fn slot(seq: u64) -> (usize, u64) {
@@ -318,9 +329,16 @@ impl<K: Clone + Eq + Hash> Forwarder<K> {
             self.stats.dropped += 1;
             return;
         }
-        if !self.seen[layer].first(packet.header.sequence_number) {
-            self.stats.duplicates += 1;
-            return;
+        match self.seen[layer].arrive(packet.header.sequence_number) {
+            Arrival::New => {}
+            Arrival::Again => {
+                self.stats.duplicates += 1;
+                return;
+            }
+            Arrival::TooOld => {
+                self.stats.dropped += 1;
+                return;
+            }
         }
         let start = match self.kind {
             Kind::Audio => true,

@@ -767,14 +767,13 @@ impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::Tag
         use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
         use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
         if let rtc::interceptor::Packet::Rtcp(packets) = &msg.message.packet {
-            let most = packets
+            let rembs = packets
                 .iter()
                 .filter_map(|p| p.as_any().downcast_ref::<ReceiverEstimatedMaximumBitrate>())
-                .map(|remb| remb.bitrate)
-                .filter(|bps| bps.is_finite() && *bps >= 0.0)
-                .reduce(f32::min);
-            if let Some(bps) = most {
-                self.stats.set_cap(bps as u64, msg.now);
+                .filter(|remb| remb.bitrate.is_finite() && remb.bitrate >= 0.0);
+            for remb in rembs {
+                self.stats
+                    .set_cap(remb.bitrate as u64, &remb.ssrcs, msg.now);
             }
             let asked = packets.iter().flat_map(|p| {
                 let any = p.as_any();
@@ -893,7 +892,7 @@ mod tests {
         read(&mut tap, vec![pli, remb(350_000.0)]);
         assert_eq!(asked.try_recv().ok(), Some((peer, 7)));
         assert_eq!(stats.cap(now), Some(350_000));
-        assert_eq!(stats.fitted_estimate(now), 350_000);
+        assert_eq!(stats.fitted_estimate_for(7, now), 350_000);
         // A nonsense rate is no word at all: the cap told before stands.
         read(&mut tap, vec![remb(f32::NAN), remb(-1.0)]);
         assert_eq!(stats.cap(now), Some(350_000));
@@ -903,7 +902,7 @@ mod tests {
         // It lapses unless told again.
         assert_eq!(stats.cap(now + crate::congestion::CAP_HOLDS), None);
         assert_eq!(
-            stats.fitted_estimate(now + crate::congestion::CAP_HOLDS),
+            stats.fitted_estimate_for(7, now + crate::congestion::CAP_HOLDS),
             stats.media_estimate()
         );
     }

@@ -156,8 +156,8 @@ struct State {
     /// The links the stage goes to now.
     stage_links: BTreeSet<PeerId>,
     own: OwnVoice,
-    /// What we last told our parent of the narrowest path below us.
-    caps: CapReports<PeerId>,
+    /// What we last told our parent of the narrowest path below us, by lane.
+    caps: CapReports<(PeerId, usize)>,
 }
 
 /// A node's forwarding, shared by the driver, the video task and the track readers.
@@ -287,7 +287,9 @@ impl TreeMedia {
     pub(crate) fn drop_link(&self, peer: &PeerId) {
         let mut state = self.state();
         state.links.remove(peer);
-        state.caps.forget(peer);
+        for lane in 0..LANES {
+            state.caps.forget(&(peer.clone(), lane));
+        }
         state.forwarding.remove(peer);
         state.stage_links.remove(peer);
         for lane in &mut state.lanes {
@@ -332,10 +334,11 @@ impl TreeMedia {
         state.lanes[lane].due_keyframe_requests(now)
     }
 
-    /// The most to tell `from` we take, if it is our parent and one is due: the narrowest
-    /// path of the children we pass its media on to (a REMB on its link; it sends no more
-    /// than that fits, so a child behind a narrow path does not get more than it carries).
-    pub(crate) fn cap_due(&self, from: &PeerId, now: Instant) -> Option<u64> {
+    /// The most to tell `from` we take on `lane`, if it is our parent and one is due: the
+    /// narrowest path of the children we pass its media on to (a REMB on its link; it sends
+    /// no more than that fits, so a child behind a narrow path does not get more than it
+    /// carries).
+    pub(crate) fn cap_due(&self, from: &PeerId, lane: usize, now: Instant) -> Option<u64> {
         let mut state = self.state();
         let State {
             parent,
@@ -350,8 +353,11 @@ impl TreeMedia {
         let below = forwarding
             .iter()
             .filter_map(|child| links.get(child))
-            .map(|link| link.stats.fitted_estimate(now));
-        caps.due(from, below, now)
+            .filter_map(|link| {
+                let ssrc = link.tracks.get(lane)?.as_ref()?.ssrc;
+                Some(link.stats.fitted_estimate_for(ssrc, now))
+            });
+        caps.due(&(from.clone(), lane), below, now)
     }
 
     /// A child asked for a keyframe on the track with `ssrc`. Returns whether it was a

@@ -153,10 +153,10 @@ impl Relay {
 
     /// The most to tell `from` we take on its link, if it is due: we pass its stream on,
     /// and this is the narrowest path it goes on to.
-    fn cap_due(&self, from: &PeerId, now: Instant) -> Option<u64> {
+    fn cap_due(&self, from: &PeerId, lane: Content, now: Instant) -> Option<u64> {
         match self {
             Self::Own => None,
-            Self::Tree(tree) => tree.cap_due(from, now),
+            Self::Tree(tree) => tree.cap_due(from, crate::tree_media::video_lane(lane), now),
             Self::Stage { cells, lane, .. } => cells.cap_due(from, *lane, now),
         }
     }
@@ -640,7 +640,7 @@ fn plan(
         let share = share_of(peer);
         // What the link may carry, and no more than the narrowest path below it, if its
         // peer passes our pictures on.
-        let estimate = link.stats.fitted_estimate(now);
+        let estimate = link.stats.fitted_estimate_for(link.sender.ssrc, now);
         let budget = layers::budget_kbps(estimate, share);
         // A new link starts on the layer its estimate affords, at that layer's keyframe.
         let from = link.next.or(link.layer).unwrap_or(last);
@@ -678,7 +678,10 @@ fn plan(
             .links
             .iter()
             .filter(|(_, l)| l.wants(i))
-            .map(|(peer, l)| layers::budget_kbps(l.stats.fitted_estimate(now), share_of(peer)))
+            .map(|(peer, l)| {
+                let estimate = l.stats.fitted_estimate_for(l.sender.ssrc, now);
+                layers::budget_kbps(estimate, share_of(peer))
+            })
             .min();
         let Some(budget) = poorest else { continue };
         // A configured bitrate is the most any layer is sent at.
@@ -854,7 +857,7 @@ pub(crate) async fn read_track(
             send_pli(&*track, ssrc).await;
         }
         if let Some(media_ssrc) = media_ssrc
-            && let Some(bps) = relay.cap_due(&peer, now)
+            && let Some(bps) = relay.cap_due(&peer, lane, now)
         {
             send_cap(&*track, media_ssrc, bps).await;
         }
@@ -1061,7 +1064,7 @@ mod tests {
             PeerId::new("bbbbbbbb").expect("an id"),
         );
         // Both links' own paths are alike; b passes our pictures on to a path of 150 kbit/s.
-        narrow.set_cap(150_000, now);
+        narrow.set_cap(150_000, &[], now);
         let mut lane = Lane::new(Content::Camera);
         lane.layers = rates.iter().map(|_| Layer::new()).collect();
         lane.links.insert(a.clone(), link("a", &wide));
@@ -1081,6 +1084,10 @@ mod tests {
         );
         // b's word lapses (it no longer passes them on): it climbs as a's path does.
         let later = now + CAP_HOLDS + layers::CLIMB_HOLD;
+        plan(&mut lane, &rates, (1.0, &BTreeSet::new()), None, later);
+        assert_eq!(lane.links[&b].next, Some(wide_layer));
+        // A cap b names for another of our streams (one it passes on) leaves this one be.
+        narrow.set_cap(150_000, &[2], later);
         plan(&mut lane, &rates, (1.0, &BTreeSet::new()), None, later);
         assert_eq!(lane.links[&b].next, Some(wide_layer));
     }
@@ -1111,7 +1118,7 @@ mod tests {
         assert!(to_b > to_a, "b gets a smaller layer: {to_a:?} {to_b:?}");
         // Our pictures' rate on b's layer is what its share of the link affords.
         let share = crate::cell_stage::OWN_SHARE_BESIDE_PRESENTER;
-        let budget = layers::budget_kbps(bridge.fitted_estimate(now), share);
+        let budget = layers::budget_kbps(bridge.fitted_estimate_for(1, now), share);
         let on_b = to_b.expect("a layer for b");
         assert_eq!(
             lane.layers[on_b].rate,

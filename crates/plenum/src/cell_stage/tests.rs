@@ -370,7 +370,7 @@ fn the_presenters_source_is_told_the_narrowest_path_we_pass_its_pictures_to() {
         stage.push(&peer("x"), camera, &p, now);
     }
     // b passes them on in turn, and a path below it carries 300 kbit/s.
-    paths[1].set_cap(300_000, now);
+    paths[1].set_cap(300_000, &[], now);
     assert_eq!(stage.cap_due(&peer("x"), camera, now), Some(300_000));
     // Not again before its time, nor to a neighbour that is not the source.
     assert_eq!(stage.cap_due(&peer("x"), camera, now + CAP_EVERY / 2), None);
@@ -381,13 +381,24 @@ fn the_presenters_source_is_told_the_narrowest_path_we_pass_its_pictures_to() {
         stage.cap_due(&peer("x"), camera, later),
         Some(INITIAL_ESTIMATE)
     );
-    // Our own pictures go to a and b too: the presenter's have their share of each link.
+    // Our own pictures go to a and b too: the presenter's have their share of each link,
+    // and no more than its peer said it takes of them (the share is of our estimate, not
+    // of the peer's word, which left its own pictures their room already).
     paths[0].set_sending(0, Some((640, 360)));
     paths[1].set_sending(0, Some((640, 360)));
     let share = 1.0 - super::OWN_SHARE_BESIDE_PRESENTER;
     assert_eq!(
         stage.cap_due(&peer("x"), camera, later + CAP_EVERY),
         Some((INITIAL_ESTIMATE as f64 * share) as u64)
+    );
+    let told = later + CAP_EVERY * 2;
+    paths[1].set_cap(300_000, &[200 + camera as u32], told);
+    assert_eq!(stage.cap_due(&peer("x"), camera, told), Some(300_000));
+    // A cap b named for another of our streams is not one on the presenter's.
+    paths[1].set_cap(100_000, &[200], told);
+    assert_eq!(
+        stage.cap_due(&peer("x"), camera, told + CAP_EVERY),
+        Some(300_000)
     );
     assert_eq!(stage.relaying_pictures(), [peer("a"), peer("b")].into());
     // Once the link to x is gone, nothing is told to it.

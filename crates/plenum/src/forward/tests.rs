@@ -321,6 +321,14 @@ fn a_packet_that_comes_twice_is_passed_on_once() {
     push_all(&mut f, &again);
     assert_eq!(numbers(&drain(&mut f), "a").len(), 4);
     assert_eq!(f.stats().duplicates, 8);
+    // One from further back than the unit remembers is too old: dropped, not a duplicate.
+    let dropped = f.stats().dropped;
+    let mut stale = again[0].clone();
+    stale.header.sequence_number = stale.header.sequence_number.wrapping_sub(2_000);
+    f.push(&stale);
+    assert!(drain(&mut f).is_empty());
+    assert_eq!(f.stats().dropped, dropped + 1);
+    assert_eq!(f.stats().duplicates, 8);
 }
 
 #[test]

@@ -395,24 +395,35 @@ fn the_parent_is_told_the_narrowest_path_below_us() {
     media.adopt(&parent, &tracks(100), &Arc::default(), t0);
     // A leaf passes nothing on: it tells its parent nothing.
     media.route(at(Some(parent.clone()), &[], false), t0);
-    assert_eq!(media.cap_due(&parent, t0), None);
+    assert_eq!(media.cap_due(&parent, CAMERA, t0), None);
     // With children: the narrowest of their links, their own children's word included.
     media.route(at(Some(parent.clone()), &[peer("a"), peer("b")], false), t0);
-    b.set_cap(250_000, t0);
-    assert_eq!(media.cap_due(&parent, t0), Some(250_000));
+    b.set_cap(250_000, &[], t0);
+    assert_eq!(media.cap_due(&parent, CAMERA, t0), Some(250_000));
+    // Each lane is told for itself; a cap that names one of our streams holds for it
+    // alone.
+    let screen = CAMERA + 1;
+    assert_eq!(media.cap_due(&parent, screen, t0), Some(250_000));
+    b.set_cap(100_000, &[300 + screen as u32], t0);
+    let soon = t0 + CAP_EVERY;
+    assert_eq!(media.cap_due(&parent, screen, soon), Some(100_000));
+    assert_eq!(media.cap_due(&parent, CAMERA, soon), Some(250_000));
     // At most once each CAP_EVERY, and only to the parent.
-    assert_eq!(media.cap_due(&parent, t0 + CAP_EVERY / 2), None);
-    assert_eq!(media.cap_due(&peer("a"), t0 + CAP_EVERY), None);
+    assert_eq!(media.cap_due(&parent, CAMERA, soon + CAP_EVERY / 2), None);
+    assert_eq!(media.cap_due(&peer("a"), CAMERA, soon + CAP_EVERY), None);
     // b's word lapses unless told again: the narrowest is then our links' own estimate.
     let later = t0 + CAP_HOLDS;
-    assert_eq!(media.cap_due(&parent, later), Some(INITIAL_ESTIMATE));
-    // A word of nothing at all is held to the least a link is ever told.
-    b.set_cap(0, later);
     assert_eq!(
-        media.cap_due(&parent, later + CAP_EVERY),
+        media.cap_due(&parent, CAMERA, later),
+        Some(INITIAL_ESTIMATE)
+    );
+    // A word of nothing at all is held to the least a link is ever told.
+    b.set_cap(0, &[], later);
+    assert_eq!(
+        media.cap_due(&parent, CAMERA, later + CAP_EVERY),
         Some(crate::congestion::MIN_ESTIMATE)
     );
     // The root has no parent to tell.
     media.route(at(None, &[peer("a"), peer("b")], true), later);
-    assert_eq!(media.cap_due(&parent, later + CAP_EVERY * 2), None);
+    assert_eq!(media.cap_due(&parent, CAMERA, later + CAP_EVERY * 2), None);
 }
