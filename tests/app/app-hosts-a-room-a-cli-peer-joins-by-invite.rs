@@ -60,10 +60,9 @@ fn app_hosts_a_room_a_cli_peer_joins_by_invite() {
         event(v) == "peer_join" && v["name"] == "Hana"
     });
     let css = format!(".tile[data-peer='{dee_id}'] .tile-state");
+    // The state's words (a narrow tile shows its dot alone, the words in its tooltip).
     wait_for(LONG, "Dee's tile connected", || {
-        app.find(&css)
-            .map(|e| app.text(&e))
-            .filter(|t| t == "Connected")
+        support::text_of(&app, &css).filter(|t| t == "Connected")
     });
     dee.cmd(
         json!({"cmd": "send", "channel": "chat", "data": {"text": "found you through the link"}}),

@@ -43,6 +43,8 @@ describe("tiles", () => {
     expect(t.element.querySelector(".tile[data-peer='me'] .tile-name")?.textContent).toBe("Name me (you)");
     expect(t.element.querySelector(".tile[data-peer='a'] .tile-rtt")?.textContent).toBe("3 ms");
     expect(t.element.querySelector(".tile[data-peer='b'] .tile-state")?.textContent).toBe("Connecting…");
+    // The state's words are in its tooltip too: a narrow tile may hide them.
+    expect((t.element.querySelector(".tile[data-peer='b'] .tile-state") as HTMLElement).title).toBe("Connecting…");
     expect((t.element.querySelector(".tile[data-peer='b'] .tile-rtt") as HTMLElement).hidden).toBe(true);
     const name = t.element.querySelector(".tile[data-peer='a'] .tile-name");
     t.update([peer("me", "me", null), peer("a", "connected", 12.6), peer("b", "connecting", null)]);

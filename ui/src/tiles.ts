@@ -240,6 +240,8 @@ export class Tiles {
     set(".tile-name", screen ? `${who}: screen` : who);
     part(".tile-state").className = `tile-state ${peer.state}`;
     set(".tile-state-text", STATE_TEXT[peer.state]);
+    const state = part(".tile-state");
+    if (state.title !== STATE_TEXT[peer.state]) state.title = STATE_TEXT[peer.state];
     const rtt = peer.rtt_ms === null ? "" : `${peer.rtt_ms < 1 ? "<1" : Math.round(peer.rtt_ms)} ms`;
     set(".tile-rtt", rtt);
     part(".tile-rtt").hidden = rtt === "";
