@@ -31,11 +31,6 @@ const STEP_AUDIO_GAP_MS: f64 = 300.0;
 
 static LAB: Mutex<()> = Mutex::new(());
 
-fn stats(peer: &mut Proc) -> Value {
-    peer.cmd(json!({"cmd": "stats"}));
-    peer.expect(LONG, "stats", |v| event(v) == "stats")
-}
-
 fn link(stats: &Value) -> &Value {
     &stats["links"][0]
 }
@@ -161,8 +156,8 @@ impl Call {
 
     /// One sample now.
     fn sample(&mut self) -> Second {
-        let received = stats(&mut self.b);
-        let sent = stats(&mut self.a);
+        let received = self.b.stats();
+        let sent = self.a.stats();
         Second {
             wire_bytes: self.a_ns.bytes_out(),
             estimate_bps: link(&sent)["estimate_bps"].as_u64().unwrap_or(0),
@@ -217,8 +212,8 @@ impl Call {
     /// and both sides' last figures (receiver first: what it counts can then only be less
     /// than what the sender counts after it).
     fn end(mut self) -> (Vec<f32>, Value, Value) {
-        let received = stats(&mut self.b);
-        let sent = stats(&mut self.a);
+        let received = self.b.stats();
+        let sent = self.a.stats();
         self.b.cmd(json!({"cmd": "leave"}));
         assert_eq!(self.b.wait_exit(LONG), Some(0));
         self.a.cmd(json!({"cmd": "leave"}));
@@ -507,16 +502,16 @@ fn a_narrow_receiver_does_not_lower_what_the_others_receive() {
     // The ramp, then the measure. Only a sends video: each receiver's first stream is a's.
     std::thread::sleep(Duration::from_secs(RAMP));
     let video_of = |stats: &Value| stats["video"][0].clone();
-    let (b0, c0) = (video_of(&stats(&mut b)), video_of(&stats(&mut c)));
+    let (b0, c0) = (video_of(&b.stats()), video_of(&c.stats()));
     let mut sizes: Vec<Value> = Vec::new();
     let t0 = Instant::now();
     for second in 1..=MEASURED {
         std::thread::sleep(
             (t0 + Duration::from_secs(second)).saturating_duration_since(Instant::now()),
         );
-        sizes.push(stats(&mut a)["links"].clone());
+        sizes.push(a.stats()["links"].clone());
     }
-    let (b1, c1) = (video_of(&stats(&mut b)), video_of(&stats(&mut c)));
+    let (b1, c1) = (video_of(&b.stats()), video_of(&c.stats()));
     for peer in [&mut a, &mut b, &mut c] {
         peer.cmd(json!({"cmd": "leave"}));
         assert_eq!(peer.wait_exit(LONG), Some(0));
@@ -703,25 +698,22 @@ fn a_narrow_path_down_a_tree_holds_the_branch_above_it_to_what_it_carries() {
     });
     // Forwarded pictures are announced by no stream of b's own: c's figures tell.
     common::wait_for(LONG, "the root's pictures at c", || {
-        let got = stats(&mut c)["video"][0]["frames"].as_u64().unwrap_or(0);
+        let got = c.stats()["video"][0]["frames"].as_u64().unwrap_or(0);
         (got > 0).then_some(())
     });
     // The ramp, then the measure: what a sends b, and what c decodes.
     std::thread::sleep(Duration::from_secs(RAMP));
     let video_of = |stats: &Value| stats["video"][0].clone();
-    let c0 = video_of(&stats(&mut c));
+    let c0 = video_of(&c.stats());
     let mut narrow: Vec<(Value, Value)> = Vec::new();
     let t0 = Instant::now();
     for second in 1..=MEASURED {
         std::thread::sleep(
             (t0 + Duration::from_secs(second)).saturating_duration_since(Instant::now()),
         );
-        narrow.push((
-            link_to(&stats(&mut a), &b_id),
-            link_to(&stats(&mut b), &c_id),
-        ));
+        narrow.push((link_to(&a.stats(), &b_id), link_to(&b.stats(), &c_id)));
     }
-    let c1 = video_of(&stats(&mut c));
+    let c1 = video_of(&c.stats());
     // c's path widens: the branch climbs past the layer it had, 40 s at most (how long it
     // took is a figure: docs/benchmarks.md).
     let area = |size: Option<(u64, u64)>| size.map_or(0, |(w, h)| w * h);
@@ -735,8 +727,8 @@ fn a_narrow_path_down_a_tree_holds_the_branch_above_it_to_what_it_carries() {
     let mut climbed = None;
     let mut climbing = Vec::new();
     while widened.elapsed() < Duration::from_secs(40) {
-        let to_b = link_to(&stats(&mut a), &b_id);
-        let to_c = link_to(&stats(&mut b), &c_id);
+        let to_b = link_to(&a.stats(), &b_id);
+        let to_c = link_to(&b.stats(), &c_id);
         let size = sending_of(&to_b);
         climbing.push(json!([
             to_b["cap_bps"].as_u64().map(|c| c / 1000),
@@ -751,7 +743,7 @@ fn a_narrow_path_down_a_tree_holds_the_branch_above_it_to_what_it_carries() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    let c2 = video_of(&stats(&mut c));
+    let c2 = video_of(&c.stats());
     for peer in [&mut c, &mut b, &mut a] {
         peer.cmd(json!({"cmd": "leave"}));
         assert_eq!(peer.wait_exit(LONG), Some(0));

@@ -194,10 +194,7 @@ fn voices(peers: &mut [Peer], alive: &BTreeSet<usize>) -> BTreeMap<usize, BTreeS
         alive
             .iter()
             .map(|&i| {
-                peers[i].proc.cmd(json!({"cmd": "stats"}));
-                let stats = peers[i]
-                    .proc
-                    .expect(Duration::from_secs(10), "stats", |v| event(v) == "stats");
+                let stats = peers[i].proc.stats();
                 let heard = stats["audio"]
                     .as_array()
                     .map(|a| {
@@ -461,10 +458,7 @@ fn a_cells_rooms_stage_carries_its_speakers_to_every_cell() {
             "peer {i}'s pictures of the presenter out of order: {got:?}"
         );
         // No picture from outside its cell but the presenter's is decoded.
-        peers[i].proc.cmd(json!({"cmd": "stats"}));
-        let stats = peers[i]
-            .proc
-            .expect(Duration::from_secs(10), "stats", |v| event(v) == "stats");
+        let stats = peers[i].proc.stats();
         let mates = mates(&seen, i);
         for video in stats["video"].as_array().into_iter().flatten() {
             let from = video["peer"].as_str().unwrap_or_default();
@@ -536,10 +530,7 @@ fn a_cells_rooms_stage_carries_its_speakers_to_every_cell() {
         bridges
             .iter()
             .map(|&i| {
-                peers[i].proc.cmd(json!({"cmd": "stats"}));
-                let stats = peers[i]
-                    .proc
-                    .expect(Duration::from_secs(10), "stats", |v| event(v) == "stats");
+                let stats = peers[i].proc.stats();
                 (i, stats["forwarded_packets"].as_u64().unwrap_or(0))
             })
             .collect()

@@ -153,6 +153,12 @@ impl Proc {
         self.raw(&value.to_string());
     }
 
+    /// Asks for the call's figures and returns the `stats` event that answers.
+    pub fn stats(&mut self) -> Value {
+        self.cmd(json!({"cmd": "stats"}));
+        self.expect(Duration::from_secs(30), "stats", |v| event(v) == "stats")
+    }
+
     /// Writes one raw line.
     pub fn raw(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");

@@ -212,27 +212,26 @@ impl LinkStats {
     /// The least the peer said it takes of any of our streams, while that holds
     /// ([`CAP_HOLDS`] after it said so).
     pub(crate) fn cap(&self, now: Instant) -> Option<u64> {
-        self.caps_holding(now).into_iter().map(|(_, bps)| bps).min()
+        self.least_cap(now, |_| true)
     }
 
     /// The most the peer said it takes of our stream `ssrc`, while that holds.
     pub(crate) fn cap_for(&self, ssrc: u32, now: Instant) -> Option<u64> {
-        self.caps_holding(now)
-            .into_iter()
-            .filter(|&(named, _)| named == ssrc || named == 0)
-            .map(|(_, bps)| bps)
-            .min()
+        self.least_cap(now, |named| named == ssrc || named == 0)
     }
 
-    fn caps_holding(&self, now: Instant) -> Vec<(u32, u64)> {
+    /// The least of the caps that hold at `now` on the streams `named` takes.
+    fn least_cap(&self, now: Instant, named: impl Fn(u32) -> bool) -> Option<u64> {
         let caps = self
             .caps
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         caps.iter()
-            .filter(|(_, (_, at))| now.saturating_duration_since(*at) < CAP_HOLDS)
-            .map(|(&ssrc, &(bps, _))| (ssrc, bps))
-            .collect()
+            .filter(|&(&ssrc, &(_, at))| {
+                named(ssrc) && now.saturating_duration_since(at) < CAP_HOLDS
+            })
+            .map(|(_, &(bps, _))| bps)
+            .min()
     }
 
     /// The peer said it takes at most `bps` of the streams `ssrcs` names (of every stream,

@@ -1047,28 +1047,34 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_link_whose_peer_passes_our_pictures_on_gets_what_the_narrowest_path_below_carries() {
-        let now = crate::clock::now();
+    /// A link's peer and its figures.
+    type Peer = (PeerId, Arc<LinkStats>);
+
+    /// A 720p camera's lane to two links, "a" and "b", on alike paths: its layers' full
+    /// rates, the lane, and each link's peer and figures.
+    fn lane_to_a_and_b() -> (Vec<u32>, Lane, [Peer; 2]) {
         let rates: Vec<u32> = layers::sizes(1280, 720, Content::Camera)
             .iter()
             .map(|&(w, h)| EncoderConfig::bitrate_for(w, h, 30, Content::Camera))
             .collect();
-        let last = rates.len() - 1;
-        let (wide, narrow) = (
-            Arc::new(LinkStats::default()),
-            Arc::new(LinkStats::default()),
-        );
-        let (a, b) = (
-            PeerId::new("aaaaaaaa").expect("an id"),
-            PeerId::new("bbbbbbbb").expect("an id"),
-        );
-        // Both links' own paths are alike; b passes our pictures on to a path of 150 kbit/s.
-        narrow.set_cap(150_000, &[], now);
         let mut lane = Lane::new(Content::Camera);
         lane.layers = rates.iter().map(|_| Layer::new()).collect();
-        lane.links.insert(a.clone(), link("a", &wide));
-        lane.links.insert(b.clone(), link("b", &narrow));
+        let links = ["a", "b"].map(|name| {
+            let peer = PeerId::new(name.repeat(8)).expect("an id");
+            let stats = Arc::new(LinkStats::default());
+            lane.links.insert(peer.clone(), link(name, &stats));
+            (peer, stats)
+        });
+        (rates, lane, links)
+    }
+
+    #[test]
+    fn a_link_whose_peer_passes_our_pictures_on_gets_what_the_narrowest_path_below_carries() {
+        let now = crate::clock::now();
+        let (rates, mut lane, [(a, _), (b, narrow)]) = lane_to_a_and_b();
+        let last = rates.len() - 1;
+        // Both links' own paths are alike; b passes our pictures on to a path of 150 kbit/s.
+        narrow.set_cap(150_000, &[], now);
         plan(&mut lane, &rates, (1.0, &BTreeSet::new()), None, now);
         let wide_layer = lane.links[&a].next.expect("a layer for a");
         assert!(
@@ -1095,22 +1101,7 @@ mod tests {
     #[test]
     fn a_link_that_also_carries_a_presenters_pictures_we_pass_on_leaves_them_most_of_it() {
         let now = crate::clock::now();
-        let rates: Vec<u32> = layers::sizes(1280, 720, Content::Camera)
-            .iter()
-            .map(|&(w, h)| EncoderConfig::bitrate_for(w, h, 30, Content::Camera))
-            .collect();
-        let (mate, bridge) = (
-            Arc::new(LinkStats::default()),
-            Arc::new(LinkStats::default()),
-        );
-        let (a, b) = (
-            PeerId::new("aaaaaaaa").expect("an id"),
-            PeerId::new("bbbbbbbb").expect("an id"),
-        );
-        let mut lane = Lane::new(Content::Camera);
-        lane.layers = rates.iter().map(|_| Layer::new()).collect();
-        lane.links.insert(a.clone(), link("a", &mate));
-        lane.links.insert(b.clone(), link("b", &bridge));
+        let (rates, mut lane, [(a, _), (b, bridge)]) = lane_to_a_and_b();
         // Alike paths; we pass the presenter's pictures on to b.
         let relaying = BTreeSet::from([b.clone()]);
         plan(&mut lane, &rates, (1.0, &relaying), None, now);
