@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::cli::{self, Peer, event};
 use support::webdriver::Session;
-use support::{Driver, Xvfb, artifacts_dir, painted, text_of, wait_for};
+use support::{Driver, Xvfb, artifacts_dir, click_until, painted, text_of, wait_for};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -347,8 +347,9 @@ fn app_joins_a_room_with_cli_peers() {
     wait_for(LONG, "Bob's video moving", || {
         sample(&app).filter(|(sum, levels)| *sum != first.0 && *levels > 8)
     });
-    app.click(&app.find("#mode-button").unwrap());
-    wait_for(LONG, "the grid", || app.find(".stage[data-mode='grid']"));
+    click_until(&app, "#mode-button", LONG, "the grid", || {
+        app.find(".stage[data-mode='grid']")
+    });
     painted(&app);
     xvfb.screenshot(&shots.join("call-video.png"));
 
@@ -393,17 +394,16 @@ fn app_joins_a_room_with_cli_peers() {
     });
     painted(&app);
     xvfb.screenshot(&shots.join("call-screen-share.png"));
-    app.click(&app.find("#layout-button").unwrap());
-    wait_for(LONG, "the grid by choice", || {
+    click_until(&app, "#layout-button", LONG, "the grid by choice", || {
         app.find("#tiles[data-layout='grid']")
     });
-    // A second click on the same button right after the first was once seen not to
-    // register under WebKitWebDriver; a user's clicks are never that close.
-    std::thread::sleep(Duration::from_millis(300));
-    app.click(&app.find("#layout-button").unwrap());
-    wait_for(LONG, "the presenter layout again", || {
-        app.find("#tiles[data-layout='presenter']")
-    });
+    click_until(
+        &app,
+        "#layout-button",
+        LONG,
+        "the presenter layout again",
+        || app.find("#tiles[data-layout='presenter']"),
+    );
     bob.proc.cmd(json!({"cmd": "screen", "source": "none"}));
     wait_for(LONG, "the grid after the share", || {
         app.find("#tiles[data-layout='grid']")

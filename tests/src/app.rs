@@ -389,3 +389,33 @@ pub fn painted(app: &webdriver::Session) {
         "the view did not draw: {done}"
     );
 }
+
+/// Clicks the button `css` until `done` finds what the click brings about, and returns it.
+/// WebKitWebDriver was seen, rarely, to let a click on a visible button go nowhere: the click
+/// returns once the page has handled its events, yet the button's handler never ran. A user
+/// whose click did nothing clicks again, and so does this: each click waits up to 5 s for its
+/// effect, and the whole fails after `timeout`.
+pub fn click_until<T>(
+    app: &webdriver::Session,
+    css: &str,
+    timeout: Duration,
+    what: &str,
+    mut done: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let button = wait_for(timeout, css, || app.find(css));
+        app.click(&button);
+        let tried = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < tried {
+            if let Some(value) = done() {
+                return value;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} clicking {css} for {what}"
+        );
+    }
+}
