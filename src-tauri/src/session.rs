@@ -29,6 +29,13 @@ use plenum_media::{Content, VideoSource};
 const REFRESH: Duration = Duration::from_secs(1);
 /// Board `sync` messages stay under this size (the room's limit is 256 KiB).
 const SYNC_CHUNK_BYTES: usize = 192 * 1024;
+/// A presentation in a room that grows is a tree under its presenter, who takes this many
+/// viewers itself (as many as a call links everyone before it splits into cells: a mesh of
+/// 8 sends each 640x360 stream 7 times, 5.1 Mbit/s, docs/benchmarks.md), so it is a star
+/// until then.
+const PRESENTER_VIEWERS: u16 = 8;
+/// ... and each viewer beyond them passes the presentation on to at most this many more.
+const VIEWER_PASSES_ON: u16 = 3;
 
 /// A handle to the call's task. Dropping it leaves the room.
 #[derive(Debug)]
@@ -139,6 +146,12 @@ impl Session {
         let viewer_code =
             access_code(req.viewer_code.as_deref()).filter(|_| req.role == Role::Publisher);
         let asks_code = viewer_code.is_some();
+        // A presentation in a room that grows: viewers beyond the presenter's own pass it on.
+        let presentation = req.role != Role::Both && req.shape == RoomShape::Cells;
+        // The root of a tree: the host of a tree room, or the presenter of a presentation,
+        // with a secret only it can make.
+        let root = (req.shape == RoomShape::Tree && public_server.is_some())
+            || (presentation && req.role == Role::Publisher);
         let config = RoomConfig::builder(req.room.trim(), req.name.trim())
             .server(req.server.trim())
             .identity(identity.clone())
@@ -147,14 +160,18 @@ impl Session {
             .lossy_channel(CURSOR)
             .topology(match req.shape {
                 RoomShape::Mesh => plenum_proto::overlay::TopologySpec::Mesh,
+                RoomShape::Cells if presentation => {
+                    plenum_proto::overlay::TopologySpec::presentation(
+                        PRESENTER_VIEWERS,
+                        VIEWER_PASSES_ON,
+                    )
+                }
                 RoomShape::Cells => plenum_proto::overlay::TopologySpec::cells(None),
                 RoomShape::Tree => plenum_proto::overlay::TopologySpec::tree(10),
                 RoomShape::Relay => plenum_proto::overlay::TopologySpec::relay(20),
             })
-            // The host of a tree room is its root, with a secret only it can make.
             .root_secret(
-                (req.shape == RoomShape::Tree && public_server.is_some())
-                    .then(|| identity.sign(format!("tree root of {}", req.room.trim()).as_bytes())),
+                root.then(|| identity.sign(format!("tree root of {}", req.room.trim()).as_bytes())),
             )
             .role(req.role.into())
             .credentials(access_code(req.access_code.as_deref()))
@@ -805,6 +822,7 @@ impl Task {
                 is_root,
                 root,
                 root_name,
+                subtree,
             } => {
                 // The room's creator chose its shape; whoever joins learns it here.
                 self.tree = true;
@@ -822,6 +840,7 @@ impl Task {
                     depth,
                     is_root,
                     root: root_id,
+                    subtree,
                 };
                 self.emit(event).await;
                 self.refresh().await;

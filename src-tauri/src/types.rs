@@ -445,6 +445,8 @@ pub enum UiEvent {
         is_root: bool,
         /// The root (the presenter), once known.
         root: Option<String>,
+        /// How many are in the tree below us, us included (at the root: everyone).
+        subtree: u32,
     },
     /// In a tree room (a presentation to a large audience): who is on stage, and at the
     /// root (the presenter) the raised hands waiting, oldest first.

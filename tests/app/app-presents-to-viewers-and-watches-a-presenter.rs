@@ -1,7 +1,8 @@
-//! "Present to a room", in the real app under Xvfb with real `plenum serve` and `plenum
-//! join` peers: the app presents with an access code, viewers join through its invite
-//! (as viewers, because the invite says so), one without the code is refused, the viewers
-//! are listed beside the presenter's tile, and a raised hand shows. Then the other side:
+//! "Present to a room" with everyone linked to the presenter (the "mesh" shape), in the
+//! real app under Xvfb with real `plenum serve` and `plenum join` peers: the app presents
+//! with an access code, viewers join through its invite (as viewers, because the invite
+//! says so), one without the code is refused, the viewers are listed beside the
+//! presenter's tile, and a raised hand shows. Then the other side:
 //! the app watches a headless presenter, the join screen asks for the access code the
 //! invite needs, a join without it comes back to the join screen, and with it the
 //! presenter's tile is large and the app's raised hand reaches the presenter.
@@ -58,6 +59,9 @@ fn the_app_presents_to_viewers_who_need_its_access_code() {
     app.clear(&field);
     app.type_text(&field, &server.url);
     choose(&app, "#join-role", "publisher");
+    // Everyone linked to the presenter, however many: viewers listed from the room's roster,
+    // browsers welcome (a presentation that grows is a tree: its own test).
+    choose(&app, "#join-shape", "mesh");
     app.type_text(&app.find("#join-code").unwrap(), "k1");
     let button = app.find("#join-button").unwrap();
     assert_eq!(app.text(&button), "Present to a room");

@@ -1,7 +1,8 @@
 // The viewers of a presentation, listed beside the presenters' tiles: raised hands first
 // (in the order they went up), then everyone else by name. A presenter sees every viewer;
 // a viewer sees the others listed (viewers never link to each other, so their hands show
-// only to the presenters).
+// only to the presenters). In a presentation's tree the presenter links to its first
+// viewers only: the list counts the rest.
 import type { PeerView } from "./bindings";
 import { h, handIcon, initials } from "./dom";
 
@@ -19,6 +20,8 @@ export class AudienceList {
   /** When each raised hand went up (a counter, not a clock: only the order matters). */
   private raisedAt = new Map<string, number>();
   private raises = 0;
+  /** In a presentation's tree, everyone watching: more than we link once viewers pass it on. */
+  private total: number | null = null;
 
   constructor() {
     this.heading = h("h2", { id: "audience-heading" }, "Viewers");
@@ -42,7 +45,8 @@ export class AudienceList {
 
     const viewers = audienceOrder(peers, this.raisedAt);
     const hands = viewers.filter((p) => p.hand).length;
-    this.heading.textContent = `Viewers · ${viewers.length}${hands > 0 ? ` · ${hands} ${hands === 1 ? "hand" : "hands"} up` : ""}`;
+    const beyond = Math.max(0, (this.total ?? 0) - viewers.length);
+    this.heading.textContent = `Viewers · ${viewers.length + beyond}${hands > 0 ? ` · ${hands} ${hands === 1 ? "hand" : "hands"} up` : ""}`;
     this.list.replaceChildren(
       ...viewers.map((p) => {
         const avatar = h("span", { class: "avatar small" }, initials(p.name));
@@ -57,8 +61,16 @@ export class AudienceList {
         );
       }),
     );
-    if (viewers.length === 0) this.list.append(h("li", { class: "viewer empty" }, "No viewers yet"));
+    if (beyond > 0) {
+      const note = `${beyond} more, through the viewers who pass it on`;
+      this.list.append(h("li", { class: "viewer empty", id: "audience-beyond", title: "Beyond your first viewers, viewers pass the presentation on to others; their hands reach you in the stage panel" }, note));
+    } else if (viewers.length === 0) this.list.append(h("li", { class: "viewer empty" }, "No viewers yet"));
     return raised;
+  }
+
+  /** In a presentation's tree: how many watch in all (`null` elsewhere). */
+  setTotal(total: number | null): void {
+    this.total = total;
   }
 
   show(on: boolean): void {

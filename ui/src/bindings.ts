@@ -506,7 +506,11 @@ is_root: boolean,
 /**
  * The root (the presenter), once known.
  */
-root: string | null, } | { "type": "stage", 
+root: string | null, 
+/**
+ * How many are in the tree below us, us included (at the root: everyone).
+ */
+subtree: number, } | { "type": "stage", 
 /**
  * The peer whose voice reaches every viewer, if any.
  */

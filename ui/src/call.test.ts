@@ -398,7 +398,7 @@ describe("CallView", () => {
     const panel = document.getElementById("tree-stage") as HTMLElement;
     const hand = document.getElementById("hand-button") as HTMLElement;
     expect(panel.hidden).toBe(true);
-    call.handle({ type: "tree", parent: null, children: ["v1", "v2"], depth: 0, is_root: true, root: "me1" });
+    call.handle({ type: "tree", parent: null, children: ["v1", "v2"], depth: 0, is_root: true, root: "me1", subtree: 3 });
     expect(panel.hidden).toBe(false);
     // The root has nobody to raise a hand to.
     expect(hand.hidden).toBe(true);
@@ -423,7 +423,7 @@ describe("CallView", () => {
   it("watches down a tree: raises a hand, sees who is on stage, and lowers it once on stage", async () => {
     const { call } = view();
     const hand = document.getElementById("hand-button") as HTMLElement;
-    call.handle({ type: "tree", parent: "p1", children: [], depth: 2, is_root: false, root: "r1" });
+    call.handle({ type: "tree", parent: "p1", children: [], depth: 2, is_root: false, root: "r1", subtree: 1 });
     const rita: PeerView = { ...ada, id: "r1", name: "Rita", state: "presenting" };
     call.handle({ type: "roster", peers: [me, ada, rita] });
     // The presenter first and large, in the participants view.
@@ -453,6 +453,34 @@ describe("CallView", () => {
     expect(document.getElementById("tree-stage-speaker")?.textContent).toBe("A viewer is on stage");
     call.handle({ type: "stage", speaker: null, hands: [] });
     expect(document.getElementById("tree-stage-speaker")?.textContent).toBe("Nobody is on stage");
+    call.close();
+  });
+
+  it("presents to more viewers than it links: the count and the list say how many watch", () => {
+    const { call } = view(vi.fn(), { ...joined, role: "publisher", me: { ...me, role: "publisher" } });
+    const viewers = ["v1", "v2"].map((id, i): PeerView => ({ ...ada, id, name: `Viewer ${i + 1}`, role: "viewer" }));
+    call.handle({ type: "roster", peers: [{ ...me, role: "publisher" }, ...viewers] });
+    // Two linked, five more through them.
+    call.handle({ type: "tree", parent: null, children: ["v1", "v2"], depth: 0, is_root: true, root: "me1", subtree: 8 });
+    expect(document.getElementById("audience")?.hidden).toBe(false);
+    expect(document.getElementById("audience-heading")?.textContent).toBe("Viewers · 7");
+    expect(document.getElementById("audience-beyond")?.textContent).toBe("5 more, through the viewers who pass it on");
+    expect(document.querySelector(".count")?.textContent).toBe("7 watching");
+    // All of them linked to us: nothing beyond.
+    call.handle({ type: "tree", parent: null, children: ["v1", "v2"], depth: 0, is_root: true, root: "me1", subtree: 3 });
+    expect(document.getElementById("audience-beyond")).toBeNull();
+    expect(document.querySelector(".count")?.textContent).toBe("2 watching");
+    call.close();
+  });
+
+  it("watches a presentation's tree: no audience list, and the count says whom it passes it on to", () => {
+    const { call } = view(vi.fn(), { ...joined, role: "viewer", me: { ...me, role: "viewer" } });
+    const rita: PeerView = { ...ada, id: "r1", name: "Rita", state: "presenting" };
+    call.handle({ type: "tree", parent: "p1", children: ["c1"], depth: 2, is_root: false, root: "r1", subtree: 2 });
+    call.handle({ type: "roster", peers: [{ ...me, role: "viewer" }, { ...ada, id: "p1", role: "viewer" }, { ...ada, id: "c1", role: "viewer" }, rita] });
+    expect(document.getElementById("audience")?.hidden).toBe(true);
+    expect(document.querySelector(".count")?.textContent).toBe("Watching · passing it on to 1");
+    expect(document.querySelector("#tiles .tile")?.getAttribute("data-peer")).toBe("r1");
     call.close();
   });
 

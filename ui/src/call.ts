@@ -69,6 +69,8 @@ export class CallView {
   readonly treeStage: TreeStage;
   /** In a tree room, whether we are its root (the presenter); `null` in other rooms. */
   private treeRoot: boolean | null = null;
+  /** In a tree room, how many are in it below us (us included), and how many we pass it on to. */
+  private treeSize = { subtree: 0, children: 0 };
   /** A large room's presenter: another's name, or us. */
   private presenting: { name: string | null; you: boolean } = { name: null, you: false };
   private readonly roomPresenter = h("span", { class: "pill", id: "room-presenter-pill" });
@@ -392,9 +394,10 @@ export class CallView {
         h("h2", {}, "Invite people"),
         h("p", {}, this.joined.hosting ? "This computer is hosting the room. In Plenum, others on your network paste this link into the join screen:" : "In Plenum, others paste this link into the join screen:"),
         row("invite-link", this.joined.invite),
-        web && h("p", {}, "Or they open this link in a browser, with nothing to install:"),
-        web && row("invite-web-link", web),
-        web && insecure(web) && h("p", { class: "invite-note", id: "invite-web-note" }, "Browsers allow the camera and microphone only over https, so this link works in a browser on this computer only. For others, give the server a certificate (plenum serve --tls-cert) or put it behind https."),
+        web && h("p", { class: "invite-web" }, "Or they open this link in a browser, with nothing to install:"),
+        web && h("div", { class: "invite-web" }, row("invite-web-link", web)),
+        web && insecure(web) && h("p", { class: "invite-note invite-web", id: "invite-web-note" }, "Browsers allow the camera and microphone only over https, so this link works in a browser on this computer only. For others, give the server a certificate (plenum serve --tls-cert) or put it behind https."),
+        h("p", { class: "invite-note", id: "invite-tree-note", hidden: true }, "A browser cannot join this room: its people pass the media on to each other, which only the Plenum app does."),
         this.joined.role === "publisher" &&
           h("p", { class: "invite-note" }, "They join as viewers: they see and hear you, not each other. If you set an access code, tell it to them yourself; it is not in the link."),
         h("div", { class: "dialog-actions" }, close),
@@ -549,7 +552,9 @@ export class CallView {
     const first = (p: PeerView) => Number(p.id === spotlight);
     this.tiles.setStage(this.webinar || featured);
     this.tiles.update(this.webinar ? presenters : featured ? [...peers].sort((a, b) => first(b) - first(a)) : peers);
-    this.audience.show(this.webinar);
+    // A viewer in a presentation's tree links to the viewers it passes it on with, not
+    // the audience: no list.
+    this.audience.show(this.webinar && this.treeRoot !== false);
     // In a tree room every viewer may raise a hand to the root; elsewhere viewers of a
     // presentation may.
     this.handButton.hidden = this.treeRoot ?? (!this.webinar || this.joined.role === "publisher");
@@ -706,6 +711,14 @@ export class CallView {
 
   private updateCount(): void {
     const n = this.roster.size;
+    if (this.webinar && this.treeRoot !== null) {
+      // A presentation's tree: the presenter counts everyone below it; a viewer knows
+      // whom it passes the presentation on to.
+      const { subtree, children } = this.treeSize;
+      if (this.treeRoot) this.count.textContent = `${Math.max(0, subtree - 1)} watching`;
+      else this.count.textContent = children > 0 ? `Watching · passing it on to ${children}` : "Watching";
+      return;
+    }
     if (this.webinar) {
       const viewers = [...this.roster.values()].filter((p) => p.role === "viewer").length;
       this.count.textContent = `${n - viewers} presenting · ${viewers} watching`;
@@ -752,6 +765,11 @@ export class CallView {
       case "tree":
         this.large = true;
         this.network.updateTree(event.parent, event.children, event.depth, event.is_root);
+        this.treeSize = { subtree: event.subtree, children: event.children.length };
+        // A tree's links are the tree's: the server turns a browser away.
+        for (const e of this.invite.querySelectorAll<HTMLElement>(".invite-web")) e.hidden = true;
+        (this.invite.querySelector("#invite-tree-note") as HTMLElement).hidden = false;
+        this.audience.setTotal(event.is_root ? event.subtree - 1 : null);
         if (this.treeRoot !== event.is_root) {
           this.treeRoot = event.is_root;
           this.treeStage.show(event.is_root);
@@ -764,7 +782,7 @@ export class CallView {
           this.showRoster([...this.roster.values()]);
           this.showLayout();
           this.sendVideoSizes();
-        }
+        } else if (this.webinar) this.showRoster([...this.roster.values()]);
         this.updateCount();
         break;
       case "room_presenter":

@@ -97,11 +97,14 @@ describe("join screen", () => {
     expect(code.textContent).toContain("Viewers' access code");
     expect(document.getElementById("join-button")?.textContent).toBe("Present to a room");
     expect(document.getElementById("host-button")?.textContent).toBe("Host and present");
+    // A presentation that grows passes itself on beyond the presenter's own viewers.
+    expect($("join-shape").value).toBe("cells");
+    expect(($("join-shape") as unknown as HTMLSelectElement).selectedOptions[0].textContent).toContain("passed on beyond");
     $("join-room").value = "keynote";
     $("join-code").value = " k1 ";
     (document.getElementById("join-form") as HTMLFormElement).requestSubmit();
     await vi.waitFor(() =>
-      expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "keynote", name: "Ada", password: null, shape: "mesh", role: "publisher", access_code: null, viewer_code: "k1" } }]),
+      expect(seen).toContainEqual(["join", { req: { server: "ws://h:1", room: "keynote", name: "Ada", password: null, shape: "cells", role: "publisher", access_code: null, viewer_code: "k1" } }]),
     );
     // From this computer: the same, on the embedded server.
     const again = screen((cmd, args) => {
@@ -113,7 +116,7 @@ describe("join screen", () => {
     again.$("join-room").value = "keynote";
     again.$("join-code").value = "k1";
     (document.getElementById("host-button") as HTMLElement).click();
-    await vi.waitFor(() => expect(seen).toContainEqual(["host", { req: { room: "keynote", name: "Ada", password: null, shape: "mesh", role: "publisher", viewer_code: "k1" } }]));
+    await vi.waitFor(() => expect(seen).toContainEqual(["host", { req: { room: "keynote", name: "Ada", password: null, shape: "cells", role: "publisher", viewer_code: "k1" } }]));
   });
 
   it("asks for the access code a presenter's invite says it needs, and joins as a viewer", async () => {
@@ -131,7 +134,7 @@ describe("join screen", () => {
     $("join-code").value = "k1";
     (document.getElementById("join-form") as HTMLFormElement).requestSubmit();
     await vi.waitFor(() =>
-      expect(seen).toContainEqual(["join", { req: { server: "ws://h:9", room: "keynote", name: "Ada", password: null, shape: "mesh", role: "viewer", access_code: "k1", viewer_code: null } }]),
+      expect(seen).toContainEqual(["join", { req: { server: "ws://h:9", room: "keynote", name: "Ada", password: null, shape: "cells", role: "viewer", access_code: "k1", viewer_code: null } }]),
     );
   });
 

@@ -63,10 +63,12 @@ export function joinScreen(
   if (notice) error.textContent = notice;
   const join = h("button", { class: "btn primary", id: "join-button", type: "submit" }, "Join room");
   const host = h("button", { class: "btn", id: "host-button", type: "button" }, "Host on this computer");
+  const grows = shape.querySelector<HTMLOptionElement>("option[value='cells']");
   const showRole = () => {
     const presenting = as() === "publisher";
-    // A presentation's viewers link to its presenters only: a mesh (or a tree), not cells.
-    if (as() !== "both" && chosen() === "cells") shape.value = "mesh";
+    // A presentation that grows is a tree under its presenter: a star up to 8 viewers,
+    // beyond them viewers pass it on (PRESENTER_VIEWERS in session.rs).
+    if (grows) grows.textContent = as() === "both" ? "Grows with the room (everyone linked up to 8, cells beyond)" : "Grows with the audience (viewers linked to the presenter up to 8, passed on beyond)";
     codeField.hidden = !presenting && !askCode;
     codeLabel.textContent = presenting ? "Viewers' access code" : "Access code";
     code.placeholder = presenting ? "Optional" : "The presenter's access code";

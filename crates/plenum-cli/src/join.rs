@@ -120,6 +120,10 @@ pub(crate) struct JoinArgs {
     /// Most children per peer with --topology tree.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     max_degree: u16,
+    /// Most children of the root with --topology tree, if not --max-degree (a presenter
+    /// whose viewers link to it alone up to that many).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    root_degree: Option<u16>,
     /// Most direct neighbours per peer with --topology relay.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
     max_neighbours: u16,
@@ -420,7 +424,10 @@ pub(crate) async fn run(args: JoinArgs) -> anyhow::Result<i32> {
             TopologyArg::Cells => {
                 TopologySpec::cells(args.cell_size).with_bridges_per_edge(args.bridges_per_edge)
             }
-            TopologyArg::Tree => TopologySpec::tree(args.max_degree),
+            TopologyArg::Tree => TopologySpec::Tree {
+                max_degree: args.max_degree,
+                root_degree: args.root_degree,
+            },
             TopologyArg::Relay => TopologySpec::relay(args.max_neighbours),
             TopologyArg::Host => TopologySpec::Host {},
         })
@@ -678,8 +685,8 @@ fn print_event(out: &Out, event: RoomEvent) {
         RoomEvent::LinkUp { peer } => out.event(json!({"event": "link_up", "peer": peer}), || {
             format!("* link to {peer} up")
         }),
-        RoomEvent::TreeState { parent, children, depth, is_root, root, root_name } => out.event(
-            json!({"event": "tree_state", "parent": parent, "children": children, "depth": depth, "is_root": is_root, "root": root, "root_name": root_name}),
+        RoomEvent::TreeState { parent, children, depth, is_root, root, root_name, subtree } => out.event(
+            json!({"event": "tree_state", "parent": parent, "children": children, "depth": depth, "is_root": is_root, "root": root, "root_name": root_name, "subtree": subtree}),
             || match (is_root, &parent) {
                 (true, _) => format!("* tree root with {} children", children.len()),
                 (false, Some(p)) => format!("* in the tree under {p} at depth {}, {} children", depth.unwrap_or(0), children.len()),

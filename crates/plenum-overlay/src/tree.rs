@@ -35,115 +35,16 @@
 //!   ([`TreeNode::promote`]). The old root's children then rejoin through it.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use plenum_proto::overlay::TopologySpec;
 use plenum_proto::{DisplayName, PeerId};
 
 mod codec;
+mod config;
 pub use codec::TreeFrameError;
+pub use config::{TreeConfig, TreeConfigBuilder};
 
-use crate::{
-    Appearance, ConfigError, DropReason, FullMesh, FullMeshConfig, Input, Output, Topology, nonzero,
-};
-
-/// Settings of a [`TreeNode`]; build with [`TreeConfig::builder`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TreeConfig {
-    max_degree: usize,
-    request_timeout: Duration,
-    retry_after: Duration,
-    history: Duration,
-    links: FullMeshConfig,
-}
-
-impl Default for TreeConfig {
-    fn default() -> Self {
-        Self {
-            max_degree: 10,
-            request_timeout: Duration::from_secs(30),
-            retry_after: Duration::from_secs(5),
-            history: Duration::from_secs(30),
-            links: FullMeshConfig::default(),
-        }
-    }
-}
-
-/// Builder of [`TreeConfig`]; [`build`](Self::build) validates.
-#[derive(Debug, Clone)]
-pub struct TreeConfigBuilder(TreeConfig);
-
-impl TreeConfigBuilder {
-    /// Most children per node (default 10).
-    pub fn max_degree(mut self, n: usize) -> Self {
-        self.0.max_degree = n;
-        self
-    }
-    /// How long a candidate child may take to link (30 s).
-    pub fn request_timeout(mut self, d: Duration) -> Self {
-        self.0.request_timeout = d;
-        self
-    }
-    /// How long a join request may go unanswered before it is sent to the root again
-    /// (5 s: a request handed down the tree is lost with a peer that dies on its way).
-    pub fn retry_after(mut self, d: Duration) -> Self {
-        self.0.retry_after = d;
-        self
-    }
-    /// How long broadcasts are kept to replay over a link that opens (30 s: longer than a
-    /// dead parent takes to notice and a subtree to rejoin).
-    pub fn history(mut self, d: Duration) -> Self {
-        self.0.history = d;
-        self
-    }
-    /// How links to the parent and children are opened, probed and retried.
-    pub fn links(mut self, links: FullMeshConfig) -> Self {
-        self.0.links = links;
-        self
-    }
-    /// Validates the settings.
-    pub fn build(self) -> Result<TreeConfig, ConfigError> {
-        if !(1..=1000).contains(&self.0.max_degree) {
-            return Err(ConfigError::Inconsistent(
-                "max_degree must be between 1 and 1000",
-            ));
-        }
-        nonzero("request_timeout", self.0.request_timeout)?;
-        nonzero("retry_after", self.0.retry_after)?;
-        nonzero("history", self.0.history)?;
-        Ok(self.0)
-    }
-}
-
-impl TreeConfig {
-    /// A builder starting from the defaults.
-    pub fn builder() -> TreeConfigBuilder {
-        TreeConfigBuilder(Self::default())
-    }
-
-    /// Most children per node.
-    pub fn max_degree(&self) -> usize {
-        self.max_degree
-    }
-
-    /// The tree a room's topology asks for (`None` for other topologies), with the
-    /// defaults for what the room does not say.
-    pub fn from_spec(spec: &TopologySpec) -> Result<Option<Self>, ConfigError> {
-        match spec {
-            TopologySpec::Tree { max_degree } => Self::builder()
-                .max_degree(usize::from(*max_degree))
-                .build()
-                .map(Some),
-            _ => Ok(None),
-        }
-    }
-
-    /// The same settings with links opened, probed and retried as `links` says.
-    pub fn with_links(mut self, links: FullMeshConfig) -> Self {
-        self.links = links;
-        self
-    }
-}
+use crate::{Appearance, DropReason, FullMesh, Input, Output, Topology};
 
 /// What tree nodes tell each other.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,6 +209,9 @@ pub enum TreeOutput {
         root: Option<PeerId>,
         /// The root's name, once known.
         root_name: Option<DisplayName>,
+        /// Nodes in our subtree, ourselves included, as our children last said (at the
+        /// root: the whole tree).
+        subtree: u32,
     },
     /// At the root: a viewer raised (or lowered) its hand.
     Hand {
@@ -369,6 +273,8 @@ pub struct TreeNode {
     /// The root as our parent's welcome last named it, and its name.
     known_root: Option<PeerId>,
     known_root_name: Option<DisplayName>,
+    /// The subtree size our last state said.
+    told_subtree: u32,
     /// Our own name, which our welcomes give as the root's while we are the root.
     name: Option<DisplayName>,
     depth: Option<u32>,
@@ -476,6 +382,7 @@ impl TreeNode {
             lost: None,
             known_root: None,
             known_root_name: None,
+            told_subtree: 1,
             name: None,
             depth: None,
             children: BTreeMap::new(),
@@ -504,6 +411,11 @@ impl TreeNode {
             .collect()
     }
 
+    /// Whether `peer` is our child, or one we accepted whose link is not up yet.
+    pub fn has_child(&self, peer: &PeerId) -> bool {
+        self.children.contains_key(peer)
+    }
+
     /// Our depth, once known (the root's is 0).
     pub fn depth(&self) -> Option<u32> {
         self.depth
@@ -525,6 +437,7 @@ impl TreeNode {
     }
 
     fn state(&mut self) {
+        self.told_subtree = self.subtree();
         self.outputs.push_back(TreeOutput::State {
             parent: self.parent.clone(),
             children: self.children(),
@@ -532,6 +445,7 @@ impl TreeNode {
             is_root: self.root,
             root: self.root_id(),
             root_name: self.root_name(),
+            subtree: self.subtree(),
         });
     }
 
@@ -603,7 +517,7 @@ impl TreeNode {
             });
             return;
         }
-        if self.children.len() < self.config.max_degree {
+        if self.children.len() < self.config.degree(self.is_root()) {
             let deadline = self.now + self.config.request_timeout;
             self.children.insert(
                 requester.clone(),
@@ -998,10 +912,17 @@ impl TreeNode {
             TreeMsg::Subtree { size } => {
                 if let Some(child) = self.children.get_mut(&from)
                     && child.deadline.is_none()
-                    && child.subtree != size
                 {
+                    // What we counted as handed to it may be what it says now: our own
+                    // report and state follow what changed since we last told them.
+                    let changed = child.subtree != size;
                     child.subtree = size;
-                    self.report_subtree();
+                    if changed {
+                        self.report_subtree();
+                    }
+                    if self.subtree() != self.told_subtree {
+                        self.state();
+                    }
                 }
             }
             TreeMsg::Hand { peer, name, raised } => {

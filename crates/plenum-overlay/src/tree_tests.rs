@@ -2,6 +2,9 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use plenum_proto::overlay::TopologySpec;
 
 use super::*;
 
@@ -105,6 +108,18 @@ fn a_full_node_hands_a_join_to_its_smallest_subtree() {
             }
         }]
     );
+    // b takes it and says so: the root's state counts it (what it handed is not told
+    // until then).
+    root.handle_msg(id("b"), TreeMsg::Subtree { size: 3 }, t0);
+    let out = drain(&mut root);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, TreeOutput::State { subtree: 9, .. })),
+        "{out:?}"
+    );
+    // Said again, nothing new.
+    root.handle_msg(id("b"), TreeMsg::Subtree { size: 3 }, t0);
+    assert!(drain(&mut root).is_empty());
 }
 
 #[test]
@@ -279,6 +294,11 @@ struct Net {
 
 impl Net {
     fn new(n: usize, max_degree: usize) -> Self {
+        Self::with(n, config(max_degree))
+    }
+
+    /// `n` nodes (the root first) and two standbys, all with `config`.
+    fn with(n: usize, config: TreeConfig) -> Self {
         let now = Instant::now();
         let root = id("n000");
         let mut net = Self {
@@ -295,20 +315,18 @@ impl Net {
             stages: BTreeMap::new(),
             stage_names: BTreeMap::new(),
         };
-        net.nodes.insert(
-            root.clone(),
-            TreeNode::root(root, config(max_degree), now, 0),
-        );
+        net.nodes
+            .insert(root.clone(), TreeNode::root(root, config.clone(), now, 0));
         for s in ["s0", "s1"] {
             net.standby.push(id(s));
             net.nodes
-                .insert(id(s), TreeNode::standby(id(s), config(max_degree), now, 7));
+                .insert(id(s), TreeNode::standby(id(s), config.clone(), now, 7));
         }
         for i in 1..n {
             let me = id(&format!("n{i:03}"));
             net.nodes.insert(
                 me.clone(),
-                TreeNode::join(me, config(max_degree), now, i as u64),
+                TreeNode::join(me, config.clone(), now, i as u64),
             );
             net.run();
         }
@@ -588,6 +606,44 @@ fn a_dead_root_is_replaced_by_its_standby_and_the_tree_reforms_under_it() {
 }
 
 #[test]
+fn a_presentations_root_takes_more_children_than_the_rest_and_is_a_star_until_full() {
+    let config = TreeConfig::builder()
+        .max_degree(2)
+        .root_degree(Some(5))
+        .build()
+        .unwrap();
+    // The presenter and five viewers: a star.
+    let mut net = Net::with(6, config.clone());
+    assert_eq!(net.check(5), 1, "every viewer linked to the root");
+    assert_eq!(net.nodes[&net.root].children().len(), 5);
+    // Four more go below the root's children, two at most under each.
+    for i in 0..4 {
+        let me = id(&format!("m{i:03}"));
+        let node = TreeNode::join(me.clone(), config.clone(), net.now, 50 + i);
+        net.nodes.insert(me, node);
+        net.run();
+    }
+    assert_eq!(net.check(5), 2);
+    assert_eq!(net.nodes[&net.root].children().len(), 5);
+    for p in net.alive() {
+        if *p != net.root {
+            assert!(
+                net.nodes[p].children().len() <= 2,
+                "{} took too many",
+                p.as_str()
+            );
+        }
+    }
+    // A standby crowned in the root's place takes as many as the root did.
+    let old = net.root.clone();
+    net.kill(&old);
+    assert!(net.nodes[&net.root].is_root());
+    net.check(5);
+    assert_eq!(net.nodes[&net.root].children().len(), 5);
+    assert_eq!(net.broadcast(&leaf(&net), 4), net.alive().len() - 1);
+}
+
+#[test]
 fn a_standby_is_silent_until_promoted() {
     let t0 = Instant::now();
     let mut s = TreeNode::standby(id("s"), config(2), t0, 1);
@@ -602,6 +658,7 @@ fn a_standby_is_silent_until_promoted() {
         is_root: true,
         root: Some(id("s")),
         root_name: None,
+        subtree: 1,
     }));
     s.handle_msg(
         id("a"),
@@ -674,6 +731,24 @@ fn options_are_validated() {
             .is_err()
     );
     assert!(TreeConfig::builder().max_degree(10).build().is_ok());
+    assert!(TreeConfig::builder().root_degree(Some(0)).build().is_err());
+    assert!(
+        TreeConfig::builder()
+            .root_degree(Some(1001))
+            .build()
+            .is_err()
+    );
+    let presentation = TreeConfig::from_spec(&TopologySpec::presentation(8, 3))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (presentation.degree(true), presentation.degree(false)),
+        (8, 3)
+    );
+    let tree = TreeConfig::from_spec(&TopologySpec::tree(3))
+        .unwrap()
+        .unwrap();
+    assert_eq!((tree.degree(true), tree.degree(false)), (3, 3));
 }
 
 mod trees {

@@ -36,6 +36,11 @@ pub enum TopologySpec {
         /// Most children per peer.
         #[serde(default = "default_max_degree")]
         max_degree: u16,
+        /// Most children of the root, when it takes more than the others (a presenter's
+        /// upload may carry more copies than a viewer's): until it has them the tree is a
+        /// star, every viewer linked to the presenter alone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        root_degree: Option<u16>,
     },
     /// A relay network: every peer links a few others chosen by XOR distance of their ids,
     /// and messages for the rest are relayed hop by hop.
@@ -81,7 +86,19 @@ impl TopologySpec {
 
     /// A tree with at most `max_degree` children per peer.
     pub fn tree(max_degree: u16) -> Self {
-        Self::Tree { max_degree }
+        Self::Tree {
+            max_degree,
+            root_degree: None,
+        }
+    }
+
+    /// A presentation's tree: the root takes up to `root_degree` children, every other
+    /// peer up to `max_degree`.
+    pub fn presentation(root_degree: u16, max_degree: u16) -> Self {
+        Self::Tree {
+            max_degree,
+            root_degree: Some(root_degree),
+        }
     }
 
     /// A relay network with at most `max_neighbours` direct links per peer.
@@ -200,6 +217,14 @@ mod tests {
     fn a_tree_spec_defaults_to_ten_children() {
         let spec: TopologySpec = serde_json::from_str(r#"{"kind":"tree"}"#).unwrap();
         assert_eq!(spec, TopologySpec::tree(10));
+        assert_eq!(
+            serde_json::to_string(&spec).unwrap(),
+            r#"{"kind":"tree","max_degree":10}"#,
+            "no root degree unless one is set"
+        );
+        let presentation: TopologySpec =
+            serde_json::from_str(r#"{"kind":"tree","max_degree":3,"root_degree":8}"#).unwrap();
+        assert_eq!(presentation, TopologySpec::presentation(8, 3));
         assert!(spec.is_overlay());
         assert!(!TopologySpec::Mesh.is_overlay());
         let host: TopologySpec = serde_json::from_str(r#"{"kind":"host"}"#).unwrap();

@@ -377,6 +377,10 @@ pub enum ServerToClient {
         /// this is how a peer asked to link learns whom it links.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<DisplayName>,
+        /// The sender's role, when it is not `both`: so a presentation's tree tells its
+        /// viewers from its presenters, though it hands out no roster.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<Role>,
         /// What it sent.
         payload: SignalPayload,
     },
@@ -660,6 +664,7 @@ mod tests {
         let frame = ServerToClient::Signal {
             from: PeerId::new("abc").unwrap(),
             name: None,
+            role: None,
             payload: SignalPayload::Candidate {
                 candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
                 sdp_mid: Some("0".into()),
@@ -670,6 +675,7 @@ mod tests {
         assert_eq!(json["type"], "signal");
         assert_eq!(json["from"], "abc");
         assert!(json.get("name").is_none(), "no name, no field");
+        assert!(json.get("role").is_none(), "no role, no field");
         assert_eq!(json["payload"]["kind"], "candidate");
         assert_eq!(json["payload"]["sdp_mid"], "0");
         assert!(json["payload"].get("sdp_mline_index").is_none());
@@ -680,16 +686,22 @@ mod tests {
         let named = ServerToClient::Signal {
             from: PeerId::new("abc").unwrap(),
             name: Some(DisplayName::new("Ada").unwrap()),
+            role: Some(Role::Viewer),
             payload: SignalPayload::Refused {
                 reason: "no".into(),
             },
         };
         let json: serde_json::Value = serde_json::from_str(&named.encode()).unwrap();
         assert_eq!(json["name"], "Ada");
+        assert_eq!(json["role"], "viewer");
         let bare = r#"{"type":"signal","from":"abc","payload":{"kind":"refused","reason":"no"}}"#;
         assert!(matches!(
             ServerToClient::decode(bare),
-            Ok(ServerToClient::Signal { name: None, .. })
+            Ok(ServerToClient::Signal {
+                name: None,
+                role: None,
+                ..
+            })
         ));
     }
 

@@ -680,6 +680,19 @@ impl Registry {
                     return self.refuse(conn, code, msg, true);
                 }
                 if mesh_only
+                    && matches!(
+                        room.topology,
+                        TopologySpec::Tree { .. } | TopologySpec::Relay { .. }
+                    )
+                {
+                    // Nobody would ever link it: its links are the tree's or the network's.
+                    let msg = format!(
+                        "room {room_name} is a broadcast tree or a relay network, and a browser \
+                         links only in a full mesh: join it with the Plenum app"
+                    );
+                    return self.refuse(conn, ErrorCode::BadTopology, msg, true);
+                }
+                if mesh_only
                     && let Some(cells) = room.cells.as_ref()
                     && cells.layout().cell_count() > 1
                 {
@@ -931,11 +944,13 @@ impl Registry {
     ) {
         let member = self.rooms.get(room).and_then(|r| r.members.get(&from));
         let name = member.map(|m| m.name.clone());
+        let role = member.map(|m| m.role).filter(|r| !r.is_both());
         self.send(
             conn,
             ServerToClient::Signal {
                 from,
                 name,
+                role,
                 payload,
             },
         );

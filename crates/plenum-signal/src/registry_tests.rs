@@ -171,6 +171,7 @@ fn signal_is_relayed_to_the_addressed_peer_only_with_the_true_sender_and_its_nam
             frame: ServerToClient::Signal {
                 from: a,
                 name: Some(DisplayName::new("n1").unwrap()),
+                role: None,
                 payload: SignalPayload::Offer {
                     credentials: None,
                     sdp: "x".into(),
@@ -180,6 +181,19 @@ fn signal_is_relayed_to_the_addressed_peer_only_with_the_true_sender_and_its_nam
                 }
             }
         }]
+    );
+    // A viewer's role goes with what it sends (a tree room hands out no roster).
+    let out = w.try_join(4, "r", json!({"name": "vic", "role": "viewer"}));
+    let ServerToClient::Welcome { peer: v, .. } = &sent_to(&out, 4)[0] else {
+        panic!("no welcome: {out:?}")
+    };
+    let out = w.frame(
+        4,
+        &format!(r#"{{"type":"signal","to":"{b}","payload":{{"kind":"refused","reason":"no"}}}}"#),
+    );
+    assert!(
+        matches!(&sent_to(&out, 2)[..], [ServerToClient::Signal { from, role: Some(Role::Viewer), .. }] if from == v),
+        "{out:?}"
     );
 }
 
@@ -1052,6 +1066,33 @@ fn a_cellular_room_with_a_mesh_only_member_stays_one_cell_without_a_stage_until_
     // Now a browser is refused, plainly.
     let out = w.try_join(7, "big", json!({"name": "late guest", "mesh_only": true}));
     assert_eq!(error_code(&sent_to(&out, 7)), Some(ErrorCode::BadTopology));
+}
+
+#[test]
+fn a_browser_is_refused_plainly_in_a_tree_or_relay_room() {
+    let mut w = World::new(RegistryConfig::default());
+    let tree = json!({"topology": {"kind": "tree", "max_degree": 3, "root_degree": 8}});
+    w.try_join(1, "keynote", tree);
+    w.try_join(2, "mesh-net", json!({"topology": {"kind": "relay"}}));
+    for (conn, room) in [(3, "keynote"), (4, "mesh-net")] {
+        let out = w.try_join(conn, room, json!({"name": "guest", "mesh_only": true}));
+        let to_guest = sent_to(&out, conn);
+        assert_eq!(
+            error_code(&to_guest),
+            Some(ErrorCode::BadTopology),
+            "{room}"
+        );
+        assert!(
+            matches!(&to_guest[0], ServerToClient::Error { message, .. } if message.contains("Plenum app")),
+            "{to_guest:?}"
+        );
+    }
+    // The app's peers come in as ever.
+    let out = w.try_join(5, "keynote", json!({"name": "vic"}));
+    assert!(matches!(
+        sent_to(&out, 5).first(),
+        Some(ServerToClient::Welcome { .. })
+    ));
 }
 
 #[test]

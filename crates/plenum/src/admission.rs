@@ -71,8 +71,15 @@ impl Admission {
         }
     }
 
-    /// Looks at negotiation from `from`, in the order it came.
-    pub(crate) fn admit(&mut self, from: &PeerId, payload: SignalPayload) -> Admit {
+    /// Whether a verify hook gives the word on credentials (otherwise the core compares them
+    /// with its own: see [`admit`](Self::admit)).
+    pub(crate) fn hooked(&self) -> bool {
+        self.verify
+    }
+
+    /// Looks at negotiation from `from`, in the order it came. `delegate`: its credentials
+    /// are checked even without a hook (a tree child we pass the root's media on to).
+    pub(crate) fn admit(&mut self, from: &PeerId, payload: SignalPayload, delegate: bool) -> Admit {
         if self.refused.contains(from) {
             return Admit::Dropped("negotiation from a refused peer");
         }
@@ -90,7 +97,7 @@ impl Admission {
         }
         if let SignalPayload::Offer { credentials, .. } | SignalPayload::Answer { credentials, .. } =
             &payload
-            && self.verify
+            && (self.verify || delegate)
             && !self.passed.contains(from)
         {
             if self.awaiting.len() >= HELD_PEERS {
@@ -314,7 +321,7 @@ mod tests {
         let mut admission = Admission::new(me.id(), false);
         let offer = them.offer(&me.id(), 5, None);
         assert_eq!(
-            admission.admit(&them.id(), offer.clone()),
+            admission.admit(&them.id(), offer.clone(), false),
             Admit::Pass(offer)
         );
         assert!(admission.key(&them.id()).is_some());
@@ -326,23 +333,23 @@ mod tests {
         let mut admission = Admission::new(me.id(), false);
         let first = them.offer(&me.id(), 5, None);
         assert!(matches!(
-            admission.admit(&them.id(), first.clone()),
+            admission.admit(&them.id(), first.clone(), false),
             Admit::Pass(_)
         ));
         assert!(matches!(
-            admission.admit(&them.id(), first),
+            admission.admit(&them.id(), first, false),
             Admit::Mismatch { kind: "offer", reason } if reason.contains("replayed")
         ));
         let older = them.offer(&me.id(), 4, None);
         assert!(matches!(
-            admission.admit(&them.id(), older),
+            admission.admit(&them.id(), older, false),
             Admit::Mismatch { .. }
         ));
         // Leaving does not wipe the number: the old description stays refused.
         admission.forget(&them.id(), |_| false);
         let again = them.offer(&me.id(), 5, None);
         assert!(matches!(
-            admission.admit(&them.id(), again),
+            admission.admit(&them.id(), again, false),
             Admit::Mismatch { .. }
         ));
         assert!(
@@ -358,13 +365,13 @@ mod tests {
         // Signed by the forger, claimed to be from `them`.
         let forged = forger.offer(&me.id(), 1, None);
         assert!(matches!(
-            admission.admit(&them.id(), forged),
+            admission.admit(&them.id(), forged, false),
             Admit::Mismatch { .. }
         ));
         // Signed for someone else.
         let elsewhere = them.offer(&forger.id(), 1, None);
         assert!(matches!(
-            admission.admit(&them.id(), elsewhere),
+            admission.admit(&them.id(), elsewhere, false),
             Admit::Mismatch { .. }
         ));
     }
@@ -375,20 +382,51 @@ mod tests {
         let mut admission = Admission::new(me.id(), true);
         let offer = them.offer(&me.id(), 1, Some("token"));
         assert_eq!(
-            admission.admit(&them.id(), offer.clone()),
+            admission.admit(&them.id(), offer.clone(), false),
             Admit::Check {
                 credentials: serde_json::Value::from("token")
             }
         );
-        assert_eq!(admission.admit(&them.id(), candidate(1)), Admit::Held);
-        assert_eq!(admission.admit(&them.id(), candidate(2)), Admit::Held);
+        assert_eq!(
+            admission.admit(&them.id(), candidate(1), false),
+            Admit::Held
+        );
+        assert_eq!(
+            admission.admit(&them.id(), candidate(2), false),
+            Admit::Held
+        );
         let Verdict::Passed(held) = admission.verdict(&them.id(), true) else {
             panic!("passed");
         };
         assert_eq!(held, vec![offer.clone(), candidate(1), candidate(2)]);
         // Held frames then go through admission again, and pass: checked once per stay.
-        assert!(matches!(admission.admit(&them.id(), offer), Admit::Pass(_)));
+        assert!(matches!(
+            admission.admit(&them.id(), offer, false),
+            Admit::Pass(_)
+        ));
         assert_eq!(admission.verdict(&them.id(), true), Verdict::Stale);
+    }
+
+    #[test]
+    fn a_delegate_check_holds_without_a_hook() {
+        let (me, them) = (Peer::new(1), Peer::new(2));
+        let mut admission = Admission::new(me.id(), false);
+        assert!(!admission.hooked());
+        let offer = them.offer(&me.id(), 1, Some("code"));
+        assert_eq!(
+            admission.admit(&them.id(), offer.clone(), true),
+            Admit::Check {
+                credentials: serde_json::Value::from("code")
+            }
+        );
+        assert_eq!(
+            admission.admit(&them.id(), candidate(1), false),
+            Admit::Held
+        );
+        let Verdict::Passed(held) = admission.verdict(&them.id(), true) else {
+            panic!("passed");
+        };
+        assert_eq!(held, vec![offer, candidate(1)]);
     }
 
     #[test]
@@ -397,20 +435,20 @@ mod tests {
         let mut admission = Admission::new(me.id(), true);
         let offer = them.offer(&me.id(), 1, Some("bad"));
         assert!(matches!(
-            admission.admit(&them.id(), offer),
+            admission.admit(&them.id(), offer, false),
             Admit::Check { .. }
         ));
         assert_eq!(admission.verdict(&them.id(), false), Verdict::Refused);
         assert!(admission.is_refused(&them.id()));
         let again = them.offer(&me.id(), 2, Some("bad"));
         assert!(matches!(
-            admission.admit(&them.id(), again),
+            admission.admit(&them.id(), again, false),
             Admit::Dropped(_)
         ));
         admission.forget(&them.id(), |_| true);
         let back = them.offer(&me.id(), 3, Some("good"));
         assert!(matches!(
-            admission.admit(&them.id(), back),
+            admission.admit(&them.id(), back, false),
             Admit::Check { .. }
         ));
     }
@@ -420,19 +458,19 @@ mod tests {
         let me = Peer::new(1);
         let mut admission = Admission::new(me.id(), true);
         let them = Peer::new(2);
-        admission.admit(&them.id(), them.offer(&me.id(), 1, None));
+        admission.admit(&them.id(), them.offer(&me.id(), 1, None), false);
         for n in 0..(HELD_FRAMES as u32 * 2) {
-            admission.admit(&them.id(), candidate(n));
+            admission.admit(&them.id(), candidate(n), false);
         }
         assert_eq!(admission.held().1, HELD_FRAMES);
         for seed in 3..=u8::MAX {
             let peer = Peer::new(seed);
-            admission.admit(&peer.id(), peer.offer(&me.id(), 1, None));
+            admission.admit(&peer.id(), peer.offer(&me.id(), 1, None), false);
         }
         assert_eq!(admission.held().0, HELD_PEERS);
         let late = Peer::new(0);
         assert_eq!(
-            admission.admit(&late.id(), late.offer(&me.id(), 1, None)),
+            admission.admit(&late.id(), late.offer(&me.id(), 1, None), false),
             Admit::Dropped("too many peers being verified")
         );
     }
@@ -501,19 +539,19 @@ mod tests {
         let mut admission = Admission::new(me.id(), true);
         let first = peer.offer(&me.id(), 1, Some("c"));
         assert!(matches!(
-            admission.admit(&peer.id(), first),
+            admission.admit(&peer.id(), first, false),
             Admit::Check { .. }
         ));
         assert!(matches!(
-            admission.admit(&peer.id(), candidate(1)),
+            admission.admit(&peer.id(), candidate(1), false),
             Admit::Held
         ));
         assert!(matches!(
-            admission.admit(&peer.id(), new.clone()),
+            admission.admit(&peer.id(), new.clone(), false),
             Admit::Held
         ));
         assert!(matches!(
-            admission.admit(&peer.id(), candidate(2)),
+            admission.admit(&peer.id(), candidate(2), false),
             Admit::Held
         ));
         match admission.verdict(&peer.id(), true) {
@@ -536,8 +574,8 @@ mod tests {
                 let peer = &peers[usize::from(who)];
                 let seq = n as u64;
                 match what {
-                    0 => { admission.admit(&peer.id(), peer.offer(&me.id(), seq, Some("c"))); }
-                    1 => { admission.admit(&peer.id(), candidate(seq as u32)); }
+                    0 => { admission.admit(&peer.id(), peer.offer(&me.id(), seq, Some("c")), false); }
+                    1 => { admission.admit(&peer.id(), candidate(seq as u32), false); }
                     2 => { admission.verdict(&peer.id(), flag); }
                     3 => admission.forget(&peer.id(), |_| flag),
                     4 => admission.refuse(&peer.id()),
@@ -545,7 +583,7 @@ mod tests {
                         // Signed by another peer: never passes.
                         let other = &peers[(usize::from(who) + 1) % peers.len()];
                         let forged = other.offer(&me.id(), seq, Some("c"));
-                        let admitted = admission.admit(&peer.id(), forged);
+                        let admitted = admission.admit(&peer.id(), forged, false);
                         prop_assert!(!matches!(admitted, Admit::Pass(_)));
                     }
                 }

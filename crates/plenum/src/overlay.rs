@@ -322,12 +322,14 @@ fn tree_step(output: TreeOutput) -> Option<Step> {
             is_root,
             root,
             root_name,
+            subtree,
         } => {
             tracing::info!(
                 parent = parent.as_ref().map(PeerId::short),
                 children = children.len(),
                 ?depth,
                 is_root,
+                subtree,
                 "place in the tree"
             );
             Step::Event(RoomEvent::TreeState {
@@ -337,6 +339,7 @@ fn tree_step(output: TreeOutput) -> Option<Step> {
                 is_root,
                 root,
                 root_name,
+                subtree,
             })
         }
         TreeOutput::Message {

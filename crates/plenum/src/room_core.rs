@@ -181,9 +181,9 @@ pub(crate) struct RoomCore {
     seq: u64,
     /// The room's peers as the server (or a plan, or the overlay) named them.
     roster: BTreeMap<PeerId, DisplayName>,
-    /// Names the server gave with frames it relayed from peers not on the roster yet
-    /// ([`HEARD_NAMES`] at most), for when a tree or relay node asks to link them.
-    heard_names: HashMap<PeerId, DisplayName>,
+    /// Names (and roles) the server gave with frames it relayed from peers not on the
+    /// roster yet ([`HEARD_NAMES`] at most), for when a tree or relay node asks to link them.
+    heard_names: HashMap<PeerId, (DisplayName, Role)>,
     /// Each peer's role, from the server.
     roles: HashMap<PeerId, Role>,
     /// Peers whose token does not grant publishing: their streams are ignored.
@@ -503,7 +503,9 @@ impl RoomCore {
     /// Whether we link to `peer` at all (a viewer links to publishers only, nobody links
     /// to a peer refused).
     pub(crate) fn links_with(&self, peer: &PeerId) -> bool {
-        self.role.links_with(self.role(peer)) && !self.is_refused(peer)
+        // In a tree the links are the tree's: a viewer passes a presentation on to viewers.
+        let tree = matches!(self.overlay, Overlay::Tree(_));
+        (tree || self.role.links_with(self.role(peer))) && !self.is_refused(peer)
     }
 
     /// `peer` is named now: what it sent before goes on.
@@ -654,10 +656,15 @@ impl RoomCore {
 
     /// Negotiation from a peer in the room, through admission.
     fn admit(&mut self, from: PeerId, payload: SignalPayload) {
-        match self.admission.admit(&from, payload) {
+        let delegate = self.delegates_to(&from);
+        match self.admission.admit(&from, payload, delegate) {
             Admit::Pass(payload) => self.on_negotiation(from, payload),
             Admit::Held => {}
             Admit::Dropped(why) => tracing::debug!(peer = from.short(), "{why}; dropped"),
+            Admit::Check { credentials } if !self.admission.hooked() => {
+                let ok = self.credentials.as_ref() == Some(&credentials);
+                self.verdict(from, ok);
+            }
             Admit::Check { credentials } => self.outputs.push_back(Output::Verify {
                 peer: from,
                 credentials,
@@ -671,6 +678,15 @@ impl RoomCore {
                 }));
             }
         }
+    }
+
+    /// Whether we pass the root's media on to `peer` (a child of ours in a tree, or one we
+    /// accepted) while we were let in with credentials: the root's word on who may watch
+    /// is ours to keep, so it must present what we presented. A node let in without any
+    /// passes on to anyone its parent would have taken.
+    fn delegates_to(&self, peer: &PeerId) -> bool {
+        self.credentials.is_some()
+            && matches!(&self.overlay, Overlay::Tree(node) if !node.is_root() && node.has_child(peer))
     }
 
     fn verdict(&mut self, peer: PeerId, ok: bool) {

@@ -879,6 +879,80 @@ mod gate {
         assert_eq!(negotiated(drain(&mut core)), said(&[candidate(2)]));
     }
 
+    /// A viewer let into a tree with the presenter's code passes the presenter's media on
+    /// only to children who present that code too; the one above it, and anyone in a room
+    /// that asked for none, are not asked.
+    #[test]
+    fn a_tree_node_lets_in_only_children_presenting_what_it_was_let_in_with() {
+        use plenum_overlay::{TreeConfig, TreeMsg, TreeNode};
+        let t0 = Instant::now();
+        let me = peer(0xee);
+        let tree = TreeConfig::builder().max_degree(2).build().unwrap();
+        let node = TreeNode::join(me.clone(), tree, t0, 1);
+        let mut config = config(Role::Viewer, false);
+        config.credentials = Some(serde_json::json!("code"));
+        let mut core = RoomCore::new(config, Overlay::Tree(Box::new(node)), t0);
+        drain(&mut core);
+        let (parent, good, bad) = (identity(1), identity(2), identity(3));
+        for p in [&parent, &good, &bad] {
+            core.add_member(p.peer_id(), DisplayName::new("p").unwrap());
+        }
+        // The parent accepts us and offers, presenting nothing: it is not asked.
+        let tree = |core: &mut RoomCore, msg| {
+            core.overlay
+                .tree()
+                .unwrap()
+                .handle_msg(parent.peer_id(), msg, t0)
+        };
+        tree(&mut core, TreeMsg::Accept { depth: 1 });
+        drain(&mut core);
+        let from_parent = offer(&parent, &me, 1, None);
+        gate(&mut core, &parent.peer_id(), from_parent.clone(), false);
+        assert_eq!(negotiated(drain(&mut core)), said(&[from_parent]));
+        open(&mut core, t0, &parent.peer_id());
+        core.handle_input(
+            t0,
+            Input::Transport {
+                peer: parent.peer_id(),
+                state: Transport::Connected,
+            },
+        );
+        drain(&mut core);
+        assert_eq!(
+            core.overlay.tree().unwrap().parent(),
+            Some(&parent.peer_id())
+        );
+        // Two newcomers handed down to us: we take both as children.
+        for c in [&good, &bad] {
+            let join = TreeMsg::Join {
+                requester: c.peer_id(),
+                subtree: 1,
+                lost: None,
+            };
+            tree(&mut core, join);
+        }
+        drain(&mut core);
+        let from_good = offer(&good, &me, 1, Some("code"));
+        gate(&mut core, &good.peer_id(), from_good.clone(), false);
+        assert_eq!(negotiated(drain(&mut core)), said(&[from_good]));
+        gate(
+            &mut core,
+            &bad.peer_id(),
+            offer(&bad, &me, 1, Some("guess")),
+            false,
+        );
+        // Told, and the link we began for it closed.
+        let out = drain(&mut core);
+        assert!(
+            matches!(&out[..], [
+                Output::Server(ClientToServer::Signal { to, payload: SignalPayload::Refused { .. }, .. }),
+                Output::Close { peer },
+            ] if *to == bad.peer_id() && *peer == bad.peer_id()),
+            "{out:?}"
+        );
+        assert!(core.is_refused(&bad.peer_id()));
+    }
+
     #[test]
     fn our_verify_hook_holds_a_peers_negotiation_until_its_word() {
         let t0 = Instant::now();
@@ -1031,11 +1105,16 @@ fn told_the_time_it_asks_for_the_core_always_moves_its_deadline_on() {
 
 /// A core of a tree room (degree 2) that has asked for a parent; what it said is drained.
 fn joining_a_tree() -> (RoomCore, Instant) {
+    joining_a_tree_as(Role::Both)
+}
+
+/// The same, joining as `role`.
+fn joining_a_tree_as(role: Role) -> (RoomCore, Instant) {
     use plenum_overlay::{TreeConfig, TreeNode};
     let t0 = Instant::now();
     let tree = TreeConfig::builder().max_degree(2).build().unwrap();
     let node = TreeNode::join(peer(0xee), tree, t0, 1);
-    let mut core = RoomCore::new(config(Role::Both, false), Overlay::Tree(Box::new(node)), t0);
+    let mut core = RoomCore::new(config(role, false), Overlay::Tree(Box::new(node)), t0);
     drain(&mut core);
     (core, t0)
 }
@@ -1186,16 +1265,17 @@ fn in_a_cells_room_our_voice_and_hand_ask_the_server_for_a_seat_and_ask_again_af
 }
 
 /// A tree room's server hands out no roster: a peer the tree links is named by what the
-/// server says with the frames it relays from it, and a name heard from a peer the tree
-/// did not link puts nobody on the roster.
+/// server says with the frames it relays from it (its role too), and a name heard from a
+/// peer the tree did not link puts nobody on the roster.
 #[test]
 fn a_tree_link_takes_the_name_the_server_gave_with_its_frames() {
     use plenum_proto::overlay::TreeSignal;
-    let (mut core, t0) = joining_a_tree();
+    let (mut core, t0) = joining_a_tree_as(Role::Viewer);
     let signal = |from: &PeerId, name: &str, payload| {
         Input::Server(ServerToClient::Signal {
             from: from.clone(),
             name: Some(DisplayName::new(name).unwrap()),
+            role: Some(Role::Viewer),
             payload,
         })
     };
@@ -1223,4 +1303,9 @@ fn a_tree_link_takes_the_name_the_server_gave_with_its_frames() {
         _ => None,
     });
     assert_eq!(joined.map(DisplayName::as_str), Some("Ada"), "{out:?}");
+    assert_eq!(core.role(&parent), Role::Viewer);
+    assert!(
+        core.links_with(&parent),
+        "in a tree a viewer links to the viewer it takes the presentation from"
+    );
 }

@@ -269,6 +269,9 @@ pub enum RoomEvent {
         root: Option<PeerId>,
         /// The root's display name, once known (most of the tree is not linked to it).
         root_name: Option<DisplayName>,
+        /// How many are in our subtree, ourselves included, as our children last said: at
+        /// the root, everyone in the tree.
+        subtree: u32,
     },
     /// At a tree's root: a viewer raised (or lowered) its hand
     /// ([`Room::raise_hand`](crate::Room::raise_hand)).

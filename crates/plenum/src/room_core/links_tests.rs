@@ -114,6 +114,7 @@ impl Pair {
                         self.wire[1 - i].push_back(ServerToClient::Signal {
                             from,
                             name: None,
+                            role: None,
                             payload,
                         });
                     }

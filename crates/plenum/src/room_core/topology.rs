@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use plenum_overlay::{Appearance, Input as OverlayInput, RelaySendError, TreeTarget};
 use plenum_proto::overlay::CellPlan;
-use plenum_proto::signal::{ClientToServer, PeerSummary, ServerToClient, SignalPayload};
+use plenum_proto::signal::{ClientToServer, PeerSummary, Role, ServerToClient, SignalPayload};
 use plenum_proto::{ChannelName, DisplayName, PeerId};
 
 use super::{Floor, HEARD_NAMES, Output, RoomCore};
@@ -133,12 +133,13 @@ impl RoomCore {
     /// knew it is taken up.
     fn overlay_link(&mut self, peer: PeerId, initiate: bool) {
         if !self.roster.contains_key(&peer) {
-            let name = self
-                .heard_names
-                .remove(&peer)
-                .or_else(|| DisplayName::new(peer.short()).ok());
+            let (name, role) = match self.heard_names.remove(&peer) {
+                Some((name, role)) => (Some(name), role),
+                None => (DisplayName::new(peer.short()).ok(), Role::default()),
+            };
             if let Some(name) = name {
                 self.roster.insert(peer.clone(), name);
+                self.set_role(peer.clone(), role);
             }
         }
         if initiate {
@@ -147,18 +148,19 @@ impl RoomCore {
         self.named(peer);
     }
 
-    /// The name the server gave with a frame it relayed from `peer`. A peer on the roster
-    /// under its short id (a tree or relay link) takes it; one not on it yet keeps it for
-    /// when its link is asked for (the roster is whom we may link: hearing a name must not
-    /// put a peer on it).
-    fn heard_name(&mut self, peer: &PeerId, name: &DisplayName) {
+    /// The name (and role) the server gave with a frame it relayed from `peer`. A peer on
+    /// the roster under its short id (a tree or relay link) takes them; one not on it yet
+    /// keeps them for when its link is asked for (the roster is whom we may link: hearing a
+    /// name must not put a peer on it).
+    fn heard_name(&mut self, peer: &PeerId, name: &DisplayName, role: Role) {
         match self.roster.get_mut(peer) {
             Some(known) if known.as_str() == peer.short() && known != name => {
                 *known = name.clone();
+                self.set_role(peer.clone(), role);
             }
             Some(_) => {}
             None if self.heard_names.len() < HEARD_NAMES => {
-                self.heard_names.insert(peer.clone(), name.clone());
+                self.heard_names.insert(peer.clone(), (name.clone(), role));
             }
             None => {}
         }
@@ -199,10 +201,11 @@ impl RoomCore {
         if let ServerToClient::Signal {
             from,
             name: Some(name),
+            role,
             ..
         } = &frame
         {
-            self.heard_name(from, name);
+            self.heard_name(from, name, role.unwrap_or_default());
         }
         match frame {
             ServerToClient::PeerJoined {

@@ -1,0 +1,221 @@
+//! A presentation that outgrows a mesh, in the real app under Xvfb with real `plenum serve`
+//! and `plenum join` viewers: the app presents with an access code in a room that grows (the
+//! join screen's default), and nine viewers join by its invite. The app links the first
+//! eight itself; the ninth is placed under one of them, which passes the app's shared screen
+//! on to it without decoding. The app counts all nine. A tenth without the code is turned
+//! away by the viewer its join was handed to (a viewer keeps the presenter's word on who
+//! may watch). The ninth viewer's raised hand reaches the app, whose "Invite to speak" puts
+//! it on stage: a viewer with no link to it hears its voice. Browsers cannot join such a
+//! room, and the invite says so. Screenshot: docs/screenshots/presenting-to-a-large-audience.png
+//! when PLENUM_ARTIFACTS names that directory.
+
+use plenum_e2e::app as support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use plenum_media::SAMPLE_RATE;
+use plenum_media::analysis::{rms_dbfs, tone_level_db};
+use serde_json::{Value, json};
+use support::cli::{self, Proc, event, recorded_so_far, spawn_join_invite};
+use support::{Xvfb, artifacts_dir, painted, start_app, text_of, wait_for};
+
+const LONG: Duration = Duration::from_secs(40);
+/// The viewers the presenter links itself (`PRESENTER_VIEWERS` in src-tauri/src/session.rs).
+const LINKED: usize = 8;
+/// The voice of the viewer beyond them.
+const HAND: f64 = 660.0;
+const CODE: &str = r#"{"code":"k3"}"#;
+
+/// Whether the last second `wav` recorded is `hz`, clearly heard.
+fn hears(wav: &Path, hz: f64) -> bool {
+    let heard = recorded_so_far(wav);
+    let last = &heard[heard.len().saturating_sub(SAMPLE_RATE as usize)..];
+    rms_dbfs(last) > -40.0 && tone_level_db(last, SAMPLE_RATE, hz) > -6.0
+}
+
+/// A viewer joined by `invite` as `name`, with its id.
+fn viewer(invite: &str, name: &str, extra: &[&str]) -> (Proc, String) {
+    let mut proc = spawn_join_invite(invite, name, extra);
+    let joined = proc.expect(LONG, "joined", |v| event(v) == "joined");
+    (proc, joined["peer"].as_str().expect("an id").to_owned())
+}
+
+/// The viewer's place once it has one: its depth and parent.
+fn placed(proc: &mut Proc, who: &str) -> (u64, String) {
+    let state = proc.expect(LONG, &format!("{who} placed in the tree"), |v| {
+        event(v) == "tree_state" && v["depth"].as_u64().is_some_and(|d| d > 0)
+    });
+    let depth = state["depth"].as_u64().expect("a depth");
+    (
+        depth,
+        state["parent"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Pictures `proc` decoded of `peer`'s shared screen, by its figures.
+fn screen_pictures(proc: &mut Proc, peer: &str) -> u64 {
+    let stats: Value = proc.stats();
+    stats["video"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["peer"] == peer && v["lane"] == "screen")
+        .filter_map(|v| v["frames"].as_u64())
+        .sum()
+}
+
+#[test]
+fn the_app_presents_to_more_viewers_than_it_links() {
+    let server = cli::serve(&[]);
+    let xvfb = Xvfb::start();
+    let (_driver, app, config) = start_app(&xvfb, support::app_bin(), &[], "grown-present");
+    wait_for(LONG, "the join screen", || app.find("#join-name"));
+    app.type_text(&app.find("#join-name").unwrap(), "Pia");
+    app.type_text(&app.find("#join-room").unwrap(), "all-hands");
+    let field = app.find("#join-server").unwrap();
+    app.clear(&field);
+    app.type_text(&field, &server.url);
+    app.execute(
+        "const s = document.querySelector('#join-role'); s.value = 'publisher'; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    );
+    app.type_text(&app.find("#join-code").unwrap(), "k3");
+    // The room that grows, as the join screen opens: for a presentation, passed on.
+    let shape = app.execute(
+        "const s = document.querySelector('#join-shape'); return [s.value, s.selectedOptions[0].textContent];",
+        json!([]),
+    );
+    assert_eq!(shape[0], "cells");
+    assert!(
+        shape[1].as_str().is_some_and(|t| t.contains("passed on")),
+        "{shape}"
+    );
+    app.click(&app.find("#join-button").unwrap());
+    wait_for(LONG, "the presenting pill", || app.find("#presenting-pill"));
+    let invite = support::value_of(&app, "#invite-link", "the invite link");
+    assert!(
+        invite.ends_with("&role=viewer&credentials=required"),
+        "{invite}"
+    );
+    // The tree's root: browsers are told to use the app, and no web link is offered.
+    wait_for(LONG, "the invite's word on browsers", || {
+        app.find("#invite-tree-note")
+            .filter(|e| app.property(e, "hidden") == json!(false))
+    });
+    let web_shown = app.execute(
+        "return [...document.querySelectorAll('#invite .invite-web')].some((e) => !e.hidden);",
+        json!([]),
+    );
+    assert_eq!(web_shown, json!(false), "a web link in a tree room");
+
+    // The app shares its screen (the Xvfb display).
+    app.click(&app.find("#share-button").unwrap());
+    let start = wait_for(LONG, "the share picker", || {
+        app.find("#share-start")
+            .filter(|e| app.property(e, "disabled") == json!(false))
+    });
+    app.click(&start);
+    wait_for(LONG, "the app sharing", || {
+        app.find("#share-button[data-sharing='true']")
+    });
+
+    // Eight viewers: every one linked to the presenter, a star.
+    let wav = |i: usize| {
+        std::env::temp_dir().join(format!("plenum-grown-{}-{i}.wav", std::process::id()))
+    };
+    let mut viewers: Vec<(Proc, String)> = (0..LINKED)
+        .map(|i| {
+            let record = wav(i);
+            let record = record.to_str().expect("a UTF-8 temp path").to_owned();
+            let extra: Vec<&str> = if i < 2 {
+                vec!["--credentials", CODE, "--record-audio", &record]
+            } else {
+                vec!["--credentials", CODE]
+            };
+            viewer(&invite, &format!("Viewer {i}"), &extra)
+        })
+        .collect();
+    for (i, (proc, _)) in viewers.iter_mut().enumerate() {
+        let (depth, _) = placed(proc, &format!("viewer {i}"));
+        assert_eq!(depth, 1, "viewer {i} under the presenter");
+    }
+    // The ninth goes under one of them.
+    let (mut ninth, ninth_id) = viewer(
+        &invite,
+        "Nina",
+        &["--credentials", CODE, "--audio", "sine:660"],
+    );
+    let (depth, parent) = placed(&mut ninth, "Nina");
+    assert_eq!(depth, 2, "Nina under a viewer");
+    assert!(
+        viewers.iter().any(|(_, id)| *id == parent),
+        "Nina's parent {parent} is a viewer"
+    );
+    // The app's screen reaches her through that viewer.
+    let app_id = viewers[0].0.expect(LONG, "the presenter named", |v| {
+        event(v) == "tree_state" && v["root"].is_string()
+    })["root"]
+        .as_str()
+        .expect("the root")
+        .to_owned();
+    wait_for(cli::MEDIA_WAIT, "the app's screen at Nina", || {
+        (screen_pictures(&mut ninth, &app_id) >= 10).then_some(())
+    });
+
+    // The app counts her, though it links eight.
+    wait_for(LONG, "nine watching", || {
+        text_of(&app, "#participant-count").filter(|t| t == "9 watching")
+    });
+    wait_for(LONG, "the audience beyond the app's own", || {
+        text_of(&app, "#audience-beyond")
+            .filter(|t| t == "1 more, through the viewers who pass it on")
+    });
+    assert_eq!(
+        text_of(&app, "#audience-heading").as_deref(),
+        Some("Viewers · 9")
+    );
+
+    // Without the code: turned away by the viewer her join is handed to (the app is full).
+    let (mut eve, _) = viewer(&invite, "Eve", &[]);
+    let refused = eve.expect(LONG, "Eve refused", |v| {
+        event(v) == "error" && v["code"] == "not_verified"
+    });
+    let by = refused["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        viewers.iter().any(|(_, id)| by.starts_with(id.as_str())),
+        "refused by a viewer: {by}"
+    );
+
+    // A recorder that has no link to Nina (not her parent) does not hear her yet.
+    let (recorder, _) = (0..2)
+        .map(|i| (i, &viewers[i].1))
+        .find(|(_, id)| **id != parent)
+        .expect("a recorder not Nina's parent");
+    wait_for(LONG, "two seconds recorded", || {
+        (recorded_so_far(&wav(recorder)).len() > SAMPLE_RATE as usize * 2).then_some(())
+    });
+    assert!(!hears(&wav(recorder), HAND), "heard Nina before the stage");
+
+    // Nina raises a hand; the app invites her to speak; a viewer with no link to her hears her.
+    ninth.cmd(json!({"cmd": "hand"}));
+    let accept = format!("#tree-hands .viewer[data-peer='{ninth_id}'] .hand-accept");
+    let accept = wait_for(LONG, "Nina's hand in the app", || app.find(&accept));
+    app.click(&accept);
+    viewers[recorder].0.expect(LONG, "Nina on stage", |v| {
+        event(v) == "stage" && v["speaker"] == ninth_id.as_str() && v["name"] == "Nina"
+    });
+    wait_for(cli::MEDIA_WAIT, "Nina heard through the tree", || {
+        hears(&wav(recorder), HAND).then_some(())
+    });
+    wait_for(LONG, "the app saying who is on stage", || {
+        text_of(&app, "#tree-stage-speaker").filter(|t| t == "Nina is on stage")
+    });
+    painted(&app);
+    xvfb.screenshot(&artifacts_dir().join("presenting-to-a-large-audience.png"));
+
+    for i in 0..2 {
+        let _ = std::fs::remove_file(wav(i));
+    }
+    let _ = std::fs::remove_dir_all(config);
+}
