@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long)]
     pub cells: bool,
     /// How a new room links its peers: mesh, cells, tree or relay (default: cells, a mesh
-    /// up to its cell size; a mesh to present or watch).
+    /// up to its cell size; to present or watch, a star up to 8 viewers, a tree beyond).
     #[arg(long, value_enum)]
     pub shape: Option<ShapeArg>,
     /// What we do in the room: both (the default, or the invite's role), publisher
@@ -82,13 +82,11 @@ impl Args {
             password: self.password.clone(),
             shape: match (self.shape, self.cells) {
                 (Some(ShapeArg::Mesh), _) => RoomShape::Mesh,
-                (Some(ShapeArg::Cells), _) | (None, true) => RoomShape::Cells,
+                // A room grows by default: a call a mesh up to its cell size, cells beyond;
+                // a presentation a star up to 8 viewers, a tree beyond.
+                (Some(ShapeArg::Cells), _) | (None, _) => RoomShape::Cells,
                 (Some(ShapeArg::Tree), _) => RoomShape::Tree,
                 (Some(ShapeArg::Relay), _) => RoomShape::Relay,
-                // A room grows by default (a mesh up to its cell size, cells beyond); a
-                // presentation's viewers link to its presenters only, in a mesh.
-                (None, false) if role == Role::Both => RoomShape::Cells,
-                (None, false) => RoomShape::Mesh,
             },
             role,
             access_code: self.access_code.clone(),
@@ -175,7 +173,7 @@ mod tests {
     }
 
     #[test]
-    fn a_room_grows_by_default_and_a_presentation_is_a_mesh() {
+    fn a_room_and_a_presentation_grow_by_default() {
         let shape = |args: &[&str]| {
             let mut all = vec!["--server", "ws://h:1", "--room", "r", "--name", "Ada"];
             all.extend_from_slice(args);
@@ -183,8 +181,8 @@ mod tests {
         };
         assert_eq!(shape(&[]), RoomShape::Cells);
         assert_eq!(shape(&["--shape", "mesh"]), RoomShape::Mesh);
-        assert_eq!(shape(&["--role", "publisher"]), RoomShape::Mesh);
-        assert_eq!(shape(&["--role", "viewer"]), RoomShape::Mesh);
+        assert_eq!(shape(&["--role", "publisher"]), RoomShape::Cells);
+        assert_eq!(shape(&["--role", "viewer"]), RoomShape::Cells);
         assert_eq!(
             shape(&["--role", "publisher", "--shape", "tree"]),
             RoomShape::Tree

@@ -11,6 +11,7 @@ use plenum_collab::{
     BOARD, Board, BoardChange, BoardMsg, CHAT, CURSOR, ChatMsg, Colour, CursorLimiter, CursorMsg,
     Point, Stroke,
 };
+use plenum_proto::signal::ErrorCode;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -152,34 +153,54 @@ impl Session {
         // with a secret only it can make.
         let root = (req.shape == RoomShape::Tree && public_server.is_some())
             || (presentation && req.role == Role::Publisher);
-        let config = RoomConfig::builder(req.room.trim(), req.name.trim())
-            .server(req.server.trim())
-            .identity(identity.clone())
-            .password(req.password.clone().filter(|p| !p.is_empty()))
-            // A late cursor position is worth nothing: dropped while the view lags.
-            .lossy_channel(CURSOR)
-            .topology(match req.shape {
-                RoomShape::Mesh => plenum_proto::overlay::TopologySpec::Mesh,
-                RoomShape::Cells if presentation => {
-                    plenum_proto::overlay::TopologySpec::presentation(
-                        PRESENTER_VIEWERS,
-                        VIEWER_PASSES_ON,
-                    )
-                }
-                RoomShape::Cells => plenum_proto::overlay::TopologySpec::cells(None),
-                RoomShape::Tree => plenum_proto::overlay::TopologySpec::tree(10),
-                RoomShape::Relay => plenum_proto::overlay::TopologySpec::relay(20),
-            })
-            .root_secret(
-                root.then(|| identity.sign(format!("tree root of {}", req.room.trim()).as_bytes())),
-            )
-            .role(req.role.into())
-            .credentials(access_code(req.access_code.as_deref()))
-            .verify(viewer_code.map(plenum::Verify::exactly))
-            .build()
-            .map_err(bad)?;
-        let room_name = config.room().clone();
-        let (room, events) = Room::join(config).await.map_err(|e| match e {
+        let config =
+            |claim: bool| {
+                RoomConfig::builder(req.room.trim(), req.name.trim())
+                    .server(req.server.trim())
+                    .identity(identity.clone())
+                    .password(req.password.clone().filter(|p| !p.is_empty()))
+                    // A late cursor position is worth nothing: dropped while the view lags.
+                    .lossy_channel(CURSOR)
+                    .topology(match req.shape {
+                        RoomShape::Mesh => plenum_proto::overlay::TopologySpec::Mesh,
+                        RoomShape::Cells if presentation => {
+                            plenum_proto::overlay::TopologySpec::presentation(
+                                PRESENTER_VIEWERS,
+                                VIEWER_PASSES_ON,
+                            )
+                        }
+                        RoomShape::Cells => plenum_proto::overlay::TopologySpec::cells(None),
+                        RoomShape::Tree => plenum_proto::overlay::TopologySpec::tree(10),
+                        RoomShape::Relay => plenum_proto::overlay::TopologySpec::relay(20),
+                    })
+                    .root_secret(claim.then(|| {
+                        identity.sign(format!("tree root of {}", req.room.trim()).as_bytes())
+                    }))
+                    .role(req.role.into())
+                    .credentials(access_code(req.access_code.as_deref()))
+                    .verify(viewer_code.clone().map(plenum::Verify::exactly))
+                    .build()
+                    .map_err(bad)
+            };
+        let first = config(root)?;
+        let room_name = first.room().clone();
+        // A browser links only in a full mesh: no browser link for a tree or relay network
+        // (asked for here; a room that exists says so when the view learns it).
+        let mut overlay = matches!(req.shape, RoomShape::Tree | RoomShape::Relay) || root;
+        let (room, events) = match Room::join(first).await {
+            // A presenter who finds the room there already and not its own tree (a call
+            // going on, another's presentation) presents in it as it is, claiming nothing.
+            Err(plenum::JoinError::Refused {
+                code: code @ (ErrorCode::BadTopology | ErrorCode::BadRootSecret),
+                ..
+            }) if presentation && root => {
+                info!(room = %room_name.as_str(), "the room is not our tree; joining it as it is");
+                overlay = code == ErrorCode::BadRootSecret;
+                Room::join(config(false)?).await
+            }
+            joined => joined,
+        }
+        .map_err(|e| match e {
             plenum::JoinError::Refused { .. } => CommandError::new(ErrorKind::Refused, e),
             _ => CommandError::new(ErrorKind::Unreachable, e),
         })?;
@@ -192,7 +213,7 @@ impl Session {
             role: presenting.then_some(plenum::Role::Viewer),
             credentials: asks_code,
         };
-        let web_invite = invite.web_link();
+        let web_invite = invite.web_link().filter(|_| !overlay);
         let invite = invite.to_string();
         let me = PeerView {
             state: PeerState::Me,
@@ -364,6 +385,9 @@ struct Task {
     /// Whether the room is a broadcast tree (hands go up it to the root, which alone puts a
     /// viewer on stage).
     tree: bool,
+    /// Our place in a tree as last told (parent, children, root): a change of the size
+    /// below us alone needs no refresh of the roster.
+    tree_place: Option<(Option<PeerId>, Vec<PeerId>, bool)>,
     /// In a tree room: who is on stage, and at the root the hands waiting.
     stage: TreeStage,
     muted: BTreeMap<PeerId, bool>,
@@ -409,6 +433,7 @@ impl Task {
             speaking: BTreeSet::new(),
             hands: BTreeSet::new(),
             tree: false,
+            tree_place: None,
             stage: TreeStage::default(),
             muted: BTreeMap::new(),
             mic: MicState::Off,
@@ -835,7 +860,7 @@ impl Task {
                     "place in the tree"
                 );
                 let event = UiEvent::Tree {
-                    parent: parent.map(|p| p.as_str().to_owned()),
+                    parent: parent.as_ref().map(|p| p.as_str().to_owned()),
                     children: children.iter().map(|p| p.as_str().to_owned()).collect(),
                     depth,
                     is_root,
@@ -843,7 +868,11 @@ impl Task {
                     subtree,
                 };
                 self.emit(event).await;
-                self.refresh().await;
+                let place = Some((parent, children, is_root));
+                if place != self.tree_place {
+                    self.tree_place = place;
+                    self.refresh().await;
+                }
             }
             RoomEvent::SignalingResumed => {
                 info!("signaling connection back");

@@ -483,6 +483,56 @@ async fn a_presenter_with_an_access_code_admits_viewers_who_give_it_and_sees_the
     }
 }
 
+/// Presenting in a room that grows asks for a presentation's tree with the presenter its
+/// root. A room that is there already keeps its own kind: a presenter who finds a call going
+/// on (a mesh, where a root claim is refused) presents in it as it is, and a second
+/// presenter of a tree (whose secret is not theirs) joins it as one of its peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presenter_finding_a_room_there_already_joins_it_as_it_is() {
+    let server = server().await;
+    let url = server.url();
+    let mut ada = peer("call", Args::default());
+    let ja = ada.app.join(req(&url, "standup", "Ada")).await.unwrap();
+    let presenting = |room: &str, name: &str| JoinRequest {
+        role: Role::Publisher,
+        shape: RoomShape::Cells,
+        ..req(&url, room, name)
+    };
+    let mut pia = peer("late-presenter", Args::default());
+    let jp = pia.app.join(presenting("standup", "Pia")).await.unwrap();
+    assert!(
+        jp.web_invite.is_some(),
+        "a call keeps its browser link: {jp:?}"
+    );
+    pia.connected_to(&ja.me.id).await;
+    ada.connected_to(&jp.me.id).await;
+
+    // A presentation's tree: its presenter is the root; a second presenter is a peer of it.
+    let mut ria = peer("root", Args::default());
+    let jr = ria.app.join(presenting("keynote", "Ria")).await.unwrap();
+    assert_eq!(jr.web_invite, None, "a tree offers no browser link");
+    ria.expect("our root", |e| {
+        matches!(e, UiEvent::Tree { is_root: true, .. })
+    })
+    .await;
+    let mut sam = peer("co-presenter", Args::default());
+    sam.app.join(presenting("keynote", "Sam")).await.unwrap();
+    sam.expect("a place under the root", |e| {
+        matches!(
+            e,
+            UiEvent::Tree {
+                is_root: false,
+                depth: Some(1),
+                ..
+            }
+        )
+    })
+    .await;
+    for p in [&ada, &pia, &ria, &sam] {
+        p.app.leave().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peers_tone_lights_its_speaking_state_and_muting_shows() {
     let server = server().await;

@@ -460,12 +460,18 @@ describe("CallView", () => {
     const { call } = view(vi.fn(), { ...joined, role: "publisher", me: { ...me, role: "publisher" } });
     const viewers = ["v1", "v2"].map((id, i): PeerView => ({ ...ada, id, name: `Viewer ${i + 1}`, role: "viewer" }));
     call.handle({ type: "roster", peers: [{ ...me, role: "publisher" }, ...viewers] });
+    const webLink = () => (document.getElementById("invite-web-link") as HTMLElement).closest(".invite-web") as HTMLElement;
+    expect(webLink().hidden).toBe(false);
+    expect(document.getElementById("invite-tree-note")?.hidden).toBe(true);
     // Two linked, five more through them.
     call.handle({ type: "tree", parent: null, children: ["v1", "v2"], depth: 0, is_root: true, root: "me1", subtree: 8 });
     expect(document.getElementById("audience")?.hidden).toBe(false);
     expect(document.getElementById("audience-heading")?.textContent).toBe("Viewers · 7");
     expect(document.getElementById("audience-beyond")?.textContent).toBe("5 more, through the viewers who pass it on");
     expect(document.querySelector(".count")?.textContent).toBe("7 watching");
+    // A tree: no browser link (the server turns browsers away), and the invite says why.
+    expect(webLink().hidden).toBe(true);
+    expect(document.getElementById("invite-tree-note")?.hidden).toBe(false);
     // All of them linked to us: nothing beyond.
     call.handle({ type: "tree", parent: null, children: ["v1", "v2"], depth: 0, is_root: true, root: "me1", subtree: 3 });
     expect(document.getElementById("audience-beyond")).toBeNull();

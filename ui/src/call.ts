@@ -408,6 +408,13 @@ export class CallView {
     return el;
   }
 
+  /** A tree's or relay network's links are the overlay's, which a browser cannot join (the
+   * server turns it away): the invite offers no browser link and says why. */
+  private noBrowsers(): void {
+    for (const e of this.invite.querySelectorAll<HTMLElement>(".invite-web")) e.hidden = true;
+    (this.invite.querySelector("#invite-tree-note") as HTMLElement).hidden = false;
+  }
+
   /** Opens or closes the network or statistics panel: one of the two at a time, so the tiles
    * keep their room beside the chat and the audience. */
   toggleTool(which: "network" | "stats"): void {
@@ -766,9 +773,7 @@ export class CallView {
         this.large = true;
         this.network.updateTree(event.parent, event.children, event.depth, event.is_root);
         this.treeSize = { subtree: event.subtree, children: event.children.length };
-        // A tree's links are the tree's: the server turns a browser away.
-        for (const e of this.invite.querySelectorAll<HTMLElement>(".invite-web")) e.hidden = true;
-        (this.invite.querySelector("#invite-tree-note") as HTMLElement).hidden = false;
+        this.noBrowsers();
         this.audience.setTotal(event.is_root ? event.subtree - 1 : null);
         if (this.treeRoot !== event.is_root) {
           this.treeRoot = event.is_root;
@@ -800,6 +805,7 @@ export class CallView {
       }
       case "relay":
         this.large = true;
+        this.noBrowsers();
         this.network.updateRelay(event.neighbours);
         this.updateCount();
         break;

@@ -24,6 +24,10 @@ pub(crate) struct TreeArgs {
     /// Most children per peer.
     #[arg(long, default_value_t = 3)]
     max_degree: u16,
+    /// Most children of the root, if not --max-degree (a presentation's tree: the app's
+    /// presenter takes 8).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    root_degree: Option<u16>,
     /// Seconds measured once the tree stands.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -114,6 +118,28 @@ async fn stats_of_all(
     Ok(got)
 }
 
+/// The root's upload: what its links sent, in kbit/s (its `stats`).
+async fn root_upload_kbps(
+    root: &mut Proc,
+    lines: &mut mpsc::Receiver<(usize, Value)>,
+    places: &mut Places,
+) -> anyhow::Result<f64> {
+    root.cmd(&json!({"cmd": "stats"})).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (i, v) = tokio::time::timeout_at(deadline.into(), lines.recv())
+            .await
+            .context("no stats from the root within 30 s")?
+            .context("the root ended")?;
+        note_place(places, i, &v);
+        if i == usize::MAX && v["event"] == "stats" {
+            let links = v["links"].as_array().cloned().unwrap_or_default();
+            let bps: f64 = links.iter().filter_map(|l| l["send_bps"].as_f64()).sum();
+            return Ok(bps / 1000.0);
+        }
+    }
+}
+
 pub(crate) async fn tree(args: &TreeArgs) -> anyhow::Result<Value> {
     if args.viewers < 2 || args.seconds < 1 {
         bail!("--viewers must be at least 2 and --seconds at least 1");
@@ -123,14 +149,22 @@ pub(crate) async fn tree(args: &TreeArgs) -> anyhow::Result<Value> {
     let server = Server::bind(([127, 0, 0, 1], 0).into(), ServerConfig::default()).await?;
     let url = server.url();
     let degree = args.max_degree.to_string();
-    let tree = ["--topology", "tree", "--max-degree", degree.as_str()];
+    let root_degree = args.root_degree.unwrap_or(args.max_degree).to_string();
+    let tree = [
+        "--topology",
+        "tree",
+        "--max-degree",
+        degree.as_str(),
+        "--root-degree",
+        root_degree.as_str(),
+    ];
     let (tx, mut lines) = mpsc::channel(65_536);
 
     let video = format!("testsrc:{width}x{height}@{fps}");
     let mut root_args = tree.to_vec();
     root_args.extend(["--root", "--secret", "bench", "--video", &video]);
     root_args.extend(["--audio", "sine:440"]);
-    let root = spawn(&url, "root", &root_args, usize::MAX, tx.clone())?;
+    let mut root = spawn(&url, "root", &root_args, usize::MAX, tx.clone())?;
     let mut viewer_args = tree.to_vec();
     viewer_args.push("--stamp-latency");
     let mut viewers = Vec::new();
@@ -171,6 +205,7 @@ pub(crate) async fn tree(args: &TreeArgs) -> anyhow::Result<Value> {
     let cpu1: Vec<Option<Duration>> = viewers.iter().map(|v| cpu_of(v.pid)).collect();
     let root_cpu1 = cpu_of(root.pid);
     let stats = stats_of_all(&mut viewers, &mut lines, &mut places).await?;
+    let root_upload = root_upload_kbps(&mut root, &mut lines, &mut places).await?;
 
     let cores = |a: Option<Duration>, b: Option<Duration>| {
         b.zip(a)
@@ -242,6 +277,7 @@ pub(crate) async fn tree(args: &TreeArgs) -> anyhow::Result<Value> {
         "bench": "tree",
         "viewers": args.viewers,
         "max_degree": args.max_degree,
+        "root_degree": args.root_degree.unwrap_or(args.max_degree),
         "video": video,
         "seconds": args.seconds,
         "tree_formed_ms": formed_ms,
@@ -254,6 +290,8 @@ pub(crate) async fn tree(args: &TreeArgs) -> anyhow::Result<Value> {
         "decode_and_encode_is": "what a hop that decoded and encoded again would add per picture, at least (libvpx, one core, the same pattern)",
         "glass_to_glass_includes": "pattern drawn at the root -> VP8 encode -> each hop: SRTP decrypt, forward, SRTP encrypt, paced -> reassembly -> VP8 decode at the viewer",
         "root_cpu_cores": cores(root_cpu0, root_cpu1),
+        "root_children": places.values().filter(|(d, _)| *d == Some(1)).count(),
+        "root_upload_kbps": root_upload,
         "leaf_cpu_cores": summary(leaves),
         "forwarder_cpu_cores": forwarders.iter().map(|(children, c, forwarded)| json!({
             "children": children, "cores": c,

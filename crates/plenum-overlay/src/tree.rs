@@ -423,12 +423,11 @@ impl TreeNode {
 
     /// Nodes in our subtree, ourselves included, as our children last said.
     pub fn subtree(&self) -> u32 {
-        1 + self
-            .children
+        // Children say their own sizes: a lie must not overflow ours.
+        self.children
             .values()
             .filter(|c| c.deadline.is_none())
-            .map(|c| c.subtree)
-            .sum::<u32>()
+            .fold(1u32, |n, c| n.saturating_add(c.subtree))
     }
 
     /// Whether we are in the tree: the root, or linked to a parent.
@@ -589,9 +588,10 @@ impl TreeNode {
             self.unlink(peer);
             if child.deadline.is_none() {
                 self.outputs.push_back(TreeOutput::ChildClose(peer.clone()));
-                self.report_subtree();
                 self.state();
             }
+            // Even a candidate's: our parent counted it as handed to us until we say.
+            self.report_subtree();
             self.retry_waiting();
         }
     }
@@ -698,9 +698,11 @@ impl TreeNode {
         } else if self.children.contains_key(peer) {
             self.drop_child(peer);
         } else if self.pending_parent.as_ref().is_some_and(|(p, _)| p == peer) {
+            // It did not link (it refused us, or died on the way): ask again after a while,
+            // not at once, or a refused node would bounce through the tree without rest.
             self.pending_parent = None;
             self.unlink(peer);
-            self.request(Addressee::Root);
+            self.rejoin_deadline = Some(self.now + self.config.retry_after);
         }
     }
 
@@ -979,6 +981,8 @@ impl TreeNode {
         for peer in expired {
             self.children.remove(&peer);
             self.unlink(&peer);
+            // Our parent counted it as handed to us until we say.
+            self.report_subtree();
             self.retry_waiting();
         }
         if let Some((peer, deadline)) = self.pending_parent.clone()

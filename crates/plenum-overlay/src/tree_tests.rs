@@ -211,6 +211,69 @@ fn an_orphan_names_its_lost_parent_and_asks_the_root_again_when_unanswered() {
     }));
 }
 
+/// A parent-to-be that does not link (it refused our credentials, or died on the way) is
+/// asked of the root again after `retry_after`, not at once: a refused node would bounce
+/// through the tree without rest. The node that took us as a candidate tells its parent
+/// its subtree again when it drops us, so a join counted as handed to it is counted no
+/// longer.
+#[test]
+fn a_parent_that_never_links_is_asked_again_after_a_while_and_a_dropped_candidate_is_told() {
+    let t0 = Instant::now();
+    let mut node = TreeNode::join(id("n"), config(2), t0, 1);
+    drain(&mut node);
+    node.handle_msg(id("p"), TreeMsg::Accept { depth: 2 }, t0);
+    drain(&mut node);
+    node.handle_input(Input::LinkDown {
+        peer: id("p"),
+        now: t0,
+    });
+    let asks = |out: &[TreeOutput]| {
+        out.iter().any(|o| {
+            matches!(
+                o,
+                TreeOutput::Signal {
+                    to: Addressee::Root,
+                    msg: TreeMsg::Join { .. }
+                }
+            )
+        })
+    };
+    assert!(!asks(&drain(&mut node)), "asked again at once");
+    node.handle_input(Input::Tick {
+        now: t0 + Duration::from_secs(6),
+    });
+    assert!(asks(&drain(&mut node)), "not asked again");
+
+    // The other side: a node under a parent takes a candidate that never links.
+    let mut mid = TreeNode::join(id("m"), config(2), t0, 2);
+    mid.handle_msg(id("q"), TreeMsg::Accept { depth: 1 }, t0);
+    mid.handle_input(Input::LinkUp {
+        peer: id("q"),
+        now: t0,
+    });
+    mid.handle_msg(
+        id("q"),
+        TreeMsg::Join {
+            requester: id("c"),
+            subtree: 1,
+            lost: None,
+        },
+        t0,
+    );
+    drain(&mut mid);
+    mid.handle_input(Input::PeerGone {
+        peer: id("c"),
+        now: t0,
+    });
+    assert!(
+        drain(&mut mid).contains(&TreeOutput::Send {
+            peer: id("q"),
+            msg: TreeMsg::Subtree { size: 1 }
+        }),
+        "the parent is not told"
+    );
+}
+
 #[test]
 fn a_second_offer_is_declined_and_a_stray_broadcast_ignored() {
     let t0 = Instant::now();

@@ -162,6 +162,14 @@ impl Admission {
         self.refused.contains(peer)
     }
 
+    /// Checks `peer` afresh on its next description, as if it had never been refused (a
+    /// tree asks for the link anew: the peer asked again, perhaps with other credentials).
+    /// What it proved is kept, and so is the replay guard.
+    pub(crate) fn lift_refusal(&mut self, peer: &PeerId) {
+        self.refused.remove(peer);
+        self.passed.remove(peer);
+    }
+
     /// The identity key `peer` proved, if it did.
     pub(crate) fn key(&self, peer: &PeerId) -> Option<&PublicKey> {
         self.keys.get(peer)

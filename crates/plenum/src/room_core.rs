@@ -500,12 +500,13 @@ impl RoomCore {
         id
     }
 
-    /// Whether we link to `peer` at all (a viewer links to publishers only, nobody links
-    /// to a peer refused).
+    /// Whether we link to `peer` at all (a viewer links to publishers only, except where a
+    /// tree or relay network decides the links; nobody links to a peer refused).
     pub(crate) fn links_with(&self, peer: &PeerId) -> bool {
-        // In a tree the links are the tree's: a viewer passes a presentation on to viewers.
-        let tree = matches!(self.overlay, Overlay::Tree(_));
-        (tree || self.role.links_with(self.role(peer))) && !self.is_refused(peer)
+        // In a tree or relay network the links are the overlay's: a viewer passes a
+        // presentation on to viewers.
+        let overlay = matches!(self.overlay, Overlay::Tree(_) | Overlay::Relay(_));
+        (overlay || self.role.links_with(self.role(peer))) && !self.is_refused(peer)
     }
 
     /// `peer` is named now: what it sent before goes on.

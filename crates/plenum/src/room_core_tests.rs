@@ -941,16 +941,31 @@ mod gate {
             offer(&bad, &me, 1, Some("guess")),
             false,
         );
-        // Told, and the link we began for it closed.
+        // Told, and the link we began for it closed (our parent hears our subtree again:
+        // it counted the join it handed us).
         let out = drain(&mut core);
         assert!(
             matches!(&out[..], [
                 Output::Server(ClientToServer::Signal { to, payload: SignalPayload::Refused { .. }, .. }),
                 Output::Close { peer },
-            ] if *to == bad.peer_id() && *peer == bad.peer_id()),
+                Output::Write { peer: up, .. },
+            ] if *to == bad.peer_id() && *peer == bad.peer_id() && *up == parent.peer_id()),
             "{out:?}"
         );
         assert!(core.is_refused(&bad.peer_id()));
+        // It asks again, with the code now: the tree hands us its join, and this attempt is
+        // checked afresh.
+        let join = TreeMsg::Join {
+            requester: bad.peer_id(),
+            subtree: 1,
+            lost: None,
+        };
+        tree(&mut core, join);
+        drain(&mut core);
+        assert!(!core.is_refused(&bad.peer_id()));
+        let with_code = offer(&bad, &me, 2, Some("code"));
+        gate(&mut core, &bad.peer_id(), with_code.clone(), false);
+        assert_eq!(negotiated(drain(&mut core)), said(&[with_code]));
     }
 
     #[test]

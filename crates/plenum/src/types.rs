@@ -153,7 +153,8 @@ pub struct PeerInfo {
     pub path: Option<LinkPath>,
     /// The safety code of our two keys (compare it aloud), once the peer has proven its key.
     pub safety_code: Option<String>,
-    /// What it does in the room: two viewers never link ([`Role::links_with`]).
+    /// What it does in the room: two viewers never link ([`Role::links_with`]), except
+    /// where a tree or relay network decides the links.
     ///
     /// [`Role::links_with`]: plenum_proto::signal::Role::links_with
     pub role: plenum_proto::signal::Role,

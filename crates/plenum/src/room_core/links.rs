@@ -410,6 +410,7 @@ impl RoomCore {
         if self.sparse && reason == DropReason::Left {
             // No longer in our plan or tree: another peer of the room, not one of ours.
             self.roster.remove(peer);
+            self.roles.remove(peer);
             self.pending.remove(peer);
         }
         if self.server_gone.remove(peer) {

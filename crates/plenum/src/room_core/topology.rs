@@ -132,6 +132,16 @@ impl RoomCore {
     /// do not say names), we offer if it is ours to, and negotiation it sent before we
     /// knew it is taken up.
     fn overlay_link(&mut self, peer: PeerId, initiate: bool) {
+        if matches!(self.overlay, Overlay::Tree(_)) && self.is_refused(&peer) {
+            // The tree asks for this link anew: the peer asked to join again (perhaps with
+            // the right code now), or took us after refusing us once. This attempt is
+            // checked afresh; a refusal was for the one that failed.
+            tracing::info!(
+                peer = peer.short(),
+                "a refused peer asks again; checked afresh"
+            );
+            self.admission.lift_refusal(&peer);
+        }
         if !self.roster.contains_key(&peer) {
             let (name, role) = match self.heard_names.remove(&peer) {
                 Some((name, role)) => (Some(name), role),
