@@ -188,15 +188,27 @@ impl Session {
         // (asked for here; a room that exists says so when the view learns it).
         let mut overlay = matches!(req.shape, RoomShape::Tree | RoomShape::Relay) || root;
         let (room, events) = match Room::join(first).await {
-            // A presenter who finds the room there already and not its own tree (a call
-            // going on, another's presentation) presents in it as it is, claiming nothing.
+            // A presenter who finds a call going on there presents in it as it is (a mesh,
+            // or cells), claiming nothing.
             Err(plenum::JoinError::Refused {
-                code: code @ (ErrorCode::BadTopology | ErrorCode::BadRootSecret),
+                code: ErrorCode::BadTopology,
                 ..
             }) if presentation && root => {
-                info!(room = %room_name.as_str(), "the room is not our tree; joining it as it is");
-                overlay = code == ErrorCode::BadRootSecret;
+                info!(room = %room_name.as_str(), "the room is a call; presenting in it as it is");
+                overlay = false;
                 Room::join(config(false)?).await
+            }
+            // Another's presentation: its tree has one presenter, whose viewers see them
+            // alone. Said plainly, rather than joining it as a viewer who thinks it presents.
+            Err(plenum::JoinError::Refused {
+                code: ErrorCode::BadRootSecret,
+                ..
+            }) if presentation && root => {
+                let text = format!(
+                    "someone else presents in {} already: join it to watch (a raised hand can be invited to speak)",
+                    room_name.as_str()
+                );
+                return Err(CommandError::new(ErrorKind::Refused, text));
             }
             joined => joined,
         }

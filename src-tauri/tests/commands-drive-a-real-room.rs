@@ -485,8 +485,9 @@ async fn a_presenter_with_an_access_code_admits_viewers_who_give_it_and_sees_the
 
 /// Presenting in a room that grows asks for a presentation's tree with the presenter its
 /// root. A room that is there already keeps its own kind: a presenter who finds a call going
-/// on (a mesh, where a root claim is refused) presents in it as it is, and a second
-/// presenter of a tree (whose secret is not theirs) joins it as one of its peers.
+/// on (a mesh, where a root claim is refused) presents in it as it is; a second presenter of
+/// a tree (whose secret is not theirs) is told plainly that someone presents there, and
+/// watches it when it joins as a viewer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_presenter_finding_a_room_there_already_joins_it_as_it_is() {
     let server = server().await;
@@ -516,7 +517,21 @@ async fn a_presenter_finding_a_room_there_already_joins_it_as_it_is() {
     })
     .await;
     let mut sam = peer("co-presenter", Args::default());
-    sam.app.join(presenting("keynote", "Sam")).await.unwrap();
+    let refused = sam
+        .app
+        .join(presenting("keynote", "Sam"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Refused, "{refused:?}");
+    assert!(
+        refused.message.contains("someone else presents in keynote"),
+        "{refused:?}"
+    );
+    let watching = JoinRequest {
+        role: Role::Viewer,
+        ..presenting("keynote", "Sam")
+    };
+    sam.app.join(watching).await.unwrap();
     sam.expect("a place under the root", |e| {
         matches!(
             e,
