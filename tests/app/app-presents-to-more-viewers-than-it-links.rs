@@ -7,8 +7,14 @@
 //! may watch); it leaves, comes back with the code and is let in, and the app counts ten.
 //! The ninth viewer's raised hand reaches the app, whose "Invite to speak" puts it on
 //! stage: a viewer with no link to it hears its voice. Browsers cannot join such a room,
-//! and the invite says so instead of offering a browser link. Screenshot: docs/screenshots/presenting-to-a-large-audience.png
-//! when PLENUM_ARTIFACTS names that directory.
+//! and the invite says so instead of offering a browser link.
+//!
+//! Then the other side: the app watches a headless presenter's tree with its access code,
+//! placed under a viewer. It shows the presenter first and large with its pictures, lists
+//! no audience (it links only the viewer above it), and its top bar says it watches.
+//!
+//! Screenshots (when PLENUM_ARTIFACTS names docs/screenshots):
+//! presenting-to-a-large-audience.png, watching-a-presentation-tree.png.
 
 use plenum_e2e::app as support;
 
@@ -66,7 +72,13 @@ fn screen_pictures(proc: &mut Proc, peer: &str) -> u64 {
         .sum()
 }
 
+/// One after the other: two apps, Xvfbs and WebDriver servers at once strain 2 cores.
 #[test]
+fn the_app_presents_to_more_viewers_than_it_links_then_watches_such_a_tree() {
+    the_app_presents_to_more_viewers_than_it_links();
+    the_app_watches_a_presentation_tree_under_a_viewer();
+}
+
 fn the_app_presents_to_more_viewers_than_it_links() {
     let server = cli::serve(&[]);
     let xvfb = Xvfb::start();
@@ -227,5 +239,86 @@ fn the_app_presents_to_more_viewers_than_it_links() {
         let _ = std::fs::remove_file(wav(i));
     }
     let _ = std::fs::remove_file(&key);
+    let _ = std::fs::remove_dir_all(config);
+}
+
+fn the_app_watches_a_presentation_tree_under_a_viewer() {
+    let server = cli::serve(&[]);
+    let room = "town-hall";
+    let xvfb = Xvfb::start();
+    // A presentation's tree whose presenter takes one viewer: the app comes under it.
+    let rita = cli::join(
+        &server.url,
+        room,
+        "Rita",
+        &[
+            "--topology",
+            "tree",
+            "--max-degree",
+            "3",
+            "--root-degree",
+            "1",
+            "--root",
+            "--secret",
+            "s",
+            "--role",
+            "publisher",
+            "--accept-credentials",
+            CODE,
+            "--video",
+            "testsrc:320x180@15",
+        ],
+    );
+    let mut cy = cli::join(
+        &server.url,
+        room,
+        "Cy",
+        &["--role", "viewer", "--credentials", CODE],
+    );
+    let (depth, _) = placed(&mut cy.proc, "Cy");
+    assert_eq!(depth, 1, "Cy under the presenter");
+    let args: Vec<String> = [
+        "--server",
+        server.url.as_str(),
+        "--room",
+        room,
+        "--name",
+        "Ada",
+        "--role",
+        "viewer",
+        "--access-code",
+        "k3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (_driver, app, config) = start_app(&xvfb, support::app_bin(), &args, "tree-watcher");
+    // The presenter first and large, named as the tree said, its pictures on it.
+    let tile = format!(".tile[data-peer='{}']", rita.id);
+    wait_for(LONG, "the presenter's tile first", || {
+        let first = app.execute(
+            "return document.querySelector('#tiles').firstElementChild?.dataset.peer ?? null",
+            json!([]),
+        );
+        let name = text_of(&app, &format!("{tile} .tile-name"))?;
+        (first == json!(rita.id) && name == "Rita").then_some(())
+    });
+    wait_for(cli::MEDIA_WAIT, "the presenter's pictures", || {
+        let frames = app.attribute(&app.find(&tile)?, "data-frames")?;
+        (frames.parse::<u32>().ok()? >= 10).then_some(())
+    });
+    wait_for(LONG, "the top bar watching", || {
+        text_of(&app, "#participant-count").filter(|t| t == "Watching")
+    });
+    let audience = app.find("#audience").expect("the audience list");
+    assert_eq!(
+        app.property(&audience, "hidden"),
+        json!(true),
+        "an audience list for a viewer in a tree"
+    );
+    let hand = app.find("#hand-button").expect("a hand button");
+    assert_eq!(app.property(&hand, "hidden"), json!(false));
+    painted(&app);
+    xvfb.screenshot(&artifacts_dir().join("watching-a-presentation-tree.png"));
     let _ = std::fs::remove_dir_all(config);
 }
