@@ -84,16 +84,16 @@ fn the_app_presents_to_more_viewers_than_it_links() {
     let xvfb = Xvfb::start();
     let (_driver, app, config) = start_app(&xvfb, support::app_bin(), &[], "grown-present");
     wait_for(LONG, "the join screen", || app.find("#join-name"));
-    app.type_text(&app.find("#join-name").unwrap(), "Pia");
-    app.type_text(&app.find("#join-room").unwrap(), "all-hands");
-    let field = app.find("#join-server").unwrap();
+    app.type_text(&app.find("#join-name").expect("#join-name"), "Pia");
+    app.type_text(&app.find("#join-room").expect("#join-room"), "all-hands");
+    let field = app.find("#join-server").expect("#join-server");
     app.clear(&field);
     app.type_text(&field, &server.url);
     app.execute(
         "const s = document.querySelector('#join-role'); s.value = 'publisher'; s.dispatchEvent(new Event('change'));",
         json!([]),
     );
-    app.type_text(&app.find("#join-code").unwrap(), "k3");
+    app.type_text(&app.find("#join-code").expect("#join-code"), "k3");
     // The room that grows, as the join screen opens: for a presentation, passed on.
     let shape = app.execute(
         "const s = document.querySelector('#join-shape'); return [s.value, s.selectedOptions[0].textContent];",
@@ -104,7 +104,7 @@ fn the_app_presents_to_more_viewers_than_it_links() {
         shape[1].as_str().is_some_and(|t| t.contains("passed on")),
         "{shape}"
     );
-    app.click(&app.find("#join-button").unwrap());
+    app.click(&app.find("#join-button").expect("#join-button"));
     wait_for(LONG, "the presenting pill", || app.find("#presenting-pill"));
     let invite = support::value_of(&app, "#invite-link", "the invite link");
     assert!(
@@ -122,7 +122,7 @@ fn the_app_presents_to_more_viewers_than_it_links() {
     );
 
     // The app shares its screen (the Xvfb display).
-    app.click(&app.find("#share-button").unwrap());
+    app.click(&app.find("#share-button").expect("#share-button"));
     let start = wait_for(LONG, "the share picker", || {
         app.find("#share-start")
             .filter(|e| app.property(e, "disabled") == json!(false))
