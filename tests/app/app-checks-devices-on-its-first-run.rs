@@ -119,8 +119,9 @@ fn app_checks_devices_on_its_first_run() {
 
     // Continue: the name is kept and the join screen follows, filled in.
     app.type_text(&name, "Nova");
-    app.click(&app.find("#check-done").expect("continue"));
-    let join_name = wait_for(LONG, "the join screen", || app.find("#join-name"));
+    let join_name = support::click_until(&app, "#check-done", LONG, "the join screen", || {
+        app.find("#join-name")
+    });
     assert_eq!(app.property(&join_name, "value"), json!("Nova"));
     let prefs: Value = serde_json::from_slice(
         &std::fs::read(config.join("app.plenum.desktop/prefs.json")).expect("prefs written"),
