@@ -131,6 +131,49 @@ fn access_code(code: Option<&str>) -> Option<serde_json::Value> {
         .map(|c| serde_json::json!({ "code": c }))
 }
 
+/// A presenter's code: what everyone who links to us must present.
+fn presenters_code(req: &JoinRequest) -> Option<serde_json::Value> {
+    access_code(req.viewer_code.as_deref()).filter(|_| req.role == Role::Publisher)
+}
+
+/// A presentation in a room that grows: viewers beyond the presenter's own pass it on.
+fn grows_as_a_presentation(req: &JoinRequest) -> bool {
+    req.role != Role::Both && req.shape == RoomShape::Cells
+}
+
+/// The room `req` asks for, claiming a tree's root (with a secret only `identity` can
+/// make) when `claim` says so.
+fn room_config(
+    req: &JoinRequest,
+    identity: &plenum::Identity,
+    claim: bool,
+) -> Result<RoomConfig, CommandError> {
+    use plenum_proto::overlay::TopologySpec;
+    RoomConfig::builder(req.room.trim(), req.name.trim())
+        .server(req.server.trim())
+        .identity(identity.clone())
+        .password(req.password.clone().filter(|p| !p.is_empty()))
+        // A late cursor position is worth nothing: dropped while the view lags.
+        .lossy_channel(CURSOR)
+        .topology(match req.shape {
+            RoomShape::Mesh => TopologySpec::Mesh,
+            RoomShape::Cells if grows_as_a_presentation(req) => {
+                TopologySpec::presentation(PRESENTER_VIEWERS, VIEWER_PASSES_ON)
+            }
+            RoomShape::Cells => TopologySpec::cells(None),
+            RoomShape::Tree => TopologySpec::tree(10),
+            RoomShape::Relay => TopologySpec::relay(20),
+        })
+        .root_secret(
+            claim.then(|| identity.sign(format!("tree root of {}", req.room.trim()).as_bytes())),
+        )
+        .role(req.role.into())
+        .credentials(access_code(req.access_code.as_deref()))
+        .verify(presenters_code(req).map(plenum::Verify::exactly))
+        .build()
+        .map_err(CommandError::bad_input)
+}
+
 impl Session {
     /// Joins a room; `hosting` is true when the server runs inside this app (its invite then
     /// names `public_server`, the address others reach it at).
@@ -142,46 +185,13 @@ impl Session {
         tiles: VideoTiles,
         (identity, verified): (&plenum::Identity, Verified),
     ) -> Result<Self, CommandError> {
-        let bad = CommandError::bad_input;
-        // A presenter's code: what everyone who links to us must present.
-        let viewer_code =
-            access_code(req.viewer_code.as_deref()).filter(|_| req.role == Role::Publisher);
-        let asks_code = viewer_code.is_some();
-        // A presentation in a room that grows: viewers beyond the presenter's own pass it on.
-        let presentation = req.role != Role::Both && req.shape == RoomShape::Cells;
+        let asks_code = presenters_code(req).is_some();
+        let presentation = grows_as_a_presentation(req);
         // The root of a tree: the host of a tree room, or the presenter of a presentation,
         // with a secret only it can make.
         let root = (req.shape == RoomShape::Tree && public_server.is_some())
             || (presentation && req.role == Role::Publisher);
-        let config =
-            |claim: bool| {
-                RoomConfig::builder(req.room.trim(), req.name.trim())
-                    .server(req.server.trim())
-                    .identity(identity.clone())
-                    .password(req.password.clone().filter(|p| !p.is_empty()))
-                    // A late cursor position is worth nothing: dropped while the view lags.
-                    .lossy_channel(CURSOR)
-                    .topology(match req.shape {
-                        RoomShape::Mesh => plenum_proto::overlay::TopologySpec::Mesh,
-                        RoomShape::Cells if presentation => {
-                            plenum_proto::overlay::TopologySpec::presentation(
-                                PRESENTER_VIEWERS,
-                                VIEWER_PASSES_ON,
-                            )
-                        }
-                        RoomShape::Cells => plenum_proto::overlay::TopologySpec::cells(None),
-                        RoomShape::Tree => plenum_proto::overlay::TopologySpec::tree(10),
-                        RoomShape::Relay => plenum_proto::overlay::TopologySpec::relay(20),
-                    })
-                    .root_secret(claim.then(|| {
-                        identity.sign(format!("tree root of {}", req.room.trim()).as_bytes())
-                    }))
-                    .role(req.role.into())
-                    .credentials(access_code(req.access_code.as_deref()))
-                    .verify(viewer_code.clone().map(plenum::Verify::exactly))
-                    .build()
-                    .map_err(bad)
-            };
+        let config = |claim: bool| room_config(req, identity, claim);
         let first = config(root)?;
         let room_name = first.room().clone();
         // A browser links only in a full mesh: no browser link for a tree or relay network

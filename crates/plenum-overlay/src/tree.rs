@@ -436,7 +436,8 @@ impl TreeNode {
     }
 
     fn state(&mut self) {
-        self.told_subtree = self.subtree();
+        let subtree = self.subtree();
+        self.told_subtree = subtree;
         self.outputs.push_back(TreeOutput::State {
             parent: self.parent.clone(),
             children: self.children(),
@@ -444,7 +445,7 @@ impl TreeNode {
             is_root: self.root,
             root: self.root_id(),
             root_name: self.root_name(),
-            subtree: self.subtree(),
+            subtree,
         });
     }
 
